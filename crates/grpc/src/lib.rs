@@ -1,1 +1,124 @@
-//! placeholder
+//! gRPC server plumbing shared by every service.
+//!
+//! [`serve`] runs one tonic service on a bound listener together with the
+//! standard `grpc.health.v1.Health` service (reporting SERVING) and server
+//! reflection (`grpc.reflection.v1`), behind the trace-context layer that
+//! parents each handler span to the caller's `traceparent`. Errors reach
+//! clients through [`ServiceErrorCode`]: each service's `Error` enum says
+//! which status code each variant is, in one place, and [`into_status`] turns
+//! it into a `tonic::Status`.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic::server::NamedService;
+use tonic::service::Routes;
+
+pub use tonic::Code;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot bind {addr}: {source}")]
+    Bind {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("reflection setup: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("gRPC server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Binds `addr` (port 0 picks a free port; read it from the listener).
+pub async fn bind(addr: &str) -> Result<TcpListener> {
+    TcpListener::bind(addr).await.map_err(|source| Error::Bind {
+        addr: addr.to_owned(),
+        source,
+    })
+}
+
+/// Serves `service` with health and reflection until `cancel` fires.
+pub async fn serve<S>(listener: TcpListener, service: S, cancel: CancellationToken) -> Result<()>
+where
+    S: tower::Service<
+            http::Request<tonic::body::Body>,
+            Response = http::Response<tonic::body::Body>,
+            Error = Infallible,
+        > + NamedService
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter.set_serving::<S>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(gendan_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(gendan_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+
+    let local: Option<SocketAddr> = listener.local_addr().ok();
+    tracing::info!(service = S::NAME, addr = ?local, "grpc serving");
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let mut routes = Routes::new(health_service);
+    routes = routes
+        .add_service(reflection)
+        .add_service(reflection_v1alpha)
+        .add_service(service);
+    tonic::transport::Server::builder()
+        .layer(gendan_telemetry::grpc::TraceContextLayer)
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(incoming, cancel.cancelled_owned())
+        .await?;
+    Ok(())
+}
+
+/// Which status code a domain error is. Implement it once per service error
+/// enum; that impl is the service's whole error-to-status mapping.
+pub trait ServiceErrorCode: std::fmt::Display {
+    fn code(&self) -> Code;
+}
+
+/// Turns a domain error into a status; internal errors are logged here and
+/// reach the client without internals.
+pub fn into_status<E: ServiceErrorCode>(err: E) -> tonic::Status {
+    let code = err.code();
+    if code == Code::Internal || code == Code::Unavailable {
+        tracing::error!(error = %err, "request failed");
+    }
+    tonic::Status::new(code, err.to_string())
+}
+
+/// One invalid request field: a path such as `lines[2].quantity` and what is
+/// wrong with it. Its text is the `InvalidArgument` message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {field}: {problem}")]
+pub struct FieldError {
+    pub field: String,
+    pub problem: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, problem: impl Into<String>) -> Self {
+        FieldError {
+            field: field.into(),
+            problem: problem.into(),
+        }
+    }
+}
+
+impl ServiceErrorCode for FieldError {
+    fn code(&self) -> Code {
+        Code::InvalidArgument
+    }
+}

@@ -1,0 +1,376 @@
+//! Durable pull consumers with batched, transactional, idempotent handling.
+//!
+//! Each delivery batch (whatever is ready, up to `batch_size`) is handled in
+//! one Postgres transaction: per message a savepoint, an [`inbox`] claim and
+//! the handler. Messages of one order keep their stream order; the batch is
+//! stably sorted by order id so two replicas lock saga rows in the same order.
+//! After commit every message is settled:
+//!
+//! | outcome | settlement |
+//! | --- | --- |
+//! | handled, or a duplicate | ack |
+//! | envelope undecodable, unknown schema version | dead letter, then ack |
+//! | [`HandlerError::Rejected`] | dead letter, then ack |
+//! | [`HandlerError::Retry`] | nak with backoff; dead letter once `max_attempts` deliveries failed |
+//!
+//! [`inbox`]: crate::inbox
+
+use std::future::Future;
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull};
+use async_nats::jetstream::{AckKind, Message};
+use futures::StreamExt;
+use gendan_proto::v1::Envelope;
+use prost::Message as _;
+use sqlx::{Acquire, PgConnection, PgPool};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::bus::Bus;
+use crate::envelope::{Incoming, check_envelope};
+use crate::{Error, Result, inbox, subjects};
+
+/// What a handler says about a message it could not handle.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum HandlerError {
+    /// The message can never be handled (bad payload, unknown command, a
+    /// reference to nothing): dead-letter it now.
+    #[error("rejected: {0}")]
+    Rejected(String),
+    /// Something temporary went wrong (database, a race): redeliver later.
+    #[error("retry: {0}")]
+    Retry(String),
+}
+
+impl From<sqlx::Error> for HandlerError {
+    fn from(err: sqlx::Error) -> Self {
+        HandlerError::Retry(format!("database: {err}"))
+    }
+}
+
+/// Applies one message's effect on `conn` (a savepoint of the batch
+/// transaction). Writing follow-up messages to the outbox on the same
+/// connection makes effect and announcement atomic.
+pub trait Handler: Send + Sync + 'static {
+    fn handle(
+        &self,
+        conn: &mut PgConnection,
+        message: &Incoming,
+    ) -> impl Future<Output = std::result::Result<(), HandlerError>> + Send;
+}
+
+#[derive(Debug, Clone)]
+pub struct ConsumerSettings {
+    /// Stream to read (`streams::EVENTS`, ...).
+    pub stream: String,
+    /// Durable consumer name, shared by every replica of the service; also
+    /// the inbox key and the dead-letter subject suffix.
+    pub durable: String,
+    /// One filter subject (NATS 2.9 honours only one per consumer).
+    pub filter_subject: String,
+    pub batch_size: usize,
+    /// Deliveries before a failing message is dead-lettered.
+    pub max_attempts: u32,
+    /// Redelivery delays, by attempt; the last repeats.
+    pub backoff: Vec<Duration>,
+    /// How long the server waits for an ack before redelivering.
+    pub ack_wait: Duration,
+}
+
+impl ConsumerSettings {
+    pub fn new(stream: &str, durable: &str, filter_subject: &str) -> Self {
+        ConsumerSettings {
+            stream: stream.to_owned(),
+            durable: durable.to_owned(),
+            filter_subject: filter_subject.to_owned(),
+            batch_size: 200,
+            max_attempts: 5,
+            backoff: vec![
+                Duration::from_millis(200),
+                Duration::from_secs(1),
+                Duration::from_secs(5),
+                Duration::from_secs(30),
+            ],
+            ack_wait: Duration::from_secs(30),
+        }
+    }
+
+    fn delay_after(&self, delivered: u64) -> Duration {
+        let index = (delivered.max(1) - 1) as usize;
+        self.backoff
+            .get(index)
+            .or(self.backoff.last())
+            .copied()
+            .unwrap_or(Duration::from_secs(1))
+    }
+}
+
+/// A consumer loop: pull, handle, settle.
+pub struct Consumer<H> {
+    bus: Bus,
+    pool: PgPool,
+    settings: ConsumerSettings,
+    handler: H,
+}
+
+enum Outcome {
+    Done,
+    DeadLetter(String),
+    Retry(String),
+}
+
+impl<H: Handler> Consumer<H> {
+    pub fn new(bus: Bus, pool: PgPool, settings: ConsumerSettings, handler: H) -> Self {
+        Consumer {
+            bus,
+            pool,
+            settings,
+            handler,
+        }
+    }
+
+    /// Creates the durable consumer if needed (idempotent).
+    pub async fn ensure(&self) -> Result<PullConsumer> {
+        let settings = &self.settings;
+        let stream = self
+            .bus
+            .jetstream()
+            .get_stream(&settings.stream)
+            .await
+            .map_err(|err| Error::jetstream(format!("get stream {}", settings.stream), err))?;
+        stream
+            .get_or_create_consumer(
+                &settings.durable,
+                pull::Config {
+                    durable_name: Some(settings.durable.clone()),
+                    filter_subject: settings.filter_subject.clone(),
+                    ack_policy: AckPolicy::Explicit,
+                    deliver_policy: DeliverPolicy::All,
+                    ack_wait: settings.ack_wait,
+                    // We dead-letter at max_attempts ourselves; the server limit
+                    // is a backstop above it so nothing is silently dropped.
+                    max_deliver: i64::from(settings.max_attempts) + 3,
+                    max_ack_pending: 20_000,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|err| Error::jetstream(format!("create consumer {}", settings.durable), err))
+    }
+
+    /// Runs until `cancel` fires. Transient stream errors (server restart,
+    /// missed heartbeats) re-open the message stream after a pause.
+    pub async fn run(self, cancel: CancellationToken) -> Result<()> {
+        let consumer = self.ensure().await?;
+        tracing::debug!(durable = %self.settings.durable, "consumer started");
+        while !cancel.is_cancelled() {
+            let messages = consumer
+                .stream()
+                .max_messages_per_batch(self.settings.batch_size)
+                .heartbeat(Duration::from_secs(5))
+                .expires(Duration::from_secs(30))
+                .messages()
+                .await;
+            let messages = match messages {
+                Ok(messages) => messages,
+                Err(err) => {
+                    tracing::warn!(durable = %self.settings.durable, error = %err, "cannot open message stream");
+                    pause(&cancel, Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            // Whatever is ready forms one batch: full batches under load,
+            // single messages (low latency) when idle.
+            let mut batches = messages.ready_chunks(self.settings.batch_size);
+            loop {
+                let batch = tokio::select! {
+                    _ = cancel.cancelled() => return Ok(()),
+                    batch = batches.next() => batch,
+                };
+                let Some(batch) = batch else { break };
+                let mut ready = Vec::with_capacity(batch.len());
+                let mut broken = false;
+                for item in batch {
+                    match item {
+                        Ok(message) => ready.push(message),
+                        Err(err) => {
+                            tracing::warn!(durable = %self.settings.durable, error = %err, "message stream error");
+                            broken = true;
+                        }
+                    }
+                }
+                self.handle_batch(ready).await;
+                if broken {
+                    pause(&cancel, Duration::from_millis(500)).await;
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_batch(&self, messages: Vec<Message>) {
+        if messages.is_empty() {
+            return;
+        }
+        let mut settled: Vec<(Message, Outcome)> = Vec::with_capacity(messages.len());
+        let mut decoded: Vec<(Message, Incoming)> = Vec::with_capacity(messages.len());
+        for message in messages {
+            match decode(&message) {
+                Ok(incoming) => decoded.push((message, incoming)),
+                Err(reason) => settled.push((message, Outcome::DeadLetter(reason))),
+            }
+        }
+        decoded.sort_by(|a, b| a.1.envelope.order_id.cmp(&b.1.envelope.order_id));
+
+        match self.apply(&decoded).await {
+            Ok(outcomes) => {
+                settled.extend(decoded.into_iter().map(|(m, _)| m).zip(outcomes));
+            }
+            Err(err) => {
+                tracing::warn!(durable = %self.settings.durable, error = %err, "batch transaction failed, redelivering");
+                let reason = format!("batch transaction failed: {err}");
+                settled.extend(
+                    decoded
+                        .into_iter()
+                        .map(|(m, _)| (m, Outcome::Retry(reason.clone()))),
+                );
+            }
+        }
+        for (message, outcome) in settled {
+            self.settle(message, outcome).await;
+        }
+    }
+
+    /// Runs the handler for each message in one transaction; the outcome per
+    /// message, or an error that voids the whole batch.
+    async fn apply(&self, batch: &[(Message, Incoming)]) -> std::result::Result<Vec<Outcome>, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for (_, incoming) in batch {
+            let span = tracing::info_span!(
+                "message.handle",
+                otel.name = %format!("handle {}", incoming.envelope.r#type),
+                consumer = %self.settings.durable,
+                order_id = %incoming.envelope.order_id,
+                event_id = %incoming.envelope.event_id,
+            );
+            if let Some(traceparent) = &incoming.traceparent {
+                gendan_telemetry::set_parent_from_traceparent(&span, traceparent);
+            }
+            let mut savepoint = tx.begin().await?;
+            let fresh =
+                inbox::claim(&mut savepoint, &self.settings.durable, &incoming.envelope.event_id)
+                    .await?;
+            if !fresh {
+                savepoint.rollback().await?;
+                outcomes.push(Outcome::Done);
+                continue;
+            }
+            let result = self
+                .handler
+                .handle(savepoint.acquire().await?, incoming)
+                .instrument(span.clone())
+                .await;
+            match result {
+                Ok(()) => {
+                    savepoint.commit().await?;
+                    outcomes.push(Outcome::Done);
+                }
+                Err(err) => {
+                    savepoint.rollback().await?;
+                    span.in_scope(|| tracing::warn!(error = %err, "message not handled"));
+                    outcomes.push(match err {
+                        HandlerError::Rejected(reason) => Outcome::DeadLetter(reason),
+                        HandlerError::Retry(reason) => Outcome::Retry(reason),
+                    });
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+
+    async fn settle(&self, message: Message, outcome: Outcome) {
+        let delivered = message.info().map(|info| info.delivered as u64).unwrap_or(1);
+        let result = match outcome {
+            Outcome::Done => message.ack().await,
+            Outcome::Retry(reason) if delivered >= u64::from(self.settings.max_attempts) => {
+                let reason = format!("gave up after {delivered} deliveries: {reason}");
+                self.dead_letter(message, &reason).await
+            }
+            Outcome::Retry(_) => {
+                let delay = self.settings.delay_after(delivered);
+                message.ack_with(AckKind::Nak(Some(delay))).await
+            }
+            Outcome::DeadLetter(reason) => self.dead_letter(message, &reason).await,
+        };
+        if let Err(err) = result {
+            // The server will redeliver after ack_wait; the inbox makes that
+            // harmless.
+            tracing::warn!(durable = %self.settings.durable, error = %err, "cannot settle message");
+        }
+    }
+
+    /// Publishes the original bytes to `gendan.dlq.<durable>` with the reason,
+    /// then terminates the original. If the dead-letter publish fails the
+    /// original is left unacked and comes back.
+    async fn dead_letter(
+        &self,
+        message: Message,
+        reason: &str,
+    ) -> std::result::Result<(), async_nats::Error> {
+        let info = message.info().ok();
+        let stream_sequence = info.as_ref().map(|i| i.stream_sequence).unwrap_or_default();
+        let delivered = info.as_ref().map(|i| i.delivered).unwrap_or_default();
+        tracing::warn!(durable = %self.settings.durable, subject = %message.subject, %reason, "dead-lettering message");
+
+        let mut headers = message.headers.clone().unwrap_or_default();
+        headers.insert("Gendan-Dlq-Reason", one_line(reason).as_str());
+        headers.insert("Gendan-Dlq-Subject", message.subject.as_str());
+        headers.insert("Gendan-Dlq-Consumer", self.settings.durable.as_str());
+        headers.insert("Gendan-Dlq-Stream-Sequence", stream_sequence.to_string().as_str());
+        headers.insert("Gendan-Dlq-Delivered", delivered.to_string().as_str());
+        let message_id = format!("dlq:{}:{}", self.settings.durable, stream_sequence);
+        headers.insert("Nats-Msg-Id", message_id.as_str());
+        let subject = subjects::dead_letter(&self.settings.durable);
+        self.bus
+            .jetstream()
+            .publish_with_headers(subject, headers, message.payload.clone())
+            .await?
+            .await?;
+        message.ack_with(AckKind::Term).await
+    }
+}
+
+fn decode(message: &Message) -> std::result::Result<Incoming, String> {
+    let envelope = Envelope::decode(message.payload.as_ref())
+        .map_err(|err| format!("undecodable envelope: {err}"))?;
+    check_envelope(&envelope)?;
+    let info = message.info().ok();
+    Ok(Incoming {
+        subject: message.subject.to_string(),
+        traceparent: header(message.headers.as_ref(), "traceparent"),
+        delivered: info.as_ref().map(|i| i.delivered as u64).unwrap_or(1),
+        stream_sequence: info.as_ref().map(|i| i.stream_sequence).unwrap_or_default(),
+        envelope,
+    })
+}
+
+fn header(headers: Option<&HeaderMap>, name: &str) -> Option<String> {
+    headers?.get(name).map(|value| value.as_str().to_owned())
+}
+
+/// Header values cannot carry line breaks.
+fn one_line(text: &str) -> String {
+    text.replace(['\r', '\n'], " ")
+}
+
+async fn pause(cancel: &CancellationToken, duration: Duration) {
+    tokio::select! {
+        _ = cancel.cancelled() => {}
+        _ = tokio::time::sleep(duration) => {}
+    }
+}

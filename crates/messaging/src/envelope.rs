@@ -1,0 +1,191 @@
+//! Building envelopes for outgoing messages and reading incoming ones.
+//!
+//! An [`Outgoing`] is the subject, the [`Envelope`] and the trace context of
+//! the span that produced it. An [`Incoming`] is a decoded envelope plus the
+//! delivery facts a handler may need (subject, redelivery count, trace).
+
+use chrono::{DateTime, Utc};
+use gendan_proto::v1::Envelope;
+use gendan_proto::{TypeName, timestamp_from, timestamp_to};
+use prost::Message;
+use uuid::Uuid;
+
+use crate::consumer::HandlerError;
+use crate::subjects;
+
+/// Payload schema version this build writes and reads.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// What caused a message: the message it answers (if any) and the workflow it
+/// belongs to.
+#[derive(Debug, Clone, Default)]
+pub struct Cause {
+    pub causation_id: String,
+    pub correlation_id: String,
+}
+
+impl Cause {
+    /// A first cause (a gRPC request, an operator action): correlation is the
+    /// given id (the order id for an order's workflow).
+    pub fn root(correlation_id: impl Into<String>) -> Self {
+        Cause {
+            causation_id: String::new(),
+            correlation_id: correlation_id.into(),
+        }
+    }
+
+    /// Caused by `incoming`, in the same workflow.
+    pub fn from_incoming(incoming: &Incoming) -> Self {
+        let correlation = if incoming.envelope.correlation_id.is_empty() {
+            incoming.envelope.order_id.clone()
+        } else {
+            incoming.envelope.correlation_id.clone()
+        };
+        Cause {
+            causation_id: incoming.envelope.event_id.clone(),
+            correlation_id: correlation,
+        }
+    }
+}
+
+/// A message ready for the outbox or a direct publish.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub subject: String,
+    pub envelope: Envelope,
+    pub traceparent: Option<String>,
+}
+
+impl Outgoing {
+    /// A domain event `gendan.evt.<service>.<event>`.
+    pub fn event<M: Message + TypeName>(
+        service: &str,
+        order_id: &str,
+        payload: &M,
+        cause: &Cause,
+    ) -> Self {
+        let subject = subjects::event(service, &subjects::token_for_type(M::TYPE_NAME));
+        Self::new(subject, service, order_id, payload, cause)
+    }
+
+    /// A command to `service`: `gendan.cmd.<service>.<command>`.
+    pub fn command<M: Message + TypeName>(
+        source: &str,
+        service: &str,
+        order_id: &str,
+        payload: &M,
+        cause: &Cause,
+    ) -> Self {
+        let subject = subjects::command(service, &subjects::token_for_type(M::TYPE_NAME));
+        Self::new(subject, source, order_id, payload, cause)
+    }
+
+    /// Any subject; the trace context is the current span's.
+    pub fn new<M: Message + TypeName>(
+        subject: String,
+        source: &str,
+        order_id: &str,
+        payload: &M,
+        cause: &Cause,
+    ) -> Self {
+        Self::at(subject, source, order_id, payload, cause, Utc::now())
+    }
+
+    /// Like [`new`](Self::new) with an explicit occurred-at time (simulated
+    /// clocks, external systems reporting the past).
+    pub fn at<M: Message + TypeName>(
+        subject: String,
+        source: &str,
+        order_id: &str,
+        payload: &M,
+        cause: &Cause,
+        occurred_at: DateTime<Utc>,
+    ) -> Self {
+        let envelope = Envelope {
+            event_id: Uuid::now_v7().to_string(),
+            r#type: M::TYPE_NAME.to_owned(),
+            order_id: order_id.to_owned(),
+            occurred_at: Some(timestamp_from(occurred_at)),
+            source: source.to_owned(),
+            causation_id: cause.causation_id.clone(),
+            correlation_id: cause.correlation_id.clone(),
+            schema_version: SCHEMA_VERSION,
+            payload: payload.encode_to_vec(),
+        };
+        Outgoing {
+            subject,
+            envelope,
+            traceparent: gendan_telemetry::current_traceparent(),
+        }
+    }
+
+    pub fn event_id(&self) -> &str {
+        &self.envelope.event_id
+    }
+}
+
+/// A received, decoded message.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    pub subject: String,
+    pub envelope: Envelope,
+    pub traceparent: Option<String>,
+    /// 1 on first delivery.
+    pub delivered: u64,
+    pub stream_sequence: u64,
+}
+
+impl Incoming {
+    pub fn type_name(&self) -> &str {
+        &self.envelope.r#type
+    }
+
+    pub fn order_id(&self) -> &str {
+        &self.envelope.order_id
+    }
+
+    pub fn is<M: TypeName>(&self) -> bool {
+        self.envelope.r#type == M::TYPE_NAME
+    }
+
+    /// When the producer says it happened (falls back to now when missing).
+    pub fn occurred_at(&self) -> DateTime<Utc> {
+        self.envelope
+            .occurred_at
+            .as_ref()
+            .and_then(timestamp_to)
+            .unwrap_or_else(Utc::now)
+    }
+
+    /// Decodes the payload as `M`; a type mismatch or bad bytes reject the
+    /// message (it goes to the dead-letter subject, it will never decode).
+    pub fn payload<M: Message + TypeName + Default>(&self) -> Result<M, HandlerError> {
+        if self.envelope.r#type != M::TYPE_NAME {
+            return Err(HandlerError::Rejected(format!(
+                "expected payload type {} but the envelope says {}",
+                M::TYPE_NAME,
+                self.envelope.r#type
+            )));
+        }
+        M::decode(self.envelope.payload.as_slice()).map_err(|err| {
+            HandlerError::Rejected(format!("undecodable {} payload: {err}", M::TYPE_NAME))
+        })
+    }
+}
+
+/// Why an envelope is refused before any handler sees it.
+pub(crate) fn check_envelope(envelope: &Envelope) -> Result<(), String> {
+    if envelope.schema_version == 0 || envelope.schema_version > SCHEMA_VERSION {
+        return Err(format!(
+            "unsupported schema version {} of {} (this build reads 1..={SCHEMA_VERSION})",
+            envelope.schema_version, envelope.r#type
+        ));
+    }
+    if envelope.event_id.is_empty() {
+        return Err("envelope has no event_id".to_owned());
+    }
+    if envelope.r#type.is_empty() {
+        return Err("envelope has no type".to_owned());
+    }
+    Ok(())
+}

@@ -1,0 +1,192 @@
+//! The transactional outbox and its relay.
+//!
+//! [`write`] inserts messages in the caller's transaction. The [`Relay`] claims
+//! unpublished rows with `FOR UPDATE SKIP LOCKED` (so relays in several
+//! replicas share the work without publishing a row twice at once), publishes
+//! them with `Nats-Msg-Id` = event id, waits for the server acks and deletes
+//! the acknowledged rows in the same transaction. A relay that dies between
+//! publish and delete leaves the rows for the next pass; the republish carries
+//! the same message id, so JetStream drops the copy within its duplicate
+//! window and consumers' inboxes drop it after.
+
+use std::time::Duration;
+
+use futures::future::join_all;
+use prost::Message as _;
+use sqlx::postgres::PgListener;
+use sqlx::{PgConnection, PgPool, QueryBuilder};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::bus::{Bus, publication};
+use crate::envelope::Outgoing;
+use crate::Result;
+
+/// Adds `messages` to the outbox inside the caller's transaction.
+pub async fn write(conn: &mut PgConnection, messages: &[Outgoing]) -> sqlx::Result<()> {
+    if messages.is_empty() {
+        return Ok(());
+    }
+    let mut insert =
+        QueryBuilder::new("INSERT INTO outbox (event_id, subject, body, traceparent) ");
+    insert.push_values(messages, |mut row, message| {
+        let event_id = Uuid::parse_str(&message.envelope.event_id).unwrap_or_else(|_| Uuid::now_v7());
+        row.push_bind(event_id)
+            .push_bind(&message.subject)
+            .push_bind(message.envelope.encode_to_vec())
+            .push_bind(&message.traceparent);
+    });
+    insert.build().execute(conn).await?;
+    Ok(())
+}
+
+/// Settings of one relay loop.
+#[derive(Debug, Clone)]
+pub struct RelaySettings {
+    /// Rows claimed and published per transaction.
+    pub batch_size: i64,
+    /// Fallback poll when no notification arrives (another writer's NOTIFY can
+    /// be missed while the listener reconnects).
+    pub poll_interval: Duration,
+}
+
+impl Default for RelaySettings {
+    fn default() -> Self {
+        RelaySettings {
+            batch_size: 500,
+            poll_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Publishes a service's outbox to JetStream.
+#[derive(Debug, Clone)]
+pub struct Relay {
+    pool: PgPool,
+    bus: Bus,
+    schema: String,
+    settings: RelaySettings,
+}
+
+#[derive(sqlx::FromRow)]
+struct OutboxRow {
+    seq: i64,
+    event_id: Uuid,
+    subject: String,
+    body: Vec<u8>,
+    traceparent: Option<String>,
+}
+
+impl Relay {
+    /// `schema` is the service schema the pool points at (it names the
+    /// notification channel).
+    pub fn new(pool: PgPool, bus: Bus, schema: &str, settings: RelaySettings) -> Self {
+        Relay {
+            pool,
+            bus,
+            schema: schema.to_owned(),
+            settings,
+        }
+    }
+
+    /// Runs until `cancel` fires, publishing whenever rows are committed.
+    pub async fn run(self, cancel: CancellationToken) -> Result<()> {
+        let mut listener = self.listen().await;
+        loop {
+            match self.publish_pending().await {
+                Ok(published) if published as i64 >= self.settings.batch_size => continue,
+                Ok(_) => {}
+                Err(err) => {
+                    tracing::warn!(error = %err, "outbox relay pass failed, retrying");
+                    tokio::select! {
+                        _ = cancel.cancelled() => return Ok(()),
+                        _ = tokio::time::sleep(self.settings.poll_interval) => {}
+                    }
+                    continue;
+                }
+            }
+            let wait = tokio::time::sleep(self.settings.poll_interval);
+            tokio::select! {
+                _ = cancel.cancelled() => return Ok(()),
+                _ = wait => {}
+                notified = wait_for_notification(listener.as_mut()) => {
+                    if !notified {
+                        listener = self.listen().await;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn listen(&self) -> Option<PgListener> {
+        let mut listener = PgListener::connect_with(&self.pool).await.ok()?;
+        let channel = format!("gendan_outbox_{}", self.schema);
+        listener.listen(&channel).await.ok()?;
+        Some(listener)
+    }
+
+    /// One pass: claims up to a batch of rows, publishes them, deletes the
+    /// acknowledged ones. Returns how many were published.
+    pub async fn publish_pending(&self) -> Result<usize> {
+        let mut tx = self.pool.begin().await?;
+        let rows: Vec<OutboxRow> = sqlx::query_as(
+            "SELECT seq, event_id, subject, body, traceparent FROM outbox \
+             ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED",
+        )
+        .bind(self.settings.batch_size)
+        .fetch_all(&mut *tx)
+        .await?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+
+        // Publish everything first, then wait for all acks: one round trip
+        // per batch instead of one per message.
+        let mut pending = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let publish = publication(
+                &row.subject,
+                &row.event_id.to_string(),
+                row.body.clone().into(),
+                row.traceparent.as_deref(),
+            );
+            let sent = self
+                .bus
+                .jetstream()
+                .send_publish(row.subject.clone(), publish)
+                .await;
+            pending.push(sent);
+        }
+        let acks = join_all(pending.into_iter().map(|sent| async move {
+            match sent {
+                Ok(ack) => ack.await.map(|_| ()).map_err(|err| err.to_string()),
+                Err(err) => Err(err.to_string()),
+            }
+        }))
+        .await;
+
+        let mut published = Vec::with_capacity(rows.len());
+        for (row, ack) in rows.iter().zip(acks) {
+            match ack {
+                Ok(()) => published.push(row.seq),
+                Err(reason) => {
+                    tracing::warn!(subject = %row.subject, event_id = %row.event_id, %reason, "publish not acknowledged, will retry");
+                }
+            }
+        }
+        sqlx::query("DELETE FROM outbox WHERE seq = ANY($1)")
+            .bind(&published)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(published.len())
+    }
+}
+
+/// `true` on a notification, `false` when the listener is gone.
+async fn wait_for_notification(listener: Option<&mut PgListener>) -> bool {
+    match listener {
+        Some(listener) => listener.recv().await.is_ok(),
+        None => std::future::pending().await,
+    }
+}
