@@ -1,1 +1,124 @@
-fn main() {}
+//! `gendan`: the whole system in one process.
+//!
+//! - `gendan up` runs every service (orders, production, saga) on its port
+//!   until Ctrl-C.
+//! - `gendan demo` runs the same services on free ports, creates sample
+//!   orders, plays the factory MES and shows each order's progress until the
+//!   workflow built so far is done.
+//!
+//! Both start a private nats-server / PostgreSQL when the configured ones do
+//! not answer (see `local`).
+
+mod demo;
+mod local;
+mod stack;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(name = "gendan", version, about = "Order follow-up for factories and export manufacturers")]
+struct Cli {
+    /// Where private servers keep their data when they must be started.
+    #[arg(long, env = "GENDAN_DATA_DIR", default_value = ".gendan", global = true)]
+    data_dir: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run every service in this process until stopped.
+    Up,
+    /// Push sample orders through the system and show their progress.
+    Demo {
+        #[arg(long, default_value_t = 20)]
+        orders: usize,
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+        /// Give up (exit 1) when the orders are not done after this many seconds.
+        #[arg(long, default_value_t = 180)]
+        timeout_secs: u64,
+        #[arg(long, default_value_t = 2026)]
+        seed: u64,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let demo = matches!(cli.command, Command::Demo { .. });
+    // The demo's own output is the progress table; keep logs to warnings.
+    let default_filter = if demo { "warn" } else { "info" };
+    let _telemetry = gendan_telemetry::init_with("gendan", gendan_telemetry::LogFormat::from_env(), default_filter)?;
+
+    let mut common = gendan_settings::Common::from_env()?;
+    let mut servers = local::LocalServers::default();
+    let (nats_url, database_url) = servers
+        .ensure(&common.nats_url, common.database_url.expose(), &cli.data_dir)
+        .await?;
+    common.nats_url = nats_url;
+    common.database_url = gendan_settings::Secret::new(database_url);
+
+    let result = match cli.command {
+        Command::Up => up(&common).await,
+        Command::Demo { orders, concurrency, timeout_secs, seed } => {
+            let options = demo::DemoOptions {
+                orders,
+                concurrency,
+                timeout: Duration::from_secs(timeout_secs),
+                seed,
+            };
+            run_demo(&common, &options).await
+        }
+    };
+    servers.stop().await;
+    result
+}
+
+async fn up(common: &gendan_settings::Common) -> anyhow::Result<()> {
+    let stack = stack::Stack::start(common, &stack::Addrs::from_env(), Default::default()).await?;
+    println!(
+        "gendan is up: orders on :{}, production on :{}, saga on :{} (Ctrl-C stops)",
+        stack.orders_port, stack.production_port, stack.saga_port
+    );
+    let stop = CancellationToken::new();
+    tokio::spawn(stop_on_signal(stop.clone()));
+    stack.run_until(stop).await
+}
+
+async fn run_demo(common: &gendan_settings::Common, options: &demo::DemoOptions) -> anyhow::Result<()> {
+    let stack = stack::Stack::start(common, &stack::Addrs::ephemeral(), Default::default()).await?;
+    let bus = gendan_messaging::Bus::connect(&common.nats_url, "gendan-demo").await?;
+    let orders = demo::orders_client(demo::connect(stack.orders_port).await?);
+    let production = demo::production_client(demo::connect(stack.production_port).await?);
+    let result = demo::run(&bus, orders, production, options).await.context("demo");
+    let stopped = stack.shutdown().await;
+    result?;
+    stopped
+}
+
+async fn stop_on_signal(stop: CancellationToken) {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                stop.cancel();
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+    stop.cancel();
+}

@@ -1,0 +1,80 @@
+//! The timer worker: fires due saga timers.
+//!
+//! Timers are rows (`saga_timers`), so a deadline set before a crash fires
+//! after the restart. Due rows are claimed with `FOR UPDATE SKIP LOCKED`, so
+//! coordinator replicas share them, and each fires in the order's trace.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::engine::Engine;
+
+#[derive(Clone)]
+pub struct TimerWorker {
+    pool: PgPool,
+    engine: Engine,
+    poll_interval: Duration,
+    batch_size: i64,
+}
+
+impl TimerWorker {
+    pub fn new(pool: PgPool, engine: Engine, poll_interval: Duration) -> Self {
+        TimerWorker {
+            pool,
+            engine,
+            poll_interval,
+            batch_size: 100,
+        }
+    }
+
+    pub async fn run(self, cancel: CancellationToken) -> crate::Result<()> {
+        loop {
+            let fired = match self.fire_due().await {
+                Ok(fired) => fired,
+                Err(err) => {
+                    tracing::warn!(error = %err, "timer pass failed, retrying");
+                    0
+                }
+            };
+            if fired as i64 >= self.batch_size {
+                continue;
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => return Ok(()),
+                _ = tokio::time::sleep(self.poll_interval) => {}
+            }
+        }
+    }
+
+    /// Fires every timer due by the engine's clock, one transaction per
+    /// batch. Returns how many fired.
+    pub async fn fire_due(&self) -> crate::Result<usize> {
+        let now: DateTime<Utc> = self.engine.now();
+        let mut tx = self.pool.begin().await?;
+        let due: Vec<(String, String, Option<String>)> = sqlx::query_as(
+            "SELECT t.order_id, t.step, s.traceparent FROM saga_timers t \
+             JOIN sagas s USING (order_id) \
+             WHERE t.fire_at <= $1 ORDER BY t.fire_at LIMIT $2 FOR UPDATE OF t SKIP LOCKED",
+        )
+        .bind(now)
+        .bind(self.batch_size)
+        .fetch_all(&mut *tx)
+        .await?;
+        for (order_id, step, traceparent) in &due {
+            let span = tracing::info_span!("saga.timer", order_id = %order_id, step = %step);
+            if let Some(traceparent) = traceparent {
+                gendan_telemetry::set_parent_from_traceparent(&span, traceparent);
+            }
+            self.engine
+                .on_timer(&mut tx, order_id, step)
+                .instrument(span)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(due.len())
+    }
+}
