@@ -1,1 +1,223 @@
-//! placeholder
+//! Harness for tests that talk to real NATS and real PostgreSQL.
+//!
+//! Every test gets its own `nats-server` with JetStream in a temporary store
+//! ([`TestNats`]) and its own database on the local PostgreSQL ([`TestDb`]),
+//! so tests run in parallel without seeing each other's streams or rows.
+//!
+//! The NATS binary is `$GENDAN_TEST_NATS_SERVER`, else `nats-server` on the
+//! PATH; the server is `$GENDAN_TEST_DATABASE_URL`, else the local default.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use sqlx::{Connection, Executor, PgConnection};
+use tokio::process::{Child, Command};
+
+/// A private nats-server with JetStream, killed on drop.
+pub struct TestNats {
+    pub url: String,
+    pub port: u16,
+    store: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl TestNats {
+    pub async fn start() -> anyhow::Result<Self> {
+        let store = tempfile::tempdir()?;
+        let port = free_port()?;
+        let mut nats = TestNats {
+            url: format!("nats://127.0.0.1:{port}"),
+            port,
+            store,
+            child: None,
+        };
+        nats.spawn().await?;
+        Ok(nats)
+    }
+
+    async fn spawn(&mut self) -> anyhow::Result<()> {
+        let binary =
+            std::env::var("GENDAN_TEST_NATS_SERVER").unwrap_or_else(|_| "nats-server".to_owned());
+        let child = Command::new(&binary)
+            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
+            .arg(self.store.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|err| anyhow::anyhow!("cannot start {binary}: {err}"))?;
+        self.child = Some(child);
+        for _ in 0..100 {
+            if let Ok(client) = async_nats::connect(&self.url).await {
+                // JetStream answers once the store is ready.
+                let js = async_nats::jetstream::new(client);
+                if js.query_account().await.is_ok() {
+                    return Ok(());
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        anyhow::bail!("nats-server on port {} did not become ready", self.port)
+    }
+
+    /// Kills the server and starts it again on the same port and store.
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        self.stop().await;
+        self.spawn().await
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill().await;
+        }
+    }
+
+    pub fn store_path(&self) -> PathBuf {
+        self.store.path().to_owned()
+    }
+}
+
+/// A fresh database on the local PostgreSQL.
+pub struct TestDb {
+    pub url: String,
+    pub name: String,
+}
+
+impl TestDb {
+    pub async fn create() -> anyhow::Result<Self> {
+        let server = std::env::var("GENDAN_TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+        let name = format!("gendan_test_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = PgConnection::connect(&server).await?;
+        admin
+            .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .await?;
+        let _ = admin.close().await;
+        let (base, _) = server
+            .rsplit_once('/')
+            .ok_or_else(|| anyhow::anyhow!("database url without a database: {server}"))?;
+        Ok(TestDb {
+            url: format!("{base}/{name}"),
+            name,
+        })
+    }
+}
+
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Polls `check` until it returns `Some`, or fails after `timeout`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return Ok(value);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            anyhow::bail!("timed out waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Reads what was published on a subject, from the start of its stream, via
+/// an ephemeral consumer (the test's own view, not a service's durable one).
+pub struct SubjectReader {
+    messages: async_nats::jetstream::consumer::pull::Stream,
+}
+
+/// One message as a test sees it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub subject: String,
+    pub headers: async_nats::HeaderMap,
+    pub payload: bytes::Bytes,
+}
+
+impl Seen {
+    pub fn envelope(&self) -> anyhow::Result<gendan_proto::v1::Envelope> {
+        use prost::Message as _;
+        Ok(gendan_proto::v1::Envelope::decode(self.payload.as_ref())?)
+    }
+
+    pub fn decode<M: prost::Message + Default>(&self) -> anyhow::Result<M> {
+        Ok(M::decode(self.envelope()?.payload.as_slice())?)
+    }
+
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers.get(name).map(|v| v.as_str().to_owned())
+    }
+
+    pub fn type_name(&self) -> String {
+        self.envelope().map(|e| e.r#type).unwrap_or_default()
+    }
+}
+
+impl SubjectReader {
+    pub async fn open(nats_url: &str, stream: &str, filter: &str) -> anyhow::Result<Self> {
+        let client = async_nats::connect(nats_url).await?;
+        let js = async_nats::jetstream::new(client);
+        let stream = js.get_stream(stream).await?;
+        let consumer = stream
+            .create_consumer(async_nats::jetstream::consumer::pull::Config {
+                filter_subject: filter.to_owned(),
+                ack_policy: async_nats::jetstream::consumer::AckPolicy::None,
+                inactive_threshold: Duration::from_secs(300),
+                ..Default::default()
+            })
+            .await?;
+        let messages = consumer.messages().await?;
+        Ok(SubjectReader { messages })
+    }
+
+    /// The next message, or `None` after `timeout` without one.
+    pub async fn next(&mut self, timeout: Duration) -> anyhow::Result<Option<Seen>> {
+        use futures::StreamExt;
+        match tokio::time::timeout(timeout, self.messages.next()).await {
+            Err(_) => Ok(None),
+            Ok(None) => Ok(None),
+            Ok(Some(message)) => {
+                let message = message.map_err(|err| anyhow::anyhow!("{err}"))?;
+                Ok(Some(Seen {
+                    subject: message.subject.to_string(),
+                    headers: message.headers.clone().unwrap_or_default(),
+                    payload: message.payload.clone(),
+                }))
+            }
+        }
+    }
+
+    /// Skips messages until one of type `type_name` arrives.
+    pub async fn next_of_type(&mut self, type_name: &str, timeout: Duration) -> anyhow::Result<Seen> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.next(left).await? {
+                Some(seen) if seen.type_name() == type_name => return Ok(seen),
+                Some(_) => continue,
+                None => anyhow::bail!("no {type_name} within {timeout:?}"),
+            }
+        }
+    }
+}
+
+/// Service settings for a test: the test's database and NATS, a free port.
+pub fn service_settings(db: &TestDb, nats: &TestNats, schema: &str) -> gendan_settings::ServiceSettings {
+    gendan_settings::ServiceSettings {
+        common: gendan_settings::Common {
+            database_url: gendan_settings::Secret::new(db.url.clone()),
+            nats_url: nats.url.clone(),
+            stream_replicas: 1,
+            db_max_connections: 5,
+        },
+        grpc_addr: "127.0.0.1:0".to_owned(),
+        schema: schema.to_owned(),
+    }
+}
