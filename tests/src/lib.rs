@@ -41,7 +41,14 @@ impl TestNats {
         let binary =
             std::env::var("GENDAN_TEST_NATS_SERVER").unwrap_or_else(|_| "nats-server".to_owned());
         let child = Command::new(&binary)
-            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-js",
+                "-sd",
+            ])
             .arg(self.store.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -195,7 +202,11 @@ impl SubjectReader {
     }
 
     /// Skips messages until one of type `type_name` arrives.
-    pub async fn next_of_type(&mut self, type_name: &str, timeout: Duration) -> anyhow::Result<Seen> {
+    pub async fn next_of_type(
+        &mut self,
+        type_name: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<Seen> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -209,7 +220,11 @@ impl SubjectReader {
 }
 
 /// Service settings for a test: the test's database and NATS, a free port.
-pub fn service_settings(db: &TestDb, nats: &TestNats, schema: &str) -> gendan_settings::ServiceSettings {
+pub fn service_settings(
+    db: &TestDb,
+    nats: &TestNats,
+    schema: &str,
+) -> gendan_settings::ServiceSettings {
     gendan_settings::ServiceSettings {
         common: gendan_settings::Common {
             database_url: gendan_settings::Secret::new(db.url.clone()),

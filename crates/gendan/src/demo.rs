@@ -129,7 +129,7 @@ fn sample_order(rng: &mut Lcg, run: &str, index: usize) -> v1::CreateOrderReques
 
 /// Plays the MES for one order: waits for its work order, then reports every
 /// stage started, quantities and completion, in routing order.
-async fn play_mes(bus: Bus, mut production: Production, order_id: String, seed: u64) -> anyhow::Result<()> {
+pub async fn play_mes(bus: Bus, mut production: Production, order_id: String, seed: u64) -> anyhow::Result<()> {
     let mut rng = Lcg(seed);
     let work_order = loop {
         match production
@@ -237,7 +237,7 @@ pub async fn run(
             players.shutdown().await;
             return Ok(snapshot);
         }
-        while let Some(Some(joined)) = players.try_join_next().map(Some).unwrap_or(None) {
+        while let Some(joined) = players.try_join_next() {
             if let Ok(Err(err)) = joined {
                 bail!("MES simulation failed: {err:#}");
             }

@@ -9,9 +9,7 @@
 //! Both start a private nats-server / PostgreSQL when the configured ones do
 //! not answer (see `local`).
 
-mod demo;
-mod local;
-mod stack;
+use gendan::{demo, local, stack};
 
 use std::path::PathBuf;
 use std::time::Duration;

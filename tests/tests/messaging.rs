@@ -1,0 +1,342 @@
+//! The messaging library against real NATS and PostgreSQL: outbox relay,
+//! inbox de-duplication, dead letters.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use gendan_messaging::{
+    Bus, Cause, Consumer, ConsumerSettings, Handler, HandlerError, Incoming, Outgoing, Relay,
+    outbox, streams,
+};
+use gendan_proto::v1;
+use gendan_storage::DatabaseSettings;
+use gendan_tests::{SubjectReader, TestDb, TestNats, eventually};
+use prost::Message as _;
+use sqlx::{PgConnection, PgPool};
+use tokio_util::sync::CancellationToken;
+
+const WAIT: Duration = Duration::from_secs(15);
+
+async fn setup() -> (TestDb, TestNats, PgPool, Bus) {
+    gendan_telemetry::init_for_tests();
+    let db = TestDb::create().await.unwrap();
+    let nats = TestNats::start().await.unwrap();
+    let pool = gendan_storage::connect(&DatabaseSettings {
+        url: db.url.clone(),
+        schema: "probe".into(),
+        max_connections: 4,
+    })
+    .await
+    .unwrap();
+    gendan_storage::migrate(&pool, [gendan_messaging::migrator()])
+        .await
+        .unwrap();
+    sqlx::query("CREATE TABLE effects (event_id TEXT NOT NULL, order_id TEXT NOT NULL)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let bus = Bus::connect(&nats.url, "test").await.unwrap();
+    bus.ensure_streams(1).await.unwrap();
+    (db, nats, pool, bus)
+}
+
+fn confirmed(order_id: &str) -> Outgoing {
+    Outgoing::event(
+        "orders",
+        order_id,
+        &v1::OrderConfirmed {
+            order_id: order_id.into(),
+            promised_delivery_date: "2027-01-15".into(),
+        },
+        &Cause::root(order_id),
+    )
+}
+
+/// Records each handled message as a row; fails on demand.
+#[derive(Clone, Default)]
+struct Recorder {
+    calls: Arc<AtomicUsize>,
+    fail_with: Option<HandlerError>,
+}
+
+impl Handler for Recorder {
+    async fn handle(
+        &self,
+        conn: &mut PgConnection,
+        message: &Incoming,
+    ) -> Result<(), HandlerError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let payload: v1::OrderConfirmed = message.payload()?;
+        sqlx::query("INSERT INTO effects (event_id, order_id) VALUES ($1, $2)")
+            .bind(&message.envelope.event_id)
+            .bind(&payload.order_id)
+            .execute(conn)
+            .await?;
+        match &self.fail_with {
+            Some(err) => Err(err.clone()),
+            None => Ok(()),
+        }
+    }
+}
+
+fn run_consumer(
+    bus: &Bus,
+    pool: &PgPool,
+    durable: &str,
+    handler: Recorder,
+    max_attempts: u32,
+) -> CancellationToken {
+    let mut settings = ConsumerSettings::new(streams::EVENTS, durable, "gendan.evt.orders.>");
+    settings.max_attempts = max_attempts;
+    settings.backoff = vec![Duration::from_millis(50)];
+    let cancel = CancellationToken::new();
+    let consumer = Consumer::new(bus.clone(), pool.clone(), settings, handler);
+    tokio::spawn(consumer.run(cancel.clone()));
+    cancel
+}
+
+async fn effects(pool: &PgPool) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM effects")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+async fn stream_messages(bus: &Bus, stream: &str) -> u64 {
+    bus.jetstream()
+        .get_stream(stream)
+        .await
+        .unwrap()
+        .info()
+        .await
+        .unwrap()
+        .state
+        .messages
+}
+
+#[tokio::test]
+async fn a_message_delivered_twice_has_one_effect() {
+    let (_db, _nats, pool, bus) = setup().await;
+    let handler = Recorder::default();
+    let calls = handler.calls.clone();
+    let cancel = run_consumer(&bus, &pool, "probe-dedup", handler, 5);
+
+    // The same envelope under two broker message ids: JetStream keeps both,
+    // the inbox keeps the effect single.
+    let message = confirmed("order-1");
+    let body = message.envelope.encode_to_vec();
+    for msg_id in ["copy-1", "copy-2"] {
+        let mut headers = HeaderMap::new();
+        headers.insert("Nats-Msg-Id", msg_id);
+        bus.jetstream()
+            .publish_with_headers(message.subject.clone(), headers, body.clone().into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    assert_eq!(stream_messages(&bus, streams::EVENTS).await, 2);
+    eventually(WAIT, "both deliveries handled", || async {
+        (calls.load(Ordering::SeqCst) >= 1 && effects(&pool).await == 1).then_some(())
+    })
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(effects(&pool).await, 1);
+    let inbox: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM inbox WHERE consumer = 'probe-dedup'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(inbox, 1);
+    cancel.cancel();
+}
+
+#[tokio::test]
+async fn the_outbox_gets_an_event_out_exactly_once_across_a_relay_crash() {
+    let (_db, nats, pool, bus) = setup().await;
+    let message = confirmed("order-2");
+
+    // A service commits its change and the event; its relay dies before
+    // publishing anything.
+    let mut tx = pool.begin().await.unwrap();
+    outbox::write(&mut tx, std::slice::from_ref(&message))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    // And a relay that published but died before deleting the row: the same
+    // event id was already sent once.
+    let mut headers = HeaderMap::new();
+    headers.insert("Nats-Msg-Id", message.envelope.event_id.as_str());
+    bus.jetstream()
+        .publish_with_headers(
+            message.subject.clone(),
+            headers,
+            message.envelope.encode_to_vec().into(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+
+    // A new relay picks the row up; the copy is dropped by the server.
+    let relay = Relay::new(pool.clone(), bus.clone(), "probe", Default::default());
+    let cancel = CancellationToken::new();
+    tokio::spawn(relay.run(cancel.clone()));
+    eventually(WAIT, "outbox drained", || async {
+        let left: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        (left == 0).then_some(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(stream_messages(&bus, streams::EVENTS).await, 1);
+
+    let mut reader = SubjectReader::open(&nats.url, streams::EVENTS, "gendan.evt.>")
+        .await
+        .unwrap();
+    let seen = reader.next(WAIT).await.unwrap().expect("the event");
+    assert_eq!(
+        seen.header("Nats-Msg-Id").as_deref(),
+        Some(message.envelope.event_id.as_str())
+    );
+    assert_eq!(seen.envelope().unwrap(), message.envelope);
+
+    // Later writes wake the relay through NOTIFY.
+    let next = confirmed("order-3");
+    let mut tx = pool.begin().await.unwrap();
+    outbox::write(&mut tx, std::slice::from_ref(&next))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let seen = reader.next(WAIT).await.unwrap().expect("the second event");
+    assert_eq!(seen.envelope().unwrap().order_id, "order-3");
+    assert_eq!(
+        seen.header("content-type").as_deref(),
+        Some("application/x-protobuf")
+    );
+    assert_eq!(
+        seen.header("Nats-Msg-Id").as_deref(),
+        Some(next.envelope.event_id.as_str())
+    );
+    cancel.cancel();
+}
+
+#[tokio::test]
+async fn undecodable_and_unknown_version_messages_are_dead_lettered_with_their_reason() {
+    let (_db, nats, pool, bus) = setup().await;
+    let cancel = run_consumer(&bus, &pool, "probe-dlq", Recorder::default(), 5);
+
+    bus.jetstream()
+        .publish(
+            "gendan.evt.orders.garbage",
+            bytes::Bytes::from_static(b"\xff\xfe not protobuf"),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let mut future = confirmed("order-4");
+    future.envelope.schema_version = 99;
+    bus.publish(&future).await.unwrap();
+
+    let mut dead = SubjectReader::open(&nats.url, streams::DEAD_LETTERS, "gendan.dlq.probe-dlq")
+        .await
+        .unwrap();
+    let first = dead.next(WAIT).await.unwrap().expect("a dead letter");
+    assert_eq!(first.subject, "gendan.dlq.probe-dlq");
+    assert!(
+        first
+            .header("Gendan-Dlq-Reason")
+            .unwrap()
+            .contains("undecodable envelope")
+    );
+    assert_eq!(
+        first.header("Gendan-Dlq-Subject").as_deref(),
+        Some("gendan.evt.orders.garbage")
+    );
+    assert_eq!(first.payload.as_ref(), b"\xff\xfe not protobuf");
+    let second = dead
+        .next(WAIT)
+        .await
+        .unwrap()
+        .expect("a second dead letter");
+    assert!(
+        second
+            .header("Gendan-Dlq-Reason")
+            .unwrap()
+            .contains("unsupported schema version 99")
+    );
+    assert_eq!(second.envelope().unwrap(), future.envelope);
+    assert_eq!(effects(&pool).await, 0);
+    cancel.cancel();
+}
+
+#[tokio::test]
+async fn a_message_that_keeps_failing_is_dead_lettered_after_bounded_redelivery_and_its_effects_undone()
+ {
+    let (_db, nats, pool, bus) = setup().await;
+    let handler = Recorder {
+        fail_with: Some(HandlerError::Retry("warehouse system unreachable".into())),
+        ..Default::default()
+    };
+    let calls = handler.calls.clone();
+    let cancel = run_consumer(&bus, &pool, "probe-retry", handler, 3);
+    bus.publish(&confirmed("order-5")).await.unwrap();
+
+    let mut dead = SubjectReader::open(&nats.url, streams::DEAD_LETTERS, "gendan.dlq.probe-retry")
+        .await
+        .unwrap();
+    let letter = dead.next(WAIT).await.unwrap().expect("a dead letter");
+    let reason = letter.header("Gendan-Dlq-Reason").unwrap();
+    assert!(reason.contains("gave up after 3 deliveries"), "{reason}");
+    assert!(reason.contains("warehouse system unreachable"), "{reason}");
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    // Each failed attempt was rolled back: no effect, no inbox entry.
+    assert_eq!(effects(&pool).await, 0);
+    let inbox: i64 = sqlx::query_scalar("SELECT count(*) FROM inbox")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(inbox, 0);
+
+    // A rejected message goes at once.
+    let rejecting = Recorder {
+        fail_with: Some(HandlerError::Rejected("order-6 is unknown".into())),
+        ..Default::default()
+    };
+    let rejected_calls = rejecting.calls.clone();
+    let mut settings = ConsumerSettings::new(
+        streams::EVENTS,
+        "probe-reject",
+        "gendan.evt.orders.order_confirmed",
+    );
+    settings.max_attempts = 5;
+    let cancel_reject = CancellationToken::new();
+    tokio::spawn(
+        Consumer::new(bus.clone(), pool.clone(), settings, rejecting).run(cancel_reject.clone()),
+    );
+    let mut rejected =
+        SubjectReader::open(&nats.url, streams::DEAD_LETTERS, "gendan.dlq.probe-reject")
+            .await
+            .unwrap();
+    let letter = rejected
+        .next(WAIT)
+        .await
+        .unwrap()
+        .expect("a rejected letter");
+    assert!(
+        letter
+            .header("Gendan-Dlq-Reason")
+            .unwrap()
+            .contains("order-6 is unknown")
+    );
+    assert_eq!(rejected_calls.load(Ordering::SeqCst), 1);
+    cancel.cancel();
+    cancel_reject.cancel();
+}

@@ -1,0 +1,795 @@
+//! The production service against real NATS and PostgreSQL: gRPC catalogue
+//! and capacity checks, saga commands in and events out, MES progress to
+//! completion, and dead letters for MES events about unknown orders.
+
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
+use futures::StreamExt;
+use gendan_messaging::{Bus, Cause, Outgoing, streams, subjects};
+use gendan_production::Application;
+use gendan_proto::TypeName;
+use gendan_proto::v1::production_service_client::ProductionServiceClient;
+use gendan_proto::v1::{
+    CapacityChecked, CheckCapacityRequest, CheckOrderCapacity, Envelope, EquipmentStatusChanged,
+    GetRoutingRequest, GetWorkOrderRequest, ListWorkCentresRequest, MesEquipmentDown,
+    MesQuantityReported, MesStageCompleted, MesStageStarted, PlanWorkOrder, ProductQuantity,
+    Routing, RoutingStage, WorkCentre, WorkOrderCompleted, WorkOrderPlanned, WorkOrderProgressed,
+};
+use gendan_settings::{Common, Secret, ServiceSettings};
+use gendan_tests::{TestDb, TestNats, eventually};
+use prost::Message as _;
+use sqlx::PgPool;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+
+/// A Monday: plans below are easy to check by hand from it.
+const MONDAY: &str = "2026-03-02";
+const WAIT: Duration = Duration::from_secs(15);
+
+struct Production {
+    _nats: TestNats,
+    _db: TestDb,
+    bus: Bus,
+    pool: PgPool,
+    client: ProductionServiceClient<Channel>,
+    cancel: CancellationToken,
+    task: JoinHandle<gendan_production::Result<()>>,
+}
+
+impl Production {
+    async fn start() -> anyhow::Result<Self> {
+        gendan_telemetry::init_for_tests();
+        let nats = TestNats::start().await?;
+        let db = TestDb::create().await?;
+        let settings = ServiceSettings {
+            common: Common {
+                database_url: Secret::new(db.url.clone()),
+                nats_url: nats.url.clone(),
+                stream_replicas: 1,
+                db_max_connections: 5,
+            },
+            grpc_addr: "127.0.0.1:0".to_owned(),
+            schema: "production".to_owned(),
+        };
+        let app = Application::build(settings).await?;
+        let port = app.port();
+        let pool = app.pool().clone();
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(app.run_until_stopped(cancel.clone()));
+        let client = ProductionServiceClient::connect(format!("http://127.0.0.1:{port}")).await?;
+        let bus = Bus::connect(&nats.url, "test").await?;
+        Ok(Production {
+            _nats: nats,
+            _db: db,
+            bus,
+            pool,
+            client,
+            cancel,
+            task,
+        })
+    }
+
+    async fn stop(self) -> anyhow::Result<()> {
+        self.cancel.cancel();
+        self.task.await??;
+        Ok(())
+    }
+
+    /// Two work centres, 8 hours Monday to Friday, and a two-stage shirt:
+    /// cutting 0.5 h/unit + 2 h set-up, sewing 1 h/unit.
+    async fn seed(&mut self) -> anyhow::Result<()> {
+        for code in ["CUT", "SEW"] {
+            self.client
+                .upsert_work_centre(WorkCentre {
+                    code: code.to_owned(),
+                    name: format!("{code} room"),
+                    hours_per_day: 8.0,
+                    working_weekdays: vec![],
+                    closed_dates: vec![],
+                })
+                .await?;
+        }
+        self.client
+            .set_routing(Routing {
+                product: "shirt".to_owned(),
+                stages: vec![
+                    stage("cutting", "CUT", 0.5, 2.0),
+                    stage("sewing", "SEW", 1.0, 0.0),
+                ],
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn send<M: prost::Message + TypeName>(
+        &self,
+        subject: String,
+        order_id: &str,
+        payload: &M,
+    ) -> anyhow::Result<()> {
+        let message = Outgoing::new(subject, "test", order_id, payload, &Cause::root(order_id));
+        self.bus.publish(&message).await?;
+        Ok(())
+    }
+
+    async fn command<M: prost::Message + TypeName>(
+        &self,
+        order_id: &str,
+        payload: &M,
+    ) -> anyhow::Result<()> {
+        let subject = subjects::command("production", &subjects::token_for_type(M::TYPE_NAME));
+        self.send(subject, order_id, payload).await
+    }
+
+    async fn mes<M: prost::Message + TypeName>(
+        &self,
+        order_id: &str,
+        payload: &M,
+    ) -> anyhow::Result<()> {
+        let token = subjects::token_for_type(M::TYPE_NAME);
+        let name = token.trim_start_matches("mes_");
+        self.send(subjects::mes(name), order_id, payload).await
+    }
+
+    async fn count(&self, sql: &'static str) -> i64 {
+        sqlx::query_scalar::<_, i64>(sql)
+            .fetch_one(&self.pool)
+            .await
+            .unwrap_or(-1)
+    }
+}
+
+fn stage(name: &str, work_centre: &str, hours_per_unit: f64, setup_hours: f64) -> RoutingStage {
+    RoutingStage {
+        stage: name.to_owned(),
+        work_centre: work_centre.to_owned(),
+        hours_per_unit,
+        setup_hours,
+    }
+}
+
+fn shirts(quantity: u32) -> Vec<ProductQuantity> {
+    vec![ProductQuantity {
+        product: "shirt".to_owned(),
+        quantity,
+    }]
+}
+
+/// Reads messages of one subject filter from a stream, oldest first.
+struct Reader {
+    messages: pull::Stream,
+}
+
+impl Reader {
+    async fn open(bus: &Bus, stream: &str, filter: &str) -> anyhow::Result<Self> {
+        let stream = bus.jetstream().get_stream(stream).await?;
+        let consumer = stream
+            .create_consumer(pull::Config {
+                filter_subject: filter.to_owned(),
+                ack_policy: AckPolicy::None,
+                deliver_policy: DeliverPolicy::All,
+                ..Default::default()
+            })
+            .await?;
+        Ok(Reader {
+            messages: consumer.messages().await?,
+        })
+    }
+
+    async fn next_message(&mut self, wait: Duration) -> Option<async_nats::jetstream::Message> {
+        match tokio::time::timeout(wait, self.messages.next()).await {
+            Ok(Some(Ok(message))) => Some(message),
+            _ => None,
+        }
+    }
+
+    async fn next(&mut self, wait: Duration) -> Option<Envelope> {
+        let message = self.next_message(wait).await?;
+        Envelope::decode(message.payload.as_ref()).ok()
+    }
+
+    /// The next envelope of type `M`, skipping others.
+    async fn until<M: prost::Message + TypeName + Default>(
+        &mut self,
+    ) -> anyhow::Result<(Envelope, M)> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while let Some(envelope) = self.next(deadline - tokio::time::Instant::now()).await {
+            if envelope.r#type == M::TYPE_NAME {
+                let payload = M::decode(envelope.payload.as_slice())?;
+                return Ok((envelope, payload));
+            }
+        }
+        anyhow::bail!("no {} event arrived", M::TYPE_NAME)
+    }
+
+    /// Everything left, once nothing new arrives for a moment.
+    async fn drain(&mut self) -> Vec<Envelope> {
+        let mut rest = Vec::new();
+        while let Some(envelope) = self.next(Duration::from_millis(700)).await {
+            rest.push(envelope);
+        }
+        rest
+    }
+}
+
+#[tokio::test]
+async fn routing_and_capacity_check_over_grpc() -> anyhow::Result<()> {
+    let mut production = Production::start().await?;
+    production.seed().await?;
+
+    let centres = production
+        .client
+        .list_work_centres(ListWorkCentresRequest {})
+        .await?
+        .into_inner()
+        .work_centres;
+    assert_eq!(
+        centres.iter().map(|c| c.code.as_str()).collect::<Vec<_>>(),
+        ["CUT", "SEW"]
+    );
+
+    let routing = production
+        .client
+        .get_routing(GetRoutingRequest {
+            product: "shirt".into(),
+        })
+        .await?
+        .into_inner();
+    assert_eq!(routing.stages.len(), 2);
+    assert_eq!(routing.stages[1].stage, "sewing");
+
+    // 12 shirts: cutting 0.5 * 12 + 2 = 8 h (Monday), sewing 12 h from
+    // Monday (the day cutting ends): Monday 8 h, Tuesday 4 h.
+    let check = production
+        .client
+        .check_capacity(CheckCapacityRequest {
+            items: shirts(12),
+            earliest_start: MONDAY.into(),
+        })
+        .await?
+        .into_inner();
+    assert_eq!(check.earliest_completion, "2026-03-03");
+    assert_eq!(check.stages.len(), 2);
+    assert_eq!(
+        (
+            check.stages[0].planned_start.as_str(),
+            check.stages[0].planned_end.as_str()
+        ),
+        ("2026-03-02", "2026-03-02")
+    );
+    assert_eq!(check.stages[1].hours, 12.0);
+    assert_eq!(check.stages[1].planned_end, "2026-03-03");
+
+    let unknown = production
+        .client
+        .check_capacity(CheckCapacityRequest {
+            items: vec![ProductQuantity {
+                product: "kimono".into(),
+                quantity: 1,
+            }],
+            earliest_start: MONDAY.into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), tonic::Code::NotFound);
+    assert!(
+        unknown.message().contains("kimono"),
+        "{}",
+        unknown.message()
+    );
+
+    let bad_date = production
+        .client
+        .check_capacity(CheckCapacityRequest {
+            items: shirts(1),
+            earliest_start: "next monday".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad_date.code(), tonic::Code::InvalidArgument);
+    assert!(
+        bad_date.message().contains("earliest_start"),
+        "{}",
+        bad_date.message()
+    );
+
+    let zero = production
+        .client
+        .check_capacity(CheckCapacityRequest {
+            items: shirts(0),
+            earliest_start: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(zero.code(), tonic::Code::InvalidArgument);
+    assert!(
+        zero.message().contains("items[0].quantity"),
+        "{}",
+        zero.message()
+    );
+
+    production.stop().await
+}
+
+#[tokio::test]
+async fn invalid_routing_is_refused_with_the_field_and_nothing_stored() -> anyhow::Result<()> {
+    let mut production = Production::start().await?;
+    production.seed().await?;
+
+    let status = production
+        .client
+        .set_routing(Routing {
+            product: "jacket".into(),
+            stages: vec![
+                stage("cutting", "CUT", 0.5, 0.0),
+                stage("sewing", "WELD", 1.0, 0.0),
+            ],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert!(
+        status.message().contains("stages[1].work_centre"),
+        "{}",
+        status.message()
+    );
+    assert!(status.message().contains("WELD"), "{}", status.message());
+
+    let status = production
+        .client
+        .set_routing(Routing {
+            product: "jacket".into(),
+            stages: vec![stage("cutting", "CUT", -0.5, 0.0)],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert!(
+        status.message().contains("stages[0].hours_per_unit"),
+        "{}",
+        status.message()
+    );
+
+    let missing = production
+        .client
+        .get_routing(GetRoutingRequest {
+            product: "jacket".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), tonic::Code::NotFound);
+    assert_eq!(
+        production
+            .count("SELECT count(*) FROM routings WHERE product = 'jacket'")
+            .await,
+        0
+    );
+
+    // A bad replacement leaves the stored routing as it was.
+    let status = production
+        .client
+        .set_routing(Routing {
+            product: "shirt".into(),
+            stages: vec![
+                stage("cutting", "CUT", 1.0, 0.0),
+                stage("cutting", "SEW", 1.0, 0.0),
+            ],
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        status.message().contains("stages[1].stage"),
+        "{}",
+        status.message()
+    );
+    assert_eq!(
+        production
+            .count("SELECT count(*) FROM routing_stages WHERE product = 'shirt'")
+            .await,
+        2
+    );
+
+    production.stop().await
+}
+
+#[tokio::test]
+async fn capacity_check_command_answers_feasibility() -> anyhow::Result<()> {
+    let mut production = Production::start().await?;
+    production.seed().await?;
+    let mut events =
+        Reader::open(&production.bus, streams::EVENTS, "gendan.evt.production.>").await?;
+
+    production
+        .command(
+            "o-feasible",
+            &CheckOrderCapacity {
+                order_id: "o-feasible".into(),
+                items: shirts(12),
+                requested_delivery_date: "2099-12-31".into(),
+            },
+        )
+        .await?;
+    let (envelope, answer) = events.until::<CapacityChecked>().await?;
+    assert_eq!(envelope.order_id, "o-feasible");
+    assert!(answer.feasible, "{answer:?}");
+    assert!(!answer.earliest_completion.is_empty());
+    assert!(answer.problem.is_empty());
+
+    production
+        .command(
+            "o-kimono",
+            &CheckOrderCapacity {
+                order_id: "o-kimono".into(),
+                items: vec![ProductQuantity {
+                    product: "kimono".into(),
+                    quantity: 3,
+                }],
+                requested_delivery_date: "2099-12-31".into(),
+            },
+        )
+        .await?;
+    let (_, answer) = events.until::<CapacityChecked>().await?;
+    assert_eq!(answer.order_id, "o-kimono");
+    assert!(!answer.feasible);
+    assert!(answer.problem.contains("kimono"), "{}", answer.problem);
+
+    // Too early a date: 12 shirts take two days, yesterday cannot work.
+    production
+        .command(
+            "o-late",
+            &CheckOrderCapacity {
+                order_id: "o-late".into(),
+                items: shirts(12),
+                requested_delivery_date: "2020-01-01".into(),
+            },
+        )
+        .await?;
+    let (_, answer) = events.until::<CapacityChecked>().await?;
+    assert!(!answer.feasible && answer.problem.is_empty(), "{answer:?}");
+
+    production.stop().await
+}
+
+#[tokio::test]
+async fn plan_work_order_is_planned_once_even_when_sent_twice() -> anyhow::Result<()> {
+    let mut production = Production::start().await?;
+    production.seed().await?;
+    let mut events =
+        Reader::open(&production.bus, streams::EVENTS, "gendan.evt.production.>").await?;
+
+    let command = PlanWorkOrder {
+        order_id: "o-1".into(),
+        items: shirts(12),
+        earliest_start: MONDAY.into(),
+    };
+    production.command("o-1", &command).await?;
+    let (envelope, first) = events.until::<WorkOrderPlanned>().await?;
+    assert_eq!(envelope.order_id, "o-1");
+    assert_eq!(envelope.source, "production");
+    assert_eq!(
+        (first.planned_start.as_str(), first.planned_end.as_str()),
+        ("2026-03-02", "2026-03-03")
+    );
+    assert_eq!(first.stages.len(), 2);
+
+    // The saga re-sends (a new message id): same plan, nothing booked twice.
+    production.command("o-1", &command).await?;
+    let (_, second) = events.until::<WorkOrderPlanned>().await?;
+    assert_eq!(second, first);
+    assert_eq!(
+        production.count("SELECT count(*) FROM work_orders").await,
+        1
+    );
+    let booked: f64 = sqlx::query_scalar("SELECT sum(hours)::float8 FROM capacity_bookings")
+        .fetch_one(&production.pool)
+        .await?;
+    assert!((booked - 20.0).abs() < 1e-9, "booked {booked} hours");
+
+    // A second order gets the capacity that is left: cutting cannot start
+    // before Tuesday, sewing waits for SEW's free Tuesday afternoon.
+    production
+        .command(
+            "o-2",
+            &PlanWorkOrder {
+                order_id: "o-2".into(),
+                items: shirts(4),
+                earliest_start: MONDAY.into(),
+            },
+        )
+        .await?;
+    let (_, other) = events.until::<WorkOrderPlanned>().await?;
+    assert_eq!(other.order_id, "o-2");
+    assert_eq!(other.stages[0].planned_start, "2026-03-03");
+    assert_eq!(other.planned_end, "2026-03-03");
+
+    let work_order = production
+        .client
+        .get_work_order(GetWorkOrderRequest {
+            order_id: "o-1".into(),
+        })
+        .await?
+        .into_inner();
+    assert_eq!(work_order.work_order_id, first.work_order_id);
+    assert_eq!(work_order.status, "planned");
+    assert_eq!(work_order.progress, 0.0);
+    assert!(
+        work_order
+            .stages
+            .iter()
+            .all(|s| s.status == "planned" && s.actual_start.is_empty())
+    );
+
+    let missing = production
+        .client
+        .get_work_order(GetWorkOrderRequest {
+            order_id: "o-404".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), tonic::Code::NotFound);
+
+    production.stop().await
+}
+
+#[tokio::test]
+async fn mes_reports_drive_the_work_order_to_completion() -> anyhow::Result<()> {
+    let mut production = Production::start().await?;
+    production.seed().await?;
+    let mut events =
+        Reader::open(&production.bus, streams::EVENTS, "gendan.evt.production.>").await?;
+    let order = "o-mes";
+    production
+        .command(
+            order,
+            &PlanWorkOrder {
+                order_id: order.into(),
+                items: shirts(12),
+                earliest_start: MONDAY.into(),
+            },
+        )
+        .await?;
+    let (_, planned) = events.until::<WorkOrderPlanned>().await?;
+
+    let at = |day: &str| {
+        let date = gendan_proto::date_from_str(day).unwrap();
+        Some(gendan_proto::timestamp_from(
+            date.and_hms_opt(10, 0, 0).unwrap().and_utc(),
+        ))
+    };
+    let started = |stage: &str| MesStageStarted {
+        order_id: order.into(),
+        product: "shirt".into(),
+        stage: stage.into(),
+        at: at("2026-03-02"),
+    };
+    let reported = |stage: &str, good, scrap, day: &str| MesQuantityReported {
+        order_id: order.into(),
+        product: "shirt".into(),
+        stage: stage.into(),
+        good,
+        scrap,
+        at: at(day),
+    };
+    let completed = |stage: &str, day: &str| MesStageCompleted {
+        order_id: order.into(),
+        product: "shirt".into(),
+        stage: stage.into(),
+        at: at(day),
+    };
+
+    production.mes(order, &started("cutting")).await?;
+    production
+        .mes(order, &reported("cutting", 12, 0, "2026-03-02"))
+        .await?;
+    let (_, progressed) = events.until::<WorkOrderProgressed>().await?;
+    assert_eq!(
+        (progressed.stage.as_str(), progressed.good_quantity),
+        ("cutting", 12)
+    );
+    assert_eq!(progressed.progress, 0.0);
+    assert_eq!(progressed.projected_end, "2026-03-03");
+
+    production
+        .mes(order, &completed("cutting", "2026-03-02"))
+        .await?;
+    events.until::<WorkOrderProgressed>().await?;
+
+    // Sewing is late: on Thursday only 6 of 12 are done, 6 hours are left.
+    production
+        .mes(order, &reported("sewing", 6, 1, "2026-03-05"))
+        .await?;
+    let (_, late) = events.until::<WorkOrderProgressed>().await?;
+    assert!((late.progress - 0.5).abs() < 1e-9, "{late:?}");
+    assert_eq!(late.projected_end, "2026-03-05");
+
+    production
+        .mes(order, &reported("sewing", 4, 1, "2026-03-06"))
+        .await?;
+    production
+        .mes(order, &completed("sewing", "2026-03-06"))
+        .await?;
+    let (envelope, done) = events.until::<WorkOrderCompleted>().await?;
+    assert_eq!(envelope.order_id, order);
+    assert_eq!(done.work_order_id, planned.work_order_id);
+    assert_eq!((done.good_quantity, done.scrap_quantity), (10, 2));
+    assert_eq!(done.completed_on, "2026-03-06");
+
+    let work_order = production
+        .client
+        .get_work_order(GetWorkOrderRequest {
+            order_id: order.into(),
+        })
+        .await?
+        .into_inner();
+    assert_eq!(work_order.status, "completed");
+    assert!((work_order.progress - 10.0 / 12.0).abs() < 1e-9);
+    let sewing = &work_order.stages[1];
+    assert_eq!(
+        (sewing.actual_start.as_str(), sewing.actual_end.as_str()),
+        ("2026-03-05", "2026-03-06")
+    );
+    assert_eq!(
+        (
+            sewing.good_quantity,
+            sewing.scrap_quantity,
+            sewing.status.as_str()
+        ),
+        (10, 2, "completed")
+    );
+
+    // A repeated completion is harmless: no second completion event.
+    production
+        .mes(order, &completed("sewing", "2026-03-07"))
+        .await?;
+    production
+        .mes(
+            "",
+            &MesEquipmentDown {
+                work_centre: "SEW".into(),
+                reason: "needle bar broken".into(),
+                at: at("2026-03-09"),
+            },
+        )
+        .await?;
+    eventually(WAIT, "all MES messages handled", || async {
+        let handled = production
+            .count("SELECT count(*) FROM inbox WHERE consumer = 'production-mes'")
+            .await;
+        let pending = production.count("SELECT count(*) FROM outbox").await;
+        (handled == 8 && pending == 0).then_some(())
+    })
+    .await?;
+    let rest = events.drain().await;
+    let types: Vec<&str> = rest.iter().map(|e| e.r#type.as_str()).collect();
+    assert_eq!(types, [EquipmentStatusChanged::TYPE_NAME], "{types:?}");
+    let equipment = EquipmentStatusChanged::decode(rest[0].payload.as_slice())?;
+    assert!(equipment.down && equipment.reason == "needle bar broken");
+    assert_eq!(
+        production
+            .count("SELECT count(*) FROM equipment_events")
+            .await,
+        1
+    );
+
+    production.stop().await
+}
+
+#[tokio::test]
+async fn mes_event_for_an_unknown_order_is_dead_lettered_with_a_reason() -> anyhow::Result<()> {
+    let mut production = Production::start().await?;
+    production.seed().await?;
+    let mut dead = Reader::open(
+        &production.bus,
+        streams::DEAD_LETTERS,
+        &subjects::dead_letter("production-mes"),
+    )
+    .await?;
+
+    production
+        .mes(
+            "o-ghost",
+            &MesQuantityReported {
+                order_id: "o-ghost".into(),
+                product: "shirt".into(),
+                stage: "sewing".into(),
+                good: 5,
+                scrap: 0,
+                at: None,
+            },
+        )
+        .await?;
+    let message = dead
+        .next_message(WAIT)
+        .await
+        .ok_or_else(|| anyhow::anyhow!("nothing dead-lettered"))?;
+    let reason = message
+        .headers
+        .as_ref()
+        .and_then(|headers| headers.get("Gendan-Dlq-Reason"))
+        .map(|value| value.as_str().to_owned())
+        .unwrap_or_default();
+    assert!(reason.contains("o-ghost"), "reason: {reason}");
+    let original = Envelope::decode(message.payload.as_ref())?;
+    assert_eq!(original.r#type, MesQuantityReported::TYPE_NAME);
+    assert_eq!(
+        production.count("SELECT count(*) FROM work_orders").await,
+        0
+    );
+
+    production.stop().await
+}
+
+#[tokio::test]
+async fn mes_events_without_trace_context_join_the_orders_trace() -> anyhow::Result<()> {
+    let mut production = Production::start().await?;
+    // Spans carry trace context only when they are enabled; the test
+    // subscriber's default filter (`warn`) disables the service's info spans.
+    if !tracing::enabled!(tracing::Level::INFO) {
+        eprintln!(
+            "skipped: info spans are disabled by the test subscriber; run with RUST_LOG=info"
+        );
+        return production.stop().await;
+    }
+    production.seed().await?;
+    let mut events =
+        Reader::open(&production.bus, streams::EVENTS, "gendan.evt.production.>").await?;
+    let order = "o-traced";
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+
+    let mut plan = Outgoing::new(
+        subjects::command("production", "plan_work_order"),
+        "test",
+        order,
+        &PlanWorkOrder {
+            order_id: order.into(),
+            items: shirts(2),
+            earliest_start: MONDAY.into(),
+        },
+        &Cause::root(order),
+    );
+    plan.traceparent = Some(format!("00-{trace_id}-00f067aa0ba902b7-01"));
+    production.bus.publish(&plan).await?;
+    events.until::<WorkOrderPlanned>().await?;
+
+    // The MES does not trace: no traceparent header at all.
+    let mut report = Outgoing::new(
+        subjects::mes("quantity_reported"),
+        "mes:line-1",
+        order,
+        &MesQuantityReported {
+            order_id: order.into(),
+            product: "shirt".into(),
+            stage: "cutting".into(),
+            good: 2,
+            scrap: 0,
+            at: None,
+        },
+        &Cause::root(order),
+    );
+    report.traceparent = None;
+    production.bus.publish(&report).await?;
+
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut traceparent = None;
+    while let Some(message) = events
+        .next_message(deadline - tokio::time::Instant::now())
+        .await
+    {
+        let envelope = Envelope::decode(message.payload.as_ref())?;
+        if envelope.r#type == WorkOrderProgressed::TYPE_NAME {
+            traceparent = message
+                .headers
+                .as_ref()
+                .and_then(|headers| headers.get("traceparent"))
+                .map(|value| value.as_str().to_owned());
+            break;
+        }
+    }
+    let traceparent =
+        traceparent.ok_or_else(|| anyhow::anyhow!("progress event without traceparent"))?;
+    assert_eq!(gendan_telemetry::trace_id_of(&traceparent), Some(trace_id));
+
+    production.stop().await
+}

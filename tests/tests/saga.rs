@@ -1,0 +1,438 @@
+//! The saga coordinator alone over real NATS and PostgreSQL, with the test
+//! playing the other services: commands out, replies in, durable timers,
+//! re-sends, stalling, operator retry and skip, and restarts.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use gendan_messaging::{Bus, Cause, Outgoing, streams};
+use gendan_proto::TypeName;
+use gendan_proto::v1::saga_service_client::SagaServiceClient;
+use gendan_proto::v1::{self, Phase};
+use gendan_saga::{Application, ManualClock, Options, Timing};
+use gendan_tests::{SubjectReader, TestDb, TestNats, eventually, service_settings};
+use tokio_util::sync::CancellationToken;
+
+const WAIT: Duration = Duration::from_secs(15);
+
+struct Running {
+    port: u16,
+    cancel: CancellationToken,
+    task: tokio::task::JoinHandle<gendan_saga::Result<()>>,
+}
+
+impl Running {
+    async fn stop(self) {
+        self.cancel.cancel();
+        let _ = self.task.await;
+    }
+
+    async fn client(&self) -> SagaServiceClient<tonic::transport::Channel> {
+        SagaServiceClient::connect(format!("http://127.0.0.1:{}", self.port))
+            .await
+            .expect("saga grpc")
+    }
+}
+
+async fn start(db: &TestDb, nats: &TestNats, clock: &ManualClock) -> Running {
+    let options = Options {
+        timing: Timing {
+            command_timeout: Duration::from_secs(30),
+            max_attempts: 3,
+        },
+        clock: Arc::new(clock.clone()),
+        timer_poll: Duration::from_millis(50),
+    };
+    let app = Application::build(service_settings(db, nats, "saga"), options)
+        .await
+        .expect("saga starts");
+    let port = app.port();
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(app.run_until_stopped(cancel.clone()));
+    Running { port, cancel, task }
+}
+
+fn sample_order(order_id: &str) -> v1::Order {
+    let requested = Utc::now().date_naive() + chrono::Duration::days(30);
+    v1::Order {
+        order_id: order_id.to_owned(),
+        customer: "Test Customer".into(),
+        lines: vec![v1::OrderLine {
+            product: "P1".into(),
+            spec: "blue".into(),
+            quantity: 100,
+            unit_price_minor: 500,
+        }],
+        currency: "USD".into(),
+        requested_delivery_date: gendan_proto::date_to_string(requested),
+        incoterm: "FOB".into(),
+        payment_terms: "NET30".into(),
+        export: true,
+        phase: Phase::Received as i32,
+        ..Default::default()
+    }
+}
+
+async fn publish_event<M: prost::Message + TypeName>(
+    bus: &Bus,
+    service: &str,
+    order_id: &str,
+    payload: &M,
+) {
+    bus.publish(&Outgoing::event(
+        service,
+        order_id,
+        payload,
+        &Cause::root(order_id),
+    ))
+    .await
+    .expect("publish");
+}
+
+async fn saga_of(
+    client: &mut SagaServiceClient<tonic::transport::Channel>,
+    order_id: &str,
+) -> v1::Saga {
+    client
+        .get_saga(v1::GetSagaRequest {
+            order_id: order_id.into(),
+        })
+        .await
+        .expect("get saga")
+        .into_inner()
+}
+
+async fn try_saga(
+    client: &mut SagaServiceClient<tonic::transport::Channel>,
+    order_id: &str,
+) -> Option<v1::Saga> {
+    client
+        .get_saga(v1::GetSagaRequest {
+            order_id: order_id.into(),
+        })
+        .await
+        .ok()
+        .map(tonic::Response::into_inner)
+}
+
+fn step<'a>(saga: &'a v1::Saga, name: &str) -> &'a v1::SagaStep {
+    saga.steps
+        .iter()
+        .find(|s| s.step == name)
+        .expect("step exists")
+}
+
+#[tokio::test]
+async fn commands_are_resent_on_timeout_then_the_saga_stalls_and_an_operator_retries() {
+    gendan_telemetry::init_for_tests();
+    let (db, nats) = (
+        TestDb::create().await.unwrap(),
+        TestNats::start().await.unwrap(),
+    );
+    let clock = ManualClock::new(Utc::now());
+    let saga = start(&db, &nats, &clock).await;
+    let bus = Bus::connect(&nats.url, "test").await.unwrap();
+    let mut commands = SubjectReader::open(&nats.url, streams::COMMANDS, "gendan.cmd.production.>")
+        .await
+        .unwrap();
+
+    let order_id = uuid::Uuid::now_v7().to_string();
+    publish_event(
+        &bus,
+        "orders",
+        &order_id,
+        &v1::OrderCreated {
+            order: Some(sample_order(&order_id)),
+        },
+    )
+    .await;
+
+    let first = commands
+        .next_of_type(v1::CheckOrderCapacity::TYPE_NAME, WAIT)
+        .await
+        .unwrap();
+    assert_eq!(first.subject, "gendan.cmd.production.check_order_capacity");
+    let command: v1::CheckOrderCapacity = first.decode().unwrap();
+    assert_eq!(command.items[0].product, "P1");
+    assert_eq!(command.items[0].quantity, 100);
+
+    // No reply: each timeout re-sends the same command with a new message id.
+    clock.advance(chrono::Duration::seconds(31));
+    let second = commands
+        .next_of_type(v1::CheckOrderCapacity::TYPE_NAME, WAIT)
+        .await
+        .unwrap();
+    assert_ne!(first.header("Nats-Msg-Id"), second.header("Nats-Msg-Id"));
+    clock.advance(chrono::Duration::seconds(61));
+    commands
+        .next_of_type(v1::CheckOrderCapacity::TYPE_NAME, WAIT)
+        .await
+        .unwrap();
+
+    // The third attempt was the last: the next timeout parks the saga.
+    clock.advance(chrono::Duration::seconds(121));
+    let mut client = saga.client().await;
+    let stalled = eventually(WAIT, "saga stalled", || {
+        let mut client = client.clone();
+        let order_id = order_id.clone();
+        async move {
+            let saga = try_saga(&mut client, &order_id).await?;
+            (saga.status == "stalled").then_some(saga)
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(stalled.phase, Phase::Review as i32);
+    assert_eq!(step(&stalled, "capacity_check").status, "stalled");
+    assert_eq!(step(&stalled, "capacity_check").attempts, 3);
+    assert!(
+        stalled.stalled_reason.contains("capacity_check"),
+        "{}",
+        stalled.stalled_reason
+    );
+    let listed = client
+        .list_stalled(v1::ListStalledRequest { limit: 10 })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.sagas.len(), 1);
+
+    // Retrying a step that is not stalled is refused.
+    let refused = client
+        .retry_step(v1::StepRequest {
+            order_id: order_id.clone(),
+            step: "confirm_order".into(),
+            operator: "li.wei".into(),
+            reason: "test".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
+    let invalid = client
+        .retry_step(v1::StepRequest {
+            order_id: "not-an-id".into(),
+            step: "capacity_check".into(),
+            operator: "x".into(),
+            reason: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(invalid.code(), tonic::Code::InvalidArgument);
+    assert!(
+        invalid.message().contains("order_id"),
+        "{}",
+        invalid.message()
+    );
+
+    let retried = client
+        .retry_step(v1::StepRequest {
+            order_id: order_id.clone(),
+            step: "capacity_check".into(),
+            operator: "li.wei".into(),
+            reason: "production service is back".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(retried.status, "running");
+    assert_eq!(step(&retried, "capacity_check").status, "waiting");
+    commands
+        .next_of_type(v1::CheckOrderCapacity::TYPE_NAME, WAIT)
+        .await
+        .unwrap();
+
+    // The reply moves the saga on to confirmation.
+    let earliest = Utc::now().date_naive() + chrono::Duration::days(10);
+    publish_event(
+        &bus,
+        "production",
+        &order_id,
+        &v1::CapacityChecked {
+            order_id: order_id.clone(),
+            earliest_completion: gendan_proto::date_to_string(earliest),
+            feasible: true,
+            requested_delivery_date: String::new(),
+            problem: String::new(),
+        },
+    )
+    .await;
+    let mut order_commands =
+        SubjectReader::open(&nats.url, streams::COMMANDS, "gendan.cmd.orders.>")
+            .await
+            .unwrap();
+    let confirm = order_commands
+        .next_of_type(v1::ConfirmOrder::TYPE_NAME, WAIT)
+        .await
+        .unwrap();
+    let confirm: v1::ConfirmOrder = confirm.decode().unwrap();
+    assert_eq!(confirm.order_id, order_id);
+    let saga_now = saga_of(&mut client, &order_id).await;
+    assert_eq!(step(&saga_now, "capacity_check").status, "done");
+    assert_eq!(
+        saga_now.projected_delivery_date,
+        gendan_proto::date_to_string(earliest)
+    );
+    assert!(
+        saga_now
+            .log
+            .iter()
+            .any(|entry| entry.action == "retry" && entry.detail.contains("li.wei"))
+    );
+    saga.stop().await;
+}
+
+#[tokio::test]
+async fn a_timer_set_before_a_restart_fires_after_it() {
+    gendan_telemetry::init_for_tests();
+    let (db, nats) = (
+        TestDb::create().await.unwrap(),
+        TestNats::start().await.unwrap(),
+    );
+    let clock = ManualClock::new(Utc::now());
+    let saga = start(&db, &nats, &clock).await;
+    let bus = Bus::connect(&nats.url, "test").await.unwrap();
+    let mut commands = SubjectReader::open(&nats.url, streams::COMMANDS, "gendan.cmd.production.>")
+        .await
+        .unwrap();
+    let order_id = uuid::Uuid::now_v7().to_string();
+    publish_event(
+        &bus,
+        "orders",
+        &order_id,
+        &v1::OrderCreated {
+            order: Some(sample_order(&order_id)),
+        },
+    )
+    .await;
+    commands
+        .next_of_type(v1::CheckOrderCapacity::TYPE_NAME, WAIT)
+        .await
+        .unwrap();
+
+    // The coordinator goes away with the re-send timer pending.
+    saga.stop().await;
+    clock.advance(chrono::Duration::seconds(45));
+    assert!(
+        commands
+            .next(Duration::from_millis(500))
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    let saga = start(&db, &nats, &clock).await;
+    let resent = commands
+        .next_of_type(v1::CheckOrderCapacity::TYPE_NAME, WAIT)
+        .await
+        .unwrap();
+    let resent: v1::CheckOrderCapacity = resent.decode().unwrap();
+    assert_eq!(resent.order_id, order_id);
+    let mut client = saga.client().await;
+    assert_eq!(
+        step(&saga_of(&mut client, &order_id).await, "capacity_check").attempts,
+        2
+    );
+    saga.stop().await;
+}
+
+#[tokio::test]
+async fn replies_out_of_order_and_twice_are_kept_once_and_a_failed_check_can_be_skipped() {
+    gendan_telemetry::init_for_tests();
+    let (db, nats) = (
+        TestDb::create().await.unwrap(),
+        TestNats::start().await.unwrap(),
+    );
+    let clock = ManualClock::new(Utc::now());
+    let saga = start(&db, &nats, &clock).await;
+    let bus = Bus::connect(&nats.url, "test").await.unwrap();
+    let order_id = uuid::Uuid::now_v7().to_string();
+    publish_event(
+        &bus,
+        "orders",
+        &order_id,
+        &v1::OrderCreated {
+            order: Some(sample_order(&order_id)),
+        },
+    )
+    .await;
+
+    // The capacity check answers with a problem: the step stalls at once.
+    let problem = v1::CapacityChecked {
+        order_id: order_id.clone(),
+        problem: "no routing for product P1".into(),
+        ..Default::default()
+    };
+    publish_event(&bus, "production", &order_id, &problem).await;
+    let mut client = saga.client().await;
+    let stalled = eventually(WAIT, "stalled on the capacity problem", || {
+        let mut client = client.clone();
+        let order_id = order_id.clone();
+        async move {
+            let saga = try_saga(&mut client, &order_id).await?;
+            (saga.status == "stalled").then_some(saga)
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        step(&stalled, "capacity_check")
+            .last_error
+            .contains("no routing for product P1")
+    );
+
+    // An operator skips it; confirmation is asked for.
+    let skipped = client
+        .skip_step(v1::StepRequest {
+            order_id: order_id.clone(),
+            step: "capacity_check".into(),
+            operator: "li.wei".into(),
+            reason: "made to order by hand".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(step(&skipped, "capacity_check").status, "skipped");
+    assert_eq!(step(&skipped, "confirm_order").status, "waiting");
+
+    // The confirmation arrives twice: one effect.
+    let promised = Utc::now().date_naive() + chrono::Duration::days(30);
+    let confirmed = Outgoing::event(
+        "orders",
+        &order_id,
+        &v1::OrderConfirmed {
+            order_id: order_id.clone(),
+            promised_delivery_date: gendan_proto::date_to_string(promised),
+        },
+        &Cause::root(&order_id),
+    );
+    bus.publish(&confirmed).await.unwrap();
+    let mut again = confirmed.clone();
+    again.envelope.event_id = uuid::Uuid::now_v7().to_string();
+    bus.publish(&again).await.unwrap();
+
+    let planned = eventually(WAIT, "production planning started", || {
+        let mut client = client.clone();
+        let order_id = order_id.clone();
+        async move {
+            let saga = try_saga(&mut client, &order_id).await?;
+            (step(&saga, "plan_production").status == "waiting").then_some(saga)
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(planned.phase, Phase::Confirmed as i32);
+    assert_eq!(
+        planned.promised_delivery_date,
+        gendan_proto::date_to_string(promised)
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let log = saga_of(&mut client, &order_id).await.log;
+    assert_eq!(
+        log.iter()
+            .filter(|entry| entry.step == "confirm_order" && entry.action == "done")
+            .count(),
+        1
+    );
+    saga.stop().await;
+}
