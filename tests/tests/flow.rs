@@ -6,6 +6,7 @@ use std::time::Duration;
 use gendan::demo::{self, Orders, Production};
 use gendan_messaging::{Bus, streams};
 use gendan_proto::TypeName;
+use gendan_proto::v1::production_service_client::ProductionServiceClient;
 use gendan_proto::v1::saga_service_client::SagaServiceClient;
 use gendan_proto::v1::{self, Phase};
 use gendan_tests::{SubjectReader, TestDb, TestNats, eventually, service_settings};
@@ -89,9 +90,11 @@ async fn system() -> System {
     let saga = start_saga(&db, &nats).await;
     let bus = Bus::connect(&nats.url, "test-mes").await.unwrap();
     let orders_client = demo::orders_client(demo::connect(orders.port).await.unwrap());
-    let mut production_client =
-        demo::production_client(demo::connect(production.port).await.unwrap());
-    demo::seed_catalog(&mut production_client).await.unwrap();
+    let channel = demo::connect(production.port).await.unwrap();
+    let production_client = demo::production_client(channel.clone());
+    gendan_production::demo::seed_demo_catalog(&mut ProductionServiceClient::new(channel))
+        .await
+        .unwrap();
     System {
         db,
         nats,
@@ -144,7 +147,7 @@ async fn wait_completed(client: &Orders, order_id: &str) -> v1::Order {
 async fn orders_flow_from_received_to_production_completed_in_one_trace() {
     let mut sys = system().await;
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
-    let mut request = tonic::Request::new(order_request("trace", "POLO-220", 600));
+    let mut request = tonic::Request::new(order_request("trace", "jacket-denim", 60));
     request.metadata_mut().insert(
         "traceparent",
         format!("00-{trace_id}-00f067aa0ba902b7-01")
@@ -160,7 +163,7 @@ async fn orders_flow_from_received_to_production_completed_in_one_trace() {
     let order_id = created.order.unwrap().order_id;
     let other = sys
         .orders_client
-        .create_order(order_request("other", "HOODIE-320", 300))
+        .create_order(order_request("other", "tote-canvas", 300))
         .await
         .unwrap()
         .into_inner()
@@ -216,9 +219,16 @@ async fn orders_flow_from_received_to_production_completed_in_one_trace() {
         .filter(|e| e.r#type == v1::PhaseChanged::TYPE_NAME)
         .map(|e| e.summary.clone())
         .map(|summary| {
+            // "Phase review → confirmed, projected delivery …": the target.
+            let target = summary
+                .split('→')
+                .nth(1)
+                .unwrap_or_default()
+                .trim()
+                .to_owned();
             [Phase::Review, Phase::Confirmed, Phase::Production]
                 .into_iter()
-                .find(|p| summary.contains(p.short_name()))
+                .find(|p| target.starts_with(p.short_name()))
                 .map(|p| p as i32)
                 .unwrap_or(-1)
         })
@@ -303,7 +313,7 @@ async fn a_saga_coordinator_killed_mid_flow_resumes_and_finishes() {
     let mut sys = system().await;
     let order_id = sys
         .orders_client
-        .create_order(order_request("crash", "TSHIRT-180", 800))
+        .create_order(order_request("crash", "shirt-oxford", 400))
         .await
         .unwrap()
         .into_inner()
@@ -337,7 +347,6 @@ async fn a_saga_coordinator_killed_mid_flow_resumes_and_finishes() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     sys.saga = start_saga(&sys.db, &sys.nats).await;
     let finished = wait_completed(&sys.orders_client, &order_id).await;
-    assert_eq!(finished.phase, Phase::Production as i32);
     player.await.unwrap().unwrap();
 
     // Nothing was done twice: one work order, one completion on the timeline.
@@ -350,6 +359,7 @@ async fn a_saga_coordinator_killed_mid_flow_resumes_and_finishes() {
         .unwrap()
         .into_inner()
         .entries;
+    assert_eq!(finished.phase, Phase::Production as i32, "{timeline:#?}");
     let count = |name: &str| timeline.iter().filter(|e| e.r#type == name).count();
     assert_eq!(count(v1::WorkOrderCompleted::TYPE_NAME), 1);
     assert_eq!(count(v1::SagaCompleted::TYPE_NAME), 1);

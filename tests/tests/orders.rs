@@ -5,7 +5,6 @@
 //! timeline (once per event, however often it is delivered).
 
 use std::collections::HashSet;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use async_nats::jetstream::message::PublishMessage;
@@ -28,22 +27,6 @@ use tonic::transport::Channel;
 
 const WAIT: Duration = Duration::from_secs(15);
 
-/// Telemetry for this test binary. `init_for_tests` filters everything below
-/// `warn` for every layer, which also disables the info-level request and
-/// handler spans, so they would carry no trace context; here those spans
-/// stay enabled (their logs stay quiet: the services log little at info).
-fn init_telemetry() {
-    static GUARD: OnceLock<Option<gendan_telemetry::Guard>> = OnceLock::new();
-    GUARD.get_or_init(|| {
-        gendan_telemetry::init_with(
-            "gendan-test",
-            gendan_telemetry::LogFormat::Compact,
-            "warn,gendan_orders=info,gendan_telemetry=info,gendan_messaging=info",
-        )
-        .ok()
-    });
-}
-
 type Client = OrderServiceClient<Channel>;
 
 /// A running orders service on its own database and NATS server.
@@ -57,7 +40,7 @@ struct Orders {
 
 impl Orders {
     async fn start() -> Orders {
-        init_telemetry();
+        gendan_telemetry::init_for_tests();
         let nats = TestNats::start().await.expect("nats starts");
         let db = TestDb::create().await.expect("database created");
         let app = Application::build(service_settings(&db, &nats, "orders"))

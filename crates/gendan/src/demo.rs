@@ -39,11 +39,17 @@ pub async fn connect(port: u16) -> anyhow::Result<Channel> {
 }
 
 pub fn orders_client(channel: Channel) -> Orders {
-    OrderServiceClient::with_interceptor(channel, gendan_telemetry::grpc::inject_trace_context as Interceptor)
+    OrderServiceClient::with_interceptor(
+        channel,
+        gendan_telemetry::grpc::inject_trace_context as Interceptor,
+    )
 }
 
 pub fn production_client(channel: Channel) -> Production {
-    ProductionServiceClient::with_interceptor(channel, gendan_telemetry::grpc::inject_trace_context as Interceptor)
+    ProductionServiceClient::with_interceptor(
+        channel,
+        gendan_telemetry::grpc::inject_trace_context as Interceptor,
+    )
 }
 
 /// A small repeatable generator, so two runs with one seed make the same orders.
@@ -51,70 +57,48 @@ struct Lcg(u64);
 
 impl Lcg {
     fn next(&mut self, below: u64) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (self.0 >> 33) % below.max(1)
     }
 }
 
-const PRODUCTS: &[(&str, &str, [f64; 3])] = &[
-    ("TSHIRT-180", "cotton jersey 180 g/m², crew neck", [0.02, 0.08, 0.01]),
-    ("POLO-220", "piqué 220 g/m², 3 buttons", [0.03, 0.12, 0.015]),
-    ("HOODIE-320", "fleece 320 g/m², kangaroo pocket", [0.05, 0.25, 0.02]),
+const CUSTOMERS: &[&str] = &[
+    "Nordwind GmbH",
+    "Maple & Co",
+    "Sakura Trading",
+    "Atlas Retail",
+    "Lumen SA",
 ];
-const CUSTOMERS: &[&str] = &["Nordwind GmbH", "Maple & Co", "Sakura Trading", "Atlas Retail", "Lumen SA"];
 
-/// Work centres and routings of the demo factory (idempotent upserts).
-pub async fn seed_catalog(production: &mut Production) -> anyhow::Result<()> {
-    let centres = [("CUT", "Cutting room", 16.0), ("SEW", "Sewing lines", 64.0), ("PACK", "Finishing and packing", 24.0)];
-    for (code, name, hours) in centres {
-        production
-            .upsert_work_centre(v1::WorkCentre {
-                code: code.into(),
-                name: name.into(),
-                hours_per_day: hours,
-                working_weekdays: vec![1, 2, 3, 4, 5, 6],
-                closed_dates: vec![],
-            })
-            .await
-            .with_context(|| format!("creating work centre {code}"))?;
+/// Specification text for the demo catalogue's products.
+fn spec_of(product: &str) -> &'static str {
+    match product {
+        "shirt-oxford" => "oxford cotton 120 g/m², button-down collar",
+        "jacket-denim" => "13 oz denim, stonewashed",
+        _ => "12 oz canvas, natural",
     }
-    for (product, _, hours) in PRODUCTS {
-        let stages = [("cutting", "CUT", 2.0), ("sewing", "SEW", 1.0), ("packing", "PACK", 0.5)]
-            .iter()
-            .zip(hours)
-            .map(|((stage, centre, setup), per_unit)| v1::RoutingStage {
-                stage: (*stage).into(),
-                work_centre: (*centre).into(),
-                hours_per_unit: *per_unit,
-                setup_hours: *setup,
-            })
-            .collect();
-        production
-            .set_routing(v1::Routing {
-                product: (*product).into(),
-                stages,
-            })
-            .await
-            .with_context(|| format!("creating the routing of {product}"))?;
-    }
-    Ok(())
 }
 
 fn sample_order(rng: &mut Lcg, run: &str, index: usize) -> v1::CreateOrderRequest {
     let line_count = 1 + rng.next(2) as usize;
     let lines = (0..line_count)
         .map(|_| {
-            let (product, spec, _) = PRODUCTS[rng.next(PRODUCTS.len() as u64) as usize];
+            let products = gendan_production::demo::demo_products();
+            let product = products[rng.next(products.len() as u64) as usize];
             v1::OrderLine {
                 product: product.into(),
-                spec: spec.into(),
+                spec: spec_of(product).into(),
                 quantity: 200 + 100 * rng.next(10) as u32,
                 unit_price_minor: 250 + 25 * rng.next(40) as i64,
             }
         })
         .collect();
     let export = rng.next(2) == 0;
-    let requested = chrono::Utc::now().date_naive() + chrono::Duration::days(45 + rng.next(30) as i64);
+    let requested =
+        chrono::Utc::now().date_naive() + chrono::Duration::days(45 + rng.next(30) as i64);
     v1::CreateOrderRequest {
         client_request_id: format!("demo-{run}-{index}"),
         customer: CUSTOMERS[rng.next(CUSTOMERS.len() as u64) as usize].into(),
@@ -129,11 +113,18 @@ fn sample_order(rng: &mut Lcg, run: &str, index: usize) -> v1::CreateOrderReques
 
 /// Plays the MES for one order: waits for its work order, then reports every
 /// stage started, quantities and completion, in routing order.
-pub async fn play_mes(bus: Bus, mut production: Production, order_id: String, seed: u64) -> anyhow::Result<()> {
+pub async fn play_mes(
+    bus: Bus,
+    mut production: Production,
+    order_id: String,
+    seed: u64,
+) -> anyhow::Result<()> {
     let mut rng = Lcg(seed);
     let work_order = loop {
         match production
-            .get_work_order(v1::GetWorkOrderRequest { order_id: order_id.clone() })
+            .get_work_order(v1::GetWorkOrderRequest {
+                order_id: order_id.clone(),
+            })
             .await
         {
             Ok(response) => break response.into_inner(),
@@ -153,7 +144,8 @@ pub async fn play_mes(bus: Bus, mut production: Production, order_id: String, se
             stage: stage.stage.clone(),
             at: Some(timestamp_from(now)),
         };
-        bus.publish(&mes(source, &order_id, &started, &cause)).await?;
+        bus.publish(&mes(source, &order_id, &started, &cause))
+            .await?;
         let scrap = (stage.planned_quantity as u64 * rng.next(3) / 100) as u32;
         let reported = v1::MesQuantityReported {
             order_id: order_id.clone(),
@@ -163,19 +155,26 @@ pub async fn play_mes(bus: Bus, mut production: Production, order_id: String, se
             scrap,
             at: Some(timestamp_from(now)),
         };
-        bus.publish(&mes(source, &order_id, &reported, &cause)).await?;
+        bus.publish(&mes(source, &order_id, &reported, &cause))
+            .await?;
         let completed = v1::MesStageCompleted {
             order_id: order_id.clone(),
             product: stage.product.clone(),
             stage: stage.stage.clone(),
             at: Some(timestamp_from(now)),
         };
-        bus.publish(&mes(source, &order_id, &completed, &cause)).await?;
+        bus.publish(&mes(source, &order_id, &completed, &cause))
+            .await?;
     }
     Ok(())
 }
 
-fn mes<M: prost::Message + TypeName>(source: &str, order_id: &str, payload: &M, cause: &Cause) -> Outgoing {
+fn mes<M: prost::Message + TypeName>(
+    source: &str,
+    order_id: &str,
+    payload: &M,
+    cause: &Cause,
+) -> Outgoing {
     // gendan.v1.MesStageStarted → gendan.ext.mes.stage_started
     let token = subjects::token_for_type(M::TYPE_NAME);
     let name = token.strip_prefix("mes_").unwrap_or(&token);
@@ -187,10 +186,15 @@ fn mes<M: prost::Message + TypeName>(source: &str, order_id: &str, payload: &M, 
 pub async fn run(
     bus: &Bus,
     mut orders: Orders,
-    mut production: Production,
+    production_channel: Channel,
     options: &DemoOptions,
 ) -> anyhow::Result<Vec<v1::Order>> {
-    seed_catalog(&mut production).await?;
+    gendan_production::demo::seed_demo_catalog(&mut ProductionServiceClient::new(
+        production_channel.clone(),
+    ))
+    .await
+    .context("loading the demo catalogue")?;
+    let production = production_client(production_channel);
     let run_id = uuid::Uuid::now_v7().simple().to_string();
     let mut rng = Lcg(options.seed);
     let requests: Vec<_> = (0..options.orders)
@@ -198,7 +202,10 @@ pub async fn run(
         .collect();
 
     let started = Instant::now();
-    println!("creating {} orders ({} at a time)…", options.orders, options.concurrency);
+    println!(
+        "creating {} orders ({} at a time)…",
+        options.orders, options.concurrency
+    );
     let created: Vec<anyhow::Result<String>> = futures::stream::iter(requests)
         .map(|request| {
             let mut orders = orders.clone();
@@ -216,13 +223,21 @@ pub async fn run(
 
     let mut players = tokio::task::JoinSet::new();
     for (i, order_id) in order_ids.iter().enumerate() {
-        players.spawn(play_mes(bus.clone(), production.clone(), order_id.clone(), options.seed ^ i as u64));
+        players.spawn(play_mes(
+            bus.clone(),
+            production.clone(),
+            order_id.clone(),
+            options.seed ^ i as u64,
+        ));
     }
 
     let deadline = started + options.timeout;
     loop {
         let snapshot = fetch(&mut orders, &order_ids).await?;
-        let done = snapshot.iter().filter(|o| o.workflow_status == "completed").count();
+        let done = snapshot
+            .iter()
+            .filter(|o| o.workflow_status == "completed")
+            .count();
         print_progress(&snapshot, started.elapsed());
         if done == order_ids.len() {
             let elapsed = started.elapsed();
@@ -260,7 +275,9 @@ async fn fetch(orders: &mut Orders, ids: &[String]) -> anyhow::Result<Vec<v1::Or
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
         let order = orders
-            .get_order(v1::GetOrderRequest { order_id: id.clone() })
+            .get_order(v1::GetOrderRequest {
+                order_id: id.clone(),
+            })
             .await
             .with_context(|| format!("reading order {id}"))?;
         out.push(order.into_inner());
@@ -269,7 +286,9 @@ async fn fetch(orders: &mut Orders, ids: &[String]) -> anyhow::Result<Vec<v1::Or
 }
 
 fn phase_name(order: &v1::Order) -> &'static str {
-    v1::Phase::try_from(order.phase).unwrap_or(Phase::Unspecified).short_name()
+    v1::Phase::try_from(order.phase)
+        .unwrap_or(Phase::Unspecified)
+        .short_name()
 }
 
 fn print_progress(orders: &[v1::Order], elapsed: Duration) {
@@ -280,17 +299,34 @@ fn print_progress(orders: &[v1::Order], elapsed: Duration) {
         } else {
             phase_name(order)
         };
-        *counts.entry((if label == "production completed" { 100 } else { order.phase }, label)).or_default() += 1;
+        *counts
+            .entry((
+                if label == "production completed" {
+                    100
+                } else {
+                    order.phase
+                },
+                label,
+            ))
+            .or_default() += 1;
     }
-    let parts: Vec<String> = counts.iter().map(|((_, label), n)| format!("{label} {n}")).collect();
+    let parts: Vec<String> = counts
+        .iter()
+        .map(|((_, label), n)| format!("{label} {n}"))
+        .collect();
     let at_risk = orders.iter().filter(|o| o.at_risk).count();
-    println!("[{:>5.1}s] {} | at risk {}", elapsed.as_secs_f64(), parts.join(" | "), at_risk);
+    println!(
+        "[{:>5.1}s] {} | at risk {}",
+        elapsed.as_secs_f64(),
+        parts.join(" | "),
+        at_risk
+    );
 }
 
 fn print_summary(orders: &[v1::Order]) {
     println!(
-        "{:<36}  {:<16}  {:<11}  {:<10}  {:<10}  {:<10}  {}",
-        "order", "customer", "phase", "status", "requested", "projected", "risk"
+        "{:<36}  {:<16}  {:<11}  {:<10}  {:<10}  {:<10}  risk",
+        "order", "customer", "phase", "status", "requested", "projected"
     );
     for order in orders {
         println!(
@@ -300,7 +336,11 @@ fn print_summary(orders: &[v1::Order]) {
             phase_name(order),
             order.workflow_status,
             order.requested_delivery_date,
-            if order.projected_delivery_date.is_empty() { "-" } else { &order.projected_delivery_date },
+            if order.projected_delivery_date.is_empty() {
+                "-"
+            } else {
+                &order.projected_delivery_date
+            },
             if order.at_risk { "AT RISK" } else { "ok" }
         );
     }

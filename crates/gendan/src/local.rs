@@ -48,7 +48,10 @@ impl LocalServers {
         let store = data_dir.join("nats");
         std::fs::create_dir_all(&store)?;
         let port = free_port()?;
-        eprintln!("starting a private nats-server on 127.0.0.1:{port} (store {})", store.display());
+        eprintln!(
+            "starting a private nats-server on 127.0.0.1:{port} (store {})",
+            store.display()
+        );
         let child = Command::new(&binary)
             .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
             .arg(&store)
@@ -82,7 +85,10 @@ impl LocalServers {
         let user = "gendan";
         if !cluster.join("PG_VERSION").exists() {
             std::fs::create_dir_all(&cluster)?;
-            eprintln!("initialising a private PostgreSQL cluster in {}", cluster.display());
+            eprintln!(
+                "initialising a private PostgreSQL cluster in {}",
+                cluster.display()
+            );
             let status = Command::new(&initdb)
                 .arg("-D")
                 .arg(&cluster)
@@ -114,7 +120,10 @@ impl LocalServers {
             .status()
             .await?;
         if !status.success() {
-            bail!("pg_ctl could not start PostgreSQL; see {}", data_dir.join("postgres.log").display());
+            bail!(
+                "pg_ctl could not start PostgreSQL; see {}",
+                data_dir.join("postgres.log").display()
+            );
         }
         self.postgres_data = Some((pg_ctl, cluster));
         Ok(format!("postgres://{user}@127.0.0.1:{port}/postgres"))
@@ -141,22 +150,34 @@ async fn nats_answers(url: &str) -> bool {
     let connect = async_nats::ConnectOptions::new()
         .connection_timeout(Duration::from_secs(2))
         .connect(url);
-    matches!(tokio::time::timeout(Duration::from_secs(3), connect).await, Ok(Ok(_)))
+    matches!(
+        tokio::time::timeout(Duration::from_secs(3), connect).await,
+        Ok(Ok(_))
+    )
 }
 
 async fn postgres_answers(url: &str) -> bool {
     let connect = sqlx::PgConnection::connect(url);
-    matches!(tokio::time::timeout(Duration::from_secs(3), connect).await, Ok(Ok(_)))
+    matches!(
+        tokio::time::timeout(Duration::from_secs(3), connect).await,
+        Ok(Ok(_))
+    )
 }
 
 fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 /// Debian and Ubuntu keep the server binaries off the PATH.
 fn postgres_bin_dirs() -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path().join("bin"))).collect())
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+                .collect()
+        })
         .unwrap_or_default();
     dirs.sort();
     dirs.reverse();

@@ -19,10 +19,19 @@ use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
-#[command(name = "gendan", version, about = "Order follow-up for factories and export manufacturers")]
+#[command(
+    name = "gendan",
+    version,
+    about = "Order follow-up for factories and export manufacturers"
+)]
 struct Cli {
     /// Where private servers keep their data when they must be started.
-    #[arg(long, env = "GENDAN_DATA_DIR", default_value = ".gendan", global = true)]
+    #[arg(
+        long,
+        env = "GENDAN_DATA_DIR",
+        default_value = ".gendan",
+        global = true
+    )]
     data_dir: PathBuf,
     #[command(subcommand)]
     command: Command,
@@ -52,19 +61,32 @@ async fn main() -> anyhow::Result<()> {
     let demo = matches!(cli.command, Command::Demo { .. });
     // The demo's own output is the progress table; keep logs to warnings.
     let default_filter = if demo { "warn" } else { "info" };
-    let _telemetry = gendan_telemetry::init_with("gendan", gendan_telemetry::LogFormat::from_env(), default_filter)?;
+    let _telemetry = gendan_telemetry::init_with(
+        "gendan",
+        gendan_telemetry::LogFormat::from_env(),
+        default_filter,
+    )?;
 
     let mut common = gendan_settings::Common::from_env()?;
     let mut servers = local::LocalServers::default();
     let (nats_url, database_url) = servers
-        .ensure(&common.nats_url, common.database_url.expose(), &cli.data_dir)
+        .ensure(
+            &common.nats_url,
+            common.database_url.expose(),
+            &cli.data_dir,
+        )
         .await?;
     common.nats_url = nats_url;
     common.database_url = gendan_settings::Secret::new(database_url);
 
     let result = match cli.command {
         Command::Up => up(&common).await,
-        Command::Demo { orders, concurrency, timeout_secs, seed } => {
+        Command::Demo {
+            orders,
+            concurrency,
+            timeout_secs,
+            seed,
+        } => {
             let options = demo::DemoOptions {
                 orders,
                 concurrency,
@@ -89,12 +111,17 @@ async fn up(common: &gendan_settings::Common) -> anyhow::Result<()> {
     stack.run_until(stop).await
 }
 
-async fn run_demo(common: &gendan_settings::Common, options: &demo::DemoOptions) -> anyhow::Result<()> {
+async fn run_demo(
+    common: &gendan_settings::Common,
+    options: &demo::DemoOptions,
+) -> anyhow::Result<()> {
     let stack = stack::Stack::start(common, &stack::Addrs::ephemeral(), Default::default()).await?;
     let bus = gendan_messaging::Bus::connect(&common.nats_url, "gendan-demo").await?;
     let orders = demo::orders_client(demo::connect(stack.orders_port).await?);
-    let production = demo::production_client(demo::connect(stack.production_port).await?);
-    let result = demo::run(&bus, orders, production, options).await.context("demo");
+    let production = demo::connect(stack.production_port).await?;
+    let result = demo::run(&bus, orders, production, options)
+        .await
+        .context("demo");
     let stopped = stack.shutdown().await;
     result?;
     stopped
@@ -103,14 +130,15 @@ async fn run_demo(common: &gendan_settings::Common, options: &demo::DemoOptions)
 async fn stop_on_signal(stop: CancellationToken) {
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(term) => term,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                stop.cancel();
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    stop.cancel();
+                    return;
+                }
+            };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}

@@ -18,7 +18,10 @@ impl Addrs {
     /// The per-service defaults, overridable with `GENDAN_<SERVICE>__GRPC_ADDR`.
     pub fn from_env() -> Self {
         let addr = |service: &str, default: &str| {
-            gendan_settings::string(&format!("GENDAN_{}__GRPC_ADDR", service.to_ascii_uppercase()), default)
+            gendan_settings::string(
+                &format!("GENDAN_{}__GRPC_ADDR", service.to_ascii_uppercase()),
+                default,
+            )
         };
         Addrs {
             orders: addr("orders", "127.0.0.1:50051"),
@@ -47,7 +50,10 @@ pub struct Stack {
 }
 
 fn settings(common: &Common, addr: &str, service: &str) -> ServiceSettings {
-    let schema = gendan_settings::string(&format!("GENDAN_{}__SCHEMA", service.to_ascii_uppercase()), service);
+    let schema = gendan_settings::string(
+        &format!("GENDAN_{}__SCHEMA", service.to_ascii_uppercase()),
+        service,
+    );
     ServiceSettings {
         common: common.clone(),
         grpc_addr: addr.to_owned(),
@@ -56,27 +62,55 @@ fn settings(common: &Common, addr: &str, service: &str) -> ServiceSettings {
 }
 
 impl Stack {
-    pub async fn start(common: &Common, addrs: &Addrs, saga_options: gendan_saga::Options) -> anyhow::Result<Self> {
+    pub async fn start(
+        common: &Common,
+        addrs: &Addrs,
+        saga_options: gendan_saga::Options,
+    ) -> anyhow::Result<Self> {
         let cancel = CancellationToken::new();
         let mut tasks = JoinSet::new();
 
         let orders = gendan_orders::Application::build(settings(common, &addrs.orders, "orders"))
             .await
             .context("starting the orders service")?;
-        let production = gendan_production::Application::build(settings(common, &addrs.production, "production"))
-            .await
-            .context("starting the production service")?;
-        let saga = gendan_saga::Application::build(settings(common, &addrs.saga, "saga"), saga_options)
-            .await
-            .context("starting the saga coordinator")?;
-        let (orders_port, production_port, saga_port) = (orders.port(), production.port(), saga.port());
+        let production = gendan_production::Application::build(settings(
+            common,
+            &addrs.production,
+            "production",
+        ))
+        .await
+        .context("starting the production service")?;
+        let saga =
+            gendan_saga::Application::build(settings(common, &addrs.saga, "saga"), saga_options)
+                .await
+                .context("starting the saga coordinator")?;
+        let (orders_port, production_port, saga_port) =
+            (orders.port(), production.port(), saga.port());
 
         let token = cancel.clone();
-        tasks.spawn(async move { ("orders", orders.run_until_stopped(token).await.map_err(Into::into)) });
+        tasks.spawn(async move {
+            (
+                "orders",
+                orders.run_until_stopped(token).await.map_err(Into::into),
+            )
+        });
         let token = cancel.clone();
-        tasks.spawn(async move { ("production", production.run_until_stopped(token).await.map_err(Into::into)) });
+        tasks.spawn(async move {
+            (
+                "production",
+                production
+                    .run_until_stopped(token)
+                    .await
+                    .map_err(Into::into),
+            )
+        });
         let token = cancel.clone();
-        tasks.spawn(async move { ("saga", saga.run_until_stopped(token).await.map_err(Into::into)) });
+        tasks.spawn(async move {
+            (
+                "saga",
+                saga.run_until_stopped(token).await.map_err(Into::into),
+            )
+        });
 
         Ok(Stack {
             orders_port,
@@ -113,7 +147,9 @@ impl Stack {
     }
 }
 
-fn describe(joined: Result<(&'static str, anyhow::Result<()>), tokio::task::JoinError>) -> anyhow::Result<()> {
+fn describe(
+    joined: Result<(&'static str, anyhow::Result<()>), tokio::task::JoinError>,
+) -> anyhow::Result<()> {
     match joined {
         Ok((_, Ok(()))) => Ok(()),
         Ok((service, Err(err))) => Err(err.context(format!("{service} service stopped"))),

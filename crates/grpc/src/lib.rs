@@ -93,10 +93,17 @@ pub trait ServiceErrorCode: std::fmt::Display {
 /// reach the client without internals.
 pub fn into_status<E: ServiceErrorCode>(err: E) -> tonic::Status {
     let code = err.code();
-    if code == Code::Internal || code == Code::Unavailable {
-        tracing::error!(error = %err, "request failed");
+    match code {
+        Code::Internal => {
+            tracing::error!(error = %err, "request failed");
+            tonic::Status::internal("internal error (see the service logs)")
+        }
+        Code::Unavailable => {
+            tracing::error!(error = %err, "request failed");
+            tonic::Status::unavailable("a backing store is unavailable, retry later")
+        }
+        _ => tonic::Status::new(code, err.to_string()),
     }
-    tonic::Status::new(code, err.to_string())
 }
 
 /// One invalid request field: a path such as `lines[2].quantity` and what is

@@ -93,7 +93,9 @@ impl ConsumerSettings {
                 Duration::from_secs(5),
                 Duration::from_secs(30),
             ],
-            ack_wait: Duration::from_secs(30),
+            // Short enough that messages held by a crashed replica come back
+            // quickly; a batch is handled well within it.
+            ack_wait: Duration::from_secs(10),
         }
     }
 
@@ -246,7 +248,10 @@ impl<H: Handler> Consumer<H> {
 
     /// Runs the handler for each message in one transaction; the outcome per
     /// message, or an error that voids the whole batch.
-    async fn apply(&self, batch: &[(Message, Incoming)]) -> std::result::Result<Vec<Outcome>, sqlx::Error> {
+    async fn apply(
+        &self,
+        batch: &[(Message, Incoming)],
+    ) -> std::result::Result<Vec<Outcome>, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         let mut outcomes = Vec::with_capacity(batch.len());
         for (_, incoming) in batch {
@@ -261,9 +266,12 @@ impl<H: Handler> Consumer<H> {
                 gendan_telemetry::set_parent_from_traceparent(&span, traceparent);
             }
             let mut savepoint = tx.begin().await?;
-            let fresh =
-                inbox::claim(&mut savepoint, &self.settings.durable, &incoming.envelope.event_id)
-                    .await?;
+            let fresh = inbox::claim(
+                &mut savepoint,
+                &self.settings.durable,
+                &incoming.envelope.event_id,
+            )
+            .await?;
             if !fresh {
                 savepoint.rollback().await?;
                 outcomes.push(Outcome::Done);
@@ -294,7 +302,10 @@ impl<H: Handler> Consumer<H> {
     }
 
     async fn settle(&self, message: Message, outcome: Outcome) {
-        let delivered = message.info().map(|info| info.delivered as u64).unwrap_or(1);
+        let delivered = message
+            .info()
+            .map(|info| info.delivered as u64)
+            .unwrap_or(1);
         let result = match outcome {
             Outcome::Done => message.ack().await,
             Outcome::Retry(reason) if delivered >= u64::from(self.settings.max_attempts) => {
@@ -331,7 +342,10 @@ impl<H: Handler> Consumer<H> {
         headers.insert("Gendan-Dlq-Reason", one_line(reason).as_str());
         headers.insert("Gendan-Dlq-Subject", message.subject.as_str());
         headers.insert("Gendan-Dlq-Consumer", self.settings.durable.as_str());
-        headers.insert("Gendan-Dlq-Stream-Sequence", stream_sequence.to_string().as_str());
+        headers.insert(
+            "Gendan-Dlq-Stream-Sequence",
+            stream_sequence.to_string().as_str(),
+        );
         headers.insert("Gendan-Dlq-Delivered", delivered.to_string().as_str());
         let message_id = format!("dlq:{}:{}", self.settings.durable, stream_sequence);
         headers.insert("Nats-Msg-Id", message_id.as_str());

@@ -18,9 +18,9 @@ use sqlx::{PgConnection, PgPool, QueryBuilder};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::Result;
 use crate::bus::{Bus, publication};
 use crate::envelope::Outgoing;
-use crate::Result;
 
 /// Adds `messages` to the outbox inside the caller's transaction.
 pub async fn write(conn: &mut PgConnection, messages: &[Outgoing]) -> sqlx::Result<()> {
@@ -30,7 +30,8 @@ pub async fn write(conn: &mut PgConnection, messages: &[Outgoing]) -> sqlx::Resu
     let mut insert =
         QueryBuilder::new("INSERT INTO outbox (event_id, subject, body, traceparent) ");
     insert.push_values(messages, |mut row, message| {
-        let event_id = Uuid::parse_str(&message.envelope.event_id).unwrap_or_else(|_| Uuid::now_v7());
+        let event_id =
+            Uuid::parse_str(&message.envelope.event_id).unwrap_or_else(|_| Uuid::now_v7());
         row.push_bind(event_id)
             .push_bind(&message.subject)
             .push_bind(message.envelope.encode_to_vec())

@@ -60,8 +60,14 @@ mod tests {
 
     #[test]
     fn type_names_become_subject_tokens() {
-        assert_eq!(token_for_type("gendan.v1.WorkOrderPlanned"), "work_order_planned");
-        assert_eq!(token_for_type("gendan.v1.MesStageStarted"), "mes_stage_started");
+        assert_eq!(
+            token_for_type("gendan.v1.WorkOrderPlanned"),
+            "work_order_planned"
+        );
+        assert_eq!(
+            token_for_type("gendan.v1.MesStageStarted"),
+            "mes_stage_started"
+        );
         assert_eq!(token_for_type("OrderCreated"), "order_created");
     }
 }

@@ -38,7 +38,10 @@ mod tests {
 
     #[test]
     fn dates_parse_strictly() {
-        assert_eq!(date_from_str("2026-12-01").map(date_to_string).as_deref(), Some("2026-12-01"));
+        assert_eq!(
+            date_from_str("2026-12-01").map(date_to_string).as_deref(),
+            Some("2026-12-01")
+        );
         assert!(date_from_str("2026-13-01").is_none());
         assert!(date_from_str("01/12/2026").is_none());
         assert!(date_from_str("").is_none());

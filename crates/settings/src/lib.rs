@@ -73,7 +73,10 @@ impl Common {
     pub fn from_env() -> Result<Self> {
         let defaults = Common::default();
         Ok(Common {
-            database_url: Secret::new(string("GENDAN_DATABASE_URL", defaults.database_url.expose())),
+            database_url: Secret::new(string(
+                "GENDAN_DATABASE_URL",
+                defaults.database_url.expose(),
+            )),
             nats_url: string("GENDAN_NATS_URL", &defaults.nats_url),
             stream_replicas: parsed("GENDAN_STREAM_REPLICAS", defaults.stream_replicas)?,
             db_max_connections: parsed("GENDAN_DB_MAX_CONNECTIONS", defaults.db_max_connections)?,

@@ -52,7 +52,9 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<PgPool> {
     // Two services starting together may race on CREATE SCHEMA; the loser's
     // unique violation means the schema exists, which is all we need.
     if let Err(err) = admin
-        .execute(sqlx::AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS {schema}")))
+        .execute(sqlx::AssertSqlSafe(format!(
+            "CREATE SCHEMA IF NOT EXISTS {schema}"
+        )))
         .await
     {
         let exists = admin

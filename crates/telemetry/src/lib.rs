@@ -17,14 +17,16 @@ pub mod propagation;
 use std::sync::OnceLock;
 
 use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
-use opentelemetry_sdk::Resource;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
-pub use propagation::{current_traceparent, set_parent_from_traceparent, trace_id_of, traceparent_of_span};
+pub use propagation::{
+    current_traceparent, set_parent_from_traceparent, trace_id_of, traceparent_of_span,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -96,8 +98,13 @@ pub fn init_with(service_name: &str, format: LogFormat, default_filter: &str) ->
     let tracer = provider.tracer("gendan");
     opentelemetry::global::set_tracer_provider(provider.clone());
 
-    let filter =
+    // The log filter applies to log output only: spans feed trace ids to
+    // timelines and saga steps even when logs are quiet, so the trace layer
+    // has its own filter (`GENDAN_TRACE_FILTER`, default `info`).
+    let log_filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    let trace_filter =
+        EnvFilter::try_from_env("GENDAN_TRACE_FILTER").unwrap_or_else(|_| EnvFilter::new("info"));
     let fmt_layer = match format {
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
@@ -107,9 +114,12 @@ pub fn init_with(service_name: &str, format: LogFormat, default_filter: &str) ->
         LogFormat::Compact => tracing_subscriber::fmt::layer().compact().boxed(),
     };
     tracing_subscriber::registry()
-        .with(filter)
-        .with(fmt_layer)
-        .with(tracing_opentelemetry::layer().with_tracer(tracer))
+        .with(fmt_layer.with_filter(log_filter))
+        .with(
+            tracing_opentelemetry::layer()
+                .with_tracer(tracer)
+                .with_filter(trace_filter),
+        )
         .try_init()
         .map_err(|_| Error::AlreadyInstalled)?;
     Ok(Guard { provider })

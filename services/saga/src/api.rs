@@ -2,8 +2,8 @@
 //! retry / skip of a stalled step.
 
 use chrono::{DateTime, Utc};
-use gendan_proto::v1::saga_service_server::SagaService;
 use gendan_proto::v1;
+use gendan_proto::v1::saga_service_server::SagaService;
 use gendan_proto::{date_to_string, timestamp_from};
 use sqlx::PgPool;
 use tonic::{Request, Response, Status};
@@ -11,6 +11,9 @@ use tonic::{Request, Response, Status};
 use crate::engine::Engine;
 use crate::state::SagaState;
 use crate::{Error, validate_order_id};
+
+/// at, step, action, detail, trace id.
+type LogRow = (DateTime<Utc>, String, String, String, Option<String>);
 
 pub struct SagaApi {
     pool: PgPool,
@@ -23,7 +26,7 @@ impl SagaApi {
     }
 
     async fn describe(&self, saga: SagaState) -> Result<v1::Saga, Error> {
-        let log: Vec<(DateTime<Utc>, String, String, String, Option<String>)> = sqlx::query_as(
+        let log: Vec<LogRow> = sqlx::query_as(
             "SELECT at, step, action, detail, trace_id FROM saga_log WHERE order_id = $1 ORDER BY id",
         )
         .bind(&saga.order_id)
@@ -73,23 +76,41 @@ impl SagaApi {
         })
     }
 
-    async fn operator_action(&self, request: v1::StepRequest, skip: bool) -> Result<v1::Saga, Error> {
+    async fn operator_action(
+        &self,
+        request: v1::StepRequest,
+        skip: bool,
+    ) -> Result<v1::Saga, Error> {
         validate_order_id(&request.order_id)?;
         if request.step.is_empty() {
             return Err(gendan_grpc::FieldError::new("step", "is required").into());
         }
         let operator = request.operator.trim();
         if operator.is_empty() {
-            return Err(gendan_grpc::FieldError::new("operator", "is required: who decided").into());
+            return Err(
+                gendan_grpc::FieldError::new("operator", "is required: who decided").into(),
+            );
         }
         let mut tx = self.pool.begin().await?;
         let saga = if skip {
             self.engine
-                .skip_step(&mut tx, &request.order_id, &request.step, operator, &request.reason)
+                .skip_step(
+                    &mut tx,
+                    &request.order_id,
+                    &request.step,
+                    operator,
+                    &request.reason,
+                )
                 .await?
         } else {
             self.engine
-                .retry_step(&mut tx, &request.order_id, &request.step, operator, &request.reason)
+                .retry_step(
+                    &mut tx,
+                    &request.order_id,
+                    &request.step,
+                    operator,
+                    &request.reason,
+                )
                 .await?
         };
         tx.commit().await?;
@@ -100,7 +121,10 @@ impl SagaApi {
 #[tonic::async_trait]
 impl SagaService for SagaApi {
     #[tracing::instrument(skip_all, fields(order_id = %request.get_ref().order_id))]
-    async fn get_saga(&self, request: Request<v1::GetSagaRequest>) -> Result<Response<v1::Saga>, Status> {
+    async fn get_saga(
+        &self,
+        request: Request<v1::GetSagaRequest>,
+    ) -> Result<Response<v1::Saga>, Status> {
         let order_id = request.into_inner().order_id;
         let result = async {
             validate_order_id(&order_id)?;
@@ -115,7 +139,10 @@ impl SagaService for SagaApi {
     }
 
     #[tracing::instrument(skip_all)]
-    async fn list_stalled(&self, request: Request<v1::ListStalledRequest>) -> Result<Response<v1::ListStalledResponse>, Status> {
+    async fn list_stalled(
+        &self,
+        request: Request<v1::ListStalledRequest>,
+    ) -> Result<Response<v1::ListStalledResponse>, Status> {
         let limit = match request.into_inner().limit {
             0 => 100,
             n => n.min(1000),
@@ -141,7 +168,10 @@ impl SagaService for SagaApi {
     }
 
     #[tracing::instrument(skip_all, fields(order_id = %request.get_ref().order_id, step = %request.get_ref().step))]
-    async fn retry_step(&self, request: Request<v1::StepRequest>) -> Result<Response<v1::Saga>, Status> {
+    async fn retry_step(
+        &self,
+        request: Request<v1::StepRequest>,
+    ) -> Result<Response<v1::Saga>, Status> {
         self.operator_action(request.into_inner(), false)
             .await
             .map(Response::new)
@@ -149,11 +179,13 @@ impl SagaService for SagaApi {
     }
 
     #[tracing::instrument(skip_all, fields(order_id = %request.get_ref().order_id, step = %request.get_ref().step))]
-    async fn skip_step(&self, request: Request<v1::StepRequest>) -> Result<Response<v1::Saga>, Status> {
+    async fn skip_step(
+        &self,
+        request: Request<v1::StepRequest>,
+    ) -> Result<Response<v1::Saga>, Status> {
         self.operator_action(request.into_inner(), true)
             .await
             .map(Response::new)
             .map_err(gendan_grpc::into_status)
     }
 }
-

@@ -25,7 +25,10 @@ pub fn apply(state: &mut SagaState, incoming: &Incoming) -> Result<Verdict, Hand
     if type_name == v1::CapacityChecked::TYPE_NAME {
         let checked: v1::CapacityChecked = incoming.payload()?;
         if !checked.problem.is_empty() {
-            return Ok(Verdict::Fails(format!("capacity check: {}", checked.problem)));
+            return Ok(Verdict::Fails(format!(
+                "capacity check: {}",
+                checked.problem
+            )));
         }
         state.projected = date(&checked.earliest_completion, "earliest_completion")?;
         Ok(Verdict::Completes)

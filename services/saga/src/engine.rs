@@ -51,12 +51,19 @@ impl Engine {
     }
 
     /// Handles one event from `gendan.evt.>`.
-    pub async fn on_event(&self, conn: &mut PgConnection, incoming: &Incoming) -> Result<(), HandlerError> {
+    pub async fn on_event(
+        &self,
+        conn: &mut PgConnection,
+        incoming: &Incoming,
+    ) -> Result<(), HandlerError> {
         if incoming.is::<v1::OrderCreated>() {
             return self.start(conn, incoming).await;
         }
         let relevant = incoming.type_name() == v1::WorkOrderProgressed::TYPE_NAME
-            || self.workflow.steps().any(|(_, s)| s.completes_on == incoming.type_name());
+            || self
+                .workflow
+                .steps()
+                .any(|(_, s)| s.completes_on == incoming.type_name());
         if !relevant || incoming.order_id().is_empty() {
             return Ok(());
         }
@@ -82,9 +89,13 @@ impl Engine {
                 continue;
             }
             match &verdict {
-                Verdict::Completes | Verdict::Informs => {
-                    self.finish_step(&mut saga, step.name, StepStatus::Done, now, incoming.type_name())
-                }
+                Verdict::Completes | Verdict::Informs => self.finish_step(
+                    &mut saga,
+                    step.name,
+                    StepStatus::Done,
+                    now,
+                    incoming.type_name(),
+                ),
                 Verdict::Fails(reason) => self.stall(&mut saga, step.name, reason, now),
             }
         }
@@ -95,18 +106,26 @@ impl Engine {
         Ok(())
     }
 
-    async fn start(&self, conn: &mut PgConnection, incoming: &Incoming) -> Result<(), HandlerError> {
+    async fn start(
+        &self,
+        conn: &mut PgConnection,
+        incoming: &Incoming,
+    ) -> Result<(), HandlerError> {
         let created: v1::OrderCreated = incoming.payload()?;
         let order = created
             .order
             .ok_or_else(|| HandlerError::Rejected("OrderCreated without an order".into()))?;
-        let requested = gendan_proto::date_from_str(&order.requested_delivery_date).ok_or_else(|| {
-            HandlerError::Rejected(format!(
-                "order {} has requested_delivery_date {:?}, not YYYY-MM-DD",
-                order.order_id, order.requested_delivery_date
-            ))
-        })?;
-        if SagaState::load(conn, &order.order_id, true).await?.is_some() {
+        let requested =
+            gendan_proto::date_from_str(&order.requested_delivery_date).ok_or_else(|| {
+                HandlerError::Rejected(format!(
+                    "order {} has requested_delivery_date {:?}, not YYYY-MM-DD",
+                    order.order_id, order.requested_delivery_date
+                ))
+            })?;
+        if SagaState::load(conn, &order.order_id, true)
+            .await?
+            .is_some()
+        {
             return Ok(());
         }
         let now = self.now();
@@ -138,7 +157,13 @@ impl Engine {
             timer_changes: Vec::new(),
             order,
         };
-        log(&mut saga, now, "-", "created", format!("requested delivery {}", date_to_string(requested)));
+        log(
+            &mut saga,
+            now,
+            "-",
+            "created",
+            format!("requested delivery {}", date_to_string(requested)),
+        );
         self.advance(&mut saga, &cause, now);
         saga.save(conn).await?;
         Ok(())
@@ -150,6 +175,12 @@ impl Engine {
             return;
         }
         for phase in &self.workflow.phases {
+            // Every phase is entered in order, even one whose steps finished
+            // early (replies that overtook others), so the order's phase
+            // history never skips a phase.
+            if (phase.phase as i32) > (saga.phase as i32) {
+                self.change_phase(saga, phase.phase, cause, now);
+            }
             let unfinished = phase
                 .steps
                 .iter()
@@ -157,12 +188,12 @@ impl Engine {
             if !unfinished {
                 continue;
             }
-            if saga.phase != phase.phase {
-                self.change_phase(saga, phase.phase, cause, now);
-            }
             for step in &phase.steps {
                 let ready = saga.step(step.name).status == StepStatus::Pending
-                    && step.after.iter().all(|gate| saga.step(gate).status.is_finished());
+                    && step
+                        .after
+                        .iter()
+                        .all(|gate| saga.step(gate).status.is_finished());
                 if ready {
                     self.start_step(saga, step, cause, now);
                 }
@@ -174,8 +205,15 @@ impl Engine {
             order_id: saga.order_id.clone(),
             phase: saga.phase as i32,
         };
-        saga.outgoing.push(Outgoing::event(SERVICE, &saga.order_id, &completed, cause));
-        log(saga, now, "-", "completed", format!("workflow finished in phase {}", saga.phase.short_name()));
+        saga.outgoing
+            .push(Outgoing::event(SERVICE, &saga.order_id, &completed, cause));
+        log(
+            saga,
+            now,
+            "-",
+            "completed",
+            format!("workflow finished in phase {}", saga.phase.short_name()),
+        );
     }
 
     fn change_phase(&self, saga: &mut SagaState, to: Phase, cause: &Cause, now: DateTime<Utc>) {
@@ -187,8 +225,15 @@ impl Engine {
             to: to as i32,
             projected_delivery_date: saga.projected.map(date_to_string).unwrap_or_default(),
         };
-        saga.outgoing.push(Outgoing::event(SERVICE, &saga.order_id, &changed, cause));
-        log(saga, now, "-", "phase", format!("{} → {}", from.short_name(), to.short_name()));
+        saga.outgoing
+            .push(Outgoing::event(SERVICE, &saga.order_id, &changed, cause));
+        log(
+            saga,
+            now,
+            "-",
+            "phase",
+            format!("{} → {}", from.short_name(), to.short_name()),
+        );
     }
 
     fn start_step(&self, saga: &mut SagaState, step: &StepDef, cause: &Cause, now: DateTime<Utc>) {
@@ -207,7 +252,13 @@ impl Engine {
                 overdue_deadline(saga, now)
             }
             (StepAction::Await, _) => {
-                log(saga, now, step.name, "waiting", format!("for {}", step.completes_on));
+                log(
+                    saga,
+                    now,
+                    step.name,
+                    "waiting",
+                    format!("for {}", step.completes_on),
+                );
                 overdue_deadline(saga, now)
             }
         };
@@ -218,10 +269,18 @@ impl Engine {
         state.deadline = Some(deadline);
         state.last_error = None;
         state.trace_id = current_trace_id();
-        saga.timer_changes.push(TimerChange::Set(step.name.to_owned(), deadline));
+        saga.timer_changes
+            .push(TimerChange::Set(step.name.to_owned(), deadline));
     }
 
-    fn finish_step(&self, saga: &mut SagaState, name: &str, status: StepStatus, now: DateTime<Utc>, by: &str) {
+    fn finish_step(
+        &self,
+        saga: &mut SagaState,
+        name: &str,
+        status: StepStatus,
+        now: DateTime<Utc>,
+        by: &str,
+    ) {
         let state = saga.step_mut(name);
         state.status = status;
         state.finished_at = Some(now);
@@ -245,7 +304,8 @@ impl Engine {
             reason: reason.to_owned(),
         };
         let cause = Cause::root(saga.correlation_id.clone());
-        saga.outgoing.push(Outgoing::event(SERVICE, &saga.order_id, &stalled, &cause));
+        saga.outgoing
+            .push(Outgoing::event(SERVICE, &saga.order_id, &stalled, &cause));
         log(saga, now, name, "stalled", reason.to_owned());
         tracing::warn!(order_id = %saga.order_id, step = name, %reason, "saga stalled");
     }
@@ -255,16 +315,24 @@ impl Engine {
     /// it no longer does.
     fn check_risk(&self, saga: &mut SagaState, cause: &Cause, now: DateTime<Utc>) {
         let committed = saga.promised.unwrap_or(saga.requested);
-        let late = saga.projected.is_some_and(|projected| projected > committed);
+        let late = saga
+            .projected
+            .is_some_and(|projected| projected > committed);
         if late == saga.at_risk {
             return;
         }
         saga.at_risk = late;
         let projected = saga.projected.map(date_to_string).unwrap_or_default();
         let reason = if late {
-            format!("projected {projected} is after the committed {}", date_to_string(committed))
+            format!(
+                "projected {projected} is after the committed {}",
+                date_to_string(committed)
+            )
         } else {
-            format!("projected {projected} is back within {}", date_to_string(committed))
+            format!(
+                "projected {projected} is back within {}",
+                date_to_string(committed)
+            )
         };
         let changed = v1::DeliveryRiskChanged {
             order_id: saga.order_id.clone(),
@@ -273,36 +341,59 @@ impl Engine {
             projected_delivery_date: projected,
             reason: reason.clone(),
         };
-        saga.outgoing.push(Outgoing::event(SERVICE, &saga.order_id, &changed, cause));
-        log(saga, now, "-", if late { "at_risk" } else { "on_track" }, reason);
+        saga.outgoing
+            .push(Outgoing::event(SERVICE, &saga.order_id, &changed, cause));
+        log(
+            saga,
+            now,
+            "-",
+            if late { "at_risk" } else { "on_track" },
+            reason,
+        );
     }
 
     /// A due timer for `step`: re-send, stall, or flag overdue. Returns
     /// whether anything changed.
-    pub async fn on_timer(&self, conn: &mut PgConnection, order_id: &str, step_name: &str) -> Result<(), Error> {
+    pub async fn on_timer(
+        &self,
+        conn: &mut PgConnection,
+        order_id: &str,
+        step_name: &str,
+    ) -> Result<(), Error> {
         let Some(mut saga) = SagaState::load(conn, order_id, true).await? else {
             return Ok(());
         };
         let now = self.now();
         let Some((_, step)) = self.workflow.step(step_name) else {
             // A step removed from the workflow since the timer was set.
-            saga.timer_changes.push(TimerChange::Clear(step_name.to_owned()));
+            saga.timer_changes
+                .push(TimerChange::Clear(step_name.to_owned()));
             saga.save(conn).await?;
             return Ok(());
         };
         let state = saga.step(step_name);
         if saga.status != Status::Running || state.status != StepStatus::Waiting {
-            saga.timer_changes.push(TimerChange::Clear(step_name.to_owned()));
+            saga.timer_changes
+                .push(TimerChange::Clear(step_name.to_owned()));
             saga.save(conn).await?;
             return Ok(());
         }
         let cause = Cause::root(saga.correlation_id.clone());
         match (step.action, step.on_timeout) {
-            (StepAction::Send(build), OnTimeout::Resend { after, max_attempts }) => {
+            (
+                StepAction::Send(build),
+                OnTimeout::Resend {
+                    after,
+                    max_attempts,
+                },
+            ) => {
                 if state.attempts >= max_attempts as i32 {
                     let reason = format!(
                         "no {} after {} attempts",
-                        step.completes_on.rsplit('.').next().unwrap_or(step.completes_on),
+                        step.completes_on
+                            .rsplit('.')
+                            .next()
+                            .unwrap_or(step.completes_on),
                         state.attempts
                     );
                     self.stall(&mut saga, step_name, &reason, now);
@@ -316,21 +407,38 @@ impl Engine {
                     state.attempts = attempt;
                     state.deadline = Some(now + wait);
                     state.last_error = Some("timed out waiting for the reply".to_owned());
-                    saga.timer_changes.push(TimerChange::Set(step_name.to_owned(), now + wait));
-                    log(&mut saga, now, step_name, "resent", format!("attempt {attempt}"));
+                    saga.timer_changes
+                        .push(TimerChange::Set(step_name.to_owned(), now + wait));
+                    log(
+                        &mut saga,
+                        now,
+                        step_name,
+                        "resent",
+                        format!("attempt {attempt}"),
+                    );
                 }
             }
             _ => {
                 // Overdue: the order cannot make its projected date.
                 let overdue_from = now.date_naive();
-                if saga.projected.is_none_or(|projected| projected < overdue_from) {
+                if saga
+                    .projected
+                    .is_none_or(|projected| projected < overdue_from)
+                {
                     saga.projected = Some(overdue_from);
                 }
                 self.check_risk(&mut saga, &cause, now);
                 let next = now + Duration::days(1);
                 saga.step_mut(step_name).deadline = Some(next);
-                saga.timer_changes.push(TimerChange::Set(step_name.to_owned(), next));
-                log(&mut saga, now, step_name, "overdue", format!("still waiting for {}", step.completes_on));
+                saga.timer_changes
+                    .push(TimerChange::Set(step_name.to_owned(), next));
+                log(
+                    &mut saga,
+                    now,
+                    step_name,
+                    "overdue",
+                    format!("still waiting for {}", step.completes_on),
+                );
             }
         }
         saga.updated_at = now;
@@ -339,7 +447,14 @@ impl Engine {
     }
 
     /// Operator action on a stalled step: run it again with a fresh budget.
-    pub async fn retry_step(&self, conn: &mut PgConnection, order_id: &str, step_name: &str, operator: &str, reason: &str) -> Result<SagaState, Error> {
+    pub async fn retry_step(
+        &self,
+        conn: &mut PgConnection,
+        order_id: &str,
+        step_name: &str,
+        operator: &str,
+        reason: &str,
+    ) -> Result<SagaState, Error> {
         let (mut saga, step) = self.stalled_step(conn, order_id, step_name).await?;
         let now = self.now();
         let cause = Cause::root(saga.correlation_id.clone());
@@ -352,18 +467,36 @@ impl Engine {
     }
 
     /// Operator action on a stalled step: consider it done and move on.
-    pub async fn skip_step(&self, conn: &mut PgConnection, order_id: &str, step_name: &str, operator: &str, reason: &str) -> Result<SagaState, Error> {
+    pub async fn skip_step(
+        &self,
+        conn: &mut PgConnection,
+        order_id: &str,
+        step_name: &str,
+        operator: &str,
+        reason: &str,
+    ) -> Result<SagaState, Error> {
         let (mut saga, _) = self.stalled_step(conn, order_id, step_name).await?;
         let now = self.now();
         let cause = Cause::root(saga.correlation_id.clone());
         self.resume(&mut saga, step_name, "skip", operator, reason, now);
-        self.finish_step(&mut saga, step_name, StepStatus::Skipped, now, &format!("skipped by {operator}"));
+        self.finish_step(
+            &mut saga,
+            step_name,
+            StepStatus::Skipped,
+            now,
+            &format!("skipped by {operator}"),
+        );
         self.advance(&mut saga, &cause, now);
         saga.save(conn).await?;
         Ok(saga)
     }
 
-    async fn stalled_step(&self, conn: &mut PgConnection, order_id: &str, step_name: &str) -> Result<(SagaState, &StepDef), Error> {
+    async fn stalled_step(
+        &self,
+        conn: &mut PgConnection,
+        order_id: &str,
+        step_name: &str,
+    ) -> Result<(SagaState, &StepDef), Error> {
         let saga = SagaState::load(conn, order_id, true)
             .await?
             .ok_or_else(|| Error::NotFound(format!("saga for order {order_id}")))?;
@@ -381,7 +514,15 @@ impl Engine {
         Ok((saga, step))
     }
 
-    fn resume(&self, saga: &mut SagaState, step: &str, action: &str, operator: &str, reason: &str, now: DateTime<Utc>) {
+    fn resume(
+        &self,
+        saga: &mut SagaState,
+        step: &str,
+        action: &str,
+        operator: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) {
         saga.status = Status::Running;
         saga.stalled_reason = None;
         saga.updated_at = now;
@@ -392,7 +533,8 @@ impl Engine {
             operator: operator.to_owned(),
         };
         let cause = Cause::root(saga.correlation_id.clone());
-        saga.outgoing.push(Outgoing::event(SERVICE, &saga.order_id, &resumed, &cause));
+        saga.outgoing
+            .push(Outgoing::event(SERVICE, &saga.order_id, &resumed, &cause));
         log(saga, now, step, action, format!("by {operator}: {reason}"));
     }
 }
@@ -418,4 +560,3 @@ fn log(saga: &mut SagaState, at: DateTime<Utc>, step: &str, action: &str, detail
         trace_id: current_trace_id(),
     });
 }
-

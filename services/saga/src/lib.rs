@@ -25,7 +25,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gendan_grpc::{Code, FieldError, ServiceErrorCode};
-use gendan_messaging::{Bus, Consumer, ConsumerSettings, Handler, HandlerError, Incoming, Relay, streams, subjects};
+use gendan_messaging::{
+    Bus, Consumer, ConsumerSettings, Handler, HandlerError, Incoming, Relay, streams, subjects,
+};
 use gendan_settings::ServiceSettings;
 use sqlx::{PgConnection, PgPool};
 use tokio::net::TcpListener;
@@ -78,7 +80,11 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 pub(crate) fn validate_order_id(order_id: &str) -> Result<()> {
     if uuid::Uuid::parse_str(order_id).is_err() {
-        return Err(FieldError::new("order_id", format!("{order_id:?} is not an order id (UUID)")).into());
+        return Err(FieldError::new(
+            "order_id",
+            format!("{order_id:?} is not an order id (UUID)"),
+        )
+        .into());
     }
     Ok(())
 }
@@ -106,7 +112,11 @@ struct EventHandler {
 }
 
 impl Handler for EventHandler {
-    async fn handle(&self, conn: &mut PgConnection, message: &Incoming) -> Result<(), HandlerError> {
+    async fn handle(
+        &self,
+        conn: &mut PgConnection,
+        message: &Incoming,
+    ) -> Result<(), HandlerError> {
         self.engine.on_event(conn, message).await
     }
 }
@@ -123,7 +133,11 @@ pub struct Application {
 impl Application {
     pub async fn build(settings: ServiceSettings, options: Options) -> Result<Self> {
         let pool = gendan_storage::connect(&settings.database()).await?;
-        gendan_storage::migrate(&pool, [gendan_messaging::migrator(), sqlx::migrate!("./migrations")]).await?;
+        gendan_storage::migrate(
+            &pool,
+            [gendan_messaging::migrator(), sqlx::migrate!("./migrations")],
+        )
+        .await?;
         let bus = Bus::connect(&settings.common.nats_url, SERVICE).await?;
         bus.ensure_streams(settings.common.stream_replicas).await?;
         let listener = gendan_grpc::bind(&settings.grpc_addr).await?;
@@ -139,7 +153,10 @@ impl Application {
     }
 
     pub fn port(&self) -> u16 {
-        self.listener.local_addr().map(|addr| addr.port()).unwrap_or(0)
+        self.listener
+            .local_addr()
+            .map(|addr| addr.port())
+            .unwrap_or(0)
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -151,16 +168,27 @@ impl Application {
         let api = api::SagaApi::new(self.pool.clone(), self.engine.clone());
         let server = gendan_proto::v1::saga_service_server::SagaServiceServer::new(api);
         tasks.spawn(gendan_grpc::serve(self.listener, server, cancel.clone()).map_into());
-        let relay = Relay::new(self.pool.clone(), self.bus.clone(), &self.settings.schema, Default::default());
+        let relay = Relay::new(
+            self.pool.clone(),
+            self.bus.clone(),
+            &self.settings.schema,
+            Default::default(),
+        );
         tasks.spawn(relay.run(cancel.clone()).map_into());
         let consumer = Consumer::new(
             self.bus.clone(),
             self.pool.clone(),
             ConsumerSettings::new(streams::EVENTS, "saga-events", subjects::EVENTS),
-            EventHandler { engine: self.engine.clone() },
+            EventHandler {
+                engine: self.engine.clone(),
+            },
         );
         tasks.spawn(consumer.run(cancel.clone()).map_into());
-        let timers = timers::TimerWorker::new(self.pool.clone(), self.engine.clone(), self.options.timer_poll);
+        let timers = timers::TimerWorker::new(
+            self.pool.clone(),
+            self.engine.clone(),
+            self.options.timer_poll,
+        );
         tasks.spawn(timers.run(cancel.clone()));
 
         let mut outcome = Ok(());

@@ -5,7 +5,8 @@ use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let settings = gendan_settings::ServiceSettings::from_env(gendan_saga::SERVICE, "127.0.0.1:50053")?;
+    let settings =
+        gendan_settings::ServiceSettings::from_env(gendan_saga::SERVICE, "127.0.0.1:50053")?;
     let _telemetry = gendan_telemetry::init("gendan-saga")?;
     let app = gendan_saga::Application::build(settings, Default::default())
         .await

@@ -169,7 +169,11 @@ struct StepRow {
 impl SagaState {
     /// Loads a saga; `lock` takes the row lock that serialises everything
     /// that happens to one order while other orders proceed in parallel.
-    pub async fn load(conn: &mut PgConnection, order_id: &str, lock: bool) -> sqlx::Result<Option<Self>> {
+    pub async fn load(
+        conn: &mut PgConnection,
+        order_id: &str,
+        lock: bool,
+    ) -> sqlx::Result<Option<Self>> {
         let sql = if lock {
             "SELECT * FROM sagas WHERE order_id = $1 FOR UPDATE"
         } else {
@@ -338,10 +342,15 @@ impl SagaState {
     }
 
     pub fn step(&self, name: &str) -> StepState {
-        self.steps.get(name).cloned().unwrap_or_else(StepState::pending)
+        self.steps
+            .get(name)
+            .cloned()
+            .unwrap_or_else(StepState::pending)
     }
 
     pub fn step_mut(&mut self, name: &str) -> &mut StepState {
-        self.steps.entry(name.to_owned()).or_insert_with(StepState::pending)
+        self.steps
+            .entry(name.to_owned())
+            .or_insert_with(StepState::pending)
     }
 }

@@ -11,8 +11,8 @@ use gendan_messaging::{Cause, Outgoing};
 use gendan_proto::TypeName;
 use gendan_proto::v1::{self, Phase};
 
-use crate::state::SagaState;
 use crate::SERVICE;
+use crate::state::SagaState;
 
 /// Builds the command a step sends when it starts (and re-sends on timeout).
 pub type CommandBuilder = fn(&SagaState, &Cause) -> Outgoing;
@@ -189,7 +189,11 @@ mod tests {
             for step in &phase.steps {
                 assert!(seen.insert(step.name), "duplicate step {}", step.name);
                 for gate in step.after {
-                    assert!(earlier.contains(gate), "{} waits for unknown {gate}", step.name);
+                    assert!(
+                        earlier.contains(gate),
+                        "{} waits for unknown {gate}",
+                        step.name
+                    );
                 }
                 earlier.push(step.name);
             }

@@ -1,0 +1,182 @@
+//! The `gendan.v1.OrderService` gRPC API.
+//!
+//! Each RPC is an instrumented method returning the crate [`Error`]; the
+//! tonic trait impl only converts with [`gendan_grpc::into_status`], so the
+//! error-to-status mapping stays in one place (`impl ServiceErrorCode`).
+//! ListOrders pages newest first with a keyset cursor ([`paging`]), so new
+//! orders never shift the pages a client is walking through.
+
+use chrono::Utc;
+use gendan_grpc::{FieldError, into_status};
+use gendan_proto::timestamp_to;
+use gendan_proto::v1::order_service_server::OrderService;
+use gendan_proto::v1::{
+    CreateOrderRequest, CreateOrderResponse, GetOrderRequest, GetTimelineRequest,
+    GetTimelineResponse, ListOrdersRequest, ListOrdersResponse, Order, Phase,
+};
+use sqlx::PgPool;
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use crate::store::{self, Cursor, ListFilter};
+use crate::{Error, Result, intake, paging, timeline};
+
+pub const DEFAULT_PAGE_SIZE: u32 = 50;
+pub const MAX_PAGE_SIZE: u32 = 500;
+
+/// The OrderService implementation; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct OrderApi {
+    pool: PgPool,
+}
+
+impl OrderApi {
+    pub fn new(pool: PgPool) -> Self {
+        OrderApi { pool }
+    }
+
+    #[tracing::instrument(skip_all, fields(client_request_id = %request.client_request_id), err(level = "debug"))]
+    pub async fn create(&self, request: &CreateOrderRequest) -> Result<CreateOrderResponse> {
+        let today = Utc::now().date_naive();
+        let (order, created) = intake::create_order(&self.pool, request, today).await?;
+        Ok(CreateOrderResponse {
+            order: Some(order),
+            created,
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(order_id = %order_id), err(level = "debug"))]
+    pub async fn get(&self, order_id: &str) -> Result<Order> {
+        let id = parse_order_id(order_id)?;
+        let mut conn = self.pool.acquire().await?;
+        store::get_order(&mut conn, id)
+            .await?
+            .ok_or_else(|| Error::OrderNotFound(order_id.to_owned()))
+    }
+
+    #[tracing::instrument(skip_all, err(level = "debug"))]
+    pub async fn list(&self, request: &ListOrdersRequest) -> Result<ListOrdersResponse> {
+        let phase = match Phase::try_from(request.phase) {
+            Ok(Phase::Unspecified) => None,
+            Ok(phase) => Some(phase as i32),
+            Err(_) => {
+                return Err(FieldError::new(
+                    "phase",
+                    format!("{} is not a known phase", request.phase),
+                )
+                .into());
+            }
+        };
+        let filter = ListFilter {
+            phase,
+            customer: Some(request.customer.trim())
+                .filter(|customer| !customer.is_empty())
+                .map(str::to_owned),
+            at_risk_only: request.at_risk_only,
+        };
+        let cursor = paging::decode(&request.page_token)?;
+        let page_size = match request.page_size {
+            0 => DEFAULT_PAGE_SIZE,
+            size => size.min(MAX_PAGE_SIZE),
+        };
+
+        // One extra row tells whether another page follows.
+        let mut conn = self.pool.acquire().await?;
+        let mut orders =
+            store::list_orders(&mut conn, &filter, cursor, i64::from(page_size) + 1).await?;
+        let more = orders.len() > page_size as usize;
+        orders.truncate(page_size as usize);
+        let next_page_token = match orders.last() {
+            Some(last) if more => paging::encode(cursor_after(last)?),
+            _ => String::new(),
+        };
+        Ok(ListOrdersResponse {
+            orders,
+            next_page_token,
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(order_id = %order_id), err(level = "debug"))]
+    pub async fn timeline(&self, order_id: &str) -> Result<GetTimelineResponse> {
+        let id = parse_order_id(order_id)?;
+        let entries = timeline::entries(&self.pool, id).await?;
+        // Every order has at least its OrderCreated entry, so an empty
+        // timeline means there is no such order.
+        if entries.is_empty() {
+            return Err(Error::OrderNotFound(order_id.to_owned()));
+        }
+        Ok(GetTimelineResponse { entries })
+    }
+}
+
+fn parse_order_id(order_id: &str) -> Result<Uuid> {
+    if order_id.is_empty() {
+        return Err(FieldError::new("order_id", "must not be empty").into());
+    }
+    Uuid::parse_str(order_id).map_err(|_| {
+        FieldError::new(
+            "order_id",
+            format!("{order_id:?} is not an order id (a UUID)"),
+        )
+        .into()
+    })
+}
+
+fn cursor_after(order: &Order) -> Result<Cursor> {
+    let created_at = order
+        .created_at
+        .as_ref()
+        .and_then(timestamp_to)
+        .ok_or_else(|| {
+            Error::Inconsistent(format!("order {} has no created_at", order.order_id))
+        })?;
+    let order_id = Uuid::parse_str(&order.order_id)
+        .map_err(|_| Error::Inconsistent(format!("stored order id {:?}", order.order_id)))?;
+    Ok(Cursor {
+        created_at,
+        order_id,
+    })
+}
+
+#[tonic::async_trait]
+impl OrderService for OrderApi {
+    async fn create_order(
+        &self,
+        request: Request<CreateOrderRequest>,
+    ) -> Result<Response<CreateOrderResponse>, Status> {
+        self.create(request.get_ref())
+            .await
+            .map(Response::new)
+            .map_err(into_status)
+    }
+
+    async fn get_order(
+        &self,
+        request: Request<GetOrderRequest>,
+    ) -> Result<Response<Order>, Status> {
+        self.get(&request.get_ref().order_id)
+            .await
+            .map(Response::new)
+            .map_err(into_status)
+    }
+
+    async fn list_orders(
+        &self,
+        request: Request<ListOrdersRequest>,
+    ) -> Result<Response<ListOrdersResponse>, Status> {
+        self.list(request.get_ref())
+            .await
+            .map(Response::new)
+            .map_err(into_status)
+    }
+
+    async fn get_timeline(
+        &self,
+        request: Request<GetTimelineRequest>,
+    ) -> Result<Response<GetTimelineResponse>, Status> {
+        self.timeline(&request.get_ref().order_id)
+            .await
+            .map(Response::new)
+            .map_err(into_status)
+    }
+}

@@ -1,0 +1,104 @@
+//! CreateOrder: validate, de-duplicate by request id, store and announce.
+//!
+//! Everything a new order produces is written in one transaction: the
+//! request-id claim (first, so a concurrent retry waits on its unique key and
+//! then finds this order), the order row and lines, the `OrderCreated` outbox
+//! row and the first timeline entry. Either the order exists and will be
+//! announced, or nothing was written.
+
+use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
+use gendan_messaging::{Cause, Outgoing, outbox};
+use gendan_proto::v1::{CreateOrderRequest, Order, OrderCreated, OrderLine, Phase};
+use gendan_proto::{date_to_string, timestamp_from};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::store::{self, status};
+use crate::validate::{self, NewOrder};
+use crate::{Error, Result, SERVICE, timeline};
+
+/// The order for `request` and whether this call created it (`false`: the
+/// request id was seen before and that order is returned unchanged).
+///
+/// `today` is the earliest acceptable requested delivery date.
+pub async fn create_order(
+    pool: &PgPool,
+    request: &CreateOrderRequest,
+    today: NaiveDate,
+) -> Result<(Order, bool)> {
+    // A retry is answered before the other fields are validated: the same
+    // request may no longer pass (its delivery date is now in the past), but
+    // it did when the order was made.
+    let request_id = validate::client_request_id(&request.client_request_id)?;
+    if let Some(existing) = store::order_for_request(pool, request_id).await? {
+        return Ok((load(pool, existing).await?, false));
+    }
+    let new_order = validate::new_order(request, today)?;
+
+    let order_id = Uuid::now_v7();
+    // PostgreSQL keeps microseconds; the order we return must equal the one
+    // GetOrder will read back.
+    let now = Utc::now().trunc_subsecs(6);
+    let mut tx = pool.begin().await?;
+    if !store::claim_request_id(&mut tx, request_id, order_id).await? {
+        // A concurrent call with the same request id committed first.
+        tx.rollback().await?;
+        let existing = store::order_for_request(pool, request_id)
+            .await?
+            .ok_or_else(|| Error::Inconsistent(format!("request {request_id} has no order")))?;
+        return Ok((load(pool, existing).await?, false));
+    }
+    store::insert_order(&mut tx, order_id, &new_order, now).await?;
+    let order = order_of(order_id, &new_order, now);
+    let order_id_text = order.order_id.clone();
+    let created = Outgoing::event(
+        SERVICE,
+        &order_id_text,
+        &OrderCreated {
+            order: Some(order.clone()),
+        },
+        &Cause::root(&order_id_text),
+    );
+    outbox::write(&mut tx, std::slice::from_ref(&created)).await?;
+    timeline::append_own(&mut tx, order_id, &created).await?;
+    tx.commit().await?;
+    tracing::debug!(order_id = %order_id_text, customer = %order.customer, "order created");
+    Ok((order, true))
+}
+
+async fn load(pool: &PgPool, order_id: Uuid) -> Result<Order> {
+    let mut conn = pool.acquire().await?;
+    store::get_order(&mut conn, order_id).await?.ok_or_else(|| {
+        Error::Inconsistent(format!("order {order_id} of a create request is missing"))
+    })
+}
+
+/// The stored order as GetOrder will return it.
+fn order_of(order_id: Uuid, new_order: &NewOrder, now: DateTime<Utc>) -> Order {
+    Order {
+        order_id: order_id.to_string(),
+        customer: new_order.customer.clone(),
+        lines: new_order
+            .lines
+            .iter()
+            .map(|line| OrderLine {
+                product: line.product.clone(),
+                spec: line.spec.clone(),
+                quantity: line.quantity,
+                unit_price_minor: line.unit_price_minor,
+            })
+            .collect(),
+        currency: new_order.currency.clone(),
+        requested_delivery_date: date_to_string(new_order.requested_delivery_date),
+        incoterm: new_order.incoterm.clone(),
+        payment_terms: new_order.payment_terms.clone(),
+        export: new_order.export,
+        phase: Phase::Received as i32,
+        projected_delivery_date: String::new(),
+        at_risk: false,
+        total_minor: new_order.total_minor,
+        created_at: Some(timestamp_from(now)),
+        updated_at: Some(timestamp_from(now)),
+        workflow_status: status::RUNNING.to_owned(),
+    }
+}

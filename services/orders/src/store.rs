@@ -1,0 +1,371 @@
+//! SQL for the order record: rows in, `gendan.v1.Order` messages out.
+//!
+//! Every function takes the executor it runs on, so callers decide the
+//! transaction: CreateOrder writes through one, the consumers through the
+//! batch transaction the consumer loop hands them. Statements are static
+//! with binds; optional filters are `($n IS NULL OR ...)`.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use gendan_proto::v1::{Order, OrderLine, Phase};
+use gendan_proto::{date_to_string, timestamp_from};
+use sqlx::{PgConnection, PgExecutor};
+use uuid::Uuid;
+
+use crate::validate::NewOrder;
+
+/// Workflow status values shown on `Order.workflow_status`.
+pub mod status {
+    pub const RUNNING: &str = "running";
+    pub const STALLED: &str = "stalled";
+    pub const COMPLETED: &str = "completed";
+    pub const CANCELLED: &str = "cancelled";
+}
+
+/// The `orders` columns an [`OrderRow`] reads; a macro so queries stay
+/// `&'static str` (no dynamic SQL).
+macro_rules! order_columns {
+    () => {
+        "order_id, customer, currency, requested_delivery_date, incoterm, payment_terms, \
+         export, total_minor, phase, workflow_status, projected_delivery_date, at_risk, \
+         created_at, updated_at"
+    };
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct OrderRow {
+    order_id: Uuid,
+    customer: String,
+    currency: String,
+    requested_delivery_date: NaiveDate,
+    incoterm: String,
+    payment_terms: String,
+    export: bool,
+    total_minor: i64,
+    phase: i32,
+    workflow_status: String,
+    projected_delivery_date: Option<NaiveDate>,
+    at_risk: bool,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct LineRow {
+    order_id: Uuid,
+    product: String,
+    spec: String,
+    quantity: i64,
+    unit_price_minor: i64,
+}
+
+impl OrderRow {
+    fn into_order(self, lines: Vec<OrderLine>) -> Order {
+        Order {
+            order_id: self.order_id.to_string(),
+            customer: self.customer,
+            lines,
+            currency: self.currency,
+            requested_delivery_date: date_to_string(self.requested_delivery_date),
+            incoterm: self.incoterm,
+            payment_terms: self.payment_terms,
+            export: self.export,
+            phase: self.phase,
+            projected_delivery_date: self
+                .projected_delivery_date
+                .map(date_to_string)
+                .unwrap_or_default(),
+            at_risk: self.at_risk,
+            total_minor: self.total_minor,
+            created_at: Some(timestamp_from(self.created_at)),
+            updated_at: Some(timestamp_from(self.updated_at)),
+            workflow_status: self.workflow_status,
+        }
+    }
+}
+
+impl LineRow {
+    fn into_line(self) -> OrderLine {
+        OrderLine {
+            product: self.product,
+            spec: self.spec,
+            // Written from a u32 and checked positive by the table.
+            quantity: u32::try_from(self.quantity).unwrap_or(u32::MAX),
+            unit_price_minor: self.unit_price_minor,
+        }
+    }
+}
+
+/// Claims `client_request_id` for `order_id`; `false` when another request
+/// already holds it. Waits for a concurrent holder to commit or roll back.
+pub async fn claim_request_id(
+    conn: &mut PgConnection,
+    client_request_id: &str,
+    order_id: Uuid,
+) -> sqlx::Result<bool> {
+    let inserted = sqlx::query(
+        "INSERT INTO create_requests (client_request_id, order_id) VALUES ($1, $2) \
+         ON CONFLICT (client_request_id) DO NOTHING",
+    )
+    .bind(client_request_id)
+    .bind(order_id)
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(inserted == 1)
+}
+
+/// The order a create request produced, if that request id was seen.
+pub async fn order_for_request(
+    executor: impl PgExecutor<'_>,
+    client_request_id: &str,
+) -> sqlx::Result<Option<Uuid>> {
+    sqlx::query_scalar("SELECT order_id FROM create_requests WHERE client_request_id = $1")
+        .bind(client_request_id)
+        .fetch_optional(executor)
+        .await
+}
+
+/// Inserts the order row and its lines, in the received phase.
+pub async fn insert_order(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+    order: &NewOrder,
+    now: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO orders (order_id, customer, currency, requested_delivery_date, incoterm, \
+         payment_terms, export, total_minor, phase, workflow_status, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)",
+    )
+    .bind(order_id)
+    .bind(&order.customer)
+    .bind(&order.currency)
+    .bind(order.requested_delivery_date)
+    .bind(&order.incoterm)
+    .bind(&order.payment_terms)
+    .bind(order.export)
+    .bind(order.total_minor)
+    .bind(Phase::Received as i32)
+    .bind(status::RUNNING)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+
+    // One statement for all lines: arrays unnested in line order.
+    let line_numbers: Vec<i32> = (1..).take(order.lines.len()).collect();
+    let products: Vec<&str> = order.lines.iter().map(|l| l.product.as_str()).collect();
+    let specs: Vec<&str> = order.lines.iter().map(|l| l.spec.as_str()).collect();
+    let quantities: Vec<i64> = order.lines.iter().map(|l| i64::from(l.quantity)).collect();
+    let prices: Vec<i64> = order.lines.iter().map(|l| l.unit_price_minor).collect();
+    sqlx::query(
+        "INSERT INTO order_lines (order_id, line_no, product, spec, quantity, unit_price_minor) \
+         SELECT $1, * FROM unnest($2::int[], $3::text[], $4::text[], $5::bigint[], $6::bigint[])",
+    )
+    .bind(order_id)
+    .bind(&line_numbers)
+    .bind(&products)
+    .bind(&specs)
+    .bind(&quantities)
+    .bind(&prices)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// One order with its lines.
+pub async fn get_order(conn: &mut PgConnection, order_id: Uuid) -> sqlx::Result<Option<Order>> {
+    let row: Option<OrderRow> = sqlx::query_as(concat!(
+        "SELECT ",
+        order_columns!(),
+        " FROM orders WHERE order_id = $1"
+    ))
+    .bind(order_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let mut orders = with_lines(conn, vec![row]).await?;
+    Ok(orders.pop())
+}
+
+/// What ListOrders filters on; `None` / `false` match everything.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    pub phase: Option<i32>,
+    pub customer: Option<String>,
+    pub at_risk_only: bool,
+}
+
+/// Position after the last order of a page, newest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    pub created_at: DateTime<Utc>,
+    pub order_id: Uuid,
+}
+
+/// Up to `limit` orders matching `filter`, newest first, after `cursor`.
+pub async fn list_orders(
+    conn: &mut PgConnection,
+    filter: &ListFilter,
+    cursor: Option<Cursor>,
+    limit: i64,
+) -> sqlx::Result<Vec<Order>> {
+    let rows: Vec<OrderRow> = sqlx::query_as(concat!(
+        "SELECT ",
+        order_columns!(),
+        " FROM orders \
+         WHERE ($1::int IS NULL OR phase = $1) \
+           AND ($2::text IS NULL OR customer = $2) \
+           AND (NOT $3 OR at_risk) \
+           AND ($4::timestamptz IS NULL OR (created_at, order_id) < ($4, $5::uuid)) \
+         ORDER BY created_at DESC, order_id DESC \
+         LIMIT $6"
+    ))
+    .bind(filter.phase)
+    .bind(filter.customer.as_deref())
+    .bind(filter.at_risk_only)
+    .bind(cursor.map(|c| c.created_at))
+    .bind(cursor.map(|c| c.order_id))
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    with_lines(conn, rows).await
+}
+
+/// Attaches lines to rows with one query for the whole page.
+async fn with_lines(conn: &mut PgConnection, rows: Vec<OrderRow>) -> sqlx::Result<Vec<Order>> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<Uuid> = rows.iter().map(|row| row.order_id).collect();
+    let lines: Vec<LineRow> = sqlx::query_as(
+        "SELECT order_id, product, spec, quantity, unit_price_minor FROM order_lines \
+         WHERE order_id = ANY($1) ORDER BY order_id, line_no",
+    )
+    .bind(&ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut by_order: std::collections::HashMap<Uuid, Vec<OrderLine>> =
+        std::collections::HashMap::with_capacity(rows.len());
+    for line in lines {
+        by_order
+            .entry(line.order_id)
+            .or_default()
+            .push(line.into_line());
+    }
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let lines = by_order.remove(&row.order_id).unwrap_or_default();
+            row.into_order(lines)
+        })
+        .collect())
+}
+
+/// What confirming found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Confirmation {
+    /// Confirmed now with this promised date.
+    Confirmed(NaiveDate),
+    /// Confirmed before; the promised date stored then.
+    AlreadyConfirmed(NaiveDate),
+    UnknownOrder,
+}
+
+/// Records the confirmation once; a repeat reports the stored promised date
+/// so the caller can re-announce it unchanged.
+pub async fn confirm(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+    promised: NaiveDate,
+) -> sqlx::Result<Confirmation> {
+    let confirmed: Option<NaiveDate> = sqlx::query_scalar(
+        "UPDATE orders SET promised_delivery_date = $2, confirmed_at = now(), updated_at = now() \
+         WHERE order_id = $1 AND confirmed_at IS NULL RETURNING promised_delivery_date",
+    )
+    .bind(order_id)
+    .bind(promised)
+    .fetch_optional(&mut *conn)
+    .await?
+    .flatten();
+    if let Some(date) = confirmed {
+        return Ok(Confirmation::Confirmed(date));
+    }
+    let stored: Option<Option<NaiveDate>> =
+        sqlx::query_scalar("SELECT promised_delivery_date FROM orders WHERE order_id = $1")
+            .bind(order_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    Ok(match stored {
+        None => Confirmation::UnknownOrder,
+        Some(date) => Confirmation::AlreadyConfirmed(date.unwrap_or(promised)),
+    })
+}
+
+/// Moves the order to `to` if that is later in the workflow than where it
+/// is (a late or replayed PhaseChanged must not move it back). Cancelled is
+/// the highest number, so nothing moves a cancelled order, and cancelling
+/// works from every phase.
+pub async fn advance_phase(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+    to: Phase,
+    projected: Option<NaiveDate>,
+) -> sqlx::Result<bool> {
+    debug_assert!(Phase::Cancelled as i32 > Phase::Closed as i32);
+    let updated = sqlx::query(
+        "UPDATE orders SET phase = $2, \
+             projected_delivery_date = COALESCE($3, projected_delivery_date), \
+             workflow_status = CASE WHEN $2 = $4 THEN $5 ELSE workflow_status END, \
+             updated_at = now() \
+         WHERE order_id = $1 AND phase < $2",
+    )
+    .bind(order_id)
+    .bind(to as i32)
+    .bind(projected)
+    .bind(Phase::Cancelled as i32)
+    .bind(status::CANCELLED)
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(updated == 1)
+}
+
+/// Records the saga's latest delivery risk verdict.
+pub async fn set_delivery_risk(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+    at_risk: bool,
+    projected: Option<NaiveDate>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE orders SET at_risk = $2, \
+             projected_delivery_date = COALESCE($3, projected_delivery_date), updated_at = now() \
+         WHERE order_id = $1",
+    )
+    .bind(order_id)
+    .bind(at_risk)
+    .bind(projected)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Sets the workflow status, unless the workflow already ended (completed
+/// or cancelled): a late stall notice must not reopen a finished order.
+pub async fn set_workflow_status(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+    status: &str,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE orders SET workflow_status = $2, updated_at = now() \
+         WHERE order_id = $1 AND workflow_status NOT IN ($3, $4)",
+    )
+    .bind(order_id)
+    .bind(status)
+    .bind(status::COMPLETED)
+    .bind(status::CANCELLED)
+    .execute(conn)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,315 @@
+//! One-sentence English summaries of bus events for the order timeline.
+//!
+//! The timeline is what a merchandiser reads to answer "what happened to this
+//! order?", so each entry carries a sentence made from the event's type and
+//! payload ("Phase review → confirmed"). The sentence is written once, when
+//! the event is recorded; events of types this build does not know (a newer
+//! service, an external adapter) still get a generic sentence naming the type.
+
+use gendan_proto::TypeName;
+use gendan_proto::v1::{
+    CapacityChecked, DeliveryRiskChanged, Envelope, OrderConfirmed, OrderCreated, Phase,
+    PhaseChanged, SagaCompleted, SagaResumed, SagaStalled, WorkOrderCompleted, WorkOrderPlanned,
+    WorkOrderProgressed,
+};
+use prost::Message;
+
+/// The summary of `envelope`; falls back to the generic sentence when the
+/// payload does not decode as its declared type.
+pub fn describe(envelope: &Envelope) -> String {
+    specific(envelope).unwrap_or_else(|| generic(envelope))
+}
+
+fn specific(envelope: &Envelope) -> Option<String> {
+    let payload = envelope.payload.as_slice();
+    let text = match envelope.r#type.as_str() {
+        OrderCreated::TYPE_NAME => {
+            let order = OrderCreated::decode(payload).ok()?.order?;
+            let lines = plural(order.lines.len(), "line", "lines");
+            format!(
+                "Order received from {}: {lines}, total {}, requested delivery {}",
+                order.customer,
+                money(order.total_minor, &order.currency),
+                order.requested_delivery_date
+            )
+        }
+        OrderConfirmed::TYPE_NAME => {
+            let event = OrderConfirmed::decode(payload).ok()?;
+            format!(
+                "Order confirmed: promised delivery {}",
+                or_unknown(&event.promised_delivery_date)
+            )
+        }
+        PhaseChanged::TYPE_NAME => {
+            let event = PhaseChanged::decode(payload).ok()?;
+            let mut text = format!(
+                "Phase {} → {}",
+                phase_name(event.from),
+                phase_name(event.to)
+            );
+            if !event.projected_delivery_date.is_empty() {
+                text.push_str(&format!(
+                    ", projected delivery {}",
+                    event.projected_delivery_date
+                ));
+            }
+            text
+        }
+        DeliveryRiskChanged::TYPE_NAME => {
+            let event = DeliveryRiskChanged::decode(payload).ok()?;
+            let mut text = if event.at_risk {
+                format!(
+                    "Delivery at risk: projected {} against promised {}",
+                    or_unknown(&event.projected_delivery_date),
+                    or_unknown(&event.promised_delivery_date)
+                )
+            } else {
+                format!(
+                    "Delivery back on track: projected {}",
+                    or_unknown(&event.projected_delivery_date)
+                )
+            };
+            if !event.reason.is_empty() {
+                text.push_str(&format!(" ({})", event.reason));
+            }
+            text
+        }
+        SagaStalled::TYPE_NAME => {
+            let event = SagaStalled::decode(payload).ok()?;
+            format!("Workflow stalled at step {}: {}", event.step, event.reason)
+        }
+        SagaResumed::TYPE_NAME => {
+            let event = SagaResumed::decode(payload).ok()?;
+            let mut text = format!("Workflow resumed at step {}", event.step);
+            match (event.action.is_empty(), event.operator.is_empty()) {
+                (false, false) => {
+                    text.push_str(&format!(" ({} by {})", event.action, event.operator))
+                }
+                (false, true) => text.push_str(&format!(" ({})", event.action)),
+                (true, false) => text.push_str(&format!(" (by {})", event.operator)),
+                (true, true) => {}
+            }
+            text
+        }
+        SagaCompleted::TYPE_NAME => {
+            let event = SagaCompleted::decode(payload).ok()?;
+            format!("Workflow completed in phase {}", phase_name(event.phase))
+        }
+        CapacityChecked::TYPE_NAME => {
+            let event = CapacityChecked::decode(payload).ok()?;
+            if !event.problem.is_empty() {
+                format!("Capacity check failed: {}", event.problem)
+            } else {
+                let verdict = if event.feasible {
+                    "feasible".to_owned()
+                } else {
+                    format!(
+                        "not feasible by {}",
+                        or_unknown(&event.requested_delivery_date)
+                    )
+                };
+                format!(
+                    "Capacity check: earliest completion {} ({verdict})",
+                    or_unknown(&event.earliest_completion)
+                )
+            }
+        }
+        WorkOrderPlanned::TYPE_NAME => {
+            let event = WorkOrderPlanned::decode(payload).ok()?;
+            format!(
+                "Work order planned: {}, {} → {}",
+                plural(event.stages.len(), "stage", "stages"),
+                or_unknown(&event.planned_start),
+                or_unknown(&event.planned_end)
+            )
+        }
+        WorkOrderProgressed::TYPE_NAME => {
+            let event = WorkOrderProgressed::decode(payload).ok()?;
+            let mut text = format!(
+                "Production {} {}: {} good, {} scrap, {:.0}% done",
+                event.product,
+                event.stage,
+                event.good_quantity,
+                event.scrap_quantity,
+                event.progress * 100.0
+            );
+            if !event.projected_end.is_empty() {
+                text.push_str(&format!(", projected end {}", event.projected_end));
+            }
+            text
+        }
+        WorkOrderCompleted::TYPE_NAME => {
+            let event = WorkOrderCompleted::decode(payload).ok()?;
+            format!(
+                "Work order completed on {}: {} good, {} scrap",
+                or_unknown(&event.completed_on),
+                event.good_quantity,
+                event.scrap_quantity
+            )
+        }
+        _ => return None,
+    };
+    Some(text)
+}
+
+/// "Event WorkOrderRescheduled from production".
+fn generic(envelope: &Envelope) -> String {
+    let short = envelope
+        .r#type
+        .rsplit('.')
+        .next()
+        .filter(|name| !name.is_empty())
+        .unwrap_or("(untyped)");
+    if envelope.source.is_empty() {
+        format!("Event {short}")
+    } else {
+        format!("Event {short} from {}", envelope.source)
+    }
+}
+
+fn phase_name(number: i32) -> &'static str {
+    Phase::try_from(number)
+        .map(Phase::short_name)
+        .unwrap_or("unknown")
+}
+
+fn or_unknown(date: &str) -> &str {
+    if date.is_empty() { "unknown" } else { date }
+}
+
+fn plural(count: usize, one: &str, many: &str) -> String {
+    if count == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{count} {many}")
+    }
+}
+
+/// `12345, "USD"` → `"123.45 USD"`, using the currency's ISO 4217 minor unit.
+pub fn money(minor: i64, currency: &str) -> String {
+    let exponent: u32 = match currency {
+        "BIF" | "CLP" | "DJF" | "GNF" | "ISK" | "JPY" | "KMF" | "KRW" | "PYG" | "RWF" | "UGX"
+        | "VND" | "VUV" | "XAF" | "XOF" | "XPF" => 0,
+        "BHD" | "IQD" | "JOD" | "KWD" | "LYD" | "OMR" | "TND" => 3,
+        _ => 2,
+    };
+    if exponent == 0 {
+        return format!("{minor} {currency}");
+    }
+    let scale = 10_i64.pow(exponent);
+    let sign = if minor < 0 { "-" } else { "" };
+    let magnitude = minor.unsigned_abs();
+    let scale = scale.unsigned_abs();
+    format!(
+        "{sign}{}.{:0width$} {currency}",
+        magnitude / scale,
+        magnitude % scale,
+        width = exponent as usize
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use gendan_proto::v1::{Order, OrderLine, StagePlan};
+
+    use super::*;
+
+    fn envelope<M: Message + TypeName>(payload: &M) -> Envelope {
+        Envelope {
+            event_id: "e".to_owned(),
+            r#type: M::TYPE_NAME.to_owned(),
+            source: "saga".to_owned(),
+            payload: payload.encode_to_vec(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn saga_events_read_as_sentences() {
+        let phase = PhaseChanged {
+            from: Phase::Review as i32,
+            to: Phase::Confirmed as i32,
+            ..Default::default()
+        };
+        assert_eq!(describe(&envelope(&phase)), "Phase review → confirmed");
+
+        let stalled = SagaStalled {
+            step: "check_capacity".to_owned(),
+            reason: "no reply after 5 attempts".to_owned(),
+            ..Default::default()
+        };
+        assert_eq!(
+            describe(&envelope(&stalled)),
+            "Workflow stalled at step check_capacity: no reply after 5 attempts"
+        );
+    }
+
+    #[test]
+    fn production_events_read_as_sentences() {
+        let planned = WorkOrderPlanned {
+            planned_start: "2026-12-02".to_owned(),
+            planned_end: "2026-12-18".to_owned(),
+            stages: vec![StagePlan::default(); 3],
+            ..Default::default()
+        };
+        assert_eq!(
+            describe(&envelope(&planned)),
+            "Work order planned: 3 stages, 2026-12-02 → 2026-12-18"
+        );
+
+        let checked = CapacityChecked {
+            earliest_completion: "2026-12-18".to_owned(),
+            feasible: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            describe(&envelope(&checked)),
+            "Capacity check: earliest completion 2026-12-18 (feasible)"
+        );
+    }
+
+    #[test]
+    fn order_created_names_customer_and_total() {
+        let created = OrderCreated {
+            order: Some(Order {
+                customer: "Acme".to_owned(),
+                lines: vec![OrderLine::default()],
+                currency: "USD".to_owned(),
+                total_minor: 125_000,
+                requested_delivery_date: "2026-12-20".to_owned(),
+                ..Default::default()
+            }),
+        };
+        assert_eq!(
+            describe(&envelope(&created)),
+            "Order received from Acme: 1 line, total 1250.00 USD, requested delivery 2026-12-20"
+        );
+    }
+
+    #[test]
+    fn unknown_or_broken_events_get_a_generic_sentence() {
+        let unknown = Envelope {
+            r#type: "gendan.v1.InvoiceIssued".to_owned(),
+            source: "finance".to_owned(),
+            ..Default::default()
+        };
+        assert_eq!(describe(&unknown), "Event InvoiceIssued from finance");
+
+        let broken = Envelope {
+            r#type: PhaseChanged::TYPE_NAME.to_owned(),
+            payload: vec![0xff, 0xff, 0xff],
+            ..Default::default()
+        };
+        assert_eq!(describe(&broken), "Event PhaseChanged");
+    }
+
+    #[test]
+    fn money_uses_the_currency_minor_unit() {
+        assert_eq!(money(12_345, "USD"), "123.45 USD");
+        assert_eq!(money(5, "EUR"), "0.05 EUR");
+        assert_eq!(money(12_345, "JPY"), "12345 JPY");
+        assert_eq!(money(12_345, "KWD"), "12.345 KWD");
+        assert_eq!(money(-150, "CNY"), "-1.50 CNY");
+        assert_eq!(money(i64::MIN, "USD"), "-92233720368547758.08 USD");
+    }
+}

@@ -1,0 +1,199 @@
+//! The append-only order timeline and the events consumer that feeds it.
+//!
+//! [`append`] records one envelope (with its [`summary`](crate::summary)
+//! and trace id) unless its event id is already there. [`EventRecorder`] is
+//! the handler of the `orders-timeline` consumer: every event on
+//! `gendan.evt.>` about an order we know is appended, and the saga's events
+//! also update the order's read model (phase, projected date, risk, workflow
+//! status). Events for orders we do not know (another deployment's, or a
+//! garbled order id) are skipped: they are not ours to record.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use gendan_messaging::{Handler, HandlerError, Incoming, Outgoing};
+use gendan_proto::v1::{
+    DeliveryRiskChanged, Envelope, Phase, PhaseChanged, SagaCompleted, SagaResumed, SagaStalled,
+    TimelineEntry,
+};
+use gendan_proto::{TypeName, timestamp_from, timestamp_to};
+use sqlx::{PgConnection, PgExecutor};
+use uuid::Uuid;
+
+use crate::store::{self, status};
+use crate::summary;
+
+/// Appends `envelope` to its order's timeline; `false` when the order is
+/// unknown or the event was recorded before. The existence check and the
+/// insert are one statement so a batch stays cheap.
+pub async fn append(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+    envelope: &Envelope,
+    occurred_at: DateTime<Utc>,
+    traceparent: Option<&str>,
+) -> sqlx::Result<bool> {
+    let trace_id = traceparent
+        .and_then(gendan_telemetry::trace_id_of)
+        .unwrap_or_default();
+    let inserted = sqlx::query(
+        "INSERT INTO timeline (event_id, order_id, type, occurred_at, source, summary, trace_id) \
+         SELECT $1, $2, $3, $4, $5, $6, $7 \
+         WHERE EXISTS (SELECT 1 FROM orders WHERE order_id = $2) \
+         ON CONFLICT (event_id) DO NOTHING",
+    )
+    .bind(&envelope.event_id)
+    .bind(order_id)
+    .bind(&envelope.r#type)
+    .bind(occurred_at)
+    .bind(&envelope.source)
+    .bind(summary::describe(envelope))
+    .bind(trace_id)
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(inserted == 1)
+}
+
+/// Appends one of our own messages, written in the same transaction as the
+/// outbox row, so the timeline never lags what we announced (the copy that
+/// comes back from the bus is then a duplicate and skipped).
+pub async fn append_own(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+    message: &Outgoing,
+) -> sqlx::Result<bool> {
+    let occurred_at = message
+        .envelope
+        .occurred_at
+        .as_ref()
+        .and_then(timestamp_to)
+        .unwrap_or_else(Utc::now);
+    append(
+        conn,
+        order_id,
+        &message.envelope,
+        occurred_at,
+        message.traceparent.as_deref(),
+    )
+    .await
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct EntryRow {
+    event_id: String,
+    r#type: String,
+    occurred_at: DateTime<Utc>,
+    source: String,
+    summary: String,
+    trace_id: String,
+}
+
+/// The order's timeline, oldest first (by when things happened, then by
+/// when we heard of them).
+pub async fn entries(
+    executor: impl PgExecutor<'_>,
+    order_id: Uuid,
+) -> sqlx::Result<Vec<TimelineEntry>> {
+    let rows: Vec<EntryRow> = sqlx::query_as(
+        "SELECT event_id, type, occurred_at, source, summary, trace_id FROM timeline \
+         WHERE order_id = $1 ORDER BY occurred_at, seq",
+    )
+    .bind(order_id)
+    .fetch_all(executor)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| TimelineEntry {
+            event_id: row.event_id,
+            r#type: row.r#type,
+            occurred_at: Some(timestamp_from(row.occurred_at)),
+            source: row.source,
+            summary: row.summary,
+            trace_id: row.trace_id,
+        })
+        .collect())
+}
+
+/// Handler of the `orders-timeline` consumer.
+#[derive(Debug, Clone, Default)]
+pub struct EventRecorder;
+
+impl Handler for EventRecorder {
+    async fn handle(
+        &self,
+        conn: &mut PgConnection,
+        message: &Incoming,
+    ) -> Result<(), HandlerError> {
+        let Ok(order_id) = Uuid::parse_str(message.order_id()) else {
+            // Events about no order (equipment status) or about an id that
+            // is not one of ours: nothing to record.
+            return Ok(());
+        };
+        let appended = append(
+            conn,
+            order_id,
+            &message.envelope,
+            message.occurred_at(),
+            message.traceparent.as_deref(),
+        )
+        .await?;
+        if !appended {
+            // Unknown order, or an event id already applied (the inbox
+            // dedupes by event id too; this also covers our own events,
+            // which are recorded when they are written).
+            return Ok(());
+        }
+        apply_to_read_model(conn, order_id, message).await
+    }
+}
+
+/// Saga events that change what GetOrder shows.
+async fn apply_to_read_model(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+    message: &Incoming,
+) -> Result<(), HandlerError> {
+    match message.type_name() {
+        PhaseChanged::TYPE_NAME => {
+            let event: PhaseChanged = message.payload()?;
+            let Ok(to) = Phase::try_from(event.to) else {
+                tracing::warn!(to = event.to, "phase change to an unknown phase ignored");
+                return Ok(());
+            };
+            let projected = date_field("projected_delivery_date", &event.projected_delivery_date);
+            store::advance_phase(conn, order_id, to, projected).await?;
+        }
+        DeliveryRiskChanged::TYPE_NAME => {
+            let event: DeliveryRiskChanged = message.payload()?;
+            let projected = date_field("projected_delivery_date", &event.projected_delivery_date);
+            store::set_delivery_risk(conn, order_id, event.at_risk, projected).await?;
+        }
+        SagaStalled::TYPE_NAME => {
+            store::set_workflow_status(conn, order_id, status::STALLED).await?;
+        }
+        SagaResumed::TYPE_NAME => {
+            store::set_workflow_status(conn, order_id, status::RUNNING).await?;
+        }
+        SagaCompleted::TYPE_NAME => {
+            let event: SagaCompleted = message.payload()?;
+            if let Ok(phase) = Phase::try_from(event.phase) {
+                store::advance_phase(conn, order_id, phase, None).await?;
+            }
+            store::set_workflow_status(conn, order_id, status::COMPLETED).await?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// An optional date in an event: empty means "not known"; a malformed one is
+/// logged and treated as unknown rather than losing the whole event.
+fn date_field(field: &str, text: &str) -> Option<NaiveDate> {
+    if text.is_empty() {
+        return None;
+    }
+    let date = gendan_proto::date_from_str(text);
+    if date.is_none() {
+        tracing::warn!(field, value = text, "malformed date in event ignored");
+    }
+    date
+}

@@ -1,0 +1,176 @@
+//! Saga commands to production (`gendan.cmd.production.*`).
+//!
+//! - `CheckOrderCapacity` schedules the order against today's bookings
+//!   without booking anything and answers `CapacityChecked`. A product that
+//!   cannot be made is an answer (`feasible = false` with the problem), not a
+//!   failure: the saga needs a reply to move the order to clarification.
+//! - `PlanWorkOrder` is idempotent by order id: the first one schedules,
+//!   stores the work order with its capacity bookings and answers
+//!   `WorkOrderPlanned`; a repeat (the saga re-sends on timeout, the first
+//!   reply may have been lost) answers the stored plan again.
+//!
+//! Every answer is written to the outbox on the consumer's connection, so it
+//! commits with the effect and the inbox record.
+
+use chrono::Utc;
+use gendan_messaging::outbox;
+use gendan_messaging::{Cause, Handler, HandlerError, Incoming, Outgoing};
+use gendan_proto::v1::{CapacityChecked, CheckOrderCapacity, PlanWorkOrder};
+use gendan_proto::{date_from_str, date_to_string};
+use sqlx::PgConnection;
+
+use crate::{Error, SERVICE, planning, validate, work_orders};
+
+impl From<Error> for HandlerError {
+    fn from(err: Error) -> Self {
+        match err {
+            // Temporary: the database or a task may work on the next delivery.
+            Error::Database(_)
+            | Error::Storage(_)
+            | Error::Messaging(_)
+            | Error::Grpc(_)
+            | Error::Task(_) => HandlerError::Retry(err.to_string()),
+            // The message itself, or the catalogue it refers to, is wrong:
+            // redelivery gives the same answer.
+            Error::InvalidField(_)
+            | Error::NoRouting(_)
+            | Error::WorkOrderNotFound(_)
+            | Error::UnknownWorkCentre(_)
+            | Error::NoCapacity { .. }
+            | Error::BeyondHorizon { .. } => HandlerError::Rejected(err.to_string()),
+        }
+    }
+}
+
+/// The order a message is about: the payload's, else the envelope's.
+pub(crate) fn order_id_of(
+    payload_order_id: &str,
+    message: &Incoming,
+) -> Result<String, HandlerError> {
+    let order_id = if payload_order_id.trim().is_empty() {
+        message.order_id().trim()
+    } else {
+        payload_order_id.trim()
+    };
+    if order_id.is_empty() {
+        return Err(HandlerError::Rejected(format!(
+            "{} without an order id",
+            message.type_name()
+        )));
+    }
+    Ok(order_id.to_owned())
+}
+
+/// Handles `gendan.cmd.production.*`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CommandHandler;
+
+impl Handler for CommandHandler {
+    async fn handle(
+        &self,
+        conn: &mut PgConnection,
+        message: &Incoming,
+    ) -> Result<(), HandlerError> {
+        if message.is::<CheckOrderCapacity>() {
+            return check_order_capacity(conn, message, message.payload()?).await;
+        }
+        if message.is::<PlanWorkOrder>() {
+            return plan_work_order(conn, message, message.payload()?).await;
+        }
+        Err(HandlerError::Rejected(format!(
+            "unknown command type {:?} for {SERVICE}",
+            message.type_name()
+        )))
+    }
+}
+
+#[tracing::instrument(skip_all, fields(order_id = %message.order_id()))]
+async fn check_order_capacity(
+    conn: &mut PgConnection,
+    message: &Incoming,
+    command: CheckOrderCapacity,
+) -> Result<(), HandlerError> {
+    let order_id = order_id_of(&command.order_id, message)?;
+    let mut answer = CapacityChecked {
+        order_id: order_id.clone(),
+        requested_delivery_date: command.requested_delivery_date.clone(),
+        ..CapacityChecked::default()
+    };
+    let today = Utc::now().date_naive();
+    match validate::items(&command.items, "items") {
+        Err(field) => answer.problem = field.to_string(),
+        Ok(items) => match planning::schedule_items(conn, &items, today).await {
+            Ok(schedule) => {
+                answer.earliest_completion = date_to_string(schedule.earliest_completion);
+                match date_from_str(command.requested_delivery_date.trim()) {
+                    Some(requested) => answer.feasible = schedule.earliest_completion <= requested,
+                    None => {
+                        answer.problem = format!(
+                            "requested_delivery_date {:?} is not a YYYY-MM-DD date",
+                            command.requested_delivery_date
+                        );
+                    }
+                }
+            }
+            Err(err @ Error::Database(_)) => return Err(err.into()),
+            Err(err) => answer.problem = err.to_string(),
+        },
+    }
+    tracing::info!(
+        feasible = answer.feasible,
+        earliest_completion = %answer.earliest_completion,
+        problem = %answer.problem,
+        "capacity checked"
+    );
+    let event = Outgoing::event(SERVICE, &order_id, &answer, &Cause::from_incoming(message));
+    outbox::write(conn, &[event]).await?;
+    Ok(())
+}
+
+#[tracing::instrument(skip_all, fields(order_id = %message.order_id()))]
+async fn plan_work_order(
+    conn: &mut PgConnection,
+    message: &Incoming,
+    command: PlanWorkOrder,
+) -> Result<(), HandlerError> {
+    let order_id = order_id_of(&command.order_id, message)?;
+    // Taken before the existence check so two replicas handling a re-sent
+    // command at once cannot both plan the order.
+    planning::lock_capacity(conn).await?;
+
+    let work_order = match work_orders::find(conn, &order_id, false).await? {
+        Some(existing) => {
+            tracing::info!(work_order_id = %existing.work_order_id, "work order exists, answering its plan again");
+            existing
+        }
+        None => {
+            let reject = |err: Error| match HandlerError::from(err) {
+                HandlerError::Rejected(reason) => HandlerError::Rejected(format!(
+                    "cannot plan a work order for order {order_id}: {reason}"
+                )),
+                retry => retry,
+            };
+            let items = validate::items(&command.items, "items").map_err(|e| reject(e.into()))?;
+            let today = Utc::now().date_naive();
+            let earliest_start =
+                validate::date_or(&command.earliest_start, "earliest_start", today)
+                    .map_err(|e| reject(e.into()))?;
+            let schedule = planning::schedule_items(conn, &items, earliest_start)
+                .await
+                .map_err(reject)?;
+            let created =
+                work_orders::insert(conn, &order_id, &schedule, message.traceparent.as_deref())
+                    .await?;
+            tracing::info!(
+                work_order_id = %created.work_order_id,
+                planned_end = %created.planned_end,
+                "work order planned"
+            );
+            created
+        }
+    };
+    let planned = work_orders::planned_event(&work_order);
+    let event = Outgoing::event(SERVICE, &order_id, &planned, &Cause::from_incoming(message));
+    outbox::write(conn, &[event]).await?;
+    Ok(())
+}

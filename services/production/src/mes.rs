@@ -1,0 +1,386 @@
+//! Factory MES events (`gendan.ext.mes.*`) applied to work orders.
+//!
+//! | MES event | effect | events emitted |
+//! | --- | --- | --- |
+//! | stage started | first actual start, stage running | — |
+//! | quantity reported | good and scrap added to the stage | `WorkOrderProgressed` |
+//! | stage completed | actual end, stage completed; the work order completes with its last stage | `WorkOrderProgressed`, then `WorkOrderCompleted` |
+//! | equipment down / up | recorded | `EquipmentStatusChanged` |
+//!
+//! The work order row is locked for the whole handling, so two events of one
+//! order apply one after the other. An event about an order, product, stage
+//! or work centre we do not know is rejected (dead-lettered with the reason):
+//! retrying cannot make it known. MES systems do not trace, so events are
+//! emitted under the trace of the command that planned the work order.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use gendan_messaging::outbox;
+use gendan_messaging::{Cause, Handler, HandlerError, Incoming, Outgoing};
+use gendan_proto::v1::{
+    EquipmentStatusChanged, MesEquipmentDown, MesEquipmentUp, MesQuantityReported,
+    MesStageCompleted, MesStageStarted, WorkOrderCompleted, WorkOrderProgressed,
+};
+use gendan_proto::{date_to_string, timestamp_from, timestamp_to};
+use prost_types::Timestamp;
+use sqlx::PgConnection;
+
+use crate::commands::order_id_of;
+use crate::schedule::Calendar;
+use crate::work_orders::{self, STAGE_COMPLETED, STATUS_COMPLETED, STATUS_IN_PROGRESS, WorkOrder};
+use crate::{SERVICE, catalog};
+
+/// Handles `gendan.ext.mes.*`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MesHandler;
+
+impl Handler for MesHandler {
+    async fn handle(
+        &self,
+        conn: &mut PgConnection,
+        message: &Incoming,
+    ) -> Result<(), HandlerError> {
+        if message.is::<MesStageStarted>() {
+            let event: MesStageStarted = message.payload()?;
+            let at = when(event.at.as_ref(), message);
+            let target = StageRef::of(message, &event.order_id, &event.product, &event.stage)?;
+            return stage_started(conn, &target, at).await;
+        }
+        if message.is::<MesQuantityReported>() {
+            let event: MesQuantityReported = message.payload()?;
+            let at = when(event.at.as_ref(), message);
+            let target = StageRef::of(message, &event.order_id, &event.product, &event.stage)?;
+            return quantity_reported(conn, message, &target, event.good, event.scrap, at).await;
+        }
+        if message.is::<MesStageCompleted>() {
+            let event: MesStageCompleted = message.payload()?;
+            let at = when(event.at.as_ref(), message);
+            let target = StageRef::of(message, &event.order_id, &event.product, &event.stage)?;
+            return stage_completed(conn, message, &target, at).await;
+        }
+        if message.is::<MesEquipmentDown>() {
+            let event: MesEquipmentDown = message.payload()?;
+            let at = when(event.at.as_ref(), message);
+            return equipment_changed(conn, message, &event.work_centre, true, &event.reason, at)
+                .await;
+        }
+        if message.is::<MesEquipmentUp>() {
+            let event: MesEquipmentUp = message.payload()?;
+            let at = when(event.at.as_ref(), message);
+            return equipment_changed(conn, message, &event.work_centre, false, "", at).await;
+        }
+        Err(HandlerError::Rejected(format!(
+            "unknown MES event type {:?}",
+            message.type_name()
+        )))
+    }
+}
+
+/// When it happened on the shop floor: the MES timestamp, else the envelope's.
+fn when(at: Option<&Timestamp>, message: &Incoming) -> DateTime<Utc> {
+    at.and_then(timestamp_to)
+        .unwrap_or_else(|| message.occurred_at())
+}
+
+/// Which stage of which order an MES event is about.
+struct StageRef {
+    order_id: String,
+    product: String,
+    stage: String,
+}
+
+impl StageRef {
+    fn of(
+        message: &Incoming,
+        order_id: &str,
+        product: &str,
+        stage: &str,
+    ) -> Result<Self, HandlerError> {
+        let order_id = order_id_of(order_id, message)?;
+        let (product, stage) = (product.trim(), stage.trim());
+        if product.is_empty() || stage.is_empty() {
+            return Err(HandlerError::Rejected(format!(
+                "{} for order {order_id} without product or stage",
+                message.type_name()
+            )));
+        }
+        Ok(StageRef {
+            order_id,
+            product: product.to_owned(),
+            stage: stage.to_owned(),
+        })
+    }
+
+    /// The locked work order, checked to have this stage.
+    async fn lock(&self, conn: &mut PgConnection) -> Result<WorkOrder, HandlerError> {
+        let work_order = work_orders::find(conn, &self.order_id, true)
+            .await?
+            .ok_or_else(|| {
+                HandlerError::Rejected(format!(
+                    "unknown order {:?}: it has no work order",
+                    self.order_id
+                ))
+            })?;
+        if !work_order.has_product(&self.product) {
+            return Err(HandlerError::Rejected(format!(
+                "unknown product {:?} in the work order of order {:?}",
+                self.product, self.order_id
+            )));
+        }
+        if work_order.stage(&self.product, &self.stage).is_none() {
+            return Err(HandlerError::Rejected(format!(
+                "unknown stage {:?} of product {:?} in the work order of order {:?}",
+                self.stage, self.product, self.order_id
+            )));
+        }
+        Ok(work_order)
+    }
+}
+
+/// A span under the order's trace: the message's own when it has one, else
+/// the one stored with the work order when it was planned.
+fn order_span(message: &Incoming, work_order: &WorkOrder) -> tracing::Span {
+    let span = tracing::info_span!("mes.apply", order_id = %work_order.order_id);
+    if message.traceparent.is_none()
+        && let Some(traceparent) = &work_order.traceparent
+    {
+        gendan_telemetry::set_parent_from_traceparent(&span, traceparent);
+    }
+    span
+}
+
+/// Marks the stage and the work order as started (first report only).
+async fn mark_started(
+    conn: &mut PgConnection,
+    work_order: &WorkOrder,
+    target: &StageRef,
+    at: DateTime<Utc>,
+) -> Result<(), HandlerError> {
+    sqlx::query(
+        "UPDATE work_order_stages SET actual_start = COALESCE(actual_start, $4), \
+           status = CASE WHEN status = 'planned' THEN 'running' ELSE status END \
+         WHERE work_order_id = $1 AND product = $2 AND stage = $3",
+    )
+    .bind(work_order.work_order_id)
+    .bind(&target.product)
+    .bind(&target.stage)
+    .bind(at)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "UPDATE work_orders SET status = $2 WHERE work_order_id = $1 AND status = 'planned'",
+    )
+    .bind(work_order.work_order_id)
+    .bind(STATUS_IN_PROGRESS)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+#[tracing::instrument(skip_all, fields(order_id = %target.order_id, product = %target.product, stage = %target.stage))]
+async fn stage_started(
+    conn: &mut PgConnection,
+    target: &StageRef,
+    at: DateTime<Utc>,
+) -> Result<(), HandlerError> {
+    let work_order = target.lock(conn).await?;
+    mark_started(conn, &work_order, target, at).await
+}
+
+#[tracing::instrument(skip_all, fields(order_id = %target.order_id, product = %target.product, stage = %target.stage, good = good, scrap = scrap))]
+async fn quantity_reported(
+    conn: &mut PgConnection,
+    message: &Incoming,
+    target: &StageRef,
+    good: u32,
+    scrap: u32,
+    at: DateTime<Utc>,
+) -> Result<(), HandlerError> {
+    let work_order = target.lock(conn).await?;
+    // A count implies the stage is running even if its start was not reported.
+    mark_started(conn, &work_order, target, at).await?;
+    sqlx::query(
+        "UPDATE work_order_stages SET good_quantity = good_quantity + $4, \
+           scrap_quantity = scrap_quantity + $5 \
+         WHERE work_order_id = $1 AND product = $2 AND stage = $3",
+    )
+    .bind(work_order.work_order_id)
+    .bind(&target.product)
+    .bind(&target.stage)
+    .bind(i64::from(good))
+    .bind(i64::from(scrap))
+    .execute(&mut *conn)
+    .await?;
+    let work_order = reload(conn, &target.order_id).await?;
+    let calendars = catalog::calendars(conn).await?;
+    let progressed = progressed_event(&work_order, target, &calendars, at);
+    let span = order_span(message, &work_order);
+    let events = span.in_scope(|| {
+        vec![Outgoing::event(
+            SERVICE,
+            &target.order_id,
+            &progressed,
+            &Cause::from_incoming(message),
+        )]
+    });
+    outbox::write(conn, &events).await?;
+    Ok(())
+}
+
+#[tracing::instrument(skip_all, fields(order_id = %target.order_id, product = %target.product, stage = %target.stage))]
+async fn stage_completed(
+    conn: &mut PgConnection,
+    message: &Incoming,
+    target: &StageRef,
+    at: DateTime<Utc>,
+) -> Result<(), HandlerError> {
+    let work_order = target.lock(conn).await?;
+    let already_done = work_order
+        .stage(&target.product, &target.stage)
+        .is_some_and(|stage| stage.status == STAGE_COMPLETED);
+    if already_done {
+        tracing::info!("stage already completed, nothing to do");
+        return Ok(());
+    }
+    mark_started(conn, &work_order, target, at).await?;
+    sqlx::query(
+        "UPDATE work_order_stages SET actual_end = $4, status = $5 \
+         WHERE work_order_id = $1 AND product = $2 AND stage = $3",
+    )
+    .bind(work_order.work_order_id)
+    .bind(&target.product)
+    .bind(&target.stage)
+    .bind(at)
+    .bind(STAGE_COMPLETED)
+    .execute(&mut *conn)
+    .await?;
+
+    let mut work_order = reload(conn, &target.order_id).await?;
+    let finished = work_order.all_stages_completed() && work_order.status != STATUS_COMPLETED;
+    let completed_on = at.date_naive();
+    if finished {
+        sqlx::query(
+            "UPDATE work_orders SET status = $2, completed_on = $3 WHERE work_order_id = $1",
+        )
+        .bind(work_order.work_order_id)
+        .bind(STATUS_COMPLETED)
+        .bind(completed_on)
+        .execute(&mut *conn)
+        .await?;
+        // Capacity booked after the finish will not be used: give it back to
+        // the orders planned next.
+        sqlx::query("DELETE FROM capacity_bookings WHERE work_order_id = $1 AND day > $2")
+            .bind(work_order.work_order_id)
+            .bind(completed_on)
+            .execute(&mut *conn)
+            .await?;
+        work_order.status = STATUS_COMPLETED.to_owned();
+        work_order.completed_on = Some(completed_on);
+    }
+
+    let calendars = catalog::calendars(conn).await?;
+    let progressed = progressed_event(&work_order, target, &calendars, at);
+    let span = order_span(message, &work_order);
+    let events = span.in_scope(|| {
+        let cause = Cause::from_incoming(message);
+        let mut events = vec![Outgoing::event(
+            SERVICE,
+            &target.order_id,
+            &progressed,
+            &cause,
+        )];
+        if finished {
+            let (good_quantity, scrap_quantity) = work_orders::totals(&work_order);
+            let completed = WorkOrderCompleted {
+                order_id: target.order_id.clone(),
+                work_order_id: work_order.work_order_id.to_string(),
+                good_quantity,
+                scrap_quantity,
+                completed_on: date_to_string(completed_on),
+            };
+            events.push(Outgoing::event(
+                SERVICE,
+                &target.order_id,
+                &completed,
+                &cause,
+            ));
+        }
+        events
+    });
+    if finished {
+        tracing::info!("work order completed");
+    }
+    outbox::write(conn, &events).await?;
+    Ok(())
+}
+
+async fn reload(conn: &mut PgConnection, order_id: &str) -> Result<WorkOrder, HandlerError> {
+    work_orders::find(conn, order_id, false)
+        .await?
+        .ok_or_else(|| HandlerError::Retry(format!("work order of order {order_id} vanished")))
+}
+
+fn progressed_event(
+    work_order: &WorkOrder,
+    target: &StageRef,
+    calendars: &HashMap<String, Calendar>,
+    at: DateTime<Utc>,
+) -> WorkOrderProgressed {
+    let stage = work_order.stage(&target.product, &target.stage);
+    let projected_end = if work_order.status == STATUS_COMPLETED {
+        work_order.completed_on.unwrap_or_else(|| at.date_naive())
+    } else {
+        work_orders::projected_end(work_order, calendars, at.date_naive())
+    };
+    WorkOrderProgressed {
+        order_id: work_order.order_id.clone(),
+        work_order_id: work_order.work_order_id.to_string(),
+        product: target.product.clone(),
+        stage: target.stage.clone(),
+        good_quantity: stage.map_or(0, |s| u32::try_from(s.good_quantity).unwrap_or(u32::MAX)),
+        scrap_quantity: stage.map_or(0, |s| u32::try_from(s.scrap_quantity).unwrap_or(u32::MAX)),
+        progress: work_orders::progress(work_order),
+        projected_end: date_to_string(projected_end),
+    }
+}
+
+#[tracing::instrument(skip_all, fields(work_centre = %work_centre, down = down))]
+async fn equipment_changed(
+    conn: &mut PgConnection,
+    message: &Incoming,
+    work_centre: &str,
+    down: bool,
+    reason: &str,
+    at: DateTime<Utc>,
+) -> Result<(), HandlerError> {
+    let work_centre = work_centre.trim();
+    let known = catalog::existing_work_centres(conn, &[work_centre.to_owned()])
+        .await?
+        .contains(work_centre);
+    if !known {
+        return Err(HandlerError::Rejected(format!(
+            "unknown work centre {work_centre:?} in {}",
+            message.type_name()
+        )));
+    }
+    sqlx::query(
+        "INSERT INTO equipment_events (work_centre, down, reason, at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(work_centre)
+    .bind(down)
+    .bind(reason)
+    .bind(at)
+    .execute(&mut *conn)
+    .await?;
+    let changed = EquipmentStatusChanged {
+        work_centre: work_centre.to_owned(),
+        down,
+        reason: reason.to_owned(),
+        at: Some(timestamp_from(at)),
+    };
+    // Equipment belongs to no single order: the envelope's order id is empty.
+    let event = Outgoing::event(SERVICE, "", &changed, &Cause::from_incoming(message));
+    outbox::write(conn, &[event]).await?;
+    Ok(())
+}

@@ -1,0 +1,46 @@
+//! Scheduling against the stored catalogue: loads the routings of the
+//! requested products, the work centre calendars and the hours already
+//! booked, then runs [`schedule::schedule`](crate::schedule::schedule).
+//!
+//! Planning that books capacity must hold [`lock_capacity`] for its whole
+//! transaction: two orders planned at once would otherwise both see the same
+//! free hours and overbook a work centre.
+
+use chrono::NaiveDate;
+use sqlx::PgConnection;
+
+use crate::schedule::{self, Item, Schedule};
+use crate::{Error, Result, catalog};
+
+/// Serialises capacity bookings across every replica until the transaction
+/// ends. Checks without booking do not take it: they read a consistent
+/// snapshot and a slightly stale answer is fine for a feasibility check.
+pub async fn lock_capacity(conn: &mut PgConnection) -> Result<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('gendan.production.capacity'))")
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Plans `items` (product, quantity; request order) from `earliest_start`
+/// given the capacity already booked. Books nothing.
+pub async fn schedule_items(
+    conn: &mut PgConnection,
+    items: &[(String, u32)],
+    earliest_start: NaiveDate,
+) -> Result<Schedule> {
+    let mut planned = Vec::with_capacity(items.len());
+    for (product, quantity) in items {
+        let stages = catalog::routing(conn, product)
+            .await?
+            .ok_or_else(|| Error::NoRouting(product.clone()))?;
+        planned.push(Item {
+            product: product.clone(),
+            quantity: *quantity,
+            stages,
+        });
+    }
+    let calendars = catalog::calendars(conn).await?;
+    let mut load = catalog::load_from(conn, earliest_start).await?;
+    schedule::schedule(&planned, &calendars, &mut load, earliest_start)
+}

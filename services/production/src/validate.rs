@@ -1,0 +1,266 @@
+//! Request checks that need no database: each function turns a wire message
+//! into the domain value the rest of the service trusts, or a
+//! [`FieldError`] naming the offending field (`stages[1].hours_per_unit`).
+//!
+//! Checks that need stored data (does this work centre exist?) are done by
+//! the callers, with the same field paths.
+
+use std::collections::{BTreeSet, HashSet};
+
+use chrono::NaiveDate;
+use gendan_grpc::FieldError;
+use gendan_proto::date_from_str;
+use gendan_proto::v1::{ProductQuantity, Routing, WorkCentre};
+
+use crate::catalog::WorkCentreDef;
+use crate::schedule::{Calendar, StageSpec};
+
+/// Longest code or name we accept; longer is a client bug, not a name.
+const MAX_TEXT: usize = 200;
+
+fn required_text(value: &str, field: &str) -> Result<String, FieldError> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(FieldError::new(field, "must not be empty"));
+    }
+    if value.chars().count() > MAX_TEXT {
+        return Err(FieldError::new(
+            field,
+            format!("longer than {MAX_TEXT} characters"),
+        ));
+    }
+    Ok(value.to_owned())
+}
+
+fn hours(value: f64, field: &str) -> Result<f64, FieldError> {
+    if !value.is_finite() || value < 0.0 {
+        return Err(FieldError::new(
+            field,
+            format!("must be a number >= 0, got {value}"),
+        ));
+    }
+    Ok(value)
+}
+
+/// A `YYYY-MM-DD` date, or `default` when empty.
+pub fn date_or(text: &str, field: &str, default: NaiveDate) -> Result<NaiveDate, FieldError> {
+    if text.trim().is_empty() {
+        return Ok(default);
+    }
+    date_from_str(text.trim())
+        .ok_or_else(|| FieldError::new(field, format!("{text:?} is not a YYYY-MM-DD date")))
+}
+
+pub fn work_centre(request: &WorkCentre) -> Result<WorkCentreDef, FieldError> {
+    let code = required_text(&request.code, "code")?;
+    let name = if request.name.trim().is_empty() {
+        code.clone()
+    } else {
+        required_text(&request.name, "name")?
+    };
+    let hours_per_day = hours(request.hours_per_day, "hours_per_day")?;
+    let mut weekdays = BTreeSet::new();
+    for (i, day) in request.working_weekdays.iter().enumerate() {
+        if !(1..=7).contains(day) {
+            return Err(FieldError::new(
+                format!("working_weekdays[{i}]"),
+                format!("{day} is not an ISO weekday (1 = Monday .. 7 = Sunday)"),
+            ));
+        }
+        weekdays.insert(*day);
+    }
+    let mut closed_dates = BTreeSet::new();
+    for (i, text) in request.closed_dates.iter().enumerate() {
+        let date = date_from_str(text.trim()).ok_or_else(|| {
+            FieldError::new(
+                format!("closed_dates[{i}]"),
+                format!("{text:?} is not a YYYY-MM-DD date"),
+            )
+        })?;
+        closed_dates.insert(date);
+    }
+    Ok(WorkCentreDef {
+        code,
+        name,
+        calendar: Calendar {
+            hours_per_day,
+            working_weekdays: weekdays.into_iter().collect(),
+            closed_dates,
+        },
+    })
+}
+
+/// A routing: the product and its stages in order.
+pub fn routing(request: &Routing) -> Result<(String, Vec<StageSpec>), FieldError> {
+    let product = required_text(&request.product, "product")?;
+    if request.stages.is_empty() {
+        return Err(FieldError::new(
+            "stages",
+            "a routing needs at least one stage",
+        ));
+    }
+    let mut seen = HashSet::new();
+    let mut stages = Vec::with_capacity(request.stages.len());
+    for (i, stage) in request.stages.iter().enumerate() {
+        let name = required_text(&stage.stage, &format!("stages[{i}].stage"))?;
+        if !seen.insert(name.clone()) {
+            return Err(FieldError::new(
+                format!("stages[{i}].stage"),
+                format!("stage {name:?} appears twice in the routing"),
+            ));
+        }
+        stages.push(StageSpec {
+            stage: name,
+            work_centre: required_text(&stage.work_centre, &format!("stages[{i}].work_centre"))?,
+            hours_per_unit: hours(stage.hours_per_unit, &format!("stages[{i}].hours_per_unit"))?,
+            setup_hours: hours(stage.setup_hours, &format!("stages[{i}].setup_hours"))?,
+        });
+    }
+    Ok((product, stages))
+}
+
+/// Requested products and quantities. A product listed twice (two order
+/// lines of one article) is planned once with the summed quantity: one work
+/// order has one set of stages per product, which is what the MES reports on.
+pub fn items(items: &[ProductQuantity], field: &str) -> Result<Vec<(String, u32)>, FieldError> {
+    if items.is_empty() {
+        return Err(FieldError::new(field, "at least one product is required"));
+    }
+    let mut merged: Vec<(String, u32)> = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let product = required_text(&item.product, &format!("{field}[{i}].product"))?;
+        if item.quantity == 0 {
+            return Err(FieldError::new(
+                format!("{field}[{i}].quantity"),
+                "must be greater than 0",
+            ));
+        }
+        match merged.iter_mut().find(|(known, _)| *known == product) {
+            Some((_, quantity)) => {
+                *quantity = quantity.checked_add(item.quantity).ok_or_else(|| {
+                    FieldError::new(
+                        format!("{field}[{i}].quantity"),
+                        "total quantity is too large",
+                    )
+                })?;
+            }
+            None => merged.push((product, item.quantity)),
+        }
+    }
+    Ok(merged)
+}
+
+#[cfg(test)]
+mod tests {
+    use gendan_proto::v1::RoutingStage;
+
+    use super::*;
+
+    fn stage(name: &str, work_centre: &str, hours_per_unit: f64) -> RoutingStage {
+        RoutingStage {
+            stage: name.to_owned(),
+            work_centre: work_centre.to_owned(),
+            hours_per_unit,
+            setup_hours: 0.0,
+        }
+    }
+
+    #[test]
+    fn routing_errors_name_the_field() {
+        let routing = Routing {
+            product: "shirt".into(),
+            stages: vec![stage("cut", "CUT", 1.0), stage("sew", "", 1.0)],
+        };
+        assert_eq!(
+            super::routing(&routing).unwrap_err().field,
+            "stages[1].work_centre"
+        );
+
+        let routing = Routing {
+            product: "shirt".into(),
+            stages: vec![stage("cut", "CUT", 1.0), stage("cut", "SEW", 1.0)],
+        };
+        assert_eq!(
+            super::routing(&routing).unwrap_err().field,
+            "stages[1].stage"
+        );
+
+        let routing = Routing {
+            product: "shirt".into(),
+            stages: vec![stage("cut", "CUT", -1.0)],
+        };
+        assert_eq!(
+            super::routing(&routing).unwrap_err().field,
+            "stages[0].hours_per_unit"
+        );
+
+        let routing = Routing {
+            product: " ".into(),
+            stages: vec![],
+        };
+        assert_eq!(super::routing(&routing).unwrap_err().field, "product");
+    }
+
+    #[test]
+    fn work_centre_calendar_is_checked() {
+        let mut centre = WorkCentre {
+            code: "SEW".into(),
+            hours_per_day: 16.0,
+            working_weekdays: vec![6, 1, 1],
+            closed_dates: vec!["2026-05-01".into()],
+            ..WorkCentre::default()
+        };
+        let def = work_centre(&centre).unwrap();
+        assert_eq!(def.name, "SEW");
+        assert_eq!(def.calendar.working_weekdays, vec![1, 6]);
+
+        centre.working_weekdays = vec![0];
+        assert_eq!(
+            work_centre(&centre).unwrap_err().field,
+            "working_weekdays[0]"
+        );
+        centre.working_weekdays = vec![];
+        centre.closed_dates = vec!["May 1".into()];
+        assert_eq!(work_centre(&centre).unwrap_err().field, "closed_dates[0]");
+        centre.closed_dates = vec![];
+        centre.hours_per_day = f64::NAN;
+        assert_eq!(work_centre(&centre).unwrap_err().field, "hours_per_day");
+    }
+
+    #[test]
+    fn items_are_checked_and_merged() {
+        let item = |product: &str, quantity| ProductQuantity {
+            product: product.to_owned(),
+            quantity,
+        };
+        assert_eq!(
+            items(&[item("a", 2), item("b", 1), item("a", 3)], "items").unwrap(),
+            vec![("a".to_owned(), 5), ("b".to_owned(), 1)]
+        );
+        assert_eq!(items(&[], "items").unwrap_err().field, "items");
+        assert_eq!(
+            items(&[item("a", 0)], "items").unwrap_err().field,
+            "items[0].quantity"
+        );
+        assert_eq!(
+            items(&[item("", 1)], "items").unwrap_err().field,
+            "items[0].product"
+        );
+    }
+
+    #[test]
+    fn dates_default_when_empty() {
+        let today = NaiveDate::from_ymd_opt(2026, 3, 2).unwrap();
+        assert_eq!(date_or("", "earliest_start", today).unwrap(), today);
+        assert_eq!(
+            date_or("2026-04-01", "earliest_start", today).unwrap(),
+            NaiveDate::from_ymd_opt(2026, 4, 1).unwrap()
+        );
+        assert_eq!(
+            date_or("tomorrow", "earliest_start", today)
+                .unwrap_err()
+                .field,
+            "earliest_start"
+        );
+    }
+}
