@@ -251,6 +251,7 @@ async fn create_get_and_list_with_filters_and_pages() {
             promised_delivery_date: "2030-01-10".to_owned(),
             projected_delivery_date: "2030-01-20".to_owned(),
             reason: "press line down".to_owned(),
+            risk_changed: true,
         },
     )
     .await;

@@ -57,7 +57,14 @@ fn specific(envelope: &Envelope) -> Option<String> {
         }
         DeliveryRiskChanged::TYPE_NAME => {
             let event = DeliveryRiskChanged::decode(payload).ok()?;
-            let mut text = if event.at_risk {
+            let mut text = if !event.risk_changed {
+                format!(
+                    "Projected delivery now {} ({} the promised {})",
+                    or_unknown(&event.projected_delivery_date),
+                    if event.at_risk { "after" } else { "within" },
+                    or_unknown(&event.promised_delivery_date)
+                )
+            } else if event.at_risk {
                 format!(
                     "Delivery at risk: projected {} against promised {}",
                     or_unknown(&event.projected_delivery_date),

@@ -77,6 +77,7 @@ impl Engine {
         }
         let now = self.now();
         let cause = Cause::from_incoming(incoming);
+        let projected_before = saga.projected;
         let verdict = effects::apply(&mut saga, incoming)?;
         let completed_steps: Vec<&StepDef> = self
             .workflow
@@ -99,7 +100,7 @@ impl Engine {
                 Verdict::Fails(reason) => self.stall(&mut saga, step.name, reason, now),
             }
         }
-        self.check_risk(&mut saga, &cause, now);
+        self.check_risk(&mut saga, projected_before, &cause, now);
         self.advance(&mut saga, &cause, now);
         saga.updated_at = now;
         saga.save(conn).await?;
@@ -310,15 +311,22 @@ impl Engine {
         tracing::warn!(order_id = %saga.order_id, step = name, %reason, "saga stalled");
     }
 
-    /// Flags the order at risk when the projection passes the promise (or
-    /// the requested date before a promise exists), and clears the flag when
-    /// it no longer does.
-    fn check_risk(&self, saga: &mut SagaState, cause: &Cause, now: DateTime<Utc>) {
+    /// Announces the delivery outlook whenever the projected date moved or
+    /// the risk flag flips: the order is at risk when the projection passes
+    /// the promise (or the requested date before a promise exists).
+    fn check_risk(
+        &self,
+        saga: &mut SagaState,
+        projected_before: Option<chrono::NaiveDate>,
+        cause: &Cause,
+        now: DateTime<Utc>,
+    ) {
         let committed = saga.promised.unwrap_or(saga.requested);
         let late = saga
             .projected
             .is_some_and(|projected| projected > committed);
-        if late == saga.at_risk {
+        let flipped = late != saga.at_risk;
+        if !flipped && saga.projected == projected_before {
             return;
         }
         saga.at_risk = late;
@@ -330,7 +338,7 @@ impl Engine {
             )
         } else {
             format!(
-                "projected {projected} is back within {}",
+                "projected {projected} is within the committed {}",
                 date_to_string(committed)
             )
         };
@@ -340,16 +348,19 @@ impl Engine {
             promised_delivery_date: date_to_string(committed),
             projected_delivery_date: projected,
             reason: reason.clone(),
+            risk_changed: flipped,
         };
         saga.outgoing
             .push(Outgoing::event(SERVICE, &saga.order_id, &changed, cause));
-        log(
-            saga,
-            now,
-            "-",
-            if late { "at_risk" } else { "on_track" },
-            reason,
-        );
+        if flipped {
+            log(
+                saga,
+                now,
+                "-",
+                if late { "at_risk" } else { "on_track" },
+                reason,
+            );
+        }
     }
 
     /// A due timer for `step`: re-send, stall, or flag overdue. Returns
@@ -421,13 +432,14 @@ impl Engine {
             _ => {
                 // Overdue: the order cannot make its projected date.
                 let overdue_from = now.date_naive();
+                let projected_before = saga.projected;
                 if saga
                     .projected
                     .is_none_or(|projected| projected < overdue_from)
                 {
                     saga.projected = Some(overdue_from);
                 }
-                self.check_risk(&mut saga, &cause, now);
+                self.check_risk(&mut saga, projected_before, &cause, now);
                 let next = now + Duration::days(1);
                 saga.step_mut(step_name).deadline = Some(next);
                 saga.timer_changes
