@@ -60,7 +60,11 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let demo = matches!(cli.command, Command::Demo { .. });
     // The demo's own output is the progress table; keep logs to warnings.
-    let default_filter = if demo { "warn" } else { "info" };
+    let default_filter = if demo {
+        "warn"
+    } else {
+        gendan_telemetry::DEFAULT_FILTER
+    };
     let _telemetry = gendan_telemetry::init_with(
         "gendan",
         gendan_telemetry::LogFormat::from_env(),

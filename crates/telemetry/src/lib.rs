@@ -71,8 +71,12 @@ impl LogFormat {
 
 /// Installs the global subscriber and propagator for `service_name`.
 pub fn init(service_name: &str) -> Result<Guard> {
-    init_with(service_name, LogFormat::from_env(), "info")
+    init_with(service_name, LogFormat::from_env(), DEFAULT_FILTER)
 }
+
+/// Service logs at info, without the chatter of the database driver's
+/// notices and the NATS client's connection events.
+pub const DEFAULT_FILTER: &str = "info,sqlx=warn,async_nats=warn";
 
 /// Like [`init`] with an explicit format and a default filter used when
 /// `RUST_LOG` is not set.
@@ -105,13 +109,16 @@ pub fn init_with(service_name: &str, format: LogFormat, default_filter: &str) ->
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let trace_filter =
         EnvFilter::try_from_env("GENDAN_TRACE_FILTER").unwrap_or_else(|_| EnvFilter::new("info"));
+    // Logs go to stderr, so a command's own output (tables, JSON) stays
+    // clean on stdout; colours only on a terminal.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let base = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
     let fmt_layer = match format {
-        LogFormat::Json => tracing_subscriber::fmt::layer()
-            .json()
-            .with_current_span(true)
-            .boxed(),
-        LogFormat::Pretty => tracing_subscriber::fmt::layer().pretty().boxed(),
-        LogFormat::Compact => tracing_subscriber::fmt::layer().compact().boxed(),
+        LogFormat::Json => base.json().with_current_span(true).boxed(),
+        LogFormat::Pretty => base.pretty().boxed(),
+        LogFormat::Compact => base.compact().boxed(),
     };
     tracing_subscriber::registry()
         .with(fmt_layer.with_filter(log_filter))

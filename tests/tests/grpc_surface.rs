@@ -1,0 +1,109 @@
+//! Every service port answers gRPC reflection (listing its service and the
+//! health service) and `grpc.health.v1` with SERVING — what `grpcurl list`
+//! and a Kubernetes gRPC probe see.
+
+use gendan_tests::{TestDb, TestNats, service_settings};
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_reflection::pb::v1::ServerReflectionRequest;
+use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+
+async fn channel(port: u16) -> Channel {
+    Channel::from_shared(format!("http://127.0.0.1:{port}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
+}
+
+async fn listed_services(port: u16) -> Vec<String> {
+    let mut client = ServerReflectionClient::new(channel(port).await);
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut responses = client
+        .server_reflection_info(tokio_stream::iter(vec![request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let response = responses
+        .message()
+        .await
+        .unwrap()
+        .expect("a reflection answer");
+    match response.message_response {
+        Some(MessageResponse::ListServicesResponse(list)) => {
+            list.service.into_iter().map(|s| s.name).collect()
+        }
+        other => panic!("unexpected reflection answer {other:?}"),
+    }
+}
+
+async fn health(port: u16, service: &str) -> i32 {
+    let mut client = HealthClient::new(channel(port).await);
+    client
+        .check(HealthCheckRequest {
+            service: service.to_owned(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .status
+}
+
+#[tokio::test]
+async fn every_port_serves_reflection_and_health() {
+    gendan_telemetry::init_for_tests();
+    let db = TestDb::create().await.unwrap();
+    let nats = TestNats::start().await.unwrap();
+    let cancel = CancellationToken::new();
+
+    let orders = gendan_orders::Application::build(service_settings(&db, &nats, "orders"))
+        .await
+        .unwrap();
+    let production =
+        gendan_production::Application::build(service_settings(&db, &nats, "production"))
+            .await
+            .unwrap();
+    let saga =
+        gendan_saga::Application::build(service_settings(&db, &nats, "saga"), Default::default())
+            .await
+            .unwrap();
+    let ports = [
+        (orders.port(), "gendan.v1.OrderService"),
+        (production.port(), "gendan.v1.ProductionService"),
+        (saga.port(), "gendan.v1.SagaService"),
+    ];
+    tokio::spawn(orders.run_until_stopped(cancel.clone()));
+    tokio::spawn(production.run_until_stopped(cancel.clone()));
+    tokio::spawn(saga.run_until_stopped(cancel.clone()));
+
+    for (port, service) in ports {
+        let listed = listed_services(port).await;
+        assert!(
+            listed.iter().any(|s| s == service),
+            "{service} not listed on :{port}: {listed:?}"
+        );
+        assert!(
+            listed.iter().any(|s| s == "grpc.health.v1.Health"),
+            "health not listed on :{port}: {listed:?}"
+        );
+        assert_eq!(
+            health(port, "").await,
+            ServingStatus::Serving as i32,
+            "overall health on :{port}"
+        );
+        assert_eq!(
+            health(port, service).await,
+            ServingStatus::Serving as i32,
+            "{service} health"
+        );
+    }
+    cancel.cancel();
+}
