@@ -185,7 +185,7 @@ fn mes<M: prost::Message + TypeName>(
 /// Returns the orders as they ended.
 pub async fn run(
     bus: &Bus,
-    mut orders: Orders,
+    orders: Orders,
     production_channel: Channel,
     options: &DemoOptions,
 ) -> anyhow::Result<Vec<v1::Order>> {
@@ -233,7 +233,7 @@ pub async fn run(
 
     let deadline = started + options.timeout;
     loop {
-        let snapshot = fetch(&mut orders, &order_ids).await?;
+        let snapshot = fetch(&orders, &order_ids).await?;
         let done = snapshot
             .iter()
             .filter(|o| o.workflow_status == "completed")
@@ -271,18 +271,26 @@ pub async fn run(
     }
 }
 
-async fn fetch(orders: &mut Orders, ids: &[String]) -> anyhow::Result<Vec<v1::Order>> {
-    let mut out = Vec::with_capacity(ids.len());
-    for id in ids {
-        let order = orders
-            .get_order(v1::GetOrderRequest {
-                order_id: id.clone(),
-            })
-            .await
-            .with_context(|| format!("reading order {id}"))?;
-        out.push(order.into_inner());
-    }
-    Ok(out)
+/// Reads the demo's orders, several requests in flight, in `ids` order.
+async fn fetch(orders: &Orders, ids: &[String]) -> anyhow::Result<Vec<v1::Order>> {
+    futures::stream::iter(ids)
+        .map(|id| {
+            let mut orders = orders.clone();
+            async move {
+                let order = orders
+                    .get_order(v1::GetOrderRequest {
+                        order_id: id.clone(),
+                    })
+                    .await
+                    .with_context(|| format!("reading order {id}"))?;
+                Ok(order.into_inner())
+            }
+        })
+        .buffered(16)
+        .collect::<Vec<anyhow::Result<v1::Order>>>()
+        .await
+        .into_iter()
+        .collect()
 }
 
 fn phase_name(order: &v1::Order) -> &'static str {
