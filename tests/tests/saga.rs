@@ -40,6 +40,8 @@ async fn start(db: &TestDb, nats: &TestNats, clock: &ManualClock) -> Running {
         timing: Timing {
             command_timeout: Duration::from_secs(30),
             max_attempts: 3,
+            decision_timeout: Duration::from_secs(3600),
+            decision_reminders: 1,
         },
         clock: Arc::new(clock.clone()),
         timer_poll: Duration::from_millis(50),
@@ -434,5 +436,454 @@ async fn replies_out_of_order_and_twice_are_kept_once_and_a_failed_check_can_be_
             .count(),
         1
     );
+    saga.stop().await;
+}
+
+fn capacity(order_id: &str, earliest: chrono::NaiveDate, feasible: bool) -> v1::CapacityChecked {
+    v1::CapacityChecked {
+        order_id: order_id.into(),
+        earliest_completion: gendan_proto::date_to_string(earliest),
+        feasible,
+        ..Default::default()
+    }
+}
+
+async fn wait_for(
+    client: &SagaServiceClient<tonic::transport::Channel>,
+    order_id: &str,
+    what: &str,
+    check: impl Fn(&v1::Saga) -> bool,
+) -> v1::Saga {
+    eventually(WAIT, what, || {
+        let mut client = client.clone();
+        let order_id = order_id.to_owned();
+        let check = &check;
+        async move {
+            let saga = try_saga(&mut client, &order_id).await?;
+            check(&saga).then_some(saga)
+        }
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_late_factory_date_opens_a_decision_that_sets_the_promise() {
+    gendan_telemetry::init_for_tests();
+    let (db, nats) = (
+        TestDb::create().await.unwrap(),
+        TestNats::start().await.unwrap(),
+    );
+    let clock = ManualClock::new(Utc::now());
+    let saga = start(&db, &nats, &clock).await;
+    let bus = Bus::connect(&nats.url, "test").await.unwrap();
+    let mut client = saga.client().await;
+    let mut events = SubjectReader::open(&nats.url, streams::EVENTS, "gendan.evt.saga.>")
+        .await
+        .unwrap();
+    let mut order_commands =
+        SubjectReader::open(&nats.url, streams::COMMANDS, "gendan.cmd.orders.>")
+            .await
+            .unwrap();
+    let order_id = uuid::Uuid::now_v7().to_string();
+    let order = sample_order(&order_id);
+    publish_event(
+        &bus,
+        "orders",
+        &order_id,
+        &v1::OrderCreated {
+            order: Some(order.clone()),
+        },
+    )
+    .await;
+
+    // The factory can only make it 20 days after the requested date.
+    let requested = gendan_proto::date_from_str(&order.requested_delivery_date).unwrap();
+    let proposed = requested + chrono::Duration::days(20);
+    publish_event(
+        &bus,
+        "production",
+        &order_id,
+        &capacity(&order_id, proposed, false),
+    )
+    .await;
+    let asked = events
+        .next_of_type(v1::DecisionRequested::TYPE_NAME, WAIT)
+        .await
+        .unwrap();
+    let decision = asked
+        .decode::<v1::DecisionRequested>()
+        .unwrap()
+        .decision
+        .unwrap();
+    assert_eq!(decision.kind, "delivery_date");
+    assert!(
+        decision
+            .question
+            .contains(&gendan_proto::date_to_string(proposed)),
+        "{}",
+        decision.question
+    );
+    assert_eq!(
+        decision.options,
+        vec![
+            "accept_proposed_date",
+            "keep_requested_date",
+            "cancel_order"
+        ]
+    );
+
+    let waiting = wait_for(&client, &order_id, "clarification waiting", |s| {
+        step(s, "clarify_delivery_date").status == "waiting"
+    })
+    .await;
+    assert!(
+        waiting.at_risk,
+        "a date past the request is a risk from the start"
+    );
+    assert_eq!(step(&waiting, "confirm_order").status, "pending");
+    let open = client
+        .list_decisions(v1::ListDecisionsRequest {
+            order_id: String::new(),
+            open_only: true,
+            limit: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .decisions;
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0].decision_id, decision.decision_id);
+
+    let decide = |answer: &str| v1::DecideRequest {
+        order_id: order_id.clone(),
+        decision_id: decision.decision_id.clone(),
+        answer: answer.into(),
+        operator: "li.wei".into(),
+        comment: "customer agreed by phone".into(),
+    };
+    let wrong = client.decide(decide("ship_it_anyway")).await.unwrap_err();
+    assert_eq!(wrong.code(), tonic::Code::InvalidArgument);
+    assert!(wrong.message().contains("answer"), "{}", wrong.message());
+
+    let decided = client
+        .decide(decide("accept_proposed_date"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(step(&decided, "clarify_delivery_date").status, "done");
+    assert_eq!(
+        decided.promised_delivery_date,
+        gendan_proto::date_to_string(proposed)
+    );
+    assert!(!decided.at_risk, "the agreed date is met");
+    let confirm: v1::ConfirmOrder = order_commands
+        .next_of_type(v1::ConfirmOrder::TYPE_NAME, WAIT)
+        .await
+        .unwrap()
+        .decode()
+        .unwrap();
+    assert_eq!(
+        confirm.promised_delivery_date,
+        gendan_proto::date_to_string(proposed)
+    );
+
+    let again = client.decide(decide("cancel_order")).await.unwrap_err();
+    assert_eq!(again.code(), tonic::Code::FailedPrecondition);
+    saga.stop().await;
+}
+
+#[tokio::test]
+async fn an_unanswered_decision_is_reminded_then_parks_the_saga() {
+    gendan_telemetry::init_for_tests();
+    let (db, nats) = (
+        TestDb::create().await.unwrap(),
+        TestNats::start().await.unwrap(),
+    );
+    let clock = ManualClock::new(Utc::now());
+    let saga = start(&db, &nats, &clock).await;
+    let bus = Bus::connect(&nats.url, "test").await.unwrap();
+    let client = saga.client().await;
+    let mut events = SubjectReader::open(&nats.url, streams::EVENTS, "gendan.evt.saga.>")
+        .await
+        .unwrap();
+    let order_id = uuid::Uuid::now_v7().to_string();
+    let order = sample_order(&order_id);
+    publish_event(
+        &bus,
+        "orders",
+        &order_id,
+        &v1::OrderCreated {
+            order: Some(order.clone()),
+        },
+    )
+    .await;
+    let late = gendan_proto::date_from_str(&order.requested_delivery_date).unwrap()
+        + chrono::Duration::days(5);
+    publish_event(
+        &bus,
+        "production",
+        &order_id,
+        &capacity(&order_id, late, false),
+    )
+    .await;
+    let first = events
+        .next_of_type(v1::DecisionRequested::TYPE_NAME, WAIT)
+        .await
+        .unwrap();
+    assert!(!first.decode::<v1::DecisionRequested>().unwrap().reminder);
+
+    clock.advance(chrono::Duration::minutes(61));
+    let reminder = events
+        .next_of_type(v1::DecisionRequested::TYPE_NAME, WAIT)
+        .await
+        .unwrap();
+    assert!(reminder.decode::<v1::DecisionRequested>().unwrap().reminder);
+
+    clock.advance(chrono::Duration::minutes(61));
+    let stalled = wait_for(&client, &order_id, "stalled on the decision", |s| {
+        s.status == "stalled"
+    })
+    .await;
+    assert!(
+        stalled
+            .stalled_reason
+            .contains("delivery_date decision unanswered"),
+        "{}",
+        stalled.stalled_reason
+    );
+    assert_eq!(stalled.decisions[0].reminders, 1);
+    saga.stop().await;
+}
+
+#[tokio::test]
+async fn cancelling_compensates_what_was_done_and_a_failed_plan_parks_the_saga() {
+    gendan_telemetry::init_for_tests();
+    let (db, nats) = (
+        TestDb::create().await.unwrap(),
+        TestNats::start().await.unwrap(),
+    );
+    let clock = ManualClock::new(Utc::now());
+    let saga = start(&db, &nats, &clock).await;
+    let bus = Bus::connect(&nats.url, "test").await.unwrap();
+    let mut client = saga.client().await;
+    let mut production =
+        SubjectReader::open(&nats.url, streams::COMMANDS, "gendan.cmd.production.>")
+            .await
+            .unwrap();
+    let order_id = uuid::Uuid::now_v7().to_string();
+    publish_event(
+        &bus,
+        "orders",
+        &order_id,
+        &v1::OrderCreated {
+            order: Some(sample_order(&order_id)),
+        },
+    )
+    .await;
+    let soon = Utc::now().date_naive() + chrono::Duration::days(10);
+    publish_event(
+        &bus,
+        "production",
+        &order_id,
+        &capacity(&order_id, soon, true),
+    )
+    .await;
+    publish_event(
+        &bus,
+        "orders",
+        &order_id,
+        &v1::OrderConfirmed {
+            order_id: order_id.clone(),
+            promised_delivery_date: String::new(),
+        },
+    )
+    .await;
+    production
+        .next_of_type(v1::PlanWorkOrder::TYPE_NAME, WAIT)
+        .await
+        .unwrap();
+
+    // The factory cannot plan it: an answer, not a silence.
+    publish_event(
+        &bus,
+        "production",
+        &order_id,
+        &v1::WorkOrderPlanningFailed {
+            order_id: order_id.clone(),
+            reason: "SEW is full for 3 years".into(),
+        },
+    )
+    .await;
+    let stalled = wait_for(&client, &order_id, "stalled on planning", |s| {
+        s.status == "stalled"
+    })
+    .await;
+    assert!(
+        step(&stalled, "plan_production")
+            .last_error
+            .contains("SEW is full")
+    );
+
+    // Capacity was found after all; the operator retries and the plan lands.
+    client
+        .retry_step(v1::StepRequest {
+            order_id: order_id.clone(),
+            step: "plan_production".into(),
+            operator: "li.wei".into(),
+            reason: "overtime agreed".into(),
+        })
+        .await
+        .unwrap();
+    production
+        .next_of_type(v1::PlanWorkOrder::TYPE_NAME, WAIT)
+        .await
+        .unwrap();
+    publish_event(
+        &bus,
+        "production",
+        &order_id,
+        &v1::WorkOrderPlanned {
+            order_id: order_id.clone(),
+            work_order_id: uuid::Uuid::now_v7().to_string(),
+            planned_end: gendan_proto::date_to_string(soon),
+            ..Default::default()
+        },
+    )
+    .await;
+    wait_for(&client, &order_id, "in production", |s| {
+        s.phase == Phase::Production as i32
+    })
+    .await;
+
+    // Cancel: the work order is stopped (compensation), the order ends cancelled.
+    let invalid = client
+        .cancel_order(v1::CancelOrderRequest {
+            order_id: order_id.clone(),
+            operator: "li.wei".into(),
+            reason: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(invalid.code(), tonic::Code::InvalidArgument);
+    assert!(invalid.message().contains("reason"));
+    let cancelled = client
+        .cancel_order(v1::CancelOrderRequest {
+            order_id: order_id.clone(),
+            operator: "li.wei".into(),
+            reason: "customer withdrew the order".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(cancelled.status, "cancelled");
+    assert_eq!(cancelled.phase, Phase::Cancelled as i32);
+    assert_eq!(cancelled.compensations.len(), 1);
+    assert_eq!(cancelled.compensations[0].step, "plan_production");
+    assert_eq!(cancelled.compensations[0].status, "sent");
+    let stop: v1::CancelWorkOrder = production
+        .next_of_type(v1::CancelWorkOrder::TYPE_NAME, WAIT)
+        .await
+        .unwrap()
+        .decode()
+        .unwrap();
+    assert_eq!(stop.order_id, order_id);
+
+    publish_event(
+        &bus,
+        "production",
+        &order_id,
+        &v1::WorkOrderCancelled {
+            order_id: order_id.clone(),
+            released_hours: 12.0,
+            ..Default::default()
+        },
+    )
+    .await;
+    let done = wait_for(&client, &order_id, "compensation done", |s| {
+        s.compensations.first().is_some_and(|c| c.status == "done")
+    })
+    .await;
+    assert_eq!(done.status, "cancelled");
+    let again = client
+        .cancel_order(v1::CancelOrderRequest {
+            order_id: order_id.clone(),
+            operator: "x".into(),
+            reason: "again".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), tonic::Code::FailedPrecondition);
+    saga.stop().await;
+}
+
+#[tokio::test]
+async fn production_past_its_projected_date_flags_the_order_at_risk() {
+    gendan_telemetry::init_for_tests();
+    let (db, nats) = (
+        TestDb::create().await.unwrap(),
+        TestNats::start().await.unwrap(),
+    );
+    let start_time = Utc::now();
+    let clock = ManualClock::new(start_time);
+    let saga = start(&db, &nats, &clock).await;
+    let bus = Bus::connect(&nats.url, "test").await.unwrap();
+    let client = saga.client().await;
+    let order_id = uuid::Uuid::now_v7().to_string();
+    let order = sample_order(&order_id);
+    publish_event(
+        &bus,
+        "orders",
+        &order_id,
+        &v1::OrderCreated {
+            order: Some(order.clone()),
+        },
+    )
+    .await;
+    let planned_end = start_time.date_naive() + chrono::Duration::days(2);
+    publish_event(
+        &bus,
+        "production",
+        &order_id,
+        &capacity(&order_id, planned_end, true),
+    )
+    .await;
+    publish_event(
+        &bus,
+        "orders",
+        &order_id,
+        &v1::OrderConfirmed {
+            order_id: order_id.clone(),
+            promised_delivery_date: gendan_proto::date_to_string(
+                planned_end + chrono::Duration::days(1),
+            ),
+        },
+    )
+    .await;
+    publish_event(
+        &bus,
+        "production",
+        &order_id,
+        &v1::WorkOrderPlanned {
+            order_id: order_id.clone(),
+            planned_end: gendan_proto::date_to_string(planned_end),
+            ..Default::default()
+        },
+    )
+    .await;
+    let producing = wait_for(&client, &order_id, "waiting for production", |s| {
+        step(s, "production_completed").status == "waiting"
+    })
+    .await;
+    assert!(!producing.at_risk);
+
+    // Days pass with no completion from the MES.
+    clock.advance(chrono::Duration::days(5));
+    let late = wait_for(&client, &order_id, "flagged at risk", |s| s.at_risk).await;
+    assert_eq!(
+        late.status, "running",
+        "overdue production is a risk, not a stall"
+    );
+    assert!(late.log.iter().any(|entry| entry.action == "overdue"));
     saga.stop().await;
 }

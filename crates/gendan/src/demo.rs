@@ -14,6 +14,7 @@ use futures::StreamExt;
 use gendan_messaging::{Bus, Cause, Outgoing, subjects};
 use gendan_proto::v1::order_service_client::OrderServiceClient;
 use gendan_proto::v1::production_service_client::ProductionServiceClient;
+use gendan_proto::v1::saga_service_client::SagaServiceClient;
 use gendan_proto::v1::{self, Phase};
 use gendan_proto::{TypeName, timestamp_from};
 use tonic::codegen::InterceptedService;
@@ -23,6 +24,7 @@ use tracing::Instrument;
 type Interceptor = fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status>;
 pub type Orders = OrderServiceClient<InterceptedService<Channel, Interceptor>>;
 pub type Production = ProductionServiceClient<InterceptedService<Channel, Interceptor>>;
+pub type Saga = SagaServiceClient<InterceptedService<Channel, Interceptor>>;
 
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
@@ -40,6 +42,13 @@ pub async fn connect(port: u16) -> anyhow::Result<Channel> {
 
 pub fn orders_client(channel: Channel) -> Orders {
     OrderServiceClient::with_interceptor(
+        channel,
+        gendan_telemetry::grpc::inject_trace_context as Interceptor,
+    )
+}
+
+pub fn saga_client(channel: Channel) -> Saga {
+    SagaServiceClient::with_interceptor(
         channel,
         gendan_telemetry::grpc::inject_trace_context as Interceptor,
     )
@@ -97,8 +106,10 @@ fn sample_order(rng: &mut Lcg, run: &str, index: usize) -> v1::CreateOrderReques
         })
         .collect();
     let export = rng.next(2) == 0;
-    let requested =
-        chrono::Utc::now().date_naive() + chrono::Duration::days(45 + rng.next(30) as i64);
+    // Every fifth customer asks for next week, which the factory cannot
+    // make: the saga opens a delivery-date clarification for those.
+    let lead_days = if index % 5 == 4 { 2 } else { 45 + rng.next(30) as i64 };
+    let requested = chrono::Utc::now().date_naive() + chrono::Duration::days(lead_days);
     v1::CreateOrderRequest {
         client_request_id: format!("demo-{run}-{index}"),
         customer: CUSTOMERS[rng.next(CUSTOMERS.len() as u64) as usize].into(),
@@ -187,6 +198,7 @@ pub async fn run(
     bus: &Bus,
     orders: Orders,
     production_channel: Channel,
+    mut saga: Saga,
     options: &DemoOptions,
 ) -> anyhow::Result<Vec<v1::Order>> {
     gendan_production::demo::seed_demo_catalog(&mut ProductionServiceClient::new(
@@ -232,7 +244,10 @@ pub async fn run(
     }
 
     let deadline = started + options.timeout;
+    let ours: std::collections::HashSet<&String> = order_ids.iter().collect();
+    let mut decided = 0;
     loop {
+        decided += answer_decisions(&mut saga, &ours).await?;
         let snapshot = fetch(&orders, &order_ids).await?;
         let done = snapshot
             .iter()
@@ -243,6 +258,11 @@ pub async fn run(
             let elapsed = started.elapsed();
             println!();
             print_summary(&snapshot);
+            if decided > 0 {
+                println!(
+                    "\n{decided} delivery-date clarifications answered: the customer accepted the factory's date"
+                );
+            }
             println!(
                 "\n{} orders reached production completed in {:.1} s: {:.1} orders/s",
                 done,
@@ -269,6 +289,55 @@ pub async fn run(
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+/// Plays the merchandiser: every open decision on the demo's orders is
+/// answered as the customer would (accept the factory's proposed date).
+async fn answer_decisions(
+    saga: &mut Saga,
+    ours: &std::collections::HashSet<&String>,
+) -> anyhow::Result<usize> {
+    let open = saga
+        .list_decisions(v1::ListDecisionsRequest {
+            order_id: String::new(),
+            open_only: true,
+            limit: 1000,
+        })
+        .await
+        .context("listing open decisions")?
+        .into_inner()
+        .decisions;
+    let mut answered = 0;
+    for decision in open.into_iter().filter(|d| ours.contains(&d.order_id)) {
+        let answer = if decision.options.iter().any(|o| o == "accept_proposed_date") {
+            "accept_proposed_date"
+        } else {
+            decision
+                .options
+                .first()
+                .map(String::as_str)
+                .unwrap_or_default()
+        };
+        let request = v1::DecideRequest {
+            order_id: decision.order_id.clone(),
+            decision_id: decision.decision_id.clone(),
+            answer: answer.to_owned(),
+            operator: "demo-merchandiser".to_owned(),
+            comment: "customer accepted by e-mail".to_owned(),
+        };
+        match saga.decide(request).await {
+            Ok(_) => answered += 1,
+            // Answered meanwhile (a second demo, an operator): fine.
+            Err(status) if status.code() == tonic::Code::FailedPrecondition => {}
+            Err(status) => {
+                return Err(anyhow::anyhow!(
+                    "answering decision {}: {status}",
+                    decision.decision_id
+                ));
+            }
+        }
+    }
+    Ok(answered)
 }
 
 /// Reads the demo's orders, several requests in flight, in `ids` order.

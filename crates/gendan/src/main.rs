@@ -123,7 +123,8 @@ async fn run_demo(
     let bus = gendan_messaging::Bus::connect(&common.nats_url, "gendan-demo").await?;
     let orders = demo::orders_client(demo::connect(stack.orders_port).await?);
     let production = demo::connect(stack.production_port).await?;
-    let result = demo::run(&bus, orders, production, options)
+    let saga = demo::saga_client(demo::connect(stack.saga_port).await?);
+    let result = demo::run(&bus, orders, production, saga, options)
         .await
         .context("demo");
     let stopped = stack.shutdown().await;

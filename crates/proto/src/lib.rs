@@ -53,6 +53,12 @@ type_names!(
     SagaStalled,
     SagaResumed,
     SagaCompleted,
+    CancelWorkOrder,
+    WorkOrderPlanningFailed,
+    WorkOrderCancelled,
+    DecisionRequested,
+    DecisionMade,
+    OrderCancelled,
 );
 
 impl v1::Phase {

@@ -8,8 +8,9 @@
 
 use gendan_proto::TypeName;
 use gendan_proto::v1::{
-    CapacityChecked, DeliveryRiskChanged, Envelope, OrderConfirmed, OrderCreated, Phase,
-    PhaseChanged, SagaCompleted, SagaResumed, SagaStalled, WorkOrderCompleted, WorkOrderPlanned,
+    CapacityChecked, DecisionMade, DecisionRequested, DeliveryRiskChanged, Envelope,
+    OrderCancelled, OrderConfirmed, OrderCreated, Phase, PhaseChanged, SagaCompleted, SagaResumed,
+    SagaStalled, WorkOrderCancelled, WorkOrderCompleted, WorkOrderPlanned, WorkOrderPlanningFailed,
     WorkOrderProgressed,
 };
 use prost::Message;
@@ -153,6 +154,52 @@ fn specific(envelope: &Envelope) -> Option<String> {
                 event.good_quantity,
                 event.scrap_quantity
             )
+        }
+        DecisionRequested::TYPE_NAME => {
+            let event = DecisionRequested::decode(payload).ok()?;
+            let decision = event.decision?;
+            format!(
+                "{} {} ({}): {} Options: {}",
+                if event.reminder {
+                    "Reminder, decision needed"
+                } else {
+                    "Decision needed"
+                },
+                decision.kind,
+                decision.decision_id,
+                decision.question,
+                decision.options.join(", ")
+            )
+        }
+        DecisionMade::TYPE_NAME => {
+            let decision = DecisionMade::decode(payload).ok()?.decision?;
+            let mut text = format!(
+                "Decision {}: {} by {}",
+                decision.kind, decision.answer, decision.answered_by
+            );
+            if !decision.comment.is_empty() {
+                text.push_str(&format!(" ({})", decision.comment));
+            }
+            text
+        }
+        OrderCancelled::TYPE_NAME => {
+            let event = OrderCancelled::decode(payload).ok()?;
+            format!("Order cancelled by {}: {}", event.operator, event.reason)
+        }
+        WorkOrderPlanningFailed::TYPE_NAME => {
+            let event = WorkOrderPlanningFailed::decode(payload).ok()?;
+            format!("Work order could not be planned: {}", event.reason)
+        }
+        WorkOrderCancelled::TYPE_NAME => {
+            let event = WorkOrderCancelled::decode(payload).ok()?;
+            if event.note.is_empty() {
+                format!(
+                    "Work order stopped, {:.1} capacity hours released",
+                    event.released_hours
+                )
+            } else {
+                format!("Work order cancellation: {}", event.note)
+            }
         }
         _ => return None,
     };

@@ -122,6 +122,12 @@ impl StageRef {
                     self.order_id
                 ))
             })?;
+        if work_order.status == work_orders::STATUS_CANCELLED {
+            return Err(HandlerError::Rejected(format!(
+                "the work order of order {:?} is cancelled",
+                self.order_id
+            )));
+        }
         if !work_order.has_product(&self.product) {
             return Err(HandlerError::Rejected(format!(
                 "unknown product {:?} in the work order of order {:?}",

@@ -22,6 +22,7 @@ use crate::schedule::{Calendar, Schedule};
 pub const STATUS_PLANNED: &str = "planned";
 pub const STATUS_IN_PROGRESS: &str = "in_progress";
 pub const STATUS_COMPLETED: &str = "completed";
+pub const STATUS_CANCELLED: &str = "cancelled";
 pub const STAGE_PLANNED: &str = "planned";
 pub const STAGE_RUNNING: &str = "running";
 pub const STAGE_COMPLETED: &str = "completed";
@@ -360,6 +361,37 @@ pub fn totals(work_order: &WorkOrder) -> (u32, u32) {
     let good: i64 = work_order.last_stages().map(|s| s.good_quantity).sum();
     let scrap: i64 = work_order.stages.iter().map(|s| s.scrap_quantity).sum();
     (quantity(good), quantity(scrap))
+}
+
+/// Marks the work order cancelled and deletes its bookings from `from` on;
+/// returns the hours released (0 when it was already cancelled).
+pub async fn cancel(
+    conn: &mut PgConnection,
+    work_order_id: Uuid,
+    from: NaiveDate,
+    reason: &str,
+) -> Result<f64> {
+    let updated = sqlx::query(
+        "UPDATE work_orders SET status = 'cancelled', cancelled_at = now(), cancel_reason = $2 \
+         WHERE work_order_id = $1 AND status <> 'cancelled'",
+    )
+    .bind(work_order_id)
+    .bind(reason)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if updated == 0 {
+        return Ok(0.0);
+    }
+    let released: Option<f64> = sqlx::query_scalar(
+        "WITH released AS (DELETE FROM capacity_bookings WHERE work_order_id = $1 AND day >= $2 RETURNING hours) \
+         SELECT sum(hours) FROM released",
+    )
+    .bind(work_order_id)
+    .bind(from)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(released.unwrap_or(0.0))
 }
 
 #[cfg(test)]

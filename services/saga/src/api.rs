@@ -8,7 +8,7 @@ use gendan_proto::{date_to_string, timestamp_from};
 use sqlx::PgPool;
 use tonic::{Request, Response, Status};
 
-use crate::engine::Engine;
+use crate::engine::{Engine, decision_proto};
 use crate::state::SagaState;
 use crate::{Error, validate_order_id};
 
@@ -73,6 +73,116 @@ impl SagaApi {
                 .collect(),
             created_at: Some(timestamp_from(saga.created_at)),
             updated_at: Some(timestamp_from(saga.updated_at)),
+            decisions: saga
+                .decisions
+                .iter()
+                .map(|decision| decision_proto(&saga.order_id, decision))
+                .collect(),
+            compensations: saga
+                .compensations
+                .iter()
+                .map(|(step, c)| v1::Compensation {
+                    step: step.clone(),
+                    action: c.action.clone(),
+                    status: c.status.as_str().to_owned(),
+                    attempts: c.attempts.max(0) as u32,
+                    started_at: Some(timestamp_from(c.started_at)),
+                    finished_at: c.finished_at.map(timestamp_from),
+                    detail: c.detail.clone(),
+                })
+                .collect(),
+        })
+    }
+
+    async fn decide(&self, request: v1::DecideRequest) -> Result<v1::Saga, Error> {
+        validate_order_id(&request.order_id)?;
+        let decision_id = uuid::Uuid::parse_str(&request.decision_id).map_err(|_| {
+            gendan_grpc::FieldError::new(
+                "decision_id",
+                format!("{:?} is not a decision id (UUID)", request.decision_id),
+            )
+        })?;
+        if request.answer.trim().is_empty() {
+            return Err(gendan_grpc::FieldError::new("answer", "is required").into());
+        }
+        let operator = required_operator(&request.operator)?;
+        let mut tx = self.pool.begin().await?;
+        let saga = self
+            .engine
+            .decide(
+                &mut tx,
+                &request.order_id,
+                decision_id,
+                request.answer.trim(),
+                operator,
+                request.comment.trim(),
+            )
+            .await?;
+        tx.commit().await?;
+        self.describe(saga).await
+    }
+
+    async fn cancel(&self, request: v1::CancelOrderRequest) -> Result<v1::Saga, Error> {
+        validate_order_id(&request.order_id)?;
+        let operator = required_operator(&request.operator)?;
+        if request.reason.trim().is_empty() {
+            return Err(gendan_grpc::FieldError::new(
+                "reason",
+                "is required: why the order is cancelled",
+            )
+            .into());
+        }
+        let mut tx = self.pool.begin().await?;
+        let saga = self
+            .engine
+            .cancel(&mut tx, &request.order_id, operator, request.reason.trim())
+            .await?;
+        tx.commit().await?;
+        self.describe(saga).await
+    }
+
+    async fn decisions(
+        &self,
+        request: v1::ListDecisionsRequest,
+    ) -> Result<v1::ListDecisionsResponse, Error> {
+        if !request.order_id.is_empty() {
+            validate_order_id(&request.order_id)?;
+        }
+        let limit = match request.limit {
+            0 => 100,
+            n => n.min(1000),
+        };
+        let rows: Vec<DecisionListRow> = sqlx::query_as(
+            "SELECT order_id, decision_id, step, kind, question, options, opened_at, deadline, reminders, \
+               answer, answered_by, answered_at, comment \
+             FROM saga_decisions \
+             WHERE ($1 = '' OR order_id = $1) AND (NOT $2 OR answer IS NULL) \
+             ORDER BY answer IS NOT NULL, deadline LIMIT $3",
+        )
+        .bind(&request.order_id)
+        .bind(request.open_only)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(v1::ListDecisionsResponse {
+            decisions: rows
+                .into_iter()
+                .map(|row| v1::Decision {
+                    decision_id: row.decision_id.to_string(),
+                    order_id: row.order_id,
+                    step: row.step,
+                    kind: row.kind,
+                    question: row.question,
+                    options: row.options,
+                    opened_at: Some(timestamp_from(row.opened_at)),
+                    deadline: Some(timestamp_from(row.deadline)),
+                    answer: row.answer.unwrap_or_default(),
+                    answered_by: row.answered_by.unwrap_or_default(),
+                    answered_at: row.answered_at.map(timestamp_from),
+                    comment: row.comment.unwrap_or_default(),
+                    reminders: row.reminders.max(0) as u32,
+                })
+                .collect(),
         })
     }
 
@@ -118,8 +228,66 @@ impl SagaApi {
     }
 }
 
+#[derive(sqlx::FromRow)]
+struct DecisionListRow {
+    order_id: String,
+    decision_id: uuid::Uuid,
+    step: String,
+    kind: String,
+    question: String,
+    options: Vec<String>,
+    opened_at: DateTime<Utc>,
+    deadline: DateTime<Utc>,
+    reminders: i32,
+    answer: Option<String>,
+    answered_by: Option<String>,
+    answered_at: Option<DateTime<Utc>>,
+    comment: Option<String>,
+}
+
+fn required_operator(operator: &str) -> Result<&str, Error> {
+    let operator = operator.trim();
+    if operator.is_empty() {
+        return Err(gendan_grpc::FieldError::new("operator", "is required: who decided").into());
+    }
+    Ok(operator)
+}
+
 #[tonic::async_trait]
 impl SagaService for SagaApi {
+    #[tracing::instrument(skip_all, fields(order_id = %request.get_ref().order_id))]
+    async fn list_decisions(
+        &self,
+        request: Request<v1::ListDecisionsRequest>,
+    ) -> Result<Response<v1::ListDecisionsResponse>, Status> {
+        self.decisions(request.into_inner())
+            .await
+            .map(Response::new)
+            .map_err(gendan_grpc::into_status)
+    }
+
+    #[tracing::instrument(skip_all, fields(order_id = %request.get_ref().order_id))]
+    async fn decide(
+        &self,
+        request: Request<v1::DecideRequest>,
+    ) -> Result<Response<v1::Saga>, Status> {
+        SagaApi::decide(self, request.into_inner())
+            .await
+            .map(Response::new)
+            .map_err(gendan_grpc::into_status)
+    }
+
+    #[tracing::instrument(skip_all, fields(order_id = %request.get_ref().order_id))]
+    async fn cancel_order(
+        &self,
+        request: Request<v1::CancelOrderRequest>,
+    ) -> Result<Response<v1::Saga>, Status> {
+        self.cancel(request.into_inner())
+            .await
+            .map(Response::new)
+            .map_err(gendan_grpc::into_status)
+    }
+
     #[tracing::instrument(skip_all, fields(order_id = %request.get_ref().order_id))]
     async fn get_saga(
         &self,

@@ -41,6 +41,9 @@ pub fn apply(state: &mut SagaState, incoming: &Incoming) -> Result<Verdict, Hand
         let planned: v1::WorkOrderPlanned = incoming.payload()?;
         state.projected = date(&planned.planned_end, "planned_end")?.or(state.projected);
         Ok(Verdict::Completes)
+    } else if type_name == v1::WorkOrderPlanningFailed::TYPE_NAME {
+        let failed: v1::WorkOrderPlanningFailed = incoming.payload()?;
+        Ok(Verdict::Fails(failed.reason))
     } else if type_name == v1::WorkOrderProgressed::TYPE_NAME {
         let progressed: v1::WorkOrderProgressed = incoming.payload()?;
         if let Some(projected) = date(&progressed.projected_end, "projected_end")? {
@@ -64,4 +67,26 @@ fn date(text: &str, field: &str) -> Result<Option<chrono::NaiveDate>, HandlerErr
     date_from_str(text)
         .map(Some)
         .ok_or_else(|| HandlerError::Rejected(format!("{field} {text:?} is not a YYYY-MM-DD date")))
+}
+
+/// What an answered decision means for the workflow.
+#[derive(Debug, PartialEq, Eq)]
+pub enum DecisionEffect {
+    Continue,
+    CancelOrder,
+}
+
+/// Applies the answer of a decision of `kind` to the saga.
+pub fn apply_decision(state: &mut SagaState, kind: &str, answer: &str) -> DecisionEffect {
+    use crate::workflow::answers;
+    match (kind, answer) {
+        (_, answers::CANCEL_ORDER) => DecisionEffect::CancelOrder,
+        ("delivery_date", answers::ACCEPT_PROPOSED_DATE) => {
+            // The customer agreed to the factory's date: it becomes the
+            // promise, and the order is no longer late against it.
+            state.promised = state.projected.or(state.promised);
+            DecisionEffect::Continue
+        }
+        _ => DecisionEffect::Continue,
+    }
 }

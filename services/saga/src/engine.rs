@@ -18,9 +18,13 @@ use gendan_proto::{TypeName, date_to_string};
 use sqlx::PgConnection;
 
 use crate::clock::Clock;
+use crate::effects::DecisionEffect;
 use crate::effects::{self, Verdict};
-use crate::state::{LogEntry, SagaState, Status, StepState, StepStatus, TimerChange};
-use crate::workflow::{OnTimeout, StepAction, StepDef, Workflow};
+use crate::state::{
+    CompensationState, CompensationStatus, DecisionState, LogEntry, SagaState, Status, StepState,
+    StepStatus, TimerChange,
+};
+use crate::workflow::{CompensationDef, OnTimeout, StepAction, StepDef, Workflow};
 use crate::{Error, SERVICE};
 
 #[derive(Clone)]
@@ -60,10 +64,7 @@ impl Engine {
             return self.start(conn, incoming).await;
         }
         let relevant = incoming.type_name() == v1::WorkOrderProgressed::TYPE_NAME
-            || self
-                .workflow
-                .steps()
-                .any(|(_, s)| s.completes_on == incoming.type_name());
+            || self.workflow.awaits(incoming.type_name());
         if !relevant || incoming.order_id().is_empty() {
             return Ok(());
         }
@@ -72,32 +73,58 @@ impl Engine {
             // deployment's, or a hand-made test event): nothing to drive.
             return Ok(());
         };
-        if matches!(saga.status, Status::Completed | Status::Cancelled) {
+        let now = self.now();
+        if saga.status == Status::Cancelled || saga.phase == Phase::Cancelled {
+            self.compensation_answered(&mut saga, incoming, now)?;
+            saga.save(conn).await?;
             return Ok(());
         }
-        let now = self.now();
+        if saga.status == Status::Completed {
+            return Ok(());
+        }
         let cause = Cause::from_incoming(incoming);
         let projected_before = saga.projected;
         let verdict = effects::apply(&mut saga, incoming)?;
-        let completed_steps: Vec<&StepDef> = self
+        let answered_steps: Vec<&StepDef> = self
             .workflow
             .steps()
             .map(|(_, step)| step)
-            .filter(|step| step.completes_on == incoming.type_name())
+            .filter(|step| {
+                step.completes_on == incoming.type_name()
+                    || step.fails_on.contains(&incoming.type_name())
+            })
             .collect();
-        for step in completed_steps {
-            if saga.step(step.name).status.is_finished() {
+        for step in answered_steps {
+            let status = saga.step(step.name).status;
+            if status.is_finished() {
                 continue;
             }
             match &verdict {
-                Verdict::Completes | Verdict::Informs => self.finish_step(
-                    &mut saga,
-                    step.name,
-                    StepStatus::Done,
-                    now,
-                    incoming.type_name(),
-                ),
-                Verdict::Fails(reason) => self.stall(&mut saga, step.name, reason, now),
+                Verdict::Completes | Verdict::Informs => {
+                    self.finish_step(
+                        &mut saga,
+                        step.name,
+                        StepStatus::Done,
+                        now,
+                        incoming.type_name(),
+                    );
+                    if status == StepStatus::Stalled && saga.status == Status::Stalled {
+                        // The reply came after all: the step no longer
+                        // needs a person.
+                        self.resume(
+                            &mut saga,
+                            step.name,
+                            "reply",
+                            "system",
+                            "late reply arrived",
+                            now,
+                        );
+                    }
+                }
+                Verdict::Fails(reason) if status != StepStatus::Stalled => {
+                    self.stall(&mut saga, step.name, reason, now)
+                }
+                Verdict::Fails(_) => {}
             }
         }
         self.check_risk(&mut saga, projected_before, &cause, now);
@@ -152,6 +179,8 @@ impl Engine {
                 .steps()
                 .map(|(_, step)| (step.name.to_owned(), StepState::pending()))
                 .collect(),
+            decisions: Vec::new(),
+            compensations: std::collections::BTreeMap::new(),
             is_new: true,
             outgoing: Vec::new(),
             new_log: Vec::new(),
@@ -189,15 +218,35 @@ impl Engine {
             if !unfinished {
                 continue;
             }
-            for step in &phase.steps {
-                let ready = saga.step(step.name).status == StepStatus::Pending
-                    && step
-                        .after
-                        .iter()
-                        .all(|gate| saga.step(gate).status.is_finished());
-                if ready {
-                    self.start_step(saga, step, cause, now);
+            // Starting or skipping a step can make the next one ready.
+            loop {
+                let mut changed = false;
+                for step in &phase.steps {
+                    let ready = saga.step(step.name).status == StepStatus::Pending
+                        && step
+                            .after
+                            .iter()
+                            .all(|gate| saga.step(gate).status.is_finished());
+                    if !ready {
+                        continue;
+                    }
+                    if step.when.is_some_and(|needed| !needed(saga)) {
+                        self.finish_step(saga, step.name, StepStatus::Skipped, now, "not needed");
+                    } else {
+                        self.start_step(saga, step, cause, now);
+                    }
+                    changed = true;
                 }
+                if !changed {
+                    break;
+                }
+            }
+            if phase
+                .steps
+                .iter()
+                .all(|step| saga.step(step.name).status.is_finished())
+            {
+                continue;
             }
             return;
         }
@@ -251,6 +300,41 @@ impl Engine {
                 saga.outgoing.push(command);
                 log(saga, now, step.name, "started", "command sent".to_owned());
                 overdue_deadline(saga, now)
+            }
+            (StepAction::Decide(spec), on_timeout) => {
+                let after = match on_timeout {
+                    OnTimeout::Resend { after, .. } => duration(after),
+                    OnTimeout::FlagOverdue => Duration::days(1),
+                };
+                let decision = DecisionState {
+                    decision_id: uuid::Uuid::now_v7(),
+                    step: step.name.to_owned(),
+                    kind: spec.kind.to_owned(),
+                    question: (spec.question)(saga),
+                    options: spec.options.iter().map(|o| (*o).to_owned()).collect(),
+                    opened_at: now,
+                    deadline: now + after,
+                    reminders: 0,
+                    answer: None,
+                    answered_by: None,
+                    answered_at: None,
+                    comment: None,
+                };
+                let requested = v1::DecisionRequested {
+                    decision: Some(decision_proto(&saga.order_id, &decision)),
+                    reminder: false,
+                };
+                saga.outgoing
+                    .push(Outgoing::event(SERVICE, &saga.order_id, &requested, cause));
+                log(
+                    saga,
+                    now,
+                    step.name,
+                    "decision",
+                    format!("asked: {}", decision.question),
+                );
+                saga.decisions.push(decision);
+                now + after
             }
             (StepAction::Await, _) => {
                 log(
@@ -363,71 +447,94 @@ impl Engine {
         }
     }
 
-    /// A due timer for `step`: re-send, stall, or flag overdue. Returns
-    /// whether anything changed.
+    /// A due timer for `step` (or `compensate:<step>`): re-send, remind,
+    /// stall, or flag overdue.
     pub async fn on_timer(
         &self,
         conn: &mut PgConnection,
         order_id: &str,
-        step_name: &str,
+        timer: &str,
     ) -> Result<(), Error> {
         let Some(mut saga) = SagaState::load(conn, order_id, true).await? else {
             return Ok(());
         };
         let now = self.now();
-        let Some((_, step)) = self.workflow.step(step_name) else {
-            // A step removed from the workflow since the timer was set.
-            saga.timer_changes
-                .push(TimerChange::Clear(step_name.to_owned()));
-            saga.save(conn).await?;
-            return Ok(());
-        };
-        let state = saga.step(step_name);
-        if saga.status != Status::Running || state.status != StepStatus::Waiting {
-            saga.timer_changes
-                .push(TimerChange::Clear(step_name.to_owned()));
-            saga.save(conn).await?;
-            return Ok(());
+        saga.timer_changes
+            .push(TimerChange::Clear(timer.to_owned()));
+        if let Some(step_name) = timer.strip_prefix(COMPENSATE) {
+            self.compensation_timeout(&mut saga, step_name, now);
+        } else if let Some((_, step)) = self.workflow.step(timer) {
+            let state = saga.step(timer);
+            if saga.status == Status::Running && state.status == StepStatus::Waiting {
+                self.step_timeout(&mut saga, step, state.attempts, now);
+            }
         }
+        saga.updated_at = now;
+        saga.save(conn).await?;
+        Ok(())
+    }
+
+    fn step_timeout(
+        &self,
+        saga: &mut SagaState,
+        step: &StepDef,
+        attempts: i32,
+        now: DateTime<Utc>,
+    ) {
         let cause = Cause::root(saga.correlation_id.clone());
+        let name = step.name;
         match (step.action, step.on_timeout) {
-            (
-                StepAction::Send(build),
-                OnTimeout::Resend {
-                    after,
-                    max_attempts,
-                },
-            ) => {
-                if state.attempts >= max_attempts as i32 {
-                    let reason = format!(
-                        "no {} after {} attempts",
-                        step.completes_on
-                            .rsplit('.')
-                            .next()
-                            .unwrap_or(step.completes_on),
-                        state.attempts
-                    );
-                    self.stall(&mut saga, step_name, &reason, now);
-                } else {
-                    let attempt = state.attempts + 1;
-                    // Exponential backoff: the service may be down for a while.
-                    let wait = duration(after) * 2i32.pow((attempt - 1).min(10) as u32);
-                    let command = build(&saga, &cause);
-                    saga.outgoing.push(command);
-                    let state = saga.step_mut(step_name);
-                    state.attempts = attempt;
-                    state.deadline = Some(now + wait);
-                    state.last_error = Some("timed out waiting for the reply".to_owned());
-                    saga.timer_changes
-                        .push(TimerChange::Set(step_name.to_owned(), now + wait));
-                    log(
-                        &mut saga,
-                        now,
-                        step_name,
-                        "resent",
-                        format!("attempt {attempt}"),
-                    );
-                }
+            (_, OnTimeout::Resend { max_attempts, .. }) if attempts >= max_attempts as i32 => {
+                let reason = match step.action {
+                    StepAction::Decide(spec) => format!(
+                        "{} decision unanswered after {} reminders",
+                        spec.kind,
+                        attempts - 1
+                    ),
+                    _ => format!(
+                        "no {} after {attempts} attempts",
+                        short_type(step.completes_on)
+                    ),
+                };
+                self.stall(saga, name, &reason, now);
+            }
+            (StepAction::Send(build), OnTimeout::Resend { after, .. }) => {
+                let attempt = attempts + 1;
+                // Exponential backoff: the service may be down for a while.
+                let wait = duration(after) * 2i32.pow((attempt - 1).min(10) as u32);
+                saga.outgoing.push(build(saga, &cause));
+                let state = saga.step_mut(name);
+                state.attempts = attempt;
+                state.deadline = Some(now + wait);
+                state.last_error = Some("timed out waiting for the reply".to_owned());
+                saga.timer_changes
+                    .push(TimerChange::Set(name.to_owned(), now + wait));
+                log(saga, now, name, "resent", format!("attempt {attempt}"));
+            }
+            (StepAction::Decide(_), OnTimeout::Resend { after, .. }) => {
+                let next = now + duration(after);
+                let Some(decision) = saga
+                    .decisions
+                    .iter_mut()
+                    .find(|d| d.step == name && d.is_open())
+                else {
+                    return;
+                };
+                decision.reminders += 1;
+                decision.deadline = next;
+                let reminder = v1::DecisionRequested {
+                    decision: Some(decision_proto(&saga.order_id, decision)),
+                    reminder: true,
+                };
+                let reminders = decision.reminders;
+                saga.outgoing
+                    .push(Outgoing::event(SERVICE, &saga.order_id, &reminder, &cause));
+                let state = saga.step_mut(name);
+                state.attempts = attempts + 1;
+                state.deadline = Some(next);
+                saga.timer_changes
+                    .push(TimerChange::Set(name.to_owned(), next));
+                log(saga, now, name, "reminded", format!("reminder {reminders}"));
             }
             _ => {
                 // Overdue: the order cannot make its projected date.
@@ -439,23 +546,335 @@ impl Engine {
                 {
                     saga.projected = Some(overdue_from);
                 }
-                self.check_risk(&mut saga, projected_before, &cause, now);
+                self.check_risk(saga, projected_before, &cause, now);
                 let next = now + Duration::days(1);
-                saga.step_mut(step_name).deadline = Some(next);
+                saga.step_mut(name).deadline = Some(next);
                 saga.timer_changes
-                    .push(TimerChange::Set(step_name.to_owned(), next));
+                    .push(TimerChange::Set(name.to_owned(), next));
                 log(
-                    &mut saga,
+                    saga,
                     now,
-                    step_name,
+                    name,
                     "overdue",
-                    format!("still waiting for {}", step.completes_on),
+                    format!("still waiting for {}", short_type(step.completes_on)),
                 );
+            }
+        }
+    }
+
+    /// Answers an open decision; the step completes and the answer takes
+    /// effect (a new promise, or the order's cancellation).
+    pub async fn decide(
+        &self,
+        conn: &mut PgConnection,
+        order_id: &str,
+        decision_id: uuid::Uuid,
+        answer: &str,
+        operator: &str,
+        comment: &str,
+    ) -> Result<SagaState, Error> {
+        let mut saga = SagaState::load(conn, order_id, true)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("saga for order {order_id}")))?;
+        let now = self.now();
+        let decision = saga
+            .decisions
+            .iter_mut()
+            .find(|d| d.decision_id == decision_id)
+            .ok_or_else(|| {
+                Error::NotFound(format!("decision {decision_id} of order {order_id}"))
+            })?;
+        if !decision.is_open() {
+            return Err(Error::FailedPrecondition(format!(
+                "decision {decision_id} was already answered {:?} by {}",
+                decision.answer.as_deref().unwrap_or_default(),
+                decision.answered_by.as_deref().unwrap_or("someone")
+            )));
+        }
+        if !decision.options.iter().any(|option| option == answer) {
+            return Err(gendan_grpc::FieldError::new(
+                "answer",
+                format!("{answer:?} is not one of {}", decision.options.join(", ")),
+            )
+            .into());
+        }
+        decision.answer = Some(answer.to_owned());
+        decision.answered_by = Some(operator.to_owned());
+        decision.answered_at = Some(now);
+        decision.comment = Some(comment.to_owned());
+        let (step, kind) = (decision.step.clone(), decision.kind.clone());
+        let made = v1::DecisionMade {
+            decision: Some(decision_proto(&saga.order_id, decision)),
+        };
+        let cause = Cause::root(saga.correlation_id.clone());
+        saga.outgoing
+            .push(Outgoing::event(SERVICE, &saga.order_id, &made, &cause));
+        log(
+            &mut saga,
+            now,
+            &step,
+            "decided",
+            format!("{answer} by {operator}: {comment}"),
+        );
+
+        let projected_before = saga.projected;
+        let was_stalled = saga.step(&step).status == StepStatus::Stalled;
+        self.finish_step(
+            &mut saga,
+            &step,
+            StepStatus::Done,
+            now,
+            &format!("answered {answer}"),
+        );
+        if was_stalled && saga.status == Status::Stalled {
+            self.resume(&mut saga, &step, "decision", operator, comment, now);
+        }
+        match effects::apply_decision(&mut saga, &kind, answer) {
+            DecisionEffect::CancelOrder => {
+                let reason = format!("{kind} decision: {comment}");
+                self.cancel_saga(&mut saga, operator, &reason, &cause, now);
+            }
+            DecisionEffect::Continue => {
+                self.check_risk(&mut saga, projected_before, &cause, now);
+                self.advance(&mut saga, &cause, now);
             }
         }
         saga.updated_at = now;
         saga.save(conn).await?;
+        Ok(saga)
+    }
+
+    /// Cancels the order's workflow (possible until shipping) and starts the
+    /// compensations of every step that took effect, latest first.
+    pub async fn cancel(
+        &self,
+        conn: &mut PgConnection,
+        order_id: &str,
+        operator: &str,
+        reason: &str,
+    ) -> Result<SagaState, Error> {
+        let mut saga = SagaState::load(conn, order_id, true)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("saga for order {order_id}")))?;
+        if matches!(saga.status, Status::Completed | Status::Cancelled)
+            || saga.phase == Phase::Cancelled
+        {
+            return Err(Error::FailedPrecondition(format!(
+                "order {order_id} is {}: nothing left to cancel",
+                saga.status.as_str()
+            )));
+        }
+        if (saga.phase as i32) >= (Phase::Shipping as i32) {
+            return Err(Error::FailedPrecondition(format!(
+                "order {order_id} is in phase {}: orders cannot be cancelled once shipping has started",
+                saga.phase.short_name()
+            )));
+        }
+        let now = self.now();
+        let cause = Cause::root(saga.correlation_id.clone());
+        self.cancel_saga(&mut saga, operator, reason, &cause, now);
+        saga.updated_at = now;
+        saga.save(conn).await?;
+        Ok(saga)
+    }
+
+    fn cancel_saga(
+        &self,
+        saga: &mut SagaState,
+        operator: &str,
+        reason: &str,
+        cause: &Cause,
+        now: DateTime<Utc>,
+    ) {
+        let from = saga.phase;
+        saga.status = Status::Cancelled;
+        saga.stalled_reason = None;
+        // Nothing still waiting matters any more.
+        let open: Vec<String> = saga
+            .steps
+            .iter()
+            .filter(|(_, step)| !step.status.is_finished())
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in open {
+            saga.timer_changes.push(TimerChange::Clear(name.clone()));
+            let step = saga.step_mut(&name);
+            if step.status != StepStatus::Pending {
+                step.status = StepStatus::Skipped;
+                step.finished_at = Some(now);
+                step.deadline = None;
+                step.last_error = Some("order cancelled".to_owned());
+            }
+        }
+        for decision in saga.decisions.iter_mut().filter(|d| d.is_open()) {
+            decision.answer = Some("withdrawn".to_owned());
+            decision.answered_by = Some("system".to_owned());
+            decision.answered_at = Some(now);
+            decision.comment = Some("order cancelled".to_owned());
+        }
+        let cancelled = v1::OrderCancelled {
+            order_id: saga.order_id.clone(),
+            operator: operator.to_owned(),
+            reason: reason.to_owned(),
+            phase: from as i32,
+        };
+        saga.outgoing
+            .push(Outgoing::event(SERVICE, &saga.order_id, &cancelled, cause));
+        log(
+            saga,
+            now,
+            "-",
+            "cancelled",
+            format!("by {operator}: {reason}"),
+        );
+        self.change_phase(saga, Phase::Cancelled, cause, now);
+
+        // Compensate in reverse order of the workflow.
+        let to_undo: Vec<(&'static str, CompensationDef)> = self
+            .workflow
+            .steps()
+            .filter_map(|(_, step)| step.compensation.map(|c| (step.name, c)))
+            .filter(|(name, _)| saga.step(name).status == StepStatus::Done)
+            .collect();
+        for (name, compensation) in to_undo.into_iter().rev() {
+            saga.outgoing.push((compensation.command)(saga, cause));
+            saga.compensations.insert(
+                name.to_owned(),
+                CompensationState {
+                    action: compensation.action.to_owned(),
+                    status: CompensationStatus::Sent,
+                    attempts: 1,
+                    started_at: now,
+                    finished_at: None,
+                    detail: String::new(),
+                },
+            );
+            let fire_at = now + duration(self.compensation_timing().0);
+            saga.timer_changes
+                .push(TimerChange::Set(format!("{COMPENSATE}{name}"), fire_at));
+            log(
+                saga,
+                now,
+                name,
+                "compensating",
+                compensation.action.to_owned(),
+            );
+        }
+    }
+
+    /// Re-send timing of compensations: the workflow's command timing.
+    fn compensation_timing(&self) -> (std::time::Duration, u32) {
+        self.workflow
+            .steps()
+            .find_map(|(_, step)| match step.on_timeout {
+                OnTimeout::Resend {
+                    after,
+                    max_attempts,
+                } if matches!(step.action, StepAction::Send(_)) => Some((after, max_attempts)),
+                _ => None,
+            })
+            .unwrap_or((std::time::Duration::from_secs(30), 5))
+    }
+
+    /// A cancelled saga hears the answer to one of its compensations.
+    fn compensation_answered(
+        &self,
+        saga: &mut SagaState,
+        incoming: &Incoming,
+        now: DateTime<Utc>,
+    ) -> Result<(), HandlerError> {
+        let answered: Vec<&'static str> = self
+            .workflow
+            .steps()
+            .filter(|(_, step)| {
+                step.compensation
+                    .is_some_and(|c| c.completes_on == incoming.type_name())
+            })
+            .map(|(_, step)| step.name)
+            .collect();
+        for name in answered {
+            let Some(compensation) = saga.compensations.get_mut(name) else {
+                continue;
+            };
+            if compensation.status == CompensationStatus::Done {
+                continue;
+            }
+            let was_stalled = compensation.status == CompensationStatus::Stalled;
+            compensation.status = CompensationStatus::Done;
+            compensation.finished_at = Some(now);
+            compensation.detail = format!("answered by {}", short_type(incoming.type_name()));
+            saga.timer_changes
+                .push(TimerChange::Clear(format!("{COMPENSATE}{name}")));
+            if was_stalled && saga.status == Status::Stalled {
+                saga.status = Status::Cancelled;
+                saga.stalled_reason = None;
+            }
+            log(
+                saga,
+                now,
+                name,
+                "compensated",
+                short_type(incoming.type_name()).to_owned(),
+            );
+        }
+        saga.updated_at = now;
         Ok(())
+    }
+
+    fn compensation_timeout(&self, saga: &mut SagaState, step_name: &str, now: DateTime<Utc>) {
+        let (after, max_attempts) = self.compensation_timing();
+        let Some((_, step)) = self.workflow.step(step_name) else {
+            return;
+        };
+        let Some(definition) = step.compensation else {
+            return;
+        };
+        let Some(compensation) = saga.compensations.get_mut(step_name) else {
+            return;
+        };
+        if compensation.status != CompensationStatus::Sent {
+            return;
+        }
+        if compensation.attempts >= max_attempts as i32 {
+            compensation.status = CompensationStatus::Stalled;
+            compensation.detail = format!(
+                "no {} after {} attempts",
+                short_type(definition.completes_on),
+                compensation.attempts
+            );
+            let reason = format!(
+                "compensation {}: {}",
+                definition.action, compensation.detail
+            );
+            saga.status = Status::Stalled;
+            saga.stalled_reason = Some(reason.clone());
+            let stalled = v1::SagaStalled {
+                order_id: saga.order_id.clone(),
+                step: format!("{COMPENSATE}{step_name}"),
+                reason: reason.clone(),
+            };
+            let cause = Cause::root(saga.correlation_id.clone());
+            saga.outgoing
+                .push(Outgoing::event(SERVICE, &saga.order_id, &stalled, &cause));
+            log(saga, now, step_name, "stalled", reason);
+            return;
+        }
+        compensation.attempts += 1;
+        let attempt = compensation.attempts;
+        let wait = duration(after) * 2i32.pow((attempt - 1).min(10) as u32);
+        let cause = Cause::root(saga.correlation_id.clone());
+        saga.outgoing.push((definition.command)(saga, &cause));
+        saga.timer_changes.push(TimerChange::Set(
+            format!("{COMPENSATE}{step_name}"),
+            now + wait,
+        ));
+        log(
+            saga,
+            now,
+            step_name,
+            "compensation resent",
+            format!("attempt {attempt}"),
+        );
     }
 
     /// Operator action on a stalled step: run it again with a fresh budget.
@@ -467,13 +886,71 @@ impl Engine {
         operator: &str,
         reason: &str,
     ) -> Result<SagaState, Error> {
+        if let Some(compensated) = step_name.strip_prefix(COMPENSATE) {
+            return self
+                .retry_compensation(conn, order_id, compensated, operator, reason)
+                .await;
+        }
         let (mut saga, step) = self.stalled_step(conn, order_id, step_name).await?;
         let now = self.now();
         let cause = Cause::root(saga.correlation_id.clone());
         self.resume(&mut saga, step_name, "retry", operator, reason, now);
+        // A decision asked again replaces the unanswered one.
+        for decision in saga
+            .decisions
+            .iter_mut()
+            .filter(|d| d.step == step_name && d.is_open())
+        {
+            decision.answer = Some("superseded".to_owned());
+            decision.answered_by = Some(operator.to_owned());
+            decision.answered_at = Some(now);
+            decision.comment = Some("asked again".to_owned());
+        }
         saga.step_mut(step_name).status = StepStatus::Pending;
         self.start_step(&mut saga, step, &cause, now);
         self.advance(&mut saga, &cause, now);
+        saga.save(conn).await?;
+        Ok(saga)
+    }
+
+    async fn retry_compensation(
+        &self,
+        conn: &mut PgConnection,
+        order_id: &str,
+        step_name: &str,
+        operator: &str,
+        reason: &str,
+    ) -> Result<SagaState, Error> {
+        let mut saga = SagaState::load(conn, order_id, true)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("saga for order {order_id}")))?;
+        let definition = self
+            .workflow
+            .step(step_name)
+            .and_then(|(_, step)| step.compensation)
+            .ok_or_else(|| Error::NotFound(format!("compensation of step {step_name:?}")))?;
+        let status = saga.compensations.get(step_name).map(|c| c.status);
+        if status != Some(CompensationStatus::Stalled) {
+            return Err(Error::FailedPrecondition(format!(
+                "compensation of {step_name} for order {order_id} is {}, not stalled",
+                status
+                    .map(CompensationStatus::as_str)
+                    .unwrap_or("not started")
+            )));
+        }
+        let now = self.now();
+        let cause = Cause::root(saga.correlation_id.clone());
+        let step_key = format!("{COMPENSATE}{step_name}");
+        self.resume(&mut saga, &step_key, "retry", operator, reason, now);
+        saga.status = Status::Cancelled;
+        if let Some(compensation) = saga.compensations.get_mut(step_name) {
+            compensation.status = CompensationStatus::Sent;
+            compensation.attempts = 1;
+            compensation.detail.clear();
+        }
+        saga.outgoing.push((definition.command)(&saga, &cause));
+        let fire_at = now + duration(self.compensation_timing().0);
+        saga.timer_changes.push(TimerChange::Set(step_key, fire_at));
         saga.save(conn).await?;
         Ok(saga)
     }
@@ -548,6 +1025,32 @@ impl Engine {
         saga.outgoing
             .push(Outgoing::event(SERVICE, &saga.order_id, &resumed, &cause));
         log(saga, now, step, action, format!("by {operator}: {reason}"));
+    }
+}
+
+/// Timer key prefix of a compensation (`compensate:plan_production`).
+pub const COMPENSATE: &str = "compensate:";
+
+/// `gendan.v1.WorkOrderPlanned` → `WorkOrderPlanned`.
+fn short_type(type_name: &str) -> &str {
+    type_name.rsplit('.').next().unwrap_or(type_name)
+}
+
+pub fn decision_proto(order_id: &str, decision: &DecisionState) -> v1::Decision {
+    v1::Decision {
+        decision_id: decision.decision_id.to_string(),
+        order_id: order_id.to_owned(),
+        step: decision.step.clone(),
+        kind: decision.kind.clone(),
+        question: decision.question.clone(),
+        options: decision.options.clone(),
+        opened_at: Some(gendan_proto::timestamp_from(decision.opened_at)),
+        deadline: Some(gendan_proto::timestamp_from(decision.deadline)),
+        answer: decision.answer.clone().unwrap_or_default(),
+        answered_by: decision.answered_by.clone().unwrap_or_default(),
+        answered_at: decision.answered_at.map(gendan_proto::timestamp_from),
+        comment: decision.comment.clone().unwrap_or_default(),
+        reminders: decision.reminders.max(0) as u32,
     }
 }
 

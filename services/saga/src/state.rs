@@ -98,6 +98,65 @@ impl StepState {
     }
 }
 
+/// A human decision of this saga.
+#[derive(Debug, Clone)]
+pub struct DecisionState {
+    pub decision_id: uuid::Uuid,
+    pub step: String,
+    pub kind: String,
+    pub question: String,
+    pub options: Vec<String>,
+    pub opened_at: DateTime<Utc>,
+    pub deadline: DateTime<Utc>,
+    pub reminders: i32,
+    pub answer: Option<String>,
+    pub answered_by: Option<String>,
+    pub answered_at: Option<DateTime<Utc>>,
+    pub comment: Option<String>,
+}
+
+impl DecisionState {
+    pub fn is_open(&self) -> bool {
+        self.answer.is_none()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompensationStatus {
+    Sent,
+    Done,
+    Stalled,
+}
+
+impl CompensationStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CompensationStatus::Sent => "sent",
+            CompensationStatus::Done => "done",
+            CompensationStatus::Stalled => "stalled",
+        }
+    }
+
+    fn parse(text: &str) -> Self {
+        match text {
+            "done" => CompensationStatus::Done,
+            "stalled" => CompensationStatus::Stalled,
+            _ => CompensationStatus::Sent,
+        }
+    }
+}
+
+/// One entry of the compensation log: undoing `step` with `action`.
+#[derive(Debug, Clone)]
+pub struct CompensationState {
+    pub action: String,
+    pub status: CompensationStatus,
+    pub attempts: i32,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub detail: String,
+}
+
 #[derive(Debug, Clone)]
 pub struct LogEntry {
     pub at: DateTime<Utc>,
@@ -130,6 +189,9 @@ pub struct SagaState {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub steps: BTreeMap<String, StepState>,
+    pub decisions: Vec<DecisionState>,
+    /// Keyed by the compensated step.
+    pub compensations: BTreeMap<String, CompensationState>,
     /// Not yet in the database.
     pub is_new: bool,
     pub outgoing: Vec<Outgoing>,
@@ -166,6 +228,52 @@ struct StepRow {
     trace_id: Option<String>,
 }
 
+#[derive(sqlx::FromRow)]
+struct DecisionRow {
+    decision_id: uuid::Uuid,
+    step: String,
+    kind: String,
+    question: String,
+    options: Vec<String>,
+    opened_at: DateTime<Utc>,
+    deadline: DateTime<Utc>,
+    reminders: i32,
+    answer: Option<String>,
+    answered_by: Option<String>,
+    answered_at: Option<DateTime<Utc>>,
+    comment: Option<String>,
+}
+
+impl DecisionRow {
+    fn into_state(self) -> DecisionState {
+        DecisionState {
+            decision_id: self.decision_id,
+            step: self.step,
+            kind: self.kind,
+            question: self.question,
+            options: self.options,
+            opened_at: self.opened_at,
+            deadline: self.deadline,
+            reminders: self.reminders,
+            answer: self.answer,
+            answered_by: self.answered_by,
+            answered_at: self.answered_at,
+            comment: self.comment,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct CompensationRow {
+    step: String,
+    action: String,
+    status: String,
+    attempts: i32,
+    started_at: DateTime<Utc>,
+    finished_at: Option<DateTime<Utc>>,
+    detail: String,
+}
+
 impl SagaState {
     /// Loads a saga; `lock` takes the row lock that serialises everything
     /// that happens to one order while other orders proceed in parallel.
@@ -189,6 +297,21 @@ impl SagaState {
         let steps: Vec<StepRow> = sqlx::query_as(
             "SELECT step, status, attempts, started_at, finished_at, deadline, last_error, trace_id \
              FROM saga_steps WHERE order_id = $1",
+        )
+        .bind(order_id)
+        .fetch_all(&mut *conn)
+        .await?;
+        let decisions: Vec<DecisionRow> = sqlx::query_as(
+            "SELECT decision_id, step, kind, question, options, opened_at, deadline, reminders, \
+               answer, answered_by, answered_at, comment \
+             FROM saga_decisions WHERE order_id = $1 ORDER BY opened_at",
+        )
+        .bind(order_id)
+        .fetch_all(&mut *conn)
+        .await?;
+        let compensations: Vec<CompensationRow> = sqlx::query_as(
+            "SELECT step, action, status, attempts, started_at, finished_at, detail \
+             FROM saga_compensations WHERE order_id = $1",
         )
         .bind(order_id)
         .fetch_all(&mut *conn)
@@ -222,6 +345,23 @@ impl SagaState {
                             deadline: s.deadline,
                             last_error: s.last_error,
                             trace_id: s.trace_id,
+                        },
+                    )
+                })
+                .collect(),
+            decisions: decisions.into_iter().map(DecisionRow::into_state).collect(),
+            compensations: compensations
+                .into_iter()
+                .map(|c| {
+                    (
+                        c.step,
+                        CompensationState {
+                            action: c.action,
+                            status: CompensationStatus::parse(&c.status),
+                            attempts: c.attempts,
+                            started_at: c.started_at,
+                            finished_at: c.finished_at,
+                            detail: c.detail,
                         },
                     )
                 })
@@ -297,6 +437,48 @@ impl SagaState {
         .bind(&trace_ids)
         .execute(&mut *conn)
         .await?;
+
+        for decision in &self.decisions {
+            sqlx::query(
+                "INSERT INTO saga_decisions (decision_id, order_id, step, kind, question, options, opened_at, \
+                   deadline, reminders, answer, answered_by, answered_at, comment) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+                 ON CONFLICT (decision_id) DO UPDATE SET deadline = $8, reminders = $9, answer = $10, \
+                   answered_by = $11, answered_at = $12, comment = $13",
+            )
+            .bind(decision.decision_id)
+            .bind(&self.order_id)
+            .bind(&decision.step)
+            .bind(&decision.kind)
+            .bind(&decision.question)
+            .bind(&decision.options)
+            .bind(decision.opened_at)
+            .bind(decision.deadline)
+            .bind(decision.reminders)
+            .bind(&decision.answer)
+            .bind(&decision.answered_by)
+            .bind(decision.answered_at)
+            .bind(&decision.comment)
+            .execute(&mut *conn)
+            .await?;
+        }
+        for (step, compensation) in &self.compensations {
+            sqlx::query(
+                "INSERT INTO saga_compensations (order_id, step, action, status, attempts, started_at, finished_at, detail) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                 ON CONFLICT (order_id, step) DO UPDATE SET status = $4, attempts = $5, finished_at = $7, detail = $8",
+            )
+            .bind(&self.order_id)
+            .bind(step)
+            .bind(&compensation.action)
+            .bind(compensation.status.as_str())
+            .bind(compensation.attempts)
+            .bind(compensation.started_at)
+            .bind(compensation.finished_at)
+            .bind(&compensation.detail)
+            .execute(&mut *conn)
+            .await?;
+        }
 
         for change in self.timer_changes.drain(..) {
             match change {

@@ -23,12 +23,31 @@ pub enum StepAction {
     Send(CommandBuilder),
     /// Wait for an event that arrives on its own (production progress).
     Await,
+    /// Ask a person; the step completes when the decision is answered.
+    Decide(DecisionSpec),
+}
+
+/// A decision a step opens: what is asked and the answers it accepts.
+#[derive(Clone, Copy)]
+pub struct DecisionSpec {
+    pub kind: &'static str,
+    pub question: fn(&SagaState) -> String,
+    pub options: &'static [&'static str],
+}
+
+/// How to undo a step's effect when the order is cancelled.
+#[derive(Clone, Copy)]
+pub struct CompensationDef {
+    pub action: &'static str,
+    pub command: CommandBuilder,
+    pub completes_on: &'static str,
 }
 
 #[derive(Debug, Clone, Copy)]
 pub enum OnTimeout {
     /// Re-send the (idempotent) command after `after`, doubling each time;
-    /// after `max_attempts` sends park the saga as stalled.
+    /// after `max_attempts` sends park the saga as stalled. For a decision
+    /// the re-send is a reminder.
     Resend { after: Duration, max_attempts: u32 },
     /// The step's deadline is the projected delivery date; when it passes,
     /// flag the order at risk and look again a day later. Never stalls.
@@ -42,9 +61,17 @@ pub struct StepDef {
     /// steps without gates start together.
     pub after: &'static [&'static str],
     pub action: StepAction,
-    /// Fully qualified type of the event that completes the step.
+    /// Fully qualified type of the event that completes the step ("" for a
+    /// decision, which a person completes).
     pub completes_on: &'static str,
+    /// Event types that answer "cannot be done": the saga parks with the
+    /// reason the event gives.
+    pub fails_on: &'static [&'static str],
     pub on_timeout: OnTimeout,
+    /// A step that only runs when this holds when it would start; otherwise
+    /// it is skipped as not needed.
+    pub when: Option<fn(&SagaState) -> bool>,
+    pub compensation: Option<CompensationDef>,
 }
 
 pub struct PhaseDef {
@@ -61,6 +88,10 @@ pub struct Workflow {
 pub struct Timing {
     pub command_timeout: Duration,
     pub max_attempts: u32,
+    /// Time a person has to answer a decision before a reminder; after
+    /// `decision_reminders` reminders the saga parks as stalled.
+    pub decision_timeout: Duration,
+    pub decision_reminders: u32,
 }
 
 impl Default for Timing {
@@ -68,61 +99,123 @@ impl Default for Timing {
         Timing {
             command_timeout: Duration::from_secs(30),
             max_attempts: 5,
+            decision_timeout: Duration::from_secs(2 * 24 * 3600),
+            decision_reminders: 2,
         }
     }
 }
 
+/// Answers of the delivery-date clarification.
+pub mod answers {
+    pub const ACCEPT_PROPOSED_DATE: &str = "accept_proposed_date";
+    pub const KEEP_REQUESTED_DATE: &str = "keep_requested_date";
+    pub const CANCEL_ORDER: &str = "cancel_order";
+}
+
 impl Workflow {
-    /// received → review (capacity check, confirmation) → confirmed
-    /// (production planning) → production (until the MES reports completion).
+    /// received → review (capacity check; a delivery-date clarification
+    /// when the factory cannot make the requested date; confirmation) →
+    /// confirmed (production planning) → production (until the MES reports
+    /// completion).
     pub fn standard(timing: Timing) -> Self {
         let resend = OnTimeout::Resend {
             after: timing.command_timeout,
             max_attempts: timing.max_attempts,
+        };
+        let remind = OnTimeout::Resend {
+            after: timing.decision_timeout,
+            max_attempts: timing.decision_reminders + 1,
+        };
+        let step = |name, after, action, completes_on, on_timeout| StepDef {
+            name,
+            after,
+            action,
+            completes_on,
+            fails_on: &[],
+            on_timeout,
+            when: None,
+            compensation: None,
         };
         Workflow {
             phases: vec![
                 PhaseDef {
                     phase: Phase::Review,
                     steps: vec![
+                        step(
+                            "capacity_check",
+                            &[],
+                            StepAction::Send(check_capacity),
+                            v1::CapacityChecked::TYPE_NAME,
+                            resend,
+                        ),
                         StepDef {
-                            name: "capacity_check",
-                            after: &[],
-                            action: StepAction::Send(check_capacity),
-                            completes_on: v1::CapacityChecked::TYPE_NAME,
-                            on_timeout: resend,
+                            when: Some(requested_date_at_risk),
+                            ..step(
+                                "clarify_delivery_date",
+                                &["capacity_check"],
+                                StepAction::Decide(DecisionSpec {
+                                    kind: "delivery_date",
+                                    question: delivery_date_question,
+                                    options: &[
+                                        answers::ACCEPT_PROPOSED_DATE,
+                                        answers::KEEP_REQUESTED_DATE,
+                                        answers::CANCEL_ORDER,
+                                    ],
+                                }),
+                                "",
+                                remind,
+                            )
                         },
-                        StepDef {
-                            name: "confirm_order",
-                            after: &["capacity_check"],
-                            action: StepAction::Send(confirm_order),
-                            completes_on: v1::OrderConfirmed::TYPE_NAME,
-                            on_timeout: resend,
-                        },
+                        step(
+                            "confirm_order",
+                            &["clarify_delivery_date"],
+                            StepAction::Send(confirm_order),
+                            v1::OrderConfirmed::TYPE_NAME,
+                            resend,
+                        ),
                     ],
                 },
                 PhaseDef {
                     phase: Phase::Confirmed,
                     steps: vec![StepDef {
-                        name: "plan_production",
-                        after: &[],
-                        action: StepAction::Send(plan_work_order),
-                        completes_on: v1::WorkOrderPlanned::TYPE_NAME,
-                        on_timeout: resend,
+                        fails_on: &[v1::WorkOrderPlanningFailed::TYPE_NAME],
+                        compensation: Some(CompensationDef {
+                            action: "cancel_work_order",
+                            command: cancel_work_order,
+                            completes_on: v1::WorkOrderCancelled::TYPE_NAME,
+                        }),
+                        ..step(
+                            "plan_production",
+                            &[],
+                            StepAction::Send(plan_work_order),
+                            v1::WorkOrderPlanned::TYPE_NAME,
+                            resend,
+                        )
                     }],
                 },
                 PhaseDef {
                     phase: Phase::Production,
-                    steps: vec![StepDef {
-                        name: "production_completed",
-                        after: &[],
-                        action: StepAction::Await,
-                        completes_on: v1::WorkOrderCompleted::TYPE_NAME,
-                        on_timeout: OnTimeout::FlagOverdue,
-                    }],
+                    steps: vec![step(
+                        "production_completed",
+                        &[],
+                        StepAction::Await,
+                        v1::WorkOrderCompleted::TYPE_NAME,
+                        OnTimeout::FlagOverdue,
+                    )],
                 },
             ],
         }
+    }
+
+    /// Every event type some step or compensation waits for.
+    pub fn awaits(&self, type_name: &str) -> bool {
+        self.steps().any(|(_, step)| {
+            step.completes_on == type_name
+                || step.fails_on.contains(&type_name)
+                || step
+                    .compensation
+                    .is_some_and(|c| c.completes_on == type_name)
+        })
     }
 
     pub fn steps(&self) -> impl Iterator<Item = (&PhaseDef, &StepDef)> {
@@ -146,6 +239,34 @@ fn items(state: &SagaState) -> Vec<v1::ProductQuantity> {
             quantity: line.quantity,
         })
         .collect()
+}
+
+/// The factory's earliest date is after the date the customer asked for.
+fn requested_date_at_risk(state: &SagaState) -> bool {
+    state
+        .projected
+        .is_some_and(|projected| projected > state.requested)
+}
+
+fn delivery_date_question(state: &SagaState) -> String {
+    format!(
+        "The factory can complete order {} on {} at the earliest, after the requested {}. \
+         Accept the proposed date (agreed with the customer), keep the requested date at risk, or cancel the order?",
+        state.order_id,
+        state
+            .projected
+            .map(gendan_proto::date_to_string)
+            .unwrap_or_default(),
+        gendan_proto::date_to_string(state.requested)
+    )
+}
+
+fn cancel_work_order(state: &SagaState, cause: &Cause) -> Outgoing {
+    let command = v1::CancelWorkOrder {
+        order_id: state.order_id.clone(),
+        reason: "order cancelled".to_owned(),
+    };
+    Outgoing::command(SERVICE, "production", &state.order_id, &command, cause)
 }
 
 fn check_capacity(state: &SagaState, cause: &Cause) -> Outgoing {
