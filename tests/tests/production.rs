@@ -11,10 +11,11 @@ use gendan_production::Application;
 use gendan_proto::TypeName;
 use gendan_proto::v1::production_service_client::ProductionServiceClient;
 use gendan_proto::v1::{
-    CapacityChecked, CheckCapacityRequest, CheckOrderCapacity, Envelope, EquipmentStatusChanged,
-    GetRoutingRequest, GetWorkOrderRequest, ListWorkCentresRequest, MesEquipmentDown,
-    MesQuantityReported, MesStageCompleted, MesStageStarted, PlanWorkOrder, ProductQuantity,
-    Routing, RoutingStage, WorkCentre, WorkOrderCompleted, WorkOrderPlanned, WorkOrderProgressed,
+    CancelWorkOrder, CapacityChecked, CheckCapacityRequest, CheckOrderCapacity, Envelope,
+    EquipmentStatusChanged, GetRoutingRequest, GetWorkOrderRequest, ListWorkCentresRequest,
+    MesEquipmentDown, MesQuantityReported, MesStageCompleted, MesStageStarted, PlanWorkOrder,
+    ProductQuantity, Routing, RoutingStage, WorkCentre, WorkOrderCancelled, WorkOrderCompleted,
+    WorkOrderPlanned, WorkOrderPlanningFailed, WorkOrderProgressed,
 };
 use gendan_settings::{Common, Secret, ServiceSettings};
 use gendan_tests::{TestDb, TestNats, eventually};
@@ -783,5 +784,98 @@ async fn mes_events_without_trace_context_join_the_orders_trace() -> anyhow::Res
         traceparent.ok_or_else(|| anyhow::anyhow!("progress event without traceparent"))?;
     assert_eq!(gendan_telemetry::trace_id_of(&traceparent), Some(trace_id));
 
+    production.stop().await
+}
+
+#[tokio::test]
+async fn cancelling_a_work_order_releases_its_capacity_once_and_impossible_plans_are_answered()
+-> anyhow::Result<()> {
+    let mut production = Production::start().await?;
+    production.seed().await?;
+    let mut events =
+        Reader::open(&production.bus, streams::EVENTS, "gendan.evt.production.>").await?;
+
+    // Planned in the future, so all its capacity is still to come.
+    let plan = PlanWorkOrder {
+        order_id: "o-9".into(),
+        items: shirts(12),
+        earliest_start: "2030-03-04".into(),
+    };
+    production.command("o-9", &plan).await?;
+    let (_, planned) = events.until::<WorkOrderPlanned>().await?;
+
+    let cancel = CancelWorkOrder {
+        order_id: "o-9".into(),
+        reason: "customer withdrew".into(),
+    };
+    production.command("o-9", &cancel).await?;
+    let (_, first) = events.until::<WorkOrderCancelled>().await?;
+    assert_eq!(first.work_order_id, planned.work_order_id);
+    assert!(
+        (first.released_hours - 20.0).abs() < 1e-9,
+        "released {}",
+        first.released_hours
+    );
+    assert_eq!(
+        production
+            .count("SELECT count(*) FROM capacity_bookings")
+            .await,
+        0
+    );
+
+    // A re-sent cancel answers again and releases nothing more.
+    production.command("o-9", &cancel).await?;
+    let (_, second) = events.until::<WorkOrderCancelled>().await?;
+    assert_eq!(second.work_order_id, planned.work_order_id);
+    assert_eq!(second.released_hours, 0.0);
+    let work_order = production
+        .client
+        .get_work_order(GetWorkOrderRequest {
+            order_id: "o-9".into(),
+        })
+        .await?
+        .into_inner();
+    assert_eq!(work_order.status, "cancelled");
+
+    // Cancelling an order that never got a work order is answered too.
+    production
+        .command(
+            "o-none",
+            &CancelWorkOrder {
+                order_id: "o-none".into(),
+                reason: "x".into(),
+            },
+        )
+        .await?;
+    let (_, nothing) = events.until::<WorkOrderCancelled>().await?;
+    assert!(nothing.work_order_id.is_empty());
+    assert!(nothing.note.contains("no work order"), "{}", nothing.note);
+
+    // A plan that cannot be made is an answer with the reason.
+    production
+        .command(
+            "o-10",
+            &PlanWorkOrder {
+                order_id: "o-10".into(),
+                items: vec![ProductQuantity {
+                    product: "no-such-product".into(),
+                    quantity: 5,
+                }],
+                earliest_start: String::new(),
+            },
+        )
+        .await?;
+    let (_, failed) = events.until::<WorkOrderPlanningFailed>().await?;
+    assert!(
+        failed.reason.contains("no-such-product"),
+        "{}",
+        failed.reason
+    );
+    assert_eq!(
+        production
+            .count("SELECT count(*) FROM work_orders WHERE order_id = 'o-10'")
+            .await,
+        0
+    );
     production.stop().await
 }

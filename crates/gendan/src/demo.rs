@@ -108,7 +108,11 @@ fn sample_order(rng: &mut Lcg, run: &str, index: usize) -> v1::CreateOrderReques
     let export = rng.next(2) == 0;
     // Every fifth customer asks for next week, which the factory cannot
     // make: the saga opens a delivery-date clarification for those.
-    let lead_days = if index % 5 == 4 { 2 } else { 45 + rng.next(30) as i64 };
+    let lead_days = if index % 5 == 4 {
+        2
+    } else {
+        45 + rng.next(30) as i64
+    };
     let requested = chrono::Utc::now().date_naive() + chrono::Duration::days(lead_days);
     v1::CreateOrderRequest {
         client_request_id: format!("demo-{run}-{index}"),
