@@ -28,12 +28,11 @@ pub mod timeline;
 pub mod validate;
 
 use gendan_grpc::{Code, FieldError, ServiceErrorCode};
-use gendan_messaging::{Bus, Consumer, ConsumerSettings, Relay, streams, subjects};
+use gendan_messaging::{ConsumerSettings, streams, subjects};
 use gendan_proto::v1::order_service_server::OrderServiceServer;
+use gendan_runtime::{Foundation, Supervisor};
 use gendan_settings::ServiceSettings;
 use sqlx::PgPool;
-use tokio::net::TcpListener;
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 pub use api::OrderApi;
@@ -59,19 +58,7 @@ pub enum Error {
     #[error("inconsistent data: {0}")]
     Inconsistent(String),
     #[error(transparent)]
-    Storage(#[from] gendan_storage::Error),
-    #[error(transparent)]
-    Messaging(#[from] gendan_messaging::Error),
-    #[error(transparent)]
-    Grpc(#[from] gendan_grpc::Error),
-    #[error("{task} failed: {source}")]
-    Task {
-        task: &'static str,
-        #[source]
-        source: Box<Error>,
-    },
-    #[error("a service task panicked: {0}")]
-    Panicked(String),
+    Runtime(#[from] gendan_runtime::Error),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -85,106 +72,43 @@ impl ServiceErrorCode for Error {
             Error::Database(
                 sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed,
             ) => Code::Unavailable,
-            Error::Database(_)
-            | Error::Inconsistent(_)
-            | Error::Storage(_)
-            | Error::Messaging(_)
-            | Error::Grpc(_)
-            | Error::Task { .. }
-            | Error::Panicked(_) => Code::Internal,
+            Error::Database(_) | Error::Inconsistent(_) | Error::Runtime(_) => Code::Internal,
         }
     }
 }
 
 /// The orders service, connected and listening, not yet running.
+#[derive(Debug)]
 pub struct Application {
-    pool: PgPool,
-    bus: Bus,
-    listener: TcpListener,
-    port: u16,
-    schema: String,
-}
-
-impl std::fmt::Debug for Application {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Application")
-            .field("port", &self.port)
-            .field("schema", &self.schema)
-            .finish_non_exhaustive()
-    }
+    foundation: Foundation,
 }
 
 impl Application {
     /// Connects PostgreSQL and NATS, migrates the schema, declares the
     /// streams and binds the gRPC listener.
     pub async fn build(settings: ServiceSettings) -> Result<Self> {
-        let pool = gendan_storage::connect(&settings.database()).await?;
-        gendan_storage::migrate(
-            &pool,
-            [gendan_messaging::migrator(), sqlx::migrate!("./migrations")],
-        )
-        .await?;
-        let bus = Bus::connect(&settings.common.nats_url, SERVICE).await?;
-        bus.ensure_streams(settings.common.stream_replicas).await?;
-        let listener = gendan_grpc::bind(&settings.grpc_addr).await?;
-        let port = listener
-            .local_addr()
-            .map_err(|source| gendan_grpc::Error::Bind {
-                addr: settings.grpc_addr.clone(),
-                source,
-            })?
-            .port();
-        Ok(Application {
-            pool,
-            bus,
-            listener,
-            port,
-            schema: settings.schema,
-        })
+        let foundation =
+            Foundation::connect(&settings, SERVICE, sqlx::migrate!("./migrations")).await?;
+        Ok(Application { foundation })
     }
 
     /// The bound gRPC port (the real one when the settings asked for 0).
     pub fn port(&self) -> u16 {
-        self.port
+        self.foundation.port
     }
 
     /// The service's pool (its own schema), for tools that compose it.
     pub fn pool(&self) -> &PgPool {
-        &self.pool
+        &self.foundation.pool
     }
 
     /// Runs the gRPC server, the outbox relay and both consumers until
-    /// `cancel` fires. The first task to fail stops the others and its error
-    /// is returned; a task that ends early without error stops them too,
-    /// because the service is incomplete without it.
+    /// `cancel` fires or one of them fails; the first error is returned.
     pub async fn run_until_stopped(self, cancel: CancellationToken) -> Result<()> {
-        let stop = cancel.child_token();
-        let mut tasks: JoinSet<(&'static str, Result<()>)> = JoinSet::new();
-
-        let api = OrderApi::new(self.pool.clone());
-        let server_stop = stop.clone();
-        let listener = self.listener;
-        tasks.spawn(async move {
-            let result =
-                gendan_grpc::serve(listener, OrderServiceServer::new(api), server_stop).await;
-            ("grpc server", result.map_err(Error::from))
-        });
-
-        let relay = Relay::new(
-            self.pool.clone(),
-            self.bus.clone(),
-            &self.schema,
-            Default::default(),
-        );
-        let relay_stop = stop.clone();
-        tasks.spawn(async move {
-            let result = relay.run(relay_stop).await;
-            ("outbox relay", result.map_err(Error::from))
-        });
-
-        let commands = Consumer::new(
-            self.bus.clone(),
-            self.pool.clone(),
+        let foundation = self.foundation;
+        let mut supervisor = Supervisor::new(SERVICE, &cancel);
+        let api = OrderServiceServer::new(OrderApi::new(foundation.pool.clone()));
+        let commands = foundation.consumer(
             ConsumerSettings::new(
                 streams::COMMANDS,
                 COMMANDS_CONSUMER,
@@ -192,40 +116,17 @@ impl Application {
             ),
             commands::CommandHandler,
         );
-        let commands_stop = stop.clone();
-        tasks.spawn(async move {
-            let result = commands.run(commands_stop).await;
-            ("commands consumer", result.map_err(Error::from))
-        });
-
-        let events = Consumer::new(
-            self.bus.clone(),
-            self.pool.clone(),
+        let timeline = foundation.consumer(
             ConsumerSettings::new(streams::EVENTS, TIMELINE_CONSUMER, subjects::EVENTS),
             timeline::EventRecorder,
         );
-        let events_stop = stop.clone();
-        tasks.spawn(async move {
-            let result = events.run(events_stop).await;
-            ("timeline consumer", result.map_err(Error::from))
-        });
-
-        let mut first_error = None;
-        while let Some(joined) = tasks.join_next().await {
-            let outcome = match joined {
-                Ok((_, Ok(()))) => None,
-                Ok((task, Err(err))) => Some(Error::Task {
-                    task,
-                    source: Box::new(err),
-                }),
-                Err(join_error) => Some(Error::Panicked(join_error.to_string())),
-            };
-            if let Some(err) = outcome {
-                tracing::error!(error = %err, "orders task failed, stopping the service");
-                first_error.get_or_insert(err);
-            }
-            stop.cancel();
-        }
-        first_error.map_or(Ok(()), Err)
+        supervisor.spawn("outbox relay", foundation.relay().run(supervisor.token()));
+        supervisor.spawn("commands consumer", commands.run(supervisor.token()));
+        supervisor.spawn("timeline consumer", timeline.run(supervisor.token()));
+        supervisor.spawn(
+            "grpc server",
+            gendan_grpc::serve(foundation.listener, api, supervisor.token()),
+        );
+        Ok(supervisor.wait().await?)
     }
 }

@@ -32,11 +32,7 @@ impl From<Error> for HandlerError {
     fn from(err: Error) -> Self {
         match err {
             // Temporary: the database or a task may work on the next delivery.
-            Error::Database(_)
-            | Error::Storage(_)
-            | Error::Messaging(_)
-            | Error::Grpc(_)
-            | Error::Task(_) => HandlerError::Retry(err.to_string()),
+            Error::Database(_) | Error::Runtime(_) => HandlerError::Retry(err.to_string()),
             // The message itself, or the catalogue it refers to, is wrong:
             // redelivery gives the same answer.
             Error::InvalidField(_)

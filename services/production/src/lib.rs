@@ -31,12 +31,11 @@ pub mod validate;
 pub mod work_orders;
 
 use gendan_grpc::{Code, FieldError, ServiceErrorCode};
-use gendan_messaging::{Bus, Consumer, ConsumerSettings, Relay, streams, subjects};
+use gendan_messaging::{ConsumerSettings, streams, subjects};
 use gendan_proto::v1::production_service_server::ProductionServiceServer;
+use gendan_runtime::{Foundation, Supervisor};
 use gendan_settings::ServiceSettings;
 use sqlx::PgPool;
-use tokio::net::TcpListener;
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 pub const SERVICE: &str = "production";
@@ -67,13 +66,7 @@ pub enum Error {
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
     #[error(transparent)]
-    Storage(#[from] gendan_storage::Error),
-    #[error(transparent)]
-    Messaging(#[from] gendan_messaging::Error),
-    #[error(transparent)]
-    Grpc(#[from] gendan_grpc::Error),
-    #[error("task failed: {0}")]
-    Task(String),
+    Runtime(#[from] gendan_runtime::Error),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -88,98 +81,43 @@ impl ServiceErrorCode for Error {
             | Error::NoCapacity { .. }
             | Error::BeyondHorizon { .. } => Code::FailedPrecondition,
             Error::Database(_) => Code::Unavailable,
-            Error::Storage(_) | Error::Messaging(_) | Error::Grpc(_) | Error::Task(_) => {
-                Code::Internal
-            }
+            Error::Runtime(_) => Code::Internal,
         }
     }
 }
 
 /// The production service, bound and migrated, ready to run.
+#[derive(Debug)]
 pub struct Application {
-    pool: PgPool,
-    bus: Bus,
-    listener: TcpListener,
-    port: u16,
-    schema: String,
-}
-
-impl std::fmt::Debug for Application {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Application")
-            .field("port", &self.port)
-            .field("schema", &self.schema)
-            .finish_non_exhaustive()
-    }
+    foundation: Foundation,
 }
 
 impl Application {
     /// Connects the database and NATS, runs migrations, declares the streams
     /// and binds the gRPC listener.
     pub async fn build(settings: ServiceSettings) -> Result<Self> {
-        let pool = gendan_storage::connect(&settings.database()).await?;
-        gendan_storage::migrate(
-            &pool,
-            [gendan_messaging::migrator(), sqlx::migrate!("./migrations")],
-        )
-        .await?;
-        let bus = Bus::connect(&settings.common.nats_url, SERVICE).await?;
-        bus.ensure_streams(settings.common.stream_replicas).await?;
-        let listener = gendan_grpc::bind(&settings.grpc_addr).await?;
-        let port = listener
-            .local_addr()
-            .map_err(|source| gendan_grpc::Error::Bind {
-                addr: settings.grpc_addr.clone(),
-                source,
-            })?
-            .port();
-        Ok(Application {
-            pool,
-            bus,
-            listener,
-            port,
-            schema: settings.schema,
-        })
+        let foundation =
+            Foundation::connect(&settings, SERVICE, sqlx::migrate!("./migrations")).await?;
+        Ok(Application { foundation })
     }
 
     /// The bound gRPC port.
     pub fn port(&self) -> u16 {
-        self.port
+        self.foundation.port
     }
 
     /// The service's pool (its own schema), for tools and tests.
     pub fn pool(&self) -> &PgPool {
-        &self.pool
+        &self.foundation.pool
     }
 
     /// Runs the gRPC server, the outbox relay and both consumers until
     /// `cancel` fires or one of them fails; the first error is returned.
     pub async fn run_until_stopped(self, cancel: CancellationToken) -> Result<()> {
-        // A child token stops the siblings of a failed task without cancelling
-        // the caller's token.
-        let stop = cancel.child_token();
-        let mut tasks: JoinSet<Result<()>> = JoinSet::new();
-
-        let api = api::ProductionApi::new(self.pool.clone());
-        let listener = self.listener;
-        let token = stop.clone();
-        tasks.spawn(async move {
-            gendan_grpc::serve(listener, ProductionServiceServer::new(api), token).await?;
-            Ok(())
-        });
-
-        let relay = Relay::new(
-            self.pool.clone(),
-            self.bus.clone(),
-            &self.schema,
-            Default::default(),
-        );
-        let token = stop.clone();
-        tasks.spawn(async move { Ok(relay.run(token).await?) });
-
-        let command_consumer = Consumer::new(
-            self.bus.clone(),
-            self.pool.clone(),
+        let foundation = self.foundation;
+        let mut supervisor = Supervisor::new(SERVICE, &cancel);
+        let api = ProductionServiceServer::new(api::ProductionApi::new(foundation.pool.clone()));
+        let commands = foundation.consumer(
             ConsumerSettings::new(
                 streams::COMMANDS,
                 COMMANDS_CONSUMER,
@@ -187,31 +125,17 @@ impl Application {
             ),
             commands::CommandHandler,
         );
-        let token = stop.clone();
-        tasks.spawn(async move { Ok(command_consumer.run(token).await?) });
-
-        let mes_consumer = Consumer::new(
-            self.bus.clone(),
-            self.pool.clone(),
+        let mes = foundation.consumer(
             ConsumerSettings::new(streams::EXTERNAL, MES_CONSUMER, subjects::MES),
             mes::MesHandler,
         );
-        let token = stop.clone();
-        tasks.spawn(async move { Ok(mes_consumer.run(token).await?) });
-
-        let mut first_error = None;
-        while let Some(joined) = tasks.join_next().await {
-            let result = joined
-                .map_err(|err| Error::Task(err.to_string()))
-                .and_then(|result| result);
-            if let Err(err) = result {
-                tracing::error!(error = %err, "production task failed, stopping");
-                first_error.get_or_insert(err);
-            }
-            // Any task ending (even cleanly) means the service is no longer
-            // whole; stop the rest rather than run half a service.
-            stop.cancel();
-        }
-        first_error.map_or(Ok(()), Err)
+        supervisor.spawn("outbox relay", foundation.relay().run(supervisor.token()));
+        supervisor.spawn("commands consumer", commands.run(supervisor.token()));
+        supervisor.spawn("mes consumer", mes.run(supervisor.token()));
+        supervisor.spawn(
+            "grpc server",
+            gendan_grpc::serve(foundation.listener, api, supervisor.token()),
+        );
+        Ok(supervisor.wait().await?)
     }
 }

@@ -25,13 +25,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gendan_grpc::{Code, FieldError, ServiceErrorCode};
-use gendan_messaging::{
-    Bus, Consumer, ConsumerSettings, Handler, HandlerError, Incoming, Relay, streams, subjects,
-};
+use gendan_messaging::{ConsumerSettings, Handler, HandlerError, Incoming, streams, subjects};
+use gendan_runtime::{Foundation, Supervisor};
 use gendan_settings::ServiceSettings;
 use sqlx::{PgConnection, PgPool};
-use tokio::net::TcpListener;
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -51,11 +48,7 @@ pub enum Error {
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
     #[error(transparent)]
-    Storage(#[from] gendan_storage::Error),
-    #[error(transparent)]
-    Messaging(#[from] gendan_messaging::Error),
-    #[error(transparent)]
-    Grpc(#[from] gendan_grpc::Error),
+    Runtime(#[from] gendan_runtime::Error),
 }
 
 impl ServiceErrorCode for Error {
@@ -64,8 +57,8 @@ impl ServiceErrorCode for Error {
             Error::Invalid(_) => Code::InvalidArgument,
             Error::NotFound(_) => Code::NotFound,
             Error::FailedPrecondition(_) => Code::FailedPrecondition,
-            Error::Database(_) | Error::Storage(_) | Error::Messaging(_) => Code::Unavailable,
-            Error::Grpc(_) => Code::Internal,
+            Error::Database(_) => Code::Unavailable,
+            Error::Runtime(_) => Code::Internal,
         }
     }
 }
@@ -122,105 +115,58 @@ impl Handler for EventHandler {
 }
 
 pub struct Application {
-    settings: ServiceSettings,
-    pool: PgPool,
-    bus: Bus,
-    listener: TcpListener,
+    foundation: Foundation,
     engine: Engine,
     options: Options,
 }
 
 impl Application {
     pub async fn build(settings: ServiceSettings, options: Options) -> Result<Self> {
-        let pool = gendan_storage::connect(&settings.database()).await?;
-        gendan_storage::migrate(
-            &pool,
-            [gendan_messaging::migrator(), sqlx::migrate!("./migrations")],
-        )
-        .await?;
-        let bus = Bus::connect(&settings.common.nats_url, SERVICE).await?;
-        bus.ensure_streams(settings.common.stream_replicas).await?;
-        let listener = gendan_grpc::bind(&settings.grpc_addr).await?;
+        let foundation =
+            Foundation::connect(&settings, SERVICE, sqlx::migrate!("./migrations")).await?;
         let engine = Engine::new(Workflow::standard(options.timing), options.clock.clone());
         Ok(Application {
-            settings,
-            pool,
-            bus,
-            listener,
+            foundation,
             engine,
             options,
         })
     }
 
     pub fn port(&self) -> u16 {
-        self.listener
-            .local_addr()
-            .map(|addr| addr.port())
-            .unwrap_or(0)
+        self.foundation.port
     }
 
     pub fn pool(&self) -> &PgPool {
-        &self.pool
+        &self.foundation.pool
     }
 
+    /// Runs the gRPC server, the outbox relay, the event consumer and the
+    /// timer worker until `cancel` fires or one of them fails.
     pub async fn run_until_stopped(self, cancel: CancellationToken) -> Result<()> {
-        let mut tasks: JoinSet<Result<()>> = JoinSet::new();
-        let api = api::SagaApi::new(self.pool.clone(), self.engine.clone());
-        let server = gendan_proto::v1::saga_service_server::SagaServiceServer::new(api);
-        tasks.spawn(gendan_grpc::serve(self.listener, server, cancel.clone()).map_into());
-        let relay = Relay::new(
-            self.pool.clone(),
-            self.bus.clone(),
-            &self.settings.schema,
-            Default::default(),
-        );
-        tasks.spawn(relay.run(cancel.clone()).map_into());
-        let consumer = Consumer::new(
-            self.bus.clone(),
-            self.pool.clone(),
+        let foundation = self.foundation;
+        let mut supervisor = Supervisor::new(SERVICE, &cancel);
+        let api = gendan_proto::v1::saga_service_server::SagaServiceServer::new(api::SagaApi::new(
+            foundation.pool.clone(),
+            self.engine.clone(),
+        ));
+        let events = foundation.consumer(
             ConsumerSettings::new(streams::EVENTS, "saga-events", subjects::EVENTS),
             EventHandler {
                 engine: self.engine.clone(),
             },
         );
-        tasks.spawn(consumer.run(cancel.clone()).map_into());
         let timers = timers::TimerWorker::new(
-            self.pool.clone(),
+            foundation.pool.clone(),
             self.engine.clone(),
             self.options.timer_poll,
         );
-        tasks.spawn(timers.run(cancel.clone()));
-
-        let mut outcome = Ok(());
-        while let Some(joined) = tasks.join_next().await {
-            let result = joined.unwrap_or_else(|panic| {
-                Err(Error::FailedPrecondition(format!("task panicked: {panic}")))
-            });
-            if let Err(err) = result {
-                tracing::error!(error = %err, "saga task failed, stopping");
-                cancel.cancel();
-                if outcome.is_ok() {
-                    outcome = Err(err);
-                }
-            }
-        }
-        outcome
-    }
-}
-
-/// Converts a task's error type into this crate's `Error`.
-trait MapInto {
-    type Output;
-    fn map_into(self) -> Self::Output;
-}
-
-impl<F, E> MapInto for F
-where
-    F: std::future::Future<Output = std::result::Result<(), E>> + Send + 'static,
-    E: Into<Error>,
-{
-    type Output = std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send>>;
-    fn map_into(self) -> Self::Output {
-        Box::pin(async move { self.await.map_err(Into::into) })
+        supervisor.spawn("outbox relay", foundation.relay().run(supervisor.token()));
+        supervisor.spawn("event consumer", events.run(supervisor.token()));
+        supervisor.spawn("timer worker", timers.run(supervisor.token()));
+        supervisor.spawn(
+            "grpc server",
+            gendan_grpc::serve(foundation.listener, api, supervisor.token()),
+        );
+        Ok(supervisor.wait().await?)
     }
 }

@@ -1,0 +1,156 @@
+//! The parts every service process is made of, so each service's
+//! `Application` says only what is its own.
+//!
+//! - [`Foundation::connect`]: the service's pool on its schema with the
+//!   messaging and service migrations applied, the NATS connection with the
+//!   streams declared, and the bound gRPC listener.
+//! - [`Supervisor`]: runs the service's long-running loops (gRPC server,
+//!   outbox relay, consumers, timers) on one child cancellation token. Any
+//!   loop that ends stops the others, because a service missing one of them
+//!   is not whole; the first failure is what the service returns.
+
+use std::future::Future;
+
+use gendan_messaging::{Bus, Consumer, ConsumerSettings, Handler, Relay};
+use gendan_settings::ServiceSettings;
+use sqlx::PgPool;
+use sqlx::migrate::Migrator;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Storage(#[from] gendan_storage::Error),
+    #[error(transparent)]
+    Messaging(#[from] gendan_messaging::Error),
+    #[error(transparent)]
+    Grpc(#[from] gendan_grpc::Error),
+    #[error("{task} failed: {source}")]
+    Task {
+        task: &'static str,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("{task} panicked: {reason}")]
+    Panicked { task: &'static str, reason: String },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A service's connections and listener, ready for its loops.
+#[derive(Debug)]
+pub struct Foundation {
+    pub pool: PgPool,
+    pub bus: Bus,
+    pub listener: TcpListener,
+    pub port: u16,
+    pub schema: String,
+}
+
+impl Foundation {
+    /// Connects PostgreSQL (the service's schema), applies the messaging
+    /// migrations and `migrations`, connects NATS as `service`, declares the
+    /// streams and binds the gRPC listener.
+    pub async fn connect(
+        settings: &ServiceSettings,
+        service: &str,
+        migrations: Migrator,
+    ) -> Result<Self> {
+        let pool = gendan_storage::connect(&settings.database()).await?;
+        gendan_storage::migrate(&pool, [gendan_messaging::migrator(), migrations]).await?;
+        let bus = Bus::connect(&settings.common.nats_url, service).await?;
+        bus.ensure_streams(settings.common.stream_replicas).await?;
+        let listener = gendan_grpc::bind(&settings.grpc_addr).await?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| gendan_grpc::Error::Bind {
+                addr: settings.grpc_addr.clone(),
+                source,
+            })?
+            .port();
+        Ok(Foundation {
+            pool,
+            bus,
+            listener,
+            port,
+            schema: settings.schema.clone(),
+        })
+    }
+
+    /// The outbox relay of this service's schema.
+    pub fn relay(&self) -> Relay {
+        Relay::new(
+            self.pool.clone(),
+            self.bus.clone(),
+            &self.schema,
+            Default::default(),
+        )
+    }
+
+    /// A consumer loop on this service's pool and connection.
+    pub fn consumer<H: Handler>(&self, settings: ConsumerSettings, handler: H) -> Consumer<H> {
+        Consumer::new(self.bus.clone(), self.pool.clone(), settings, handler)
+    }
+}
+
+/// Runs a service's loops together.
+pub struct Supervisor {
+    service: &'static str,
+    stop: CancellationToken,
+    tasks: JoinSet<(&'static str, Result<()>)>,
+}
+
+impl Supervisor {
+    /// Loops stop when `cancel` fires; a failing loop stops its siblings
+    /// through a child token without cancelling the caller's.
+    pub fn new(service: &'static str, cancel: &CancellationToken) -> Self {
+        Supervisor {
+            service,
+            stop: cancel.child_token(),
+            tasks: JoinSet::new(),
+        }
+    }
+
+    /// The token the loops run on.
+    pub fn token(&self) -> CancellationToken {
+        self.stop.clone()
+    }
+
+    /// Starts the loop `task` under `name` (named in logs and errors).
+    pub fn spawn<F, E>(&mut self, name: &'static str, task: F)
+    where
+        F: Future<Output = std::result::Result<(), E>> + Send + 'static,
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        self.tasks.spawn(async move {
+            let result = task.await.map_err(|err| Error::Task {
+                task: name,
+                source: Box::new(err),
+            });
+            (name, result)
+        });
+    }
+
+    /// Waits for every loop; the first failure is returned.
+    pub async fn wait(mut self) -> Result<()> {
+        let mut first_error = None;
+        while let Some(joined) = self.tasks.join_next().await {
+            let outcome = match joined {
+                Ok((_, result)) => result,
+                Err(join_error) => Err(Error::Panicked {
+                    task: "a task",
+                    reason: join_error.to_string(),
+                }),
+            };
+            if let Err(err) = outcome {
+                tracing::error!(service = self.service, error = %err, "service loop failed, stopping the service");
+                first_error.get_or_insert(err);
+            }
+            // Any loop ending (even cleanly) means the service is no longer
+            // whole: stop the rest rather than run half a service.
+            self.stop.cancel();
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
