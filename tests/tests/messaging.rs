@@ -340,3 +340,47 @@ async fn a_message_that_keeps_failing_is_dead_lettered_after_bounded_redelivery_
     cancel.cancel();
     cancel_reject.cancel();
 }
+
+#[tokio::test]
+async fn streams_and_consumers_are_declared_idempotently_and_follow_new_settings() {
+    let (_db, _nats, pool, bus) = setup().await;
+    // Declaring again (every service does at start-up) changes nothing.
+    bus.ensure_streams(1).await.unwrap();
+    bus.ensure_streams(1).await.unwrap();
+    let names: Vec<String> = {
+        use futures::TryStreamExt;
+        bus.jetstream().stream_names().try_collect().await.unwrap()
+    };
+    for stream in [
+        streams::EVENTS,
+        streams::COMMANDS,
+        streams::EXTERNAL,
+        streams::DEAD_LETTERS,
+    ] {
+        assert_eq!(
+            names.iter().filter(|n| *n == stream).count(),
+            1,
+            "{names:?}"
+        );
+    }
+
+    let mut settings =
+        ConsumerSettings::new(streams::EVENTS, "probe-config", "gendan.evt.orders.>");
+    Consumer::new(
+        bus.clone(),
+        pool.clone(),
+        settings.clone(),
+        Recorder::default(),
+    )
+    .ensure()
+    .await
+    .unwrap();
+    settings.ack_wait = Duration::from_secs(42);
+    let mut consumer = Consumer::new(bus.clone(), pool.clone(), settings, Recorder::default())
+        .ensure()
+        .await
+        .unwrap();
+    let info = consumer.info().await.unwrap();
+    assert_eq!(info.config.ack_wait, Duration::from_secs(42));
+    assert_eq!(info.config.filter_subject, "gendan.evt.orders.>");
+}

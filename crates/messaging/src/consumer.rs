@@ -142,24 +142,36 @@ impl<H: Handler> Consumer<H> {
             .get_stream(&settings.stream)
             .await
             .map_err(|err| Error::jetstream(format!("get stream {}", settings.stream), err))?;
-        stream
-            .get_or_create_consumer(
-                &settings.durable,
-                pull::Config {
-                    durable_name: Some(settings.durable.clone()),
-                    filter_subject: settings.filter_subject.clone(),
-                    ack_policy: AckPolicy::Explicit,
-                    deliver_policy: DeliverPolicy::All,
-                    ack_wait: settings.ack_wait,
-                    // We dead-letter at max_attempts ourselves; the server limit
-                    // is a backstop above it so nothing is silently dropped.
-                    max_deliver: i64::from(settings.max_attempts) + 3,
-                    max_ack_pending: 20_000,
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(|err| Error::jetstream(format!("create consumer {}", settings.durable), err))
+        let config = pull::Config {
+            durable_name: Some(settings.durable.clone()),
+            filter_subject: settings.filter_subject.clone(),
+            ack_policy: AckPolicy::Explicit,
+            deliver_policy: DeliverPolicy::All,
+            ack_wait: settings.ack_wait,
+            // We dead-letter at max_attempts ourselves; the server limit
+            // is a backstop above it so nothing is silently dropped.
+            max_deliver: i64::from(settings.max_attempts) + 3,
+            max_ack_pending: 20_000,
+            ..Default::default()
+        };
+        // Create or update, so a new release's settings reach a durable
+        // that already exists; a server that refuses the update keeps the
+        // consumer as it is, which still delivers everything.
+        match stream.create_consumer(config).await {
+            Ok(consumer) => Ok(consumer),
+            Err(err) => {
+                tracing::warn!(durable = %settings.durable, error = %err, "cannot update the consumer configuration, using it as it is");
+                stream
+                    .get_consumer(&settings.durable)
+                    .await
+                    .map_err(|get_err| {
+                        Error::jetstream(
+                            format!("create consumer {}", settings.durable),
+                            format!("{err}; {get_err}"),
+                        )
+                    })
+            }
+        }
     }
 
     /// Runs until `cancel` fires. Transient stream errors (server restart,
