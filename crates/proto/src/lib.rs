@@ -26,40 +26,15 @@ pub trait TypeName {
 
 macro_rules! type_names {
     ($($message:ident),* $(,)?) => {
-        $(impl TypeName for v1::$message {
+        $(impl $crate::TypeName for $crate::v1::$message {
             const TYPE_NAME: &'static str = concat!("gendan.v1.", stringify!($message));
         })*
     };
 }
 
-type_names!(
-    OrderCreated,
-    OrderConfirmed,
-    ConfirmOrder,
-    CheckOrderCapacity,
-    PlanWorkOrder,
-    CapacityChecked,
-    WorkOrderPlanned,
-    WorkOrderProgressed,
-    WorkOrderCompleted,
-    EquipmentStatusChanged,
-    MesStageStarted,
-    MesQuantityReported,
-    MesStageCompleted,
-    MesEquipmentDown,
-    MesEquipmentUp,
-    PhaseChanged,
-    DeliveryRiskChanged,
-    SagaStalled,
-    SagaResumed,
-    SagaCompleted,
-    CancelWorkOrder,
-    WorkOrderPlanningFailed,
-    WorkOrderCancelled,
-    DecisionRequested,
-    DecisionMade,
-    OrderCancelled,
-);
+// One file per service's bus payloads, so each service's messages are
+// registered next to each other.
+mod names;
 
 impl v1::Phase {
     /// Lower-case name used in logs, the CLI and the saga tables ("review").

@@ -1,0 +1,15 @@
+//! Payloads of the finance service (commands to it, events from it, and the
+//! external messages it consumes).
+
+type_names!(
+    OpenReceivable,
+    InvoiceBalance,
+    CancelReceivable,
+    ReceivableOpened,
+    InvoiceIssued,
+    DepositReceived,
+    PaymentReceived,
+    OrderPaidInFull,
+    ReceivableCancelled,
+    CostOverrun,
+);

@@ -1,0 +1,11 @@
+//! Payloads of the quality service (commands to it, events from it, and the
+//! external messages it consumes).
+
+type_names!(
+    RequestFinalInspection,
+    FinalInspectionOpened,
+    FinalInspectionPassed,
+    FinalInspectionFailed,
+    IncomingInspectionPassed,
+    IncomingInspectionFailed,
+);

@@ -1,0 +1,3 @@
+//! The finance service (being built).
+
+pub const SERVICE: &str = "finance";

@@ -1,0 +1,3 @@
+//! The logistics service (being built).
+
+pub const SERVICE: &str = "logistics";

@@ -1,0 +1,3 @@
+//! The procurement service (being built).
+
+pub const SERVICE: &str = "procurement";

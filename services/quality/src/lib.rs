@@ -1,0 +1,3 @@
+//! The quality service (being built).
+
+pub const SERVICE: &str = "quality";
