@@ -304,6 +304,7 @@ async fn stage_completed(
                 good_quantity,
                 scrap_quantity,
                 completed_on: date_to_string(completed_on),
+                hours_by_work_centre: work_orders::hours_by_work_centre(&work_order),
             };
             events.push(Outgoing::event(
                 SERVICE,

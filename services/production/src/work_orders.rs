@@ -363,6 +363,15 @@ pub fn totals(work_order: &WorkOrder) -> (u32, u32) {
     (quantity(good), quantity(scrap))
 }
 
+/// Planned hours of the work order per work centre.
+pub fn hours_by_work_centre(work_order: &WorkOrder) -> HashMap<String, f64> {
+    let mut hours = HashMap::new();
+    for stage in &work_order.stages {
+        *hours.entry(stage.work_centre.clone()).or_insert(0.0) += stage.hours;
+    }
+    hours
+}
+
 /// Marks the work order cancelled and deletes its bookings from `from` on;
 /// returns the hours released (0 when it was already cancelled).
 pub async fn cancel(

@@ -14,4 +14,9 @@ type_names!(
     Shipped,
     Delivered,
     ShipmentCancelled,
+    TrackingUpdated,
+    WmsPacked,
+    WmsShipped,
+    CarrierTracking,
+    CarrierDelivered,
 );

@@ -11,4 +11,7 @@ type_names!(
     MaterialsReady,
     MaterialsCancelled,
     ProcurementFailed,
+    GoodsReceived,
+    PurchaseOrderPlaced,
+    WmsGoodsReceived,
 );
