@@ -14,6 +14,7 @@ pub const EVENTS: &str = "GENDAN_EVT";
 pub const COMMANDS: &str = "GENDAN_CMD";
 pub const EXTERNAL: &str = "GENDAN_EXT";
 pub const DEAD_LETTERS: &str = "GENDAN_DLQ";
+pub const NOTICES: &str = "GENDAN_NOTIFY";
 
 const DAY: Duration = Duration::from_secs(24 * 3600);
 
@@ -33,6 +34,7 @@ fn definitions(replicas: usize) -> Vec<stream::Config> {
         define(COMMANDS, subjects::COMMANDS, 30 * DAY),
         define(EXTERNAL, subjects::EXTERNAL, 30 * DAY),
         define(DEAD_LETTERS, subjects::DEAD_LETTERS, 365 * DAY),
+        define(NOTICES, subjects::NOTICES, 30 * DAY),
     ]
 }
 

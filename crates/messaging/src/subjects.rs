@@ -6,6 +6,7 @@
 //! | `gendan.cmd.<service>.<command>` | `GENDAN_CMD` | saga commands |
 //! | `gendan.ext.mes.<event>`, `gendan.ext.wms.<event>` | `GENDAN_EXT` | external systems |
 //! | `gendan.dlq.<consumer>` | `GENDAN_DLQ` | dead letters, with reason headers |
+//! | `gendan.notify.customer` | `GENDAN_NOTIFY` | customer notices |
 //!
 //! `<event>` and `<command>` are the snake_case protobuf message name
 //! (`WorkOrderPlanned` → `work_order_planned`).
@@ -14,6 +15,9 @@ pub const EVENTS: &str = "gendan.evt.>";
 pub const COMMANDS: &str = "gendan.cmd.>";
 pub const EXTERNAL: &str = "gendan.ext.>";
 pub const DEAD_LETTERS: &str = "gendan.dlq.>";
+pub const NOTICES: &str = "gendan.notify.>";
+/// Customer notices, for notification adapters (webhook, e-mail).
+pub const CUSTOMER_NOTICES: &str = "gendan.notify.customer";
 pub const MES: &str = "gendan.ext.mes.>";
 pub const WMS: &str = "gendan.ext.wms.>";
 

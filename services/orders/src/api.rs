@@ -179,4 +179,26 @@ impl OrderService for OrderApi {
             .map(Response::new)
             .map_err(into_status)
     }
+
+    // Being built (acceptance, notices, closing summary).
+    async fn accept_order(
+        &self,
+        _request: Request<gendan_proto::v1::AcceptOrderRequest>,
+    ) -> Result<Response<gendan_proto::v1::Order>, Status> {
+        Err(Status::unimplemented("AcceptOrder is not available yet"))
+    }
+
+    async fn list_notices(
+        &self,
+        _request: Request<gendan_proto::v1::ListNoticesRequest>,
+    ) -> Result<Response<gendan_proto::v1::ListNoticesResponse>, Status> {
+        Err(Status::unimplemented("ListNotices is not available yet"))
+    }
+
+    async fn get_summary(
+        &self,
+        _request: Request<gendan_proto::v1::GetSummaryRequest>,
+    ) -> Result<Response<gendan_proto::v1::OrderSummary>, Status> {
+        Err(Status::unimplemented("GetSummary is not available yet"))
+    }
 }
