@@ -2,7 +2,10 @@
 //! playing the saga: order intake and its validation, idempotent creates,
 //! listing and paging, the `OrderCreated` event on the stream, the
 //! `ConfirmOrder` command, and saga events moving the order and filling its
-//! timeline (once per event, however often it is delivered).
+//! timeline (once per event, however often it is delivered); acceptance in
+//! phase acceptance only, `CloseOrder` and its summary, the closed order
+//! being read-only, customer notices and their webhook delivery (against a
+//! small HTTP server of the test's own, failing once to show the retry).
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -10,13 +13,16 @@ use std::time::Duration;
 use async_nats::jetstream::message::PublishMessage;
 use chrono::Utc;
 use gendan_messaging::{Bus, Cause, Outgoing, streams};
-use gendan_orders::Application;
+use gendan_orders::{Application, WebhookSettings};
 use gendan_proto::TypeName;
 use gendan_proto::v1::order_service_client::OrderServiceClient;
 use gendan_proto::v1::{
-    self, ConfirmOrder, CreateOrderRequest, DeliveryRiskChanged, GetOrderRequest,
-    GetTimelineRequest, ListOrdersRequest, OrderConfirmed, OrderCreated, OrderLine, Phase,
-    PhaseChanged, SagaStalled,
+    self, AcceptOrderRequest, CloseOrder, ConfirmOrder, CreateOrderRequest, CustomerNotice,
+    Decision, DecisionRequested, Delivered, DeliveryRiskChanged, FinalInspectionFailed,
+    FinalInspectionPassed, GetOrderRequest, GetSummaryRequest, GetTimelineRequest,
+    ListNoticesRequest, ListOrdersRequest, MaterialsDelayed, OrderAccepted, OrderClosed,
+    OrderConfirmed, OrderCreated, OrderLine, Phase, PhaseChanged, PurchaseOrderPlaced, SagaStalled,
+    ShipmentBooked, Shipped,
 };
 use gendan_tests::{SubjectReader, TestDb, TestNats, eventually, service_settings};
 use prost::Message as _;
@@ -40,12 +46,20 @@ struct Orders {
 
 impl Orders {
     async fn start() -> Orders {
+        Orders::start_with(None).await
+    }
+
+    /// With the notice webhook configured (`None`: not configured).
+    async fn start_with(webhook: Option<WebhookSettings>) -> Orders {
         gendan_telemetry::init_for_tests();
         let nats = TestNats::start().await.expect("nats starts");
         let db = TestDb::create().await.expect("database created");
-        let app = Application::build(service_settings(&db, &nats, "orders"))
+        let mut app = Application::build(service_settings(&db, &nats, "orders"))
             .await
             .expect("orders starts");
+        if let Some(webhook) = webhook {
+            app = app.with_webhook(webhook).expect("webhook settings");
+        }
         let port = app.port();
         let cancel = CancellationToken::new();
         let task = tokio::spawn(app.run_until_stopped(cancel.clone()));
@@ -739,6 +753,793 @@ async fn saga_events_move_the_order_and_are_recorded_once() {
         .await,
         0
     );
+
+    orders.stop().await;
+}
+
+/// Publishes `payload` as an event of `source` (`gendan.evt.<source>.*`).
+async fn publish_event<M: prost::Message + TypeName>(
+    bus: &Bus,
+    source: &str,
+    order_id: &str,
+    payload: &M,
+) -> Outgoing {
+    let message = Outgoing::event(source, order_id, payload, &Cause::root(order_id));
+    bus.publish(&message).await.expect("publish");
+    message
+}
+
+async fn send_close(bus: &Bus, order_id: &str) -> Outgoing {
+    let command = Outgoing::command(
+        "test",
+        "orders",
+        order_id,
+        &CloseOrder {
+            order_id: order_id.to_owned(),
+        },
+        &Cause::root(order_id),
+    );
+    bus.publish(&command).await.expect("send CloseOrder");
+    command
+}
+
+/// Waits until the event `message` is on the order's timeline (so every
+/// event published before it was handled too: one consumer, stream order).
+async fn wait_recorded(client: &Client, order_id: &str, message: &Outgoing) {
+    let event_id = message.envelope.event_id.clone();
+    eventually(WAIT, "event on the timeline", || {
+        let mut client = client.clone();
+        let order_id = order_id.to_owned();
+        let event_id = event_id.clone();
+        async move {
+            let entries = timeline(&mut client, &order_id).await;
+            entries.iter().any(|e| e.event_id == event_id).then_some(())
+        }
+    })
+    .await
+    .expect("event recorded");
+}
+
+/// Publishes a saga PhaseChanged and waits until the order shows `to`.
+async fn move_to(client: &Client, bus: &Bus, order_id: &str, from: Phase, to: Phase) {
+    let moved = publish_saga_event(
+        bus,
+        order_id,
+        &PhaseChanged {
+            order_id: order_id.to_owned(),
+            from: from as i32,
+            to: to as i32,
+            projected_delivery_date: String::new(),
+        },
+    )
+    .await;
+    wait_recorded(client, order_id, &moved).await;
+    let mut client = client.clone();
+    assert_eq!(get(&mut client, order_id).await.phase, to as i32);
+}
+
+fn accept_request(order_id: &str, accepted_by: &str) -> AcceptOrderRequest {
+    AcceptOrderRequest {
+        order_id: order_id.to_owned(),
+        accepted_by: accepted_by.to_owned(),
+        note: "1000 brackets received in good order".to_owned(),
+    }
+}
+
+async fn notices(client: &mut Client, order_id: &str) -> Vec<CustomerNotice> {
+    client
+        .list_notices(ListNoticesRequest {
+            order_id: order_id.to_owned(),
+        })
+        .await
+        .expect("list notices")
+        .into_inner()
+        .notices
+}
+
+#[tokio::test]
+async fn acceptance_only_in_phase_acceptance_and_only_once() {
+    let orders = Orders::start().await;
+    let mut client = orders.client().await;
+    let bus = orders.bus().await;
+    let pool = orders.pool().await;
+    let mut accepted_events = SubjectReader::open(
+        &orders.nats.url,
+        streams::EVENTS,
+        "gendan.evt.orders.order_accepted",
+    )
+    .await
+    .expect("reader");
+    let order = create(&mut client, "accept-1", "Acme").await;
+    let id = order.order_id.clone();
+
+    // Invalid input names the field and writes nothing.
+    let cases = [
+        ("order_id", accept_request("", "J. Smith")),
+        ("order_id", accept_request("PO-77", "J. Smith")),
+        ("accepted_by", accept_request(&id, "   ")),
+        ("accepted_by", accept_request(&id, &"x".repeat(201))),
+        (
+            "note",
+            AcceptOrderRequest {
+                note: "x".repeat(2001),
+                ..accept_request(&id, "J. Smith")
+            },
+        ),
+    ];
+    for (field, bad) in cases {
+        let status = client.accept_order(bad).await.expect_err("invalid");
+        assert_eq!(status.code(), Code::InvalidArgument, "{field}: {status:?}");
+        assert!(status.message().contains(field), "{field}: {status:?}");
+    }
+    let unknown = client
+        .accept_order(accept_request(
+            &uuid::Uuid::now_v7().to_string(),
+            "J. Smith",
+        ))
+        .await
+        .expect_err("unknown order");
+    assert_eq!(unknown.code(), Code::NotFound);
+
+    // Not before delivery: the order is still received, then shipping.
+    let early = client
+        .accept_order(accept_request(&id, "J. Smith"))
+        .await
+        .expect_err("too early");
+    assert_eq!(early.code(), Code::FailedPrecondition);
+    assert!(early.message().contains("phase received"), "{early:?}");
+    move_to(&client, &bus, &id, Phase::Received, Phase::Shipping).await;
+    let still_early = client
+        .accept_order(accept_request(&id, "J. Smith"))
+        .await
+        .expect_err("still too early");
+    assert_eq!(still_early.code(), Code::FailedPrecondition);
+    assert_eq!(
+        count(
+            &pool,
+            "SELECT count(*) FROM orders.orders WHERE accepted_at IS NOT NULL"
+        )
+        .await,
+        0
+    );
+
+    move_to(&client, &bus, &id, Phase::Shipping, Phase::Acceptance).await;
+    let accepted = client
+        .accept_order(accept_request(&id, " J. Smith (Acme QA) "))
+        .await
+        .expect("accepted")
+        .into_inner();
+    assert_eq!(accepted.order_id, id);
+    assert_eq!(accepted.phase, Phase::Acceptance as i32);
+
+    let seen = accepted_events
+        .next_of_type(OrderAccepted::TYPE_NAME, WAIT)
+        .await
+        .expect("OrderAccepted on the stream");
+    let event: OrderAccepted = seen.decode().expect("payload");
+    assert_eq!(event.order_id, id);
+    assert_eq!(event.accepted_by, "J. Smith (Acme QA)");
+    assert_eq!(event.note, "1000 brackets received in good order");
+    let entries = timeline(&mut client, &id).await;
+    assert!(
+        entries.iter().any(|e| e.summary
+            == "Goods accepted by J. Smith (Acme QA): 1000 brackets received in good order"),
+        "{entries:#?}"
+    );
+
+    // A second acceptance says when and by whom the first one was.
+    let again = client
+        .accept_order(accept_request(&id, "Someone Else"))
+        .await
+        .expect_err("accepted twice");
+    assert_eq!(again.code(), Code::FailedPrecondition);
+    assert!(again.message().contains("already accepted on"), "{again:?}");
+    assert!(again.message().contains("J. Smith (Acme QA)"), "{again:?}");
+    assert_eq!(
+        count(
+            &pool,
+            "SELECT count(*) FROM orders.timeline WHERE type = 'gendan.v1.OrderAccepted'"
+        )
+        .await,
+        1
+    );
+
+    orders.stop().await;
+}
+
+#[tokio::test]
+async fn close_order_writes_the_summary_and_the_order_becomes_read_only() {
+    let orders = Orders::start().await;
+    let mut client = orders.client().await;
+    let bus = orders.bus().await;
+    let mut closed_events = SubjectReader::open(
+        &orders.nats.url,
+        streams::EVENTS,
+        "gendan.evt.orders.order_closed",
+    )
+    .await
+    .expect("reader");
+    let order = create(&mut client, "close-1", "Acme").await;
+    let id = order.order_id.clone();
+    let received = order
+        .created_at
+        .as_ref()
+        .and_then(gendan_proto::timestamp_to)
+        .expect("created_at")
+        .date_naive();
+    let day = |n: i64| gendan_proto::date_to_string(received + chrono::Duration::days(n));
+
+    // The order's life as the other departments report it.
+    publish_event(
+        &bus,
+        "orders-test",
+        &id,
+        &OrderConfirmed {
+            order_id: id.clone(),
+            promised_delivery_date: day(25),
+        },
+    )
+    .await;
+    publish_event(
+        &bus,
+        "procurement",
+        &id,
+        &PurchaseOrderPlaced {
+            order_id: id.clone(),
+            purchase_order_id: "PO-1".to_owned(),
+            amount_minor: 10_000,
+            currency: "USD".to_owned(),
+            expected_date: day(5),
+            ..Default::default()
+        },
+    )
+    .await;
+    publish_event(
+        &bus,
+        "procurement",
+        &id,
+        &MaterialsDelayed {
+            order_id: id.clone(),
+            purchase_order_id: "PO-1".to_owned(),
+            expected_ready_date: day(8),
+            reason: "supplier furnace repair".to_owned(),
+        },
+    )
+    .await;
+    publish_event(
+        &bus,
+        "quality",
+        &id,
+        &FinalInspectionFailed {
+            order_id: id.clone(),
+            inspection_id: "FI-1".to_owned(),
+            summary: "burrs on 3 of 80 samples".to_owned(),
+            ..Default::default()
+        },
+    )
+    .await;
+    publish_event(
+        &bus,
+        "quality",
+        &id,
+        &FinalInspectionPassed {
+            order_id: id.clone(),
+            inspection_id: "FI-2".to_owned(),
+        },
+    )
+    .await;
+    publish_event(
+        &bus,
+        "logistics",
+        &id,
+        &ShipmentBooked {
+            order_id: id.clone(),
+            booking_reference: "BK-1".to_owned(),
+            freight_cost_minor: 4_000,
+            currency: "USD".to_owned(),
+            ..Default::default()
+        },
+    )
+    .await;
+    publish_event(
+        &bus,
+        "logistics",
+        &id,
+        &Delivered {
+            order_id: id.clone(),
+            delivered_on: day(20),
+            proof_of_delivery: "POD-9".to_owned(),
+        },
+    )
+    .await;
+    move_to(&client, &bus, &id, Phase::Received, Phase::Acceptance).await;
+    client
+        .accept_order(accept_request(&id, "J. Smith"))
+        .await
+        .expect("accepted");
+    move_to(&client, &bus, &id, Phase::Acceptance, Phase::Settlement).await;
+
+    let not_yet = client
+        .get_summary(GetSummaryRequest {
+            order_id: id.clone(),
+        })
+        .await
+        .expect_err("not closed yet");
+    assert_eq!(not_yet.code(), Code::FailedPrecondition);
+    assert!(not_yet.message().contains("not closed yet"), "{not_yet:?}");
+
+    let close = send_close(&bus, &id).await;
+    let seen = closed_events
+        .next_of_type(OrderClosed::TYPE_NAME, WAIT)
+        .await
+        .expect("OrderClosed");
+    assert_eq!(
+        seen.envelope().expect("envelope").causation_id,
+        close.envelope.event_id
+    );
+    let summary = seen
+        .decode::<OrderClosed>()
+        .expect("payload")
+        .summary
+        .expect("summary");
+    assert_eq!(summary.order_id, id);
+    assert_eq!(summary.promised_delivery_date, day(25));
+    assert_eq!(summary.delivered_on, day(20));
+    assert!(summary.on_time);
+    assert_eq!(summary.lead_time_days, 20);
+    assert_eq!(summary.currency, "USD");
+    assert_eq!(summary.cost_budget_minor, 0);
+    assert_eq!(summary.cost_actual_minor, 14_000);
+    assert_eq!(summary.first_pass_yield, 0.5);
+    assert_eq!(summary.exceptions, 2, "{:?}", summary.exception_notes);
+    assert!(
+        summary
+            .lessons
+            .contains("Materials arrived 3 days late: confirm supplier lead times"),
+        "{}",
+        summary.lessons
+    );
+    assert!(summary.closed_at.is_some());
+
+    let stored = client
+        .get_summary(GetSummaryRequest {
+            order_id: id.clone(),
+        })
+        .await
+        .expect("summary")
+        .into_inner();
+    assert_eq!(stored, summary);
+    let closed = get(&mut client, &id).await;
+    assert_eq!(closed.phase, Phase::Closed as i32);
+
+    // Read-only: later saga events are recorded but change nothing.
+    publish_saga_event(
+        &bus,
+        &id,
+        &DeliveryRiskChanged {
+            order_id: id.clone(),
+            at_risk: true,
+            risk_changed: true,
+            projected_delivery_date: "2031-01-01".to_owned(),
+            ..Default::default()
+        },
+    )
+    .await;
+    publish_saga_event(
+        &bus,
+        &id,
+        &PhaseChanged {
+            order_id: id.clone(),
+            from: Phase::Closed as i32,
+            to: Phase::Cancelled as i32,
+            projected_delivery_date: String::new(),
+        },
+    )
+    .await;
+    let stalled = publish_saga_event(
+        &bus,
+        &id,
+        &SagaStalled {
+            order_id: id.clone(),
+            step: "late".to_owned(),
+            reason: "after closing".to_owned(),
+        },
+    )
+    .await;
+    wait_recorded(&client, &id, &stalled).await;
+    let after = get(&mut client, &id).await;
+    assert_eq!(after.phase, Phase::Closed as i32);
+    assert!(!after.at_risk);
+    assert_eq!(
+        after.projected_delivery_date,
+        closed.projected_delivery_date
+    );
+    assert_eq!(after.workflow_status, closed.workflow_status);
+    assert_eq!(after.updated_at, closed.updated_at);
+    let refused = client
+        .accept_order(accept_request(&id, "J. Smith"))
+        .await
+        .expect_err("closed order");
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert!(refused.message().contains("closed"), "{refused:?}");
+
+    // A repeated CloseOrder re-announces the stored summary unchanged.
+    send_close(&bus, &id).await;
+    let again = closed_events
+        .next_of_type(OrderClosed::TYPE_NAME, WAIT)
+        .await
+        .expect("OrderClosed again")
+        .decode::<OrderClosed>()
+        .expect("payload");
+    assert_eq!(again.summary.as_ref(), Some(&summary));
+
+    // The customer heard of the closing once, and of nothing after it.
+    let kinds: Vec<String> = notices(&mut client, &id)
+        .await
+        .into_iter()
+        .map(|n| n.kind)
+        .collect();
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "closed").count(),
+        1,
+        "{kinds:?}"
+    );
+    assert_eq!(
+        kinds.last().map(String::as_str),
+        Some("closed"),
+        "{kinds:?}"
+    );
+
+    orders.stop().await;
+}
+
+#[tokio::test]
+async fn customer_notices_follow_what_the_customer_cares_about() {
+    let orders = Orders::start().await;
+    let mut client = orders.client().await;
+    let bus = orders.bus().await;
+    let mut published =
+        SubjectReader::open(&orders.nats.url, streams::NOTICES, "gendan.notify.customer")
+            .await
+            .expect("notice reader");
+    let order = create(&mut client, "notice-1", "Acme").await;
+    let id = order.order_id.clone();
+
+    move_to(&client, &bus, &id, Phase::Received, Phase::Review).await;
+    move_to(&client, &bus, &id, Phase::Review, Phase::Production).await;
+    // A late phase change moves nothing and tells the customer nothing.
+    publish_saga_event(
+        &bus,
+        &id,
+        &PhaseChanged {
+            order_id: id.clone(),
+            from: Phase::Received as i32,
+            to: Phase::Confirmed as i32,
+            projected_delivery_date: String::new(),
+        },
+    )
+    .await;
+    // Only a flip of the risk flag is news.
+    publish_saga_event(
+        &bus,
+        &id,
+        &DeliveryRiskChanged {
+            order_id: id.clone(),
+            at_risk: true,
+            promised_delivery_date: "2030-03-10".to_owned(),
+            projected_delivery_date: "2030-03-15".to_owned(),
+            reason: "press line down".to_owned(),
+            risk_changed: true,
+        },
+    )
+    .await;
+    publish_saga_event(
+        &bus,
+        &id,
+        &DeliveryRiskChanged {
+            order_id: id.clone(),
+            at_risk: true,
+            promised_delivery_date: "2030-03-10".to_owned(),
+            projected_delivery_date: "2030-03-16".to_owned(),
+            reason: String::new(),
+            risk_changed: false,
+        },
+    )
+    .await;
+    let clarification = Decision {
+        decision_id: "d-1".to_owned(),
+        order_id: id.clone(),
+        kind: "delivery_date".to_owned(),
+        ..Default::default()
+    };
+    publish_saga_event(
+        &bus,
+        &id,
+        &DecisionRequested {
+            decision: Some(clarification.clone()),
+            reminder: false,
+        },
+    )
+    .await;
+    publish_saga_event(
+        &bus,
+        &id,
+        &DecisionRequested {
+            decision: Some(clarification),
+            reminder: true,
+        },
+    )
+    .await;
+    let shipped = publish_event(
+        &bus,
+        "logistics",
+        &id,
+        &Shipped {
+            order_id: id.clone(),
+            shipped_on: "2030-03-12".to_owned(),
+            bill_of_lading: "COSU6182".to_owned(),
+        },
+    )
+    .await;
+    wait_recorded(&client, &id, &shipped).await;
+
+    let list = notices(&mut client, &id).await;
+    let kinds: Vec<&str> = list.iter().map(|n| n.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["phase", "phase", "delivery_risk", "decision", "shipped"],
+        "{list:#?}"
+    );
+    assert!(
+        list.iter()
+            .all(|n| n.customer == "Acme" && n.order_id == id)
+    );
+    assert_eq!(list[1].subject, format!("Order {id}: in production"));
+    assert!(list[1].body.starts_with("Dear Acme,"), "{}", list[1].body);
+    assert!(
+        list[2]
+            .body
+            .contains("We now expect to deliver your order on 2030-03-15"),
+        "{}",
+        list[2].body
+    );
+    assert!(list[4].body.contains("bill of lading COSU6182"));
+    // No webhook configured: nothing will deliver them.
+    let parked = eventually(WAIT, "notices marked not_configured", || {
+        let mut client = client.clone();
+        let id = id.clone();
+        async move {
+            let list = notices(&mut client, &id).await;
+            list.iter()
+                .all(|n| n.delivery_status == "not_configured")
+                .then_some(list)
+        }
+    })
+    .await
+    .expect("not configured");
+    assert!(parked.iter().all(|n| n.delivery_attempts == 0));
+
+    // Each notice is on the bus for notification adapters.
+    let mut on_bus = Vec::new();
+    for _ in 0..5 {
+        let seen = published
+            .next_of_type(CustomerNotice::TYPE_NAME, WAIT)
+            .await
+            .expect("CustomerNotice published");
+        assert_eq!(seen.subject, "gendan.notify.customer");
+        on_bus.push(seen.decode::<CustomerNotice>().expect("payload").notice_id);
+    }
+    let stored: Vec<String> = list.into_iter().map(|n| n.notice_id).collect();
+    assert_eq!(on_bus, stored);
+
+    let malformed = client
+        .list_notices(ListNoticesRequest {
+            order_id: "nope".to_owned(),
+        })
+        .await
+        .expect_err("malformed");
+    assert_eq!(malformed.code(), Code::InvalidArgument);
+    assert!(malformed.message().contains("order_id"));
+    let unknown = client
+        .list_notices(ListNoticesRequest {
+            order_id: uuid::Uuid::now_v7().to_string(),
+        })
+        .await
+        .expect_err("unknown");
+    assert_eq!(unknown.code(), Code::NotFound);
+    let no_summary = client
+        .get_summary(GetSummaryRequest {
+            order_id: uuid::Uuid::now_v7().to_string(),
+        })
+        .await
+        .expect_err("unknown");
+    assert_eq!(no_summary.code(), Code::NotFound);
+
+    orders.stop().await;
+}
+
+/// One request the test's webhook server received.
+#[derive(Debug, Clone)]
+struct Received {
+    head: String,
+    body: String,
+}
+
+/// A tiny HTTP/1.1 server: answers each request with the status `answer`
+/// picks from the request count so far and the body; records every request.
+async fn webhook_server(
+    answer: fn(usize, &str) -> u16,
+) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<Received>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind webhook server");
+    let port = listener.local_addr().expect("addr").port();
+    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = received.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            let log = log.clone();
+            tokio::spawn(async move {
+                let mut buffer = Vec::new();
+                let mut chunk = [0u8; 4096];
+                // Read the head, then Content-Length bytes of body.
+                let (head, body) = loop {
+                    let Ok(n) = socket.read(&mut chunk).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    buffer.extend_from_slice(&chunk[..n]);
+                    let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        continue;
+                    };
+                    let head = String::from_utf8_lossy(&buffer[..end]).to_string();
+                    let length: usize = head
+                        .lines()
+                        .find_map(|line| {
+                            let (name, value) = line.split_once(':')?;
+                            name.eq_ignore_ascii_case("content-length")
+                                .then(|| value.trim().parse().ok())?
+                        })
+                        .unwrap_or(0);
+                    while buffer.len() < end + 4 + length {
+                        match socket.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let body = String::from_utf8_lossy(&buffer[end + 4..end + 4 + length]);
+                    break (head, body.to_string());
+                };
+                let status = {
+                    let mut log = log.lock().expect("log");
+                    let status = answer(log.len(), &body);
+                    log.push(Received { head, body });
+                    status
+                };
+                let response = format!(
+                    "HTTP/1.1 {status} Test\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                );
+                let _ = socket.write_all(response.as_bytes()).await;
+                let _ = socket.shutdown().await;
+            });
+        }
+    });
+    (port, received)
+}
+
+#[tokio::test]
+async fn the_webhook_delivers_notices_retrying_failures_and_giving_up_in_the_end() {
+    // The first request fails (a relay restarting); the customer "Doomed
+    // Ltd" is always refused with 503.
+    let (port, received) = webhook_server(|seen, body| {
+        if body.contains("Doomed Ltd") {
+            503
+        } else if seen == 0 {
+            500
+        } else {
+            200
+        }
+    })
+    .await;
+    let orders = Orders::start_with(Some(WebhookSettings {
+        url: Some(format!("http://127.0.0.1:{port}/notices")),
+        max_attempts: 3,
+        first_retry: Duration::from_millis(100),
+        max_retry: Duration::from_millis(400),
+        poll_interval: Duration::from_millis(50),
+        request_timeout: Duration::from_secs(5),
+        ..Default::default()
+    }))
+    .await;
+    let mut client = orders.client().await;
+    let bus = orders.bus().await;
+
+    let order = create(&mut client, "hook-1", "Acme").await;
+    let id = order.order_id.clone();
+    move_to(&client, &bus, &id, Phase::Received, Phase::Review).await;
+    let delivered = eventually(WAIT, "notice delivered", || {
+        let mut client = client.clone();
+        let id = id.clone();
+        async move {
+            let list = notices(&mut client, &id).await;
+            list.into_iter().find(|n| n.delivery_status == "delivered")
+        }
+    })
+    .await
+    .expect("delivered");
+    assert_eq!(
+        delivered.delivery_attempts, 2,
+        "one failure, then delivered"
+    );
+    {
+        let requests = received.lock().expect("log").clone();
+        assert_eq!(requests.len(), 2, "{requests:#?}");
+        for request in &requests {
+            assert!(
+                request.head.starts_with("POST /notices HTTP/1.1"),
+                "{}",
+                request.head
+            );
+            let head = request.head.to_ascii_lowercase();
+            assert!(head.contains("content-type: application/json"), "{head}");
+            assert!(
+                head.contains(&format!("idempotency-key: {}", delivered.notice_id)),
+                "{head}"
+            );
+            assert!(
+                request
+                    .body
+                    .contains(&format!("\"notice_id\":\"{}\"", delivered.notice_id))
+            );
+            assert!(
+                request.body.contains("\"kind\":\"phase\""),
+                "{}",
+                request.body
+            );
+            assert!(
+                request.body.contains("\"customer\":\"Acme\""),
+                "{}",
+                request.body
+            );
+        }
+    }
+
+    // A receiver that keeps failing: three attempts, then failed for good.
+    let doomed = create(&mut client, "hook-2", "Doomed Ltd").await;
+    move_to(
+        &client,
+        &bus,
+        &doomed.order_id,
+        Phase::Received,
+        Phase::Review,
+    )
+    .await;
+    let failed = eventually(WAIT, "notice failed", || {
+        let mut client = client.clone();
+        let id = doomed.order_id.clone();
+        async move {
+            let list = notices(&mut client, &id).await;
+            list.into_iter().find(|n| n.delivery_status == "failed")
+        }
+    })
+    .await
+    .expect("failed");
+    assert_eq!(failed.delivery_attempts, 3);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let doomed_requests = received
+        .lock()
+        .expect("log")
+        .iter()
+        .filter(|r| r.body.contains("Doomed Ltd"))
+        .count();
+    assert_eq!(doomed_requests, 3, "never more than max_attempts");
 
     orders.stop().await;
 }

@@ -409,6 +409,7 @@ async fn capacity_check_command_answers_feasibility() -> anyhow::Result<()> {
                 order_id: "o-feasible".into(),
                 items: shirts(12),
                 requested_delivery_date: "2099-12-31".into(),
+                earliest_start: String::new(),
             },
         )
         .await?;
@@ -428,6 +429,7 @@ async fn capacity_check_command_answers_feasibility() -> anyhow::Result<()> {
                     quantity: 3,
                 }],
                 requested_delivery_date: "2099-12-31".into(),
+                earliest_start: String::new(),
             },
         )
         .await?;
@@ -444,6 +446,7 @@ async fn capacity_check_command_answers_feasibility() -> anyhow::Result<()> {
                 order_id: "o-late".into(),
                 items: shirts(12),
                 requested_delivery_date: "2020-01-01".into(),
+                earliest_start: String::new(),
             },
         )
         .await?;

@@ -92,6 +92,48 @@ async fn publish_event<M: prost::Message + TypeName>(
     .expect("publish");
 }
 
+/// Publishes the order as the orders service would, and the materials
+/// check's answer as procurement would (everything in stock today), so the
+/// saga moves on to the capacity check.
+async fn order_created(bus: &Bus, order_id: &str, order: v1::Order) {
+    publish_event(
+        bus,
+        "orders",
+        order_id,
+        &v1::OrderCreated { order: Some(order) },
+    )
+    .await;
+    let in_stock = v1::MaterialsChecked {
+        order_id: order_id.to_owned(),
+        earliest_material_date: gendan_proto::date_to_string(Utc::now().date_naive()),
+        ..Default::default()
+    };
+    publish_event(bus, "procurement", order_id, &in_stock).await;
+}
+
+/// Finance opens the receivable (no deposit) and procurement has the
+/// materials in, as those services would answer.
+async fn materials_and_receivable(bus: &Bus, order_id: &str) {
+    let opened = v1::ReceivableOpened {
+        order_id: order_id.to_owned(),
+        deposit_required: false,
+        ..Default::default()
+    };
+    publish_event(bus, "finance", order_id, &opened).await;
+    let today = gendan_proto::date_to_string(Utc::now().date_naive());
+    let ordered = v1::MaterialsOrdered {
+        order_id: order_id.to_owned(),
+        expected_ready_date: today.clone(),
+        ..Default::default()
+    };
+    publish_event(bus, "procurement", order_id, &ordered).await;
+    let ready = v1::MaterialsReady {
+        order_id: order_id.to_owned(),
+        ready_on: today,
+    };
+    publish_event(bus, "procurement", order_id, &ready).await;
+}
+
 async fn saga_of(
     client: &mut SagaServiceClient<tonic::transport::Channel>,
     order_id: &str,
@@ -140,15 +182,7 @@ async fn commands_are_resent_on_timeout_then_the_saga_stalls_and_an_operator_ret
         .unwrap();
 
     let order_id = uuid::Uuid::now_v7().to_string();
-    publish_event(
-        &bus,
-        "orders",
-        &order_id,
-        &v1::OrderCreated {
-            order: Some(sample_order(&order_id)),
-        },
-    )
-    .await;
+    order_created(&bus, &order_id, sample_order(&order_id)).await;
 
     let first = commands
         .next_of_type(v1::CheckOrderCapacity::TYPE_NAME, WAIT)
@@ -298,15 +332,7 @@ async fn a_timer_set_before_a_restart_fires_after_it() {
         .await
         .unwrap();
     let order_id = uuid::Uuid::now_v7().to_string();
-    publish_event(
-        &bus,
-        "orders",
-        &order_id,
-        &v1::OrderCreated {
-            order: Some(sample_order(&order_id)),
-        },
-    )
-    .await;
+    order_created(&bus, &order_id, sample_order(&order_id)).await;
     commands
         .next_of_type(v1::CheckOrderCapacity::TYPE_NAME, WAIT)
         .await
@@ -349,15 +375,7 @@ async fn replies_out_of_order_and_twice_are_kept_once_and_a_failed_check_can_be_
     let saga = start(&db, &nats, &clock).await;
     let bus = Bus::connect(&nats.url, "test").await.unwrap();
     let order_id = uuid::Uuid::now_v7().to_string();
-    publish_event(
-        &bus,
-        "orders",
-        &order_id,
-        &v1::OrderCreated {
-            order: Some(sample_order(&order_id)),
-        },
-    )
-    .await;
+    order_created(&bus, &order_id, sample_order(&order_id)).await;
 
     // The capacity check answers with a problem: the step stalls at once.
     let problem = v1::CapacityChecked {
@@ -487,15 +505,7 @@ async fn a_late_factory_date_opens_a_decision_that_sets_the_promise() {
             .unwrap();
     let order_id = uuid::Uuid::now_v7().to_string();
     let order = sample_order(&order_id);
-    publish_event(
-        &bus,
-        "orders",
-        &order_id,
-        &v1::OrderCreated {
-            order: Some(order.clone()),
-        },
-    )
-    .await;
+    order_created(&bus, &order_id, order.clone()).await;
 
     // The factory can only make it 20 days after the requested date.
     let requested = gendan_proto::date_from_str(&order.requested_delivery_date).unwrap();
@@ -609,15 +619,7 @@ async fn an_unanswered_decision_is_reminded_then_parks_the_saga() {
         .unwrap();
     let order_id = uuid::Uuid::now_v7().to_string();
     let order = sample_order(&order_id);
-    publish_event(
-        &bus,
-        "orders",
-        &order_id,
-        &v1::OrderCreated {
-            order: Some(order.clone()),
-        },
-    )
-    .await;
+    order_created(&bus, &order_id, order.clone()).await;
     let late = gendan_proto::date_from_str(&order.requested_delivery_date).unwrap()
         + chrono::Duration::days(5);
     publish_event(
@@ -672,15 +674,7 @@ async fn cancelling_compensates_what_was_done_and_a_failed_plan_parks_the_saga()
             .await
             .unwrap();
     let order_id = uuid::Uuid::now_v7().to_string();
-    publish_event(
-        &bus,
-        "orders",
-        &order_id,
-        &v1::OrderCreated {
-            order: Some(sample_order(&order_id)),
-        },
-    )
-    .await;
+    order_created(&bus, &order_id, sample_order(&order_id)).await;
     let soon = Utc::now().date_naive() + chrono::Duration::days(10);
     publish_event(
         &bus,
@@ -751,6 +745,7 @@ async fn cancelling_compensates_what_was_done_and_a_failed_plan_parks_the_saga()
         },
     )
     .await;
+    materials_and_receivable(&bus, &order_id).await;
     wait_for(&client, &order_id, "in production", |s| {
         s.phase == Phase::Production as i32
     })
@@ -778,9 +773,29 @@ async fn cancelling_compensates_what_was_done_and_a_failed_plan_parks_the_saga()
         .into_inner();
     assert_eq!(cancelled.status, "cancelled");
     assert_eq!(cancelled.phase, Phase::Cancelled as i32);
-    assert_eq!(cancelled.compensations.len(), 1);
-    assert_eq!(cancelled.compensations[0].step, "plan_production");
-    assert_eq!(cancelled.compensations[0].status, "sent");
+    // Everything that took effect is undone: the work order, the materials
+    // and the receivable.
+    let mut undone: Vec<(&str, &str)> = cancelled
+        .compensations
+        .iter()
+        .map(|c| (c.step.as_str(), c.status.as_str()))
+        .collect();
+    undone.sort();
+    assert_eq!(
+        undone,
+        vec![
+            ("open_receivable", "sent"),
+            ("plan_production", "sent"),
+            ("procure_materials", "sent")
+        ]
+    );
+    let mut finance = SubjectReader::open(&nats.url, streams::COMMANDS, "gendan.cmd.finance.>")
+        .await
+        .unwrap();
+    finance
+        .next_of_type(v1::CancelReceivable::TYPE_NAME, WAIT)
+        .await
+        .unwrap();
     let stop: v1::CancelWorkOrder = production
         .next_of_type(v1::CancelWorkOrder::TYPE_NAME, WAIT)
         .await
@@ -800,8 +815,28 @@ async fn cancelling_compensates_what_was_done_and_a_failed_plan_parks_the_saga()
         },
     )
     .await;
-    let done = wait_for(&client, &order_id, "compensation done", |s| {
-        s.compensations.first().is_some_and(|c| c.status == "done")
+    publish_event(
+        &bus,
+        "procurement",
+        &order_id,
+        &v1::MaterialsCancelled {
+            order_id: order_id.clone(),
+            ..Default::default()
+        },
+    )
+    .await;
+    publish_event(
+        &bus,
+        "finance",
+        &order_id,
+        &v1::ReceivableCancelled {
+            order_id: order_id.clone(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let done = wait_for(&client, &order_id, "compensations done", |s| {
+        s.compensations.len() == 3 && s.compensations.iter().all(|c| c.status == "done")
     })
     .await;
     assert_eq!(done.status, "cancelled");
@@ -831,15 +866,7 @@ async fn production_past_its_projected_date_flags_the_order_at_risk() {
     let client = saga.client().await;
     let order_id = uuid::Uuid::now_v7().to_string();
     let order = sample_order(&order_id);
-    publish_event(
-        &bus,
-        "orders",
-        &order_id,
-        &v1::OrderCreated {
-            order: Some(order.clone()),
-        },
-    )
-    .await;
+    order_created(&bus, &order_id, order.clone()).await;
     let planned_end = start_time.date_naive() + chrono::Duration::days(2);
     publish_event(
         &bus,
@@ -871,6 +898,7 @@ async fn production_past_its_projected_date_flags_the_order_at_risk() {
         },
     )
     .await;
+    materials_and_receivable(&bus, &order_id).await;
     let producing = wait_for(&client, &order_id, "waiting for production", |s| {
         step(s, "production_completed").status == "waiting"
     })
@@ -885,5 +913,388 @@ async fn production_past_its_projected_date_flags_the_order_at_risk() {
         "overdue production is a risk, not a stall"
     );
     assert!(late.log.iter().any(|entry| entry.action == "overdue"));
+    saga.stop().await;
+}
+
+#[tokio::test]
+async fn the_whole_workflow_runs_through_twelve_phases_with_its_parallel_branches() {
+    gendan_telemetry::init_for_tests();
+    let (db, nats) = (
+        TestDb::create().await.unwrap(),
+        TestNats::start().await.unwrap(),
+    );
+    let clock = ManualClock::new(Utc::now());
+    let saga = start(&db, &nats, &clock).await;
+    let bus = Bus::connect(&nats.url, "test").await.unwrap();
+    let client = saga.client().await;
+    let order_id = uuid::Uuid::now_v7().to_string();
+    let id = order_id.clone();
+    let today = Utc::now().date_naive();
+    let day = |n: i64| gendan_proto::date_to_string(today + chrono::Duration::days(n));
+    order_created(&bus, &order_id, sample_order(&order_id)).await;
+
+    // Every answer is published as the service named would publish it.
+    let send = |_service: &'static str, message: Outgoing| {
+        let bus = bus.clone();
+        async move { bus.publish(&message).await.unwrap() }
+    };
+    let cause = Cause::root(&order_id);
+    // Review.
+    send(
+        "production",
+        Outgoing::event(
+            "production",
+            &id,
+            &capacity(&id, today + chrono::Duration::days(10), true),
+            &cause,
+        ),
+    )
+    .await;
+    send(
+        "orders",
+        Outgoing::event(
+            "orders",
+            &id,
+            &v1::OrderConfirmed {
+                order_id: id.clone(),
+                promised_delivery_date: day(30),
+            },
+            &cause,
+        ),
+    )
+    .await;
+    // Confirmed: the terms ask for a deposit.
+    send(
+        "finance",
+        Outgoing::event(
+            "finance",
+            &id,
+            &v1::ReceivableOpened {
+                order_id: id.clone(),
+                deposit_required: true,
+                ..Default::default()
+            },
+            &cause,
+        ),
+    )
+    .await;
+    send(
+        "production",
+        Outgoing::event(
+            "production",
+            &id,
+            &v1::WorkOrderPlanned {
+                order_id: id.clone(),
+                planned_end: day(12),
+                ..Default::default()
+            },
+            &cause,
+        ),
+    )
+    .await;
+    send(
+        "procurement",
+        Outgoing::event(
+            "procurement",
+            &id,
+            &v1::MaterialsOrdered {
+                order_id: id.clone(),
+                expected_ready_date: day(3),
+                ..Default::default()
+            },
+            &cause,
+        ),
+    )
+    .await;
+
+    // Materials and the deposit run side by side; production waits for both.
+    let both = wait_for(
+        &client,
+        &order_id,
+        "materials and deposit awaited together",
+        |s| {
+            step(s, "materials_ready").status == "waiting"
+                && step(s, "deposit_received").status == "waiting"
+        },
+    )
+    .await;
+    assert_eq!(both.phase, Phase::Materials as i32);
+    send(
+        "procurement",
+        Outgoing::event(
+            "procurement",
+            &id,
+            &v1::MaterialsReady {
+                order_id: id.clone(),
+                ready_on: day(3),
+            },
+            &cause,
+        ),
+    )
+    .await;
+    let still = wait_for(&client, &order_id, "materials in", |s| {
+        step(s, "materials_ready").status == "done"
+    })
+    .await;
+    assert_eq!(
+        still.phase,
+        Phase::Materials as i32,
+        "production must wait for the deposit"
+    );
+    send(
+        "finance",
+        Outgoing::event(
+            "finance",
+            &id,
+            &v1::DepositReceived {
+                order_id: id.clone(),
+                amount_minor: 15000,
+                received_on: day(1),
+            },
+            &cause,
+        ),
+    )
+    .await;
+    wait_for(&client, &order_id, "in production", |s| {
+        s.phase == Phase::Production as i32
+    })
+    .await;
+
+    send(
+        "production",
+        Outgoing::event(
+            "production",
+            &id,
+            &v1::WorkOrderCompleted {
+                order_id: id.clone(),
+                completed_on: day(12),
+                ..Default::default()
+            },
+            &cause,
+        ),
+    )
+    .await;
+    send(
+        "quality",
+        Outgoing::event(
+            "quality",
+            &id,
+            &v1::FinalInspectionOpened {
+                order_id: id.clone(),
+                ..Default::default()
+            },
+            &cause,
+        ),
+    )
+    .await;
+    send(
+        "quality",
+        Outgoing::event(
+            "quality",
+            &id,
+            &v1::FinalInspectionPassed {
+                order_id: id.clone(),
+                inspection_id: "i-1".into(),
+            },
+            &cause,
+        ),
+    )
+    .await;
+    send(
+        "logistics",
+        Outgoing::event(
+            "logistics",
+            &id,
+            &v1::PackingListReady {
+                order_id: id.clone(),
+                cartons: 4,
+            },
+            &cause,
+        ),
+    )
+    .await;
+
+    // Documents are prepared while packing is being checked.
+    let packing = wait_for(
+        &client,
+        &order_id,
+        "documents started during packing",
+        |s| step(s, "prepare_documents").status == "waiting",
+    )
+    .await;
+    assert_eq!(packing.phase, Phase::Packing as i32);
+    assert_eq!(step(&packing, "packing_checked").status, "waiting");
+    send(
+        "logistics",
+        Outgoing::event(
+            "logistics",
+            &id,
+            &v1::DocumentsReady {
+                order_id: id.clone(),
+                documents: vec!["commercial_invoice".into()],
+            },
+            &cause,
+        ),
+    )
+    .await;
+    send(
+        "logistics",
+        Outgoing::event(
+            "logistics",
+            &id,
+            &v1::PackingChecked {
+                order_id: id.clone(),
+                matches: true,
+                mismatches: vec![],
+            },
+            &cause,
+        ),
+    )
+    .await;
+    send(
+        "logistics",
+        Outgoing::event(
+            "logistics",
+            &id,
+            &v1::ShipmentBooked {
+                order_id: id.clone(),
+                eta: day(25),
+                etd: day(14),
+                ..Default::default()
+            },
+            &cause,
+        ),
+    )
+    .await;
+    send(
+        "logistics",
+        Outgoing::event(
+            "logistics",
+            &id,
+            &v1::Shipped {
+                order_id: id.clone(),
+                shipped_on: day(14),
+                bill_of_lading: "BL-1".into(),
+            },
+            &cause,
+        ),
+    )
+    .await;
+
+    // The balance is invoiced at shipment, while the goods travel.
+    let travelling = wait_for(
+        &client,
+        &order_id,
+        "balance invoiced during shipping",
+        |s| step(s, "invoice_balance").status == "waiting",
+    )
+    .await;
+    assert_eq!(travelling.phase, Phase::Shipping as i32);
+    assert_eq!(travelling.projected_delivery_date, day(25));
+    send(
+        "finance",
+        Outgoing::event(
+            "finance",
+            &id,
+            &v1::InvoiceIssued {
+                order_id: id.clone(),
+                kind: "balance".into(),
+                ..Default::default()
+            },
+            &cause,
+        ),
+    )
+    .await;
+    send(
+        "logistics",
+        Outgoing::event(
+            "logistics",
+            &id,
+            &v1::Delivered {
+                order_id: id.clone(),
+                delivered_on: day(24),
+                proof_of_delivery: "POD".into(),
+            },
+            &cause,
+        ),
+    )
+    .await;
+    wait_for(&client, &order_id, "awaiting acceptance", |s| {
+        s.phase == Phase::Acceptance as i32
+    })
+    .await;
+    send(
+        "orders",
+        Outgoing::event(
+            "orders",
+            &id,
+            &v1::OrderAccepted {
+                order_id: id.clone(),
+                accepted_by: "buyer".into(),
+                note: String::new(),
+            },
+            &cause,
+        ),
+    )
+    .await;
+    send(
+        "finance",
+        Outgoing::event(
+            "finance",
+            &id,
+            &v1::OrderPaidInFull {
+                order_id: id.clone(),
+                paid_on: day(40),
+            },
+            &cause,
+        ),
+    )
+    .await;
+    wait_for(&client, &order_id, "closing", |s| {
+        step(s, "close_order").status == "waiting"
+    })
+    .await;
+    send(
+        "orders",
+        Outgoing::event("orders", &id, &v1::OrderClosed { summary: None }, &cause),
+    )
+    .await;
+
+    let done = wait_for(&client, &order_id, "completed", |s| s.status == "completed").await;
+    assert_eq!(done.phase, Phase::Closed as i32);
+    assert!(!done.at_risk);
+    let phases: Vec<String> = done
+        .log
+        .iter()
+        .filter(|entry| entry.action == "phase")
+        .map(|entry| entry.detail.clone())
+        .collect();
+    assert_eq!(
+        phases,
+        vec![
+            "received → review",
+            "review → confirmed",
+            "confirmed → materials",
+            "materials → production",
+            "production → final_inspection",
+            "final_inspection → packing",
+            "packing → documents",
+            "documents → shipping",
+            "shipping → acceptance",
+            "acceptance → settlement",
+            "settlement → closed",
+        ]
+    );
+    assert!(
+        done.steps
+            .iter()
+            .all(|s| s.status == "done"
+                || (s.step == "clarify_delivery_date" && s.status == "skipped")),
+        "{:?}",
+        done.steps
+            .iter()
+            .map(|s| (&s.step, &s.status))
+            .collect::<Vec<_>>()
+    );
     saga.stop().await;
 }

@@ -8,7 +8,11 @@
 //!
 //! Both start a private nats-server / PostgreSQL when the configured ones do
 //! not answer (see `local`).
+//!
+//! The other subcommands (`orders`, `payments`, `inspections`, `decisions`,
+//! `sagas`) talk to running services over gRPC; see `gendan::cli`.
 
+use gendan::cli::{self, Format};
 use gendan::{demo, local, stack};
 
 use std::path::PathBuf;
@@ -33,6 +37,8 @@ struct Cli {
         global = true
     )]
     data_dir: PathBuf,
+    #[command(flatten)]
+    format: Format,
     #[command(subcommand)]
     command: Command,
 }
@@ -53,12 +59,40 @@ enum Command {
         #[arg(long, default_value_t = 2026)]
         seed: u64,
     },
+    /// Create orders, the tracking table, one order's timeline, acceptance, summary.
+    #[command(subcommand)]
+    Orders(cli::OrdersCommand),
+    /// Record payments; show an order's receivable.
+    #[command(subcommand)]
+    Payments(cli::PaymentsCommand),
+    /// Open inspections; record results.
+    #[command(subcommand)]
+    Inspections(cli::InspectionsCommand),
+    /// Decisions waiting for a person; answer them.
+    #[command(subcommand)]
+    Decisions(cli::DecisionsCommand),
+    /// Stalled workflows: retry, skip; cancel an order.
+    #[command(subcommand)]
+    Sagas(cli::SagasCommand),
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let demo = matches!(cli.command, Command::Demo { .. });
+    // Commands against running services need no servers of their own.
+    let output = cli.format.output;
+    match cli.command {
+        Command::Orders(command) => cli::orders(command, output).await,
+        Command::Payments(command) => cli::payments(command, output).await,
+        Command::Inspections(command) => cli::inspections(command, output).await,
+        Command::Decisions(command) => cli::decisions(command, output).await,
+        Command::Sagas(command) => cli::sagas(command, output).await,
+        command => run_servers(cli.data_dir, command).await,
+    }
+}
+
+async fn run_servers(data_dir: PathBuf, command: Command) -> anyhow::Result<()> {
+    let demo = matches!(command, Command::Demo { .. });
     // The demo's own output is the progress table; keep logs to warnings.
     let default_filter = if demo {
         "warn"
@@ -74,16 +108,12 @@ async fn main() -> anyhow::Result<()> {
     let mut common = gendan_settings::Common::from_env()?;
     let mut servers = local::LocalServers::default();
     let (nats_url, database_url) = servers
-        .ensure(
-            &common.nats_url,
-            common.database_url.expose(),
-            &cli.data_dir,
-        )
+        .ensure(&common.nats_url, common.database_url.expose(), &data_dir)
         .await?;
     common.nats_url = nats_url;
     common.database_url = gendan_settings::Secret::new(database_url);
 
-    let result = match cli.command {
+    let result = match command {
         Command::Up => up(&common).await,
         Command::Demo {
             orders,
@@ -99,6 +129,7 @@ async fn main() -> anyhow::Result<()> {
             };
             run_demo(&common, &options).await
         }
+        _ => Ok(()),
     };
     servers.stop().await;
     result
@@ -106,10 +137,11 @@ async fn main() -> anyhow::Result<()> {
 
 async fn up(common: &gendan_settings::Common) -> anyhow::Result<()> {
     let stack = stack::Stack::start(common, &stack::Addrs::from_env(), Default::default()).await?;
-    println!(
-        "gendan is up: orders on :{}, production on :{}, saga on :{} (Ctrl-C stops)",
-        stack.orders_port, stack.production_port, stack.saga_port
-    );
+    let listening: Vec<String> = stack
+        .ports()
+        .map(|(service, port)| format!("{service} :{port}"))
+        .collect();
+    println!("gendan is up: {} (Ctrl-C stops)", listening.join(", "));
     let stop = CancellationToken::new();
     tokio::spawn(stop_on_signal(stop.clone()));
     stack.run_until(stop).await
@@ -121,9 +153,9 @@ async fn run_demo(
 ) -> anyhow::Result<()> {
     let stack = stack::Stack::start(common, &stack::Addrs::ephemeral(), Default::default()).await?;
     let bus = gendan_messaging::Bus::connect(&common.nats_url, "gendan-demo").await?;
-    let orders = demo::orders_client(demo::connect(stack.orders_port).await?);
-    let production = demo::connect(stack.production_port).await?;
-    let saga = demo::saga_client(demo::connect(stack.saga_port).await?);
+    let orders = demo::orders_client(demo::connect(stack.port("orders")).await?);
+    let production = demo::connect(stack.port("production")).await?;
+    let saga = demo::saga_client(demo::connect(stack.port("saga")).await?);
     let result = demo::run(&bus, orders, production, saga, options)
         .await
         .context("demo");

@@ -1,50 +1,64 @@
 //! The whole system in one process: every service's `Application`, each on
 //! its own gRPC port, sharing one cancellation token.
 
+use std::collections::BTreeMap;
+
 use anyhow::Context;
 use gendan_settings::{Common, ServiceSettings};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+/// Every service of the system and its default gRPC address.
+pub const SERVICES: [(&str, &str); 7] = [
+    ("orders", "127.0.0.1:50051"),
+    ("production", "127.0.0.1:50052"),
+    ("saga", "127.0.0.1:50053"),
+    ("procurement", "127.0.0.1:50054"),
+    ("quality", "127.0.0.1:50055"),
+    ("logistics", "127.0.0.1:50056"),
+    ("finance", "127.0.0.1:50057"),
+];
+
 /// Where each service listens.
 #[derive(Debug, Clone)]
-pub struct Addrs {
-    pub orders: String,
-    pub production: String,
-    pub saga: String,
-}
+pub struct Addrs(BTreeMap<&'static str, String>);
 
 impl Addrs {
     /// The per-service defaults, overridable with `GENDAN_<SERVICE>__GRPC_ADDR`.
     pub fn from_env() -> Self {
-        let addr = |service: &str, default: &str| {
-            gendan_settings::string(
-                &format!("GENDAN_{}__GRPC_ADDR", service.to_ascii_uppercase()),
-                default,
-            )
-        };
-        Addrs {
-            orders: addr("orders", "127.0.0.1:50051"),
-            production: addr("production", "127.0.0.1:50052"),
-            saga: addr("saga", "127.0.0.1:50053"),
-        }
+        Addrs(
+            SERVICES
+                .iter()
+                .map(|(service, default)| {
+                    let variable = format!("GENDAN_{}__GRPC_ADDR", service.to_ascii_uppercase());
+                    (*service, gendan_settings::string(&variable, default))
+                })
+                .collect(),
+        )
     }
 
     /// Free ports picked by the OS (demo, tests).
     pub fn ephemeral() -> Self {
-        Addrs {
-            orders: "127.0.0.1:0".into(),
-            production: "127.0.0.1:0".into(),
-            saga: "127.0.0.1:0".into(),
-        }
+        Addrs(
+            SERVICES
+                .iter()
+                .map(|(service, _)| (*service, "127.0.0.1:0".to_owned()))
+                .collect(),
+        )
+    }
+
+    /// The address of `service`.
+    pub fn of(&self, service: &str) -> &str {
+        self.0
+            .get(service)
+            .map(String::as_str)
+            .unwrap_or("127.0.0.1:0")
     }
 }
 
 /// Running services.
 pub struct Stack {
-    pub orders_port: u16,
-    pub production_port: u16,
-    pub saga_port: u16,
+    ports: BTreeMap<&'static str, u16>,
     cancel: CancellationToken,
     tasks: JoinSet<(&'static str, anyhow::Result<()>)>,
 }
@@ -61,64 +75,81 @@ fn settings(common: &Common, addr: &str, service: &str) -> ServiceSettings {
     }
 }
 
+/// Builds a service's application and runs it on the stack's token.
+macro_rules! start_service {
+    ($stack:ident, $name:literal, $build:expr) => {{
+        let app = $build
+            .await
+            .context(concat!("starting the ", $name, " service"))?;
+        $stack.ports.insert($name, app.port());
+        let token = $stack.cancel.clone();
+        $stack.tasks.spawn(async move {
+            (
+                $name,
+                app.run_until_stopped(token).await.map_err(Into::into),
+            )
+        });
+    }};
+}
+
 impl Stack {
     pub async fn start(
         common: &Common,
         addrs: &Addrs,
         saga_options: gendan_saga::Options,
     ) -> anyhow::Result<Self> {
-        let cancel = CancellationToken::new();
-        let mut tasks = JoinSet::new();
-
-        let orders = gendan_orders::Application::build(settings(common, &addrs.orders, "orders"))
-            .await
-            .context("starting the orders service")?;
-        let production = gendan_production::Application::build(settings(
-            common,
-            &addrs.production,
+        let mut stack = Stack {
+            ports: BTreeMap::new(),
+            cancel: CancellationToken::new(),
+            tasks: JoinSet::new(),
+        };
+        let at = |service| settings(common, addrs.of(service), service);
+        start_service!(
+            stack,
+            "orders",
+            gendan_orders::Application::build(at("orders"))
+        );
+        start_service!(
+            stack,
             "production",
-        ))
-        .await
-        .context("starting the production service")?;
-        let saga =
-            gendan_saga::Application::build(settings(common, &addrs.saga, "saga"), saga_options)
-                .await
-                .context("starting the saga coordinator")?;
-        let (orders_port, production_port, saga_port) =
-            (orders.port(), production.port(), saga.port());
+            gendan_production::Application::build(at("production"))
+        );
+        start_service!(
+            stack,
+            "procurement",
+            gendan_procurement::Application::build(at("procurement"))
+        );
+        start_service!(
+            stack,
+            "quality",
+            gendan_quality::Application::build(at("quality"))
+        );
+        start_service!(
+            stack,
+            "logistics",
+            gendan_logistics::Application::build(at("logistics"))
+        );
+        start_service!(
+            stack,
+            "finance",
+            gendan_finance::Application::build(at("finance"))
+        );
+        start_service!(
+            stack,
+            "saga",
+            gendan_saga::Application::build(at("saga"), saga_options)
+        );
+        Ok(stack)
+    }
 
-        let token = cancel.clone();
-        tasks.spawn(async move {
-            (
-                "orders",
-                orders.run_until_stopped(token).await.map_err(Into::into),
-            )
-        });
-        let token = cancel.clone();
-        tasks.spawn(async move {
-            (
-                "production",
-                production
-                    .run_until_stopped(token)
-                    .await
-                    .map_err(Into::into),
-            )
-        });
-        let token = cancel.clone();
-        tasks.spawn(async move {
-            (
-                "saga",
-                saga.run_until_stopped(token).await.map_err(Into::into),
-            )
-        });
+    /// The bound gRPC port of `service`.
+    pub fn port(&self, service: &str) -> u16 {
+        self.ports.get(service).copied().unwrap_or(0)
+    }
 
-        Ok(Stack {
-            orders_port,
-            production_port,
-            saga_port,
-            cancel,
-            tasks,
-        })
+    /// Every service with its bound port, in name order.
+    pub fn ports(&self) -> impl Iterator<Item = (&'static str, u16)> + '_ {
+        self.ports.iter().map(|(service, port)| (*service, *port))
     }
 
     /// Waits until a service stops on its own (an error) or `stop` fires.

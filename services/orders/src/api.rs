@@ -4,22 +4,25 @@
 //! tonic trait impl only converts with [`gendan_grpc::into_status`], so the
 //! error-to-status mapping stays in one place (`impl ServiceErrorCode`).
 //! ListOrders pages newest first with a keyset cursor ([`paging`]), so new
-//! orders never shift the pages a client is walking through.
+//! orders never shift the pages a client is walking through. AcceptOrder is
+//! [`acceptance`]; ListNotices and GetSummary read what the consumers wrote.
 
 use chrono::Utc;
 use gendan_grpc::{FieldError, into_status};
 use gendan_proto::timestamp_to;
 use gendan_proto::v1::order_service_server::OrderService;
 use gendan_proto::v1::{
-    CreateOrderRequest, CreateOrderResponse, GetOrderRequest, GetTimelineRequest,
-    GetTimelineResponse, ListOrdersRequest, ListOrdersResponse, Order, Phase,
+    AcceptOrderRequest, CreateOrderRequest, CreateOrderResponse, GetOrderRequest,
+    GetSummaryRequest, GetTimelineRequest, GetTimelineResponse, ListNoticesRequest,
+    ListNoticesResponse, ListOrdersRequest, ListOrdersResponse, Order, OrderSummary, Phase,
 };
+use prost::Message as _;
 use sqlx::PgPool;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::store::{self, Cursor, ListFilter};
-use crate::{Error, Result, intake, paging, timeline};
+use crate::{Error, Result, acceptance, intake, notices, paging, timeline, validate};
 
 pub const DEFAULT_PAGE_SIZE: u32 = 50;
 pub const MAX_PAGE_SIZE: u32 = 500;
@@ -107,19 +110,42 @@ impl OrderApi {
         }
         Ok(GetTimelineResponse { entries })
     }
+
+    #[tracing::instrument(skip_all, fields(order_id = %request.order_id), err(level = "debug"))]
+    pub async fn accept(&self, request: &AcceptOrderRequest) -> Result<Order> {
+        acceptance::accept(&self.pool, request).await
+    }
+
+    #[tracing::instrument(skip_all, fields(order_id = %order_id), err(level = "debug"))]
+    pub async fn notices(&self, order_id: &str) -> Result<ListNoticesResponse> {
+        let id = parse_order_id(order_id)?;
+        if store::state(&self.pool, id).await?.is_none() {
+            return Err(Error::OrderNotFound(order_id.to_owned()));
+        }
+        let notices = notices::list(&self.pool, id).await?;
+        Ok(ListNoticesResponse { notices })
+    }
+
+    #[tracing::instrument(skip_all, fields(order_id = %order_id), err(level = "debug"))]
+    pub async fn summary(&self, order_id: &str) -> Result<OrderSummary> {
+        let id = parse_order_id(order_id)?;
+        let state = store::state(&self.pool, id)
+            .await?
+            .ok_or_else(|| Error::OrderNotFound(order_id.to_owned()))?;
+        let Some(stored) = state.summary else {
+            return Err(Error::FailedPrecondition(format!(
+                "order {order_id} not closed yet (phase {})",
+                state.phase().short_name()
+            )));
+        };
+        OrderSummary::decode(stored.as_slice()).map_err(|err| {
+            Error::Inconsistent(format!("stored summary of order {order_id}: {err}"))
+        })
+    }
 }
 
 fn parse_order_id(order_id: &str) -> Result<Uuid> {
-    if order_id.is_empty() {
-        return Err(FieldError::new("order_id", "must not be empty").into());
-    }
-    Uuid::parse_str(order_id).map_err(|_| {
-        FieldError::new(
-            "order_id",
-            format!("{order_id:?} is not an order id (a UUID)"),
-        )
-        .into()
-    })
+    Ok(validate::order_id(order_id)?)
 }
 
 fn cursor_after(order: &Order) -> Result<Cursor> {
@@ -180,25 +206,33 @@ impl OrderService for OrderApi {
             .map_err(into_status)
     }
 
-    // Being built (acceptance, notices, closing summary).
     async fn accept_order(
         &self,
-        _request: Request<gendan_proto::v1::AcceptOrderRequest>,
-    ) -> Result<Response<gendan_proto::v1::Order>, Status> {
-        Err(Status::unimplemented("AcceptOrder is not available yet"))
+        request: Request<AcceptOrderRequest>,
+    ) -> Result<Response<Order>, Status> {
+        self.accept(request.get_ref())
+            .await
+            .map(Response::new)
+            .map_err(into_status)
     }
 
     async fn list_notices(
         &self,
-        _request: Request<gendan_proto::v1::ListNoticesRequest>,
-    ) -> Result<Response<gendan_proto::v1::ListNoticesResponse>, Status> {
-        Err(Status::unimplemented("ListNotices is not available yet"))
+        request: Request<ListNoticesRequest>,
+    ) -> Result<Response<ListNoticesResponse>, Status> {
+        self.notices(&request.get_ref().order_id)
+            .await
+            .map(Response::new)
+            .map_err(into_status)
     }
 
     async fn get_summary(
         &self,
-        _request: Request<gendan_proto::v1::GetSummaryRequest>,
-    ) -> Result<Response<gendan_proto::v1::OrderSummary>, Status> {
-        Err(Status::unimplemented("GetSummary is not available yet"))
+        request: Request<GetSummaryRequest>,
+    ) -> Result<Response<OrderSummary>, Status> {
+        self.summary(&request.get_ref().order_id)
+            .await
+            .map(Response::new)
+            .map_err(into_status)
     }
 }

@@ -5,16 +5,24 @@
 //! re-sends a command when its reply is late, and the reply may have been
 //! the thing that got lost, so a repeat does not fail or change anything: it
 //! re-announces the confirmation with the date stored the first time.
+//!
+//! `CloseOrder` computes the closing summary ([`closing`]) from the order
+//! row and its timeline, stores it, moves the order to phase closed (it is
+//! read-only from then on), tells the customer, and answers `OrderClosed`.
+//! A repeat re-announces the stored summary unchanged.
 
+use chrono::{SubsecRound, Utc};
 use gendan_messaging::{Cause, Handler, HandlerError, Incoming, Outgoing, outbox};
-use gendan_proto::v1::{ConfirmOrder, OrderConfirmed};
+use gendan_proto::v1::{CloseOrder, ConfirmOrder, OrderClosed, OrderConfirmed, OrderSummary};
 use gendan_proto::{TypeName, date_to_string};
+use prost::Message as _;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::SERVICE;
+use crate::closing::{self, Facts};
 use crate::store::{self, Confirmation};
-use crate::timeline;
+use crate::{notices, timeline};
 
 /// Handler of the `orders-commands` consumer.
 #[derive(Debug, Clone, Default)]
@@ -28,6 +36,7 @@ impl Handler for CommandHandler {
     ) -> Result<(), HandlerError> {
         match message.type_name() {
             ConfirmOrder::TYPE_NAME => confirm_order(conn, message).await,
+            CloseOrder::TYPE_NAME => close_order(conn, message).await,
             other => Err(HandlerError::Rejected(format!(
                 "orders does not handle command {other}"
             ))),
@@ -77,5 +86,63 @@ async fn confirm_order(conn: &mut PgConnection, message: &Incoming) -> Result<()
     );
     outbox::write(conn, std::slice::from_ref(&event)).await?;
     timeline::append_own(conn, order_id, &event).await?;
+    Ok(())
+}
+
+#[tracing::instrument(skip_all, fields(order_id = %message.order_id()), err(level = "debug"))]
+async fn close_order(conn: &mut PgConnection, message: &Incoming) -> Result<(), HandlerError> {
+    let command: CloseOrder = message.payload()?;
+    let order_id = Uuid::parse_str(&command.order_id).map_err(|_| {
+        HandlerError::Rejected(format!(
+            "CloseOrder for malformed order id {:?}",
+            command.order_id
+        ))
+    })?;
+    let state = store::lock_state(conn, order_id).await?.ok_or_else(|| {
+        HandlerError::Rejected(format!("CloseOrder for unknown order {order_id}"))
+    })?;
+
+    let (summary, closed_now) = match &state.summary {
+        Some(stored) => {
+            tracing::debug!("already closed, re-announcing the stored summary");
+            let summary = OrderSummary::decode(stored.as_slice()).map_err(|err| {
+                HandlerError::Rejected(format!(
+                    "stored summary of order {order_id} does not decode: {err}"
+                ))
+            })?;
+            (summary, false)
+        }
+        None => {
+            let events = timeline::events(&mut *conn, order_id).await?;
+            let facts = Facts {
+                order_id: order_id.to_string(),
+                currency: state.currency.clone(),
+                received_on: state.created_at.date_naive(),
+                requested_delivery_date: state.requested_delivery_date,
+                promised_delivery_date: state.promised_delivery_date,
+            };
+            let closed_at = Utc::now().trunc_subsecs(6);
+            let summary = closing::summarize(&facts, &events, closed_at);
+            store::close(conn, order_id, &summary.encode_to_vec(), closed_at).await?;
+            (summary, true)
+        }
+    };
+
+    let order_id_text = order_id.to_string();
+    let cause = Cause::from_incoming(message);
+    let event = Outgoing::event(
+        SERVICE,
+        &order_id_text,
+        &OrderClosed {
+            summary: Some(summary),
+        },
+        &cause,
+    );
+    outbox::write(conn, std::slice::from_ref(&event)).await?;
+    timeline::append_own(conn, order_id, &event).await?;
+    // The customer hears of the closing once, not on every re-announcement.
+    if closed_now {
+        notices::on_event(conn, order_id, &event.envelope, &cause).await?;
+    }
     Ok(())
 }

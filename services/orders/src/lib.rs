@@ -6,29 +6,44 @@
 //!   writes the order, its lines, the request id, the first timeline entry and
 //!   the `OrderCreated` outbox row in one transaction ([`store`] holds the
 //!   SQL). GetOrder, ListOrders and GetTimeline read the same tables.
-//! - The outbox relay publishes `gendan.evt.orders.*` events to JetStream.
+//!   AcceptOrder ([`acceptance`]) records the customer's acceptance in phase
+//!   acceptance and announces `OrderAccepted`; ListNotices and GetSummary
+//!   read the customer notices and the closing summary.
+//! - The outbox relay publishes `gendan.evt.orders.*` events and the
+//!   `gendan.notify.customer` notices to JetStream.
 //! - [`commands`] consumes `gendan.cmd.orders.>` (durable `orders-commands`):
-//!   `ConfirmOrder` records the promised date and answers `OrderConfirmed`.
+//!   `ConfirmOrder` records the promised date and answers `OrderConfirmed`;
+//!   `CloseOrder` writes the [`closing`] summary, makes the order read-only
+//!   and answers `OrderClosed`.
 //! - [`timeline`] consumes every event on `gendan.evt.>` (durable
 //!   `orders-timeline`): events about our orders are appended to the
-//!   append-only timeline with a [`summary`] sentence, and the saga's events
-//!   move the order's phase, projected date, risk flag and workflow status.
+//!   append-only timeline with a [`summary`] sentence and their payload, the
+//!   saga's events move the order's phase, projected date, risk flag and
+//!   workflow status, and the events a customer cares about become
+//!   [`notices`].
+//! - [`webhook`] delivers the stored notices to a configured URL, with
+//!   retries, shared between replicas.
 //!
 //! [`Application`] wires these together: `build` connects PostgreSQL and NATS,
 //! migrates and binds the gRPC port; `run_until_stopped` runs the server, the
-//! relay and both consumers until cancelled or until one of them fails.
+//! relay, both consumers and the notice dispatcher until cancelled or until
+//! one of them fails.
 
+pub mod acceptance;
 pub mod api;
+pub mod closing;
 pub mod commands;
 pub mod intake;
+pub mod notices;
 pub mod paging;
 pub mod store;
 pub mod summary;
 pub mod timeline;
 pub mod validate;
+pub mod webhook;
 
 use gendan_grpc::{Code, FieldError, ServiceErrorCode};
-use gendan_messaging::{ConsumerSettings, streams, subjects};
+use gendan_messaging::{ConsumerSettings, HandlerError, streams, subjects};
 use gendan_proto::v1::order_service_server::OrderServiceServer;
 use gendan_runtime::{Foundation, Supervisor};
 use gendan_settings::ServiceSettings;
@@ -36,6 +51,7 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 pub use api::OrderApi;
+pub use webhook::WebhookSettings;
 
 /// Service name: NATS subjects (`gendan.evt.orders.*`), envelope source,
 /// default schema, telemetry service name.
@@ -52,6 +68,12 @@ pub enum Error {
     InvalidArgument(#[from] FieldError),
     #[error("order {0} not found")]
     OrderNotFound(String),
+    /// The call is not allowed in the order's current state.
+    #[error("{0}")]
+    FailedPrecondition(String),
+    /// A setting of this service is unusable.
+    #[error("settings: {0}")]
+    Settings(String),
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
     /// Stored data contradicts itself (a bug or manual surgery).
@@ -68,11 +90,35 @@ impl ServiceErrorCode for Error {
         match self {
             Error::InvalidArgument(_) => Code::InvalidArgument,
             Error::OrderNotFound(_) => Code::NotFound,
+            Error::FailedPrecondition(_) => Code::FailedPrecondition,
             // Worth retrying: the database is busy or briefly away.
             Error::Database(
                 sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed,
             ) => Code::Unavailable,
-            Error::Database(_) | Error::Inconsistent(_) | Error::Runtime(_) => Code::Internal,
+            Error::Database(_)
+            | Error::Inconsistent(_)
+            | Error::Runtime(_)
+            | Error::Settings(_) => Code::Internal,
+        }
+    }
+}
+
+impl From<gendan_settings::Error> for Error {
+    fn from(err: gendan_settings::Error) -> Self {
+        Error::Settings(err.to_string())
+    }
+}
+
+/// For consumers: what can never succeed is dead-lettered, the rest retried.
+impl From<Error> for HandlerError {
+    fn from(err: Error) -> Self {
+        match err {
+            Error::InvalidArgument(_)
+            | Error::OrderNotFound(_)
+            | Error::FailedPrecondition(_)
+            | Error::Inconsistent(_)
+            | Error::Settings(_) => HandlerError::Rejected(err.to_string()),
+            Error::Database(_) | Error::Runtime(_) => HandlerError::Retry(err.to_string()),
         }
     }
 }
@@ -81,15 +127,29 @@ impl ServiceErrorCode for Error {
 #[derive(Debug)]
 pub struct Application {
     foundation: Foundation,
+    webhook: webhook::Dispatcher,
 }
 
 impl Application {
     /// Connects PostgreSQL and NATS, migrates the schema, declares the
-    /// streams and binds the gRPC listener.
+    /// streams and binds the gRPC listener. The notice webhook is configured
+    /// from the environment ([`WebhookSettings::from_env`]).
     pub async fn build(settings: ServiceSettings) -> Result<Self> {
+        let webhook_settings = WebhookSettings::from_env()?;
         let foundation =
             Foundation::connect(&settings, SERVICE, sqlx::migrate!("./migrations")).await?;
-        Ok(Application { foundation })
+        let webhook = webhook::Dispatcher::new(foundation.pool.clone(), webhook_settings)?;
+        Ok(Application {
+            foundation,
+            webhook,
+        })
+    }
+
+    /// Replaces the notice webhook settings (tests, tools that compose the
+    /// service); fails on a URL the dispatcher cannot post to.
+    pub fn with_webhook(mut self, settings: WebhookSettings) -> Result<Self> {
+        self.webhook = webhook::Dispatcher::new(self.foundation.pool.clone(), settings)?;
+        Ok(self)
     }
 
     /// The bound gRPC port (the real one when the settings asked for 0).
@@ -102,8 +162,9 @@ impl Application {
         &self.foundation.pool
     }
 
-    /// Runs the gRPC server, the outbox relay and both consumers until
-    /// `cancel` fires or one of them fails; the first error is returned.
+    /// Runs the gRPC server, the outbox relay, both consumers and the notice
+    /// dispatcher until `cancel` fires or one of them fails; the first error
+    /// is returned.
     pub async fn run_until_stopped(self, cancel: CancellationToken) -> Result<()> {
         let foundation = self.foundation;
         let mut supervisor = Supervisor::new(SERVICE, &cancel);
@@ -123,6 +184,7 @@ impl Application {
         supervisor.spawn("outbox relay", foundation.relay().run(supervisor.token()));
         supervisor.spawn("commands consumer", commands.run(supervisor.token()));
         supervisor.spawn("timeline consumer", timeline.run(supervisor.token()));
+        supervisor.spawn("notice webhook", self.webhook.run(supervisor.token()));
         supervisor.spawn(
             "grpc server",
             gendan_grpc::serve(foundation.listener, api, supervisor.token()),

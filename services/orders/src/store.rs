@@ -280,7 +280,8 @@ pub async fn confirm(
 ) -> sqlx::Result<Confirmation> {
     let confirmed: Option<NaiveDate> = sqlx::query_scalar(
         "UPDATE orders SET promised_delivery_date = $2, confirmed_at = now(), updated_at = now() \
-         WHERE order_id = $1 AND confirmed_at IS NULL RETURNING promised_delivery_date",
+         WHERE order_id = $1 AND confirmed_at IS NULL AND closed_at IS NULL \
+         RETURNING promised_delivery_date",
     )
     .bind(order_id)
     .bind(promised)
@@ -304,7 +305,7 @@ pub async fn confirm(
 /// Moves the order to `to` if that is later in the workflow than where it
 /// is (a late or replayed PhaseChanged must not move it back). Cancelled is
 /// the highest number, so nothing moves a cancelled order, and cancelling
-/// works from every phase.
+/// works from every phase. A closed order never moves (it is read-only).
 pub async fn advance_phase(
     conn: &mut PgConnection,
     order_id: Uuid,
@@ -317,7 +318,7 @@ pub async fn advance_phase(
              projected_delivery_date = COALESCE($3, projected_delivery_date), \
              workflow_status = CASE WHEN $2 = $4 THEN $5 ELSE workflow_status END, \
              updated_at = now() \
-         WHERE order_id = $1 AND phase < $2",
+         WHERE order_id = $1 AND phase < $2 AND closed_at IS NULL",
     )
     .bind(order_id)
     .bind(to as i32)
@@ -330,7 +331,7 @@ pub async fn advance_phase(
     Ok(updated == 1)
 }
 
-/// Records the saga's latest delivery risk verdict.
+/// Records the saga's latest delivery risk verdict (not on a closed order).
 pub async fn set_delivery_risk(
     conn: &mut PgConnection,
     order_id: Uuid,
@@ -340,7 +341,7 @@ pub async fn set_delivery_risk(
     sqlx::query(
         "UPDATE orders SET at_risk = $2, \
              projected_delivery_date = COALESCE($3, projected_delivery_date), updated_at = now() \
-         WHERE order_id = $1",
+         WHERE order_id = $1 AND closed_at IS NULL",
     )
     .bind(order_id)
     .bind(at_risk)
@@ -351,7 +352,8 @@ pub async fn set_delivery_risk(
 }
 
 /// Sets the workflow status, unless the workflow already ended (completed
-/// or cancelled): a late stall notice must not reopen a finished order.
+/// or cancelled) or the order is closed: a late stall notice must not reopen
+/// a finished order.
 pub async fn set_workflow_status(
     conn: &mut PgConnection,
     order_id: Uuid,
@@ -359,7 +361,7 @@ pub async fn set_workflow_status(
 ) -> sqlx::Result<()> {
     sqlx::query(
         "UPDATE orders SET workflow_status = $2, updated_at = now() \
-         WHERE order_id = $1 AND workflow_status NOT IN ($3, $4)",
+         WHERE order_id = $1 AND workflow_status NOT IN ($3, $4) AND closed_at IS NULL",
     )
     .bind(order_id)
     .bind(status)
@@ -368,4 +370,124 @@ pub async fn set_workflow_status(
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// What acceptance, closing and notices need to know about an order.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OrderState {
+    pub order_id: Uuid,
+    pub customer: String,
+    pub currency: String,
+    pub requested_delivery_date: NaiveDate,
+    pub promised_delivery_date: Option<NaiveDate>,
+    pub projected_delivery_date: Option<NaiveDate>,
+    pub phase: i32,
+    pub total_minor: i64,
+    pub created_at: DateTime<Utc>,
+    pub accepted_at: Option<DateTime<Utc>>,
+    pub accepted_by: Option<String>,
+    pub closed_at: Option<DateTime<Utc>>,
+    /// The encoded `OrderSummary`, once closed.
+    pub summary: Option<Vec<u8>>,
+}
+
+impl OrderState {
+    pub fn phase(&self) -> Phase {
+        Phase::try_from(self.phase).unwrap_or(Phase::Unspecified)
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed_at.is_some()
+    }
+}
+
+macro_rules! state_columns {
+    () => {
+        "order_id, customer, currency, requested_delivery_date, promised_delivery_date, \
+         projected_delivery_date, phase, total_minor, created_at, accepted_at, accepted_by, \
+         closed_at, summary"
+    };
+}
+
+/// The order's state, without a lock (reads that decide nothing to write
+/// back to the order row).
+pub async fn state(
+    executor: impl PgExecutor<'_>,
+    order_id: Uuid,
+) -> sqlx::Result<Option<OrderState>> {
+    sqlx::query_as(concat!(
+        "SELECT ",
+        state_columns!(),
+        " FROM orders WHERE order_id = $1"
+    ))
+    .bind(order_id)
+    .fetch_optional(executor)
+    .await
+}
+
+/// The order's state, locked until the transaction ends: acceptance and
+/// closing decide on it and write it back, and two replicas (or a gRPC call
+/// and a command) must not both decide on the same old state.
+pub async fn lock_state(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+) -> sqlx::Result<Option<OrderState>> {
+    sqlx::query_as(concat!(
+        "SELECT ",
+        state_columns!(),
+        " FROM orders WHERE order_id = $1 FOR UPDATE"
+    ))
+    .bind(order_id)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Records the customer's acceptance once; `false` when it was recorded
+/// before or the order is closed (the caller holds the row lock and has
+/// checked both, so `false` is a bug there).
+pub async fn record_acceptance(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+    accepted_by: &str,
+    note: &str,
+    at: DateTime<Utc>,
+) -> sqlx::Result<bool> {
+    let updated = sqlx::query(
+        "UPDATE orders SET accepted_at = $2, accepted_by = $3, acceptance_note = $4, \
+             updated_at = $2 \
+         WHERE order_id = $1 AND accepted_at IS NULL AND closed_at IS NULL",
+    )
+    .bind(order_id)
+    .bind(at)
+    .bind(accepted_by)
+    .bind(note)
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(updated == 1)
+}
+
+/// Closes the order with its encoded summary: phase closed (a cancelled
+/// order keeps its phase: it was closed as cancelled), `closed_at` set.
+/// After this the row is read-only. `false` when it was closed before.
+pub async fn close(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+    summary: &[u8],
+    at: DateTime<Utc>,
+) -> sqlx::Result<bool> {
+    let updated = sqlx::query(
+        "UPDATE orders SET phase = CASE WHEN phase = $4 THEN phase ELSE $3 END, \
+             closed_at = $2, summary = $5, updated_at = $2 \
+         WHERE order_id = $1 AND closed_at IS NULL",
+    )
+    .bind(order_id)
+    .bind(at)
+    .bind(Phase::Closed as i32)
+    .bind(Phase::Cancelled as i32)
+    .bind(summary)
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(updated == 1)
 }

@@ -8,10 +8,10 @@
 
 use gendan_proto::TypeName;
 use gendan_proto::v1::{
-    CapacityChecked, DecisionMade, DecisionRequested, DeliveryRiskChanged, Envelope,
-    OrderCancelled, OrderConfirmed, OrderCreated, Phase, PhaseChanged, SagaCompleted, SagaResumed,
-    SagaStalled, WorkOrderCancelled, WorkOrderCompleted, WorkOrderPlanned, WorkOrderPlanningFailed,
-    WorkOrderProgressed,
+    CapacityChecked, DecisionMade, DecisionRequested, DeliveryRiskChanged, Envelope, OrderAccepted,
+    OrderCancelled, OrderClosed, OrderConfirmed, OrderCreated, Phase, PhaseChanged, SagaCompleted,
+    SagaResumed, SagaStalled, WorkOrderCancelled, WorkOrderCompleted, WorkOrderPlanned,
+    WorkOrderPlanningFailed, WorkOrderProgressed,
 };
 use prost::Message;
 
@@ -39,6 +39,32 @@ fn specific(envelope: &Envelope) -> Option<String> {
             format!(
                 "Order confirmed: promised delivery {}",
                 or_unknown(&event.promised_delivery_date)
+            )
+        }
+        OrderAccepted::TYPE_NAME => {
+            let event = OrderAccepted::decode(payload).ok()?;
+            let mut text = format!("Goods accepted by {}", event.accepted_by);
+            if !event.note.is_empty() {
+                text.push_str(&format!(": {}", event.note));
+            }
+            text
+        }
+        OrderClosed::TYPE_NAME => {
+            let summary = OrderClosed::decode(payload).ok()?.summary?;
+            format!(
+                "Order closed: {}, lead time {} days, {}",
+                if summary.delivered_on.is_empty() {
+                    "no delivery recorded".to_owned()
+                } else if summary.on_time {
+                    format!("delivered on time ({})", summary.delivered_on)
+                } else {
+                    format!(
+                        "delivered late ({} against promised {})",
+                        summary.delivered_on, summary.promised_delivery_date
+                    )
+                },
+                summary.lead_time_days,
+                plural(summary.exceptions as usize, "exception", "exceptions")
             )
         }
         PhaseChanged::TYPE_NAME => {

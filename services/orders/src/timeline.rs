@@ -1,15 +1,19 @@
 //! The append-only order timeline and the events consumer that feeds it.
 //!
-//! [`append`] records one envelope (with its [`summary`](crate::summary)
-//! and trace id) unless its event id is already there. [`EventRecorder`] is
+//! [`append`] records one envelope (with its [`summary`](crate::summary),
+//! trace id and payload) unless its event id is already there; [`events`]
+//! reads the payloads back for the closing summary. [`EventRecorder`] is
 //! the handler of the `orders-timeline` consumer: every event on
-//! `gendan.evt.>` about an order we know is appended, and the saga's events
+//! `gendan.evt.>` about an order we know is appended, the saga's events
 //! also update the order's read model (phase, projected date, risk, workflow
-//! status). Events for orders we do not know (another deployment's, or a
-//! garbled order id) are skipped: they are not ours to record.
+//! status), and the events a customer cares about become a customer notice
+//! ([`notices`](crate::notices)) in the same transaction. Events for orders we
+//! do not know (another deployment's, or a garbled order id) are skipped:
+//! they are not ours to record. A closed order still gets timeline entries
+//! (the timeline is a record), but its read model no longer changes.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use gendan_messaging::{Handler, HandlerError, Incoming, Outgoing};
+use gendan_messaging::{Cause, Handler, HandlerError, Incoming, Outgoing};
 use gendan_proto::v1::{
     DeliveryRiskChanged, Envelope, Phase, PhaseChanged, SagaCompleted, SagaResumed, SagaStalled,
     TimelineEntry,
@@ -19,7 +23,7 @@ use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
 use crate::store::{self, status};
-use crate::summary;
+use crate::{notices, summary};
 
 /// Appends `envelope` to its order's timeline; `false` when the order is
 /// unknown or the event was recorded before. The existence check and the
@@ -35,8 +39,9 @@ pub async fn append(
         .and_then(gendan_telemetry::trace_id_of)
         .unwrap_or_default();
     let inserted = sqlx::query(
-        "INSERT INTO timeline (event_id, order_id, type, occurred_at, source, summary, trace_id) \
-         SELECT $1, $2, $3, $4, $5, $6, $7 \
+        "INSERT INTO timeline \
+             (event_id, order_id, type, occurred_at, source, summary, trace_id, payload) \
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8 \
          WHERE EXISTS (SELECT 1 FROM orders WHERE order_id = $2) \
          ON CONFLICT (event_id) DO NOTHING",
     )
@@ -47,6 +52,7 @@ pub async fn append(
     .bind(&envelope.source)
     .bind(summary::describe(envelope))
     .bind(trace_id)
+    .bind(&envelope.payload)
     .execute(conn)
     .await?
     .rows_affected();
@@ -113,6 +119,30 @@ pub async fn entries(
         .collect())
 }
 
+/// One recorded event as the closing summary reads it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct RecordedEvent {
+    pub event_id: String,
+    pub r#type: String,
+    pub occurred_at: DateTime<Utc>,
+    /// `None` for events recorded before payloads were kept.
+    pub payload: Option<Vec<u8>>,
+}
+
+/// Every recorded event of the order with its payload, oldest first.
+pub async fn events(
+    executor: impl PgExecutor<'_>,
+    order_id: Uuid,
+) -> sqlx::Result<Vec<RecordedEvent>> {
+    sqlx::query_as(
+        "SELECT event_id, type, occurred_at, payload FROM timeline \
+         WHERE order_id = $1 ORDER BY occurred_at, seq",
+    )
+    .bind(order_id)
+    .fetch_all(executor)
+    .await
+}
+
 /// Handler of the `orders-timeline` consumer.
 #[derive(Debug, Clone, Default)]
 pub struct EventRecorder;
@@ -142,25 +172,39 @@ impl Handler for EventRecorder {
             // which are recorded when they are written).
             return Ok(());
         }
-        apply_to_read_model(conn, order_id, message).await
+        let phase_moved = apply_to_read_model(conn, order_id, message).await?;
+        // A PhaseChanged that did not move the order (late, replayed, or
+        // about a closed order) tells the customer nothing true.
+        if message.is::<PhaseChanged>() && !phase_moved {
+            return Ok(());
+        }
+        notices::on_event(
+            conn,
+            order_id,
+            &message.envelope,
+            &Cause::from_incoming(message),
+        )
+        .await?;
+        Ok(())
     }
 }
 
-/// Saga events that change what GetOrder shows.
+/// Saga events that change what GetOrder shows; `true` when a PhaseChanged
+/// moved the order.
 async fn apply_to_read_model(
     conn: &mut PgConnection,
     order_id: Uuid,
     message: &Incoming,
-) -> Result<(), HandlerError> {
+) -> Result<bool, HandlerError> {
     match message.type_name() {
         PhaseChanged::TYPE_NAME => {
             let event: PhaseChanged = message.payload()?;
             let Ok(to) = Phase::try_from(event.to) else {
                 tracing::warn!(to = event.to, "phase change to an unknown phase ignored");
-                return Ok(());
+                return Ok(false);
             };
             let projected = date_field("projected_delivery_date", &event.projected_delivery_date);
-            store::advance_phase(conn, order_id, to, projected).await?;
+            return Ok(store::advance_phase(conn, order_id, to, projected).await?);
         }
         DeliveryRiskChanged::TYPE_NAME => {
             let event: DeliveryRiskChanged = message.payload()?;
@@ -182,7 +226,7 @@ async fn apply_to_read_model(
         }
         _ => {}
     }
-    Ok(())
+    Ok(false)
 }
 
 /// An optional date in an event: empty means "not known"; a malformed one is

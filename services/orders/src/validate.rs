@@ -1,5 +1,6 @@
 //! Checks a `CreateOrderRequest` field by field and turns it into a
-//! [`NewOrder`], the only shape the store accepts.
+//! [`NewOrder`], the only shape the store accepts; likewise an
+//! `AcceptOrderRequest` into an [`Acceptance`], and order ids.
 //!
 //! Each rule fails with a [`FieldError`] naming the field path the caller
 //! sent (`lines[1].quantity`), so a sales system can point its user at the
@@ -8,7 +9,8 @@
 
 use chrono::NaiveDate;
 use gendan_grpc::FieldError;
-use gendan_proto::v1::CreateOrderRequest;
+use gendan_proto::v1::{AcceptOrderRequest, CreateOrderRequest};
+use uuid::Uuid;
 
 pub const MAX_REQUEST_ID_CHARS: usize = 128;
 pub const MAX_CUSTOMER_CHARS: usize = 200;
@@ -16,6 +18,8 @@ pub const MAX_LINES: usize = 500;
 pub const MAX_PRODUCT_CHARS: usize = 200;
 pub const MAX_SPEC_CHARS: usize = 2000;
 pub const MAX_PAYMENT_TERMS_CHARS: usize = 200;
+pub const MAX_ACCEPTED_BY_CHARS: usize = 200;
+pub const MAX_NOTE_CHARS: usize = 2000;
 
 /// Incoterms 2020. FAS, FOB, CFR and CIF are meant for sea and inland
 /// waterway transport; they are accepted for any order because the mode of
@@ -172,6 +176,42 @@ pub fn new_order(request: &CreateOrderRequest, today: NaiveDate) -> Result<NewOr
     })
 }
 
+/// A validated AcceptOrder request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Acceptance {
+    pub order_id: Uuid,
+    pub accepted_by: String,
+    /// Trimmed; may be empty.
+    pub note: String,
+}
+
+/// An order id as the API takes it: a UUID.
+pub fn order_id(text: &str) -> Result<Uuid, FieldError> {
+    if text.is_empty() {
+        return Err(FieldError::new("order_id", "must not be empty"));
+    }
+    Uuid::parse_str(text)
+        .map_err(|_| FieldError::new("order_id", format!("{text:?} is not an order id (a UUID)")))
+}
+
+/// Validates every field of an AcceptOrder request.
+pub fn acceptance(request: &AcceptOrderRequest) -> Result<Acceptance, FieldError> {
+    let order_id = order_id(&request.order_id)?;
+    let accepted_by = text("accepted_by", &request.accepted_by, MAX_ACCEPTED_BY_CHARS)?;
+    let note = request.note.trim();
+    if note.chars().count() > MAX_NOTE_CHARS {
+        return Err(FieldError::new(
+            "note",
+            format!("must be at most {MAX_NOTE_CHARS} characters"),
+        ));
+    }
+    Ok(Acceptance {
+        order_id,
+        accepted_by,
+        note: note.to_owned(),
+    })
+}
+
 /// `quantity × unit price`, or `None` when it does not fit in `i64`.
 pub fn line_total(quantity: u32, unit_price_minor: i64) -> Option<i64> {
     i64::from(quantity).checked_mul(unit_price_minor)
@@ -242,6 +282,59 @@ mod tests {
 
     fn today() -> NaiveDate {
         NaiveDate::from_ymd_opt(2026, 11, 20).unwrap()
+    }
+
+    #[test]
+    fn acceptance_checks_every_field() {
+        let valid = AcceptOrderRequest {
+            order_id: Uuid::now_v7().to_string(),
+            accepted_by: "  J. Smith (Acme QA) ".to_owned(),
+            note: " all 1000 pcs received ".to_owned(),
+        };
+        let accepted = acceptance(&valid).expect("valid");
+        assert_eq!(accepted.accepted_by, "J. Smith (Acme QA)");
+        assert_eq!(accepted.note, "all 1000 pcs received");
+
+        let cases: Vec<(&str, AcceptOrderRequest)> = vec![
+            (
+                "order_id",
+                AcceptOrderRequest {
+                    order_id: String::new(),
+                    ..valid.clone()
+                },
+            ),
+            (
+                "order_id",
+                AcceptOrderRequest {
+                    order_id: "PO-1".to_owned(),
+                    ..valid.clone()
+                },
+            ),
+            (
+                "accepted_by",
+                AcceptOrderRequest {
+                    accepted_by: " ".to_owned(),
+                    ..valid.clone()
+                },
+            ),
+            (
+                "accepted_by",
+                AcceptOrderRequest {
+                    accepted_by: "x".repeat(201),
+                    ..valid.clone()
+                },
+            ),
+            (
+                "note",
+                AcceptOrderRequest {
+                    note: "x".repeat(2001),
+                    ..valid.clone()
+                },
+            ),
+        ];
+        for (field, request) in cases {
+            assert_eq!(acceptance(&request).unwrap_err().field, field);
+        }
     }
 
     fn valid() -> CreateOrderRequest {

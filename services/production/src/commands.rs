@@ -103,9 +103,19 @@ async fn check_order_capacity(
         ..CapacityChecked::default()
     };
     let today = Utc::now().date_naive();
+    // Work cannot start before the materials are in, nor in the past.
+    let earliest_start = match validate::date_or(&command.earliest_start, "earliest_start", today) {
+        Ok(date) => date.max(today),
+        Err(field) => {
+            answer.problem = field.to_string();
+            today
+        }
+    };
     match validate::items(&command.items, "items") {
+        Err(_) if !answer.problem.is_empty() => {}
         Err(field) => answer.problem = field.to_string(),
-        Ok(items) => match planning::schedule_items(conn, &items, today).await {
+        Ok(_) if !answer.problem.is_empty() => {}
+        Ok(items) => match planning::schedule_items(conn, &items, earliest_start).await {
             Ok(schedule) => {
                 answer.earliest_completion = date_to_string(schedule.earliest_completion);
                 match date_from_str(command.requested_delivery_date.trim()) {

@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, NaiveTime, Utc};
 use gendan_messaging::{Cause, HandlerError, Incoming, Outgoing};
+use gendan_proto::date_to_string;
 use gendan_proto::v1::{self, Phase};
-use gendan_proto::{TypeName, date_to_string};
 use sqlx::PgConnection;
 
 use crate::clock::Clock;
@@ -63,7 +63,7 @@ impl Engine {
         if incoming.is::<v1::OrderCreated>() {
             return self.start(conn, incoming).await;
         }
-        let relevant = incoming.type_name() == v1::WorkOrderProgressed::TYPE_NAME
+        let relevant = effects::INFORMING.contains(&incoming.type_name())
             || self.workflow.awaits(incoming.type_name());
         if !relevant || incoming.order_id().is_empty() {
             return Ok(());
@@ -90,7 +90,7 @@ impl Engine {
             .steps()
             .map(|(_, step)| step)
             .filter(|step| {
-                step.completes_on == incoming.type_name()
+                step.completes(incoming.type_name())
                     || step.fails_on.contains(&incoming.type_name())
             })
             .collect();
@@ -100,7 +100,8 @@ impl Engine {
                 continue;
             }
             match &verdict {
-                Verdict::Completes | Verdict::Informs => {
+                Verdict::Informs => {}
+                Verdict::Completes => {
                     self.finish_step(
                         &mut saga,
                         step.name,
@@ -179,6 +180,7 @@ impl Engine {
                 .steps()
                 .map(|(_, step)| (step.name.to_owned(), StepState::pending()))
                 .collect(),
+            facts: serde_json::Map::new(),
             decisions: Vec::new(),
             compensations: std::collections::BTreeMap::new(),
             is_new: true,
@@ -248,6 +250,7 @@ impl Engine {
             {
                 continue;
             }
+            self.start_early_steps(saga, phase.phase, cause, now);
             return;
         }
         saga.status = Status::Completed;
@@ -264,6 +267,39 @@ impl Engine {
             "completed",
             format!("workflow finished in phase {}", saga.phase.short_name()),
         );
+    }
+
+    /// Steps of later phases marked `early` start as soon as their gates
+    /// are finished (documents are prepared while packing runs).
+    fn start_early_steps(
+        &self,
+        saga: &mut SagaState,
+        current: Phase,
+        cause: &Cause,
+        now: DateTime<Utc>,
+    ) {
+        let later = self
+            .workflow
+            .phases
+            .iter()
+            .filter(|phase| (phase.phase as i32) > (current as i32));
+        for phase in later {
+            for step in phase.steps.iter().filter(|step| step.early) {
+                let ready = saga.step(step.name).status == StepStatus::Pending
+                    && step
+                        .after
+                        .iter()
+                        .all(|gate| saga.step(gate).status.is_finished());
+                if !ready {
+                    continue;
+                }
+                if step.when.is_some_and(|needed| !needed(saga)) {
+                    self.finish_step(saga, step.name, StepStatus::Skipped, now, "not needed");
+                } else {
+                    self.start_step(saga, step, cause, now);
+                }
+            }
+        }
     }
 
     fn change_phase(&self, saga: &mut SagaState, to: Phase, cause: &Cause, now: DateTime<Utc>) {
@@ -287,25 +323,18 @@ impl Engine {
     }
 
     fn start_step(&self, saga: &mut SagaState, step: &StepDef, cause: &Cause, now: DateTime<Utc>) {
-        let deadline = match (step.action, step.on_timeout) {
-            (StepAction::Send(build), OnTimeout::Resend { after, .. }) => {
+        let deadline = match step.action {
+            StepAction::Send(build) => {
                 let command = build(saga, cause);
-                let detail = format!("sent {}", command.envelope.r#type);
+                let detail = format!("sent {}", short_type(&command.envelope.r#type));
                 saga.outgoing.push(command);
                 log(saga, now, step.name, "started", detail);
-                now + duration(after)
+                self.deadline_of(saga, step.on_timeout, now)
             }
-            (StepAction::Send(build), OnTimeout::FlagOverdue) => {
-                let command = build(saga, cause);
-                saga.outgoing.push(command);
-                log(saga, now, step.name, "started", "command sent".to_owned());
-                overdue_deadline(saga, now)
-            }
-            (StepAction::Decide(spec), on_timeout) => {
-                let after = match on_timeout {
-                    OnTimeout::Resend { after, .. } => duration(after),
-                    OnTimeout::FlagOverdue => Duration::days(1),
-                };
+            StepAction::Decide(spec) => {
+                let deadline = self
+                    .deadline_of(saga, step.on_timeout, now)
+                    .unwrap_or(now + Duration::days(1));
                 let decision = DecisionState {
                     decision_id: uuid::Uuid::now_v7(),
                     step: step.name.to_owned(),
@@ -313,7 +342,7 @@ impl Engine {
                     question: (spec.question)(saga),
                     options: spec.options.iter().map(|o| (*o).to_owned()).collect(),
                     opened_at: now,
-                    deadline: now + after,
+                    deadline,
                     reminders: 0,
                     answer: None,
                     answered_by: None,
@@ -334,28 +363,44 @@ impl Engine {
                     format!("asked: {}", decision.question),
                 );
                 saga.decisions.push(decision);
-                now + after
+                Some(deadline)
             }
-            (StepAction::Await, _) => {
+            StepAction::Await => {
                 log(
                     saga,
                     now,
                     step.name,
                     "waiting",
-                    format!("for {}", step.completes_on),
+                    format!("for {}", short_type(step.completes_on)),
                 );
-                overdue_deadline(saga, now)
+                self.deadline_of(saga, step.on_timeout, now)
             }
         };
         let state = saga.step_mut(step.name);
         state.status = StepStatus::Waiting;
         state.attempts = 1;
         state.started_at = Some(now);
-        state.deadline = Some(deadline);
+        state.deadline = deadline;
         state.last_error = None;
         state.trace_id = current_trace_id();
-        saga.timer_changes
-            .push(TimerChange::Set(step.name.to_owned(), deadline));
+        if let Some(deadline) = deadline {
+            saga.timer_changes
+                .push(TimerChange::Set(step.name.to_owned(), deadline));
+        }
+    }
+
+    /// When a step started now times out, if it does.
+    fn deadline_of(
+        &self,
+        saga: &SagaState,
+        on_timeout: OnTimeout,
+        now: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
+        match on_timeout {
+            OnTimeout::Resend { after, .. } => Some(now + duration(after)),
+            OnTimeout::FlagOverdue => Some(overdue_deadline(saga, now)),
+            OnTimeout::Never => None,
+        }
     }
 
     fn finish_step(

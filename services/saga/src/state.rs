@@ -189,6 +189,8 @@ pub struct SagaState {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub steps: BTreeMap<String, StepState>,
+    /// What the workflow learned from events (see `effects`).
+    pub facts: serde_json::Map<String, serde_json::Value>,
     pub decisions: Vec<DecisionState>,
     /// Keyed by the compensated step.
     pub compensations: BTreeMap<String, CompensationState>,
@@ -214,6 +216,7 @@ struct SagaRow {
     correlation_id: String,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    facts: sqlx::types::Json<serde_json::Map<String, serde_json::Value>>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -349,6 +352,7 @@ impl SagaState {
                     )
                 })
                 .collect(),
+            facts: row.facts.0,
             decisions: decisions.into_iter().map(DecisionRow::into_state).collect(),
             compensations: compensations
                 .into_iter()
@@ -378,10 +382,10 @@ impl SagaState {
     pub async fn save(&mut self, conn: &mut PgConnection) -> sqlx::Result<()> {
         sqlx::query(
             "INSERT INTO sagas (order_id, phase, status, stalled_reason, order_snapshot, requested_date, \
-               promised_date, projected_date, at_risk, traceparent, correlation_id, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+               promised_date, projected_date, at_risk, traceparent, correlation_id, created_at, updated_at, facts) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
              ON CONFLICT (order_id) DO UPDATE SET phase = $2, status = $3, stalled_reason = $4, \
-               promised_date = $7, projected_date = $8, at_risk = $9, updated_at = $13",
+               promised_date = $7, projected_date = $8, at_risk = $9, updated_at = $13, facts = $14",
         )
         .bind(&self.order_id)
         .bind(self.phase.short_name())
@@ -396,6 +400,7 @@ impl SagaState {
         .bind(&self.correlation_id)
         .bind(self.created_at)
         .bind(self.updated_at)
+        .bind(sqlx::types::Json(&self.facts))
         .execute(&mut *conn)
         .await?;
         self.is_new = false;
@@ -521,6 +526,21 @@ impl SagaState {
 
         let outgoing = std::mem::take(&mut self.outgoing);
         outbox::write(conn, &outgoing).await
+    }
+
+    pub fn fact_str(&self, name: &str) -> Option<&str> {
+        self.facts.get(name).and_then(serde_json::Value::as_str)
+    }
+
+    pub fn fact_bool(&self, name: &str) -> bool {
+        self.facts
+            .get(name)
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false)
+    }
+
+    pub fn set_fact(&mut self, name: &str, value: impl Into<serde_json::Value>) {
+        self.facts.insert(name.to_owned(), value.into());
     }
 
     pub fn step(&self, name: &str) -> StepState {

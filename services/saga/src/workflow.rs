@@ -12,6 +12,7 @@ use gendan_proto::TypeName;
 use gendan_proto::v1::{self, Phase};
 
 use crate::SERVICE;
+use crate::effects::facts;
 use crate::state::SagaState;
 
 /// Builds the command a step sends when it starts (and re-sends on timeout).
@@ -52,6 +53,9 @@ pub enum OnTimeout {
     /// The step's deadline is the projected delivery date; when it passes,
     /// flag the order at risk and look again a day later. Never stalls.
     FlagOverdue,
+    /// Wait without a deadline of the saga's own: the party owning the wait
+    /// chases it (finance dunning for payment, the customer's acceptance).
+    Never,
 }
 
 #[derive(Clone, Copy)]
@@ -64,6 +68,8 @@ pub struct StepDef {
     /// Fully qualified type of the event that completes the step ("" for a
     /// decision, which a person completes).
     pub completes_on: &'static str,
+    /// Other event types that complete the step too.
+    pub completes_also: &'static [&'static str],
     /// Event types that answer "cannot be done": the saga parks with the
     /// reason the event gives.
     pub fails_on: &'static [&'static str],
@@ -72,6 +78,16 @@ pub struct StepDef {
     /// it is skipped as not needed.
     pub when: Option<fn(&SagaState) -> bool>,
     pub compensation: Option<CompensationDef>,
+    /// Starts as soon as its gates (`after`, which may name steps of earlier
+    /// phases) are finished, even while an earlier phase is still running.
+    pub early: bool,
+}
+
+impl StepDef {
+    /// Whether an event of `type_name` completes this step.
+    pub fn completes(&self, type_name: &str) -> bool {
+        self.completes_on == type_name || self.completes_also.contains(&type_name)
+    }
 }
 
 pub struct PhaseDef {
@@ -113,10 +129,11 @@ pub mod answers {
 }
 
 impl Workflow {
-    /// received → review (capacity check; a delivery-date clarification
-    /// when the factory cannot make the requested date; confirmation) →
-    /// confirmed (production planning) → production (until the MES reports
-    /// completion).
+    /// The twelve phases of DESIGN.md §2 for an order that goes well, with
+    /// the real parallelism: materials and the deposit run side by side,
+    /// production waits for both (the deposit only when the terms ask for
+    /// it), documents are prepared while packing runs, and the balance is
+    /// invoiced at shipment while the goods travel.
     pub fn standard(timing: Timing) -> Self {
         let resend = OnTimeout::Resend {
             after: timing.command_timeout,
@@ -126,83 +143,261 @@ impl Workflow {
             after: timing.decision_timeout,
             max_attempts: timing.decision_reminders + 1,
         };
-        let step = |name, after, action, completes_on, on_timeout| StepDef {
+        let send = |name, after, command, completes_on| StepDef {
             name,
             after,
-            action,
+            action: StepAction::Send(command),
             completes_on,
+            completes_also: &[],
             fails_on: &[],
-            on_timeout,
+            on_timeout: resend,
             when: None,
             compensation: None,
+            early: false,
         };
+        let wait = |name, after, completes_on, on_timeout| StepDef {
+            action: StepAction::Await,
+            on_timeout,
+            ..send(name, after, check_materials, completes_on)
+        };
+        let phase = |phase, steps| PhaseDef { phase, steps };
         Workflow {
             phases: vec![
-                PhaseDef {
-                    phase: Phase::Review,
-                    steps: vec![
-                        step(
+                phase(
+                    Phase::Review,
+                    vec![
+                        StepDef {
+                            fails_on: &[],
+                            ..send(
+                                "check_materials",
+                                &[],
+                                check_materials,
+                                v1::MaterialsChecked::TYPE_NAME,
+                            )
+                        },
+                        send(
                             "capacity_check",
-                            &[],
-                            StepAction::Send(check_capacity),
+                            &["check_materials"],
+                            check_capacity,
                             v1::CapacityChecked::TYPE_NAME,
-                            resend,
                         ),
                         StepDef {
                             when: Some(requested_date_at_risk),
-                            ..step(
+                            action: StepAction::Decide(DecisionSpec {
+                                kind: "delivery_date",
+                                question: delivery_date_question,
+                                options: &[
+                                    answers::ACCEPT_PROPOSED_DATE,
+                                    answers::KEEP_REQUESTED_DATE,
+                                    answers::CANCEL_ORDER,
+                                ],
+                            }),
+                            on_timeout: remind,
+                            ..send(
                                 "clarify_delivery_date",
                                 &["capacity_check"],
-                                StepAction::Decide(DecisionSpec {
-                                    kind: "delivery_date",
-                                    question: delivery_date_question,
-                                    options: &[
-                                        answers::ACCEPT_PROPOSED_DATE,
-                                        answers::KEEP_REQUESTED_DATE,
-                                        answers::CANCEL_ORDER,
-                                    ],
-                                }),
+                                check_capacity,
                                 "",
-                                remind,
                             )
                         },
-                        step(
+                        send(
                             "confirm_order",
                             &["clarify_delivery_date"],
-                            StepAction::Send(confirm_order),
+                            confirm_order,
                             v1::OrderConfirmed::TYPE_NAME,
-                            resend,
                         ),
                     ],
-                },
-                PhaseDef {
-                    phase: Phase::Confirmed,
-                    steps: vec![StepDef {
-                        fails_on: &[v1::WorkOrderPlanningFailed::TYPE_NAME],
-                        compensation: Some(CompensationDef {
-                            action: "cancel_work_order",
-                            command: cancel_work_order,
-                            completes_on: v1::WorkOrderCancelled::TYPE_NAME,
-                        }),
-                        ..step(
-                            "plan_production",
-                            &[],
-                            StepAction::Send(plan_work_order),
-                            v1::WorkOrderPlanned::TYPE_NAME,
-                            resend,
-                        )
-                    }],
-                },
-                PhaseDef {
-                    phase: Phase::Production,
-                    steps: vec![step(
+                ),
+                phase(
+                    Phase::Confirmed,
+                    vec![
+                        StepDef {
+                            fails_on: &[v1::ReceivableOpeningFailed::TYPE_NAME],
+                            compensation: Some(CompensationDef {
+                                action: "cancel_receivable",
+                                command: cancel_receivable,
+                                completes_on: v1::ReceivableCancelled::TYPE_NAME,
+                            }),
+                            ..send(
+                                "open_receivable",
+                                &[],
+                                open_receivable,
+                                v1::ReceivableOpened::TYPE_NAME,
+                            )
+                        },
+                        StepDef {
+                            fails_on: &[v1::WorkOrderPlanningFailed::TYPE_NAME],
+                            compensation: Some(CompensationDef {
+                                action: "cancel_work_order",
+                                command: cancel_work_order,
+                                completes_on: v1::WorkOrderCancelled::TYPE_NAME,
+                            }),
+                            ..send(
+                                "plan_production",
+                                &[],
+                                plan_work_order,
+                                v1::WorkOrderPlanned::TYPE_NAME,
+                            )
+                        },
+                    ],
+                ),
+                phase(
+                    Phase::Materials,
+                    vec![
+                        StepDef {
+                            fails_on: &[v1::ProcurementFailed::TYPE_NAME],
+                            compensation: Some(CompensationDef {
+                                action: "cancel_materials",
+                                command: cancel_materials,
+                                completes_on: v1::MaterialsCancelled::TYPE_NAME,
+                            }),
+                            ..send(
+                                "procure_materials",
+                                &[],
+                                procure_materials,
+                                v1::MaterialsOrdered::TYPE_NAME,
+                            )
+                        },
+                        wait(
+                            "materials_ready",
+                            &["procure_materials"],
+                            v1::MaterialsReady::TYPE_NAME,
+                            OnTimeout::FlagOverdue,
+                        ),
+                        StepDef {
+                            when: Some(deposit_required),
+                            ..wait(
+                                "deposit_received",
+                                &[],
+                                v1::DepositReceived::TYPE_NAME,
+                                OnTimeout::FlagOverdue,
+                            )
+                        },
+                    ],
+                ),
+                phase(
+                    Phase::Production,
+                    vec![wait(
                         "production_completed",
                         &[],
-                        StepAction::Await,
                         v1::WorkOrderCompleted::TYPE_NAME,
                         OnTimeout::FlagOverdue,
                     )],
-                },
+                ),
+                phase(
+                    Phase::FinalInspection,
+                    vec![
+                        send(
+                            "request_final_inspection",
+                            &[],
+                            request_final_inspection,
+                            v1::FinalInspectionOpened::TYPE_NAME,
+                        ),
+                        StepDef {
+                            fails_on: &[v1::FinalInspectionFailed::TYPE_NAME],
+                            ..wait(
+                                "final_inspection_passed",
+                                &["request_final_inspection"],
+                                v1::FinalInspectionPassed::TYPE_NAME,
+                                OnTimeout::FlagOverdue,
+                            )
+                        },
+                    ],
+                ),
+                phase(
+                    Phase::Packing,
+                    vec![
+                        send(
+                            "prepare_packing",
+                            &[],
+                            prepare_packing,
+                            v1::PackingListReady::TYPE_NAME,
+                        ),
+                        wait(
+                            "packing_checked",
+                            &["prepare_packing"],
+                            v1::PackingChecked::TYPE_NAME,
+                            OnTimeout::FlagOverdue,
+                        ),
+                    ],
+                ),
+                phase(
+                    Phase::Documents,
+                    vec![StepDef {
+                        fails_on: &[v1::DocumentsRejected::TYPE_NAME],
+                        early: true,
+                        ..send(
+                            "prepare_documents",
+                            &["prepare_packing"],
+                            prepare_documents,
+                            v1::DocumentsReady::TYPE_NAME,
+                        )
+                    }],
+                ),
+                phase(
+                    Phase::Shipping,
+                    vec![
+                        send(
+                            "book_shipment",
+                            &[],
+                            book_shipment,
+                            v1::ShipmentBooked::TYPE_NAME,
+                        ),
+                        wait(
+                            "shipped",
+                            &["book_shipment"],
+                            v1::Shipped::TYPE_NAME,
+                            OnTimeout::FlagOverdue,
+                        ),
+                        wait(
+                            "delivered",
+                            &["shipped"],
+                            v1::Delivered::TYPE_NAME,
+                            OnTimeout::FlagOverdue,
+                        ),
+                    ],
+                ),
+                phase(
+                    Phase::Acceptance,
+                    vec![wait(
+                        "customer_acceptance",
+                        &[],
+                        v1::OrderAccepted::TYPE_NAME,
+                        OnTimeout::Never,
+                    )],
+                ),
+                phase(
+                    Phase::Settlement,
+                    vec![
+                        StepDef {
+                            early: true,
+                            // Terms that bill nothing at shipment (all paid
+                            // in advance) answer that no invoice is due.
+                            completes_also: &[v1::NoInvoiceDue::TYPE_NAME],
+                            ..send(
+                                "invoice_balance",
+                                &["shipped"],
+                                invoice_balance,
+                                v1::InvoiceIssued::TYPE_NAME,
+                            )
+                        },
+                        wait(
+                            "paid_in_full",
+                            &["invoice_balance"],
+                            v1::OrderPaidInFull::TYPE_NAME,
+                            OnTimeout::Never,
+                        ),
+                    ],
+                ),
+                phase(
+                    Phase::Closed,
+                    vec![send(
+                        "close_order",
+                        &[],
+                        close_order,
+                        v1::OrderClosed::TYPE_NAME,
+                    )],
+                ),
             ],
         }
     }
@@ -210,7 +405,7 @@ impl Workflow {
     /// Every event type some step or compensation waits for.
     pub fn awaits(&self, type_name: &str) -> bool {
         self.steps().any(|(_, step)| {
-            step.completes_on == type_name
+            step.completes(type_name)
                 || step.fails_on.contains(&type_name)
                 || step
                     .compensation
@@ -239,6 +434,129 @@ fn items(state: &SagaState) -> Vec<v1::ProductQuantity> {
             quantity: line.quantity,
         })
         .collect()
+}
+
+fn deposit_required(state: &SagaState) -> bool {
+    state.fact_bool(facts::DEPOSIT_REQUIRED)
+}
+
+fn material_date(state: &SagaState) -> String {
+    state
+        .fact_str(facts::MATERIAL_DATE)
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn order(state: &SagaState) -> v1::Order {
+    state.order.clone()
+}
+
+fn check_materials(state: &SagaState, cause: &Cause) -> Outgoing {
+    let command = v1::CheckMaterials {
+        order_id: state.order_id.clone(),
+        items: items(state),
+        needed_by: String::new(),
+    };
+    Outgoing::command(SERVICE, "procurement", &state.order_id, &command, cause)
+}
+
+fn procure_materials(state: &SagaState, cause: &Cause) -> Outgoing {
+    let command = v1::ProcureMaterials {
+        order_id: state.order_id.clone(),
+        items: items(state),
+        needed_by: material_date(state),
+    };
+    Outgoing::command(SERVICE, "procurement", &state.order_id, &command, cause)
+}
+
+fn cancel_materials(state: &SagaState, cause: &Cause) -> Outgoing {
+    let command = v1::CancelMaterials {
+        order_id: state.order_id.clone(),
+        reason: "order cancelled".to_owned(),
+    };
+    Outgoing::command(SERVICE, "procurement", &state.order_id, &command, cause)
+}
+
+/// Share of the order value budgeted for its costs until finance keeps
+/// budgets per customer: a 25% gross margin target.
+const COST_BUDGET_PERCENT: i64 = 75;
+
+fn open_receivable(state: &SagaState, cause: &Cause) -> Outgoing {
+    let command = v1::OpenReceivable {
+        order_id: state.order_id.clone(),
+        customer: state.order.customer.clone(),
+        total_minor: state.order.total_minor,
+        currency: state.order.currency.clone(),
+        payment_terms: state.order.payment_terms.clone(),
+        cost_budget_minor: state.order.total_minor / 100 * COST_BUDGET_PERCENT,
+        ..Default::default()
+    };
+    Outgoing::command(SERVICE, "finance", &state.order_id, &command, cause)
+}
+
+fn cancel_receivable(state: &SagaState, cause: &Cause) -> Outgoing {
+    let command = v1::CancelReceivable {
+        order_id: state.order_id.clone(),
+        reason: "order cancelled".to_owned(),
+    };
+    Outgoing::command(SERVICE, "finance", &state.order_id, &command, cause)
+}
+
+fn invoice_balance(state: &SagaState, cause: &Cause) -> Outgoing {
+    let command = v1::InvoiceBalance {
+        order_id: state.order_id.clone(),
+        milestone: "shipment".to_owned(),
+        milestone_date: state
+            .fact_str(facts::SHIPPED_ON)
+            .unwrap_or_default()
+            .to_owned(),
+    };
+    Outgoing::command(SERVICE, "finance", &state.order_id, &command, cause)
+}
+
+fn request_final_inspection(state: &SagaState, cause: &Cause) -> Outgoing {
+    let command = v1::RequestFinalInspection {
+        order_id: state.order_id.clone(),
+        items: items(state),
+    };
+    Outgoing::command(SERVICE, "quality", &state.order_id, &command, cause)
+}
+
+fn prepare_packing(state: &SagaState, cause: &Cause) -> Outgoing {
+    let command = v1::PreparePacking {
+        order: Some(order(state)),
+    };
+    Outgoing::command(SERVICE, "logistics", &state.order_id, &command, cause)
+}
+
+fn prepare_documents(state: &SagaState, cause: &Cause) -> Outgoing {
+    let command = v1::PrepareDocuments {
+        order: Some(order(state)),
+        ..Default::default()
+    };
+    Outgoing::command(SERVICE, "logistics", &state.order_id, &command, cause)
+}
+
+fn book_shipment(state: &SagaState, cause: &Cause) -> Outgoing {
+    let command = v1::BookShipment {
+        order: Some(order(state)),
+        ready_date: state
+            .fact_str(facts::READY_DATE)
+            .unwrap_or_default()
+            .to_owned(),
+        deliver_by: state
+            .promised
+            .map(gendan_proto::date_to_string)
+            .unwrap_or_default(),
+    };
+    Outgoing::command(SERVICE, "logistics", &state.order_id, &command, cause)
+}
+
+fn close_order(state: &SagaState, cause: &Cause) -> Outgoing {
+    let command = v1::CloseOrder {
+        order_id: state.order_id.clone(),
+    };
+    Outgoing::command(SERVICE, "orders", &state.order_id, &command, cause)
 }
 
 /// The factory's earliest date is after the date the customer asked for.
@@ -274,6 +592,7 @@ fn check_capacity(state: &SagaState, cause: &Cause) -> Outgoing {
         order_id: state.order_id.clone(),
         items: items(state),
         requested_delivery_date: gendan_proto::date_to_string(state.requested),
+        earliest_start: material_date(state),
     };
     Outgoing::command(SERVICE, "production", &state.order_id, &command, cause)
 }
@@ -292,7 +611,7 @@ fn plan_work_order(state: &SagaState, cause: &Cause) -> Outgoing {
     let command = v1::PlanWorkOrder {
         order_id: state.order_id.clone(),
         items: items(state),
-        earliest_start: String::new(),
+        earliest_start: material_date(state),
     };
     Outgoing::command(SERVICE, "production", &state.order_id, &command, cause)
 }

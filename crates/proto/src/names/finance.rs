@@ -12,4 +12,6 @@ type_names!(
     OrderPaidInFull,
     ReceivableCancelled,
     CostOverrun,
+    ReceivableOpeningFailed,
+    NoInvoiceDue,
 );

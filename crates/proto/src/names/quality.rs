@@ -8,4 +8,6 @@ type_names!(
     FinalInspectionFailed,
     IncomingInspectionPassed,
     IncomingInspectionFailed,
+    IncomingInspectionOpened,
+    NonconformanceClosed,
 );

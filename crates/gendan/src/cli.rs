@@ -1,0 +1,890 @@
+//! The merchandiser's command line: orders from a file, the tracking table,
+//! one order with its timeline, and the records other departments make
+//! (payments, inspection results, decisions, operator actions on stalled
+//! workflows). Every command talks to the running services over gRPC (the
+//! addresses of `gendan up`, or `GENDAN_<SERVICE>__GRPC_ADDR`) and prints an
+//! aligned table, or JSON with `--output json` for scripts.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Subcommand, ValueEnum};
+use gendan_proto::v1::{self, Phase};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tonic::transport::Channel;
+
+use crate::stack::Addrs;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Output {
+    #[default]
+    Table,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct Format {
+    /// Print a table, or JSON for scripts.
+    #[arg(long, value_enum, default_value_t = Output::Table, global = true)]
+    pub output: Output,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OrdersCommand {
+    /// Create an order from a JSON file (see docs/cli.md for the fields).
+    Create {
+        #[arg(long)]
+        file: PathBuf,
+    },
+    /// The tracking table: phase, next milestone, promised and projected dates, risk.
+    List {
+        #[arg(long)]
+        phase: Option<String>,
+        #[arg(long)]
+        customer: Option<String>,
+        #[arg(long)]
+        at_risk: bool,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    /// One order: its lines, its workflow steps and its timeline.
+    Show { order_id: String },
+    /// The customer accepts delivered goods.
+    Accept {
+        order_id: String,
+        #[arg(long)]
+        by: String,
+        #[arg(long, default_value = "")]
+        note: String,
+    },
+    /// The closing summary of a closed order.
+    Summary { order_id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PaymentsCommand {
+    /// Record a payment received (idempotent by --key).
+    Record {
+        #[arg(long)]
+        order: String,
+        /// Amount in minor units (cents, fen).
+        #[arg(long)]
+        amount_minor: i64,
+        #[arg(long)]
+        currency: String,
+        /// Value date, YYYY-MM-DD (default today).
+        #[arg(long)]
+        received_on: Option<String>,
+        #[arg(long, default_value = "")]
+        reference: String,
+        /// Idempotency key: the same key twice records one payment.
+        #[arg(long)]
+        key: String,
+    },
+    /// Receivable of an order: schedule, invoices, payments, outstanding.
+    Show { order_id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum InspectionsCommand {
+    /// Open inspections (optionally of one order).
+    List {
+        #[arg(long)]
+        order: Option<String>,
+    },
+    /// Record a result; pass or fail is computed from the defects.
+    Record {
+        #[arg(long)]
+        inspection: String,
+        #[arg(long)]
+        inspector: String,
+        /// Units inspected (at least the plan's sample size).
+        #[arg(long)]
+        sample: u32,
+        #[arg(long, default_value_t = 0)]
+        critical: u32,
+        #[arg(long, default_value_t = 0)]
+        major: u32,
+        #[arg(long, default_value_t = 0)]
+        minor: u32,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DecisionsCommand {
+    /// Decisions waiting for a person.
+    List {
+        #[arg(long)]
+        order: Option<String>,
+        /// Include answered ones.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Answer a decision with one of its options.
+    Answer {
+        #[arg(long)]
+        order: String,
+        #[arg(long)]
+        decision: String,
+        #[arg(long)]
+        answer: String,
+        #[arg(long)]
+        operator: String,
+        #[arg(long, default_value = "")]
+        comment: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SagasCommand {
+    /// Workflows parked for an operator.
+    Stalled,
+    /// Run a stalled step again.
+    Retry(StepArgs),
+    /// Consider a stalled step done and move on.
+    Skip(StepArgs),
+    /// Cancel an order (until shipping) and compensate what was done.
+    Cancel {
+        #[arg(long)]
+        order: String,
+        #[arg(long)]
+        operator: String,
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct StepArgs {
+    #[arg(long)]
+    pub order: String,
+    #[arg(long)]
+    pub step: String,
+    #[arg(long)]
+    pub operator: String,
+    #[arg(long, default_value = "")]
+    pub reason: String,
+}
+
+/// An order file: JSON with the fields of `CreateOrder`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OrderFile {
+    client_request_id: Option<String>,
+    customer: String,
+    lines: Vec<LineFile>,
+    currency: String,
+    requested_delivery_date: String,
+    incoterm: String,
+    payment_terms: String,
+    #[serde(default)]
+    export: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LineFile {
+    product: String,
+    #[serde(default)]
+    spec: String,
+    quantity: u32,
+    unit_price_minor: i64,
+}
+
+async fn channel(addrs: &Addrs, service: &str) -> anyhow::Result<Channel> {
+    let addr = addrs.of(service);
+    Channel::from_shared(format!("http://{addr}"))?
+        .connect()
+        .await
+        .with_context(|| {
+            format!("cannot reach the {service} service at {addr} (is `gendan up` running?)")
+        })
+}
+
+fn status_error(status: tonic::Status) -> anyhow::Error {
+    anyhow::anyhow!("{:?}: {}", status.code(), status.message())
+}
+
+fn phase_name(phase: i32) -> &'static str {
+    Phase::try_from(phase)
+        .unwrap_or(Phase::Unspecified)
+        .short_name()
+}
+
+pub async fn orders(command: OrdersCommand, output: Output) -> anyhow::Result<()> {
+    let addrs = Addrs::from_env();
+    let mut orders =
+        v1::order_service_client::OrderServiceClient::new(channel(&addrs, "orders").await?);
+    match command {
+        OrdersCommand::Create { file } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let parsed: OrderFile = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not a valid order file", file.display()))?;
+            let request = v1::CreateOrderRequest {
+                client_request_id: parsed
+                    .client_request_id
+                    .unwrap_or_else(|| format!("cli-{}", uuid::Uuid::now_v7().simple())),
+                customer: parsed.customer,
+                lines: parsed
+                    .lines
+                    .into_iter()
+                    .map(|line| v1::OrderLine {
+                        product: line.product,
+                        spec: line.spec,
+                        quantity: line.quantity,
+                        unit_price_minor: line.unit_price_minor,
+                    })
+                    .collect(),
+                currency: parsed.currency,
+                requested_delivery_date: parsed.requested_delivery_date,
+                incoterm: parsed.incoterm,
+                payment_terms: parsed.payment_terms,
+                export: parsed.export,
+            };
+            let response = orders
+                .create_order(request)
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            let order = response.order.unwrap_or_default();
+            match output {
+                Output::Json => {
+                    print_json(&json!({"order": order_json(&order), "created": response.created}))
+                }
+                Output::Table => println!(
+                    "{} order {} for {} ({} lines, total {})",
+                    if response.created {
+                        "created"
+                    } else {
+                        "already had"
+                    },
+                    order.order_id,
+                    order.customer,
+                    order.lines.len(),
+                    money(order.total_minor, &order.currency)
+                ),
+            }
+        }
+        OrdersCommand::List {
+            phase,
+            customer,
+            at_risk,
+            limit,
+        } => {
+            let phase = match phase {
+                None => Phase::Unspecified,
+                Some(name) => Phase::from_short_name(&name)
+                    .with_context(|| format!("unknown phase {name:?}"))?,
+            };
+            let listed = orders
+                .list_orders(v1::ListOrdersRequest {
+                    phase: phase as i32,
+                    customer: customer.unwrap_or_default(),
+                    at_risk_only: at_risk,
+                    page_size: limit.min(500),
+                    page_token: String::new(),
+                })
+                .await
+                .map_err(status_error)?
+                .into_inner()
+                .orders;
+            let mut saga =
+                v1::saga_service_client::SagaServiceClient::new(channel(&addrs, "saga").await?);
+            let mut rows = Vec::with_capacity(listed.len());
+            for order in &listed {
+                let next = saga
+                    .get_saga(v1::GetSagaRequest {
+                        order_id: order.order_id.clone(),
+                    })
+                    .await
+                    .ok()
+                    .map(|s| next_milestone(&s.into_inner()))
+                    .unwrap_or_default();
+                rows.push((order, next));
+            }
+            match output {
+                Output::Json => print_json(&Value::Array(
+                    rows.iter()
+                        .map(|(order, next)| {
+                            let mut value = order_json(order);
+                            value["next_milestone"] = json!(next);
+                            value
+                        })
+                        .collect(),
+                )),
+                Output::Table => print_table(
+                    &[
+                        "order",
+                        "customer",
+                        "phase",
+                        "next milestone",
+                        "promised",
+                        "projected",
+                        "risk",
+                    ],
+                    rows.iter()
+                        .map(|(order, next)| {
+                            vec![
+                                order.order_id.clone(),
+                                order.customer.clone(),
+                                phase_name(order.phase).to_owned(),
+                                next.clone(),
+                                order.requested_delivery_date.clone(),
+                                dash(&order.projected_delivery_date),
+                                if order.at_risk {
+                                    "AT RISK".into()
+                                } else {
+                                    order.workflow_status.clone()
+                                },
+                            ]
+                        })
+                        .collect(),
+                ),
+            }
+        }
+        OrdersCommand::Show { order_id } => {
+            let order = orders
+                .get_order(v1::GetOrderRequest {
+                    order_id: order_id.clone(),
+                })
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            let timeline = orders
+                .get_timeline(v1::GetTimelineRequest {
+                    order_id: order_id.clone(),
+                })
+                .await
+                .map_err(status_error)?
+                .into_inner()
+                .entries;
+            let mut saga =
+                v1::saga_service_client::SagaServiceClient::new(channel(&addrs, "saga").await?);
+            let workflow = saga
+                .get_saga(v1::GetSagaRequest {
+                    order_id: order_id.clone(),
+                })
+                .await
+                .ok()
+                .map(tonic::Response::into_inner);
+            match output {
+                Output::Json => print_json(&json!({
+                    "order": order_json(&order),
+                    "steps": workflow.as_ref().map(|s| s.steps.iter().map(|step| json!({
+                        "step": step.step, "phase": phase_name(step.phase), "status": step.status,
+                        "attempts": step.attempts, "last_error": step.last_error,
+                    })).collect::<Vec<_>>()),
+                    "timeline": timeline.iter().map(|e| json!({
+                        "at": e.occurred_at.as_ref().and_then(gendan_proto::timestamp_to).map(|t| t.to_rfc3339()),
+                        "type": e.r#type, "source": e.source, "summary": e.summary, "trace_id": e.trace_id,
+                    })).collect::<Vec<_>>(),
+                })),
+                Output::Table => {
+                    println!(
+                        "order {}  {}  phase {} ({})  requested {}  projected {}{}",
+                        order.order_id,
+                        order.customer,
+                        phase_name(order.phase),
+                        order.workflow_status,
+                        order.requested_delivery_date,
+                        dash(&order.projected_delivery_date),
+                        if order.at_risk { "  AT RISK" } else { "" }
+                    );
+                    if let Some(workflow) = &workflow {
+                        println!();
+                        print_table(
+                            &["phase", "step", "status", "attempts", "note"],
+                            workflow
+                                .steps
+                                .iter()
+                                .map(|s| {
+                                    vec![
+                                        phase_name(s.phase).to_owned(),
+                                        s.step.clone(),
+                                        s.status.clone(),
+                                        s.attempts.to_string(),
+                                        s.last_error.clone(),
+                                    ]
+                                })
+                                .collect(),
+                        );
+                    }
+                    println!();
+                    print_table(
+                        &["at", "source", "what happened"],
+                        timeline
+                            .iter()
+                            .map(|e| {
+                                vec![
+                                    e.occurred_at
+                                        .as_ref()
+                                        .and_then(gendan_proto::timestamp_to)
+                                        .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+                                        .unwrap_or_default(),
+                                    e.source.clone(),
+                                    e.summary.clone(),
+                                ]
+                            })
+                            .collect(),
+                    );
+                }
+            }
+        }
+        OrdersCommand::Accept { order_id, by, note } => {
+            let order = orders
+                .accept_order(v1::AcceptOrderRequest {
+                    order_id,
+                    accepted_by: by,
+                    note,
+                })
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            match output {
+                Output::Json => print_json(&order_json(&order)),
+                Output::Table => println!("order {} accepted", order.order_id),
+            }
+        }
+        OrdersCommand::Summary { order_id } => {
+            let summary = orders
+                .get_summary(v1::GetSummaryRequest { order_id })
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            let value = json!({
+                "order_id": summary.order_id,
+                "promised": summary.promised_delivery_date,
+                "delivered_on": summary.delivered_on,
+                "on_time": summary.on_time,
+                "lead_time_days": summary.lead_time_days,
+                "cost_budget": money(summary.cost_budget_minor, &summary.currency),
+                "cost_actual": money(summary.cost_actual_minor, &summary.currency),
+                "first_pass_yield": summary.first_pass_yield,
+                "exceptions": summary.exceptions,
+                "exception_notes": summary.exception_notes,
+                "lessons": summary.lessons,
+            });
+            match output {
+                Output::Json => print_json(&value),
+                Output::Table => print_pairs(&value),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The first waiting step and its deadline: what the order waits for next.
+fn next_milestone(saga: &v1::Saga) -> String {
+    match saga.status.as_str() {
+        "completed" => return "done".into(),
+        "cancelled" => return "cancelled".into(),
+        "stalled" => return format!("STALLED: {}", saga.stalled_reason),
+        _ => {}
+    }
+    saga.steps
+        .iter()
+        .find(|s| s.status == "waiting")
+        .map(|s| {
+            let by = s
+                .deadline
+                .as_ref()
+                .and_then(gendan_proto::timestamp_to)
+                .map(|d| format!(" (by {})", d.format("%Y-%m-%d")))
+                .unwrap_or_default();
+            format!("{}{by}", s.step)
+        })
+        .unwrap_or_default()
+}
+
+pub async fn payments(command: PaymentsCommand, output: Output) -> anyhow::Result<()> {
+    let addrs = Addrs::from_env();
+    let mut finance =
+        v1::finance_service_client::FinanceServiceClient::new(channel(&addrs, "finance").await?);
+    match command {
+        PaymentsCommand::Record {
+            order,
+            amount_minor,
+            currency,
+            received_on,
+            reference,
+            key,
+        } => {
+            let received_on = received_on.unwrap_or_else(|| {
+                chrono::Utc::now()
+                    .date_naive()
+                    .format("%Y-%m-%d")
+                    .to_string()
+            });
+            let recorded = finance
+                .record_payment(v1::RecordPaymentRequest {
+                    order_id: order,
+                    amount_minor,
+                    currency: currency.clone(),
+                    received_on,
+                    reference,
+                    idempotency_key: key,
+                })
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            match output {
+                Output::Json => print_json(&json!({
+                    "created": recorded.created,
+                    "outstanding_minor": recorded.outstanding_minor,
+                })),
+                Output::Table => println!(
+                    "{}; outstanding {}",
+                    if recorded.created {
+                        "payment recorded"
+                    } else {
+                        "payment already recorded with this key"
+                    },
+                    money(recorded.outstanding_minor, &currency)
+                ),
+            }
+        }
+        PaymentsCommand::Show { order_id } => {
+            let receivable = finance
+                .get_receivable(v1::GetReceivableRequest { order_id })
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            // The receivable has many parts; its debug form is complete and
+            // stable enough for a human, and JSON goes through prost's fields.
+            match output {
+                Output::Json => print_json(&json!({ "receivable": format!("{receivable:?}") })),
+                Output::Table => println!("{receivable:#?}"),
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn inspections(command: InspectionsCommand, output: Output) -> anyhow::Result<()> {
+    let addrs = Addrs::from_env();
+    let mut quality =
+        v1::quality_service_client::QualityServiceClient::new(channel(&addrs, "quality").await?);
+    match command {
+        InspectionsCommand::List { order } => {
+            let listed = quality
+                .list_inspections(v1::ListInspectionsRequest {
+                    order_id: order.unwrap_or_default(),
+                    open_only: true,
+                })
+                .await
+                .map_err(status_error)?
+                .into_inner()
+                .inspections;
+            let rows: Vec<Vec<String>> = listed
+                .iter()
+                .map(|i| {
+                    vec![
+                        i.inspection_id.clone(),
+                        i.order_id.clone(),
+                        if i.kind == v1::InspectionKind::Incoming as i32 {
+                            "incoming".into()
+                        } else {
+                            "final".into()
+                        },
+                        i.lot_size.to_string(),
+                        i.code_letter.clone(),
+                        i.sample_size.to_string(),
+                    ]
+                })
+                .collect();
+            match output {
+                Output::Json => print_json(&json!(rows)),
+                Output::Table => print_table(
+                    &["inspection", "order", "kind", "lot", "letter", "sample"],
+                    rows,
+                ),
+            }
+        }
+        InspectionsCommand::Record {
+            inspection,
+            inspector,
+            sample,
+            critical,
+            major,
+            minor,
+        } => {
+            let defects = [
+                (v1::DefectClass::Critical, critical),
+                (v1::DefectClass::Major, major),
+                (v1::DefectClass::Minor, minor),
+            ]
+            .into_iter()
+            .filter(|(_, count)| *count > 0)
+            .map(|(class, count)| v1::DefectCount {
+                defect_class: class as i32,
+                count,
+                description: String::new(),
+            })
+            .collect();
+            let recorded = quality
+                .record_inspection_result(v1::RecordInspectionResultRequest {
+                    inspection_id: inspection,
+                    inspector,
+                    sample_inspected: sample,
+                    defects,
+                })
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            let passed = recorded.status == v1::InspectionStatus::Passed as i32;
+            match output {
+                Output::Json => print_json(&json!({
+                    "inspection_id": recorded.inspection_id,
+                    "passed": passed,
+                    "nonconformance_id": recorded.nonconformance_id,
+                })),
+                Output::Table => println!(
+                    "inspection {} {}{}",
+                    recorded.inspection_id,
+                    if passed { "PASSED" } else { "FAILED" },
+                    if recorded.nonconformance_id.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", nonconformance {}", recorded.nonconformance_id)
+                    }
+                ),
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn decisions(command: DecisionsCommand, output: Output) -> anyhow::Result<()> {
+    let addrs = Addrs::from_env();
+    let mut saga = v1::saga_service_client::SagaServiceClient::new(channel(&addrs, "saga").await?);
+    match command {
+        DecisionsCommand::List { order, all } => {
+            let listed = saga
+                .list_decisions(v1::ListDecisionsRequest {
+                    order_id: order.unwrap_or_default(),
+                    open_only: !all,
+                    limit: 500,
+                })
+                .await
+                .map_err(status_error)?
+                .into_inner()
+                .decisions;
+            match output {
+                Output::Json => print_json(&Value::Array(
+                    listed
+                        .iter()
+                        .map(|d| json!({
+                            "decision_id": d.decision_id, "order_id": d.order_id, "kind": d.kind,
+                            "question": d.question, "options": d.options, "answer": d.answer,
+                        }))
+                        .collect(),
+                )),
+                Output::Table => print_table(
+                    &["decision", "order", "kind", "options", "answer", "question"],
+                    listed
+                        .iter()
+                        .map(|d| {
+                            vec![
+                                d.decision_id.clone(),
+                                d.order_id.clone(),
+                                d.kind.clone(),
+                                d.options.join("|"),
+                                dash(&d.answer),
+                                d.question.clone(),
+                            ]
+                        })
+                        .collect(),
+                ),
+            }
+        }
+        DecisionsCommand::Answer {
+            order,
+            decision,
+            answer,
+            operator,
+            comment,
+        } => {
+            let answered = saga
+                .decide(v1::DecideRequest {
+                    order_id: order,
+                    decision_id: decision,
+                    answer,
+                    operator,
+                    comment,
+                })
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            print_saga(&answered, output);
+        }
+    }
+    Ok(())
+}
+
+pub async fn sagas(command: SagasCommand, output: Output) -> anyhow::Result<()> {
+    let addrs = Addrs::from_env();
+    let mut saga = v1::saga_service_client::SagaServiceClient::new(channel(&addrs, "saga").await?);
+    let step_request = |args: StepArgs| v1::StepRequest {
+        order_id: args.order,
+        step: args.step,
+        operator: args.operator,
+        reason: args.reason,
+    };
+    match command {
+        SagasCommand::Stalled => {
+            let stalled = saga
+                .list_stalled(v1::ListStalledRequest { limit: 500 })
+                .await
+                .map_err(status_error)?
+                .into_inner()
+                .sagas;
+            match output {
+                Output::Json => print_json(&Value::Array(
+                    stalled
+                        .iter()
+                        .map(|s| json!({"order_id": s.order_id, "phase": phase_name(s.phase), "reason": s.stalled_reason}))
+                        .collect(),
+                )),
+                Output::Table => print_table(
+                    &["order", "phase", "reason"],
+                    stalled
+                        .iter()
+                        .map(|s| vec![s.order_id.clone(), phase_name(s.phase).to_owned(), s.stalled_reason.clone()])
+                        .collect(),
+                ),
+            }
+        }
+        SagasCommand::Retry(args) => {
+            let resumed = saga
+                .retry_step(step_request(args))
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            print_saga(&resumed, output);
+        }
+        SagasCommand::Skip(args) => {
+            let resumed = saga
+                .skip_step(step_request(args))
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            print_saga(&resumed, output);
+        }
+        SagasCommand::Cancel {
+            order,
+            operator,
+            reason,
+        } => {
+            let cancelled = saga
+                .cancel_order(v1::CancelOrderRequest {
+                    order_id: order,
+                    operator,
+                    reason,
+                })
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            print_saga(&cancelled, output);
+        }
+    }
+    Ok(())
+}
+
+fn print_saga(saga: &v1::Saga, output: Output) {
+    match output {
+        Output::Json => print_json(&json!({
+            "order_id": saga.order_id,
+            "phase": phase_name(saga.phase),
+            "status": saga.status,
+            "next_milestone": next_milestone(saga),
+        })),
+        Output::Table => println!(
+            "order {}: phase {}, {}; next: {}",
+            saga.order_id,
+            phase_name(saga.phase),
+            saga.status,
+            next_milestone(saga)
+        ),
+    }
+}
+
+fn order_json(order: &v1::Order) -> Value {
+    json!({
+        "order_id": order.order_id,
+        "customer": order.customer,
+        "phase": phase_name(order.phase),
+        "workflow_status": order.workflow_status,
+        "currency": order.currency,
+        "total_minor": order.total_minor,
+        "requested_delivery_date": order.requested_delivery_date,
+        "projected_delivery_date": order.projected_delivery_date,
+        "at_risk": order.at_risk,
+        "export": order.export,
+        "incoterm": order.incoterm,
+        "payment_terms": order.payment_terms,
+        "lines": order.lines.iter().map(|l| json!({
+            "product": l.product, "spec": l.spec, "quantity": l.quantity, "unit_price_minor": l.unit_price_minor,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// `123456` USD → `1234.56 USD` (two decimals: the CLI's display only).
+pub fn money(minor: i64, currency: &str) -> String {
+    let sign = if minor < 0 { "-" } else { "" };
+    let minor = minor.unsigned_abs();
+    format!("{sign}{}.{:02} {currency}", minor / 100, minor % 100)
+}
+
+fn dash(text: &str) -> String {
+    if text.is_empty() {
+        "-".into()
+    } else {
+        text.to_owned()
+    }
+}
+
+fn print_json(value: &Value) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    );
+}
+
+fn print_pairs(value: &Value) {
+    if let Value::Object(map) = value {
+        let width = map.keys().map(String::len).max().unwrap_or(0);
+        for (key, value) in map {
+            let text = match value {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            println!("{key:<width$}  {text}");
+        }
+    }
+}
+
+/// An aligned table: each column as wide as its widest cell.
+pub fn print_table(headers: &[&str], rows: Vec<Vec<String>>) {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in &rows {
+        for (i, cell) in row.iter().enumerate() {
+            if let Some(width) = widths.get_mut(i) {
+                *width = (*width).max(cell.chars().count());
+            }
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        println!("{}", padded.join("  ").trim_end());
+    };
+    line(headers.iter().map(|h| (*h).to_owned()).collect());
+    for row in rows {
+        line(row);
+    }
+}

@@ -1,0 +1,758 @@
+//! The demo catalogue across every service, and sample orders it can carry
+//! through all twelve phases.
+//!
+//! Consistency rules between the two: every customer of [`CUSTOMERS`] has a
+//! packing spec; every product of the production demo catalogue has a
+//! routing, a BOM, an inspection plan and a product master (HS code, net
+//! weight, origin); carrier lanes exist in USD (sea, air: export orders) and
+//! CNY (road: domestic orders); the payment terms are ones finance parses
+//! and that the saga can invoice (deposit at confirmation, balance at
+//! shipment; never "on delivery", which the saga does not invoice).
+
+use anyhow::Context;
+use gendan_proto::v1::{
+    self, BillOfMaterials, BomLine, CarrierLane, IncomingInspectionPlan, InspectionPlan,
+    LabourRate, Material, PackingSpec, ProductMaster, ProductPackingRule, Supplier, SupplierOffer,
+};
+
+use super::Clients;
+use super::rng::Lcg;
+
+/// Demo customers, each with a packing spec: (name, export customer).
+const CUSTOMER_PROFILES: [(&str, bool); 7] = [
+    ("Nordwind GmbH", true),
+    ("Maple & Co", true),
+    ("Sakura Trading", true),
+    ("Atlas Retail", true),
+    ("Lumen SA", true),
+    ("Hangzhou Jinyu Apparel", false),
+    ("Shanghai Ruyi Trading", false),
+];
+
+/// Demo customers (every one has a packing spec after [`seed_catalog`]).
+pub const CUSTOMERS: &[&str] = &[
+    "Nordwind GmbH",
+    "Maple & Co",
+    "Sakura Trading",
+    "Atlas Retail",
+    "Lumen SA",
+    "Hangzhou Jinyu Apparel",
+    "Shanghai Ruyi Trading",
+];
+
+/// Whether the demo customer buys for export (USD, FOB) or domestically
+/// (CNY, EXW).
+pub fn is_export_customer(customer: &str) -> bool {
+    CUSTOMER_PROFILES
+        .iter()
+        .find(|(name, _)| *name == customer)
+        .is_none_or(|(_, export)| *export)
+}
+
+/// Products of the production demo catalogue with their logistics data:
+/// product, description, HS code, unit net weight kg, order spec text.
+const PRODUCTS: [(&str, &str, &str, f64, &str); 3] = [
+    (
+        "shirt-oxford",
+        "Men's woven shirt, 100% cotton oxford, long sleeves",
+        "6205.20",
+        0.25,
+        "oxford cotton 120 g/m², button-down collar",
+    ),
+    (
+        "jacket-denim",
+        "Men's jacket, cotton denim, woven",
+        "6203.32",
+        0.9,
+        "13 oz denim, stonewashed",
+    ),
+    (
+        "tote-canvas",
+        "Tote bag, outer surface of cotton canvas",
+        "4202.92",
+        0.35,
+        "12 oz canvas, natural",
+    ),
+];
+
+/// Unit price ranges per product: USD cents, CNY fen.
+fn price_range(product: &str, export: bool) -> (u64, u64) {
+    match (product, export) {
+        ("shirt-oxford", true) => (650, 900),
+        ("shirt-oxford", false) => (4500, 6500),
+        ("jacket-denim", true) => (1800, 2500),
+        ("jacket-denim", false) => (13000, 18000),
+        (_, true) => (300, 500),
+        (_, false) => (2000, 3500),
+    }
+}
+
+fn spec_of(product: &str) -> &'static str {
+    PRODUCTS
+        .iter()
+        .find(|p| p.0 == product)
+        .map(|p| p.4)
+        .unwrap_or("")
+}
+
+/// Terms for export orders.
+pub const EXPORT_TERMS: &str = "30% T/T deposit, 70% against B/L copy";
+/// Terms for domestic orders (both invoiced by the saga's shipment step).
+pub const DOMESTIC_TERMS: [&str; 2] = ["NET30", "30% deposit, 70% before shipment"];
+
+/// A sample order, the same for the same `seed`, `run` and `index` (on the
+/// same day: dates count from today). Every fifth order (`index % 5 == 4`)
+/// asks for delivery in two days, which opens a delivery-date clarification.
+pub fn sample_order(seed: u64, run: &str, index: usize) -> v1::CreateOrderRequest {
+    let mut rng = Lcg::new(seed ^ (index as u64).wrapping_mul(0x2545_F491_4F6C_DD1D));
+    let customer = CUSTOMERS[rng.below(CUSTOMERS.len() as u64) as usize];
+    let export = is_export_customer(customer);
+    let products = gendan_production::demo::demo_products();
+    let line_count = 1 + rng.below(2) as usize;
+    let mut lines: Vec<v1::OrderLine> = Vec::with_capacity(line_count);
+    for _ in 0..line_count {
+        let product = products[rng.below(products.len() as u64) as usize];
+        if lines.iter().any(|line| line.product == product) {
+            continue;
+        }
+        let (low, high) = price_range(product, export);
+        lines.push(v1::OrderLine {
+            product: product.to_owned(),
+            spec: spec_of(product).to_owned(),
+            quantity: rng.between(1, 10) as u32 * 100,
+            unit_price_minor: (rng.between(low, high) / 5 * 5) as i64,
+        });
+    }
+    let lead_days = if index % 5 == 4 {
+        2
+    } else {
+        rng.between(45, 75) as i64
+    };
+    let requested = chrono::Utc::now().date_naive() + chrono::Duration::days(lead_days);
+    let (currency, incoterm, terms) = if export {
+        ("USD", "FOB", EXPORT_TERMS)
+    } else {
+        (
+            "CNY",
+            "EXW",
+            DOMESTIC_TERMS[rng.below(DOMESTIC_TERMS.len() as u64) as usize],
+        )
+    };
+    v1::CreateOrderRequest {
+        client_request_id: format!("sim-{run}-{index}"),
+        customer: customer.to_owned(),
+        lines,
+        currency: currency.to_owned(),
+        requested_delivery_date: gendan_proto::date_to_string(requested),
+        incoterm: incoterm.to_owned(),
+        payment_terms: terms.to_owned(),
+        export,
+    }
+}
+
+// ---- procurement ----
+
+/// Materials: code, name, unit.
+const MATERIALS: [(&str, &str, &str); 12] = [
+    ("FAB-OXF", "Oxford cotton fabric 120 g/m², 150 cm", "m"),
+    ("FAB-DNM", "Denim 13 oz, 150 cm", "m"),
+    ("FAB-CNV", "Cotton canvas 12 oz, 150 cm", "m"),
+    ("THR-POLY", "Polyester sewing thread, 5000 m cone", "cone"),
+    ("BTN-4H", "4-hole shirt button 11 mm", "pcs"),
+    ("BTN-SHANK", "Metal shank button 17 mm", "pcs"),
+    ("RIVET-CU", "Copper rivet 9 mm", "pcs"),
+    ("ZIP-5", "Metal zipper #5, 30 cm", "pcs"),
+    ("WEB-25", "Cotton webbing 25 mm", "m"),
+    ("LBL-WOVEN", "Woven brand label", "pcs"),
+    ("BAG-PE", "Polybag with warning print", "pcs"),
+    ("CTN-5PLY", "Export carton 5-ply, 60x40x40 cm", "pcs"),
+];
+
+/// Suppliers (all invoice in CNY): code, name.
+const SUPPLIERS: [(&str, &str); 3] = [
+    ("SUP-HUAFANG", "Huafang Textile Co., Ltd."),
+    ("SUP-DGTRIMS", "Dongguan Garment Trims Ltd."),
+    ("SUP-NBPACK", "Ningbo Packaging Co., Ltd."),
+];
+
+/// Offers: supplier, material, lead time days, unit price fen, MOQ.
+const OFFERS: [(&str, &str, u32, i64, f64); 15] = [
+    ("SUP-HUAFANG", "FAB-OXF", 10, 1850, 200.0),
+    ("SUP-HUAFANG", "FAB-DNM", 12, 3200, 200.0),
+    ("SUP-HUAFANG", "FAB-CNV", 8, 1600, 100.0),
+    ("SUP-DGTRIMS", "FAB-OXF", 6, 2100, 500.0),
+    ("SUP-DGTRIMS", "THR-POLY", 3, 1200, 20.0),
+    ("SUP-DGTRIMS", "BTN-4H", 4, 8, 2000.0),
+    ("SUP-DGTRIMS", "BTN-SHANK", 5, 45, 1000.0),
+    ("SUP-DGTRIMS", "RIVET-CU", 5, 20, 1000.0),
+    ("SUP-DGTRIMS", "ZIP-5", 7, 180, 500.0),
+    ("SUP-DGTRIMS", "WEB-25", 5, 150, 200.0),
+    ("SUP-DGTRIMS", "LBL-WOVEN", 4, 12, 1000.0),
+    ("SUP-NBPACK", "BAG-PE", 3, 10, 1000.0),
+    ("SUP-NBPACK", "CTN-5PLY", 3, 650, 100.0),
+    ("SUP-NBPACK", "THR-POLY", 9, 1100, 50.0),
+    ("SUP-NBPACK", "LBL-WOVEN", 6, 10, 2000.0),
+];
+
+/// A BOM line: material, quantity per unit, scrap %.
+type BomLineDef = (&'static str, f64, f64);
+
+/// Bills of materials: product, then its lines.
+const BOMS: [(&str, &[BomLineDef]); 3] = [
+    (
+        "shirt-oxford",
+        &[
+            ("FAB-OXF", 1.6, 5.0),
+            ("THR-POLY", 0.02, 2.0),
+            ("BTN-4H", 9.0, 3.0),
+            ("LBL-WOVEN", 1.0, 1.0),
+            ("BAG-PE", 1.0, 1.0),
+            ("CTN-5PLY", 0.025, 0.0),
+        ],
+    ),
+    (
+        "jacket-denim",
+        &[
+            ("FAB-DNM", 2.2, 6.0),
+            ("THR-POLY", 0.04, 2.0),
+            ("BTN-SHANK", 7.0, 3.0),
+            ("RIVET-CU", 6.0, 3.0),
+            ("LBL-WOVEN", 1.0, 1.0),
+            ("BAG-PE", 1.0, 1.0),
+            ("CTN-5PLY", 0.05, 0.0),
+        ],
+    ),
+    (
+        "tote-canvas",
+        &[
+            ("FAB-CNV", 0.9, 5.0),
+            ("WEB-25", 1.2, 3.0),
+            ("ZIP-5", 1.0, 2.0),
+            ("THR-POLY", 0.01, 2.0),
+            ("LBL-WOVEN", 1.0, 1.0),
+            ("CTN-5PLY", 0.025, 0.0),
+        ],
+    ),
+];
+
+/// Stock on hand at the start: trims and packaging in stock, canvas and
+/// webbing for a few tote orders; oxford and denim always bought.
+const STOCK: [(&str, f64); 9] = [
+    ("FAB-CNV", 1500.0),
+    ("WEB-25", 2000.0),
+    ("ZIP-5", 1500.0),
+    ("THR-POLY", 300.0),
+    ("BTN-4H", 20000.0),
+    ("LBL-WOVEN", 10000.0),
+    ("BAG-PE", 8000.0),
+    ("CTN-5PLY", 800.0),
+    ("RIVET-CU", 3000.0),
+];
+
+/// Incoming inspection AQLs: fabrics 2.5, trims 4.0, packaging 6.5.
+fn incoming_aql(material: &str) -> f64 {
+    if material.starts_with("FAB-") {
+        2.5
+    } else if matches!(material, "BAG-PE" | "CTN-5PLY") {
+        6.5
+    } else {
+        4.0
+    }
+}
+
+// ---- logistics ----
+
+/// Packing specs: customer, units per carton (shirt, jacket, tote), barcode
+/// type, max gross kg, tare kg.
+const PACKING: [(&str, [u32; 3], &str, f64, f64); 7] = [
+    ("Nordwind GmbH", [40, 20, 40], "GS1-128", 22.0, 1.0),
+    ("Maple & Co", [36, 18, 40], "EAN-13", 22.0, 1.0),
+    ("Sakura Trading", [30, 12, 30], "ITF-14", 15.0, 0.8),
+    ("Atlas Retail", [48, 20, 50], "CODE-128", 25.0, 1.2),
+    ("Lumen SA", [40, 20, 40], "GS1-128", 22.0, 1.0),
+    (
+        "Hangzhou Jinyu Apparel",
+        [50, 20, 50],
+        "CODE-128",
+        25.0,
+        1.0,
+    ),
+    ("Shanghai Ruyi Trading", [40, 20, 40], "EAN-13", 22.0, 1.0),
+];
+
+const MARKS: &str =
+    "{customer} / PO {order} / {product} x{quantity} / C/NO {carton} OF {total} / MADE IN CHINA";
+
+/// Carrier lanes: code, carrier, mode, weekday, transit, cut-off, basis,
+/// rate minor, currency.
+type LaneDef = (
+    &'static str,
+    &'static str,
+    &'static str,
+    u32,
+    u32,
+    u32,
+    &'static str,
+    i64,
+    &'static str,
+);
+
+const LANES: [LaneDef; 11] = [
+    (
+        "SEA-SHA-EU-USD",
+        "COSCO Shipping",
+        "sea",
+        3,
+        25,
+        4,
+        "per_carton",
+        650,
+        "USD",
+    ),
+    (
+        "AIR-PVG-MON-USD",
+        "Cathay Cargo",
+        "air",
+        1,
+        3,
+        1,
+        "per_kg",
+        550,
+        "USD",
+    ),
+    (
+        "AIR-PVG-WED-USD",
+        "Cathay Cargo",
+        "air",
+        3,
+        3,
+        1,
+        "per_kg",
+        550,
+        "USD",
+    ),
+    (
+        "AIR-PVG-FRI-USD",
+        "Cathay Cargo",
+        "air",
+        5,
+        3,
+        1,
+        "per_kg",
+        550,
+        "USD",
+    ),
+    (
+        "ROAD-CN-MON-CNY",
+        "SF Freight",
+        "road",
+        1,
+        2,
+        1,
+        "per_carton",
+        3500,
+        "CNY",
+    ),
+    (
+        "ROAD-CN-TUE-CNY",
+        "SF Freight",
+        "road",
+        2,
+        2,
+        1,
+        "per_carton",
+        3500,
+        "CNY",
+    ),
+    (
+        "ROAD-CN-WED-CNY",
+        "SF Freight",
+        "road",
+        3,
+        2,
+        1,
+        "per_carton",
+        3500,
+        "CNY",
+    ),
+    (
+        "ROAD-CN-THU-CNY",
+        "SF Freight",
+        "road",
+        4,
+        2,
+        1,
+        "per_carton",
+        3500,
+        "CNY",
+    ),
+    (
+        "ROAD-CN-FRI-CNY",
+        "SF Freight",
+        "road",
+        5,
+        2,
+        1,
+        "per_carton",
+        3500,
+        "CNY",
+    ),
+    (
+        "ROAD-CN-SAT-CNY",
+        "SF Freight",
+        "road",
+        6,
+        2,
+        1,
+        "per_carton",
+        3500,
+        "CNY",
+    ),
+    (
+        "AIR-CN-WED-CNY",
+        "China Eastern Logistics",
+        "air",
+        3,
+        1,
+        1,
+        "per_kg",
+        1200,
+        "CNY",
+    ),
+];
+
+/// Labour rates per work centre, CNY fen per hour. Finance keeps one rate
+/// per work centre, so there is one currency: the factory's.
+const LABOUR_RATES: [(&str, i64); 4] =
+    [("CUT", 3500), ("SEW", 4200), ("FIN", 3800), ("PACK", 3000)];
+
+/// Loads the demo catalogue into every service through its gRPC API.
+/// Idempotent: upserts; stock is counted only where none is held yet.
+pub async fn seed_catalog(clients: &Clients) -> anyhow::Result<()> {
+    gendan_production::demo::seed_demo_catalog(&mut clients.production_plain())
+        .await
+        .context("production: work centres and routings")?;
+    seed_procurement(clients).await?;
+    seed_quality(clients).await?;
+    seed_logistics(clients).await?;
+    seed_finance(clients).await?;
+    Ok(())
+}
+
+async fn seed_procurement(clients: &Clients) -> anyhow::Result<()> {
+    let mut procurement = clients.procurement.clone();
+    for (code, name, unit) in MATERIALS {
+        procurement
+            .upsert_material(Material {
+                code: code.to_owned(),
+                name: name.to_owned(),
+                unit: unit.to_owned(),
+            })
+            .await
+            .with_context(|| format!("procurement: material {code}"))?;
+    }
+    for (code, name) in SUPPLIERS {
+        procurement
+            .upsert_supplier(Supplier {
+                code: code.to_owned(),
+                name: name.to_owned(),
+                currency: "CNY".to_owned(),
+            })
+            .await
+            .with_context(|| format!("procurement: supplier {code}"))?;
+    }
+    for (supplier, material, lead_time_days, unit_price_minor, moq) in OFFERS {
+        procurement
+            .upsert_supplier_offer(SupplierOffer {
+                supplier: supplier.to_owned(),
+                material: material.to_owned(),
+                lead_time_days,
+                unit_price_minor,
+                minimum_order_quantity: moq,
+                currency: String::new(),
+            })
+            .await
+            .with_context(|| format!("procurement: offer of {supplier} for {material}"))?;
+    }
+    for (product, lines) in BOMS {
+        procurement
+            .set_bill_of_materials(BillOfMaterials {
+                product: product.to_owned(),
+                lines: lines
+                    .iter()
+                    .map(|(material, quantity_per_unit, scrap_percent)| BomLine {
+                        material: (*material).to_owned(),
+                        quantity_per_unit: *quantity_per_unit,
+                        scrap_percent: *scrap_percent,
+                    })
+                    .collect(),
+            })
+            .await
+            .with_context(|| format!("procurement: bill of materials of {product}"))?;
+    }
+    for (material, on_hand) in STOCK {
+        let current = procurement
+            .get_stock(v1::GetStockRequest {
+                material: material.to_owned(),
+            })
+            .await;
+        let untouched = match current {
+            Ok(level) => {
+                let level = level.into_inner();
+                level.on_hand == 0.0 && level.reserved == 0.0
+            }
+            Err(status) if status.code() == tonic::Code::NotFound => true,
+            Err(status) => {
+                return Err(status).with_context(|| format!("procurement: stock of {material}"));
+            }
+        };
+        if untouched {
+            procurement
+                .set_stock(v1::SetStockRequest {
+                    material: material.to_owned(),
+                    on_hand,
+                })
+                .await
+                .with_context(|| format!("procurement: stock of {material}"))?;
+        }
+    }
+    Ok(())
+}
+
+async fn seed_quality(clients: &Clients) -> anyhow::Result<()> {
+    let mut quality = clients.quality.clone();
+    for (product, ..) in PRODUCTS {
+        quality
+            .set_inspection_plan(InspectionPlan {
+                product: product.to_owned(),
+                critical_aql: Some(0.0),
+                major_aql: Some(2.5),
+                minor_aql: Some(4.0),
+                in_process_stages: Vec::new(),
+                is_default: false,
+            })
+            .await
+            .with_context(|| format!("quality: inspection plan of {product}"))?;
+    }
+    for (material, ..) in MATERIALS {
+        quality
+            .set_incoming_inspection_plan(IncomingInspectionPlan {
+                material: material.to_owned(),
+                aql: Some(incoming_aql(material)),
+                is_default: false,
+            })
+            .await
+            .with_context(|| format!("quality: incoming plan of {material}"))?;
+    }
+    Ok(())
+}
+
+async fn seed_logistics(clients: &Clients) -> anyhow::Result<()> {
+    let mut logistics = clients.logistics.clone();
+    for (customer, units, barcode, max_gross, tare) in PACKING {
+        logistics
+            .upsert_packing_spec(PackingSpec {
+                customer: customer.to_owned(),
+                default_units_per_carton: units[0],
+                product_rules: PRODUCTS
+                    .iter()
+                    .zip(units)
+                    .map(|(product, units_per_carton)| ProductPackingRule {
+                        product: product.0.to_owned(),
+                        units_per_carton,
+                    })
+                    .collect(),
+                marks_template: MARKS.to_owned(),
+                barcode_type: barcode.to_owned(),
+                max_gross_weight_kg: max_gross,
+                carton_tare_kg: tare,
+            })
+            .await
+            .with_context(|| format!("logistics: packing spec of {customer}"))?;
+    }
+    for (product, description, hs_code, weight, _) in PRODUCTS {
+        logistics
+            .upsert_product_master(ProductMaster {
+                product: product.to_owned(),
+                description: description.to_owned(),
+                hs_code: hs_code.to_owned(),
+                unit_net_weight_kg: weight,
+                country_of_origin: "CN".to_owned(),
+            })
+            .await
+            .with_context(|| format!("logistics: product master of {product}"))?;
+    }
+    for (code, carrier, mode, weekday, transit, cutoff, basis, rate, currency) in LANES {
+        logistics
+            .upsert_carrier_lane(CarrierLane {
+                code: code.to_owned(),
+                carrier: carrier.to_owned(),
+                mode: mode.to_owned(),
+                departure_weekday: weekday,
+                transit_days: transit,
+                cutoff_days: cutoff,
+                cost_basis: basis.to_owned(),
+                rate_minor: rate,
+                currency: currency.to_owned(),
+            })
+            .await
+            .with_context(|| format!("logistics: carrier lane {code}"))?;
+    }
+    Ok(())
+}
+
+async fn seed_finance(clients: &Clients) -> anyhow::Result<()> {
+    let mut finance = clients.finance.clone();
+    for (work_centre, rate) in LABOUR_RATES {
+        finance
+            .set_labour_rate(LabourRate {
+                work_centre: work_centre.to_owned(),
+                currency: "CNY".to_owned(),
+                rate_minor_per_hour: rate,
+            })
+            .await
+            .with_context(|| format!("finance: labour rate of {work_centre}"))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use gendan_logistics::packing::{self, Barcode, Spec};
+
+    use super::*;
+
+    #[test]
+    fn customers_and_profiles_agree() {
+        assert_eq!(CUSTOMERS.len(), CUSTOMER_PROFILES.len());
+        for (customer, (name, _)) in CUSTOMERS.iter().zip(CUSTOMER_PROFILES) {
+            assert_eq!(*customer, name);
+            assert!(
+                PACKING.iter().any(|spec| spec.0 == *customer),
+                "{customer} has no packing spec"
+            );
+        }
+    }
+
+    #[test]
+    fn sample_orders_are_deterministic() {
+        for index in 0..20 {
+            assert_eq!(sample_order(7, "run", index), sample_order(7, "run", index));
+        }
+        let a: Vec<_> = (0..20).map(|i| sample_order(7, "run", i)).collect();
+        let b: Vec<_> = (0..20).map(|i| sample_order(8, "run", i)).collect();
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn sample_orders_fit_the_catalogue() {
+        let today = chrono::Utc::now().date_naive();
+        let products = gendan_production::demo::demo_products();
+        let mut exports = 0;
+        let mut domestic = 0;
+        for index in 0..200 {
+            let order = sample_order(42, "r1", index);
+            assert_eq!(order.client_request_id, format!("sim-r1-{index}"));
+            assert!(CUSTOMERS.contains(&order.customer.as_str()));
+            assert!(!order.lines.is_empty() && order.lines.len() <= 2);
+            for line in &order.lines {
+                assert!(
+                    products.contains(&line.product.as_str()),
+                    "{}",
+                    line.product
+                );
+                assert!((100..=1000).contains(&line.quantity));
+                assert!(line.unit_price_minor > 0);
+                assert!(BOMS.iter().any(|bom| bom.0 == line.product));
+                assert!(PRODUCTS.iter().any(|p| p.0 == line.product));
+            }
+            let requested = gendan_proto::date_from_str(&order.requested_delivery_date).unwrap();
+            let days = (requested - today).num_days();
+            if index % 5 == 4 {
+                assert_eq!(days, 2);
+            } else {
+                assert!((45..=75).contains(&days), "{days}");
+            }
+            gendan_finance::terms::parse(&order.payment_terms)
+                .unwrap_or_else(|err| panic!("{}: {err}", order.payment_terms));
+            assert!(
+                !order
+                    .payment_terms
+                    .to_ascii_lowercase()
+                    .contains("delivery")
+            );
+            if order.export {
+                exports += 1;
+                assert_eq!(
+                    (order.currency.as_str(), order.incoterm.as_str()),
+                    ("USD", "FOB")
+                );
+            } else {
+                domestic += 1;
+                assert_eq!(
+                    (order.currency.as_str(), order.incoterm.as_str()),
+                    ("CNY", "EXW")
+                );
+            }
+            assert!(
+                LANES.iter().any(|lane| lane.8 == order.currency),
+                "no lane in {}",
+                order.currency
+            );
+        }
+        assert!(exports > 0 && domestic > 0);
+    }
+
+    #[test]
+    fn master_data_passes_logistics_validation() {
+        for (product, description, hs_code, weight, _) in PRODUCTS {
+            gendan_logistics::validate::product_master(&ProductMaster {
+                product: product.into(),
+                description: description.into(),
+                hs_code: hs_code.into(),
+                unit_net_weight_kg: weight,
+                country_of_origin: "CN".into(),
+            })
+            .unwrap();
+        }
+        for lane in LANES {
+            gendan_logistics::validate::carrier_lane(&CarrierLane {
+                code: lane.0.into(),
+                carrier: lane.1.into(),
+                mode: lane.2.into(),
+                departure_weekday: lane.3,
+                transit_days: lane.4,
+                cutoff_days: lane.5,
+                cost_basis: lane.6.into(),
+                rate_minor: lane.7,
+                currency: lane.8.into(),
+            })
+            .unwrap();
+        }
+        // Full cartons of every product stay within each customer's limit.
+        let weights: HashMap<String, f64> =
+            PRODUCTS.iter().map(|p| (p.0.to_owned(), p.3)).collect();
+        for (customer, units, barcode, max_gross, tare) in PACKING {
+            let spec = Spec {
+                customer: customer.into(),
+                default_units_per_carton: units[0],
+                units_per_carton: PRODUCTS
+                    .iter()
+                    .zip(units)
+                    .map(|(p, u)| (p.0.to_owned(), u))
+                    .collect(),
+                marks_template: MARKS.into(),
+                barcode: Barcode::parse(barcode).unwrap(),
+                max_gross_weight_kg: max_gross,
+                carton_tare_kg: tare,
+            };
+            packing::check_template(MARKS).unwrap();
+            let items: Vec<(String, u32)> =
+                PRODUCTS.iter().map(|p| (p.0.to_owned(), 1000)).collect();
+            packing::build("o", &spec, &items, &weights)
+                .unwrap_or_else(|err| panic!("{customer}: {err}"));
+        }
+    }
+}

@@ -1,0 +1,319 @@
+//! Saga commands to finance (`gendan.cmd.finance.*`).
+//!
+//! | command | key | first time | repeat |
+//! | --- | --- | --- | --- |
+//! | `OpenReceivable` | order | stores receivable + schedule, issues the deposit invoice; `ReceivableOpened` (+ `InvoiceIssued` for the deposit); terms not understood: `ReceivableOpeningFailed`, nothing stored | the same `ReceivableOpened` / `InvoiceIssued` again, from what is stored |
+//! | `InvoiceBalance` | order + milestone | issues the milestone's invoices; `InvoiceIssued` each (`NoInvoiceDue` when the terms bill nothing then) | the same invoices announced again |
+//! | `CancelReceivable` | order | voids unpaid invoices, computes the refund; `ReceivableCancelled` | the stored answer again |
+//!
+//! Every answer is written to the outbox on the consumer's connection, so it
+//! commits with the effect and the inbox record.
+
+use gendan_messaging::outbox;
+use gendan_messaging::{Cause, Handler, HandlerError, Incoming, Outgoing};
+use gendan_proto::date_from_str;
+use gendan_proto::v1::{
+    CancelReceivable, InvoiceBalance, NoInvoiceDue, OpenReceivable, ReceivableCancelled,
+    ReceivableOpened, ReceivableOpeningFailed,
+};
+use sqlx::PgConnection;
+
+use crate::receivables::{self, INVOICE_VOID, Receivable, STATUS_CANCELLED};
+use crate::terms::{Milestone, Trigger};
+use crate::{Error, SERVICE, costs, validate};
+
+/// The order a message is about: the payload's, else the envelope's.
+pub(crate) fn order_id_of(
+    payload_order_id: &str,
+    message: &Incoming,
+) -> Result<String, HandlerError> {
+    let order_id = if payload_order_id.trim().is_empty() {
+        message.order_id().trim()
+    } else {
+        payload_order_id.trim()
+    };
+    if order_id.is_empty() {
+        return Err(HandlerError::Rejected(format!(
+            "{} without an order id",
+            message.type_name()
+        )));
+    }
+    Ok(order_id.to_owned())
+}
+
+/// Handles `gendan.cmd.finance.*`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CommandHandler;
+
+impl Handler for CommandHandler {
+    async fn handle(
+        &self,
+        conn: &mut PgConnection,
+        message: &Incoming,
+    ) -> Result<(), HandlerError> {
+        if message.is::<OpenReceivable>() {
+            return open_receivable(conn, message, message.payload()?).await;
+        }
+        if message.is::<InvoiceBalance>() {
+            return invoice_balance(conn, message, message.payload()?).await;
+        }
+        if message.is::<CancelReceivable>() {
+            return cancel_receivable(conn, message, message.payload()?).await;
+        }
+        Err(HandlerError::Rejected(format!(
+            "unknown command type {:?} for {SERVICE}",
+            message.type_name()
+        )))
+    }
+}
+
+/// `ReceivableOpened` and the deposit invoices' `InvoiceIssued`, from what is
+/// stored (so a repeat answers exactly what the first time did).
+async fn opened_events(
+    conn: &mut PgConnection,
+    receivable: &Receivable,
+    cause: &Cause,
+) -> Result<Vec<Outgoing>, Error> {
+    let order_id = &receivable.order_id;
+    let installments = receivables::installments(conn, order_id).await?;
+    let deposit_required = installments
+        .iter()
+        .any(|i| i.trigger() == Some(Trigger::OnConfirmation) && i.amount_minor > 0);
+    let opened = ReceivableOpened {
+        order_id: order_id.clone(),
+        currency: receivable.currency.clone(),
+        installments: installments.iter().map(|i| i.to_proto()).collect(),
+        deposit_required,
+    };
+    let mut events = vec![Outgoing::event(SERVICE, order_id, &opened, cause)];
+    for invoice in receivables::invoices(conn, order_id).await? {
+        if invoice.trigger == Trigger::OnConfirmation.as_str() {
+            events.push(Outgoing::event(
+                SERVICE,
+                order_id,
+                &invoice.issued_event(),
+                cause,
+            ));
+        }
+    }
+    Ok(events)
+}
+
+async fn cancelled(
+    conn: &mut PgConnection,
+    order_id: &str,
+) -> sqlx::Result<Option<ReceivableCancelled>> {
+    let row: Option<(i32, i64)> = sqlx::query_as(
+        "SELECT invoices_voided, refund_minor FROM receivable_cancellations WHERE order_id = $1",
+    )
+    .bind(order_id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(
+        row.map(|(invoices_voided, refund_minor)| ReceivableCancelled {
+            order_id: order_id.to_owned(),
+            invoices_voided: u32::try_from(invoices_voided).unwrap_or(0),
+            refund_minor,
+        }),
+    )
+}
+
+#[tracing::instrument(skip_all, fields(order_id = %message.order_id()))]
+async fn open_receivable(
+    conn: &mut PgConnection,
+    message: &Incoming,
+    command: OpenReceivable,
+) -> Result<(), HandlerError> {
+    let order_id = order_id_of(&command.order_id, message)?;
+    let cause = Cause::from_incoming(message);
+    receivables::lock_order(conn, &order_id).await?;
+
+    let failed = |reason: String| {
+        tracing::warn!(%reason, "receivable cannot be opened");
+        let failed = ReceivableOpeningFailed {
+            order_id: order_id.clone(),
+            reason,
+        };
+        Outgoing::event(SERVICE, &order_id, &failed, &cause)
+    };
+    if cancelled(conn, &order_id).await?.is_some() {
+        // A late or re-sent command after the compensation ran: opening
+        // now would bill a cancelled order.
+        let event = failed(format!("order {order_id} was cancelled"));
+        outbox::write(conn, &[event]).await?;
+        return Ok(());
+    }
+    if let Some(existing) = receivables::find(conn, &order_id).await? {
+        if existing.total_minor != command.total_minor
+            || existing.payment_terms != command.payment_terms.trim()
+        {
+            // The first command wins: invoices may already be out. An
+            // amended order needs its own finance step, not a silent rewrite.
+            tracing::warn!(
+                stored_total_minor = existing.total_minor,
+                total_minor = command.total_minor,
+                "repeated OpenReceivable differs from the stored receivable, keeping the stored one"
+            );
+        }
+        tracing::info!("receivable exists, answering again");
+        let events = opened_events(conn, &existing, &cause).await?;
+        outbox::write(conn, &events).await?;
+        return Ok(());
+    }
+    let new = match validate::open_receivable(&order_id, &command) {
+        Ok(new) => new,
+        Err(err) => {
+            // The saga needs an answer to fail its step with the reason; a
+            // dead letter alone would leave it waiting.
+            let event = failed(err.to_string());
+            outbox::write(conn, &[event]).await?;
+            return Ok(());
+        }
+    };
+    let opened_on = message.occurred_at().date_naive();
+    let receivable = receivables::insert(conn, &new, opened_on).await?;
+    let installments = receivables::installments(conn, &order_id).await?;
+    let deposits: Vec<_> = installments
+        .iter()
+        .filter(|i| i.trigger() == Some(Trigger::OnConfirmation))
+        .collect();
+    receivables::invoice_installments(conn, &receivable, &deposits, opened_on).await?;
+    tracing::info!(total_minor = new.total_minor, terms = %new.payment_terms, "receivable opened");
+
+    let mut events = opened_events(conn, &receivable, &cause).await?;
+    // Costs may have been booked before the receivable (and its budget)
+    // existed.
+    events.extend(costs::check_overrun(conn, &order_id, &cause).await?);
+    outbox::write(conn, &events).await?;
+    Ok(())
+}
+
+#[tracing::instrument(skip_all, fields(order_id = %message.order_id(), milestone = %command.milestone))]
+async fn invoice_balance(
+    conn: &mut PgConnection,
+    message: &Incoming,
+    command: InvoiceBalance,
+) -> Result<(), HandlerError> {
+    let order_id = order_id_of(&command.order_id, message)?;
+    let cause = Cause::from_incoming(message);
+    let milestone = Milestone::from_balance_name(&command.milestone).ok_or_else(|| {
+        HandlerError::Rejected(format!(
+            "InvoiceBalance for order {order_id}: milestone {:?} is not \"shipment\" or \"delivery\"",
+            command.milestone
+        ))
+    })?;
+    let milestone_date = date_from_str(command.milestone_date.trim()).ok_or_else(|| {
+        HandlerError::Rejected(format!(
+            "InvoiceBalance for order {order_id}: milestone_date {:?} is not a YYYY-MM-DD date",
+            command.milestone_date
+        ))
+    })?;
+    receivables::lock_order(conn, &order_id).await?;
+    let receivable = receivables::get(conn, &order_id).await?;
+    if receivable.status == STATUS_CANCELLED {
+        return Err(Error::Cancelled(order_id).into());
+    }
+    let installments = receivables::installments(conn, &order_id).await?;
+    let due: Vec<_> = installments
+        .iter()
+        .filter(|i| i.trigger().map(Trigger::milestone) == Some(milestone) && i.amount_minor > 0)
+        .collect();
+    if due.is_empty() {
+        let reason = format!(
+            "the terms {:?} bill nothing at {}",
+            receivable.payment_terms,
+            milestone.as_str()
+        );
+        tracing::info!(%reason, "no invoice due");
+        let answer = NoInvoiceDue {
+            order_id: order_id.clone(),
+            milestone: milestone.as_str().to_owned(),
+            reason,
+        };
+        outbox::write(
+            conn,
+            &[Outgoing::event(SERVICE, &order_id, &answer, &cause)],
+        )
+        .await?;
+        return Ok(());
+    }
+    let invoices =
+        receivables::invoice_installments(conn, &receivable, &due, milestone_date).await?;
+    let mut events: Vec<Outgoing> = invoices
+        .iter()
+        .map(|invoice| Outgoing::event(SERVICE, &order_id, &invoice.issued_event(), &cause))
+        .collect();
+    // Money received ahead of the invoice settles it now.
+    events.extend(receivables::settle(conn, &receivable, milestone_date, &cause).await?);
+    outbox::write(conn, &events).await?;
+    Ok(())
+}
+
+/// Compensation of a cancelled order. Refund policy: everything received is
+/// refunded, minus nothing (no cancellation fee is withheld). A simple
+/// policy a merchandiser can explain to the customer; a fee would be a
+/// decision for a person, not for this handler.
+#[tracing::instrument(skip_all, fields(order_id = %message.order_id()))]
+async fn cancel_receivable(
+    conn: &mut PgConnection,
+    message: &Incoming,
+    command: CancelReceivable,
+) -> Result<(), HandlerError> {
+    let order_id = order_id_of(&command.order_id, message)?;
+    let cause = Cause::from_incoming(message);
+    receivables::lock_order(conn, &order_id).await?;
+    if let Some(answer) = cancelled(conn, &order_id).await? {
+        tracing::info!("already cancelled, answering again");
+        outbox::write(
+            conn,
+            &[Outgoing::event(SERVICE, &order_id, &answer, &cause)],
+        )
+        .await?;
+        return Ok(());
+    }
+    let (invoices_voided, refund_minor) = match receivables::find(conn, &order_id).await? {
+        // Nothing was opened (or it is still on its way): the tombstone
+        // below keeps a late OpenReceivable from opening it.
+        None => (0, 0),
+        Some(_) => {
+            let voided = sqlx::query(
+                "UPDATE invoices SET status = $2 \
+                 WHERE order_id = $1 AND status IN ('open', 'partially_paid')",
+            )
+            .bind(&order_id)
+            .bind(INVOICE_VOID)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+            sqlx::query("UPDATE receivables SET status = $2 WHERE order_id = $1")
+                .bind(&order_id)
+                .bind(STATUS_CANCELLED)
+                .execute(&mut *conn)
+                .await?;
+            let refund = receivables::paid_minor(conn, &order_id).await?;
+            (u32::try_from(voided).unwrap_or(u32::MAX), refund)
+        }
+    };
+    sqlx::query(
+        "INSERT INTO receivable_cancellations (order_id, reason, invoices_voided, refund_minor) \
+         VALUES ($1, $2, $3, $4)",
+    )
+    .bind(&order_id)
+    .bind(command.reason.trim())
+    .bind(i32::try_from(invoices_voided).unwrap_or(i32::MAX))
+    .bind(refund_minor)
+    .execute(&mut *conn)
+    .await?;
+    tracing::info!(invoices_voided, refund_minor, "receivable cancelled");
+    let answer = ReceivableCancelled {
+        order_id: order_id.clone(),
+        invoices_voided,
+        refund_minor,
+    };
+    outbox::write(
+        conn,
+        &[Outgoing::event(SERVICE, &order_id, &answer, &cause)],
+    )
+    .await?;
+    Ok(())
+}

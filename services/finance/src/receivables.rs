@@ -1,0 +1,533 @@
+//! The receivable tables: receivables with their installments, invoices
+//! (numbered per year), payments and their allocations, and what a change
+//! to them announces.
+//!
+//! Every function runs on the caller's connection (a consumer savepoint or a
+//! gRPC transaction) after [`lock_order`], which serialises everything done
+//! to one order across the command consumer, the cost consumer and gRPC
+//! calls, in every replica. [`settle`] is the single place that applies
+//! received money to invoices and decides whether the deposit is in and the
+//! order is paid in full, so the answer is the same whichever path paid.
+
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use gendan_messaging::{Cause, Outgoing};
+use gendan_proto::date_to_string;
+use gendan_proto::v1::{
+    DepositReceived, Installment as InstallmentProto, InvoiceIssued, OrderPaidInFull,
+    PaymentAllocation, ReceivableInvoice, ReceivedPayment,
+};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::allocation::allocate;
+use crate::terms::{KIND_DEPOSIT, Trigger};
+use crate::validate::{NewPayment, NewReceivable};
+use crate::{Error, Result, SERVICE};
+
+pub const STATUS_OPEN: &str = "open";
+pub const STATUS_PAID: &str = "paid";
+pub const STATUS_CANCELLED: &str = "cancelled";
+
+pub const INVOICE_OPEN: &str = "open";
+pub const INVOICE_PARTIALLY_PAID: &str = "partially_paid";
+pub const INVOICE_PAID: &str = "paid";
+pub const INVOICE_VOID: &str = "void";
+
+/// Serialises all changes to one order for the rest of the transaction.
+/// An advisory lock rather than a row lock, because cost entries of an order
+/// can arrive before its receivable row exists.
+pub async fn lock_order(conn: &mut PgConnection, order_id: &str) -> sqlx::Result<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('gendan.finance.order'), hashtext($1))")
+        .bind(order_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Receivable {
+    pub order_id: String,
+    pub customer: String,
+    pub total_minor: i64,
+    pub currency: String,
+    pub payment_terms: String,
+    pub cost_budget_minor: i64,
+    pub status: String,
+    pub opened_on: NaiveDate,
+    pub deposit_received_on: Option<NaiveDate>,
+    pub paid_in_full_on: Option<NaiveDate>,
+    pub over_budget: bool,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct InstallmentRow {
+    pub seq: i32,
+    pub kind: String,
+    pub trigger: String,
+    pub share_bp: i32,
+    pub amount_minor: i64,
+    pub due_days: i32,
+}
+
+impl InstallmentRow {
+    pub fn trigger(&self) -> Option<Trigger> {
+        Trigger::from_name(&self.trigger)
+    }
+
+    pub fn to_proto(&self) -> InstallmentProto {
+        InstallmentProto {
+            kind: self.kind.clone(),
+            amount_minor: self.amount_minor,
+            trigger: self.trigger.clone(),
+            due_days: u32::try_from(self.due_days).unwrap_or(0),
+        }
+    }
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Invoice {
+    pub invoice_id: String,
+    pub order_id: String,
+    pub installment_seq: i32,
+    pub kind: String,
+    pub trigger: String,
+    pub amount_minor: i64,
+    pub paid_minor: i64,
+    pub currency: String,
+    pub issued_on: NaiveDate,
+    pub due_date: NaiveDate,
+    pub status: String,
+}
+
+impl Invoice {
+    pub fn open_minor(&self) -> i64 {
+        if self.status == INVOICE_VOID {
+            0
+        } else {
+            self.amount_minor - self.paid_minor
+        }
+    }
+
+    pub fn to_proto(&self) -> ReceivableInvoice {
+        ReceivableInvoice {
+            invoice_id: self.invoice_id.clone(),
+            order_id: self.order_id.clone(),
+            kind: self.kind.clone(),
+            trigger: self.trigger.clone(),
+            amount_minor: self.amount_minor,
+            paid_minor: self.paid_minor,
+            currency: self.currency.clone(),
+            issued_on: date_to_string(self.issued_on),
+            due_date: date_to_string(self.due_date),
+            status: self.status.clone(),
+        }
+    }
+
+    pub fn issued_event(&self) -> InvoiceIssued {
+        InvoiceIssued {
+            order_id: self.order_id.clone(),
+            invoice_id: self.invoice_id.clone(),
+            kind: self.kind.clone(),
+            amount_minor: self.amount_minor,
+            currency: self.currency.clone(),
+            due_date: date_to_string(self.due_date),
+        }
+    }
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Payment {
+    pub payment_id: Uuid,
+    pub order_id: String,
+    pub amount_minor: i64,
+    pub currency: String,
+    pub received_on: NaiveDate,
+    pub reference: String,
+    pub idempotency_key: String,
+    pub unapplied_minor: i64,
+    pub recorded_at: DateTime<Utc>,
+}
+
+const RECEIVABLE_COLUMNS: &str = "order_id, customer, total_minor, currency, payment_terms, \
+     cost_budget_minor, status, opened_on, deposit_received_on, paid_in_full_on, over_budget";
+
+pub async fn find(conn: &mut PgConnection, order_id: &str) -> sqlx::Result<Option<Receivable>> {
+    sqlx::query_as(
+        "SELECT order_id, customer, total_minor, currency, payment_terms, cost_budget_minor, \
+           status, opened_on, deposit_received_on, paid_in_full_on, over_budget \
+         FROM receivables WHERE order_id = $1",
+    )
+    .bind(order_id)
+    .fetch_optional(conn)
+    .await
+}
+
+/// The receivable, or `ReceivableNotFound`.
+pub async fn get(conn: &mut PgConnection, order_id: &str) -> Result<Receivable> {
+    find(conn, order_id)
+        .await?
+        .ok_or_else(|| Error::ReceivableNotFound(order_id.to_owned()))
+}
+
+/// Stores a new receivable with its installments and budget lines.
+pub async fn insert(
+    conn: &mut PgConnection,
+    new: &NewReceivable,
+    opened_on: NaiveDate,
+) -> Result<Receivable> {
+    let receivable: Receivable = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO receivables (order_id, customer, total_minor, currency, payment_terms, \
+           cost_budget_minor, status, opened_on) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {RECEIVABLE_COLUMNS}"
+    )))
+    .bind(&new.order_id)
+    .bind(&new.customer)
+    .bind(new.total_minor)
+    .bind(&new.currency)
+    .bind(&new.payment_terms)
+    .bind(new.cost_budget_minor)
+    .bind(STATUS_OPEN)
+    .bind(opened_on)
+    .fetch_one(&mut *conn)
+    .await?;
+    for installment in &new.installments {
+        sqlx::query(
+            "INSERT INTO installments (order_id, seq, kind, trigger, share_bp, amount_minor, due_days) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&new.order_id)
+        .bind(installment.seq as i32)
+        .bind(installment.kind)
+        .bind(installment.trigger.as_str())
+        .bind(installment.share_bp as i32)
+        .bind(installment.amount_minor)
+        .bind(installment.due_days as i32)
+        .execute(&mut *conn)
+        .await?;
+    }
+    for (category, amount_minor) in &new.budget_lines {
+        sqlx::query(
+            "INSERT INTO cost_budget_lines (order_id, category, amount_minor) VALUES ($1, $2, $3)",
+        )
+        .bind(&new.order_id)
+        .bind(category)
+        .bind(amount_minor)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(receivable)
+}
+
+pub async fn installments(
+    conn: &mut PgConnection,
+    order_id: &str,
+) -> sqlx::Result<Vec<InstallmentRow>> {
+    sqlx::query_as(
+        "SELECT seq, kind, trigger, share_bp, amount_minor, due_days FROM installments \
+         WHERE order_id = $1 ORDER BY seq",
+    )
+    .bind(order_id)
+    .fetch_all(conn)
+    .await
+}
+
+const INVOICE_COLUMNS: &str = "invoice_id, order_id, installment_seq, kind, trigger, amount_minor, \
+     paid_minor, currency, issued_on, due_date, status";
+
+/// The order's invoices, oldest first.
+pub async fn invoices(conn: &mut PgConnection, order_id: &str) -> sqlx::Result<Vec<Invoice>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {INVOICE_COLUMNS} FROM invoices WHERE order_id = $1 ORDER BY seq"
+    )))
+    .bind(order_id)
+    .fetch_all(conn)
+    .await
+}
+
+/// Issues the invoice of one installment. Numbers are gap-free per year
+/// (what tax authorities expect), so the year's counter row stays locked
+/// until the transaction ends and invoice issuing is serialised.
+pub async fn issue_invoice(
+    conn: &mut PgConnection,
+    receivable: &Receivable,
+    installment: &InstallmentRow,
+    issued_on: NaiveDate,
+) -> Result<Invoice> {
+    let due_date = issued_on
+        .checked_add_days(chrono::Days::new(
+            u64::try_from(installment.due_days).unwrap_or(0),
+        ))
+        .ok_or_else(|| Error::Overflow(receivable.order_id.clone()))?;
+    let year = issued_on.year();
+    let number: i64 = sqlx::query_scalar(
+        "INSERT INTO invoice_numbers (year, last_number) VALUES ($1, 1) \
+         ON CONFLICT (year) DO UPDATE SET last_number = invoice_numbers.last_number + 1 \
+         RETURNING last_number",
+    )
+    .bind(year)
+    .fetch_one(&mut *conn)
+    .await?;
+    let invoice_id = format!("INV-{year}-{number:06}");
+    let invoice: Invoice = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO invoices (invoice_id, order_id, installment_seq, kind, trigger, amount_minor, \
+           currency, issued_on, due_date, status) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {INVOICE_COLUMNS}"
+    )))
+    .bind(&invoice_id)
+    .bind(&receivable.order_id)
+    .bind(installment.seq)
+    .bind(&installment.kind)
+    .bind(&installment.trigger)
+    .bind(installment.amount_minor)
+    .bind(&receivable.currency)
+    .bind(issued_on)
+    .bind(due_date)
+    .bind(INVOICE_OPEN)
+    .fetch_one(&mut *conn)
+    .await?;
+    tracing::info!(invoice_id = %invoice.invoice_id, kind = %invoice.kind, amount_minor = invoice.amount_minor, "invoice issued");
+    Ok(invoice)
+}
+
+/// Issues the invoices of `installments` not invoiced yet (amounts of 0 are
+/// not invoiced) and returns every invoice of them, new and old, in
+/// installment order.
+pub async fn invoice_installments(
+    conn: &mut PgConnection,
+    receivable: &Receivable,
+    installments: &[&InstallmentRow],
+    issued_on: NaiveDate,
+) -> Result<Vec<Invoice>> {
+    let existing = invoices(conn, &receivable.order_id).await?;
+    let mut result = Vec::with_capacity(installments.len());
+    for installment in installments {
+        if installment.amount_minor <= 0 {
+            continue;
+        }
+        match existing
+            .iter()
+            .find(|invoice| invoice.installment_seq == installment.seq)
+        {
+            Some(invoice) => result.push(invoice.clone()),
+            None => result.push(issue_invoice(conn, receivable, installment, issued_on).await?),
+        }
+    }
+    Ok(result)
+}
+
+const PAYMENT_COLUMNS: &str = "payment_id, order_id, amount_minor, currency, received_on, reference, \
+     idempotency_key, unapplied_minor, recorded_at";
+
+pub async fn payment_by_key(conn: &mut PgConnection, key: &str) -> sqlx::Result<Option<Payment>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {PAYMENT_COLUMNS} FROM payments WHERE idempotency_key = $1"
+    )))
+    .bind(key)
+    .fetch_optional(conn)
+    .await
+}
+
+/// The order's payments, oldest first.
+pub async fn payments(conn: &mut PgConnection, order_id: &str) -> sqlx::Result<Vec<Payment>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {PAYMENT_COLUMNS} FROM payments WHERE order_id = $1 ORDER BY received_on, seq"
+    )))
+    .bind(order_id)
+    .fetch_all(conn)
+    .await
+}
+
+/// Total received on the order.
+pub async fn paid_minor(conn: &mut PgConnection, order_id: &str) -> sqlx::Result<i64> {
+    let paid: Option<i64> =
+        sqlx::query_scalar("SELECT sum(amount_minor)::bigint FROM payments WHERE order_id = $1")
+            .bind(order_id)
+            .fetch_one(conn)
+            .await?;
+    Ok(paid.unwrap_or(0))
+}
+
+/// Records a payment, wholly unapplied until [`settle`] applies it. `None`
+/// when its idempotency key was taken meanwhile (the unique constraint is
+/// the guard against two concurrent calls with one key).
+pub async fn insert_payment(
+    conn: &mut PgConnection,
+    payment: &NewPayment,
+) -> sqlx::Result<Option<Payment>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO payments (payment_id, order_id, amount_minor, currency, received_on, \
+           reference, idempotency_key, unapplied_minor) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $3) \
+         ON CONFLICT (idempotency_key) DO NOTHING RETURNING {PAYMENT_COLUMNS}"
+    )))
+    .bind(Uuid::now_v7())
+    .bind(&payment.order_id)
+    .bind(payment.amount_minor)
+    .bind(&payment.currency)
+    .bind(payment.received_on)
+    .bind(&payment.reference)
+    .bind(&payment.idempotency_key)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Allocations of the order's payments, in the order they were made.
+pub async fn allocations(
+    conn: &mut PgConnection,
+    order_id: &str,
+) -> sqlx::Result<Vec<(Uuid, PaymentAllocation)>> {
+    let rows: Vec<(Uuid, String, i64)> = sqlx::query_as(
+        "SELECT a.payment_id, a.invoice_id, a.amount_minor FROM payment_allocations a \
+         JOIN payments p ON p.payment_id = a.payment_id \
+         WHERE p.order_id = $1 ORDER BY a.seq",
+    )
+    .bind(order_id)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(payment_id, invoice_id, amount_minor)| {
+            (
+                payment_id,
+                PaymentAllocation {
+                    invoice_id,
+                    amount_minor,
+                },
+            )
+        })
+        .collect())
+}
+
+pub fn payment_proto(
+    payment: &Payment,
+    allocations: &[(Uuid, PaymentAllocation)],
+) -> ReceivedPayment {
+    ReceivedPayment {
+        payment_id: payment.payment_id.to_string(),
+        order_id: payment.order_id.clone(),
+        amount_minor: payment.amount_minor,
+        currency: payment.currency.clone(),
+        received_on: date_to_string(payment.received_on),
+        reference: payment.reference.clone(),
+        idempotency_key: payment.idempotency_key.clone(),
+        allocations: allocations
+            .iter()
+            .filter(|(id, _)| *id == payment.payment_id)
+            .map(|(_, allocation)| allocation.clone())
+            .collect(),
+        unapplied_minor: payment.unapplied_minor,
+    }
+}
+
+/// Applies unapplied money to open invoices, oldest payment to oldest
+/// invoice (see [`crate::allocation`]).
+async fn apply_credit(conn: &mut PgConnection, order_id: &str) -> sqlx::Result<()> {
+    let credits: Vec<(Uuid, i64)> = payments(conn, order_id)
+        .await?
+        .iter()
+        .map(|p| (p.payment_id, p.unapplied_minor))
+        .filter(|(_, unapplied)| *unapplied > 0)
+        .collect();
+    if credits.is_empty() {
+        return Ok(());
+    }
+    // Oldest due first; issue order breaks ties (invoices() is in issue order
+    // and the sort is stable).
+    let mut open = invoices(conn, order_id).await?;
+    open.retain(|invoice| invoice.open_minor() > 0);
+    open.sort_by_key(|invoice| invoice.due_date);
+    let open: Vec<(String, i64)> = open
+        .iter()
+        .map(|invoice| (invoice.invoice_id.clone(), invoice.open_minor()))
+        .collect();
+    for allocation in allocate(&credits, &open) {
+        sqlx::query(
+            "INSERT INTO payment_allocations (payment_id, invoice_id, amount_minor) \
+             VALUES ($1, $2, $3) \
+             ON CONFLICT (payment_id, invoice_id) \
+             DO UPDATE SET amount_minor = payment_allocations.amount_minor + EXCLUDED.amount_minor",
+        )
+        .bind(allocation.credit)
+        .bind(&allocation.invoice)
+        .bind(allocation.amount_minor)
+        .execute(&mut *conn)
+        .await?;
+        sqlx::query(
+            "UPDATE payments SET unapplied_minor = unapplied_minor - $2 WHERE payment_id = $1",
+        )
+        .bind(allocation.credit)
+        .bind(allocation.amount_minor)
+        .execute(&mut *conn)
+        .await?;
+        sqlx::query(
+            "UPDATE invoices SET paid_minor = paid_minor + $2, \
+               status = CASE WHEN paid_minor + $2 = amount_minor THEN 'paid' ELSE 'partially_paid' END \
+             WHERE invoice_id = $1",
+        )
+        .bind(&allocation.invoice)
+        .bind(allocation.amount_minor)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Applies received money, then announces what became true: the deposit is
+/// in (every deposit invoice paid) and the order is paid in full (payments
+/// reach the total). Each is announced once: its date is stored the first
+/// time. `on` is the date it became true (the value date of the payment
+/// that did it).
+pub async fn settle(
+    conn: &mut PgConnection,
+    receivable: &Receivable,
+    on: NaiveDate,
+    cause: &Cause,
+) -> Result<Vec<Outgoing>> {
+    let order_id = &receivable.order_id;
+    apply_credit(conn, order_id).await?;
+    let mut events = Vec::new();
+
+    if receivable.deposit_received_on.is_none() {
+        let deposits: Vec<Invoice> = invoices(conn, order_id)
+            .await?
+            .into_iter()
+            .filter(|invoice| invoice.kind == KIND_DEPOSIT && invoice.status != INVOICE_VOID)
+            .collect();
+        if !deposits.is_empty() && deposits.iter().all(|i| i.status == INVOICE_PAID) {
+            let amount_minor = deposits
+                .iter()
+                .try_fold(0i64, |sum, i| sum.checked_add(i.amount_minor))
+                .ok_or_else(|| Error::Overflow(order_id.clone()))?;
+            sqlx::query("UPDATE receivables SET deposit_received_on = $2 WHERE order_id = $1")
+                .bind(order_id)
+                .bind(on)
+                .execute(&mut *conn)
+                .await?;
+            tracing::info!(%order_id, amount_minor, "deposit received");
+            let event = DepositReceived {
+                order_id: order_id.clone(),
+                amount_minor,
+                received_on: date_to_string(on),
+            };
+            events.push(Outgoing::event(SERVICE, order_id, &event, cause));
+        }
+    }
+
+    if receivable.paid_in_full_on.is_none()
+        && paid_minor(conn, order_id).await? >= receivable.total_minor
+    {
+        sqlx::query("UPDATE receivables SET paid_in_full_on = $2, status = $3 WHERE order_id = $1")
+            .bind(order_id)
+            .bind(on)
+            .bind(STATUS_PAID)
+            .execute(&mut *conn)
+            .await?;
+        tracing::info!(%order_id, "order paid in full");
+        let event = OrderPaidInFull {
+            order_id: order_id.clone(),
+            paid_on: date_to_string(on),
+        };
+        events.push(Outgoing::event(SERVICE, order_id, &event, cause));
+    }
+    Ok(events)
+}

@@ -1,0 +1,338 @@
+//! Checks that need no database: each function turns a wire message into the
+//! value the rest of the service trusts, or a [`FieldError`] naming the
+//! offending field (`amount_minor`, `budget_lines[1].category`).
+//!
+//! Checks against stored state (is the currency the receivable's?) are done
+//! by the callers with the same field names.
+
+use chrono::NaiveDate;
+use gendan_grpc::FieldError;
+use gendan_proto::date_from_str;
+use gendan_proto::v1::{LabourRate, OpenReceivable, RecordPaymentRequest};
+
+use crate::terms::{self, Installment};
+
+const MAX_TEXT: usize = 200;
+pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 128;
+
+/// Cost categories an order budget can be split into; the ledger books
+/// material, labour and freight today.
+pub const COST_CATEGORIES: [&str; 5] = ["material", "labour", "rework", "freight", "expedite"];
+
+pub fn required_text(value: &str, field: &str) -> Result<String, FieldError> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(FieldError::new(field, "must not be empty"));
+    }
+    optional_text(value, field)
+}
+
+pub fn optional_text(value: &str, field: &str) -> Result<String, FieldError> {
+    let value = value.trim();
+    if value.chars().count() > MAX_TEXT {
+        return Err(FieldError::new(
+            field,
+            format!("must be at most {MAX_TEXT} characters"),
+        ));
+    }
+    Ok(value.to_owned())
+}
+
+/// An ISO 4217-shaped code: three upper-case letters. Which codes exist is
+/// the order's business (orders checks the list); finance only needs the
+/// same code on everything of one order.
+pub fn currency(value: &str, field: &str) -> Result<String, FieldError> {
+    let value = value.trim();
+    if value.len() != 3 || !value.chars().all(|c| c.is_ascii_uppercase()) {
+        return Err(FieldError::new(
+            field,
+            format!("{value:?} is not an ISO 4217 currency code (three upper-case letters)"),
+        ));
+    }
+    Ok(value.to_owned())
+}
+
+pub fn date(value: &str, field: &str) -> Result<NaiveDate, FieldError> {
+    date_from_str(value.trim())
+        .ok_or_else(|| FieldError::new(field, format!("{value:?} is not a YYYY-MM-DD date")))
+}
+
+/// A `YYYY-MM-DD` date, or `default` when empty.
+pub fn date_or(value: &str, field: &str, default: NaiveDate) -> Result<NaiveDate, FieldError> {
+    if value.trim().is_empty() {
+        return Ok(default);
+    }
+    date(value, field)
+}
+
+pub fn order_id(value: &str) -> Result<String, FieldError> {
+    required_text(value, "order_id")
+}
+
+/// A validated RecordPayment request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewPayment {
+    pub order_id: String,
+    pub amount_minor: i64,
+    pub currency: String,
+    pub received_on: NaiveDate,
+    pub reference: String,
+    pub idempotency_key: String,
+}
+
+pub fn idempotency_key(value: &str) -> Result<String, FieldError> {
+    let field = "idempotency_key";
+    if value.is_empty() {
+        return Err(FieldError::new(field, "must not be empty"));
+    }
+    if value.chars().count() > MAX_IDEMPOTENCY_KEY_CHARS {
+        return Err(FieldError::new(
+            field,
+            format!("must be at most {MAX_IDEMPOTENCY_KEY_CHARS} characters"),
+        ));
+    }
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-');
+    if !value.chars().all(allowed) {
+        return Err(FieldError::new(
+            field,
+            "may contain only letters, digits and . _ : -",
+        ));
+    }
+    Ok(value.to_owned())
+}
+
+/// `today` bounds the value date: money received tomorrow has not been
+/// received (one day of slack for time zones).
+pub fn payment(request: &RecordPaymentRequest, today: NaiveDate) -> Result<NewPayment, FieldError> {
+    let order_id = order_id(&request.order_id)?;
+    if request.amount_minor <= 0 {
+        return Err(FieldError::new(
+            "amount_minor",
+            format!("must be greater than 0, got {}", request.amount_minor),
+        ));
+    }
+    let currency = currency(&request.currency, "currency")?;
+    let received_on = date(&request.received_on, "received_on")?;
+    if received_on > today + chrono::Days::new(1) {
+        return Err(FieldError::new(
+            "received_on",
+            format!("{received_on} is in the future"),
+        ));
+    }
+    let reference = optional_text(&request.reference, "reference")?;
+    let idempotency_key = idempotency_key(&request.idempotency_key)?;
+    Ok(NewPayment {
+        order_id,
+        amount_minor: request.amount_minor,
+        currency,
+        received_on,
+        reference,
+        idempotency_key,
+    })
+}
+
+pub fn labour_rate(request: &LabourRate) -> Result<LabourRate, FieldError> {
+    let work_centre = required_text(&request.work_centre, "work_centre")?;
+    let currency = currency(&request.currency, "currency")?;
+    if request.rate_minor_per_hour < 0 {
+        return Err(FieldError::new(
+            "rate_minor_per_hour",
+            format!("must not be negative, got {}", request.rate_minor_per_hour),
+        ));
+    }
+    Ok(LabourRate {
+        work_centre,
+        currency,
+        rate_minor_per_hour: request.rate_minor_per_hour,
+    })
+}
+
+/// A validated OpenReceivable command, priced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewReceivable {
+    pub order_id: String,
+    pub customer: String,
+    pub total_minor: i64,
+    pub currency: String,
+    pub payment_terms: String,
+    pub installments: Vec<Installment>,
+    pub cost_budget_minor: i64,
+    pub budget_lines: Vec<(String, i64)>,
+}
+
+/// Checks an OpenReceivable command. The error text is the reason the saga
+/// sees in `ReceivableOpeningFailed`.
+pub fn open_receivable(
+    order_id: &str,
+    command: &OpenReceivable,
+) -> Result<NewReceivable, crate::Error> {
+    let customer = optional_text(&command.customer, "customer")?;
+    if command.total_minor <= 0 {
+        return Err(FieldError::new(
+            "total_minor",
+            format!("must be greater than 0, got {}", command.total_minor),
+        )
+        .into());
+    }
+    let currency = currency(&command.currency, "currency")?;
+    let payment_terms = required_text(&command.payment_terms, "payment_terms")?;
+    let parsed = terms::parse(&payment_terms)?;
+    let installments = terms::installments(&parsed, command.total_minor)
+        .ok_or_else(|| crate::Error::Overflow(order_id.to_owned()))?;
+    if command.cost_budget_minor < 0 {
+        return Err(FieldError::new("cost_budget_minor", "must not be negative").into());
+    }
+    let mut budget_lines: Vec<(String, i64)> = Vec::with_capacity(command.budget_lines.len());
+    let mut lines_total: i64 = 0;
+    for (i, line) in command.budget_lines.iter().enumerate() {
+        let category = line.category.trim().to_ascii_lowercase();
+        if !COST_CATEGORIES.contains(&category.as_str()) {
+            return Err(FieldError::new(
+                format!("budget_lines[{i}].category"),
+                format!(
+                    "{:?} is not one of {}",
+                    line.category,
+                    COST_CATEGORIES.join(", ")
+                ),
+            )
+            .into());
+        }
+        if budget_lines.iter().any(|(known, _)| *known == category) {
+            return Err(FieldError::new(
+                format!("budget_lines[{i}].category"),
+                format!("{category:?} appears twice"),
+            )
+            .into());
+        }
+        if line.amount_minor < 0 {
+            return Err(FieldError::new(
+                format!("budget_lines[{i}].amount_minor"),
+                "must not be negative",
+            )
+            .into());
+        }
+        lines_total = lines_total.checked_add(line.amount_minor).ok_or_else(|| {
+            FieldError::new(
+                format!("budget_lines[{i}].amount_minor"),
+                "the budget total is too large",
+            )
+        })?;
+        budget_lines.push((category, line.amount_minor));
+    }
+    let cost_budget_minor = match (command.cost_budget_minor, budget_lines.is_empty()) {
+        (total, true) => total,
+        (0, false) => lines_total,
+        (total, false) if total == lines_total => total,
+        (total, false) => {
+            return Err(FieldError::new(
+                "budget_lines",
+                format!("the lines add up to {lines_total}, not cost_budget_minor {total}"),
+            )
+            .into());
+        }
+    };
+    Ok(NewReceivable {
+        order_id: order_id.to_owned(),
+        customer,
+        total_minor: command.total_minor,
+        currency,
+        payment_terms,
+        installments,
+        cost_budget_minor,
+        budget_lines,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use gendan_proto::v1::CostBudgetLine;
+
+    use super::*;
+
+    fn request() -> RecordPaymentRequest {
+        RecordPaymentRequest {
+            order_id: "o-1".into(),
+            amount_minor: 100,
+            currency: "USD".into(),
+            received_on: "2026-03-02".into(),
+            reference: "SWIFT 123".into(),
+            idempotency_key: "bank:123".into(),
+        }
+    }
+
+    fn today() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 3, 2).unwrap()
+    }
+
+    #[test]
+    fn payment_errors_name_the_field() {
+        assert!(payment(&request(), today()).is_ok());
+        type Change = fn(&mut RecordPaymentRequest);
+        let cases: [(Change, &str); 6] = [
+            (|r| r.order_id = " ".into(), "order_id"),
+            (|r| r.amount_minor = 0, "amount_minor"),
+            (|r| r.currency = "usd".into(), "currency"),
+            (|r| r.received_on = "2026-03-09".into(), "received_on"),
+            (|r| r.idempotency_key = String::new(), "idempotency_key"),
+            (|r| r.idempotency_key = "a b".into(), "idempotency_key"),
+        ];
+        for (change, field) in cases {
+            let mut bad = request();
+            change(&mut bad);
+            assert_eq!(payment(&bad, today()).unwrap_err().field, field);
+        }
+    }
+
+    fn open() -> OpenReceivable {
+        OpenReceivable {
+            order_id: "o-1".into(),
+            customer: "Nordwind".into(),
+            total_minor: 1_000_000,
+            currency: "USD".into(),
+            payment_terms: "30% deposit, 70% against B/L copy".into(),
+            cost_budget_minor: 0,
+            budget_lines: vec![],
+        }
+    }
+
+    #[test]
+    fn budget_lines_set_or_match_the_budget() {
+        let mut command = open();
+        command.budget_lines = vec![
+            CostBudgetLine {
+                category: "material".into(),
+                amount_minor: 400,
+            },
+            CostBudgetLine {
+                category: "Labour".into(),
+                amount_minor: 100,
+            },
+        ];
+        assert_eq!(
+            open_receivable("o-1", &command).unwrap().cost_budget_minor,
+            500
+        );
+        command.cost_budget_minor = 600;
+        assert!(
+            open_receivable("o-1", &command)
+                .unwrap_err()
+                .to_string()
+                .contains("budget_lines")
+        );
+        command.budget_lines[1].category = "lunch".into();
+        assert!(
+            open_receivable("o-1", &command)
+                .unwrap_err()
+                .to_string()
+                .contains("budget_lines[1].category")
+        );
+    }
+
+    #[test]
+    fn unknown_terms_name_the_text() {
+        let mut command = open();
+        command.payment_terms = "L/C at sight".into();
+        let err = open_receivable("o-1", &command).unwrap_err();
+        assert!(err.to_string().contains("\"L/C at sight\""), "{err}");
+    }
+}

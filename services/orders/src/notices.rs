@@ -1,0 +1,529 @@
+//! Customer notices: what we tell the customer, and when.
+//!
+//! The events a customer cares about become a notice written in the same
+//! transaction as the timeline entry that records them: every phase the
+//! order actually moves to (`PhaseChanged`), the delivery date becoming at
+//! risk or back on track (`DeliveryRiskChanged` with `risk_changed`), a
+//! delivery-date clarification (`DecisionRequested` of kind `delivery_date`,
+//! the first request only: reminders are for our merchandiser), `Shipped`,
+//! `Delivered` and `OrderClosed`. [`compose`] turns one event into a subject
+//! line and a plain English body addressed to the order's customer;
+//! [`on_event`] stores it (once per event id: a redelivered event makes no
+//! second notice) and puts a `CustomerNotice` on `gendan.notify.customer`
+//! through the outbox, for notification adapters (e-mail, portal). The
+//! webhook dispatcher ([`crate::webhook`]) delivers the stored rows to a
+//! configured URL. A closed order gets no notice but its closing one.
+
+use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
+use gendan_messaging::{Cause, Outgoing, outbox, subjects};
+use gendan_proto::v1::{
+    CustomerNotice, DecisionRequested, Delivered, DeliveryRiskChanged, Envelope, OrderClosed,
+    Phase, PhaseChanged, Shipped,
+};
+use gendan_proto::{TypeName, timestamp_from, timestamp_to};
+use prost::Message;
+use sqlx::{PgConnection, PgExecutor};
+use uuid::Uuid;
+
+use crate::SERVICE;
+use crate::store::{self, OrderState};
+
+/// Webhook delivery states of a notice.
+pub mod delivery {
+    /// Waiting for the dispatcher (or for its next retry).
+    pub const PENDING: &str = "pending";
+    pub const DELIVERED: &str = "delivered";
+    /// The dispatcher gave up (attempts exhausted or a permanent refusal).
+    pub const FAILED: &str = "failed";
+    /// No webhook URL is configured: nothing will deliver it (it is still on
+    /// the bus for other adapters).
+    pub const NOT_CONFIGURED: &str = "not_configured";
+}
+
+/// The decision kind that asks the customer about the delivery date.
+pub const DELIVERY_DATE_DECISION: &str = "delivery_date";
+
+/// A notice before it is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Draft {
+    /// "phase", "delivery_risk", "decision", "shipped", "delivered", "closed".
+    pub kind: &'static str,
+    pub subject: String,
+    pub body: String,
+}
+
+/// Stores the notice `envelope` calls for, if any, and announces it.
+/// Returns the notice when one was written now.
+pub async fn on_event(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+    envelope: &Envelope,
+    cause: &Cause,
+) -> sqlx::Result<Option<CustomerNotice>> {
+    if !concerns_customer(&envelope.r#type) {
+        return Ok(None);
+    }
+    let Some(order) = store::state(&mut *conn, order_id).await? else {
+        return Ok(None);
+    };
+    if order.is_closed() && envelope.r#type != OrderClosed::TYPE_NAME {
+        return Ok(None);
+    }
+    let Some(draft) = compose(envelope, &order) else {
+        return Ok(None);
+    };
+    let notice_id = Uuid::now_v7();
+    let created_at = Utc::now().trunc_subsecs(6);
+    let inserted = sqlx::query(
+        "INSERT INTO notices (notice_id, order_id, source_event_id, customer, kind, subject, \
+             body, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+         ON CONFLICT (source_event_id) DO NOTHING",
+    )
+    .bind(notice_id)
+    .bind(order_id)
+    .bind(&envelope.event_id)
+    .bind(&order.customer)
+    .bind(draft.kind)
+    .bind(&draft.subject)
+    .bind(&draft.body)
+    .bind(created_at)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if inserted == 0 {
+        return Ok(None);
+    }
+    let notice = CustomerNotice {
+        notice_id: notice_id.to_string(),
+        order_id: order_id.to_string(),
+        customer: order.customer.clone(),
+        kind: draft.kind.to_owned(),
+        subject: draft.subject,
+        body: draft.body,
+        created_at: Some(timestamp_from(created_at)),
+        delivery_status: delivery::PENDING.to_owned(),
+        delivery_attempts: 0,
+    };
+    let message = Outgoing::new(
+        subjects::CUSTOMER_NOTICES.to_owned(),
+        SERVICE,
+        &notice.order_id,
+        &notice,
+        cause,
+    );
+    outbox::write(conn, std::slice::from_ref(&message)).await?;
+    tracing::debug!(%order_id, kind = notice.kind, "customer notice written");
+    Ok(Some(notice))
+}
+
+fn concerns_customer(type_name: &str) -> bool {
+    matches!(
+        type_name,
+        PhaseChanged::TYPE_NAME
+            | DeliveryRiskChanged::TYPE_NAME
+            | DecisionRequested::TYPE_NAME
+            | Shipped::TYPE_NAME
+            | Delivered::TYPE_NAME
+            | OrderClosed::TYPE_NAME
+    )
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct NoticeRow {
+    notice_id: Uuid,
+    order_id: Uuid,
+    customer: String,
+    kind: String,
+    subject: String,
+    body: String,
+    created_at: DateTime<Utc>,
+    delivery_status: String,
+    delivery_attempts: i32,
+}
+
+impl NoticeRow {
+    fn into_notice(self) -> CustomerNotice {
+        CustomerNotice {
+            notice_id: self.notice_id.to_string(),
+            order_id: self.order_id.to_string(),
+            customer: self.customer,
+            kind: self.kind,
+            subject: self.subject,
+            body: self.body,
+            created_at: Some(timestamp_from(self.created_at)),
+            delivery_status: self.delivery_status,
+            delivery_attempts: u32::try_from(self.delivery_attempts).unwrap_or(0),
+        }
+    }
+}
+
+/// The order's notices, oldest first.
+pub async fn list(
+    executor: impl PgExecutor<'_>,
+    order_id: Uuid,
+) -> sqlx::Result<Vec<CustomerNotice>> {
+    let rows: Vec<NoticeRow> = sqlx::query_as(
+        "SELECT notice_id, order_id, customer, kind, subject, body, created_at, \
+             delivery_status, delivery_attempts \
+         FROM notices WHERE order_id = $1 ORDER BY seq",
+    )
+    .bind(order_id)
+    .fetch_all(executor)
+    .await?;
+    Ok(rows.into_iter().map(NoticeRow::into_notice).collect())
+}
+
+/// The notice `envelope` calls for, written to `order`'s customer; `None`
+/// for events the customer is not told about (or that do not decode).
+pub fn compose(envelope: &Envelope, order: &OrderState) -> Option<Draft> {
+    let payload = envelope.payload.as_slice();
+    let id = order.order_id;
+    let (kind, subject, text) = match envelope.r#type.as_str() {
+        PhaseChanged::TYPE_NAME => {
+            let event = PhaseChanged::decode(payload).ok()?;
+            let phase = Phase::try_from(event.to).ok()?;
+            let expected = parse_date(&event.projected_delivery_date)
+                .or(order.projected_delivery_date)
+                .or(order.promised_delivery_date);
+            let (label, mut text) = phase_text(phase, order);
+            if let Some(date) = expected.filter(|_| phase < Phase::Acceptance) {
+                text.push_str(&format!(" We currently expect to deliver on {date}."));
+            }
+            ("phase", format!("Order {id}: {label}"), text)
+        }
+        DeliveryRiskChanged::TYPE_NAME => {
+            let event = DeliveryRiskChanged::decode(payload).ok()?;
+            if !event.risk_changed {
+                return None;
+            }
+            let projected = or_text(&event.projected_delivery_date, "a later date");
+            if event.at_risk {
+                let mut text = format!("We now expect to deliver your order on {projected}");
+                match parse_date(&event.promised_delivery_date).or(order.promised_delivery_date) {
+                    Some(promised) => {
+                        text.push_str(&format!(", later than the {promised} we promised."))
+                    }
+                    None => text.push_str(", later than planned."),
+                }
+                if !event.reason.is_empty() {
+                    text.push_str(&format!(
+                        " The reason: {}.",
+                        event.reason.trim_end_matches('.')
+                    ));
+                }
+                text.push_str(
+                    " We are working to recover the time and will keep you informed. \
+                     Please tell us if this date causes you a problem.",
+                );
+                (
+                    "delivery_risk",
+                    format!("Order {id}: delivery may be late"),
+                    text,
+                )
+            } else {
+                (
+                    "delivery_risk",
+                    format!("Order {id}: back on schedule"),
+                    format!(
+                        "Good news: your order is back on schedule. We expect to deliver on \
+                         {projected}."
+                    ),
+                )
+            }
+        }
+        DecisionRequested::TYPE_NAME => {
+            let event = DecisionRequested::decode(payload).ok()?;
+            let decision = event.decision?;
+            if event.reminder || decision.kind != DELIVERY_DATE_DECISION {
+                return None;
+            }
+            let mut text = format!(
+                "We cannot complete your order by the date you requested ({}).",
+                order.requested_delivery_date
+            );
+            if let Some(date) = order.projected_delivery_date {
+                text.push_str(&format!(" The earliest date we can deliver is {date}."));
+            }
+            text.push_str(
+                " Please let us know whether you accept the new date, would like to change \
+                 the order, or prefer to cancel it.",
+            );
+            if let Some(deadline) = decision.deadline.as_ref().and_then(timestamp_to) {
+                text.push_str(&format!(
+                    " We would be grateful for your answer by {}.",
+                    deadline.date_naive()
+                ));
+            }
+            (
+                "decision",
+                format!("Order {id}: please confirm the delivery date"),
+                text,
+            )
+        }
+        Shipped::TYPE_NAME => {
+            let event = Shipped::decode(payload).ok()?;
+            let mut text = format!(
+                "Your order left our factory on {}",
+                or_text(&event.shipped_on, "today")
+            );
+            if !event.bill_of_lading.is_empty() {
+                text.push_str(&format!(" under bill of lading {}", event.bill_of_lading));
+            }
+            text.push_str(". We will let you know when it is delivered.");
+            ("shipped", format!("Order {id}: shipped"), text)
+        }
+        Delivered::TYPE_NAME => {
+            let event = Delivered::decode(payload).ok()?;
+            let text = format!(
+                "Your order was delivered on {}. Please inspect the goods and confirm \
+                 acceptance, or tell us about any shortage, damage or quality problem.",
+                or_text(&event.delivered_on, "today")
+            );
+            ("delivered", format!("Order {id}: delivered"), text)
+        }
+        OrderClosed::TYPE_NAME => {
+            let summary = OrderClosed::decode(payload)
+                .ok()?
+                .summary
+                .unwrap_or_default();
+            let mut text = "Your order is complete and its file is now closed.".to_owned();
+            if !summary.delivered_on.is_empty() {
+                text.push_str(&format!(" It was delivered on {}.", summary.delivered_on));
+            }
+            text.push_str(" Thank you for your business; we look forward to your next order.");
+            ("closed", format!("Order {id}: completed"), text)
+        }
+        _ => return None,
+    };
+    Some(Draft {
+        kind,
+        subject,
+        body: letter(&order.customer, &text, id),
+    })
+}
+
+/// The subject label and the sentence for the phase the order moved to.
+fn phase_text(phase: Phase, order: &OrderState) -> (&'static str, String) {
+    let (label, text) = match phase {
+        Phase::Unspecified | Phase::Received => (
+            "received",
+            "We have received your order and are checking it.",
+        ),
+        Phase::Review => (
+            "under review",
+            "We are reviewing your order: the specifications, the materials and our \
+             production capacity.",
+        ),
+        Phase::Confirmed => {
+            let text = match order.promised_delivery_date {
+                Some(date) => format!("Your order is confirmed for delivery on {date}."),
+                None => "Your order is confirmed.".to_owned(),
+            };
+            return ("confirmed", text);
+        }
+        Phase::Materials => (
+            "sourcing materials",
+            "We are sourcing the materials for your order.",
+        ),
+        Phase::Production => ("in production", "Your order is now in production."),
+        Phase::FinalInspection => (
+            "in final inspection",
+            "Production is finished and your goods are in final quality inspection.",
+        ),
+        Phase::Packing => (
+            "being packed",
+            "Your goods passed final inspection and are being packed.",
+        ),
+        Phase::Documents => (
+            "preparing documents",
+            "We are preparing the shipping documents for your order.",
+        ),
+        Phase::Shipping => (
+            "arranging shipment",
+            "We are arranging the shipment of your order.",
+        ),
+        Phase::Acceptance => (
+            "awaiting your acceptance",
+            "Your goods have been delivered. Please inspect them and confirm acceptance, or \
+             tell us about any problem.",
+        ),
+        Phase::Settlement => (
+            "settlement",
+            "Thank you for accepting the goods. The final invoice will follow according to \
+             the agreed payment terms.",
+        ),
+        Phase::Closed => ("completed", "Your order is complete."),
+        Phase::Cancelled => ("cancelled", "Your order has been cancelled."),
+    };
+    (label, text.to_owned())
+}
+
+fn letter(customer: &str, text: &str, order_id: Uuid) -> String {
+    format!(
+        "Dear {customer},\n\n{text}\n\nOrder reference: {order_id}\n\n\
+         Kind regards,\nYour order follow-up team"
+    )
+}
+
+fn parse_date(text: &str) -> Option<NaiveDate> {
+    gendan_proto::date_from_str(text)
+}
+
+fn or_text<'a>(value: &'a str, fallback: &'a str) -> &'a str {
+    if value.is_empty() { fallback } else { value }
+}
+
+#[cfg(test)]
+mod tests {
+    use gendan_proto::v1::{Decision, OrderSummary};
+
+    use super::*;
+
+    fn order() -> OrderState {
+        OrderState {
+            order_id: Uuid::nil(),
+            customer: "Acme Trading".to_owned(),
+            currency: "USD".to_owned(),
+            requested_delivery_date: NaiveDate::from_ymd_opt(2030, 3, 1).unwrap(),
+            promised_delivery_date: Some(NaiveDate::from_ymd_opt(2030, 3, 10).unwrap()),
+            projected_delivery_date: Some(NaiveDate::from_ymd_opt(2030, 3, 12).unwrap()),
+            phase: Phase::Production as i32,
+            total_minor: 100_000,
+            created_at: Utc::now(),
+            accepted_at: None,
+            accepted_by: None,
+            closed_at: None,
+            summary: None,
+        }
+    }
+
+    fn envelope<M: Message + TypeName>(payload: &M) -> Envelope {
+        Envelope {
+            event_id: "e".to_owned(),
+            r#type: M::TYPE_NAME.to_owned(),
+            payload: payload.encode_to_vec(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_phase_change_reads_as_a_letter_to_the_customer() {
+        let draft = compose(
+            &envelope(&PhaseChanged {
+                to: Phase::Production as i32,
+                projected_delivery_date: "2030-03-09".to_owned(),
+                ..Default::default()
+            }),
+            &order(),
+        )
+        .expect("notice");
+        assert_eq!(draft.kind, "phase");
+        assert_eq!(
+            draft.subject,
+            "Order 00000000-0000-0000-0000-000000000000: in production"
+        );
+        assert!(
+            draft.body.starts_with("Dear Acme Trading,\n\n"),
+            "{}",
+            draft.body
+        );
+        assert!(
+            draft.body.contains(
+                "Your order is now in production. We currently expect to deliver on 2030-03-09."
+            ),
+            "{}",
+            draft.body
+        );
+    }
+
+    #[test]
+    fn risk_notices_only_when_the_flag_flips() {
+        let mut risk = DeliveryRiskChanged {
+            at_risk: true,
+            promised_delivery_date: "2030-03-10".to_owned(),
+            projected_delivery_date: "2030-03-15".to_owned(),
+            reason: "press line down".to_owned(),
+            risk_changed: false,
+            ..Default::default()
+        };
+        assert_eq!(compose(&envelope(&risk), &order()), None);
+        risk.risk_changed = true;
+        let draft = compose(&envelope(&risk), &order()).expect("notice");
+        assert_eq!(draft.kind, "delivery_risk");
+        assert!(draft.body.contains(
+            "We now expect to deliver your order on 2030-03-15, later than the 2030-03-10 we \
+             promised. The reason: press line down."
+        ));
+    }
+
+    #[test]
+    fn only_first_delivery_date_decisions_reach_the_customer() {
+        let decision = Decision {
+            kind: DELIVERY_DATE_DECISION.to_owned(),
+            ..Default::default()
+        };
+        let first = DecisionRequested {
+            decision: Some(decision.clone()),
+            reminder: false,
+        };
+        let draft = compose(&envelope(&first), &order()).expect("notice");
+        assert_eq!(draft.kind, "decision");
+        assert!(
+            draft
+                .body
+                .contains("The earliest date we can deliver is 2030-03-12.")
+        );
+        let reminder = DecisionRequested {
+            decision: Some(decision),
+            reminder: true,
+        };
+        assert_eq!(compose(&envelope(&reminder), &order()), None);
+        let concession = DecisionRequested {
+            decision: Some(Decision {
+                kind: "concession".to_owned(),
+                ..Default::default()
+            }),
+            reminder: false,
+        };
+        assert_eq!(compose(&envelope(&concession), &order()), None);
+    }
+
+    #[test]
+    fn shipping_delivery_and_closing_are_told() {
+        let shipped = compose(
+            &envelope(&Shipped {
+                shipped_on: "2030-03-05".to_owned(),
+                bill_of_lading: "COSU123".to_owned(),
+                ..Default::default()
+            }),
+            &order(),
+        )
+        .expect("shipped");
+        assert!(
+            shipped
+                .body
+                .contains("left our factory on 2030-03-05 under bill of lading COSU123.")
+        );
+        let delivered = compose(
+            &envelope(&Delivered {
+                delivered_on: "2030-03-09".to_owned(),
+                ..Default::default()
+            }),
+            &order(),
+        )
+        .expect("delivered");
+        assert_eq!(delivered.kind, "delivered");
+        let closed = compose(
+            &envelope(&OrderClosed {
+                summary: Some(OrderSummary {
+                    delivered_on: "2030-03-09".to_owned(),
+                    ..Default::default()
+                }),
+            }),
+            &order(),
+        )
+        .expect("closed");
+        assert!(closed.body.contains("It was delivered on 2030-03-09."));
+    }
+}

@@ -1,0 +1,428 @@
+//! The notice webhook dispatcher: delivers customer notices to a URL.
+//!
+//! A worker loop of the orders service. Each pass claims due `pending`
+//! notices with `FOR UPDATE SKIP LOCKED` (so the dispatchers of several
+//! replicas share the work and never post one notice at the same time),
+//! counts the attempt and leases the row for a while, commits, then POSTs
+//! each notice as JSON. A 2xx answer marks it `delivered`; a timeout, a
+//! connection error, 408, 429 or 5xx schedules a retry with exponential
+//! backoff; any other answer, or the last allowed attempt failing, marks it
+//! `failed` with the reason. Nothing loops forever: attempts are counted when
+//! claimed, so even a dispatcher that dies mid-request uses one up, and a
+//! notice whose lease ran out after its last attempt is marked `failed`.
+//!
+//! Notices of one order go out in order: a notice is not claimed while an
+//! earlier notice of the same order is still pending.
+//!
+//! When no URL is configured (`GENDAN_ORDERS__NOTICE_WEBHOOK_URL` unset),
+//! pending notices are marked `not_configured`, a final state: nobody was
+//! there to receive them, and turning the webhook on later must not flood
+//! the customer with old news. (They are on `gendan.notify.customer` all the
+//! same, for other adapters.) Every replica should have the same setting.
+//!
+//! Only plain `http://` URLs are supported: the webhook is an internal relay
+//! (an e-mail or portal adapter inside the deployment), and TLS to the
+//! outside world is that relay's job. The receiver should de-duplicate by
+//! the `Idempotency-Key` header (the notice id): a dispatcher that dies after
+//! the POST but before recording it posts the notice again.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper::{Request, StatusCode, Uri, header};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::notices::delivery;
+use crate::{Error, Result};
+
+/// Environment variable holding the webhook URL.
+pub const URL_VARIABLE: &str = "GENDAN_ORDERS__NOTICE_WEBHOOK_URL";
+/// Environment variable holding the attempts per notice.
+pub const MAX_ATTEMPTS_VARIABLE: &str = "GENDAN_ORDERS__NOTICE_MAX_ATTEMPTS";
+
+/// How notices are delivered.
+#[derive(Debug, Clone)]
+pub struct WebhookSettings {
+    /// `http://host:port/path`; `None`: notices are not delivered.
+    pub url: Option<String>,
+    /// Attempts per notice before it is `failed`.
+    pub max_attempts: u32,
+    /// Delay after the first failed attempt; doubles each time.
+    pub first_retry: Duration,
+    /// Longest delay between attempts.
+    pub max_retry: Duration,
+    /// How often the dispatcher looks for due notices.
+    pub poll_interval: Duration,
+    /// How long one POST may take.
+    pub request_timeout: Duration,
+    /// Notices claimed per pass.
+    pub batch_size: i64,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        WebhookSettings {
+            url: None,
+            max_attempts: 8,
+            first_retry: Duration::from_secs(5),
+            max_retry: Duration::from_secs(30 * 60),
+            poll_interval: Duration::from_secs(1),
+            request_timeout: Duration::from_secs(10),
+            batch_size: 20,
+        }
+    }
+}
+
+impl WebhookSettings {
+    /// Defaults, with the URL and attempts from the environment.
+    pub fn from_env() -> std::result::Result<Self, gendan_settings::Error> {
+        let defaults = WebhookSettings::default();
+        let url = std::env::var(URL_VARIABLE)
+            .ok()
+            .map(|url| url.trim().to_owned())
+            .filter(|url| !url.is_empty());
+        Ok(WebhookSettings {
+            url,
+            max_attempts: gendan_settings::parsed(MAX_ATTEMPTS_VARIABLE, defaults.max_attempts)?,
+            ..defaults
+        })
+    }
+
+    /// The delay after `attempts` failed attempts (1 = the first).
+    pub fn retry_delay(&self, attempts: u32) -> Duration {
+        let doublings = attempts.saturating_sub(1).min(30);
+        self.first_retry
+            .checked_mul(1 << doublings)
+            .unwrap_or(self.max_retry)
+            .min(self.max_retry)
+    }
+
+    /// The parsed URL, refusing what this dispatcher cannot post to.
+    fn target(&self) -> Result<Option<Uri>> {
+        let Some(url) = &self.url else {
+            return Ok(None);
+        };
+        let problem = |why: &str| Error::Settings(format!("{URL_VARIABLE}={url:?}: {why}"));
+        let uri: Uri = url.parse().map_err(|_| problem("not a URL"))?;
+        if uri.scheme_str() != Some("http") {
+            return Err(problem(
+                "only http:// is supported (an internal relay; TLS is its job)",
+            ));
+        }
+        if uri.host().is_none() {
+            return Err(problem("the URL has no host"));
+        }
+        if self.max_attempts == 0 {
+            return Err(Error::Settings(format!(
+                "{MAX_ATTEMPTS_VARIABLE} must be at least 1"
+            )));
+        }
+        Ok(Some(uri))
+    }
+}
+
+/// The dispatcher loop of one replica.
+#[derive(Debug, Clone)]
+pub struct Dispatcher {
+    pool: PgPool,
+    settings: WebhookSettings,
+    target: Option<(Client<HttpConnector, Full<Bytes>>, Uri)>,
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct Claimed {
+    notice_id: Uuid,
+    order_id: Uuid,
+    customer: String,
+    kind: String,
+    subject: String,
+    body: String,
+    created_at: DateTime<Utc>,
+    delivery_attempts: i32,
+}
+
+/// What one POST came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Outcome {
+    Delivered,
+    /// Worth another attempt later.
+    Retry(String),
+    /// The receiver refused it for good.
+    Refused(String),
+}
+
+impl Dispatcher {
+    /// Fails on a URL it cannot post to, so a typo stops start-up.
+    pub fn new(pool: PgPool, settings: WebhookSettings) -> Result<Self> {
+        let target = settings.target()?.map(|uri| {
+            let client = Client::builder(TokioExecutor::new()).build_http();
+            (client, uri)
+        });
+        Ok(Dispatcher {
+            pool,
+            settings,
+            target,
+        })
+    }
+
+    /// Runs passes until `cancel` fires; a failing pass (database away) is
+    /// logged and retried on the next tick.
+    pub async fn run(self, cancel: CancellationToken) -> Result<()> {
+        loop {
+            match self.pass().await {
+                // A full batch: there may be more due right now.
+                Ok(claimed) if claimed as i64 >= self.settings.batch_size => {
+                    if cancel.is_cancelled() {
+                        return Ok(());
+                    }
+                    continue;
+                }
+                Ok(_) => {}
+                Err(err) => tracing::warn!(error = %err, "notice dispatch pass failed, retrying"),
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => return Ok(()),
+                _ = tokio::time::sleep(self.settings.poll_interval) => {}
+            }
+        }
+    }
+
+    /// One pass; returns how many notices it claimed.
+    pub async fn pass(&self) -> Result<usize> {
+        let Some((client, uri)) = &self.target else {
+            let parked = sqlx::query(
+                "UPDATE notices SET delivery_status = $1, \
+                     last_error = 'no webhook URL configured' \
+                 WHERE delivery_status = $2",
+            )
+            .bind(delivery::NOT_CONFIGURED)
+            .bind(delivery::PENDING)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+            if parked > 0 {
+                tracing::debug!(parked, "notices not delivered: no webhook URL configured");
+            }
+            return Ok(0);
+        };
+
+        let max_attempts = i32::try_from(self.settings.max_attempts).unwrap_or(i32::MAX);
+        // A dispatcher that died during the last allowed attempt left its
+        // lease to run out; nothing will try again.
+        sqlx::query(
+            "UPDATE notices SET delivery_status = $1, \
+                 last_error = 'gave up: the last attempt did not report back' \
+             WHERE delivery_status = $2 AND delivery_attempts >= $3 AND next_attempt_at <= now()",
+        )
+        .bind(delivery::FAILED)
+        .bind(delivery::PENDING)
+        .bind(max_attempts)
+        .execute(&self.pool)
+        .await?;
+
+        // The lease outlasts a request, so no other replica claims the row
+        // while this one is posting it.
+        let lease_ms = duration_ms(self.settings.request_timeout.saturating_mul(3));
+        let claimed: Vec<Claimed> = sqlx::query_as(
+            "UPDATE notices SET delivery_attempts = delivery_attempts + 1, \
+                 next_attempt_at = now() + $4 * interval '1 millisecond' \
+             WHERE seq IN ( \
+                 SELECT n.seq FROM notices n \
+                 WHERE n.delivery_status = $1 AND n.next_attempt_at <= now() \
+                   AND n.delivery_attempts < $2 \
+                   AND NOT EXISTS (SELECT 1 FROM notices e WHERE e.order_id = n.order_id \
+                                   AND e.seq < n.seq AND e.delivery_status = $1) \
+                 ORDER BY n.seq LIMIT $3 FOR UPDATE SKIP LOCKED) \
+             RETURNING notice_id, order_id, customer, kind, subject, body, created_at, \
+                 delivery_attempts",
+        )
+        .bind(delivery::PENDING)
+        .bind(max_attempts)
+        .bind(self.settings.batch_size)
+        .bind(lease_ms)
+        .fetch_all(&self.pool)
+        .await?;
+
+        for notice in &claimed {
+            let outcome = self.post(client, uri, notice).await;
+            self.record(notice, outcome).await?;
+        }
+        Ok(claimed.len())
+    }
+
+    #[tracing::instrument(skip_all, fields(notice_id = %notice.notice_id, order_id = %notice.order_id, attempt = notice.delivery_attempts))]
+    async fn post(
+        &self,
+        client: &Client<HttpConnector, Full<Bytes>>,
+        uri: &Uri,
+        notice: &Claimed,
+    ) -> Outcome {
+        let body = serde_json::json!({
+            "notice_id": notice.notice_id.to_string(),
+            "order_id": notice.order_id.to_string(),
+            "customer": notice.customer,
+            "kind": notice.kind,
+            "subject": notice.subject,
+            "body": notice.body,
+            "created_at": notice.created_at.to_rfc3339(),
+            "attempt": notice.delivery_attempts,
+        });
+        let request = Request::post(uri.clone())
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::USER_AGENT, "gendan-orders")
+            .header("Idempotency-Key", notice.notice_id.to_string())
+            .body(Full::new(Bytes::from(body.to_string())));
+        let request = match request {
+            Ok(request) => request,
+            Err(err) => return Outcome::Refused(format!("cannot build the request: {err}")),
+        };
+        let response = match tokio::time::timeout(
+            self.settings.request_timeout,
+            client.request(request),
+        )
+        .await
+        {
+            Err(_) => {
+                return Outcome::Retry(format!(
+                    "no answer within {:?}",
+                    self.settings.request_timeout
+                ));
+            }
+            Ok(Err(err)) => return Outcome::Retry(format!("request failed: {err}")),
+            Ok(Ok(response)) => response,
+        };
+        classify(response.status())
+    }
+
+    async fn record(&self, notice: &Claimed, outcome: Outcome) -> Result<()> {
+        let attempts = u32::try_from(notice.delivery_attempts).unwrap_or(u32::MAX);
+        let (status, reason, retry_in) = match outcome {
+            Outcome::Delivered => (delivery::DELIVERED, String::new(), None),
+            Outcome::Refused(reason) => (delivery::FAILED, reason, None),
+            Outcome::Retry(reason) if attempts >= self.settings.max_attempts => (
+                delivery::FAILED,
+                format!("gave up after {attempts} attempts: {reason}"),
+                None,
+            ),
+            Outcome::Retry(reason) => (
+                delivery::PENDING,
+                reason,
+                Some(self.settings.retry_delay(attempts)),
+            ),
+        };
+        match status {
+            delivery::DELIVERED => {
+                tracing::debug!(notice_id = %notice.notice_id, "notice delivered")
+            }
+            delivery::FAILED => {
+                tracing::warn!(notice_id = %notice.notice_id, %reason, "notice delivery failed")
+            }
+            _ => {
+                tracing::debug!(notice_id = %notice.notice_id, %reason, "notice delivery will be retried")
+            }
+        }
+        sqlx::query(
+            "UPDATE notices SET delivery_status = $2, last_error = $3, \
+                 next_attempt_at = CASE WHEN $4::bigint IS NULL THEN next_attempt_at \
+                                        ELSE now() + $4 * interval '1 millisecond' END, \
+                 delivered_at = CASE WHEN $2 = $5 THEN now() ELSE delivered_at END \
+             WHERE notice_id = $1",
+        )
+        .bind(notice.notice_id)
+        .bind(status)
+        .bind(reason)
+        .bind(retry_in.map(duration_ms))
+        .bind(delivery::DELIVERED)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
+
+/// What an HTTP status means for a notice.
+fn classify(status: StatusCode) -> Outcome {
+    if status.is_success() {
+        return Outcome::Delivered;
+    }
+    let reason = format!("the webhook answered {status}");
+    if status.is_server_error()
+        || status == StatusCode::REQUEST_TIMEOUT
+        || status == StatusCode::TOO_MANY_REQUESTS
+    {
+        Outcome::Retry(reason)
+    } else {
+        // 3xx (not followed: a relay should not move) and other 4xx: the
+        // same notice will be refused again.
+        Outcome::Refused(reason)
+    }
+}
+
+fn duration_ms(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let settings = WebhookSettings {
+            first_retry: Duration::from_secs(5),
+            max_retry: Duration::from_secs(60),
+            ..Default::default()
+        };
+        let delays: Vec<u64> = (1..=6).map(|n| settings.retry_delay(n).as_secs()).collect();
+        assert_eq!(delays, vec![5, 10, 20, 40, 60, 60]);
+        assert_eq!(settings.retry_delay(u32::MAX).as_secs(), 60);
+    }
+
+    #[test]
+    fn statuses_decide_retry_or_give_up() {
+        assert_eq!(classify(StatusCode::OK), Outcome::Delivered);
+        assert_eq!(classify(StatusCode::NO_CONTENT), Outcome::Delivered);
+        for retry in [
+            StatusCode::INTERNAL_SERVER_ERROR,
+            StatusCode::BAD_GATEWAY,
+            StatusCode::TOO_MANY_REQUESTS,
+            StatusCode::REQUEST_TIMEOUT,
+        ] {
+            assert!(matches!(classify(retry), Outcome::Retry(_)), "{retry}");
+        }
+        for refused in [
+            StatusCode::BAD_REQUEST,
+            StatusCode::NOT_FOUND,
+            StatusCode::MOVED_PERMANENTLY,
+        ] {
+            assert!(
+                matches!(classify(refused), Outcome::Refused(_)),
+                "{refused}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_plain_http_urls_are_taken() {
+        let with = |url: &str| WebhookSettings {
+            url: Some(url.to_owned()),
+            ..Default::default()
+        };
+        assert!(with("http://relay.internal:8080/notices").target().is_ok());
+        assert!(WebhookSettings::default().target().unwrap().is_none());
+        for bad in [
+            "https://example.com/hook",
+            "relay:8080",
+            "not a url",
+            "http:///x",
+        ] {
+            assert!(with(bad).target().is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,882 @@
+//! Stock, reservations, purchase orders, their allocation to orders, and
+//! received lots: the stored state behind every command, WMS receipt and
+//! inspection result.
+//!
+//! Allocation rule (what an order may count on):
+//! - **Stock**: an order may use on-hand stock that no *other* order holds.
+//!   ProcureMaterials turns what it uses into a reservation for the order.
+//! - **Open purchase orders**: a PO placed for an order's shortage is
+//!   allocated to that order for exactly the shortage; the rest of the PO
+//!   (the MOQ surplus) is unallocated. Another order may count on a PO's
+//!   quantity still to arrive minus what *other* orders are allocated on it,
+//!   and ProcureMaterials records that as its own allocation.
+//! - **Receipt**: when a lot passes incoming inspection its quantity enters
+//!   stock and, in allocation order (the PO's own order first), becomes a
+//!   reservation of each order still waiting on the PO; the surplus stays
+//!   free stock.
+//! - **Rejection**: a failed lot is returned and re-ordered; allocations the
+//!   PO can no longer cover move to the replacement PO, latest claim first.
+//!
+//! Every change runs under [`lock`], one transaction-scoped advisory lock for
+//! the whole service: netting reads free stock and unallocated POs and then
+//! claims them, and two orders netting at once must not claim the same metre
+//! twice. Procurement writes are rare next to reads, so one lock is cheap.
+
+use std::collections::{BTreeSet, HashMap};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use gendan_proto::v1::{
+    MaterialRequirement, MaterialsOrdered, MaterialsReady, OrderMaterials, PurchaseOrder,
+    PurchaseOrderPlaced, ReceivedLot, Reservation,
+};
+use gendan_proto::{date_to_string, timestamp_from};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::netting::{Milli, OnOrder, Purchase, Supply, amount_minor};
+use crate::{Error, Result, milli_to_f64};
+
+pub const STATUS_ORDERED: &str = "ordered";
+pub const STATUS_READY: &str = "ready";
+pub const STATUS_CANCELLED: &str = "cancelled";
+
+/// Key of the service-wide advisory lock ("gendan procurement").
+const LOCK_KEY: i64 = 0x6765_6e64_7072_6f63;
+
+/// Serialises every change of stock, reservations and allocations until the
+/// transaction ends.
+pub async fn lock(conn: &mut PgConnection) -> Result<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(LOCK_KEY)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// What `order_id` may count on per material (see the module's rule).
+pub async fn supplies_for(
+    conn: &mut PgConnection,
+    order_id: &str,
+    materials: &[String],
+) -> Result<HashMap<String, Supply>> {
+    let free: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT s.material, (s.on_hand_milli - COALESCE((SELECT sum(r.quantity_milli) \
+             FROM reservations r WHERE r.material = s.material AND r.order_id <> $1), 0))::int8 \
+         FROM stock s WHERE s.material = ANY($2)",
+    )
+    .bind(order_id)
+    .bind(materials)
+    .fetch_all(&mut *conn)
+    .await?;
+    let open: Vec<(Uuid, String, NaiveDate, i64)> = sqlx::query_as(
+        "SELECT p.po_id, p.material, COALESCE(p.confirmed_eta, p.expected_date), \
+           (p.quantity_milli - p.accepted_milli - p.rejected_milli \
+            - COALESCE((SELECT sum(a.quantity_milli - a.received_milli) FROM po_allocations a \
+                        WHERE a.po_id = p.po_id AND a.order_id <> $1), 0))::int8 \
+         FROM purchase_orders p \
+         WHERE p.status IN ('open', 'confirmed') AND p.material = ANY($2) \
+         ORDER BY p.created_at",
+    )
+    .bind(order_id)
+    .bind(materials)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut supplies: HashMap<String, Supply> = HashMap::new();
+    for (material, free_stock) in free {
+        supplies.entry(material).or_default().free_stock = free_stock.max(0);
+    }
+    for (po_id, material, expected, available) in open {
+        if available > 0 {
+            supplies
+                .entry(material)
+                .or_default()
+                .on_order
+                .push(OnOrder {
+                    purchase_order_id: po_id.to_string(),
+                    available,
+                    expected,
+                });
+        }
+    }
+    Ok(supplies)
+}
+
+/// The procurement status of an order, locked for the transaction.
+pub async fn status_for_update(conn: &mut PgConnection, order_id: &str) -> Result<Option<String>> {
+    Ok(
+        sqlx::query_scalar("SELECT status FROM procurements WHERE order_id = $1 FOR UPDATE")
+            .bind(order_id)
+            .fetch_optional(conn)
+            .await?,
+    )
+}
+
+pub async fn insert_procurement(
+    conn: &mut PgConnection,
+    order_id: &str,
+    status: &str,
+    expected_ready_date: NaiveDate,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO procurements (order_id, status, expected_ready_date) VALUES ($1, $2, $3)",
+    )
+    .bind(order_id)
+    .bind(status)
+    .bind(expected_ready_date)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn insert_requirement(
+    conn: &mut PgConnection,
+    order_id: &str,
+    material: &str,
+    required: Milli,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO requirements (order_id, material, required_milli) VALUES ($1, $2, $3)",
+    )
+    .bind(order_id)
+    .bind(material)
+    .bind(required)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Adds `quantity` to the order's reservation of `material`.
+pub async fn reserve(
+    conn: &mut PgConnection,
+    order_id: &str,
+    material: &str,
+    quantity: Milli,
+) -> Result<()> {
+    if quantity <= 0 {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO reservations (order_id, material, quantity_milli) VALUES ($1, $2, $3) \
+         ON CONFLICT (order_id, material) DO UPDATE \
+           SET quantity_milli = reservations.quantity_milli + EXCLUDED.quantity_milli",
+    )
+    .bind(order_id)
+    .bind(material)
+    .bind(quantity)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Allocates `quantity` of purchase order `po_id` to `order_id`.
+pub async fn allocate(
+    conn: &mut PgConnection,
+    po_id: Uuid,
+    order_id: &str,
+    quantity: Milli,
+) -> Result<()> {
+    if quantity <= 0 {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO po_allocations (po_id, order_id, quantity_milli) VALUES ($1, $2, $3) \
+         ON CONFLICT (po_id, order_id) DO UPDATE \
+           SET quantity_milli = po_allocations.quantity_milli + EXCLUDED.quantity_milli",
+    )
+    .bind(po_id)
+    .bind(order_id)
+    .bind(quantity)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Places a purchase order for `order_id` and returns its announcement.
+pub async fn place_purchase_order(
+    conn: &mut PgConnection,
+    order_id: &str,
+    material: &str,
+    purchase: &Purchase,
+    replaces: Option<Uuid>,
+) -> Result<(Uuid, PurchaseOrderPlaced)> {
+    let amount =
+        amount_minor(purchase.quantity, purchase.offer.unit_price_minor).ok_or_else(|| {
+            Error::NotAllowed(format!(
+                "the value of {} of {material:?} at {} does not fit in minor units",
+                milli_to_f64(purchase.quantity),
+                purchase.offer.unit_price_minor
+            ))
+        })?;
+    let po_id = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO purchase_orders (po_id, order_id, supplier, material, quantity_milli, \
+           unit_price_minor, amount_minor, currency, expected_date, status, replaces) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'open', $10)",
+    )
+    .bind(po_id)
+    .bind(order_id)
+    .bind(&purchase.offer.supplier)
+    .bind(material)
+    .bind(purchase.quantity)
+    .bind(purchase.offer.unit_price_minor)
+    .bind(amount)
+    .bind(&purchase.offer.currency)
+    .bind(purchase.expected)
+    .bind(replaces)
+    .execute(conn)
+    .await?;
+    let placed = PurchaseOrderPlaced {
+        order_id: order_id.to_owned(),
+        purchase_order_id: po_id.to_string(),
+        supplier: purchase.offer.supplier.clone(),
+        material: material.to_owned(),
+        quantity: milli_to_f64(purchase.quantity),
+        amount_minor: amount,
+        currency: purchase.offer.currency.clone(),
+        expected_date: date_to_string(purchase.expected),
+    };
+    Ok((po_id, placed))
+}
+
+/// Purchase orders that supply `order_id`: placed for it, or allocated to it.
+pub async fn purchase_order_ids(conn: &mut PgConnection, order_id: &str) -> Result<Vec<Uuid>> {
+    Ok(sqlx::query_scalar(
+        "SELECT p.po_id FROM purchase_orders p \
+         WHERE p.order_id = $1 \
+            OR EXISTS (SELECT 1 FROM po_allocations a WHERE a.po_id = p.po_id AND a.order_id = $1) \
+         ORDER BY p.created_at, p.po_id",
+    )
+    .bind(order_id)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// When everything the order waits for should be in: the latest expected
+/// date (the confirmed ETA where there is one) of the open purchase orders
+/// placed for it or allocated to it, and never before `today`.
+pub async fn expected_ready_date(
+    conn: &mut PgConnection,
+    order_id: &str,
+    today: NaiveDate,
+) -> Result<NaiveDate> {
+    let latest: Option<NaiveDate> = sqlx::query_scalar(
+        "SELECT max(COALESCE(p.confirmed_eta, p.expected_date)) FROM purchase_orders p \
+         WHERE p.status IN ('open', 'confirmed') AND (p.order_id = $1 OR EXISTS ( \
+           SELECT 1 FROM po_allocations a WHERE a.po_id = p.po_id AND a.order_id = $1 \
+             AND a.received_milli < a.quantity_milli))",
+    )
+    .bind(order_id)
+    .fetch_one(conn)
+    .await?;
+    Ok(latest.map_or(today, |date| date.max(today)))
+}
+
+pub async fn set_expected_ready_date(
+    conn: &mut PgConnection,
+    order_id: &str,
+    date: NaiveDate,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE procurements SET expected_ready_date = $2, updated_at = now() WHERE order_id = $1",
+    )
+    .bind(order_id)
+    .bind(date)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The answer to ProcureMaterials, from what is stored.
+pub async fn ordered_event(conn: &mut PgConnection, order_id: &str) -> Result<MaterialsOrdered> {
+    let expected: NaiveDate =
+        sqlx::query_scalar("SELECT expected_ready_date FROM procurements WHERE order_id = $1")
+            .bind(order_id)
+            .fetch_one(&mut *conn)
+            .await?;
+    let ids = purchase_order_ids(conn, order_id).await?;
+    Ok(MaterialsOrdered {
+        order_id: order_id.to_owned(),
+        purchase_order_ids: ids.iter().map(Uuid::to_string).collect(),
+        expected_ready_date: date_to_string(expected),
+    })
+}
+
+/// Marks the order ready and returns `MaterialsReady` when everything it
+/// waits for is in: every allocation received and accepted, none of its own
+/// purchase orders still open, no lot of them waiting for inspection. Only
+/// an order in `ordered` can become ready, so the event is announced once.
+pub async fn mark_ready_if_complete(
+    conn: &mut PgConnection,
+    order_id: &str,
+    today: NaiveDate,
+) -> Result<Option<MaterialsReady>> {
+    let status = status_for_update(conn, order_id).await?;
+    if status.as_deref() != Some(STATUS_ORDERED) {
+        return Ok(None);
+    }
+    let waiting: i64 = sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM po_allocations a \
+                 WHERE a.order_id = $1 AND a.received_milli < a.quantity_milli) \
+              + (SELECT count(*) FROM purchase_orders p \
+                 WHERE p.order_id = $1 AND p.status IN ('open', 'confirmed')) \
+              + (SELECT count(*) FROM lots l JOIN purchase_orders p ON p.po_id = l.po_id \
+                 WHERE l.status = 'pending' AND (p.order_id = $1 OR EXISTS ( \
+                   SELECT 1 FROM po_allocations a WHERE a.po_id = p.po_id AND a.order_id = $1)))",
+    )
+    .bind(order_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    if waiting > 0 {
+        return Ok(None);
+    }
+    sqlx::query(
+        "UPDATE procurements SET status = $2, ready_on = $3, updated_at = now() \
+         WHERE order_id = $1",
+    )
+    .bind(order_id)
+    .bind(STATUS_READY)
+    .bind(today)
+    .execute(conn)
+    .await?;
+    Ok(Some(MaterialsReady {
+        order_id: order_id.to_owned(),
+        ready_on: date_to_string(today),
+    }))
+}
+
+/// A purchase order as stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PoRow {
+    pub po_id: Uuid,
+    pub order_id: String,
+    pub supplier: String,
+    pub material: String,
+    pub quantity_milli: i64,
+    pub unit_price_minor: i64,
+    pub amount_minor: i64,
+    pub currency: String,
+    pub expected_date: NaiveDate,
+    pub confirmed_eta: Option<NaiveDate>,
+    pub status: String,
+    pub accepted_milli: i64,
+    pub rejected_milli: i64,
+    pub replaces: Option<Uuid>,
+}
+
+impl PoRow {
+    pub fn is_open(&self) -> bool {
+        self.status == "open" || self.status == "confirmed"
+    }
+
+    /// The date it should arrive: the supplier's confirmed ETA, else the
+    /// lead-time date.
+    pub fn expected(&self) -> NaiveDate {
+        self.confirmed_eta.unwrap_or(self.expected_date)
+    }
+}
+
+pub async fn find_po(
+    conn: &mut PgConnection,
+    po_id: Uuid,
+    for_update: bool,
+) -> Result<Option<PoRow>> {
+    let sql = if for_update {
+        "SELECT po_id, order_id, supplier, material, quantity_milli, unit_price_minor, \
+           amount_minor, currency, expected_date, confirmed_eta, status, accepted_milli, \
+           rejected_milli, replaces FROM purchase_orders WHERE po_id = $1 FOR UPDATE"
+    } else {
+        "SELECT po_id, order_id, supplier, material, quantity_milli, unit_price_minor, \
+           amount_minor, currency, expected_date, confirmed_eta, status, accepted_milli, \
+           rejected_milli, replaces FROM purchase_orders WHERE po_id = $1"
+    };
+    Ok(sqlx::query_as(sql).bind(po_id).fetch_optional(conn).await?)
+}
+
+/// Orders waiting on `po_id`: its own order and every order allocated on it,
+/// in allocation order.
+pub async fn orders_supplied_by(conn: &mut PgConnection, po: &PoRow) -> Result<Vec<String>> {
+    let allocated: Vec<String> =
+        sqlx::query_scalar("SELECT order_id FROM po_allocations WHERE po_id = $1 ORDER BY seq")
+            .bind(po.po_id)
+            .fetch_all(conn)
+            .await?;
+    let mut orders = vec![po.order_id.clone()];
+    for order in allocated {
+        if !orders.contains(&order) {
+            orders.push(order);
+        }
+    }
+    Ok(orders)
+}
+
+/// Records the supplier's confirmed ETA.
+pub async fn confirm(conn: &mut PgConnection, po_id: Uuid, eta: NaiveDate) -> Result<()> {
+    sqlx::query(
+        "UPDATE purchase_orders SET confirmed_eta = $2, status = 'confirmed' WHERE po_id = $1",
+    )
+    .bind(po_id)
+    .bind(eta)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A received lot as stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct LotRow {
+    pub po_id: Uuid,
+    pub lot: String,
+    pub material: String,
+    pub quantity_milli: i64,
+    pub received_at: DateTime<Utc>,
+    pub status: String,
+    pub inspection_id: Option<String>,
+    pub returned_to_supplier_at: Option<DateTime<Utc>>,
+}
+
+pub async fn find_lot(conn: &mut PgConnection, po_id: Uuid, lot: &str) -> Result<Option<LotRow>> {
+    Ok(sqlx::query_as(
+        "SELECT po_id, lot, material, quantity_milli, received_at, status, inspection_id, \
+           returned_to_supplier_at FROM lots WHERE po_id = $1 AND lot = $2 FOR UPDATE",
+    )
+    .bind(po_id)
+    .bind(lot)
+    .fetch_optional(conn)
+    .await?)
+}
+
+pub async fn insert_lot(
+    conn: &mut PgConnection,
+    po: &PoRow,
+    lot: &str,
+    quantity: Milli,
+    received_at: DateTime<Utc>,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO lots (po_id, lot, material, quantity_milli, received_at) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(po.po_id)
+    .bind(lot)
+    .bind(&po.material)
+    .bind(quantity)
+    .bind(received_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Closes the purchase order as received once accepted and rejected
+/// quantities cover it and no lot waits for inspection.
+async fn refresh_po_status(conn: &mut PgConnection, po_id: Uuid) -> Result<()> {
+    sqlx::query(
+        "UPDATE purchase_orders SET status = 'received' \
+         WHERE po_id = $1 AND status IN ('open', 'confirmed') \
+           AND accepted_milli + rejected_milli >= quantity_milli \
+           AND NOT EXISTS (SELECT 1 FROM lots WHERE po_id = $1 AND status = 'pending')",
+    )
+    .bind(po_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A lot passed incoming inspection: into stock, counted on the PO, and
+/// reserved for the orders waiting on the PO in allocation order.
+pub async fn accept_lot(
+    conn: &mut PgConnection,
+    po: &PoRow,
+    lot: &LotRow,
+    inspection_id: &str,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE lots SET status = 'passed', inspection_id = $3, decided_at = now() \
+         WHERE po_id = $1 AND lot = $2",
+    )
+    .bind(po.po_id)
+    .bind(&lot.lot)
+    .bind(inspection_id)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "INSERT INTO stock (material, on_hand_milli) VALUES ($1, $2) \
+         ON CONFLICT (material) DO UPDATE \
+           SET on_hand_milli = stock.on_hand_milli + EXCLUDED.on_hand_milli, updated_at = now()",
+    )
+    .bind(&po.material)
+    .bind(lot.quantity_milli)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("UPDATE purchase_orders SET accepted_milli = accepted_milli + $2 WHERE po_id = $1")
+        .bind(po.po_id)
+        .bind(lot.quantity_milli)
+        .execute(&mut *conn)
+        .await?;
+
+    let waiting: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT order_id, quantity_milli - received_milli FROM po_allocations \
+         WHERE po_id = $1 AND received_milli < quantity_milli ORDER BY seq",
+    )
+    .bind(po.po_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut left = lot.quantity_milli;
+    for (order_id, outstanding) in waiting {
+        if left == 0 {
+            break;
+        }
+        let take = left.min(outstanding);
+        left -= take;
+        sqlx::query(
+            "UPDATE po_allocations SET received_milli = received_milli + $3 \
+             WHERE po_id = $1 AND order_id = $2",
+        )
+        .bind(po.po_id)
+        .bind(&order_id)
+        .bind(take)
+        .execute(&mut *conn)
+        .await?;
+        reserve(conn, &order_id, &po.material, take).await?;
+    }
+    refresh_po_status(conn, po.po_id).await
+}
+
+/// A lot failed incoming inspection: recorded as returned to the supplier
+/// and counted as rejected on the PO. Returns, per order, the quantity the
+/// PO can no longer deliver to it (to move to a replacement PO), latest
+/// claim first.
+pub async fn reject_lot(
+    conn: &mut PgConnection,
+    po: &PoRow,
+    lot: &LotRow,
+    inspection_id: &str,
+) -> Result<Vec<(String, Milli)>> {
+    sqlx::query(
+        "UPDATE lots SET status = 'failed', inspection_id = $3, decided_at = now(), \
+           returned_to_supplier_at = now() WHERE po_id = $1 AND lot = $2",
+    )
+    .bind(po.po_id)
+    .bind(&lot.lot)
+    .bind(inspection_id)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("UPDATE purchase_orders SET rejected_milli = rejected_milli + $2 WHERE po_id = $1")
+        .bind(po.po_id)
+        .bind(lot.quantity_milli)
+        .execute(&mut *conn)
+        .await?;
+    refresh_po_status(conn, po.po_id).await?;
+
+    // What the PO can still deliver, against what orders still expect from it.
+    // `po` was read before this rejection was counted.
+    let still_to_come =
+        (po.quantity_milli - po.accepted_milli - po.rejected_milli - lot.quantity_milli).max(0);
+    let waiting: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT order_id, quantity_milli, received_milli FROM po_allocations \
+         WHERE po_id = $1 AND received_milli < quantity_milli ORDER BY seq DESC",
+    )
+    .bind(po.po_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let expected: i64 = waiting.iter().map(|(_, q, r)| q - r).sum();
+    let mut excess = (expected - still_to_come).max(0);
+    let mut moved = Vec::new();
+    for (order_id, quantity, received) in waiting {
+        if excess == 0 {
+            break;
+        }
+        let shift = excess.min(quantity - received);
+        excess -= shift;
+        if quantity - shift == 0 {
+            sqlx::query("DELETE FROM po_allocations WHERE po_id = $1 AND order_id = $2")
+                .bind(po.po_id)
+                .bind(&order_id)
+                .execute(&mut *conn)
+                .await?;
+        } else {
+            sqlx::query(
+                "UPDATE po_allocations SET quantity_milli = quantity_milli - $3 \
+                 WHERE po_id = $1 AND order_id = $2",
+            )
+            .bind(po.po_id)
+            .bind(&order_id)
+            .bind(shift)
+            .execute(&mut *conn)
+            .await?;
+        }
+        moved.push((order_id, shift));
+    }
+    Ok(moved)
+}
+
+pub async fn set_replacement(
+    conn: &mut PgConnection,
+    po_id: Uuid,
+    lot: &str,
+    replacement: Uuid,
+) -> Result<()> {
+    sqlx::query("UPDATE lots SET replacement_po_id = $3 WHERE po_id = $1 AND lot = $2")
+        .bind(po_id)
+        .bind(lot)
+        .bind(replacement)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// What CancelMaterials did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Cancelled {
+    pub purchase_orders: u32,
+    pub reservations: u32,
+}
+
+/// Releases the order's reservations and allocations and cancels its open
+/// purchase orders. A PO another order still waits on stays open: that
+/// order's material is on it.
+pub async fn cancel_order(
+    conn: &mut PgConnection,
+    order_id: &str,
+    reason: &str,
+) -> Result<Cancelled> {
+    let released = sqlx::query("DELETE FROM reservations WHERE order_id = $1")
+        .bind(order_id)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    sqlx::query("DELETE FROM po_allocations WHERE order_id = $1")
+        .bind(order_id)
+        .execute(&mut *conn)
+        .await?;
+    let cancelled = sqlx::query(
+        "UPDATE purchase_orders p SET status = 'cancelled' \
+         WHERE p.order_id = $1 AND p.status IN ('open', 'confirmed') \
+           AND NOT EXISTS (SELECT 1 FROM po_allocations a WHERE a.po_id = p.po_id \
+                           AND a.order_id <> $1 AND a.received_milli < a.quantity_milli)",
+    )
+    .bind(order_id)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    let counts = Cancelled {
+        purchase_orders: u32::try_from(cancelled).unwrap_or(u32::MAX),
+        reservations: u32::try_from(released).unwrap_or(u32::MAX),
+    };
+    sqlx::query(
+        "UPDATE procurements SET status = $2, purchase_orders_cancelled = $3, \
+           reservations_released = $4, cancel_reason = $5, updated_at = now() \
+         WHERE order_id = $1",
+    )
+    .bind(order_id)
+    .bind(STATUS_CANCELLED)
+    .bind(i32::try_from(counts.purchase_orders).unwrap_or(i32::MAX))
+    .bind(i32::try_from(counts.reservations).unwrap_or(i32::MAX))
+    .bind(reason)
+    .execute(conn)
+    .await?;
+    Ok(counts)
+}
+
+/// The counts stored by an earlier CancelMaterials.
+pub async fn cancelled_counts(conn: &mut PgConnection, order_id: &str) -> Result<Cancelled> {
+    let (purchase_orders, reservations): (i32, i32) = sqlx::query_as(
+        "SELECT purchase_orders_cancelled, reservations_released FROM procurements \
+         WHERE order_id = $1",
+    )
+    .bind(order_id)
+    .fetch_one(conn)
+    .await?;
+    Ok(Cancelled {
+        purchase_orders: u32::try_from(purchase_orders).unwrap_or(0),
+        reservations: u32::try_from(reservations).unwrap_or(0),
+    })
+}
+
+/// Stock figures of one material.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StockFigures {
+    pub on_hand: Milli,
+    pub reserved: Milli,
+    pub on_order: Milli,
+}
+
+pub async fn stock_figures(conn: &mut PgConnection, material: &str) -> Result<StockFigures> {
+    let (on_hand, reserved, on_order): (i64, i64, i64) = sqlx::query_as(
+        "SELECT COALESCE((SELECT on_hand_milli FROM stock WHERE material = $1), 0), \
+           COALESCE((SELECT sum(quantity_milli) FROM reservations WHERE material = $1), 0)::int8, \
+           COALESCE((SELECT sum(GREATEST(quantity_milli - accepted_milli - rejected_milli, 0)) \
+                     FROM purchase_orders \
+                     WHERE material = $1 AND status IN ('open', 'confirmed')), 0)::int8",
+    )
+    .bind(material)
+    .fetch_one(conn)
+    .await?;
+    Ok(StockFigures {
+        on_hand,
+        reserved,
+        on_order,
+    })
+}
+
+pub async fn set_on_hand(conn: &mut PgConnection, material: &str, on_hand: Milli) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO stock (material, on_hand_milli) VALUES ($1, $2) \
+         ON CONFLICT (material) DO UPDATE SET on_hand_milli = EXCLUDED.on_hand_milli, \
+           updated_at = now()",
+    )
+    .bind(material)
+    .bind(on_hand)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+async fn lots_of(conn: &mut PgConnection, po_ids: &[Uuid]) -> Result<Vec<LotRow>> {
+    Ok(sqlx::query_as(
+        "SELECT po_id, lot, material, quantity_milli, received_at, status, inspection_id, \
+           returned_to_supplier_at FROM lots WHERE po_id = ANY($1) ORDER BY received_at, lot",
+    )
+    .bind(po_ids)
+    .fetch_all(conn)
+    .await?)
+}
+
+fn lot_proto(lot: &LotRow) -> ReceivedLot {
+    ReceivedLot {
+        purchase_order_id: lot.po_id.to_string(),
+        lot: lot.lot.clone(),
+        quantity: milli_to_f64(lot.quantity_milli),
+        received_at: Some(timestamp_from(lot.received_at)),
+        inspection_status: lot.status.clone(),
+        inspection_id: lot.inspection_id.clone().unwrap_or_default(),
+        returned_to_supplier: lot.returned_to_supplier_at.is_some(),
+    }
+}
+
+fn po_proto(row: &PoRow, lots: &[LotRow], allocated: Milli) -> PurchaseOrder {
+    PurchaseOrder {
+        purchase_order_id: row.po_id.to_string(),
+        order_id: row.order_id.clone(),
+        supplier: row.supplier.clone(),
+        material: row.material.clone(),
+        quantity: milli_to_f64(row.quantity_milli),
+        unit_price_minor: row.unit_price_minor,
+        amount_minor: row.amount_minor,
+        currency: row.currency.clone(),
+        expected_date: date_to_string(row.expected_date),
+        confirmed_eta: row.confirmed_eta.map(date_to_string).unwrap_or_default(),
+        status: row.status.clone(),
+        accepted: milli_to_f64(row.accepted_milli),
+        rejected: milli_to_f64(row.rejected_milli),
+        replaces: row.replaces.map(|id| id.to_string()).unwrap_or_default(),
+        lots: lots
+            .iter()
+            .filter(|lot| lot.po_id == row.po_id)
+            .map(lot_proto)
+            .collect(),
+        allocated: milli_to_f64(allocated),
+    }
+}
+
+/// One purchase order with its lots; `allocated` is what its own order is
+/// allocated on it.
+pub async fn purchase_order_proto(conn: &mut PgConnection, po: &PoRow) -> Result<PurchaseOrder> {
+    let lots = lots_of(conn, &[po.po_id]).await?;
+    let allocated: Option<i64> = sqlx::query_scalar(
+        "SELECT quantity_milli FROM po_allocations WHERE po_id = $1 AND order_id = $2",
+    )
+    .bind(po.po_id)
+    .bind(&po.order_id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(po_proto(po, &lots, allocated.unwrap_or(0)))
+}
+
+/// The material status of an order, or `None` when procurement never
+/// handled it.
+pub async fn order_materials(
+    conn: &mut PgConnection,
+    order_id: &str,
+) -> Result<Option<OrderMaterials>> {
+    let head: Option<(String, NaiveDate, Option<NaiveDate>)> = sqlx::query_as(
+        "SELECT status, expected_ready_date, ready_on FROM procurements WHERE order_id = $1",
+    )
+    .bind(order_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some((status, expected_ready_date, ready_on)) = head else {
+        return Ok(None);
+    };
+    let requirements: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT r.material, m.unit, r.required_milli FROM requirements r \
+         JOIN materials m ON m.code = r.material WHERE r.order_id = $1 ORDER BY r.material",
+    )
+    .bind(order_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let reservations: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT material, quantity_milli FROM reservations \
+         WHERE order_id = $1 AND quantity_milli > 0 ORDER BY material",
+    )
+    .bind(order_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let allocations: Vec<(Uuid, String, i64, i64)> = sqlx::query_as(
+        "SELECT a.po_id, p.material, a.quantity_milli, a.received_milli FROM po_allocations a \
+         JOIN purchase_orders p ON p.po_id = a.po_id WHERE a.order_id = $1",
+    )
+    .bind(order_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let ids = purchase_order_ids(conn, order_id).await?;
+    let rows: Vec<PoRow> = sqlx::query_as(
+        "SELECT po_id, order_id, supplier, material, quantity_milli, unit_price_minor, \
+           amount_minor, currency, expected_date, confirmed_eta, status, accepted_milli, \
+           rejected_milli, replaces FROM purchase_orders WHERE po_id = ANY($1) \
+         ORDER BY created_at, po_id",
+    )
+    .bind(&ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    let lots = lots_of(conn, &ids).await?;
+
+    let reserved: HashMap<&str, i64> = reservations
+        .iter()
+        .map(|(material, quantity)| (material.as_str(), *quantity))
+        .collect();
+    let mut outstanding: HashMap<&str, i64> = HashMap::new();
+    let mut allocated: HashMap<Uuid, i64> = HashMap::new();
+    for (po_id, material, quantity, received) in &allocations {
+        *outstanding.entry(material.as_str()).or_default() += quantity - received;
+        allocated.insert(*po_id, *quantity);
+    }
+    let materials: BTreeSet<&str> = requirements.iter().map(|(m, _, _)| m.as_str()).collect();
+    debug_assert_eq!(materials.len(), requirements.len());
+    Ok(Some(OrderMaterials {
+        order_id: order_id.to_owned(),
+        status,
+        requirements: requirements
+            .iter()
+            .map(|(material, unit, required)| MaterialRequirement {
+                material: material.clone(),
+                unit: unit.clone(),
+                required: milli_to_f64(*required),
+                reserved: milli_to_f64(reserved.get(material.as_str()).copied().unwrap_or(0)),
+                outstanding: milli_to_f64(outstanding.get(material.as_str()).copied().unwrap_or(0)),
+            })
+            .collect(),
+        reservations: reservations
+            .iter()
+            .map(|(material, quantity)| Reservation {
+                material: material.clone(),
+                quantity: milli_to_f64(*quantity),
+            })
+            .collect(),
+        purchase_orders: rows
+            .iter()
+            .map(|row| po_proto(row, &lots, allocated.get(&row.po_id).copied().unwrap_or(0)))
+            .collect(),
+        expected_ready_date: date_to_string(expected_ready_date),
+        ready_on: ready_on.map(date_to_string).unwrap_or_default(),
+    }))
+}

@@ -1,0 +1,958 @@
+//! Inspections and nonconformances: storing them, judging a result against
+//! the plan, and the events a result announces.
+//!
+//! An inspection is opened with one sampling plan per defect class
+//! ([`class_plans`]); the units to draw are the largest of those samples.
+//! [`judge`] decides pass or fail from the inspector's counts, never from a
+//! verdict typed in: a class fails when its defects reach the rejection
+//! number (Re), so with zero tolerance (Re 1) any defect fails it, and the
+//! lot fails when any class fails. [`record`] stores the result, opens a
+//! nonconformance for a failure and writes the answer event to the outbox,
+//! all on the caller's transaction.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use chrono::{DateTime, Utc};
+use gendan_grpc::FieldError;
+use gendan_messaging::{Cause, Outgoing, outbox};
+use gendan_proto::timestamp_from;
+use gendan_proto::v1::{
+    self, DefectClass, FinalInspectionFailed, FinalInspectionOpened, FinalInspectionPassed,
+    IncomingInspectionFailed, IncomingInspectionOpened, IncomingInspectionPassed, InspectionKind,
+    InspectionStatus, NonconformanceStatus,
+};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::sampling::{self, SamplingPlan, Tolerance};
+use crate::validate::{Disposition, Finding, Findings};
+use crate::{Error, Result, SERVICE};
+
+pub const KIND_FINAL: &str = "final";
+pub const KIND_INCOMING: &str = "incoming";
+pub const STATUS_OPEN: &str = "open";
+pub const STATUS_PASSED: &str = "passed";
+pub const STATUS_FAILED: &str = "failed";
+
+/// The most rows a list call returns.
+pub const LIST_LIMIT: i64 = 500;
+
+pub fn class_code(class: DefectClass) -> &'static str {
+    match class {
+        DefectClass::Critical => "critical",
+        DefectClass::Major => "major",
+        DefectClass::Minor => "minor",
+        DefectClass::Unspecified => "unspecified",
+    }
+}
+
+fn class_from_code(code: &str) -> DefectClass {
+    match code {
+        "critical" => DefectClass::Critical,
+        "major" => DefectClass::Major,
+        "minor" => DefectClass::Minor,
+        _ => DefectClass::Unspecified,
+    }
+}
+
+/// The sampling plan of one defect class of a lot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClassPlan {
+    pub class: DefectClass,
+    pub tolerance: Tolerance,
+    pub plan: SamplingPlan,
+}
+
+/// One plan per class for a lot (`lot_size` > 0).
+pub fn class_plans(lot_size: u32, classes: &[(DefectClass, Tolerance)]) -> Vec<ClassPlan> {
+    classes
+        .iter()
+        .filter_map(|(class, tolerance)| {
+            sampling::plan(lot_size, *tolerance).map(|plan| ClassPlan {
+                class: *class,
+                tolerance: *tolerance,
+                plan,
+            })
+        })
+        .collect()
+}
+
+/// What a new inspection is about.
+#[derive(Debug, Clone)]
+pub struct NewInspection {
+    pub kind: &'static str,
+    pub order_id: String,
+    pub items: Vec<(String, u32)>,
+    pub purchase_order_id: String,
+    pub material: String,
+    pub lot: String,
+    pub supplier: String,
+    pub lot_size: u32,
+    pub classes: Vec<ClassPlan>,
+    /// The message that opened it and its trace.
+    pub cause_event_id: String,
+    pub traceparent: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct Inspection {
+    pub inspection_id: Uuid,
+    pub kind: String,
+    pub order_id: String,
+    pub purchase_order_id: String,
+    pub material: String,
+    pub lot: String,
+    pub supplier: String,
+    pub lot_size: i64,
+    pub code_letter: String,
+    pub sample_size: i64,
+    pub status: String,
+    pub inspector: Option<String>,
+    pub sample_inspected: Option<i64>,
+    pub cause_event_id: String,
+    pub traceparent: Option<String>,
+    pub opened_at: DateTime<Utc>,
+    pub recorded_at: Option<DateTime<Utc>>,
+    pub nonconformance_id: Option<Uuid>,
+    #[sqlx(skip)]
+    pub items: Vec<(String, u32)>,
+    #[sqlx(skip)]
+    pub classes: Vec<ClassRow>,
+    #[sqlx(skip)]
+    pub defects: Vec<DefectRow>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ClassRow {
+    pub defect_class: String,
+    pub aql: String,
+    pub plan_code_letter: String,
+    pub sample_size: i64,
+    pub accept: i64,
+    pub reject: i64,
+    pub defects: Option<i64>,
+    pub passed: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct DefectRow {
+    pub defect_class: String,
+    pub count: i64,
+    pub description: String,
+}
+
+fn to_u32(value: i64) -> u32 {
+    u32::try_from(value).unwrap_or(u32::MAX)
+}
+
+impl Inspection {
+    pub fn is_open(&self) -> bool {
+        self.status == STATUS_OPEN
+    }
+
+    pub fn class(&self, class: DefectClass) -> Option<&ClassRow> {
+        self.classes
+            .iter()
+            .find(|row| row.defect_class == class_code(class))
+    }
+
+    /// Causation: the message that opened it; correlation: the order.
+    fn cause(&self) -> Cause {
+        Cause {
+            causation_id: self.cause_event_id.clone(),
+            correlation_id: if self.order_id.is_empty() {
+                self.inspection_id.to_string()
+            } else {
+                self.order_id.clone()
+            },
+        }
+    }
+}
+
+pub async fn insert(conn: &mut PgConnection, new: &NewInspection) -> Result<Inspection> {
+    let inspection_id = Uuid::now_v7();
+    let lot_size = i64::from(new.lot_size);
+    let sample_size = new
+        .classes
+        .iter()
+        .map(|class| class.plan.sample_size)
+        .max()
+        .unwrap_or(new.lot_size);
+    let code_letter = sampling::CODE_LETTERS[sampling::code_letter_row(new.lot_size)].to_string();
+    sqlx::query(
+        "INSERT INTO inspections (inspection_id, kind, order_id, purchase_order_id, material, lot, \
+           supplier, lot_size, code_letter, sample_size, status, cause_event_id, traceparent) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'open', $11, $12)",
+    )
+    .bind(inspection_id)
+    .bind(new.kind)
+    .bind(&new.order_id)
+    .bind(&new.purchase_order_id)
+    .bind(&new.material)
+    .bind(&new.lot)
+    .bind(&new.supplier)
+    .bind(lot_size)
+    .bind(&code_letter)
+    .bind(i64::from(sample_size))
+    .bind(&new.cause_event_id)
+    .bind(new.traceparent.as_deref())
+    .execute(&mut *conn)
+    .await?;
+    for (seq, (product, quantity)) in new.items.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO inspection_items (inspection_id, seq, product, quantity) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(inspection_id)
+        .bind(i32::try_from(seq).unwrap_or(i32::MAX))
+        .bind(product)
+        .bind(i64::from(*quantity))
+        .execute(&mut *conn)
+        .await?;
+    }
+    for class in &new.classes {
+        sqlx::query(
+            "INSERT INTO inspection_classes (inspection_id, defect_class, aql, plan_code_letter, \
+               sample_size, accept, reject) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(inspection_id)
+        .bind(class_code(class.class))
+        .bind(class.tolerance.code())
+        .bind(class.plan.plan_code_letter.to_string())
+        .bind(i64::from(class.plan.sample_size))
+        .bind(i64::from(class.plan.accept))
+        .bind(i64::from(class.plan.reject))
+        .execute(&mut *conn)
+        .await?;
+    }
+    find(conn, inspection_id, false)
+        .await?
+        .ok_or_else(|| Error::InspectionNotFound(inspection_id.to_string()))
+}
+
+const SELECT_INSPECTION: &str = "SELECT i.inspection_id, i.kind, i.order_id, i.purchase_order_id, \
+       i.material, i.lot, i.supplier, i.lot_size, i.code_letter, i.sample_size, i.status, \
+       i.inspector, i.sample_inspected, i.cause_event_id, i.traceparent, i.opened_at, \
+       i.recorded_at, n.nonconformance_id \
+     FROM inspections i LEFT JOIN nonconformances n ON n.inspection_id = i.inspection_id";
+
+/// Reads one inspection with its items, class plans and findings; `lock`
+/// holds its row until the transaction ends.
+pub async fn find(
+    conn: &mut PgConnection,
+    inspection_id: Uuid,
+    lock: bool,
+) -> Result<Option<Inspection>> {
+    let sql = if lock {
+        sqlx::AssertSqlSafe(format!(
+            "{SELECT_INSPECTION} WHERE i.inspection_id = $1 FOR UPDATE OF i"
+        ))
+    } else {
+        sqlx::AssertSqlSafe(format!("{SELECT_INSPECTION} WHERE i.inspection_id = $1"))
+    };
+    let row: Option<Inspection> = sqlx::query_as(sql)
+        .bind(inspection_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    match row {
+        Some(inspection) => Ok(Some(with_details(conn, inspection).await?)),
+        None => Ok(None),
+    }
+}
+
+async fn with_details(conn: &mut PgConnection, mut inspection: Inspection) -> Result<Inspection> {
+    let items: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT product, quantity FROM inspection_items WHERE inspection_id = $1 ORDER BY seq",
+    )
+    .bind(inspection.inspection_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    inspection.items = items
+        .into_iter()
+        .map(|(product, quantity)| (product, to_u32(quantity)))
+        .collect();
+    inspection.classes = sqlx::query_as(
+        "SELECT defect_class, aql, plan_code_letter, sample_size, accept, reject, defects, passed \
+         FROM inspection_classes WHERE inspection_id = $1 \
+         ORDER BY array_position(ARRAY['critical', 'major', 'minor'], defect_class)",
+    )
+    .bind(inspection.inspection_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    inspection.defects = sqlx::query_as(
+        "SELECT defect_class, count, description FROM inspection_defects \
+         WHERE inspection_id = $1 ORDER BY seq",
+    )
+    .bind(inspection.inspection_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(inspection)
+}
+
+/// The newest final inspection of an order, whatever its status.
+pub async fn latest_final(conn: &mut PgConnection, order_id: &str) -> Result<Option<Inspection>> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "{SELECT_INSPECTION} WHERE i.kind = 'final' AND i.order_id = $1 \
+         ORDER BY i.opened_at DESC, i.inspection_id DESC LIMIT 1"
+    ));
+    let row: Option<Inspection> = sqlx::query_as(sql)
+        .bind(order_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    match row {
+        Some(inspection) => Ok(Some(with_details(conn, inspection).await?)),
+        None => Ok(None),
+    }
+}
+
+/// The incoming inspection of a received lot, if one was opened.
+pub async fn find_incoming(
+    conn: &mut PgConnection,
+    purchase_order_id: &str,
+    material: &str,
+    lot: &str,
+) -> Result<Option<Inspection>> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "{SELECT_INSPECTION} WHERE i.kind = 'incoming' AND i.purchase_order_id = $1 \
+         AND i.material = $2 AND i.lot = $3"
+    ));
+    let row: Option<Inspection> = sqlx::query_as(sql)
+        .bind(purchase_order_id)
+        .bind(material)
+        .bind(lot)
+        .fetch_optional(&mut *conn)
+        .await?;
+    match row {
+        Some(inspection) => Ok(Some(with_details(conn, inspection).await?)),
+        None => Ok(None),
+    }
+}
+
+/// Inspections of one order ("" = all), oldest first.
+pub async fn list(
+    conn: &mut PgConnection,
+    order_id: &str,
+    open_only: bool,
+) -> Result<Vec<Inspection>> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "{SELECT_INSPECTION} WHERE ($1 = '' OR i.order_id = $1) AND (NOT $2 OR i.status = 'open') \
+         ORDER BY i.opened_at, i.inspection_id LIMIT $3"
+    ));
+    let rows: Vec<Inspection> = sqlx::query_as(sql)
+        .bind(order_id)
+        .bind(open_only)
+        .bind(LIST_LIMIT)
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut inspections = Vec::with_capacity(rows.len());
+    for row in rows {
+        inspections.push(with_details(conn, row).await?);
+    }
+    Ok(inspections)
+}
+
+/// The outcome of one class.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClassOutcome {
+    pub class: DefectClass,
+    pub defects: u32,
+    pub passed: bool,
+}
+
+/// The outcome of an inspection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    pub classes: Vec<ClassOutcome>,
+    pub passed: bool,
+    /// One line for people: per class the count against the plan; on a
+    /// failure only the failing classes, with what was found.
+    pub summary: String,
+}
+
+/// Judges the findings against the class plans. Counts of one class on
+/// several lines (one per kind of defect) are added up.
+pub fn judge(classes: &[ClassRow], findings: &[Finding]) -> Verdict {
+    let mut found: BTreeMap<&str, (u32, Vec<String>)> = BTreeMap::new();
+    for finding in findings {
+        let entry = found.entry(class_code(finding.class)).or_default();
+        entry.0 = entry.0.saturating_add(finding.count);
+        if !finding.description.is_empty() {
+            entry
+                .1
+                .push(format!("{} ×{}", finding.description, finding.count));
+        }
+    }
+    let mut outcomes = Vec::with_capacity(classes.len());
+    let mut failing = Vec::new();
+    let mut tally = Vec::new();
+    for row in classes {
+        let (defects, descriptions) = found
+            .get(row.defect_class.as_str())
+            .cloned()
+            .unwrap_or_default();
+        let passed = i64::from(defects) < row.reject;
+        let rule = if row.aql == "0" {
+            "zero tolerance".to_owned()
+        } else {
+            format!("AQL {}: Ac {} Re {}", row.aql, row.accept, row.reject)
+        };
+        let mut line = format!(
+            "{} {defects} in {} ({rule})",
+            row.defect_class, row.sample_size
+        );
+        if !descriptions.is_empty() {
+            let _ = write!(line, ": {}", descriptions.join(", "));
+        }
+        if !passed {
+            failing.push(line.clone());
+        }
+        tally.push(line);
+        outcomes.push(ClassOutcome {
+            class: class_from_code(&row.defect_class),
+            defects,
+            passed,
+        });
+    }
+    let passed = failing.is_empty();
+    let summary = if passed {
+        format!("passed: {}", tally.join("; "))
+    } else {
+        format!("failed: {}", failing.join("; "))
+    };
+    Verdict {
+        classes: outcomes,
+        passed,
+        summary,
+    }
+}
+
+/// Checks the findings against the stored inspection (the checks that need
+/// it), so nothing is written on invalid input.
+pub fn check_findings(inspection: &Inspection, findings: &Findings) -> Result<()> {
+    let lot_size = to_u32(inspection.lot_size);
+    let required = to_u32(inspection.sample_size);
+    if findings.sample_inspected < required {
+        return Err(FieldError::new(
+            "sample_inspected",
+            format!(
+                "{} units is less than the sample of {required} the plan requires",
+                findings.sample_inspected
+            ),
+        )
+        .into());
+    }
+    if findings.sample_inspected > lot_size {
+        return Err(FieldError::new(
+            "sample_inspected",
+            format!(
+                "{} units is more than the lot of {lot_size}",
+                findings.sample_inspected
+            ),
+        )
+        .into());
+    }
+    let mut per_class: BTreeMap<&str, u32> = BTreeMap::new();
+    for finding in &findings.defects {
+        let field = format!("defects[{}]", finding.index);
+        if inspection.class(finding.class).is_none() {
+            return Err(FieldError::new(
+                format!("{field}.defect_class"),
+                format!(
+                    "{} defects are not part of this {} inspection's plan",
+                    class_code(finding.class),
+                    inspection.kind
+                ),
+            )
+            .into());
+        }
+        let total = per_class.entry(class_code(finding.class)).or_default();
+        *total = total.saturating_add(finding.count);
+        // Percent-nonconforming plans count defective units, so a class
+        // cannot have more than the units inspected.
+        if *total > findings.sample_inspected {
+            return Err(FieldError::new(
+                format!("{field}.count"),
+                format!(
+                    "{} {} defectives is more than the {} units inspected",
+                    total,
+                    class_code(finding.class),
+                    findings.sample_inspected
+                ),
+            )
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// Stores the result of an open, locked inspection, opens a nonconformance
+/// on a failure and writes the answer event. The caller commits.
+pub async fn record(
+    conn: &mut PgConnection,
+    inspection: &Inspection,
+    findings: &Findings,
+) -> Result<Inspection> {
+    debug_assert!(inspection.is_open());
+    let verdict = judge(&inspection.classes, &findings.defects);
+    let status = if verdict.passed {
+        STATUS_PASSED
+    } else {
+        STATUS_FAILED
+    };
+    sqlx::query(
+        "UPDATE inspections SET status = $2, inspector = $3, sample_inspected = $4, recorded_at = now() \
+         WHERE inspection_id = $1",
+    )
+    .bind(inspection.inspection_id)
+    .bind(status)
+    .bind(&findings.inspector)
+    .bind(i64::from(findings.sample_inspected))
+    .execute(&mut *conn)
+    .await?;
+    for outcome in &verdict.classes {
+        sqlx::query(
+            "UPDATE inspection_classes SET defects = $3, passed = $4 \
+             WHERE inspection_id = $1 AND defect_class = $2",
+        )
+        .bind(inspection.inspection_id)
+        .bind(class_code(outcome.class))
+        .bind(i64::from(outcome.defects))
+        .bind(outcome.passed)
+        .execute(&mut *conn)
+        .await?;
+    }
+    for (seq, finding) in findings.defects.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO inspection_defects (inspection_id, seq, defect_class, count, description) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(inspection.inspection_id)
+        .bind(i32::try_from(seq).unwrap_or(i32::MAX))
+        .bind(class_code(finding.class))
+        .bind(i64::from(finding.count))
+        .bind(&finding.description)
+        .execute(&mut *conn)
+        .await?;
+    }
+    let nonconformance_id = if verdict.passed {
+        None
+    } else {
+        let id = Uuid::now_v7();
+        sqlx::query(
+            "INSERT INTO nonconformances (nonconformance_id, inspection_id, order_id, summary, status) \
+             VALUES ($1, $2, $3, $4, 'open')",
+        )
+        .bind(id)
+        .bind(inspection.inspection_id)
+        .bind(&inspection.order_id)
+        .bind(&verdict.summary)
+        .execute(&mut *conn)
+        .await?;
+        Some(id)
+    };
+    let event = result_event(conn, inspection, &verdict, nonconformance_id).await?;
+    outbox::write(conn, &[event]).await?;
+    tracing::info!(
+        inspection_id = %inspection.inspection_id,
+        passed = verdict.passed,
+        summary = %verdict.summary,
+        "inspection result recorded"
+    );
+    find(conn, inspection.inspection_id, false)
+        .await?
+        .ok_or_else(|| Error::InspectionNotFound(inspection.inspection_id.to_string()))
+}
+
+async fn result_event(
+    conn: &mut PgConnection,
+    inspection: &Inspection,
+    verdict: &Verdict,
+    nonconformance_id: Option<Uuid>,
+) -> Result<Outgoing> {
+    let cause = inspection.cause();
+    let order_id = inspection.order_id.as_str();
+    let inspection_id = inspection.inspection_id.to_string();
+    let nonconformance_id = nonconformance_id
+        .map(|id| id.to_string())
+        .unwrap_or_default();
+    let event = match (inspection.kind.as_str(), verdict.passed) {
+        (KIND_FINAL, true) => Outgoing::event(
+            SERVICE,
+            order_id,
+            &FinalInspectionPassed {
+                order_id: order_id.to_owned(),
+                inspection_id,
+            },
+            &cause,
+        ),
+        (KIND_FINAL, false) => {
+            let failures: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM inspections WHERE kind = 'final' AND order_id = $1 AND status = 'failed'",
+            )
+            .bind(order_id)
+            .fetch_one(&mut *conn)
+            .await?;
+            Outgoing::event(
+                SERVICE,
+                order_id,
+                &FinalInspectionFailed {
+                    order_id: order_id.to_owned(),
+                    inspection_id,
+                    nonconformance_id,
+                    failures: to_u32(failures),
+                    summary: verdict.summary.clone(),
+                },
+                &cause,
+            )
+        }
+        (_, true) => Outgoing::event(
+            SERVICE,
+            order_id,
+            &IncomingInspectionPassed {
+                order_id: order_id.to_owned(),
+                purchase_order_id: inspection.purchase_order_id.clone(),
+                lot: inspection.lot.clone(),
+                inspection_id,
+            },
+            &cause,
+        ),
+        (_, false) => Outgoing::event(
+            SERVICE,
+            order_id,
+            &IncomingInspectionFailed {
+                order_id: order_id.to_owned(),
+                purchase_order_id: inspection.purchase_order_id.clone(),
+                lot: inspection.lot.clone(),
+                inspection_id,
+                nonconformance_id,
+            },
+            &cause,
+        ),
+    };
+    Ok(event)
+}
+
+pub fn final_opened_event(inspection: &Inspection) -> FinalInspectionOpened {
+    FinalInspectionOpened {
+        order_id: inspection.order_id.clone(),
+        inspection_id: inspection.inspection_id.to_string(),
+        lot_size: to_u32(inspection.lot_size),
+        sample_size: to_u32(inspection.sample_size),
+        code_letter: inspection.code_letter.clone(),
+    }
+}
+
+pub fn final_passed_event(inspection: &Inspection) -> FinalInspectionPassed {
+    FinalInspectionPassed {
+        order_id: inspection.order_id.clone(),
+        inspection_id: inspection.inspection_id.to_string(),
+    }
+}
+
+pub fn incoming_opened_event(inspection: &Inspection) -> IncomingInspectionOpened {
+    IncomingInspectionOpened {
+        order_id: inspection.order_id.clone(),
+        purchase_order_id: inspection.purchase_order_id.clone(),
+        lot: inspection.lot.clone(),
+        inspection_id: inspection.inspection_id.to_string(),
+        material: inspection.material.clone(),
+        lot_size: to_u32(inspection.lot_size),
+        sample_size: to_u32(inspection.sample_size),
+        code_letter: inspection.code_letter.clone(),
+    }
+}
+
+pub fn to_proto(inspection: &Inspection) -> v1::Inspection {
+    let kind = if inspection.kind == KIND_FINAL {
+        InspectionKind::Final
+    } else {
+        InspectionKind::Incoming
+    };
+    let status = match inspection.status.as_str() {
+        STATUS_OPEN => InspectionStatus::Open,
+        STATUS_PASSED => InspectionStatus::Passed,
+        STATUS_FAILED => InspectionStatus::Failed,
+        _ => InspectionStatus::Unspecified,
+    };
+    v1::Inspection {
+        inspection_id: inspection.inspection_id.to_string(),
+        kind: kind as i32,
+        order_id: inspection.order_id.clone(),
+        items: inspection
+            .items
+            .iter()
+            .map(|(product, quantity)| v1::ProductQuantity {
+                product: product.clone(),
+                quantity: *quantity,
+            })
+            .collect(),
+        purchase_order_id: inspection.purchase_order_id.clone(),
+        material: inspection.material.clone(),
+        lot: inspection.lot.clone(),
+        supplier: inspection.supplier.clone(),
+        lot_size: to_u32(inspection.lot_size),
+        code_letter: inspection.code_letter.clone(),
+        sample_size: to_u32(inspection.sample_size),
+        classes: inspection
+            .classes
+            .iter()
+            .map(|row| v1::DefectClassPlan {
+                defect_class: class_from_code(&row.defect_class) as i32,
+                aql: Tolerance::from_code(&row.aql).map_or(0.0, Tolerance::percent),
+                plan_code_letter: row.plan_code_letter.clone(),
+                sample_size: to_u32(row.sample_size),
+                accept: to_u32(row.accept),
+                reject: to_u32(row.reject),
+                defects: row.defects.map_or(0, to_u32),
+                passed: row.passed.unwrap_or(false),
+            })
+            .collect(),
+        status: status as i32,
+        inspector: inspection.inspector.clone().unwrap_or_default(),
+        sample_inspected: inspection.sample_inspected.map_or(0, to_u32),
+        defects: inspection
+            .defects
+            .iter()
+            .map(|row| v1::DefectCount {
+                defect_class: class_from_code(&row.defect_class) as i32,
+                count: to_u32(row.count),
+                description: row.description.clone(),
+            })
+            .collect(),
+        nonconformance_id: inspection
+            .nonconformance_id
+            .map(|id| id.to_string())
+            .unwrap_or_default(),
+        opened_at: Some(timestamp_from(inspection.opened_at)),
+        recorded_at: inspection.recorded_at.map(timestamp_from),
+    }
+}
+
+// ---- nonconformances ----
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Nonconformance {
+    pub nonconformance_id: Uuid,
+    pub inspection_id: Uuid,
+    pub order_id: String,
+    pub kind: String,
+    pub purchase_order_id: String,
+    pub lot: String,
+    pub summary: String,
+    pub status: String,
+    pub disposition: Option<String>,
+    pub closed_by: Option<String>,
+    pub note: String,
+    pub created_at: DateTime<Utc>,
+    pub closed_at: Option<DateTime<Utc>>,
+}
+
+const SELECT_NONCONFORMANCE: &str = "SELECT n.nonconformance_id, n.inspection_id, n.order_id, \
+       i.kind, i.purchase_order_id, i.lot, n.summary, n.status, n.disposition, n.closed_by, \
+       n.note, n.created_at, n.closed_at \
+     FROM nonconformances n JOIN inspections i ON i.inspection_id = n.inspection_id";
+
+pub async fn find_nonconformance(
+    conn: &mut PgConnection,
+    nonconformance_id: Uuid,
+    lock: bool,
+) -> Result<Option<Nonconformance>> {
+    let sql = if lock {
+        sqlx::AssertSqlSafe(format!(
+            "{SELECT_NONCONFORMANCE} WHERE n.nonconformance_id = $1 FOR UPDATE OF n"
+        ))
+    } else {
+        sqlx::AssertSqlSafe(format!(
+            "{SELECT_NONCONFORMANCE} WHERE n.nonconformance_id = $1"
+        ))
+    };
+    Ok(sqlx::query_as(sql)
+        .bind(nonconformance_id)
+        .fetch_optional(conn)
+        .await?)
+}
+
+pub async fn list_nonconformances(
+    conn: &mut PgConnection,
+    order_id: &str,
+    open_only: bool,
+) -> Result<Vec<Nonconformance>> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "{SELECT_NONCONFORMANCE} WHERE ($1 = '' OR n.order_id = $1) AND (NOT $2 OR n.status = 'open') \
+         ORDER BY n.created_at, n.nonconformance_id LIMIT $3"
+    ));
+    Ok(sqlx::query_as(sql)
+        .bind(order_id)
+        .bind(open_only)
+        .bind(LIST_LIMIT)
+        .fetch_all(conn)
+        .await?)
+}
+
+pub async fn close_nonconformance(
+    conn: &mut PgConnection,
+    nonconformance_id: Uuid,
+    disposition: Disposition,
+    closed_by: &str,
+    note: &str,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE nonconformances SET status = 'closed', disposition = $2, closed_by = $3, note = $4, \
+           closed_at = now() WHERE nonconformance_id = $1",
+    )
+    .bind(nonconformance_id)
+    .bind(disposition.code())
+    .bind(closed_by)
+    .bind(note)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub fn nonconformance_proto(row: &Nonconformance) -> v1::Nonconformance {
+    let kind = if row.kind == KIND_FINAL {
+        InspectionKind::Final
+    } else {
+        InspectionKind::Incoming
+    };
+    let status = if row.status == "closed" {
+        NonconformanceStatus::Closed
+    } else {
+        NonconformanceStatus::Open
+    };
+    v1::Nonconformance {
+        nonconformance_id: row.nonconformance_id.to_string(),
+        order_id: row.order_id.clone(),
+        inspection_id: row.inspection_id.to_string(),
+        kind: kind as i32,
+        purchase_order_id: row.purchase_order_id.clone(),
+        lot: row.lot.clone(),
+        summary: row.summary.clone(),
+        status: status as i32,
+        disposition: row
+            .disposition
+            .as_deref()
+            .and_then(Disposition::from_code)
+            .map_or(0, |d| d.to_proto() as i32),
+        closed_by: row.closed_by.clone().unwrap_or_default(),
+        note: row.note.clone(),
+        created_at: Some(timestamp_from(row.created_at)),
+        closed_at: row.closed_at.map(timestamp_from),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(class: &str, aql: &str, n: i64, ac: i64, re: i64) -> ClassRow {
+        ClassRow {
+            defect_class: class.to_owned(),
+            aql: aql.to_owned(),
+            plan_code_letter: "H".to_owned(),
+            sample_size: n,
+            accept: ac,
+            reject: re,
+            defects: None,
+            passed: None,
+        }
+    }
+
+    fn finding(class: DefectClass, count: u32, description: &str) -> Finding {
+        Finding {
+            index: 0,
+            class,
+            count,
+            description: description.to_owned(),
+        }
+    }
+
+    /// Lot 500 (H, n 50) at the default plan: critical 0, major 2.5 (Ac 3
+    /// Re 4), minor 4.0 (Ac 5 Re 6).
+    fn lot_500() -> Vec<ClassRow> {
+        vec![
+            row("critical", "0", 50, 0, 1),
+            row("major", "2.5", 50, 3, 4),
+            row("minor", "4.0", 50, 5, 6),
+        ]
+    }
+
+    #[test]
+    fn a_clean_sample_passes() {
+        let verdict = judge(&lot_500(), &[]);
+        assert!(verdict.passed);
+        assert!(verdict.classes.iter().all(|c| c.passed && c.defects == 0));
+        assert!(verdict.summary.starts_with("passed"), "{}", verdict.summary);
+    }
+
+    #[test]
+    fn defects_below_re_pass_and_at_re_fail() {
+        let verdict = judge(
+            &lot_500(),
+            &[
+                finding(DefectClass::Major, 3, "stain"),
+                finding(DefectClass::Minor, 5, "loose thread"),
+            ],
+        );
+        assert!(verdict.passed, "{verdict:?}");
+
+        let verdict = judge(
+            &lot_500(),
+            &[
+                finding(DefectClass::Major, 2, "stain"),
+                finding(DefectClass::Major, 2, "open seam"),
+            ],
+        );
+        assert!(!verdict.passed);
+        assert_eq!(verdict.classes[1].defects, 4);
+        assert!(
+            verdict
+                .summary
+                .contains("major 4 in 50 (AQL 2.5: Ac 3 Re 4): stain ×2, open seam ×2"),
+            "{}",
+            verdict.summary
+        );
+        assert!(!verdict.summary.contains("minor"), "{}", verdict.summary);
+    }
+
+    #[test]
+    fn any_critical_defect_fails_with_zero_tolerance() {
+        let verdict = judge(
+            &lot_500(),
+            &[finding(DefectClass::Critical, 1, "sharp edge")],
+        );
+        assert!(!verdict.passed);
+        assert!(!verdict.classes[0].passed);
+        assert!(verdict.classes[1].passed);
+        assert!(
+            verdict.summary.contains("zero tolerance"),
+            "{}",
+            verdict.summary
+        );
+    }
+
+    #[test]
+    fn plans_per_class_follow_the_table() {
+        let plans = class_plans(
+            150,
+            &[
+                (DefectClass::Critical, Tolerance::Zero),
+                (DefectClass::Major, Tolerance::from_percent(0.65).unwrap()),
+                (DefectClass::Minor, Tolerance::from_percent(1.5).unwrap()),
+            ],
+        );
+        let summary: Vec<(char, u32, u32, u32)> = plans
+            .iter()
+            .map(|c| {
+                (
+                    c.plan.plan_code_letter,
+                    c.plan.sample_size,
+                    c.plan.accept,
+                    c.plan.reject,
+                )
+            })
+            .collect();
+        // F (n 20); 0.65 at F is 0/1; 1.5 at F points down to G (n 32, 1/2).
+        assert_eq!(summary, [('F', 20, 0, 1), ('F', 20, 0, 1), ('G', 32, 1, 2)]);
+    }
+}

@@ -1,0 +1,676 @@
+//! The finance service against real NATS and PostgreSQL: a receivable from
+//! terms to paid in full (deposit invoice, idempotent payments, deposit
+//! received, balance at shipment), terms it cannot read, cancellation with
+//! refund, the cost ledger fed by other services' events with its overrun,
+//! and gRPC validation naming the field.
+
+use std::time::Duration;
+
+use chrono::{Days, NaiveDate, Utc};
+use gendan_finance::Application;
+use gendan_messaging::{Bus, Cause, Outgoing, streams, subjects};
+use gendan_proto::v1::finance_service_client::FinanceServiceClient;
+use gendan_proto::v1::{
+    CancelReceivable, CostBudgetLine, CostOverrun, DepositReceived, GetCostLedgerRequest,
+    GetReceivableRequest, InvoiceBalance, InvoiceIssued, LabourRate, ListOverdueRequest,
+    OpenReceivable, OrderPaidInFull, PaymentReceived, PurchaseOrderPlaced, ReceivableCancelled,
+    ReceivableOpened, ReceivableOpeningFailed, RecordPaymentRequest, ShipmentBooked,
+    WorkOrderCompleted,
+};
+use gendan_proto::{TypeName, date_from_str, date_to_string};
+use gendan_tests::{SubjectReader, TestDb, TestNats, eventually, service_settings};
+use sqlx::PgPool;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+
+const WAIT: Duration = Duration::from_secs(15);
+
+struct Finance {
+    nats: TestNats,
+    _db: TestDb,
+    bus: Bus,
+    pool: PgPool,
+    client: FinanceServiceClient<Channel>,
+    cancel: CancellationToken,
+    task: JoinHandle<gendan_finance::Result<()>>,
+}
+
+impl Finance {
+    async fn start() -> anyhow::Result<Self> {
+        gendan_telemetry::init_for_tests();
+        let nats = TestNats::start().await?;
+        let db = TestDb::create().await?;
+        let app = Application::build(service_settings(&db, &nats, "finance")).await?;
+        let port = app.port();
+        let pool = app.pool().clone();
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(app.run_until_stopped(cancel.clone()));
+        let client = FinanceServiceClient::connect(format!("http://127.0.0.1:{port}")).await?;
+        let bus = Bus::connect(&nats.url, "test").await?;
+        Ok(Finance {
+            nats,
+            _db: db,
+            bus,
+            pool,
+            client,
+            cancel,
+            task,
+        })
+    }
+
+    async fn stop(self) -> anyhow::Result<()> {
+        self.cancel.cancel();
+        self.task.await??;
+        Ok(())
+    }
+
+    async fn events(&self) -> anyhow::Result<SubjectReader> {
+        SubjectReader::open(&self.nats.url, streams::EVENTS, "gendan.evt.finance.>").await
+    }
+
+    async fn command<M: prost::Message + TypeName>(
+        &self,
+        order_id: &str,
+        payload: &M,
+    ) -> anyhow::Result<()> {
+        let message =
+            Outgoing::command("test", "finance", order_id, payload, &Cause::root(order_id));
+        self.bus.publish(&message).await?;
+        Ok(())
+    }
+
+    /// Publishes another service's event, as its outbox relay would.
+    async fn event<M: prost::Message + TypeName>(
+        &self,
+        service: &str,
+        order_id: &str,
+        payload: &M,
+    ) -> anyhow::Result<Outgoing> {
+        let message = Outgoing::event(service, order_id, payload, &Cause::root(order_id));
+        self.bus.publish(&message).await?;
+        Ok(message)
+    }
+
+    async fn count(&self, sql: &'static str) -> i64 {
+        sqlx::query_scalar::<_, i64>(sql)
+            .fetch_one(&self.pool)
+            .await
+            .unwrap_or(-1)
+    }
+
+    async fn pay(
+        &self,
+        order_id: &str,
+        amount_minor: i64,
+        key: &str,
+    ) -> Result<gendan_proto::v1::RecordPaymentResponse, tonic::Status> {
+        self.client
+            .clone()
+            .record_payment(payment(order_id, amount_minor, key))
+            .await
+            .map(tonic::Response::into_inner)
+    }
+}
+
+fn payment(order_id: &str, amount_minor: i64, key: &str) -> RecordPaymentRequest {
+    RecordPaymentRequest {
+        order_id: order_id.into(),
+        amount_minor,
+        currency: "USD".into(),
+        received_on: date_to_string(today()),
+        reference: format!("SWIFT {key}"),
+        idempotency_key: key.into(),
+    }
+}
+
+fn today() -> NaiveDate {
+    Utc::now().date_naive()
+}
+
+fn open(order_id: &str, total_minor: i64, terms: &str) -> OpenReceivable {
+    OpenReceivable {
+        order_id: order_id.into(),
+        customer: "Nordwind GmbH".into(),
+        total_minor,
+        currency: "USD".into(),
+        payment_terms: terms.into(),
+        cost_budget_minor: 0,
+        budget_lines: vec![],
+    }
+}
+
+async fn next<M: prost::Message + TypeName + Default>(
+    reader: &mut SubjectReader,
+) -> anyhow::Result<M> {
+    reader.next_of_type(M::TYPE_NAME, WAIT).await?.decode()
+}
+
+fn assert_field(status: &tonic::Status, code: tonic::Code, field: &str) {
+    assert_eq!(status.code(), code, "{status:?}");
+    assert!(status.message().contains(field), "{}", status.message());
+}
+
+#[tokio::test]
+async fn receivable_from_deposit_to_paid_in_full() -> anyhow::Result<()> {
+    let finance = Finance::start().await?;
+    let mut events = finance.events().await?;
+    let order = "o-paid";
+    let command = open(order, 1_000_001, "30% T/T deposit, 70% against B/L copy");
+    finance.command(order, &command).await?;
+
+    let opened: ReceivableOpened = next(&mut events).await?;
+    assert_eq!(opened.order_id, order);
+    assert_eq!(opened.currency, "USD");
+    assert!(opened.deposit_required);
+    let schedule: Vec<_> = opened
+        .installments
+        .iter()
+        .map(|i| {
+            (
+                i.kind.as_str(),
+                i.amount_minor,
+                i.trigger.as_str(),
+                i.due_days,
+            )
+        })
+        .collect();
+    assert_eq!(
+        schedule,
+        [
+            ("deposit", 300_000, "on_confirmation", 7),
+            ("balance", 700_001, "against_bl_copy", 0)
+        ]
+    );
+    let deposit: InvoiceIssued = next(&mut events).await?;
+    let receivable = finance
+        .client
+        .clone()
+        .get_receivable(GetReceivableRequest {
+            order_id: order.into(),
+        })
+        .await?
+        .into_inner();
+    let opened_on = date_from_str(&receivable.opened_on).unwrap();
+    assert_eq!(deposit.kind, "deposit");
+    assert_eq!(deposit.amount_minor, 300_000);
+    assert_eq!(deposit.currency, "USD");
+    assert_eq!(
+        deposit.due_date,
+        date_to_string(opened_on + Days::new(7)),
+        "a deposit is due 7 days after confirmation"
+    );
+    assert_eq!(
+        deposit.invoice_id,
+        format!("INV-{}-000001", &receivable.opened_on[..4])
+    );
+
+    // The saga re-sends: the same answer, nothing issued twice.
+    finance.command(order, &command).await?;
+    let again: ReceivableOpened = next(&mut events).await?;
+    assert_eq!(again, opened);
+    let again: InvoiceIssued = next(&mut events).await?;
+    assert_eq!(again, deposit);
+    assert_eq!(finance.count("SELECT count(*) FROM invoices").await, 1);
+
+    // Dunning: the deposit is overdue only after its due date.
+    let overdue = |as_of: NaiveDate| {
+        let mut client = finance.client.clone();
+        async move {
+            client
+                .list_overdue(ListOverdueRequest {
+                    as_of: date_to_string(as_of),
+                    limit: 0,
+                })
+                .await
+                .map(|r| r.into_inner().invoices)
+        }
+    };
+    assert!(overdue(opened_on).await?.is_empty());
+    let late = overdue(opened_on + Days::new(10)).await?;
+    assert_eq!(late.len(), 1);
+    assert_eq!(late[0].days_overdue, 3);
+    assert_eq!(late[0].open_minor, 300_000);
+    assert_eq!(late[0].customer, "Nordwind GmbH");
+
+    // A payment retried with the same key is recorded once.
+    let first = finance.pay(order, 100_000, "bank:1").await?;
+    assert!(first.created);
+    assert_eq!(first.outstanding_minor, 900_001);
+    let first_payment = first.payment.unwrap();
+    assert_eq!(first_payment.allocations.len(), 1);
+    assert_eq!(first_payment.allocations[0].invoice_id, deposit.invoice_id);
+    let retry = finance.pay(order, 100_000, "bank:1").await?;
+    assert!(!retry.created);
+    assert_eq!(retry.payment.unwrap().payment_id, first_payment.payment_id);
+    assert_eq!(finance.count("SELECT count(*) FROM payments").await, 1);
+    let received: PaymentReceived = next(&mut events).await?;
+    assert_eq!(
+        (received.amount_minor, received.outstanding_minor),
+        (100_000, 900_001)
+    );
+
+    // The rest of the deposit: the deposit is in.
+    finance.pay(order, 200_000, "bank:2").await?;
+    let received: PaymentReceived = next(&mut events).await?;
+    assert_eq!(received.outstanding_minor, 700_001);
+    let deposit_in: DepositReceived = next(&mut events).await?;
+    assert_eq!(deposit_in.amount_minor, 300_000);
+    assert_eq!(deposit_in.received_on, date_to_string(today()));
+    assert!(overdue(opened_on + Days::new(10)).await?.is_empty());
+
+    // Shipment: the balance against the B/L copy.
+    let shipped = InvoiceBalance {
+        order_id: order.into(),
+        milestone: "shipment".into(),
+        milestone_date: date_to_string(today()),
+    };
+    finance.command(order, &shipped).await?;
+    let balance: InvoiceIssued = next(&mut events).await?;
+    assert_eq!(balance.kind, "balance");
+    assert_eq!(balance.amount_minor, 700_001);
+    assert_eq!(balance.due_date, date_to_string(today()));
+    assert_eq!(
+        balance.invoice_id,
+        format!("INV-{}-000002", today().format("%Y"))
+    );
+    finance.command(order, &shipped).await?;
+    let again: InvoiceIssued = next(&mut events).await?;
+    assert_eq!(again, balance);
+    assert_eq!(finance.count("SELECT count(*) FROM invoices").await, 2);
+
+    // More than is owed is refused and writes nothing.
+    let status = finance.pay(order, 700_002, "bank:3").await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::FailedPrecondition, "{status:?}");
+    assert!(status.message().contains("700001"), "{}", status.message());
+
+    let last = finance.pay(order, 700_001, "bank:4").await?;
+    assert_eq!(last.outstanding_minor, 0);
+    let received: PaymentReceived = next(&mut events).await?;
+    assert_eq!(received.outstanding_minor, 0);
+    let paid: OrderPaidInFull = next(&mut events).await?;
+    assert_eq!(paid.paid_on, date_to_string(today()));
+
+    let receivable = finance
+        .client
+        .clone()
+        .get_receivable(GetReceivableRequest {
+            order_id: order.into(),
+        })
+        .await?
+        .into_inner();
+    assert_eq!(receivable.status, "paid");
+    assert_eq!(
+        (
+            receivable.invoiced_minor,
+            receivable.paid_minor,
+            receivable.outstanding_minor
+        ),
+        (1_000_001, 1_000_001, 0)
+    );
+    assert!(receivable.invoices.iter().all(|i| i.status == "paid"));
+    assert_eq!(receivable.payments.len(), 3);
+    assert_eq!(receivable.deposit_received_on, date_to_string(today()));
+    finance.stop().await
+}
+
+#[tokio::test]
+async fn terms_finance_cannot_read_fail_the_step() -> anyhow::Result<()> {
+    let finance = Finance::start().await?;
+    let mut events = finance.events().await?;
+    finance
+        .command("o-lc", &open("o-lc", 500_000, "irrevocable L/C at sight"))
+        .await?;
+    let failed: ReceivableOpeningFailed = next(&mut events).await?;
+    assert_eq!(failed.order_id, "o-lc");
+    assert!(
+        failed.reason.contains("\"irrevocable L/C at sight\""),
+        "{}",
+        failed.reason
+    );
+    let missing = finance
+        .client
+        .clone()
+        .get_receivable(GetReceivableRequest {
+            order_id: "o-lc".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), tonic::Code::NotFound);
+
+    // Net terms: nothing to pay up front, invoiced at shipment.
+    finance
+        .command("o-net", &open("o-net", 90_000, "net 60 days"))
+        .await?;
+    let opened: ReceivableOpened = next(&mut events).await?;
+    assert!(!opened.deposit_required);
+    assert_eq!(opened.installments[0].trigger, "net_days");
+    finance
+        .command(
+            "o-net",
+            &InvoiceBalance {
+                order_id: "o-net".into(),
+                milestone: "shipment".into(),
+                milestone_date: "2026-03-02".into(),
+            },
+        )
+        .await?;
+    let invoice: InvoiceIssued = next(&mut events).await?;
+    assert_eq!(
+        (invoice.amount_minor, invoice.due_date.as_str()),
+        (90_000, "2026-05-01")
+    );
+    finance.stop().await
+}
+
+#[tokio::test]
+async fn payments_are_validated_field_by_field() -> anyhow::Result<()> {
+    let finance = Finance::start().await?;
+    let mut events = finance.events().await?;
+    let mut client = finance.client.clone();
+
+    let status = finance.pay("o-none", 100, "k-1").await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::NotFound);
+
+    finance
+        .command("o-v", &open("o-v", 10_000, "100% T/T in advance"))
+        .await?;
+    let _: ReceivableOpened = next(&mut events).await?;
+
+    type Change = fn(&mut RecordPaymentRequest);
+    let cases: [(Change, &str); 6] = [
+        (|r| r.amount_minor = 0, "amount_minor"),
+        (|r| r.amount_minor = -5, "amount_minor"),
+        (|r| r.currency = "usd".into(), "currency"),
+        (|r| r.currency = "EUR".into(), "currency"),
+        (|r| r.idempotency_key = String::new(), "idempotency_key"),
+        (|r| r.received_on = "yesterday".into(), "received_on"),
+    ];
+    for (change, field) in cases {
+        let mut request = payment("o-v", 100, "k-v");
+        change(&mut request);
+        let status = client.record_payment(request).await.unwrap_err();
+        assert_field(&status, tonic::Code::InvalidArgument, field);
+    }
+    assert_eq!(finance.count("SELECT count(*) FROM payments").await, 0);
+
+    // Ten concurrent calls with one key: one payment.
+    let calls = (0..10).map(|_| finance.pay("o-v", 2_500, "bank:same"));
+    let answers = futures::future::join_all(calls).await;
+    let ids: std::collections::HashSet<String> = answers
+        .into_iter()
+        .map(|answer| answer.map(|a| a.payment.unwrap().payment_id))
+        .collect::<Result<_, _>>()?;
+    assert_eq!(ids.len(), 1);
+    assert_eq!(finance.count("SELECT count(*) FROM payments").await, 1);
+    // The key belongs to that payment; another order cannot reuse it.
+    finance.command("o-w", &open("o-w", 10_000, "CAD")).await?;
+    let _: ReceivableOpened = next(&mut events).await?;
+    let status = finance.pay("o-w", 2_500, "bank:same").await.unwrap_err();
+    assert_field(&status, tonic::Code::InvalidArgument, "idempotency_key");
+
+    let status = client
+        .get_receivable(GetReceivableRequest {
+            order_id: " ".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_field(&status, tonic::Code::InvalidArgument, "order_id");
+    let status = client
+        .list_overdue(ListOverdueRequest {
+            as_of: "31/12/2026".into(),
+            limit: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_field(&status, tonic::Code::InvalidArgument, "as_of");
+    let status = client
+        .set_labour_rate(LabourRate {
+            work_centre: "CUT".into(),
+            currency: "USD".into(),
+            rate_minor_per_hour: -1,
+        })
+        .await
+        .unwrap_err();
+    assert_field(&status, tonic::Code::InvalidArgument, "rate_minor_per_hour");
+    let status = client
+        .get_cost_ledger(GetCostLedgerRequest {
+            order_id: "o-nothing".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::NotFound);
+    assert_eq!(finance.count("SELECT count(*) FROM labour_rates").await, 0);
+    finance.stop().await
+}
+
+#[tokio::test]
+async fn cancel_voids_unpaid_invoices_and_refunds_what_was_received() -> anyhow::Result<()> {
+    let finance = Finance::start().await?;
+    let mut events = finance.events().await?;
+    let order = "o-cancel";
+    finance
+        .command(
+            order,
+            &open(order, 1_000_000, "30% deposit, 70% on delivery"),
+        )
+        .await?;
+    let _: ReceivableOpened = next(&mut events).await?;
+    let _: InvoiceIssued = next(&mut events).await?;
+    finance.pay(order, 120_000, "bank:c1").await?;
+
+    let cancel = CancelReceivable {
+        order_id: order.into(),
+        reason: "customer cancelled".into(),
+    };
+    finance.command(order, &cancel).await?;
+    let cancelled: ReceivableCancelled = next(&mut events).await?;
+    assert_eq!(
+        (cancelled.invoices_voided, cancelled.refund_minor),
+        (1, 120_000)
+    );
+    finance.command(order, &cancel).await?;
+    let again: ReceivableCancelled = next(&mut events).await?;
+    assert_eq!(again, cancelled);
+
+    let status = finance.pay(order, 1_000, "bank:c2").await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::FailedPrecondition);
+    let receivable = finance
+        .client
+        .clone()
+        .get_receivable(GetReceivableRequest {
+            order_id: order.into(),
+        })
+        .await?
+        .into_inner();
+    assert_eq!(receivable.status, "cancelled");
+    assert_eq!(receivable.refund_due_minor, 120_000);
+    assert_eq!(receivable.outstanding_minor, 0);
+    assert_eq!(receivable.invoices[0].status, "void");
+
+    // A late OpenReceivable does not bill a cancelled order.
+    finance
+        .command(order, &open(order, 1_000_000, "CAD"))
+        .await?;
+    let failed: ReceivableOpeningFailed = next(&mut events).await?;
+    assert!(failed.reason.contains("cancelled"), "{}", failed.reason);
+    finance.stop().await
+}
+
+#[tokio::test]
+async fn cost_ledger_books_other_services_events_and_flags_the_overrun() -> anyhow::Result<()> {
+    let finance = Finance::start().await?;
+    let mut events = finance.events().await?;
+    let mut client = finance.client.clone();
+    let order = "o-cost";
+    client
+        .set_labour_rate(LabourRate {
+            work_centre: "CUT".into(),
+            currency: "USD".into(),
+            rate_minor_per_hour: 2_000,
+        })
+        .await?;
+
+    // Material is bought before finance has a receivable for the order.
+    let po = finance
+        .event(
+            "procurement",
+            order,
+            &PurchaseOrderPlaced {
+                order_id: order.into(),
+                purchase_order_id: "PO-1".into(),
+                supplier: "Mill".into(),
+                material: "cotton".into(),
+                quantity: 800.0,
+                amount_minor: 40_000,
+                currency: "USD".into(),
+                expected_date: "2026-03-01".into(),
+            },
+        )
+        .await?;
+    // Redelivered with the same id: booked once.
+    finance.bus.publish(&po).await?;
+    let ledger = eventually(WAIT, "the purchase order on the ledger", || {
+        let mut client = client.clone();
+        async move {
+            client
+                .get_cost_ledger(GetCostLedgerRequest {
+                    order_id: order.into(),
+                })
+                .await
+                .ok()
+                .map(|r| r.into_inner())
+        }
+    })
+    .await?;
+    assert_eq!(ledger.entries.len(), 1);
+    assert_eq!(ledger.currency, "", "no receivable yet");
+
+    let mut command = open(order, 500_000, "30% deposit, 70% against B/L copy");
+    command.cost_budget_minor = 100_000;
+    command.budget_lines = vec![
+        CostBudgetLine {
+            category: "material".into(),
+            amount_minor: 50_000,
+        },
+        CostBudgetLine {
+            category: "labour".into(),
+            amount_minor: 30_000,
+        },
+        CostBudgetLine {
+            category: "freight".into(),
+            amount_minor: 20_000,
+        },
+    ];
+    finance.command(order, &command).await?;
+    let _: ReceivableOpened = next(&mut events).await?;
+
+    finance
+        .event(
+            "production",
+            order,
+            &WorkOrderCompleted {
+                order_id: order.into(),
+                work_order_id: "wo-1".into(),
+                good_quantity: 800,
+                scrap_quantity: 3,
+                completed_on: "2026-03-05".into(),
+                hours_by_work_centre: [("CUT".to_owned(), 10.0), ("SEW".to_owned(), 5.0)]
+                    .into_iter()
+                    .collect(),
+            },
+        )
+        .await?;
+    let booked = |currency: &str, amount: i64| ShipmentBooked {
+        order_id: order.into(),
+        carrier: "Maersk".into(),
+        mode: "sea".into(),
+        etd: "2026-03-10".into(),
+        eta: "2026-04-10".into(),
+        booking_reference: format!("BK-{currency}"),
+        freight_cost_minor: amount,
+        currency: currency.into(),
+        ..Default::default()
+    };
+    finance
+        .event("logistics", order, &booked("USD", 45_000))
+        .await?;
+    let overrun: CostOverrun = next(&mut events).await?;
+    assert_eq!(
+        (overrun.budget_minor, overrun.actual_minor),
+        (100_000, 105_000)
+    );
+    finance
+        .event("logistics", order, &booked("EUR", 10_000))
+        .await?;
+
+    let ledger = eventually(WAIT, "all four events booked", || {
+        let mut client = client.clone();
+        async move {
+            let ledger = client
+                .get_cost_ledger(GetCostLedgerRequest {
+                    order_id: order.into(),
+                })
+                .await
+                .ok()?
+                .into_inner();
+            (ledger.entries.len() == 5).then_some(ledger)
+        }
+    })
+    .await?;
+    assert_eq!(ledger.currency, "USD");
+    assert_eq!(
+        (ledger.budget_minor, ledger.actual_minor),
+        (100_000, 105_000)
+    );
+    assert!(ledger.over_budget);
+    let lines: Vec<_> = ledger
+        .categories
+        .iter()
+        .map(|c| (c.category.as_str(), c.plan_minor, c.actual_minor))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            ("material", 50_000, 40_000),
+            ("labour", 30_000, 20_000),
+            ("freight", 20_000, 45_000)
+        ]
+    );
+    assert_eq!(ledger.unconverted.len(), 1);
+    assert_eq!(
+        (
+            ledger.unconverted[0].currency.as_str(),
+            ledger.unconverted[0].amount_minor
+        ),
+        ("EUR", 10_000)
+    );
+    assert_eq!(ledger.warnings.len(), 1);
+    assert!(ledger.warnings[0].contains("SEW"), "{:?}", ledger.warnings);
+
+    // One crossing, one CostOverrun: the EUR freight changed nothing.
+    let mut overruns = 0;
+    while let Some(seen) = events.next(Duration::from_millis(700)).await? {
+        if seen.type_name() == CostOverrun::TYPE_NAME {
+            overruns += 1;
+        }
+    }
+    assert_eq!(overruns, 0, "a second CostOverrun was emitted");
+    assert_eq!(
+        finance
+            .count("SELECT count(*) FROM cost_entries WHERE category = 'material'")
+            .await,
+        1
+    );
+    // The finance events themselves are not costs: nothing dead-lettered.
+    let dead = SubjectReader::open(
+        &finance.nats.url,
+        streams::DEAD_LETTERS,
+        &subjects::dead_letter(gendan_finance::COSTS_CONSUMER),
+    )
+    .await?
+    .next(Duration::from_millis(300))
+    .await?;
+    assert!(dead.is_none(), "{dead:?}");
+    finance.stop().await
+}

@@ -1,0 +1,699 @@
+//! The quality service against real NATS and PostgreSQL: final inspections
+//! requested by the saga, results recorded by QA over gRPC (pass, fail with
+//! a nonconformance, recording twice), incoming inspections opened from
+//! procurement's goods receipts, and validation errors that name the field.
+
+use std::time::Duration;
+
+use gendan_messaging::{Bus, Cause, Outgoing, streams, subjects};
+use gendan_proto::TypeName;
+use gendan_proto::v1::quality_service_client::QualityServiceClient;
+use gendan_proto::v1::{
+    CloseNonconformanceRequest, DefectClass, DefectCount, FinalInspectionFailed,
+    FinalInspectionOpened, FinalInspectionPassed, GetInspectionPlanRequest, GetInspectionRequest,
+    GetSamplingPlanRequest, GoodsReceived, IncomingInspectionFailed, IncomingInspectionOpened,
+    IncomingInspectionPassed, IncomingInspectionPlan, InspectionPlan, InspectionStatus,
+    ListInspectionsRequest, ListNonconformancesRequest, MaterialsReady, NonconformanceClosed,
+    NonconformanceDisposition, NonconformanceStatus, ProductQuantity,
+    RecordInspectionResultRequest, RequestFinalInspection,
+};
+use gendan_quality::Application;
+use gendan_tests::{SubjectReader, TestDb, TestNats};
+use sqlx::PgPool;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+
+const WAIT: Duration = Duration::from_secs(15);
+
+struct Quality {
+    nats: TestNats,
+    _db: TestDb,
+    bus: Bus,
+    pool: PgPool,
+    client: QualityServiceClient<Channel>,
+    events: SubjectReader,
+    cancel: CancellationToken,
+    task: JoinHandle<gendan_quality::Result<()>>,
+}
+
+impl Quality {
+    async fn start() -> anyhow::Result<Self> {
+        gendan_telemetry::init_for_tests();
+        let nats = TestNats::start().await?;
+        let db = TestDb::create().await?;
+        let app = Application::build(gendan_tests::service_settings(&db, &nats, "quality")).await?;
+        let port = app.port();
+        let pool = app.pool().clone();
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(app.run_until_stopped(cancel.clone()));
+        let client = QualityServiceClient::connect(format!("http://127.0.0.1:{port}")).await?;
+        let bus = Bus::connect(&nats.url, "test").await?;
+        let events =
+            SubjectReader::open(&nats.url, streams::EVENTS, "gendan.evt.quality.>").await?;
+        Ok(Quality {
+            nats,
+            _db: db,
+            bus,
+            pool,
+            client,
+            events,
+            cancel,
+            task,
+        })
+    }
+
+    async fn stop(self) -> anyhow::Result<()> {
+        self.cancel.cancel();
+        self.task.await??;
+        Ok(())
+    }
+
+    async fn request_final(&self, order_id: &str, items: &[(&str, u32)]) -> anyhow::Result<()> {
+        let command = RequestFinalInspection {
+            order_id: order_id.to_owned(),
+            items: items
+                .iter()
+                .map(|(product, quantity)| ProductQuantity {
+                    product: (*product).to_owned(),
+                    quantity: *quantity,
+                })
+                .collect(),
+        };
+        let message = Outgoing::command(
+            "test",
+            "quality",
+            order_id,
+            &command,
+            &Cause::root(order_id),
+        );
+        self.bus.publish(&message).await?;
+        Ok(())
+    }
+
+    /// Publishes a procurement event as procurement would.
+    async fn procurement<M: prost::Message + TypeName>(
+        &self,
+        order_id: &str,
+        payload: &M,
+    ) -> anyhow::Result<()> {
+        let message = Outgoing::event("procurement", order_id, payload, &Cause::root(order_id));
+        self.bus.publish(&message).await?;
+        Ok(())
+    }
+
+    async fn next<M: prost::Message + TypeName + Default>(&mut self) -> anyhow::Result<M> {
+        self.events
+            .next_of_type(M::TYPE_NAME, WAIT)
+            .await?
+            .decode::<M>()
+    }
+
+    async fn count(&self, sql: &'static str) -> i64 {
+        sqlx::query_scalar::<_, i64>(sql)
+            .fetch_one(&self.pool)
+            .await
+            .unwrap_or(-1)
+    }
+}
+
+fn defect(class: DefectClass, count: u32, description: &str) -> DefectCount {
+    DefectCount {
+        defect_class: class as i32,
+        count,
+        description: description.to_owned(),
+    }
+}
+
+fn result(
+    inspection_id: &str,
+    sample_inspected: u32,
+    defects: Vec<DefectCount>,
+) -> RecordInspectionResultRequest {
+    RecordInspectionResultRequest {
+        inspection_id: inspection_id.to_owned(),
+        inspector: "Zhang Min".to_owned(),
+        sample_inspected,
+        defects,
+    }
+}
+
+fn assert_invalid(status: &tonic::Status, field: &str) {
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    assert!(status.message().contains(field), "{}", status.message());
+}
+
+#[tokio::test]
+async fn final_inspection_opens_with_the_iso_sample_and_passes() -> anyhow::Result<()> {
+    let mut quality = Quality::start().await?;
+
+    // 600 + 400 = lot 1000: code letter J, 80 units; defaults critical 0,
+    // major 2.5 (Ac 5 Re 6), minor 4.0 (Ac 7 Re 8).
+    quality
+        .request_final("o-pass", &[("shirt", 600), ("cap", 400)])
+        .await?;
+    let opened: FinalInspectionOpened = quality.next().await?;
+    assert_eq!(opened.order_id, "o-pass");
+    assert_eq!(
+        (
+            opened.lot_size,
+            opened.code_letter.as_str(),
+            opened.sample_size
+        ),
+        (1_000, "J", 80)
+    );
+
+    // The saga re-sends: the same inspection is announced again.
+    quality
+        .request_final("o-pass", &[("shirt", 600), ("cap", 400)])
+        .await?;
+    let again: FinalInspectionOpened = quality.next().await?;
+    assert_eq!(again.inspection_id, opened.inspection_id);
+    assert_eq!(
+        quality
+            .count("SELECT count(*) FROM inspections WHERE order_id = 'o-pass'")
+            .await,
+        1
+    );
+
+    let inspection = quality
+        .client
+        .get_inspection(GetInspectionRequest {
+            inspection_id: opened.inspection_id.clone(),
+        })
+        .await?
+        .into_inner();
+    assert_eq!(inspection.status, InspectionStatus::Open as i32);
+    assert_eq!(inspection.items.len(), 2);
+    let plans: Vec<(u32, u32, u32)> = inspection
+        .classes
+        .iter()
+        .map(|c| (c.sample_size, c.accept, c.reject))
+        .collect();
+    assert_eq!(plans, [(80, 0, 1), (80, 5, 6), (80, 7, 8)]);
+
+    // 5 major (Ac 5) and 7 minor (Ac 7): still acceptable.
+    let recorded = quality
+        .client
+        .record_inspection_result(result(
+            &opened.inspection_id,
+            80,
+            vec![
+                defect(DefectClass::Major, 3, "stain"),
+                defect(DefectClass::Major, 2, "open seam"),
+                defect(DefectClass::Minor, 7, "loose thread"),
+            ],
+        ))
+        .await?
+        .into_inner();
+    assert_eq!(recorded.status, InspectionStatus::Passed as i32);
+    assert_eq!(recorded.classes[1].defects, 5);
+    assert!(recorded.classes.iter().all(|c| c.passed));
+    assert!(recorded.nonconformance_id.is_empty());
+    let passed: FinalInspectionPassed = quality.next().await?;
+    assert_eq!(passed.inspection_id, opened.inspection_id);
+
+    // Recording twice is refused and changes nothing.
+    let twice = quality
+        .client
+        .record_inspection_result(result(
+            &opened.inspection_id,
+            80,
+            vec![defect(DefectClass::Critical, 1, "")],
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(twice.code(), tonic::Code::FailedPrecondition, "{twice:?}");
+    assert_eq!(
+        quality
+            .count("SELECT count(*) FROM inspection_defects")
+            .await,
+        3
+    );
+
+    // A request after the pass answers the pass again instead of re-inspecting.
+    quality
+        .request_final("o-pass", &[("shirt", 600), ("cap", 400)])
+        .await?;
+    let passed_again: FinalInspectionPassed = quality.next().await?;
+    assert_eq!(passed_again.inspection_id, opened.inspection_id);
+    assert_eq!(
+        quality
+            .count("SELECT count(*) FROM inspections WHERE order_id = 'o-pass'")
+            .await,
+        1
+    );
+
+    quality.stop().await
+}
+
+#[tokio::test]
+async fn failed_final_inspection_opens_a_nonconformance_and_allows_reinspection()
+-> anyhow::Result<()> {
+    let mut quality = Quality::start().await?;
+    quality
+        .client
+        .set_inspection_plan(InspectionPlan {
+            product: "mug".into(),
+            major_aql: Some(1.0),
+            in_process_stages: vec!["glazing".into()],
+            ..InspectionPlan::default()
+        })
+        .await?;
+
+    // Lot 500: H, 50 units; major at 1.0 is Ac 1 Re 2.
+    quality.request_final("o-fail", &[("mug", 500)]).await?;
+    let opened: FinalInspectionOpened = quality.next().await?;
+    assert_eq!((opened.code_letter.as_str(), opened.sample_size), ("H", 50));
+
+    let recorded = quality
+        .client
+        .record_inspection_result(result(
+            &opened.inspection_id,
+            50,
+            vec![defect(DefectClass::Major, 2, "crack in glaze")],
+        ))
+        .await?
+        .into_inner();
+    assert_eq!(recorded.status, InspectionStatus::Failed as i32);
+    assert!(!recorded.nonconformance_id.is_empty());
+    let failed: FinalInspectionFailed = quality.next().await?;
+    assert_eq!(failed.failures, 1);
+    assert_eq!(failed.nonconformance_id, recorded.nonconformance_id);
+    assert!(
+        failed.summary.contains("major 2 in 50") && failed.summary.contains("crack in glaze"),
+        "{}",
+        failed.summary
+    );
+
+    let open = quality
+        .client
+        .list_nonconformances(ListNonconformancesRequest {
+            order_id: "o-fail".into(),
+            open_only: true,
+        })
+        .await?
+        .into_inner()
+        .nonconformances;
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0].status, NonconformanceStatus::Open as i32);
+    assert_eq!(open[0].inspection_id, opened.inspection_id);
+
+    // Re-inspection after rework: a new inspection; a critical defect fails it.
+    quality.request_final("o-fail", &[("mug", 500)]).await?;
+    let reopened: FinalInspectionOpened = quality.next().await?;
+    assert_ne!(reopened.inspection_id, opened.inspection_id);
+    let listed = quality
+        .client
+        .list_inspections(ListInspectionsRequest {
+            order_id: "o-fail".into(),
+            open_only: true,
+        })
+        .await?
+        .into_inner()
+        .inspections;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].inspection_id, reopened.inspection_id);
+    quality
+        .client
+        .record_inspection_result(result(
+            &reopened.inspection_id,
+            50,
+            vec![defect(DefectClass::Critical, 1, "sharp chip on rim")],
+        ))
+        .await?;
+    let failed_again: FinalInspectionFailed = quality.next().await?;
+    assert_eq!(failed_again.failures, 2);
+    assert!(
+        failed_again.summary.contains("zero tolerance"),
+        "{}",
+        failed_again.summary
+    );
+
+    // Closing: a concession needs a note; rework closes; twice is refused.
+    let close = |disposition: NonconformanceDisposition, note: &str| CloseNonconformanceRequest {
+        nonconformance_id: failed.nonconformance_id.clone(),
+        disposition: disposition as i32,
+        closed_by: "QA manager".into(),
+        note: note.into(),
+    };
+    let status = quality
+        .client
+        .close_nonconformance(close(NonconformanceDisposition::Concession, ""))
+        .await
+        .unwrap_err();
+    assert_invalid(&status, "note");
+    let closed = quality
+        .client
+        .close_nonconformance(close(NonconformanceDisposition::Rework, "reglaze 2 mugs"))
+        .await?
+        .into_inner();
+    assert_eq!(closed.status, NonconformanceStatus::Closed as i32);
+    assert_eq!(closed.disposition, NonconformanceDisposition::Rework as i32);
+    let event: NonconformanceClosed = quality.next().await?;
+    assert_eq!(event.disposition, "rework");
+    let status = quality
+        .client
+        .close_nonconformance(close(NonconformanceDisposition::Scrap, ""))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::FailedPrecondition);
+    let mut unknown = close(NonconformanceDisposition::Scrap, "");
+    unknown.nonconformance_id = uuid::Uuid::now_v7().to_string();
+    let status = quality
+        .client
+        .close_nonconformance(unknown)
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::NotFound);
+
+    quality.stop().await
+}
+
+#[tokio::test]
+async fn goods_received_opens_an_incoming_inspection() -> anyhow::Result<()> {
+    let mut quality = Quality::start().await?;
+    quality
+        .client
+        .set_incoming_inspection_plan(IncomingInspectionPlan {
+            material: "twill".into(),
+            aql: Some(1.0),
+            is_default: false,
+        })
+        .await?;
+
+    // Not about a receipt: passed over, nothing dead-lettered.
+    quality
+        .procurement(
+            "o-in",
+            &MaterialsReady {
+                order_id: "o-in".into(),
+                ready_on: "2026-03-02".into(),
+            },
+        )
+        .await?;
+    // 120.5 m is 121 units: F (20); critical zero tolerance on 20, major at
+    // 1.0 points up to E (13, Ac 0 Re 1).
+    let receipt = GoodsReceived {
+        order_id: "o-in".into(),
+        purchase_order_id: "po-1".into(),
+        material: "twill".into(),
+        quantity: 120.5,
+        lot: "L-77".into(),
+        supplier: "Mill A".into(),
+    };
+    quality.procurement("o-in", &receipt).await?;
+    let opened: IncomingInspectionOpened = quality.next().await?;
+    assert_eq!(
+        (
+            opened.purchase_order_id.as_str(),
+            opened.lot.as_str(),
+            opened.lot_size,
+            opened.code_letter.as_str(),
+            opened.sample_size
+        ),
+        ("po-1", "L-77", 121, "F", 20)
+    );
+    let inspection = quality
+        .client
+        .get_inspection(GetInspectionRequest {
+            inspection_id: opened.inspection_id.clone(),
+        })
+        .await?
+        .into_inner();
+    let major = &inspection.classes[1];
+    assert_eq!(
+        (
+            major.plan_code_letter.as_str(),
+            major.sample_size,
+            major.accept,
+            major.reject
+        ),
+        ("E", 13, 0, 1)
+    );
+
+    // The same receipt announced again does not open a second inspection.
+    quality.procurement("o-in", &receipt).await?;
+    let again: IncomingInspectionOpened = quality.next().await?;
+    assert_eq!(again.inspection_id, opened.inspection_id);
+
+    // Minor defects are not part of an incoming plan.
+    let status = quality
+        .client
+        .record_inspection_result(result(
+            &opened.inspection_id,
+            20,
+            vec![defect(DefectClass::Minor, 1, "")],
+        ))
+        .await
+        .unwrap_err();
+    assert_invalid(&status, "defects[0].defect_class");
+
+    quality
+        .client
+        .record_inspection_result(result(&opened.inspection_id, 20, vec![]))
+        .await?;
+    let passed: IncomingInspectionPassed = quality.next().await?;
+    assert_eq!(
+        (
+            passed.order_id.as_str(),
+            passed.purchase_order_id.as_str(),
+            passed.lot.as_str(),
+            passed.inspection_id.as_str()
+        ),
+        ("o-in", "po-1", "L-77", opened.inspection_id.as_str())
+    );
+
+    // A second lot with a defect fails (Re 1 on 13).
+    quality
+        .procurement(
+            "o-in",
+            &GoodsReceived {
+                lot: "L-78".into(),
+                quantity: 60.0,
+                ..receipt.clone()
+            },
+        )
+        .await?;
+    let second: IncomingInspectionOpened = quality.next().await?;
+    assert_eq!(second.lot, "L-78");
+    quality
+        .client
+        .record_inspection_result(result(
+            &second.inspection_id,
+            second.sample_size,
+            vec![defect(DefectClass::Major, 1, "weft skew")],
+        ))
+        .await?;
+    let failed: IncomingInspectionFailed = quality.next().await?;
+    assert_eq!(failed.lot, "L-78");
+    assert_eq!(failed.purchase_order_id, "po-1");
+    assert!(!failed.nonconformance_id.is_empty());
+    assert_eq!(
+        quality
+            .count("SELECT count(*) FROM nonconformances WHERE status = 'open'")
+            .await,
+        1
+    );
+
+    let mut dead = SubjectReader::open(
+        &quality.nats.url,
+        streams::DEAD_LETTERS,
+        &subjects::dead_letter(gendan_quality::PROCUREMENT_CONSUMER),
+    )
+    .await?;
+    assert!(dead.next(Duration::from_millis(500)).await?.is_none());
+
+    quality.stop().await
+}
+
+#[tokio::test]
+async fn invalid_requests_name_the_field_and_write_nothing() -> anyhow::Result<()> {
+    let mut quality = Quality::start().await?;
+
+    let plan = quality
+        .client
+        .get_sampling_plan(GetSamplingPlanRequest {
+            lot_size: 1_000,
+            aql: 2.5,
+        })
+        .await?
+        .into_inner();
+    assert_eq!(
+        (
+            plan.code_letter.as_str(),
+            plan.sample_size,
+            plan.accept,
+            plan.reject
+        ),
+        ("J", 80, 5, 6)
+    );
+    let arrow = quality
+        .client
+        .get_sampling_plan(GetSamplingPlanRequest {
+            lot_size: 10,
+            aql: 0.65,
+        })
+        .await?
+        .into_inner();
+    assert!(arrow.full_inspection);
+    assert_eq!(
+        (arrow.plan_code_letter.as_str(), arrow.sample_size),
+        ("F", 10)
+    );
+    let status = quality
+        .client
+        .get_sampling_plan(GetSamplingPlanRequest {
+            lot_size: 0,
+            aql: 2.5,
+        })
+        .await
+        .unwrap_err();
+    assert_invalid(&status, "lot_size");
+    let status = quality
+        .client
+        .get_sampling_plan(GetSamplingPlanRequest {
+            lot_size: 100,
+            aql: 3.0,
+        })
+        .await
+        .unwrap_err();
+    assert_invalid(&status, "aql");
+
+    let status = quality
+        .client
+        .set_inspection_plan(InspectionPlan {
+            product: "shirt".into(),
+            major_aql: Some(3.0),
+            ..InspectionPlan::default()
+        })
+        .await
+        .unwrap_err();
+    assert_invalid(&status, "major_aql");
+    let stored = quality
+        .client
+        .get_inspection_plan(GetInspectionPlanRequest {
+            product: "shirt".into(),
+        })
+        .await?
+        .into_inner();
+    assert!(stored.is_default);
+    assert_eq!(
+        (stored.critical_aql, stored.major_aql, stored.minor_aql),
+        (Some(0.0), Some(2.5), Some(4.0))
+    );
+    let status = quality
+        .client
+        .set_incoming_inspection_plan(IncomingInspectionPlan {
+            material: " ".into(),
+            aql: Some(2.5),
+            is_default: false,
+        })
+        .await
+        .unwrap_err();
+    assert_invalid(&status, "material");
+
+    quality.request_final("o-bad", &[("shirt", 200)]).await?;
+    let opened: FinalInspectionOpened = quality.next().await?;
+    assert_eq!((opened.code_letter.as_str(), opened.sample_size), ("G", 32));
+
+    let status = quality
+        .client
+        .record_inspection_result(result("not-an-id", 32, vec![]))
+        .await
+        .unwrap_err();
+    assert_invalid(&status, "inspection_id");
+    let status = quality
+        .client
+        .record_inspection_result(result(&uuid::Uuid::now_v7().to_string(), 32, vec![]))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::NotFound);
+    let status = quality
+        .client
+        .record_inspection_result(result(&opened.inspection_id, 20, vec![]))
+        .await
+        .unwrap_err();
+    assert_invalid(&status, "sample_inspected");
+    let status = quality
+        .client
+        .record_inspection_result(result(
+            &opened.inspection_id,
+            32,
+            vec![DefectCount {
+                defect_class: DefectClass::Major as i32,
+                count: 0,
+                description: String::new(),
+            }],
+        ))
+        .await
+        .unwrap_err();
+    assert_invalid(&status, "defects[0].count");
+    let status = quality
+        .client
+        .record_inspection_result(result(
+            &opened.inspection_id,
+            32,
+            vec![defect(DefectClass::Minor, 40, "")],
+        ))
+        .await
+        .unwrap_err();
+    assert_invalid(&status, "defects[0].count");
+    let mut anonymous = result(&opened.inspection_id, 32, vec![]);
+    anonymous.inspector = String::new();
+    let status = quality
+        .client
+        .record_inspection_result(anonymous)
+        .await
+        .unwrap_err();
+    assert_invalid(&status, "inspector");
+
+    // None of that touched the inspection.
+    let inspection = quality
+        .client
+        .get_inspection(GetInspectionRequest {
+            inspection_id: opened.inspection_id.clone(),
+        })
+        .await?
+        .into_inner();
+    assert_eq!(inspection.status, InspectionStatus::Open as i32);
+    assert_eq!(
+        quality
+            .count("SELECT count(*) FROM inspection_defects")
+            .await,
+        0
+    );
+    assert_eq!(
+        quality.count("SELECT count(*) FROM nonconformances").await,
+        0
+    );
+
+    let status = quality
+        .client
+        .close_nonconformance(CloseNonconformanceRequest {
+            nonconformance_id: uuid::Uuid::now_v7().to_string(),
+            disposition: 0,
+            closed_by: "QA".into(),
+            note: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_invalid(&status, "disposition");
+
+    // A command without items can never be handled: dead letter with the reason.
+    let mut dead = SubjectReader::open(
+        &quality.nats.url,
+        streams::DEAD_LETTERS,
+        &subjects::dead_letter(gendan_quality::COMMANDS_CONSUMER),
+    )
+    .await?;
+    quality.request_final("o-empty", &[]).await?;
+    let letter = dead
+        .next(WAIT)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no dead letter"))?;
+    let reason = letter.header("Gendan-Dlq-Reason").unwrap_or_default();
+    assert!(reason.contains("items"), "{reason}");
+
+    quality.stop().await
+}
