@@ -1,137 +1,105 @@
-//! End to end: orders, production and the saga coordinator as separate
-//! applications over real NATS and PostgreSQL, with the test playing the MES.
+//! End to end: all seven services as separate applications over real NATS
+//! and PostgreSQL, the simulators playing the MES, suppliers, QA, the
+//! warehouse, the carrier, the customer and the bank. Orders go from
+//! received to closed and archived.
 
 use std::time::Duration;
 
-use gendan::demo::{self, Orders, Production};
+use gendan::demo::{create_orders, ports_of};
+use gendan::sim::{self, Clients, SimHandle, SimOptions, Simulator};
+use gendan::stack::{Addrs, Stack};
 use gendan_messaging::{Bus, streams};
 use gendan_proto::TypeName;
-use gendan_proto::v1::production_service_client::ProductionServiceClient;
-use gendan_proto::v1::saga_service_client::SagaServiceClient;
 use gendan_proto::v1::{self, Phase};
 use gendan_tests::{SubjectReader, TestDb, TestNats, eventually, service_settings};
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
-const WAIT: Duration = Duration::from_secs(60);
+const WAIT: Duration = Duration::from_secs(40);
 
-struct Service {
-    port: u16,
-    cancel: CancellationToken,
-    task: JoinHandle<()>,
-}
+const WITHOUT_SAGA: [&str; 6] = [
+    "orders",
+    "production",
+    "procurement",
+    "quality",
+    "logistics",
+    "finance",
+];
 
-impl Service {
-    /// Graceful stop.
-    async fn stop(self) {
-        self.cancel.cancel();
-        let _ = self.task.await;
-    }
-
-    /// Like a crash: the task is dropped wherever it is.
-    async fn kill(self) {
-        self.task.abort();
-        let _ = self.task.await;
-    }
-}
-
-async fn start_orders(db: &TestDb, nats: &TestNats) -> Service {
-    let app = gendan_orders::Application::build(service_settings(db, nats, "orders"))
-        .await
-        .expect("orders starts");
-    let (port, cancel) = (app.port(), CancellationToken::new());
-    let token = cancel.clone();
-    let task =
-        tokio::spawn(async move { app.run_until_stopped(token).await.expect("orders runs") });
-    Service { port, cancel, task }
-}
-
-async fn start_production(db: &TestDb, nats: &TestNats) -> Service {
-    let app = gendan_production::Application::build(service_settings(db, nats, "production"))
-        .await
-        .expect("production starts");
-    let (port, cancel) = (app.port(), CancellationToken::new());
-    let token = cancel.clone();
-    let task =
-        tokio::spawn(async move { app.run_until_stopped(token).await.expect("production runs") });
-    Service { port, cancel, task }
-}
-
-async fn start_saga(db: &TestDb, nats: &TestNats) -> Service {
-    let app =
-        gendan_saga::Application::build(service_settings(db, nats, "saga"), Default::default())
-            .await
-            .expect("saga starts");
-    let (port, cancel) = (app.port(), CancellationToken::new());
-    let token = cancel.clone();
-    let task = tokio::spawn(async move {
-        let _ = app.run_until_stopped(token).await;
-    });
-    Service { port, cancel, task }
-}
-
-struct System {
+struct World {
     db: TestDb,
     nats: TestNats,
     bus: Bus,
-    orders: Service,
-    production: Service,
-    saga: Service,
-    orders_client: Orders,
-    production_client: Production,
+    services: Stack,
+    saga: Stack,
+    clients: Clients,
+    simulator: Option<SimHandle>,
 }
 
-async fn system() -> System {
+async fn start_saga(db: &TestDb, nats: &TestNats) -> Stack {
+    let common = service_settings(db, nats, "saga").common;
+    Stack::start_only(&common, &Addrs::ephemeral(), Default::default(), &["saga"])
+        .await
+        .expect("saga starts")
+}
+
+/// Every service, the catalogue, and the simulators at full speed.
+async fn world() -> World {
     gendan_telemetry::init_for_tests();
     let db = TestDb::create().await.unwrap();
     let nats = TestNats::start().await.unwrap();
-    let orders = start_orders(&db, &nats).await;
-    let production = start_production(&db, &nats).await;
+    let common = service_settings(&db, &nats, "unused").common;
+    let services = Stack::start_only(
+        &common,
+        &Addrs::ephemeral(),
+        Default::default(),
+        &WITHOUT_SAGA,
+    )
+    .await
+    .unwrap();
     let saga = start_saga(&db, &nats).await;
-    let bus = Bus::connect(&nats.url, "test-mes").await.unwrap();
-    let orders_client = demo::orders_client(demo::connect(orders.port).await.unwrap());
-    let channel = demo::connect(production.port).await.unwrap();
-    let production_client = demo::production_client(channel.clone());
-    gendan_production::demo::seed_demo_catalog(&mut ProductionServiceClient::new(channel))
-        .await
-        .unwrap();
-    System {
+    let mut ports = ports_of(&services);
+    ports.saga = saga.port("saga");
+    let clients = Clients::connect(&ports).await.unwrap();
+    sim::seed_catalog(&clients).await.unwrap();
+    let bus = Bus::connect(&nats.url, "test-world").await.unwrap();
+    let simulator = Simulator::start(
+        bus.clone(),
+        clients.clone(),
+        SimOptions {
+            day: Duration::ZERO,
+            seed: 7,
+        },
+    )
+    .await
+    .unwrap();
+    World {
         db,
         nats,
         bus,
-        orders,
-        production,
+        services,
         saga,
-        orders_client,
-        production_client,
+        clients,
+        simulator: Some(simulator),
     }
 }
 
-fn order_request(id: &str, product: &str, quantity: u32) -> v1::CreateOrderRequest {
-    let requested = chrono::Utc::now().date_naive() + chrono::Duration::days(90);
-    v1::CreateOrderRequest {
-        client_request_id: format!("flow-{id}"),
-        customer: "Nordwind GmbH".into(),
-        lines: vec![v1::OrderLine {
-            product: product.into(),
-            spec: "navy, sizes S–XL".into(),
-            quantity,
-            unit_price_minor: 450,
-        }],
-        currency: "EUR".into(),
-        requested_delivery_date: gendan_proto::date_to_string(requested),
-        incoterm: "FOB".into(),
-        payment_terms: "30% T/T deposit, 70% against B/L copy".into(),
-        export: true,
+impl World {
+    async fn stop(mut self) {
+        if let Some(simulator) = self.simulator.take() {
+            let stats = simulator.stop().await.unwrap();
+            assert_eq!(stats.errors, 0, "the simulators hit errors: {stats:?}");
+        }
+        self.saga.shutdown().await.unwrap();
+        self.services.shutdown().await.unwrap();
+        let _ = (&self.db, &self.nats, &self.bus);
     }
 }
 
-async fn wait_completed(client: &Orders, order_id: &str) -> v1::Order {
-    eventually(WAIT, "workflow completed", || {
-        let mut client = client.clone();
+async fn wait_closed(clients: &Clients, order_id: &str) -> v1::Order {
+    let closed = eventually(WAIT, "order closed", || {
+        let mut orders = clients.orders.clone();
         let order_id = order_id.to_owned();
         async move {
-            let order = client
+            let order = orders
                 .get_order(v1::GetOrderRequest { order_id })
                 .await
                 .ok()?
@@ -139,31 +107,108 @@ async fn wait_completed(client: &Orders, order_id: &str) -> v1::Order {
             (order.workflow_status == "completed").then_some(order)
         }
     })
-    .await
-    .unwrap()
+    .await;
+    match closed {
+        Ok(order) => order,
+        Err(err) => {
+            // Say where the workflow stands, for whoever reads the failure.
+            let saga = clients
+                .saga
+                .clone()
+                .get_saga(v1::GetSagaRequest {
+                    order_id: order_id.to_owned(),
+                })
+                .await;
+            let standing = saga
+                .map(|s| {
+                    let s = s.into_inner();
+                    let steps: Vec<String> = s
+                        .steps
+                        .iter()
+                        .filter(|step| step.status != "done" && step.status != "skipped")
+                        .map(|step| format!("{}={} {}", step.step, step.status, step.last_error))
+                        .collect();
+                    format!(
+                        "phase {:?} status {} {}: {}",
+                        s.phase,
+                        s.status,
+                        s.stalled_reason,
+                        steps.join("; ")
+                    )
+                })
+                .unwrap_or_else(|status| status.to_string());
+            panic!("{err}: order {order_id} {standing}");
+        }
+    }
+}
+
+fn phase_targets(timeline: &[v1::TimelineEntry]) -> Vec<String> {
+    timeline
+        .iter()
+        .filter(|e| e.r#type == v1::PhaseChanged::TYPE_NAME)
+        .map(|e| {
+            e.summary
+                .split('→')
+                .nth(1)
+                .unwrap_or_default()
+                .trim()
+                .split(',')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_owned()
+        })
+        .collect()
 }
 
 #[tokio::test]
-async fn orders_flow_from_received_to_production_completed_in_one_trace() {
-    let mut sys = system().await;
+async fn domestic_and_export_orders_go_from_received_to_closed_in_one_trace() {
+    let world = world().await;
+    let mut domestic = None;
+    let mut export = None;
+    for index in 0..10 {
+        let request = sim::sample_order(11, "flow", index);
+        let requested = gendan_proto::date_from_str(&request.requested_delivery_date).unwrap();
+        // Dates the factory can make, so no clarification is needed here.
+        if requested < chrono::Utc::now().date_naive() + chrono::Duration::days(30) {
+            continue;
+        }
+        if request.export && export.is_none() {
+            export = Some(request);
+        } else if !request.export && domestic.is_none() {
+            domestic = Some(request);
+        }
+    }
+    let (domestic, export) = (
+        domestic.expect("a domestic sample"),
+        export.expect("an export sample"),
+    );
+
+    // The export order's create call carries the caller's trace.
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
-    let mut request = tonic::Request::new(order_request("trace", "jacket-denim", 60));
+    let mut request = tonic::Request::new(export);
     request.metadata_mut().insert(
         "traceparent",
         format!("00-{trace_id}-00f067aa0ba902b7-01")
             .parse()
             .unwrap(),
     );
-    let created = sys
-        .orders_client
+    let export_id = world
+        .clients
+        .orders
+        .clone()
         .create_order(request)
         .await
         .unwrap()
-        .into_inner();
-    let order_id = created.order.unwrap().order_id;
-    let other = sys
-        .orders_client
-        .create_order(order_request("other", "tote-canvas", 300))
+        .into_inner()
+        .order
+        .unwrap()
+        .order_id;
+    let domestic_id = world
+        .clients
+        .orders
+        .clone()
+        .create_order(domestic)
         .await
         .unwrap()
         .into_inner()
@@ -171,93 +216,144 @@ async fn orders_flow_from_received_to_production_completed_in_one_trace() {
         .unwrap()
         .order_id;
 
-    for (i, id) in [&order_id, &other].into_iter().enumerate() {
-        tokio::spawn(demo::play_mes(
-            sys.bus.clone(),
-            sys.production_client.clone(),
-            id.clone(),
-            i as u64,
-        ));
-    }
-    let finished = wait_completed(&sys.orders_client, &order_id).await;
-    wait_completed(&sys.orders_client, &other).await;
-    assert_eq!(finished.phase, Phase::Production as i32);
-    assert!(!finished.projected_delivery_date.is_empty());
+    for order_id in [&export_id, &domestic_id] {
+        let closed = wait_closed(&world.clients, order_id).await;
+        assert_eq!(closed.phase, Phase::Closed as i32);
+        let timeline = world
+            .clients
+            .orders
+            .clone()
+            .get_timeline(v1::GetTimelineRequest {
+                order_id: order_id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .entries;
+        // Every phase, in order.
+        assert_eq!(
+            phase_targets(&timeline),
+            vec![
+                "review",
+                "confirmed",
+                "materials",
+                "production",
+                "final_inspection",
+                "packing",
+                "documents",
+                "shipping",
+                "acceptance",
+                "settlement",
+                "closed"
+            ],
+            "{order_id}"
+        );
+        let has = |name: &str| timeline.iter().any(|e| e.r#type == name);
+        for milestone in [
+            v1::MaterialsReady::TYPE_NAME,
+            v1::WorkOrderCompleted::TYPE_NAME,
+            v1::FinalInspectionPassed::TYPE_NAME,
+            v1::PackingChecked::TYPE_NAME,
+            v1::DocumentsReady::TYPE_NAME,
+            v1::Shipped::TYPE_NAME,
+            v1::Delivered::TYPE_NAME,
+            v1::OrderAccepted::TYPE_NAME,
+            v1::OrderPaidInFull::TYPE_NAME,
+            v1::OrderClosed::TYPE_NAME,
+        ] {
+            assert!(
+                has(milestone),
+                "{milestone} missing from the timeline of {order_id}"
+            );
+        }
+        let summary = world
+            .clients
+            .orders
+            .clone()
+            .get_summary(v1::GetSummaryRequest {
+                order_id: order_id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(!summary.delivered_on.is_empty());
+        assert!(summary.on_time, "{summary:?}");
+        assert!((summary.first_pass_yield - 1.0).abs() < 1e-9, "{summary:?}");
+        assert!(summary.cost_actual_minor > 0, "{summary:?}");
 
-    // The timeline tells the story in order.
-    let timeline = sys
-        .orders_client
+        // Closed means read-only: acceptance can no longer be recorded.
+        let refused = world
+            .clients
+            .orders
+            .clone()
+            .accept_order(v1::AcceptOrderRequest {
+                order_id: order_id.clone(),
+                accepted_by: "x".into(),
+                note: String::new(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
+    }
+
+    // The export order's documents were generated and checked.
+    let documents = world
+        .clients
+        .logistics
+        .clone()
+        .get_documents(v1::GetDocumentsRequest {
+            order_id: export_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(documents.documents.len() >= 5, "{documents:?}");
+
+    // One trace: the gRPC call's trace id on every timeline entry of the
+    // export order that gendan's services wrote, and on every event header.
+    let timeline = world
+        .clients
+        .orders
+        .clone()
         .get_timeline(v1::GetTimelineRequest {
-            order_id: order_id.clone(),
+            order_id: export_id.clone(),
         })
         .await
         .unwrap()
         .into_inner()
         .entries;
-    let types: Vec<&str> = timeline.iter().map(|e| e.r#type.as_str()).collect();
-    let position = |name: &str| {
-        types
-            .iter()
-            .position(|t| *t == name)
-            .unwrap_or_else(|| panic!("{name} missing from the timeline: {types:?}"))
-    };
-    let story = [
-        v1::OrderCreated::TYPE_NAME,
-        v1::CapacityChecked::TYPE_NAME,
-        v1::OrderConfirmed::TYPE_NAME,
-        v1::WorkOrderPlanned::TYPE_NAME,
-        v1::WorkOrderCompleted::TYPE_NAME,
-        v1::SagaCompleted::TYPE_NAME,
-    ];
-    let positions: Vec<usize> = story.iter().map(|name| position(name)).collect();
-    assert!(
-        positions.windows(2).all(|w| w[0] < w[1]),
-        "out of order: {types:?}"
-    );
-    let phases: Vec<i32> = timeline
-        .iter()
-        .filter(|e| e.r#type == v1::PhaseChanged::TYPE_NAME)
-        .map(|e| e.summary.clone())
-        .map(|summary| {
-            // "Phase review → confirmed, projected delivery …": the target.
-            let target = summary
-                .split('→')
-                .nth(1)
-                .unwrap_or_default()
-                .trim()
-                .to_owned();
-            [Phase::Review, Phase::Confirmed, Phase::Production]
-                .into_iter()
-                .find(|p| target.starts_with(p.short_name()))
-                .map(|p| p as i32)
-                .unwrap_or(-1)
-        })
-        .collect();
-    assert_eq!(
-        phases,
-        vec![
-            Phase::Review as i32,
-            Phase::Confirmed as i32,
-            Phase::Production as i32
-        ],
-        "{timeline:?}"
-    );
-
-    // One trace: the gRPC call's trace id is on every timeline entry, every
-    // event header and every saga step.
-    for entry in &timeline {
+    let saga_entries: Vec<_> = timeline.iter().filter(|e| e.source == "saga").collect();
+    assert!(!saga_entries.is_empty());
+    for entry in saga_entries {
         assert_eq!(
             entry.trace_id, trace_id,
-            "timeline entry {} has another trace",
-            entry.r#type
+            "{} {}",
+            entry.r#type, entry.summary
         );
     }
-    let mut events = SubjectReader::open(&sys.nats.url, streams::EVENTS, "gendan.evt.>")
+    let mut saga = v1::saga_service_client::SagaServiceClient::connect(format!(
+        "http://127.0.0.1:{}",
+        world.saga.port("saga")
+    ))
+    .await
+    .unwrap();
+    let view = saga
+        .get_saga(v1::GetSagaRequest {
+            order_id: export_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(view.status, "completed");
+    for step in view.steps.iter().filter(|s| s.status == "done") {
+        assert_eq!(step.trace_id, trace_id, "saga step {}", step.step);
+    }
+    let mut events = SubjectReader::open(&world.nats.url, streams::EVENTS, "gendan.evt.saga.>")
         .await
         .unwrap();
     let mut seen = 0;
     while let Some(event) = events.next(Duration::from_millis(500)).await.unwrap() {
-        if event.envelope().unwrap().order_id == order_id {
+        if event.envelope().unwrap().order_id == export_id {
             let traceparent = event.header("traceparent").expect("traceparent header");
             assert_eq!(
                 gendan_telemetry::trace_id_of(&traceparent),
@@ -268,143 +364,69 @@ async fn orders_flow_from_received_to_production_completed_in_one_trace() {
             seen += 1;
         }
     }
-    assert!(seen >= story.len(), "only {seen} events for the order");
-    let mut saga = SagaServiceClient::connect(format!("http://127.0.0.1:{}", sys.saga.port))
-        .await
-        .unwrap();
-    let saga_view = saga
-        .get_saga(v1::GetSagaRequest {
-            order_id: order_id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(saga_view.status, "completed");
-    for step in &saga_view.steps {
-        // The factory could make the requested date: no clarification.
-        let expected = if step.step == "clarify_delivery_date" {
-            "skipped"
-        } else {
-            "done"
-        };
-        assert_eq!(step.status, expected, "{}", step.step);
-        assert_eq!(step.trace_id, trace_id, "saga step {}", step.step);
-    }
-
-    // Work order progress is visible with planned against actual.
-    let work_order = sys
-        .production_client
-        .get_work_order(v1::GetWorkOrderRequest {
-            order_id: order_id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(work_order.status, "completed");
-    assert!(
-        work_order
-            .stages
-            .iter()
-            .all(|s| !s.actual_end.is_empty() && s.good_quantity > 0)
-    );
-
-    sys.saga.stop().await;
-    sys.production.stop().await;
-    sys.orders.stop().await;
-    let _ = &sys.db;
+    assert!(seen >= 11, "only {seen} saga events for the order");
+    world.stop().await;
 }
 
 #[tokio::test]
-async fn a_saga_coordinator_killed_mid_flow_resumes_and_finishes() {
-    let mut sys = system().await;
-    let order_id = sys
-        .orders_client
-        .create_order(order_request("crash", "shirt-oxford", 400))
-        .await
-        .unwrap()
-        .into_inner()
-        .order
-        .unwrap()
-        .order_id;
-    // Let the workflow get going, then pull the plug on the coordinator.
-    eventually(WAIT, "order in review or later", || {
-        let mut client = sys.orders_client.clone();
-        let order_id = order_id.clone();
+async fn a_saga_coordinator_killed_mid_flow_resumes_and_the_order_closes() {
+    let mut world = world().await;
+    let created = create_orders(&world.clients, 23, 3, 3).await.unwrap();
+    let order_ids: Vec<String> = created.into_iter().map(|(id, _)| id).collect();
+    // Let the workflows get going, then pull the plug on the coordinator.
+    eventually(WAIT, "orders past review", || {
+        let clients = world.clients.clone();
+        let ids = order_ids.clone();
         async move {
-            let order = client
-                .get_order(v1::GetOrderRequest { order_id })
-                .await
-                .ok()?
-                .into_inner();
-            (order.phase >= Phase::Review as i32).then_some(())
+            let orders = gendan::demo::fetch(&clients, &ids).await.ok()?;
+            orders
+                .iter()
+                .all(|o| o.phase >= Phase::Confirmed as i32)
+                .then_some(())
         }
     })
     .await
     .unwrap();
-    sys.saga.kill().await;
-
-    // The factory keeps working while the coordinator is down.
-    let player = tokio::spawn(demo::play_mes(
-        sys.bus.clone(),
-        sys.production_client.clone(),
-        order_id.clone(),
-        7,
-    ));
+    world.saga.abort().await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    sys.saga = start_saga(&sys.db, &sys.nats).await;
-    let finished = wait_completed(&sys.orders_client, &order_id).await;
-    player.await.unwrap().unwrap();
 
-    // Nothing was done twice: one work order, one completion on the timeline.
-    let timeline = sys
-        .orders_client
-        .get_timeline(v1::GetTimelineRequest {
-            order_id: order_id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .entries;
-    assert_eq!(finished.phase, Phase::Production as i32, "{timeline:#?}");
-    let count = |name: &str| timeline.iter().filter(|e| e.r#type == name).count();
-    assert_eq!(count(v1::WorkOrderCompleted::TYPE_NAME), 1);
-    assert_eq!(count(v1::SagaCompleted::TYPE_NAME), 1);
-    sys.saga.stop().await;
-    sys.production.stop().await;
-    sys.orders.stop().await;
+    // A new coordinator on the same database takes over.
+    world.saga = start_saga(&world.db, &world.nats).await;
+    world.clients = {
+        let mut ports = ports_of(&world.services);
+        ports.saga = world.saga.port("saga");
+        Clients::connect(&ports).await.unwrap()
+    };
+    for order_id in &order_ids {
+        let closed = wait_closed(&world.clients, order_id).await;
+        assert_eq!(closed.phase, Phase::Closed as i32);
+        let timeline = world
+            .clients
+            .orders
+            .clone()
+            .get_timeline(v1::GetTimelineRequest {
+                order_id: order_id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .entries;
+        let count = |name: &str| timeline.iter().filter(|e| e.r#type == name).count();
+        // Nothing was done twice.
+        assert_eq!(count(v1::WorkOrderCompleted::TYPE_NAME), 1);
+        assert_eq!(count(v1::OrderPaidInFull::TYPE_NAME), 1);
+        assert_eq!(count(v1::SagaCompleted::TYPE_NAME), 1);
+    }
+    world.stop().await;
 }
 
 #[tokio::test]
-async fn a_cancelled_order_stops_its_work_order_and_ends_cancelled() {
-    let mut sys = system().await;
-    let order_id = sys
-        .orders_client
-        .create_order(order_request("cancel", "jacket-denim", 200))
-        .await
-        .unwrap()
-        .into_inner()
-        .order
-        .unwrap()
-        .order_id;
-    let planned = eventually(WAIT, "work order planned", || {
-        let mut production = sys.production_client.clone();
-        let order_id = order_id.clone();
-        async move {
-            production
-                .get_work_order(v1::GetWorkOrderRequest { order_id })
-                .await
-                .ok()
-                .map(tonic::Response::into_inner)
-        }
-    })
-    .await
-    .unwrap();
-    assert_eq!(planned.status, "planned");
-
-    let mut saga = SagaServiceClient::connect(format!("http://127.0.0.1:{}", sys.saga.port))
-        .await
-        .unwrap();
-    eventually(WAIT, "saga in production", || {
+async fn a_cancelled_order_is_compensated_in_every_department() {
+    let world = world().await;
+    let created = create_orders(&world.clients, 31, 1, 1).await.unwrap();
+    let order_id = created[0].0.clone();
+    let mut saga = world.clients.saga.clone();
+    eventually(WAIT, "production planned", || {
         let mut saga = saga.clone();
         let order_id = order_id.clone();
         async move {
@@ -413,7 +435,15 @@ async fn a_cancelled_order_stops_its_work_order_and_ends_cancelled() {
                 .await
                 .ok()?
                 .into_inner();
-            (view.phase == Phase::Production as i32).then_some(())
+            let planned = view
+                .steps
+                .iter()
+                .any(|s| s.step == "plan_production" && s.status == "done");
+            let receivable = view
+                .steps
+                .iter()
+                .any(|s| s.step == "open_receivable" && s.status == "done");
+            (planned && receivable && view.phase < Phase::Shipping as i32).then_some(())
         }
     })
     .await
@@ -426,23 +456,7 @@ async fn a_cancelled_order_stops_its_work_order_and_ends_cancelled() {
     .await
     .unwrap();
 
-    // Production stopped the work order; the compensation is logged done;
-    // the order reads cancelled.
-    eventually(WAIT, "work order cancelled", || {
-        let mut production = sys.production_client.clone();
-        let order_id = order_id.clone();
-        async move {
-            let work_order = production
-                .get_work_order(v1::GetWorkOrderRequest { order_id })
-                .await
-                .ok()?
-                .into_inner();
-            (work_order.status == "cancelled").then_some(())
-        }
-    })
-    .await
-    .unwrap();
-    let view = eventually(WAIT, "compensation done", || {
+    let view = eventually(WAIT, "compensations done", || {
         let mut saga = saga.clone();
         let order_id = order_id.clone();
         async move {
@@ -451,17 +465,33 @@ async fn a_cancelled_order_stops_its_work_order_and_ends_cancelled() {
                 .await
                 .ok()?
                 .into_inner();
-            view.compensations
-                .iter()
-                .any(|c| c.step == "plan_production" && c.status == "done")
-                .then_some(view)
+            (!view.compensations.is_empty()
+                && view.compensations.iter().all(|c| c.status == "done"))
+            .then_some(view)
         }
     })
     .await
     .unwrap();
     assert_eq!(view.status, "cancelled");
+    let undone: Vec<&str> = view.compensations.iter().map(|c| c.step.as_str()).collect();
+    assert!(
+        undone.contains(&"plan_production") && undone.contains(&"open_receivable"),
+        "{undone:?}"
+    );
+
+    let work_order = world
+        .clients
+        .production
+        .clone()
+        .get_work_order(v1::GetWorkOrderRequest {
+            order_id: order_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(work_order.status, "cancelled");
     let order = eventually(WAIT, "order cancelled", || {
-        let mut orders = sys.orders_client.clone();
+        let mut orders = world.clients.orders.clone();
         let order_id = order_id.clone();
         async move {
             let order = orders
@@ -475,41 +505,5 @@ async fn a_cancelled_order_stops_its_work_order_and_ends_cancelled() {
     .await
     .unwrap();
     assert_eq!(order.phase, Phase::Cancelled as i32);
-
-    // The MES reporting on a cancelled work order is turned away to the
-    // dead-letter subject, not applied.
-    let mut dead = SubjectReader::open(
-        &sys.nats.url,
-        streams::DEAD_LETTERS,
-        "gendan.dlq.production-mes",
-    )
-    .await
-    .unwrap();
-    let stage = &planned.stages[0];
-    let started = v1::MesStageStarted {
-        order_id: order_id.clone(),
-        product: stage.product.clone(),
-        stage: stage.stage.clone(),
-        at: None,
-    };
-    sys.bus
-        .publish(&gendan_messaging::Outgoing::new(
-            gendan_messaging::subjects::mes("stage_started"),
-            "mes:test",
-            &order_id,
-            &started,
-            &gendan_messaging::Cause::root(&order_id),
-        ))
-        .await
-        .unwrap();
-    let letter = dead.next(WAIT).await.unwrap().expect("a dead letter");
-    assert!(
-        letter
-            .header("Gendan-Dlq-Reason")
-            .unwrap()
-            .contains("cancelled")
-    );
-    sys.saga.stop().await;
-    sys.production.stop().await;
-    sys.orders.stop().await;
+    world.stop().await;
 }

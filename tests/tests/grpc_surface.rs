@@ -3,7 +3,6 @@
 //! and a Kubernetes gRPC probe see.
 
 use gendan_tests::{TestDb, TestNats, service_settings};
-use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -62,29 +61,30 @@ async fn every_port_serves_reflection_and_health() {
     gendan_telemetry::init_for_tests();
     let db = TestDb::create().await.unwrap();
     let nats = TestNats::start().await.unwrap();
-    let cancel = CancellationToken::new();
-
-    let orders = gendan_orders::Application::build(service_settings(&db, &nats, "orders"))
-        .await
-        .unwrap();
-    let production =
-        gendan_production::Application::build(service_settings(&db, &nats, "production"))
-            .await
-            .unwrap();
-    let saga =
-        gendan_saga::Application::build(service_settings(&db, &nats, "saga"), Default::default())
-            .await
-            .unwrap();
-    let ports = [
-        (orders.port(), "gendan.v1.OrderService"),
-        (production.port(), "gendan.v1.ProductionService"),
-        (saga.port(), "gendan.v1.SagaService"),
+    let common = service_settings(&db, &nats, "unused").common;
+    let stack = gendan::stack::Stack::start(
+        &common,
+        &gendan::stack::Addrs::ephemeral(),
+        Default::default(),
+    )
+    .await
+    .unwrap();
+    let services = [
+        ("orders", "gendan.v1.OrderService"),
+        ("production", "gendan.v1.ProductionService"),
+        ("saga", "gendan.v1.SagaService"),
+        ("procurement", "gendan.v1.ProcurementService"),
+        ("quality", "gendan.v1.QualityService"),
+        ("logistics", "gendan.v1.LogisticsService"),
+        ("finance", "gendan.v1.FinanceService"),
     ];
-    tokio::spawn(orders.run_until_stopped(cancel.clone()));
-    tokio::spawn(production.run_until_stopped(cancel.clone()));
-    tokio::spawn(saga.run_until_stopped(cancel.clone()));
-
-    for (port, service) in ports {
+    assert_eq!(
+        stack.ports().count(),
+        services.len(),
+        "every service runs in the stack"
+    );
+    for (name, service) in services {
+        let port = stack.port(name);
         let listed = listed_services(port).await;
         assert!(
             listed.iter().any(|s| s == service),
@@ -105,5 +105,5 @@ async fn every_port_serves_reflection_and_health() {
             "{service} health"
         );
     }
-    cancel.cancel();
+    stack.shutdown().await.unwrap();
 }

@@ -1,12 +1,14 @@
 //! The `gendan` command's building blocks, also used by the cross-service
 //! tests:
 //!
+//! - [`bench`]: orders through the whole happy path, and what it costs;
 //! - [`cli`]: the merchandiser's commands against running services;
 //! - [`stack`]: every service's `Application` in one process;
 //! - [`demo`]: the sample factory catalog, sample orders, an MES player and
 //!   the live progress view;
 //! - [`local`]: private nats-server / PostgreSQL when none answers.
 
+pub mod bench;
 pub mod cli;
 pub mod demo;
 pub mod local;

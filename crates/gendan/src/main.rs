@@ -13,7 +13,7 @@
 //! `sagas`) talk to running services over gRPC; see `gendan::cli`.
 
 use gendan::cli::{self, Format};
-use gendan::{demo, local, stack};
+use gendan::{bench, demo, local, sim, stack};
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -47,17 +47,45 @@ struct Cli {
 enum Command {
     /// Run every service in this process until stopped.
     Up,
-    /// Push sample orders through the system and show their progress.
+    /// Domestic and export sample orders through all twelve phases, with the
+    /// simulators playing the world outside, a live view and the summaries.
     Demo {
-        #[arg(long, default_value_t = 20)]
+        #[arg(long, default_value_t = 10)]
         orders: usize,
         #[arg(long, default_value_t = 8)]
         concurrency: usize,
-        /// Give up (exit 1) when the orders are not done after this many seconds.
-        #[arg(long, default_value_t = 180)]
+        /// Real milliseconds per simulated day.
+        #[arg(long, default_value_t = 20)]
+        day_ms: u64,
+        /// Give up (exit 1) when the orders are not closed after this many seconds.
+        #[arg(long, default_value_t = 300)]
         timeout_secs: u64,
         #[arg(long, default_value_t = 2026)]
         seed: u64,
+    },
+    /// N orders through the whole happy path at full speed: throughput,
+    /// latencies, transactions and messages per order.
+    Bench {
+        #[arg(long, default_value_t = 100)]
+        orders: usize,
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 900)]
+        timeout_secs: u64,
+        #[arg(long, default_value_t = 2026)]
+        seed: u64,
+    },
+    /// Run the simulators (MES, suppliers, QA, warehouse, carrier, customer,
+    /// bank) against running services until stopped.
+    Sim {
+        /// Real milliseconds per simulated day.
+        #[arg(long, default_value_t = 1000)]
+        day_ms: u64,
+        #[arg(long, default_value_t = 2026)]
+        seed: u64,
+        /// Load the demo catalogue first.
+        #[arg(long)]
+        seed_catalog: bool,
     },
     /// Create orders, the tracking table, one order's timeline, acceptance, summary.
     #[command(subcommand)]
@@ -87,12 +115,17 @@ async fn main() -> anyhow::Result<()> {
         Command::Inspections(command) => cli::inspections(command, output).await,
         Command::Decisions(command) => cli::decisions(command, output).await,
         Command::Sagas(command) => cli::sagas(command, output).await,
+        Command::Sim {
+            day_ms,
+            seed,
+            seed_catalog,
+        } => run_sim(day_ms, seed, seed_catalog).await,
         command => run_servers(cli.data_dir, command).await,
     }
 }
 
 async fn run_servers(data_dir: PathBuf, command: Command) -> anyhow::Result<()> {
-    let demo = matches!(command, Command::Demo { .. });
+    let demo = matches!(command, Command::Demo { .. } | Command::Bench { .. });
     // The demo's own output is the progress table; keep logs to warnings.
     let default_filter = if demo {
         "warn"
@@ -118,6 +151,7 @@ async fn run_servers(data_dir: PathBuf, command: Command) -> anyhow::Result<()> 
         Command::Demo {
             orders,
             concurrency,
+            day_ms,
             timeout_secs,
             seed,
         } => {
@@ -126,8 +160,23 @@ async fn run_servers(data_dir: PathBuf, command: Command) -> anyhow::Result<()> 
                 concurrency,
                 timeout: Duration::from_secs(timeout_secs),
                 seed,
+                day: Duration::from_millis(day_ms),
             };
             run_demo(&common, &options).await
+        }
+        Command::Bench {
+            orders,
+            concurrency,
+            timeout_secs,
+            seed,
+        } => {
+            let options = bench::BenchOptions {
+                orders,
+                concurrency,
+                timeout: Duration::from_secs(timeout_secs),
+                seed,
+            };
+            run_bench(&common, &options).await
         }
         _ => Ok(()),
     };
@@ -153,15 +202,72 @@ async fn run_demo(
 ) -> anyhow::Result<()> {
     let stack = stack::Stack::start(common, &stack::Addrs::ephemeral(), Default::default()).await?;
     let bus = gendan_messaging::Bus::connect(&common.nats_url, "gendan-demo").await?;
-    let orders = demo::orders_client(demo::connect(stack.port("orders")).await?);
-    let production = demo::connect(stack.port("production")).await?;
-    let saga = demo::saga_client(demo::connect(stack.port("saga")).await?);
-    let result = demo::run(&bus, orders, production, saga, options)
-        .await
-        .context("demo");
+    let result = demo::run(&bus, &stack, options).await.context("demo");
     let stopped = stack.shutdown().await;
     result?;
     stopped
+}
+
+async fn run_bench(
+    common: &gendan_settings::Common,
+    options: &bench::BenchOptions,
+) -> anyhow::Result<()> {
+    let stack = stack::Stack::start(common, &stack::Addrs::ephemeral(), Default::default()).await?;
+    let bus = gendan_messaging::Bus::connect(&common.nats_url, "gendan-bench").await?;
+    let result = bench::run(&bus, &stack, common.database_url.expose(), options)
+        .await
+        .context("bench");
+    let stopped = stack.shutdown().await;
+    result?;
+    stopped
+}
+
+/// The simulators against services started elsewhere (`gendan up`).
+async fn run_sim(day_ms: u64, seed: u64, seed_catalog: bool) -> anyhow::Result<()> {
+    let common = gendan_settings::Common::from_env()?;
+    let addrs = stack::Addrs::from_env();
+    let port = |service: &str| -> anyhow::Result<u16> {
+        let addr = addrs.of(service);
+        addr.rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .with_context(|| {
+                format!(
+                    "GENDAN_{}__GRPC_ADDR={addr:?} has no port",
+                    service.to_ascii_uppercase()
+                )
+            })
+    };
+    let ports = sim::Ports {
+        orders: port("orders")?,
+        production: port("production")?,
+        procurement: port("procurement")?,
+        quality: port("quality")?,
+        logistics: port("logistics")?,
+        finance: port("finance")?,
+        saga: port("saga")?,
+    };
+    let clients = sim::Clients::connect(&ports).await?;
+    if seed_catalog {
+        sim::seed_catalog(&clients).await?;
+    }
+    let bus = gendan_messaging::Bus::connect(&common.nats_url, "gendan-sim").await?;
+    let handle = sim::Simulator::start(
+        bus,
+        clients,
+        sim::SimOptions {
+            day: Duration::from_millis(day_ms),
+            seed,
+        },
+    )
+    .await?;
+    println!("simulators running, one simulated day = {day_ms} ms (Ctrl-C stops)");
+    let stop = CancellationToken::new();
+    tokio::spawn(stop_on_signal(stop.clone()));
+    stop.cancelled().await;
+    let stats = handle.stop().await?;
+    println!("{stats:?}");
+    Ok(())
 }
 
 async fn stop_on_signal(stop: CancellationToken) {

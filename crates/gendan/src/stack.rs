@@ -98,47 +98,74 @@ impl Stack {
         addrs: &Addrs,
         saga_options: gendan_saga::Options,
     ) -> anyhow::Result<Self> {
+        let all: Vec<&str> = SERVICES.iter().map(|(service, _)| *service).collect();
+        Self::start_only(common, addrs, saga_options, &all).await
+    }
+
+    /// Starts only the named services (a test runs one of them apart to
+    /// crash and restart it).
+    pub async fn start_only(
+        common: &Common,
+        addrs: &Addrs,
+        saga_options: gendan_saga::Options,
+        services: &[&str],
+    ) -> anyhow::Result<Self> {
         let mut stack = Stack {
             ports: BTreeMap::new(),
             cancel: CancellationToken::new(),
             tasks: JoinSet::new(),
         };
         let at = |service| settings(common, addrs.of(service), service);
-        start_service!(
-            stack,
-            "orders",
-            gendan_orders::Application::build(at("orders"))
-        );
-        start_service!(
-            stack,
-            "production",
-            gendan_production::Application::build(at("production"))
-        );
-        start_service!(
-            stack,
-            "procurement",
-            gendan_procurement::Application::build(at("procurement"))
-        );
-        start_service!(
-            stack,
-            "quality",
-            gendan_quality::Application::build(at("quality"))
-        );
-        start_service!(
-            stack,
-            "logistics",
-            gendan_logistics::Application::build(at("logistics"))
-        );
-        start_service!(
-            stack,
-            "finance",
-            gendan_finance::Application::build(at("finance"))
-        );
-        start_service!(
-            stack,
-            "saga",
-            gendan_saga::Application::build(at("saga"), saga_options)
-        );
+        let wanted = |service: &str| services.contains(&service);
+        if wanted("orders") {
+            start_service!(
+                stack,
+                "orders",
+                gendan_orders::Application::build(at("orders"))
+            );
+        }
+        if wanted("production") {
+            start_service!(
+                stack,
+                "production",
+                gendan_production::Application::build(at("production"))
+            );
+        }
+        if wanted("procurement") {
+            start_service!(
+                stack,
+                "procurement",
+                gendan_procurement::Application::build(at("procurement"))
+            );
+        }
+        if wanted("quality") {
+            start_service!(
+                stack,
+                "quality",
+                gendan_quality::Application::build(at("quality"))
+            );
+        }
+        if wanted("logistics") {
+            start_service!(
+                stack,
+                "logistics",
+                gendan_logistics::Application::build(at("logistics"))
+            );
+        }
+        if wanted("finance") {
+            start_service!(
+                stack,
+                "finance",
+                gendan_finance::Application::build(at("finance"))
+            );
+        }
+        if wanted("saga") {
+            start_service!(
+                stack,
+                "saga",
+                gendan_saga::Application::build(at("saga"), saga_options)
+            );
+        }
         Ok(stack)
     }
 
@@ -169,6 +196,12 @@ impl Stack {
             }
         }
         result
+    }
+
+    /// Drops every service wherever it is, like a crash (tests).
+    pub async fn abort(mut self) {
+        self.tasks.abort_all();
+        while self.tasks.join_next().await.is_some() {}
     }
 
     pub async fn shutdown(self) -> anyhow::Result<()> {

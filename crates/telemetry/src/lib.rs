@@ -25,7 +25,8 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
 pub use propagation::{
-    current_traceparent, set_parent_from_traceparent, trace_id_of, traceparent_of_span,
+    current_traceparent, link_traceparent, set_parent_from_traceparent, trace_id_of,
+    traceparent_of_span,
 };
 
 #[derive(Debug, thiserror::Error)]

@@ -44,6 +44,18 @@ pub fn set_parent_from_traceparent(span: &tracing::Span, traceparent: &str) {
     let _ = span.set_parent(context);
 }
 
+/// Links `span` to the context in `traceparent` (a cause in another trace)
+/// without making it the parent.
+pub fn link_traceparent(span: &tracing::Span, traceparent: &str) {
+    if trace_id_of(traceparent).is_none() {
+        return;
+    }
+    let carrier = HashMap::from([("traceparent".to_owned(), traceparent.to_owned())]);
+    let context =
+        opentelemetry::global::get_text_map_propagator(|propagator| propagator.extract(&carrier));
+    span.add_link(context.span().span_context().clone());
+}
+
 /// The 32-hex-digit trace id inside a `traceparent` (`00-<trace>-<span>-<flags>`).
 pub fn trace_id_of(traceparent: &str) -> Option<&str> {
     let mut parts = traceparent.split('-');

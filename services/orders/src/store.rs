@@ -468,8 +468,10 @@ pub async fn record_acceptance(
 }
 
 /// Closes the order with its encoded summary: phase closed (a cancelled
-/// order keeps its phase: it was closed as cancelled), `closed_at` set.
-/// After this the row is read-only. `false` when it was closed before.
+/// order keeps its phase: it was closed as cancelled), `closed_at` set, and
+/// the workflow marked finished (closing is its last step, and the row
+/// takes no later status update). After this the row is read-only. `false`
+/// when it was closed before.
 pub async fn close(
     conn: &mut PgConnection,
     order_id: Uuid,
@@ -478,6 +480,7 @@ pub async fn close(
 ) -> sqlx::Result<bool> {
     let updated = sqlx::query(
         "UPDATE orders SET phase = CASE WHEN phase = $4 THEN phase ELSE $3 END, \
+             workflow_status = CASE WHEN phase = $4 THEN workflow_status ELSE $6 END, \
              closed_at = $2, summary = $5, updated_at = $2 \
          WHERE order_id = $1 AND closed_at IS NULL",
     )
@@ -486,6 +489,7 @@ pub async fn close(
     .bind(Phase::Closed as i32)
     .bind(Phase::Cancelled as i32)
     .bind(summary)
+    .bind(status::COMPLETED)
     .execute(conn)
     .await?
     .rows_affected();

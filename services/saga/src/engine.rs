@@ -75,16 +75,43 @@ impl Engine {
         };
         let now = self.now();
         if saga.status == Status::Cancelled || saga.phase == Phase::Cancelled {
-            self.compensation_answered(&mut saga, incoming, now)?;
+            let order_trace = saga.traceparent.clone();
+            in_order_trace(
+                order_trace.as_deref(),
+                incoming.traceparent.as_deref(),
+                || self.compensation_answered(&mut saga, incoming, now),
+            )?;
             saga.save(conn).await?;
             return Ok(());
         }
         if saga.status == Status::Completed {
             return Ok(());
         }
+        // The saga acts in the order's own trace, whoever's trace the event
+        // came in (an inspector's call, a warehouse system): one order, one
+        // trace, with a link to the cause.
+        let order_trace = saga.traceparent.clone();
+        in_order_trace(
+            order_trace.as_deref(),
+            incoming.traceparent.as_deref(),
+            || self.react(&mut saga, incoming, now),
+        )?;
+        saga.updated_at = now;
+        saga.save(conn).await?;
+        Ok(())
+    }
+
+    /// Applies one event to a loaded saga: effects, completed or failed
+    /// steps, risk, and whatever can start next.
+    fn react(
+        &self,
+        saga: &mut SagaState,
+        incoming: &Incoming,
+        now: DateTime<Utc>,
+    ) -> Result<(), HandlerError> {
         let cause = Cause::from_incoming(incoming);
         let projected_before = saga.projected;
-        let verdict = effects::apply(&mut saga, incoming)?;
+        let verdict = effects::apply(saga, incoming)?;
         let answered_steps: Vec<&StepDef> = self
             .workflow
             .steps()
@@ -102,18 +129,12 @@ impl Engine {
             match &verdict {
                 Verdict::Informs => {}
                 Verdict::Completes => {
-                    self.finish_step(
-                        &mut saga,
-                        step.name,
-                        StepStatus::Done,
-                        now,
-                        incoming.type_name(),
-                    );
+                    self.finish_step(saga, step.name, StepStatus::Done, now, incoming.type_name());
                     if status == StepStatus::Stalled && saga.status == Status::Stalled {
                         // The reply came after all: the step no longer
                         // needs a person.
                         self.resume(
-                            &mut saga,
+                            saga,
                             step.name,
                             "reply",
                             "system",
@@ -123,15 +144,13 @@ impl Engine {
                     }
                 }
                 Verdict::Fails(reason) if status != StepStatus::Stalled => {
-                    self.stall(&mut saga, step.name, reason, now)
+                    self.stall(saga, step.name, reason, now)
                 }
                 Verdict::Fails(_) => {}
             }
         }
-        self.check_risk(&mut saga, projected_before, &cause, now);
-        self.advance(&mut saga, &cause, now);
-        saga.updated_at = now;
-        saga.save(conn).await?;
+        self.check_risk(saga, projected_before, &cause, now);
+        self.advance(saga, &cause, now);
         Ok(())
     }
 
@@ -622,6 +641,27 @@ impl Engine {
             .await?
             .ok_or_else(|| Error::NotFound(format!("saga for order {order_id}")))?;
         let now = self.now();
+        let order_trace = saga.traceparent.clone();
+        let caller = gendan_telemetry::current_traceparent();
+        in_order_trace(order_trace.as_deref(), caller.as_deref(), || {
+            self.apply_answer(&mut saga, decision_id, answer, operator, comment, now)
+        })?;
+        saga.updated_at = now;
+        saga.save(conn).await?;
+        Ok(saga)
+    }
+
+    /// Records the answer of an open decision and lets it take effect.
+    fn apply_answer(
+        &self,
+        saga: &mut SagaState,
+        decision_id: uuid::Uuid,
+        answer: &str,
+        operator: &str,
+        comment: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        let order_id = saga.order_id.clone();
         let decision = saga
             .decisions
             .iter_mut()
@@ -655,7 +695,7 @@ impl Engine {
         saga.outgoing
             .push(Outgoing::event(SERVICE, &saga.order_id, &made, &cause));
         log(
-            &mut saga,
+            saga,
             now,
             &step,
             "decided",
@@ -665,28 +705,26 @@ impl Engine {
         let projected_before = saga.projected;
         let was_stalled = saga.step(&step).status == StepStatus::Stalled;
         self.finish_step(
-            &mut saga,
+            saga,
             &step,
             StepStatus::Done,
             now,
             &format!("answered {answer}"),
         );
         if was_stalled && saga.status == Status::Stalled {
-            self.resume(&mut saga, &step, "decision", operator, comment, now);
+            self.resume(saga, &step, "decision", operator, comment, now);
         }
-        match effects::apply_decision(&mut saga, &kind, answer) {
+        match effects::apply_decision(saga, &kind, answer) {
             DecisionEffect::CancelOrder => {
                 let reason = format!("{kind} decision: {comment}");
-                self.cancel_saga(&mut saga, operator, &reason, &cause, now);
+                self.cancel_saga(saga, operator, &reason, &cause, now);
             }
             DecisionEffect::Continue => {
-                self.check_risk(&mut saga, projected_before, &cause, now);
-                self.advance(&mut saga, &cause, now);
+                self.check_risk(saga, projected_before, &cause, now);
+                self.advance(saga, &cause, now);
             }
         }
-        saga.updated_at = now;
-        saga.save(conn).await?;
-        Ok(saga)
+        Ok(())
     }
 
     /// Cancels the order's workflow (possible until shipping) and starts the
@@ -717,7 +755,11 @@ impl Engine {
         }
         let now = self.now();
         let cause = Cause::root(saga.correlation_id.clone());
-        self.cancel_saga(&mut saga, operator, reason, &cause, now);
+        let order_trace = saga.traceparent.clone();
+        let caller = gendan_telemetry::current_traceparent();
+        in_order_trace(order_trace.as_deref(), caller.as_deref(), || {
+            self.cancel_saga(&mut saga, operator, reason, &cause, now)
+        });
         saga.updated_at = now;
         saga.save(conn).await?;
         Ok(saga)
@@ -1071,6 +1113,18 @@ impl Engine {
             .push(Outgoing::event(SERVICE, &saga.order_id, &resumed, &cause));
         log(saga, now, step, action, format!("by {operator}: {reason}"));
     }
+}
+
+/// Runs `f` in a span of the order's trace (`order`), linked to `cause`.
+fn in_order_trace<R>(order: Option<&str>, cause: Option<&str>, f: impl FnOnce() -> R) -> R {
+    let span = tracing::info_span!("saga.react");
+    if let Some(order) = order {
+        gendan_telemetry::set_parent_from_traceparent(&span, order);
+    }
+    if let Some(cause) = cause {
+        gendan_telemetry::link_traceparent(&span, cause);
+    }
+    span.in_scope(f)
 }
 
 /// Timer key prefix of a compensation (`compensate:plan_production`).

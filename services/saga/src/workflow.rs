@@ -621,22 +621,43 @@ mod tests {
     use super::*;
 
     #[test]
-    fn step_names_are_unique_and_gates_refer_to_earlier_steps_of_the_phase() {
+    fn step_names_are_unique_and_gates_refer_to_steps_that_come_before() {
         let workflow = Workflow::standard(Timing::default());
         let mut seen = std::collections::HashSet::new();
+        let mut earlier_phases: Vec<&str> = Vec::new();
         for phase in &workflow.phases {
             let mut earlier = Vec::new();
             for step in &phase.steps {
                 assert!(seen.insert(step.name), "duplicate step {}", step.name);
                 for gate in step.after {
-                    assert!(
-                        earlier.contains(gate),
-                        "{} waits for unknown {gate}",
-                        step.name
-                    );
+                    // A step waits for steps before it in its phase; an early
+                    // step may also wait for steps of earlier phases.
+                    let known =
+                        earlier.contains(gate) || (step.early && earlier_phases.contains(gate));
+                    assert!(known, "{} waits for unknown {gate}", step.name);
                 }
                 earlier.push(step.name);
             }
+            earlier_phases.extend(earlier);
+        }
+    }
+
+    #[test]
+    fn every_compensated_or_failing_step_sends_a_command() {
+        let workflow = Workflow::standard(Timing::default());
+        for (_, step) in workflow.steps() {
+            if step.compensation.is_some() || !step.fails_on.is_empty() {
+                assert!(
+                    matches!(step.action, StepAction::Send(_) | StepAction::Await),
+                    "{} has an answer but asks nobody",
+                    step.name
+                );
+            }
+            assert!(
+                !step.completes_on.is_empty() || matches!(step.action, StepAction::Decide(_)),
+                "{} can never complete",
+                step.name
+            );
         }
     }
 
