@@ -143,7 +143,7 @@ pub async fn run(
             println!();
             print_summaries(&clients, &orders).await?;
             println!(
-                "\nthe world outside: {} MES stages, {} lots received, {} inspections, {} cartons packed, {} shipped, {} delivered, {} accepted, {} payments, {} clarifications answered",
+                "\nthe world outside: {} MES stages, {} lots received, {} inspections, {} orders packed, {} shipped, {} delivered, {} accepted, {} payments, {} clarifications answered",
                 stats.mes_stages,
                 stats.goods_received,
                 stats.inspections_recorded,
