@@ -1186,7 +1186,7 @@ async fn the_whole_workflow_runs_through_twelve_phases_with_its_parallel_branche
         &client,
         &order_id,
         "balance invoiced during shipping",
-        |s| step(s, "invoice_balance").status == "waiting",
+        |s| step(s, "invoice_at_shipment").status == "waiting",
     )
     .await;
     assert_eq!(travelling.phase, Phase::Shipping as i32);
@@ -1286,15 +1286,219 @@ async fn the_whole_workflow_runs_through_twelve_phases_with_its_parallel_branche
         ]
     );
     assert!(
-        done.steps
-            .iter()
-            .all(|s| s.status == "done"
-                || (s.step == "clarify_delivery_date" && s.status == "skipped")),
+        done.steps.iter().all(|s| s.status == "done"
+            || (matches!(
+                s.step.as_str(),
+                "clarify_delivery_date" | "invoice_at_delivery"
+            ) && s.status == "skipped")),
         "{:?}",
         done.steps
             .iter()
             .map(|s| (&s.step, &s.status))
             .collect::<Vec<_>>()
     );
+    saga.stop().await;
+}
+
+#[tokio::test]
+async fn terms_payable_on_delivery_invoice_the_balance_at_delivery_not_at_shipment() {
+    gendan_telemetry::init_for_tests();
+    let (db, nats) = (
+        TestDb::create().await.unwrap(),
+        TestNats::start().await.unwrap(),
+    );
+    let clock = ManualClock::new(Utc::now());
+    let saga = start(&db, &nats, &clock).await;
+    let bus = Bus::connect(&nats.url, "test").await.unwrap();
+    let client = saga.client().await;
+    let mut finance = SubjectReader::open(
+        &nats.url,
+        streams::COMMANDS,
+        "gendan.cmd.finance.invoice_balance",
+    )
+    .await
+    .unwrap();
+    let order_id = uuid::Uuid::now_v7().to_string();
+    let id = order_id.clone();
+    let cause = Cause::root(&order_id);
+    let today = Utc::now().date_naive();
+    let day = |n: i64| gendan_proto::date_to_string(today + chrono::Duration::days(n));
+    let send = |message: Outgoing| {
+        let bus = bus.clone();
+        async move { bus.publish(&message).await.unwrap() }
+    };
+    order_created(&bus, &order_id, sample_order(&order_id)).await;
+    send(Outgoing::event(
+        "production",
+        &id,
+        &capacity(&id, today + chrono::Duration::days(5), true),
+        &cause,
+    ))
+    .await;
+    send(Outgoing::event(
+        "orders",
+        &id,
+        &v1::OrderConfirmed {
+            order_id: id.clone(),
+            promised_delivery_date: day(30),
+        },
+        &cause,
+    ))
+    .await;
+    let on_delivery = v1::ReceivableOpened {
+        order_id: id.clone(),
+        deposit_required: false,
+        installments: vec![v1::Installment {
+            kind: "balance".into(),
+            amount_minor: 50_000,
+            trigger: "on_delivery".into(),
+            due_days: 0,
+        }],
+        ..Default::default()
+    };
+    send(Outgoing::event("finance", &id, &on_delivery, &cause)).await;
+    send(Outgoing::event(
+        "production",
+        &id,
+        &v1::WorkOrderPlanned {
+            order_id: id.clone(),
+            planned_end: day(6),
+            ..Default::default()
+        },
+        &cause,
+    ))
+    .await;
+    send(Outgoing::event(
+        "procurement",
+        &id,
+        &v1::MaterialsOrdered {
+            order_id: id.clone(),
+            expected_ready_date: day(1),
+            ..Default::default()
+        },
+        &cause,
+    ))
+    .await;
+    send(Outgoing::event(
+        "procurement",
+        &id,
+        &v1::MaterialsReady {
+            order_id: id.clone(),
+            ready_on: day(1),
+        },
+        &cause,
+    ))
+    .await;
+    send(Outgoing::event(
+        "production",
+        &id,
+        &v1::WorkOrderCompleted {
+            order_id: id.clone(),
+            completed_on: day(6),
+            ..Default::default()
+        },
+        &cause,
+    ))
+    .await;
+    send(Outgoing::event(
+        "quality",
+        &id,
+        &v1::FinalInspectionOpened {
+            order_id: id.clone(),
+            ..Default::default()
+        },
+        &cause,
+    ))
+    .await;
+    send(Outgoing::event(
+        "quality",
+        &id,
+        &v1::FinalInspectionPassed {
+            order_id: id.clone(),
+            inspection_id: "i".into(),
+        },
+        &cause,
+    ))
+    .await;
+    send(Outgoing::event(
+        "logistics",
+        &id,
+        &v1::PackingListReady {
+            order_id: id.clone(),
+            cartons: 1,
+        },
+        &cause,
+    ))
+    .await;
+    send(Outgoing::event(
+        "logistics",
+        &id,
+        &v1::PackingChecked {
+            order_id: id.clone(),
+            matches: true,
+            mismatches: vec![],
+        },
+        &cause,
+    ))
+    .await;
+    send(Outgoing::event(
+        "logistics",
+        &id,
+        &v1::DocumentsReady {
+            order_id: id.clone(),
+            documents: vec![],
+        },
+        &cause,
+    ))
+    .await;
+    send(Outgoing::event(
+        "logistics",
+        &id,
+        &v1::ShipmentBooked {
+            order_id: id.clone(),
+            etd: day(8),
+            eta: day(10),
+            ..Default::default()
+        },
+        &cause,
+    ))
+    .await;
+    send(Outgoing::event(
+        "logistics",
+        &id,
+        &v1::Shipped {
+            order_id: id.clone(),
+            shipped_on: day(8),
+            bill_of_lading: "BL".into(),
+        },
+        &cause,
+    ))
+    .await;
+
+    let shipped = wait_for(&client, &order_id, "shipped", |s| {
+        step(s, "shipped").status == "done"
+    })
+    .await;
+    assert_eq!(step(&shipped, "invoice_at_shipment").status, "skipped");
+    assert_eq!(step(&shipped, "invoice_at_delivery").status, "pending");
+    send(Outgoing::event(
+        "logistics",
+        &id,
+        &v1::Delivered {
+            order_id: id.clone(),
+            delivered_on: day(10),
+            proof_of_delivery: "POD".into(),
+        },
+        &cause,
+    ))
+    .await;
+    let command: v1::InvoiceBalance = finance
+        .next_of_type(v1::InvoiceBalance::TYPE_NAME, WAIT)
+        .await
+        .unwrap()
+        .decode()
+        .unwrap();
+    assert_eq!(command.milestone, "delivery");
+    assert_eq!(command.milestone_date, day(10));
     saga.stop().await;
 }

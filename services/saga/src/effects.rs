@@ -14,6 +14,8 @@ use crate::state::SagaState;
 pub mod facts {
     pub const MATERIAL_DATE: &str = "material_date";
     pub const DEPOSIT_REQUIRED: &str = "deposit_required";
+    /// "shipment" or "delivery": when the balance is invoiced per the terms.
+    pub const BALANCE_MILESTONE: &str = "balance_milestone";
     pub const READY_DATE: &str = "ready_date";
     pub const SHIPPED_ON: &str = "shipped_on";
     pub const DELIVERED_ON: &str = "delivered_on";
@@ -76,6 +78,12 @@ pub fn apply(state: &mut SagaState, incoming: &Incoming) -> Result<Verdict, Hand
         v1::ReceivableOpened::TYPE_NAME => {
             let opened: v1::ReceivableOpened = incoming.payload()?;
             state.set_fact(facts::DEPOSIT_REQUIRED, opened.deposit_required);
+            let on_delivery = opened
+                .installments
+                .iter()
+                .any(|installment| installment.trigger == "on_delivery");
+            let milestone = if on_delivery { "delivery" } else { "shipment" };
+            state.set_fact(facts::BALANCE_MILESTONE, milestone);
             Verdict::Completes
         }
         v1::MaterialsOrdered::TYPE_NAME => {

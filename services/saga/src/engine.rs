@@ -126,6 +126,12 @@ impl Engine {
             if status.is_finished() {
                 continue;
             }
+            // A reply can only answer a command that was sent; an event a step
+            // merely awaits may arrive before the step starts (and is kept).
+            let asks = !matches!(step.action, StepAction::Await);
+            if asks && status == StepStatus::Pending {
+                continue;
+            }
             match &verdict {
                 Verdict::Informs => {}
                 Verdict::Completes => {

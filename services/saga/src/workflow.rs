@@ -369,21 +369,35 @@ impl Workflow {
                 phase(
                     Phase::Settlement,
                     vec![
+                        // The balance is invoiced at the milestone the
+                        // terms name: against the B/L copy at shipment, or
+                        // on delivery; the other step is skipped. Terms that
+                        // bill nothing then answer that no invoice is due.
                         StepDef {
                             early: true,
-                            // Terms that bill nothing at shipment (all paid
-                            // in advance) answer that no invoice is due.
+                            when: Some(balance_at_shipment),
                             completes_also: &[v1::NoInvoiceDue::TYPE_NAME],
                             ..send(
-                                "invoice_balance",
+                                "invoice_at_shipment",
                                 &["shipped"],
+                                invoice_balance,
+                                v1::InvoiceIssued::TYPE_NAME,
+                            )
+                        },
+                        StepDef {
+                            early: true,
+                            when: Some(balance_at_delivery),
+                            completes_also: &[v1::NoInvoiceDue::TYPE_NAME],
+                            ..send(
+                                "invoice_at_delivery",
+                                &["delivered"],
                                 invoice_balance,
                                 v1::InvoiceIssued::TYPE_NAME,
                             )
                         },
                         wait(
                             "paid_in_full",
-                            &["invoice_balance"],
+                            &["invoice_at_shipment", "invoice_at_delivery"],
                             v1::OrderPaidInFull::TYPE_NAME,
                             OnTimeout::Never,
                         ),
@@ -502,14 +516,31 @@ fn cancel_receivable(state: &SagaState, cause: &Cause) -> Outgoing {
     Outgoing::command(SERVICE, "finance", &state.order_id, &command, cause)
 }
 
+fn balance_milestone(state: &SagaState) -> &str {
+    state
+        .fact_str(facts::BALANCE_MILESTONE)
+        .unwrap_or("shipment")
+}
+
+fn balance_at_shipment(state: &SagaState) -> bool {
+    balance_milestone(state) == "shipment"
+}
+
+fn balance_at_delivery(state: &SagaState) -> bool {
+    balance_milestone(state) == "delivery"
+}
+
 fn invoice_balance(state: &SagaState, cause: &Cause) -> Outgoing {
+    let milestone = balance_milestone(state);
+    let date_fact = if milestone == "delivery" {
+        facts::DELIVERED_ON
+    } else {
+        facts::SHIPPED_ON
+    };
     let command = v1::InvoiceBalance {
         order_id: state.order_id.clone(),
-        milestone: "shipment".to_owned(),
-        milestone_date: state
-            .fact_str(facts::SHIPPED_ON)
-            .unwrap_or_default()
-            .to_owned(),
+        milestone: milestone.to_owned(),
+        milestone_date: state.fact_str(date_fact).unwrap_or_default().to_owned(),
     };
     Outgoing::command(SERVICE, "finance", &state.order_id, &command, cause)
 }
