@@ -16,8 +16,6 @@
 mod actors;
 pub mod barcode;
 mod catalog;
-#[cfg(test)]
-mod flow_test;
 mod rng;
 
 use std::sync::Arc;
