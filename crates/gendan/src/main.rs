@@ -1,16 +1,19 @@
-//! `gendan`: the whole system in one process.
+//! `gendan`: the whole system in one process, its demo and benchmark, the
+//! simulators, and the merchandiser's command line.
 //!
-//! - `gendan up` runs every service (orders, production, saga) on its port
-//!   until Ctrl-C.
-//! - `gendan demo` runs the same services on free ports, creates sample
-//!   orders, plays the factory MES and shows each order's progress until the
-//!   workflow built so far is done.
+//! - `gendan up` runs every service (orders, production, procurement,
+//!   quality, logistics, finance, saga) on its port until Ctrl-C.
+//! - `gendan demo` runs the same services on free ports, loads the demo
+//!   catalogue, lets the simulators play the world outside, pushes sample
+//!   orders through all twelve phases with a live view, and prints each
+//!   order's closing summary.
+//! - `gendan bench` does the same at full speed and prints what it costs.
+//! - `gendan sim` runs the simulators against services started elsewhere.
 //!
-//! Both start a private nats-server / PostgreSQL when the configured ones do
-//! not answer (see `local`).
-//!
-//! The other subcommands (`orders`, `payments`, `inspections`, `decisions`,
-//! `sagas`) talk to running services over gRPC; see `gendan::cli`.
+//! `up`, `demo` and `bench` start a private nats-server / PostgreSQL when
+//! the configured ones do not answer (see `local`). The other subcommands
+//! (`orders`, `payments`, `inspections`, `decisions`, `sagas`) talk to
+//! running services over gRPC; see `gendan::cli`.
 
 use gendan::cli::{self, Format};
 use gendan::{bench, demo, local, sim, stack};
