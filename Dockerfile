@@ -2,11 +2,17 @@
 
 # gendan: one image with every binary.
 #
-#   gendan             all services in one process (`gendan up`, the default)
-#                      and the demo (`gendan demo`)
+#   gendan             all seven services in one process (`gendan up`, the
+#                      default), the demo (`gendan demo`), the benchmark
+#                      (`gendan bench`), the simulators (`gendan sim`) and
+#                      the command line against running services
 #   gendan-orders      the orders service alone (gRPC :50051)
 #   gendan-production  the production service alone (gRPC :50052)
 #   gendan-saga        the saga coordinator alone (gRPC :50053)
+#   gendan-procurement the procurement service alone (gRPC :50054)
+#   gendan-quality     the quality service alone (gRPC :50055)
+#   gendan-logistics   the logistics service alone (gRPC :50056)
+#   gendan-finance     the finance service alone (gRPC :50057)
 #
 # Build:  docker build -t gendan:local .
 # Run:    docker compose up   (see deploy/README.md)
@@ -35,11 +41,19 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
         --bin gendan-orders \
         --bin gendan-production \
         --bin gendan-saga \
+        --bin gendan-procurement \
+        --bin gendan-quality \
+        --bin gendan-logistics \
+        --bin gendan-finance \
     && mkdir -p /out \
     && cp target/release/gendan \
           target/release/gendan-orders \
           target/release/gendan-production \
           target/release/gendan-saga \
+          target/release/gendan-procurement \
+          target/release/gendan-quality \
+          target/release/gendan-logistics \
+          target/release/gendan-finance \
           /out/
 
 ############################ runtime ############################
@@ -60,11 +74,15 @@ COPY --from=builder /out/ /usr/local/bin/
 # loopback default. Overridable per deployment.
 ENV GENDAN_ORDERS__GRPC_ADDR=0.0.0.0:50051 \
     GENDAN_PRODUCTION__GRPC_ADDR=0.0.0.0:50052 \
-    GENDAN_SAGA__GRPC_ADDR=0.0.0.0:50053
+    GENDAN_SAGA__GRPC_ADDR=0.0.0.0:50053 \
+    GENDAN_PROCUREMENT__GRPC_ADDR=0.0.0.0:50054 \
+    GENDAN_QUALITY__GRPC_ADDR=0.0.0.0:50055 \
+    GENDAN_LOGISTICS__GRPC_ADDR=0.0.0.0:50056 \
+    GENDAN_FINANCE__GRPC_ADDR=0.0.0.0:50057
 
 USER 10001:10001
 WORKDIR /home/gendan
-EXPOSE 50051 50052 50053
+EXPOSE 50051 50052 50053 50054 50055 50056 50057
 
 # The binaries handle SIGTERM themselves (graceful shutdown), so they run as
 # PID 1 without a shell in between.

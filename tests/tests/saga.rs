@@ -1502,3 +1502,148 @@ async fn terms_payable_on_delivery_invoice_the_balance_at_delivery_not_at_shipme
     assert_eq!(command.milestone_date, day(10));
     saga.stop().await;
 }
+
+#[tokio::test]
+async fn a_failed_final_inspection_parks_the_order_and_a_retry_asks_for_a_new_inspection() {
+    gendan_telemetry::init_for_tests();
+    let (db, nats) = (
+        TestDb::create().await.unwrap(),
+        TestNats::start().await.unwrap(),
+    );
+    let clock = ManualClock::new(Utc::now());
+    let saga = start(&db, &nats, &clock).await;
+    let bus = Bus::connect(&nats.url, "test").await.unwrap();
+    let mut client = saga.client().await;
+    let mut quality = SubjectReader::open(&nats.url, streams::COMMANDS, "gendan.cmd.quality.>")
+        .await
+        .unwrap();
+    let order_id = uuid::Uuid::now_v7().to_string();
+    let id = order_id.clone();
+    let cause = Cause::root(&order_id);
+    let today = Utc::now().date_naive();
+    let day = |n: i64| gendan_proto::date_to_string(today + chrono::Duration::days(n));
+    let send = |message: Outgoing| {
+        let bus = bus.clone();
+        async move { bus.publish(&message).await.unwrap() }
+    };
+    order_created(&bus, &order_id, sample_order(&order_id)).await;
+    send(Outgoing::event(
+        "production",
+        &id,
+        &capacity(&id, today + chrono::Duration::days(5), true),
+        &cause,
+    ))
+    .await;
+    send(Outgoing::event(
+        "orders",
+        &id,
+        &v1::OrderConfirmed {
+            order_id: id.clone(),
+            promised_delivery_date: day(30),
+        },
+        &cause,
+    ))
+    .await;
+    send(Outgoing::event(
+        "production",
+        &id,
+        &v1::WorkOrderPlanned {
+            order_id: id.clone(),
+            planned_end: day(6),
+            ..Default::default()
+        },
+        &cause,
+    ))
+    .await;
+    materials_and_receivable(&bus, &order_id).await;
+    send(Outgoing::event(
+        "production",
+        &id,
+        &v1::WorkOrderCompleted {
+            order_id: id.clone(),
+            completed_on: day(6),
+            ..Default::default()
+        },
+        &cause,
+    ))
+    .await;
+    quality
+        .next_of_type(v1::RequestFinalInspection::TYPE_NAME, WAIT)
+        .await
+        .unwrap();
+    send(Outgoing::event(
+        "quality",
+        &id,
+        &v1::FinalInspectionOpened {
+            order_id: id.clone(),
+            inspection_id: "i-1".into(),
+            ..Default::default()
+        },
+        &cause,
+    ))
+    .await;
+    let failed = v1::FinalInspectionFailed {
+        order_id: id.clone(),
+        inspection_id: "i-1".into(),
+        nonconformance_id: "nc-1".into(),
+        failures: 1,
+        summary: "major 4 in 50 (AQL 2.5: Ac 3 Re 4)".into(),
+    };
+    send(Outgoing::event("quality", &id, &failed, &cause)).await;
+
+    let stalled = wait_for(
+        &client,
+        &order_id,
+        "stalled on the failed inspection",
+        |s| s.status == "stalled",
+    )
+    .await;
+    assert_eq!(stalled.phase, Phase::FinalInspection as i32);
+    assert!(
+        step(&stalled, "final_inspection_passed")
+            .last_error
+            .contains("nc-1")
+    );
+
+    // After rework the merchandiser retries: quality is asked for a new
+    // inspection, and its pass moves the order on to packing.
+    client
+        .retry_step(v1::StepRequest {
+            order_id: order_id.clone(),
+            step: "final_inspection_passed".into(),
+            operator: "li.wei".into(),
+            reason: "reworked 4 units".into(),
+        })
+        .await
+        .unwrap();
+    quality
+        .next_of_type(v1::RequestFinalInspection::TYPE_NAME, WAIT)
+        .await
+        .unwrap();
+    send(Outgoing::event(
+        "quality",
+        &id,
+        &v1::FinalInspectionOpened {
+            order_id: id.clone(),
+            inspection_id: "i-2".into(),
+            ..Default::default()
+        },
+        &cause,
+    ))
+    .await;
+    send(Outgoing::event(
+        "quality",
+        &id,
+        &v1::FinalInspectionPassed {
+            order_id: id.clone(),
+            inspection_id: "i-2".into(),
+        },
+        &cause,
+    ))
+    .await;
+    wait_for(&client, &order_id, "packing", |s| {
+        s.phase == Phase::Packing as i32
+    })
+    .await;
+    saga.stop().await;
+}

@@ -294,22 +294,29 @@ pub async fn orders(command: OrdersCommand, output: Output) -> anyhow::Result<()
                 v1::saga_service_client::SagaServiceClient::new(channel(&addrs, "saga").await?);
             let mut rows = Vec::with_capacity(listed.len());
             for order in &listed {
-                let next = saga
+                let workflow = saga
                     .get_saga(v1::GetSagaRequest {
                         order_id: order.order_id.clone(),
                     })
                     .await
                     .ok()
-                    .map(|s| next_milestone(&s.into_inner()))
-                    .unwrap_or_default();
-                rows.push((order, next));
+                    .map(tonic::Response::into_inner);
+                let next = workflow.as_ref().map(next_milestone).unwrap_or_default();
+                // The promise is the saga's (the confirmed date); before
+                // confirmation the customer's requested date stands.
+                let promised = workflow
+                    .map(|w| w.promised_delivery_date)
+                    .filter(|d| !d.is_empty())
+                    .unwrap_or_else(|| order.requested_delivery_date.clone());
+                rows.push((order, next, promised));
             }
             match output {
                 Output::Json => print_json(&Value::Array(
                     rows.iter()
-                        .map(|(order, next)| {
+                        .map(|(order, next, promised)| {
                             let mut value = order_json(order);
                             value["next_milestone"] = json!(next);
+                            value["promised_delivery_date"] = json!(promised);
                             value
                         })
                         .collect(),
@@ -325,13 +332,13 @@ pub async fn orders(command: OrdersCommand, output: Output) -> anyhow::Result<()
                         "risk",
                     ],
                     rows.iter()
-                        .map(|(order, next)| {
+                        .map(|(order, next, promised)| {
                             vec![
                                 order.order_id.clone(),
                                 order.customer.clone(),
                                 phase_name(order.phase).to_owned(),
                                 next.clone(),
-                                order.requested_delivery_date.clone(),
+                                promised.clone(),
                                 dash(&order.projected_delivery_date),
                                 if order.at_risk {
                                     "AT RISK".into()
@@ -551,11 +558,52 @@ pub async fn payments(command: PaymentsCommand, output: Output) -> anyhow::Resul
                 .await
                 .map_err(status_error)?
                 .into_inner();
-            // The receivable has many parts; its debug form is complete and
-            // stable enough for a human, and JSON goes through prost's fields.
+            let currency = receivable.currency.clone();
+            let value = json!({
+                "order_id": receivable.order_id,
+                "customer": receivable.customer,
+                "status": receivable.status,
+                "payment_terms": receivable.payment_terms,
+                "total": money(receivable.total_minor, &currency),
+                "invoiced": money(receivable.invoiced_minor, &currency),
+                "paid": money(receivable.paid_minor, &currency),
+                "outstanding": money(receivable.outstanding_minor, &currency),
+                "invoices": receivable.invoices.iter().map(|i| json!({
+                    "invoice_id": i.invoice_id, "kind": i.kind, "amount": money(i.amount_minor, &i.currency),
+                    "paid": money(i.paid_minor, &i.currency), "issued_on": i.issued_on, "due_date": i.due_date,
+                })).collect::<Vec<_>>(),
+                "payments": receivable.payments.iter().map(|p| json!({
+                    "payment_id": p.payment_id, "amount": money(p.amount_minor, &p.currency),
+                    "received_on": p.received_on, "reference": p.reference,
+                })).collect::<Vec<_>>(),
+            });
             match output {
-                Output::Json => print_json(&json!({ "receivable": format!("{receivable:?}") })),
-                Output::Table => println!("{receivable:#?}"),
+                Output::Json => print_json(&value),
+                Output::Table => {
+                    print_pairs(&json!({
+                        "order_id": value["order_id"], "customer": value["customer"], "status": value["status"],
+                        "payment_terms": value["payment_terms"], "total": value["total"], "invoiced": value["invoiced"],
+                        "paid": value["paid"], "outstanding": value["outstanding"],
+                    }));
+                    println!();
+                    print_table(
+                        &["invoice", "kind", "amount", "paid", "issued", "due"],
+                        receivable
+                            .invoices
+                            .iter()
+                            .map(|i| {
+                                vec![
+                                    i.invoice_id.clone(),
+                                    i.kind.clone(),
+                                    money(i.amount_minor, &i.currency),
+                                    money(i.paid_minor, &i.currency),
+                                    i.issued_on.clone(),
+                                    i.due_date.clone(),
+                                ]
+                            })
+                            .collect(),
+                    );
+                }
             }
         }
     }

@@ -1000,6 +1000,26 @@ impl Engine {
             decision.comment = Some("asked again".to_owned());
         }
         saga.step_mut(step_name).status = StepStatus::Pending;
+        // Waiting again for an answer that was "no" (a failed final
+        // inspection after rework) means asking again: the steps this one
+        // waits behind that sent a command send it once more.
+        if matches!(step.action, StepAction::Await) {
+            for gate in step.after {
+                if let Some((_, gate_step)) = self.workflow.step(gate)
+                    && matches!(gate_step.action, StepAction::Send(_))
+                {
+                    log(
+                        &mut saga,
+                        now,
+                        gate,
+                        "asked again",
+                        format!("for the retry of {step_name}"),
+                    );
+                    saga.step_mut(gate).status = StepStatus::Pending;
+                    self.start_step(&mut saga, gate_step, &cause, now);
+                }
+            }
+        }
         self.start_step(&mut saga, step, &cause, now);
         self.advance(&mut saga, &cause, now);
         saga.save(conn).await?;

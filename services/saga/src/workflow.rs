@@ -307,12 +307,15 @@ impl Workflow {
                 phase(
                     Phase::Packing,
                     vec![
-                        send(
-                            "prepare_packing",
-                            &[],
-                            prepare_packing,
-                            v1::PackingListReady::TYPE_NAME,
-                        ),
+                        StepDef {
+                            fails_on: &[v1::PackingListFailed::TYPE_NAME],
+                            ..send(
+                                "prepare_packing",
+                                &[],
+                                prepare_packing,
+                                v1::PackingListReady::TYPE_NAME,
+                            )
+                        },
                         wait(
                             "packing_checked",
                             &["prepare_packing"],
@@ -337,12 +340,15 @@ impl Workflow {
                 phase(
                     Phase::Shipping,
                     vec![
-                        send(
-                            "book_shipment",
-                            &[],
-                            book_shipment,
-                            v1::ShipmentBooked::TYPE_NAME,
-                        ),
+                        StepDef {
+                            fails_on: &[v1::ShipmentBookingFailed::TYPE_NAME],
+                            ..send(
+                                "book_shipment",
+                                &[],
+                                book_shipment,
+                                v1::ShipmentBooked::TYPE_NAME,
+                            )
+                        },
                         wait(
                             "shipped",
                             &["book_shipment"],
