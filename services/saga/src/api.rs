@@ -25,12 +25,37 @@ impl SagaApi {
         SagaApi { pool, engine }
     }
 
+    /// A consistent read of one saga: its row, steps and log from one
+    /// snapshot, so a reader never sees a step of a later state than the
+    /// saga's phase.
+    async fn read(&self, order_id: &str) -> Result<Option<v1::Saga>, Error> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await?;
+        let Some(saga) = SagaState::load(&mut tx, order_id, false).await? else {
+            return Ok(None);
+        };
+        let described = self.describe_on(&mut tx, saga).await?;
+        tx.commit().await?;
+        Ok(Some(described))
+    }
+
     async fn describe(&self, saga: SagaState) -> Result<v1::Saga, Error> {
+        let mut conn = self.pool.acquire().await?;
+        self.describe_on(&mut conn, saga).await
+    }
+
+    async fn describe_on(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        saga: SagaState,
+    ) -> Result<v1::Saga, Error> {
         let log: Vec<LogRow> = sqlx::query_as(
             "SELECT at, step, action, detail, trace_id FROM saga_log WHERE order_id = $1 ORDER BY id",
         )
         .bind(&saga.order_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *conn)
         .await?;
         let steps = self
             .engine
@@ -296,11 +321,9 @@ impl SagaService for SagaApi {
         let order_id = request.into_inner().order_id;
         let result = async {
             validate_order_id(&order_id)?;
-            let mut conn = self.pool.acquire().await?;
-            let saga = SagaState::load(&mut conn, &order_id, false)
+            self.read(&order_id)
                 .await?
-                .ok_or_else(|| Error::NotFound(format!("saga for order {order_id}")))?;
-            self.describe(saga).await
+                .ok_or_else(|| Error::NotFound(format!("saga for order {order_id}")))
         }
         .await;
         result.map(Response::new).map_err(gendan_grpc::into_status)
@@ -323,10 +346,9 @@ impl SagaService for SagaApi {
             .fetch_all(&self.pool)
             .await?;
             let mut sagas = Vec::with_capacity(ids.len());
-            let mut conn = self.pool.acquire().await?;
             for id in ids {
-                if let Some(saga) = SagaState::load(&mut conn, &id, false).await? {
-                    sagas.push(self.describe(saga).await?);
+                if let Some(saga) = self.read(&id).await? {
+                    sagas.push(saga);
                 }
             }
             Ok::<_, Error>(v1::ListStalledResponse { sagas })
