@@ -219,17 +219,26 @@ async fn domestic_and_export_orders_go_from_received_to_closed_in_one_trace() {
     for order_id in [&export_id, &domestic_id] {
         let closed = wait_closed(&world.clients, order_id).await;
         assert_eq!(closed.phase, Phase::Closed as i32);
-        let timeline = world
-            .clients
-            .orders
-            .clone()
-            .get_timeline(v1::GetTimelineRequest {
-                order_id: order_id.clone(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .entries;
+        // The timeline records events as they arrive; the last phase change
+        // may land just after the close command did.
+        let timeline = eventually(WAIT, "the whole story on the timeline", || {
+            let mut orders = world.clients.orders.clone();
+            let order_id = order_id.clone();
+            async move {
+                let entries = orders
+                    .get_timeline(v1::GetTimelineRequest { order_id })
+                    .await
+                    .ok()?
+                    .into_inner()
+                    .entries;
+                let told = entries
+                    .iter()
+                    .any(|e| e.r#type == v1::SagaCompleted::TYPE_NAME);
+                told.then_some(entries)
+            }
+        })
+        .await
+        .unwrap();
         // Every phase, in order.
         assert_eq!(
             phase_targets(&timeline),
