@@ -384,3 +384,76 @@ async fn streams_and_consumers_are_declared_idempotently_and_follow_new_settings
     assert_eq!(info.config.ack_wait, Duration::from_secs(42));
     assert_eq!(info.config.filter_subject, "gendan.evt.orders.>");
 }
+
+/// Acts only on `OrderConfirmed`.
+struct Picky;
+
+impl Handler for Picky {
+    fn handles(&self, message: &Incoming) -> bool {
+        message.is::<v1::OrderConfirmed>()
+    }
+
+    async fn handle(
+        &self,
+        conn: &mut PgConnection,
+        message: &Incoming,
+    ) -> Result<(), HandlerError> {
+        sqlx::query("INSERT INTO effects (event_id, order_id) VALUES ($1, $2)")
+            .bind(&message.envelope.event_id)
+            .bind(message.order_id())
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn events_a_handler_does_not_act_on_are_acked_without_database_work() {
+    let (_db, _nats, pool, bus) = setup().await;
+    let settings = ConsumerSettings::new(streams::EVENTS, "probe-picky", "gendan.evt.>");
+    let cancel = CancellationToken::new();
+    let consumer = Consumer::new(bus.clone(), pool.clone(), settings, Picky);
+    let mut info_handle = consumer.ensure().await.unwrap();
+    tokio::spawn(consumer.run(cancel.clone()));
+
+    let other = Outgoing::event(
+        "orders",
+        "order-7",
+        &v1::OrderAccepted {
+            order_id: "order-7".into(),
+            accepted_by: "buyer".into(),
+            note: String::new(),
+        },
+        &Cause::root("order-7"),
+    );
+    bus.publish(&other).await.unwrap();
+    bus.publish(&confirmed("order-7")).await.unwrap();
+    eventually(WAIT, "both acknowledged", || {
+        let mut info_handle = info_handle.clone();
+        async move {
+            let info = info_handle.info().await.ok()?;
+            (info.num_pending == 0
+                && info.num_ack_pending == 0
+                && info.delivered.stream_sequence >= 2)
+                .then_some(())
+        }
+    })
+    .await
+    .unwrap();
+    let _ = info_handle.info().await.unwrap();
+    assert_eq!(effects(&pool).await, 1);
+    let inbox: Vec<String> =
+        sqlx::query_scalar("SELECT message_id FROM inbox WHERE consumer = 'probe-picky'")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(inbox, vec![confirmed_id(&pool).await]);
+    cancel.cancel();
+}
+
+async fn confirmed_id(pool: &PgPool) -> String {
+    sqlx::query_scalar("SELECT event_id FROM effects")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}

@@ -54,6 +54,13 @@ impl From<sqlx::Error> for HandlerError {
 /// transaction). Writing follow-up messages to the outbox on the same
 /// connection makes effect and announcement atomic.
 pub trait Handler: Send + Sync + 'static {
+    /// Whether this handler acts on `message` at all. A consumer that sees
+    /// every domain event acks the others without touching the database
+    /// (no transaction work, no inbox row: they have no effect to guard).
+    fn handles(&self, _message: &Incoming) -> bool {
+        true
+    }
+
     fn handle(
         &self,
         conn: &mut PgConnection,
@@ -267,6 +274,10 @@ impl<H: Handler> Consumer<H> {
         let mut tx = self.pool.begin().await?;
         let mut outcomes = Vec::with_capacity(batch.len());
         for (_, incoming) in batch {
+            if !self.handler.handles(incoming) {
+                outcomes.push(Outcome::Done);
+                continue;
+            }
             let span = tracing::info_span!(
                 "message.handle",
                 otel.name = %format!("handle {}", incoming.envelope.r#type),

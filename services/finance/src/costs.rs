@@ -44,6 +44,12 @@ pub struct Entry {
 pub struct CostHandler;
 
 impl Handler for CostHandler {
+    fn handles(&self, message: &Incoming) -> bool {
+        message.is::<PurchaseOrderPlaced>()
+            || message.is::<WorkOrderCompleted>()
+            || message.is::<ShipmentBooked>()
+    }
+
     async fn handle(
         &self,
         conn: &mut PgConnection,

@@ -34,6 +34,10 @@ use crate::{SERVICE, catalog, milli_to_f64, validate};
 pub struct InspectionHandler;
 
 impl Handler for InspectionHandler {
+    fn handles(&self, message: &Incoming) -> bool {
+        message.is::<IncomingInspectionPassed>() || message.is::<IncomingInspectionFailed>()
+    }
+
     async fn handle(
         &self,
         conn: &mut PgConnection,

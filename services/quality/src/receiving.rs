@@ -23,6 +23,10 @@ use crate::{SERVICE, plans};
 pub struct ReceivingHandler;
 
 impl Handler for ReceivingHandler {
+    fn handles(&self, message: &Incoming) -> bool {
+        message.is::<GoodsReceived>()
+    }
+
     async fn handle(
         &self,
         conn: &mut PgConnection,

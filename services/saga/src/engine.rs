@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, NaiveTime, Utc};
 use gendan_messaging::{Cause, HandlerError, Incoming, Outgoing};
-use gendan_proto::date_to_string;
 use gendan_proto::v1::{self, Phase};
+use gendan_proto::{TypeName, date_to_string};
 use sqlx::PgConnection;
 
 use crate::clock::Clock;
@@ -54,6 +54,13 @@ impl Engine {
         self.clock.now()
     }
 
+    /// Whether an event of `type_name` can change a saga.
+    pub fn reacts_to(&self, type_name: &str) -> bool {
+        type_name == v1::OrderCreated::TYPE_NAME
+            || effects::INFORMING.contains(&type_name)
+            || self.workflow.awaits(type_name)
+    }
+
     /// Handles one event from `gendan.evt.>`.
     pub async fn on_event(
         &self,
@@ -63,9 +70,7 @@ impl Engine {
         if incoming.is::<v1::OrderCreated>() {
             return self.start(conn, incoming).await;
         }
-        let relevant = effects::INFORMING.contains(&incoming.type_name())
-            || self.workflow.awaits(incoming.type_name());
-        if !relevant || incoming.order_id().is_empty() {
+        if !self.reacts_to(incoming.type_name()) || incoming.order_id().is_empty() {
             return Ok(());
         }
         let Some(mut saga) = SagaState::load(conn, incoming.order_id(), true).await? else {

@@ -105,6 +105,10 @@ struct EventHandler {
 }
 
 impl Handler for EventHandler {
+    fn handles(&self, message: &Incoming) -> bool {
+        self.engine.reacts_to(message.type_name())
+    }
+
     async fn handle(
         &self,
         conn: &mut PgConnection,
