@@ -254,6 +254,14 @@ impl World {
                     world.inspect(event.inspection_id, event.sample_size).await
                 });
             }
+        } else if is::<v1::InProcessInspectionOpened>(envelope) {
+            let event: v1::InProcessInspectionOpened = decode(envelope)?;
+            if self.first(format!("qa:{}", event.inspection_id)) {
+                let world = self.clone();
+                self.react("qa", order_id, async move {
+                    world.inspect(event.inspection_id, event.sample_size).await
+                });
+            }
         } else if is::<v1::PackingListReady>(envelope) {
             let event: v1::PackingListReady = decode(envelope)?;
             if self.first(format!("pack:{}", event.order_id)) {

@@ -10,4 +10,7 @@ type_names!(
     IncomingInspectionFailed,
     IncomingInspectionOpened,
     NonconformanceClosed,
+    InProcessInspectionOpened,
+    InProcessInspectionPassed,
+    InProcessInspectionFailed,
 );
