@@ -1,7 +1,8 @@
 //! The quality service against real NATS and PostgreSQL: final inspections
 //! requested by the saga, results recorded by QA over gRPC (pass, fail with
 //! a nonconformance, recording twice), incoming inspections opened from
-//! procurement's goods receipts, and validation errors that name the field.
+//! procurement's goods receipts, in-process inspections opened from
+//! production's stage progress, and validation errors that name the field.
 
 use std::time::Duration;
 
@@ -11,11 +12,12 @@ use gendan_proto::v1::quality_service_client::QualityServiceClient;
 use gendan_proto::v1::{
     CloseNonconformanceRequest, DefectClass, DefectCount, FinalInspectionFailed,
     FinalInspectionOpened, FinalInspectionPassed, GetInspectionPlanRequest, GetInspectionRequest,
-    GetSamplingPlanRequest, GoodsReceived, IncomingInspectionFailed, IncomingInspectionOpened,
-    IncomingInspectionPassed, IncomingInspectionPlan, InspectionPlan, InspectionStatus,
-    ListInspectionsRequest, ListNonconformancesRequest, MaterialsReady, NonconformanceClosed,
-    NonconformanceDisposition, NonconformanceStatus, ProductQuantity,
-    RecordInspectionResultRequest, RequestFinalInspection,
+    GetSamplingPlanRequest, GoodsReceived, InProcessInspectionFailed, InProcessInspectionOpened,
+    InProcessInspectionPassed, IncomingInspectionFailed, IncomingInspectionOpened,
+    IncomingInspectionPassed, IncomingInspectionPlan, InspectionKind, InspectionPlan,
+    InspectionStatus, ListInspectionsRequest, ListNonconformancesRequest, MaterialsReady,
+    NonconformanceClosed, NonconformanceDisposition, NonconformanceStatus, ProductQuantity,
+    RecordInspectionResultRequest, RequestFinalInspection, WorkOrderProgressed,
 };
 use gendan_quality::Application;
 use gendan_tests::{SubjectReader, TestDb, TestNats};
@@ -98,6 +100,17 @@ impl Quality {
         payload: &M,
     ) -> anyhow::Result<()> {
         let message = Outgoing::event("procurement", order_id, payload, &Cause::root(order_id));
+        self.bus.publish(&message).await?;
+        Ok(())
+    }
+
+    /// Publishes a production event as production would.
+    async fn production<M: prost::Message + TypeName>(
+        &self,
+        order_id: &str,
+        payload: &M,
+    ) -> anyhow::Result<()> {
+        let message = Outgoing::event("production", order_id, payload, &Cause::root(order_id));
         self.bus.publish(&message).await?;
         Ok(())
     }
@@ -500,6 +513,196 @@ async fn goods_received_opens_an_incoming_inspection() -> anyhow::Result<()> {
         &quality.nats.url,
         streams::DEAD_LETTERS,
         &subjects::dead_letter(gendan_quality::PROCUREMENT_CONSUMER),
+    )
+    .await?;
+    assert!(dead.next(Duration::from_millis(500)).await?.is_none());
+
+    quality.stop().await
+}
+
+fn progressed(order_id: &str, product: &str, stage: &str, good: u32) -> WorkOrderProgressed {
+    WorkOrderProgressed {
+        order_id: order_id.to_owned(),
+        work_order_id: format!("wo-{order_id}"),
+        product: product.to_owned(),
+        stage: stage.to_owned(),
+        good_quantity: good,
+        scrap_quantity: 0,
+        progress: 0.3,
+        projected_end: "2026-04-01".to_owned(),
+    }
+}
+
+#[tokio::test]
+async fn planned_stage_progress_opens_one_in_process_inspection() -> anyhow::Result<()> {
+    let mut quality = Quality::start().await?;
+    quality
+        .client
+        .set_inspection_plan(InspectionPlan {
+            product: "shirt".into(),
+            critical_aql: Some(0.0),
+            major_aql: Some(2.5),
+            minor_aql: Some(4.0),
+            in_process_stages: vec!["sewing".into()],
+            is_default: false,
+        })
+        .await?;
+
+    // A stage outside the plan, and the planned stage before any good unit:
+    // nothing to inspect.
+    quality
+        .production("o-ip", &progressed("o-ip", "shirt", "cutting", 150))
+        .await?;
+    quality
+        .production("o-ip", &progressed("o-ip", "shirt", "sewing", 0))
+        .await?;
+    // The first report with good units opens the inspection; the next
+    // report of the stage (more units) opens nothing.
+    quality
+        .production("o-ip", &progressed("o-ip", "shirt", "sewing", 120))
+        .await?;
+    quality
+        .production("o-ip", &progressed("o-ip", "shirt", "sewing", 200))
+        .await?;
+    // Another order's stage, published last: once its inspection is
+    // announced, every report above has been handled.
+    quality
+        .production("o-ip2", &progressed("o-ip2", "shirt", "sewing", 10))
+        .await?;
+
+    // 120 units: F, n 20.
+    let opened: InProcessInspectionOpened = quality.next().await?;
+    assert_eq!(
+        (
+            opened.order_id.as_str(),
+            opened.product.as_str(),
+            opened.stage.as_str(),
+            opened.lot_size,
+            opened.code_letter.as_str(),
+            opened.sample_size
+        ),
+        ("o-ip", "shirt", "sewing", 120, "F", 20)
+    );
+    let other: InProcessInspectionOpened = quality.next().await?;
+    assert_eq!((other.order_id.as_str(), other.lot_size), ("o-ip2", 10));
+    assert_eq!(
+        quality
+            .count(
+                "SELECT count(*) FROM inspections WHERE kind = 'in_process' AND order_id = 'o-ip'"
+            )
+            .await,
+        1
+    );
+    assert_eq!(
+        quality
+            .count("SELECT count(*) FROM inspections WHERE kind = 'in_process'")
+            .await,
+        2
+    );
+
+    let inspection = quality
+        .client
+        .get_inspection(GetInspectionRequest {
+            inspection_id: opened.inspection_id.clone(),
+        })
+        .await?
+        .into_inner();
+    assert_eq!(inspection.kind, InspectionKind::InProcess as i32);
+    assert_eq!(inspection.stage, "sewing");
+    assert_eq!(inspection.status, InspectionStatus::Open as i32);
+    assert_eq!(
+        inspection
+            .items
+            .iter()
+            .map(|item| (item.product.as_str(), item.quantity))
+            .collect::<Vec<_>>(),
+        [("shirt", 120)]
+    );
+    assert_eq!(inspection.classes.len(), 3);
+
+    // A critical defect fails the stage's lot: a nonconformance is opened.
+    quality
+        .client
+        .record_inspection_result(result(
+            &opened.inspection_id,
+            20,
+            vec![defect(DefectClass::Critical, 1, "needle fragment")],
+        ))
+        .await?;
+    let failed: InProcessInspectionFailed = quality.next().await?;
+    assert_eq!(
+        (
+            failed.order_id.as_str(),
+            failed.inspection_id.as_str(),
+            failed.product.as_str(),
+            failed.stage.as_str()
+        ),
+        ("o-ip", opened.inspection_id.as_str(), "shirt", "sewing")
+    );
+    assert!(
+        failed.summary.contains("needle fragment"),
+        "{}",
+        failed.summary
+    );
+    let nonconformances = quality
+        .client
+        .list_nonconformances(ListNonconformancesRequest {
+            order_id: "o-ip".into(),
+            open_only: true,
+        })
+        .await?
+        .into_inner()
+        .nonconformances;
+    assert_eq!(nonconformances.len(), 1);
+    assert_eq!(
+        nonconformances[0].nonconformance_id,
+        failed.nonconformance_id
+    );
+    assert_eq!(nonconformances[0].kind, InspectionKind::InProcess as i32);
+
+    // The stage reported again after the failure opens nothing new.
+    quality
+        .production("o-ip", &progressed("o-ip", "shirt", "sewing", 260))
+        .await?;
+    quality
+        .production("o-ip3", &progressed("o-ip3", "shirt", "sewing", 5))
+        .await?;
+    let third: InProcessInspectionOpened = quality.next().await?;
+    assert_eq!(third.order_id, "o-ip3");
+    assert_eq!(
+        quality
+            .count(
+                "SELECT count(*) FROM inspections WHERE kind = 'in_process' AND order_id = 'o-ip'"
+            )
+            .await,
+        1
+    );
+
+    // A clean sample passes the other order's stage.
+    quality
+        .client
+        .record_inspection_result(result(&other.inspection_id, other.sample_size, vec![]))
+        .await?;
+    let passed: InProcessInspectionPassed = quality.next().await?;
+    assert_eq!(
+        (
+            passed.order_id.as_str(),
+            passed.inspection_id.as_str(),
+            passed.stage.as_str()
+        ),
+        ("o-ip2", other.inspection_id.as_str(), "sewing")
+    );
+    assert_eq!(
+        quality
+            .count("SELECT count(*) FROM inspections WHERE kind = 'in_process'")
+            .await,
+        3
+    );
+
+    let mut dead = SubjectReader::open(
+        &quality.nats.url,
+        streams::DEAD_LETTERS,
+        &subjects::dead_letter(gendan_quality::PRODUCTION_CONSUMER),
     )
     .await?;
     assert!(dead.next(Duration::from_millis(500)).await?.is_none());

@@ -125,6 +125,8 @@ async fn request_final_inspection(
                     purchase_order_id: String::new(),
                     material: String::new(),
                     lot: String::new(),
+                    product: String::new(),
+                    stage: String::new(),
                     supplier: String::new(),
                     lot_size,
                     classes,

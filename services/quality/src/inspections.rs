@@ -19,6 +19,7 @@ use gendan_messaging::{Cause, Outgoing, outbox};
 use gendan_proto::timestamp_from;
 use gendan_proto::v1::{
     self, DefectClass, FinalInspectionFailed, FinalInspectionOpened, FinalInspectionPassed,
+    InProcessInspectionFailed, InProcessInspectionOpened, InProcessInspectionPassed,
     IncomingInspectionFailed, IncomingInspectionOpened, IncomingInspectionPassed, InspectionKind,
     InspectionStatus, NonconformanceStatus,
 };
@@ -31,6 +32,7 @@ use crate::{Error, Result, SERVICE};
 
 pub const KIND_FINAL: &str = "final";
 pub const KIND_INCOMING: &str = "incoming";
+pub const KIND_IN_PROCESS: &str = "in_process";
 pub const STATUS_OPEN: &str = "open";
 pub const STATUS_PASSED: &str = "passed";
 pub const STATUS_FAILED: &str = "failed";
@@ -44,6 +46,15 @@ pub fn class_code(class: DefectClass) -> &'static str {
         DefectClass::Major => "major",
         DefectClass::Minor => "minor",
         DefectClass::Unspecified => "unspecified",
+    }
+}
+
+pub fn kind_proto(kind: &str) -> InspectionKind {
+    match kind {
+        KIND_FINAL => InspectionKind::Final,
+        KIND_INCOMING => InspectionKind::Incoming,
+        KIND_IN_PROCESS => InspectionKind::InProcess,
+        _ => InspectionKind::Unspecified,
     }
 }
 
@@ -88,6 +99,9 @@ pub struct NewInspection {
     pub material: String,
     pub lot: String,
     pub supplier: String,
+    /// In-process inspections: the product and routing stage.
+    pub product: String,
+    pub stage: String,
     pub lot_size: u32,
     pub classes: Vec<ClassPlan>,
     /// The message that opened it and its trace.
@@ -104,6 +118,8 @@ pub struct Inspection {
     pub material: String,
     pub lot: String,
     pub supplier: String,
+    pub product: String,
+    pub stage: String,
     pub lot_size: i64,
     pub code_letter: String,
     pub sample_size: i64,
@@ -182,8 +198,9 @@ pub async fn insert(conn: &mut PgConnection, new: &NewInspection) -> Result<Insp
     let code_letter = sampling::CODE_LETTERS[sampling::code_letter_row(new.lot_size)].to_string();
     sqlx::query(
         "INSERT INTO inspections (inspection_id, kind, order_id, purchase_order_id, material, lot, \
-           supplier, lot_size, code_letter, sample_size, status, cause_event_id, traceparent) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'open', $11, $12)",
+           supplier, lot_size, code_letter, sample_size, status, cause_event_id, traceparent, \
+           product, stage) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'open', $11, $12, $13, $14)",
     )
     .bind(inspection_id)
     .bind(new.kind)
@@ -197,6 +214,8 @@ pub async fn insert(conn: &mut PgConnection, new: &NewInspection) -> Result<Insp
     .bind(i64::from(sample_size))
     .bind(&new.cause_event_id)
     .bind(new.traceparent.as_deref())
+    .bind(&new.product)
+    .bind(&new.stage)
     .execute(&mut *conn)
     .await?;
     for (seq, (product, quantity)) in new.items.iter().enumerate() {
@@ -231,7 +250,7 @@ pub async fn insert(conn: &mut PgConnection, new: &NewInspection) -> Result<Insp
 }
 
 const SELECT_INSPECTION: &str = "SELECT i.inspection_id, i.kind, i.order_id, i.purchase_order_id, \
-       i.material, i.lot, i.supplier, i.lot_size, i.code_letter, i.sample_size, i.status, \
+       i.material, i.lot, i.supplier, i.product, i.stage, i.lot_size, i.code_letter, i.sample_size, i.status, \
        i.inspector, i.sample_inspected, i.cause_event_id, i.traceparent, i.opened_at, \
        i.recorded_at, n.nonconformance_id \
      FROM inspections i LEFT JOIN nonconformances n ON n.inspection_id = i.inspection_id";
@@ -320,6 +339,30 @@ pub async fn find_incoming(
         .bind(purchase_order_id)
         .bind(material)
         .bind(lot)
+        .fetch_optional(&mut *conn)
+        .await?;
+    match row {
+        Some(inspection) => Ok(Some(with_details(conn, inspection).await?)),
+        None => Ok(None),
+    }
+}
+
+/// The in-process inspection of an order's product at a stage, if one was
+/// opened.
+pub async fn find_in_process(
+    conn: &mut PgConnection,
+    order_id: &str,
+    product: &str,
+    stage: &str,
+) -> Result<Option<Inspection>> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "{SELECT_INSPECTION} WHERE i.kind = 'in_process' AND i.order_id = $1 \
+         AND i.product = $2 AND i.stage = $3"
+    ));
+    let row: Option<Inspection> = sqlx::query_as(sql)
+        .bind(order_id)
+        .bind(product)
+        .bind(stage)
         .fetch_optional(&mut *conn)
         .await?;
     match row {
@@ -605,6 +648,30 @@ async fn result_event(
                 &cause,
             )
         }
+        (KIND_IN_PROCESS, true) => Outgoing::event(
+            SERVICE,
+            order_id,
+            &InProcessInspectionPassed {
+                order_id: order_id.to_owned(),
+                inspection_id,
+                product: inspection.product.clone(),
+                stage: inspection.stage.clone(),
+            },
+            &cause,
+        ),
+        (KIND_IN_PROCESS, false) => Outgoing::event(
+            SERVICE,
+            order_id,
+            &InProcessInspectionFailed {
+                order_id: order_id.to_owned(),
+                inspection_id,
+                product: inspection.product.clone(),
+                stage: inspection.stage.clone(),
+                nonconformance_id,
+                summary: verdict.summary.clone(),
+            },
+            &cause,
+        ),
         (_, true) => Outgoing::event(
             SERVICE,
             order_id,
@@ -662,12 +729,20 @@ pub fn incoming_opened_event(inspection: &Inspection) -> IncomingInspectionOpene
     }
 }
 
+pub fn in_process_opened_event(inspection: &Inspection) -> InProcessInspectionOpened {
+    InProcessInspectionOpened {
+        order_id: inspection.order_id.clone(),
+        inspection_id: inspection.inspection_id.to_string(),
+        product: inspection.product.clone(),
+        stage: inspection.stage.clone(),
+        lot_size: to_u32(inspection.lot_size),
+        sample_size: to_u32(inspection.sample_size),
+        code_letter: inspection.code_letter.clone(),
+    }
+}
+
 pub fn to_proto(inspection: &Inspection) -> v1::Inspection {
-    let kind = if inspection.kind == KIND_FINAL {
-        InspectionKind::Final
-    } else {
-        InspectionKind::Incoming
-    };
+    let kind = kind_proto(&inspection.kind);
     let status = match inspection.status.as_str() {
         STATUS_OPEN => InspectionStatus::Open,
         STATUS_PASSED => InspectionStatus::Passed,
@@ -725,6 +800,7 @@ pub fn to_proto(inspection: &Inspection) -> v1::Inspection {
             .unwrap_or_default(),
         opened_at: Some(timestamp_from(inspection.opened_at)),
         recorded_at: inspection.recorded_at.map(timestamp_from),
+        stage: inspection.stage.clone(),
     }
 }
 
@@ -810,11 +886,7 @@ pub async fn close_nonconformance(
 }
 
 pub fn nonconformance_proto(row: &Nonconformance) -> v1::Nonconformance {
-    let kind = if row.kind == KIND_FINAL {
-        InspectionKind::Final
-    } else {
-        InspectionKind::Incoming
-    };
+    let kind = kind_proto(&row.kind);
     let status = if row.status == "closed" {
         NonconformanceStatus::Closed
     } else {

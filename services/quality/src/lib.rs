@@ -1,5 +1,6 @@
-//! The quality service: inspection plans, ISO 2859-1 sampling, final and
-//! incoming inspections, and the nonconformance records of failed ones.
+//! The quality service: inspection plans, ISO 2859-1 sampling, final,
+//! incoming and in-process inspections, and the nonconformance records of
+//! failed ones.
 //!
 //! How data flows through the modules:
 //! - [`sampling`] is ISO 2859-1 (normal inspection, general level II) as
@@ -12,6 +13,9 @@
 //!   and answers `FinalInspectionOpened`.
 //! - [`receiving`] consumes procurement's events (`gendan.evt.procurement.*`)
 //!   and opens an incoming inspection for every `GoodsReceived` lot.
+//! - [`in_process`] consumes production's events (`gendan.evt.production.*`)
+//!   and opens one in-process inspection per order, product and stage the
+//!   product's plan names, on the first `WorkOrderProgressed` with good units.
 //! - [`api`] serves `gendan.v1.QualityService`: QA records results there
 //!   ([`inspections`] judges them against the plan, stores them, and on a
 //!   failure opens a nonconformance), reads inspections, closes
@@ -21,6 +25,7 @@
 
 pub mod api;
 pub mod commands;
+pub mod in_process;
 pub mod inspections;
 pub mod plans;
 pub mod receiving;
@@ -43,6 +48,10 @@ pub const COMMANDS_CONSUMER: &str = "quality-commands";
 pub const PROCUREMENT_CONSUMER: &str = "quality-procurement";
 /// What that consumer reads.
 pub const PROCUREMENT_EVENTS: &str = "gendan.evt.procurement.>";
+/// Durable consumer of production's events (stage progress).
+pub const PRODUCTION_CONSUMER: &str = "quality-production";
+/// What that consumer reads.
+pub const PRODUCTION_EVENTS: &str = "gendan.evt.production.>";
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -119,7 +128,7 @@ impl Application {
         &self.foundation.pool
     }
 
-    /// Runs the gRPC server, the outbox relay and both consumers until
+    /// Runs the gRPC server, the outbox relay and the consumers until
     /// `cancel` fires or one of them fails; the first error is returned.
     pub async fn run_until_stopped(self, cancel: CancellationToken) -> Result<()> {
         let foundation = self.foundation;
@@ -137,9 +146,14 @@ impl Application {
             ConsumerSettings::new(streams::EVENTS, PROCUREMENT_CONSUMER, PROCUREMENT_EVENTS),
             receiving::ReceivingHandler,
         );
+        let production = foundation.consumer(
+            ConsumerSettings::new(streams::EVENTS, PRODUCTION_CONSUMER, PRODUCTION_EVENTS),
+            in_process::ProductionHandler,
+        );
         supervisor.spawn("outbox relay", foundation.relay().run(supervisor.token()));
         supervisor.spawn("commands consumer", commands.run(supervisor.token()));
         supervisor.spawn("procurement consumer", receiving.run(supervisor.token()));
+        supervisor.spawn("production consumer", production.run(supervisor.token()));
         supervisor.spawn(
             "grpc server",
             gendan_grpc::serve(foundation.listener, api, supervisor.token()),

@@ -140,6 +140,8 @@ async fn goods_received(
                     purchase_order_id: receipt.purchase_order_id.clone(),
                     material: receipt.material.clone(),
                     lot: receipt.lot.clone(),
+                    product: String::new(),
+                    stage: String::new(),
                     supplier: receipt.supplier.clone(),
                     lot_size: receipt.lot_size,
                     classes,
