@@ -89,10 +89,16 @@ impl ProductionApi {
         if order_id.is_empty() {
             return Err(FieldError::new("order_id", "must not be empty").into());
         }
-        let mut conn = self.pool.acquire().await?;
-        let work_order = work_orders::find(&mut conn, order_id, false)
+        // The work order and its stages from one snapshot, so a reader
+        // never sees a stage completed under a work order still running.
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await?;
+        let work_order = work_orders::find(&mut tx, order_id, false)
             .await?
             .ok_or_else(|| Error::WorkOrderNotFound(order_id.to_owned()))?;
+        tx.commit().await?;
         Ok(work_orders::to_proto(&work_order))
     }
 }
