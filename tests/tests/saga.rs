@@ -111,6 +111,24 @@ async fn order_created(bus: &Bus, order_id: &str, order: v1::Order) {
     publish_event(bus, "procurement", order_id, &in_stock).await;
 }
 
+/// Publishes answers about one order as the department named would.
+struct Replies {
+    bus: Bus,
+    order_id: String,
+}
+
+impl Replies {
+    async fn send<M: prost::Message + TypeName>(&self, service: &str, payload: &M) {
+        let event = Outgoing::event(
+            service,
+            &self.order_id,
+            payload,
+            &Cause::root(&self.order_id),
+        );
+        self.bus.publish(&event).await.unwrap();
+    }
+}
+
 /// Finance opens the receivable (no deposit) and procurement has the
 /// materials in, as those services would answer.
 async fn materials_and_receivable(bus: &Bus, order_id: &str) {
@@ -931,81 +949,59 @@ async fn the_whole_workflow_runs_through_twelve_phases_with_its_parallel_branche
     let id = order_id.clone();
     let today = Utc::now().date_naive();
     let day = |n: i64| gendan_proto::date_to_string(today + chrono::Duration::days(n));
+    let replies = Replies {
+        bus: bus.clone(),
+        order_id: order_id.clone(),
+    };
     order_created(&bus, &order_id, sample_order(&order_id)).await;
 
-    // Every answer is published as the service named would publish it.
-    let send = |_service: &'static str, message: Outgoing| {
-        let bus = bus.clone();
-        async move { bus.publish(&message).await.unwrap() }
-    };
-    let cause = Cause::root(&order_id);
     // Review.
-    send(
-        "production",
-        Outgoing::event(
+    replies
+        .send(
             "production",
-            &id,
             &capacity(&id, today + chrono::Duration::days(10), true),
-            &cause,
-        ),
-    )
-    .await;
-    send(
-        "orders",
-        Outgoing::event(
+        )
+        .await;
+    replies
+        .send(
             "orders",
-            &id,
             &v1::OrderConfirmed {
                 order_id: id.clone(),
                 promised_delivery_date: day(30),
             },
-            &cause,
-        ),
-    )
-    .await;
+        )
+        .await;
     // Confirmed: the terms ask for a deposit.
-    send(
-        "finance",
-        Outgoing::event(
+    replies
+        .send(
             "finance",
-            &id,
             &v1::ReceivableOpened {
                 order_id: id.clone(),
                 deposit_required: true,
                 ..Default::default()
             },
-            &cause,
-        ),
-    )
-    .await;
-    send(
-        "production",
-        Outgoing::event(
+        )
+        .await;
+    replies
+        .send(
             "production",
-            &id,
             &v1::WorkOrderPlanned {
                 order_id: id.clone(),
                 planned_end: day(12),
                 ..Default::default()
             },
-            &cause,
-        ),
-    )
-    .await;
-    send(
-        "procurement",
-        Outgoing::event(
+        )
+        .await;
+    replies
+        .send(
             "procurement",
-            &id,
             &v1::MaterialsOrdered {
                 order_id: id.clone(),
                 expected_ready_date: day(3),
                 ..Default::default()
             },
-            &cause,
-        ),
-    )
-    .await;
+        )
+        .await;
 
     // Materials and the deposit run side by side; production waits for both.
     let both = wait_for(
@@ -1019,19 +1015,15 @@ async fn the_whole_workflow_runs_through_twelve_phases_with_its_parallel_branche
     )
     .await;
     assert_eq!(both.phase, Phase::Materials as i32);
-    send(
-        "procurement",
-        Outgoing::event(
+    replies
+        .send(
             "procurement",
-            &id,
             &v1::MaterialsReady {
                 order_id: id.clone(),
                 ready_on: day(3),
             },
-            &cause,
-        ),
-    )
-    .await;
+        )
+        .await;
     let still = wait_for(&client, &order_id, "materials in", |s| {
         step(s, "materials_ready").status == "done"
     })
@@ -1041,78 +1033,58 @@ async fn the_whole_workflow_runs_through_twelve_phases_with_its_parallel_branche
         Phase::Materials as i32,
         "production must wait for the deposit"
     );
-    send(
-        "finance",
-        Outgoing::event(
+    replies
+        .send(
             "finance",
-            &id,
             &v1::DepositReceived {
                 order_id: id.clone(),
                 amount_minor: 15000,
                 received_on: day(1),
             },
-            &cause,
-        ),
-    )
-    .await;
+        )
+        .await;
     wait_for(&client, &order_id, "in production", |s| {
         s.phase == Phase::Production as i32
     })
     .await;
 
-    send(
-        "production",
-        Outgoing::event(
+    replies
+        .send(
             "production",
-            &id,
             &v1::WorkOrderCompleted {
                 order_id: id.clone(),
                 completed_on: day(12),
                 ..Default::default()
             },
-            &cause,
-        ),
-    )
-    .await;
-    send(
-        "quality",
-        Outgoing::event(
+        )
+        .await;
+    replies
+        .send(
             "quality",
-            &id,
             &v1::FinalInspectionOpened {
                 order_id: id.clone(),
                 ..Default::default()
             },
-            &cause,
-        ),
-    )
-    .await;
-    send(
-        "quality",
-        Outgoing::event(
+        )
+        .await;
+    replies
+        .send(
             "quality",
-            &id,
             &v1::FinalInspectionPassed {
                 order_id: id.clone(),
                 inspection_id: "i-1".into(),
             },
-            &cause,
-        ),
-    )
-    .await;
-    send(
-        "logistics",
-        Outgoing::event(
+        )
+        .await;
+    replies
+        .send(
             "logistics",
-            &id,
             &v1::PackingListReady {
                 order_id: id.clone(),
                 cartons: 4,
             },
-            &cause,
-        ),
-    )
-    .await;
+        )
+        .await;
 
     // Documents are prepared while packing is being checked.
     let packing = wait_for(
@@ -1124,62 +1096,46 @@ async fn the_whole_workflow_runs_through_twelve_phases_with_its_parallel_branche
     .await;
     assert_eq!(packing.phase, Phase::Packing as i32);
     assert_eq!(step(&packing, "packing_checked").status, "waiting");
-    send(
-        "logistics",
-        Outgoing::event(
+    replies
+        .send(
             "logistics",
-            &id,
             &v1::DocumentsReady {
                 order_id: id.clone(),
                 documents: vec!["commercial_invoice".into()],
             },
-            &cause,
-        ),
-    )
-    .await;
-    send(
-        "logistics",
-        Outgoing::event(
+        )
+        .await;
+    replies
+        .send(
             "logistics",
-            &id,
             &v1::PackingChecked {
                 order_id: id.clone(),
                 matches: true,
                 mismatches: vec![],
             },
-            &cause,
-        ),
-    )
-    .await;
-    send(
-        "logistics",
-        Outgoing::event(
+        )
+        .await;
+    replies
+        .send(
             "logistics",
-            &id,
             &v1::ShipmentBooked {
                 order_id: id.clone(),
                 eta: day(25),
                 etd: day(14),
                 ..Default::default()
             },
-            &cause,
-        ),
-    )
-    .await;
-    send(
-        "logistics",
-        Outgoing::event(
+        )
+        .await;
+    replies
+        .send(
             "logistics",
-            &id,
             &v1::Shipped {
                 order_id: id.clone(),
                 shipped_on: day(14),
                 bill_of_lading: "BL-1".into(),
             },
-            &cause,
-        ),
-    )
-    .await;
+        )
+        .await;
 
     // The balance is invoiced at shipment, while the goods travel.
     let travelling = wait_for(
@@ -1191,74 +1147,56 @@ async fn the_whole_workflow_runs_through_twelve_phases_with_its_parallel_branche
     .await;
     assert_eq!(travelling.phase, Phase::Shipping as i32);
     assert_eq!(travelling.projected_delivery_date, day(25));
-    send(
-        "finance",
-        Outgoing::event(
+    replies
+        .send(
             "finance",
-            &id,
             &v1::InvoiceIssued {
                 order_id: id.clone(),
                 kind: "balance".into(),
                 ..Default::default()
             },
-            &cause,
-        ),
-    )
-    .await;
-    send(
-        "logistics",
-        Outgoing::event(
+        )
+        .await;
+    replies
+        .send(
             "logistics",
-            &id,
             &v1::Delivered {
                 order_id: id.clone(),
                 delivered_on: day(24),
                 proof_of_delivery: "POD".into(),
             },
-            &cause,
-        ),
-    )
-    .await;
+        )
+        .await;
     wait_for(&client, &order_id, "awaiting acceptance", |s| {
         s.phase == Phase::Acceptance as i32
     })
     .await;
-    send(
-        "orders",
-        Outgoing::event(
+    replies
+        .send(
             "orders",
-            &id,
             &v1::OrderAccepted {
                 order_id: id.clone(),
                 accepted_by: "buyer".into(),
                 note: String::new(),
             },
-            &cause,
-        ),
-    )
-    .await;
-    send(
-        "finance",
-        Outgoing::event(
+        )
+        .await;
+    replies
+        .send(
             "finance",
-            &id,
             &v1::OrderPaidInFull {
                 order_id: id.clone(),
                 paid_on: day(40),
             },
-            &cause,
-        ),
-    )
-    .await;
+        )
+        .await;
     wait_for(&client, &order_id, "closing", |s| {
         step(s, "close_order").status == "waiting"
     })
     .await;
-    send(
-        "orders",
-        Outgoing::event("orders", &id, &v1::OrderClosed { summary: None }, &cause),
-    )
-    .await;
+    replies
+        .send("orders", &v1::OrderClosed { summary: None })
+        .await;
 
     let done = wait_for(&client, &order_id, "completed", |s| s.status == "completed").await;
     assert_eq!(done.phase, Phase::Closed as i32);
@@ -1320,31 +1258,28 @@ async fn terms_payable_on_delivery_invoice_the_balance_at_delivery_not_at_shipme
     .unwrap();
     let order_id = uuid::Uuid::now_v7().to_string();
     let id = order_id.clone();
-    let cause = Cause::root(&order_id);
     let today = Utc::now().date_naive();
     let day = |n: i64| gendan_proto::date_to_string(today + chrono::Duration::days(n));
-    let send = |message: Outgoing| {
-        let bus = bus.clone();
-        async move { bus.publish(&message).await.unwrap() }
+    let replies = Replies {
+        bus: bus.clone(),
+        order_id: order_id.clone(),
     };
     order_created(&bus, &order_id, sample_order(&order_id)).await;
-    send(Outgoing::event(
-        "production",
-        &id,
-        &capacity(&id, today + chrono::Duration::days(5), true),
-        &cause,
-    ))
-    .await;
-    send(Outgoing::event(
-        "orders",
-        &id,
-        &v1::OrderConfirmed {
-            order_id: id.clone(),
-            promised_delivery_date: day(30),
-        },
-        &cause,
-    ))
-    .await;
+    replies
+        .send(
+            "production",
+            &capacity(&id, today + chrono::Duration::days(5), true),
+        )
+        .await;
+    replies
+        .send(
+            "orders",
+            &v1::OrderConfirmed {
+                order_id: id.clone(),
+                promised_delivery_date: day(30),
+            },
+        )
+        .await;
     let on_delivery = v1::ReceivableOpened {
         order_id: id.clone(),
         deposit_required: false,
@@ -1356,124 +1291,113 @@ async fn terms_payable_on_delivery_invoice_the_balance_at_delivery_not_at_shipme
         }],
         ..Default::default()
     };
-    send(Outgoing::event("finance", &id, &on_delivery, &cause)).await;
-    send(Outgoing::event(
-        "production",
-        &id,
-        &v1::WorkOrderPlanned {
-            order_id: id.clone(),
-            planned_end: day(6),
-            ..Default::default()
-        },
-        &cause,
-    ))
-    .await;
-    send(Outgoing::event(
-        "procurement",
-        &id,
-        &v1::MaterialsOrdered {
-            order_id: id.clone(),
-            expected_ready_date: day(1),
-            ..Default::default()
-        },
-        &cause,
-    ))
-    .await;
-    send(Outgoing::event(
-        "procurement",
-        &id,
-        &v1::MaterialsReady {
-            order_id: id.clone(),
-            ready_on: day(1),
-        },
-        &cause,
-    ))
-    .await;
-    send(Outgoing::event(
-        "production",
-        &id,
-        &v1::WorkOrderCompleted {
-            order_id: id.clone(),
-            completed_on: day(6),
-            ..Default::default()
-        },
-        &cause,
-    ))
-    .await;
-    send(Outgoing::event(
-        "quality",
-        &id,
-        &v1::FinalInspectionOpened {
-            order_id: id.clone(),
-            ..Default::default()
-        },
-        &cause,
-    ))
-    .await;
-    send(Outgoing::event(
-        "quality",
-        &id,
-        &v1::FinalInspectionPassed {
-            order_id: id.clone(),
-            inspection_id: "i".into(),
-        },
-        &cause,
-    ))
-    .await;
-    send(Outgoing::event(
-        "logistics",
-        &id,
-        &v1::PackingListReady {
-            order_id: id.clone(),
-            cartons: 1,
-        },
-        &cause,
-    ))
-    .await;
-    send(Outgoing::event(
-        "logistics",
-        &id,
-        &v1::PackingChecked {
-            order_id: id.clone(),
-            matches: true,
-            mismatches: vec![],
-        },
-        &cause,
-    ))
-    .await;
-    send(Outgoing::event(
-        "logistics",
-        &id,
-        &v1::DocumentsReady {
-            order_id: id.clone(),
-            documents: vec![],
-        },
-        &cause,
-    ))
-    .await;
-    send(Outgoing::event(
-        "logistics",
-        &id,
-        &v1::ShipmentBooked {
-            order_id: id.clone(),
-            etd: day(8),
-            eta: day(10),
-            ..Default::default()
-        },
-        &cause,
-    ))
-    .await;
-    send(Outgoing::event(
-        "logistics",
-        &id,
-        &v1::Shipped {
-            order_id: id.clone(),
-            shipped_on: day(8),
-            bill_of_lading: "BL".into(),
-        },
-        &cause,
-    ))
-    .await;
+    replies.send("finance", &on_delivery).await;
+    replies
+        .send(
+            "production",
+            &v1::WorkOrderPlanned {
+                order_id: id.clone(),
+                planned_end: day(6),
+                ..Default::default()
+            },
+        )
+        .await;
+    replies
+        .send(
+            "procurement",
+            &v1::MaterialsOrdered {
+                order_id: id.clone(),
+                expected_ready_date: day(1),
+                ..Default::default()
+            },
+        )
+        .await;
+    replies
+        .send(
+            "procurement",
+            &v1::MaterialsReady {
+                order_id: id.clone(),
+                ready_on: day(1),
+            },
+        )
+        .await;
+    replies
+        .send(
+            "production",
+            &v1::WorkOrderCompleted {
+                order_id: id.clone(),
+                completed_on: day(6),
+                ..Default::default()
+            },
+        )
+        .await;
+    replies
+        .send(
+            "quality",
+            &v1::FinalInspectionOpened {
+                order_id: id.clone(),
+                ..Default::default()
+            },
+        )
+        .await;
+    replies
+        .send(
+            "quality",
+            &v1::FinalInspectionPassed {
+                order_id: id.clone(),
+                inspection_id: "i".into(),
+            },
+        )
+        .await;
+    replies
+        .send(
+            "logistics",
+            &v1::PackingListReady {
+                order_id: id.clone(),
+                cartons: 1,
+            },
+        )
+        .await;
+    replies
+        .send(
+            "logistics",
+            &v1::PackingChecked {
+                order_id: id.clone(),
+                matches: true,
+                mismatches: vec![],
+            },
+        )
+        .await;
+    replies
+        .send(
+            "logistics",
+            &v1::DocumentsReady {
+                order_id: id.clone(),
+                documents: vec![],
+            },
+        )
+        .await;
+    replies
+        .send(
+            "logistics",
+            &v1::ShipmentBooked {
+                order_id: id.clone(),
+                etd: day(8),
+                eta: day(10),
+                ..Default::default()
+            },
+        )
+        .await;
+    replies
+        .send(
+            "logistics",
+            &v1::Shipped {
+                order_id: id.clone(),
+                shipped_on: day(8),
+                bill_of_lading: "BL".into(),
+            },
+        )
+        .await;
 
     let shipped = wait_for(&client, &order_id, "shipped", |s| {
         step(s, "shipped").status == "done"
@@ -1481,17 +1405,16 @@ async fn terms_payable_on_delivery_invoice_the_balance_at_delivery_not_at_shipme
     .await;
     assert_eq!(step(&shipped, "invoice_at_shipment").status, "skipped");
     assert_eq!(step(&shipped, "invoice_at_delivery").status, "pending");
-    send(Outgoing::event(
-        "logistics",
-        &id,
-        &v1::Delivered {
-            order_id: id.clone(),
-            delivered_on: day(10),
-            proof_of_delivery: "POD".into(),
-        },
-        &cause,
-    ))
-    .await;
+    replies
+        .send(
+            "logistics",
+            &v1::Delivered {
+                order_id: id.clone(),
+                delivered_on: day(10),
+                proof_of_delivery: "POD".into(),
+            },
+        )
+        .await;
     let command: v1::InvoiceBalance = finance
         .next_of_type(v1::InvoiceBalance::TYPE_NAME, WAIT)
         .await
@@ -1519,69 +1442,63 @@ async fn a_failed_final_inspection_parks_the_order_and_a_retry_asks_for_a_new_in
         .unwrap();
     let order_id = uuid::Uuid::now_v7().to_string();
     let id = order_id.clone();
-    let cause = Cause::root(&order_id);
     let today = Utc::now().date_naive();
     let day = |n: i64| gendan_proto::date_to_string(today + chrono::Duration::days(n));
-    let send = |message: Outgoing| {
-        let bus = bus.clone();
-        async move { bus.publish(&message).await.unwrap() }
+    let replies = Replies {
+        bus: bus.clone(),
+        order_id: order_id.clone(),
     };
     order_created(&bus, &order_id, sample_order(&order_id)).await;
-    send(Outgoing::event(
-        "production",
-        &id,
-        &capacity(&id, today + chrono::Duration::days(5), true),
-        &cause,
-    ))
-    .await;
-    send(Outgoing::event(
-        "orders",
-        &id,
-        &v1::OrderConfirmed {
-            order_id: id.clone(),
-            promised_delivery_date: day(30),
-        },
-        &cause,
-    ))
-    .await;
-    send(Outgoing::event(
-        "production",
-        &id,
-        &v1::WorkOrderPlanned {
-            order_id: id.clone(),
-            planned_end: day(6),
-            ..Default::default()
-        },
-        &cause,
-    ))
-    .await;
+    replies
+        .send(
+            "production",
+            &capacity(&id, today + chrono::Duration::days(5), true),
+        )
+        .await;
+    replies
+        .send(
+            "orders",
+            &v1::OrderConfirmed {
+                order_id: id.clone(),
+                promised_delivery_date: day(30),
+            },
+        )
+        .await;
+    replies
+        .send(
+            "production",
+            &v1::WorkOrderPlanned {
+                order_id: id.clone(),
+                planned_end: day(6),
+                ..Default::default()
+            },
+        )
+        .await;
     materials_and_receivable(&bus, &order_id).await;
-    send(Outgoing::event(
-        "production",
-        &id,
-        &v1::WorkOrderCompleted {
-            order_id: id.clone(),
-            completed_on: day(6),
-            ..Default::default()
-        },
-        &cause,
-    ))
-    .await;
+    replies
+        .send(
+            "production",
+            &v1::WorkOrderCompleted {
+                order_id: id.clone(),
+                completed_on: day(6),
+                ..Default::default()
+            },
+        )
+        .await;
     quality
         .next_of_type(v1::RequestFinalInspection::TYPE_NAME, WAIT)
         .await
         .unwrap();
-    send(Outgoing::event(
-        "quality",
-        &id,
-        &v1::FinalInspectionOpened {
-            order_id: id.clone(),
-            inspection_id: "i-1".into(),
-            ..Default::default()
-        },
-        &cause,
-    ))
-    .await;
+    replies
+        .send(
+            "quality",
+            &v1::FinalInspectionOpened {
+                order_id: id.clone(),
+                inspection_id: "i-1".into(),
+                ..Default::default()
+            },
+        )
+        .await;
     let failed = v1::FinalInspectionFailed {
         order_id: id.clone(),
         inspection_id: "i-1".into(),
@@ -1589,7 +1506,7 @@ async fn a_failed_final_inspection_parks_the_order_and_a_retry_asks_for_a_new_in
         failures: 1,
         summary: "major 4 in 50 (AQL 2.5: Ac 3 Re 4)".into(),
     };
-    send(Outgoing::event("quality", &id, &failed, &cause)).await;
+    replies.send("quality", &failed).await;
 
     let stalled = wait_for(
         &client,
@@ -1620,27 +1537,25 @@ async fn a_failed_final_inspection_parks_the_order_and_a_retry_asks_for_a_new_in
         .next_of_type(v1::RequestFinalInspection::TYPE_NAME, WAIT)
         .await
         .unwrap();
-    send(Outgoing::event(
-        "quality",
-        &id,
-        &v1::FinalInspectionOpened {
-            order_id: id.clone(),
-            inspection_id: "i-2".into(),
-            ..Default::default()
-        },
-        &cause,
-    ))
-    .await;
-    send(Outgoing::event(
-        "quality",
-        &id,
-        &v1::FinalInspectionPassed {
-            order_id: id.clone(),
-            inspection_id: "i-2".into(),
-        },
-        &cause,
-    ))
-    .await;
+    replies
+        .send(
+            "quality",
+            &v1::FinalInspectionOpened {
+                order_id: id.clone(),
+                inspection_id: "i-2".into(),
+                ..Default::default()
+            },
+        )
+        .await;
+    replies
+        .send(
+            "quality",
+            &v1::FinalInspectionPassed {
+                order_id: id.clone(),
+                inspection_id: "i-2".into(),
+            },
+        )
+        .await;
     wait_for(&client, &order_id, "packing", |s| {
         s.phase == Phase::Packing as i32
     })
