@@ -1,5 +1,15 @@
-//! Settings every service shares, read from defaults and then `GENDAN_*`
-//! environment variables (`__` separates a service prefix from its key).
+//! Settings every service shares, read from defaults, then a TOML file
+//! named by `GENDAN_CONFIG`, then `GENDAN_*` environment variables (`__`
+//! separates a service prefix from its key). In the file the same names
+//! appear without the prefix, in lower case, a service's keys in its table:
+//!
+//! ```toml
+//! database_url = "postgres://gendan@db:5432/gendan"
+//! stream_replicas = 3
+//! [orders]
+//! grpc_addr = "0.0.0.0:50051"
+//! notice_webhook_url = "http://notifier:8080/notices"
+//! ```
 //!
 //! | variable | default |
 //! | --- | --- |
@@ -12,15 +22,17 @@
 //!
 //! The database URL may carry a password; [`Secret`] keeps it out of logs.
 
+use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::OnceLock;
 
 use gendan_storage::DatabaseSettings;
 
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 pub const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
 
-#[derive(Debug, thiserror::Error)]
-#[error("environment variable {name}={value:?}: {problem}")]
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("setting {name}={value:?}: {problem}")]
 pub struct Error {
     pub name: String,
     pub value: String,
@@ -71,6 +83,11 @@ impl Default for Common {
 
 impl Common {
     pub fn from_env() -> Result<Self> {
+        // A settings file that cannot be read is an error, not a silent
+        // fall-back to defaults.
+        if let Err(err) = file_values() {
+            return Err(err.clone());
+        }
         let defaults = Common::default();
         Ok(Common {
             database_url: Secret::new(string(
@@ -117,27 +134,109 @@ impl ServiceSettings {
     }
 }
 
+/// The value of setting `name` (`GENDAN_…`): the environment first, then the
+/// `GENDAN_CONFIG` file.
+pub fn value(name: &str) -> Option<String> {
+    std::env::var(name).ok().or_else(|| {
+        file_values()
+            .as_ref()
+            .ok()
+            .and_then(|values| values.get(name).cloned())
+    })
+}
+
 pub fn string(name: &str, default: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| default.to_owned())
+    value(name).unwrap_or_else(|| default.to_owned())
+}
+
+/// The settings file, read once, as `GENDAN_…` names.
+fn file_values() -> &'static Result<BTreeMap<String, String>, Error> {
+    static VALUES: OnceLock<Result<BTreeMap<String, String>, Error>> = OnceLock::new();
+    VALUES.get_or_init(|| match std::env::var("GENDAN_CONFIG") {
+        Err(_) => Ok(BTreeMap::new()),
+        Ok(path) => {
+            let text = std::fs::read_to_string(&path).map_err(|err| Error {
+                name: "GENDAN_CONFIG".to_owned(),
+                value: path.clone(),
+                problem: format!("cannot read the settings file: {err}"),
+            })?;
+            parse_file(&text).map_err(|problem| Error {
+                name: "GENDAN_CONFIG".to_owned(),
+                value: path,
+                problem,
+            })
+        }
+    })
+}
+
+/// TOML keys to `GENDAN_…` names: `stream_replicas` → `GENDAN_STREAM_REPLICAS`,
+/// `[orders] grpc_addr` → `GENDAN_ORDERS__GRPC_ADDR`.
+fn parse_file(text: &str) -> Result<BTreeMap<String, String>, String> {
+    let table: toml::Table = text
+        .parse()
+        .map_err(|err| format!("not valid TOML: {err}"))?;
+    let mut values = BTreeMap::new();
+    flatten(&table, "GENDAN_", &mut values)?;
+    Ok(values)
+}
+
+fn flatten(
+    table: &toml::Table,
+    prefix: &str,
+    values: &mut BTreeMap<String, String>,
+) -> Result<(), String> {
+    for (key, value) in table {
+        let name = format!("{prefix}{}", key.to_ascii_uppercase());
+        match value {
+            toml::Value::Table(inner) => flatten(inner, &format!("{name}__"), values)?,
+            toml::Value::String(text) => {
+                values.insert(name, text.clone());
+            }
+            toml::Value::Integer(n) => {
+                values.insert(name, n.to_string());
+            }
+            toml::Value::Float(n) => {
+                values.insert(name, n.to_string());
+            }
+            toml::Value::Boolean(b) => {
+                values.insert(name, b.to_string());
+            }
+            other => return Err(format!("{key}: unsupported value {other}")),
+        }
+    }
+    Ok(())
 }
 
 pub fn parsed<T: std::str::FromStr>(name: &str, default: T) -> Result<T>
 where
     T::Err: fmt::Display,
 {
-    match std::env::var(name) {
-        Ok(value) => value.trim().parse().map_err(|err: T::Err| Error {
+    match value(name) {
+        Some(value) => value.trim().parse().map_err(|err: T::Err| Error {
             name: name.to_owned(),
             value: value.clone(),
             problem: err.to_string(),
         }),
-        Err(_) => Ok(default),
+        None => Ok(default),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn file_keys_become_setting_names() {
+        let values = parse_file(
+            "database_url = \"postgres://db/x\"\nstream_replicas = 3\n[orders]\ngrpc_addr = \"0.0.0.0:50051\"\n",
+        )
+        .unwrap();
+        assert_eq!(values["GENDAN_DATABASE_URL"], "postgres://db/x");
+        assert_eq!(values["GENDAN_STREAM_REPLICAS"], "3");
+        assert_eq!(values["GENDAN_ORDERS__GRPC_ADDR"], "0.0.0.0:50051");
+        assert!(parse_file("not = [valid").is_err());
+        assert!(parse_file("list = [1, 2]").unwrap_err().contains("list"));
+    }
 
     #[test]
     fn secrets_do_not_print() {

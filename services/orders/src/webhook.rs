@@ -81,11 +81,11 @@ impl Default for WebhookSettings {
 }
 
 impl WebhookSettings {
-    /// Defaults, with the URL and attempts from the environment.
+    /// Defaults, with the URL and attempts from the settings (environment or
+    /// the `GENDAN_CONFIG` file).
     pub fn from_env() -> std::result::Result<Self, gendan_settings::Error> {
         let defaults = WebhookSettings::default();
-        let url = std::env::var(URL_VARIABLE)
-            .ok()
+        let url = gendan_settings::value(URL_VARIABLE)
             .map(|url| url.trim().to_owned())
             .filter(|url| !url.is_empty());
         Ok(WebhookSettings {
