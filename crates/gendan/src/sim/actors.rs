@@ -95,6 +95,11 @@ pub(crate) struct World {
     bookings: Mutex<HashMap<String, Booking>>,
     cancel: CancellationToken,
     tracker: TaskTracker,
+    /// Simulated days since `epoch`, per order: each reaction happens a
+    /// number of days after the event it answers, so an order's clock
+    /// follows its critical path, whatever the real processing takes.
+    clocks: Mutex<HashMap<String, f64>>,
+    epoch: chrono::DateTime<Utc>,
 }
 
 fn is<M: TypeName>(envelope: &Envelope) -> bool {
@@ -153,7 +158,38 @@ impl World {
             bookings: Mutex::new(HashMap::new()),
             cancel,
             tracker,
+            clocks: Mutex::new(HashMap::new()),
+            epoch: Utc::now(),
         }
+    }
+
+    fn clock(&self, order_id: &str) -> f64 {
+        self.clocks
+            .lock()
+            .map(|clocks| clocks.get(order_id).copied().unwrap_or(0.0))
+            .unwrap_or(0.0)
+    }
+
+    /// Waits `days` of simulated time on behalf of `order_id` and moves the
+    /// order's clock to the end of the wait.
+    async fn pause_on(&self, order_id: &str, days: f64) {
+        let start = self.clock(order_id);
+        self.pause(days).await;
+        if let Ok(mut clocks) = self.clocks.lock() {
+            let clock = clocks.entry(order_id.to_owned()).or_insert(0.0);
+            *clock = clock.max(start + days.max(0.0));
+        }
+    }
+
+    /// The simulated time of `order_id`, stamped on what the MES, the
+    /// warehouse and the carrier report, so a demo of weeks shows weeks of
+    /// lead time. At full speed (no day length) it is the real time.
+    fn now(&self, order_id: &str) -> chrono::DateTime<Utc> {
+        if self.options.day.is_zero() {
+            return Utc::now();
+        }
+        let days = self.clock(order_id);
+        self.epoch + chrono::Duration::milliseconds((days * 86_400_000.0) as i64)
     }
 
     /// True the first time `key` is seen.
@@ -387,11 +423,11 @@ impl World {
                 order_id: order_id.clone(),
                 product: stage.product.clone(),
                 stage: stage.stage.clone(),
-                at: Some(timestamp_from(Utc::now())),
+                at: Some(timestamp_from(self.now(&order_id))),
             };
             self.publish(&subjects::mes("stage_started"), source, &order_id, &started)
                 .await?;
-            self.pause(1.0).await;
+            self.pause_on(&order_id, 1.0).await;
             let scrap = (u64::from(stage.planned_quantity) * rng.below(3) / 100) as u32;
             let reported = v1::MesQuantityReported {
                 order_id: order_id.clone(),
@@ -399,7 +435,7 @@ impl World {
                 stage: stage.stage.clone(),
                 good: stage.planned_quantity,
                 scrap,
-                at: Some(timestamp_from(Utc::now())),
+                at: Some(timestamp_from(self.now(&order_id))),
             };
             self.publish(
                 &subjects::mes("quantity_reported"),
@@ -412,7 +448,7 @@ impl World {
                 order_id: order_id.clone(),
                 product: stage.product.clone(),
                 stage: stage.stage.clone(),
-                at: Some(timestamp_from(Utc::now())),
+                at: Some(timestamp_from(self.now(&order_id))),
             };
             self.publish(
                 &subjects::mes("stage_completed"),
@@ -431,7 +467,7 @@ impl World {
     /// The supplier confirms the PO for its expected date, then delivers
     /// the full quantity after the lead time.
     async fn supplier(&self, po: v1::PurchaseOrderPlaced) -> anyhow::Result<()> {
-        self.pause(0.2).await;
+        self.pause_on(&po.order_id, 0.2).await;
         let procurement = self.clients.procurement.clone();
         let request = v1::ConfirmPurchaseOrderRequest {
             purchase_order_id: po.purchase_order_id.clone(),
@@ -451,13 +487,13 @@ impl World {
             .map(|expected| (expected - today).num_days())
             .unwrap_or(1)
             .max(1);
-        self.pause(lead_days as f64).await;
+        self.pause_on(&po.order_id, lead_days as f64).await;
         let received = v1::WmsGoodsReceived {
             purchase_order_id: po.purchase_order_id.clone(),
             material: po.material.clone(),
             quantity: po.quantity,
             lot: format!("LOT-{}-1", prefix(&po.purchase_order_id)),
-            at: Some(timestamp_from(Utc::now())),
+            at: Some(timestamp_from(self.now(&po.order_id))),
         };
         self.publish(WMS_GOODS_RECEIVED, "wms:sim", &po.order_id, &received)
             .await?;
@@ -513,7 +549,7 @@ impl World {
 
     /// The warehouse packs exactly what the packing list says.
     async fn pack(&self, order_id: String) -> anyhow::Result<()> {
-        self.pause(0.5).await;
+        self.pause_on(&order_id, 0.5).await;
         let logistics = self.clients.logistics.clone();
         let list = retry(&[Code::NotFound], || {
             let mut logistics = logistics.clone();
@@ -527,7 +563,7 @@ impl World {
         let packed = v1::WmsPacked {
             order_id: order_id.clone(),
             cartons: wms_cartons(&order_id, &list),
-            at: Some(timestamp_from(Utc::now())),
+            at: Some(timestamp_from(self.now(&order_id))),
         };
         self.publish(WMS_PACKED, "wms:sim", &order_id, &packed)
             .await?;
@@ -537,11 +573,11 @@ impl World {
 
     /// The goods leave the dock a day after the booking.
     async fn ship(&self, order_id: String) -> anyhow::Result<()> {
-        self.pause(1.0).await;
+        self.pause_on(&order_id, 1.0).await;
         let shipped = v1::WmsShipped {
             order_id: order_id.clone(),
             bill_of_lading: format!("BL-{}", prefix(&order_id).to_ascii_uppercase()),
-            at: Some(timestamp_from(Utc::now())),
+            at: Some(timestamp_from(self.now(&order_id))),
         };
         self.publish(WMS_SHIPPED, "wms:sim", &order_id, &shipped)
             .await?;
@@ -602,7 +638,7 @@ impl World {
             booking_reference: booking.reference.clone(),
             status: status.to_owned(),
             location: location.to_owned(),
-            at: Some(timestamp_from(Utc::now())),
+            at: Some(timestamp_from(self.now(&order_id))),
         };
         self.publish(
             CARRIER_TRACKING,
@@ -613,7 +649,7 @@ impl World {
         .await?;
         bump(&self.stats.tracking_updates);
         let half = booking.transit_days as f64 / 2.0;
-        self.pause(half).await;
+        self.pause_on(&order_id, half).await;
         self.publish(
             CARRIER_TRACKING,
             "carrier:sim",
@@ -622,7 +658,7 @@ impl World {
         )
         .await?;
         bump(&self.stats.tracking_updates);
-        self.pause(half).await;
+        self.pause_on(&order_id, half).await;
         self.publish(
             CARRIER_TRACKING,
             "carrier:sim",
@@ -638,7 +674,7 @@ impl World {
                 "POD {}: received in good order at the {destination}, signed by the consignee",
                 booking.reference
             ),
-            at: Some(timestamp_from(Utc::now())),
+            at: Some(timestamp_from(self.now(&order_id))),
         };
         self.publish(CARRIER_DELIVERED, "carrier:sim", &order_id, &delivered)
             .await?;
@@ -651,7 +687,7 @@ impl World {
     /// The customer's receiving department accepts the goods a day after
     /// delivery.
     async fn accept(&self, order_id: String) -> anyhow::Result<()> {
-        self.pause(1.0).await;
+        self.pause_on(&order_id, 1.0).await;
         let customer = self.customer_of(&order_id).await?;
         let orders = self.clients.orders.clone();
         let request = v1::AcceptOrderRequest {
@@ -673,7 +709,7 @@ impl World {
 
     /// The customer agrees to the factory's proposed delivery date.
     async fn decide(&self, decision: v1::Decision) -> anyhow::Result<()> {
-        self.pause(0.5).await;
+        self.pause_on(&decision.order_id, 0.5).await;
         let customer = self.customer_of(&decision.order_id).await?;
         let answer = if decision
             .options
@@ -712,7 +748,7 @@ impl World {
     /// balance after five.
     async fn pay(&self, invoice: v1::InvoiceIssued) -> anyhow::Result<()> {
         let days = if invoice.kind == "deposit" { 2.0 } else { 5.0 };
-        self.pause(days).await;
+        self.pause_on(&invoice.order_id, days).await;
         let finance = self.clients.finance.clone();
         let request = v1::RecordPaymentRequest {
             order_id: invoice.order_id.clone(),
