@@ -16,6 +16,24 @@ use tonic::transport::Channel;
 
 use crate::stack::Addrs;
 
+/// `println!` for command output: a reader that went away (`| head`) ends
+/// the command quietly instead of a panic.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        write_line(format_args!($($arg)*))
+    };
+}
+
+fn write_line(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(err) = writeln!(stdout, "{line}")
+        && err.kind() == std::io::ErrorKind::BrokenPipe
+    {
+        std::process::exit(0);
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum Output {
     #[default]
@@ -253,7 +271,7 @@ pub async fn orders(command: OrdersCommand, output: Output) -> anyhow::Result<()
                 Output::Json => {
                     print_json(&json!({"order": order_json(&order), "created": response.created}))
                 }
-                Output::Table => println!(
+                Output::Table => out!(
                     "{} order {} for {} ({} lines, total {})",
                     if response.created {
                         "created"
@@ -389,7 +407,7 @@ pub async fn orders(command: OrdersCommand, output: Output) -> anyhow::Result<()
                     })).collect::<Vec<_>>(),
                 })),
                 Output::Table => {
-                    println!(
+                    out!(
                         "order {}  {}  phase {} ({})  requested {}  projected {}{}",
                         order.order_id,
                         order.customer,
@@ -400,7 +418,7 @@ pub async fn orders(command: OrdersCommand, output: Output) -> anyhow::Result<()
                         if order.at_risk { "  AT RISK" } else { "" }
                     );
                     if let Some(workflow) = &workflow {
-                        println!();
+                        out!("");
                         print_table(
                             &["phase", "step", "status", "attempts", "note"],
                             workflow
@@ -418,7 +436,7 @@ pub async fn orders(command: OrdersCommand, output: Output) -> anyhow::Result<()
                                 .collect(),
                         );
                     }
-                    println!();
+                    out!("");
                     print_table(
                         &["at", "source", "what happened"],
                         timeline
@@ -451,7 +469,7 @@ pub async fn orders(command: OrdersCommand, output: Output) -> anyhow::Result<()
                 .into_inner();
             match output {
                 Output::Json => print_json(&order_json(&order)),
-                Output::Table => println!("order {} accepted", order.order_id),
+                Output::Table => out!("order {} accepted", order.order_id),
             }
         }
         OrdersCommand::Summary { order_id } => {
@@ -541,7 +559,7 @@ pub async fn payments(command: PaymentsCommand, output: Output) -> anyhow::Resul
                     "created": recorded.created,
                     "outstanding_minor": recorded.outstanding_minor,
                 })),
-                Output::Table => println!(
+                Output::Table => out!(
                     "{}; outstanding {}",
                     if recorded.created {
                         "payment recorded"
@@ -585,7 +603,7 @@ pub async fn payments(command: PaymentsCommand, output: Output) -> anyhow::Resul
                         "payment_terms": value["payment_terms"], "total": value["total"], "invoiced": value["invoiced"],
                         "paid": value["paid"], "outstanding": value["outstanding"],
                     }));
-                    println!();
+                    out!("");
                     print_table(
                         &["invoice", "kind", "amount", "paid", "issued", "due"],
                         receivable
@@ -688,7 +706,7 @@ pub async fn inspections(command: InspectionsCommand, output: Output) -> anyhow:
                     "passed": passed,
                     "nonconformance_id": recorded.nonconformance_id,
                 })),
-                Output::Table => println!(
+                Output::Table => out!(
                     "inspection {} {}{}",
                     recorded.inspection_id,
                     if passed { "PASSED" } else { "FAILED" },
@@ -848,7 +866,7 @@ fn print_saga(saga: &v1::Saga, output: Output) {
             "status": saga.status,
             "next_milestone": next_milestone(saga),
         })),
-        Output::Table => println!(
+        Output::Table => out!(
             "order {}: phase {}, {}; next: {}",
             saga.order_id,
             phase_name(saga.phase),
@@ -894,7 +912,7 @@ fn dash(text: &str) -> String {
 }
 
 fn print_json(value: &Value) {
-    println!(
+    out!(
         "{}",
         serde_json::to_string_pretty(value).unwrap_or_default()
     );
@@ -908,7 +926,7 @@ fn print_pairs(value: &Value) {
                 Value::String(s) => s.clone(),
                 other => other.to_string(),
             };
-            println!("{key:<width$}  {text}");
+            out!("{key:<width$}  {text}");
         }
     }
 }
@@ -929,7 +947,7 @@ pub fn print_table(headers: &[&str], rows: Vec<Vec<String>>) {
             .zip(&widths)
             .map(|(cell, width)| format!("{cell:<width$}"))
             .collect();
-        println!("{}", padded.join("  ").trim_end());
+        out!("{}", padded.join("  ").trim_end());
     };
     line(headers.iter().map(|h| (*h).to_owned()).collect());
     for row in rows {
