@@ -11,7 +11,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .filter(|path| path.extension().is_some_and(|ext| ext == "proto"))
         .collect();
     files.sort();
+    // The directory catches added files; each file its own edits.
     println!("cargo:rerun-if-changed={}", package_dir.display());
+    for file in &files {
+        println!("cargo:rerun-if-changed={}", file.display());
+    }
 
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
     // A vendored protoc keeps the build free of a system package; passing the

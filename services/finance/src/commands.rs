@@ -84,6 +84,7 @@ async fn opened_events(
         currency: receivable.currency.clone(),
         installments: installments.iter().map(|i| i.to_proto()).collect(),
         deposit_required,
+        cost_budget_minor: receivable.cost_budget_minor,
     };
     let mut events = vec![Outgoing::event(SERVICE, order_id, &opened, cause)];
     for invoice in receivables::invoices(conn, order_id).await? {

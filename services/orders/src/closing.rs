@@ -24,7 +24,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use gendan_proto::v1::{
     CostOverrun, DecisionRequested, Delivered, DeliveryRiskChanged, DocumentsRejected,
     FinalInspectionFailed, FinalInspectionPassed, MaterialsDelayed, OrderConfirmed, OrderSummary,
-    PackingChecked, PurchaseOrderPlaced, SagaStalled, ShipmentBooked, ShipmentCancelled,
+    PackingChecked, PurchaseOrderPlaced, ReceivableOpened, SagaStalled, ShipmentBooked,
+    ShipmentCancelled,
 };
 use gendan_proto::{TypeName, date_from_str, date_to_string, timestamp_from};
 use prost::Message;
@@ -165,12 +166,12 @@ pub struct Costs {
 /// every purchase order placed (`PurchaseOrderPlaced.amount_minor`, the last
 /// announcement per purchase order id) plus the freight of the bookings not
 /// cancelled (`ShipmentBooked.freight_cost_minor`, per booking reference), in
-/// the order currency; and the budget is 0.
+/// the order currency; and the budget is the one finance announced with the
+/// receivable (`ReceivableOpened.cost_budget_minor`, 0 when none).
 ///
-/// Known limit: the order's cost budget is not known to orders (it is not
-/// the order total minus a margin), and labour, rework and expedite costs
-/// live only on finance's ledger. Until finance publishes the ledger total
-/// for every order, the budget stays 0 unless a `CostOverrun` was announced.
+/// Known limit: labour, rework and expedite costs live only on finance's
+/// ledger; until finance publishes the ledger total for every order, they
+/// reach the summary only through a `CostOverrun`.
 pub fn costs(currency: &str, events: &[RecordedEvent]) -> Costs {
     let overrun = events
         .iter()
@@ -184,6 +185,14 @@ pub fn costs(currency: &str, events: &[RecordedEvent]) -> Costs {
             ..Costs::default()
         };
     }
+
+    let budget_minor = events
+        .iter()
+        .filter(|e| e.r#type == ReceivableOpened::TYPE_NAME)
+        .filter_map(|e| ReceivableOpened::decode(e.payload.as_deref()?).ok())
+        .next_back()
+        .map(|opened| opened.cost_budget_minor)
+        .unwrap_or(0);
 
     // Keyed so a re-announced PO or booking counts once.
     let mut items: BTreeMap<(u8, String), (i64, String)> = BTreeMap::new();
@@ -212,7 +221,10 @@ pub fn costs(currency: &str, events: &[RecordedEvent]) -> Costs {
             _ => {}
         }
     }
-    let mut costs = Costs::default();
+    let mut costs = Costs {
+        budget_minor,
+        ..Costs::default()
+    };
     for (amount, item_currency) in items.into_values() {
         if !item_currency.is_empty() && item_currency != currency {
             costs.skipped_other_currency += 1;
