@@ -659,6 +659,25 @@ mod tests {
     }
 
     #[test]
+    fn the_budget_is_the_one_announced_with_the_receivable() {
+        let events = vec![
+            event(&ReceivableOpened {
+                cost_budget_minor: 75_000,
+                ..Default::default()
+            }),
+            event(&PurchaseOrderPlaced {
+                purchase_order_id: "PO-1".into(),
+                amount_minor: 20_000,
+                currency: "USD".into(),
+                ..Default::default()
+            }),
+        ];
+        let costs = costs("USD", &events);
+        assert_eq!(costs.budget_minor, 75_000);
+        assert_eq!(costs.actual_minor, 20_000);
+    }
+
+    #[test]
     fn cost_sums_never_wrap() {
         let events: Vec<RecordedEvent> = (0..3)
             .map(|n| {
