@@ -501,6 +501,13 @@ fn cancel_materials(state: &SagaState, cause: &Cause) -> Outgoing {
 /// budgets per customer: a 25% gross margin target.
 const COST_BUDGET_PERCENT: i64 = 75;
 
+/// The share of `total_minor` budgeted for costs, rounded down to a minor
+/// unit (never wrapping: totals are far below `i64::MAX / 100`, and the
+/// product saturates if one is not).
+fn cost_budget(total_minor: i64) -> i64 {
+    total_minor.saturating_mul(COST_BUDGET_PERCENT) / 100
+}
+
 fn open_receivable(state: &SagaState, cause: &Cause) -> Outgoing {
     let command = v1::OpenReceivable {
         order_id: state.order_id.clone(),
@@ -508,7 +515,7 @@ fn open_receivable(state: &SagaState, cause: &Cause) -> Outgoing {
         total_minor: state.order.total_minor,
         currency: state.order.currency.clone(),
         payment_terms: state.order.payment_terms.clone(),
-        cost_budget_minor: state.order.total_minor / 100 * COST_BUDGET_PERCENT,
+        cost_budget_minor: cost_budget(state.order.total_minor),
         ..Default::default()
     };
     Outgoing::command(SERVICE, "finance", &state.order_id, &command, cause)
@@ -696,6 +703,14 @@ mod tests {
                 step.name
             );
         }
+    }
+
+    #[test]
+    fn the_cost_budget_keeps_every_minor_unit() {
+        assert_eq!(cost_budget(99), 74);
+        assert_eq!(cost_budget(1_000_000), 750_000);
+        assert_eq!(cost_budget(0), 0);
+        assert!(cost_budget(i64::MAX) > 0);
     }
 
     #[test]
