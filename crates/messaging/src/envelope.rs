@@ -144,6 +144,23 @@ impl Incoming {
         &self.envelope.order_id
     }
 
+    /// The order a message is about: the payload's order id when it names
+    /// one, else the envelope's. A message about no order is rejected (it
+    /// will never be handled).
+    pub fn order_id_or(&self, payload_order_id: &str) -> Result<String, HandlerError> {
+        let order_id = match payload_order_id.trim() {
+            "" => self.order_id().trim(),
+            named => named,
+        };
+        if order_id.is_empty() {
+            return Err(HandlerError::Rejected(format!(
+                "{} without an order id",
+                self.type_name()
+            )));
+        }
+        Ok(order_id.to_owned())
+    }
+
     pub fn is<M: TypeName>(&self) -> bool {
         self.envelope.r#type == M::TYPE_NAME
     }
@@ -188,4 +205,52 @@ pub(crate) fn check_envelope(envelope: &Envelope) -> Result<(), String> {
         return Err("envelope has no type".to_owned());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gendan_proto::v1;
+
+    fn incoming(order_id: &str) -> Incoming {
+        let outgoing = Outgoing::event(
+            "orders",
+            order_id,
+            &v1::OrderConfirmed::default(),
+            &Cause::root(order_id),
+        );
+        Incoming {
+            subject: outgoing.subject,
+            envelope: outgoing.envelope,
+            traceparent: None,
+            delivered: 1,
+            stream_sequence: 1,
+        }
+    }
+
+    #[test]
+    fn the_payload_order_id_wins_and_a_message_about_no_order_is_rejected() {
+        assert_eq!(
+            incoming("o-env").order_id_or(" o-payload ").unwrap(),
+            "o-payload"
+        );
+        assert_eq!(incoming("o-env").order_id_or("  ").unwrap(), "o-env");
+        assert!(
+            matches!(incoming("").order_id_or(""), Err(HandlerError::Rejected(reason)) if reason.contains("without an order id"))
+        );
+    }
+
+    #[test]
+    fn unknown_schema_versions_are_refused() {
+        let mut envelope = incoming("o").envelope;
+        assert!(check_envelope(&envelope).is_ok());
+        envelope.schema_version = SCHEMA_VERSION + 1;
+        assert!(
+            check_envelope(&envelope)
+                .unwrap_err()
+                .contains("unsupported schema version")
+        );
+        envelope.schema_version = 0;
+        assert!(check_envelope(&envelope).is_err());
+    }
 }

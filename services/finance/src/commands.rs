@@ -22,25 +22,6 @@ use crate::receivables::{self, INVOICE_VOID, Receivable, STATUS_CANCELLED};
 use crate::terms::{Milestone, Trigger};
 use crate::{Error, SERVICE, costs, validate};
 
-/// The order a message is about: the payload's, else the envelope's.
-pub(crate) fn order_id_of(
-    payload_order_id: &str,
-    message: &Incoming,
-) -> Result<String, HandlerError> {
-    let order_id = if payload_order_id.trim().is_empty() {
-        message.order_id().trim()
-    } else {
-        payload_order_id.trim()
-    };
-    if order_id.is_empty() {
-        return Err(HandlerError::Rejected(format!(
-            "{} without an order id",
-            message.type_name()
-        )));
-    }
-    Ok(order_id.to_owned())
-}
-
 /// Handles `gendan.cmd.finance.*`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CommandHandler;
@@ -125,7 +106,7 @@ async fn open_receivable(
     message: &Incoming,
     command: OpenReceivable,
 ) -> Result<(), HandlerError> {
-    let order_id = order_id_of(&command.order_id, message)?;
+    let order_id = message.order_id_or(&command.order_id)?;
     let cause = Cause::from_incoming(message);
     receivables::lock_order(conn, &order_id).await?;
 
@@ -195,7 +176,7 @@ async fn invoice_balance(
     message: &Incoming,
     command: InvoiceBalance,
 ) -> Result<(), HandlerError> {
-    let order_id = order_id_of(&command.order_id, message)?;
+    let order_id = message.order_id_or(&command.order_id)?;
     let cause = Cause::from_incoming(message);
     let milestone = Milestone::from_balance_name(&command.milestone).ok_or_else(|| {
         HandlerError::Rejected(format!(
@@ -260,7 +241,7 @@ async fn cancel_receivable(
     message: &Incoming,
     command: CancelReceivable,
 ) -> Result<(), HandlerError> {
-    let order_id = order_id_of(&command.order_id, message)?;
+    let order_id = message.order_id_or(&command.order_id)?;
     let cause = Cause::from_incoming(message);
     receivables::lock_order(conn, &order_id).await?;
     if let Some(answer) = cancelled(conn, &order_id).await? {

@@ -21,7 +21,6 @@ use gendan_messaging::{Cause, Handler, HandlerError, Incoming, Outgoing, outbox}
 use gendan_proto::v1::{CostOverrun, PurchaseOrderPlaced, ShipmentBooked, WorkOrderCompleted};
 use sqlx::PgConnection;
 
-use crate::commands::order_id_of;
 use crate::receivables::{self, STATUS_CANCELLED};
 use crate::{SERVICE, validate};
 
@@ -58,18 +57,18 @@ impl Handler for CostHandler {
         let (order_id, entries) = if message.is::<PurchaseOrderPlaced>() {
             let event: PurchaseOrderPlaced = message.payload()?;
             (
-                order_id_of(&event.order_id, message)?,
+                message.order_id_or(&event.order_id)?,
                 vec![material(&event).map_err(HandlerError::Rejected)?],
             )
         } else if message.is::<WorkOrderCompleted>() {
             let event: WorkOrderCompleted = message.payload()?;
-            let order_id = order_id_of(&event.order_id, message)?;
+            let order_id = message.order_id_or(&event.order_id)?;
             let rates = labour_rates(conn).await?;
             (order_id, labour(&event, &rates))
         } else if message.is::<ShipmentBooked>() {
             let event: ShipmentBooked = message.payload()?;
             (
-                order_id_of(&event.order_id, message)?,
+                message.order_id_or(&event.order_id)?,
                 vec![freight(&event).map_err(HandlerError::Rejected)?],
             )
         } else {

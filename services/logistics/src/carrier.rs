@@ -16,7 +16,7 @@ use gendan_proto::v1::{CarrierDelivered, CarrierTracking, Delivered, TrackingUpd
 use gendan_proto::{date_to_string, timestamp_from};
 use sqlx::PgConnection;
 
-use crate::commands::{answer, order_id_of};
+use crate::commands::answer;
 use crate::store::{self, Shipment, Tracking};
 use crate::wms::when;
 
@@ -81,7 +81,7 @@ async fn tracking(
     message: &Incoming,
     event: CarrierTracking,
 ) -> Result<(), HandlerError> {
-    let order_id = order_id_of(&event.order_id, message)?;
+    let order_id = message.order_id_or(&event.order_id)?;
     let status = event.status.trim();
     if status.is_empty() {
         return Err(HandlerError::Rejected(format!(
@@ -111,7 +111,7 @@ async fn delivered(
     message: &Incoming,
     event: CarrierDelivered,
 ) -> Result<(), HandlerError> {
-    let order_id = order_id_of(&event.order_id, message)?;
+    let order_id = message.order_id_or(&event.order_id)?;
     let proof = event.proof_of_delivery.trim();
     if proof.is_empty() {
         return Err(HandlerError::Rejected(format!(

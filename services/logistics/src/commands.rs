@@ -34,25 +34,6 @@ use crate::packing;
 use crate::store::{self, PackingList, Shipment};
 use crate::{Error, SERVICE, catalog, validate};
 
-/// The order a message is about: the payload's, else the envelope's.
-pub(crate) fn order_id_of(
-    payload_order_id: &str,
-    message: &Incoming,
-) -> Result<String, HandlerError> {
-    let order_id = if payload_order_id.trim().is_empty() {
-        message.order_id().trim()
-    } else {
-        payload_order_id.trim()
-    };
-    if order_id.is_empty() {
-        return Err(HandlerError::Rejected(format!(
-            "{} without an order id",
-            message.type_name()
-        )));
-    }
-    Ok(order_id.to_owned())
-}
-
 /// Writes one answer event about `order_id`, caused by `message`.
 pub(crate) async fn answer<M: Message + gendan_proto::TypeName>(
     conn: &mut PgConnection,
@@ -105,7 +86,7 @@ async fn prepare_packing(
     command: PreparePacking,
 ) -> Result<(), HandlerError> {
     let order = validate::order(command.order.as_ref(), "order").map_err(invalid)?;
-    let order_id = order_id_of(&order.order_id, message)?;
+    let order_id = message.order_id_or(&order.order_id)?;
     store::lock_order(conn, &order_id).await?;
 
     if let Some(existing) = store::packing_list(conn, &order_id).await? {
@@ -175,7 +156,7 @@ async fn prepare_documents(
     command: PrepareDocuments,
 ) -> Result<(), HandlerError> {
     let order = validate::order(command.order.as_ref(), "order").map_err(invalid)?;
-    let order_id = order_id_of(&order.order_id, message)?;
+    let order_id = message.order_id_or(&order.order_id)?;
     store::lock_order(conn, &order_id).await?;
 
     if let Some(existing) = store::document_set(conn, &order_id).await?
@@ -286,7 +267,7 @@ async fn book_shipment(
     command: BookShipment,
 ) -> Result<(), HandlerError> {
     let order = validate::order(command.order.as_ref(), "order").map_err(invalid)?;
-    let order_id = order_id_of(&order.order_id, message)?;
+    let order_id = message.order_id_or(&order.order_id)?;
     let ready = date_from_str(command.ready_date.trim()).ok_or_else(|| {
         invalid(FieldError::new(
             "ready_date",
@@ -398,7 +379,7 @@ async fn cancel_shipment(
     message: &Incoming,
     command: CancelShipment,
 ) -> Result<(), HandlerError> {
-    let order_id = order_id_of(&command.order_id, message)?;
+    let order_id = message.order_id_or(&command.order_id)?;
     store::lock_order(conn, &order_id).await?;
     let cancelled = ShipmentCancelled {
         order_id: order_id.clone(),

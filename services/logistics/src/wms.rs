@@ -18,7 +18,7 @@ use gendan_proto::v1::{PackingChecked, Shipped, WmsPacked, WmsShipped};
 use prost_types::Timestamp;
 use sqlx::PgConnection;
 
-use crate::commands::{answer, order_id_of};
+use crate::commands::answer;
 use crate::packing::{self, PackedCarton};
 use crate::store::{self, PackingCheck};
 
@@ -57,7 +57,7 @@ async fn packed(
     message: &Incoming,
     event: WmsPacked,
 ) -> Result<(), HandlerError> {
-    let order_id = order_id_of(&event.order_id, message)?;
+    let order_id = message.order_id_or(&event.order_id)?;
     store::lock_order(conn, &order_id).await?;
     let Some(list) = store::packing_list(conn, &order_id).await? else {
         return Err(HandlerError::Rejected(format!(
@@ -106,7 +106,7 @@ async fn shipped(
     message: &Incoming,
     event: WmsShipped,
 ) -> Result<(), HandlerError> {
-    let order_id = order_id_of(&event.order_id, message)?;
+    let order_id = message.order_id_or(&event.order_id)?;
     let bill_of_lading = event.bill_of_lading.trim();
     if bill_of_lading.is_empty() {
         return Err(HandlerError::Rejected(format!(

@@ -35,25 +35,6 @@ use crate::netting::{self, Plan};
 use crate::purchasing::{self, STATUS_CANCELLED};
 use crate::{Error, SERVICE, catalog, milli_to_f64, validate};
 
-/// The order a message is about: the payload's, else the envelope's.
-pub(crate) fn order_id_of(
-    payload_order_id: &str,
-    message: &Incoming,
-) -> Result<String, HandlerError> {
-    let order_id = if payload_order_id.trim().is_empty() {
-        message.order_id().trim()
-    } else {
-        payload_order_id.trim()
-    };
-    if order_id.is_empty() {
-        return Err(HandlerError::Rejected(format!(
-            "{} without an order id",
-            message.type_name()
-        )));
-    }
-    Ok(order_id.to_owned())
-}
-
 /// Handles `gendan.cmd.procurement.*`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CommandHandler;
@@ -118,7 +99,7 @@ async fn check_materials(
     message: &Incoming,
     command: CheckMaterials,
 ) -> Result<(), HandlerError> {
-    let order_id = order_id_of(&command.order_id, message)?;
+    let order_id = message.order_id_or(&command.order_id)?;
     let today = Utc::now().date_naive();
     let plan = plan_order(conn, &order_id, &command.items, &command.needed_by, today).await?;
     let units = catalog::units(conn).await.map_err(HandlerError::from)?;
@@ -165,7 +146,7 @@ async fn procure_materials(
     message: &Incoming,
     command: ProcureMaterials,
 ) -> Result<(), HandlerError> {
-    let order_id = order_id_of(&command.order_id, message)?;
+    let order_id = message.order_id_or(&command.order_id)?;
     let cause = Cause::from_incoming(message);
     let today = Utc::now().date_naive();
     // Taken before the existence check so two replicas handling a re-sent
@@ -290,7 +271,7 @@ async fn cancel_materials(
     message: &Incoming,
     command: CancelMaterials,
 ) -> Result<(), HandlerError> {
-    let order_id = order_id_of(&command.order_id, message)?;
+    let order_id = message.order_id_or(&command.order_id)?;
     let today = Utc::now().date_naive();
     purchasing::lock(conn).await?;
     let counts = match purchasing::status_for_update(conn, &order_id).await? {

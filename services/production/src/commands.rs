@@ -45,25 +45,6 @@ impl From<Error> for HandlerError {
     }
 }
 
-/// The order a message is about: the payload's, else the envelope's.
-pub(crate) fn order_id_of(
-    payload_order_id: &str,
-    message: &Incoming,
-) -> Result<String, HandlerError> {
-    let order_id = if payload_order_id.trim().is_empty() {
-        message.order_id().trim()
-    } else {
-        payload_order_id.trim()
-    };
-    if order_id.is_empty() {
-        return Err(HandlerError::Rejected(format!(
-            "{} without an order id",
-            message.type_name()
-        )));
-    }
-    Ok(order_id.to_owned())
-}
-
 /// Handles `gendan.cmd.production.*`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CommandHandler;
@@ -96,7 +77,7 @@ async fn check_order_capacity(
     message: &Incoming,
     command: CheckOrderCapacity,
 ) -> Result<(), HandlerError> {
-    let order_id = order_id_of(&command.order_id, message)?;
+    let order_id = message.order_id_or(&command.order_id)?;
     let mut answer = CapacityChecked {
         order_id: order_id.clone(),
         requested_delivery_date: command.requested_delivery_date.clone(),
@@ -174,7 +155,7 @@ async fn cancel_work_order(
     message: &Incoming,
     command: CancelWorkOrder,
 ) -> Result<(), HandlerError> {
-    let order_id = order_id_of(&command.order_id, message)?;
+    let order_id = message.order_id_or(&command.order_id)?;
     let today = Utc::now().date_naive();
     let answer = match work_orders::find(conn, &order_id, true).await? {
         None => WorkOrderCancelled {
@@ -213,7 +194,7 @@ async fn plan_work_order(
     message: &Incoming,
     command: PlanWorkOrder,
 ) -> Result<(), HandlerError> {
-    let order_id = order_id_of(&command.order_id, message)?;
+    let order_id = message.order_id_or(&command.order_id)?;
     // Taken before the existence check so two replicas handling a re-sent
     // command at once cannot both plan the order.
     planning::lock_capacity(conn).await?;

@@ -26,7 +26,6 @@ use gendan_proto::{date_to_string, timestamp_from, timestamp_to};
 use prost_types::Timestamp;
 use sqlx::PgConnection;
 
-use crate::commands::order_id_of;
 use crate::schedule::Calendar;
 use crate::work_orders::{self, STAGE_COMPLETED, STATUS_COMPLETED, STATUS_IN_PROGRESS, WorkOrder};
 use crate::{SERVICE, catalog};
@@ -97,7 +96,7 @@ impl StageRef {
         product: &str,
         stage: &str,
     ) -> Result<Self, HandlerError> {
-        let order_id = order_id_of(order_id, message)?;
+        let order_id = message.order_id_or(order_id)?;
         let (product, stage) = (product.trim(), stage.trim());
         if product.is_empty() || stage.is_empty() {
             return Err(HandlerError::Rejected(format!(

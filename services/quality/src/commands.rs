@@ -24,25 +24,6 @@ use crate::inspections::{self, KIND_FINAL, NewInspection, STATUS_OPEN, STATUS_PA
 use crate::plans::{self, Tolerances};
 use crate::{Error, SERVICE, validate};
 
-/// The order a message is about: the payload's, else the envelope's.
-pub(crate) fn order_id_of(
-    payload_order_id: &str,
-    message: &Incoming,
-) -> Result<String, HandlerError> {
-    let order_id = if payload_order_id.trim().is_empty() {
-        message.order_id().trim()
-    } else {
-        payload_order_id.trim()
-    };
-    if order_id.is_empty() {
-        return Err(HandlerError::Rejected(format!(
-            "{} without an order id",
-            message.type_name()
-        )));
-    }
-    Ok(order_id.to_owned())
-}
-
 /// Handles `gendan.cmd.quality.*`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CommandHandler;
@@ -69,7 +50,7 @@ async fn request_final_inspection(
     message: &Incoming,
     command: RequestFinalInspection,
 ) -> Result<(), HandlerError> {
-    let order_id = order_id_of(&command.order_id, message)?;
+    let order_id = message.order_id_or(&command.order_id)?;
     let (items, lot_size) =
         validate::items(&command.items, "items").map_err(|e| HandlerError::from(Error::from(e)))?;
     sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('quality-final:' || $1, 0))")

@@ -25,7 +25,6 @@ use gendan_messaging::{Cause, Handler, HandlerError, Incoming, Outgoing};
 use gendan_proto::v1::{DefectClass, WorkOrderProgressed};
 use sqlx::PgConnection;
 
-use crate::commands::order_id_of;
 use crate::inspections::{self, KIND_IN_PROCESS, NewInspection};
 use crate::{SERVICE, plans};
 
@@ -95,7 +94,7 @@ async fn work_order_progressed(
     message: &Incoming,
     event: WorkOrderProgressed,
 ) -> Result<(), HandlerError> {
-    let order_id = order_id_of(&event.order_id, message)?;
+    let order_id = message.order_id_or(&event.order_id)?;
     let report = stage_report(&event, order_id).map_err(HandlerError::Rejected)?;
     if report.good_quantity == 0 {
         return Ok(());
