@@ -23,7 +23,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
 #[command(
@@ -194,9 +193,7 @@ async fn up(common: &gendan_settings::Common) -> anyhow::Result<()> {
         .map(|(service, port)| format!("{service} :{port}"))
         .collect();
     println!("gendan is up: {} (Ctrl-C stops)", listening.join(", "));
-    let stop = CancellationToken::new();
-    tokio::spawn(stop_on_signal(stop.clone()));
-    stack.run_until(stop).await
+    stack.run_until(gendan_runtime::cancel_on_shutdown()).await
 }
 
 async fn run_demo(
@@ -265,32 +262,8 @@ async fn run_sim(day_ms: u64, seed: u64, seed_catalog: bool) -> anyhow::Result<(
     )
     .await?;
     println!("simulators running, one simulated day = {day_ms} ms (Ctrl-C stops)");
-    let stop = CancellationToken::new();
-    tokio::spawn(stop_on_signal(stop.clone()));
-    stop.cancelled().await;
+    gendan_runtime::shutdown_signal().await;
     let stats = handle.stop().await?;
     println!("{stats:?}");
     Ok(())
-}
-
-async fn stop_on_signal(stop: CancellationToken) {
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(_) => {
-                    let _ = tokio::signal::ctrl_c().await;
-                    stop.cancel();
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
-    stop.cancel();
 }

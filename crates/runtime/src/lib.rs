@@ -8,6 +8,8 @@
 //!   outbox relay, consumers, timers) on one child cancellation token. Any
 //!   loop that ends stops the others, because a service missing one of them
 //!   is not whole; the first failure is what the service returns.
+//! - [`cancel_on_shutdown`]: the token a binary runs on, cancelled by Ctrl-C
+//!   or an orchestrator's SIGTERM.
 
 use std::future::Future;
 
@@ -152,5 +154,46 @@ impl Supervisor {
             self.stop.cancel();
         }
         first_error.map_or(Ok(()), Err)
+    }
+}
+
+/// A token cancelled on Ctrl-C or SIGTERM, for a binary's main loop.
+pub fn cancel_on_shutdown() -> CancellationToken {
+    let cancel = CancellationToken::new();
+    let on_signal = cancel.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        on_signal.cancel();
+    });
+    cancel
+}
+
+/// Ctrl-C, or SIGTERM from an orchestrator. A signal that cannot be
+/// listened for is logged and never fires.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %err, "cannot listen for ctrl-c");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
     }
 }

@@ -1,43 +1,19 @@
 //! `gendan-production`: the production service as its own process.
+//!
+//! Loads settings (`GENDAN_*` variables and the `GENDAN_CONFIG` file, see
+//! `gendan-settings`), starts telemetry, and runs the service until Ctrl-C
+//! or SIGTERM.
 
-use tokio_util::sync::CancellationToken;
+use gendan_production::SERVICE;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let settings = gendan_settings::ServiceSettings::from_env("production", "127.0.0.1:50052")?;
-    let _telemetry = gendan_telemetry::init(gendan_production::SERVICE)?;
+    let settings = gendan_settings::ServiceSettings::from_env(SERVICE, "127.0.0.1:50052")?;
+    let _telemetry = gendan_telemetry::init(SERVICE)?;
     let application = gendan_production::Application::build(settings).await?;
     tracing::info!(port = application.port(), "production service started");
-
-    let cancel = CancellationToken::new();
-    let on_signal = cancel.clone();
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        tracing::info!("shutting down");
-        on_signal.cancel();
-    });
-    application.run_until_stopped(cancel).await?;
+    application
+        .run_until_stopped(gendan_runtime::cancel_on_shutdown())
+        .await?;
     Ok(())
-}
-
-/// Ctrl-C, or SIGTERM from an orchestrator.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = terminate => {}
-    }
 }
