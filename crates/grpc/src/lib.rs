@@ -8,6 +8,8 @@
 //! which status code each variant is, in one place, and [`into_status`] turns
 //! it into a `tonic::Status`.
 
+pub mod validate;
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 

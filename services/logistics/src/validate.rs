@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 
 use gendan_grpc::FieldError;
+use gendan_grpc::validate::required_text;
 use gendan_proto::v1::{CarrierLane, Order, PackingSpec, ProductMaster};
 
 use crate::booking::{CostBasis, Lane, Mode};
@@ -16,26 +17,11 @@ use crate::documents::{OrderData, OrderLineData};
 use crate::packing::{self, Barcode, Spec};
 
 /// Longest code or name we accept; longer is a client bug, not a name.
-const MAX_TEXT: usize = 200;
 const MAX_TEMPLATE: usize = 2000;
 /// Heaviest carton anyone can lift or a carrier takes as a parcel piece;
 /// above it is a unit mistake (grams for kilograms).
 const MAX_CARTON_KG: f64 = 1000.0;
 const MAX_UNITS_PER_CARTON: u32 = 100_000;
-
-fn required_text(value: &str, field: &str) -> Result<String, FieldError> {
-    let value = value.trim();
-    if value.is_empty() {
-        return Err(FieldError::new(field, "must not be empty"));
-    }
-    if value.chars().count() > MAX_TEXT {
-        return Err(FieldError::new(
-            field,
-            format!("longer than {MAX_TEXT} characters"),
-        ));
-    }
-    Ok(value.to_owned())
-}
 
 /// A key for a get request (customer, product).
 pub fn key(value: &str, field: &str) -> Result<String, FieldError> {

@@ -9,33 +9,19 @@ use std::collections::HashSet;
 
 use chrono::NaiveDate;
 use gendan_grpc::FieldError;
+pub use gendan_grpc::validate::{MAX_TEXT, product_quantities as items, required_text};
 use gendan_proto::date_from_str;
-use gendan_proto::v1::{BillOfMaterials, Material, ProductQuantity, Supplier, SupplierOffer};
+use gendan_proto::v1::{BillOfMaterials, Material, Supplier, SupplierOffer};
 use uuid::Uuid;
 
 use crate::netting::{BomLine, FULL_PERCENT_BP, Milli};
 
 /// Longest code or name we accept; longer is a client bug, not a name.
-const MAX_TEXT: usize = 200;
 /// Largest quantity of one material we accept (a trillion units): its
 /// thousandths times any price still fit in 128-bit arithmetic with room.
 const MAX_QUANTITY: f64 = 1e12;
 /// Most lines in one bill of materials.
 const MAX_BOM_LINES: usize = 1000;
-
-pub fn required_text(value: &str, field: &str) -> Result<String, FieldError> {
-    let value = value.trim();
-    if value.is_empty() {
-        return Err(FieldError::new(field, "must not be empty"));
-    }
-    if value.chars().count() > MAX_TEXT {
-        return Err(FieldError::new(
-            field,
-            format!("longer than {MAX_TEXT} characters"),
-        ));
-    }
-    Ok(value.to_owned())
-}
 
 fn name_or_code(name: &str, code: &str, field: &str) -> Result<String, FieldError> {
     if name.trim().is_empty() {
@@ -208,35 +194,6 @@ pub fn bill_of_materials(request: &BillOfMaterials) -> Result<(String, Vec<BomLi
     Ok((product, lines))
 }
 
-/// Requested products and quantities; a product listed twice is summed.
-pub fn items(items: &[ProductQuantity], field: &str) -> Result<Vec<(String, u32)>, FieldError> {
-    if items.is_empty() {
-        return Err(FieldError::new(field, "at least one product is required"));
-    }
-    let mut merged: Vec<(String, u32)> = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
-        let product = required_text(&item.product, &format!("{field}[{i}].product"))?;
-        if item.quantity == 0 {
-            return Err(FieldError::new(
-                format!("{field}[{i}].quantity"),
-                "must be greater than 0",
-            ));
-        }
-        match merged.iter_mut().find(|(known, _)| *known == product) {
-            Some((_, quantity)) => {
-                *quantity = quantity.checked_add(item.quantity).ok_or_else(|| {
-                    FieldError::new(
-                        format!("{field}[{i}].quantity"),
-                        "total quantity is too large",
-                    )
-                })?;
-            }
-            None => merged.push((product, item.quantity)),
-        }
-    }
-    Ok(merged)
-}
-
 #[cfg(test)]
 mod tests {
     use gendan_proto::v1::BomLine as WireLine;
@@ -332,7 +289,7 @@ mod tests {
 
     #[test]
     fn items_are_merged() {
-        let item = |product: &str, quantity| ProductQuantity {
+        let item = |product: &str, quantity| gendan_proto::v1::ProductQuantity {
             product: product.to_owned(),
             quantity,
         };

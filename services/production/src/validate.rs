@@ -9,28 +9,12 @@ use std::collections::{BTreeSet, HashSet};
 
 use chrono::NaiveDate;
 use gendan_grpc::FieldError;
+pub use gendan_grpc::validate::{MAX_TEXT, product_quantities as items, required_text};
 use gendan_proto::date_from_str;
-use gendan_proto::v1::{ProductQuantity, Routing, WorkCentre};
+use gendan_proto::v1::{Routing, WorkCentre};
 
 use crate::catalog::WorkCentreDef;
 use crate::schedule::{Calendar, StageSpec};
-
-/// Longest code or name we accept; longer is a client bug, not a name.
-const MAX_TEXT: usize = 200;
-
-fn required_text(value: &str, field: &str) -> Result<String, FieldError> {
-    let value = value.trim();
-    if value.is_empty() {
-        return Err(FieldError::new(field, "must not be empty"));
-    }
-    if value.chars().count() > MAX_TEXT {
-        return Err(FieldError::new(
-            field,
-            format!("longer than {MAX_TEXT} characters"),
-        ));
-    }
-    Ok(value.to_owned())
-}
 
 fn hours(value: f64, field: &str) -> Result<f64, FieldError> {
     if !value.is_finite() || value < 0.0 {
@@ -119,37 +103,6 @@ pub fn routing(request: &Routing) -> Result<(String, Vec<StageSpec>), FieldError
     Ok((product, stages))
 }
 
-/// Requested products and quantities. A product listed twice (two order
-/// lines of one article) is planned once with the summed quantity: one work
-/// order has one set of stages per product, which is what the MES reports on.
-pub fn items(items: &[ProductQuantity], field: &str) -> Result<Vec<(String, u32)>, FieldError> {
-    if items.is_empty() {
-        return Err(FieldError::new(field, "at least one product is required"));
-    }
-    let mut merged: Vec<(String, u32)> = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
-        let product = required_text(&item.product, &format!("{field}[{i}].product"))?;
-        if item.quantity == 0 {
-            return Err(FieldError::new(
-                format!("{field}[{i}].quantity"),
-                "must be greater than 0",
-            ));
-        }
-        match merged.iter_mut().find(|(known, _)| *known == product) {
-            Some((_, quantity)) => {
-                *quantity = quantity.checked_add(item.quantity).ok_or_else(|| {
-                    FieldError::new(
-                        format!("{field}[{i}].quantity"),
-                        "total quantity is too large",
-                    )
-                })?;
-            }
-            None => merged.push((product, item.quantity)),
-        }
-    }
-    Ok(merged)
-}
-
 #[cfg(test)]
 mod tests {
     use gendan_proto::v1::RoutingStage;
@@ -229,7 +182,7 @@ mod tests {
 
     #[test]
     fn items_are_checked_and_merged() {
-        let item = |product: &str, quantity| ProductQuantity {
+        let item = |product: &str, quantity| gendan_proto::v1::ProductQuantity {
             product: product.to_owned(),
             quantity,
         };
