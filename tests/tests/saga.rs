@@ -118,6 +118,25 @@ struct Replies {
 }
 
 impl Replies {
+    /// Review passes: the factory can complete in `earliest_in` days and the
+    /// order is confirmed for delivery in `promised_in` days.
+    async fn reviewed(&self, earliest_in: i64, promised_in: i64) {
+        let today = Utc::now().date_naive();
+        let order_id = self.order_id.clone();
+        self.send(
+            "production",
+            &capacity(&order_id, today + chrono::Duration::days(earliest_in), true),
+        )
+        .await;
+        let confirmed = v1::OrderConfirmed {
+            order_id,
+            promised_delivery_date: gendan_proto::date_to_string(
+                today + chrono::Duration::days(promised_in),
+            ),
+        };
+        self.send("orders", &confirmed).await;
+    }
+
     async fn send<M: prost::Message + TypeName>(&self, service: &str, payload: &M) {
         let event = Outgoing::event(
             service,
@@ -956,21 +975,8 @@ async fn the_whole_workflow_runs_through_twelve_phases_with_its_parallel_branche
     order_created(&bus, &order_id, sample_order(&order_id)).await;
 
     // Review.
-    replies
-        .send(
-            "production",
-            &capacity(&id, today + chrono::Duration::days(10), true),
-        )
-        .await;
-    replies
-        .send(
-            "orders",
-            &v1::OrderConfirmed {
-                order_id: id.clone(),
-                promised_delivery_date: day(30),
-            },
-        )
-        .await;
+    // The factory can make it in 10 days; the order is confirmed for day 30.
+    replies.reviewed(10, 30).await;
     // Confirmed: the terms ask for a deposit.
     replies
         .send(
@@ -1265,21 +1271,8 @@ async fn terms_payable_on_delivery_invoice_the_balance_at_delivery_not_at_shipme
         order_id: order_id.clone(),
     };
     order_created(&bus, &order_id, sample_order(&order_id)).await;
-    replies
-        .send(
-            "production",
-            &capacity(&id, today + chrono::Duration::days(5), true),
-        )
-        .await;
-    replies
-        .send(
-            "orders",
-            &v1::OrderConfirmed {
-                order_id: id.clone(),
-                promised_delivery_date: day(30),
-            },
-        )
-        .await;
+    // The factory can make it in 5 days; the order is confirmed for day 30.
+    replies.reviewed(5, 30).await;
     let on_delivery = v1::ReceivableOpened {
         order_id: id.clone(),
         deposit_required: false,
@@ -1449,21 +1442,8 @@ async fn a_failed_final_inspection_parks_the_order_and_a_retry_asks_for_a_new_in
         order_id: order_id.clone(),
     };
     order_created(&bus, &order_id, sample_order(&order_id)).await;
-    replies
-        .send(
-            "production",
-            &capacity(&id, today + chrono::Duration::days(5), true),
-        )
-        .await;
-    replies
-        .send(
-            "orders",
-            &v1::OrderConfirmed {
-                order_id: id.clone(),
-                promised_delivery_date: day(30),
-            },
-        )
-        .await;
+    // The factory can make it in 5 days; the order is confirmed for day 30.
+    replies.reviewed(5, 30).await;
     replies
         .send(
             "production",
