@@ -142,6 +142,30 @@ async fn wait_closed(clients: &Clients, order_id: &str) -> v1::Order {
     }
 }
 
+/// The order's timeline once the whole story is on it: the timeline
+/// records events as they arrive, and the coordinator's own completion lands
+/// just after the order closes.
+async fn whole_timeline(clients: &Clients, order_id: &str) -> Vec<v1::TimelineEntry> {
+    eventually(WAIT, "the whole story on the timeline", || {
+        let mut orders = clients.orders.clone();
+        let order_id = order_id.to_owned();
+        async move {
+            let entries = orders
+                .get_timeline(v1::GetTimelineRequest { order_id })
+                .await
+                .ok()?
+                .into_inner()
+                .entries;
+            let told = entries
+                .iter()
+                .any(|e| e.r#type == v1::SagaCompleted::TYPE_NAME);
+            told.then_some(entries)
+        }
+    })
+    .await
+    .unwrap()
+}
+
 fn phase_targets(timeline: &[v1::TimelineEntry]) -> Vec<String> {
     timeline
         .iter()
@@ -219,26 +243,7 @@ async fn domestic_and_export_orders_go_from_received_to_closed_in_one_trace() {
     for order_id in [&export_id, &domestic_id] {
         let closed = wait_closed(&world.clients, order_id).await;
         assert_eq!(closed.phase, Phase::Closed as i32);
-        // The timeline records events as they arrive; the last phase change
-        // may land just after the close command did.
-        let timeline = eventually(WAIT, "the whole story on the timeline", || {
-            let mut orders = world.clients.orders.clone();
-            let order_id = order_id.clone();
-            async move {
-                let entries = orders
-                    .get_timeline(v1::GetTimelineRequest { order_id })
-                    .await
-                    .ok()?
-                    .into_inner()
-                    .entries;
-                let told = entries
-                    .iter()
-                    .any(|e| e.r#type == v1::SagaCompleted::TYPE_NAME);
-                told.then_some(entries)
-            }
-        })
-        .await
-        .unwrap();
+        let timeline = whole_timeline(&world.clients, order_id).await;
         // Every phase, in order.
         assert_eq!(
             phase_targets(&timeline),
@@ -320,17 +325,7 @@ async fn domestic_and_export_orders_go_from_received_to_closed_in_one_trace() {
 
     // One trace: the gRPC call's trace id on every timeline entry of the
     // export order that gendan's services wrote, and on every event header.
-    let timeline = world
-        .clients
-        .orders
-        .clone()
-        .get_timeline(v1::GetTimelineRequest {
-            order_id: export_id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .entries;
+    let timeline = whole_timeline(&world.clients, &export_id).await;
     let saga_entries: Vec<_> = timeline.iter().filter(|e| e.source == "saga").collect();
     assert!(!saga_entries.is_empty());
     for entry in saga_entries {
@@ -409,42 +404,12 @@ async fn a_saga_coordinator_killed_mid_flow_resumes_and_the_order_closes() {
     for order_id in &order_ids {
         let closed = wait_closed(&world.clients, order_id).await;
         assert_eq!(closed.phase, Phase::Closed as i32);
-        let timeline = world
-            .clients
-            .orders
-            .clone()
-            .get_timeline(v1::GetTimelineRequest {
-                order_id: order_id.clone(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .entries;
+        let timeline = whole_timeline(&world.clients, order_id).await;
         let count = |name: &str| timeline.iter().filter(|e| e.r#type == name).count();
         // Nothing was done twice.
         assert_eq!(count(v1::WorkOrderCompleted::TYPE_NAME), 1);
         assert_eq!(count(v1::OrderPaidInFull::TYPE_NAME), 1);
-        // The coordinator's own completion comes just after the order closes.
-        let completions = eventually(WAIT, "saga completion on the timeline", || {
-            let mut orders = world.clients.orders.clone();
-            let order_id = order_id.clone();
-            async move {
-                let entries = orders
-                    .get_timeline(v1::GetTimelineRequest { order_id })
-                    .await
-                    .ok()?
-                    .into_inner()
-                    .entries;
-                let n = entries
-                    .iter()
-                    .filter(|e| e.r#type == v1::SagaCompleted::TYPE_NAME)
-                    .count();
-                (n > 0).then_some(n)
-            }
-        })
-        .await
-        .unwrap();
-        assert_eq!(completions, 1);
+        assert_eq!(count(v1::SagaCompleted::TYPE_NAME), 1);
     }
     world.stop().await;
 }
