@@ -1025,6 +1025,7 @@ async fn close_order_writes_the_summary_and_the_order_becomes_read_only() {
         &FinalInspectionPassed {
             order_id: id.clone(),
             inspection_id: "FI-2".to_owned(),
+            revision: 2,
         },
     )
     .await;

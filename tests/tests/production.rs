@@ -1,6 +1,7 @@
 //! The production service against real NATS and PostgreSQL: gRPC catalogue
-//! and capacity checks, saga commands in and events out, MES progress to
-//! completion, and dead letters for MES events about unknown orders.
+//! and capacity checks, saga commands in and events out (work order
+//! revisions, reworks, cancelling), MES progress to completion, and dead
+//! letters for MES events about unknown orders and reworks of nothing.
 
 use std::time::Duration;
 
@@ -14,8 +15,9 @@ use gendan_proto::v1::{
     CancelWorkOrder, CapacityChecked, CheckCapacityRequest, CheckOrderCapacity, Envelope,
     EquipmentStatusChanged, GetRoutingRequest, GetWorkOrderRequest, ListWorkCentresRequest,
     MesEquipmentDown, MesQuantityReported, MesStageCompleted, MesStageStarted, PlanWorkOrder,
-    ProductQuantity, Routing, RoutingStage, WorkCentre, WorkOrderCancelled, WorkOrderCompleted,
-    WorkOrderPlanned, WorkOrderPlanningFailed, WorkOrderProgressed,
+    ProductQuantity, ReworkCompleted, ReworkPlanned, Routing, RoutingStage, StartRework,
+    WorkCentre, WorkOrderCancelled, WorkOrderCompleted, WorkOrderPlanned, WorkOrderPlanningFailed,
+    WorkOrderProgressed,
 };
 use gendan_settings::{Common, Secret, ServiceSettings};
 use gendan_tests::{TestDb, TestNats, eventually};
@@ -140,6 +142,26 @@ impl Production {
             .await
             .unwrap_or(-1)
     }
+
+    /// Capacity hours booked across all work centres and days.
+    async fn booked_hours(&self) -> anyhow::Result<f64> {
+        let hours: f64 =
+            sqlx::query_scalar("SELECT coalesce(sum(hours), 0)::float8 FROM capacity_bookings")
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(hours)
+    }
+
+    async fn current_work_order_id(&mut self, order_id: &str) -> anyhow::Result<String> {
+        let work_order = self
+            .client
+            .get_work_order(GetWorkOrderRequest {
+                order_id: order_id.into(),
+            })
+            .await?
+            .into_inner();
+        Ok(work_order.work_order_id)
+    }
 }
 
 fn stage(name: &str, work_centre: &str, hours_per_unit: f64, setup_hours: f64) -> RoutingStage {
@@ -203,6 +225,21 @@ impl Reader {
             }
         }
         anyhow::bail!("no {} event arrived", M::TYPE_NAME)
+    }
+
+    /// The next dead letter: the reason header and the original envelope.
+    async fn dead_letter(&mut self) -> anyhow::Result<(String, Envelope)> {
+        let message = self
+            .next_message(WAIT)
+            .await
+            .ok_or_else(|| anyhow::anyhow!("nothing dead-lettered"))?;
+        let reason = message
+            .headers
+            .as_ref()
+            .and_then(|headers| headers.get("Gendan-Dlq-Reason"))
+            .map(|value| value.as_str().to_owned())
+            .unwrap_or_default();
+        Ok((reason, Envelope::decode(message.payload.as_ref())?))
     }
 
     /// Everything left, once nothing new arrives for a moment.
@@ -467,6 +504,7 @@ async fn plan_work_order_is_planned_once_even_when_sent_twice() -> anyhow::Resul
         order_id: "o-1".into(),
         items: shirts(12),
         earliest_start: MONDAY.into(),
+        revision: 1,
     };
     production.command("o-1", &command).await?;
     let (envelope, first) = events.until::<WorkOrderPlanned>().await?;
@@ -500,6 +538,7 @@ async fn plan_work_order_is_planned_once_even_when_sent_twice() -> anyhow::Resul
                 order_id: "o-2".into(),
                 items: shirts(4),
                 earliest_start: MONDAY.into(),
+                revision: 1,
             },
         )
         .await?;
@@ -551,6 +590,7 @@ async fn mes_reports_drive_the_work_order_to_completion() -> anyhow::Result<()> 
                 order_id: order.into(),
                 items: shirts(12),
                 earliest_start: MONDAY.into(),
+                revision: 1,
             },
         )
         .await?;
@@ -619,6 +659,7 @@ async fn mes_reports_drive_the_work_order_to_completion() -> anyhow::Result<()> 
     assert_eq!(done.work_order_id, planned.work_order_id);
     assert_eq!((done.good_quantity, done.scrap_quantity), (10, 2));
     assert_eq!(done.completed_on, "2026-03-06");
+    assert_eq!(done.revision, 1);
 
     let work_order = production
         .client
@@ -704,18 +745,8 @@ async fn mes_event_for_an_unknown_order_is_dead_lettered_with_a_reason() -> anyh
             },
         )
         .await?;
-    let message = dead
-        .next_message(WAIT)
-        .await
-        .ok_or_else(|| anyhow::anyhow!("nothing dead-lettered"))?;
-    let reason = message
-        .headers
-        .as_ref()
-        .and_then(|headers| headers.get("Gendan-Dlq-Reason"))
-        .map(|value| value.as_str().to_owned())
-        .unwrap_or_default();
+    let (reason, original) = dead.dead_letter().await?;
     assert!(reason.contains("o-ghost"), "reason: {reason}");
-    let original = Envelope::decode(message.payload.as_ref())?;
     assert_eq!(original.r#type, MesQuantityReported::TYPE_NAME);
     assert_eq!(
         production.count("SELECT count(*) FROM work_orders").await,
@@ -742,6 +773,7 @@ async fn mes_events_without_trace_context_join_the_orders_trace() -> anyhow::Res
             order_id: order.into(),
             items: shirts(2),
             earliest_start: MONDAY.into(),
+            revision: 1,
         },
         &Cause::root(order),
     );
@@ -803,6 +835,7 @@ async fn cancelling_a_work_order_releases_its_capacity_once_and_impossible_plans
         order_id: "o-9".into(),
         items: shirts(12),
         earliest_start: "2030-03-04".into(),
+        revision: 1,
     };
     production.command("o-9", &plan).await?;
     let (_, planned) = events.until::<WorkOrderPlanned>().await?;
@@ -865,6 +898,7 @@ async fn cancelling_a_work_order_releases_its_capacity_once_and_impossible_plans
                     quantity: 5,
                 }],
                 earliest_start: String::new(),
+                revision: 1,
             },
         )
         .await?;
@@ -877,6 +911,331 @@ async fn cancelling_a_work_order_releases_its_capacity_once_and_impossible_plans
     assert_eq!(
         production
             .count("SELECT count(*) FROM work_orders WHERE order_id = 'o-10'")
+            .await,
+        0
+    );
+    production.stop().await
+}
+
+#[tokio::test]
+async fn a_new_revision_plans_a_second_work_order() -> anyhow::Result<()> {
+    let mut production = Production::start().await?;
+    production.seed().await?;
+    let mut events =
+        Reader::open(&production.bus, streams::EVENTS, "gendan.evt.production.>").await?;
+    let order = "o-rev";
+    let plan = |revision| PlanWorkOrder {
+        order_id: order.into(),
+        items: shirts(12),
+        earliest_start: MONDAY.into(),
+        revision,
+    };
+
+    // Revision 0 (left out) is the first production run, revision 1.
+    production.command(order, &plan(0)).await?;
+    let (_, first) = events.until::<WorkOrderPlanned>().await?;
+    assert_eq!(first.revision, 1);
+    production.command(order, &plan(1)).await?;
+    let (_, repeat) = events.until::<WorkOrderPlanned>().await?;
+    assert_eq!(repeat, first);
+    assert_eq!(
+        production.count("SELECT count(*) FROM work_orders").await,
+        1
+    );
+    assert!((production.booked_hours().await? - 20.0).abs() < 1e-9);
+
+    // A remake after scrap: a second work order behind the first one.
+    // Cutting's Monday is taken, so it cuts on Tuesday; sewing gets SEW's
+    // free Tuesday afternoon and Wednesday.
+    production.command(order, &plan(2)).await?;
+    let (_, remake) = events.until::<WorkOrderPlanned>().await?;
+    assert_eq!(remake.revision, 2);
+    assert_ne!(remake.work_order_id, first.work_order_id);
+    assert_eq!(
+        (remake.planned_start.as_str(), remake.planned_end.as_str()),
+        ("2026-03-03", "2026-03-04")
+    );
+    assert!((production.booked_hours().await? - 40.0).abs() < 1e-9);
+
+    // The remake re-sent: the stored plan again, nothing booked.
+    production.command(order, &plan(2)).await?;
+    let (_, remake_again) = events.until::<WorkOrderPlanned>().await?;
+    assert_eq!(remake_again, remake);
+    assert_eq!(
+        production.count("SELECT count(*) FROM work_orders").await,
+        2
+    );
+    assert!((production.booked_hours().await? - 40.0).abs() < 1e-9);
+
+    // The order's work order is now the remake; the first stays on record.
+    assert_eq!(
+        production.current_work_order_id(order).await?,
+        remake.work_order_id
+    );
+    production.stop().await
+}
+
+#[tokio::test]
+async fn rework_runs_on_the_last_stage_and_completes_with_its_hours() -> anyhow::Result<()> {
+    let mut production = Production::start().await?;
+    production.seed().await?;
+    let mut events =
+        Reader::open(&production.bus, streams::EVENTS, "gendan.evt.production.>").await?;
+    let order = "o-rework";
+    production
+        .command(
+            order,
+            &PlanWorkOrder {
+                order_id: order.into(),
+                items: shirts(12),
+                earliest_start: MONDAY.into(),
+                revision: 1,
+            },
+        )
+        .await?;
+    let (_, planned) = events.until::<WorkOrderPlanned>().await?;
+    let booked_before = production.booked_hours().await?;
+
+    let rework = StartRework {
+        order_id: order.into(),
+        revision: 1,
+        items: shirts(4),
+        nonconformance_id: "nc-1".into(),
+        reason: "open seams".into(),
+    };
+    production.command(order, &rework).await?;
+    let (envelope, first) = events.until::<ReworkPlanned>().await?;
+    assert_eq!(envelope.order_id, order);
+    assert_eq!(first.revision, 1);
+    assert_ne!(first.work_order_id, planned.work_order_id);
+    // The shirt's last routing stage is sewing at SEW: 4 x 1 h, no set-up.
+    assert_eq!(first.stages.len(), 1, "{first:?}");
+    let stage = &first.stages[0];
+    assert_eq!(
+        (
+            stage.product.as_str(),
+            stage.stage.as_str(),
+            stage.work_centre.as_str()
+        ),
+        ("shirt", "rework", "SEW")
+    );
+    assert_eq!((stage.quantity, stage.hours), (4, 4.0));
+    // Scheduled from today (or the next working day): the goods are here.
+    let today = gendan_proto::date_to_string(chrono::Utc::now().date_naive());
+    assert!(first.planned_start >= today, "{first:?}");
+    assert!((production.booked_hours().await? - booked_before - 4.0).abs() < 1e-9);
+
+    // Re-sent: the same plan from what is stored, no second rework.
+    production.command(order, &rework).await?;
+    let (_, again) = events.until::<ReworkPlanned>().await?;
+    assert_eq!(again, first);
+    assert_eq!(
+        production
+            .count("SELECT count(*) FROM work_orders WHERE kind = 'rework'")
+            .await,
+        1
+    );
+    assert!((production.booked_hours().await? - booked_before - 4.0).abs() < 1e-9);
+
+    // The MES reports the rework like any stage.
+    let at = |day: &str| {
+        let date = gendan_proto::date_from_str(day).unwrap();
+        Some(gendan_proto::timestamp_from(
+            date.and_hms_opt(10, 0, 0).unwrap().and_utc(),
+        ))
+    };
+    production
+        .mes(
+            order,
+            &MesStageStarted {
+                order_id: order.into(),
+                product: "shirt".into(),
+                stage: "rework".into(),
+                at: at("2026-12-14"),
+            },
+        )
+        .await?;
+    production
+        .mes(
+            order,
+            &MesQuantityReported {
+                order_id: order.into(),
+                product: "shirt".into(),
+                stage: "rework".into(),
+                good: 4,
+                scrap: 0,
+                at: at("2026-12-14"),
+            },
+        )
+        .await?;
+    let (_, progressed) = events.until::<WorkOrderProgressed>().await?;
+    assert_eq!(progressed.work_order_id, first.work_order_id);
+    assert_eq!(
+        (progressed.stage.as_str(), progressed.good_quantity),
+        ("rework", 4)
+    );
+    production
+        .mes(
+            order,
+            &MesStageCompleted {
+                order_id: order.into(),
+                product: "shirt".into(),
+                stage: "rework".into(),
+                at: at("2026-12-15"),
+            },
+        )
+        .await?;
+    let (envelope, done) = events.until::<ReworkCompleted>().await?;
+    assert_eq!(envelope.order_id, order);
+    assert_eq!(
+        (done.work_order_id.as_str(), done.revision),
+        (first.work_order_id.as_str(), 1)
+    );
+    assert_eq!((done.good_quantity, done.scrap_quantity), (4, 0));
+    assert_eq!(done.completed_on, "2026-12-15");
+    assert_eq!(
+        done.hours_by_work_centre
+            .clone()
+            .into_iter()
+            .collect::<Vec<_>>(),
+        [("SEW".to_owned(), 4.0)]
+    );
+    // A rework is not the production run finishing.
+    let rest = events.drain().await;
+    assert!(
+        rest.iter()
+            .all(|e| e.r#type != WorkOrderCompleted::TYPE_NAME),
+        "{rest:?}"
+    );
+    // The order's work order is still its production run.
+    assert_eq!(
+        production.current_work_order_id(order).await?,
+        planned.work_order_id
+    );
+    production.stop().await
+}
+
+#[tokio::test]
+async fn rework_of_an_order_without_a_work_order_or_without_items_is_dead_lettered()
+-> anyhow::Result<()> {
+    let mut production = Production::start().await?;
+    production.seed().await?;
+    let mut events =
+        Reader::open(&production.bus, streams::EVENTS, "gendan.evt.production.>").await?;
+    let mut dead = Reader::open(
+        &production.bus,
+        streams::DEAD_LETTERS,
+        &subjects::dead_letter(gendan_production::COMMANDS_CONSUMER),
+    )
+    .await?;
+    let rework = |order: &str, items| StartRework {
+        order_id: order.into(),
+        revision: 1,
+        items,
+        nonconformance_id: "nc-9".into(),
+        reason: "stains".into(),
+    };
+
+    production
+        .command("o-never", &rework("o-never", shirts(4)))
+        .await?;
+    let (reason, original) = dead.dead_letter().await?;
+    assert!(
+        reason.contains("order_id") && reason.contains("o-never"),
+        "reason: {reason}"
+    );
+    assert_eq!(original.r#type, StartRework::TYPE_NAME);
+
+    // An order with a work order, but nothing named to rework.
+    production
+        .command(
+            "o-empty",
+            &PlanWorkOrder {
+                order_id: "o-empty".into(),
+                items: shirts(2),
+                earliest_start: MONDAY.into(),
+                revision: 1,
+            },
+        )
+        .await?;
+    events.until::<WorkOrderPlanned>().await?;
+    production
+        .command("o-empty", &rework("o-empty", Vec::new()))
+        .await?;
+    let (reason, _) = dead.dead_letter().await?;
+    assert!(reason.contains("items"), "reason: {reason}");
+
+    assert_eq!(
+        production
+            .count("SELECT count(*) FROM work_orders WHERE kind = 'rework'")
+            .await,
+        0
+    );
+    let answers = events.drain().await;
+    assert!(
+        answers.iter().all(|e| e.r#type != ReworkPlanned::TYPE_NAME),
+        "{answers:?}"
+    );
+    production.stop().await
+}
+
+#[tokio::test]
+async fn cancelling_stops_the_production_run_and_its_rework() -> anyhow::Result<()> {
+    let mut production = Production::start().await?;
+    production.seed().await?;
+    let mut events =
+        Reader::open(&production.bus, streams::EVENTS, "gendan.evt.production.>").await?;
+    let order = "o-both";
+    // The run in the future and the rework from today: all their capacity
+    // is still to come.
+    production
+        .command(
+            order,
+            &PlanWorkOrder {
+                order_id: order.into(),
+                items: shirts(12),
+                earliest_start: "2030-03-04".into(),
+                revision: 1,
+            },
+        )
+        .await?;
+    let (_, planned) = events.until::<WorkOrderPlanned>().await?;
+    production
+        .command(
+            order,
+            &StartRework {
+                order_id: order.into(),
+                revision: 1,
+                items: shirts(4),
+                nonconformance_id: "nc-2".into(),
+                reason: "wrong thread colour".into(),
+            },
+        )
+        .await?;
+    events.until::<ReworkPlanned>().await?;
+
+    let cancel = CancelWorkOrder {
+        order_id: order.into(),
+        reason: "customer withdrew".into(),
+    };
+    production.command(order, &cancel).await?;
+    let (_, cancelled) = events.until::<WorkOrderCancelled>().await?;
+    assert_eq!(cancelled.work_order_id, planned.work_order_id);
+    // 20 h of the run and 4 h of the rework.
+    assert!(
+        (cancelled.released_hours - 24.0).abs() < 1e-9,
+        "released {}",
+        cancelled.released_hours
+    );
+    assert_eq!(
+        production
+            .count("SELECT count(*) FROM work_orders WHERE status = 'cancelled'")
+            .await,
+        2
+    );
+    assert_eq!(
+        production
+            .count("SELECT count(*) FROM capacity_bookings")
             .await,
         0
     );

@@ -1,8 +1,10 @@
 //! The quality service against real NATS and PostgreSQL: final inspections
-//! requested by the saga, results recorded by QA over gRPC (pass, fail with
-//! a nonconformance, recording twice), incoming inspections opened from
-//! procurement's goods receipts, in-process inspections opened from
-//! production's stage progress, and validation errors that name the field.
+//! requested by the saga (answered by revision, re-inspected under a new
+//! one, tightened by the switching rules), results recorded by QA over gRPC
+//! (pass, fail with a nonconformance, recording twice), incoming
+//! inspections opened from procurement's goods receipts, in-process
+//! inspections opened from production's stage progress, and validation
+//! errors that name the field.
 
 use std::time::Duration;
 
@@ -15,9 +17,9 @@ use gendan_proto::v1::{
     GetSamplingPlanRequest, GoodsReceived, InProcessInspectionFailed, InProcessInspectionOpened,
     InProcessInspectionPassed, IncomingInspectionFailed, IncomingInspectionOpened,
     IncomingInspectionPassed, IncomingInspectionPlan, InspectionKind, InspectionPlan,
-    InspectionStatus, ListInspectionsRequest, ListNonconformancesRequest, MaterialsReady,
-    NonconformanceClosed, NonconformanceDisposition, NonconformanceStatus, ProductQuantity,
-    RecordInspectionResultRequest, RequestFinalInspection, WorkOrderProgressed,
+    InspectionSeverity, InspectionStatus, ListInspectionsRequest, ListNonconformancesRequest,
+    MaterialsReady, NonconformanceClosed, NonconformanceDisposition, NonconformanceStatus,
+    ProductQuantity, RecordInspectionResultRequest, RequestFinalInspection, WorkOrderProgressed,
 };
 use gendan_quality::Application;
 use gendan_tests::{SubjectReader, TestDb, TestNats};
@@ -71,7 +73,12 @@ impl Quality {
         Ok(())
     }
 
-    async fn request_final(&self, order_id: &str, items: &[(&str, u32)]) -> anyhow::Result<()> {
+    async fn request_final(
+        &self,
+        order_id: &str,
+        revision: u32,
+        items: &[(&str, u32)],
+    ) -> anyhow::Result<()> {
         let command = RequestFinalInspection {
             order_id: order_id.to_owned(),
             items: items
@@ -81,6 +88,7 @@ impl Quality {
                     quantity: *quantity,
                 })
                 .collect(),
+            revision,
         };
         let message = Outgoing::command(
             "test",
@@ -122,6 +130,35 @@ impl Quality {
             .decode::<M>()
     }
 
+    /// Requests a final inspection and waits for its announcement.
+    async fn open_final(
+        &mut self,
+        order_id: &str,
+        revision: u32,
+        items: &[(&str, u32)],
+    ) -> anyhow::Result<FinalInspectionOpened> {
+        self.request_final(order_id, revision, items).await?;
+        let opened: FinalInspectionOpened = self.next().await?;
+        anyhow::ensure!(opened.order_id == order_id, "opened {opened:?}");
+        Ok(opened)
+    }
+
+    /// Records a clean sample and waits for the pass.
+    async fn pass_final(
+        &mut self,
+        opened: &FinalInspectionOpened,
+    ) -> anyhow::Result<FinalInspectionPassed> {
+        self.client
+            .record_inspection_result(result(&opened.inspection_id, opened.sample_size, vec![]))
+            .await?;
+        let passed: FinalInspectionPassed = self.next().await?;
+        anyhow::ensure!(
+            passed.inspection_id == opened.inspection_id,
+            "passed {passed:?}"
+        );
+        Ok(passed)
+    }
+
     async fn count(&self, sql: &'static str) -> i64 {
         sqlx::query_scalar::<_, i64>(sql)
             .fetch_one(&self.pool)
@@ -161,9 +198,10 @@ async fn final_inspection_opens_with_the_iso_sample_and_passes() -> anyhow::Resu
     let mut quality = Quality::start().await?;
 
     // 600 + 400 = lot 1000: code letter J, 80 units; defaults critical 0,
-    // major 2.5 (Ac 5 Re 6), minor 4.0 (Ac 7 Re 8).
+    // major 2.5 (Ac 5 Re 6), minor 4.0 (Ac 7 Re 8). A sender that leaves
+    // the revision 0 asks for the first.
     quality
-        .request_final("o-pass", &[("shirt", 600), ("cap", 400)])
+        .request_final("o-pass", 0, &[("shirt", 600), ("cap", 400)])
         .await?;
     let opened: FinalInspectionOpened = quality.next().await?;
     assert_eq!(opened.order_id, "o-pass");
@@ -171,17 +209,19 @@ async fn final_inspection_opens_with_the_iso_sample_and_passes() -> anyhow::Resu
         (
             opened.lot_size,
             opened.code_letter.as_str(),
-            opened.sample_size
+            opened.sample_size,
+            opened.revision,
+            opened.severity
         ),
-        (1_000, "J", 80)
+        (1_000, "J", 80, 1, InspectionSeverity::Normal as i32)
     );
 
-    // The saga re-sends: the same inspection is announced again.
+    // The saga re-sends revision 1: the same inspection is announced again.
     quality
-        .request_final("o-pass", &[("shirt", 600), ("cap", 400)])
+        .request_final("o-pass", 1, &[("shirt", 600), ("cap", 400)])
         .await?;
     let again: FinalInspectionOpened = quality.next().await?;
-    assert_eq!(again.inspection_id, opened.inspection_id);
+    assert_eq!(again, opened);
     assert_eq!(
         quality
             .count("SELECT count(*) FROM inspections WHERE order_id = 'o-pass'")
@@ -198,6 +238,10 @@ async fn final_inspection_opens_with_the_iso_sample_and_passes() -> anyhow::Resu
         .into_inner();
     assert_eq!(inspection.status, InspectionStatus::Open as i32);
     assert_eq!(inspection.items.len(), 2);
+    assert_eq!(
+        (inspection.revision, inspection.severity),
+        (1, InspectionSeverity::Normal as i32)
+    );
     let plans: Vec<(u32, u32, u32)> = inspection
         .classes
         .iter()
@@ -225,6 +269,7 @@ async fn final_inspection_opens_with_the_iso_sample_and_passes() -> anyhow::Resu
     assert!(recorded.nonconformance_id.is_empty());
     let passed: FinalInspectionPassed = quality.next().await?;
     assert_eq!(passed.inspection_id, opened.inspection_id);
+    assert_eq!(passed.revision, 1);
 
     // Recording twice is refused and changes nothing.
     let twice = quality
@@ -246,10 +291,10 @@ async fn final_inspection_opens_with_the_iso_sample_and_passes() -> anyhow::Resu
 
     // A request after the pass answers the pass again instead of re-inspecting.
     quality
-        .request_final("o-pass", &[("shirt", 600), ("cap", 400)])
+        .request_final("o-pass", 1, &[("shirt", 600), ("cap", 400)])
         .await?;
     let passed_again: FinalInspectionPassed = quality.next().await?;
-    assert_eq!(passed_again.inspection_id, opened.inspection_id);
+    assert_eq!(passed_again, passed);
     assert_eq!(
         quality
             .count("SELECT count(*) FROM inspections WHERE order_id = 'o-pass'")
@@ -261,7 +306,7 @@ async fn final_inspection_opens_with_the_iso_sample_and_passes() -> anyhow::Resu
 }
 
 #[tokio::test]
-async fn failed_final_inspection_opens_a_nonconformance_and_allows_reinspection()
+async fn failed_final_inspection_is_answered_by_revision_and_a_new_revision_reinspects()
 -> anyhow::Result<()> {
     let mut quality = Quality::start().await?;
     quality
@@ -274,24 +319,38 @@ async fn failed_final_inspection_opens_a_nonconformance_and_allows_reinspection(
         })
         .await?;
 
-    // Lot 500: H, 50 units; major at 1.0 is Ac 1 Re 2.
-    quality.request_final("o-fail", &[("mug", 500)]).await?;
-    let opened: FinalInspectionOpened = quality.next().await?;
-    assert_eq!((opened.code_letter.as_str(), opened.sample_size), ("H", 50));
+    // Lot 500: H, 50 units; major at 1.0 is Ac 1 Re 2, minor at 4.0 Ac 5 Re 6.
+    let opened = quality.open_final("o-fail", 1, &[("mug", 500)]).await?;
+    assert_eq!(
+        (
+            opened.code_letter.as_str(),
+            opened.sample_size,
+            opened.revision
+        ),
+        ("H", 50, 1)
+    );
 
     let recorded = quality
         .client
         .record_inspection_result(result(
             &opened.inspection_id,
             50,
-            vec![defect(DefectClass::Major, 2, "crack in glaze")],
+            vec![
+                defect(DefectClass::Major, 2, "crack in glaze"),
+                defect(DefectClass::Minor, 1, "glaze run"),
+            ],
         ))
         .await?
         .into_inner();
     assert_eq!(recorded.status, InspectionStatus::Failed as i32);
     assert!(!recorded.nonconformance_id.is_empty());
     let failed: FinalInspectionFailed = quality.next().await?;
-    assert_eq!(failed.failures, 1);
+    assert_eq!(
+        (failed.revision, failed.failures, failed.defective_units),
+        (1, 1, 3),
+        "the minor defect passes its class but is still a unit to rework"
+    );
+    assert_eq!(failed.inspection_id, opened.inspection_id);
     assert_eq!(failed.nonconformance_id, recorded.nonconformance_id);
     assert!(
         failed.summary.contains("major 2 in 50") && failed.summary.contains("crack in glaze"),
@@ -312,10 +371,22 @@ async fn failed_final_inspection_opens_a_nonconformance_and_allows_reinspection(
     assert_eq!(open[0].status, NonconformanceStatus::Open as i32);
     assert_eq!(open[0].inspection_id, opened.inspection_id);
 
-    // Re-inspection after rework: a new inspection; a critical defect fails it.
-    quality.request_final("o-fail", &[("mug", 500)]).await?;
-    let reopened: FinalInspectionOpened = quality.next().await?;
+    // Revision 1 re-sent after its failure: the failure again, nothing opened.
+    quality.request_final("o-fail", 1, &[("mug", 500)]).await?;
+    let failed_again: FinalInspectionFailed = quality.next().await?;
+    assert_eq!(failed_again, failed);
+    let count = "SELECT count(*) FROM inspections WHERE order_id = 'o-fail'";
+    assert_eq!(quality.count(count).await, 1);
+
+    // Revision 2 (after rework) opens a new inspection of the lot; re-sent,
+    // it is announced again rather than opened twice.
+    let reopened = quality.open_final("o-fail", 2, &[("mug", 500)]).await?;
     assert_ne!(reopened.inspection_id, opened.inspection_id);
+    assert_eq!(reopened.revision, 2);
+    quality.request_final("o-fail", 2, &[("mug", 500)]).await?;
+    let reopened_again: FinalInspectionOpened = quality.next().await?;
+    assert_eq!(reopened_again, reopened);
+    assert_eq!(quality.count(count).await, 2);
     let listed = quality
         .client
         .list_inspections(ListInspectionsRequest {
@@ -326,7 +397,17 @@ async fn failed_final_inspection_opens_a_nonconformance_and_allows_reinspection(
         .into_inner()
         .inspections;
     assert_eq!(listed.len(), 1);
-    assert_eq!(listed[0].inspection_id, reopened.inspection_id);
+    assert_eq!(
+        (listed[0].inspection_id.as_str(), listed[0].revision),
+        (reopened.inspection_id.as_str(), 2)
+    );
+
+    // A late copy of revision 1 still answers revision 1's failure.
+    quality.request_final("o-fail", 1, &[("mug", 500)]).await?;
+    let late: FinalInspectionFailed = quality.next().await?;
+    assert_eq!(late, failed);
+
+    // A critical defect fails the re-inspection.
     quality
         .client
         .record_inspection_result(result(
@@ -335,12 +416,30 @@ async fn failed_final_inspection_opens_a_nonconformance_and_allows_reinspection(
             vec![defect(DefectClass::Critical, 1, "sharp chip on rim")],
         ))
         .await?;
-    let failed_again: FinalInspectionFailed = quality.next().await?;
-    assert_eq!(failed_again.failures, 2);
+    let failed_twice: FinalInspectionFailed = quality.next().await?;
+    assert_eq!(
+        (
+            failed_twice.inspection_id.as_str(),
+            failed_twice.revision,
+            failed_twice.failures,
+            failed_twice.defective_units
+        ),
+        (reopened.inspection_id.as_str(), 2, 2, 1)
+    );
     assert!(
-        failed_again.summary.contains("zero tolerance"),
+        failed_twice.summary.contains("zero tolerance"),
         "{}",
-        failed_again.summary
+        failed_twice.summary
+    );
+
+    // The re-inspection judged a resubmitted lot, which the switching rules
+    // leave out: one rejected mug lot so far, so the next stays normal.
+    let next_lot = quality
+        .open_final("o-fail-next", 1, &[("mug", 500)])
+        .await?;
+    assert_eq!(
+        (next_lot.severity, next_lot.sample_size),
+        (InspectionSeverity::Normal as i32, 50)
     );
 
     // Closing: a concession needs a note; rework closes; twice is refused.
@@ -379,6 +478,97 @@ async fn failed_final_inspection_opens_a_nonconformance_and_allows_reinspection(
         .await
         .unwrap_err();
     assert_eq!(status.code(), tonic::Code::NotFound);
+
+    quality.stop().await
+}
+
+#[tokio::test]
+async fn two_rejected_lots_tighten_the_products_next_inspection() -> anyhow::Result<()> {
+    let mut quality = Quality::start().await?;
+    quality
+        .client
+        .set_inspection_plan(InspectionPlan {
+            product: "vase".into(),
+            major_aql: Some(1.0),
+            ..InspectionPlan::default()
+        })
+        .await?;
+    let normal = InspectionSeverity::Normal as i32;
+    let tightened = InspectionSeverity::Tightened as i32;
+
+    // Lot 500 is H: normal inspection draws 50 units. Two vase lots rejected.
+    for order_id in ["o-sw1", "o-sw2"] {
+        let opened = quality.open_final(order_id, 1, &[("vase", 500)]).await?;
+        assert_eq!((opened.severity, opened.sample_size), (normal, 50));
+        quality
+            .client
+            .record_inspection_result(result(
+                &opened.inspection_id,
+                50,
+                vec![defect(DefectClass::Major, 2, "hairline crack")],
+            ))
+            .await?;
+        let failed: FinalInspectionFailed = quality.next().await?;
+        assert_eq!(failed.inspection_id, opened.inspection_id);
+    }
+
+    // 2 of 2 lots rejected: the next vase lot is inspected tightened. Table
+    // II-B at H: major 1.0 points down to J (80 units, Ac 1 Re 2; normal is
+    // 50 units), minor 4.0 is Ac 3 Re 4 (normal Ac 5 Re 6), critical stays
+    // zero tolerance on the code letter's 50.
+    let third = quality.open_final("o-sw3", 1, &[("vase", 500)]).await?;
+    assert_eq!(
+        (
+            third.severity,
+            third.code_letter.as_str(),
+            third.sample_size
+        ),
+        (tightened, "H", 80)
+    );
+    let inspection = quality
+        .client
+        .get_inspection(GetInspectionRequest {
+            inspection_id: third.inspection_id.clone(),
+        })
+        .await?
+        .into_inner();
+    assert_eq!(inspection.severity, tightened);
+    let plans: Vec<(&str, u32, u32, u32)> = inspection
+        .classes
+        .iter()
+        .map(|c| {
+            (
+                c.plan_code_letter.as_str(),
+                c.sample_size,
+                c.accept,
+                c.reject,
+            )
+        })
+        .collect();
+    assert_eq!(plans, [("H", 50, 0, 1), ("J", 80, 1, 2), ("H", 50, 3, 4)]);
+
+    // Another product's lot stays normal; a lot with a vase in it is
+    // inspected at the stricter of its products.
+    let cup = quality.open_final("o-sw4", 1, &[("cup", 500)]).await?;
+    assert_eq!((cup.severity, cup.sample_size), (normal, 50));
+    let mixed = quality
+        .open_final("o-sw5", 1, &[("cup", 300), ("vase", 200)])
+        .await?;
+    assert_eq!((mixed.severity, mixed.sample_size), (tightened, 80));
+
+    // 5 vase lots accepted in a row at tightened return it to normal.
+    quality.pass_final(&third).await?;
+    quality.pass_final(&mixed).await?;
+    for order_id in ["o-sw6", "o-sw7", "o-sw8"] {
+        let opened = quality.open_final(order_id, 1, &[("vase", 500)]).await?;
+        assert_eq!(opened.severity, tightened, "{order_id}");
+        quality.pass_final(&opened).await?;
+    }
+    let relaxed = quality.open_final("o-sw9", 1, &[("vase", 500)]).await?;
+    assert_eq!((relaxed.severity, relaxed.sample_size), (normal, 50));
+    // The mixed lot counted as a normal lot of cup: cup was never tightened.
+    let cup_again = quality.open_final("o-sw10", 1, &[("cup", 500)]).await?;
+    assert_eq!(cup_again.severity, normal);
 
     quality.stop().await
 }
@@ -796,7 +986,7 @@ async fn invalid_requests_name_the_field_and_write_nothing() -> anyhow::Result<(
         .unwrap_err();
     assert_invalid(&status, "material");
 
-    quality.request_final("o-bad", &[("shirt", 200)]).await?;
+    quality.request_final("o-bad", 1, &[("shirt", 200)]).await?;
     let opened: FinalInspectionOpened = quality.next().await?;
     assert_eq!((opened.code_letter.as_str(), opened.sample_size), ("G", 32));
 
@@ -890,7 +1080,7 @@ async fn invalid_requests_name_the_field_and_write_nothing() -> anyhow::Result<(
         &subjects::dead_letter(gendan_quality::COMMANDS_CONSUMER),
     )
     .await?;
-    quality.request_final("o-empty", &[]).await?;
+    quality.request_final("o-empty", 1, &[]).await?;
     let letter = dead
         .next(WAIT)
         .await?

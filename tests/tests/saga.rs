@@ -12,6 +12,7 @@ use gendan_proto::v1::saga_service_client::SagaServiceClient;
 use gendan_proto::v1::{self, Phase};
 use gendan_saga::{Application, ManualClock, Options, Timing};
 use gendan_tests::{SubjectReader, TestDb, TestNats, eventually, service_settings};
+use prost::Message as _;
 use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -42,6 +43,7 @@ async fn start(db: &TestDb, nats: &TestNats, clock: &ManualClock) -> Running {
             max_attempts: 3,
             decision_timeout: Duration::from_secs(3600),
             decision_reminders: 1,
+            final_inspection_failures: 2,
         },
         clock: Arc::new(clock.clone()),
         timer_poll: Duration::from_millis(50),
@@ -1079,6 +1081,7 @@ async fn the_whole_workflow_runs_through_twelve_phases_with_its_parallel_branche
             &v1::FinalInspectionPassed {
                 order_id: id.clone(),
                 inspection_id: "i-1".into(),
+                revision: 0,
             },
         )
         .await;
@@ -1233,7 +1236,7 @@ async fn the_whole_workflow_runs_through_twelve_phases_with_its_parallel_branche
         done.steps.iter().all(|s| s.status == "done"
             || (matches!(
                 s.step.as_str(),
-                "clarify_delivery_date" | "invoice_at_delivery"
+                "clarify_delivery_date" | "invoice_at_delivery" | "plan_rework" | "rework_done"
             ) && s.status == "skipped")),
         "{:?}",
         done.steps
@@ -1281,6 +1284,7 @@ async fn terms_payable_on_delivery_invoice_the_balance_at_delivery_not_at_shipme
             amount_minor: 50_000,
             trigger: "on_delivery".into(),
             due_days: 0,
+            ..Default::default()
         }],
         ..Default::default()
     };
@@ -1339,6 +1343,7 @@ async fn terms_payable_on_delivery_invoice_the_balance_at_delivery_not_at_shipme
             &v1::FinalInspectionPassed {
                 order_id: id.clone(),
                 inspection_id: "i".into(),
+                revision: 0,
             },
         )
         .await;
@@ -1420,7 +1425,7 @@ async fn terms_payable_on_delivery_invoice_the_balance_at_delivery_not_at_shipme
 }
 
 #[tokio::test]
-async fn a_failed_final_inspection_parks_the_order_and_a_retry_asks_for_a_new_inspection() {
+async fn a_failed_final_inspection_is_reworked_then_a_person_decides_and_the_register_shows_it() {
     gendan_telemetry::init_for_tests();
     let (db, nats) = (
         TestDb::create().await.unwrap(),
@@ -1433,6 +1438,10 @@ async fn a_failed_final_inspection_parks_the_order_and_a_retry_asks_for_a_new_in
     let mut quality = SubjectReader::open(&nats.url, streams::COMMANDS, "gendan.cmd.quality.>")
         .await
         .unwrap();
+    let mut production =
+        SubjectReader::open(&nats.url, streams::COMMANDS, "gendan.cmd.production.>")
+            .await
+            .unwrap();
     let order_id = uuid::Uuid::now_v7().to_string();
     let id = order_id.clone();
     let today = Utc::now().date_naive();
@@ -1450,6 +1459,7 @@ async fn a_failed_final_inspection_parks_the_order_and_a_retry_asks_for_a_new_in
             &v1::WorkOrderPlanned {
                 order_id: id.clone(),
                 planned_end: day(6),
+                revision: 1,
                 ..Default::default()
             },
         )
@@ -1461,84 +1471,223 @@ async fn a_failed_final_inspection_parks_the_order_and_a_retry_asks_for_a_new_in
             &v1::WorkOrderCompleted {
                 order_id: id.clone(),
                 completed_on: day(6),
+                revision: 1,
                 ..Default::default()
             },
         )
         .await;
-    quality
+    let inspect = |revision: u32| v1::FinalInspectionOpened {
+        order_id: id.clone(),
+        inspection_id: format!("i-{revision}"),
+        revision,
+        ..Default::default()
+    };
+    let fail = |revision: u32| v1::FinalInspectionFailed {
+        order_id: id.clone(),
+        inspection_id: format!("i-{revision}"),
+        nonconformance_id: format!("nc-{revision}"),
+        failures: revision,
+        summary: "major 4 in 50 (AQL 2.5: Ac 3 Re 4)".into(),
+        revision,
+        defective_units: 4,
+    };
+    let request = quality
         .next_of_type(v1::RequestFinalInspection::TYPE_NAME, WAIT)
         .await
         .unwrap();
+    let request =
+        v1::RequestFinalInspection::decode(request.envelope().unwrap().payload.as_slice()).unwrap();
+    assert_eq!(request.revision, 1);
+    replies.send("quality", &inspect(1)).await;
+    replies.send("quality", &fail(1)).await;
+
+    // Nobody acts: production is asked for rework (revision 1) at once.
+    let rework = production
+        .next_of_type(v1::StartRework::TYPE_NAME, WAIT)
+        .await
+        .unwrap();
+    let rework = v1::StartRework::decode(rework.envelope().unwrap().payload.as_slice()).unwrap();
+    assert_eq!(
+        (rework.revision, rework.nonconformance_id.as_str()),
+        (1, "nc-1")
+    );
+    // The same failure delivered twice orders no second rework.
+    replies.send("quality", &fail(1)).await;
     replies
         .send(
-            "quality",
-            &v1::FinalInspectionOpened {
+            "production",
+            &v1::ReworkPlanned {
                 order_id: id.clone(),
-                inspection_id: "i-1".into(),
+                revision: 1,
+                planned_end: day(8),
                 ..Default::default()
             },
         )
         .await;
-    let failed = v1::FinalInspectionFailed {
-        order_id: id.clone(),
-        inspection_id: "i-1".into(),
-        nonconformance_id: "nc-1".into(),
-        failures: 1,
-        summary: "major 4 in 50 (AQL 2.5: Ac 3 Re 4)".into(),
-    };
-    replies.send("quality", &failed).await;
+    replies
+        .send(
+            "production",
+            &v1::ReworkCompleted {
+                order_id: id.clone(),
+                revision: 1,
+                completed_on: day(8),
+                ..Default::default()
+            },
+        )
+        .await;
+    let again = quality
+        .next_of_type(v1::RequestFinalInspection::TYPE_NAME, WAIT)
+        .await
+        .unwrap();
+    let again =
+        v1::RequestFinalInspection::decode(again.envelope().unwrap().payload.as_slice()).unwrap();
+    assert_eq!(again.revision, 2, "the reworked lot is a new inspection");
+    replies.send("quality", &inspect(2)).await;
+    replies.send("quality", &fail(2)).await;
 
-    let stalled = wait_for(
-        &client,
-        &order_id,
-        "stalled on the failed inspection",
-        |s| s.status == "stalled",
-    )
-    .await;
-    assert_eq!(stalled.phase, Phase::FinalInspection as i32);
-    assert!(
-        step(&stalled, "final_inspection_passed")
-            .last_error
-            .contains("nc-1")
+    // The second failure (the default limit) asks a person.
+    let decided = eventually(WAIT, "final inspection decision", || {
+        let mut client = client.clone();
+        let order_id = order_id.clone();
+        async move {
+            let decisions = client
+                .list_decisions(v1::ListDecisionsRequest {
+                    order_id,
+                    open_only: true,
+                    limit: 10,
+                })
+                .await
+                .ok()?
+                .into_inner()
+                .decisions;
+            decisions
+                .into_iter()
+                .find(|d| d.decision_kind == v1::DecisionKind::FinalInspection as i32)
+        }
+    })
+    .await
+    .unwrap();
+    assert!(!decided.exception_id.is_empty(), "joined to its exception");
+    let saga_now = saga_of(&mut client, &order_id).await;
+    assert_eq!(
+        saga_now.status, "running",
+        "waiting for a person, not stalled"
     );
-
-    // After rework the merchandiser retries: quality is asked for a new
-    // inspection, and its pass moves the order on to packing.
+    assert_eq!(step(&saga_now, "final_inspection_passed").failures, 2);
     client
-        .retry_step(v1::StepRequest {
+        .decide(v1::DecideRequest {
             order_id: order_id.clone(),
-            step: "final_inspection_passed".into(),
-            operator: "li.wei".into(),
-            reason: "reworked 4 units".into(),
+            decision_id: decided.decision_id.clone(),
+            answer: "concession".into(),
+            operator: "buyer.chen".into(),
+            comment: "customer accepts 4 minor marks".into(),
         })
         .await
         .unwrap();
-    quality
-        .next_of_type(v1::RequestFinalInspection::TYPE_NAME, WAIT)
-        .await
-        .unwrap();
-    replies
-        .send(
-            "quality",
-            &v1::FinalInspectionOpened {
-                order_id: id.clone(),
-                inspection_id: "i-2".into(),
-                ..Default::default()
-            },
-        )
-        .await;
-    replies
-        .send(
-            "quality",
-            &v1::FinalInspectionPassed {
-                order_id: id.clone(),
-                inspection_id: "i-2".into(),
-            },
-        )
-        .await;
     wait_for(&client, &order_id, "packing", |s| {
         s.phase == Phase::Packing as i32
     })
     .await;
+
+    // The register: two failed inspections, both closed; the second by the
+    // concession, with who decided.
+    let register = client
+        .list_exceptions(v1::ListExceptionsRequest {
+            order_id: order_id.clone(),
+            kind: v1::ExceptionKind::FinalInspectionFailed as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .exceptions;
+    assert_eq!(register.len(), 2, "{register:#?}");
+    assert!(register.iter().all(|e| e.closed_at.is_some()));
+    assert_eq!(register[0].decision, "concession");
+    assert_eq!(register[0].decided_by, "buyer.chen");
+    assert_eq!(register[0].owner, v1::Department::Quality as i32);
+    let one = client
+        .get_exception(v1::GetExceptionRequest {
+            exception_id: register[0].exception_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(one, register[0]);
+    let open = client
+        .list_exceptions(v1::ListExceptionsRequest {
+            order_id: order_id.clone(),
+            state: v1::ExceptionState::Open as i32,
+            kind: v1::ExceptionKind::FinalInspectionFailed as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .exceptions;
+    assert!(open.is_empty());
+    saga.stop().await;
+}
+
+#[tokio::test]
+async fn list_exceptions_names_the_field_it_refuses() {
+    gendan_telemetry::init_for_tests();
+    let (db, nats) = (
+        TestDb::create().await.unwrap(),
+        TestNats::start().await.unwrap(),
+    );
+    let clock = ManualClock::new(Utc::now());
+    let saga = start(&db, &nats, &clock).await;
+    let mut client = saga.client().await;
+    let cases = [
+        (
+            v1::ListExceptionsRequest {
+                order_id: "not-an-id".into(),
+                ..Default::default()
+            },
+            "order_id",
+        ),
+        (
+            v1::ListExceptionsRequest {
+                kind: 999,
+                ..Default::default()
+            },
+            "kind",
+        ),
+        (
+            v1::ListExceptionsRequest {
+                limit: 1001,
+                ..Default::default()
+            },
+            "limit",
+        ),
+        (
+            v1::ListExceptionsRequest {
+                owner: -1,
+                ..Default::default()
+            },
+            "owner",
+        ),
+    ];
+    for (request, field) in cases {
+        let status = client.list_exceptions(request).await.unwrap_err();
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        assert!(status.message().contains(field), "{}", status.message());
+    }
+    let missing = client
+        .get_exception(v1::GetExceptionRequest {
+            exception_id: uuid::Uuid::now_v7().to_string(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), tonic::Code::NotFound);
+    let bad = client
+        .get_exception(v1::GetExceptionRequest {
+            exception_id: "x".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), tonic::Code::InvalidArgument);
+    assert!(bad.message().contains("exception_id"));
     saga.stop().await;
 }

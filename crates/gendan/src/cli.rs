@@ -210,7 +210,7 @@ struct LineFile {
     unit_price_minor: i64,
 }
 
-async fn channel(addrs: &Addrs, service: &str) -> anyhow::Result<Channel> {
+pub(crate) async fn channel(addrs: &Addrs, service: &str) -> anyhow::Result<Channel> {
     let addr = addrs.of(service);
     Channel::from_shared(format!("http://{addr}"))?
         .connect()
@@ -220,7 +220,7 @@ async fn channel(addrs: &Addrs, service: &str) -> anyhow::Result<Channel> {
         })
 }
 
-fn status_error(status: tonic::Status) -> anyhow::Error {
+pub(crate) fn status_error(status: tonic::Status) -> anyhow::Error {
     anyhow::anyhow!("{:?}: {}", status.code(), status.message())
 }
 
@@ -903,7 +903,7 @@ pub fn money(minor: i64, currency: &str) -> String {
     format!("{sign}{}.{:02} {currency}", minor / 100, minor % 100)
 }
 
-fn dash(text: &str) -> String {
+pub(crate) fn dash(text: &str) -> String {
     if text.is_empty() {
         "-".into()
     } else {
@@ -911,14 +911,14 @@ fn dash(text: &str) -> String {
     }
 }
 
-fn print_json(value: &Value) {
+pub(crate) fn print_json(value: &Value) {
     out!(
         "{}",
         serde_json::to_string_pretty(value).unwrap_or_default()
     );
 }
 
-fn print_pairs(value: &Value) {
+pub(crate) fn print_pairs(value: &Value) {
     if let Value::Object(map) = value {
         let width = map.keys().map(String::len).max().unwrap_or(0);
         for (key, value) in map {

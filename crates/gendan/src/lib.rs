@@ -12,5 +12,6 @@ pub mod bench;
 pub mod cli;
 pub mod demo;
 pub mod local;
+pub mod register;
 pub mod sim;
 pub mod stack;

@@ -16,7 +16,7 @@
 //! running services over gRPC; see `gendan::cli`.
 
 use gendan::cli::{self, Format};
-use gendan::{bench, demo, local, sim, stack};
+use gendan::{bench, demo, local, register, sim, stack};
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -104,6 +104,9 @@ enum Command {
     /// Stalled workflows: retry, skip; cancel an order.
     #[command(subcommand)]
     Sagas(cli::SagasCommand),
+    /// The exception register: list with filters, show one.
+    #[command(subcommand)]
+    Exceptions(register::ExceptionsCommand),
 }
 
 #[tokio::main]
@@ -117,6 +120,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Inspections(command) => cli::inspections(command, output).await,
         Command::Decisions(command) => cli::decisions(command, output).await,
         Command::Sagas(command) => cli::sagas(command, output).await,
+        Command::Exceptions(command) => register::exceptions(command, output).await,
         Command::Sim {
             day_ms,
             seed,

@@ -6,6 +6,11 @@
 //! | `InvoiceBalance` | order + milestone | issues the milestone's invoices; `InvoiceIssued` each (`NoInvoiceDue` when the terms bill nothing then) | the same invoices announced again |
 //! | `CancelReceivable` | order | voids unpaid invoices, computes the refund; `ReceivableCancelled` | the stored answer again |
 //!
+//! `InvoiceBalance` names its milestone by `billing_milestone`; older senders
+//! leave it unspecified and name it by the `milestone` string, which is read
+//! then. Events carry both the strings and the enums (`invoice_kind`,
+//! `payment_trigger`, `billing_milestone`), mapped in [`crate::terms`].
+//!
 //! Every answer is written to the outbox on the consumer's connection, so it
 //! commits with the effect and the inbox record.
 
@@ -13,8 +18,8 @@ use gendan_messaging::outbox;
 use gendan_messaging::{Cause, Handler, HandlerError, Incoming, Outgoing};
 use gendan_proto::date_from_str;
 use gendan_proto::v1::{
-    CancelReceivable, InvoiceBalance, NoInvoiceDue, OpenReceivable, ReceivableCancelled,
-    ReceivableOpened, ReceivableOpeningFailed,
+    BillingMilestone, CancelReceivable, InvoiceBalance, NoInvoiceDue, OpenReceivable,
+    ReceivableCancelled, ReceivableOpened, ReceivableOpeningFailed,
 };
 use sqlx::PgConnection;
 
@@ -170,7 +175,38 @@ async fn open_receivable(
     Ok(())
 }
 
-#[tracing::instrument(skip_all, fields(order_id = %message.order_id(), milestone = %command.milestone))]
+/// The milestone an `InvoiceBalance` names: `billing_milestone` when set,
+/// else the `milestone` string of older senders.
+fn balance_milestone(command: &InvoiceBalance) -> Result<Milestone, String> {
+    let Ok(billing) = BillingMilestone::try_from(command.billing_milestone) else {
+        return Err(format!(
+            "billing_milestone {} is not shipment or delivery",
+            command.billing_milestone
+        ));
+    };
+    if let Some(milestone) = Milestone::from_billing(billing) {
+        let named = command.milestone.trim();
+        if !named.is_empty() && Milestone::from_balance_name(named) != Some(milestone) {
+            tracing::warn!(
+                milestone = %command.milestone,
+                billing_milestone = milestone.as_str(),
+                "milestone string disagrees with billing_milestone, using billing_milestone"
+            );
+        }
+        return Ok(milestone);
+    }
+    Milestone::from_balance_name(&command.milestone).ok_or_else(|| {
+        format!(
+            "milestone {:?} is not \"shipment\" or \"delivery\"",
+            command.milestone
+        )
+    })
+}
+
+#[tracing::instrument(
+    skip_all,
+    fields(order_id = %message.order_id(), milestone = tracing::field::Empty)
+)]
 async fn invoice_balance(
     conn: &mut PgConnection,
     message: &Incoming,
@@ -178,12 +214,10 @@ async fn invoice_balance(
 ) -> Result<(), HandlerError> {
     let order_id = message.order_id_or(&command.order_id)?;
     let cause = Cause::from_incoming(message);
-    let milestone = Milestone::from_balance_name(&command.milestone).ok_or_else(|| {
-        HandlerError::Rejected(format!(
-            "InvoiceBalance for order {order_id}: milestone {:?} is not \"shipment\" or \"delivery\"",
-            command.milestone
-        ))
+    let milestone = balance_milestone(&command).map_err(|problem| {
+        HandlerError::Rejected(format!("InvoiceBalance for order {order_id}: {problem}"))
     })?;
+    tracing::Span::current().record("milestone", milestone.as_str());
     let milestone_date = date_from_str(command.milestone_date.trim()).ok_or_else(|| {
         HandlerError::Rejected(format!(
             "InvoiceBalance for order {order_id}: milestone_date {:?} is not a YYYY-MM-DD date",
@@ -211,6 +245,7 @@ async fn invoice_balance(
             order_id: order_id.clone(),
             milestone: milestone.as_str().to_owned(),
             reason,
+            billing_milestone: BillingMilestone::from(milestone).into(),
         };
         outbox::write(
             conn,
@@ -298,4 +333,50 @@ async fn cancel_receivable(
     )
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn command(milestone: &str, billing_milestone: i32) -> InvoiceBalance {
+        InvoiceBalance {
+            order_id: "o-1".into(),
+            milestone: milestone.into(),
+            milestone_date: "2026-03-02".into(),
+            billing_milestone,
+        }
+    }
+
+    #[test]
+    fn the_enum_is_read_first_and_the_string_when_it_is_unspecified() {
+        let delivery = i32::from(BillingMilestone::Delivery);
+        let unspecified = i32::from(BillingMilestone::Unspecified);
+        assert_eq!(
+            balance_milestone(&command("", delivery)),
+            Ok(Milestone::Delivery)
+        );
+        assert_eq!(
+            balance_milestone(&command("shipment", delivery)),
+            Ok(Milestone::Delivery),
+            "the enum wins over a disagreeing string"
+        );
+        assert_eq!(
+            balance_milestone(&command(" Shipment", unspecified)),
+            Ok(Milestone::Shipment)
+        );
+        assert_eq!(
+            balance_milestone(&command("acceptance", unspecified)),
+            Err(r#"milestone "acceptance" is not "shipment" or "delivery""#.to_owned())
+        );
+        assert_eq!(
+            balance_milestone(&command("", unspecified)),
+            Err(r#"milestone "" is not "shipment" or "delivery""#.to_owned())
+        );
+        // A value from a newer proto is not guessed at, whatever the string.
+        assert_eq!(
+            balance_milestone(&command("shipment", 99)),
+            Err("billing_milestone 99 is not shipment or delivery".to_owned())
+        );
+    }
 }

@@ -5,6 +5,7 @@
 //! | --- | --- | --- |
 //! | `PurchaseOrderPlaced` | material | `amount_minor` in `currency` |
 //! | `WorkOrderCompleted` | labour | hours per work centre × that centre's rate (`SetLabourRate`); a centre without a rate books a warning entry and no amount |
+//! | `ReworkCompleted` | rework | the same, for the hours of a rework of goods that failed final inspection |
 //! | `ShipmentBooked` | freight | `freight_cost_minor` in `currency` |
 //!
 //! Other event types are ignored. Entries are keyed by (event id, line), so
@@ -18,7 +19,9 @@
 //! of 0 means none was set and is never overrun.
 
 use gendan_messaging::{Cause, Handler, HandlerError, Incoming, Outgoing, outbox};
-use gendan_proto::v1::{CostOverrun, PurchaseOrderPlaced, ShipmentBooked, WorkOrderCompleted};
+use gendan_proto::v1::{
+    CostOverrun, PurchaseOrderPlaced, ReworkCompleted, ShipmentBooked, WorkOrderCompleted,
+};
 use sqlx::PgConnection;
 
 use crate::receivables::{self, STATUS_CANCELLED};
@@ -26,6 +29,7 @@ use crate::{SERVICE, validate};
 
 pub const MATERIAL: &str = "material";
 pub const LABOUR: &str = "labour";
+pub const REWORK: &str = "rework";
 pub const FREIGHT: &str = "freight";
 
 /// One line to book.
@@ -46,6 +50,7 @@ impl Handler for CostHandler {
     fn handles(&self, message: &Incoming) -> bool {
         message.is::<PurchaseOrderPlaced>()
             || message.is::<WorkOrderCompleted>()
+            || message.is::<ReworkCompleted>()
             || message.is::<ShipmentBooked>()
     }
 
@@ -65,6 +70,11 @@ impl Handler for CostHandler {
             let order_id = message.order_id_or(&event.order_id)?;
             let rates = labour_rates(conn).await?;
             (order_id, labour(&event, &rates))
+        } else if message.is::<ReworkCompleted>() {
+            let event: ReworkCompleted = message.payload()?;
+            let order_id = message.order_id_or(&event.order_id)?;
+            let rates = labour_rates(conn).await?;
+            (order_id, rework(&event, &rates))
         } else if message.is::<ShipmentBooked>() {
             let event: ShipmentBooked = message.payload()?;
             (
@@ -144,16 +154,40 @@ pub fn labour_cost(hours: f64, rate_minor_per_hour: i64) -> Option<i64> {
 }
 
 pub fn labour(event: &WorkOrderCompleted, rates: &Rates) -> Vec<Entry> {
-    let mut centres: Vec<(&String, &f64)> = event.hours_by_work_centre.iter().collect();
+    hours_at_rates(
+        LABOUR,
+        &format!("work order {}", event.work_order_id),
+        &event.hours_by_work_centre,
+        rates,
+    )
+}
+
+/// A rework's hours cost like labour, on their own line of the ledger: what
+/// failed inspection cost the order shows apart from what making it did.
+pub fn rework(event: &ReworkCompleted, rates: &Rates) -> Vec<Entry> {
+    hours_at_rates(
+        REWORK,
+        &format!("rework work order {}", event.work_order_id),
+        &event.hours_by_work_centre,
+        rates,
+    )
+}
+
+/// One entry per work centre (in code order): `hours × rate` under
+/// `category`, or a warning when the centre has no rate.
+fn hours_at_rates(
+    category: &'static str,
+    work_order: &str,
+    hours_by_work_centre: &std::collections::HashMap<String, f64>,
+    rates: &Rates,
+) -> Vec<Entry> {
+    let mut centres: Vec<(&String, &f64)> = hours_by_work_centre.iter().collect();
     // Map order is random; line numbers must be stable across redeliveries.
     centres.sort_by(|a, b| a.0.cmp(b.0));
     centres
         .into_iter()
         .map(|(work_centre, hours)| {
-            let description = format!(
-                "labour {work_centre}: {hours} h on work order {}",
-                event.work_order_id
-            );
+            let description = format!("{category} {work_centre}: {hours} h on {work_order}");
             let (amount, warning) = match rates.get(work_centre) {
                 None => (
                     None,
@@ -170,7 +204,7 @@ pub fn labour(event: &WorkOrderCompleted, rates: &Rates) -> Vec<Entry> {
                 },
             };
             Entry {
-                category: LABOUR,
+                category,
                 description,
                 amount,
                 warning,
@@ -325,6 +359,29 @@ mod tests {
         assert_eq!(entries[0].amount, Some((6_000, "USD".to_owned())));
         assert!(entries[1].amount.is_none());
         assert!(entries[1].warning.as_deref().unwrap().contains("SEW"));
+    }
+
+    #[test]
+    fn rework_hours_are_costed_at_labour_rates_under_rework() {
+        let event = ReworkCompleted {
+            order_id: "o-1".into(),
+            revision: 1,
+            work_order_id: "wo-r1".into(),
+            hours_by_work_centre: [("SEW".to_owned(), 4.0)].into_iter().collect(),
+            ..Default::default()
+        };
+        let rates: Rates = [("SEW".to_owned(), ("USD".to_owned(), 2_000))]
+            .into_iter()
+            .collect();
+        let entries = rework(&event, &rates);
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].category, REWORK);
+        assert_eq!(entries[0].amount, Some((8_000, "USD".to_owned())));
+        assert!(
+            entries[0].description.contains("wo-r1"),
+            "{}",
+            entries[0].description
+        );
     }
 
     #[test]

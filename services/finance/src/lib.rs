@@ -4,7 +4,9 @@
 //! How data flows through the modules:
 //! - [`terms`] is pure: it parses the order's `payment_terms` text into
 //!   terms (share, trigger, due days) and prices them against the total so
-//!   the installments always sum to it exactly.
+//!   the installments always sum to it exactly. It also holds the one
+//!   mapping of triggers, invoice kinds and milestones to the shared
+//!   protobuf enums, which events carry beside the old strings.
 //! - [`commands`] consumes saga commands (`gendan.cmd.finance.*`, durable
 //!   `finance-commands`): `OpenReceivable` stores the receivable and its
 //!   schedule and issues the deposit invoice, `InvoiceBalance` issues the

@@ -14,13 +14,13 @@ use gendan_messaging::{Cause, Outgoing};
 use gendan_proto::date_to_string;
 use gendan_proto::v1::{
     DepositReceived, Installment as InstallmentProto, InvoiceIssued, OrderPaidInFull,
-    PaymentAllocation, ReceivableInvoice, ReceivedPayment,
+    PaymentAllocation, PaymentTrigger, ReceivableInvoice, ReceivedPayment,
 };
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::allocation::allocate;
-use crate::terms::{KIND_DEPOSIT, Trigger};
+use crate::terms::{self, KIND_DEPOSIT, Trigger};
 use crate::validate::{NewPayment, NewReceivable};
 use crate::{Error, Result, SERVICE};
 
@@ -75,11 +75,16 @@ impl InstallmentRow {
     }
 
     pub fn to_proto(&self) -> InstallmentProto {
+        let payment_trigger = self
+            .trigger()
+            .map_or(PaymentTrigger::Unspecified, PaymentTrigger::from);
         InstallmentProto {
             kind: self.kind.clone(),
             amount_minor: self.amount_minor,
             trigger: self.trigger.clone(),
             due_days: u32::try_from(self.due_days).unwrap_or(0),
+            invoice_kind: terms::invoice_kind(&self.kind).into(),
+            payment_trigger: payment_trigger.into(),
         }
     }
 }
@@ -131,6 +136,7 @@ impl Invoice {
             amount_minor: self.amount_minor,
             currency: self.currency.clone(),
             due_date: date_to_string(self.due_date),
+            invoice_kind: terms::invoice_kind(&self.kind).into(),
         }
     }
 }

@@ -19,6 +19,15 @@
 //! Anything else (a letter of credit, a part naming no trigger, shares not
 //! adding up to 100%) is a [`TermsError`] naming the text: a person has to
 //! read such terms, finance must not guess.
+//!
+//! The words finance sends other services (an installment's trigger, an
+//! invoice's kind, a balance's milestone) also travel as protobuf enums;
+//! their one mapping from and to these types is here too
+//! (`From<Trigger> for v1::PaymentTrigger`, [`invoice_kind`],
+//! `From<Milestone> for v1::BillingMilestone`, [`Milestone::from_billing`]).
+//! The string fields keep being sent as well, for older readers.
+
+use gendan_proto::v1;
 
 /// Basis points in 100%: shares are kept in hundredths of a percent so
 /// `12.5%` is exact.
@@ -94,8 +103,33 @@ impl Trigger {
     }
 }
 
+/// As the shared vocabulary (`Installment.payment_trigger`).
+impl From<Trigger> for v1::PaymentTrigger {
+    fn from(trigger: Trigger) -> Self {
+        match trigger {
+            Trigger::OnConfirmation => v1::PaymentTrigger::OnConfirmation,
+            Trigger::AgainstBlCopy => v1::PaymentTrigger::AgainstBlCopy,
+            Trigger::AgainstDocuments => v1::PaymentTrigger::AgainstDocuments,
+            Trigger::BeforeShipment => v1::PaymentTrigger::BeforeShipment,
+            Trigger::NetDays => v1::PaymentTrigger::NetDays,
+            Trigger::OnDelivery => v1::PaymentTrigger::OnDelivery,
+        }
+    }
+}
+
 pub const KIND_DEPOSIT: &str = "deposit";
 pub const KIND_BALANCE: &str = "balance";
+
+/// A stored kind ([`KIND_DEPOSIT`], [`KIND_BALANCE`]) as the shared
+/// vocabulary (`Installment.invoice_kind`, `InvoiceIssued.invoice_kind`);
+/// unspecified for anything else.
+pub fn invoice_kind(kind: &str) -> v1::InvoiceKind {
+    match kind {
+        KIND_DEPOSIT => v1::InvoiceKind::Deposit,
+        KIND_BALANCE => v1::InvoiceKind::Balance,
+        _ => v1::InvoiceKind::Unspecified,
+    }
+}
 
 /// When invoices are issued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,6 +154,29 @@ impl Milestone {
             "shipment" => Some(Milestone::Shipment),
             "delivery" => Some(Milestone::Delivery),
             _ => None,
+        }
+    }
+
+    /// The milestone of `InvoiceBalance.billing_milestone`; `None` when it
+    /// is unspecified.
+    pub fn from_billing(milestone: v1::BillingMilestone) -> Option<Self> {
+        match milestone {
+            v1::BillingMilestone::Unspecified => None,
+            v1::BillingMilestone::Shipment => Some(Milestone::Shipment),
+            v1::BillingMilestone::Delivery => Some(Milestone::Delivery),
+        }
+    }
+}
+
+/// As the shared vocabulary (`NoInvoiceDue.billing_milestone`).
+impl From<Milestone> for v1::BillingMilestone {
+    fn from(milestone: Milestone) -> Self {
+        match milestone {
+            // Deposits are invoiced when the receivable opens, never by
+            // `InvoiceBalance`, so confirmation is no billing milestone.
+            Milestone::Confirmation => v1::BillingMilestone::Unspecified,
+            Milestone::Shipment => v1::BillingMilestone::Shipment,
+            Milestone::Delivery => v1::BillingMilestone::Delivery,
         }
     }
 }
@@ -600,6 +657,71 @@ mod tests {
             Some(Milestone::Shipment)
         );
         assert_eq!(Milestone::from_balance_name("confirmation"), None);
+    }
+
+    #[test]
+    fn triggers_map_to_the_payment_trigger_of_the_same_name() {
+        let mut sent = std::collections::HashSet::new();
+        for trigger in Trigger::ALL {
+            let payment_trigger = v1::PaymentTrigger::from(trigger);
+            // Tied to the proto by name: a value added there for a trigger
+            // still mapped to unspecified fails here until it is mapped.
+            let same_name = v1::PaymentTrigger::from_str_name(&format!(
+                "PAYMENT_TRIGGER_{}",
+                trigger.as_str().to_ascii_uppercase()
+            ));
+            assert_eq!(
+                payment_trigger,
+                same_name.unwrap_or(v1::PaymentTrigger::Unspecified),
+                "{trigger:?}"
+            );
+            if payment_trigger != v1::PaymentTrigger::Unspecified {
+                assert!(sent.insert(payment_trigger), "{trigger:?} is not distinct");
+            }
+        }
+        // Every trigger has its value in the proto.
+        let unmapped: Vec<Trigger> = Trigger::ALL
+            .into_iter()
+            .filter(|t| v1::PaymentTrigger::from(*t) == v1::PaymentTrigger::Unspecified)
+            .collect();
+        assert!(unmapped.is_empty(), "{unmapped:?}");
+        assert_eq!(
+            v1::PaymentTrigger::from(Trigger::OnDelivery),
+            v1::PaymentTrigger::OnDelivery
+        );
+    }
+
+    #[test]
+    fn kinds_and_milestones_map_to_the_shared_vocabulary() {
+        assert_eq!(invoice_kind(KIND_DEPOSIT), v1::InvoiceKind::Deposit);
+        assert_eq!(invoice_kind(KIND_BALANCE), v1::InvoiceKind::Balance);
+        assert_eq!(invoice_kind("refund"), v1::InvoiceKind::Unspecified);
+        for trigger in Trigger::ALL {
+            let expected = if trigger == Trigger::OnConfirmation {
+                v1::InvoiceKind::Deposit
+            } else {
+                v1::InvoiceKind::Balance
+            };
+            assert_eq!(invoice_kind(trigger.kind()), expected, "{trigger:?}");
+        }
+
+        for milestone in [Milestone::Shipment, Milestone::Delivery] {
+            let billing = v1::BillingMilestone::from(milestone);
+            assert_ne!(billing, v1::BillingMilestone::Unspecified);
+            assert_eq!(Milestone::from_billing(billing), Some(milestone));
+            assert_eq!(
+                Milestone::from_balance_name(milestone.as_str()),
+                Some(milestone)
+            );
+        }
+        assert_eq!(
+            v1::BillingMilestone::from(Milestone::Confirmation),
+            v1::BillingMilestone::Unspecified
+        );
+        assert_eq!(
+            Milestone::from_billing(v1::BillingMilestone::Unspecified),
+            None
+        );
     }
 
     #[test]

@@ -91,6 +91,7 @@ pub fn summarize(
     let costs = costs(&facts.currency, events);
     let (first_pass_yield, inspections) = first_pass_yield(events);
     let exceptions = exceptions(events);
+    let (exceptions_by_kind, decisions) = crate::register::tally(events);
 
     let mut lessons = Vec::new();
     match delivered_on {
@@ -147,6 +148,8 @@ pub fn summarize(
         exception_notes: exceptions.notes,
         lessons: lessons.join("\n"),
         closed_at: Some(timestamp_from(closed_at)),
+        exceptions_by_kind,
+        decisions,
     }
 }
 

@@ -36,6 +36,7 @@ pub mod commands;
 pub mod intake;
 pub mod notices;
 pub mod paging;
+pub mod register;
 pub mod store;
 pub mod summary;
 pub mod timeline;

@@ -8,10 +8,11 @@
 
 use gendan_proto::TypeName;
 use gendan_proto::v1::{
-    CapacityChecked, DecisionMade, DecisionRequested, DeliveryRiskChanged, Envelope, OrderAccepted,
-    OrderCancelled, OrderClosed, OrderConfirmed, OrderCreated, Phase, PhaseChanged, SagaCompleted,
-    SagaResumed, SagaStalled, WorkOrderCancelled, WorkOrderCompleted, WorkOrderPlanned,
-    WorkOrderPlanningFailed, WorkOrderProgressed,
+    CapacityChecked, DecisionMade, DecisionRequested, DeliveryRiskChanged, Envelope,
+    ExceptionClosed, ExceptionOpened, OrderAccepted, OrderCancelled, OrderClosed, OrderConfirmed,
+    OrderCreated, Phase, PhaseChanged, ReworkCompleted, ReworkPlanned, SagaCompleted, SagaResumed,
+    SagaStalled, WorkOrderCancelled, WorkOrderCompleted, WorkOrderPlanned, WorkOrderPlanningFailed,
+    WorkOrderProgressed,
 };
 use prost::Message;
 
@@ -227,6 +228,45 @@ fn specific(envelope: &Envelope) -> Option<String> {
                 format!("Work order cancellation: {}", event.note)
             }
         }
+        ExceptionOpened::TYPE_NAME => {
+            let record = ExceptionOpened::decode(payload).ok()?.exception?;
+            format!(
+                "Exception opened ({}, owner {}): {}",
+                exception_kind_name(record.kind),
+                department_name(record.owner),
+                record.cause
+            )
+        }
+        ExceptionClosed::TYPE_NAME => {
+            let record = ExceptionClosed::decode(payload).ok()?.exception?;
+            let mut text = format!(
+                "Exception closed ({}): {}",
+                exception_kind_name(record.kind),
+                record.resolution
+            );
+            if record.impact_days != 0 {
+                text.push_str(&format!(", delivery moved {} days", record.impact_days));
+            }
+            text
+        }
+        ReworkPlanned::TYPE_NAME => {
+            let event = ReworkPlanned::decode(payload).ok()?;
+            format!(
+                "Rework {} planned, to finish {}",
+                event.revision,
+                or_unknown(&event.planned_end)
+            )
+        }
+        ReworkCompleted::TYPE_NAME => {
+            let event = ReworkCompleted::decode(payload).ok()?;
+            format!(
+                "Rework {} completed on {}: {} good, {} scrap",
+                event.revision,
+                or_unknown(&event.completed_on),
+                event.good_quantity,
+                event.scrap_quantity
+            )
+        }
         _ => return None,
     };
     Some(text)
@@ -286,6 +326,28 @@ pub fn money(minor: i64, currency: &str) -> String {
         magnitude % scale,
         width = exponent as usize
     )
+}
+
+/// `EXCEPTION_KIND_FINAL_INSPECTION_FAILED` → `final inspection failed`.
+pub fn exception_kind_name(kind: i32) -> String {
+    gendan_proto::v1::ExceptionKind::try_from(kind)
+        .map(|k| {
+            k.as_str_name()
+                .trim_start_matches("EXCEPTION_KIND_")
+                .to_lowercase()
+                .replace('_', " ")
+        })
+        .unwrap_or_else(|_| format!("kind {kind}"))
+}
+
+fn department_name(owner: i32) -> String {
+    gendan_proto::v1::Department::try_from(owner)
+        .map(|d| {
+            d.as_str_name()
+                .trim_start_matches("DEPARTMENT_")
+                .to_lowercase()
+        })
+        .unwrap_or_else(|_| format!("department {owner}"))
 }
 
 #[cfg(test)]

@@ -95,11 +95,13 @@ impl ProductionApi {
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             .execute(&mut *tx)
             .await?;
-        let work_order = work_orders::find(&mut tx, order_id, false)
-            .await?
-            .ok_or_else(|| Error::WorkOrderNotFound(order_id.to_owned()))?;
+        let all = work_orders::store::all_of(&mut tx, order_id, false).await?;
         tx.commit().await?;
-        Ok(work_orders::to_proto(&work_order))
+        // The order's current production run; reworks are followed through
+        // their events.
+        let work_order = work_orders::current(&all, work_orders::KIND_PRODUCTION)
+            .ok_or_else(|| Error::WorkOrderNotFound(order_id.to_owned()))?;
+        Ok(work_orders::to_proto(work_order))
     }
 }
 

@@ -1,31 +1,43 @@
 //! Saga commands to production (`gendan.cmd.production.*`).
 //!
-//! - `CheckOrderCapacity` schedules the order against today's bookings
-//!   without booking anything and answers `CapacityChecked`. A product that
-//!   cannot be made is an answer (`feasible = false` with the problem), not a
-//!   failure: the saga needs a reply to move the order to clarification.
-//! - `PlanWorkOrder` is idempotent by order id: the first one schedules,
-//!   stores the work order with its capacity bookings and answers
-//!   `WorkOrderPlanned`; a repeat (the saga re-sends on timeout, the first
-//!   reply may have been lost) answers the stored plan again. A plan that
-//!   cannot be made answers `WorkOrderPlanningFailed` with the reason.
-//! - `CancelWorkOrder` (compensation of a cancelled order) stops the work
-//!   order, releases its bookings from today on and answers
-//!   `WorkOrderCancelled`; repeats answer again without releasing twice.
+//! | command | key | first time | repeat |
+//! | --- | --- | --- | --- |
+//! | `CheckOrderCapacity` | — | schedules against today's bookings without booking; `CapacityChecked` (a product that cannot be made is `feasible = false` with the problem: the saga needs a reply to move the order to clarification) | checks again |
+//! | `PlanWorkOrder` | order + revision | schedules, stores the production run with its capacity bookings; `WorkOrderPlanned` with the revision; a plan that cannot be made: `WorkOrderPlanningFailed` with the reason, nothing stored | the same `WorkOrderPlanned` from the stored work order, nothing booked |
+//! | `StartRework` | order + revision | one `rework` stage per product on the work centre of its last routing stage (quantity × hours per unit + set-up), scheduled from today and booked; `ReworkPlanned` | the same `ReworkPlanned` from what is stored, nothing booked |
+//! | `CancelWorkOrder` | order | cancels every open work order of the order (production runs and reworks), releases their bookings from today on; `WorkOrderCancelled` with the hours summed | answers again, releasing nothing |
+//!
+//! The revision rule: a work order belongs to (order, kind, revision), 0
+//! counting as 1. Production runs are numbered 1 for the first, 2, 3, ...
+//! for remakes after scrap; reworks are numbered 1, 2, ... on their own. A
+//! re-sent command of a revision already planned (the saga re-sends on
+//! timeout, the first reply may have been lost) answers from the stored work
+//! order; a new revision plans a new work order, and the earlier ones stay
+//! on record (a remake's earlier run is completed or cancelled by then). MES
+//! reports go to the newest open work order with the reported stage
+//! ([`mes`](crate::mes)).
+//!
+//! `StartRework` for an order without any work order, or without items, is
+//! rejected (dead-lettered with the field named). So is a rework that cannot
+//! be scheduled (no routing, no capacity): the contract has no failure
+//! answer for it, and the dead letter carries the reason for a person.
 //!
 //! Every answer is written to the outbox on the consumer's connection, so it
 //! commits with the effect and the inbox record.
 
 use chrono::Utc;
+use gendan_grpc::FieldError;
 use gendan_messaging::outbox;
 use gendan_messaging::{Cause, Handler, HandlerError, Incoming, Outgoing};
 use gendan_proto::v1::{
-    CancelWorkOrder, CapacityChecked, CheckOrderCapacity, PlanWorkOrder, WorkOrderCancelled,
-    WorkOrderPlanningFailed,
+    CancelWorkOrder, CapacityChecked, CheckOrderCapacity, PlanWorkOrder, StartRework,
+    WorkOrderCancelled, WorkOrderPlanningFailed,
 };
 use gendan_proto::{date_from_str, date_to_string};
 use sqlx::PgConnection;
 
+use crate::work_orders::store::{self, NewWorkOrder};
+use crate::work_orders::{KIND_PRODUCTION, KIND_REWORK, STATUS_COMPLETED, WorkOrder};
 use crate::{Error, SERVICE, planning, validate, work_orders};
 
 impl From<Error> for HandlerError {
@@ -60,6 +72,9 @@ impl Handler for CommandHandler {
         }
         if message.is::<PlanWorkOrder>() {
             return plan_work_order(conn, message, message.payload()?).await;
+        }
+        if message.is::<StartRework>() {
+            return start_rework(conn, message, message.payload()?).await;
         }
         if message.is::<CancelWorkOrder>() {
             return cancel_work_order(conn, message, message.payload()?).await;
@@ -124,31 +139,40 @@ async fn check_order_capacity(
     Ok(())
 }
 
-/// Schedules, books and stores a new work order.
+/// Schedules, books and stores a new production run.
 async fn plan_new(
     conn: &mut PgConnection,
     order_id: &str,
+    revision: i32,
     command: &PlanWorkOrder,
     message: &Incoming,
-) -> Result<work_orders::WorkOrder, HandlerError> {
-    let items =
-        validate::items(&command.items, "items").map_err(|e| HandlerError::from(Error::from(e)))?;
+) -> Result<WorkOrder, HandlerError> {
+    let items = validate::items(&command.items, "items").map_err(Error::from)?;
     let today = Utc::now().date_naive();
-    let earliest_start = validate::date_or(&command.earliest_start, "earliest_start", today)
-        .map_err(|e| HandlerError::from(Error::from(e)))?;
+    let earliest_start =
+        validate::date_or(&command.earliest_start, "earliest_start", today).map_err(Error::from)?;
     let schedule = planning::schedule_items(conn, &items, earliest_start).await?;
-    let created =
-        work_orders::insert(conn, order_id, &schedule, message.traceparent.as_deref()).await?;
+    let new = NewWorkOrder {
+        order_id,
+        kind: KIND_PRODUCTION,
+        revision,
+        nonconformance_id: None,
+        rework_reason: None,
+        traceparent: message.traceparent.as_deref(),
+    };
+    let created = store::insert(conn, &new, &schedule).await?;
     tracing::info!(
         work_order_id = %created.work_order_id,
+        revision,
         planned_end = %created.planned_end,
         "work order planned"
     );
     Ok(created)
 }
 
-/// Stops the work order and gives its remaining capacity back. Idempotent:
-/// a repeat answers again without releasing anything twice.
+/// Stops every open work order of the order and gives its remaining
+/// capacity back. Idempotent: a repeat answers again without releasing
+/// anything twice.
 #[tracing::instrument(skip_all, fields(order_id = %message.order_id()))]
 async fn cancel_work_order(
     conn: &mut PgConnection,
@@ -157,54 +181,62 @@ async fn cancel_work_order(
 ) -> Result<(), HandlerError> {
     let order_id = message.order_id_or(&command.order_id)?;
     let today = Utc::now().date_naive();
-    let answer = match work_orders::find(conn, &order_id, true).await? {
+    let all = store::all_of(conn, &order_id, true).await?;
+    // The answer names the order's current production run: the work order
+    // the saga knows the order by, the same on every repeat.
+    let answer = match work_orders::current(&all, KIND_PRODUCTION).or_else(|| all.first()) {
         None => WorkOrderCancelled {
             order_id: order_id.clone(),
             note: "no work order had been planned".to_owned(),
             ..Default::default()
         },
-        Some(work_order) if work_order.status == work_orders::STATUS_COMPLETED => {
-            WorkOrderCancelled {
-                order_id: order_id.clone(),
-                work_order_id: work_order.work_order_id.to_string(),
-                released_hours: 0.0,
-                note: "already completed; nothing to stop".to_owned(),
+        Some(named) => {
+            let mut released_hours = 0.0;
+            let mut stopped = 0;
+            for open in all.iter().filter(|wo| wo.is_open()) {
+                released_hours +=
+                    store::cancel(conn, open.work_order_id, today, &command.reason).await?;
+                stopped += 1;
             }
-        }
-        Some(work_order) => {
-            let released =
-                work_orders::cancel(conn, work_order.work_order_id, today, &command.reason).await?;
+            let all_completed = all.iter().all(|wo| wo.status == STATUS_COMPLETED);
+            let note = if stopped == 0 && all_completed {
+                "already completed; nothing to stop"
+            } else {
+                ""
+            };
             WorkOrderCancelled {
                 order_id: order_id.clone(),
-                work_order_id: work_order.work_order_id.to_string(),
-                released_hours: released,
-                note: String::new(),
+                work_order_id: named.work_order_id.to_string(),
+                released_hours,
+                note: note.to_owned(),
             }
         }
     };
-    tracing::info!(released_hours = answer.released_hours, note = %answer.note, "work order cancelled");
+    tracing::info!(released_hours = answer.released_hours, note = %answer.note, "work orders cancelled");
     let event = Outgoing::event(SERVICE, &order_id, &answer, &Cause::from_incoming(message));
     outbox::write(conn, &[event]).await?;
     Ok(())
 }
 
-#[tracing::instrument(skip_all, fields(order_id = %message.order_id()))]
+#[tracing::instrument(skip_all, fields(order_id = %message.order_id(), revision = command.revision))]
 async fn plan_work_order(
     conn: &mut PgConnection,
     message: &Incoming,
     command: PlanWorkOrder,
 ) -> Result<(), HandlerError> {
     let order_id = message.order_id_or(&command.order_id)?;
+    let revision = validate::revision(command.revision, "revision").map_err(Error::from)?;
     // Taken before the existence check so two replicas handling a re-sent
-    // command at once cannot both plan the order.
+    // command at once cannot both plan the revision.
     planning::lock_capacity(conn).await?;
 
-    let work_order = match work_orders::find(conn, &order_id, false).await? {
-        Some(existing) => {
-            tracing::info!(work_order_id = %existing.work_order_id, "work order exists, answering its plan again");
-            existing
+    let existing = store::all_of(conn, &order_id, false).await?;
+    let work_order = match work_orders::revision(&existing, KIND_PRODUCTION, revision) {
+        Some(stored) => {
+            tracing::info!(work_order_id = %stored.work_order_id, "work order exists, answering its plan again");
+            stored.clone()
         }
-        None => match plan_new(conn, &order_id, &command, message).await {
+        None => match plan_new(conn, &order_id, revision, &command, message).await {
             Ok(created) => created,
             Err(HandlerError::Rejected(reason)) => {
                 // The plan is impossible as asked (no routing, no capacity
@@ -227,4 +259,66 @@ async fn plan_work_order(
     let event = Outgoing::event(SERVICE, &order_id, &planned, &Cause::from_incoming(message));
     outbox::write(conn, &[event]).await?;
     Ok(())
+}
+
+/// Plans a rework work order for goods that failed final inspection, once
+/// per revision.
+#[tracing::instrument(skip_all, fields(order_id = %message.order_id(), revision = command.revision))]
+async fn start_rework(
+    conn: &mut PgConnection,
+    message: &Incoming,
+    command: StartRework,
+) -> Result<(), HandlerError> {
+    let order_id = message.order_id_or(&command.order_id)?;
+    let revision = validate::revision(command.revision, "revision").map_err(Error::from)?;
+    let items = validate::items(&command.items, "items").map_err(Error::from)?;
+    // As for PlanWorkOrder: a re-sent command handled twice at once must not
+    // plan the revision twice, nor book capacity another plan also counts on.
+    planning::lock_capacity(conn).await?;
+
+    let existing = store::all_of(conn, &order_id, false).await?;
+    let work_order = match work_orders::revision(&existing, KIND_REWORK, revision) {
+        Some(stored) => {
+            tracing::info!(work_order_id = %stored.work_order_id, "rework exists, answering its plan again");
+            stored.clone()
+        }
+        None => {
+            if existing.is_empty() {
+                // Goods that were never planned cannot have failed an
+                // inspection: the command is about the wrong order.
+                let field = FieldError::new(
+                    "order_id",
+                    format!("order {order_id:?} has no work order to rework"),
+                );
+                return Err(Error::from(field).into());
+            }
+            // Rework starts as soon as capacity allows: the goods are here.
+            let today = Utc::now().date_naive();
+            let schedule = planning::schedule_rework(conn, &items, today).await?;
+            let new = NewWorkOrder {
+                order_id: &order_id,
+                kind: KIND_REWORK,
+                revision,
+                nonconformance_id: non_empty(&command.nonconformance_id),
+                rework_reason: non_empty(&command.reason),
+                traceparent: message.traceparent.as_deref(),
+            };
+            let created = store::insert(conn, &new, &schedule).await?;
+            tracing::info!(
+                work_order_id = %created.work_order_id,
+                planned_end = %created.planned_end,
+                "rework planned"
+            );
+            created
+        }
+    };
+    let planned = work_orders::rework_planned_event(&work_order);
+    let event = Outgoing::event(SERVICE, &order_id, &planned, &Cause::from_incoming(message));
+    outbox::write(conn, &[event]).await?;
+    Ok(())
+}
+
+fn non_empty(text: &str) -> Option<&str> {
+    let text = text.trim();
+    (!text.is_empty()).then_some(text)
 }

@@ -8,14 +8,19 @@
 //! - [`planning`] reads routings, calendars and booked hours from the
 //!   database and runs the pure forward finite-capacity scheduler in
 //!   [`schedule`]; capacity checks stop there, planning a work order also
-//!   stores it with its capacity bookings ([`work_orders`]).
+//!   stores it with its capacity bookings ([`work_orders`], whose `store`
+//!   owns the work order SQL).
 //! - [`commands`] consumes saga commands (`gendan.cmd.production.*`):
 //!   `CheckOrderCapacity` answers `CapacityChecked`, `PlanWorkOrder` plans
-//!   once per order and answers `WorkOrderPlanned` (again, from the stored
-//!   plan, when the command is repeated).
+//!   once per order and revision and answers `WorkOrderPlanned` (again, from
+//!   the stored plan, when the command is repeated), `StartRework` plans a
+//!   rework of failed goods ([`rework`]) and answers `ReworkPlanned`,
+//!   `CancelWorkOrder` stops the order's open work orders.
 //! - [`mes`] consumes factory events (`gendan.ext.mes.*`): stage started,
-//!   quantities, stage completed, equipment down/up, and emits progress,
-//!   completion and equipment events.
+//!   quantities, stage completed, equipment down/up, applies them to the
+//!   order's newest open work order with that stage, and emits progress,
+//!   completion (`WorkOrderCompleted`, or `ReworkCompleted` for a rework)
+//!   and equipment events.
 //! - Every event goes through the outbox in the transaction that changed the
 //!   state; the relay publishes it.
 //! - [`demo`] seeds a small catalogue through the public gRPC API.
@@ -26,6 +31,7 @@ pub mod commands;
 pub mod demo;
 pub mod mes;
 pub mod planning;
+pub mod rework;
 pub mod schedule;
 pub mod validate;
 pub mod work_orders;

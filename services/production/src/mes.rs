@@ -4,30 +4,38 @@
 //! | --- | --- | --- |
 //! | stage started | first actual start, stage running | — |
 //! | quantity reported | good and scrap added to the stage | `WorkOrderProgressed` |
-//! | stage completed | actual end, stage completed; the work order completes with its last stage | `WorkOrderProgressed`, then `WorkOrderCompleted` |
+//! | stage completed | actual end, stage completed; the work order completes with its last stage | `WorkOrderProgressed`, then `WorkOrderCompleted` (a production run) or `ReworkCompleted` (a rework) |
 //! | equipment down / up | recorded | `EquipmentStatusChanged` |
 //!
-//! The work order row is locked for the whole handling, so two events of one
-//! order apply one after the other. An event about an order, product, stage
-//! or work centre we do not know is rejected (dead-lettered with the reason):
-//! retrying cannot make it known. MES systems do not trace, so events are
-//! emitted under the trace of the command that planned the work order.
+//! MES events name an order, a product and a stage, not a work order. An
+//! order may have several work orders (remakes, reworks; see
+//! [`commands`](crate::commands)), so an event applies to the newest open
+//! one that has the stage ([`work_orders::for_stage`]); a rework's stages
+//! are all called `rework`. The order's work order rows are locked for the
+//! whole handling, so two events of one order apply one after the other. An
+//! event about an order, product, stage or work centre we do not know, or
+//! about a cancelled work order, is rejected (dead-lettered with the
+//! reason): retrying cannot make it known. MES systems do not trace, so
+//! events are emitted under the trace of the command that planned the work
+//! order.
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use gendan_messaging::outbox;
 use gendan_messaging::{Cause, Handler, HandlerError, Incoming, Outgoing};
 use gendan_proto::v1::{
     EquipmentStatusChanged, MesEquipmentDown, MesEquipmentUp, MesQuantityReported,
-    MesStageCompleted, MesStageStarted, WorkOrderCompleted, WorkOrderProgressed,
+    MesStageCompleted, MesStageStarted, ReworkCompleted, WorkOrderCompleted, WorkOrderProgressed,
 };
 use gendan_proto::{date_to_string, timestamp_from, timestamp_to};
 use prost_types::Timestamp;
 use sqlx::PgConnection;
 
 use crate::schedule::Calendar;
-use crate::work_orders::{self, STAGE_COMPLETED, STATUS_COMPLETED, STATUS_IN_PROGRESS, WorkOrder};
+use crate::work_orders::{
+    self, STAGE_COMPLETED, STATUS_COMPLETED, STATUS_IN_PROGRESS, WorkOrder, store,
+};
 use crate::{SERVICE, catalog};
 
 /// Handles `gendan.ext.mes.*`.
@@ -111,35 +119,35 @@ impl StageRef {
         })
     }
 
-    /// The locked work order, checked to have this stage.
+    /// The work order the event applies to, locked with the order's other
+    /// work orders, checked to have this stage and not to be cancelled.
     async fn lock(&self, conn: &mut PgConnection) -> Result<WorkOrder, HandlerError> {
-        let work_order = work_orders::find(conn, &self.order_id, true)
-            .await?
-            .ok_or_else(|| {
-                HandlerError::Rejected(format!(
-                    "unknown order {:?}: it has no work order",
-                    self.order_id
-                ))
-            })?;
-        if work_order.status == work_orders::STATUS_CANCELLED {
+        let all = store::all_of(conn, &self.order_id, true).await?;
+        if all.is_empty() {
             return Err(HandlerError::Rejected(format!(
-                "the work order of order {:?} is cancelled",
+                "unknown order {:?}: it has no work order",
                 self.order_id
             )));
         }
-        if !work_order.has_product(&self.product) {
+        let Some(work_order) = work_orders::for_stage(&all, &self.product, &self.stage) else {
+            if !all.iter().any(|wo| wo.has_product(&self.product)) {
+                return Err(HandlerError::Rejected(format!(
+                    "unknown product {:?} in the work orders of order {:?}",
+                    self.product, self.order_id
+                )));
+            }
             return Err(HandlerError::Rejected(format!(
-                "unknown product {:?} in the work order of order {:?}",
-                self.product, self.order_id
-            )));
-        }
-        if work_order.stage(&self.product, &self.stage).is_none() {
-            return Err(HandlerError::Rejected(format!(
-                "unknown stage {:?} of product {:?} in the work order of order {:?}",
+                "unknown stage {:?} of product {:?} in the work orders of order {:?}",
                 self.stage, self.product, self.order_id
             )));
+        };
+        if work_order.status == work_orders::STATUS_CANCELLED {
+            return Err(HandlerError::Rejected(format!(
+                "the work order of order {:?} with stage {:?} is cancelled",
+                self.order_id, self.stage
+            )));
         }
-        Ok(work_order)
+        Ok(work_order.clone())
     }
 }
 
@@ -217,7 +225,7 @@ async fn quantity_reported(
     .bind(i64::from(scrap))
     .execute(&mut *conn)
     .await?;
-    let work_order = reload(conn, &target.order_id).await?;
+    let work_order = reload(conn, &work_order).await?;
     let calendars = catalog::calendars(conn).await?;
     let progressed = progressed_event(&work_order, target, &calendars, at);
     let span = order_span(message, &work_order);
@@ -261,7 +269,7 @@ async fn stage_completed(
     .execute(&mut *conn)
     .await?;
 
-    let mut work_order = reload(conn, &target.order_id).await?;
+    let mut work_order = reload(conn, &work_order).await?;
     let finished = work_order.all_stages_completed() && work_order.status != STATUS_COMPLETED;
     let completed_on = at.date_naive();
     if finished {
@@ -296,35 +304,62 @@ async fn stage_completed(
             &cause,
         )];
         if finished {
-            let (good_quantity, scrap_quantity) = work_orders::totals(&work_order);
-            let completed = WorkOrderCompleted {
-                order_id: target.order_id.clone(),
-                work_order_id: work_order.work_order_id.to_string(),
-                good_quantity,
-                scrap_quantity,
-                completed_on: date_to_string(completed_on),
-                hours_by_work_centre: work_orders::hours_by_work_centre(&work_order),
-            };
-            events.push(Outgoing::event(
-                SERVICE,
-                &target.order_id,
-                &completed,
-                &cause,
-            ));
+            events.push(completed_event(&work_order, completed_on, &cause));
         }
         events
     });
     if finished {
-        tracing::info!("work order completed");
+        tracing::info!(kind = %work_order.kind, revision = work_order.revision, "work order completed");
     }
     outbox::write(conn, &events).await?;
     Ok(())
 }
 
-async fn reload(conn: &mut PgConnection, order_id: &str) -> Result<WorkOrder, HandlerError> {
-    work_orders::find(conn, order_id, false)
+/// The completion announcement: a rework's goods go back to inspection
+/// (`ReworkCompleted`), a production run's on to it (`WorkOrderCompleted`).
+/// Both carry the hours for the order's cost ledger.
+fn completed_event(work_order: &WorkOrder, completed_on: NaiveDate, cause: &Cause) -> Outgoing {
+    let (good_quantity, scrap_quantity) = work_orders::totals(work_order);
+    let order_id = work_order.order_id.as_str();
+    let work_order_id = work_order.work_order_id.to_string();
+    let completed_on = date_to_string(completed_on);
+    let hours_by_work_centre = work_orders::hours_by_work_centre(work_order);
+    if work_order.is_rework() {
+        let completed = ReworkCompleted {
+            order_id: order_id.to_owned(),
+            revision: work_order.revision_number(),
+            work_order_id,
+            good_quantity,
+            scrap_quantity,
+            completed_on,
+            hours_by_work_centre,
+        };
+        return Outgoing::event(SERVICE, order_id, &completed, cause);
+    }
+    let completed = WorkOrderCompleted {
+        order_id: order_id.to_owned(),
+        work_order_id,
+        good_quantity,
+        scrap_quantity,
+        completed_on,
+        hours_by_work_centre,
+        revision: work_order.revision_number(),
+    };
+    Outgoing::event(SERVICE, order_id, &completed, cause)
+}
+
+async fn reload(
+    conn: &mut PgConnection,
+    work_order: &WorkOrder,
+) -> Result<WorkOrder, HandlerError> {
+    store::find_by_id(conn, work_order.work_order_id)
         .await?
-        .ok_or_else(|| HandlerError::Retry(format!("work order of order {order_id} vanished")))
+        .ok_or_else(|| {
+            HandlerError::Retry(format!(
+                "work order {} of order {} vanished",
+                work_order.work_order_id, work_order.order_id
+            ))
+        })
 }
 
 fn progressed_event(

@@ -1,6 +1,7 @@
 //! Scheduling against the stored catalogue: loads the routings of the
-//! requested products, the work centre calendars and the hours already
-//! booked, then runs [`schedule::schedule`](crate::schedule::schedule).
+//! requested products (for a rework, only their last stages, see
+//! [`rework`](crate::rework)), the work centre calendars and the hours
+//! already booked, then runs [`schedule::schedule`](crate::schedule::schedule).
 //!
 //! Planning that books capacity must hold [`lock_capacity`] for its whole
 //! transaction: two orders planned at once would otherwise both see the same
@@ -10,7 +11,7 @@ use chrono::NaiveDate;
 use sqlx::PgConnection;
 
 use crate::schedule::{self, Item, Schedule};
-use crate::{Error, Result, catalog};
+use crate::{Error, Result, catalog, rework};
 
 /// Serialises capacity bookings across every replica until the transaction
 /// ends. Checks without booking do not take it: they read a consistent
@@ -29,18 +30,51 @@ pub async fn schedule_items(
     items: &[(String, u32)],
     earliest_start: NaiveDate,
 ) -> Result<Schedule> {
-    let mut planned = Vec::with_capacity(items.len());
+    let routed = with_routings(conn, items).await?;
+    schedule_routed(conn, &routed, earliest_start).await
+}
+
+/// Plans the rework of `items` ([`rework::item`]: each product's last
+/// routing stage once more) from `earliest_start` given the capacity
+/// already booked. Books nothing.
+pub async fn schedule_rework(
+    conn: &mut PgConnection,
+    items: &[(String, u32)],
+    earliest_start: NaiveDate,
+) -> Result<Schedule> {
+    let reworks = with_routings(conn, items)
+        .await?
+        .into_iter()
+        .map(|routed| {
+            let product = routed.product.clone();
+            rework::item(routed).ok_or(Error::NoRouting(product))
+        })
+        .collect::<Result<Vec<Item>>>()?;
+    schedule_routed(conn, &reworks, earliest_start).await
+}
+
+/// `items` with their stored routings; a product without one is an error.
+async fn with_routings(conn: &mut PgConnection, items: &[(String, u32)]) -> Result<Vec<Item>> {
+    let mut routed = Vec::with_capacity(items.len());
     for (product, quantity) in items {
         let stages = catalog::routing(conn, product)
             .await?
             .ok_or_else(|| Error::NoRouting(product.clone()))?;
-        planned.push(Item {
+        routed.push(Item {
             product: product.clone(),
             quantity: *quantity,
             stages,
         });
     }
+    Ok(routed)
+}
+
+async fn schedule_routed(
+    conn: &mut PgConnection,
+    items: &[Item],
+    earliest_start: NaiveDate,
+) -> Result<Schedule> {
     let calendars = catalog::calendars(conn).await?;
     let mut load = catalog::load_from(conn, earliest_start).await?;
-    schedule::schedule(&planned, &calendars, &mut load, earliest_start)
+    schedule::schedule(items, &calendars, &mut load, earliest_start)
 }

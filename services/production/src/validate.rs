@@ -35,6 +35,13 @@ pub fn date_or(text: &str, field: &str, default: NaiveDate) -> Result<NaiveDate,
         .ok_or_else(|| FieldError::new(field, format!("{text:?} is not a YYYY-MM-DD date")))
 }
 
+/// A work order revision: 0 (the field left out) is the first, 1. Stored
+/// as a Postgres INTEGER, so it must fit one.
+pub fn revision(value: u32, field: &str) -> Result<i32, FieldError> {
+    i32::try_from(value.max(1))
+        .map_err(|_| FieldError::new(field, format!("{value} is not a revision number")))
+}
+
 pub fn work_centre(request: &WorkCentre) -> Result<WorkCentreDef, FieldError> {
     let code = required_text(&request.code, "code")?;
     let name = if request.name.trim().is_empty() {
@@ -198,6 +205,17 @@ mod tests {
         assert_eq!(
             items(&[item("", 1)], "items").unwrap_err().field,
             "items[0].product"
+        );
+    }
+
+    #[test]
+    fn revision_zero_is_the_first() {
+        assert_eq!(revision(0, "revision").unwrap(), 1);
+        assert_eq!(revision(1, "revision").unwrap(), 1);
+        assert_eq!(revision(3, "revision").unwrap(), 3);
+        assert_eq!(
+            revision(u32::MAX, "revision").unwrap_err().field,
+            "revision"
         );
     }
 

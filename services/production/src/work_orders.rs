@@ -1,24 +1,30 @@
-//! Work orders: one per customer order, with a stage per product and routing
-//! stage, planned dates from the scheduler, actual dates and quantities from
-//! the MES, and the capacity it booked.
+//! Work orders: what the factory is to make for a customer order, with a
+//! stage per product and routing stage, planned dates from the scheduler,
+//! actual dates and quantities from the MES, and the capacity it booked.
 //!
-//! [`insert`] stores a [`Schedule`] (work order, stages and bookings); [`find`]
-//! reads one back, optionally locking it so two MES events of one order
-//! apply one after the other. [`progress`] and [`projected_end`] are the pure
-//! figures reported to the saga; the `*_proto`/`*_event` functions shape the
-//! stored plan for the wire.
+//! An order may have several work orders over its life, each identified by
+//! its kind and revision: production runs ([`KIND_PRODUCTION`], revision 1,
+//! then 2, 3, ... for remakes after scrap) and reworks of goods that failed
+//! final inspection ([`KIND_REWORK`], revisions 1, 2, ...). [`store`] keeps
+//! them in the database; the pure functions here pick the one a command or
+//! an MES event is about ([`revision`], [`current`], [`for_stage`]), compute
+//! the figures reported to the saga ([`progress`], [`projected_end`],
+//! [`totals`]) and shape the stored plan for the wire (`*_event`,
+//! [`to_proto`]).
+
+pub mod store;
 
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use gendan_proto::date_to_string;
 use gendan_proto::v1;
-use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::Result;
-use crate::schedule::{Calendar, Schedule};
+use crate::schedule::Calendar;
 
+pub const KIND_PRODUCTION: &str = "production";
+pub const KIND_REWORK: &str = "rework";
 pub const STATUS_PLANNED: &str = "planned";
 pub const STATUS_IN_PROGRESS: &str = "in_progress";
 pub const STATUS_COMPLETED: &str = "completed";
@@ -31,6 +37,10 @@ pub const STAGE_COMPLETED: &str = "completed";
 pub struct WorkOrder {
     pub work_order_id: Uuid,
     pub order_id: String,
+    /// [`KIND_PRODUCTION`] or [`KIND_REWORK`].
+    pub kind: String,
+    /// 1, 2, ... within the order and kind.
+    pub revision: i32,
     pub status: String,
     pub planned_start: NaiveDate,
     pub planned_end: NaiveDate,
@@ -88,149 +98,59 @@ impl WorkOrder {
     pub fn all_stages_completed(&self) -> bool {
         !self.stages.is_empty() && self.stages.iter().all(|s| s.status == STAGE_COMPLETED)
     }
+
+    /// Neither completed nor cancelled: the MES may still report on it and
+    /// cancelling the order stops it.
+    pub fn is_open(&self) -> bool {
+        self.status == STATUS_PLANNED || self.status == STATUS_IN_PROGRESS
+    }
+
+    pub fn is_rework(&self) -> bool {
+        self.kind == KIND_REWORK
+    }
+
+    /// The revision as the wire carries it.
+    pub fn revision_number(&self) -> u32 {
+        u32::try_from(self.revision).unwrap_or(1)
+    }
 }
 
-/// Stores `schedule` as the work order of `order_id`, with its bookings.
-pub async fn insert(
-    conn: &mut PgConnection,
-    order_id: &str,
-    schedule: &Schedule,
-    traceparent: Option<&str>,
-) -> Result<WorkOrder> {
-    let work_order_id = Uuid::now_v7();
-    sqlx::query(
-        "INSERT INTO work_orders \
-           (work_order_id, order_id, status, planned_start, planned_end, traceparent) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(work_order_id)
-    .bind(order_id)
-    .bind(STATUS_PLANNED)
-    .bind(schedule.start)
-    .bind(schedule.earliest_completion)
-    .bind(traceparent)
-    .execute(&mut *conn)
-    .await?;
-
-    // Products come in request order, stages in routing order; the sequence
-    // numbers keep that order for every later read.
-    let mut product_seqs: Vec<i32> = Vec::new();
-    let mut stage_seqs: Vec<i32> = Vec::new();
-    let mut current_product: Option<&str> = None;
-    let (mut product_seq, mut stage_seq) = (-1, 0);
-    for stage in &schedule.stages {
-        if current_product != Some(stage.product.as_str()) {
-            current_product = Some(&stage.product);
-            product_seq += 1;
-            stage_seq = 0;
-        }
-        product_seqs.push(product_seq);
-        stage_seqs.push(stage_seq);
-        stage_seq += 1;
-    }
-    let column = |f: fn(&crate::schedule::ScheduledStage) -> String| -> Vec<String> {
-        schedule.stages.iter().map(f).collect()
-    };
-    let products = column(|s| s.product.clone());
-    let names = column(|s| s.stage.clone());
-    let centres = column(|s| s.work_centre.clone());
-    let quantities: Vec<i64> = schedule
-        .stages
+/// The work order of `kind` and `revision` among an order's work orders.
+pub fn revision<'a>(
+    work_orders: &'a [WorkOrder],
+    kind: &str,
+    revision: i32,
+) -> Option<&'a WorkOrder> {
+    work_orders
         .iter()
-        .map(|s| i64::from(s.quantity))
-        .collect();
-    let per_unit: Vec<f64> = schedule.stages.iter().map(|s| s.hours_per_unit).collect();
-    let setup: Vec<f64> = schedule.stages.iter().map(|s| s.setup_hours).collect();
-    let hours: Vec<f64> = schedule.stages.iter().map(|s| s.hours).collect();
-    let starts: Vec<NaiveDate> = schedule.stages.iter().map(|s| s.start).collect();
-    let ends: Vec<NaiveDate> = schedule.stages.iter().map(|s| s.end).collect();
-    sqlx::query(
-        "INSERT INTO work_order_stages \
-           (work_order_id, product, stage, product_seq, stage_seq, work_centre, quantity, \
-            hours_per_unit, setup_hours, hours, planned_start, planned_end) \
-         SELECT $1, * FROM UNNEST($2::text[], $3::text[], $4::int4[], $5::int4[], $6::text[], \
-            $7::int8[], $8::float8[], $9::float8[], $10::float8[], $11::date[], $12::date[])",
-    )
-    .bind(work_order_id)
-    .bind(&products)
-    .bind(&names)
-    .bind(&product_seqs)
-    .bind(&stage_seqs)
-    .bind(&centres)
-    .bind(&quantities)
-    .bind(&per_unit)
-    .bind(&setup)
-    .bind(&hours)
-    .bind(&starts)
-    .bind(&ends)
-    .execute(&mut *conn)
-    .await?;
-
-    // Two stages of one order may use the same work centre on the same day;
-    // bookings are kept per work order, so sum them first.
-    let mut booked: BTreeMap<(&str, NaiveDate), f64> = BTreeMap::new();
-    for stage in &schedule.stages {
-        for (day, hours) in &stage.bookings {
-            *booked
-                .entry((stage.work_centre.as_str(), *day))
-                .or_default() += hours;
-        }
-    }
-    let booked_centres: Vec<&str> = booked.keys().map(|(centre, _)| *centre).collect();
-    let booked_days: Vec<NaiveDate> = booked.keys().map(|(_, day)| *day).collect();
-    let booked_hours: Vec<f64> = booked.values().copied().collect();
-    sqlx::query(
-        "INSERT INTO capacity_bookings (work_centre, day, work_order_id, hours) \
-         SELECT centre, day, $1, hours \
-         FROM UNNEST($2::text[], $3::date[], $4::float8[]) AS b(centre, day, hours)",
-    )
-    .bind(work_order_id)
-    .bind(&booked_centres)
-    .bind(&booked_days)
-    .bind(&booked_hours)
-    .execute(&mut *conn)
-    .await?;
-
-    let stored = find(conn, order_id, false).await?;
-    debug_assert!(stored.is_some(), "work order just inserted");
-    stored.ok_or_else(|| crate::Error::WorkOrderNotFound(order_id.to_owned()))
+        .find(|wo| wo.kind == kind && wo.revision == revision)
 }
 
-const SELECT_WORK_ORDER: &str = "SELECT work_order_id, order_id, status, planned_start, \
-     planned_end, completed_on, traceparent FROM work_orders WHERE order_id = $1";
-const SELECT_WORK_ORDER_FOR_UPDATE: &str = "SELECT work_order_id, order_id, status, \
-     planned_start, planned_end, completed_on, traceparent FROM work_orders \
-     WHERE order_id = $1 FOR UPDATE";
+/// The latest revision of `kind`: for production, the order's current run.
+pub fn current<'a>(work_orders: &'a [WorkOrder], kind: &str) -> Option<&'a WorkOrder> {
+    work_orders
+        .iter()
+        .filter(|wo| wo.kind == kind)
+        .max_by_key(|wo| wo.revision)
+}
 
-/// The work order of `order_id` with its stages; `lock` holds its row until
-/// the transaction ends.
-pub async fn find(
-    conn: &mut PgConnection,
-    order_id: &str,
-    lock: bool,
-) -> Result<Option<WorkOrder>> {
-    let sql = if lock {
-        SELECT_WORK_ORDER_FOR_UPDATE
-    } else {
-        SELECT_WORK_ORDER
-    };
-    let found: Option<WorkOrder> = sqlx::query_as(sql)
-        .bind(order_id)
-        .fetch_optional(&mut *conn)
-        .await?;
-    let Some(mut work_order) = found else {
-        return Ok(None);
-    };
-    work_order.stages = sqlx::query_as(
-        "SELECT product, stage, product_seq, stage_seq, work_centre, quantity, hours_per_unit, \
-           setup_hours, hours, planned_start, planned_end, actual_start, actual_end, \
-           good_quantity, scrap_quantity, status \
-         FROM work_order_stages WHERE work_order_id = $1 ORDER BY product_seq, stage_seq",
-    )
-    .bind(work_order.work_order_id)
-    .fetch_all(conn)
-    .await?;
-    Ok(Some(work_order))
+/// The work order an MES report about `product` and `stage` applies to,
+/// given the order's work orders newest first: the newest open one with that
+/// stage (a remake or rework supersedes what came before), else the newest
+/// with that stage at all, so a late or repeated report on a finished work
+/// order lands where it did before (and a cancelled one can be refused by
+/// name).
+pub fn for_stage<'a>(
+    work_orders: &'a [WorkOrder],
+    product: &str,
+    stage: &str,
+) -> Option<&'a WorkOrder> {
+    let has_stage = |wo: &&WorkOrder| wo.stage(product, stage).is_some();
+    work_orders
+        .iter()
+        .filter(has_stage)
+        .find(|wo| wo.is_open())
+        .or_else(|| work_orders.iter().find(has_stage))
 }
 
 /// Good units through the last stage over planned units, per product,
@@ -310,8 +230,25 @@ pub fn stage_plans(work_order: &WorkOrder) -> Vec<v1::StagePlan> {
 }
 
 pub fn planned_event(work_order: &WorkOrder) -> v1::WorkOrderPlanned {
+    debug_assert!(!work_order.is_rework(), "a rework answers ReworkPlanned");
     v1::WorkOrderPlanned {
         order_id: work_order.order_id.clone(),
+        work_order_id: work_order.work_order_id.to_string(),
+        planned_start: date_to_string(work_order.planned_start),
+        planned_end: date_to_string(work_order.planned_end),
+        stages: stage_plans(work_order),
+        revision: work_order.revision_number(),
+    }
+}
+
+pub fn rework_planned_event(work_order: &WorkOrder) -> v1::ReworkPlanned {
+    debug_assert!(
+        work_order.is_rework(),
+        "a production run answers WorkOrderPlanned"
+    );
+    v1::ReworkPlanned {
+        order_id: work_order.order_id.clone(),
+        revision: work_order.revision_number(),
         work_order_id: work_order.work_order_id.to_string(),
         planned_start: date_to_string(work_order.planned_start),
         planned_end: date_to_string(work_order.planned_end),
@@ -372,37 +309,6 @@ pub fn hours_by_work_centre(work_order: &WorkOrder) -> HashMap<String, f64> {
     hours
 }
 
-/// Marks the work order cancelled and deletes its bookings from `from` on;
-/// returns the hours released (0 when it was already cancelled).
-pub async fn cancel(
-    conn: &mut PgConnection,
-    work_order_id: Uuid,
-    from: NaiveDate,
-    reason: &str,
-) -> Result<f64> {
-    let updated = sqlx::query(
-        "UPDATE work_orders SET status = 'cancelled', cancelled_at = now(), cancel_reason = $2 \
-         WHERE work_order_id = $1 AND status <> 'cancelled'",
-    )
-    .bind(work_order_id)
-    .bind(reason)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    if updated == 0 {
-        return Ok(0.0);
-    }
-    let released: Option<f64> = sqlx::query_scalar(
-        "WITH released AS (DELETE FROM capacity_bookings WHERE work_order_id = $1 AND day >= $2 RETURNING hours) \
-         SELECT sum(hours) FROM released",
-    )
-    .bind(work_order_id)
-    .bind(from)
-    .fetch_one(&mut *conn)
-    .await?;
-    Ok(released.unwrap_or(0.0))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -436,6 +342,8 @@ mod tests {
         WorkOrder {
             work_order_id: Uuid::nil(),
             order_id: "o-1".into(),
+            kind: KIND_PRODUCTION.into(),
+            revision: 1,
             status: STATUS_PLANNED.into(),
             planned_start: date("2026-03-02"),
             planned_end: stages.iter().map(|s| s.planned_end).max().unwrap(),
@@ -485,5 +393,69 @@ mod tests {
             projected_end(&wo, &calendars, date("2026-03-05")),
             date("2026-03-09")
         );
+    }
+
+    /// An order's work orders newest first, as the store returns them: the
+    /// first run (completed), its rework (open) and a remake (cancelled).
+    fn history() -> Vec<WorkOrder> {
+        let mut first = work_order(vec![
+            stage(0, 0, 10, 10, "2026-03-03"),
+            stage(0, 1, 10, 10, "2026-03-04"),
+        ]);
+        first.status = STATUS_COMPLETED.into();
+        let mut rework = work_order(vec![Stage {
+            stage: "rework".into(),
+            ..stage(0, 0, 2, 0, "2026-03-10")
+        }]);
+        rework.kind = KIND_REWORK.into();
+        rework.work_order_id = Uuid::from_u128(2);
+        let mut remake = work_order(vec![stage(0, 0, 10, 0, "2026-03-12")]);
+        remake.revision = 2;
+        remake.status = STATUS_CANCELLED.into();
+        remake.work_order_id = Uuid::from_u128(3);
+        vec![remake, rework, first]
+    }
+
+    #[test]
+    fn revisions_are_found_by_kind_and_the_current_run_is_the_latest() {
+        let all = history();
+        assert_eq!(
+            revision(&all, KIND_REWORK, 1).map(|wo| wo.work_order_id),
+            Some(Uuid::from_u128(2))
+        );
+        assert!(revision(&all, KIND_REWORK, 2).is_none());
+        assert_eq!(
+            current(&all, KIND_PRODUCTION).map(|wo| wo.revision),
+            Some(2)
+        );
+        assert!(current(&[], KIND_PRODUCTION).is_none());
+    }
+
+    #[test]
+    fn mes_reports_go_to_the_open_work_order_with_the_stage() {
+        let all = history();
+        // Only the rework has a "rework" stage, and it is open.
+        assert_eq!(
+            for_stage(&all, "p0", "rework").map(|wo| wo.work_order_id),
+            Some(Uuid::from_u128(2))
+        );
+        // "s0": nobody open has it; the newest with it is the cancelled
+        // remake, which the MES handler refuses by name.
+        assert_eq!(
+            for_stage(&all, "p0", "s0").map(|wo| wo.status.as_str()),
+            Some(STATUS_CANCELLED)
+        );
+        // "s1" exists only in the completed first run.
+        assert_eq!(
+            for_stage(&all, "p0", "s1").map(|wo| wo.status.as_str()),
+            Some(STATUS_COMPLETED)
+        );
+        assert!(for_stage(&all, "p0", "packing").is_none());
+        assert!(for_stage(&all, "p9", "s0").is_none());
+
+        // A remake that is open wins over the older run with the same stage.
+        let mut all = history();
+        all[0].status = STATUS_PLANNED.into();
+        assert_eq!(for_stage(&all, "p0", "s0").map(|wo| wo.revision), Some(2));
     }
 }

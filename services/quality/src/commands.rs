@@ -3,25 +3,37 @@
 //! `RequestFinalInspection` opens the final inspection of an order's
 //! finished goods: the lot is the sum of the quantities, each defect class
 //! gets its sampling plan from the strictest plan of the order's products,
-//! and the answer is `FinalInspectionOpened` (lot size, code letter, units
-//! to draw). It is idempotent by order id:
+//! drawn at the strictest switching state of those products (normal or
+//! tightened, ISO 2859-1 clause 9; see [`crate::switching`]). The command's
+//! `revision` numbers the order's final inspections (1 the first, 2 after
+//! the first rework, ...; 0 is read as 1), and the key is order + revision:
 //!
-//! | newest final inspection of the order | what a request does |
+//! | stored final inspection of this order and revision | what a request does |
 //! | --- | --- |
-//! | none, or failed (re-inspection after rework) | opens a new one, answers `FinalInspectionOpened` |
-//! | open | answers `FinalInspectionOpened` again for it |
-//! | passed | answers `FinalInspectionPassed` again: the lot passed, the answer may have been lost |
+//! | none | opens it (even if an earlier revision failed, or is still open), answers `FinalInspectionOpened` with the revision and severity |
+//! | open | answers the same `FinalInspectionOpened` again |
+//! | passed | answers `FinalInspectionPassed` again: the answer may have been lost |
+//! | failed | answers the same `FinalInspectionFailed` again (nonconformance, failures up to this revision, defective units) |
+//!
+//! So a re-sent command never opens a second inspection (its items are not
+//! compared: the stored inspection is the answer), and a re-inspection after
+//! rework needs a new revision. An earlier revision still open when a
+//! later one arrives stays open, and its result is still announced with its
+//! own revision. The result of an inspection opened here is announced when
+//! QA records it ([`crate::inspections::record`]), from the same stored row
+//! these answers are read from.
 //!
 //! Requests for one order are serialised by a transaction-scoped advisory
-//! lock, so two replicas cannot open two inspections for it.
+//! lock, so two replicas cannot open two inspections for it; a unique index
+//! on (order, revision) backs this up.
 
+use gendan_grpc::FieldError;
 use gendan_messaging::outbox;
 use gendan_messaging::{Cause, Handler, HandlerError, Incoming, Outgoing};
-use gendan_proto::v1::{DefectClass, RequestFinalInspection};
+use gendan_proto::v1::RequestFinalInspection;
 use sqlx::PgConnection;
 
-use crate::inspections::{self, KIND_FINAL, NewInspection, STATUS_OPEN, STATUS_PASSED};
-use crate::plans::{self, Tolerances};
+use crate::final_inspection::{self, Request};
 use crate::{Error, SERVICE, validate};
 
 /// Handles `gendan.cmd.quality.*`.
@@ -44,94 +56,99 @@ impl Handler for CommandHandler {
     }
 }
 
-#[tracing::instrument(skip_all, fields(order_id = %message.order_id()))]
+/// The command checked, or why it can never be carried out.
+fn checked(order_id: String, command: &RequestFinalInspection) -> Result<Request, Error> {
+    let (items, lot_size) = validate::items(&command.items, "items")?;
+    // Stored as a Postgres integer.
+    if i32::try_from(command.revision).is_err() {
+        return Err(FieldError::new("revision", "is too large").into());
+    }
+    Ok(Request {
+        order_id,
+        revision: command.revision.max(1),
+        items,
+        lot_size,
+    })
+}
+
+#[tracing::instrument(skip_all, fields(order_id = %message.order_id(), revision = command.revision))]
 async fn request_final_inspection(
     conn: &mut PgConnection,
     message: &Incoming,
     command: RequestFinalInspection,
 ) -> Result<(), HandlerError> {
     let order_id = message.order_id_or(&command.order_id)?;
-    let (items, lot_size) =
-        validate::items(&command.items, "items").map_err(|e| HandlerError::from(Error::from(e)))?;
+    let request = checked(order_id, &command)?;
     sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('quality-final:' || $1, 0))")
-        .bind(&order_id)
+        .bind(&request.order_id)
         .execute(&mut *conn)
         .await?;
 
     let cause = Cause::from_incoming(message);
-    let latest = inspections::latest_final(conn, &order_id).await?;
-    let event = match latest {
-        Some(open) if open.status == STATUS_OPEN => {
-            tracing::info!(inspection_id = %open.inspection_id, "final inspection already open, answering again");
-            Outgoing::event(
-                SERVICE,
-                &order_id,
-                &inspections::final_opened_event(&open),
-                &cause,
-            )
-        }
-        Some(passed) if passed.status == STATUS_PASSED => {
-            tracing::info!(inspection_id = %passed.inspection_id, "final inspection already passed, answering again");
-            Outgoing::event(
-                SERVICE,
-                &order_id,
-                &inspections::final_passed_event(&passed),
-                &cause,
-            )
-        }
-        previous => {
-            if let Some(failed) = &previous {
-                tracing::info!(previous = %failed.inspection_id, "re-inspection after a failed final inspection");
-            }
-            let mut tolerances: Option<Tolerances> = None;
-            for (product, _) in &items {
-                let of_product = plans::tolerances_for(conn, product).await?;
-                tolerances = Some(tolerances.map_or(of_product, |t| t.strictest(of_product)));
-            }
-            let tolerances = tolerances.unwrap_or_else(plans::default_tolerances);
-            let classes = inspections::class_plans(
-                lot_size,
-                &[
-                    (DefectClass::Critical, tolerances.critical),
-                    (DefectClass::Major, tolerances.major),
-                    (DefectClass::Minor, tolerances.minor),
-                ],
+    let event = match final_inspection::find(conn, &request.order_id, request.revision).await? {
+        Some(stored) => {
+            tracing::info!(
+                inspection_id = %stored.inspection_id,
+                status = %stored.status,
+                "final inspection of this revision already stored, answering from it"
             );
-            let opened = inspections::insert(
-                conn,
-                &NewInspection {
-                    kind: KIND_FINAL,
-                    order_id: order_id.clone(),
-                    items,
-                    purchase_order_id: String::new(),
-                    material: String::new(),
-                    lot: String::new(),
-                    product: String::new(),
-                    stage: String::new(),
-                    supplier: String::new(),
-                    lot_size,
-                    classes,
-                    cause_event_id: message.envelope.event_id.clone(),
-                    traceparent: gendan_telemetry::current_traceparent()
-                        .or_else(|| message.traceparent.clone()),
-                },
-            )
-            .await?;
+            final_inspection::answer(conn, &stored, &cause).await?
+        }
+        None => {
+            let opened = final_inspection::open(conn, &request, message).await?;
             tracing::info!(
                 inspection_id = %opened.inspection_id,
-                lot_size,
+                lot_size = request.lot_size,
                 code_letter = %opened.code_letter,
                 sample_size = opened.sample_size,
+                severity = %opened.severity,
                 "final inspection opened"
             );
             Outgoing::event(
                 SERVICE,
-                &order_id,
-                &inspections::final_opened_event(&opened),
+                &request.order_id,
+                &final_inspection::opened_event(&opened),
                 &cause,
             )
         }
     };
     outbox::write(conn, &[event]).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use gendan_proto::v1::ProductQuantity;
+
+    use super::*;
+
+    fn command(revision: u32) -> RequestFinalInspection {
+        RequestFinalInspection {
+            order_id: "o-1".to_owned(),
+            items: vec![
+                ProductQuantity {
+                    product: "mug".to_owned(),
+                    quantity: 300,
+                },
+                ProductQuantity {
+                    product: "cup".to_owned(),
+                    quantity: 200,
+                },
+            ],
+            revision,
+        }
+    }
+
+    #[test]
+    fn revision_zero_is_the_first() {
+        let first = checked("o-1".to_owned(), &command(0)).unwrap();
+        assert_eq!((first.revision, first.lot_size), (1, 500));
+        assert_eq!(checked("o-1".to_owned(), &command(3)).unwrap().revision, 3);
+    }
+
+    #[test]
+    fn a_revision_beyond_the_store_is_refused() {
+        let err = checked("o-1".to_owned(), &command(u32::MAX)).unwrap_err();
+        assert_eq!(err.to_string(), "invalid revision: is too large");
+    }
 }

@@ -26,6 +26,7 @@ use gendan_proto::v1::{DefectClass, WorkOrderProgressed};
 use sqlx::PgConnection;
 
 use crate::inspections::{self, KIND_IN_PROCESS, NewInspection};
+use crate::sampling::Severity;
 use crate::{SERVICE, plans};
 
 /// Handles `gendan.evt.production.*`; only `WorkOrderProgressed` matters.
@@ -117,6 +118,8 @@ async fn work_order_progressed(
     let tolerances = plan.tolerances;
     let classes = inspections::class_plans(
         report.good_quantity,
+        // The switching rules are applied to final inspections only.
+        Severity::Normal,
         &[
             (DefectClass::Critical, tolerances.critical),
             (DefectClass::Major, tolerances.major),
@@ -136,6 +139,8 @@ async fn work_order_progressed(
             product: report.product.clone(),
             stage: report.stage.clone(),
             lot_size: report.good_quantity,
+            revision: 0,
+            severity: Severity::Normal,
             classes,
             cause_event_id: message.envelope.event_id.clone(),
             traceparent: gendan_telemetry::current_traceparent()

@@ -9,6 +9,9 @@
 //! lot fails when any class fails. [`record`] stores the result, opens a
 //! nonconformance for a failure and writes the answer event to the outbox,
 //! all on the caller's transaction.
+//!
+//! What only final inspections have (revisions, the switching rules, their
+//! events) is in [`crate::final_inspection`].
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -18,17 +21,16 @@ use gendan_grpc::FieldError;
 use gendan_messaging::{Cause, Outgoing, outbox};
 use gendan_proto::timestamp_from;
 use gendan_proto::v1::{
-    self, DefectClass, FinalInspectionFailed, FinalInspectionOpened, FinalInspectionPassed,
-    InProcessInspectionFailed, InProcessInspectionOpened, InProcessInspectionPassed,
-    IncomingInspectionFailed, IncomingInspectionOpened, IncomingInspectionPassed, InspectionKind,
-    InspectionStatus, NonconformanceStatus,
+    self, DefectClass, InProcessInspectionFailed, InProcessInspectionOpened,
+    InProcessInspectionPassed, IncomingInspectionFailed, IncomingInspectionOpened,
+    IncomingInspectionPassed, InspectionKind, InspectionStatus, NonconformanceStatus,
 };
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::sampling::{self, SamplingPlan, Tolerance};
+use crate::sampling::{self, SamplingPlan, Severity, Tolerance};
 use crate::validate::{Disposition, Finding, Findings};
-use crate::{Error, Result, SERVICE};
+use crate::{Error, Result, SERVICE, final_inspection};
 
 pub const KIND_FINAL: &str = "final";
 pub const KIND_INCOMING: &str = "incoming";
@@ -75,12 +77,16 @@ pub struct ClassPlan {
     pub plan: SamplingPlan,
 }
 
-/// One plan per class for a lot (`lot_size` > 0).
-pub fn class_plans(lot_size: u32, classes: &[(DefectClass, Tolerance)]) -> Vec<ClassPlan> {
+/// One plan per class for a lot (`lot_size` > 0) at `severity`.
+pub fn class_plans(
+    lot_size: u32,
+    severity: Severity,
+    classes: &[(DefectClass, Tolerance)],
+) -> Vec<ClassPlan> {
     classes
         .iter()
         .filter_map(|(class, tolerance)| {
-            sampling::plan(lot_size, *tolerance).map(|plan| ClassPlan {
+            sampling::plan_at(lot_size, *tolerance, severity).map(|plan| ClassPlan {
                 class: *class,
                 tolerance: *tolerance,
                 plan,
@@ -103,6 +109,11 @@ pub struct NewInspection {
     pub product: String,
     pub stage: String,
     pub lot_size: u32,
+    /// Final inspections: which of the order's final inspections (1, 2 after
+    /// the first rework, ...); 0 for the other kinds.
+    pub revision: u32,
+    /// The severity `classes` were drawn at.
+    pub severity: Severity,
     pub classes: Vec<ClassPlan>,
     /// The message that opened it and its trace.
     pub cause_event_id: String,
@@ -130,7 +141,10 @@ pub struct Inspection {
     pub traceparent: Option<String>,
     pub opened_at: DateTime<Utc>,
     pub recorded_at: Option<DateTime<Utc>>,
+    pub revision: i32,
+    pub severity: String,
     pub nonconformance_id: Option<Uuid>,
+    pub nonconformance_summary: Option<String>,
     #[sqlx(skip)]
     pub items: Vec<(String, u32)>,
     #[sqlx(skip)]
@@ -158,7 +172,7 @@ pub struct DefectRow {
     pub description: String,
 }
 
-fn to_u32(value: i64) -> u32 {
+pub(crate) fn to_u32(value: i64) -> u32 {
     u32::try_from(value).unwrap_or(u32::MAX)
 }
 
@@ -173,8 +187,14 @@ impl Inspection {
             .find(|row| row.defect_class == class_code(class))
     }
 
+    /// The severity its plans were drawn at; rows written before the
+    /// switching rules are normal.
+    pub fn severity(&self) -> Severity {
+        Severity::from_code(&self.severity).unwrap_or_default()
+    }
+
     /// Causation: the message that opened it; correlation: the order.
-    fn cause(&self) -> Cause {
+    pub(crate) fn cause(&self) -> Cause {
         Cause {
             causation_id: self.cause_event_id.clone(),
             correlation_id: if self.order_id.is_empty() {
@@ -199,8 +219,8 @@ pub async fn insert(conn: &mut PgConnection, new: &NewInspection) -> Result<Insp
     sqlx::query(
         "INSERT INTO inspections (inspection_id, kind, order_id, purchase_order_id, material, lot, \
            supplier, lot_size, code_letter, sample_size, status, cause_event_id, traceparent, \
-           product, stage) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'open', $11, $12, $13, $14)",
+           product, stage, revision, severity) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'open', $11, $12, $13, $14, $15, $16)",
     )
     .bind(inspection_id)
     .bind(new.kind)
@@ -216,6 +236,8 @@ pub async fn insert(conn: &mut PgConnection, new: &NewInspection) -> Result<Insp
     .bind(new.traceparent.as_deref())
     .bind(&new.product)
     .bind(&new.stage)
+    .bind(i32::try_from(new.revision).unwrap_or(i32::MAX))
+    .bind(new.severity.code())
     .execute(&mut *conn)
     .await?;
     for (seq, (product, quantity)) in new.items.iter().enumerate() {
@@ -249,10 +271,11 @@ pub async fn insert(conn: &mut PgConnection, new: &NewInspection) -> Result<Insp
         .ok_or_else(|| Error::InspectionNotFound(inspection_id.to_string()))
 }
 
-const SELECT_INSPECTION: &str = "SELECT i.inspection_id, i.kind, i.order_id, i.purchase_order_id, \
+pub(crate) const SELECT_INSPECTION: &str = "SELECT i.inspection_id, i.kind, i.order_id, i.purchase_order_id, \
        i.material, i.lot, i.supplier, i.product, i.stage, i.lot_size, i.code_letter, i.sample_size, i.status, \
        i.inspector, i.sample_inspected, i.cause_event_id, i.traceparent, i.opened_at, \
-       i.recorded_at, n.nonconformance_id \
+       i.recorded_at, i.revision, i.severity, n.nonconformance_id, \
+       n.summary AS nonconformance_summary \
      FROM inspections i LEFT JOIN nonconformances n ON n.inspection_id = i.inspection_id";
 
 /// Reads one inspection with its items, class plans and findings; `lock`
@@ -279,7 +302,10 @@ pub async fn find(
     }
 }
 
-async fn with_details(conn: &mut PgConnection, mut inspection: Inspection) -> Result<Inspection> {
+pub(crate) async fn with_details(
+    conn: &mut PgConnection,
+    mut inspection: Inspection,
+) -> Result<Inspection> {
     let items: Vec<(String, i64)> = sqlx::query_as(
         "SELECT product, quantity FROM inspection_items WHERE inspection_id = $1 ORDER BY seq",
     )
@@ -306,22 +332,6 @@ async fn with_details(conn: &mut PgConnection, mut inspection: Inspection) -> Re
     .fetch_all(&mut *conn)
     .await?;
     Ok(inspection)
-}
-
-/// The newest final inspection of an order, whatever its status.
-pub async fn latest_final(conn: &mut PgConnection, order_id: &str) -> Result<Option<Inspection>> {
-    let sql = sqlx::AssertSqlSafe(format!(
-        "{SELECT_INSPECTION} WHERE i.kind = 'final' AND i.order_id = $1 \
-         ORDER BY i.opened_at DESC, i.inspection_id DESC LIMIT 1"
-    ));
-    let row: Option<Inspection> = sqlx::query_as(sql)
-        .bind(order_id)
-        .fetch_optional(&mut *conn)
-        .await?;
-    match row {
-        Some(inspection) => Ok(Some(with_details(conn, inspection).await?)),
-        None => Ok(None),
-    }
 }
 
 /// The incoming inspection of a received lot, if one was opened.
@@ -577,23 +587,24 @@ pub async fn record(
         .execute(&mut *conn)
         .await?;
     }
-    let nonconformance_id = if verdict.passed {
-        None
-    } else {
-        let id = Uuid::now_v7();
+    if !verdict.passed {
         sqlx::query(
             "INSERT INTO nonconformances (nonconformance_id, inspection_id, order_id, summary, status) \
              VALUES ($1, $2, $3, $4, 'open')",
         )
-        .bind(id)
+        .bind(Uuid::now_v7())
         .bind(inspection.inspection_id)
         .bind(&inspection.order_id)
         .bind(&verdict.summary)
         .execute(&mut *conn)
         .await?;
-        Some(id)
-    };
-    let event = result_event(conn, inspection, &verdict, nonconformance_id).await?;
+    }
+    // Announced from what was just stored, so a final inspection's result
+    // reads the same as when a repeated request answers it again.
+    let recorded = find(conn, inspection.inspection_id, false)
+        .await?
+        .ok_or_else(|| Error::InspectionNotFound(inspection.inspection_id.to_string()))?;
+    let event = result_event(conn, &recorded, &verdict).await?;
     outbox::write(conn, &[event]).await?;
     tracing::info!(
         inspection_id = %inspection.inspection_id,
@@ -601,53 +612,27 @@ pub async fn record(
         summary = %verdict.summary,
         "inspection result recorded"
     );
-    find(conn, inspection.inspection_id, false)
-        .await?
-        .ok_or_else(|| Error::InspectionNotFound(inspection.inspection_id.to_string()))
+    Ok(recorded)
 }
 
+/// The answer event of a recorded inspection, in the causal chain of the
+/// message that opened it.
 async fn result_event(
     conn: &mut PgConnection,
     inspection: &Inspection,
     verdict: &Verdict,
-    nonconformance_id: Option<Uuid>,
 ) -> Result<Outgoing> {
     let cause = inspection.cause();
+    if inspection.kind == KIND_FINAL {
+        return final_inspection::answer(conn, inspection, &cause).await;
+    }
     let order_id = inspection.order_id.as_str();
     let inspection_id = inspection.inspection_id.to_string();
-    let nonconformance_id = nonconformance_id
+    let nonconformance_id = inspection
+        .nonconformance_id
         .map(|id| id.to_string())
         .unwrap_or_default();
     let event = match (inspection.kind.as_str(), verdict.passed) {
-        (KIND_FINAL, true) => Outgoing::event(
-            SERVICE,
-            order_id,
-            &FinalInspectionPassed {
-                order_id: order_id.to_owned(),
-                inspection_id,
-            },
-            &cause,
-        ),
-        (KIND_FINAL, false) => {
-            let failures: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM inspections WHERE kind = 'final' AND order_id = $1 AND status = 'failed'",
-            )
-            .bind(order_id)
-            .fetch_one(&mut *conn)
-            .await?;
-            Outgoing::event(
-                SERVICE,
-                order_id,
-                &FinalInspectionFailed {
-                    order_id: order_id.to_owned(),
-                    inspection_id,
-                    nonconformance_id,
-                    failures: to_u32(failures),
-                    summary: verdict.summary.clone(),
-                },
-                &cause,
-            )
-        }
         (KIND_IN_PROCESS, true) => Outgoing::event(
             SERVICE,
             order_id,
@@ -697,23 +682,6 @@ async fn result_event(
         ),
     };
     Ok(event)
-}
-
-pub fn final_opened_event(inspection: &Inspection) -> FinalInspectionOpened {
-    FinalInspectionOpened {
-        order_id: inspection.order_id.clone(),
-        inspection_id: inspection.inspection_id.to_string(),
-        lot_size: to_u32(inspection.lot_size),
-        sample_size: to_u32(inspection.sample_size),
-        code_letter: inspection.code_letter.clone(),
-    }
-}
-
-pub fn final_passed_event(inspection: &Inspection) -> FinalInspectionPassed {
-    FinalInspectionPassed {
-        order_id: inspection.order_id.clone(),
-        inspection_id: inspection.inspection_id.to_string(),
-    }
 }
 
 pub fn incoming_opened_event(inspection: &Inspection) -> IncomingInspectionOpened {
@@ -801,6 +769,8 @@ pub fn to_proto(inspection: &Inspection) -> v1::Inspection {
         opened_at: Some(timestamp_from(inspection.opened_at)),
         recorded_at: inspection.recorded_at.map(timestamp_from),
         stage: inspection.stage.clone(),
+        revision: u32::try_from(inspection.revision).unwrap_or(0),
+        severity: final_inspection::severity_proto(inspection.severity()) as i32,
     }
 }
 
@@ -1007,6 +977,7 @@ mod tests {
     fn plans_per_class_follow_the_table() {
         let plans = class_plans(
             150,
+            Severity::Normal,
             &[
                 (DefectClass::Critical, Tolerance::Zero),
                 (DefectClass::Major, Tolerance::from_percent(0.65).unwrap()),

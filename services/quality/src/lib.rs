@@ -3,14 +3,19 @@
 //! failed ones.
 //!
 //! How data flows through the modules:
-//! - [`sampling`] is ISO 2859-1 (normal inspection, general level II) as
-//!   data: Table I and Table II-A, and the arrow-following plan lookup.
+//! - [`sampling`] is ISO 2859-1 (general level II) as data: Table I, Table
+//!   II-A (normal inspection), Table II-B (tightened inspection), and the
+//!   arrow-following plan lookup.
+//! - [`switching`] is the clause 9 switching rule between normal and
+//!   tightened inspection: a pure function of a product's lot history.
 //! - [`plans`] stores the inspection plan of each product (AQL per defect
 //!   class, in-process stages) and the incoming AQL of each material, with
 //!   the common-practice defaults when none is stored.
 //! - [`commands`] consumes saga commands (`gendan.cmd.quality.*`):
-//!   `RequestFinalInspection` opens the final inspection of an order's lot
-//!   and answers `FinalInspectionOpened`.
+//!   `RequestFinalInspection` of an order and revision opens that final
+//!   inspection ([`final_inspection`]: plans at the products' switching
+//!   state) and answers `FinalInspectionOpened`, or answers again from what
+//!   is stored for that revision.
 //! - [`receiving`] consumes procurement's events (`gendan.evt.procurement.*`)
 //!   and opens an incoming inspection for every `GoodsReceived` lot.
 //! - [`in_process`] consumes production's events (`gendan.evt.production.*`)
@@ -25,11 +30,13 @@
 
 pub mod api;
 pub mod commands;
+pub mod final_inspection;
 pub mod in_process;
 pub mod inspections;
 pub mod plans;
 pub mod receiving;
 pub mod sampling;
+pub mod switching;
 pub mod validate;
 
 use gendan_grpc::{Code, FieldError, ServiceErrorCode};

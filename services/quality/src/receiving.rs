@@ -15,7 +15,7 @@ use gendan_proto::v1::{DefectClass, GoodsReceived};
 use sqlx::PgConnection;
 
 use crate::inspections::{self, KIND_INCOMING, NewInspection};
-use crate::sampling::Tolerance;
+use crate::sampling::{Severity, Tolerance};
 use crate::{SERVICE, plans};
 
 /// Handles `gendan.evt.procurement.*`.
@@ -126,6 +126,8 @@ async fn goods_received(
             let (major, _) = plans::incoming_tolerance(conn, &receipt.material).await?;
             let classes = inspections::class_plans(
                 receipt.lot_size,
+                // The switching rules are applied to final inspections only.
+                Severity::Normal,
                 &[
                     (DefectClass::Critical, Tolerance::Zero),
                     (DefectClass::Major, major),
@@ -144,6 +146,8 @@ async fn goods_received(
                     stage: String::new(),
                     supplier: receipt.supplier.clone(),
                     lot_size: receipt.lot_size,
+                    revision: 0,
+                    severity: Severity::Normal,
                     classes,
                     cause_event_id: message.envelope.event_id.clone(),
                     traceparent: gendan_telemetry::current_traceparent()

@@ -1,13 +1,16 @@
-//! ISO 2859-1 single sampling plans for normal inspection at general
-//! inspection level II, kept as data: [`LOT_SIZE_RANGES`] is Table I (lot
-//! size to code letter), [`SAMPLE_SIZES`] and [`TABLE_II_A`] are Table II-A
-//! (code letter to sample size, and per AQL column the acceptance and
-//! rejection numbers or an arrow).
+//! ISO 2859-1 single sampling plans at general inspection level II, kept as
+//! data: [`LOT_SIZE_RANGES`] is Table I (lot size to code letter),
+//! [`SAMPLE_SIZES`] the sample size of each code letter, [`TABLE_II_A`]
+//! (normal inspection) and [`TABLE_II_B`] (tightened inspection, in
+//! [`tightened`]) the acceptance and rejection numbers or an arrow per AQL
+//! column. [`Severity`] says which of the two a plan is drawn from; the
+//! switching rules that choose it are in [`crate::switching`].
 //!
 //! An arrow cell sends the reader to the first row above (`U`) or below
 //! (`D`) that has numbers, and the sample size becomes that row's; [`plan`]
-//! follows the arrows exactly so. When the resulting sample is not smaller
-//! than the lot, the whole lot is inspected (the standard's footnote).
+//! and [`plan_at`] follow the arrows exactly so. When the resulting sample
+//! is not smaller than the lot, the whole lot is inspected (the standard's
+//! footnote).
 //!
 //! Columns run from AQL 0.025 to 10 (percent nonconforming). The standard's
 //! 0.010 and 0.015 columns are left out: their bottom cells (code letter R)
@@ -15,14 +18,21 @@
 
 use std::fmt;
 
-/// Table II-A code letters, top to bottom.
-pub const CODE_LETTERS: [char; 16] = [
-    'A', 'B', 'C', 'D', 'E', 'F', 'G', 'H', 'J', 'K', 'L', 'M', 'N', 'P', 'Q', 'R',
+pub mod tightened;
+
+pub use tightened::TABLE_II_B;
+
+/// Code letters of the master tables, top to bottom. Table I never gives
+/// S: it is the extra last row of Table II-B, reached only by an arrow of
+/// tightened inspection.
+pub const CODE_LETTERS: [char; 17] = [
+    'A', 'B', 'C', 'D', 'E', 'F', 'G', 'H', 'J', 'K', 'L', 'M', 'N', 'P', 'Q', 'R', 'S',
 ];
 
-/// Table II-A sample size of each code letter (same order as [`CODE_LETTERS`]).
-pub const SAMPLE_SIZES: [u32; 16] = [
-    2, 3, 5, 8, 13, 20, 32, 50, 80, 125, 200, 315, 500, 800, 1250, 2000,
+/// Sample size of each code letter (same order as [`CODE_LETTERS`]); the
+/// same in Tables II-A and II-B.
+pub const SAMPLE_SIZES: [u32; 17] = [
+    2, 3, 5, 8, 13, 20, 32, 50, 80, 125, 200, 315, 500, 800, 1250, 2000, 3150,
 ];
 
 /// Table I, general inspection level II: the largest lot size of each range
@@ -45,8 +55,8 @@ pub const LOT_SIZE_RANGES: [(u32, char); 15] = [
     (u32::MAX, 'Q'),
 ];
 
-/// The AQL columns of [`TABLE_II_A`]: the text the standard prints and the
-/// value in percent.
+/// The AQL columns of the master tables: the text the standard prints and
+/// the value in percent.
 pub const AQL_COLUMNS: [(&str, f64); 14] = [
     ("0.025", 0.025),
     ("0.040", 0.040),
@@ -64,7 +74,7 @@ pub const AQL_COLUMNS: [(&str, f64); 14] = [
     ("10", 10.0),
 ];
 
-/// One cell of Table II-A.
+/// One cell of a master table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cell {
     /// Acceptance number Ac, rejection number Re.
@@ -82,7 +92,7 @@ const fn p(accept: u32, reject: u32) -> Cell {
 }
 
 /// Table II-A, single sampling plans for normal inspection (master table),
-/// rows by code letter, columns as [`AQL_COLUMNS`].
+/// rows by code letter (A to R), columns as [`AQL_COLUMNS`].
 #[rustfmt::skip]
 pub const TABLE_II_A: [[Cell; 14]; 16] = [
     //          0.025    0.040    0.065    0.10     0.15     0.25     0.40     0.65     1.0      1.5      2.5      4.0      6.5      10
@@ -104,7 +114,7 @@ pub const TABLE_II_A: [[Cell; 14]; 16] = [
     /* R 2000 */ [p(1, 2), p(2, 3), p(3, 4), p(5, 6), p(7, 8), p(10, 11), p(14, 15), p(21, 22), U,       U,       U,       U,       U,       U],
 ];
 
-/// One AQL column of Table II-A.
+/// One AQL column of the master tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Aql(usize);
 
@@ -189,13 +199,64 @@ impl fmt::Display for Tolerance {
     }
 }
 
+/// Inspection severity (ISO 2859-1 clause 9): which master table a lot's
+/// plans are drawn from. Reduced inspection is not used here.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Severity {
+    /// Table II-A.
+    #[default]
+    Normal,
+    /// Table II-B: smaller acceptance numbers, or a larger sample, per cell.
+    Tightened,
+}
+
+impl Severity {
+    /// Stored form.
+    pub fn code(self) -> &'static str {
+        match self {
+            Severity::Normal => "normal",
+            Severity::Tightened => "tightened",
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<Severity> {
+        match code {
+            "normal" => Some(Severity::Normal),
+            "tightened" => Some(Severity::Tightened),
+            _ => None,
+        }
+    }
+
+    /// The stricter of two: a lot of several products is inspected once,
+    /// at the severity of its most troubled product.
+    pub fn stricter(self, other: Severity) -> Severity {
+        self.max(other)
+    }
+
+    fn table(self) -> &'static [[Cell; 14]] {
+        // Rows differ (II-B has S), so both are seen as slices of rows.
+        const NORMAL: &[[Cell; 14]] = &TABLE_II_A;
+        const TIGHTENED: &[[Cell; 14]] = &TABLE_II_B;
+        match self {
+            Severity::Normal => NORMAL,
+            Severity::Tightened => TIGHTENED,
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
 /// The plan one defect class of one lot is judged by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SamplingPlan {
     pub lot_size: u32,
     /// Table I code letter of the lot.
     pub code_letter: char,
-    /// Table II-A row used, after following arrows.
+    /// Master table row used, after following arrows.
     pub plan_code_letter: char,
     /// Units to inspect: the row's sample size, or the lot when it is smaller.
     pub sample_size: u32,
@@ -228,29 +289,52 @@ fn row_of(letter: char) -> usize {
         .unwrap_or(0)
 }
 
-/// Follows the arrows of one column from `row` to the row with numbers.
+/// Follows the arrows of one column of Table II-A from `row` to the row
+/// with numbers.
 pub fn resolve(row: usize, aql: Aql) -> (usize, u32, u32) {
+    resolve_at(Severity::Normal, row, aql)
+}
+
+/// Follows the arrows of one column of the severity's table from `row` to
+/// the row with numbers.
+pub fn resolve_at(severity: Severity, row: usize, aql: Aql) -> (usize, u32, u32) {
+    let table = severity.table();
     let mut row = row;
-    // Each step moves one row; a well-formed table needs fewer than 16.
-    for _ in 0..CODE_LETTERS.len() {
-        match TABLE_II_A[row][aql.0] {
+    // Each step moves one row; a well-formed table needs fewer steps than it has rows.
+    for _ in 0..table.len() {
+        match table[row][aql.0] {
             Cell::Plan(accept, reject) => return (row, accept, reject),
             Cell::Up => row -= 1,
             Cell::Down => row += 1,
         }
     }
-    unreachable!("Table II-A column {} has an arrow loop", aql.code())
+    unreachable!(
+        "the {} table's column {} has an arrow loop",
+        severity.code(),
+        aql.code()
+    )
 }
 
-/// The single sampling plan for a lot under `tolerance`; `None` for an empty lot.
+/// The single sampling plan for a lot under `tolerance` at normal
+/// inspection; `None` for an empty lot.
 pub fn plan(lot_size: u32, tolerance: Tolerance) -> Option<SamplingPlan> {
+    plan_at(lot_size, tolerance, Severity::Normal)
+}
+
+/// The single sampling plan for a lot under `tolerance` at `severity`;
+/// `None` for an empty lot.
+///
+/// Zero tolerance stays Ac 0 / Re 1 on the code letter's sample when
+/// tightened: the acceptance number cannot go lower, and ISO 2859-1 keeps
+/// the code letter's sample size at tightened inspection.
+pub fn plan_at(lot_size: u32, tolerance: Tolerance, severity: Severity) -> Option<SamplingPlan> {
     if lot_size == 0 {
         return None;
     }
     let row = code_letter_row(lot_size);
     let (plan_row, accept, reject) = match tolerance {
         Tolerance::Zero => (row, 0, 1),
-        Tolerance::Aql(aql) => resolve(row, aql),
+        Tolerance::Aql(aql) => resolve_at(severity, row, aql),
     };
     let table_sample = SAMPLE_SIZES[plan_row];
     let full_inspection = table_sample >= lot_size;

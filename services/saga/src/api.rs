@@ -9,7 +9,9 @@ use sqlx::PgPool;
 use tonic::{Request, Response, Status};
 
 use crate::engine::{Engine, decision_proto};
+use crate::exceptions;
 use crate::state::SagaState;
+use crate::store::ListedDecision;
 use crate::{Error, validate_order_id};
 
 /// at, step, action, detail, trace id.
@@ -73,6 +75,8 @@ impl SagaApi {
                     deadline: state.deadline.map(timestamp_from),
                     last_error: state.last_error.unwrap_or_default(),
                     trace_id: state.trace_id.unwrap_or_default(),
+                    runs: state.runs.max(0) as u32,
+                    failures: state.failures.max(0) as u32,
                 }
             })
             .collect();
@@ -177,9 +181,9 @@ impl SagaApi {
             0 => 100,
             n => n.min(1000),
         };
-        let rows: Vec<DecisionListRow> = sqlx::query_as(
+        let rows: Vec<ListedDecision> = sqlx::query_as(
             "SELECT order_id, decision_id, step, kind, question, options, opened_at, deadline, reminders, \
-               answer, answered_by, answered_at, comment \
+               answer, answered_by, answered_at, comment, exception_id \
              FROM saga_decisions \
              WHERE ($1 = '' OR order_id = $1) AND (NOT $2 OR answer IS NULL) \
              ORDER BY answer IS NOT NULL, deadline LIMIT $3",
@@ -192,20 +196,9 @@ impl SagaApi {
         Ok(v1::ListDecisionsResponse {
             decisions: rows
                 .into_iter()
-                .map(|row| v1::Decision {
-                    decision_id: row.decision_id.to_string(),
-                    order_id: row.order_id,
-                    step: row.step,
-                    kind: row.kind,
-                    question: row.question,
-                    options: row.options,
-                    opened_at: Some(timestamp_from(row.opened_at)),
-                    deadline: Some(timestamp_from(row.deadline)),
-                    answer: row.answer.unwrap_or_default(),
-                    answered_by: row.answered_by.unwrap_or_default(),
-                    answered_at: row.answered_at.map(timestamp_from),
-                    comment: row.comment.unwrap_or_default(),
-                    reminders: row.reminders.max(0) as u32,
+                .map(|row| {
+                    let (order_id, decision) = row.into_parts();
+                    decision_proto(&order_id, &decision)
                 })
                 .collect(),
         })
@@ -251,23 +244,6 @@ impl SagaApi {
         tx.commit().await?;
         self.describe(saga).await
     }
-}
-
-#[derive(sqlx::FromRow)]
-struct DecisionListRow {
-    order_id: String,
-    decision_id: uuid::Uuid,
-    step: String,
-    kind: String,
-    question: String,
-    options: Vec<String>,
-    opened_at: DateTime<Utc>,
-    deadline: DateTime<Utc>,
-    reminders: i32,
-    answer: Option<String>,
-    answered_by: Option<String>,
-    answered_at: Option<DateTime<Utc>>,
-    comment: Option<String>,
 }
 
 fn required_operator(operator: &str) -> Result<&str, Error> {
@@ -366,6 +342,43 @@ impl SagaService for SagaApi {
             .await
             .map(Response::new)
             .map_err(gendan_grpc::into_status)
+    }
+
+    #[tracing::instrument(skip_all, fields(order_id = %request.get_ref().order_id))]
+    async fn list_exceptions(
+        &self,
+        request: Request<v1::ListExceptionsRequest>,
+    ) -> Result<Response<v1::ListExceptionsResponse>, Status> {
+        let result = async {
+            let filter = exceptions::Filter::from_request(&request.into_inner())?;
+            let mut conn = self.pool.acquire().await?;
+            let exceptions = exceptions::list(&mut conn, &filter).await?;
+            Ok::<_, Error>(v1::ListExceptionsResponse { exceptions })
+        }
+        .await;
+        result.map(Response::new).map_err(gendan_grpc::into_status)
+    }
+
+    #[tracing::instrument(skip_all, fields(exception_id = %request.get_ref().exception_id))]
+    async fn get_exception(
+        &self,
+        request: Request<v1::GetExceptionRequest>,
+    ) -> Result<Response<v1::OrderException>, Status> {
+        let id = request.into_inner().exception_id;
+        let result = async {
+            let exception_id = uuid::Uuid::parse_str(id.trim()).map_err(|_| {
+                gendan_grpc::FieldError::new(
+                    "exception_id",
+                    format!("{id:?} is not an exception id (UUID)"),
+                )
+            })?;
+            let mut conn = self.pool.acquire().await?;
+            exceptions::get(&mut conn, exception_id)
+                .await?
+                .ok_or_else(|| Error::NotFound(format!("exception {exception_id}")))
+        }
+        .await;
+        result.map(Response::new).map_err(gendan_grpc::into_status)
     }
 
     #[tracing::instrument(skip_all, fields(order_id = %request.get_ref().order_id, step = %request.get_ref().step))]

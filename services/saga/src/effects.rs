@@ -1,31 +1,23 @@
 //! What the saga keeps from each event it reacts to: the facts that move the
 //! projected delivery date and the promise, the facts later steps need
-//! (material date, deposit gate, shipment dates), and whether the event
-//! completes or fails the step waiting for it.
+//! (material date, deposit gate, shipment dates, the nonconformance to
+//! rework), and the event's verdict for the step waiting for it — with the
+//! revision it answers, so an answer to an earlier run of a step that has
+//! run again is kept as a fact but completes nothing.
 
 use chrono::NaiveDate;
 use gendan_messaging::{HandlerError, Incoming};
 use gendan_proto::v1;
-use gendan_proto::{TypeName, date_from_str, date_to_string};
+use gendan_proto::{TypeName, date_from_str};
 
+use crate::facts::BalanceMilestone;
 use crate::state::SagaState;
 
-/// Facts kept in `sagas.facts`.
-pub mod facts {
-    pub const MATERIAL_DATE: &str = "material_date";
-    pub const DEPOSIT_REQUIRED: &str = "deposit_required";
-    /// "shipment" or "delivery": when the balance is invoiced per the terms.
-    pub const BALANCE_MILESTONE: &str = "balance_milestone";
-    pub const READY_DATE: &str = "ready_date";
-    pub const SHIPPED_ON: &str = "shipped_on";
-    pub const DELIVERED_ON: &str = "delivered_on";
-    pub const FINAL_INSPECTION_FAILURES: &str = "final_inspection_failures";
-}
-
-/// Events that update facts without completing a step of their own.
+/// Events that update facts or the register without completing a step.
 pub const INFORMING: &[&str] = &[
     v1::WorkOrderProgressed::TYPE_NAME,
     v1::MaterialsDelayed::TYPE_NAME,
+    v1::CostOverrun::TYPE_NAME,
 ];
 
 /// The result of an event for the step that waits for it.
@@ -33,203 +25,256 @@ pub const INFORMING: &[&str] = &[
 pub enum Verdict {
     /// The step's work is done.
     Completes,
-    /// The answer says the step cannot succeed as asked; park the saga.
+    /// The answer says the step cannot succeed as asked; the step's
+    /// failure policy decides what follows.
     Fails(String),
     /// The event only updates facts (progress, a delay) and completes
     /// nothing.
     Informs,
 }
 
+/// A verdict and the revision of the step's run it answers (`None` when
+/// the event does not say).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Answer {
+    pub verdict: Verdict,
+    pub revision: Option<u32>,
+}
+
+impl From<Verdict> for Answer {
+    fn from(verdict: Verdict) -> Self {
+        Answer {
+            verdict,
+            revision: None,
+        }
+    }
+}
+
+fn revision(revision: u32) -> Option<u32> {
+    (revision > 0).then_some(revision)
+}
+
 /// Applies `incoming` to `state`. An event without special meaning here
 /// completes the step waiting for it.
-pub fn apply(state: &mut SagaState, incoming: &Incoming) -> Result<Verdict, HandlerError> {
-    let type_name = incoming.type_name();
-    let verdict = match type_name {
+pub fn apply(state: &mut SagaState, incoming: &Incoming) -> Result<Answer, HandlerError> {
+    let facts = &mut state.facts;
+    let answer: Answer = match incoming.type_name() {
         v1::MaterialsChecked::TYPE_NAME => {
             let checked: v1::MaterialsChecked = incoming.payload()?;
             if !checked.problem.is_empty() {
-                return Ok(Verdict::Fails(format!(
-                    "materials check: {}",
-                    checked.problem
-                )));
+                return Ok(Verdict::Fails(format!("materials check: {}", checked.problem)).into());
             }
             if let Some(date) = date(&checked.earliest_material_date, "earliest_material_date")? {
-                state.set_fact(facts::MATERIAL_DATE, date_to_string(date));
+                facts.material_date = Some(date);
             }
-            Verdict::Completes
+            Verdict::Completes.into()
         }
         v1::CapacityChecked::TYPE_NAME => {
             let checked: v1::CapacityChecked = incoming.payload()?;
             if !checked.problem.is_empty() {
-                return Ok(Verdict::Fails(format!(
-                    "capacity check: {}",
-                    checked.problem
-                )));
+                return Ok(Verdict::Fails(format!("capacity check: {}", checked.problem)).into());
             }
             state.projected = date(&checked.earliest_completion, "earliest_completion")?;
-            Verdict::Completes
+            Verdict::Completes.into()
         }
         v1::OrderConfirmed::TYPE_NAME => {
             let confirmed: v1::OrderConfirmed = incoming.payload()?;
             state.promised = date(&confirmed.promised_delivery_date, "promised_delivery_date")?
                 .or(state.promised);
-            Verdict::Completes
+            Verdict::Completes.into()
         }
         v1::ReceivableOpened::TYPE_NAME => {
             let opened: v1::ReceivableOpened = incoming.payload()?;
-            state.set_fact(facts::DEPOSIT_REQUIRED, opened.deposit_required);
-            let on_delivery = opened
-                .installments
-                .iter()
-                .any(|installment| installment.trigger == "on_delivery");
-            let milestone = if on_delivery { "delivery" } else { "shipment" };
-            state.set_fact(facts::BALANCE_MILESTONE, milestone);
-            Verdict::Completes
+            facts.deposit_required = opened.deposit_required;
+            let on_delivery = opened.installments.iter().any(|installment| {
+                match installment.payment_trigger() {
+                    v1::PaymentTrigger::OnDelivery => true,
+                    // A producer that predates the enum says it in words.
+                    v1::PaymentTrigger::Unspecified => installment.trigger == "on_delivery",
+                    _ => false,
+                }
+            });
+            facts.balance_milestone = if on_delivery {
+                BalanceMilestone::Delivery
+            } else {
+                BalanceMilestone::Shipment
+            };
+            Verdict::Completes.into()
         }
         v1::MaterialsOrdered::TYPE_NAME => {
             let ordered: v1::MaterialsOrdered = incoming.payload()?;
             if let Some(ready) = date(&ordered.expected_ready_date, "expected_ready_date")? {
-                state.set_fact(facts::MATERIAL_DATE, date_to_string(ready));
+                facts.material_date = Some(ready);
             }
-            Verdict::Completes
+            Verdict::Completes.into()
         }
         v1::MaterialsDelayed::TYPE_NAME => {
             let delayed: v1::MaterialsDelayed = incoming.payload()?;
             if let Some(ready) = date(&delayed.expected_ready_date, "expected_ready_date")? {
                 shift_projection_by_material_delay(state, ready);
             }
-            Verdict::Informs
+            Verdict::Informs.into()
         }
         v1::ProcurementFailed::TYPE_NAME => {
             let failed: v1::ProcurementFailed = incoming.payload()?;
-            Verdict::Fails(failed.reason)
+            Verdict::Fails(failed.reason).into()
         }
         v1::WorkOrderPlanningFailed::TYPE_NAME => {
             let failed: v1::WorkOrderPlanningFailed = incoming.payload()?;
-            Verdict::Fails(failed.reason)
+            Verdict::Fails(failed.reason).into()
         }
         v1::WorkOrderPlanned::TYPE_NAME => {
             let planned: v1::WorkOrderPlanned = incoming.payload()?;
             state.projected = date(&planned.planned_end, "planned_end")?.or(state.projected);
-            Verdict::Completes
+            Answer {
+                verdict: Verdict::Completes,
+                revision: revision(planned.revision),
+            }
         }
         v1::WorkOrderProgressed::TYPE_NAME => {
             let progressed: v1::WorkOrderProgressed = incoming.payload()?;
             if let Some(projected) = date(&progressed.projected_end, "projected_end")? {
                 state.projected = Some(projected);
             }
-            Verdict::Informs
+            Verdict::Informs.into()
         }
         v1::WorkOrderCompleted::TYPE_NAME => {
             let completed: v1::WorkOrderCompleted = incoming.payload()?;
             if let Some(done) = date(&completed.completed_on, "completed_on")? {
-                state.set_fact(facts::READY_DATE, date_to_string(done));
+                facts.ready_date = Some(done);
                 state.projected = Some(done.max(state.projected.unwrap_or(done)));
             }
-            Verdict::Completes
+            Answer {
+                verdict: Verdict::Completes,
+                revision: revision(completed.revision),
+            }
+        }
+        v1::ReworkPlanned::TYPE_NAME => {
+            let planned: v1::ReworkPlanned = incoming.payload()?;
+            if let Some(end) = date(&planned.planned_end, "planned_end")? {
+                state.projected = Some(end.max(state.projected.unwrap_or(end)));
+            }
+            Answer {
+                verdict: Verdict::Completes,
+                revision: revision(planned.revision),
+            }
+        }
+        v1::ReworkCompleted::TYPE_NAME => {
+            let completed: v1::ReworkCompleted = incoming.payload()?;
+            if let Some(done) = date(&completed.completed_on, "completed_on")? {
+                facts.ready_date = Some(done);
+            }
+            Answer {
+                verdict: Verdict::Completes,
+                revision: revision(completed.revision),
+            }
+        }
+        v1::FinalInspectionOpened::TYPE_NAME => {
+            let opened: v1::FinalInspectionOpened = incoming.payload()?;
+            Answer {
+                verdict: Verdict::Completes,
+                revision: revision(opened.revision),
+            }
+        }
+        v1::FinalInspectionPassed::TYPE_NAME => {
+            let passed: v1::FinalInspectionPassed = incoming.payload()?;
+            facts.open_nonconformance = None;
+            Answer {
+                verdict: Verdict::Completes,
+                revision: revision(passed.revision),
+            }
         }
         v1::FinalInspectionFailed::TYPE_NAME => {
             let failed: v1::FinalInspectionFailed = incoming.payload()?;
-            state.set_fact(facts::FINAL_INSPECTION_FAILURES, failed.failures);
-            Verdict::Fails(format!(
-                "final inspection failed ({}), nonconformance {}: rework and re-inspect, or decide",
-                failed.summary, failed.nonconformance_id
-            ))
+            facts.final_inspection_failures = failed.failures.max(facts.final_inspection_failures);
+            facts.open_nonconformance = Some(failed.nonconformance_id.clone());
+            facts.defective_units = failed.defective_units;
+            Answer {
+                verdict: Verdict::Fails(format!(
+                    "final inspection failed ({}), nonconformance {}",
+                    failed.summary, failed.nonconformance_id
+                )),
+                revision: revision(failed.revision),
+            }
         }
         v1::PackingChecked::TYPE_NAME => {
             let checked: v1::PackingChecked = incoming.payload()?;
             if checked.matches {
-                Verdict::Completes
+                Verdict::Completes.into()
             } else {
                 Verdict::Fails(format!(
                     "packing does not match the spec: {}",
                     checked.mismatches.join("; ")
                 ))
+                .into()
             }
         }
         v1::DocumentsRejected::TYPE_NAME => {
             let rejected: v1::DocumentsRejected = incoming.payload()?;
-            Verdict::Fails(format!("documents: {}", rejected.problems.join("; ")))
+            Verdict::Fails(format!("documents: {}", rejected.problems.join("; "))).into()
         }
         v1::ShipmentBooked::TYPE_NAME => {
             let booked: v1::ShipmentBooked = incoming.payload()?;
             if let Some(eta) = date(&booked.eta, "eta")? {
                 state.projected = Some(eta);
             }
-            Verdict::Completes
+            Verdict::Completes.into()
         }
         v1::Shipped::TYPE_NAME => {
             let shipped: v1::Shipped = incoming.payload()?;
             if let Some(on) = date(&shipped.shipped_on, "shipped_on")? {
-                state.set_fact(facts::SHIPPED_ON, date_to_string(on));
+                facts.shipped_on = Some(on);
             }
-            Verdict::Completes
+            Verdict::Completes.into()
         }
         v1::Delivered::TYPE_NAME => {
             let delivered: v1::Delivered = incoming.payload()?;
             if let Some(on) = date(&delivered.delivered_on, "delivered_on")? {
-                state.set_fact(facts::DELIVERED_ON, date_to_string(on));
+                facts.delivered_on = Some(on);
                 state.projected = Some(on);
             }
-            Verdict::Completes
+            Verdict::Completes.into()
         }
         v1::ReceivableOpeningFailed::TYPE_NAME => {
             let failed: v1::ReceivableOpeningFailed = incoming.payload()?;
-            Verdict::Fails(failed.reason)
+            Verdict::Fails(failed.reason).into()
         }
         v1::PackingListFailed::TYPE_NAME => {
             let failed: v1::PackingListFailed = incoming.payload()?;
-            Verdict::Fails(failed.reason)
+            Verdict::Fails(failed.reason).into()
         }
         v1::ShipmentBookingFailed::TYPE_NAME => {
             let failed: v1::ShipmentBookingFailed = incoming.payload()?;
-            Verdict::Fails(failed.reason)
+            Verdict::Fails(failed.reason).into()
         }
         v1::InvoiceIssued::TYPE_NAME => {
             // Only the balance invoice answers InvoiceBalance; the deposit
             // invoice comes with the receivable.
             let issued: v1::InvoiceIssued = incoming.payload()?;
-            if issued.kind == "deposit" {
-                Verdict::Informs
+            let deposit = match issued.invoice_kind() {
+                v1::InvoiceKind::Deposit => true,
+                v1::InvoiceKind::Unspecified => issued.kind == "deposit",
+                _ => false,
+            };
+            if deposit {
+                Verdict::Informs.into()
             } else {
-                Verdict::Completes
+                Verdict::Completes.into()
             }
         }
-        _ => Verdict::Completes,
+        v1::CostOverrun::TYPE_NAME => Verdict::Informs.into(),
+        _ => Verdict::Completes.into(),
     };
-    Ok(verdict)
+    Ok(answer)
 }
 
 /// A later material date pushes the projection out by the same delay.
 fn shift_projection_by_material_delay(state: &mut SagaState, ready: NaiveDate) {
-    let before = state.fact_str(facts::MATERIAL_DATE).and_then(date_from_str);
-    state.set_fact(facts::MATERIAL_DATE, date_to_string(ready));
+    let before = state.facts.material_date.replace(ready);
     if let (Some(before), Some(projected)) = (before, state.projected)
         && ready > before
     {
         state.projected = Some(projected + (ready - before));
-    }
-}
-
-/// What an answered decision means for the workflow.
-#[derive(Debug, PartialEq, Eq)]
-pub enum DecisionEffect {
-    Continue,
-    CancelOrder,
-}
-
-/// Applies the answer of a decision of `kind` to the saga.
-pub fn apply_decision(state: &mut SagaState, kind: &str, answer: &str) -> DecisionEffect {
-    use crate::workflow::answers;
-    match (kind, answer) {
-        (_, answers::CANCEL_ORDER) => DecisionEffect::CancelOrder,
-        ("delivery_date", answers::ACCEPT_PROPOSED_DATE) => {
-            // The customer agreed to the factory's date: it becomes the
-            // promise, and the order is no longer late against it.
-            state.promised = state.projected.or(state.promised);
-            DecisionEffect::Continue
-        }
-        _ => DecisionEffect::Continue,
     }
 }
 

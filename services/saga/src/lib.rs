@@ -1,12 +1,16 @@
 //! The saga coordinator: drives every order through the workflow.
 //!
 //! - [`workflow`]: the phases and steps as data (what each step sends, which
-//!   event completes it, what a timeout does).
-//! - [`engine`]: reacts to events, starts steps, fires timeouts, parks a saga
-//!   as stalled after its retries, and applies operator retry / skip; every
-//!   change to one order happens under that saga's row lock.
-//! - [`state`]: a saga loaded from and saved to the `saga` schema, with its
-//!   outgoing commands written to the outbox in the same transaction.
+//!   events answer it, what a failure and a timeout do, the decisions and
+//!   their effects).
+//! - [`engine`]: one load → change → save path for events, timers, answers
+//!   and operator actions, around a pure core that starts steps, loops back,
+//!   opens decisions, parks a saga as stalled and compensates a cancelled
+//!   one; every change to one order happens under that saga's row lock.
+//! - [`state`]: one saga in memory; [`facts`]: what it learned, typed;
+//!   [`effects`]: what each event teaches it; [`store`]: its rows, saved
+//!   with the outgoing messages (outbox) in one transaction.
+//! - [`exceptions`]: the exception register.
 //! - [`timers`]: the durable timer worker; [`clock`]: the time it runs on.
 //! - [`api`]: gRPC `SagaService`.
 //!
@@ -17,7 +21,10 @@ pub mod api;
 pub mod clock;
 pub mod effects;
 pub mod engine;
+pub mod exceptions;
+pub mod facts;
 pub mod state;
+pub mod store;
 pub mod timers;
 pub mod workflow;
 

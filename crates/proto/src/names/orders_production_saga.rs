@@ -31,4 +31,9 @@ type_names!(
     DecisionRequested,
     DecisionMade,
     OrderCancelled,
+    StartRework,
+    ReworkPlanned,
+    ReworkCompleted,
+    ExceptionOpened,
+    ExceptionClosed,
 );

@@ -1,0 +1,141 @@
+//! The factory's business partners: the supplier confirming and delivering
+//! purchase orders, the customer accepting goods and answering decisions,
+//! and the bank paying invoices.
+
+use anyhow::{Context, anyhow};
+use chrono::Utc;
+use gendan_proto::timestamp_from;
+use gendan_proto::v1;
+use tonic::Code;
+
+use super::{World, bump, prefix, retry};
+
+const WMS_GOODS_RECEIVED: &str = "gendan.ext.wms.inbound.goods_received";
+
+impl World {
+    // ---- supplier ----
+
+    /// The supplier confirms the PO for its expected date, then delivers
+    /// the full quantity after the lead time.
+    pub(super) async fn supplier(&self, po: v1::PurchaseOrderPlaced) -> anyhow::Result<()> {
+        self.pause_on(&po.order_id, 0.2).await;
+        let procurement = self.clients.procurement.clone();
+        let request = v1::ConfirmPurchaseOrderRequest {
+            purchase_order_id: po.purchase_order_id.clone(),
+            confirmed_eta: po.expected_date.clone(),
+        };
+        retry(&[Code::NotFound], || {
+            let mut procurement = procurement.clone();
+            let request = request.clone();
+            async move { procurement.confirm_purchase_order(request).await }
+        })
+        .await
+        .with_context(|| format!("confirming purchase order {}", po.purchase_order_id))?;
+        bump(&self.stats.purchase_orders_confirmed);
+
+        let today = Utc::now().date_naive();
+        let lead_days = gendan_proto::date_from_str(&po.expected_date)
+            .map(|expected| (expected - today).num_days())
+            .unwrap_or(1)
+            .max(1);
+        self.pause_on(&po.order_id, lead_days as f64).await;
+        let received = v1::WmsGoodsReceived {
+            purchase_order_id: po.purchase_order_id.clone(),
+            material: po.material.clone(),
+            quantity: po.quantity,
+            lot: format!("LOT-{}-1", prefix(&po.purchase_order_id)),
+            at: Some(timestamp_from(self.now(&po.order_id))),
+        };
+        self.publish(WMS_GOODS_RECEIVED, "wms:sim", &po.order_id, &received)
+            .await?;
+        bump(&self.stats.goods_received);
+        Ok(())
+    }
+
+    // ---- customer ----
+
+    /// The customer's receiving department accepts the goods a day after
+    /// delivery.
+    pub(super) async fn accept(&self, order_id: String) -> anyhow::Result<()> {
+        self.pause_on(&order_id, 1.0).await;
+        let customer = self.customer_of(&order_id).await?;
+        let orders = self.clients.orders.clone();
+        let request = v1::AcceptOrderRequest {
+            order_id: order_id.clone(),
+            accepted_by: format!("receiving dept, {customer}"),
+            note: "goods received complete and in good order".to_owned(),
+        };
+        // The order reaches acceptance once the saga has seen the delivery.
+        retry(&[Code::FailedPrecondition, Code::NotFound], || {
+            let mut orders = orders.clone();
+            let request = request.clone();
+            async move { orders.accept_order(request).await }
+        })
+        .await
+        .context("accepting the order")?;
+        bump(&self.stats.accepted);
+        Ok(())
+    }
+
+    /// The customer agrees to the factory's proposed delivery date.
+    pub(super) async fn decide(&self, decision: v1::Decision) -> anyhow::Result<()> {
+        self.pause_on(&decision.order_id, 0.5).await;
+        let customer = self.customer_of(&decision.order_id).await?;
+        let answer = if decision
+            .options
+            .iter()
+            .any(|o| o == gendan_saga::workflow::answers::ACCEPT_PROPOSED_DATE)
+        {
+            gendan_saga::workflow::answers::ACCEPT_PROPOSED_DATE.to_owned()
+        } else {
+            decision.options.first().cloned().unwrap_or_default()
+        };
+        let request = v1::DecideRequest {
+            order_id: decision.order_id.clone(),
+            decision_id: decision.decision_id.clone(),
+            answer,
+            operator: format!("customer:{customer}"),
+            comment: "agreed by e-mail".to_owned(),
+        };
+        let mut saga = self.clients.saga.clone();
+        match saga.decide(request).await {
+            Ok(_) => {
+                bump(&self.stats.decisions_answered);
+                Ok(())
+            }
+            // Answered meanwhile (an operator, the demo): fine.
+            Err(status) if status.code() == Code::FailedPrecondition => Ok(()),
+            Err(status) => Err(anyhow!(
+                "answering decision {}: {status}",
+                decision.decision_id
+            )),
+        }
+    }
+
+    // ---- bank ----
+
+    /// The customer pays the invoice in full: a deposit after two days, a
+    /// balance after five.
+    pub(super) async fn pay(&self, invoice: v1::InvoiceIssued) -> anyhow::Result<()> {
+        let days = if invoice.kind == "deposit" { 2.0 } else { 5.0 };
+        self.pause_on(&invoice.order_id, days).await;
+        let finance = self.clients.finance.clone();
+        let request = v1::RecordPaymentRequest {
+            order_id: invoice.order_id.clone(),
+            amount_minor: invoice.amount_minor,
+            currency: invoice.currency.clone(),
+            received_on: gendan_proto::date_to_string(Utc::now().date_naive()),
+            reference: format!("TT-{}", invoice.invoice_id),
+            idempotency_key: format!("sim-{}", invoice.invoice_id),
+        };
+        retry(&[Code::NotFound], || {
+            let mut finance = finance.clone();
+            let request = request.clone();
+            async move { finance.record_payment(request).await }
+        })
+        .await
+        .with_context(|| format!("paying invoice {}", invoice.invoice_id))?;
+        bump(&self.stats.payments);
+        Ok(())
+    }
+}

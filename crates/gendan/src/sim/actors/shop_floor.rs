@@ -1,0 +1,168 @@
+//! The factory floor: the MES working through a work order (or a rework
+//! or remake plan) stage by stage, and the QA inspector recording
+//! inspections. Both answer gendan's events as the real systems and people
+//! would, through MES events and the quality gRPC API.
+
+use anyhow::{Context, anyhow};
+use gendan_messaging::subjects;
+use gendan_proto::timestamp_from;
+use gendan_proto::v1;
+use tonic::Code;
+
+use super::{World, bump, retry};
+
+/// A stage as the MES works it, from a work order or a rework plan.
+#[derive(Debug, Clone)]
+pub(super) struct MesStage {
+    product: String,
+    stage: String,
+    quantity: u32,
+}
+
+impl From<&v1::StageProgress> for MesStage {
+    fn from(stage: &v1::StageProgress) -> Self {
+        MesStage {
+            product: stage.product.clone(),
+            stage: stage.stage.clone(),
+            quantity: stage.planned_quantity,
+        }
+    }
+}
+
+impl From<&v1::StagePlan> for MesStage {
+    fn from(stage: &v1::StagePlan) -> Self {
+        MesStage {
+            product: stage.product.clone(),
+            stage: stage.stage.clone(),
+            quantity: stage.quantity,
+        }
+    }
+}
+
+impl World {
+    // ---- MES ----
+
+    /// The factory works through the work order: every stage started,
+    /// reported (planned quantity good, 0–2% scrap) and completed, one
+    /// simulated day per stage.
+    pub(super) async fn mes(&self, order_id: String) -> anyhow::Result<()> {
+        let production = self.clients.production.clone();
+        let work_order = retry(&[Code::NotFound], || {
+            let mut production = production.clone();
+            let request = v1::GetWorkOrderRequest {
+                order_id: order_id.clone(),
+            };
+            async move { production.get_work_order(request).await }
+        })
+        .await
+        .context("reading the work order")?;
+        let stages = work_order
+            .stages
+            .iter()
+            .filter(|stage| stage.status != "completed")
+            .map(MesStage::from)
+            .collect();
+        self.report_stages(order_id, stages).await
+    }
+
+    /// Reports `stages` in order as the MES does: started, a day later the
+    /// quantity (all good but 0–2% scrap) and completed.
+    pub(super) async fn report_stages(
+        &self,
+        order_id: String,
+        stages: Vec<MesStage>,
+    ) -> anyhow::Result<()> {
+        let mut rng = self.rng(&order_id);
+        let source = "mes:sim";
+        for stage in &stages {
+            let started = v1::MesStageStarted {
+                order_id: order_id.clone(),
+                product: stage.product.clone(),
+                stage: stage.stage.clone(),
+                at: Some(timestamp_from(self.now(&order_id))),
+            };
+            self.publish(&subjects::mes("stage_started"), source, &order_id, &started)
+                .await?;
+            self.pause_on(&order_id, 1.0).await;
+            let scrap = (u64::from(stage.quantity) * rng.below(3) / 100) as u32;
+            let reported = v1::MesQuantityReported {
+                order_id: order_id.clone(),
+                product: stage.product.clone(),
+                stage: stage.stage.clone(),
+                good: stage.quantity,
+                scrap,
+                at: Some(timestamp_from(self.now(&order_id))),
+            };
+            self.publish(
+                &subjects::mes("quantity_reported"),
+                source,
+                &order_id,
+                &reported,
+            )
+            .await?;
+            let completed = v1::MesStageCompleted {
+                order_id: order_id.clone(),
+                product: stage.product.clone(),
+                stage: stage.stage.clone(),
+                at: Some(timestamp_from(self.now(&order_id))),
+            };
+            self.publish(
+                &subjects::mes("stage_completed"),
+                source,
+                &order_id,
+                &completed,
+            )
+            .await?;
+            bump(&self.stats.mes_stages);
+        }
+        Ok(())
+    }
+
+    // ---- QA ----
+
+    /// The inspector draws the plan's sample and finds nothing wrong.
+    pub(super) async fn inspect(
+        &self,
+        inspection_id: String,
+        sample_size: u32,
+    ) -> anyhow::Result<()> {
+        self.pause(0.2).await;
+        let quality = self.clients.quality.clone();
+        let sample = if sample_size > 0 {
+            sample_size
+        } else {
+            let inspection = retry(&[Code::NotFound], || {
+                let mut quality = quality.clone();
+                let request = v1::GetInspectionRequest {
+                    inspection_id: inspection_id.clone(),
+                };
+                async move { quality.get_inspection(request).await }
+            })
+            .await
+            .with_context(|| format!("reading inspection {inspection_id}"))?;
+            inspection
+                .sample_size
+                .max(1)
+                .min(inspection.lot_size.max(1))
+        };
+        let request = v1::RecordInspectionResultRequest {
+            inspection_id: inspection_id.clone(),
+            inspector: "QA inspector (sim)".to_owned(),
+            sample_inspected: sample,
+            defects: Vec::new(),
+        };
+        let mut client = quality.clone();
+        match client.record_inspection_result(request).await {
+            Ok(_) => {
+                bump(&self.stats.inspections_recorded);
+                Ok(())
+            }
+            // Recorded already (a second opening announcement).
+            Err(status) if status.code() == Code::FailedPrecondition => {
+                tracing::debug!(%inspection_id, %status, "inspection already recorded");
+                Ok(())
+            }
+            Err(status) => Err(anyhow!("recording inspection {inspection_id}: {status}")),
+        }
+    }
+}

@@ -1,0 +1,261 @@
+//! The work order tables: [`insert`] stores a [`Schedule`] as a new work
+//! order (its row, its stages and its capacity bookings), [`find_by_id`] and
+//! [`all_of`] read work orders back with their stages, [`cancel`] stops one
+//! and gives its remaining capacity back.
+//!
+//! Reads return every work order of an order at once, newest first: an order
+//! has a handful at most, and the callers choose among them with the pure
+//! functions of [`work_orders`](super).
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::NaiveDate;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::{STATUS_PLANNED, Stage, WorkOrder};
+use crate::schedule::{Schedule, ScheduledStage};
+use crate::{Error, Result};
+
+/// What identifies a new work order besides its plan.
+#[derive(Debug, Clone, Copy)]
+pub struct NewWorkOrder<'a> {
+    pub order_id: &'a str,
+    /// [`KIND_PRODUCTION`](super::KIND_PRODUCTION) or
+    /// [`KIND_REWORK`](super::KIND_REWORK).
+    pub kind: &'a str,
+    pub revision: i32,
+    /// Reworks: quality's nonconformance being reworked, and why.
+    pub nonconformance_id: Option<&'a str>,
+    pub rework_reason: Option<&'a str>,
+    /// Trace of the command that planned it, for the MES events that carry
+    /// none.
+    pub traceparent: Option<&'a str>,
+}
+
+/// Stores `schedule` as a new work order with its bookings.
+pub async fn insert(
+    conn: &mut PgConnection,
+    new: &NewWorkOrder<'_>,
+    schedule: &Schedule,
+) -> Result<WorkOrder> {
+    debug_assert!(new.revision >= 1, "revisions start at 1");
+    let work_order_id = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO work_orders \
+           (work_order_id, order_id, kind, revision, status, planned_start, planned_end, \
+            traceparent, nonconformance_id, rework_reason) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(work_order_id)
+    .bind(new.order_id)
+    .bind(new.kind)
+    .bind(new.revision)
+    .bind(STATUS_PLANNED)
+    .bind(schedule.start)
+    .bind(schedule.earliest_completion)
+    .bind(new.traceparent)
+    .bind(new.nonconformance_id)
+    .bind(new.rework_reason)
+    .execute(&mut *conn)
+    .await?;
+
+    // Products come in request order, stages in routing order; the sequence
+    // numbers keep that order for every later read.
+    let mut product_seqs: Vec<i32> = Vec::new();
+    let mut stage_seqs: Vec<i32> = Vec::new();
+    let mut current_product: Option<&str> = None;
+    let (mut product_seq, mut stage_seq) = (-1, 0);
+    for stage in &schedule.stages {
+        if current_product != Some(stage.product.as_str()) {
+            current_product = Some(&stage.product);
+            product_seq += 1;
+            stage_seq = 0;
+        }
+        product_seqs.push(product_seq);
+        stage_seqs.push(stage_seq);
+        stage_seq += 1;
+    }
+    let column = |f: fn(&ScheduledStage) -> String| -> Vec<String> {
+        schedule.stages.iter().map(f).collect()
+    };
+    let products = column(|s| s.product.clone());
+    let names = column(|s| s.stage.clone());
+    let centres = column(|s| s.work_centre.clone());
+    let quantities: Vec<i64> = schedule
+        .stages
+        .iter()
+        .map(|s| i64::from(s.quantity))
+        .collect();
+    let per_unit: Vec<f64> = schedule.stages.iter().map(|s| s.hours_per_unit).collect();
+    let setup: Vec<f64> = schedule.stages.iter().map(|s| s.setup_hours).collect();
+    let hours: Vec<f64> = schedule.stages.iter().map(|s| s.hours).collect();
+    let starts: Vec<NaiveDate> = schedule.stages.iter().map(|s| s.start).collect();
+    let ends: Vec<NaiveDate> = schedule.stages.iter().map(|s| s.end).collect();
+    sqlx::query(
+        "INSERT INTO work_order_stages \
+           (work_order_id, product, stage, product_seq, stage_seq, work_centre, quantity, \
+            hours_per_unit, setup_hours, hours, planned_start, planned_end) \
+         SELECT $1, * FROM UNNEST($2::text[], $3::text[], $4::int4[], $5::int4[], $6::text[], \
+            $7::int8[], $8::float8[], $9::float8[], $10::float8[], $11::date[], $12::date[])",
+    )
+    .bind(work_order_id)
+    .bind(&products)
+    .bind(&names)
+    .bind(&product_seqs)
+    .bind(&stage_seqs)
+    .bind(&centres)
+    .bind(&quantities)
+    .bind(&per_unit)
+    .bind(&setup)
+    .bind(&hours)
+    .bind(&starts)
+    .bind(&ends)
+    .execute(&mut *conn)
+    .await?;
+
+    // Two stages of one order may use the same work centre on the same day;
+    // bookings are kept per work order, so sum them first.
+    let mut booked: BTreeMap<(&str, NaiveDate), f64> = BTreeMap::new();
+    for stage in &schedule.stages {
+        for (day, hours) in &stage.bookings {
+            *booked
+                .entry((stage.work_centre.as_str(), *day))
+                .or_default() += hours;
+        }
+    }
+    let booked_centres: Vec<&str> = booked.keys().map(|(centre, _)| *centre).collect();
+    let booked_days: Vec<NaiveDate> = booked.keys().map(|(_, day)| *day).collect();
+    let booked_hours: Vec<f64> = booked.values().copied().collect();
+    sqlx::query(
+        "INSERT INTO capacity_bookings (work_centre, day, work_order_id, hours) \
+         SELECT centre, day, $1, hours \
+         FROM UNNEST($2::text[], $3::date[], $4::float8[]) AS b(centre, day, hours)",
+    )
+    .bind(work_order_id)
+    .bind(&booked_centres)
+    .bind(&booked_days)
+    .bind(&booked_hours)
+    .execute(&mut *conn)
+    .await?;
+
+    let stored = find_by_id(conn, work_order_id).await?;
+    debug_assert!(stored.is_some(), "work order just inserted");
+    stored.ok_or_else(|| Error::WorkOrderNotFound(new.order_id.to_owned()))
+}
+
+/// A stage row with the work order it belongs to, so the stages of all of
+/// an order's work orders come back in one query.
+#[derive(sqlx::FromRow)]
+struct StageRow {
+    work_order_id: Uuid,
+    #[sqlx(flatten)]
+    stage: Stage,
+}
+
+/// Fills in the stages of `work_orders`.
+async fn with_stages(
+    conn: &mut PgConnection,
+    mut work_orders: Vec<WorkOrder>,
+) -> Result<Vec<WorkOrder>> {
+    if work_orders.is_empty() {
+        return Ok(work_orders);
+    }
+    let ids: Vec<Uuid> = work_orders.iter().map(|wo| wo.work_order_id).collect();
+    let rows: Vec<StageRow> = sqlx::query_as(
+        "SELECT work_order_id, product, stage, product_seq, stage_seq, work_centre, quantity, \
+           hours_per_unit, setup_hours, hours, planned_start, planned_end, actual_start, \
+           actual_end, good_quantity, scrap_quantity, status \
+         FROM work_order_stages WHERE work_order_id = ANY($1) \
+         ORDER BY work_order_id, product_seq, stage_seq",
+    )
+    .bind(&ids)
+    .fetch_all(conn)
+    .await?;
+    let mut by_work_order: HashMap<Uuid, Vec<Stage>> = HashMap::new();
+    for row in rows {
+        by_work_order
+            .entry(row.work_order_id)
+            .or_default()
+            .push(row.stage);
+    }
+    for work_order in &mut work_orders {
+        work_order.stages = by_work_order
+            .remove(&work_order.work_order_id)
+            .unwrap_or_default();
+    }
+    Ok(work_orders)
+}
+
+/// One work order with its stages.
+pub async fn find_by_id(conn: &mut PgConnection, work_order_id: Uuid) -> Result<Option<WorkOrder>> {
+    let found: Option<WorkOrder> = sqlx::query_as(
+        "SELECT work_order_id, order_id, kind, revision, status, planned_start, planned_end, \
+           completed_on, traceparent \
+         FROM work_orders WHERE work_order_id = $1",
+    )
+    .bind(work_order_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(work_order) = found else {
+        return Ok(None);
+    };
+    Ok(with_stages(conn, vec![work_order]).await?.pop())
+}
+
+// Newest first. created_at is the transaction's start, the same for work
+// orders planned in one consumer batch; the ids are UUIDv7, in creation
+// order, and break the tie.
+const SELECT_ALL: &str = "SELECT work_order_id, order_id, kind, revision, status, \
+     planned_start, planned_end, completed_on, traceparent FROM work_orders \
+     WHERE order_id = $1 ORDER BY created_at DESC, work_order_id DESC";
+const SELECT_ALL_FOR_UPDATE: &str = "SELECT work_order_id, order_id, kind, revision, status, \
+     planned_start, planned_end, completed_on, traceparent FROM work_orders \
+     WHERE order_id = $1 ORDER BY created_at DESC, work_order_id DESC FOR UPDATE";
+
+/// Every work order of `order_id` with its stages, newest first; `lock`
+/// holds their rows until the transaction ends, so two MES events or
+/// commands about one order apply one after the other.
+pub async fn all_of(conn: &mut PgConnection, order_id: &str, lock: bool) -> Result<Vec<WorkOrder>> {
+    let sql = if lock {
+        SELECT_ALL_FOR_UPDATE
+    } else {
+        SELECT_ALL
+    };
+    let work_orders: Vec<WorkOrder> = sqlx::query_as(sql)
+        .bind(order_id)
+        .fetch_all(&mut *conn)
+        .await?;
+    with_stages(conn, work_orders).await
+}
+
+/// Marks the work order cancelled and deletes its bookings from `from` on;
+/// returns the hours released (0 when it was already cancelled).
+pub async fn cancel(
+    conn: &mut PgConnection,
+    work_order_id: Uuid,
+    from: NaiveDate,
+    reason: &str,
+) -> Result<f64> {
+    let updated = sqlx::query(
+        "UPDATE work_orders SET status = 'cancelled', cancelled_at = now(), cancel_reason = $2 \
+         WHERE work_order_id = $1 AND status <> 'cancelled'",
+    )
+    .bind(work_order_id)
+    .bind(reason)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if updated == 0 {
+        return Ok(0.0);
+    }
+    let released: Option<f64> = sqlx::query_scalar(
+        "WITH released AS (DELETE FROM capacity_bookings WHERE work_order_id = $1 AND day >= $2 RETURNING hours) \
+         SELECT sum(hours) FROM released",
+    )
+    .bind(work_order_id)
+    .bind(from)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(released.unwrap_or(0.0))
+}

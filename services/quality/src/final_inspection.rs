@@ -1,0 +1,299 @@
+//! Final inspections of an order's finished goods: numbered per order by
+//! revision (1 the first, 2 after the first rework, ...), drawn at the
+//! severity the ISO 2859-1 switching rules give the order's products, and
+//! answered to the saga as `FinalInspectionOpened`, `FinalInspectionPassed`
+//! or `FinalInspectionFailed`.
+//!
+//! [`open`] draws the plans and stores a new inspection; [`find`] reads the
+//! inspection of a revision; [`answer`] is the event that says where one
+//! stands, the same whether it is announced when the result is recorded or
+//! again for a repeated request; [`history`] reads a product's lots for
+//! [`crate::switching`].
+//!
+//! Each product's switching state is kept on its item row
+//! (`inspection_items.severity`). The lot is inspected at the strictest of
+//! them, but a product's history stays its own: a mixed lot inspected
+//! tightened because of one product does not tighten the others.
+
+use gendan_messaging::{Cause, Incoming, Outgoing};
+use gendan_proto::v1::{
+    DefectClass, FinalInspectionFailed, FinalInspectionOpened, FinalInspectionPassed,
+    InspectionSeverity,
+};
+use sqlx::PgConnection;
+
+use crate::inspections::{
+    self, ClassRow, Inspection, KIND_FINAL, NewInspection, SELECT_INSPECTION, STATUS_FAILED,
+    STATUS_PASSED, to_u32,
+};
+use crate::plans::Tolerances;
+use crate::sampling::Severity;
+use crate::switching::{self, Lot};
+use crate::{Result, SERVICE, plans};
+
+/// A checked `RequestFinalInspection`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub order_id: String,
+    /// 1 or more: a sender that leaves it 0 means the first.
+    pub revision: u32,
+    pub items: Vec<(String, u32)>,
+    /// The sum of the quantities.
+    pub lot_size: u32,
+}
+
+pub fn severity_proto(severity: Severity) -> InspectionSeverity {
+    match severity {
+        Severity::Normal => InspectionSeverity::Normal,
+        Severity::Tightened => InspectionSeverity::Tightened,
+    }
+}
+
+/// The stored revision as the wire carries it.
+fn revision(inspection: &Inspection) -> u32 {
+    u32::try_from(inspection.revision).unwrap_or(0)
+}
+
+/// The inspection of one revision of the order's final inspection.
+pub async fn find(
+    conn: &mut PgConnection,
+    order_id: &str,
+    revision: u32,
+) -> Result<Option<Inspection>> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "{SELECT_INSPECTION} WHERE i.kind = 'final' AND i.order_id = $1 AND i.revision = $2"
+    ));
+    let row: Option<Inspection> = sqlx::query_as(sql)
+        .bind(order_id)
+        .bind(i32::try_from(revision).unwrap_or(i32::MAX))
+        .fetch_optional(&mut *conn)
+        .await?;
+    match row {
+        Some(inspection) => Ok(Some(inspections::with_details(conn, inspection).await?)),
+        None => Ok(None),
+    }
+}
+
+/// The product's latest lots with a result, oldest first, as many as the
+/// switching rules look at. Only each lot's original inspection (revision
+/// 1) counts: a re-inspection after rework is a resubmitted lot.
+pub async fn history(conn: &mut PgConnection, product: &str) -> Result<Vec<Lot>> {
+    // One row per inspection even if the order lists the product twice.
+    let rows: Vec<(bool, bool)> = sqlx::query_as(
+        "SELECT bool_or(it.severity = 'tightened') AS tightened, i.status = 'passed' AS accepted \
+         FROM inspections i JOIN inspection_items it ON it.inspection_id = i.inspection_id \
+         WHERE it.product = $1 AND i.kind = 'final' AND i.revision = 1 AND i.status <> 'open' \
+         GROUP BY i.inspection_id \
+         ORDER BY i.recorded_at DESC, i.inspection_id DESC LIMIT $2",
+    )
+    .bind(product)
+    .bind(i64::try_from(switching::WINDOW).unwrap_or(i64::MAX))
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .rev()
+        .map(|(tightened, accepted)| Lot {
+            severity: if tightened {
+                Severity::Tightened
+            } else {
+                Severity::Normal
+            },
+            accepted,
+        })
+        .collect())
+}
+
+/// Opens the requested revision: per defect class the strictest tolerance
+/// of the order's products, drawn at the strictest of their switching
+/// states. The caller holds the order's lock and knows the revision is new.
+pub async fn open(
+    conn: &mut PgConnection,
+    request: &Request,
+    opened_by: &Incoming,
+) -> Result<Inspection> {
+    let mut tolerances: Option<Tolerances> = None;
+    let mut states: Vec<(&str, Severity)> = Vec::with_capacity(request.items.len());
+    for (product, _) in &request.items {
+        let of_product = plans::tolerances_for(conn, product).await?;
+        tolerances = Some(tolerances.map_or(of_product, |so_far| so_far.strictest(of_product)));
+        let state = switching::next_severity(&history(conn, product).await?);
+        if state == Severity::Tightened {
+            tracing::info!(
+                product = %product,
+                "product is under tightened inspection (switching rules)"
+            );
+        }
+        states.push((product.as_str(), state));
+    }
+    let tolerances = tolerances.unwrap_or_else(plans::default_tolerances);
+    let severity = states
+        .iter()
+        .map(|(_, state)| *state)
+        .fold(Severity::Normal, Severity::stricter);
+    let classes = inspections::class_plans(
+        request.lot_size,
+        severity,
+        &[
+            (DefectClass::Critical, tolerances.critical),
+            (DefectClass::Major, tolerances.major),
+            (DefectClass::Minor, tolerances.minor),
+        ],
+    );
+    let opened = inspections::insert(
+        conn,
+        &NewInspection {
+            kind: KIND_FINAL,
+            order_id: request.order_id.clone(),
+            items: request.items.clone(),
+            purchase_order_id: String::new(),
+            material: String::new(),
+            lot: String::new(),
+            supplier: String::new(),
+            product: String::new(),
+            stage: String::new(),
+            lot_size: request.lot_size,
+            revision: request.revision,
+            severity,
+            classes,
+            cause_event_id: opened_by.envelope.event_id.clone(),
+            traceparent: gendan_telemetry::current_traceparent()
+                .or_else(|| opened_by.traceparent.clone()),
+        },
+    )
+    .await?;
+    for (product, state) in &states {
+        if *state == Severity::Normal {
+            continue; // the column's default
+        }
+        sqlx::query(
+            "UPDATE inspection_items SET severity = $3 WHERE inspection_id = $1 AND product = $2",
+        )
+        .bind(opened.inspection_id)
+        .bind(*product)
+        .bind(state.code())
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(opened)
+}
+
+/// Where a final inspection stands, as the saga hears it:
+/// `FinalInspectionOpened` while open, then its result.
+pub async fn answer(
+    conn: &mut PgConnection,
+    inspection: &Inspection,
+    cause: &Cause,
+) -> Result<Outgoing> {
+    debug_assert_eq!(inspection.kind, KIND_FINAL);
+    let order_id = inspection.order_id.as_str();
+    Ok(match inspection.status.as_str() {
+        STATUS_PASSED => Outgoing::event(SERVICE, order_id, &passed_event(inspection), cause),
+        STATUS_FAILED => {
+            let failed = failed_event(conn, inspection).await?;
+            Outgoing::event(SERVICE, order_id, &failed, cause)
+        }
+        _ => Outgoing::event(SERVICE, order_id, &opened_event(inspection), cause),
+    })
+}
+
+pub fn opened_event(inspection: &Inspection) -> FinalInspectionOpened {
+    FinalInspectionOpened {
+        order_id: inspection.order_id.clone(),
+        inspection_id: inspection.inspection_id.to_string(),
+        lot_size: to_u32(inspection.lot_size),
+        sample_size: to_u32(inspection.sample_size),
+        code_letter: inspection.code_letter.clone(),
+        revision: revision(inspection),
+        severity: severity_proto(inspection.severity()) as i32,
+    }
+}
+
+pub fn passed_event(inspection: &Inspection) -> FinalInspectionPassed {
+    FinalInspectionPassed {
+        order_id: inspection.order_id.clone(),
+        inspection_id: inspection.inspection_id.to_string(),
+        revision: revision(inspection),
+    }
+}
+
+async fn failed_event(
+    conn: &mut PgConnection,
+    inspection: &Inspection,
+) -> Result<FinalInspectionFailed> {
+    // Counted up to this revision, so an earlier failure answered again
+    // after later ones reads as it did the first time.
+    let failures: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM inspections \
+         WHERE kind = 'final' AND order_id = $1 AND status = 'failed' AND revision <= $2",
+    )
+    .bind(&inspection.order_id)
+    .bind(inspection.revision)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(FinalInspectionFailed {
+        order_id: inspection.order_id.clone(),
+        inspection_id: inspection.inspection_id.to_string(),
+        nonconformance_id: inspection
+            .nonconformance_id
+            .map(|id| id.to_string())
+            .unwrap_or_default(),
+        failures: to_u32(failures),
+        summary: inspection
+            .nonconformance_summary
+            .clone()
+            .unwrap_or_default(),
+        revision: revision(inspection),
+        defective_units: defective_units(&inspection.classes),
+    })
+}
+
+/// Nonconforming units found in the sample, summed over the defect classes
+/// (the rework quantity the contract asks for). Classes are counted apart,
+/// so a unit with a major and a minor defect counts twice.
+pub fn defective_units(classes: &[ClassRow]) -> u32 {
+    classes
+        .iter()
+        .filter_map(|row| row.defects)
+        .map(to_u32)
+        .fold(0, u32::saturating_add)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn class(defect_class: &str, defects: Option<i64>) -> ClassRow {
+        ClassRow {
+            defect_class: defect_class.to_owned(),
+            aql: "2.5".to_owned(),
+            plan_code_letter: "H".to_owned(),
+            sample_size: 50,
+            accept: 3,
+            reject: 4,
+            defects,
+            passed: defects.map(|found| found < 4),
+        }
+    }
+
+    #[test]
+    fn defective_units_add_up_the_classes() {
+        let recorded = [
+            class("critical", Some(1)),
+            class("major", Some(4)),
+            class("minor", Some(0)),
+        ];
+        assert_eq!(defective_units(&recorded), 5);
+        let open = [class("critical", None), class("major", None)];
+        assert_eq!(defective_units(&open), 0);
+    }
+
+    #[test]
+    fn severities_map_to_the_wire() {
+        assert_eq!(severity_proto(Severity::Normal), InspectionSeverity::Normal);
+        assert_eq!(
+            severity_proto(Severity::Tightened),
+            InspectionSeverity::Tightened
+        );
+    }
+}

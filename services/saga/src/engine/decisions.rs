@@ -1,0 +1,246 @@
+//! Decisions: a question for a person with a deadline and reminders, and
+//! an answer whose option carries its effects (set a fact, complete the
+//! step, reopen steps, cancel). Whatever asked — a decide step, or a step
+//! whose failures ran out — the answer takes the same path.
+
+use chrono::{DateTime, Utc};
+use gendan_messaging::{Cause, Outgoing};
+use gendan_proto::v1;
+
+use super::{DECIDE, Engine, duration, log, root_cause};
+use crate::exceptions;
+use crate::facts::Concession;
+use crate::state::{DecisionState, SagaState, Status, StepStatus, TimerChange};
+use crate::workflow::{DecisionSpec, Effect, FactChange};
+use crate::{Error, SERVICE};
+
+impl Engine {
+    /// Asks `spec` for `step`, joined to the exception it answers.
+    pub(super) fn open_decision(
+        &self,
+        saga: &mut SagaState,
+        step: &str,
+        spec: &DecisionSpec,
+        exception: Option<uuid::Uuid>,
+        cause: &Cause,
+        now: DateTime<Utc>,
+    ) {
+        let deadline = now + duration(self.workflow.decision_timeout);
+        let decision = DecisionState {
+            decision_id: uuid::Uuid::now_v7(),
+            step: step.to_owned(),
+            kind: spec.name.to_owned(),
+            question: (spec.question)(saga),
+            options: spec.answers(),
+            opened_at: now,
+            deadline,
+            reminders: 0,
+            answer: None,
+            answered_by: None,
+            answered_at: None,
+            comment: None,
+            exception_id: exception,
+        };
+        if let Some(record) = exception.and_then(|id| saga.exception_mut(id)) {
+            record.decision_id = Some(decision.decision_id);
+            record.deadline = Some(deadline);
+        }
+        let requested = v1::DecisionRequested {
+            decision: Some(decision_proto(&saga.order_id, &decision)),
+            reminder: false,
+        };
+        saga.outgoing
+            .push(Outgoing::event(SERVICE, &saga.order_id, &requested, cause));
+        log(
+            saga,
+            now,
+            step,
+            "decision",
+            format!("asked: {}", decision.question),
+        );
+        saga.decisions.push(decision);
+        saga.timer_changes
+            .push(TimerChange::Set(format!("{DECIDE}{step}"), deadline));
+    }
+
+    /// The decision of `step` is due: remind, or after the reminders park
+    /// the saga (the decision stays open; an answer still counts).
+    pub(super) fn decision_due(&self, saga: &mut SagaState, step: &str, now: DateTime<Utc>) {
+        let reminders = self.workflow.decision_reminders as i32;
+        let order_id = saga.order_id.clone();
+        let Some(decision) = saga.open_decision_of(step) else {
+            return;
+        };
+        if decision.reminders >= reminders {
+            let reason = format!(
+                "{} decision unanswered after {} reminders",
+                decision.kind, decision.reminders
+            );
+            let exception = decision.exception_id;
+            if saga.status == Status::Running {
+                self.stall(saga, step, &reason, exception, now);
+            }
+            return;
+        }
+        let next = now + duration(self.workflow.decision_timeout);
+        decision.reminders += 1;
+        decision.deadline = next;
+        let reminder = v1::DecisionRequested {
+            decision: Some(decision_proto(&order_id, decision)),
+            reminder: true,
+        };
+        let count = decision.reminders;
+        let cause = root_cause(saga);
+        saga.outgoing
+            .push(Outgoing::event(SERVICE, &order_id, &reminder, &cause));
+        saga.timer_changes
+            .push(TimerChange::Set(format!("{DECIDE}{step}"), next));
+        log(saga, now, step, "reminded", format!("reminder {count}"));
+    }
+
+    /// Records the answer of an open decision and applies its option's
+    /// effects.
+    pub(super) fn apply_answer(
+        &self,
+        saga: &mut SagaState,
+        decision_id: uuid::Uuid,
+        answer: &str,
+        operator: &str,
+        comment: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        let order_id = saga.order_id.clone();
+        let decision = saga
+            .decisions
+            .iter_mut()
+            .find(|d| d.decision_id == decision_id)
+            .ok_or_else(|| {
+                Error::NotFound(format!("decision {decision_id} of order {order_id}"))
+            })?;
+        if !decision.is_open() {
+            return Err(Error::FailedPrecondition(format!(
+                "decision {decision_id} was already answered {:?} by {}",
+                decision.answer.as_deref().unwrap_or_default(),
+                decision.answered_by.as_deref().unwrap_or("someone")
+            )));
+        }
+        let spec = self.workflow.decision_spec(&decision.kind).ok_or_else(|| {
+            Error::FailedPrecondition(format!(
+                "decision {decision_id} is of kind {:?}, which this workflow no longer asks",
+                decision.kind
+            ))
+        })?;
+        let option = spec.option(answer).ok_or_else(|| {
+            gendan_grpc::FieldError::new(
+                "answer",
+                format!("{answer:?} is not one of {}", decision.options.join(", ")),
+            )
+        })?;
+        decision.answer = Some(answer.to_owned());
+        decision.answered_by = Some(operator.to_owned());
+        decision.answered_at = Some(now);
+        decision.comment = Some(comment.to_owned());
+        let step = decision.step.clone();
+        let exception = decision.exception_id;
+        let made = v1::DecisionMade {
+            decision: Some(decision_proto(&order_id, decision)),
+        };
+        let cause = root_cause(saga);
+        saga.outgoing
+            .push(Outgoing::event(SERVICE, &order_id, &made, &cause));
+        saga.timer_changes
+            .push(TimerChange::Clear(format!("{DECIDE}{step}")));
+        log(
+            saga,
+            now,
+            &step,
+            "decided",
+            format!("{answer} by {operator}: {comment}"),
+        );
+        if let Some(id) = exception {
+            let resolution = if comment.is_empty() {
+                format!("decided {answer}")
+            } else {
+                format!("decided {answer}: {comment}")
+            };
+            exceptions::close(saga, id, Some((answer, operator)), &resolution, now);
+        }
+        if saga.status == Status::Stalled && saga.step(&step).status == StepStatus::Stalled {
+            self.resume(saga, &step, "decision", operator, comment, now);
+            saga.step_mut(&step).status = StepStatus::Waiting;
+        }
+
+        let projected_before = saga.projected;
+        for effect in option.effects {
+            match *effect {
+                Effect::Fact(change) => apply_fact(saga, change, operator, comment),
+                Effect::Complete => {
+                    let by = format!("answered {answer}");
+                    self.finish_step(saga, &step, StepStatus::Done, now, &by);
+                }
+                Effect::Reopen {
+                    steps,
+                    reset_failures,
+                } => self.reopen(saga, steps, reset_failures, now),
+                Effect::CancelOrder => {
+                    let reason = format!("{} decision: {comment}", spec.name);
+                    self.cancel_saga(saga, operator, &reason, &cause, now);
+                    return Ok(());
+                }
+            }
+        }
+        self.check_risk(saga, projected_before, &cause, now);
+        self.advance(saga, &cause, now);
+        Ok(())
+    }
+}
+
+/// What a decision teaches the saga.
+fn apply_fact(saga: &mut SagaState, change: FactChange, operator: &str, comment: &str) {
+    match change {
+        FactChange::PromiseProjected => {
+            // The customer agreed to the factory's date: it becomes the
+            // promise, and the order is no longer late against it.
+            saga.promised = saga.projected.or(saga.promised);
+        }
+        FactChange::GrantConcession => {
+            saga.facts.concession = Some(Concession {
+                approved_by: operator.to_owned(),
+                note: comment.to_owned(),
+            });
+            saga.facts.open_nonconformance = None;
+        }
+        FactChange::Remake => {
+            saga.facts.remakes += 1;
+            saga.facts.open_nonconformance = None;
+            saga.facts.defective_units = 0;
+        }
+    }
+}
+
+pub fn decision_proto(order_id: &str, decision: &DecisionState) -> v1::Decision {
+    // The stored name is the enum's own, without its prefix.
+    let kind =
+        v1::DecisionKind::from_str_name(&format!("DECISION_KIND_{}", decision.kind.to_uppercase()))
+            .unwrap_or(v1::DecisionKind::Unspecified);
+    v1::Decision {
+        decision_id: decision.decision_id.to_string(),
+        order_id: order_id.to_owned(),
+        step: decision.step.clone(),
+        kind: decision.kind.clone(),
+        question: decision.question.clone(),
+        options: decision.options.clone(),
+        opened_at: Some(gendan_proto::timestamp_from(decision.opened_at)),
+        deadline: Some(gendan_proto::timestamp_from(decision.deadline)),
+        answer: decision.answer.clone().unwrap_or_default(),
+        answered_by: decision.answered_by.clone().unwrap_or_default(),
+        answered_at: decision.answered_at.map(gendan_proto::timestamp_from),
+        comment: decision.comment.clone().unwrap_or_default(),
+        reminders: decision.reminders.max(0) as u32,
+        decision_kind: kind as i32,
+        exception_id: decision
+            .exception_id
+            .map(|id| id.to_string())
+            .unwrap_or_default(),
+    }
+}

@@ -1,0 +1,275 @@
+//! The engine: reacts to events, fires timers and applies people's answers
+//! and operator actions to one order's saga.
+//!
+//! Every entry point takes the same path ([`Engine::with_saga`]): load the
+//! saga under its row lock, change it in memory with the pure core, save
+//! every change (state, timers, log, exceptions, commands to send) in the
+//! caller's transaction. The pure core never touches the database, so it is
+//! tested on an in-memory saga with a manual clock (`tests`).
+//!
+//! - [`core`]: react to an event, move forward (the current phase is the
+//!   first with an unfinished step; its ready steps start), fail a step per
+//!   its policy, risk.
+//! - [`decisions`]: open, remind and answer decisions; apply their effects.
+//! - [`timeouts`]: a due timer re-sends, reminds, stalls or flags overdue.
+//! - [`cancel`]: cancellation and the compensations that follow it.
+//! - [`operator`]: retry and skip of a stalled step.
+
+mod cancel;
+mod core;
+mod decisions;
+mod operator;
+mod timeouts;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use gendan_messaging::{Cause, HandlerError, Incoming};
+use gendan_proto::TypeName;
+use gendan_proto::v1;
+use sqlx::PgConnection;
+
+use crate::clock::Clock;
+use crate::effects;
+use crate::state::{SagaState, Status};
+use crate::workflow::Workflow;
+use crate::{Error, Result};
+
+pub(crate) use core::{log, log_exception};
+pub use decisions::decision_proto;
+
+/// Timer key prefix of a compensation (`compensate:plan_production`).
+pub const COMPENSATE: &str = "compensate:";
+/// Timer key prefix of an open decision's reminder (`decide:clarify_delivery_date`).
+pub const DECIDE: &str = "decide:";
+
+#[derive(Clone)]
+pub struct Engine {
+    workflow: Arc<Workflow>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Engine {
+    pub fn new(workflow: Workflow, clock: Arc<dyn Clock>) -> Self {
+        Engine {
+            workflow: Arc::new(workflow),
+            clock,
+        }
+    }
+
+    pub fn workflow(&self) -> &Workflow {
+        &self.workflow
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// Whether an event of `type_name` can change a saga.
+    pub fn reacts_to(&self, type_name: &str) -> bool {
+        type_name == v1::OrderCreated::TYPE_NAME
+            || effects::INFORMING.contains(&type_name)
+            || self.workflow.awaits(type_name)
+    }
+
+    /// The one load → change → save path: `change` runs on the saga under
+    /// its row lock (in the order's trace, linked to the caller's), and
+    /// whatever it changed is saved on `conn`. `None` when the order has no
+    /// saga.
+    async fn with_saga<R>(
+        &self,
+        conn: &mut PgConnection,
+        order_id: &str,
+        caller_trace: Option<&str>,
+        change: impl FnOnce(&mut SagaState, DateTime<Utc>) -> Result<R>,
+    ) -> Result<Option<(SagaState, R)>> {
+        let Some(mut saga) = SagaState::load(conn, order_id, true).await? else {
+            return Ok(None);
+        };
+        let now = self.now();
+        let order_trace = saga.traceparent.clone();
+        let result = in_order_trace(order_trace.as_deref(), caller_trace, || {
+            change(&mut saga, now)
+        })?;
+        saga.updated_at = now;
+        saga.save(conn).await?;
+        Ok(Some((saga, result)))
+    }
+
+    /// Like [`with_saga`](Self::with_saga), for requests about an order
+    /// that must have a saga.
+    async fn with_existing<R>(
+        &self,
+        conn: &mut PgConnection,
+        order_id: &str,
+        change: impl FnOnce(&mut SagaState, DateTime<Utc>) -> Result<R>,
+    ) -> Result<SagaState> {
+        let caller = gendan_telemetry::current_traceparent();
+        self.with_saga(conn, order_id, caller.as_deref(), change)
+            .await?
+            .map(|(saga, _)| saga)
+            .ok_or_else(|| Error::NotFound(format!("saga for order {order_id}")))
+    }
+
+    /// Handles one event from `gendan.evt.>`.
+    pub async fn on_event(
+        &self,
+        conn: &mut PgConnection,
+        incoming: &Incoming,
+    ) -> std::result::Result<(), HandlerError> {
+        if incoming.is::<v1::OrderCreated>() {
+            return self.start(conn, incoming).await;
+        }
+        if !self.reacts_to(incoming.type_name()) || incoming.order_id().is_empty() {
+            return Ok(());
+        }
+        // A reply for an order this coordinator never started (another
+        // deployment's, or a hand-made test event) finds no saga: nothing
+        // to drive.
+        let outcome = self
+            .with_saga(
+                conn,
+                incoming.order_id(),
+                incoming.traceparent.as_deref(),
+                |saga, now| Ok(self.react(saga, incoming, now)),
+            )
+            .await?;
+        match outcome {
+            Some((_, reacted)) => reacted,
+            None => Ok(()),
+        }
+    }
+
+    async fn start(
+        &self,
+        conn: &mut PgConnection,
+        incoming: &Incoming,
+    ) -> std::result::Result<(), HandlerError> {
+        let created: v1::OrderCreated = incoming.payload()?;
+        let order = created
+            .order
+            .ok_or_else(|| HandlerError::Rejected("OrderCreated without an order".into()))?;
+        if SagaState::load(conn, &order.order_id, true)
+            .await?
+            .is_some()
+        {
+            return Ok(());
+        }
+        let mut saga = self.begin(order, incoming, self.now())?;
+        saga.save(conn).await?;
+        Ok(())
+    }
+
+    /// A due timer of `order_id`: a step's (`step`), a compensation's
+    /// (`compensate:step`) or a decision's (`decide:step`).
+    pub async fn on_timer(
+        &self,
+        conn: &mut PgConnection,
+        order_id: &str,
+        timer: &str,
+    ) -> Result<()> {
+        self.with_saga(conn, order_id, None, |saga, now| {
+            self.timer_fired(saga, timer, now);
+            Ok(())
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Answers an open decision; its option's effects take place.
+    pub async fn decide(
+        &self,
+        conn: &mut PgConnection,
+        order_id: &str,
+        decision_id: uuid::Uuid,
+        answer: &str,
+        operator: &str,
+        comment: &str,
+    ) -> Result<SagaState> {
+        self.with_existing(conn, order_id, |saga, now| {
+            self.apply_answer(saga, decision_id, answer, operator, comment, now)
+        })
+        .await
+    }
+
+    /// Cancels the order's workflow (possible until shipping) and starts the
+    /// compensations of every step that took effect, latest first.
+    pub async fn cancel(
+        &self,
+        conn: &mut PgConnection,
+        order_id: &str,
+        operator: &str,
+        reason: &str,
+    ) -> Result<SagaState> {
+        self.with_existing(conn, order_id, |saga, now| {
+            self.cancel_requested(saga, operator, reason, now)
+        })
+        .await
+    }
+
+    /// Operator action on a stalled step (or `compensate:<step>`): run it
+    /// again with a fresh budget.
+    pub async fn retry_step(
+        &self,
+        conn: &mut PgConnection,
+        order_id: &str,
+        step: &str,
+        operator: &str,
+        reason: &str,
+    ) -> Result<SagaState> {
+        self.with_existing(conn, order_id, |saga, now| {
+            self.retry(saga, step, operator, reason, now)
+        })
+        .await
+    }
+
+    /// Operator action on a stalled step: consider it done and move on.
+    pub async fn skip_step(
+        &self,
+        conn: &mut PgConnection,
+        order_id: &str,
+        step: &str,
+        operator: &str,
+        reason: &str,
+    ) -> Result<SagaState> {
+        self.with_existing(conn, order_id, |saga, now| {
+            self.skip(saga, step, operator, reason, now)
+        })
+        .await
+    }
+}
+
+/// Whether the saga still moves (not finished one way or the other).
+fn is_live(saga: &SagaState) -> bool {
+    !matches!(saga.status, Status::Completed | Status::Cancelled)
+        && saga.phase != v1::Phase::Cancelled
+}
+
+/// Runs `f` in a span of the order's trace (`order`), linked to `cause`:
+/// one order, one trace, whoever's trace the cause came in.
+fn in_order_trace<R>(order: Option<&str>, cause: Option<&str>, f: impl FnOnce() -> R) -> R {
+    let span = tracing::info_span!("saga.react");
+    if let Some(order) = order {
+        gendan_telemetry::set_parent_from_traceparent(&span, order);
+    }
+    if let Some(cause) = cause {
+        gendan_telemetry::link_traceparent(&span, cause);
+    }
+    span.in_scope(f)
+}
+
+fn root_cause(saga: &SagaState) -> Cause {
+    Cause::root(saga.correlation_id.clone())
+}
+
+/// `gendan.v1.WorkOrderPlanned` → `WorkOrderPlanned`.
+fn short_type(type_name: &str) -> &str {
+    type_name.rsplit('.').next().unwrap_or(type_name)
+}
+
+fn duration(std: std::time::Duration) -> chrono::Duration {
+    chrono::Duration::from_std(std).unwrap_or(chrono::Duration::seconds(30))
+}

@@ -1,0 +1,119 @@
+//! An operator's hands on a stalled saga: retry a stalled step (or a
+//! stalled compensation) with a fresh budget, or skip it as done.
+
+use chrono::{DateTime, Utc};
+
+use super::core::Run;
+use super::{COMPENSATE, Engine, log, root_cause};
+use crate::Error;
+use crate::state::{SagaState, StepStatus};
+use crate::workflow::{StepDef, StepKind};
+
+impl Engine {
+    /// Runs a stalled step again. A command nobody answered is sent again
+    /// with its revision (a harmless duplicate if it got through); waiting
+    /// again for an answer that was "no" asks again (the commands it waits
+    /// behind are sent once more, as new work); an unanswered decision is
+    /// asked afresh.
+    pub(super) fn retry(
+        &self,
+        saga: &mut SagaState,
+        step_name: &str,
+        operator: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        if let Some(compensated) = step_name.strip_prefix(COMPENSATE) {
+            return self.retry_compensation(saga, compensated, operator, reason, now);
+        }
+        let step = self.stalled_step(saga, step_name)?;
+        let cause = root_cause(saga);
+        self.resume(saga, step_name, "retry", operator, reason, now);
+        // A decision asked again replaces the unanswered one.
+        withdraw_decisions(
+            saga,
+            Some(step_name),
+            "superseded",
+            operator,
+            "asked again",
+            now,
+        );
+        saga.step_mut(step_name).status = StepStatus::Pending;
+        if matches!(step.kind, StepKind::Await) {
+            for gate in step.after {
+                if let Some((_, gate_step)) = self.workflow.step(gate)
+                    && matches!(gate_step.kind, StepKind::Send(_))
+                {
+                    let detail = format!("for the retry of {step_name}");
+                    log(saga, now, gate, "asked again", detail);
+                    saga.step_mut(gate).status = StepStatus::Pending;
+                    self.start_step(saga, gate_step, Run::Next, &cause, now);
+                }
+            }
+        }
+        let run = match step.kind {
+            StepKind::Send(_) => Run::Same,
+            _ => Run::Next,
+        };
+        self.start_step(saga, step, run, &cause, now);
+        self.advance(saga, &cause, now);
+        Ok(())
+    }
+
+    /// Marks a stalled step skipped and moves on.
+    pub(super) fn skip(
+        &self,
+        saga: &mut SagaState,
+        step_name: &str,
+        operator: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        self.stalled_step(saga, step_name)?;
+        let cause = root_cause(saga);
+        self.resume(saga, step_name, "skip", operator, reason, now);
+        withdraw_decisions(saga, Some(step_name), "skipped", operator, reason, now);
+        let by = format!("skipped by {operator}");
+        self.finish_step(saga, step_name, StepStatus::Skipped, now, &by);
+        self.advance(saga, &cause, now);
+        Ok(())
+    }
+
+    fn stalled_step(&self, saga: &SagaState, step_name: &str) -> Result<&StepDef, Error> {
+        let (_, step) = self
+            .workflow
+            .step(step_name)
+            .ok_or_else(|| Error::NotFound(format!("step {step_name:?}")))?;
+        let status = saga.step(step_name).status;
+        if status != StepStatus::Stalled {
+            return Err(Error::FailedPrecondition(format!(
+                "step {step_name} of order {} is {}, not stalled",
+                saga.order_id,
+                status.as_str()
+            )));
+        }
+        Ok(step)
+    }
+}
+
+/// Closes the open decisions of `step` (or of every step) without an
+/// answer from their options: superseded, skipped or withdrawn.
+pub(super) fn withdraw_decisions(
+    saga: &mut SagaState,
+    step: Option<&str>,
+    answer: &str,
+    by: &str,
+    comment: &str,
+    now: DateTime<Utc>,
+) {
+    let open = saga
+        .decisions
+        .iter_mut()
+        .filter(|d| d.is_open() && step.is_none_or(|step| d.step == step));
+    for decision in open {
+        decision.answer = Some(answer.to_owned());
+        decision.answered_by = Some(by.to_owned());
+        decision.answered_at = Some(now);
+        decision.comment = Some(comment.to_owned());
+    }
+}

@@ -1,0 +1,117 @@
+//! A due timer: a waiting step re-sends its command (same revision, with
+//! backoff) until its attempts run out and the saga parks; a step whose
+//! deadline is the projected date flags the order overdue; a decision
+//! reminds; a compensation re-sends.
+
+use chrono::{DateTime, Duration, Utc};
+use gendan_proto::v1::Phase;
+
+use super::{COMPENSATE, DECIDE, Engine, duration, log, root_cause, short_type};
+use crate::state::{SagaState, Status, StepStatus, TimerChange};
+use crate::workflow::{OnTimeout, StepDef, StepKind};
+
+impl Engine {
+    pub(super) fn timer_fired(&self, saga: &mut SagaState, timer: &str, now: DateTime<Utc>) {
+        saga.timer_changes
+            .push(TimerChange::Clear(timer.to_owned()));
+        if let Some(step) = timer.strip_prefix(COMPENSATE) {
+            self.compensation_timeout(saga, step, now);
+            return;
+        }
+        if saga.status == Status::Completed
+            || saga.status == Status::Cancelled
+            || saga.phase == Phase::Cancelled
+        {
+            return;
+        }
+        if let Some(step) = timer.strip_prefix(DECIDE) {
+            self.decision_due(saga, step, now);
+            return;
+        }
+        let Some((_, step)) = self.workflow.step(timer) else {
+            return;
+        };
+        let state = saga.step(timer);
+        let deciding = saga
+            .decisions
+            .iter()
+            .any(|d| d.step == timer && d.is_open());
+        if deciding || matches!(step.kind, StepKind::Decide(_)) {
+            // A decision's reminder set under the step's own key (sagas
+            // saved before decisions had timers of their own).
+            self.decision_due(saga, timer, now);
+            return;
+        }
+        if saga.status == Status::Running && state.status == StepStatus::Waiting {
+            self.step_timeout(saga, step, state.attempts, now);
+        }
+    }
+
+    fn step_timeout(
+        &self,
+        saga: &mut SagaState,
+        step: &StepDef,
+        attempts: i32,
+        now: DateTime<Utc>,
+    ) {
+        let cause = root_cause(saga);
+        let name = step.name;
+        match (step.kind, step.on_timeout) {
+            (StepKind::Send(_), OnTimeout::Resend { max_attempts, .. })
+                if attempts >= max_attempts as i32 =>
+            {
+                let reason = format!(
+                    "no {} after {attempts} attempts",
+                    short_type(step.completes_on.first().copied().unwrap_or("answer"))
+                );
+                self.stall(saga, name, &reason, None, now);
+            }
+            (StepKind::Send(build), OnTimeout::Resend { after, .. }) => {
+                let attempt = attempts + 1;
+                // Exponential backoff: the service may be down for a while.
+                let wait = duration(after) * 2i32.pow((attempt - 1).min(10) as u32);
+                // The same revision: the department answers from what it
+                // stored if the first command got through.
+                let revision = saga.step(name).revision();
+                saga.outgoing.push(build(saga, revision, &cause));
+                let state = saga.step_mut(name);
+                state.attempts = attempt;
+                state.deadline = Some(now + wait);
+                state.last_error = Some("timed out waiting for the reply".to_owned());
+                saga.timer_changes
+                    .push(TimerChange::Set(name.to_owned(), now + wait));
+                log(saga, now, name, "resent", format!("attempt {attempt}"));
+            }
+            (_, OnTimeout::Never) | (StepKind::Decide(_), _) => {}
+            _ => {
+                // Overdue: the order cannot make its projected date.
+                let overdue_from = now.date_naive();
+                let projected_before = saga.projected;
+                if saga
+                    .projected
+                    .is_none_or(|projected| projected < overdue_from)
+                {
+                    saga.projected = Some(overdue_from);
+                }
+                self.check_risk(saga, projected_before, &cause, now);
+                let next = now + Duration::days(1);
+                saga.step_mut(name).deadline = Some(next);
+                saga.timer_changes
+                    .push(TimerChange::Set(name.to_owned(), next));
+                let waiting_for = step
+                    .completes_on
+                    .iter()
+                    .map(|t| short_type(t))
+                    .collect::<Vec<_>>()
+                    .join(" or ");
+                log(
+                    saga,
+                    now,
+                    name,
+                    "overdue",
+                    format!("still waiting for {waiting_for}"),
+                );
+            }
+        }
+    }
+}

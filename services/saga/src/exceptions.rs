@@ -1,0 +1,356 @@
+//! The exception register: every exception of an order — a clarification,
+//! a stalled step, a failed inspection, a delivery risk, a cost overrun — is
+//! a record from opened to closed: kind, cause, owner department, deadline,
+//! the projected-date impact in days, the decision taken and by whom.
+//!
+//! The engine opens and closes records on the saga in memory (saved with
+//! it); each opening and closing is also an event (`ExceptionOpened`,
+//! `ExceptionClosed`), so the order's timeline and its closing summary show
+//! them. [`list`] and [`get`] read the register for the API.
+
+use chrono::{DateTime, Utc};
+use gendan_grpc::FieldError;
+use gendan_messaging::{Cause, Outgoing};
+use gendan_proto::timestamp_from;
+use gendan_proto::v1::{self, Department, ExceptionKind};
+use sqlx::PgConnection;
+
+use crate::SERVICE;
+use crate::state::{ExceptionRecord, SagaState};
+use crate::store::{EXCEPTION_COLUMNS, ListedException};
+
+/// Opens an exception on `saga` and announces it. Returns its id.
+pub fn open(
+    saga: &mut SagaState,
+    kind: ExceptionKind,
+    owner: Department,
+    step: &str,
+    cause_text: String,
+    now: DateTime<Utc>,
+    cause: &Cause,
+) -> uuid::Uuid {
+    let record = ExceptionRecord {
+        exception_id: uuid::Uuid::now_v7(),
+        kind,
+        cause: cause_text,
+        owner,
+        step: step.to_owned(),
+        opened_at: now,
+        deadline: None,
+        projected_at_open: saga.projected,
+        impact_days: 0,
+        decision_id: None,
+        decision: None,
+        decided_by: None,
+        closed_at: None,
+        resolution: None,
+        dirty: true,
+    };
+    let id = record.exception_id;
+    let opened = v1::ExceptionOpened {
+        exception: Some(to_proto(&saga.order_id, &record)),
+    };
+    saga.outgoing
+        .push(Outgoing::event(SERVICE, &saga.order_id, &opened, cause));
+    crate::engine::log_exception(saga, now, &record, "exception opened");
+    saga.exceptions.push(record);
+    id
+}
+
+/// Closes the open exception `id` with how it ended.
+pub fn close(
+    saga: &mut SagaState,
+    id: uuid::Uuid,
+    decision: Option<(&str, &str)>,
+    resolution: &str,
+    now: DateTime<Utc>,
+) {
+    let order_id = saga.order_id.clone();
+    let Some(record) = saga.exception_mut(id).filter(|record| record.is_open()) else {
+        return;
+    };
+    if let Some((answer, by)) = decision {
+        record.decision = Some(answer.to_owned());
+        record.decided_by = Some(by.to_owned());
+    }
+    record.closed_at = Some(now);
+    record.resolution = Some(resolution.to_owned());
+    let closed = v1::ExceptionClosed {
+        exception: Some(to_proto(&order_id, record)),
+    };
+    let record = record.clone();
+    let cause = Cause::root(saga.correlation_id.clone());
+    saga.outgoing
+        .push(Outgoing::event(SERVICE, &order_id, &closed, &cause));
+    crate::engine::log_exception(saga, now, &record, "exception closed");
+}
+
+fn open_ids(saga: &SagaState, matches: impl Fn(&ExceptionRecord) -> bool) -> Vec<uuid::Uuid> {
+    saga.exceptions
+        .iter()
+        .filter(|record| record.is_open() && matches(record))
+        .map(|record| record.exception_id)
+        .collect()
+}
+
+/// Closes what is open about `step` (its failure, its stall) once it is
+/// done or fails again.
+pub fn close_for_step(saga: &mut SagaState, step: &str, resolution: &str, now: DateTime<Utc>) {
+    for id in open_ids(saga, |record| record.step == step) {
+        close(saga, id, None, resolution, now);
+    }
+}
+
+/// Closes what is open about `step` with an operator's or a person's act
+/// (retry, skip, a late reply).
+pub fn decide_for_step(
+    saga: &mut SagaState,
+    step: &str,
+    action: &str,
+    by: &str,
+    now: DateTime<Utc>,
+) {
+    let resolution = format!("{action} by {by}");
+    for id in open_ids(saga, |record| record.step == step) {
+        close(saga, id, Some((action, by)), &resolution, now);
+    }
+}
+
+pub fn close_kind(saga: &mut SagaState, kind: ExceptionKind, resolution: &str, now: DateTime<Utc>) {
+    for id in open_ids(saga, |record| record.kind == kind) {
+        close(saga, id, None, resolution, now);
+    }
+}
+
+/// At the end of the order (closed, or cancelled) nothing stays open.
+pub fn close_all(saga: &mut SagaState, resolution: &str, now: DateTime<Utc>) {
+    for id in open_ids(saga, |_| true) {
+        close(saga, id, None, resolution, now);
+    }
+}
+
+/// Finance says costs passed the budget: one open record per order, its
+/// cause updated with the latest figures.
+pub fn note_cost_overrun(saga: &mut SagaState, overrun: &v1::CostOverrun, now: DateTime<Utc>) {
+    let cause_text = format!(
+        "costs {} passed the budget {} (minor units)",
+        overrun.actual_minor, overrun.budget_minor
+    );
+    let already = open_ids(saga, |record| record.kind == ExceptionKind::CostOverrun);
+    if let Some(id) = already.first() {
+        if let Some(record) = saga.exception_mut(*id) {
+            record.cause = cause_text;
+        }
+        return;
+    }
+    let cause = Cause::root(saga.correlation_id.clone());
+    open(
+        saga,
+        ExceptionKind::CostOverrun,
+        Department::Finance,
+        "",
+        cause_text,
+        now,
+        &cause,
+    );
+}
+
+/// Keeps each open exception's impact: how far the projected delivery date
+/// moved since it opened.
+pub fn track_projection(saga: &mut SagaState) {
+    let Some(projected) = saga.projected else {
+        return;
+    };
+    for record in saga.exceptions.iter_mut().filter(|r| r.is_open()) {
+        let Some(at_open) = record.projected_at_open else {
+            record.projected_at_open = Some(projected);
+            record.dirty = true;
+            continue;
+        };
+        let impact = (projected - at_open).num_days() as i32;
+        if impact != record.impact_days {
+            record.impact_days = impact;
+            record.dirty = true;
+        }
+    }
+}
+
+/// Why the dates moved, in a customer's words: the open exceptions that
+/// moved the projection, most recent first (", because ...").
+pub fn why_dates_moved(saga: &SagaState) -> String {
+    let causes: Vec<String> = saga
+        .exceptions
+        .iter()
+        .rev()
+        .filter(|record| record.is_open() && record.kind != ExceptionKind::DeliveryRisk)
+        .map(customer_words)
+        .collect();
+    if causes.is_empty() {
+        String::new()
+    } else {
+        format!(", because {}", causes.join("; "))
+    }
+}
+
+fn customer_words(record: &ExceptionRecord) -> String {
+    match record.kind {
+        ExceptionKind::FinalInspectionFailed => {
+            "the goods failed final inspection and are being reworked".to_owned()
+        }
+        ExceptionKind::DeliveryDateClarification => {
+            "the factory's earliest date is later than requested".to_owned()
+        }
+        ExceptionKind::StalledStep | ExceptionKind::StepFailed => {
+            format!(
+                "{} is held up: {}",
+                record.step.replace('_', " "),
+                record.cause
+            )
+        }
+        _ => record.cause.clone(),
+    }
+}
+
+pub fn to_proto(order_id: &str, record: &ExceptionRecord) -> v1::OrderException {
+    v1::OrderException {
+        exception_id: record.exception_id.to_string(),
+        order_id: order_id.to_owned(),
+        kind: record.kind as i32,
+        cause: record.cause.clone(),
+        owner: record.owner as i32,
+        step: record.step.clone(),
+        opened_at: Some(timestamp_from(record.opened_at)),
+        deadline: record.deadline.map(timestamp_from),
+        impact_days: record.impact_days,
+        decision: record.decision.clone().unwrap_or_default(),
+        decided_by: record.decided_by.clone().unwrap_or_default(),
+        closed_at: record.closed_at.map(timestamp_from),
+        resolution: record.resolution.clone().unwrap_or_default(),
+        decision_id: record
+            .decision_id
+            .map(|id| id.to_string())
+            .unwrap_or_default(),
+    }
+}
+
+/// What the register is asked for.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub order_id: Option<String>,
+    pub kind: Option<ExceptionKind>,
+    pub open: Option<bool>,
+    pub owner: Option<Department>,
+    pub limit: i64,
+}
+
+impl Filter {
+    /// The filter a request asks for, every field checked.
+    pub fn from_request(request: &v1::ListExceptionsRequest) -> crate::Result<Self> {
+        let order_id = match request.order_id.trim() {
+            "" => None,
+            id => {
+                crate::validate_order_id(id)?;
+                Some(id.to_owned())
+            }
+        };
+        let kind = match ExceptionKind::try_from(request.kind) {
+            Ok(ExceptionKind::Unspecified) => None,
+            Ok(kind) => Some(kind),
+            Err(_) => {
+                return Err(FieldError::new(
+                    "kind",
+                    format!("{} is not an exception kind", request.kind),
+                )
+                .into());
+            }
+        };
+        let open = match v1::ExceptionState::try_from(request.state) {
+            Ok(v1::ExceptionState::Any) => None,
+            Ok(v1::ExceptionState::Open) => Some(true),
+            Ok(v1::ExceptionState::Closed) => Some(false),
+            Err(_) => {
+                return Err(FieldError::new(
+                    "state",
+                    format!("{} is not ANY, OPEN or CLOSED", request.state),
+                )
+                .into());
+            }
+        };
+        let owner = match Department::try_from(request.owner) {
+            Ok(Department::Unspecified) => None,
+            Ok(owner) => Some(owner),
+            Err(_) => {
+                return Err(FieldError::new(
+                    "owner",
+                    format!("{} is not a department", request.owner),
+                )
+                .into());
+            }
+        };
+        if request.limit > 1000 {
+            return Err(FieldError::new(
+                "limit",
+                format!("{} is over the maximum of 1000", request.limit),
+            )
+            .into());
+        }
+        let limit = match request.limit {
+            0 => 100,
+            n => i64::from(n),
+        };
+        Ok(Filter {
+            order_id,
+            kind,
+            open,
+            owner,
+            limit,
+        })
+    }
+}
+
+/// Exceptions matching `filter`, newest first.
+pub async fn list(
+    conn: &mut PgConnection,
+    filter: &Filter,
+) -> sqlx::Result<Vec<v1::OrderException>> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {EXCEPTION_COLUMNS} FROM saga_exceptions \
+         WHERE ($1::text IS NULL OR order_id = $1) \
+           AND ($2::text IS NULL OR kind = $2) \
+           AND ($3::bool IS NULL OR (closed_at IS NULL) = $3) \
+           AND ($4::text IS NULL OR owner = $4) \
+         ORDER BY opened_at DESC, exception_id DESC LIMIT $5"
+    ));
+    let rows: Vec<ListedException> = sqlx::query_as(sql)
+        .bind(&filter.order_id)
+        .bind(filter.kind.map(|kind| kind.as_str_name()))
+        .bind(filter.open)
+        .bind(filter.owner.map(|owner| owner.as_str_name()))
+        .bind(filter.limit)
+        .fetch_all(conn)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let (order_id, record) = row.into_parts();
+            to_proto(&order_id, &record)
+        })
+        .collect())
+}
+
+pub async fn get(
+    conn: &mut PgConnection,
+    exception_id: uuid::Uuid,
+) -> sqlx::Result<Option<v1::OrderException>> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {EXCEPTION_COLUMNS} FROM saga_exceptions WHERE exception_id = $1"
+    ));
+    let row: Option<ListedException> = sqlx::query_as(sql)
+        .bind(exception_id)
+        .fetch_optional(conn)
+        .await?;
+    Ok(row.map(|row| {
+        let (order_id, record) = row.into_parts();
+        to_proto(&order_id, &record)
+    }))
+}

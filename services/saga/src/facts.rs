@@ -1,0 +1,98 @@
+//! What the workflow has learned about one order from the events it reacted
+//! to: typed, with real dates and enums, and kept as JSON in the
+//! `sagas.facts` column (field names are the column's keys, so sagas saved
+//! by earlier versions load unchanged; a missing field takes its default).
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+/// When the balance is invoiced, per the payment terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BalanceMilestone {
+    /// Against the bill of lading copy, once the goods are shipped.
+    #[default]
+    Shipment,
+    /// Once the customer has the goods.
+    Delivery,
+}
+
+/// How a failed final inspection was finally dispositioned by a decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Concession {
+    pub approved_by: String,
+    pub note: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Facts {
+    /// Earliest date the materials are in (review), later the expected
+    /// ready date of the purchase orders.
+    pub material_date: Option<NaiveDate>,
+    /// The terms ask for a deposit before production.
+    pub deposit_required: bool,
+    pub balance_milestone: BalanceMilestone,
+    /// Production finished (the goods are ready to inspect and pack).
+    pub ready_date: Option<NaiveDate>,
+    pub shipped_on: Option<NaiveDate>,
+    pub delivered_on: Option<NaiveDate>,
+    /// Final inspections failed so far (quality's count).
+    pub final_inspection_failures: u32,
+    /// The nonconformance of the last failed final inspection, and the
+    /// defective units it found: what the next rework is for.
+    pub open_nonconformance: Option<String>,
+    pub defective_units: u32,
+    /// The lot was accepted as it is by a decision (customer approval).
+    pub concession: Option<Concession>,
+    /// Goods scrapped by a decision: production runs again (revision > 1).
+    pub remakes: u32,
+}
+
+impl Facts {
+    /// A rework is due: the last final inspection failed and nothing has
+    /// answered it yet.
+    pub fn rework_due(&self) -> bool {
+        self.open_nonconformance.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn facts_saved_by_the_string_keyed_version_still_load() {
+        let stored = serde_json::json!({
+            "material_date": "2026-03-04",
+            "deposit_required": true,
+            "balance_milestone": "delivery",
+            "ready_date": "2026-04-01",
+            "final_inspection_failures": 1,
+        });
+        let facts: Facts = serde_json::from_value(stored).unwrap();
+        assert_eq!(facts.material_date, NaiveDate::from_ymd_opt(2026, 3, 4));
+        assert!(facts.deposit_required);
+        assert_eq!(facts.balance_milestone, BalanceMilestone::Delivery);
+        assert_eq!(facts.final_inspection_failures, 1);
+        assert_eq!(facts.shipped_on, None);
+    }
+
+    #[test]
+    fn facts_round_trip_through_json() {
+        let facts = Facts {
+            material_date: NaiveDate::from_ymd_opt(2026, 1, 2),
+            open_nonconformance: Some("nc-1".into()),
+            defective_units: 3,
+            concession: Some(Concession {
+                approved_by: "buyer".into(),
+                note: "ok".into(),
+            }),
+            ..Facts::default()
+        };
+        let json = serde_json::to_value(&facts).unwrap();
+        assert_eq!(json["material_date"], "2026-01-02");
+        let back: Facts = serde_json::from_value(json).unwrap();
+        assert_eq!(back, facts);
+    }
+}

@@ -1,0 +1,236 @@
+//! The commands the workflow's steps send, built from the saga's copy of the
+//! order and what it learned since. Each carries the step's revision where
+//! the department keeps one per run (see [`super::Revision`]).
+
+use gendan_messaging::{Cause, Outgoing};
+use gendan_proto::date_to_string;
+use gendan_proto::v1;
+
+use super::Revision;
+use crate::SERVICE;
+use crate::facts::BalanceMilestone;
+use crate::state::SagaState;
+
+fn items(state: &SagaState) -> Vec<v1::ProductQuantity> {
+    state
+        .order
+        .lines
+        .iter()
+        .map(|line| v1::ProductQuantity {
+            product: line.product.clone(),
+            quantity: line.quantity,
+        })
+        .collect()
+}
+
+fn material_date(state: &SagaState) -> String {
+    state
+        .facts
+        .material_date
+        .map(date_to_string)
+        .unwrap_or_default()
+}
+
+fn to(service: &str, state: &SagaState, cause: &Cause, command: &impl CommandPayload) -> Outgoing {
+    command.outgoing(service, &state.order_id, cause)
+}
+
+/// Any command payload; keeps the builders to one line of addressing.
+trait CommandPayload {
+    fn outgoing(&self, service: &str, order_id: &str, cause: &Cause) -> Outgoing;
+}
+
+impl<M: prost::Message + gendan_proto::TypeName> CommandPayload for M {
+    fn outgoing(&self, service: &str, order_id: &str, cause: &Cause) -> Outgoing {
+        Outgoing::command(SERVICE, service, order_id, self, cause)
+    }
+}
+
+pub fn check_materials(state: &SagaState, _: Revision, cause: &Cause) -> Outgoing {
+    let command = v1::CheckMaterials {
+        order_id: state.order_id.clone(),
+        items: items(state),
+        needed_by: String::new(),
+    };
+    to("procurement", state, cause, &command)
+}
+
+pub fn check_capacity(state: &SagaState, _: Revision, cause: &Cause) -> Outgoing {
+    let command = v1::CheckOrderCapacity {
+        order_id: state.order_id.clone(),
+        items: items(state),
+        requested_delivery_date: date_to_string(state.requested),
+        earliest_start: material_date(state),
+    };
+    to("production", state, cause, &command)
+}
+
+pub fn confirm_order(state: &SagaState, _: Revision, cause: &Cause) -> Outgoing {
+    let command = v1::ConfirmOrder {
+        order_id: state.order_id.clone(),
+        promised_delivery_date: date_to_string(state.promised.unwrap_or(state.requested)),
+    };
+    to("orders", state, cause, &command)
+}
+
+/// Share of the order value budgeted for its costs until finance keeps
+/// budgets per customer: a 25% gross margin target.
+const COST_BUDGET_PERCENT: i64 = 75;
+
+/// The share of `total_minor` budgeted for costs, rounded down to a minor
+/// unit (never wrapping: totals are far below `i64::MAX / 100`, and the
+/// product saturates if one is not).
+pub fn cost_budget(total_minor: i64) -> i64 {
+    total_minor.saturating_mul(COST_BUDGET_PERCENT) / 100
+}
+
+pub fn open_receivable(state: &SagaState, _: Revision, cause: &Cause) -> Outgoing {
+    let command = v1::OpenReceivable {
+        order_id: state.order_id.clone(),
+        customer: state.order.customer.clone(),
+        total_minor: state.order.total_minor,
+        currency: state.order.currency.clone(),
+        payment_terms: state.order.payment_terms.clone(),
+        cost_budget_minor: cost_budget(state.order.total_minor),
+        ..Default::default()
+    };
+    to("finance", state, cause, &command)
+}
+
+pub fn cancel_receivable(state: &SagaState, _: Revision, cause: &Cause) -> Outgoing {
+    let command = v1::CancelReceivable {
+        order_id: state.order_id.clone(),
+        reason: "order cancelled".to_owned(),
+    };
+    to("finance", state, cause, &command)
+}
+
+pub fn plan_work_order(state: &SagaState, revision: Revision, cause: &Cause) -> Outgoing {
+    let command = v1::PlanWorkOrder {
+        order_id: state.order_id.clone(),
+        items: items(state),
+        earliest_start: material_date(state),
+        revision,
+    };
+    to("production", state, cause, &command)
+}
+
+pub fn cancel_work_order(state: &SagaState, _: Revision, cause: &Cause) -> Outgoing {
+    let command = v1::CancelWorkOrder {
+        order_id: state.order_id.clone(),
+        reason: "order cancelled".to_owned(),
+    };
+    to("production", state, cause, &command)
+}
+
+pub fn procure_materials(state: &SagaState, _: Revision, cause: &Cause) -> Outgoing {
+    let command = v1::ProcureMaterials {
+        order_id: state.order_id.clone(),
+        items: items(state),
+        needed_by: material_date(state),
+    };
+    to("procurement", state, cause, &command)
+}
+
+pub fn cancel_materials(state: &SagaState, _: Revision, cause: &Cause) -> Outgoing {
+    let command = v1::CancelMaterials {
+        order_id: state.order_id.clone(),
+        reason: "order cancelled".to_owned(),
+    };
+    to("procurement", state, cause, &command)
+}
+
+/// Rework of what the last final inspection rejected: the whole lot of each
+/// product (a sample's defects say the lot is suspect, not which units).
+pub fn start_rework(state: &SagaState, revision: Revision, cause: &Cause) -> Outgoing {
+    let command = v1::StartRework {
+        order_id: state.order_id.clone(),
+        revision,
+        items: items(state),
+        nonconformance_id: state.facts.open_nonconformance.clone().unwrap_or_default(),
+        reason: format!(
+            "final inspection failed ({} defective in the sample)",
+            state.facts.defective_units
+        ),
+    };
+    to("production", state, cause, &command)
+}
+
+pub fn request_final_inspection(state: &SagaState, revision: Revision, cause: &Cause) -> Outgoing {
+    let command = v1::RequestFinalInspection {
+        order_id: state.order_id.clone(),
+        items: items(state),
+        revision,
+    };
+    to("quality", state, cause, &command)
+}
+
+pub fn prepare_packing(state: &SagaState, _: Revision, cause: &Cause) -> Outgoing {
+    let command = v1::PreparePacking {
+        order: Some(state.order.clone()),
+    };
+    to("logistics", state, cause, &command)
+}
+
+pub fn prepare_documents(state: &SagaState, _: Revision, cause: &Cause) -> Outgoing {
+    let command = v1::PrepareDocuments {
+        order: Some(state.order.clone()),
+        ..Default::default()
+    };
+    to("logistics", state, cause, &command)
+}
+
+pub fn book_shipment(state: &SagaState, _: Revision, cause: &Cause) -> Outgoing {
+    let command = v1::BookShipment {
+        order: Some(state.order.clone()),
+        ready_date: state
+            .facts
+            .ready_date
+            .map(date_to_string)
+            .unwrap_or_default(),
+        deliver_by: state.promised.map(date_to_string).unwrap_or_default(),
+    };
+    to("logistics", state, cause, &command)
+}
+
+pub fn invoice_balance(state: &SagaState, _: Revision, cause: &Cause) -> Outgoing {
+    let (milestone, billing, date) = match state.facts.balance_milestone {
+        BalanceMilestone::Delivery => (
+            "delivery",
+            v1::BillingMilestone::Delivery,
+            state.facts.delivered_on,
+        ),
+        BalanceMilestone::Shipment => (
+            "shipment",
+            v1::BillingMilestone::Shipment,
+            state.facts.shipped_on,
+        ),
+    };
+    let command = v1::InvoiceBalance {
+        order_id: state.order_id.clone(),
+        milestone: milestone.to_owned(),
+        milestone_date: date.map(date_to_string).unwrap_or_default(),
+        billing_milestone: billing as i32,
+    };
+    to("finance", state, cause, &command)
+}
+
+pub fn close_order(state: &SagaState, _: Revision, cause: &Cause) -> Outgoing {
+    let command = v1::CloseOrder {
+        order_id: state.order_id.clone(),
+    };
+    to("orders", state, cause, &command)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cost_budget_keeps_every_minor_unit() {
+        assert_eq!(cost_budget(99), 74);
+        assert_eq!(cost_budget(1_000_000), 750_000);
+        assert_eq!(cost_budget(0), 0);
+        assert!(cost_budget(i64::MAX) > 0);
+    }
+}

@@ -1,0 +1,479 @@
+//! The twelve phases of DESIGN.md §2 as a table, with the real parallelism
+//! (materials and the deposit side by side, documents while packing, the
+//! balance invoiced while the goods travel) and the exception loops: a
+//! failed final inspection is reworked and inspected again, and after as
+//! many failures as allowed a person decides.
+
+use gendan_proto::TypeName;
+use gendan_proto::v1::{self, Department, ExceptionKind, Phase};
+
+use super::commands::*;
+use super::{
+    CompensationDef, DecisionOption, DecisionSpec, Effect, Escalation, FactChange, OnFailure,
+    OnTimeout, PhaseDef, StepDef, StepKind, Timing, Workflow,
+};
+use crate::facts::BalanceMilestone;
+use crate::state::SagaState;
+
+/// Answers of the decisions below.
+pub mod answers {
+    pub const ACCEPT_PROPOSED_DATE: &str = "accept_proposed_date";
+    pub const KEEP_REQUESTED_DATE: &str = "keep_requested_date";
+    pub const CANCEL_ORDER: &str = "cancel_order";
+    pub const CONCESSION: &str = "concession";
+    pub const SCRAP_AND_REMAKE: &str = "scrap_and_remake";
+}
+
+/// The factory's earliest date is after the requested one.
+pub static DELIVERY_DATE: DecisionSpec = DecisionSpec {
+    kind: v1::DecisionKind::DeliveryDate,
+    name: "delivery_date",
+    question: delivery_date_question,
+    options: &[
+        DecisionOption {
+            answer: answers::ACCEPT_PROPOSED_DATE,
+            effects: &[Effect::Fact(FactChange::PromiseProjected), Effect::Complete],
+        },
+        DecisionOption {
+            answer: answers::KEEP_REQUESTED_DATE,
+            effects: &[Effect::Complete],
+        },
+        DecisionOption {
+            answer: answers::CANCEL_ORDER,
+            effects: &[Effect::CancelOrder],
+        },
+    ],
+    exception: Some((ExceptionKind::DeliveryDateClarification, Department::Orders)),
+};
+
+/// Steps a remake runs again: a new production run of the whole lot, then
+/// its inspection (materials are not re-checked: see docs/exceptions.md).
+const REMAKE: &[&str] = &[
+    "plan_production",
+    "production_completed",
+    "plan_rework",
+    "rework_done",
+    "request_final_inspection",
+    "final_inspection_passed",
+];
+
+/// Steps the rework loop runs again after a failed final inspection.
+const REWORK_LOOP: &[&str] = &[
+    "plan_rework",
+    "rework_done",
+    "request_final_inspection",
+    "final_inspection_passed",
+];
+
+/// Final inspection failed as often as allowed.
+pub static FINAL_INSPECTION: DecisionSpec = DecisionSpec {
+    kind: v1::DecisionKind::FinalInspection,
+    name: "final_inspection",
+    question: final_inspection_question,
+    options: &[
+        DecisionOption {
+            answer: answers::CONCESSION,
+            effects: &[Effect::Fact(FactChange::GrantConcession), Effect::Complete],
+        },
+        DecisionOption {
+            answer: answers::SCRAP_AND_REMAKE,
+            effects: &[
+                Effect::Fact(FactChange::Remake),
+                Effect::Reopen {
+                    steps: REMAKE,
+                    reset_failures: true,
+                },
+            ],
+        },
+        DecisionOption {
+            answer: answers::CANCEL_ORDER,
+            effects: &[Effect::CancelOrder],
+        },
+    ],
+    exception: None,
+};
+
+impl Workflow {
+    pub fn standard(timing: Timing) -> Self {
+        let resend = OnTimeout::Resend {
+            after: timing.command_timeout,
+            max_attempts: timing.max_attempts,
+        };
+        let send = |name, after, owner, command, completes_on| StepDef {
+            name,
+            after,
+            kind: StepKind::Send(command),
+            owner,
+            completes_on,
+            fails_on: &[],
+            on_failure: OnFailure::Stall,
+            failure_kind: ExceptionKind::StepFailed,
+            on_timeout: resend,
+            when: None,
+            compensation: None,
+            early: false,
+        };
+        let wait = |name, after, owner, completes_on, on_timeout| StepDef {
+            kind: StepKind::Await,
+            on_timeout,
+            ..send(name, after, owner, check_materials, completes_on)
+        };
+        let phase = |phase, steps| PhaseDef { phase, steps };
+        use Department as D;
+        Workflow {
+            compensation_resend: timing.command_timeout,
+            compensation_attempts: timing.max_attempts,
+            decision_timeout: timing.decision_timeout,
+            decision_reminders: timing.decision_reminders,
+            phases: vec![
+                phase(
+                    Phase::Review,
+                    vec![
+                        send(
+                            "check_materials",
+                            &[],
+                            D::Procurement,
+                            check_materials,
+                            &[v1::MaterialsChecked::TYPE_NAME],
+                        ),
+                        send(
+                            "capacity_check",
+                            &["check_materials"],
+                            D::Production,
+                            check_capacity,
+                            &[v1::CapacityChecked::TYPE_NAME],
+                        ),
+                        StepDef {
+                            kind: StepKind::Decide(&DELIVERY_DATE),
+                            when: Some(requested_date_at_risk),
+                            completes_on: &[],
+                            ..send(
+                                "clarify_delivery_date",
+                                &["capacity_check"],
+                                D::Orders,
+                                check_capacity,
+                                &[],
+                            )
+                        },
+                        send(
+                            "confirm_order",
+                            &["clarify_delivery_date"],
+                            D::Orders,
+                            confirm_order,
+                            &[v1::OrderConfirmed::TYPE_NAME],
+                        ),
+                    ],
+                ),
+                phase(
+                    Phase::Confirmed,
+                    vec![
+                        StepDef {
+                            fails_on: &[v1::ReceivableOpeningFailed::TYPE_NAME],
+                            compensation: Some(CompensationDef {
+                                action: "cancel_receivable",
+                                command: cancel_receivable,
+                                completes_on: v1::ReceivableCancelled::TYPE_NAME,
+                            }),
+                            ..send(
+                                "open_receivable",
+                                &[],
+                                D::Finance,
+                                open_receivable,
+                                &[v1::ReceivableOpened::TYPE_NAME],
+                            )
+                        },
+                        StepDef {
+                            fails_on: &[v1::WorkOrderPlanningFailed::TYPE_NAME],
+                            compensation: Some(CompensationDef {
+                                action: "cancel_work_order",
+                                command: cancel_work_order,
+                                completes_on: v1::WorkOrderCancelled::TYPE_NAME,
+                            }),
+                            ..send(
+                                "plan_production",
+                                &[],
+                                D::Production,
+                                plan_work_order,
+                                &[v1::WorkOrderPlanned::TYPE_NAME],
+                            )
+                        },
+                    ],
+                ),
+                phase(
+                    Phase::Materials,
+                    vec![
+                        StepDef {
+                            fails_on: &[v1::ProcurementFailed::TYPE_NAME],
+                            compensation: Some(CompensationDef {
+                                action: "cancel_materials",
+                                command: cancel_materials,
+                                completes_on: v1::MaterialsCancelled::TYPE_NAME,
+                            }),
+                            ..send(
+                                "procure_materials",
+                                &[],
+                                D::Procurement,
+                                procure_materials,
+                                &[v1::MaterialsOrdered::TYPE_NAME],
+                            )
+                        },
+                        wait(
+                            "materials_ready",
+                            &["procure_materials"],
+                            D::Procurement,
+                            &[v1::MaterialsReady::TYPE_NAME],
+                            OnTimeout::FlagOverdue,
+                        ),
+                        StepDef {
+                            when: Some(deposit_required),
+                            ..wait(
+                                "deposit_received",
+                                &[],
+                                D::Finance,
+                                &[v1::DepositReceived::TYPE_NAME],
+                                OnTimeout::FlagOverdue,
+                            )
+                        },
+                    ],
+                ),
+                phase(
+                    Phase::Production,
+                    vec![wait(
+                        "production_completed",
+                        &[],
+                        D::Production,
+                        &[v1::WorkOrderCompleted::TYPE_NAME],
+                        OnTimeout::FlagOverdue,
+                    )],
+                ),
+                phase(
+                    Phase::FinalInspection,
+                    vec![
+                        // The rework loop: skipped on the first pass, run
+                        // after each failed inspection.
+                        StepDef {
+                            when: Some(rework_due),
+                            ..send(
+                                "plan_rework",
+                                &[],
+                                D::Production,
+                                start_rework,
+                                &[v1::ReworkPlanned::TYPE_NAME],
+                            )
+                        },
+                        StepDef {
+                            when: Some(rework_due),
+                            ..wait(
+                                "rework_done",
+                                &["plan_rework"],
+                                D::Production,
+                                &[v1::ReworkCompleted::TYPE_NAME],
+                                OnTimeout::FlagOverdue,
+                            )
+                        },
+                        send(
+                            "request_final_inspection",
+                            &["rework_done"],
+                            D::Quality,
+                            request_final_inspection,
+                            &[v1::FinalInspectionOpened::TYPE_NAME],
+                        ),
+                        StepDef {
+                            fails_on: &[v1::FinalInspectionFailed::TYPE_NAME],
+                            on_failure: OnFailure::Reopen {
+                                steps: REWORK_LOOP,
+                                limit: timing.final_inspection_failures.max(1),
+                                then: Escalation::Decide(&FINAL_INSPECTION),
+                            },
+                            failure_kind: ExceptionKind::FinalInspectionFailed,
+                            ..wait(
+                                "final_inspection_passed",
+                                &["request_final_inspection"],
+                                D::Quality,
+                                &[v1::FinalInspectionPassed::TYPE_NAME],
+                                OnTimeout::FlagOverdue,
+                            )
+                        },
+                    ],
+                ),
+                phase(
+                    Phase::Packing,
+                    vec![
+                        StepDef {
+                            fails_on: &[v1::PackingListFailed::TYPE_NAME],
+                            ..send(
+                                "prepare_packing",
+                                &[],
+                                D::Logistics,
+                                prepare_packing,
+                                &[v1::PackingListReady::TYPE_NAME],
+                            )
+                        },
+                        // A mismatch comes as PackingChecked { matches:
+                        // false }: the verdict fails the step.
+                        wait(
+                            "packing_checked",
+                            &["prepare_packing"],
+                            D::Logistics,
+                            &[v1::PackingChecked::TYPE_NAME],
+                            OnTimeout::FlagOverdue,
+                        ),
+                    ],
+                ),
+                phase(
+                    Phase::Documents,
+                    vec![StepDef {
+                        fails_on: &[v1::DocumentsRejected::TYPE_NAME],
+                        early: true,
+                        ..send(
+                            "prepare_documents",
+                            &["prepare_packing"],
+                            D::Logistics,
+                            prepare_documents,
+                            &[v1::DocumentsReady::TYPE_NAME],
+                        )
+                    }],
+                ),
+                phase(
+                    Phase::Shipping,
+                    vec![
+                        StepDef {
+                            fails_on: &[v1::ShipmentBookingFailed::TYPE_NAME],
+                            ..send(
+                                "book_shipment",
+                                &[],
+                                D::Logistics,
+                                book_shipment,
+                                &[v1::ShipmentBooked::TYPE_NAME],
+                            )
+                        },
+                        wait(
+                            "shipped",
+                            &["book_shipment"],
+                            D::Logistics,
+                            &[v1::Shipped::TYPE_NAME],
+                            OnTimeout::FlagOverdue,
+                        ),
+                        wait(
+                            "delivered",
+                            &["shipped"],
+                            D::Logistics,
+                            &[v1::Delivered::TYPE_NAME],
+                            OnTimeout::FlagOverdue,
+                        ),
+                    ],
+                ),
+                phase(
+                    Phase::Acceptance,
+                    vec![wait(
+                        "customer_acceptance",
+                        &[],
+                        D::Orders,
+                        &[v1::OrderAccepted::TYPE_NAME],
+                        OnTimeout::Never,
+                    )],
+                ),
+                phase(
+                    Phase::Settlement,
+                    vec![
+                        // The balance is invoiced at the milestone the
+                        // terms name: against the B/L copy at shipment, or
+                        // on delivery; the other step is skipped. Terms that
+                        // bill nothing then answer that no invoice is due.
+                        StepDef {
+                            early: true,
+                            when: Some(balance_at_shipment),
+                            ..send(
+                                "invoice_at_shipment",
+                                &["shipped"],
+                                D::Finance,
+                                invoice_balance,
+                                &[v1::InvoiceIssued::TYPE_NAME, v1::NoInvoiceDue::TYPE_NAME],
+                            )
+                        },
+                        StepDef {
+                            early: true,
+                            when: Some(balance_at_delivery),
+                            ..send(
+                                "invoice_at_delivery",
+                                &["delivered"],
+                                D::Finance,
+                                invoice_balance,
+                                &[v1::InvoiceIssued::TYPE_NAME, v1::NoInvoiceDue::TYPE_NAME],
+                            )
+                        },
+                        wait(
+                            "paid_in_full",
+                            &["invoice_at_shipment", "invoice_at_delivery"],
+                            D::Finance,
+                            &[v1::OrderPaidInFull::TYPE_NAME],
+                            OnTimeout::Never,
+                        ),
+                    ],
+                ),
+                phase(
+                    Phase::Closed,
+                    vec![send(
+                        "close_order",
+                        &[],
+                        D::Orders,
+                        close_order,
+                        &[v1::OrderClosed::TYPE_NAME],
+                    )],
+                ),
+            ],
+        }
+    }
+}
+
+fn deposit_required(state: &SagaState) -> bool {
+    state.facts.deposit_required
+}
+
+fn rework_due(state: &SagaState) -> bool {
+    state.facts.rework_due()
+}
+
+fn balance_at_shipment(state: &SagaState) -> bool {
+    state.facts.balance_milestone == BalanceMilestone::Shipment
+}
+
+fn balance_at_delivery(state: &SagaState) -> bool {
+    state.facts.balance_milestone == BalanceMilestone::Delivery
+}
+
+/// The factory's earliest date is after the date the customer asked for.
+fn requested_date_at_risk(state: &SagaState) -> bool {
+    state
+        .projected
+        .is_some_and(|projected| projected > state.requested)
+}
+
+fn delivery_date_question(state: &SagaState) -> String {
+    format!(
+        "The factory can complete order {} on {} at the earliest, after the requested {}. \
+         Accept the proposed date (agreed with the customer), keep the requested date at risk, or cancel the order?",
+        state.order_id,
+        state
+            .projected
+            .map(gendan_proto::date_to_string)
+            .unwrap_or_default(),
+        gendan_proto::date_to_string(state.requested)
+    )
+}
+
+fn final_inspection_question(state: &SagaState) -> String {
+    format!(
+        "Order {} failed final inspection {} times (last nonconformance {}, {} defective in the sample), \
+         rework included. Accept the lot by concession (the customer approves), scrap it and make it again, \
+         or cancel the order?",
+        state.order_id,
+        state.facts.final_inspection_failures,
+        state
+            .facts
+            .open_nonconformance
+            .as_deref()
+            .unwrap_or("unknown"),
+        state.facts.defective_units
+    )
+}

@@ -1,0 +1,115 @@
+//! Checks of the table itself: names, gates, and that every step can end.
+
+use super::*;
+
+fn workflow() -> Workflow {
+    Workflow::standard(Timing::default())
+}
+
+#[test]
+fn step_names_are_unique_and_gates_refer_to_steps_that_come_before() {
+    let workflow = workflow();
+    let mut seen = std::collections::HashSet::new();
+    let mut earlier_phases: Vec<&str> = Vec::new();
+    for phase in &workflow.phases {
+        let mut earlier = Vec::new();
+        for step in &phase.steps {
+            assert!(seen.insert(step.name), "duplicate step {}", step.name);
+            for gate in step.after {
+                // A step waits for steps before it in its phase; an early
+                // step may also wait for steps of earlier phases.
+                let known = earlier.contains(gate) || (step.early && earlier_phases.contains(gate));
+                assert!(known, "{} waits for unknown {gate}", step.name);
+            }
+            earlier.push(step.name);
+        }
+        earlier_phases.extend(earlier);
+    }
+}
+
+#[test]
+fn every_step_can_complete_and_every_failure_has_an_answer() {
+    let workflow = workflow();
+    for (_, step) in workflow.steps() {
+        assert!(
+            !step.completes_on.is_empty() || matches!(step.kind, StepKind::Decide(_)),
+            "{} can never complete",
+            step.name
+        );
+        if step.compensation.is_some() {
+            assert!(
+                matches!(step.kind, StepKind::Send(_)),
+                "{} is compensated but asked nobody",
+                step.name
+            );
+        }
+    }
+}
+
+#[test]
+fn reopened_steps_exist_and_a_loop_reopens_the_failing_step_itself() {
+    let workflow = workflow();
+    let known = |name: &str| workflow.step(name).is_some();
+    for (_, step) in workflow.steps() {
+        if let OnFailure::Reopen { steps, limit, .. } = step.on_failure {
+            assert!(limit >= 1, "{} loops without a limit", step.name);
+            assert!(
+                steps.contains(&step.name),
+                "{} reopens others but not itself",
+                step.name
+            );
+            for reopened in steps {
+                assert!(known(reopened), "{} reopens unknown {reopened}", step.name);
+            }
+        }
+    }
+    for spec in [
+        &standard::DELIVERY_DATE as &DecisionSpec,
+        &standard::FINAL_INSPECTION,
+    ] {
+        for option in spec.options {
+            for effect in option.effects {
+                if let Effect::Reopen { steps, .. } = effect {
+                    for reopened in *steps {
+                        assert!(known(reopened), "{} reopens unknown {reopened}", spec.name);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn every_decision_option_ends_its_question() {
+    // An option that neither completes, reopens nor cancels would leave the
+    // step waiting for an answer that was already given.
+    for spec in [
+        &standard::DELIVERY_DATE as &DecisionSpec,
+        &standard::FINAL_INSPECTION,
+    ] {
+        for option in spec.options {
+            let ends = option.effects.iter().any(|effect| {
+                matches!(
+                    effect,
+                    Effect::Complete | Effect::Reopen { .. } | Effect::CancelOrder
+                )
+            });
+            assert!(ends, "{}: {} ends nothing", spec.name, option.answer);
+        }
+    }
+}
+
+#[test]
+fn decision_specs_are_found_by_name() {
+    let workflow = workflow();
+    assert!(workflow.decision_spec("delivery_date").is_some());
+    assert!(workflow.decision_spec("final_inspection").is_some());
+    assert!(workflow.decision_spec("nothing").is_none());
+}
+
+#[test]
+fn phases_are_in_workflow_order() {
+    let workflow = workflow();
+    let order: Vec<i32> = workflow.phases.iter().map(|p| p.phase as i32).collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]));
+}
