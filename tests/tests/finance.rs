@@ -1,21 +1,27 @@
 //! The finance service against real NATS and PostgreSQL: a receivable from
 //! terms to paid in full (deposit invoice, idempotent payments, deposit
 //! received, balance at shipment), terms it cannot read, cancellation with
-//! refund, the cost ledger fed by other services' events with its overrun,
-//! and gRPC validation naming the field.
+//! refund and the refund paid out, the cost ledger fed by other services'
+//! events with its overrun, gRPC validation naming the field, and payment
+//! chasing on a manual clock: reminders on the dunning schedule, one
+//! escalation, due dates extended, referral to collection.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{Days, NaiveDate, Utc};
-use gendan_finance::Application;
+use gendan_finance::{Application, Clock, ManualClock, Options};
 use gendan_messaging::{Bus, Cause, Outgoing, streams, subjects};
 use gendan_proto::v1::finance_service_client::FinanceServiceClient;
 use gendan_proto::v1::{
     BillingMilestone, CancelReceivable, CostBudgetLine, CostOverrun, DepositReceived,
-    GetCostLedgerRequest, GetReceivableRequest, InvoiceBalance, InvoiceIssued, InvoiceKind,
-    LabourRate, ListOverdueRequest, OpenReceivable, OrderPaidInFull, PaymentReceived,
-    PaymentTrigger, PurchaseOrderPlaced, ReceivableCancelled, ReceivableOpened,
-    ReceivableOpeningFailed, RecordPaymentRequest, ShipmentBooked, WorkOrderCompleted,
+    DunningSchedule, ExtendPaymentDue, GetCostLedgerRequest, GetDunningScheduleRequest,
+    GetReceivableRequest, InvoiceBalance, InvoiceIssued, InvoiceKind, LabourRate,
+    ListOverdueRequest, OpenReceivable, OrderPaidInFull, PaymentDueExtended, PaymentEscalated,
+    PaymentReceived, PaymentReminder, PaymentTrigger, PurchaseOrderPlaced, ReceivableCancelled,
+    ReceivableOpened, ReceivableOpeningFailed, RecordPaymentRequest, RecordRefundRequest,
+    RecordRefundResponse, ReferToCollection, ReferredToCollection, RefundPaid, ShipmentBooked,
+    WorkOrderCompleted,
 };
 use gendan_proto::{TypeName, date_from_str, date_to_string};
 use gendan_tests::{SubjectReader, TestDb, TestNats, eventually, service_settings};
@@ -25,6 +31,9 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
 const WAIT: Duration = Duration::from_secs(15);
+/// How long a test watches for an event that must not come: many dunning
+/// passes at the test's poll interval.
+const QUIET: Duration = Duration::from_millis(600);
 
 struct Finance {
     nats: TestNats,
@@ -32,6 +41,8 @@ struct Finance {
     bus: Bus,
     pool: PgPool,
     client: FinanceServiceClient<Channel>,
+    /// The service's clock: dunning runs on its days.
+    clock: ManualClock,
     cancel: CancellationToken,
     task: JoinHandle<gendan_finance::Result<()>>,
 }
@@ -41,7 +52,12 @@ impl Finance {
         gendan_telemetry::init_for_tests();
         let nats = TestNats::start().await?;
         let db = TestDb::create().await?;
-        let app = Application::build(service_settings(&db, &nats, "finance")).await?;
+        let clock = ManualClock::new(Utc::now());
+        let options = Options {
+            clock: Arc::new(clock.clone()),
+            dunning_poll: Duration::from_millis(50),
+        };
+        let app = Application::build_with(service_settings(&db, &nats, "finance"), options).await?;
         let port = app.port();
         let pool = app.pool().clone();
         let cancel = CancellationToken::new();
@@ -54,9 +70,39 @@ impl Finance {
             bus,
             pool,
             client,
+            clock,
             cancel,
             task,
         })
+    }
+
+    /// Moves the service's clock forward to `day` (never back).
+    fn set_today(&self, day: NaiveDate) {
+        let days = (day - self.clock.today()).num_days();
+        assert!(days >= 0, "the clock only moves forward");
+        self.clock.advance(chrono::Duration::days(days));
+    }
+
+    async fn refund(
+        &self,
+        order_id: &str,
+        amount_minor: i64,
+        key: &str,
+    ) -> Result<RecordRefundResponse, tonic::Status> {
+        self.client
+            .clone()
+            .record_refund(refund(order_id, amount_minor, key, self.clock.today()))
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    async fn dead_letter(&self) -> anyhow::Result<SubjectReader> {
+        SubjectReader::open(
+            &self.nats.url,
+            streams::DEAD_LETTERS,
+            &subjects::dead_letter(gendan_finance::COMMANDS_CONSUMER),
+        )
+        .await
     }
 
     async fn stop(self) -> anyhow::Result<()> {
@@ -126,6 +172,17 @@ fn payment(order_id: &str, amount_minor: i64, key: &str) -> RecordPaymentRequest
 
 fn today() -> NaiveDate {
     Utc::now().date_naive()
+}
+
+fn refund(order_id: &str, amount_minor: i64, key: &str, paid_on: NaiveDate) -> RecordRefundRequest {
+    RecordRefundRequest {
+        order_id: order_id.into(),
+        amount_minor,
+        currency: "USD".into(),
+        paid_on: date_to_string(paid_on),
+        reference: format!("refund {key}"),
+        idempotency_key: key.into(),
+    }
 }
 
 fn open(order_id: &str, total_minor: i64, terms: &str) -> OpenReceivable {
@@ -696,5 +753,486 @@ async fn cost_ledger_books_other_services_events_and_flags_the_overrun() -> anyh
     .next(Duration::from_millis(300))
     .await?;
     assert!(dead.is_none(), "{dead:?}");
+    finance.stop().await
+}
+
+/// A dunning event as the tests compare them.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Chase {
+    Reminder {
+        order_id: String,
+        reminder: u32,
+        days_overdue: u32,
+    },
+    Escalated {
+        order_id: String,
+        reminders: u32,
+        days_overdue: u32,
+    },
+}
+
+fn reminder(order_id: &str, reminder: u32, days_overdue: u32) -> Chase {
+    Chase::Reminder {
+        order_id: order_id.into(),
+        reminder,
+        days_overdue,
+    }
+}
+
+/// The next `count` dunning events (other events skipped), sorted so that
+/// events of one pass compare the same whatever their order.
+async fn chases(reader: &mut SubjectReader, count: usize) -> anyhow::Result<Vec<Chase>> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut seen = Vec::with_capacity(count);
+    while seen.len() < count {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let Some(message) = reader.next(left).await? else {
+            anyhow::bail!("only {seen:?} of {count} dunning events within {WAIT:?}");
+        };
+        if let Some(chase) = chase(&message)? {
+            seen.push(chase);
+        }
+    }
+    seen.sort();
+    Ok(seen)
+}
+
+fn chase(message: &gendan_tests::Seen) -> anyhow::Result<Option<Chase>> {
+    let type_name = message.type_name();
+    if type_name == PaymentReminder::TYPE_NAME {
+        let event: PaymentReminder = message.decode()?;
+        return Ok(Some(Chase::Reminder {
+            order_id: event.order_id,
+            reminder: event.reminder,
+            days_overdue: event.days_overdue,
+        }));
+    }
+    if type_name == PaymentEscalated::TYPE_NAME {
+        let event: PaymentEscalated = message.decode()?;
+        return Ok(Some(Chase::Escalated {
+            order_id: event.order_id,
+            reminders: event.reminders,
+            days_overdue: event.days_overdue,
+        }));
+    }
+    Ok(None)
+}
+
+/// Fails if a dunning event arrives within [`QUIET`].
+async fn no_chase(reader: &mut SubjectReader) -> anyhow::Result<()> {
+    while let Some(message) = reader.next(QUIET).await? {
+        if let Some(chase) = chase(&message)? {
+            anyhow::bail!("unexpected {chase:?}");
+        }
+    }
+    Ok(())
+}
+
+fn due_date(invoice: &InvoiceIssued) -> NaiveDate {
+    date_from_str(&invoice.due_date).expect("a YYYY-MM-DD due date")
+}
+
+#[tokio::test]
+async fn unpaid_deposits_are_reminded_on_schedule_then_escalated_once() -> anyhow::Result<()> {
+    let finance = Finance::start().await?;
+    let mut events = finance.events().await?;
+    let late = "o-late";
+    let payer = "o-payer";
+    finance
+        .command(
+            late,
+            &open(late, 1_000_000, "30% T/T deposit, 70% against B/L copy"),
+        )
+        .await?;
+    let _: ReceivableOpened = next(&mut events).await?;
+    let deposit: InvoiceIssued = next(&mut events).await?;
+    finance
+        .command(payer, &open(payer, 50_000, "100% T/T in advance"))
+        .await?;
+    let _: ReceivableOpened = next(&mut events).await?;
+    let payer_deposit: InvoiceIssued = next(&mut events).await?;
+    let due = due_date(&deposit);
+    assert_eq!(due_date(&payer_deposit), due, "both issued today");
+
+    // Due today is not late.
+    finance.set_today(due);
+    no_chase(&mut events).await?;
+
+    finance.set_today(due + Days::new(1));
+    assert_eq!(
+        chases(&mut events, 2).await?,
+        [reminder(late, 1, 1), reminder(payer, 1, 1)]
+    );
+    // The reminder says what is owed on which invoice.
+    let first: PaymentReminder = {
+        let mut again = finance.events().await?;
+        loop {
+            let seen: PaymentReminder = next(&mut again).await?;
+            if seen.order_id == late {
+                break seen;
+            }
+        }
+    };
+    assert_eq!(first.invoice_id, deposit.invoice_id);
+    assert_eq!(first.invoice_kind(), InvoiceKind::Deposit);
+    assert_eq!(
+        (first.outstanding_minor, first.currency.as_str()),
+        (300_000, "USD")
+    );
+    assert_eq!(first.due_date, deposit.due_date);
+
+    // A payment in full stops the payer's dunning.
+    finance.pay(payer, 50_000, "bank:payer").await?;
+    let _: OrderPaidInFull = next(&mut events).await?;
+
+    finance.set_today(due + Days::new(6));
+    no_chase(&mut events).await?;
+    finance.set_today(due + Days::new(7));
+    assert_eq!(chases(&mut events, 1).await?, [reminder(late, 2, 7)]);
+    finance.set_today(due + Days::new(14));
+    assert_eq!(chases(&mut events, 1).await?, [reminder(late, 3, 14)]);
+    finance.set_today(due + Days::new(15));
+    assert_eq!(
+        chases(&mut events, 1).await?,
+        [Chase::Escalated {
+            order_id: late.into(),
+            reminders: 3,
+            days_overdue: 15
+        }]
+    );
+    // Escalated once: from here a person decides.
+    finance.set_today(due + Days::new(40));
+    no_chase(&mut events).await?;
+    let escalated: PaymentEscalated = {
+        let mut again = finance.events().await?;
+        next(&mut again).await?
+    };
+    assert_eq!(
+        (
+            escalated.invoice_id.as_str(),
+            escalated.outstanding_minor,
+            escalated.invoice_kind()
+        ),
+        (deposit.invoice_id.as_str(), 300_000, InvoiceKind::Deposit)
+    );
+    assert_eq!(
+        finance
+            .count("SELECT count(*) FROM invoices WHERE reminders_sent = 3 AND escalated_on IS NOT NULL")
+            .await,
+        1
+    );
+    finance.stop().await
+}
+
+#[tokio::test]
+async fn an_extended_due_date_starts_dunning_over() -> anyhow::Result<()> {
+    let finance = Finance::start().await?;
+    let mut events = finance.events().await?;
+    let mut dead = finance.dead_letter().await?;
+    let order = "o-extend";
+    finance
+        .command(order, &open(order, 200_000, "30% deposit, 70% on delivery"))
+        .await?;
+    let _: ReceivableOpened = next(&mut events).await?;
+    let deposit: InvoiceIssued = next(&mut events).await?;
+    let due = due_date(&deposit);
+    finance.set_today(due + Days::new(1));
+    assert_eq!(chases(&mut events, 1).await?, [reminder(order, 1, 1)]);
+
+    let new_due = due + Days::new(10);
+    let extend = ExtendPaymentDue {
+        order_id: order.into(),
+        invoice_kind: InvoiceKind::Deposit.into(),
+        new_due_date: date_to_string(new_due),
+        reason: "customer asked for ten more days".into(),
+    };
+    finance.command(order, &extend).await?;
+    let extended: PaymentDueExtended = next(&mut events).await?;
+    assert_eq!(
+        (extended.invoice_id.as_str(), extended.new_due_date.as_str()),
+        (
+            deposit.invoice_id.as_str(),
+            date_to_string(new_due).as_str()
+        )
+    );
+    // The saga re-sends: answered again, moved once.
+    finance.command(order, &extend).await?;
+    let again: PaymentDueExtended = next(&mut events).await?;
+    assert_eq!(again, extended);
+    assert_eq!(
+        finance
+            .count("SELECT count(*) FROM payment_due_extensions")
+            .await,
+        1
+    );
+    let receivable = finance
+        .client
+        .clone()
+        .get_receivable(GetReceivableRequest {
+            order_id: order.into(),
+        })
+        .await?
+        .into_inner();
+    assert_eq!(receivable.invoices[0].due_date, date_to_string(new_due));
+
+    // Dunning counts from the new date, from the first reminder.
+    finance.set_today(new_due);
+    no_chase(&mut events).await?;
+    finance.set_today(new_due + Days::new(1));
+    assert_eq!(chases(&mut events, 1).await?, [reminder(order, 1, 1)]);
+
+    // A date before today, or no invoice kind: dead-lettered naming the field.
+    let mut past = extend.clone();
+    past.new_due_date = date_to_string(due);
+    finance.command(order, &past).await?;
+    let reason = dead
+        .next(WAIT)
+        .await?
+        .and_then(|seen| seen.header("Gendan-Dlq-Reason"))
+        .unwrap_or_default();
+    assert!(reason.contains("new_due_date"), "{reason}");
+    let mut unnamed = extend.clone();
+    unnamed.invoice_kind = InvoiceKind::Unspecified.into();
+    finance.command(order, &unnamed).await?;
+    let reason = dead
+        .next(WAIT)
+        .await?
+        .and_then(|seen| seen.header("Gendan-Dlq-Reason"))
+        .unwrap_or_default();
+    assert!(reason.contains("invoice_kind"), "{reason}");
+    assert_eq!(
+        finance
+            .count("SELECT count(*) FROM payment_due_extensions")
+            .await,
+        1
+    );
+    finance.stop().await
+}
+
+#[tokio::test]
+async fn referral_to_collection_holds_the_customer_once() -> anyhow::Result<()> {
+    let finance = Finance::start().await?;
+    let mut events = finance.events().await?;
+    let order = "o-collect";
+    finance
+        .command(
+            order,
+            &open(order, 1_000_000, "30% deposit, 70% against B/L copy"),
+        )
+        .await?;
+    let _: ReceivableOpened = next(&mut events).await?;
+    let deposit: InvoiceIssued = next(&mut events).await?;
+    finance.pay(order, 100_000, "bank:part").await?;
+
+    let refer = ReferToCollection {
+        order_id: order.into(),
+        reason: "no answer to three reminders".into(),
+    };
+    finance.command(order, &refer).await?;
+    let referred: ReferredToCollection = next(&mut events).await?;
+    assert_eq!(
+        (
+            referred.order_id.as_str(),
+            referred.customer.as_str(),
+            referred.outstanding_minor
+        ),
+        (order, "Nordwind GmbH", 900_000)
+    );
+    finance.command(order, &refer).await?;
+    let again: ReferredToCollection = next(&mut events).await?;
+    assert_eq!(again, referred);
+    assert_eq!(
+        finance
+            .count("SELECT count(*) FROM credit_holds WHERE customer = 'Nordwind GmbH'")
+            .await,
+        1
+    );
+    assert_eq!(
+        finance
+            .count("SELECT count(*) FROM collection_referrals")
+            .await,
+        1
+    );
+    let receivable = |client: &FinanceServiceClient<Channel>| {
+        let mut client = client.clone();
+        async move {
+            client
+                .get_receivable(GetReceivableRequest {
+                    order_id: order.into(),
+                })
+                .await
+                .map(tonic::Response::into_inner)
+        }
+    };
+    assert_eq!(receivable(&finance.client).await?.status, "in_collection");
+
+    // Collection chases it now: finance's dunning leaves it alone.
+    finance.set_today(due_date(&deposit) + Days::new(1));
+    no_chase(&mut events).await?;
+    // Money still settles it.
+    finance.pay(order, 900_000, "bank:rest").await?;
+    let _: OrderPaidInFull = next(&mut events).await?;
+    assert_eq!(receivable(&finance.client).await?.status, "paid");
+    finance.stop().await
+}
+
+#[tokio::test]
+async fn refunds_pay_out_what_a_cancellation_owes_once_per_key() -> anyhow::Result<()> {
+    let finance = Finance::start().await?;
+    let mut events = finance.events().await?;
+    let order = "o-refund";
+    finance
+        .command(
+            order,
+            &open(order, 1_000_000, "30% deposit, 70% on delivery"),
+        )
+        .await?;
+    let _: ReceivableOpened = next(&mut events).await?;
+    let _: InvoiceIssued = next(&mut events).await?;
+
+    let status = finance
+        .refund("o-unknown", 100, "refund:0")
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::NotFound, "{status:?}");
+    // Nothing is owed to a customer whose order runs.
+    let status = finance.refund(order, 100, "refund:0").await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::FailedPrecondition, "{status:?}");
+
+    finance.pay(order, 300_000, "bank:deposit").await?;
+    let _: DepositReceived = next(&mut events).await?;
+    finance
+        .command(
+            order,
+            &CancelReceivable {
+                order_id: order.into(),
+                reason: "customer cancelled".into(),
+            },
+        )
+        .await?;
+    let cancelled: ReceivableCancelled = next(&mut events).await?;
+    assert_eq!(cancelled.refund_minor, 300_000);
+
+    let first = finance.refund(order, 100_000, "refund:1").await?;
+    assert_eq!(
+        (
+            first.amount_minor,
+            first.currency.as_str(),
+            first.refund_due_minor
+        ),
+        (100_000, "USD", 200_000)
+    );
+    let paid: RefundPaid = next(&mut events).await?;
+    assert_eq!(paid.refund_id, first.refund_id);
+    assert_eq!(
+        (paid.amount_minor, paid.refund_due_minor),
+        (100_000, 200_000)
+    );
+
+    // The same key again: the first refund, nothing paid twice.
+    let again = finance.refund(order, 100_000, "refund:1").await?;
+    assert_eq!(again, first);
+    assert_eq!(finance.count("SELECT count(*) FROM refunds").await, 1);
+
+    // More than is owed, another currency, a future date: the field named.
+    let status = finance
+        .refund(order, 200_001, "refund:2")
+        .await
+        .unwrap_err();
+    assert_field(&status, tonic::Code::InvalidArgument, "amount_minor");
+    assert!(status.message().contains("200000"), "{}", status.message());
+    let mut client = finance.client.clone();
+    let mut euros = refund(order, 1_000, "refund:2", finance.clock.today());
+    euros.currency = "EUR".into();
+    let status = client.record_refund(euros).await.unwrap_err();
+    assert_field(&status, tonic::Code::InvalidArgument, "currency");
+    let tomorrow = finance.clock.today() + Days::new(1);
+    let status = client
+        .record_refund(refund(order, 1_000, "refund:2", tomorrow))
+        .await
+        .unwrap_err();
+    assert_field(&status, tonic::Code::InvalidArgument, "paid_on");
+
+    let last = finance.refund(order, 200_000, "refund:3").await?;
+    assert_eq!(last.refund_due_minor, 0);
+    // The next RefundPaid is this one: the repeat announced nothing.
+    let paid: RefundPaid = next(&mut events).await?;
+    assert_eq!(
+        (paid.refund_id, paid.amount_minor),
+        (last.refund_id, 200_000)
+    );
+    let receivable = client
+        .get_receivable(GetReceivableRequest {
+            order_id: order.into(),
+        })
+        .await?
+        .into_inner();
+    assert_eq!(receivable.refund_due_minor, 0);
+    let status = finance.refund(order, 1, "refund:4").await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::FailedPrecondition, "{status:?}");
+    assert_eq!(finance.count("SELECT count(*) FROM refunds").await, 2);
+    finance.stop().await
+}
+
+#[tokio::test]
+async fn the_dunning_schedule_is_checked_and_used() -> anyhow::Result<()> {
+    let finance = Finance::start().await?;
+    let mut events = finance.events().await?;
+    let mut client = finance.client.clone();
+    let schedule = client
+        .get_dunning_schedule(GetDunningScheduleRequest {})
+        .await?
+        .into_inner();
+    assert_eq!(schedule.reminder_days, [1, 7, 14], "the default");
+
+    let bad_schedules: [Vec<u32>; 5] = [
+        vec![7, 1],
+        vec![],
+        vec![0, 3],
+        vec![3, 366],
+        (1..=11).collect(),
+    ];
+    for reminder_days in bad_schedules {
+        let status = client
+            .set_dunning_schedule(DunningSchedule { reminder_days })
+            .await
+            .unwrap_err();
+        assert_field(&status, tonic::Code::InvalidArgument, "reminder_days");
+    }
+    let set = client
+        .set_dunning_schedule(DunningSchedule {
+            reminder_days: vec![3, 10],
+        })
+        .await?
+        .into_inner();
+    assert_eq!(set.reminder_days, [3, 10]);
+    let schedule = client
+        .get_dunning_schedule(GetDunningScheduleRequest {})
+        .await?
+        .into_inner();
+    assert_eq!(schedule.reminder_days, [3, 10]);
+
+    let order = "o-schedule";
+    finance
+        .command(order, &open(order, 10_000, "100% T/T in advance"))
+        .await?;
+    let _: ReceivableOpened = next(&mut events).await?;
+    let deposit: InvoiceIssued = next(&mut events).await?;
+    let due = due_date(&deposit);
+    finance.set_today(due + Days::new(2));
+    no_chase(&mut events).await?;
+    finance.set_today(due + Days::new(3));
+    assert_eq!(chases(&mut events, 1).await?, [reminder(order, 1, 3)]);
+    finance.set_today(due + Days::new(11));
+    assert_eq!(chases(&mut events, 1).await?, [reminder(order, 2, 11)]);
+    finance.set_today(due + Days::new(12));
+    assert_eq!(
+        chases(&mut events, 1).await?,
+        [Chase::Escalated {
+            order_id: order.into(),
+            reminders: 2,
+            days_overdue: 12
+        }]
+    );
     finance.stop().await
 }

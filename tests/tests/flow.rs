@@ -43,6 +43,11 @@ async fn start_saga(db: &TestDb, nats: &TestNats) -> Stack {
 
 /// Every service, the catalogue, and the simulators at full speed.
 async fn world() -> World {
+    world_with(false).await
+}
+
+/// The same, with the simulators playing the seeded exception mix.
+async fn world_with(exceptions: bool) -> World {
     gendan_telemetry::init_for_tests();
     let db = TestDb::create().await.unwrap();
     let nats = TestNats::start().await.unwrap();
@@ -67,6 +72,7 @@ async fn world() -> World {
         SimOptions {
             day: Duration::ZERO,
             seed: 7,
+            exceptions,
         },
     )
     .await
@@ -499,5 +505,101 @@ async fn a_cancelled_order_is_compensated_in_every_department() {
     .await
     .unwrap();
     assert_eq!(order.phase, Phase::Cancelled as i32);
+    world.stop().await;
+}
+
+/// The seeded mix: the first order to reach final inspection fails twice
+/// (reworked once, then the customer grants a concession), the second fails
+/// once (reworked and passed). Both close; production reworked, finance
+/// booked the rework, and each summary shows its register.
+#[tokio::test]
+async fn failed_inspections_are_reworked_re_inspected_and_decided_end_to_end() {
+    let world = world_with(true).await;
+    let created = create_orders(&world.clients, 41, 2, 2).await.unwrap();
+    for (order_id, _) in &created {
+        wait_closed(&world.clients, order_id).await;
+    }
+    let mut saga = world.clients.saga.clone();
+    let mut failures_by_order = Vec::new();
+    for (order_id, _) in &created {
+        let register = saga
+            .list_exceptions(v1::ListExceptionsRequest {
+                order_id: order_id.clone(),
+                kind: v1::ExceptionKind::FinalInspectionFailed as i32,
+                state: v1::ExceptionState::Any as i32,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .exceptions;
+        assert!(
+            register.iter().all(|e| e.closed_at.is_some()),
+            "{register:#?}"
+        );
+        failures_by_order.push((order_id.clone(), register));
+    }
+    failures_by_order.sort_by_key(|(_, register)| std::cmp::Reverse(register.len()));
+    let (twice, register) = &failures_by_order[0];
+    assert_eq!(register.len(), 2, "{register:#?}");
+    assert_eq!(register[0].decision, "concession");
+    assert!(register[0].decided_by.starts_with("customer:"));
+    let (once, register) = &failures_by_order[1];
+    assert_eq!(register.len(), 1, "{register:#?}");
+    assert!(register[0].decision.is_empty(), "reworked without a person");
+
+    for (order_id, failures) in [(twice, 2u32), (once, 1)] {
+        let view = saga
+            .get_saga(v1::GetSagaRequest {
+                order_id: order_id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let inspection = view
+            .steps
+            .iter()
+            .find(|s| s.step == "request_final_inspection")
+            .unwrap();
+        assert_eq!(inspection.runs, failures.min(1) + 1, "inspections asked");
+        let ledger = world
+            .clients
+            .finance
+            .clone()
+            .get_cost_ledger(v1::GetCostLedgerRequest {
+                order_id: order_id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(
+            ledger.entries.iter().any(|e| e.category == "rework"),
+            "rework booked for {order_id}: {:#?}",
+            ledger.entries
+        );
+        let summary = world
+            .clients
+            .orders
+            .clone()
+            .get_summary(v1::GetSummaryRequest {
+                order_id: order_id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let tally = summary
+            .exceptions_by_kind
+            .iter()
+            .find(|t| t.kind == "final inspection failed")
+            .unwrap_or_else(|| panic!("{:#?}", summary.exceptions_by_kind));
+        assert_eq!(tally.count, failures);
+        if failures == 2 {
+            assert!(
+                summary.decisions.iter().any(|d| d.contains("concession")),
+                "{:#?}",
+                summary.decisions
+            );
+        }
+    }
     world.stop().await;
 }

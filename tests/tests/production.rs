@@ -89,8 +89,7 @@ impl Production {
                     code: code.to_owned(),
                     name: format!("{code} room"),
                     hours_per_day: 8.0,
-                    working_weekdays: vec![],
-                    closed_dates: vec![],
+                    ..WorkCentre::default()
                 })
                 .await?;
         }
@@ -695,6 +694,7 @@ async fn mes_reports_drive_the_work_order_to_completion() -> anyhow::Result<()> 
                 work_centre: "SEW".into(),
                 reason: "needle bar broken".into(),
                 at: at("2026-03-09"),
+                expected_hours: 0.0,
             },
         )
         .await?;

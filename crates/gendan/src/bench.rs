@@ -51,6 +51,7 @@ pub async fn run(
         SimOptions {
             day: Duration::ZERO,
             seed: options.seed,
+            exceptions: false,
         },
     )
     .await?;

@@ -26,6 +26,8 @@ pub struct DemoOptions {
     pub seed: u64,
     /// Real time per simulated day.
     pub day: Duration,
+    /// Let the simulators play the seeded mix of exceptions.
+    pub exceptions: bool,
 }
 
 /// The ports of a running stack, for the simulators' clients.
@@ -87,6 +89,7 @@ pub async fn run(
         SimOptions {
             day: options.day,
             seed: options.seed,
+            exceptions: options.exceptions,
         },
     )
     .await?;
@@ -142,6 +145,7 @@ pub async fn run(
         Ok(orders) => {
             println!();
             print_summaries(&clients, &orders).await?;
+            print_register(&clients, &orders).await?;
             println!(
                 "\nthe world outside: {} MES stages, {} lots received, {} inspections, {} orders packed, {} shipped, {} delivered, {} accepted, {} payments, {} clarifications answered",
                 stats.mes_stages,
@@ -260,6 +264,32 @@ fn print_orders(orders: &[v1::Order]) {
             })
             .collect(),
     );
+}
+
+/// The exception register of the demo's orders: what went wrong, who owned
+/// it, what it cost in days and what was decided.
+async fn print_register(clients: &Clients, orders: &[v1::Order]) -> anyhow::Result<()> {
+    let mut records = Vec::new();
+    for order in orders {
+        let listed = clients
+            .saga
+            .clone()
+            .list_exceptions(v1::ListExceptionsRequest {
+                order_id: order.order_id.clone(),
+                state: v1::ExceptionState::Any as i32,
+                ..Default::default()
+            })
+            .await
+            .with_context(|| format!("reading the exceptions of {}", order.order_id))?
+            .into_inner()
+            .exceptions;
+        records.extend(listed);
+    }
+    println!("\nthe exception register ({} exceptions):", records.len());
+    if !records.is_empty() {
+        crate::register::print_register(&records, crate::cli::Output::Table);
+    }
+    Ok(())
 }
 
 /// The closing summary of each order, as the merchandiser archives it.

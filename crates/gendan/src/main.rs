@@ -64,6 +64,9 @@ enum Command {
         timeout_secs: u64,
         #[arg(long, default_value_t = 2026)]
         seed: u64,
+        /// Orders that go well only: no failed inspections.
+        #[arg(long)]
+        no_exceptions: bool,
     },
     /// N orders through the whole happy path at full speed: throughput,
     /// latencies, transactions and messages per order.
@@ -88,6 +91,9 @@ enum Command {
         /// Load the demo catalogue first.
         #[arg(long)]
         seed_catalog: bool,
+        /// Play the seeded mix of exceptions (failed final inspections).
+        #[arg(long)]
+        exceptions: bool,
     },
     /// Create orders, the tracking table, one order's timeline, acceptance, summary.
     #[command(subcommand)]
@@ -125,7 +131,8 @@ async fn main() -> anyhow::Result<()> {
             day_ms,
             seed,
             seed_catalog,
-        } => run_sim(day_ms, seed, seed_catalog).await,
+            exceptions,
+        } => run_sim(day_ms, seed, seed_catalog, exceptions).await,
         command => run_servers(cli.data_dir, command).await,
     }
 }
@@ -160,6 +167,7 @@ async fn run_servers(data_dir: PathBuf, command: Command) -> anyhow::Result<()> 
             day_ms,
             timeout_secs,
             seed,
+            no_exceptions,
         } => {
             let options = demo::DemoOptions {
                 orders,
@@ -167,6 +175,7 @@ async fn run_servers(data_dir: PathBuf, command: Command) -> anyhow::Result<()> 
                 timeout: Duration::from_secs(timeout_secs),
                 seed,
                 day: Duration::from_millis(day_ms),
+                exceptions: !no_exceptions,
             };
             run_demo(&common, &options).await
         }
@@ -227,7 +236,12 @@ async fn run_bench(
 }
 
 /// The simulators against services started elsewhere (`gendan up`).
-async fn run_sim(day_ms: u64, seed: u64, seed_catalog: bool) -> anyhow::Result<()> {
+async fn run_sim(
+    day_ms: u64,
+    seed: u64,
+    seed_catalog: bool,
+    exceptions: bool,
+) -> anyhow::Result<()> {
     let common = gendan_settings::Common::from_env()?;
     let addrs = stack::Addrs::from_env();
     let port = |service: &str| -> anyhow::Result<u16> {
@@ -262,6 +276,7 @@ async fn run_sim(day_ms: u64, seed: u64, seed_catalog: bool) -> anyhow::Result<(
         sim::SimOptions {
             day: Duration::from_millis(day_ms),
             seed,
+            exceptions,
         },
     )
     .await?;

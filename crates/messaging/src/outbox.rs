@@ -22,7 +22,9 @@ use crate::Result;
 use crate::bus::{Bus, publication};
 use crate::envelope::Outgoing;
 
-/// Adds `messages` to the outbox inside the caller's transaction.
+/// Adds `messages` to the outbox inside the caller's transaction. A message
+/// whose event id is already waiting there (the same fact announced twice,
+/// see [`Outgoing::fact`](crate::Outgoing::fact)) is written once.
 pub async fn write(conn: &mut PgConnection, messages: &[Outgoing]) -> sqlx::Result<()> {
     if messages.is_empty() {
         return Ok(());
@@ -37,6 +39,9 @@ pub async fn write(conn: &mut PgConnection, messages: &[Outgoing]) -> sqlx::Resu
             .push_bind(message.envelope.encode_to_vec())
             .push_bind(&message.traceparent);
     });
+    // A fact announced again while its first announcement still waits for
+    // the relay is the same message: keep one.
+    insert.push(" ON CONFLICT (event_id) DO NOTHING");
     insert.build().execute(conn).await?;
     Ok(())
 }

@@ -10,6 +10,9 @@
 //!   is not whole; the first failure is what the service returns.
 //! - [`cancel_on_shutdown`]: the token a binary runs on, cancelled by Ctrl-C
 //!   or an orchestrator's SIGTERM.
+//! - [`clock`]: the time services run on, which tests drive.
+
+pub mod clock;
 
 use std::future::Future;
 

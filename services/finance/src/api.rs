@@ -4,11 +4,22 @@
 //! the database. `RecordPayment` runs in one transaction under the order
 //! lock: idempotency key lookup, checks against the receivable, the payment,
 //! its allocation and the events it causes (through the outbox) commit
-//! together or not at all. Reads run in a repeatable-read transaction so
-//! totals and lists agree with each other. Errors become statuses only
-//! through [`gendan_grpc::into_status`].
+//! together or not at all; `RecordRefund` does the same in [`refunds`].
+//! Reads run in a repeatable-read transaction so totals and lists agree with
+//! each other; `GetReceivable`'s `refund_due_minor` is what a cancellation
+//! still owes after the refunds paid (the refunds themselves are not listed:
+//! the message has no field for them, and they are not payments received).
+//! `SetDunningSchedule` / `GetDunningSchedule` write and read the schedule
+//! the [`dunning_worker`] reads at every pass. Value dates are checked
+//! against the service [`Clock`] (refunds) or the system clock (payments,
+//! which the bank dates). Errors become statuses only through
+//! [`gendan_grpc::into_status`].
+//!
+//! [`refunds`]: crate::refunds
+//! [`dunning_worker`]: crate::dunning_worker
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chrono::{NaiveDate, Utc};
 use gendan_grpc::{FieldError, into_status};
@@ -16,17 +27,20 @@ use gendan_messaging::{Cause, Outgoing, outbox};
 use gendan_proto::date_to_string;
 use gendan_proto::v1::finance_service_server::FinanceService;
 use gendan_proto::v1::{
-    CostCategoryLine, CostLedger, CostLedgerEntry, GetCostLedgerRequest, GetReceivableRequest,
-    LabourRate, ListLabourRatesRequest, ListLabourRatesResponse, ListOverdueRequest,
-    ListOverdueResponse, OverdueInvoice, PaymentReceived, Receivable, RecordPaymentRequest,
-    RecordPaymentResponse, UnconvertedCost,
+    CostCategoryLine, CostLedger, CostLedgerEntry, DunningSchedule, GetCostLedgerRequest,
+    GetDunningScheduleRequest, GetReceivableRequest, LabourRate, ListLabourRatesRequest,
+    ListLabourRatesResponse, ListOverdueRequest, ListOverdueResponse, OverdueInvoice,
+    PaymentReceived, Receivable, RecordPaymentRequest, RecordPaymentResponse, RecordRefundRequest,
+    RecordRefundResponse, UnconvertedCost,
 };
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use tonic::{Request, Response, Status};
 
+use crate::clock::Clock;
+use crate::dunning::Schedule;
 use crate::receivables::{self, Invoice, Payment, STATUS_CANCELLED};
 use crate::validate::{self, COST_CATEGORIES, NewPayment};
-use crate::{Error, Result, SERVICE};
+use crate::{Error, Result, SERVICE, dunning_worker, refunds};
 
 const DEFAULT_LIMIT: u32 = 100;
 const MAX_LIMIT: u32 = 1000;
@@ -34,11 +48,12 @@ const MAX_LIMIT: u32 = 1000;
 #[derive(Debug, Clone)]
 pub struct FinanceApi {
     pool: PgPool,
+    clock: Arc<dyn Clock>,
 }
 
 impl FinanceApi {
-    pub fn new(pool: PgPool) -> Self {
-        FinanceApi { pool }
+    pub fn new(pool: PgPool, clock: Arc<dyn Clock>) -> Self {
+        FinanceApi { pool, clock }
     }
 
     async fn read_tx(&self) -> Result<Transaction<'static, Postgres>> {
@@ -116,6 +131,31 @@ impl FinanceApi {
         })
     }
 
+    async fn refund(&self, request: &RecordRefundRequest) -> Result<RecordRefundResponse> {
+        let new = validate::refund(request, self.clock.today())?;
+        let mut tx = self.pool.begin().await?;
+        let response = refunds::record(&mut tx, &new).await?;
+        tx.commit().await?;
+        Ok(response)
+    }
+
+    async fn set_schedule(&self, request: &DunningSchedule) -> Result<DunningSchedule> {
+        let schedule = Schedule::new(&request.reminder_days)?;
+        let mut conn = self.pool.acquire().await?;
+        dunning_worker::set_schedule(&mut conn, &schedule).await?;
+        Ok(DunningSchedule {
+            reminder_days: schedule.days().to_vec(),
+        })
+    }
+
+    async fn schedule(&self) -> Result<DunningSchedule> {
+        let mut conn = self.pool.acquire().await?;
+        let schedule = dunning_worker::schedule(&mut conn).await?;
+        Ok(DunningSchedule {
+            reminder_days: schedule.days().to_vec(),
+        })
+    }
+
     async fn receivable(&self, request: &GetReceivableRequest) -> Result<Receivable> {
         let order_id = validate::order_id(&request.order_id)?;
         let mut tx = self.read_tx().await?;
@@ -124,12 +164,7 @@ impl FinanceApi {
         let invoices = receivables::invoices(&mut tx, &order_id).await?;
         let payments = receivables::payments(&mut tx, &order_id).await?;
         let allocations = receivables::allocations(&mut tx, &order_id).await?;
-        let refund: Option<i64> = sqlx::query_scalar(
-            "SELECT refund_minor FROM receivable_cancellations WHERE order_id = $1",
-        )
-        .bind(&order_id)
-        .fetch_optional(&mut *tx)
-        .await?;
+        let refund_due_minor = refunds::refund_due(&mut tx, &order_id).await?;
         tx.commit().await?;
 
         let overflow = || Error::Overflow(order_id.clone());
@@ -160,7 +195,7 @@ impl FinanceApi {
             invoiced_minor,
             paid_minor,
             outstanding_minor,
-            refund_due_minor: refund.unwrap_or(0),
+            refund_due_minor,
             opened_on: date_to_string(receivable.opened_on),
             deposit_received_on: receivable
                 .deposit_received_on
@@ -472,5 +507,38 @@ impl FinanceService for FinanceApi {
         _request: Request<ListLabourRatesRequest>,
     ) -> Result<Response<ListLabourRatesResponse>, Status> {
         self.rates().await.map(Response::new).map_err(into_status)
+    }
+
+    #[tracing::instrument(skip_all, fields(order_id = %request.get_ref().order_id))]
+    async fn record_refund(
+        &self,
+        request: Request<RecordRefundRequest>,
+    ) -> Result<Response<RecordRefundResponse>, Status> {
+        self.refund(request.get_ref())
+            .await
+            .map(Response::new)
+            .map_err(into_status)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn set_dunning_schedule(
+        &self,
+        request: Request<DunningSchedule>,
+    ) -> Result<Response<DunningSchedule>, Status> {
+        self.set_schedule(request.get_ref())
+            .await
+            .map(Response::new)
+            .map_err(into_status)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn get_dunning_schedule(
+        &self,
+        _request: Request<GetDunningScheduleRequest>,
+    ) -> Result<Response<DunningSchedule>, Status> {
+        self.schedule()
+            .await
+            .map(Response::new)
+            .map_err(into_status)
     }
 }

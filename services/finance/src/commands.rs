@@ -5,31 +5,57 @@
 //! | `OpenReceivable` | order | stores receivable + schedule, issues the deposit invoice; `ReceivableOpened` (+ `InvoiceIssued` for the deposit); terms not understood: `ReceivableOpeningFailed`, nothing stored | the same `ReceivableOpened` / `InvoiceIssued` again, from what is stored |
 //! | `InvoiceBalance` | order + milestone | issues the milestone's invoices; `InvoiceIssued` each (`NoInvoiceDue` when the terms bill nothing then) | the same invoices announced again |
 //! | `CancelReceivable` | order | voids unpaid invoices, computes the refund; `ReceivableCancelled` | the stored answer again |
+//! | `ExtendPaymentDue` | order + invoice kind + new date | moves the due date of the earliest-due unpaid invoice of that kind, starts its dunning over; `PaymentDueExtended` | an invoice of that kind already due on that date: `PaymentDueExtended` again, nothing changed (also once paid, and when the date has passed) |
+//! | `ReferToCollection` | order | receivable `in_collection` (dunning stops), customer on credit hold; `ReferredToCollection` with what was outstanding | the stored answer again |
+//!
+//! Rejected to the dead-letter subject, with the field or the reason named:
+//! an `InvoiceBalance` without a known milestone or date; `InvoiceBalance`,
+//! `ExtendPaymentDue` or `ReferToCollection` for a receivable that is
+//! cancelled or was never opened; an `ExtendPaymentDue`
+//! with an unspecified `invoice_kind`, a `new_due_date` that is not a
+//! `YYYY-MM-DD` date or is before today, or no unpaid invoice of the kind,
+//! and a `ReferToCollection` with nothing outstanding (the order was paid
+//! meanwhile; `OrderPaidInFull` told the saga). `OpenReceivable` never is:
+//! the saga needs `ReceivableOpeningFailed` to fail its step.
 //!
 //! `InvoiceBalance` names its milestone by `billing_milestone`; older senders
 //! leave it unspecified and name it by the `milestone` string, which is read
 //! then. Events carry both the strings and the enums (`invoice_kind`,
 //! `payment_trigger`, `billing_milestone`), mapped in [`crate::terms`].
+//! "Today" (for due dates) is the service [`Clock`]'s.
 //!
 //! Every answer is written to the outbox on the consumer's connection, so it
-//! commits with the effect and the inbox record.
+//! commits with the effect and the inbox record. A repeat's answer is a new
+//! message with the same content, as for the first three commands.
+
+use std::sync::Arc;
 
 use gendan_messaging::outbox;
 use gendan_messaging::{Cause, Handler, HandlerError, Incoming, Outgoing};
 use gendan_proto::date_from_str;
 use gendan_proto::v1::{
-    BillingMilestone, CancelReceivable, InvoiceBalance, NoInvoiceDue, OpenReceivable,
-    ReceivableCancelled, ReceivableOpened, ReceivableOpeningFailed,
+    BillingMilestone, CancelReceivable, ExtendPaymentDue, InvoiceBalance, NoInvoiceDue,
+    OpenReceivable, ReceivableCancelled, ReceivableOpened, ReceivableOpeningFailed,
+    ReferToCollection,
 };
 use sqlx::PgConnection;
 
+use crate::clock::Clock;
 use crate::receivables::{self, INVOICE_VOID, Receivable, STATUS_CANCELLED};
 use crate::terms::{Milestone, Trigger};
-use crate::{Error, SERVICE, costs, validate};
+use crate::{Error, SERVICE, chasing, costs, validate};
 
 /// Handles `gendan.cmd.finance.*`.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct CommandHandler;
+#[derive(Debug, Clone)]
+pub struct CommandHandler {
+    clock: Arc<dyn Clock>,
+}
+
+impl CommandHandler {
+    pub fn new(clock: Arc<dyn Clock>) -> Self {
+        CommandHandler { clock }
+    }
+}
 
 impl Handler for CommandHandler {
     async fn handle(
@@ -45,6 +71,14 @@ impl Handler for CommandHandler {
         }
         if message.is::<CancelReceivable>() {
             return cancel_receivable(conn, message, message.payload()?).await;
+        }
+        if message.is::<ExtendPaymentDue>() {
+            let today = self.clock.today();
+            return chasing::extend_payment_due(conn, message, message.payload()?, today).await;
+        }
+        if message.is::<ReferToCollection>() {
+            let today = self.clock.today();
+            return chasing::refer_to_collection(conn, message, message.payload()?, today).await;
         }
         Err(HandlerError::Rejected(format!(
             "unknown command type {:?} for {SERVICE}",

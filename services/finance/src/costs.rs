@@ -8,8 +8,11 @@
 //! | `ReworkCompleted` | rework | the same, for the hours of a rework of goods that failed final inspection |
 //! | `ShipmentBooked` | freight | `freight_cost_minor` in `currency` |
 //!
-//! Other event types are ignored. Entries are keyed by (event id, line), so
-//! an event is booked once even if the inbox were bypassed. Entries keep
+//! Other event types are ignored. Entries are keyed by the fact they cost
+//! (purchase order, work order run, rework order, booking reference) and
+//! line, so a fact is booked once even when it is announced again under
+//! another event id (the answer to a re-sent command) or the inbox were
+//! bypassed. Entries keep
 //! their own currency; the budget comparison counts entries in the order
 //! currency only (gendan keeps no exchange rates, so the others are listed
 //! as unconverted). Costs of an order whose receivable does not exist yet
@@ -59,33 +62,48 @@ impl Handler for CostHandler {
         conn: &mut PgConnection,
         message: &Incoming,
     ) -> Result<(), HandlerError> {
-        let (order_id, entries) = if message.is::<PurchaseOrderPlaced>() {
+        // Each cost is keyed by the fact it comes from (the purchase order,
+        // the work order run, the booking), not by the message that told
+        // us: the same fact announced again under another event id must not
+        // be booked twice.
+        let (order_id, fact, entries) = if message.is::<PurchaseOrderPlaced>() {
             let event: PurchaseOrderPlaced = message.payload()?;
             (
                 message.order_id_or(&event.order_id)?,
+                format!("po:{}", event.purchase_order_id),
                 vec![material(&event).map_err(HandlerError::Rejected)?],
             )
         } else if message.is::<WorkOrderCompleted>() {
             let event: WorkOrderCompleted = message.payload()?;
             let order_id = message.order_id_or(&event.order_id)?;
             let rates = labour_rates(conn).await?;
-            (order_id, labour(&event, &rates))
+            let fact = format!("wo:{}", event.work_order_id);
+            (order_id, fact, labour(&event, &rates))
         } else if message.is::<ReworkCompleted>() {
             let event: ReworkCompleted = message.payload()?;
             let order_id = message.order_id_or(&event.order_id)?;
             let rates = labour_rates(conn).await?;
-            (order_id, rework(&event, &rates))
+            let fact = format!("rework:{}", event.work_order_id);
+            (order_id, fact, rework(&event, &rates))
         } else if message.is::<ShipmentBooked>() {
             let event: ShipmentBooked = message.payload()?;
             (
                 message.order_id_or(&event.order_id)?,
+                format!("booking:{}", event.booking_reference),
                 vec![freight(&event).map_err(HandlerError::Rejected)?],
             )
         } else {
             // Not a cost; this consumer sees every domain event.
             return Ok(());
         };
-        book(conn, message, &order_id, &entries).await
+        // A fact without its own id (an older producer) falls back to the
+        // message's.
+        let fact = if fact.ends_with(':') {
+            message.envelope.event_id.clone()
+        } else {
+            fact
+        };
+        book(conn, message, &order_id, &fact, &entries).await
     }
 }
 
@@ -229,6 +247,7 @@ async fn book(
     conn: &mut PgConnection,
     message: &Incoming,
     order_id: &str,
+    fact: &str,
     entries: &[Entry],
 ) -> Result<(), HandlerError> {
     receivables::lock_order(conn, order_id).await?;
@@ -243,7 +262,7 @@ async fn book(
                amount_minor, currency, warning) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (event_id, line) DO NOTHING",
         )
-        .bind(&message.envelope.event_id)
+        .bind(fact)
         .bind(line as i32)
         .bind(order_id)
         .bind(entry.category)

@@ -1,5 +1,6 @@
 //! The finance service: payment terms and schedules, invoices, payments and
-//! receivables, and the per-order cost ledger.
+//! receivables, payment chasing (dunning, extensions, collection), refunds,
+//! and the per-order cost ledger.
 //!
 //! How data flows through the modules:
 //! - [`terms`] is pure: it parses the order's `payment_terms` text into
@@ -11,26 +12,43 @@
 //!   `finance-commands`): `OpenReceivable` stores the receivable and its
 //!   schedule and issues the deposit invoice, `InvoiceBalance` issues the
 //!   invoices of a milestone, `CancelReceivable` voids and computes the
-//!   refund. Each is idempotent by its business key and answers with events.
+//!   refund; [`chasing`] handles the answers to an escalation,
+//!   `ExtendPaymentDue` and `ReferToCollection`. Each is idempotent by its
+//!   business key and answers with events.
 //! - [`receivables`] owns the receivable tables: invoice numbering, issuing,
 //!   applying payments to the oldest open invoice ([`allocation`] is the
 //!   pure rule) and announcing deposit received / paid in full.
+//! - [`dunning_worker`] runs on the service [`clock`]: each pass reminds
+//!   unpaid invoices on the stored schedule (`PaymentReminder`) and
+//!   escalates the ones the last reminder did not settle
+//!   (`PaymentEscalated`, once); [`dunning`] is the pure decision.
+//! - [`refunds`] pays out what a cancellation owes the customer
+//!   (`RecordRefund`, `RefundPaid`).
 //! - [`costs`] consumes every domain event (`gendan.evt.>`, durable
 //!   `finance-costs`) and books purchase orders, labour of completed work
 //!   orders and freight on the order's cost ledger, flagging overruns.
-//! - [`api`] serves `gendan.v1.FinanceService`: payments, receivable and
-//!   dunning reads, the cost ledger, labour rates. Requests are checked by
-//!   [`validate`] before anything is read or written.
+//! - [`api`] serves `gendan.v1.FinanceService`: payments and refunds,
+//!   receivable and overdue reads, the dunning schedule, the cost ledger,
+//!   labour rates. Requests are checked by [`validate`] before anything is
+//!   read or written.
 //! - Every event goes through the outbox in the transaction that changed the
 //!   state; the relay publishes it.
 
 pub mod allocation;
 pub mod api;
+pub mod chasing;
+pub mod clock;
 pub mod commands;
 pub mod costs;
+pub mod dunning;
+pub mod dunning_worker;
 pub mod receivables;
+pub mod refunds;
 pub mod terms;
 pub mod validate;
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use gendan_grpc::{Code, FieldError, ServiceErrorCode};
 use gendan_messaging::{ConsumerSettings, HandlerError, streams, subjects};
@@ -39,6 +57,8 @@ use gendan_runtime::{Foundation, Supervisor};
 use gendan_settings::ServiceSettings;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
+
+pub use clock::{Clock, ManualClock, SystemClock};
 
 pub const SERVICE: &str = "finance";
 
@@ -67,6 +87,15 @@ pub enum Error {
         amount_minor: i64,
         outstanding_minor: i64,
     },
+    #[error("order {order_id:?} has no unpaid {kind} invoice")]
+    NoUnpaidInvoice {
+        order_id: String,
+        kind: &'static str,
+    },
+    #[error("nothing is outstanding on order {0:?}")]
+    NothingOutstanding(String),
+    #[error("nothing is due to the customer of order {0:?}")]
+    NoRefundDue(String),
     #[error("amounts of order {0:?} overflow")]
     Overflow(String),
     #[error("database: {0}")]
@@ -83,7 +112,11 @@ impl ServiceErrorCode for Error {
             Error::InvalidField(_) | Error::Terms(_) => Code::InvalidArgument,
             Error::ReceivableNotFound(_) | Error::LedgerNotFound(_) => Code::NotFound,
             // The request is fine; the receivable's state does not allow it.
-            Error::Cancelled(_) | Error::Overpayment { .. } => Code::FailedPrecondition,
+            Error::Cancelled(_)
+            | Error::Overpayment { .. }
+            | Error::NoUnpaidInvoice { .. }
+            | Error::NothingOutstanding(_)
+            | Error::NoRefundDue(_) => Code::FailedPrecondition,
             Error::Database(_) => Code::Unavailable,
             Error::Overflow(_) | Error::Runtime(_) => Code::Internal,
         }
@@ -103,7 +136,30 @@ impl From<Error> for HandlerError {
             | Error::LedgerNotFound(_)
             | Error::Cancelled(_)
             | Error::Overpayment { .. }
+            | Error::NoUnpaidInvoice { .. }
+            | Error::NothingOutstanding(_)
+            | Error::NoRefundDue(_)
             | Error::Overflow(_) => HandlerError::Rejected(err.to_string()),
+        }
+    }
+}
+
+/// Options beyond the shared settings: the clock the service reads "today"
+/// from (dunning, due-date and value-date checks) and how often the dunning
+/// worker looks for work.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub clock: Arc<dyn Clock>,
+    pub dunning_poll: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            clock: Arc::new(SystemClock),
+            // Dunning works in days; a minute's delay is invisible and the
+            // pass is one indexed query when nothing is due.
+            dunning_poll: Duration::from_secs(60),
         }
     }
 }
@@ -112,15 +168,25 @@ impl From<Error> for HandlerError {
 #[derive(Debug)]
 pub struct Application {
     foundation: Foundation,
+    options: Options,
 }
 
 impl Application {
     /// Connects the database and NATS, runs migrations, declares the streams
-    /// and binds the gRPC listener.
+    /// and binds the gRPC listener; runs on the system clock.
     pub async fn build(settings: ServiceSettings) -> Result<Self> {
+        Self::build_with(settings, Options::default()).await
+    }
+
+    /// [`build`](Self::build) with explicit [`Options`] (tests drive the
+    /// clock).
+    pub async fn build_with(settings: ServiceSettings, options: Options) -> Result<Self> {
         let foundation =
             Foundation::connect(&settings, SERVICE, sqlx::migrate!("./migrations")).await?;
-        Ok(Application { foundation })
+        Ok(Application {
+            foundation,
+            options,
+        })
     }
 
     /// The bound gRPC port.
@@ -133,27 +199,36 @@ impl Application {
         &self.foundation.pool
     }
 
-    /// Runs the gRPC server, the outbox relay and both consumers until
-    /// `cancel` fires or one of them fails; the first error is returned.
+    /// Runs the gRPC server, the outbox relay, both consumers and the
+    /// dunning worker until `cancel` fires or one of them fails; the first
+    /// error is returned.
     pub async fn run_until_stopped(self, cancel: CancellationToken) -> Result<()> {
         let foundation = self.foundation;
+        let clock = self.options.clock;
         let mut supervisor = Supervisor::new(SERVICE, &cancel);
-        let api = FinanceServiceServer::new(api::FinanceApi::new(foundation.pool.clone()));
+        let api =
+            FinanceServiceServer::new(api::FinanceApi::new(foundation.pool.clone(), clock.clone()));
         let commands = foundation.consumer(
             ConsumerSettings::new(
                 streams::COMMANDS,
                 COMMANDS_CONSUMER,
                 &subjects::commands_for(SERVICE),
             ),
-            commands::CommandHandler,
+            commands::CommandHandler::new(clock.clone()),
         );
         let costs = foundation.consumer(
             ConsumerSettings::new(streams::EVENTS, COSTS_CONSUMER, subjects::EVENTS),
             costs::CostHandler,
         );
+        let dunning = dunning_worker::DunningWorker::new(
+            foundation.pool.clone(),
+            clock,
+            self.options.dunning_poll,
+        );
         supervisor.spawn("outbox relay", foundation.relay().run(supervisor.token()));
         supervisor.spawn("commands consumer", commands.run(supervisor.token()));
         supervisor.spawn("costs consumer", costs.run(supervisor.token()));
+        supervisor.spawn("dunning worker", dunning.run(supervisor.token()));
         supervisor.spawn(
             "grpc server",
             gendan_grpc::serve(foundation.listener, api, supervisor.token()),

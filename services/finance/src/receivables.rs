@@ -27,6 +27,9 @@ use crate::{Error, Result, SERVICE};
 pub const STATUS_OPEN: &str = "open";
 pub const STATUS_PAID: &str = "paid";
 pub const STATUS_CANCELLED: &str = "cancelled";
+/// Referred to collection (`ReferToCollection`): no longer dunned; payments
+/// still settle it (and a payment in full makes it `paid`).
+pub const STATUS_IN_COLLECTION: &str = "in_collection";
 
 pub const INVOICE_OPEN: &str = "open";
 pub const INVOICE_PARTIALLY_PAID: &str = "partially_paid";

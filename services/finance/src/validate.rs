@@ -8,7 +8,7 @@
 use chrono::NaiveDate;
 use gendan_grpc::FieldError;
 use gendan_proto::date_from_str;
-use gendan_proto::v1::{LabourRate, OpenReceivable, RecordPaymentRequest};
+use gendan_proto::v1::{LabourRate, OpenReceivable, RecordPaymentRequest, RecordRefundRequest};
 
 use crate::terms::{self, Installment};
 
@@ -126,6 +126,49 @@ pub fn payment(request: &RecordPaymentRequest, today: NaiveDate) -> Result<NewPa
         amount_minor: request.amount_minor,
         currency,
         received_on,
+        reference,
+        idempotency_key,
+    })
+}
+
+/// A validated RecordRefund request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRefund {
+    pub order_id: String,
+    pub amount_minor: i64,
+    pub currency: String,
+    pub paid_on: NaiveDate,
+    pub reference: String,
+    pub idempotency_key: String,
+}
+
+/// `today` bounds the value date: finance pays refunds from its own bank,
+/// so unlike a customer's payment there is no time zone to allow for. The
+/// upper bound of the amount (what is due) is checked against the stored
+/// refund, under the same field name.
+pub fn refund(request: &RecordRefundRequest, today: NaiveDate) -> Result<NewRefund, FieldError> {
+    let order_id = order_id(&request.order_id)?;
+    if request.amount_minor <= 0 {
+        return Err(FieldError::new(
+            "amount_minor",
+            format!("must be greater than 0, got {}", request.amount_minor),
+        ));
+    }
+    let currency = currency(&request.currency, "currency")?;
+    let paid_on = date(&request.paid_on, "paid_on")?;
+    if paid_on > today {
+        return Err(FieldError::new(
+            "paid_on",
+            format!("{paid_on} is in the future"),
+        ));
+    }
+    let reference = optional_text(&request.reference, "reference")?;
+    let idempotency_key = idempotency_key(&request.idempotency_key)?;
+    Ok(NewRefund {
+        order_id,
+        amount_minor: request.amount_minor,
+        currency,
+        paid_on,
         reference,
         idempotency_key,
     })
@@ -280,6 +323,34 @@ mod tests {
             let mut bad = request();
             change(&mut bad);
             assert_eq!(payment(&bad, today()).unwrap_err().field, field);
+        }
+    }
+
+    #[test]
+    fn refund_errors_name_the_field() {
+        let request = || RecordRefundRequest {
+            order_id: "o-1".into(),
+            amount_minor: 100,
+            currency: "USD".into(),
+            paid_on: "2026-03-02".into(),
+            reference: "refund".into(),
+            idempotency_key: "refund:1".into(),
+        };
+        assert!(refund(&request(), today()).is_ok());
+        type Change = fn(&mut RecordRefundRequest);
+        let cases: [(Change, &str); 7] = [
+            (|r| r.order_id = String::new(), "order_id"),
+            (|r| r.amount_minor = -1, "amount_minor"),
+            (|r| r.currency = "US".into(), "currency"),
+            (|r| r.paid_on = "2026-03-03".into(), "paid_on"),
+            (|r| r.paid_on = "2 March".into(), "paid_on"),
+            (|r| r.reference = "x".repeat(201), "reference"),
+            (|r| r.idempotency_key = "k".repeat(129), "idempotency_key"),
+        ];
+        for (change, field) in cases {
+            let mut bad = request();
+            change(&mut bad);
+            assert_eq!(refund(&bad, today()).unwrap_err().field, field);
         }
     }
 

@@ -4,25 +4,43 @@
 //! | --- | --- | --- | --- |
 //! | `.tracking` | `CarrierTracking` | the update joins the shipment's tracking history | `TrackingUpdated` |
 //! | `.delivered` | `CarrierDelivered` | the shipment becomes `delivered` with its proof of delivery | `Delivered` |
+//! | `.cargo_exception` | `CarrierCargoException` | a claim against the carrier for lost or damaged cargo ([`crate::claims`]); the same kind on the same booking again adds nothing | `CargoClaimOpened` (first report only) |
 //!
 //! Events must name a booked shipment (and, when they carry one, its booking
 //! reference); anything else is rejected with the reason. Delivery before the
 //! warehouse reported the goods shipped is retried: the two come from
 //! different systems and the shipped report may simply be late. A repeated
-//! delivery report answers `Delivered` again and changes nothing.
+//! delivery report answers `Delivered` again and changes nothing. Cargo
+//! exceptions name their booking themselves and are checked by
+//! [`crate::claims`].
+
+use std::sync::Arc;
 
 use gendan_messaging::{Handler, HandlerError, Incoming};
-use gendan_proto::v1::{CarrierDelivered, CarrierTracking, Delivered, TrackingUpdated};
+use gendan_proto::v1::{
+    CarrierCargoException, CarrierDelivered, CarrierTracking, Delivered, TrackingUpdated,
+};
 use gendan_proto::{date_to_string, timestamp_from};
 use sqlx::PgConnection;
 
+use crate::claims;
+use crate::clock::Clock;
 use crate::commands::answer;
 use crate::store::{self, Shipment, Tracking};
 use crate::wms::when;
 
 /// Handles `gendan.ext.carrier.*`.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct CarrierHandler;
+#[derive(Debug, Clone)]
+pub struct CarrierHandler {
+    /// When a claim is opened.
+    clock: Arc<dyn Clock>,
+}
+
+impl CarrierHandler {
+    pub fn new(clock: Arc<dyn Clock>) -> Self {
+        CarrierHandler { clock }
+    }
+}
 
 impl Handler for CarrierHandler {
     async fn handle(
@@ -35,6 +53,10 @@ impl Handler for CarrierHandler {
         }
         if message.is::<CarrierDelivered>() {
             return delivered(conn, message, message.payload()?).await;
+        }
+        if message.is::<CarrierCargoException>() {
+            let event = message.payload()?;
+            return claims::cargo_exception(conn, message, event, self.clock.as_ref()).await;
         }
         Err(HandlerError::Rejected(format!(
             "unknown carrier event type {:?}",

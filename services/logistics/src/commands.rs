@@ -6,32 +6,38 @@
 //! | --- | --- | --- |
 //! | `PreparePacking` | builds and stores the packing list: `PackingListReady`; no spec for the customer or a carton over the weight limit: `PackingListFailed` (nothing stored) | `PackingListReady` from the stored list; after a failure it tries again |
 //! | `PrepareDocuments` | builds, cross-checks and stores the documents: `DocumentsReady` or `DocumentsRejected` with every problem | a ready set answers `DocumentsReady` again; a rejected set is rebuilt (master data may have been fixed) |
-//! | `BookShipment` | picks a lane and stores the booking: `ShipmentBooked`; nothing bookable: `ShipmentBookingFailed` | `ShipmentBooked` from the stored booking; a cancelled shipment answers `ShipmentBookingFailed` |
+//! | `BookShipment` (revision 0 or 1) | picks a lane and stores the booking: `ShipmentBooked`; nothing bookable: `ShipmentBookingFailed` | the same revision: `ShipmentBooked` from the stored booking (same reference, ETD, ETA); a cancelled shipment answers `ShipmentBookingFailed` |
+//! | `BookShipment` (a later revision: a re-booking after a missed ETD) | cancels the earlier booking if it has not shipped (kept on record) and books again from the ready date or today, whichever is later: `ShipmentBooked` with the revision | as the first row; the rules per revision are in [`shipment`] |
 //! | `CancelShipment` | cancels a booking not yet shipped: `ShipmentCancelled` (also when nothing was booked) | `ShipmentCancelled` again; once shipped the command is rejected (dead letter with the reason) |
 //!
 //! A command that can never be handled (no order, an order without lines, a
 //! ready date that is not a date) is rejected to the dead-letter subject with
 //! the field named. Every answer is written to the outbox on the consumer's
 //! connection, so it commits with the effect and the inbox record.
+//!
+//! An answer repeated from the record carries the same facts but a new
+//! envelope (a new event id): consumers tell repeats apart by content and
+//! revision, not by event id.
+
+mod shipment;
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use gendan_grpc::FieldError;
 use gendan_messaging::outbox;
 use gendan_messaging::{Cause, Handler, HandlerError, Incoming, Outgoing};
 use gendan_proto::v1::{
     BookShipment, CancelShipment, DocumentsReady, DocumentsRejected, PackingListFailed,
-    PackingListReady, PrepareDocuments, PreparePacking, ShipmentBooked, ShipmentBookingFailed,
-    ShipmentCancelled,
+    PackingListReady, PrepareDocuments, PreparePacking,
 };
-use gendan_proto::{date_from_str, date_to_string};
 use prost::Message;
 use sqlx::PgConnection;
 
-use crate::booking::{self, Load};
+use crate::clock::Clock;
 use crate::documents::{self, ProductData, StoredPacking};
 use crate::packing;
-use crate::store::{self, PackingList, Shipment};
+use crate::store::{self, PackingList};
 use crate::{Error, SERVICE, catalog, validate};
 
 /// Writes one answer event about `order_id`, caused by `message`.
@@ -46,13 +52,38 @@ pub(crate) async fn answer<M: Message + gendan_proto::TypeName>(
     Ok(())
 }
 
+/// Writes one answer that states a stored fact, named by `key`: announced
+/// again (a re-sent command), it keeps its event id, so no consumer counts
+/// it twice.
+pub(crate) async fn answer_fact<M: Message + gendan_proto::TypeName>(
+    conn: &mut PgConnection,
+    message: &Incoming,
+    order_id: &str,
+    event: &M,
+    key: &str,
+) -> Result<(), HandlerError> {
+    let cause = Cause::from_incoming(message);
+    let outgoing = Outgoing::fact(SERVICE, order_id, event, &cause, key);
+    outbox::write(conn, &[outgoing]).await?;
+    Ok(())
+}
+
 fn invalid(field: FieldError) -> HandlerError {
     Error::from(field).into()
 }
 
 /// Handles `gendan.cmd.logistics.*`.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct CommandHandler;
+#[derive(Debug, Clone)]
+pub struct CommandHandler {
+    /// What "today" is for a re-booking.
+    clock: Arc<dyn Clock>,
+}
+
+impl CommandHandler {
+    pub fn new(clock: Arc<dyn Clock>) -> Self {
+        CommandHandler { clock }
+    }
+}
 
 impl Handler for CommandHandler {
     async fn handle(
@@ -67,10 +98,11 @@ impl Handler for CommandHandler {
             return prepare_documents(conn, message, message.payload()?).await;
         }
         if message.is::<BookShipment>() {
-            return book_shipment(conn, message, message.payload()?).await;
+            let command = message.payload()?;
+            return shipment::book_shipment(conn, message, command, self.clock.as_ref()).await;
         }
         if message.is::<CancelShipment>() {
-            return cancel_shipment(conn, message, message.payload()?).await;
+            return shipment::cancel_shipment(conn, message, message.payload()?).await;
         }
         Err(HandlerError::Rejected(format!(
             "unknown command type {:?} for {SERVICE}",
@@ -94,7 +126,14 @@ async fn prepare_packing(
             cartons = existing.cartons.len(),
             "packing list exists, answering it again"
         );
-        return answer(conn, message, &order_id, &ready_event(&existing)).await;
+        return answer_fact(
+            conn,
+            message,
+            &order_id,
+            &ready_event(&existing),
+            "packing_list",
+        )
+        .await;
     }
     let failed = |reason: String| PackingListFailed {
         order_id: order_id.clone(),
@@ -139,7 +178,14 @@ async fn prepare_packing(
     };
     store::insert_packing_list(conn, &list).await?;
     tracing::info!(cartons = list.cartons.len(), "packing list prepared");
-    answer(conn, message, &order_id, &ready_event(&list)).await
+    answer_fact(
+        conn,
+        message,
+        &order_id,
+        &ready_event(&list),
+        "packing_list",
+    )
+    .await
 }
 
 fn ready_event(list: &PackingList) -> PackingListReady {
@@ -167,7 +213,7 @@ async fn prepare_documents(
             order_id: order_id.clone(),
             documents: existing.documents.into_iter().map(|d| d.name).collect(),
         };
-        return answer(conn, message, &order_id, &event).await;
+        return answer_fact(conn, message, &order_id, &event, "documents").await;
     }
 
     let mut order = order;
@@ -233,7 +279,7 @@ async fn prepare_documents(
             order_id: order_id.clone(),
             documents: set.names().into_iter().map(str::to_owned).collect(),
         };
-        answer(conn, message, &order_id, &event).await
+        answer_fact(conn, message, &order_id, &event, "documents").await
     } else {
         tracing::warn!(problems = ?stored.problems, "documents rejected");
         let event = DocumentsRejected {
@@ -242,172 +288,4 @@ async fn prepare_documents(
         };
         answer(conn, message, &order_id, &event).await
     }
-}
-
-/// The wire form of a stored booking.
-pub(crate) fn booked_event(shipment: &Shipment) -> ShipmentBooked {
-    ShipmentBooked {
-        order_id: shipment.order_id.clone(),
-        carrier: shipment.carrier.clone(),
-        mode: shipment.mode.clone(),
-        etd: date_to_string(shipment.etd),
-        eta: date_to_string(shipment.eta),
-        booking_reference: shipment.booking_reference.clone(),
-        freight_cost_minor: shipment.freight_cost_minor,
-        currency: shipment.currency.clone(),
-        lane_code: shipment.lane_code.clone(),
-        meets_requested_date: shipment.meets_requested_date,
-    }
-}
-
-#[tracing::instrument(skip_all, fields(order_id = %message.order_id()))]
-async fn book_shipment(
-    conn: &mut PgConnection,
-    message: &Incoming,
-    command: BookShipment,
-) -> Result<(), HandlerError> {
-    let order = validate::order(command.order.as_ref(), "order").map_err(invalid)?;
-    let order_id = message.order_id_or(&order.order_id)?;
-    let ready = date_from_str(command.ready_date.trim()).ok_or_else(|| {
-        invalid(FieldError::new(
-            "ready_date",
-            format!("{:?} is not a YYYY-MM-DD date", command.ready_date),
-        ))
-    })?;
-    let (deliver_by_text, deliver_by_field) = if command.deliver_by.trim().is_empty() {
-        (
-            command
-                .order
-                .as_ref()
-                .map(|o| o.requested_delivery_date.clone())
-                .unwrap_or_default(),
-            "order.requested_delivery_date",
-        )
-    } else {
-        (command.deliver_by.clone(), "deliver_by")
-    };
-    let deliver_by = date_from_str(deliver_by_text.trim()).ok_or_else(|| {
-        invalid(FieldError::new(
-            deliver_by_field,
-            format!("{deliver_by_text:?} is not a YYYY-MM-DD date"),
-        ))
-    })?;
-    store::lock_order(conn, &order_id).await?;
-
-    let failed = |reason: String| ShipmentBookingFailed {
-        order_id: order_id.clone(),
-        reason,
-    };
-    if let Some(existing) = store::shipment(conn, &order_id).await? {
-        if existing.status == store::SHIPMENT_CANCELLED {
-            let reason = format!(
-                "the shipment of order {order_id} was cancelled ({}); it is not booked again",
-                existing
-                    .cancel_reason
-                    .as_deref()
-                    .unwrap_or("no reason given")
-            );
-            return answer(conn, message, &order_id, &failed(reason)).await;
-        }
-        tracing::info!(booking_reference = %existing.booking_reference, "already booked, answering again");
-        return answer(conn, message, &order_id, &booked_event(&existing)).await;
-    }
-    let products: Vec<String> = order.lines.iter().map(|l| l.product.clone()).collect();
-    let weights: HashMap<String, f64> = catalog::products(conn, &products)
-        .await?
-        .into_iter()
-        .map(|(product, record)| (product, record.unit_net_weight_kg))
-        .collect();
-    let Some(list) = store::weighed_packing_list(conn, &order_id, &weights).await? else {
-        let reason =
-            format!("order {order_id} has no packing list to book cartons and weight from");
-        return answer(conn, message, &order_id, &failed(reason)).await;
-    };
-    let load = Load {
-        cartons: u32::try_from(list.cartons.len()).unwrap_or(u32::MAX),
-        gross_weight_kg: list.total_gross_kg(),
-    };
-    let lanes = catalog::lanes(conn).await?;
-    let quote = match booking::choose(&lanes, load, ready, deliver_by, &order.currency) {
-        Ok(quote) => quote,
-        Err(no_lane) => {
-            tracing::warn!(reason = %no_lane, "no lane can be booked");
-            return answer(conn, message, &order_id, &failed(no_lane.0)).await;
-        }
-    };
-    let suffix = uuid::Uuid::now_v7().simple().to_string();
-    let booking_reference = format!(
-        "{}-{}-{}",
-        quote.lane.code.to_ascii_uppercase(),
-        quote.etd.format("%Y%m%d"),
-        suffix[suffix.len() - 8..].to_ascii_uppercase()
-    );
-    let shipment = Shipment {
-        order_id: order_id.clone(),
-        status: store::SHIPMENT_BOOKED.to_owned(),
-        lane_code: quote.lane.code.clone(),
-        carrier: quote.lane.carrier.clone(),
-        mode: quote.lane.mode.name().to_owned(),
-        ready_date: ready,
-        etd: quote.etd,
-        eta: quote.eta,
-        booking_reference,
-        freight_cost_minor: quote.cost_minor,
-        currency: quote.lane.currency.clone(),
-        meets_requested_date: quote.meets_deliver_by,
-        bill_of_lading: None,
-        shipped_on: None,
-        delivered_on: None,
-        proof_of_delivery: None,
-        cancel_reason: None,
-    };
-    store::insert_shipment(conn, &shipment).await?;
-    tracing::info!(
-        lane = %shipment.lane_code,
-        etd = %shipment.etd,
-        eta = %shipment.eta,
-        freight_cost_minor = shipment.freight_cost_minor,
-        on_time = shipment.meets_requested_date,
-        "shipment booked"
-    );
-    answer(conn, message, &order_id, &booked_event(&shipment)).await
-}
-
-#[tracing::instrument(skip_all, fields(order_id = %message.order_id()))]
-async fn cancel_shipment(
-    conn: &mut PgConnection,
-    message: &Incoming,
-    command: CancelShipment,
-) -> Result<(), HandlerError> {
-    let order_id = message.order_id_or(&command.order_id)?;
-    store::lock_order(conn, &order_id).await?;
-    let cancelled = ShipmentCancelled {
-        order_id: order_id.clone(),
-    };
-    match store::shipment(conn, &order_id).await? {
-        None => {
-            tracing::info!("nothing booked, nothing to cancel");
-        }
-        Some(shipment) if shipment.status == store::SHIPMENT_BOOKED => {
-            let reason = if command.reason.trim().is_empty() {
-                "cancelled by the saga"
-            } else {
-                command.reason.trim()
-            };
-            store::cancel_shipment(conn, &order_id, reason).await?;
-            tracing::info!(booking_reference = %shipment.booking_reference, "booking cancelled");
-        }
-        Some(shipment) if shipment.status == store::SHIPMENT_CANCELLED => {
-            tracing::info!("already cancelled, answering again");
-        }
-        Some(shipment) => {
-            return Err(Error::NotAllowed(format!(
-                "the shipment of order {order_id} is {} (bill of lading {}); it cannot be cancelled",
-                shipment.status,
-                shipment.bill_of_lading.as_deref().unwrap_or("-")
-            ))
-            .into());
-        }
-    }
-    answer(conn, message, &order_id, &cancelled).await
 }

@@ -12,12 +12,20 @@
 //!   `PreparePacking` builds the packing list with the pure [`packing`]
 //!   module, `PrepareDocuments` builds and cross-checks the document set with
 //!   the pure [`documents`] module, `BookShipment` picks a lane with the pure
-//!   [`booking`] module, `CancelShipment` undoes a booking.
+//!   [`booking`] module (a later revision re-books after a missed ETD,
+//!   keeping the earlier booking on record), `CancelShipment` undoes a
+//!   booking.
 //! - [`wms`] consumes warehouse outbound events (`gendan.ext.wms.outbound.*`):
 //!   what was packed is compared with the packing list; shipped marks the
 //!   booking shipped with its bill of lading.
 //! - [`carrier`] consumes carrier events (`gendan.ext.carrier.*`): tracking
-//!   updates and delivery with its proof.
+//!   updates, delivery with its proof, and cargo lost or damaged in transit,
+//!   which [`claims`] turns into a claim against the carrier
+//!   (`CargoClaimOpened`).
+//! - [`chasing`] is a worker: each pass reports bookings whose ETD day ended
+//!   without a shipped report (`ShipmentLate`, once per booking); the saga
+//!   answers by re-booking. "Today" is the [`clock`] in [`Options`], so
+//!   tests miss an ETD without waiting.
 //! - Every event goes through the outbox in the transaction that changed the
 //!   state; the relay publishes it.
 
@@ -25,12 +33,18 @@ pub mod api;
 pub mod booking;
 pub mod carrier;
 pub mod catalog;
+pub mod chasing;
+pub mod claims;
+pub mod clock;
 pub mod commands;
 pub mod documents;
 pub mod packing;
 pub mod store;
 pub mod validate;
 pub mod wms;
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use gendan_grpc::{Code, FieldError, ServiceErrorCode};
 use gendan_messaging::{ConsumerSettings, HandlerError, streams, subjects};
@@ -39,6 +53,8 @@ use gendan_runtime::{Foundation, Supervisor};
 use gendan_settings::ServiceSettings;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
+
+pub use clock::{Clock, ManualClock, SystemClock};
 
 pub const SERVICE: &str = "logistics";
 
@@ -53,10 +69,12 @@ pub const CARRIER_CONSUMER: &str = "logistics-carrier";
 pub const WMS_OUTBOUND_SUBJECTS: &str = "gendan.ext.wms.outbound.>";
 pub const WMS_PACKED_SUBJECT: &str = "gendan.ext.wms.outbound.packed";
 pub const WMS_SHIPPED_SUBJECT: &str = "gendan.ext.wms.outbound.shipped";
-/// Carrier events: tracking, delivered.
+/// Carrier events: tracking, delivered, cargo exceptions. One filter
+/// subject for the one carrier consumer (ADR 0002).
 pub const CARRIER_SUBJECTS: &str = "gendan.ext.carrier.>";
 pub const CARRIER_TRACKING_SUBJECT: &str = "gendan.ext.carrier.tracking";
 pub const CARRIER_DELIVERED_SUBJECT: &str = "gendan.ext.carrier.delivered";
+pub const CARRIER_CARGO_EXCEPTION_SUBJECT: &str = "gendan.ext.carrier.cargo_exception";
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -106,19 +124,46 @@ impl From<Error> for HandlerError {
     }
 }
 
+/// Options beyond the shared settings: the clock "today" is read from and
+/// how often the chasing worker looks for missed ETDs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub clock: Arc<dyn Clock>,
+    pub chase_poll: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            clock: Arc::new(SystemClock),
+            // ETDs are days: a minute late is soon enough.
+            chase_poll: Duration::from_secs(60),
+        }
+    }
+}
+
 /// The logistics service, bound and migrated, ready to run.
 #[derive(Debug)]
 pub struct Application {
     foundation: Foundation,
+    options: Options,
 }
 
 impl Application {
     /// Connects the database and NATS, runs migrations, declares the streams
-    /// and binds the gRPC listener.
+    /// and binds the gRPC listener; the system clock.
     pub async fn build(settings: ServiceSettings) -> Result<Self> {
+        Self::build_with(settings, Options::default()).await
+    }
+
+    /// [`build`](Self::build) with other [`Options`] (a test's clock).
+    pub async fn build_with(settings: ServiceSettings, options: Options) -> Result<Self> {
         let foundation =
             Foundation::connect(&settings, SERVICE, sqlx::migrate!("./migrations")).await?;
-        Ok(Application { foundation })
+        Ok(Application {
+            foundation,
+            options,
+        })
     }
 
     /// The bound gRPC port.
@@ -131,10 +176,12 @@ impl Application {
         &self.foundation.pool
     }
 
-    /// Runs the gRPC server, the outbox relay and the three consumers until
-    /// `cancel` fires or one of them fails; the first error is returned.
+    /// Runs the gRPC server, the outbox relay, the three consumers and the
+    /// chasing worker until `cancel` fires or one of them fails; the first
+    /// error is returned.
     pub async fn run_until_stopped(self, cancel: CancellationToken) -> Result<()> {
         let foundation = self.foundation;
+        let clock = self.options.clock;
         let mut supervisor = Supervisor::new(SERVICE, &cancel);
         let api = LogisticsServiceServer::new(api::LogisticsApi::new(foundation.pool.clone()));
         let commands = foundation.consumer(
@@ -143,7 +190,7 @@ impl Application {
                 COMMANDS_CONSUMER,
                 &subjects::commands_for(SERVICE),
             ),
-            commands::CommandHandler,
+            commands::CommandHandler::new(clock.clone()),
         );
         let wms = foundation.consumer(
             ConsumerSettings::new(streams::EXTERNAL, WMS_CONSUMER, WMS_OUTBOUND_SUBJECTS),
@@ -151,12 +198,15 @@ impl Application {
         );
         let carrier = foundation.consumer(
             ConsumerSettings::new(streams::EXTERNAL, CARRIER_CONSUMER, CARRIER_SUBJECTS),
-            carrier::CarrierHandler,
+            carrier::CarrierHandler::new(clock.clone()),
         );
+        let chasing =
+            chasing::ChasingWorker::new(foundation.pool.clone(), clock, self.options.chase_poll);
         supervisor.spawn("outbox relay", foundation.relay().run(supervisor.token()));
         supervisor.spawn("commands consumer", commands.run(supervisor.token()));
         supervisor.spawn("wms consumer", wms.run(supervisor.token()));
         supervisor.spawn("carrier consumer", carrier.run(supervisor.token()));
+        supervisor.spawn("chasing worker", chasing.run(supervisor.token()));
         supervisor.spawn(
             "grpc server",
             gendan_grpc::serve(foundation.listener, api, supervisor.token()),

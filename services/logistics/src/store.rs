@@ -5,6 +5,13 @@
 //! Handlers take [`lock_order`] first: two replicas handling a re-sent
 //! command of one order at once then apply it one after the other, and the
 //! second sees the first's result (idempotency by order id).
+//!
+//! A shipment is the order's current booking and what happened to it;
+//! [`bookings`] keeps every booking by revision (what the chasing worker
+//! watches) and [`claims`] the carrier claims for lost or damaged cargo.
+
+pub mod bookings;
+pub mod claims;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::PgConnection;
@@ -340,13 +347,15 @@ pub struct Shipment {
     pub delivered_on: Option<NaiveDate>,
     pub proof_of_delivery: Option<String>,
     pub cancel_reason: Option<String>,
+    /// The BookShipment revision of the current booking (1 = the first).
+    pub revision: i32,
 }
 
 pub async fn insert_shipment(conn: &mut PgConnection, shipment: &Shipment) -> Result<()> {
     sqlx::query(
         "INSERT INTO shipments (order_id, status, lane_code, carrier, mode, ready_date, etd, eta, \
-           booking_reference, freight_cost_minor, currency, meets_requested_date) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+           booking_reference, freight_cost_minor, currency, meets_requested_date, revision) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
     )
     .bind(&shipment.order_id)
     .bind(&shipment.status)
@@ -360,6 +369,36 @@ pub async fn insert_shipment(conn: &mut PgConnection, shipment: &Shipment) -> Re
     .bind(shipment.freight_cost_minor)
     .bind(&shipment.currency)
     .bind(shipment.meets_requested_date)
+    .bind(shipment.revision)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Makes `shipment` (a new booking of a shipment still `booked`) the
+/// order's current one. The earlier booking stays in [`bookings`].
+pub async fn rebook_shipment(conn: &mut PgConnection, shipment: &Shipment) -> Result<()> {
+    debug_assert_eq!(shipment.status, SHIPMENT_BOOKED);
+    sqlx::query(
+        "UPDATE shipments SET status = $2, lane_code = $3, carrier = $4, mode = $5, \
+           ready_date = $6, etd = $7, eta = $8, booking_reference = $9, \
+           freight_cost_minor = $10, currency = $11, meets_requested_date = $12, \
+           revision = $13, cancel_reason = NULL, booked_at = now() \
+         WHERE order_id = $1",
+    )
+    .bind(&shipment.order_id)
+    .bind(&shipment.status)
+    .bind(&shipment.lane_code)
+    .bind(&shipment.carrier)
+    .bind(&shipment.mode)
+    .bind(shipment.ready_date)
+    .bind(shipment.etd)
+    .bind(shipment.eta)
+    .bind(&shipment.booking_reference)
+    .bind(shipment.freight_cost_minor)
+    .bind(&shipment.currency)
+    .bind(shipment.meets_requested_date)
+    .bind(shipment.revision)
     .execute(conn)
     .await?;
     Ok(())
@@ -369,7 +408,7 @@ pub async fn shipment(conn: &mut PgConnection, order_id: &str) -> Result<Option<
     Ok(sqlx::query_as::<_, Shipment>(
         "SELECT order_id, status, lane_code, carrier, mode, ready_date, etd, eta, \
            booking_reference, freight_cost_minor, currency, meets_requested_date, \
-           bill_of_lading, shipped_on, delivered_on, proof_of_delivery, cancel_reason \
+           bill_of_lading, shipped_on, delivered_on, proof_of_delivery, cancel_reason, revision \
          FROM shipments WHERE order_id = $1",
     )
     .bind(order_id)
@@ -377,13 +416,20 @@ pub async fn shipment(conn: &mut PgConnection, order_id: &str) -> Result<Option<
     .await?)
 }
 
+/// Cancels the order's shipment and its current booking.
 pub async fn cancel_shipment(conn: &mut PgConnection, order_id: &str, reason: &str) -> Result<()> {
-    sqlx::query("UPDATE shipments SET status = $2, cancel_reason = $3 WHERE order_id = $1")
-        .bind(order_id)
-        .bind(SHIPMENT_CANCELLED)
-        .bind(reason)
-        .execute(conn)
-        .await?;
+    let revision: Option<i32> = sqlx::query_scalar(
+        "UPDATE shipments SET status = $2, cancel_reason = $3 WHERE order_id = $1 \
+         RETURNING revision",
+    )
+    .bind(order_id)
+    .bind(SHIPMENT_CANCELLED)
+    .bind(reason)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(revision) = revision {
+        bookings::cancel(conn, order_id, revision, reason).await?;
+    }
     Ok(())
 }
 

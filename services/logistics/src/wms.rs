@@ -18,7 +18,7 @@ use gendan_proto::v1::{PackingChecked, Shipped, WmsPacked, WmsShipped};
 use prost_types::Timestamp;
 use sqlx::PgConnection;
 
-use crate::commands::answer;
+use crate::commands::{answer, answer_fact};
 use crate::packing::{self, PackedCarton};
 use crate::store::{self, PackingCheck};
 
@@ -155,5 +155,6 @@ async fn shipped(
             )));
         }
     };
-    answer(conn, message, &order_id, &answer_event).await
+    let key = format!("shipped:{}", answer_event.bill_of_lading);
+    answer_fact(conn, message, &order_id, &answer_event, &key).await
 }

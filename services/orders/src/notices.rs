@@ -5,7 +5,9 @@
 //! order actually moves to (`PhaseChanged`), the delivery date becoming at
 //! risk or back on track (`DeliveryRiskChanged` with `risk_changed`), a
 //! delivery-date clarification (`DecisionRequested` of kind `delivery_date`,
-//! the first request only: reminders are for our merchandiser), `Shipped`,
+//! the first request only: reminders are for our merchandiser), a request
+//! for a concession after failed final inspections (kind
+//! `final_inspection`), each dunning reminder (`PaymentReminder`), `Shipped`,
 //! `Delivered` and `OrderClosed`. [`compose`] turns one event into a subject
 //! line and a plain English body addressed to the order's customer;
 //! [`on_event`] stores it (once per event id: a redelivered event makes no
@@ -18,7 +20,7 @@ use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
 use gendan_messaging::{Cause, Outgoing, outbox, subjects};
 use gendan_proto::v1::{
     CustomerNotice, DecisionRequested, Delivered, DeliveryRiskChanged, Envelope, OrderClosed,
-    Phase, PhaseChanged, Shipped,
+    PaymentReminder, Phase, PhaseChanged, Shipped,
 };
 use gendan_proto::{TypeName, timestamp_from, timestamp_to};
 use prost::Message;
@@ -42,6 +44,8 @@ pub mod delivery {
 
 /// The decision kind that asks the customer about the delivery date.
 pub const DELIVERY_DATE_DECISION: &str = "delivery_date";
+/// The decision kind that asks the customer for a concession.
+pub const FINAL_INSPECTION_DECISION: &str = "final_inspection";
 
 /// A notice before it is stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -235,7 +239,22 @@ pub fn compose(envelope: &Envelope, order: &OrderState) -> Option<Draft> {
         DecisionRequested::TYPE_NAME => {
             let event = DecisionRequested::decode(payload).ok()?;
             let decision = event.decision?;
-            if event.reminder || decision.kind != DELIVERY_DATE_DECISION {
+            if event.reminder {
+                return None;
+            }
+            if decision.kind == FINAL_INSPECTION_DECISION {
+                let text = "Your goods did not pass our final inspection, and a rework did not \
+                    bring them within the agreed quality level. We can ship them as they are if \
+                    you accept them by concession, or scrap and make the lot again (a later \
+                    delivery). Please tell us which you prefer."
+                    .to_owned();
+                return Some(Draft {
+                    kind: "decision",
+                    subject: format!("Order {id}: your decision on a quality deviation"),
+                    body: letter(&order.customer, &text, id),
+                });
+            }
+            if decision.kind != DELIVERY_DATE_DECISION {
                 return None;
             }
             let mut text = format!(
@@ -258,6 +277,22 @@ pub fn compose(envelope: &Envelope, order: &OrderState) -> Option<Draft> {
             (
                 "decision",
                 format!("Order {id}: please confirm the delivery date"),
+                text,
+            )
+        }
+        PaymentReminder::TYPE_NAME => {
+            let event = PaymentReminder::decode(payload).ok()?;
+            let text = format!(
+                "Our records show invoice {} ({}) unpaid; it was due on {} ({} days ago). \
+                 Please arrange payment, or tell us if it has already been made.",
+                event.invoice_id,
+                crate::summary::money(event.outstanding_minor, &event.currency),
+                event.due_date,
+                event.days_overdue
+            );
+            (
+                "payment_reminder",
+                format!("Order {id}: payment reminder {}", event.reminder),
                 text,
             )
         }
@@ -525,5 +560,45 @@ mod tests {
         )
         .expect("closed");
         assert!(closed.body.contains("It was delivered on 2030-03-09."));
+    }
+
+    #[test]
+    fn a_payment_reminder_and_a_concession_request_reach_the_customer() {
+        let reminder = compose(
+            &envelope(&PaymentReminder {
+                invoice_id: "INV-2030-7".to_owned(),
+                outstanding_minor: 30_000,
+                currency: "USD".to_owned(),
+                due_date: "2030-02-01".to_owned(),
+                reminder: 2,
+                days_overdue: 7,
+                ..Default::default()
+            }),
+            &order(),
+        )
+        .expect("a reminder");
+        assert_eq!(reminder.kind, "payment_reminder");
+        assert!(reminder.subject.contains("payment reminder 2"));
+        assert!(
+            reminder.body.contains("INV-2030-7 (300.00 USD)"),
+            "{}",
+            reminder.body
+        );
+        let concession = compose(
+            &envelope(&DecisionRequested {
+                decision: Some(Decision {
+                    kind: FINAL_INSPECTION_DECISION.to_owned(),
+                    ..Default::default()
+                }),
+                reminder: false,
+            }),
+            &order(),
+        )
+        .expect("a question");
+        assert!(
+            concession.body.contains("concession"),
+            "{}",
+            concession.body
+        );
     }
 }

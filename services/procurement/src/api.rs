@@ -8,33 +8,32 @@
 //! count is *about* is `NotFound` when unknown. Errors become statuses only
 //! through [`gendan_grpc::into_status`].
 
-use chrono::Utc;
 use gendan_grpc::{FieldError, into_status};
-use gendan_messaging::{Cause, Outgoing, outbox};
-use gendan_proto::date_to_string;
+use gendan_messaging::{Cause, outbox};
 use gendan_proto::v1::procurement_service_server::ProcurementService;
 use gendan_proto::v1::{
     BillOfMaterials, BomLine as WireBomLine, ConfirmPurchaseOrderRequest,
     GetBillOfMaterialsRequest, GetOrderMaterialsRequest, GetPurchaseOrderRequest, GetStockRequest,
     ListMaterialsRequest, ListMaterialsResponse, ListSupplierOffersRequest,
     ListSupplierOffersResponse, ListSuppliersRequest, ListSuppliersResponse, Material,
-    MaterialsDelayed, OrderMaterials, PurchaseOrder, SetStockRequest, StockLevel, Supplier,
-    SupplierOffer,
+    OrderMaterials, PurchaseOrder, SetStockRequest, StockLevel, Supplier, SupplierOffer,
 };
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgPool;
 use tonic::{Request, Response, Status};
 
-use crate::purchasing::{self, STATUS_ORDERED};
-use crate::{Error, Result, SERVICE, catalog, milli_to_f64, validate};
+use crate::clock::Calendar;
+use crate::purchasing;
+use crate::{Error, Result, catalog, delays, milli_to_f64, validate};
 
 #[derive(Debug, Clone)]
 pub struct ProcurementApi {
     pool: PgPool,
+    calendar: Calendar,
 }
 
 impl ProcurementApi {
-    pub fn new(pool: PgPool) -> Self {
-        ProcurementApi { pool }
+    pub fn new(pool: PgPool, calendar: Calendar) -> Self {
+        ProcurementApi { pool, calendar }
     }
 
     async fn store_material(&self, request: &Material) -> Result<Material> {
@@ -179,7 +178,7 @@ impl ProcurementApi {
     async fn confirm(&self, request: &ConfirmPurchaseOrderRequest) -> Result<PurchaseOrder> {
         let po_id = validate::uuid(&request.purchase_order_id, "purchase_order_id")?;
         let eta = validate::date(&request.confirmed_eta, "confirmed_eta")?;
-        let today = Utc::now().date_naive();
+        let today = self.calendar.today();
         if eta < today {
             return Err(FieldError::new("confirmed_eta", format!("{eta} is in the past")).into());
         }
@@ -197,7 +196,17 @@ impl ProcurementApi {
         let previous = po.expected();
         purchasing::confirm(&mut tx, po_id, eta).await?;
         if eta > previous {
-            let delayed = announce_delay(&mut tx, &po, previous, eta, today).await?;
+            let orders = delays::waiting_orders(&mut tx, po.po_id, &po.order_id).await?;
+            let reason = format!(
+                "supplier {} confirmed purchase order {} ({}) for {eta}, expected {previous}",
+                po.supplier, po.po_id, po.material
+            );
+            // A supplier's confirmation is a first cause in the order's workflow.
+            let delayed =
+                delays::announce_moved_dates(&mut tx, &orders, po.po_id, &reason, today, |order| {
+                    Cause::root(order.to_owned())
+                })
+                .await?;
             outbox::write(&mut tx, &delayed).await?;
         }
         let po = purchasing::find_po(&mut tx, po_id, false)
@@ -207,47 +216,6 @@ impl ProcurementApi {
         tx.commit().await?;
         Ok(answer)
     }
-}
-
-/// `MaterialsDelayed` for every order still waiting on `po`, with its
-/// expected ready date recomputed from the new ETA.
-async fn announce_delay(
-    conn: &mut PgConnection,
-    po: &purchasing::PoRow,
-    previous: chrono::NaiveDate,
-    eta: chrono::NaiveDate,
-    today: chrono::NaiveDate,
-) -> Result<Vec<Outgoing>> {
-    let mut events = Vec::new();
-    for order_id in purchasing::orders_supplied_by(conn, po).await? {
-        if purchasing::status_for_update(conn, &order_id)
-            .await?
-            .as_deref()
-            != Some(STATUS_ORDERED)
-        {
-            continue;
-        }
-        let expected = purchasing::expected_ready_date(conn, &order_id, today).await?;
-        purchasing::set_expected_ready_date(conn, &order_id, expected).await?;
-        tracing::info!(%order_id, expected_ready_date = %expected, "materials delayed by the supplier");
-        let delayed = MaterialsDelayed {
-            order_id: order_id.clone(),
-            purchase_order_id: po.po_id.to_string(),
-            expected_ready_date: date_to_string(expected),
-            reason: format!(
-                "supplier {} confirmed purchase order {} ({}) for {eta}, expected {previous}",
-                po.supplier, po.po_id, po.material
-            ),
-        };
-        // A supplier's confirmation is a first cause in the order's workflow.
-        events.push(Outgoing::event(
-            SERVICE,
-            &order_id,
-            &delayed,
-            &Cause::root(order_id.clone()),
-        ));
-    }
-    Ok(events)
 }
 
 fn bom_proto(product: String, lines: &[crate::netting::BomLine]) -> BillOfMaterials {

@@ -1,43 +1,50 @@
 //! Saga commands to procurement (`gendan.cmd.procurement.*`).
 //!
-//! - `CheckMaterials` explodes the BOM and nets it against what the order
-//!   may count on, without changing anything, and answers
-//!   `MaterialsChecked`. A product without a BOM or a short material nobody
-//!   offers is an answer (`problem`), not a failure: the saga needs a reply.
-//! - `ProcureMaterials` is idempotent by order id. The first one reserves
-//!   free stock, claims unallocated quantities on open POs, places POs for
-//!   the shortages (one `PurchaseOrderPlaced` each) and answers
-//!   `MaterialsOrdered`; when the order waits for nothing it also announces
-//!   `MaterialsReady` at once. A repeat answers `MaterialsOrdered` again from
-//!   what is stored and places nothing. When it cannot be done (no BOM, no
-//!   offer, the order was cancelled) it answers `ProcurementFailed` and
-//!   stores nothing, so a repeat after the catalogue is fixed succeeds.
-//! - `CancelMaterials` releases reservations and allocations, cancels the
-//!   open POs and answers `MaterialsCancelled`; a repeat answers the same
-//!   counts again. A cancel that arrives before any procurement records the
-//!   order as cancelled, so a late `ProcureMaterials` buys nothing.
+//! | command | key | first time | repeat |
+//! | --- | --- | --- | --- |
+//! | `CheckMaterials` | none (reads only) | explodes the BOM, nets it against what the order may count on; `MaterialsChecked` (a product without a BOM or a short material nobody offers is its `problem`, not a failure: the saga needs a reply) | the same check on the current state |
+//! | `ProcureMaterials` | order | reserves free stock, claims unallocated quantities on open POs, places POs for the shortages; `PurchaseOrderPlaced` each, `MaterialsOrdered` (+ `MaterialsReady` when nothing is awaited). Cannot be done (no BOM, no offer, order cancelled): `ProcurementFailed`, nothing stored, so a repeat after the catalogue is fixed succeeds | `MaterialsOrdered` again from what is stored, nothing placed |
+//! | `CancelMaterials` | order | releases reservations and allocations, cancels open POs; `MaterialsCancelled`. Before any procurement: records the order as cancelled, so a late `ProcureMaterials` buys nothing | the stored counts again |
+//! | `ResourceMaterials` | purchase order | orders the late PO's open quantity from the next supplier offer (purchasing's rule, the late supplier excluded), moves the orders it served onto the new PO, cancels it; `PurchaseOrderPlaced`, `MaterialsResourced` with the new PO and its date, `MaterialsDelayed` for each order whose material date moved. PO not open, a lot awaiting inspection, or no other offer: `MaterialsResourced` with `problem`, nothing changed | `MaterialsResourced` again from what is stored, no second PO |
+//! | `AcceptSupplierDelay` | purchase order + date | the PO's expected date becomes `new_expected_date` (a new date to chase); `SupplierDelayAccepted`, `MaterialsDelayed` for each order whose material date moved | `SupplierDelayAccepted` again, nothing moved |
 //!
-//! Every answer is written to the outbox on the consumer's connection, so it
-//! commits with the effect and the inbox record.
+//! Invalid commands are dead-lettered with the field named
+//! ([`HandlerError::Rejected`]): no order id, an unknown purchase order or
+//! one that does not supply the command's order (`purchase_order_id`), a
+//! malformed or past `new_expected_date`, a delay for a PO that is no longer
+//! open. The late-PO commands are carried out by [`delays`](crate::delays).
+//!
+//! "Today" (placed dates, confirm-by dates, date checks) is the service's
+//! [`Calendar`]. Every answer is written to the outbox on the consumer's
+//! connection, so it commits with the effect and the inbox record.
 
-use chrono::{NaiveDate, Utc};
+use chrono::NaiveDate;
 use gendan_messaging::outbox;
 use gendan_messaging::{Cause, Handler, HandlerError, Incoming, Outgoing};
 use gendan_proto::date_to_string;
 use gendan_proto::v1::{
-    CancelMaterials, CheckMaterials, MaterialShortage, MaterialsCancelled, MaterialsChecked,
-    ProcureMaterials, ProcurementFailed,
+    AcceptSupplierDelay, CancelMaterials, CheckMaterials, MaterialShortage, MaterialsCancelled,
+    MaterialsChecked, ProcureMaterials, ProcurementFailed, ResourceMaterials,
 };
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use crate::clock::Calendar;
 use crate::netting::{self, Plan};
 use crate::purchasing::{self, STATUS_CANCELLED};
-use crate::{Error, SERVICE, catalog, milli_to_f64, validate};
+use crate::{Error, SERVICE, catalog, delays, milli_to_f64, validate};
 
 /// Handles `gendan.cmd.procurement.*`.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct CommandHandler;
+#[derive(Debug, Clone, Default)]
+pub struct CommandHandler {
+    calendar: Calendar,
+}
+
+impl CommandHandler {
+    pub fn new(calendar: Calendar) -> Self {
+        CommandHandler { calendar }
+    }
+}
 
 impl Handler for CommandHandler {
     async fn handle(
@@ -45,14 +52,22 @@ impl Handler for CommandHandler {
         conn: &mut PgConnection,
         message: &Incoming,
     ) -> Result<(), HandlerError> {
+        let calendar = &self.calendar;
         if message.is::<CheckMaterials>() {
-            return check_materials(conn, message, message.payload()?).await;
+            return check_materials(conn, message, message.payload()?, calendar).await;
         }
         if message.is::<ProcureMaterials>() {
-            return procure_materials(conn, message, message.payload()?).await;
+            return procure_materials(conn, message, message.payload()?, calendar).await;
         }
         if message.is::<CancelMaterials>() {
-            return cancel_materials(conn, message, message.payload()?).await;
+            return cancel_materials(conn, message, message.payload()?, calendar).await;
+        }
+        if message.is::<ResourceMaterials>() {
+            return delays::resource_materials(conn, message, message.payload()?, calendar).await;
+        }
+        if message.is::<AcceptSupplierDelay>() {
+            return delays::accept_supplier_delay(conn, message, message.payload()?, calendar)
+                .await;
         }
         Err(HandlerError::Rejected(format!(
             "unknown command type {:?} for {SERVICE}",
@@ -98,9 +113,10 @@ async fn check_materials(
     conn: &mut PgConnection,
     message: &Incoming,
     command: CheckMaterials,
+    calendar: &Calendar,
 ) -> Result<(), HandlerError> {
     let order_id = message.order_id_or(&command.order_id)?;
-    let today = Utc::now().date_naive();
+    let today = calendar.today();
     let plan = plan_order(conn, &order_id, &command.items, &command.needed_by, today).await?;
     let units = catalog::units(conn).await.map_err(HandlerError::from)?;
     let answer = MaterialsChecked {
@@ -145,10 +161,11 @@ async fn procure_materials(
     conn: &mut PgConnection,
     message: &Incoming,
     command: ProcureMaterials,
+    calendar: &Calendar,
 ) -> Result<(), HandlerError> {
     let order_id = message.order_id_or(&command.order_id)?;
     let cause = Cause::from_incoming(message);
-    let today = Utc::now().date_naive();
+    let today = calendar.today();
     // Taken before the existence check so two replicas handling a re-sent
     // command at once cannot both buy for the order.
     purchasing::lock(conn).await?;
@@ -188,7 +205,8 @@ async fn procure_materials(
         return Ok(());
     }
 
-    let events = match procure(conn, &order_id, &plan, today, &cause).await {
+    let confirm_by = calendar.confirm_by(today);
+    let events = match procure(conn, &order_id, &plan, today, confirm_by, &cause).await {
         Ok(events) => events,
         // Only raised by the checks `procure` makes before its first write.
         Err(Error::NotAllowed(reason)) => {
@@ -212,6 +230,7 @@ async fn procure(
     order_id: &str,
     plan: &Plan,
     today: NaiveDate,
+    confirm_by: NaiveDate,
     cause: &Cause,
 ) -> Result<Vec<Outgoing>, Error> {
     // Amounts are checked before anything is written.
@@ -240,9 +259,15 @@ async fn procure(
             purchasing::allocate(conn, po_id, order_id, *quantity).await?;
         }
         if let Some(purchase) = &line.purchase {
-            let (po_id, placed) =
-                purchasing::place_purchase_order(conn, order_id, &line.material, purchase, None)
-                    .await?;
+            let (po_id, placed) = purchasing::place_purchase_order(
+                conn,
+                order_id,
+                &line.material,
+                purchase,
+                None,
+                confirm_by,
+            )
+            .await?;
             purchasing::allocate(conn, po_id, order_id, line.shortage).await?;
             tracing::info!(
                 purchase_order_id = %po_id,
@@ -270,9 +295,10 @@ async fn cancel_materials(
     conn: &mut PgConnection,
     message: &Incoming,
     command: CancelMaterials,
+    calendar: &Calendar,
 ) -> Result<(), HandlerError> {
     let order_id = message.order_id_or(&command.order_id)?;
-    let today = Utc::now().date_naive();
+    let today = calendar.today();
     purchasing::lock(conn).await?;
     let counts = match purchasing::status_for_update(conn, &order_id).await? {
         None => {

@@ -16,7 +16,6 @@
 //! result twice has no second effect; the opposite result for a lot already
 //! decided is rejected, because a person must sort out which one is true.
 
-use chrono::Utc;
 use gendan_messaging::outbox;
 use gendan_messaging::{Cause, Handler, HandlerError, Incoming, Outgoing};
 use gendan_proto::date_to_string;
@@ -25,13 +24,22 @@ use gendan_proto::v1::{
 };
 use sqlx::PgConnection;
 
+use crate::clock::Calendar;
 use crate::netting::{self, Purchase};
 use crate::purchasing::{self, LotRow, PoRow, STATUS_ORDERED};
 use crate::{SERVICE, catalog, milli_to_f64, validate};
 
 /// Handles `gendan.evt.quality.*`.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct InspectionHandler;
+#[derive(Debug, Clone, Default)]
+pub struct InspectionHandler {
+    calendar: Calendar,
+}
+
+impl InspectionHandler {
+    pub fn new(calendar: Calendar) -> Self {
+        InspectionHandler { calendar }
+    }
+}
 
 impl Handler for InspectionHandler {
     fn handles(&self, message: &Incoming) -> bool {
@@ -47,13 +55,21 @@ impl Handler for InspectionHandler {
             let result: IncomingInspectionPassed = message.payload()?;
             let (po, lot) =
                 decided_lot(conn, message, &result.purchase_order_id, &result.lot).await?;
-            return passed(conn, message, po, lot, &result.inspection_id).await;
+            return passed(
+                conn,
+                message,
+                po,
+                lot,
+                &result.inspection_id,
+                &self.calendar,
+            )
+            .await;
         }
         if message.is::<IncomingInspectionFailed>() {
             let result: IncomingInspectionFailed = message.payload()?;
             let (po, lot) =
                 decided_lot(conn, message, &result.purchase_order_id, &result.lot).await?;
-            return failed(conn, message, po, lot, &result).await;
+            return failed(conn, message, po, lot, &result, &self.calendar).await;
         }
         // Final inspections and anything else quality announces are not ours.
         Ok(())
@@ -101,6 +117,7 @@ async fn passed(
     po: PoRow,
     lot: LotRow,
     inspection_id: &str,
+    calendar: &Calendar,
 ) -> Result<(), HandlerError> {
     match lot.status.as_str() {
         "passed" => {
@@ -120,7 +137,7 @@ async fn passed(
         quantity = milli_to_f64(lot.quantity_milli),
         "lot accepted into stock"
     );
-    let today = Utc::now().date_naive();
+    let today = calendar.today();
     let mut events = Vec::new();
     for order_id in purchasing::orders_supplied_by(conn, &po).await? {
         if let Some(ready) = purchasing::mark_ready_if_complete(conn, &order_id, today).await? {
@@ -144,6 +161,7 @@ async fn failed(
     po: PoRow,
     lot: LotRow,
     result: &IncomingInspectionFailed,
+    calendar: &Calendar,
 ) -> Result<(), HandlerError> {
     match lot.status.as_str() {
         "failed" => {
@@ -169,7 +187,7 @@ async fn failed(
         return Ok(());
     }
 
-    let today = Utc::now().date_naive();
+    let today = calendar.today();
     let mut affected = vec![po.order_id.clone()];
     for (order_id, _) in &moved {
         if !affected.contains(order_id) {
@@ -225,6 +243,7 @@ async fn failed(
         &po.material,
         &purchase,
         Some(po.po_id),
+        calendar.confirm_by(today),
     )
     .await?;
     purchasing::set_replacement(conn, po.po_id, &lot.lot, replacement).await?;

@@ -164,13 +164,24 @@ pub fn line_requirement(quantity: u32, line: &BomLine) -> Option<Milli> {
 /// The offer a shortage is bought from: shortest lead time, then lowest
 /// price, then supplier code (so two equal offers always give one answer).
 pub fn best_offer(offers: &[Offer]) -> Option<&Offer> {
-    offers.iter().min_by(|a, b| {
-        (a.lead_time_days, a.unit_price_minor, &a.supplier).cmp(&(
-            b.lead_time_days,
-            b.unit_price_minor,
-            &b.supplier,
-        ))
-    })
+    offers.iter().min_by(|a, b| rank(a).cmp(&rank(b)))
+}
+
+/// The offer a late supplier's purchase order is moved to: the best offer
+/// by the same rule among every *other* supplier's.
+pub fn best_offer_except<'a>(offers: &'a [Offer], late_supplier: &str) -> Option<&'a Offer> {
+    offers
+        .iter()
+        .filter(|offer| offer.supplier != late_supplier)
+        .min_by(|a, b| rank(a).cmp(&rank(b)))
+}
+
+fn rank(offer: &Offer) -> (u32, i64, &str) {
+    (
+        offer.lead_time_days,
+        offer.unit_price_minor,
+        offer.supplier.as_str(),
+    )
 }
 
 /// What is ordered for a shortage: at least the supplier's minimum.
@@ -367,6 +378,18 @@ mod tests {
     }
 
     #[test]
+    fn the_next_offer_skips_the_late_supplier() {
+        let offers = [
+            offer("FAST", 5, 800, 0),
+            offer("SLOW", 20, 300, 0),
+            offer("MID", 10, 500, 0),
+        ];
+        assert_eq!(best_offer_except(&offers, "FAST").unwrap().supplier, "MID");
+        assert_eq!(best_offer_except(&offers, "MID").unwrap().supplier, "FAST");
+        assert!(best_offer_except(&offers[..1], "FAST").is_none());
+    }
+
+    #[test]
     fn netting_uses_stock_then_open_pos_then_buys_at_least_the_moq() {
         let today = day("2026-03-02");
         let supply = Supply {
@@ -502,6 +525,23 @@ mod tests {
             if line.shortage == 0 && line.from_order() == 0 {
                 prop_assert_eq!(line.earliest_date, today);
             }
+        }
+
+        #[test]
+        fn the_next_offer_is_the_best_of_the_other_suppliers(
+            offers in proptest::collection::vec((0u32..5, 0u32..60, 0i64..10_000), 0..6),
+            late in 0u32..5,
+        ) {
+            let offers: Vec<Offer> = offers
+                .iter()
+                .map(|(supplier, lead, price)| offer(&format!("S{supplier}"), *lead, *price, 0))
+                .collect();
+            let late = format!("S{late}");
+            let others: Vec<Offer> =
+                offers.iter().filter(|o| o.supplier != late).cloned().collect();
+            let next = best_offer_except(&offers, &late);
+            prop_assert!(next.is_none_or(|o| o.supplier != late));
+            prop_assert_eq!(next, best_offer(&others));
         }
 
         #[test]

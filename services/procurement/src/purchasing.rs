@@ -191,13 +191,15 @@ pub async fn allocate(
     Ok(())
 }
 
-/// Places a purchase order for `order_id` and returns its announcement.
+/// Places a purchase order for `order_id`, to be confirmed by the supplier
+/// by `confirm_by`, and returns its announcement.
 pub async fn place_purchase_order(
     conn: &mut PgConnection,
     order_id: &str,
     material: &str,
     purchase: &Purchase,
     replaces: Option<Uuid>,
+    confirm_by: NaiveDate,
 ) -> Result<(Uuid, PurchaseOrderPlaced)> {
     let amount =
         amount_minor(purchase.quantity, purchase.offer.unit_price_minor).ok_or_else(|| {
@@ -210,8 +212,9 @@ pub async fn place_purchase_order(
     let po_id = Uuid::now_v7();
     sqlx::query(
         "INSERT INTO purchase_orders (po_id, order_id, supplier, material, quantity_milli, \
-           unit_price_minor, amount_minor, currency, expected_date, status, replaces) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'open', $10)",
+           unit_price_minor, amount_minor, currency, expected_date, status, replaces, \
+           confirm_by) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'open', $10, $11)",
     )
     .bind(po_id)
     .bind(order_id)
@@ -223,6 +226,7 @@ pub async fn place_purchase_order(
     .bind(&purchase.offer.currency)
     .bind(purchase.expected)
     .bind(replaces)
+    .bind(confirm_by)
     .execute(conn)
     .await?;
     let placed = PurchaseOrderPlaced {

@@ -36,7 +36,10 @@ impl ProductionApi {
         let centre = validate::work_centre(request)?;
         let mut conn = self.pool.acquire().await?;
         catalog::upsert_work_centre(&mut conn, &centre).await?;
-        Ok(work_centre_proto(&centre))
+        // Read back: the answer shows the centre's down state, which the
+        // request cannot set.
+        let stored = catalog::work_centre(&mut conn, &centre.code).await?;
+        Ok(work_centre_proto(stored.as_ref().unwrap_or(&centre)))
     }
 
     async fn replace_routing(&self, request: &Routing) -> Result<Routing> {
@@ -117,6 +120,8 @@ fn work_centre_proto(centre: &WorkCentreDef) -> WorkCentre {
             .iter()
             .map(|date| date_to_string(*date))
             .collect(),
+        typical_repair_hours: centre.typical_repair_hours,
+        down: centre.down,
     }
 }
 

@@ -1,16 +1,18 @@
 //! Stored master data: work centres with their calendars, routings per
-//! product, and the hours already booked per work centre and day.
+//! product, the hours already booked per work centre and day, and the
+//! downtimes that take capacity away ([`downtimes_from`]).
 //!
 //! Everything here takes a `PgConnection` so callers choose the transaction;
-//! values come back as the [`schedule`](crate::schedule) types the scheduler
-//! works on.
+//! values come back as the [`schedule`](crate::schedule) and
+//! [`downtime`](crate::downtime) types the scheduler works on.
 
 use std::collections::{HashMap, HashSet};
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use sqlx::PgConnection;
 
 use crate::Result;
+use crate::downtime::Window;
 use crate::schedule::{Calendar, Load, StageSpec};
 
 /// A validated work centre.
@@ -19,11 +21,18 @@ pub struct WorkCentreDef {
     pub code: String,
     pub name: String,
     pub calendar: Calendar,
+    /// Hours a breakdown usually takes to repair (> 0).
+    pub typical_repair_hours: f64,
+    /// Whether the MES reports it down: state, not definition, so storing a
+    /// work centre ignores it.
+    pub down: bool,
 }
 
-type WorkCentreRow = (String, String, f64, Vec<i32>, Vec<NaiveDate>);
+type WorkCentreRow = (String, String, f64, Vec<i32>, Vec<NaiveDate>, f64, bool);
 
-fn from_row((code, name, hours_per_day, weekdays, closed): WorkCentreRow) -> WorkCentreDef {
+fn from_row(
+    (code, name, hours_per_day, weekdays, closed, typical_repair_hours, down): WorkCentreRow,
+) -> WorkCentreDef {
     WorkCentreDef {
         code,
         name,
@@ -35,8 +44,16 @@ fn from_row((code, name, hours_per_day, weekdays, closed): WorkCentreRow) -> Wor
                 .collect(),
             closed_dates: closed.into_iter().collect(),
         },
+        typical_repair_hours,
+        down,
     }
 }
+
+/// Work centres with their state; `$1` is a code, or NULL for all.
+const SELECT_WORK_CENTRES: &str = "SELECT code, name, hours_per_day, working_weekdays, \
+       closed_dates, typical_repair_hours, \
+       EXISTS (SELECT 1 FROM downtimes d WHERE d.work_centre = c.code AND d.ended_at IS NULL) \
+     FROM work_centres c WHERE $1::text IS NULL OR code = $1 ORDER BY code";
 
 pub async fn upsert_work_centre(conn: &mut PgConnection, centre: &WorkCentreDef) -> Result<()> {
     let weekdays: Vec<i32> = centre
@@ -47,31 +64,41 @@ pub async fn upsert_work_centre(conn: &mut PgConnection, centre: &WorkCentreDef)
         .collect();
     let closed: Vec<NaiveDate> = centre.calendar.closed_dates.iter().copied().collect();
     sqlx::query(
-        "INSERT INTO work_centres (code, name, hours_per_day, working_weekdays, closed_dates) \
-         VALUES ($1, $2, $3, $4, $5) \
+        "INSERT INTO work_centres \
+           (code, name, hours_per_day, working_weekdays, closed_dates, typical_repair_hours) \
+         VALUES ($1, $2, $3, $4, $5, $6) \
          ON CONFLICT (code) DO UPDATE SET name = EXCLUDED.name, \
            hours_per_day = EXCLUDED.hours_per_day, \
            working_weekdays = EXCLUDED.working_weekdays, \
-           closed_dates = EXCLUDED.closed_dates, updated_at = now()",
+           closed_dates = EXCLUDED.closed_dates, \
+           typical_repair_hours = EXCLUDED.typical_repair_hours, updated_at = now()",
     )
     .bind(&centre.code)
     .bind(&centre.name)
     .bind(centre.calendar.hours_per_day)
     .bind(&weekdays)
     .bind(&closed)
+    .bind(centre.typical_repair_hours)
     .execute(conn)
     .await?;
     Ok(())
 }
 
 pub async fn work_centres(conn: &mut PgConnection) -> Result<Vec<WorkCentreDef>> {
-    let rows: Vec<WorkCentreRow> = sqlx::query_as(
-        "SELECT code, name, hours_per_day, working_weekdays, closed_dates \
-         FROM work_centres ORDER BY code",
-    )
-    .fetch_all(conn)
-    .await?;
+    let rows: Vec<WorkCentreRow> = sqlx::query_as(SELECT_WORK_CENTRES)
+        .bind(None::<&str>)
+        .fetch_all(conn)
+        .await?;
     Ok(rows.into_iter().map(from_row).collect())
+}
+
+/// One work centre with its state, if it exists.
+pub async fn work_centre(conn: &mut PgConnection, code: &str) -> Result<Option<WorkCentreDef>> {
+    let row: Option<WorkCentreRow> = sqlx::query_as(SELECT_WORK_CENTRES)
+        .bind(Some(code))
+        .fetch_optional(conn)
+        .await?;
+    Ok(row.map(from_row))
 }
 
 /// Calendars of every work centre, by code.
@@ -173,4 +200,31 @@ pub async fn load_from(conn: &mut PgConnection, from: NaiveDate) -> Result<Load>
         load.book(&work_centre, day, hours);
     }
     Ok(load)
+}
+
+/// work centre, started at, expected hours, ended at.
+type DowntimeRow = (String, DateTime<Utc>, f64, Option<DateTime<Utc>>);
+
+/// Downtimes that take capacity on `from` or later: ended ones until they
+/// ended, open ones for the hours they were expected to last.
+pub async fn downtimes_from(conn: &mut PgConnection, from: NaiveDate) -> Result<Vec<Window>> {
+    let from = from.and_time(NaiveTime::MIN).and_utc();
+    let rows: Vec<DowntimeRow> = sqlx::query_as(
+        "SELECT work_centre, started_at, expected_hours, ended_at FROM downtimes \
+         WHERE coalesce(ended_at, started_at + expected_hours * interval '1 hour') > $1 \
+         ORDER BY work_centre, started_at",
+    )
+    .bind(from)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(work_centre, started_at, expected_hours, ended_at)| {
+            let expected = Window::lasting(&work_centre, started_at, expected_hours);
+            match ended_at {
+                Some(end) => Window { end, ..expected },
+                None => expected,
+            }
+        })
+        .collect())
 }

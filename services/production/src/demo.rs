@@ -65,7 +65,7 @@ pub async fn seed_demo_catalog(
                 name: name.to_owned(),
                 hours_per_day,
                 working_weekdays: vec![1, 2, 3, 4, 5, 6],
-                closed_dates: Vec::new(),
+                ..WorkCentre::default()
             })
             .await?;
     }

@@ -17,10 +17,17 @@
 //!   rework of failed goods ([`rework`]) and answers `ReworkPlanned`,
 //!   `CancelWorkOrder` stops the order's open work orders.
 //! - [`mes`] consumes factory events (`gendan.ext.mes.*`): stage started,
-//!   quantities, stage completed, equipment down/up, applies them to the
-//!   order's newest open work order with that stage, and emits progress,
-//!   completion (`WorkOrderCompleted`, or `ReworkCompleted` for a rework)
-//!   and equipment events.
+//!   quantities and stage completed apply to the order's newest open work
+//!   order with that stage and emit progress and completion
+//!   (`WorkOrderCompleted`, or `ReworkCompleted` for a rework).
+//! - Equipment down and up, also MES events, are applied by [`equipment`]:
+//!   a downtime of the work centre is stored and the centre shows as down;
+//!   planning and capacity checks treat it as unavailable for the downtime
+//!   ([`downtime`] turns it into hours lost per day), and the open work
+//!   orders it hits are re-planned past it with the same scheduler
+//!   ([`reschedule`]), each move announced as `WorkOrderRescheduled`; when
+//!   the centre is up they are re-planned against the real downtime and
+//!   told it is resolved.
 //! - Every event goes through the outbox in the transaction that changed the
 //!   state; the relay publishes it.
 //! - [`demo`] seeds a small catalogue through the public gRPC API.
@@ -29,8 +36,11 @@ pub mod api;
 pub mod catalog;
 pub mod commands;
 pub mod demo;
+pub mod downtime;
+pub mod equipment;
 pub mod mes;
 pub mod planning;
+pub mod reschedule;
 pub mod rework;
 pub mod schedule;
 pub mod validate;

@@ -5,7 +5,8 @@
 //! | stage started | first actual start, stage running | — |
 //! | quantity reported | good and scrap added to the stage | `WorkOrderProgressed` |
 //! | stage completed | actual end, stage completed; the work order completes with its last stage | `WorkOrderProgressed`, then `WorkOrderCompleted` (a production run) or `ReworkCompleted` (a rework) |
-//! | equipment down / up | recorded | `EquipmentStatusChanged` |
+//! | equipment down | a downtime for the expected hours (else the centre's typical repair time); the centre shows as down; open work orders with unfinished stages on it during the downtime are re-planned past it ([`equipment`]) | `EquipmentStatusChanged`, `WorkOrderRescheduled` per work order whose end moved |
+//! | equipment up | the downtime ends; the work orders it moved are re-planned against the real downtime | `EquipmentStatusChanged`, `WorkOrderRescheduled` (`resolved`) per work order it moved |
 //!
 //! MES events name an order, a product and a stage, not a work order. An
 //! order may have several work orders (remakes, reworks; see
@@ -15,9 +16,10 @@
 //! whole handling, so two events of one order apply one after the other. An
 //! event about an order, product, stage or work centre we do not know, or
 //! about a cancelled work order, is rejected (dead-lettered with the
-//! reason): retrying cannot make it known. MES systems do not trace, so
-//! events are emitted under the trace of the command that planned the work
-//! order.
+//! reason): retrying cannot make it known. Equipment events name a work
+//! centre, not an order; a repeated down or up changes nothing (see
+//! [`equipment`]). MES systems do not trace, so events are emitted under
+//! the trace of the command that planned the work order.
 
 use std::collections::HashMap;
 
@@ -25,10 +27,10 @@ use chrono::{DateTime, NaiveDate, Utc};
 use gendan_messaging::outbox;
 use gendan_messaging::{Cause, Handler, HandlerError, Incoming, Outgoing};
 use gendan_proto::v1::{
-    EquipmentStatusChanged, MesEquipmentDown, MesEquipmentUp, MesQuantityReported,
-    MesStageCompleted, MesStageStarted, ReworkCompleted, WorkOrderCompleted, WorkOrderProgressed,
+    MesEquipmentDown, MesEquipmentUp, MesQuantityReported, MesStageCompleted, MesStageStarted,
+    ReworkCompleted, WorkOrderCompleted, WorkOrderProgressed,
 };
-use gendan_proto::{date_to_string, timestamp_from, timestamp_to};
+use gendan_proto::{date_to_string, timestamp_to};
 use prost_types::Timestamp;
 use sqlx::PgConnection;
 
@@ -36,7 +38,7 @@ use crate::schedule::Calendar;
 use crate::work_orders::{
     self, STAGE_COMPLETED, STATUS_COMPLETED, STATUS_IN_PROGRESS, WorkOrder, store,
 };
-use crate::{SERVICE, catalog};
+use crate::{SERVICE, catalog, equipment};
 
 /// Handles `gendan.ext.mes.*`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -69,13 +71,12 @@ impl Handler for MesHandler {
         if message.is::<MesEquipmentDown>() {
             let event: MesEquipmentDown = message.payload()?;
             let at = when(event.at.as_ref(), message);
-            return equipment_changed(conn, message, &event.work_centre, true, &event.reason, at)
-                .await;
+            return equipment::down(conn, message, &event, at).await;
         }
         if message.is::<MesEquipmentUp>() {
             let event: MesEquipmentUp = message.payload()?;
             let at = when(event.at.as_ref(), message);
-            return equipment_changed(conn, message, &event.work_centre, false, "", at).await;
+            return equipment::up(conn, message, &event.work_centre, at).await;
         }
         Err(HandlerError::Rejected(format!(
             "unknown MES event type {:?}",
@@ -153,7 +154,7 @@ impl StageRef {
 
 /// A span under the order's trace: the message's own when it has one, else
 /// the one stored with the work order when it was planned.
-fn order_span(message: &Incoming, work_order: &WorkOrder) -> tracing::Span {
+pub(crate) fn order_span(message: &Incoming, work_order: &WorkOrder) -> tracing::Span {
     let span = tracing::info_span!("mes.apply", order_id = %work_order.order_id);
     if message.traceparent.is_none()
         && let Some(traceparent) = &work_order.traceparent
@@ -288,6 +289,11 @@ async fn stage_completed(
             .bind(completed_on)
             .execute(&mut *conn)
             .await?;
+        sqlx::query("DELETE FROM stage_bookings WHERE work_order_id = $1 AND day > $2")
+            .bind(work_order.work_order_id)
+            .bind(completed_on)
+            .execute(&mut *conn)
+            .await?;
         work_order.status = STATUS_COMPLETED.to_owned();
         work_order.completed_on = Some(completed_on);
     }
@@ -384,44 +390,4 @@ fn progressed_event(
         progress: work_orders::progress(work_order),
         projected_end: date_to_string(projected_end),
     }
-}
-
-#[tracing::instrument(skip_all, fields(work_centre = %work_centre, down = down))]
-async fn equipment_changed(
-    conn: &mut PgConnection,
-    message: &Incoming,
-    work_centre: &str,
-    down: bool,
-    reason: &str,
-    at: DateTime<Utc>,
-) -> Result<(), HandlerError> {
-    let work_centre = work_centre.trim();
-    let known = catalog::existing_work_centres(conn, &[work_centre.to_owned()])
-        .await?
-        .contains(work_centre);
-    if !known {
-        return Err(HandlerError::Rejected(format!(
-            "unknown work centre {work_centre:?} in {}",
-            message.type_name()
-        )));
-    }
-    sqlx::query(
-        "INSERT INTO equipment_events (work_centre, down, reason, at) VALUES ($1, $2, $3, $4)",
-    )
-    .bind(work_centre)
-    .bind(down)
-    .bind(reason)
-    .bind(at)
-    .execute(&mut *conn)
-    .await?;
-    let changed = EquipmentStatusChanged {
-        work_centre: work_centre.to_owned(),
-        down,
-        reason: reason.to_owned(),
-        at: Some(timestamp_from(at)),
-    };
-    // Equipment belongs to no single order: the envelope's order id is empty.
-    let event = Outgoing::event(SERVICE, "", &changed, &Cause::from_incoming(message));
-    outbox::write(conn, &[event]).await?;
-    Ok(())
 }

@@ -1,17 +1,22 @@
 //! Scheduling against the stored catalogue: loads the routings of the
 //! requested products (for a rework, only their last stages, see
-//! [`rework`](crate::rework)), the work centre calendars and the hours
-//! already booked, then runs [`schedule::schedule`](crate::schedule::schedule).
+//! [`rework`](crate::rework)), the work centre calendars, the hours already
+//! booked and the downtimes ([`capacity_from`]), then runs
+//! [`schedule::schedule`](crate::schedule::schedule). A centre the MES
+//! reports down offers nothing for its downtime, so every capacity check
+//! and plan is honest while a machine is down.
 //!
 //! Planning that books capacity must hold [`lock_capacity`] for its whole
 //! transaction: two orders planned at once would otherwise both see the same
 //! free hours and overbook a work centre.
 
+use std::collections::HashMap;
+
 use chrono::NaiveDate;
 use sqlx::PgConnection;
 
-use crate::schedule::{self, Item, Schedule};
-use crate::{Error, Result, catalog, rework};
+use crate::schedule::{self, Calendar, Item, Load, Schedule};
+use crate::{Error, Result, catalog, downtime, rework};
 
 /// Serialises capacity bookings across every replica until the transaction
 /// ends. Checks without booking do not take it: they read a consistent
@@ -69,12 +74,25 @@ async fn with_routings(conn: &mut PgConnection, items: &[(String, u32)]) -> Resu
     Ok(routed)
 }
 
+/// What work can be scheduled against from `from` on: the calendars, and
+/// the hours booked per centre and day with the downtimes' hours taken out
+/// as if booked ([`downtime::reserve`]).
+pub async fn capacity_from(
+    conn: &mut PgConnection,
+    from: NaiveDate,
+) -> Result<(HashMap<String, Calendar>, Load)> {
+    let calendars = catalog::calendars(conn).await?;
+    let mut load = catalog::load_from(conn, from).await?;
+    let downtimes = catalog::downtimes_from(conn, from).await?;
+    downtime::reserve(&mut load, &calendars, &downtimes);
+    Ok((calendars, load))
+}
+
 async fn schedule_routed(
     conn: &mut PgConnection,
     items: &[Item],
     earliest_start: NaiveDate,
 ) -> Result<Schedule> {
-    let calendars = catalog::calendars(conn).await?;
-    let mut load = catalog::load_from(conn, earliest_start).await?;
+    let (calendars, mut load) = capacity_from(conn, earliest_start).await?;
     schedule::schedule(items, &calendars, &mut load, earliest_start)
 }

@@ -7,7 +7,9 @@
 //! hours of its work centre day by day, starting no earlier than the day the
 //! previous stage of the same product ends and no earlier than the requested
 //! start. Items are scheduled one after the other and book into the same
-//! `Load`, so a later item (or a later order) only gets what is left. The
+//! `Load`, so a later item (or a later order) only gets what is left;
+//! [`book`] is the same step for a single stage, for re-plans that move
+//! part of a routing (a downtime, see [`reschedule`](crate::reschedule)). The
 //! database layer fills these structures and stores the result; nothing here
 //! touches I/O, which keeps the arithmetic testable.
 
@@ -128,6 +130,17 @@ impl Load {
             .or_default() += hours;
     }
 
+    /// Gives back hours booked earlier (a re-plan moving a stage).
+    pub fn release(&mut self, work_centre: &str, date: NaiveDate, hours: f64) {
+        if let Some(booked) = self
+            .booked
+            .get_mut(work_centre)
+            .and_then(|days| days.get_mut(&date))
+        {
+            *booked = (*booked - hours).max(0.0);
+        }
+    }
+
     pub fn booked(&self, work_centre: &str, date: NaiveDate) -> f64 {
         self.booked
             .get(work_centre)
@@ -184,21 +197,9 @@ pub fn schedule(
         // the day its predecessor ends (hand-over within a day is normal).
         let mut ready = earliest_start;
         for spec in &item.stages {
-            let calendar = calendars
-                .get(&spec.work_centre)
-                .ok_or_else(|| Error::UnknownWorkCentre(spec.work_centre.clone()))?;
             let hours = spec.hours_for(item.quantity);
-            let (start, end, bookings) = if hours <= EPSILON {
-                (ready, ready, Vec::new())
-            } else {
-                if let Some(reason) = calendar.capacity_problem() {
-                    return Err(Error::NoCapacity {
-                        work_centre: spec.work_centre.clone(),
-                        reason: reason.to_owned(),
-                    });
-                }
-                book_stage(spec, hours, calendar, load, ready, horizon_end)?
-            };
+            let (start, end, bookings) =
+                book_within(spec, hours, calendars, load, ready, horizon_end)?;
             stages.push(ScheduledStage {
                 product: item.product.clone(),
                 stage: spec.stage.clone(),
@@ -232,7 +233,49 @@ pub fn schedule(
     })
 }
 
-type Booked = (NaiveDate, NaiveDate, Vec<(NaiveDate, f64)>);
+/// First day, last day and hours per day of a booked stage.
+pub type Booked = (NaiveDate, NaiveDate, Vec<(NaiveDate, f64)>);
+
+/// Books `hours` of one stage from `ready` on: the scheduler's step for a
+/// single stage, for callers that re-plan part of a routing (stages moved
+/// by a downtime) instead of whole items.
+pub fn book(
+    spec: &StageSpec,
+    hours: f64,
+    calendars: &HashMap<String, Calendar>,
+    load: &mut Load,
+    ready: NaiveDate,
+) -> Result<Booked> {
+    let horizon_end = ready
+        .checked_add_days(Days::new(HORIZON_DAYS))
+        .unwrap_or(NaiveDate::MAX);
+    book_within(spec, hours, calendars, load, ready, horizon_end)
+}
+
+/// [`book`] ending no later than `horizon_end`. Nothing to book starts and
+/// ends on `ready`, even on a centre without capacity.
+fn book_within(
+    spec: &StageSpec,
+    hours: f64,
+    calendars: &HashMap<String, Calendar>,
+    load: &mut Load,
+    ready: NaiveDate,
+    horizon_end: NaiveDate,
+) -> Result<Booked> {
+    let calendar = calendars
+        .get(&spec.work_centre)
+        .ok_or_else(|| Error::UnknownWorkCentre(spec.work_centre.clone()))?;
+    if hours <= EPSILON {
+        return Ok((ready, ready, Vec::new()));
+    }
+    if let Some(reason) = calendar.capacity_problem() {
+        return Err(Error::NoCapacity {
+            work_centre: spec.work_centre.clone(),
+            reason: reason.to_owned(),
+        });
+    }
+    book_stage(spec, hours, calendar, load, ready, horizon_end)
+}
 
 /// Consumes free hours of the stage's work centre from `ready` on.
 fn book_stage(

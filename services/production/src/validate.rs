@@ -14,6 +14,7 @@ use gendan_proto::date_from_str;
 use gendan_proto::v1::{Routing, WorkCentre};
 
 use crate::catalog::WorkCentreDef;
+use crate::downtime::{DEFAULT_REPAIR_HOURS, MAX_REPAIR_HOURS};
 use crate::schedule::{Calendar, StageSpec};
 
 fn hours(value: f64, field: &str) -> Result<f64, FieldError> {
@@ -42,6 +43,25 @@ pub fn revision(value: u32, field: &str) -> Result<i32, FieldError> {
         .map_err(|_| FieldError::new(field, format!("{value} is not a revision number")))
 }
 
+/// A typical repair time: 0 (left out) is [`DEFAULT_REPAIR_HOURS`].
+fn repair_hours(value: f64, field: &str) -> Result<f64, FieldError> {
+    if !value.is_finite() || !(0.0..=MAX_REPAIR_HOURS).contains(&value) {
+        return Err(FieldError::new(
+            field,
+            format!(
+                "must be between 0 and {MAX_REPAIR_HOURS} hours (0 = {DEFAULT_REPAIR_HOURS}), got {value}"
+            ),
+        ));
+    }
+    Ok(if value == 0.0 {
+        DEFAULT_REPAIR_HOURS
+    } else {
+        value
+    })
+}
+
+/// A work centre to store; its `down` state is the MES's to report, so it
+/// is ignored here.
 pub fn work_centre(request: &WorkCentre) -> Result<WorkCentreDef, FieldError> {
     let code = required_text(&request.code, "code")?;
     let name = if request.name.trim().is_empty() {
@@ -70,6 +90,7 @@ pub fn work_centre(request: &WorkCentre) -> Result<WorkCentreDef, FieldError> {
         })?;
         closed_dates.insert(date);
     }
+    let typical_repair_hours = repair_hours(request.typical_repair_hours, "typical_repair_hours")?;
     Ok(WorkCentreDef {
         code,
         name,
@@ -78,6 +99,8 @@ pub fn work_centre(request: &WorkCentre) -> Result<WorkCentreDef, FieldError> {
             working_weekdays: weekdays.into_iter().collect(),
             closed_dates,
         },
+        typical_repair_hours,
+        down: false,
     })
 }
 
@@ -185,6 +208,28 @@ mod tests {
         centre.closed_dates = vec![];
         centre.hours_per_day = f64::NAN;
         assert_eq!(work_centre(&centre).unwrap_err().field, "hours_per_day");
+    }
+
+    #[test]
+    fn typical_repair_time_is_bounded_and_defaults_to_a_day() {
+        let mut centre = WorkCentre {
+            code: "SEW".into(),
+            hours_per_day: 8.0,
+            down: true,
+            ..WorkCentre::default()
+        };
+        let def = work_centre(&centre).unwrap();
+        assert_eq!(def.typical_repair_hours, DEFAULT_REPAIR_HOURS);
+        assert!(!def.down, "the down state is not the client's to set");
+        centre.typical_repair_hours = 720.0;
+        assert_eq!(work_centre(&centre).unwrap().typical_repair_hours, 720.0);
+        for bad in [1000.0, -1.0, f64::INFINITY] {
+            centre.typical_repair_hours = bad;
+            assert_eq!(
+                work_centre(&centre).unwrap_err().field,
+                "typical_repair_hours"
+            );
+        }
     }
 
     #[test]

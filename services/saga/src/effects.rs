@@ -18,6 +18,8 @@ pub const INFORMING: &[&str] = &[
     v1::WorkOrderProgressed::TYPE_NAME,
     v1::MaterialsDelayed::TYPE_NAME,
     v1::CostOverrun::TYPE_NAME,
+    v1::PaymentReminder::TYPE_NAME,
+    v1::WorkOrderRescheduled::TYPE_NAME,
 ];
 
 /// The result of an event for the step that waits for it.
@@ -33,12 +35,14 @@ pub enum Verdict {
     Informs,
 }
 
-/// A verdict and the revision of the step's run it answers (`None` when
-/// the event does not say).
+/// A verdict, the revision of the step's run it answers (`None` when the
+/// event does not say), and the one step it is for when several steps wait
+/// for the same event type (a deposit's escalation, not the balance's).
 #[derive(Debug, PartialEq, Eq)]
 pub struct Answer {
     pub verdict: Verdict,
     pub revision: Option<u32>,
+    pub step: Option<&'static str>,
 }
 
 impl From<Verdict> for Answer {
@@ -46,6 +50,7 @@ impl From<Verdict> for Answer {
         Answer {
             verdict,
             revision: None,
+            step: None,
         }
     }
 }
@@ -127,8 +132,8 @@ pub fn apply(state: &mut SagaState, incoming: &Incoming) -> Result<Answer, Handl
             let planned: v1::WorkOrderPlanned = incoming.payload()?;
             state.projected = date(&planned.planned_end, "planned_end")?.or(state.projected);
             Answer {
-                verdict: Verdict::Completes,
                 revision: revision(planned.revision),
+                ..Verdict::Completes.into()
             }
         }
         v1::WorkOrderProgressed::TYPE_NAME => {
@@ -145,8 +150,8 @@ pub fn apply(state: &mut SagaState, incoming: &Incoming) -> Result<Answer, Handl
                 state.projected = Some(done.max(state.projected.unwrap_or(done)));
             }
             Answer {
-                verdict: Verdict::Completes,
                 revision: revision(completed.revision),
+                ..Verdict::Completes.into()
             }
         }
         v1::ReworkPlanned::TYPE_NAME => {
@@ -155,8 +160,8 @@ pub fn apply(state: &mut SagaState, incoming: &Incoming) -> Result<Answer, Handl
                 state.projected = Some(end.max(state.projected.unwrap_or(end)));
             }
             Answer {
-                verdict: Verdict::Completes,
                 revision: revision(planned.revision),
+                ..Verdict::Completes.into()
             }
         }
         v1::ReworkCompleted::TYPE_NAME => {
@@ -165,23 +170,23 @@ pub fn apply(state: &mut SagaState, incoming: &Incoming) -> Result<Answer, Handl
                 facts.ready_date = Some(done);
             }
             Answer {
-                verdict: Verdict::Completes,
                 revision: revision(completed.revision),
+                ..Verdict::Completes.into()
             }
         }
         v1::FinalInspectionOpened::TYPE_NAME => {
             let opened: v1::FinalInspectionOpened = incoming.payload()?;
             Answer {
-                verdict: Verdict::Completes,
                 revision: revision(opened.revision),
+                ..Verdict::Completes.into()
             }
         }
         v1::FinalInspectionPassed::TYPE_NAME => {
             let passed: v1::FinalInspectionPassed = incoming.payload()?;
             facts.open_nonconformance = None;
             Answer {
-                verdict: Verdict::Completes,
                 revision: revision(passed.revision),
+                ..Verdict::Completes.into()
             }
         }
         v1::FinalInspectionFailed::TYPE_NAME => {
@@ -190,11 +195,12 @@ pub fn apply(state: &mut SagaState, incoming: &Incoming) -> Result<Answer, Handl
             facts.open_nonconformance = Some(failed.nonconformance_id.clone());
             facts.defective_units = failed.defective_units;
             Answer {
-                verdict: Verdict::Fails(format!(
+                revision: revision(failed.revision),
+                ..Verdict::Fails(format!(
                     "final inspection failed ({}), nonconformance {}",
                     failed.summary, failed.nonconformance_id
-                )),
-                revision: revision(failed.revision),
+                ))
+                .into()
             }
         }
         v1::PackingChecked::TYPE_NAME => {
@@ -218,7 +224,21 @@ pub fn apply(state: &mut SagaState, incoming: &Incoming) -> Result<Answer, Handl
             if let Some(eta) = date(&booked.eta, "eta")? {
                 state.projected = Some(eta);
             }
-            Verdict::Completes.into()
+            Answer {
+                revision: revision(booked.revision),
+                ..Verdict::Completes.into()
+            }
+        }
+        v1::ShipmentLate::TYPE_NAME => {
+            let late: v1::ShipmentLate = incoming.payload()?;
+            Answer {
+                revision: revision(late.revision),
+                ..Verdict::Fails(format!(
+                    "the goods did not leave by the booked ETD {} (booking {}, {} days late); re-booking",
+                    late.etd, late.booking_reference, late.days_late
+                ))
+                .into()
+            }
         }
         v1::Shipped::TYPE_NAME => {
             let shipped: v1::Shipped = incoming.payload()?;
@@ -262,7 +282,49 @@ pub fn apply(state: &mut SagaState, incoming: &Incoming) -> Result<Answer, Handl
                 Verdict::Completes.into()
             }
         }
-        v1::CostOverrun::TYPE_NAME => Verdict::Informs.into(),
+        v1::WorkOrderRescheduled::TYPE_NAME => {
+            let moved: v1::WorkOrderRescheduled = incoming.payload()?;
+            let before = date(&moved.previous_end, "previous_end")?;
+            let after = date(&moved.projected_end, "projected_end")?;
+            // Everything after production moves with it.
+            if let (Some(before), Some(after), Some(projected)) = (before, after, state.projected) {
+                state.projected = Some(projected + (after - before));
+            }
+            Verdict::Informs.into()
+        }
+        v1::PaymentEscalated::TYPE_NAME => {
+            let escalated: v1::PaymentEscalated = incoming.payload()?;
+            let step = match escalated.invoice_kind() {
+                v1::InvoiceKind::Deposit => "deposit_received",
+                _ => "paid_in_full",
+            };
+            Answer {
+                step: Some(step),
+                ..Verdict::Fails(format!(
+                    "invoice {} unpaid {} days after its due date {} ({} reminders)",
+                    escalated.invoice_id,
+                    escalated.days_overdue,
+                    escalated.due_date,
+                    escalated.reminders
+                ))
+                .into()
+            }
+        }
+        v1::PurchaseOrderLate::TYPE_NAME => {
+            let late: v1::PurchaseOrderLate = incoming.payload()?;
+            facts.late_purchase_order = Some(late.purchase_order_id.clone());
+            let what = if late.lateness == "unconfirmed" {
+                "has not confirmed"
+            } else {
+                "has not delivered"
+            };
+            Verdict::Fails(format!(
+                "supplier {} {what} purchase order {} ({}) due {}, {} days late",
+                late.supplier, late.purchase_order_id, late.material, late.due_date, late.days_late
+            ))
+            .into()
+        }
+        v1::CostOverrun::TYPE_NAME | v1::PaymentReminder::TYPE_NAME => Verdict::Informs.into(),
         _ => Verdict::Completes.into(),
     };
     Ok(answer)

@@ -10,9 +10,9 @@
 
 use chrono::{DateTime, Utc};
 use gendan_grpc::FieldError;
-use gendan_messaging::{Cause, Outgoing};
-use gendan_proto::timestamp_from;
+use gendan_messaging::{Cause, HandlerError, Incoming, Outgoing};
 use gendan_proto::v1::{self, Department, ExceptionKind};
+use gendan_proto::{TypeName, timestamp_from};
 use sqlx::PgConnection;
 
 use crate::SERVICE;
@@ -129,30 +129,98 @@ pub fn close_all(saga: &mut SagaState, resolution: &str, now: DateTime<Utc>) {
     }
 }
 
-/// Finance says costs passed the budget: one open record per order, its
-/// cause updated with the latest figures.
-pub fn note_cost_overrun(saga: &mut SagaState, overrun: &v1::CostOverrun, now: DateTime<Utc>) {
-    let cause_text = format!(
-        "costs {} passed the budget {} (minor units)",
-        overrun.actual_minor, overrun.budget_minor
-    );
-    let already = open_ids(saga, |record| record.kind == ExceptionKind::CostOverrun);
+/// Events that are exceptions by themselves, without failing a step: a
+/// cost overrun, a payment reminder, a machine down (and back up).
+pub fn note_event(
+    saga: &mut SagaState,
+    incoming: &Incoming,
+    cause: &Cause,
+    now: DateTime<Utc>,
+) -> Result<(), HandlerError> {
+    match incoming.type_name() {
+        v1::CostOverrun::TYPE_NAME => {
+            let overrun: v1::CostOverrun = incoming.payload()?;
+            let text = format!(
+                "costs {} passed the budget {} (minor units)",
+                overrun.actual_minor, overrun.budget_minor
+            );
+            let kind = ExceptionKind::CostOverrun;
+            open_once(saga, kind, Department::Finance, "", text, now, cause);
+        }
+        v1::PaymentReminder::TYPE_NAME => {
+            let reminder: v1::PaymentReminder = incoming.payload()?;
+            let step = match reminder.invoice_kind() {
+                v1::InvoiceKind::Deposit => "deposit_received",
+                _ => "paid_in_full",
+            };
+            let text = format!(
+                "invoice {} ({} {}) unpaid {} days after its due date {}; reminder {} sent",
+                reminder.invoice_id,
+                reminder.outstanding_minor,
+                reminder.currency,
+                reminder.days_overdue,
+                reminder.due_date,
+                reminder.reminder
+            );
+            let kind = ExceptionKind::PaymentOverdue;
+            open_once(saga, kind, Department::Finance, step, text, now, cause);
+        }
+        v1::WorkOrderRescheduled::TYPE_NAME => {
+            let moved: v1::WorkOrderRescheduled = incoming.payload()?;
+            let is_this = |record: &ExceptionRecord| {
+                record.kind == ExceptionKind::EquipmentDown
+                    && record.step == format!("work_centre:{}", moved.work_centre)
+            };
+            if moved.resolved {
+                let resolution = format!("work centre {} back up", moved.work_centre);
+                for id in open_ids(saga, is_this) {
+                    close(saga, id, None, &resolution, now);
+                }
+            } else {
+                let step = format!("work_centre:{}", moved.work_centre);
+                let kind = ExceptionKind::EquipmentDown;
+                let owner = Department::Production;
+                open_once(saga, kind, owner, &step, moved.cause, now, cause);
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Opens an exception of `kind` about `step` unless one is open already, in
+/// which case its cause is brought up to date.
+fn open_once(
+    saga: &mut SagaState,
+    kind: ExceptionKind,
+    owner: Department,
+    step: &str,
+    cause_text: String,
+    now: DateTime<Utc>,
+    cause: &Cause,
+) {
+    let already = open_ids(saga, |record| record.kind == kind && record.step == step);
     if let Some(id) = already.first() {
         if let Some(record) = saga.exception_mut(*id) {
             record.cause = cause_text;
         }
         return;
     }
-    let cause = Cause::root(saga.correlation_id.clone());
-    open(
-        saga,
-        ExceptionKind::CostOverrun,
-        Department::Finance,
-        "",
-        cause_text,
-        now,
-        &cause,
-    );
+    open(saga, kind, owner, step, cause_text, now, cause);
+}
+
+/// A step failed again while its question is open: the open exception's
+/// cause says so.
+pub fn note_on_open(saga: &mut SagaState, step: &str, reason: &str) {
+    // A repeat of the same news (a redelivery) changes nothing.
+    let ids = open_ids(saga, |record| {
+        record.step == step && !record.cause.contains(reason)
+    });
+    for id in ids {
+        if let Some(record) = saga.exception_mut(id) {
+            record.cause = format!("{}; then: {reason}", record.cause);
+        }
+    }
 }
 
 /// Keeps each open exception's impact: how far the projected delivery date
@@ -182,8 +250,8 @@ pub fn why_dates_moved(saga: &SagaState) -> String {
         .exceptions
         .iter()
         .rev()
-        .filter(|record| record.is_open() && record.kind != ExceptionKind::DeliveryRisk)
-        .map(customer_words)
+        .filter(|record| record.is_open())
+        .filter_map(customer_words)
         .collect();
     if causes.is_empty() {
         String::new()
@@ -192,23 +260,28 @@ pub fn why_dates_moved(saga: &SagaState) -> String {
     }
 }
 
-fn customer_words(record: &ExceptionRecord) -> String {
-    match record.kind {
+/// What a customer is told about an exception that moves dates; `None`
+/// for what is not the customer's business (costs) or not a cause of
+/// delay (their own payment, the risk itself).
+fn customer_words(record: &ExceptionRecord) -> Option<String> {
+    let words = match record.kind {
         ExceptionKind::FinalInspectionFailed => {
             "the goods failed final inspection and are being reworked".to_owned()
         }
         ExceptionKind::DeliveryDateClarification => {
             "the factory's earliest date is later than requested".to_owned()
         }
-        ExceptionKind::StalledStep | ExceptionKind::StepFailed => {
-            format!(
-                "{} is held up: {}",
-                record.step.replace('_', " "),
-                record.cause
-            )
+        ExceptionKind::SupplierLate => "a supplier is late with materials".to_owned(),
+        ExceptionKind::EquipmentDown => record.cause.clone(),
+        ExceptionKind::ShipmentLate => {
+            "the shipment missed its departure and is re-booked".to_owned()
         }
-        _ => record.cause.clone(),
-    }
+        ExceptionKind::StalledStep | ExceptionKind::StepFailed => {
+            format!("{} is held up", record.step.replace('_', " "))
+        }
+        _ => return None,
+    };
+    Some(words)
 }
 
 pub fn to_proto(order_id: &str, record: &ExceptionRecord) -> v1::OrderException {

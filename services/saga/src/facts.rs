@@ -47,6 +47,8 @@ pub struct Facts {
     pub concession: Option<Concession>,
     /// Goods scrapped by a decision: production runs again (revision > 1).
     pub remakes: u32,
+    /// The purchase order a supplier is late with (the last one chased).
+    pub late_purchase_order: Option<String>,
 }
 
 impl Facts {

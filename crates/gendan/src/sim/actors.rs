@@ -97,6 +97,8 @@ pub(crate) struct World {
     /// Reactions already started, so an answer announced twice (a re-sent
     /// command answers again with a new event id) is acted on once.
     started: Mutex<HashSet<String>>,
+    /// Which final inspections find defects.
+    mix: super::mix::Mix,
     bookings: Mutex<HashMap<String, Booking>>,
     cancel: CancellationToken,
     tracker: TaskTracker,
@@ -154,12 +156,14 @@ impl World {
         cancel: CancellationToken,
         tracker: TaskTracker,
     ) -> Self {
+        let mix = super::mix::Mix::new(options.exceptions, options.seed);
         World {
             bus,
             clients,
             options,
             stats: Counters::default(),
             started: Mutex::new(HashSet::new()),
+            mix,
             bookings: Mutex::new(HashMap::new()),
             cancel,
             tracker,
@@ -314,8 +318,13 @@ impl World {
             let event: v1::FinalInspectionOpened = decode(envelope)?;
             if self.first(format!("qa:{}", event.inspection_id)) {
                 let world = self.clone();
+                let fails = self
+                    .mix
+                    .final_inspection_fails(&event.order_id, event.revision);
                 self.react("qa", order_id, async move {
-                    world.inspect(event.inspection_id, event.sample_size).await
+                    world
+                        .inspect_final(event.inspection_id, event.sample_size, fails)
+                        .await
                 });
             }
         } else if is::<v1::InProcessInspectionOpened>(envelope) {
@@ -370,8 +379,12 @@ impl World {
             let Some(decision) = event.decision else {
                 return Ok(());
             };
+            let customer_answers = matches!(
+                decision.decision_kind(),
+                v1::DecisionKind::DeliveryDate | v1::DecisionKind::FinalInspection
+            );
             if !event.reminder
-                && decision.kind == "delivery_date"
+                && customer_answers
                 && self.first(format!("decide:{}", decision.decision_id))
             {
                 let world = self.clone();

@@ -16,6 +16,7 @@
 mod actors;
 pub mod barcode;
 mod catalog;
+mod mix;
 mod rng;
 
 use std::sync::Arc;
@@ -123,6 +124,8 @@ pub struct SimOptions {
     pub day: Duration,
     /// Seed of the per-order variation (scrap, ...).
     pub seed: u64,
+    /// Play the seeded mix of exceptions (failed final inspections, ...).
+    pub exceptions: bool,
 }
 
 impl Default for SimOptions {
@@ -130,6 +133,7 @@ impl Default for SimOptions {
         SimOptions {
             day: Duration::ZERO,
             seed: 1,
+            exceptions: false,
         }
     }
 }

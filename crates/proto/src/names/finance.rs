@@ -14,4 +14,11 @@ type_names!(
     CostOverrun,
     ReceivableOpeningFailed,
     NoInvoiceDue,
+    PaymentReminder,
+    PaymentEscalated,
+    ExtendPaymentDue,
+    PaymentDueExtended,
+    ReferToCollection,
+    ReferredToCollection,
+    RefundPaid,
 );

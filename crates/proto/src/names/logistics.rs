@@ -21,4 +21,7 @@ type_names!(
     WmsShipped,
     CarrierTracking,
     CarrierDelivered,
+    ShipmentLate,
+    CarrierCargoException,
+    CargoClaimOpened,
 );

@@ -36,4 +36,5 @@ type_names!(
     ReworkCompleted,
     ExceptionOpened,
     ExceptionClosed,
+    WorkOrderRescheduled,
 );

@@ -14,4 +14,9 @@ type_names!(
     GoodsReceived,
     PurchaseOrderPlaced,
     WmsGoodsReceived,
+    PurchaseOrderLate,
+    ResourceMaterials,
+    MaterialsResourced,
+    AcceptSupplierDelay,
+    SupplierDelayAccepted,
 );

@@ -1,7 +1,14 @@
 //! The work order tables: [`insert`] stores a [`Schedule`] as a new work
 //! order (its row, its stages and its capacity bookings), [`find_by_id`] and
 //! [`all_of`] read work orders back with their stages, [`cancel`] stops one
-//! and gives its remaining capacity back.
+//! and gives its remaining capacity back, [`save_replan`] stores a
+//! [`Replan`] (stages moved by a downtime, see [`open_on_centre`]).
+//!
+//! Capacity is booked twice over: per work centre and day
+//! (`capacity_bookings`, what the scheduler subtracts) and per stage and
+//! day (`stage_bookings`, [`stage_bookings`]), so moving one stage gives
+//! back exactly its hours even when another stage of the same work order
+//! shares its centre and day.
 //!
 //! Reads return every work order of an order at once, newest first: an order
 //! has a handful at most, and the callers choose among them with the pure
@@ -14,6 +21,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::{STATUS_PLANNED, Stage, WorkOrder};
+use crate::reschedule::{self, Replan, StageBookings};
 use crate::schedule::{Schedule, ScheduledStage};
 use crate::{Error, Result};
 
@@ -139,9 +147,47 @@ pub async fn insert(
     .execute(&mut *conn)
     .await?;
 
+    let per_stage: Vec<(&str, &str, NaiveDate, f64)> = schedule
+        .stages
+        .iter()
+        .flat_map(|stage| {
+            stage.bookings.iter().map(move |(day, hours)| {
+                (stage.product.as_str(), stage.stage.as_str(), *day, *hours)
+            })
+        })
+        .collect();
+    insert_stage_bookings(conn, work_order_id, &per_stage).await?;
+
     let stored = find_by_id(conn, work_order_id).await?;
     debug_assert!(stored.is_some(), "work order just inserted");
     stored.ok_or_else(|| Error::WorkOrderNotFound(new.order_id.to_owned()))
+}
+
+/// Adds `(product, stage, day, hours)` bookings of one work order.
+async fn insert_stage_bookings(
+    conn: &mut PgConnection,
+    work_order_id: Uuid,
+    bookings: &[(&str, &str, NaiveDate, f64)],
+) -> Result<()> {
+    if bookings.is_empty() {
+        return Ok(());
+    }
+    let products: Vec<&str> = bookings.iter().map(|b| b.0).collect();
+    let stages: Vec<&str> = bookings.iter().map(|b| b.1).collect();
+    let days: Vec<NaiveDate> = bookings.iter().map(|b| b.2).collect();
+    let hours: Vec<f64> = bookings.iter().map(|b| b.3).collect();
+    sqlx::query(
+        "INSERT INTO stage_bookings (work_order_id, product, stage, day, hours) \
+         SELECT $1, * FROM UNNEST($2::text[], $3::text[], $4::date[], $5::float8[])",
+    )
+    .bind(work_order_id)
+    .bind(&products)
+    .bind(&stages)
+    .bind(&days)
+    .bind(&hours)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// A stage row with the work order it belongs to, so the stages of all of
@@ -249,6 +295,11 @@ pub async fn cancel(
     if updated == 0 {
         return Ok(0.0);
     }
+    sqlx::query("DELETE FROM stage_bookings WHERE work_order_id = $1 AND day >= $2")
+        .bind(work_order_id)
+        .bind(from)
+        .execute(&mut *conn)
+        .await?;
     let released: Option<f64> = sqlx::query_scalar(
         "WITH released AS (DELETE FROM capacity_bookings WHERE work_order_id = $1 AND day >= $2 RETURNING hours) \
          SELECT sum(hours) FROM released",
@@ -258,4 +309,159 @@ pub async fn cancel(
     .fetch_one(&mut *conn)
     .await?;
     Ok(released.unwrap_or(0.0))
+}
+
+/// Open work orders with an unfinished stage on `work_centre` planned to
+/// run on any day of `first..=last`, with their stages, the oldest plan
+/// first (it keeps first claim on the capacity that is left), locked until
+/// the transaction ends.
+pub async fn open_on_centre(
+    conn: &mut PgConnection,
+    work_centre: &str,
+    first: NaiveDate,
+    last: NaiveDate,
+) -> Result<Vec<WorkOrder>> {
+    let work_orders: Vec<WorkOrder> = sqlx::query_as(
+        "SELECT work_order_id, order_id, kind, revision, status, planned_start, planned_end, \
+           completed_on, traceparent FROM work_orders w \
+         WHERE status IN ('planned', 'in_progress') AND EXISTS ( \
+           SELECT 1 FROM work_order_stages s \
+           WHERE s.work_order_id = w.work_order_id AND s.work_centre = $1 \
+             AND s.status <> 'completed' AND s.planned_end >= $2 AND s.planned_start <= $3) \
+         ORDER BY planned_start, created_at, work_order_id FOR UPDATE",
+    )
+    .bind(work_centre)
+    .bind(first)
+    .bind(last)
+    .fetch_all(&mut *conn)
+    .await?;
+    with_stages(conn, work_orders).await
+}
+
+/// The work orders with these ids, with their stages, locked until the
+/// transaction ends; in no particular order.
+pub async fn by_ids(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<WorkOrder>> {
+    let work_orders: Vec<WorkOrder> = sqlx::query_as(
+        "SELECT work_order_id, order_id, kind, revision, status, planned_start, planned_end, \
+           completed_on, traceparent FROM work_orders \
+         WHERE work_order_id = ANY($1) ORDER BY work_order_id FOR UPDATE",
+    )
+    .bind(ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    with_stages(conn, work_orders).await
+}
+
+/// The per-stage bookings of these work orders, by work order.
+pub async fn stage_bookings(
+    conn: &mut PgConnection,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, StageBookings>> {
+    let rows: Vec<(Uuid, String, String, NaiveDate, f64)> = sqlx::query_as(
+        "SELECT work_order_id, product, stage, day, hours FROM stage_bookings \
+         WHERE work_order_id = ANY($1) ORDER BY work_order_id, product, stage, day",
+    )
+    .bind(ids)
+    .fetch_all(conn)
+    .await?;
+    let mut by_work_order: HashMap<Uuid, StageBookings> = HashMap::new();
+    for (work_order_id, product, stage, day, hours) in rows {
+        by_work_order
+            .entry(work_order_id)
+            .or_default()
+            .entry((product, stage))
+            .or_default()
+            .push((day, hours));
+    }
+    Ok(by_work_order)
+}
+
+/// Stores `replan` of `work_order`, made from `from` on: the moved stages'
+/// dates and bookings, the work order's capacity bookings from that day
+/// ([`reschedule::rebooked`]) and its planned dates.
+pub async fn save_replan(
+    conn: &mut PgConnection,
+    work_order: &WorkOrder,
+    replan: &Replan,
+    from: NaiveDate,
+) -> Result<()> {
+    let id = work_order.work_order_id;
+    let products: Vec<&str> = replan.moved.iter().map(|m| m.product.as_str()).collect();
+    let stages: Vec<&str> = replan.moved.iter().map(|m| m.stage.as_str()).collect();
+    let starts: Vec<NaiveDate> = replan.moved.iter().map(|m| m.planned_start).collect();
+    let ends: Vec<NaiveDate> = replan.moved.iter().map(|m| m.planned_end).collect();
+    sqlx::query(
+        "UPDATE work_order_stages s SET planned_start = m.new_start, planned_end = m.new_end \
+         FROM UNNEST($2::text[], $3::text[], $4::date[], $5::date[]) \
+           AS m(product, stage, new_start, new_end) \
+         WHERE s.work_order_id = $1 AND s.product = m.product AND s.stage = m.stage",
+    )
+    .bind(id)
+    .bind(&products)
+    .bind(&stages)
+    .bind(&starts)
+    .bind(&ends)
+    .execute(&mut *conn)
+    .await?;
+
+    sqlx::query(
+        "DELETE FROM stage_bookings b USING UNNEST($3::text[], $4::text[]) AS m(product, stage) \
+         WHERE b.work_order_id = $1 AND b.day >= $2 \
+           AND b.product = m.product AND b.stage = m.stage",
+    )
+    .bind(id)
+    .bind(from)
+    .bind(&products)
+    .bind(&stages)
+    .execute(&mut *conn)
+    .await?;
+    let per_stage: Vec<(&str, &str, NaiveDate, f64)> = replan
+        .moved
+        .iter()
+        .flat_map(|moved| {
+            moved.booked.iter().map(move |(day, hours)| {
+                (moved.product.as_str(), moved.stage.as_str(), *day, *hours)
+            })
+        })
+        .collect();
+    insert_stage_bookings(conn, id, &per_stage).await?;
+
+    let current: Vec<(String, NaiveDate, f64)> = sqlx::query_as(
+        "SELECT work_centre, day, hours FROM capacity_bookings \
+         WHERE work_order_id = $1 AND day >= $2",
+    )
+    .bind(id)
+    .bind(from)
+    .fetch_all(&mut *conn)
+    .await?;
+    let booked = reschedule::rebooked(&current, replan);
+    sqlx::query("DELETE FROM capacity_bookings WHERE work_order_id = $1 AND day >= $2")
+        .bind(id)
+        .bind(from)
+        .execute(&mut *conn)
+        .await?;
+    let centres: Vec<&str> = booked.keys().map(|(centre, _)| centre.as_str()).collect();
+    let days: Vec<NaiveDate> = booked.keys().map(|(_, day)| *day).collect();
+    let hours: Vec<f64> = booked.values().copied().collect();
+    sqlx::query(
+        "INSERT INTO capacity_bookings (work_centre, day, work_order_id, hours) \
+         SELECT centre, day, $1, hours \
+         FROM UNNEST($2::text[], $3::date[], $4::float8[]) AS b(centre, day, hours)",
+    )
+    .bind(id)
+    .bind(&centres)
+    .bind(&days)
+    .bind(&hours)
+    .execute(&mut *conn)
+    .await?;
+
+    sqlx::query(
+        "UPDATE work_orders SET planned_start = $2, planned_end = $3 WHERE work_order_id = $1",
+    )
+    .bind(id)
+    .bind(replan.planned_start)
+    .bind(replan.planned_end)
+    .execute(conn)
+    .await?;
+    Ok(())
 }

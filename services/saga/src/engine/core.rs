@@ -68,16 +68,16 @@ impl Engine {
         }
         let cause = Cause::from_incoming(incoming);
         let projected_before = saga.projected;
+        // The register first, so an exception opens at the projection the
+        // event is about to move (its impact is measured from there).
+        exceptions::note_event(saga, incoming, &cause, now)?;
         let answer = effects::apply(saga, incoming)?;
-        if incoming.is::<v1::CostOverrun>() {
-            let overrun: v1::CostOverrun = incoming.payload()?;
-            exceptions::note_cost_overrun(saga, &overrun, now);
-        }
         let answered: Vec<&StepDef> = self
             .workflow
             .steps()
             .map(|(_, step)| step)
             .filter(|step| step.answered_by(incoming.type_name()))
+            .filter(|step| answer.step.is_none_or(|only| only == step.name))
             .collect();
         for step in answered {
             let state = saga.step(step.name);
@@ -326,6 +326,15 @@ impl Engine {
         cause: &Cause,
         now: DateTime<Utc>,
     ) {
+        let asking = saga
+            .decisions
+            .iter()
+            .any(|d| d.step == step.name && d.is_open());
+        if asking {
+            // Already asked: the open question covers this too.
+            exceptions::note_on_open(saga, step.name, reason);
+            return;
+        }
         let failures = {
             let state = saga.step_mut(step.name);
             state.failures += 1;

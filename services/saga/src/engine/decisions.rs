@@ -187,11 +187,37 @@ impl Engine {
                     self.cancel_saga(saga, operator, &reason, &cause, now);
                     return Ok(());
                 }
+                Effect::Send(build) => {
+                    let revision = saga.step(&step).revision();
+                    let command = build(saga, revision, &cause);
+                    let detail = format!("sent {}", super::short_type(&command.envelope.r#type));
+                    saga.outgoing.push(command);
+                    log(saga, now, &step, "instructed", detail);
+                }
+                Effect::KeepWaiting => self.keep_waiting(saga, &step, now),
             }
         }
         self.check_risk(saga, projected_before, &cause, now);
         self.advance(saga, &cause, now);
         Ok(())
+    }
+}
+
+impl Engine {
+    /// The step goes on waiting for its event, with its deadline again.
+    fn keep_waiting(&self, saga: &mut SagaState, step: &str, now: DateTime<Utc>) {
+        let Some((_, definition)) = self.workflow.step(step) else {
+            return;
+        };
+        let deadline = self.deadline_of(saga, definition.on_timeout, now);
+        let state = saga.step_mut(step);
+        state.status = StepStatus::Waiting;
+        state.deadline = deadline;
+        if let Some(deadline) = deadline {
+            saga.timer_changes
+                .push(TimerChange::Set(step.to_owned(), deadline));
+        }
+        log(saga, now, step, "waiting", "again, as decided".to_owned());
     }
 }
 

@@ -180,7 +180,7 @@ pub fn prepare_documents(state: &SagaState, _: Revision, cause: &Cause) -> Outgo
     to("logistics", state, cause, &command)
 }
 
-pub fn book_shipment(state: &SagaState, _: Revision, cause: &Cause) -> Outgoing {
+pub fn book_shipment(state: &SagaState, revision: Revision, cause: &Cause) -> Outgoing {
     let command = v1::BookShipment {
         order: Some(state.order.clone()),
         ready_date: state
@@ -189,6 +189,7 @@ pub fn book_shipment(state: &SagaState, _: Revision, cause: &Cause) -> Outgoing 
             .map(date_to_string)
             .unwrap_or_default(),
         deliver_by: state.promised.map(date_to_string).unwrap_or_default(),
+        revision,
     };
     to("logistics", state, cause, &command)
 }
@@ -213,6 +214,61 @@ pub fn invoice_balance(state: &SagaState, _: Revision, cause: &Cause) -> Outgoin
         billing_milestone: billing as i32,
     };
     to("finance", state, cause, &command)
+}
+
+/// Days a decision to wait longer gives a customer or a supplier.
+const GRACE_DAYS: i64 = 14;
+
+fn grace_date() -> String {
+    date_to_string(chrono::Utc::now().date_naive() + chrono::Duration::days(GRACE_DAYS))
+}
+
+fn extend_due(state: &SagaState, kind: v1::InvoiceKind, cause: &Cause) -> Outgoing {
+    let command = v1::ExtendPaymentDue {
+        order_id: state.order_id.clone(),
+        invoice_kind: kind as i32,
+        new_due_date: grace_date(),
+        reason: "decided to wait for the customer's payment".to_owned(),
+    };
+    to("finance", state, cause, &command)
+}
+
+pub fn extend_deposit_due(state: &SagaState, _: Revision, cause: &Cause) -> Outgoing {
+    extend_due(state, v1::InvoiceKind::Deposit, cause)
+}
+
+pub fn extend_balance_due(state: &SagaState, _: Revision, cause: &Cause) -> Outgoing {
+    extend_due(state, v1::InvoiceKind::Balance, cause)
+}
+
+pub fn refer_to_collection(state: &SagaState, _: Revision, cause: &Cause) -> Outgoing {
+    let command = v1::ReferToCollection {
+        order_id: state.order_id.clone(),
+        reason: "balance unpaid after every reminder".to_owned(),
+    };
+    to("finance", state, cause, &command)
+}
+
+fn late_purchase_order(state: &SagaState) -> String {
+    state.facts.late_purchase_order.clone().unwrap_or_default()
+}
+
+pub fn accept_supplier_delay(state: &SagaState, _: Revision, cause: &Cause) -> Outgoing {
+    let command = v1::AcceptSupplierDelay {
+        order_id: state.order_id.clone(),
+        purchase_order_id: late_purchase_order(state),
+        new_expected_date: grace_date(),
+    };
+    to("procurement", state, cause, &command)
+}
+
+pub fn resource_materials(state: &SagaState, _: Revision, cause: &Cause) -> Outgoing {
+    let command = v1::ResourceMaterials {
+        order_id: state.order_id.clone(),
+        purchase_order_id: late_purchase_order(state),
+        reason: "supplier late; re-sourced by decision".to_owned(),
+    };
+    to("procurement", state, cause, &command)
 }
 
 pub fn close_order(state: &SagaState, _: Revision, cause: &Cause) -> Outgoing {

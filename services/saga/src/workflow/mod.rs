@@ -77,7 +77,7 @@ pub struct DecisionOption {
 }
 
 /// What an answered decision does to the saga.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy)]
 pub enum Effect {
     /// Record what the workflow learned from the answer.
     Fact(FactChange),
@@ -92,6 +92,12 @@ pub enum Effect {
     },
     /// Cancel the order and compensate what was done.
     CancelOrder,
+    /// Send a command (the answer's instruction to a department: extend a
+    /// due date, re-source a purchase order).
+    Send(CommandBuilder),
+    /// The question is answered but the step keeps waiting for its event
+    /// (wait longer for a payment or a supplier).
+    KeepWaiting,
 }
 
 /// The facts a decision can set (see [`crate::facts::Facts`]).

@@ -22,7 +22,83 @@ pub mod answers {
     pub const CANCEL_ORDER: &str = "cancel_order";
     pub const CONCESSION: &str = "concession";
     pub const SCRAP_AND_REMAKE: &str = "scrap_and_remake";
+    pub const KEEP_WAITING: &str = "keep_waiting";
+    pub const RELEASE_PRODUCTION: &str = "release_production";
+    pub const REFER_TO_COLLECTION: &str = "refer_to_collection";
+    pub const WAIT_FOR_SUPPLIER: &str = "wait_for_supplier";
+    pub const RESOURCE: &str = "resource_from_next_supplier";
 }
+
+/// Every decision the standard workflow asks.
+pub static DECISIONS: &[&DecisionSpec] = &[
+    &DELIVERY_DATE,
+    &FINAL_INSPECTION,
+    &DEPOSIT_OVERDUE,
+    &BALANCE_OVERDUE,
+    &SUPPLIER_LATE,
+];
+
+/// The deposit was reminded on every day of the dunning schedule.
+pub static DEPOSIT_OVERDUE: DecisionSpec = DecisionSpec {
+    kind: v1::DecisionKind::DepositOverdue,
+    name: "deposit_overdue",
+    question: deposit_question,
+    options: &[
+        DecisionOption {
+            answer: answers::KEEP_WAITING,
+            effects: &[Effect::Send(extend_deposit_due), Effect::KeepWaiting],
+        },
+        DecisionOption {
+            answer: answers::RELEASE_PRODUCTION,
+            effects: &[Effect::Complete],
+        },
+        DecisionOption {
+            answer: answers::CANCEL_ORDER,
+            effects: &[Effect::CancelOrder],
+        },
+    ],
+    exception: None,
+};
+
+/// The balance was reminded on every day of the dunning schedule.
+pub static BALANCE_OVERDUE: DecisionSpec = DecisionSpec {
+    kind: v1::DecisionKind::BalanceOverdue,
+    name: "balance_overdue",
+    question: balance_question,
+    options: &[
+        DecisionOption {
+            answer: answers::KEEP_WAITING,
+            effects: &[Effect::Send(extend_balance_due), Effect::KeepWaiting],
+        },
+        DecisionOption {
+            answer: answers::REFER_TO_COLLECTION,
+            effects: &[Effect::Send(refer_to_collection), Effect::KeepWaiting],
+        },
+    ],
+    exception: None,
+};
+
+/// A supplier missed its confirmation or delivery.
+pub static SUPPLIER_LATE: DecisionSpec = DecisionSpec {
+    kind: v1::DecisionKind::SupplierLate,
+    name: "supplier_late",
+    question: supplier_question,
+    options: &[
+        DecisionOption {
+            answer: answers::WAIT_FOR_SUPPLIER,
+            effects: &[Effect::Send(accept_supplier_delay), Effect::KeepWaiting],
+        },
+        DecisionOption {
+            answer: answers::RESOURCE,
+            effects: &[Effect::Send(resource_materials), Effect::KeepWaiting],
+        },
+        DecisionOption {
+            answer: answers::CANCEL_ORDER,
+            effects: &[Effect::CancelOrder],
+        },
+    ],
+    exception: None,
+};
 
 /// The factory's earliest date is after the requested one.
 pub static DELIVERY_DATE: DecisionSpec = DecisionSpec {
@@ -217,15 +293,23 @@ impl Workflow {
                                 &[v1::MaterialsOrdered::TYPE_NAME],
                             )
                         },
-                        wait(
-                            "materials_ready",
-                            &["procure_materials"],
-                            D::Procurement,
-                            &[v1::MaterialsReady::TYPE_NAME],
-                            OnTimeout::FlagOverdue,
-                        ),
+                        StepDef {
+                            fails_on: &[v1::PurchaseOrderLate::TYPE_NAME],
+                            on_failure: OnFailure::Decide(&SUPPLIER_LATE),
+                            failure_kind: ExceptionKind::SupplierLate,
+                            ..wait(
+                                "materials_ready",
+                                &["procure_materials"],
+                                D::Procurement,
+                                &[v1::MaterialsReady::TYPE_NAME],
+                                OnTimeout::FlagOverdue,
+                            )
+                        },
                         StepDef {
                             when: Some(deposit_required),
+                            fails_on: &[v1::PaymentEscalated::TYPE_NAME],
+                            on_failure: OnFailure::Decide(&DEPOSIT_OVERDUE),
+                            failure_kind: ExceptionKind::PaymentOverdue,
                             ..wait(
                                 "deposit_received",
                                 &[],
@@ -347,13 +431,24 @@ impl Workflow {
                                 &[v1::ShipmentBooked::TYPE_NAME],
                             )
                         },
-                        wait(
-                            "shipped",
-                            &["book_shipment"],
-                            D::Logistics,
-                            &[v1::Shipped::TYPE_NAME],
-                            OnTimeout::FlagOverdue,
-                        ),
+                        // A missed ETD re-books (a new booking revision);
+                        // missed twice, an operator looks.
+                        StepDef {
+                            fails_on: &[v1::ShipmentLate::TYPE_NAME],
+                            on_failure: OnFailure::Reopen {
+                                steps: &["book_shipment", "shipped"],
+                                limit: 2,
+                                then: Escalation::Stall,
+                            },
+                            failure_kind: ExceptionKind::ShipmentLate,
+                            ..wait(
+                                "shipped",
+                                &["book_shipment"],
+                                D::Logistics,
+                                &[v1::Shipped::TYPE_NAME],
+                                OnTimeout::FlagOverdue,
+                            )
+                        },
                         wait(
                             "delivered",
                             &["shipped"],
@@ -402,13 +497,20 @@ impl Workflow {
                                 &[v1::InvoiceIssued::TYPE_NAME, v1::NoInvoiceDue::TYPE_NAME],
                             )
                         },
-                        wait(
-                            "paid_in_full",
-                            &["invoice_at_shipment", "invoice_at_delivery"],
-                            D::Finance,
-                            &[v1::OrderPaidInFull::TYPE_NAME],
-                            OnTimeout::Never,
-                        ),
+                        // Finance chases the balance on its dunning schedule;
+                        // after the last reminder a person decides.
+                        StepDef {
+                            fails_on: &[v1::PaymentEscalated::TYPE_NAME],
+                            on_failure: OnFailure::Decide(&BALANCE_OVERDUE),
+                            failure_kind: ExceptionKind::PaymentOverdue,
+                            ..wait(
+                                "paid_in_full",
+                                &["invoice_at_shipment", "invoice_at_delivery"],
+                                D::Finance,
+                                &[v1::OrderPaidInFull::TYPE_NAME],
+                                OnTimeout::Never,
+                            )
+                        },
                     ],
                 ),
                 phase(
@@ -459,6 +561,32 @@ fn delivery_date_question(state: &SagaState) -> String {
             .map(gendan_proto::date_to_string)
             .unwrap_or_default(),
         gendan_proto::date_to_string(state.requested)
+    )
+}
+
+fn deposit_question(state: &SagaState) -> String {
+    format!(
+        "The deposit of order {} ({}) is unpaid after every reminder. Keep waiting (the due date \
+         moves two weeks), release production without the deposit, or cancel the order?",
+        state.order_id, state.order.customer
+    )
+}
+
+fn balance_question(state: &SagaState) -> String {
+    format!(
+        "The balance of order {} ({}) is unpaid after every reminder. Keep waiting (the due date \
+         moves two weeks), or refer it to collection and put the customer on credit hold?",
+        state.order_id, state.order.customer
+    )
+}
+
+fn supplier_question(state: &SagaState) -> String {
+    format!(
+        "A supplier is late with purchase order {} for order {}. Wait for the supplier (a new ETA \
+         two weeks out; the dates move and the customer is told), re-source from the next supplier \
+         offer, or cancel the order?",
+        state.facts.late_purchase_order.as_deref().unwrap_or("?"),
+        state.order_id
     )
 }
 

@@ -81,15 +81,18 @@ impl World {
     pub(super) async fn decide(&self, decision: v1::Decision) -> anyhow::Result<()> {
         self.pause_on(&decision.order_id, 0.5).await;
         let customer = self.customer_of(&decision.order_id).await?;
-        let answer = if decision
-            .options
+        // The customer agrees to the factory's date, and accepts a lot that
+        // failed inspection twice by concession rather than wait for a remake.
+        let preferred = [
+            gendan_saga::workflow::answers::ACCEPT_PROPOSED_DATE,
+            gendan_saga::workflow::answers::CONCESSION,
+        ];
+        let answer = preferred
             .iter()
-            .any(|o| o == gendan_saga::workflow::answers::ACCEPT_PROPOSED_DATE)
-        {
-            gendan_saga::workflow::answers::ACCEPT_PROPOSED_DATE.to_owned()
-        } else {
-            decision.options.first().cloned().unwrap_or_default()
-        };
+            .find(|answer| decision.options.iter().any(|o| o == *answer))
+            .map(|answer| (*answer).to_owned())
+            .or_else(|| decision.options.first().cloned())
+            .unwrap_or_default();
         let request = v1::DecideRequest {
             order_id: decision.order_id.clone(),
             decision_id: decision.decision_id.clone(),

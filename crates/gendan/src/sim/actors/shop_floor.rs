@@ -126,6 +126,17 @@ impl World {
         inspection_id: String,
         sample_size: u32,
     ) -> anyhow::Result<()> {
+        self.inspect_final(inspection_id, sample_size, false).await
+    }
+
+    /// The inspector draws the plan's sample; a `defective` lot has a major
+    /// defect in every unit drawn (no plan accepts that).
+    pub(super) async fn inspect_final(
+        &self,
+        inspection_id: String,
+        sample_size: u32,
+        defective: bool,
+    ) -> anyhow::Result<()> {
         self.pause(0.2).await;
         let quality = self.clients.quality.clone();
         let sample = if sample_size > 0 {
@@ -149,7 +160,15 @@ impl World {
             inspection_id: inspection_id.clone(),
             inspector: "QA inspector (sim)".to_owned(),
             sample_inspected: sample,
-            defects: Vec::new(),
+            defects: if defective {
+                vec![v1::DefectCount {
+                    defect_class: v1::DefectClass::Major as i32,
+                    count: sample,
+                    description: "seam slippage (simulated)".to_owned(),
+                }]
+            } else {
+                Vec::new()
+            },
         };
         let mut client = quality.clone();
         match client.record_inspection_result(request).await {

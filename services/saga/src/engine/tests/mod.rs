@@ -457,3 +457,5 @@ fn delivery_risk_opens_an_exception_that_says_why_and_closes_on_track() {
         .unwrap();
     assert_eq!(inspection.impact_days, 11, "25 Mar → 5 Apr");
 }
+
+mod waiting;

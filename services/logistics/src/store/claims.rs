@@ -1,0 +1,68 @@
+//! Carrier claims for cargo lost or damaged in transit (`cargo_claims`),
+//! one per order, booking and kind, and the shipped quantity a claim is
+//! checked against.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+
+use crate::Result;
+
+/// One claim against the carrier.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct Claim {
+    pub claim_id: String,
+    pub order_id: String,
+    pub booking_reference: String,
+    /// `lost` or `damaged`.
+    pub kind: String,
+    pub description: String,
+    pub quantity: i32,
+    pub reported_at: DateTime<Utc>,
+    pub opened_at: DateTime<Utc>,
+}
+
+/// Stores `claim` unless the order already has a claim of its kind on its
+/// booking. True when it was stored.
+pub async fn open(conn: &mut PgConnection, claim: &Claim) -> Result<bool> {
+    let stored: Option<String> = sqlx::query_scalar(
+        "INSERT INTO cargo_claims (claim_id, order_id, booking_reference, kind, description, \
+           quantity, reported_at, opened_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+         ON CONFLICT (order_id, booking_reference, kind) DO NOTHING RETURNING claim_id",
+    )
+    .bind(&claim.claim_id)
+    .bind(&claim.order_id)
+    .bind(&claim.booking_reference)
+    .bind(&claim.kind)
+    .bind(&claim.description)
+    .bind(claim.quantity)
+    .bind(claim.reported_at)
+    .bind(claim.opened_at)
+    .fetch_optional(conn)
+    .await?;
+    Ok(stored.is_some())
+}
+
+/// The order's claims, oldest first.
+pub async fn of_order(conn: &mut PgConnection, order_id: &str) -> Result<Vec<Claim>> {
+    Ok(sqlx::query_as::<_, Claim>(
+        "SELECT claim_id, order_id, booking_reference, kind, description, quantity, \
+           reported_at, opened_at FROM cargo_claims WHERE order_id = $1 \
+         ORDER BY opened_at, claim_id",
+    )
+    .bind(order_id)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Units the order shipped: what its packing list packed (the warehouse's
+/// packed report is checked against it before anything ships). 0 without
+/// a packing list.
+pub async fn shipped_quantity(conn: &mut PgConnection, order_id: &str) -> Result<u32> {
+    let total: i64 = sqlx::query_scalar(
+        "SELECT COALESCE(SUM(quantity), 0)::bigint FROM packing_list_cartons WHERE order_id = $1",
+    )
+    .bind(order_id)
+    .fetch_one(conn)
+    .await?;
+    Ok(u32::try_from(total).unwrap_or(u32::MAX))
+}

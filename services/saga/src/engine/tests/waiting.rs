@@ -1,0 +1,328 @@
+//! Waits that go wrong outside the factory: a deposit or balance unpaid
+//! after every reminder, a supplier late, a machine down.
+
+use gendan_proto::v1::{self, ExceptionKind, Phase};
+
+use super::{ORDER, engine, incoming, sent, start};
+use crate::state::{SagaState, Status, StepStatus};
+use crate::workflow::answers;
+
+/// A saga in the materials phase: the PO is placed, the deposit is
+/// required and unpaid.
+fn in_materials(engine: &super::Engine) -> SagaState {
+    let created = incoming(&v1::OrderCreated {
+        order: Some(super::order()),
+    });
+    let mut saga = engine.begin(super::order(), &created, start()).unwrap();
+    for (phase, step) in engine.workflow().steps() {
+        if (phase.phase as i32) < (Phase::Materials as i32) {
+            let state = saga.step_mut(step.name);
+            state.status = StepStatus::Done;
+            state.runs = 1;
+        }
+    }
+    saga.facts.deposit_required = true;
+    saga.phase = Phase::Confirmed;
+    engine.advance(&mut saga, &gendan_messaging::Cause::root(ORDER), start());
+    let ordered = incoming(&v1::MaterialsOrdered {
+        order_id: ORDER.to_owned(),
+        expected_ready_date: "2026-03-20".to_owned(),
+        ..Default::default()
+    });
+    engine.react(&mut saga, &ordered, start()).unwrap();
+    saga.outgoing.clear();
+    saga
+}
+
+fn escalated(kind: v1::InvoiceKind) -> v1::PaymentEscalated {
+    v1::PaymentEscalated {
+        order_id: ORDER.to_owned(),
+        invoice_id: "INV-2026-1".to_owned(),
+        invoice_kind: kind as i32,
+        outstanding_minor: 300_000,
+        currency: "CNY".to_owned(),
+        due_date: "2026-02-10".to_owned(),
+        days_overdue: 15,
+        reminders: 3,
+    }
+}
+
+#[test]
+fn reminders_are_one_open_exception_closed_by_the_payment() {
+    let engine = engine();
+    let mut saga = in_materials(&engine);
+    for n in 1..=2 {
+        let reminder = incoming(&v1::PaymentReminder {
+            order_id: ORDER.to_owned(),
+            invoice_id: "INV-2026-1".to_owned(),
+            invoice_kind: v1::InvoiceKind::Deposit as i32,
+            reminder: n,
+            days_overdue: n * 7,
+            ..Default::default()
+        });
+        engine.react(&mut saga, &reminder, start()).unwrap();
+    }
+    let overdue: Vec<_> = saga
+        .exceptions
+        .iter()
+        .filter(|e| e.kind == ExceptionKind::PaymentOverdue)
+        .collect();
+    assert_eq!(overdue.len(), 1, "one record, brought up to date");
+    assert!(
+        overdue[0].cause.contains("reminder 2"),
+        "{}",
+        overdue[0].cause
+    );
+    let paid = incoming(&v1::DepositReceived {
+        order_id: ORDER.to_owned(),
+        ..Default::default()
+    });
+    engine.react(&mut saga, &paid, start()).unwrap();
+    assert!(saga.exceptions.iter().all(|e| !e.is_open()));
+}
+
+#[test]
+fn an_escalated_deposit_asks_and_keep_waiting_extends_the_due_date() {
+    let engine = engine();
+    let mut saga = in_materials(&engine);
+    let event = incoming(&escalated(v1::InvoiceKind::Deposit));
+    engine.react(&mut saga, &event, start()).unwrap();
+    let decision = saga.decisions.last().expect("asked").clone();
+    assert_eq!(decision.kind, "deposit_overdue");
+    assert_eq!(decision.step, "deposit_received");
+    assert_eq!(saga.status, Status::Running);
+    // The balance step, not yet begun, is not touched by the deposit's
+    // escalation.
+    assert_eq!(saga.step("paid_in_full").failures, 0);
+
+    saga.outgoing.clear();
+    engine
+        .apply_answer(
+            &mut saga,
+            decision.decision_id,
+            answers::KEEP_WAITING,
+            "finance.wu",
+            "",
+            start(),
+        )
+        .unwrap();
+    let extended: Vec<v1::ExtendPaymentDue> = sent(&saga);
+    assert_eq!(extended.len(), 1);
+    assert_eq!(extended[0].invoice_kind, v1::InvoiceKind::Deposit as i32);
+    assert_eq!(saga.step("deposit_received").status, StepStatus::Waiting);
+    assert!(saga.step("deposit_received").deadline.is_some());
+
+    // Escalated again later: a new question.
+    engine.react(&mut saga, &event, start()).unwrap();
+    assert_eq!(
+        saga.decisions.iter().filter(|d| d.is_open()).count(),
+        1,
+        "asked once more"
+    );
+}
+
+#[test]
+fn releasing_production_without_the_deposit_lets_production_start() {
+    let engine = engine();
+    let mut saga = in_materials(&engine);
+    let ready = incoming(&v1::MaterialsReady {
+        order_id: ORDER.to_owned(),
+        ..Default::default()
+    });
+    engine.react(&mut saga, &ready, start()).unwrap();
+    engine
+        .react(
+            &mut saga,
+            &incoming(&escalated(v1::InvoiceKind::Deposit)),
+            start(),
+        )
+        .unwrap();
+    assert_eq!(saga.phase, Phase::Materials);
+    let decision = saga.decisions.last().unwrap().decision_id;
+    engine
+        .apply_answer(
+            &mut saga,
+            decision,
+            answers::RELEASE_PRODUCTION,
+            "gm",
+            "good customer",
+            start(),
+        )
+        .unwrap();
+    assert_eq!(saga.phase, Phase::Production);
+}
+
+#[test]
+fn a_late_supplier_asks_and_resourcing_instructs_procurement() {
+    let engine = engine();
+    let mut saga = in_materials(&engine);
+    let late = incoming(&v1::PurchaseOrderLate {
+        order_id: ORDER.to_owned(),
+        purchase_order_id: "PO-7".to_owned(),
+        supplier: "Fabrics Ltd".to_owned(),
+        material: "FABRIC".to_owned(),
+        lateness: "not_received".to_owned(),
+        due_date: "2026-03-20".to_owned(),
+        days_late: 3,
+        alternative_supplier: "Textile Co".to_owned(),
+    });
+    engine.react(&mut saga, &late, start()).unwrap();
+    let exception = saga
+        .exceptions
+        .iter()
+        .find(|e| e.kind == ExceptionKind::SupplierLate)
+        .expect("registered");
+    assert_eq!(exception.owner, v1::Department::Procurement);
+    let decision = saga.decisions.last().unwrap().clone();
+    assert_eq!(decision.kind, "supplier_late");
+    // The same chase delivered again asks nothing new.
+    engine.react(&mut saga, &late, start()).unwrap();
+    assert_eq!(saga.decisions.iter().filter(|d| d.is_open()).count(), 1);
+
+    saga.outgoing.clear();
+    engine
+        .apply_answer(
+            &mut saga,
+            decision.decision_id,
+            answers::RESOURCE,
+            "buyer",
+            "",
+            start(),
+        )
+        .unwrap();
+    let resourced: Vec<v1::ResourceMaterials> = sent(&saga);
+    assert_eq!(resourced.len(), 1);
+    assert_eq!(resourced[0].purchase_order_id, "PO-7");
+    assert_eq!(saga.step("materials_ready").status, StepStatus::Waiting);
+    let closed = saga
+        .exceptions
+        .iter()
+        .find(|e| e.kind == ExceptionKind::SupplierLate)
+        .unwrap();
+    assert_eq!(closed.decision.as_deref(), Some(answers::RESOURCE));
+}
+
+#[test]
+fn a_machine_down_moves_the_projection_and_says_why() {
+    let engine = engine();
+    let mut saga = in_materials(&engine);
+    saga.promised = chrono::NaiveDate::from_ymd_opt(2026, 4, 10);
+    saga.projected = chrono::NaiveDate::from_ymd_opt(2026, 4, 8);
+    saga.outgoing.clear();
+    let down = v1::WorkOrderRescheduled {
+        order_id: ORDER.to_owned(),
+        work_centre: "SEW".to_owned(),
+        cause: "line SEW down since 2026-03-04 09:00 (motor failure), about 4 days' delay"
+            .to_owned(),
+        previous_end: "2026-03-30".to_owned(),
+        projected_end: "2026-04-03".to_owned(),
+        downtime_hours: 96.0,
+        ..Default::default()
+    };
+    engine.react(&mut saga, &incoming(&down), start()).unwrap();
+    assert_eq!(saga.projected, chrono::NaiveDate::from_ymd_opt(2026, 4, 12));
+    assert!(saga.at_risk);
+    let risk: Vec<v1::DeliveryRiskChanged> = sent(&saga);
+    assert!(
+        risk[0].reason.contains("line SEW down"),
+        "{}",
+        risk[0].reason
+    );
+    let up = v1::WorkOrderRescheduled {
+        resolved: true,
+        previous_end: "2026-04-03".to_owned(),
+        projected_end: "2026-04-03".to_owned(),
+        ..down
+    };
+    engine.react(&mut saga, &incoming(&up), start()).unwrap();
+    let record = saga
+        .exceptions
+        .iter()
+        .find(|e| e.kind == ExceptionKind::EquipmentDown)
+        .unwrap();
+    assert!(!record.is_open());
+    assert_eq!(record.impact_days, 4);
+}
+
+#[test]
+fn an_escalated_balance_can_go_to_collection() {
+    let engine = engine();
+    let mut saga = in_materials(&engine);
+    for (_, step) in engine.workflow().steps() {
+        if step.name != "paid_in_full" && step.name != "close_order" {
+            let state = saga.step_mut(step.name);
+            if !state.status.is_finished() {
+                state.status = StepStatus::Done;
+            }
+        }
+    }
+    saga.phase = Phase::Acceptance;
+    engine.advance(&mut saga, &gendan_messaging::Cause::root(ORDER), start());
+    assert_eq!(saga.step("paid_in_full").status, StepStatus::Waiting);
+    engine
+        .react(
+            &mut saga,
+            &incoming(&escalated(v1::InvoiceKind::Balance)),
+            start(),
+        )
+        .unwrap();
+    let decision = saga.decisions.last().unwrap().clone();
+    assert_eq!(decision.kind, "balance_overdue");
+    saga.outgoing.clear();
+    engine
+        .apply_answer(
+            &mut saga,
+            decision.decision_id,
+            answers::REFER_TO_COLLECTION,
+            "cfo",
+            "",
+            start(),
+        )
+        .unwrap();
+    assert_eq!(sent::<v1::ReferToCollection>(&saga).len(), 1);
+    assert_eq!(saga.step("paid_in_full").status, StepStatus::Waiting);
+}
+
+#[test]
+fn a_missed_etd_rebooks_as_a_new_revision() {
+    let engine = engine();
+    let mut saga = in_materials(&engine);
+    for (phase, step) in engine.workflow().steps() {
+        if (phase.phase as i32) < (Phase::Shipping as i32) {
+            let state = saga.step_mut(step.name);
+            if !state.status.is_finished() {
+                state.status = StepStatus::Done;
+                state.runs = 1;
+            }
+        }
+    }
+    saga.phase = Phase::Documents;
+    engine.advance(&mut saga, &gendan_messaging::Cause::root(ORDER), start());
+    let booked = v1::ShipmentBooked {
+        order_id: ORDER.to_owned(),
+        etd: "2026-03-10".to_owned(),
+        eta: "2026-03-30".to_owned(),
+        booking_reference: "BK-1".to_owned(),
+        revision: 1,
+        ..Default::default()
+    };
+    engine
+        .react(&mut saga, &incoming(&booked), start())
+        .unwrap();
+    saga.outgoing.clear();
+    let late = v1::ShipmentLate {
+        order_id: ORDER.to_owned(),
+        booking_reference: "BK-1".to_owned(),
+        etd: "2026-03-10".to_owned(),
+        days_late: 1,
+        revision: 1,
+    };
+    engine.react(&mut saga, &incoming(&late), start()).unwrap();
+    let rebooked: Vec<v1::BookShipment> = sent(&saga);
+    assert_eq!(rebooked.len(), 1);
+    assert_eq!(rebooked[0].revision, 2);
+    assert_eq!(saga.status, Status::Running);
+    // The first booking's lateness, delivered again, is history.
+    engine.react(&mut saga, &incoming(&late), start()).unwrap();
+    assert_eq!(saga.step("shipped").failures, 1);
+}
