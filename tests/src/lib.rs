@@ -236,3 +236,20 @@ pub fn service_settings(
         schema: schema.to_owned(),
     }
 }
+
+/// Waits until a service behind `pool` has handled the message `message_id`
+/// (its consumer's inbox has it). A command repeated on purpose is answered
+/// with the same fact under the same event id, which the bus already holds,
+/// so nothing new is published: a test reads what the repeat did from the
+/// records once this returns.
+pub async fn handled(pool: &sqlx::PgPool, message_id: &str) -> anyhow::Result<()> {
+    eventually(Duration::from_secs(30), "the message handled", || async {
+        let handled: i64 = sqlx::query_scalar("SELECT count(*) FROM inbox WHERE message_id = $1")
+            .bind(message_id)
+            .fetch_one(pool)
+            .await
+            .ok()?;
+        (handled > 0).then_some(())
+    })
+    .await
+}

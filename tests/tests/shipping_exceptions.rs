@@ -20,7 +20,7 @@ use gendan_proto::v1::{
     GetShipmentRequest, Order, OrderLine, PackingListReady, PackingSpec, PreparePacking,
     ProductMaster, ShipmentBooked, ShipmentLate, Shipped, TrackingUpdated, WmsShipped,
 };
-use gendan_tests::{SubjectReader, TestDb, TestNats, eventually, service_settings};
+use gendan_tests::{SubjectReader, TestDb, TestNats, service_settings};
 use sqlx::PgPool;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -175,21 +175,7 @@ impl Logistics {
             &Cause::root(order_id),
         );
         self.bus.publish(&message).await?;
-        let message_id = message.event_id().to_owned();
-        eventually(WAIT, "the repeated command handled", || {
-            let pool = self.pool.clone();
-            let message_id = message_id.clone();
-            async move {
-                let handled: i64 =
-                    sqlx::query_scalar("SELECT count(*) FROM inbox WHERE message_id = $1")
-                        .bind(&message_id)
-                        .fetch_one(&pool)
-                        .await
-                        .ok()?;
-                (handled > 0).then_some(())
-            }
-        })
-        .await
+        gendan_tests::handled(&self.pool, message.event_id()).await
     }
 
     /// The next event of type `M` about `order_id`, with its event id.

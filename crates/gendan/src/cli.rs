@@ -1,5 +1,6 @@
 //! The merchandiser's command line: orders from a file, the tracking table,
-//! one order with its timeline, and the records other departments make
+//! one order with its timeline, the customer's claims ([`crate::claims_cli`]),
+//! and the records other departments make
 //! (payments, inspection results, decisions, operator actions on stalled
 //! workflows). Every command talks to the running services over gRPC (the
 //! addresses of `gendan up`, or `GENDAN_<SERVICE>__GRPC_ADDR`) and prints an
@@ -78,6 +79,10 @@ pub enum OrdersCommand {
     },
     /// The closing summary of a closed order.
     Summary { order_id: String },
+    /// Raise the customer's claim on delivered goods (phase acceptance only).
+    Claim(crate::claims_cli::ClaimArgs),
+    /// An order's claims and how each was resolved.
+    Claims { order_id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -495,6 +500,10 @@ pub async fn orders(command: OrdersCommand, output: Output) -> anyhow::Result<()
                 Output::Json => print_json(&value),
                 Output::Table => print_pairs(&value),
             }
+        }
+        OrdersCommand::Claim(args) => crate::claims_cli::raise(&mut orders, args, output).await?,
+        OrdersCommand::Claims { order_id } => {
+            crate::claims_cli::list(&mut orders, order_id, output).await?
         }
     }
     Ok(())

@@ -2,13 +2,15 @@
 //! tests:
 //!
 //! - [`bench`]: orders through the whole happy path, and what it costs;
-//! - [`cli`]: the merchandiser's commands against running services;
+//! - [`cli`]: the merchandiser's commands against running services, with
+//!   [`claims_cli`] for the customer's claims;
 //! - [`stack`]: every service's `Application` in one process;
 //! - [`demo`]: the sample factory catalog, sample orders, an MES player and
 //!   the live progress view;
 //! - [`local`]: private nats-server / PostgreSQL when none answers.
 
 pub mod bench;
+pub mod claims_cli;
 pub mod cli;
 pub mod demo;
 pub mod local;

@@ -95,7 +95,8 @@ enum Command {
         #[arg(long)]
         exceptions: bool,
     },
-    /// Create orders, the tracking table, one order's timeline, acceptance, summary.
+    /// Create orders, the tracking table, one order's timeline, acceptance,
+    /// claims, summary.
     #[command(subcommand)]
     Orders(cli::OrdersCommand),
     /// Record payments; show an order's receivable.

@@ -1,7 +1,8 @@
 //! Applying received money to invoices, oldest first (pure).
 //!
-//! Credits (the unapplied part of each payment, oldest payment first) are
-//! poured into open invoices (oldest due first) until one side runs out.
+//! Credits (the unapplied part of each payment or credit note, oldest
+//! first) are poured into open invoices (oldest due first) until one side
+//! runs out.
 //! This is the usual rule a customer's accountant expects: a payment settles
 //! the invoice that has waited longest. What is left of a payment stays
 //! unapplied and settles the next invoice when it is issued.

@@ -6,9 +6,14 @@
 //! its allocation and the events it causes (through the outbox) commit
 //! together or not at all; `RecordRefund` does the same in [`refunds`].
 //! Reads run in a repeatable-read transaction so totals and lists agree with
-//! each other; `GetReceivable`'s `refund_due_minor` is what a cancellation
-//! still owes after the refunds paid (the refunds themselves are not listed:
-//! the message has no field for them, and they are not payments received).
+//! each other. `GetReceivable` shows credit notes through the figures they
+//! change (the message has no field for them, nor for refunds): the
+//! receivable's `outstanding_minor` and `refund_due_minor` are its
+//! [`Balance`] (the total less credits, set against payments less refunds),
+//! and an invoice a credit settled is `paid` with `paid_minor` the money
+//! alone. `total_minor` stays the order's and `paid_minor` the money
+//! received. `RecordPayment` refuses more than is outstanding on the same
+//! figure.
 //! `SetDunningSchedule` / `GetDunningSchedule` write and read the schedule
 //! the [`dunning_worker`] reads at every pass. Value dates are checked
 //! against the service [`Clock`] (refunds) or the system clock (payments,
@@ -36,6 +41,7 @@ use gendan_proto::v1::{
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use tonic::{Request, Response, Status};
 
+use crate::balance::{self, Balance};
 use crate::clock::Clock;
 use crate::dunning::Schedule;
 use crate::receivables::{self, Invoice, Payment, STATUS_CANCELLED};
@@ -87,8 +93,9 @@ impl FinanceApi {
             )
             .into());
         }
-        let paid = receivables::paid_minor(&mut tx, &new.order_id).await?;
-        let outstanding_minor = receivable.total_minor - paid;
+        let outstanding_minor = balance::load(&mut tx, &receivable)
+            .await?
+            .outstanding_minor();
         if new.amount_minor > outstanding_minor {
             return Err(Error::Overpayment {
                 order_id: new.order_id,
@@ -164,7 +171,7 @@ impl FinanceApi {
         let invoices = receivables::invoices(&mut tx, &order_id).await?;
         let payments = receivables::payments(&mut tx, &order_id).await?;
         let allocations = receivables::allocations(&mut tx, &order_id).await?;
-        let refund_due_minor = refunds::refund_due(&mut tx, &order_id).await?;
+        let money: Balance = balance::load(&mut tx, &receivable).await?;
         tx.commit().await?;
 
         let overflow = || Error::Overflow(order_id.clone());
@@ -174,11 +181,6 @@ impl FinanceApi {
             .try_fold(0i64, |sum, i| sum.checked_add(i.amount_minor))
             .ok_or_else(overflow)?;
         let paid_minor = sum_payments(&payments).ok_or_else(overflow)?;
-        let outstanding_minor = if receivable.status == STATUS_CANCELLED {
-            0
-        } else {
-            receivable.total_minor - paid_minor
-        };
         Ok(Receivable {
             order_id: receivable.order_id.clone(),
             customer: receivable.customer.clone(),
@@ -194,8 +196,8 @@ impl FinanceApi {
                 .collect(),
             invoiced_minor,
             paid_minor,
-            outstanding_minor,
-            refund_due_minor,
+            outstanding_minor: money.outstanding_minor(),
+            refund_due_minor: money.refund_due_minor(),
             opened_on: date_to_string(receivable.opened_on),
             deposit_received_on: receivable
                 .deposit_received_on
@@ -222,8 +224,8 @@ impl FinanceApi {
         let mut conn = self.pool.acquire().await?;
         let rows: Vec<OverdueRow> = sqlx::query_as(
             "SELECT i.invoice_id, i.order_id, i.installment_seq, i.kind, i.trigger, \
-               i.amount_minor, i.paid_minor, i.currency, i.issued_on, i.due_date, i.status, \
-               r.customer \
+               i.amount_minor, i.paid_minor, i.credited_minor, i.currency, i.issued_on, \
+               i.due_date, i.status, r.customer \
              FROM invoices i JOIN receivables r ON r.order_id = i.order_id \
              WHERE i.status IN ('open', 'partially_paid') AND i.due_date < $1 \
                AND r.status <> 'cancelled' \
@@ -328,17 +330,13 @@ async fn repeated(
         .into());
     }
     let receivable = receivables::get(conn, &existing.order_id).await?;
-    let paid = receivables::paid_minor(conn, &existing.order_id).await?;
+    let outstanding_minor = balance::load(conn, &receivable).await?.outstanding_minor();
     let allocations = receivables::allocations(conn, &existing.order_id).await?;
     tracing::info!(payment_id = %existing.payment_id, "payment seen before, answering it again");
     Ok(RecordPaymentResponse {
         payment: Some(receivables::payment_proto(&existing, &allocations)),
         created: false,
-        outstanding_minor: if receivable.status == STATUS_CANCELLED {
-            0
-        } else {
-            receivable.total_minor - paid
-        },
+        outstanding_minor,
     })
 }
 

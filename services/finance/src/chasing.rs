@@ -32,7 +32,7 @@ use sqlx::PgConnection;
 
 use crate::receivables::{self, Invoice, STATUS_CANCELLED, STATUS_IN_COLLECTION};
 use crate::terms::{KIND_BALANCE, KIND_DEPOSIT};
-use crate::{Error, SERVICE, validate};
+use crate::{Error, SERVICE, balance, validate};
 
 fn rejected(command: &str, order_id: &str, err: FieldError) -> HandlerError {
     HandlerError::Rejected(format!("{command} for order {order_id}: {err}"))
@@ -186,10 +186,10 @@ pub async fn refer_to_collection(
     if receivable.status == STATUS_CANCELLED {
         return Err(Error::Cancelled(order_id).into());
     }
-    let paid = receivables::paid_minor(conn, &order_id).await?;
-    let outstanding_minor = receivable.total_minor - paid;
+    // Net of credit notes: a credited claim is not the collector's to chase.
+    let outstanding_minor = balance::load(conn, &receivable).await?.outstanding_minor();
     if outstanding_minor <= 0 {
-        // Paid while the decision was pending: there is nothing to collect,
+        // Paid (or credited) while the decision was pending: nothing to collect,
         // and the saga learns that from OrderPaidInFull.
         return Err(Error::NothingOutstanding(order_id).into());
     }

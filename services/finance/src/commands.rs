@@ -4,9 +4,10 @@
 //! | --- | --- | --- | --- |
 //! | `OpenReceivable` | order | stores receivable + schedule, issues the deposit invoice; `ReceivableOpened` (+ `InvoiceIssued` for the deposit); terms not understood: `ReceivableOpeningFailed`, nothing stored | the same `ReceivableOpened` / `InvoiceIssued` again, from what is stored |
 //! | `InvoiceBalance` | order + milestone | issues the milestone's invoices; `InvoiceIssued` each (`NoInvoiceDue` when the terms bill nothing then) | the same invoices announced again |
-//! | `CancelReceivable` | order | voids unpaid invoices, computes the refund; `ReceivableCancelled` | the stored answer again |
+//! | `CancelReceivable` | order | voids unpaid invoices, computes the refund (everything received and not yet refunded); `ReceivableCancelled` | the stored answer again |
 //! | `ExtendPaymentDue` | order + invoice kind + new date | moves the due date of the earliest-due unpaid invoice of that kind, starts its dunning over; `PaymentDueExtended` | an invoice of that kind already due on that date: `PaymentDueExtended` again, nothing changed (also once paid, and when the date has passed) |
 //! | `ReferToCollection` | order | receivable `in_collection` (dunning stops), customer on credit hold; `ReferredToCollection` with what was outstanding | the stored answer again |
+//! | `IssueCreditNote` | order + claim | stores credit note `CN-<year>-<n>`: the customer owes the total less credits, unpaid invoices are settled by it earliest due first (never edited), a payment beyond what is now owed becomes refund due; `CreditNoteIssued` (a fact: same event id every time) with outstanding and refund due, then `DepositReceived` / `OrderPaidInFull` if it settled them (once each, as payments do) | the stored `CreditNoteIssued` again, same event id, nothing written |
 //!
 //! Rejected to the dead-letter subject, with the field or the reason named:
 //! an `InvoiceBalance` without a known milestone or date; `InvoiceBalance`,
@@ -15,8 +16,12 @@
 //! with an unspecified `invoice_kind`, a `new_due_date` that is not a
 //! `YYYY-MM-DD` date or is before today, or no unpaid invoice of the kind,
 //! and a `ReferToCollection` with nothing outstanding (the order was paid
-//! meanwhile; `OrderPaidInFull` told the saga). `OpenReceivable` never is:
-//! the saga needs `ReceivableOpeningFailed` to fail its step.
+//! meanwhile; `OrderPaidInFull` told the saga); an `IssueCreditNote` for a
+//! receivable that is cancelled or was never opened, with a `claim_id` not
+//! 1 to 128 characters, an `amount_minor` below 1 or above what the total
+//! has left to credit, or a `currency` not the receivable's (see
+//! [`crate::credit_notes`]). `OpenReceivable` never is: the saga needs
+//! `ReceivableOpeningFailed` to fail its step.
 //!
 //! `InvoiceBalance` names its milestone by `billing_milestone`; older senders
 //! leave it unspecified and name it by the `milestone` string, which is read
@@ -26,7 +31,8 @@
 //!
 //! Every answer is written to the outbox on the consumer's connection, so it
 //! commits with the effect and the inbox record. A repeat's answer is a new
-//! message with the same content, as for the first three commands.
+//! message with the same content, except `CreditNoteIssued`, which keeps
+//! its event id so consumers drop the repeat.
 
 use std::sync::Arc;
 
@@ -34,8 +40,8 @@ use gendan_messaging::outbox;
 use gendan_messaging::{Cause, Handler, HandlerError, Incoming, Outgoing};
 use gendan_proto::date_from_str;
 use gendan_proto::v1::{
-    BillingMilestone, CancelReceivable, ExtendPaymentDue, InvoiceBalance, NoInvoiceDue,
-    OpenReceivable, ReceivableCancelled, ReceivableOpened, ReceivableOpeningFailed,
+    BillingMilestone, CancelReceivable, ExtendPaymentDue, InvoiceBalance, IssueCreditNote,
+    NoInvoiceDue, OpenReceivable, ReceivableCancelled, ReceivableOpened, ReceivableOpeningFailed,
     ReferToCollection,
 };
 use sqlx::PgConnection;
@@ -43,7 +49,7 @@ use sqlx::PgConnection;
 use crate::clock::Clock;
 use crate::receivables::{self, INVOICE_VOID, Receivable, STATUS_CANCELLED};
 use crate::terms::{Milestone, Trigger};
-use crate::{Error, SERVICE, chasing, costs, validate};
+use crate::{Error, SERVICE, balance, chasing, costs, credit_notes, validate};
 
 /// Handles `gendan.cmd.finance.*`.
 #[derive(Debug, Clone)]
@@ -79,6 +85,10 @@ impl Handler for CommandHandler {
         if message.is::<ReferToCollection>() {
             let today = self.clock.today();
             return chasing::refer_to_collection(conn, message, message.payload()?, today).await;
+        }
+        if message.is::<IssueCreditNote>() {
+            let today = self.clock.today();
+            return credit_notes::issue_credit_note(conn, message, message.payload()?, today).await;
         }
         Err(HandlerError::Rejected(format!(
             "unknown command type {:?} for {SERVICE}",
@@ -303,7 +313,9 @@ async fn invoice_balance(
 /// Compensation of a cancelled order. Refund policy: everything received is
 /// refunded, minus nothing (no cancellation fee is withheld). A simple
 /// policy a merchandiser can explain to the customer; a fee would be a
-/// decision for a person, not for this handler.
+/// decision for a person, not for this handler. The refund is the
+/// cancelled receivable's [`balance::Balance::refund_due_minor`], so a
+/// refund already paid after a credit note is not owed twice.
 #[tracing::instrument(skip_all, fields(order_id = %message.order_id()))]
 async fn cancel_receivable(
     conn: &mut PgConnection,
@@ -326,7 +338,7 @@ async fn cancel_receivable(
         // Nothing was opened (or it is still on its way): the tombstone
         // below keeps a late OpenReceivable from opening it.
         None => (0, 0),
-        Some(_) => {
+        Some(receivable) => {
             let voided = sqlx::query(
                 "UPDATE invoices SET status = $2 \
                  WHERE order_id = $1 AND status IN ('open', 'partially_paid')",
@@ -341,7 +353,10 @@ async fn cancel_receivable(
                 .bind(STATUS_CANCELLED)
                 .execute(&mut *conn)
                 .await?;
-            let refund = receivables::paid_minor(conn, &order_id).await?;
+            let refund = balance::load(conn, &receivable)
+                .await?
+                .after_cancellation()
+                .refund_due_minor();
             (u32::try_from(voided).unwrap_or(u32::MAX), refund)
         }
     };

@@ -8,8 +8,10 @@
 //! invoice's new dunning state and writes its `PaymentReminder` or
 //! `PaymentEscalated` to the outbox. A reminder is stored with its number,
 //! so a crash before the commit sends nothing and one after it never sends
-//! the same reminder again. Open invoices of open receivables are dunned;
-//! paid, void, cancelled or referred-to-collection ones are not.
+//! the same reminder again. Open invoices of open receivables are dunned
+//! for what is left on them after payments and credit notes; paid (which
+//! includes settled by a credit note), void, cancelled or
+//! referred-to-collection ones are not.
 //!
 //! The worker touches only the dunning columns of the invoice rows it holds
 //! locked; every change to an invoice's amount, status or due date updates
@@ -77,6 +79,7 @@ struct DueInvoice {
     kind: String,
     amount_minor: i64,
     paid_minor: i64,
+    credited_minor: i64,
     currency: String,
     due_date: NaiveDate,
     reminders_sent: i32,
@@ -88,8 +91,8 @@ struct DueInvoice {
 /// batch holds only invoices with work to do (a batch of invoices with
 /// nothing due would hide the ones behind them); `next` has the last word.
 const DUE_INVOICES: &str = "\
-    SELECT i.invoice_id, i.order_id, i.kind, i.amount_minor, i.paid_minor, i.currency, \
-      i.due_date, i.reminders_sent, i.last_reminded_on \
+    SELECT i.invoice_id, i.order_id, i.kind, i.amount_minor, i.paid_minor, i.credited_minor, \
+      i.currency, i.due_date, i.reminders_sent, i.last_reminded_on \
     FROM invoices i JOIN receivables r ON r.order_id = i.order_id \
     WHERE i.status IN ('open', 'partially_paid') AND r.status = 'open' \
       AND i.escalated_on IS NULL AND i.due_date < $1 \
@@ -230,6 +233,12 @@ fn outgoing<M: prost::Message + TypeName>(
     Outgoing::at(subject, SERVICE, &invoice.order_id, payload, &cause, at)
 }
 
+/// What the customer still has to pay on the invoice: a credit note's part
+/// is not asked for.
+fn outstanding_minor(invoice: &DueInvoice) -> i64 {
+    invoice.amount_minor - invoice.paid_minor - invoice.credited_minor
+}
+
 fn days_overdue(invoice: &DueInvoice, today: NaiveDate) -> u32 {
     u32::try_from(dunning::days_overdue(invoice.due_date, today)).unwrap_or(0)
 }
@@ -239,7 +248,7 @@ fn reminder_event(invoice: &DueInvoice, reminder: u32, today: NaiveDate) -> Paym
         order_id: invoice.order_id.clone(),
         invoice_id: invoice.invoice_id.clone(),
         invoice_kind: terms::invoice_kind(&invoice.kind).into(),
-        outstanding_minor: invoice.amount_minor - invoice.paid_minor,
+        outstanding_minor: outstanding_minor(invoice),
         currency: invoice.currency.clone(),
         due_date: date_to_string(invoice.due_date),
         reminder,
@@ -252,7 +261,7 @@ fn escalated_event(invoice: &DueInvoice, state: &State, today: NaiveDate) -> Pay
         order_id: invoice.order_id.clone(),
         invoice_id: invoice.invoice_id.clone(),
         invoice_kind: terms::invoice_kind(&invoice.kind).into(),
-        outstanding_minor: invoice.amount_minor - invoice.paid_minor,
+        outstanding_minor: outstanding_minor(invoice),
         currency: invoice.currency.clone(),
         due_date: date_to_string(invoice.due_date),
         days_overdue: days_overdue(invoice, today),

@@ -1,6 +1,6 @@
 //! The finance service: payment terms and schedules, invoices, payments and
-//! receivables, payment chasing (dunning, extensions, collection), refunds,
-//! and the per-order cost ledger.
+//! receivables, credit notes, payment chasing (dunning, extensions,
+//! collection), refunds, and the per-order cost ledger.
 //!
 //! How data flows through the modules:
 //! - [`terms`] is pure: it parses the order's `payment_terms` text into
@@ -13,20 +13,27 @@
 //!   schedule and issues the deposit invoice, `InvoiceBalance` issues the
 //!   invoices of a milestone, `CancelReceivable` voids and computes the
 //!   refund; [`chasing`] handles the answers to an escalation,
-//!   `ExtendPaymentDue` and `ReferToCollection`. Each is idempotent by its
+//!   `ExtendPaymentDue` and `ReferToCollection`; [`credit_notes`] handles
+//!   `IssueCreditNote` (a resolved claim). Each is idempotent by its
 //!   business key and answers with events.
 //! - [`receivables`] owns the receivable tables: invoice numbering, issuing,
-//!   applying payments to the oldest open invoice ([`allocation`] is the
-//!   pure rule) and announcing deposit received / paid in full.
+//!   applying payments and credit notes to the oldest open invoice
+//!   ([`allocation`] is the pure rule) and announcing deposit received /
+//!   paid in full.
+//! - [`balance`] is the one notion of what the customer owes (the total
+//!   less credit notes) against what they paid (less refunds): outstanding
+//!   and refund due, for payments, credit notes, cancellations, refunds,
+//!   collection and `GetReceivable` alike.
 //! - [`dunning_worker`] runs on the service [`clock`]: each pass reminds
 //!   unpaid invoices on the stored schedule (`PaymentReminder`) and
 //!   escalates the ones the last reminder did not settle
 //!   (`PaymentEscalated`, once); [`dunning`] is the pure decision.
-//! - [`refunds`] pays out what a cancellation owes the customer
-//!   (`RecordRefund`, `RefundPaid`).
+//! - [`refunds`] pays out what a cancellation or a credit note leaves owed
+//!   to the customer (`RecordRefund`, `RefundPaid`).
 //! - [`costs`] consumes every domain event (`gendan.evt.>`, durable
 //!   `finance-costs`) and books purchase orders, labour of completed work
-//!   orders and freight on the order's cost ledger, flagging overruns.
+//!   orders and freight on the order's cost ledger, flagging overruns
+//!   (credit notes are revenue, not cost: not booked).
 //! - [`api`] serves `gendan.v1.FinanceService`: payments and refunds,
 //!   receivable and overdue reads, the dunning schedule, the cost ledger,
 //!   labour rates. Requests are checked by [`validate`] before anything is
@@ -36,10 +43,12 @@
 
 pub mod allocation;
 pub mod api;
+pub mod balance;
 pub mod chasing;
 pub mod clock;
 pub mod commands;
 pub mod costs;
+pub mod credit_notes;
 pub mod dunning;
 pub mod dunning_worker;
 pub mod receivables;

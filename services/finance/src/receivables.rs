@@ -1,13 +1,16 @@
 //! The receivable tables: receivables with their installments, invoices
 //! (numbered per year), payments and their allocations, and what a change
-//! to them announces.
+//! to them announces. Credit notes are stored by [`crate::credit_notes`].
 //!
 //! Every function runs on the caller's connection (a consumer savepoint or a
 //! gRPC transaction) after [`lock_order`], which serialises everything done
 //! to one order across the command consumer, the cost consumer and gRPC
 //! calls, in every replica. [`settle`] is the single place that applies
-//! received money to invoices and decides whether the deposit is in and the
-//! order is paid in full, so the answer is the same whichever path paid.
+//! received money and credit notes to invoices and decides whether the
+//! deposit is in and the order is paid in full, so the answer is the same
+//! whichever path settled it (a payment, an invoice issued onto money
+//! received ahead, a credit note). What is owed, whichever way, is a
+//! [`crate::balance::Balance`].
 
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use gendan_messaging::{Cause, Outgoing};
@@ -22,7 +25,7 @@ use uuid::Uuid;
 use crate::allocation::allocate;
 use crate::terms::{self, KIND_DEPOSIT, Trigger};
 use crate::validate::{NewPayment, NewReceivable};
-use crate::{Error, Result, SERVICE};
+use crate::{Error, Result, SERVICE, balance, credit_notes};
 
 pub const STATUS_OPEN: &str = "open";
 pub const STATUS_PAID: &str = "paid";
@@ -100,19 +103,25 @@ pub struct Invoice {
     pub kind: String,
     pub trigger: String,
     pub amount_minor: i64,
+    /// Settled by payments.
     pub paid_minor: i64,
+    /// Settled by credit notes. The amount itself is never changed: an
+    /// issued invoice stays as the customer received it.
+    pub credited_minor: i64,
     pub currency: String,
     pub issued_on: NaiveDate,
     pub due_date: NaiveDate,
+    /// `paid` once payments and credits together settle it.
     pub status: String,
 }
 
 impl Invoice {
+    /// What the customer still has to pay on it.
     pub fn open_minor(&self) -> i64 {
         if self.status == INVOICE_VOID {
             0
         } else {
-            self.amount_minor - self.paid_minor
+            self.amount_minor - self.paid_minor - self.credited_minor
         }
     }
 
@@ -241,7 +250,7 @@ pub async fn installments(
 }
 
 const INVOICE_COLUMNS: &str = "invoice_id, order_id, installment_seq, kind, trigger, amount_minor, \
-     paid_minor, currency, issued_on, due_date, status";
+     paid_minor, credited_minor, currency, issued_on, due_date, status";
 
 /// The order's invoices, oldest first.
 pub async fn invoices(conn: &mut PgConnection, order_id: &str) -> sqlx::Result<Vec<Invoice>> {
@@ -346,16 +355,6 @@ pub async fn payments(conn: &mut PgConnection, order_id: &str) -> sqlx::Result<V
     .await
 }
 
-/// Total received on the order.
-pub async fn paid_minor(conn: &mut PgConnection, order_id: &str) -> sqlx::Result<i64> {
-    let paid: Option<i64> =
-        sqlx::query_scalar("SELECT sum(amount_minor)::bigint FROM payments WHERE order_id = $1")
-            .bind(order_id)
-            .fetch_one(conn)
-            .await?;
-    Ok(paid.unwrap_or(0))
-}
-
 /// Records a payment, wholly unapplied until [`settle`] applies it. `None`
 /// when its idempotency key was taken meanwhile (the unique constraint is
 /// the guard against two concurrent calls with one key).
@@ -428,9 +427,47 @@ pub fn payment_proto(
     }
 }
 
+/// The order's invoices with something left to pay, as (id, open amount),
+/// in the order money settles them: oldest due first, issue order breaking
+/// ties (invoices() is in issue order and the sort is stable).
+pub(crate) async fn unsettled_invoices(
+    conn: &mut PgConnection,
+    order_id: &str,
+) -> sqlx::Result<Vec<(String, i64)>> {
+    let mut open = invoices(conn, order_id).await?;
+    open.retain(|invoice| invoice.open_minor() > 0);
+    open.sort_by_key(|invoice| invoice.due_date);
+    Ok(open
+        .iter()
+        .map(|invoice| (invoice.invoice_id.clone(), invoice.open_minor()))
+        .collect())
+}
+
+/// Settles `paid_minor` (by a payment) and `credited_minor` (by a credit
+/// note) more of an invoice; it is `paid` once the two reach its amount.
+pub(crate) async fn settle_invoice(
+    conn: &mut PgConnection,
+    invoice_id: &str,
+    paid_minor: i64,
+    credited_minor: i64,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE invoices SET paid_minor = paid_minor + $2, credited_minor = credited_minor + $3, \
+           status = CASE WHEN paid_minor + credited_minor + $2 + $3 = amount_minor \
+             THEN 'paid' ELSE 'partially_paid' END \
+         WHERE invoice_id = $1",
+    )
+    .bind(invoice_id)
+    .bind(paid_minor)
+    .bind(credited_minor)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Applies unapplied money to open invoices, oldest payment to oldest
 /// invoice (see [`crate::allocation`]).
-async fn apply_credit(conn: &mut PgConnection, order_id: &str) -> sqlx::Result<()> {
+async fn apply_payments(conn: &mut PgConnection, order_id: &str) -> sqlx::Result<()> {
     let credits: Vec<(Uuid, i64)> = payments(conn, order_id)
         .await?
         .iter()
@@ -440,15 +477,7 @@ async fn apply_credit(conn: &mut PgConnection, order_id: &str) -> sqlx::Result<(
     if credits.is_empty() {
         return Ok(());
     }
-    // Oldest due first; issue order breaks ties (invoices() is in issue order
-    // and the sort is stable).
-    let mut open = invoices(conn, order_id).await?;
-    open.retain(|invoice| invoice.open_minor() > 0);
-    open.sort_by_key(|invoice| invoice.due_date);
-    let open: Vec<(String, i64)> = open
-        .iter()
-        .map(|invoice| (invoice.invoice_id.clone(), invoice.open_minor()))
-        .collect();
+    let open = unsettled_invoices(conn, order_id).await?;
     for allocation in allocate(&credits, &open) {
         sqlx::query(
             "INSERT INTO payment_allocations (payment_id, invoice_id, amount_minor) \
@@ -468,24 +497,17 @@ async fn apply_credit(conn: &mut PgConnection, order_id: &str) -> sqlx::Result<(
         .bind(allocation.amount_minor)
         .execute(&mut *conn)
         .await?;
-        sqlx::query(
-            "UPDATE invoices SET paid_minor = paid_minor + $2, \
-               status = CASE WHEN paid_minor + $2 = amount_minor THEN 'paid' ELSE 'partially_paid' END \
-             WHERE invoice_id = $1",
-        )
-        .bind(&allocation.invoice)
-        .bind(allocation.amount_minor)
-        .execute(&mut *conn)
-        .await?;
+        settle_invoice(conn, &allocation.invoice, allocation.amount_minor, 0).await?;
     }
     Ok(())
 }
 
-/// Applies received money, then announces what became true: the deposit is
-/// in (every deposit invoice paid) and the order is paid in full (payments
-/// reach the total). Each is announced once: its date is stored the first
-/// time. `on` is the date it became true (the value date of the payment
-/// that did it).
+/// Applies received money, then credit notes, then announces what became
+/// true: the deposit is in (every deposit invoice settled) and the order is
+/// paid in full (nothing outstanding: payments cover the total less the
+/// credits). Each is announced once: its date is stored the first time.
+/// `on` is the date it became true (the value date of the payment, or the
+/// date of the invoice or credit note, that did it).
 pub async fn settle(
     conn: &mut PgConnection,
     receivable: &Receivable,
@@ -493,7 +515,10 @@ pub async fn settle(
     cause: &Cause,
 ) -> Result<Vec<Outgoing>> {
     let order_id = &receivable.order_id;
-    apply_credit(conn, order_id).await?;
+    // Money first, so a credit note issued before an invoice settles what
+    // payments received ahead leave of it; the totals do not depend on it.
+    apply_payments(conn, order_id).await?;
+    credit_notes::apply(conn, order_id).await?;
     let mut events = Vec::new();
 
     if receivable.deposit_received_on.is_none() {
@@ -522,9 +547,7 @@ pub async fn settle(
         }
     }
 
-    if receivable.paid_in_full_on.is_none()
-        && paid_minor(conn, order_id).await? >= receivable.total_minor
-    {
+    if receivable.paid_in_full_on.is_none() && balance::load(conn, receivable).await?.settled() {
         sqlx::query("UPDATE receivables SET paid_in_full_on = $2, status = $3 WHERE order_id = $1")
             .bind(order_id)
             .bind(on)

@@ -1,12 +1,16 @@
-//! Refunds: money paid back to a customer after a cancellation.
+//! Refunds: money paid back to a customer after a cancellation (everything
+//! received) or a credit note (what they paid beyond what they now owe).
 //!
-//! `CancelReceivable` stores what the cancellation owes the customer
-//! (`receivable_cancellations.refund_minor`: everything received). Each
-//! [`record`]ed refund pays part or all of it out; [`refund_due`] is what is
-//! still owed (what `GetReceivable` shows as `refund_due_minor`). A refund
-//! is checked against that under the order lock, stored with its
-//! idempotency key (unique, so one key pays out once even from two
-//! concurrent calls) and announced as `RefundPaid` in the same transaction.
+//! Both are one figure, the receivable's
+//! [`Balance::refund_due_minor`](crate::balance::Balance::refund_due_minor):
+//! money kept (payments less refunds) beyond what the customer owes (the
+//! total less credits, nothing once cancelled). Each [`record`]ed refund
+//! pays part or all of it out; [`refund_due`] is what is still owed (what
+//! `GetReceivable` shows as `refund_due_minor`, what `CancelReceivable`
+//! stores and `CreditNoteIssued` announces). A refund is checked against
+//! that under the order lock, stored with its idempotency key (unique, so
+//! one key pays out once even from two concurrent calls) and announced as
+//! `RefundPaid` in the same transaction.
 
 use chrono::NaiveDate;
 use gendan_grpc::FieldError;
@@ -16,7 +20,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::validate::NewRefund;
-use crate::{Error, Result, SERVICE, receivables};
+use crate::{Error, Result, SERVICE, balance, receivables};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Refund {
@@ -29,19 +33,13 @@ pub struct Refund {
     pub idempotency_key: String,
 }
 
-/// What the order's cancellation still owes the customer (0 when the order
-/// was not cancelled).
+/// What the order still owes the customer (0 when there is no receivable:
+/// nothing was received).
 pub async fn refund_due(conn: &mut PgConnection, order_id: &str) -> sqlx::Result<i64> {
-    // sum(bigint) is numeric in PostgreSQL: the difference is cast back.
-    let due: Option<i64> = sqlx::query_scalar(
-        "SELECT (c.refund_minor - COALESCE( \
-             (SELECT sum(r.amount_minor) FROM refunds r WHERE r.order_id = c.order_id), 0))::bigint \
-         FROM receivable_cancellations c WHERE c.order_id = $1",
-    )
-    .bind(order_id)
-    .fetch_optional(conn)
-    .await?;
-    Ok(due.unwrap_or(0))
+    let Some(receivable) = receivables::find(conn, order_id).await? else {
+        return Ok(0);
+    };
+    Ok(balance::load(conn, &receivable).await?.refund_due_minor())
 }
 
 async fn by_key(conn: &mut PgConnection, key: &str) -> sqlx::Result<Option<Refund>> {
@@ -125,7 +123,7 @@ pub async fn record(conn: &mut PgConnection, new: &NewRefund) -> Result<RecordRe
         )
         .into());
     }
-    let due = refund_due(conn, &new.order_id).await?;
+    let due = balance::load(conn, &receivable).await?.refund_due_minor();
     if due <= 0 {
         return Err(Error::NoRefundDue(new.order_id.clone()));
     }

@@ -8,12 +8,15 @@
 use chrono::NaiveDate;
 use gendan_grpc::FieldError;
 use gendan_proto::date_from_str;
-use gendan_proto::v1::{LabourRate, OpenReceivable, RecordPaymentRequest, RecordRefundRequest};
+use gendan_proto::v1::{
+    IssueCreditNote, LabourRate, OpenReceivable, RecordPaymentRequest, RecordRefundRequest,
+};
 
 use crate::terms::{self, Installment};
 
 const MAX_TEXT: usize = 200;
 pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 128;
+pub const MAX_CLAIM_ID_CHARS: usize = 128;
 
 /// Cost categories an order budget can be split into; the ledger books
 /// material, labour and freight today.
@@ -171,6 +174,46 @@ pub fn refund(request: &RecordRefundRequest, today: NaiveDate) -> Result<NewRefu
         paid_on,
         reference,
         idempotency_key,
+    })
+}
+
+/// A validated IssueCreditNote command. The checks against the receivable
+/// (its currency, what is left to credit) are the caller's, under the same
+/// field names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewCreditNote {
+    pub order_id: String,
+    pub claim_id: String,
+    pub amount_minor: i64,
+    pub currency: String,
+    pub reason: String,
+}
+
+pub fn credit_note(order_id: &str, command: &IssueCreditNote) -> Result<NewCreditNote, FieldError> {
+    // The claim id is the idempotency key and names the event's fact: it is
+    // taken as sent (not trimmed), so " CLM-1" cannot pass for "CLM-1".
+    let claim_id = command.claim_id.as_str();
+    let claim_chars = claim_id.chars().count();
+    if !(1..=MAX_CLAIM_ID_CHARS).contains(&claim_chars) || claim_id.trim().is_empty() {
+        return Err(FieldError::new(
+            "claim_id",
+            format!("must be 1 to {MAX_CLAIM_ID_CHARS} characters, not blank, got {claim_chars}"),
+        ));
+    }
+    if command.amount_minor <= 0 {
+        return Err(FieldError::new(
+            "amount_minor",
+            format!("must be greater than 0, got {}", command.amount_minor),
+        ));
+    }
+    let currency = currency(&command.currency, "currency")?;
+    let reason = optional_text(&command.reason, "reason")?;
+    Ok(NewCreditNote {
+        order_id: order_id.to_owned(),
+        claim_id: claim_id.to_owned(),
+        amount_minor: command.amount_minor,
+        currency,
+        reason,
     })
 }
 
@@ -351,6 +394,43 @@ mod tests {
             let mut bad = request();
             change(&mut bad);
             assert_eq!(refund(&bad, today()).unwrap_err().field, field);
+        }
+    }
+
+    #[test]
+    fn credit_note_errors_name_the_field() {
+        let command = || IssueCreditNote {
+            order_id: "o-1".into(),
+            claim_id: "CLM-1".into(),
+            amount_minor: 4_000,
+            currency: "USD".into(),
+            reason: "claim CLM-1 resolved by a credit note".into(),
+        };
+        assert_eq!(credit_note("o-1", &command()).unwrap().claim_id, "CLM-1");
+        assert!(
+            credit_note(
+                "o-1",
+                &IssueCreditNote {
+                    claim_id: "c".repeat(128),
+                    ..command()
+                }
+            )
+            .is_ok()
+        );
+        type Change = fn(&mut IssueCreditNote);
+        let cases: [(Change, &str); 7] = [
+            (|c| c.claim_id = String::new(), "claim_id"),
+            (|c| c.claim_id = "  ".into(), "claim_id"),
+            (|c| c.claim_id = "c".repeat(129), "claim_id"),
+            (|c| c.amount_minor = 0, "amount_minor"),
+            (|c| c.amount_minor = -5, "amount_minor"),
+            (|c| c.currency = "usd".into(), "currency"),
+            (|c| c.reason = "r".repeat(201), "reason"),
+        ];
+        for (change, field) in cases {
+            let mut bad = command();
+            change(&mut bad);
+            assert_eq!(credit_note("o-1", &bad).unwrap_err().field, field);
         }
     }
 

@@ -5,16 +5,18 @@
 //! error-to-status mapping stays in one place (`impl ServiceErrorCode`).
 //! ListOrders pages newest first with a keyset cursor ([`paging`]), so new
 //! orders never shift the pages a client is walking through. AcceptOrder is
-//! [`acceptance`]; ListNotices and GetSummary read what the consumers wrote.
+//! [`acceptance`], RaiseClaim and ListClaims are [`claims`]; ListNotices and
+//! GetSummary read what the consumers wrote.
 
 use chrono::Utc;
 use gendan_grpc::{FieldError, into_status};
 use gendan_proto::timestamp_to;
 use gendan_proto::v1::order_service_server::OrderService;
 use gendan_proto::v1::{
-    AcceptOrderRequest, CreateOrderRequest, CreateOrderResponse, GetOrderRequest,
-    GetSummaryRequest, GetTimelineRequest, GetTimelineResponse, ListNoticesRequest,
-    ListNoticesResponse, ListOrdersRequest, ListOrdersResponse, Order, OrderSummary, Phase,
+    AcceptOrderRequest, Claim, CreateOrderRequest, CreateOrderResponse, GetOrderRequest,
+    GetSummaryRequest, GetTimelineRequest, GetTimelineResponse, ListClaimsRequest,
+    ListClaimsResponse, ListNoticesRequest, ListNoticesResponse, ListOrdersRequest,
+    ListOrdersResponse, Order, OrderSummary, Phase, RaiseClaimRequest,
 };
 use prost::Message as _;
 use sqlx::PgPool;
@@ -22,7 +24,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::store::{self, Cursor, ListFilter};
-use crate::{Error, Result, acceptance, intake, notices, paging, timeline, validate};
+use crate::{Error, Result, acceptance, claims, intake, notices, paging, timeline, validate};
 
 pub const DEFAULT_PAGE_SIZE: u32 = 50;
 pub const MAX_PAGE_SIZE: u32 = 500;
@@ -114,6 +116,21 @@ impl OrderApi {
     #[tracing::instrument(skip_all, fields(order_id = %request.order_id), err(level = "debug"))]
     pub async fn accept(&self, request: &AcceptOrderRequest) -> Result<Order> {
         acceptance::accept(&self.pool, request).await
+    }
+
+    #[tracing::instrument(
+        skip_all,
+        fields(order_id = %request.order_id, client_request_id = %request.client_request_id),
+        err(level = "debug")
+    )]
+    pub async fn raise(&self, request: &RaiseClaimRequest) -> Result<Claim> {
+        claims::raise(&self.pool, request).await
+    }
+
+    #[tracing::instrument(skip_all, fields(order_id = %order_id), err(level = "debug"))]
+    pub async fn claims(&self, order_id: &str) -> Result<ListClaimsResponse> {
+        let claims = claims::list(&self.pool, order_id).await?;
+        Ok(ListClaimsResponse { claims })
     }
 
     #[tracing::instrument(skip_all, fields(order_id = %order_id), err(level = "debug"))]
@@ -231,6 +248,26 @@ impl OrderService for OrderApi {
         request: Request<GetSummaryRequest>,
     ) -> Result<Response<OrderSummary>, Status> {
         self.summary(&request.get_ref().order_id)
+            .await
+            .map(Response::new)
+            .map_err(into_status)
+    }
+
+    async fn raise_claim(
+        &self,
+        request: Request<RaiseClaimRequest>,
+    ) -> Result<Response<Claim>, Status> {
+        self.raise(request.get_ref())
+            .await
+            .map(Response::new)
+            .map_err(into_status)
+    }
+
+    async fn list_claims(
+        &self,
+        request: Request<ListClaimsRequest>,
+    ) -> Result<Response<ListClaimsResponse>, Status> {
+        self.claims(&request.get_ref().order_id)
             .await
             .map(Response::new)
             .map_err(into_status)

@@ -10,10 +10,16 @@
 //! row and its timeline, stores it, moves the order to phase closed (it is
 //! read-only from then on), tells the customer, and answers `OrderClosed`.
 //! A repeat re-announces the stored summary unchanged.
+//!
+//! `ResolveClaim` records how a claim was resolved and answers
+//! `ClaimResolved`; once no claim is open the order is accepted
+//! ([`crate::claims::resolve`]).
 
 use chrono::{SubsecRound, Utc};
 use gendan_messaging::{Cause, Handler, HandlerError, Incoming, Outgoing, outbox};
-use gendan_proto::v1::{CloseOrder, ConfirmOrder, OrderClosed, OrderConfirmed, OrderSummary};
+use gendan_proto::v1::{
+    CloseOrder, ConfirmOrder, OrderClosed, OrderConfirmed, OrderSummary, ResolveClaim,
+};
 use gendan_proto::{TypeName, date_to_string};
 use prost::Message as _;
 use sqlx::PgConnection;
@@ -22,7 +28,7 @@ use uuid::Uuid;
 use crate::SERVICE;
 use crate::closing::{self, Facts};
 use crate::store::{self, Confirmation};
-use crate::{notices, timeline};
+use crate::{claims, notices, timeline};
 
 /// Handler of the `orders-commands` consumer.
 #[derive(Debug, Clone, Default)]
@@ -37,6 +43,7 @@ impl Handler for CommandHandler {
         match message.type_name() {
             ConfirmOrder::TYPE_NAME => confirm_order(conn, message).await,
             CloseOrder::TYPE_NAME => close_order(conn, message).await,
+            ResolveClaim::TYPE_NAME => claims::resolve(conn, message).await,
             other => Err(HandlerError::Rejected(format!(
                 "orders does not handle command {other}"
             ))),

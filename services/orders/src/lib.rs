@@ -7,14 +7,17 @@
 //!   the `OrderCreated` outbox row in one transaction ([`store`] holds the
 //!   SQL). GetOrder, ListOrders and GetTimeline read the same tables.
 //!   AcceptOrder ([`acceptance`]) records the customer's acceptance in phase
-//!   acceptance and announces `OrderAccepted`; ListNotices and GetSummary
-//!   read the customer notices and the closing summary.
+//!   acceptance and announces `OrderAccepted`; RaiseClaim ([`claims`])
+//!   records a claim on the delivered goods instead and announces
+//!   `ClaimRaised`, and ListClaims reads them back; ListNotices and
+//!   GetSummary read the customer notices and the closing summary.
 //! - The outbox relay publishes `gendan.evt.orders.*` events and the
 //!   `gendan.notify.customer` notices to JetStream.
 //! - [`commands`] consumes `gendan.cmd.orders.>` (durable `orders-commands`):
 //!   `ConfirmOrder` records the promised date and answers `OrderConfirmed`;
 //!   `CloseOrder` writes the [`closing`] summary, makes the order read-only
-//!   and answers `OrderClosed`.
+//!   and answers `OrderClosed`; `ResolveClaim` records a claim's resolution,
+//!   answers `ClaimResolved` and, once no claim is open, accepts the order.
 //! - [`timeline`] consumes every event on `gendan.evt.>` (durable
 //!   `orders-timeline`): events about our orders are appended to the
 //!   append-only timeline with a [`summary`] sentence and their payload, the
@@ -31,6 +34,7 @@
 
 pub mod acceptance;
 pub mod api;
+pub mod claims;
 pub mod closing;
 pub mod commands;
 pub mod intake;

@@ -8,19 +8,21 @@
 //! the first request only: reminders are for our merchandiser), a request
 //! for a concession after failed final inspections (kind
 //! `final_inspection`), each dunning reminder (`PaymentReminder`), `Shipped`,
-//! `Delivered` and `OrderClosed`. [`compose`] turns one event into a subject
-//! line and a plain English body addressed to the order's customer;
-//! [`on_event`] stores it (once per event id: a redelivered event makes no
-//! second notice) and puts a `CustomerNotice` on `gendan.notify.customer`
-//! through the outbox, for notification adapters (e-mail, portal). The
-//! webhook dispatcher ([`crate::webhook`]) delivers the stored rows to a
-//! configured URL. A closed order gets no notice but its closing one.
+//! `Delivered`, a resolved claim (`ClaimResolved`, worded by
+//! [`crate::claims::notice`]) and `OrderClosed`. [`compose`] turns one event
+//! into a subject line and a plain English body addressed to the order's
+//! customer; [`on_event`] stores it (once per event id: a redelivered event
+//! makes no second notice) and puts a `CustomerNotice` on
+//! `gendan.notify.customer` through the outbox, for notification adapters
+//! (e-mail, portal). The webhook dispatcher ([`crate::webhook`]) delivers
+//! the stored rows to a configured URL. A closed order gets no notice but
+//! its closing one.
 
 use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
 use gendan_messaging::{Cause, Outgoing, outbox, subjects};
 use gendan_proto::v1::{
-    CustomerNotice, DecisionRequested, Delivered, DeliveryRiskChanged, Envelope, OrderClosed,
-    PaymentReminder, Phase, PhaseChanged, Shipped,
+    ClaimResolved, CustomerNotice, DecisionRequested, Delivered, DeliveryRiskChanged, Envelope,
+    OrderClosed, PaymentReminder, Phase, PhaseChanged, Shipped,
 };
 use gendan_proto::{TypeName, timestamp_from, timestamp_to};
 use prost::Message;
@@ -50,7 +52,8 @@ pub const FINAL_INSPECTION_DECISION: &str = "final_inspection";
 /// A notice before it is stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Draft {
-    /// "phase", "delivery_risk", "decision", "shipped", "delivered", "closed".
+    /// "phase", "delivery_risk", "decision", "payment_reminder", "shipped",
+    /// "delivered", "claim", "closed".
     pub kind: &'static str,
     pub subject: String,
     pub body: String,
@@ -129,6 +132,8 @@ fn concerns_customer(type_name: &str) -> bool {
             | DecisionRequested::TYPE_NAME
             | Shipped::TYPE_NAME
             | Delivered::TYPE_NAME
+            | ClaimResolved::TYPE_NAME
+            | PaymentReminder::TYPE_NAME
             | OrderClosed::TYPE_NAME
     )
 }
@@ -317,6 +322,7 @@ pub fn compose(envelope: &Envelope, order: &OrderState) -> Option<Draft> {
             );
             ("delivered", format!("Order {id}: delivered"), text)
         }
+        ClaimResolved::TYPE_NAME => return crate::claims::notice::compose(payload, order),
         OrderClosed::TYPE_NAME => {
             let summary = OrderClosed::decode(payload)
                 .ok()?
@@ -394,7 +400,8 @@ fn phase_text(phase: Phase, order: &OrderState) -> (&'static str, String) {
     (label, text.to_owned())
 }
 
-fn letter(customer: &str, text: &str, order_id: Uuid) -> String {
+/// `text` as a letter to `customer` about the order.
+pub(crate) fn letter(customer: &str, text: &str, order_id: Uuid) -> String {
     format!(
         "Dear {customer},\n\n{text}\n\nOrder reference: {order_id}\n\n\
          Kind regards,\nYour order follow-up team"

@@ -8,11 +8,11 @@
 
 use gendan_proto::TypeName;
 use gendan_proto::v1::{
-    CapacityChecked, DecisionMade, DecisionRequested, DeliveryRiskChanged, Envelope,
-    ExceptionClosed, ExceptionOpened, OrderAccepted, OrderCancelled, OrderClosed, OrderConfirmed,
-    OrderCreated, Phase, PhaseChanged, ReworkCompleted, ReworkPlanned, SagaCompleted, SagaResumed,
-    SagaStalled, WorkOrderCancelled, WorkOrderCompleted, WorkOrderPlanned, WorkOrderPlanningFailed,
-    WorkOrderProgressed,
+    CapacityChecked, ClaimRaised, ClaimResolved, DecisionMade, DecisionRequested,
+    DeliveryRiskChanged, Envelope, ExceptionClosed, ExceptionOpened, OrderAccepted, OrderCancelled,
+    OrderClosed, OrderConfirmed, OrderCreated, Phase, PhaseChanged, ReworkCompleted, ReworkPlanned,
+    SagaCompleted, SagaResumed, SagaStalled, WorkOrderCancelled, WorkOrderCompleted,
+    WorkOrderPlanned, WorkOrderPlanningFailed, WorkOrderProgressed,
 };
 use prost::Message;
 
@@ -48,6 +48,35 @@ fn specific(envelope: &Envelope) -> Option<String> {
             if !event.note.is_empty() {
                 text.push_str(&format!(": {}", event.note));
             }
+            text
+        }
+        ClaimRaised::TYPE_NAME => {
+            let claim = ClaimRaised::decode(payload).ok()?.claim?;
+            format!(
+                "Claim raised by {}: {}, {} × {}: {}",
+                claim.raised_by,
+                crate::claims::kind_name(claim.kind),
+                claim.quantity,
+                claim.product,
+                claim.description
+            )
+        }
+        ClaimResolved::TYPE_NAME => {
+            let event = ClaimResolved::decode(payload).ok()?;
+            let claim = event.claim?;
+            let mut text = format!(
+                "Claim on {} × {} resolved: {}",
+                claim.quantity,
+                claim.product,
+                crate::claims::resolution_name(claim.resolution)
+            );
+            if !claim.resolution_note.is_empty() {
+                text.push_str(&format!(" ({})", claim.resolution_note));
+            }
+            text.push_str(&format!(
+                ", {} still open",
+                plural(event.open_claims as usize, "claim", "claims")
+            ));
             text
         }
         OrderClosed::TYPE_NAME => {
@@ -425,6 +454,40 @@ mod tests {
         assert_eq!(
             describe(&envelope(&created)),
             "Order received from Acme: 1 line, total 1250.00 USD, requested delivery 2026-12-20"
+        );
+    }
+
+    #[test]
+    fn claims_read_as_sentences() {
+        use gendan_proto::v1::{Claim, ClaimKind, ClaimResolution};
+
+        let claim = Claim {
+            kind: ClaimKind::Damage as i32,
+            product: "BRKT-100".to_owned(),
+            quantity: 2,
+            description: "two cartons crushed".to_owned(),
+            raised_by: "J. Smith".to_owned(),
+            ..Default::default()
+        };
+        let raised = ClaimRaised {
+            claim: Some(claim.clone()),
+        };
+        assert_eq!(
+            describe(&envelope(&raised)),
+            "Claim raised by J. Smith: damage, 2 × BRKT-100: two cartons crushed"
+        );
+        let resolved = ClaimResolved {
+            claim: Some(Claim {
+                resolution: ClaimResolution::Rejected as i32,
+                resolution_note: "damaged after delivery".to_owned(),
+                ..claim
+            }),
+            open_claims: 0,
+        };
+        assert_eq!(
+            describe(&envelope(&resolved)),
+            "Claim on 2 × BRKT-100 resolved: rejected (damaged after delivery), 0 claims still \
+             open"
         );
     }
 

@@ -218,7 +218,7 @@ pub fn line_total(quantity: u32, unit_price_minor: i64) -> Option<i64> {
 }
 
 /// A required free-text field: trimmed, non-blank, at most `max` characters.
-fn text(field: &str, value: &str, max: usize) -> Result<String, FieldError> {
+pub(crate) fn text(field: &str, value: &str, max: usize) -> Result<String, FieldError> {
     let value = value.trim();
     if value.is_empty() {
         return Err(FieldError::new(field, "must not be empty"));

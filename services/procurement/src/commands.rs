@@ -156,6 +156,9 @@ async fn check_materials(
     Ok(())
 }
 
+/// The fact key of an order's `MaterialsOrdered`: one per order.
+const ORDERED: &str = "materials_ordered";
+
 #[tracing::instrument(skip_all, fields(order_id = %message.order_id()))]
 async fn procure_materials(
     conn: &mut PgConnection,
@@ -183,7 +186,8 @@ async fn procure_materials(
         Some(_) => {
             tracing::info!("already procured, answering again");
             let ordered = purchasing::ordered_event(conn, &order_id).await?;
-            let event = Outgoing::event(SERVICE, &order_id, &ordered, &cause);
+            // The same fact as the first answer: it keeps its event id.
+            let event = Outgoing::fact(SERVICE, &order_id, &ordered, &cause, ORDERED);
             outbox::write(conn, &[event]).await?;
             return Ok(());
         }
@@ -282,7 +286,7 @@ async fn procure(
     let expected = purchasing::expected_ready_date(conn, order_id, today).await?;
     purchasing::set_expected_ready_date(conn, order_id, expected).await?;
     let ordered = purchasing::ordered_event(conn, order_id).await?;
-    events.push(Outgoing::event(SERVICE, order_id, &ordered, cause));
+    events.push(Outgoing::fact(SERVICE, order_id, &ordered, cause, ORDERED));
     if let Some(ready) = purchasing::mark_ready_if_complete(conn, order_id, today).await? {
         tracing::info!("materials ready from stock");
         events.push(Outgoing::event(SERVICE, order_id, &ready, cause));

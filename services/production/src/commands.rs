@@ -256,7 +256,10 @@ async fn plan_work_order(
         },
     };
     let planned = work_orders::planned_event(&work_order);
-    let event = Outgoing::event(SERVICE, &order_id, &planned, &Cause::from_incoming(message));
+    // One work order is one fact: answered again, it keeps its event id.
+    let key = format!("work_order:{}", work_order.work_order_id);
+    let cause = Cause::from_incoming(message);
+    let event = Outgoing::fact(SERVICE, &order_id, &planned, &cause, &key);
     outbox::write(conn, &[event]).await?;
     Ok(())
 }
@@ -313,7 +316,9 @@ async fn start_rework(
         }
     };
     let planned = work_orders::rework_planned_event(&work_order);
-    let event = Outgoing::event(SERVICE, &order_id, &planned, &Cause::from_incoming(message));
+    let key = format!("work_order:{}", work_order.work_order_id);
+    let cause = Cause::from_incoming(message);
+    let event = Outgoing::fact(SERVICE, &order_id, &planned, &cause, &key);
     outbox::write(conn, &[event]).await?;
     Ok(())
 }

@@ -29,7 +29,7 @@
 
 use gendan_grpc::FieldError;
 use gendan_messaging::outbox;
-use gendan_messaging::{Cause, Handler, HandlerError, Incoming, Outgoing};
+use gendan_messaging::{Cause, Handler, HandlerError, Incoming};
 use gendan_proto::v1::RequestFinalInspection;
 use sqlx::PgConnection;
 
@@ -104,12 +104,7 @@ async fn request_final_inspection(
                 severity = %opened.severity,
                 "final inspection opened"
             );
-            Outgoing::event(
-                SERVICE,
-                &request.order_id,
-                &final_inspection::opened_event(&opened),
-                &cause,
-            )
+            final_inspection::opened_fact(&opened, &cause)
         }
     };
     outbox::write(conn, &[event]).await?;

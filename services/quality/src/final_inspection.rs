@@ -187,14 +187,27 @@ pub async fn answer(
 ) -> Result<Outgoing> {
     debug_assert_eq!(inspection.kind, KIND_FINAL);
     let order_id = inspection.order_id.as_str();
+    // The opening and the result are one fact each: said again (a re-sent
+    // command, a repeated recording), they keep their event ids.
+    let result = format!("inspection:{}:result", inspection.inspection_id);
     Ok(match inspection.status.as_str() {
-        STATUS_PASSED => Outgoing::event(SERVICE, order_id, &passed_event(inspection), cause),
+        STATUS_PASSED => {
+            let passed = passed_event(inspection);
+            Outgoing::fact(SERVICE, order_id, &passed, cause, &result)
+        }
         STATUS_FAILED => {
             let failed = failed_event(conn, inspection).await?;
-            Outgoing::event(SERVICE, order_id, &failed, cause)
+            Outgoing::fact(SERVICE, order_id, &failed, cause, &result)
         }
-        _ => Outgoing::event(SERVICE, order_id, &opened_event(inspection), cause),
+        _ => opened_fact(inspection, cause),
     })
+}
+
+/// `FinalInspectionOpened` as the fact of that inspection's opening.
+pub fn opened_fact(inspection: &Inspection, cause: &Cause) -> Outgoing {
+    let key = format!("inspection:{}:opened", inspection.inspection_id);
+    let opened = opened_event(inspection);
+    Outgoing::fact(SERVICE, &inspection.order_id, &opened, cause, &key)
 }
 
 pub fn opened_event(inspection: &Inspection) -> FinalInspectionOpened {

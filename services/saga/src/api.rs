@@ -183,7 +183,7 @@ impl SagaApi {
         };
         let rows: Vec<ListedDecision> = sqlx::query_as(
             "SELECT order_id, decision_id, step, kind, question, options, opened_at, deadline, reminders, \
-               answer, answered_by, answered_at, comment, exception_id \
+               answer, answered_by, answered_at, comment, exception_id, subject \
              FROM saga_decisions \
              WHERE ($1 = '' OR order_id = $1) AND (NOT $2 OR answer IS NULL) \
              ORDER BY answer IS NOT NULL, deadline LIMIT $3",

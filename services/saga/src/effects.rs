@@ -10,7 +10,7 @@ use gendan_messaging::{HandlerError, Incoming};
 use gendan_proto::v1;
 use gendan_proto::{TypeName, date_from_str};
 
-use crate::facts::BalanceMilestone;
+use crate::facts::{BalanceMilestone, ClaimFact};
 use crate::state::SagaState;
 
 /// Events that update facts or the register without completing a step.
@@ -43,6 +43,9 @@ pub struct Answer {
     pub verdict: Verdict,
     pub revision: Option<u32>,
     pub step: Option<&'static str>,
+    /// What the answer is about when its step can ask several questions at
+    /// once (a claim id): one question per subject.
+    pub subject: Option<String>,
 }
 
 impl From<Verdict> for Answer {
@@ -51,6 +54,7 @@ impl From<Verdict> for Answer {
             verdict,
             revision: None,
             step: None,
+            subject: None,
         }
     }
 }
@@ -323,6 +327,35 @@ pub fn apply(state: &mut SagaState, incoming: &Incoming) -> Result<Answer, Handl
                 late.supplier, late.purchase_order_id, late.material, late.due_date, late.days_late
             ))
             .into()
+        }
+        v1::ClaimRaised::TYPE_NAME => {
+            let raised: v1::ClaimRaised = incoming.payload()?;
+            let claim = raised
+                .claim
+                .ok_or_else(|| HandlerError::Rejected("ClaimRaised without a claim".into()))?;
+            facts.claims.insert(
+                claim.claim_id.clone(),
+                ClaimFact {
+                    product: claim.product.clone(),
+                    quantity: claim.quantity,
+                    value_minor: claim.value_minor,
+                },
+            );
+            let kind = v1::ClaimKind::try_from(claim.kind)
+                .map(|k| {
+                    k.as_str_name()
+                        .trim_start_matches("CLAIM_KIND_")
+                        .to_lowercase()
+                })
+                .unwrap_or_else(|_| "unknown".to_owned());
+            Answer {
+                subject: Some(claim.claim_id.clone()),
+                ..Verdict::Fails(format!(
+                    "{} claims {} of {} {}: {}",
+                    claim.raised_by, kind, claim.quantity, claim.product, claim.description
+                ))
+                .into()
+            }
         }
         v1::CostOverrun::TYPE_NAME | v1::PaymentReminder::TYPE_NAME => Verdict::Informs.into(),
         _ => Verdict::Completes.into(),

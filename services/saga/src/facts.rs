@@ -49,6 +49,17 @@ pub struct Facts {
     pub remakes: u32,
     /// The purchase order a supplier is late with (the last one chased).
     pub late_purchase_order: Option<String>,
+    /// The customer's claims on delivered goods, by claim id.
+    pub claims: std::collections::BTreeMap<String, ClaimFact>,
+}
+
+/// A claim as the saga needs it to resolve it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClaimFact {
+    pub product: String,
+    pub quantity: u32,
+    /// The claimed goods' value (minor units of the order's currency).
+    pub value_minor: i64,
 }
 
 impl Facts {

@@ -139,6 +139,8 @@ pub struct DecisionState {
     pub comment: Option<String>,
     /// The exception it answers.
     pub exception_id: Option<uuid::Uuid>,
+    /// What it is about when its step asks several questions (a claim id).
+    pub subject: Option<String>,
 }
 
 impl DecisionState {
@@ -256,6 +258,9 @@ pub struct SagaState {
     pub outgoing: Vec<Outgoing>,
     pub new_log: Vec<LogEntry>,
     pub timer_changes: Vec<TimerChange>,
+    /// The subject (a claim id) of the answer or decision being applied,
+    /// for the questions and commands it leads to; never saved.
+    pub focus: Option<String>,
 }
 
 impl SagaState {
@@ -294,6 +299,7 @@ impl SagaState {
             outgoing: Vec::new(),
             new_log: Vec::new(),
             timer_changes: Vec::new(),
+            focus: None,
             order,
         }
     }
@@ -312,10 +318,16 @@ impl SagaState {
             .or_insert_with(StepState::pending)
     }
 
-    pub fn open_decision_of(&mut self, step: &str) -> Option<&mut DecisionState> {
+    /// The open decision of `step` about `subject` (`None`: the step's
+    /// only question).
+    pub fn open_decision_of(
+        &mut self,
+        step: &str,
+        subject: Option<&str>,
+    ) -> Option<&mut DecisionState> {
         self.decisions
             .iter_mut()
-            .find(|d| d.step == step && d.is_open())
+            .find(|d| d.step == step && d.is_open() && d.subject.as_deref() == subject)
     }
 
     pub fn exception_mut(&mut self, id: uuid::Uuid) -> Option<&mut ExceptionRecord> {

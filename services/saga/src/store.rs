@@ -63,6 +63,7 @@ struct DecisionRow {
     answered_at: Option<DateTime<Utc>>,
     comment: Option<String>,
     exception_id: Option<uuid::Uuid>,
+    subject: Option<String>,
 }
 
 /// A decision row with its order, as the API lists decisions.
@@ -95,6 +96,7 @@ impl DecisionRow {
             answered_at: self.answered_at,
             comment: self.comment,
             exception_id: self.exception_id,
+            subject: self.subject,
         }
     }
 }
@@ -140,7 +142,7 @@ impl SagaState {
         .await?;
         let decisions: Vec<DecisionRow> = sqlx::query_as(
             "SELECT decision_id, step, kind, question, options, opened_at, deadline, reminders, \
-               answer, answered_by, answered_at, comment, exception_id \
+               answer, answered_by, answered_at, comment, exception_id, subject \
              FROM saga_decisions WHERE order_id = $1 ORDER BY opened_at",
         )
         .bind(order_id)
@@ -225,6 +227,7 @@ impl SagaState {
             outgoing: Vec::new(),
             new_log: Vec::new(),
             timer_changes: Vec::new(),
+            focus: None,
         }))
     }
 
@@ -310,8 +313,8 @@ impl SagaState {
         for decision in &self.decisions {
             sqlx::query(
                 "INSERT INTO saga_decisions (decision_id, order_id, step, kind, question, options, opened_at, \
-                   deadline, reminders, answer, answered_by, answered_at, comment, exception_id) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+                   deadline, reminders, answer, answered_by, answered_at, comment, exception_id, subject) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
                  ON CONFLICT (decision_id) DO UPDATE SET deadline = $8, reminders = $9, answer = $10, \
                    answered_by = $11, answered_at = $12, comment = $13",
             )
@@ -329,6 +332,7 @@ impl SagaState {
             .bind(decision.answered_at)
             .bind(&decision.comment)
             .bind(decision.exception_id)
+            .bind(&decision.subject)
             .execute(&mut *conn)
             .await?;
         }

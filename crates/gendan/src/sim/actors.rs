@@ -381,7 +381,9 @@ impl World {
             };
             let customer_answers = matches!(
                 decision.decision_kind(),
-                v1::DecisionKind::DeliveryDate | v1::DecisionKind::FinalInspection
+                v1::DecisionKind::DeliveryDate
+                    | v1::DecisionKind::FinalInspection
+                    | v1::DecisionKind::ClaimResolution
             );
             if !event.reminder
                 && customer_answers

@@ -2,10 +2,16 @@
 //! (`gendan demo` by default; never in `gendan bench`): which orders fail
 //! final inspection, and how often.
 //!
+//! One machine breaks down once, as the first order starts production,
+//! and is repaired two simulated days later.
+//!
 //! The first order to reach final inspection fails twice (so a person is
 //! asked and the customer grants a concession), the second fails once (a
 //! rework and a re-inspection); after those, one order in eight fails once,
 //! chosen by the seed, so a long run keeps showing the loop.
+//!
+//! The first order the customer sees delivered is claimed (damaged goods)
+//! instead of accepted; it is accepted once the claim is resolved.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -18,6 +24,10 @@ pub(crate) struct Mix {
     seed: u64,
     /// Failures planned per order, fixed when its first inspection opens.
     plans: Mutex<HashMap<String, u32>>,
+    /// Whether the one breakdown has happened.
+    broke_down: std::sync::atomic::AtomicBool,
+    /// The first order the customer saw delivered: the one it claims on.
+    first_delivered: Mutex<Option<String>>,
 }
 
 impl Mix {
@@ -26,7 +36,29 @@ impl Mix {
             enabled,
             seed,
             plans: Mutex::new(HashMap::new()),
+            broke_down: std::sync::atomic::AtomicBool::new(false),
+            first_delivered: Mutex::new(None),
         }
+    }
+
+    /// Whether the customer claims on `order_id`'s delivery instead of
+    /// accepting it; asked again for the same order, the answer stays.
+    pub(crate) fn claims_on_delivery(&self, order_id: &str) -> bool {
+        if !self.enabled {
+            return false;
+        }
+        let Ok(mut first) = self.first_delivered.lock() else {
+            return false;
+        };
+        is_first_delivered(&mut first, order_id)
+    }
+
+    /// True exactly once when the mix is on: the machine that breaks down.
+    pub(crate) fn breaks_down_once(&self) -> bool {
+        self.enabled
+            && !self
+                .broke_down
+                .swap(true, std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Whether the final inspection `revision` (1, 2, ...) of `order_id`
@@ -44,6 +76,12 @@ impl Mix {
             .or_insert_with(|| planned_failures(self.seed, order_id, seen));
         revision.max(1) <= failures
     }
+}
+
+/// Whether `order_id` is the first delivered order, remembering the first
+/// one asked about in `first`.
+fn is_first_delivered(first: &mut Option<String>, order_id: &str) -> bool {
+    first.get_or_insert_with(|| order_id.to_owned()).as_str() == order_id
 }
 
 /// The failures of the `nth` order (0-based) to reach final inspection.
@@ -79,5 +117,27 @@ mod tests {
     fn off_means_nothing_fails() {
         let mix = Mix::new(false, 1);
         assert!(!mix.final_inspection_fails("a", 1));
+        assert!(!mix.breaks_down_once());
+    }
+
+    #[test]
+    fn only_the_first_delivered_order_is_claimed() {
+        let mut first = None;
+        assert!(is_first_delivered(&mut first, "a"));
+        assert!(!is_first_delivered(&mut first, "b"));
+        assert!(is_first_delivered(&mut first, "a"), "the answer stays");
+
+        let mix = Mix::new(true, 1);
+        assert!(mix.claims_on_delivery("x"));
+        assert!(!mix.claims_on_delivery("y"));
+        assert!(mix.claims_on_delivery("x"));
+        assert!(!Mix::new(false, 1).claims_on_delivery("x"));
+    }
+
+    #[test]
+    fn one_machine_breaks_down_once() {
+        let mix = Mix::new(true, 1);
+        assert!(mix.breaks_down_once());
+        assert!(!mix.breaks_down_once());
     }
 }

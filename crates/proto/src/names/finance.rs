@@ -21,4 +21,6 @@ type_names!(
     ReferToCollection,
     ReferredToCollection,
     RefundPaid,
+    IssueCreditNote,
+    CreditNoteIssued,
 );

@@ -37,4 +37,7 @@ type_names!(
     ExceptionOpened,
     ExceptionClosed,
     WorkOrderRescheduled,
+    ClaimRaised,
+    ResolveClaim,
+    ClaimResolved,
 );

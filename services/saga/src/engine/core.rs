@@ -115,7 +115,9 @@ impl Engine {
                     }
                 }
                 Verdict::Fails(reason) if state.status != StepStatus::Stalled => {
-                    self.fail_step(saga, step, reason, &cause, now)
+                    saga.focus = answer.subject.clone();
+                    self.fail_step(saga, step, reason, &cause, now);
+                    saga.focus = None;
                 }
                 Verdict::Fails(_) => {}
             }
@@ -329,7 +331,7 @@ impl Engine {
         let asking = saga
             .decisions
             .iter()
-            .any(|d| d.step == step.name && d.is_open());
+            .any(|d| d.step == step.name && d.is_open() && d.subject == saga.focus);
         if asking {
             // Already asked: the open question covers this too.
             exceptions::note_on_open(saga, step.name, reason);

@@ -40,6 +40,7 @@ impl Engine {
             answered_at: None,
             comment: None,
             exception_id: exception,
+            subject: saga.focus.clone(),
         };
         if let Some(record) = exception.and_then(|id| saga.exception_mut(id)) {
             record.decision_id = Some(decision.decision_id);
@@ -58,17 +59,22 @@ impl Engine {
             "decision",
             format!("asked: {}", decision.question),
         );
+        let key = decision_timer(step, decision.subject.as_deref());
         saga.decisions.push(decision);
-        saga.timer_changes
-            .push(TimerChange::Set(format!("{DECIDE}{step}"), deadline));
+        saga.timer_changes.push(TimerChange::Set(key, deadline));
     }
 
-    /// The decision of `step` is due: remind, or after the reminders park
-    /// the saga (the decision stays open; an answer still counts).
-    pub(super) fn decision_due(&self, saga: &mut SagaState, step: &str, now: DateTime<Utc>) {
+    /// The decision of `key` (`step`, or `step#subject`) is due: remind,
+    /// or after the reminders park the saga (the decision stays open; an
+    /// answer still counts).
+    pub(super) fn decision_due(&self, saga: &mut SagaState, key: &str, now: DateTime<Utc>) {
         let reminders = self.workflow.decision_reminders as i32;
         let order_id = saga.order_id.clone();
-        let Some(decision) = saga.open_decision_of(step) else {
+        let (step, subject) = match key.split_once('#') {
+            Some((step, subject)) => (step, Some(subject)),
+            None => (key, None),
+        };
+        let Some(decision) = saga.open_decision_of(step, subject) else {
             return;
         };
         if decision.reminders >= reminders {
@@ -94,7 +100,7 @@ impl Engine {
         saga.outgoing
             .push(Outgoing::event(SERVICE, &order_id, &reminder, &cause));
         saga.timer_changes
-            .push(TimerChange::Set(format!("{DECIDE}{step}"), next));
+            .push(TimerChange::Set(format!("{DECIDE}{key}"), next));
         log(saga, now, step, "reminded", format!("reminder {count}"));
     }
 
@@ -142,14 +148,15 @@ impl Engine {
         decision.comment = Some(comment.to_owned());
         let step = decision.step.clone();
         let exception = decision.exception_id;
+        let subject = decision.subject.clone();
+        let timer = decision_timer(&step, subject.as_deref());
         let made = v1::DecisionMade {
             decision: Some(decision_proto(&order_id, decision)),
         };
         let cause = root_cause(saga);
         saga.outgoing
             .push(Outgoing::event(SERVICE, &order_id, &made, &cause));
-        saga.timer_changes
-            .push(TimerChange::Clear(format!("{DECIDE}{step}")));
+        saga.timer_changes.push(TimerChange::Clear(timer));
         log(
             saga,
             now,
@@ -171,6 +178,8 @@ impl Engine {
         }
 
         let projected_before = saga.projected;
+        // The commands an answer sends are about its subject (the claim).
+        saga.focus = subject;
         for effect in option.effects {
             match *effect {
                 Effect::Fact(change) => apply_fact(saga, change, operator, comment),
@@ -183,6 +192,7 @@ impl Engine {
                     reset_failures,
                 } => self.reopen(saga, steps, reset_failures, now),
                 Effect::CancelOrder => {
+                    saga.focus = None;
                     let reason = format!("{} decision: {comment}", spec.name);
                     self.cancel_saga(saga, operator, &reason, &cause, now);
                     return Ok(());
@@ -197,6 +207,7 @@ impl Engine {
                 Effect::KeepWaiting => self.keep_waiting(saga, &step, now),
             }
         }
+        saga.focus = None;
         self.check_risk(saga, projected_before, &cause, now);
         self.advance(saga, &cause, now);
         Ok(())
@@ -218,6 +229,14 @@ impl Engine {
                 .push(TimerChange::Set(step.to_owned(), deadline));
         }
         log(saga, now, step, "waiting", "again, as decided".to_owned());
+    }
+}
+
+/// The timer key of a decision's reminders: one per step and subject.
+fn decision_timer(step: &str, subject: Option<&str>) -> String {
+    match subject {
+        Some(subject) => format!("{DECIDE}{step}#{subject}"),
+        None => format!("{DECIDE}{step}"),
     }
 }
 
@@ -268,5 +287,6 @@ pub fn decision_proto(order_id: &str, decision: &DecisionState) -> v1::Decision 
             .exception_id
             .map(|id| id.to_string())
             .unwrap_or_default(),
+        subject: decision.subject.clone().unwrap_or_default(),
     }
 }

@@ -271,6 +271,53 @@ pub fn resource_materials(state: &SagaState, _: Revision, cause: &Cause) -> Outg
     to("procurement", state, cause, &command)
 }
 
+/// The claim the answer being applied is about.
+fn claim_in_focus(state: &SagaState) -> (String, i64) {
+    let claim_id = state.focus.clone().unwrap_or_default();
+    let value = state
+        .facts
+        .claims
+        .get(&claim_id)
+        .map(|claim| claim.value_minor)
+        .unwrap_or(0);
+    (claim_id, value)
+}
+
+pub fn issue_credit_note(state: &SagaState, _: Revision, cause: &Cause) -> Outgoing {
+    let (claim_id, value_minor) = claim_in_focus(state);
+    let command = v1::IssueCreditNote {
+        order_id: state.order_id.clone(),
+        reason: format!("claim {claim_id} resolved by a credit note"),
+        claim_id,
+        amount_minor: value_minor,
+        currency: state.order.currency.clone(),
+    };
+    to("finance", state, cause, &command)
+}
+
+fn resolve_claim(state: &SagaState, resolution: v1::ClaimResolution, cause: &Cause) -> Outgoing {
+    let (claim_id, _) = claim_in_focus(state);
+    let note = match resolution {
+        v1::ClaimResolution::CreditNote => "a credit note for the claimed goods".to_owned(),
+        _ => "the claim is not accepted after review".to_owned(),
+    };
+    let command = v1::ResolveClaim {
+        order_id: state.order_id.clone(),
+        claim_id,
+        resolution: resolution as i32,
+        note,
+    };
+    to("orders", state, cause, &command)
+}
+
+pub fn resolve_claim_by_credit(state: &SagaState, _: Revision, cause: &Cause) -> Outgoing {
+    resolve_claim(state, v1::ClaimResolution::CreditNote, cause)
+}
+
+pub fn reject_claim(state: &SagaState, _: Revision, cause: &Cause) -> Outgoing {
+    resolve_claim(state, v1::ClaimResolution::Rejected, cause)
+}
+
 pub fn close_order(state: &SagaState, _: Revision, cause: &Cause) -> Outgoing {
     let command = v1::CloseOrder {
         order_id: state.order_id.clone(),

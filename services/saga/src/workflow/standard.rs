@@ -27,6 +27,8 @@ pub mod answers {
     pub const REFER_TO_COLLECTION: &str = "refer_to_collection";
     pub const WAIT_FOR_SUPPLIER: &str = "wait_for_supplier";
     pub const RESOURCE: &str = "resource_from_next_supplier";
+    pub const CREDIT_NOTE: &str = "credit_note";
+    pub const REJECT_CLAIM: &str = "reject_claim";
 }
 
 /// Every decision the standard workflow asks.
@@ -36,7 +38,31 @@ pub static DECISIONS: &[&DecisionSpec] = &[
     &DEPOSIT_OVERDUE,
     &BALANCE_OVERDUE,
     &SUPPLIER_LATE,
+    &CLAIM_RESOLUTION,
 ];
+
+/// A customer claim on delivered goods, one question per claim. Acceptance
+/// completes when the last claim is resolved (orders then accepts).
+pub static CLAIM_RESOLUTION: DecisionSpec = DecisionSpec {
+    kind: v1::DecisionKind::ClaimResolution,
+    name: "claim_resolution",
+    question: claim_question,
+    options: &[
+        DecisionOption {
+            answer: answers::CREDIT_NOTE,
+            effects: &[
+                Effect::Send(issue_credit_note),
+                Effect::Send(resolve_claim_by_credit),
+                Effect::KeepWaiting,
+            ],
+        },
+        DecisionOption {
+            answer: answers::REJECT_CLAIM,
+            effects: &[Effect::Send(reject_claim), Effect::KeepWaiting],
+        },
+    ],
+    exception: None,
+};
 
 /// The deposit was reminded on every day of the dunning schedule.
 pub static DEPOSIT_OVERDUE: DecisionSpec = DecisionSpec {
@@ -460,13 +486,18 @@ impl Workflow {
                 ),
                 phase(
                     Phase::Acceptance,
-                    vec![wait(
-                        "customer_acceptance",
-                        &[],
-                        D::Orders,
-                        &[v1::OrderAccepted::TYPE_NAME],
-                        OnTimeout::Never,
-                    )],
+                    vec![StepDef {
+                        fails_on: &[v1::ClaimRaised::TYPE_NAME],
+                        on_failure: OnFailure::Decide(&CLAIM_RESOLUTION),
+                        failure_kind: ExceptionKind::CustomerClaim,
+                        ..wait(
+                            "customer_acceptance",
+                            &[],
+                            D::Orders,
+                            &[v1::OrderAccepted::TYPE_NAME],
+                            OnTimeout::Never,
+                        )
+                    }],
                 ),
                 phase(
                     Phase::Settlement,
@@ -561,6 +592,19 @@ fn delivery_date_question(state: &SagaState) -> String {
             .map(gendan_proto::date_to_string)
             .unwrap_or_default(),
         gendan_proto::date_to_string(state.requested)
+    )
+}
+
+fn claim_question(state: &SagaState) -> String {
+    let claim_id = state.focus.as_deref().unwrap_or("?");
+    let claim = state.facts.claims.get(claim_id);
+    format!(
+        "The customer of order {} claims {} of {} (claim {claim_id}, value {} minor units). \
+         Issue a credit note for it, or reject the claim?",
+        state.order_id,
+        claim.map(|c| c.quantity).unwrap_or(0),
+        claim.map(|c| c.product.as_str()).unwrap_or("?"),
+        claim.map(|c| c.value_minor).unwrap_or(0)
     )
 }
 

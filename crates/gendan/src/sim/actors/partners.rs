@@ -1,6 +1,7 @@
 //! The factory's business partners: the supplier confirming and delivering
-//! purchase orders, the customer accepting goods and answering decisions,
-//! and the bank paying invoices.
+//! purchase orders, the customer accepting goods (or, with the exception mix
+//! on, claiming damage on the first order delivered) and answering
+//! decisions, and the bank paying invoices.
 
 use anyhow::{Context, anyhow};
 use chrono::Utc;
@@ -55,9 +56,17 @@ impl World {
     // ---- customer ----
 
     /// The customer's receiving department accepts the goods a day after
-    /// delivery.
+    /// delivery. With the exception mix on, the first order delivered is
+    /// claimed instead (`claim`) and not accepted here: orders
+    /// accepts it once the claim is resolved.
     pub(super) async fn accept(&self, order_id: String) -> anyhow::Result<()> {
+        // Decided before the wait, so the first delivery seen is the one
+        // claimed, whichever reaction finishes its wait first.
+        let claims = self.mix.claims_on_delivery(&order_id);
         self.pause_on(&order_id, 1.0).await;
+        if claims {
+            return self.claim(&order_id).await;
+        }
         let customer = self.customer_of(&order_id).await?;
         let orders = self.clients.orders.clone();
         let request = v1::AcceptOrderRequest {
@@ -77,16 +86,78 @@ impl World {
         Ok(())
     }
 
-    /// The customer agrees to the factory's proposed delivery date.
+    /// The receiving department claims that two units of the order's first
+    /// line arrived damaged. The request id is stable, so a retried call
+    /// raises one claim.
+    async fn claim(&self, order_id: &str) -> anyhow::Result<()> {
+        let orders = self.clients.orders.clone();
+        let order = retry(&[Code::NotFound], || {
+            let mut orders = orders.clone();
+            let request = v1::GetOrderRequest {
+                order_id: order_id.to_owned(),
+            };
+            async move { orders.get_order(request).await }
+        })
+        .await
+        .with_context(|| format!("reading order {order_id}"))?;
+        let line = order
+            .lines
+            .first()
+            .with_context(|| format!("order {order_id} has no lines to claim on"))?;
+        let quantity = line.quantity.min(2);
+        let request = v1::RaiseClaimRequest {
+            order_id: order_id.to_owned(),
+            client_request_id: format!("sim-claim-{order_id}"),
+            kind: v1::ClaimKind::Damage as i32,
+            product: line.product.clone(),
+            quantity,
+            description: format!(
+                "{quantity} units arrived damaged: cartons crushed in transit (simulated)"
+            ),
+            evidence: vec![format!("photo:DMG-{}-1.jpg", prefix(order_id))],
+            raised_by: format!("receiving dept, {}", order.customer),
+        };
+        // The order reaches acceptance once the saga has seen the delivery.
+        retry(&[Code::FailedPrecondition, Code::NotFound], || {
+            let mut orders = orders.clone();
+            let request = request.clone();
+            async move { orders.raise_claim(request).await }
+        })
+        .await
+        .context("raising a claim")?;
+        tracing::info!(
+            %order_id,
+            product = %line.product,
+            quantity,
+            "simulated customer claimed damaged goods"
+        );
+        Ok(())
+    }
+
+    /// The people outside the saga answer what it asks: the customer the
+    /// delivery date and a concession, the merchandiser a claim.
     pub(super) async fn decide(&self, decision: v1::Decision) -> anyhow::Result<()> {
         self.pause_on(&decision.order_id, 0.5).await;
         let customer = self.customer_of(&decision.order_id).await?;
         // The customer agrees to the factory's date, and accepts a lot that
-        // failed inspection twice by concession rather than wait for a remake.
+        // failed inspection twice by concession rather than wait for a remake;
+        // the merchandiser settles a damage claim with a credit note.
         let preferred = [
             gendan_saga::workflow::answers::ACCEPT_PROPOSED_DATE,
             gendan_saga::workflow::answers::CONCESSION,
+            gendan_saga::workflow::answers::CREDIT_NOTE,
         ];
+        let (operator, comment) = if decision.decision_kind() == v1::DecisionKind::ClaimResolution {
+            (
+                "merchandiser (sim)".to_owned(),
+                "carrier photos confirm the damage".to_owned(),
+            )
+        } else {
+            (
+                format!("customer:{customer}"),
+                "agreed by e-mail".to_owned(),
+            )
+        };
         let answer = preferred
             .iter()
             .find(|answer| decision.options.iter().any(|o| o == *answer))
@@ -97,8 +168,8 @@ impl World {
             order_id: decision.order_id.clone(),
             decision_id: decision.decision_id.clone(),
             answer,
-            operator: format!("customer:{customer}"),
-            comment: "agreed by e-mail".to_owned(),
+            operator,
+            comment,
         };
         let mut saga = self.clients.saga.clone();
         match saga.decide(request).await {

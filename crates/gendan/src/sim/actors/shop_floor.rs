@@ -56,6 +56,13 @@ impl World {
         })
         .await
         .context("reading the work order")?;
+        // The seeded mix: one machine breaks down once, as the first order
+        // starts production, and is repaired two days later.
+        if let Some(centre) = work_order.stages.first().map(|s| s.work_centre.clone())
+            && self.mix.breaks_down_once()
+        {
+            self.breakdown(&order_id, &centre).await?;
+        }
         let stages = work_order
             .stages
             .iter()
@@ -63,6 +70,27 @@ impl World {
             .map(MesStage::from)
             .collect();
         self.report_stages(order_id, stages).await
+    }
+
+    /// The MES reports `centre` down (a two-day repair expected), and up
+    /// again two simulated days later.
+    async fn breakdown(&self, order_id: &str, centre: &str) -> anyhow::Result<()> {
+        let source = "mes:sim";
+        let down = v1::MesEquipmentDown {
+            work_centre: centre.to_owned(),
+            reason: "motor failure (simulated)".to_owned(),
+            at: Some(timestamp_from(self.now(order_id))),
+            expected_hours: 48.0,
+        };
+        self.publish(&subjects::mes("equipment_down"), source, "", &down)
+            .await?;
+        self.pause_on(order_id, 2.0).await;
+        let up = v1::MesEquipmentUp {
+            work_centre: centre.to_owned(),
+            at: Some(timestamp_from(self.now(order_id))),
+        };
+        self.publish(&subjects::mes("equipment_up"), source, "", &up)
+            .await
     }
 
     /// Reports `stages` in order as the MES does: started, a day later the
