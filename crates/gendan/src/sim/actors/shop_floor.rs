@@ -76,10 +76,13 @@ impl World {
     /// again two simulated days later.
     async fn breakdown(&self, order_id: &str, centre: &str) -> anyhow::Result<()> {
         let source = "mes:sim";
+        // Stamped with the factory's real clock, not the order's simulated
+        // one: the work the breakdown hits is planned on real dates.
+        let down_at = chrono::Utc::now();
         let down = v1::MesEquipmentDown {
             work_centre: centre.to_owned(),
             reason: "motor failure (simulated)".to_owned(),
-            at: Some(timestamp_from(self.now(order_id))),
+            at: Some(timestamp_from(down_at)),
             expected_hours: 48.0,
         };
         self.publish(&subjects::mes("equipment_down"), source, "", &down)
@@ -87,7 +90,7 @@ impl World {
         self.pause_on(order_id, 2.0).await;
         let up = v1::MesEquipmentUp {
             work_centre: centre.to_owned(),
-            at: Some(timestamp_from(self.now(order_id))),
+            at: Some(timestamp_from(down_at + chrono::Duration::hours(48))),
         };
         self.publish(&subjects::mes("equipment_up"), source, "", &up)
             .await
