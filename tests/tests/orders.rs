@@ -308,6 +308,53 @@ async fn create_get_and_list_with_filters_and_pages() {
     assert_eq!(at_risk[0].order_id, created[2]);
     assert_eq!(at_risk[0].projected_delivery_date, "2030-01-20");
 
+    // The saga's register opens an exception on the order: the tracking list
+    // shows it until it is closed (a repeat changes nothing).
+    let overdue = gendan_proto::v1::OrderException {
+        exception_id: "0190a0b0-0000-7000-8000-00000000e001".to_owned(),
+        order_id: created[2].clone(),
+        kind: gendan_proto::v1::ExceptionKind::PaymentOverdue as i32,
+        ..Default::default()
+    };
+    let opened = gendan_proto::v1::ExceptionOpened {
+        exception: Some(overdue.clone()),
+    };
+    publish_saga_event(&bus, &created[2], &opened).await;
+    publish_saga_event(&bus, &created[2], &opened).await;
+    let shown = eventually(WAIT, "the open exception on the list", || {
+        let mut client = client.clone();
+        let id = created[2].clone();
+        async move {
+            let order = client
+                .get_order(GetOrderRequest { order_id: id })
+                .await
+                .ok()?
+                .into_inner();
+            (!order.open_exceptions.is_empty()).then_some(order.open_exceptions)
+        }
+    })
+    .await
+    .expect("open exceptions");
+    assert_eq!(shown, ["payment_overdue"]);
+    let closed = gendan_proto::v1::ExceptionClosed {
+        exception: Some(overdue),
+    };
+    publish_saga_event(&bus, &created[2], &closed).await;
+    eventually(WAIT, "the closed exception off the list", || {
+        let mut client = client.clone();
+        let id = created[2].clone();
+        async move {
+            let order = client
+                .get_order(GetOrderRequest { order_id: id })
+                .await
+                .ok()?
+                .into_inner();
+            order.open_exceptions.is_empty().then_some(())
+        }
+    })
+    .await
+    .expect("closed");
+
     let bad_token = client
         .list_orders(ListOrdersRequest {
             page_token: "not-a-token".to_owned(),

@@ -353,6 +353,7 @@ pub async fn orders(command: OrdersCommand, output: Output) -> anyhow::Result<()
                         "promised",
                         "projected",
                         "risk",
+                        "exceptions",
                     ],
                     rows.iter()
                         .map(|(order, next, promised)| {
@@ -368,6 +369,7 @@ pub async fn orders(command: OrdersCommand, output: Output) -> anyhow::Result<()
                                 } else {
                                     order.workflow_status.clone()
                                 },
+                                dash(&order.open_exceptions.join(", ")),
                             ]
                         })
                         .collect(),
@@ -896,6 +898,7 @@ fn order_json(order: &v1::Order) -> Value {
         "requested_delivery_date": order.requested_delivery_date,
         "projected_delivery_date": order.projected_delivery_date,
         "at_risk": order.at_risk,
+        "open_exceptions": order.open_exceptions,
         "export": order.export,
         "incoterm": order.incoterm,
         "payment_terms": order.payment_terms,

@@ -100,5 +100,6 @@ fn order_of(order_id: Uuid, new_order: &NewOrder, now: DateTime<Utc>) -> Order {
         created_at: Some(timestamp_from(now)),
         updated_at: Some(timestamp_from(now)),
         workflow_status: status::RUNNING.to_owned(),
+        open_exceptions: Vec::new(),
     }
 }

@@ -27,7 +27,9 @@ macro_rules! order_columns {
     () => {
         "order_id, customer, currency, requested_delivery_date, incoterm, payment_terms, \
          export, total_minor, phase, workflow_status, projected_delivery_date, at_risk, \
-         created_at, updated_at"
+         created_at, updated_at, \
+         ARRAY(SELECT DISTINCT e.kind FROM order_exceptions e \
+               WHERE e.order_id = orders.order_id ORDER BY e.kind) AS open_exceptions"
     };
 }
 
@@ -47,6 +49,7 @@ struct OrderRow {
     at_risk: bool,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    open_exceptions: Vec<String>,
 }
 
 #[derive(Debug, sqlx::FromRow)]
@@ -79,6 +82,7 @@ impl OrderRow {
             created_at: Some(timestamp_from(self.created_at)),
             updated_at: Some(timestamp_from(self.updated_at)),
             workflow_status: self.workflow_status,
+            open_exceptions: self.open_exceptions,
         }
     }
 }
@@ -494,4 +498,35 @@ pub async fn close(
     .await?
     .rows_affected();
     Ok(updated == 1)
+}
+
+/// Keeps the order's open exceptions from the saga's register: `kind` opened
+/// (`Some`) or closed (`None`). Repeats change nothing.
+pub async fn track_exception(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+    exception_id: &str,
+    opened_kind: Option<&str>,
+) -> sqlx::Result<()> {
+    match opened_kind {
+        Some(kind) => {
+            sqlx::query(
+                "INSERT INTO order_exceptions (order_id, exception_id, kind) VALUES ($1, $2, $3) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(order_id)
+            .bind(exception_id)
+            .bind(kind)
+            .execute(conn)
+            .await?;
+        }
+        None => {
+            sqlx::query("DELETE FROM order_exceptions WHERE order_id = $1 AND exception_id = $2")
+                .bind(order_id)
+                .bind(exception_id)
+                .execute(conn)
+                .await?;
+        }
+    }
+    Ok(())
 }

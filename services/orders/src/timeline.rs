@@ -6,7 +6,7 @@
 //! the handler of the `orders-timeline` consumer: every event on
 //! `gendan.evt.>` about an order we know is appended, the saga's events
 //! also update the order's read model (phase, projected date, risk, workflow
-//! status), and the events a customer cares about become a customer notice
+//! status, open exceptions), and the events a customer cares about become a customer notice
 //! ([`notices`](crate::notices)) in the same transaction. Events for orders we
 //! do not know (another deployment's, or a garbled order id) are skipped:
 //! they are not ours to record. A closed order still gets timeline entries
@@ -15,8 +15,8 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use gendan_messaging::{Cause, Handler, HandlerError, Incoming, Outgoing};
 use gendan_proto::v1::{
-    DeliveryRiskChanged, Envelope, Phase, PhaseChanged, SagaCompleted, SagaResumed, SagaStalled,
-    TimelineEntry,
+    DeliveryRiskChanged, Envelope, ExceptionClosed, ExceptionOpened, Phase, PhaseChanged,
+    SagaCompleted, SagaResumed, SagaStalled, TimelineEntry,
 };
 use gendan_proto::{TypeName, timestamp_from, timestamp_to};
 use sqlx::{PgConnection, PgExecutor};
@@ -213,6 +213,18 @@ async fn apply_to_read_model(
         }
         SagaStalled::TYPE_NAME => {
             store::set_workflow_status(conn, order_id, status::STALLED).await?;
+        }
+        ExceptionOpened::TYPE_NAME | ExceptionClosed::TYPE_NAME => {
+            let (record, open) = if message.is::<ExceptionOpened>() {
+                (message.payload::<ExceptionOpened>()?.exception, true)
+            } else {
+                (message.payload::<ExceptionClosed>()?.exception, false)
+            };
+            if let Some(record) = record {
+                let kind = crate::summary::exception_kind_name(record.kind).replace(' ', "_");
+                let opened = open.then_some(kind.as_str());
+                store::track_exception(conn, order_id, &record.exception_id, opened).await?;
+            }
         }
         SagaResumed::TYPE_NAME => {
             store::set_workflow_status(conn, order_id, status::RUNNING).await?;
