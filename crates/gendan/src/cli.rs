@@ -496,6 +496,12 @@ pub async fn orders(command: OrdersCommand, output: Output) -> anyhow::Result<()
                 "first_pass_yield": summary.first_pass_yield,
                 "exceptions": summary.exceptions,
                 "exception_notes": summary.exception_notes,
+                "exceptions_by_kind": summary
+                    .exceptions_by_kind
+                    .iter()
+                    .map(|t| format!("{}: {} ({:+} d)", t.kind, t.count, t.impact_days))
+                    .collect::<Vec<_>>(),
+                "decisions": summary.decisions,
                 "lessons": summary.lessons,
             });
             match output {
