@@ -9,7 +9,7 @@
 //!
 //! - [`core`]: react to an event, move forward (the current phase is the
 //!   first with an unfinished step; its ready steps start), fail a step per
-//!   its policy, risk.
+//!   its policy; [`risk`]: the delivery outlook.
 //! - [`decisions`]: open, remind and answer decisions; apply their effects.
 //! - [`timeouts`]: a due timer re-sends, reminds, stalls or flags overdue.
 //! - [`cancel`]: cancellation and the compensations that follow it.
@@ -19,6 +19,7 @@ mod cancel;
 mod core;
 mod decisions;
 mod operator;
+mod risk;
 mod timeouts;
 
 #[cfg(test)]

@@ -13,12 +13,14 @@
 //!   decision is a table entry.
 //!
 //! The engine knows no particular step. [`standard`] holds the table of the
-//! twelve phases and [`commands`] the commands its steps send.
+//! twelve phases, [`decisions`] the questions it asks, and [`commands`] the
+//! commands its steps and answers send.
 
 pub mod commands;
+pub mod decisions;
 pub mod standard;
 
-pub use standard::answers;
+pub use decisions::answers;
 
 use std::time::Duration;
 

@@ -63,7 +63,7 @@ fn reopened_steps_exist_and_a_loop_reopens_the_failing_step_itself() {
             }
         }
     }
-    for spec in standard::DECISIONS {
+    for spec in decisions::DECISIONS {
         for option in spec.options {
             for effect in option.effects {
                 if let Effect::Reopen { steps, .. } = effect {
@@ -80,7 +80,7 @@ fn reopened_steps_exist_and_a_loop_reopens_the_failing_step_itself() {
 fn every_decision_option_ends_its_question() {
     // An option that neither completes, reopens nor cancels would leave the
     // step waiting for an answer that was already given.
-    for spec in standard::DECISIONS {
+    for spec in decisions::DECISIONS {
         for option in spec.options {
             let ends = option.effects.iter().any(|effect| {
                 matches!(
@@ -102,7 +102,7 @@ fn decision_specs_are_found_by_name() {
     assert!(workflow.decision_spec("delivery_date").is_some());
     assert!(workflow.decision_spec("final_inspection").is_some());
     assert!(workflow.decision_spec("nothing").is_none());
-    for spec in standard::DECISIONS {
+    for spec in decisions::DECISIONS {
         assert!(
             workflow.decision_spec(spec.name).is_some(),
             "{} is never asked",

@@ -1,0 +1,240 @@
+//! The questions the standard workflow asks a person, each with the
+//! answers it accepts and what every answer does (see [`super::Effect`]): a
+//! new kind of decision is an entry here and a place in the table
+//! ([`super::standard`]) that asks it.
+
+use gendan_proto::v1::{self, Department, ExceptionKind};
+
+use super::commands::*;
+use super::standard::REMAKE;
+use super::{DecisionOption, DecisionSpec, Effect, FactChange};
+use crate::state::SagaState;
+
+/// Answers of the decisions below.
+pub mod answers {
+    pub const ACCEPT_PROPOSED_DATE: &str = "accept_proposed_date";
+    pub const KEEP_REQUESTED_DATE: &str = "keep_requested_date";
+    pub const CANCEL_ORDER: &str = "cancel_order";
+    pub const CONCESSION: &str = "concession";
+    pub const SCRAP_AND_REMAKE: &str = "scrap_and_remake";
+    pub const KEEP_WAITING: &str = "keep_waiting";
+    pub const RELEASE_PRODUCTION: &str = "release_production";
+    pub const REFER_TO_COLLECTION: &str = "refer_to_collection";
+    pub const WAIT_FOR_SUPPLIER: &str = "wait_for_supplier";
+    pub const RESOURCE: &str = "resource_from_next_supplier";
+    pub const CREDIT_NOTE: &str = "credit_note";
+    pub const REJECT_CLAIM: &str = "reject_claim";
+}
+
+/// Every decision the standard workflow asks.
+pub static DECISIONS: &[&DecisionSpec] = &[
+    &DELIVERY_DATE,
+    &FINAL_INSPECTION,
+    &DEPOSIT_OVERDUE,
+    &BALANCE_OVERDUE,
+    &SUPPLIER_LATE,
+    &CLAIM_RESOLUTION,
+];
+
+/// A customer claim on delivered goods, one question per claim. Acceptance
+/// completes when the last claim is resolved (orders then accepts).
+pub static CLAIM_RESOLUTION: DecisionSpec = DecisionSpec {
+    kind: v1::DecisionKind::ClaimResolution,
+    name: "claim_resolution",
+    question: claim_question,
+    options: &[
+        DecisionOption {
+            answer: answers::CREDIT_NOTE,
+            effects: &[
+                Effect::Send(issue_credit_note),
+                Effect::Send(resolve_claim_by_credit),
+                Effect::KeepWaiting,
+            ],
+        },
+        DecisionOption {
+            answer: answers::REJECT_CLAIM,
+            effects: &[Effect::Send(reject_claim), Effect::KeepWaiting],
+        },
+    ],
+    exception: None,
+};
+
+/// The deposit was reminded on every day of the dunning schedule.
+pub static DEPOSIT_OVERDUE: DecisionSpec = DecisionSpec {
+    kind: v1::DecisionKind::DepositOverdue,
+    name: "deposit_overdue",
+    question: deposit_question,
+    options: &[
+        DecisionOption {
+            answer: answers::KEEP_WAITING,
+            effects: &[Effect::Send(extend_deposit_due), Effect::KeepWaiting],
+        },
+        DecisionOption {
+            answer: answers::RELEASE_PRODUCTION,
+            effects: &[Effect::Complete],
+        },
+        DecisionOption {
+            answer: answers::CANCEL_ORDER,
+            effects: &[Effect::CancelOrder],
+        },
+    ],
+    exception: None,
+};
+
+/// The balance was reminded on every day of the dunning schedule.
+pub static BALANCE_OVERDUE: DecisionSpec = DecisionSpec {
+    kind: v1::DecisionKind::BalanceOverdue,
+    name: "balance_overdue",
+    question: balance_question,
+    options: &[
+        DecisionOption {
+            answer: answers::KEEP_WAITING,
+            effects: &[Effect::Send(extend_balance_due), Effect::KeepWaiting],
+        },
+        DecisionOption {
+            answer: answers::REFER_TO_COLLECTION,
+            effects: &[Effect::Send(refer_to_collection), Effect::KeepWaiting],
+        },
+    ],
+    exception: None,
+};
+
+/// A supplier missed its confirmation or delivery.
+pub static SUPPLIER_LATE: DecisionSpec = DecisionSpec {
+    kind: v1::DecisionKind::SupplierLate,
+    name: "supplier_late",
+    question: supplier_question,
+    options: &[
+        DecisionOption {
+            answer: answers::WAIT_FOR_SUPPLIER,
+            effects: &[Effect::Send(accept_supplier_delay), Effect::KeepWaiting],
+        },
+        DecisionOption {
+            answer: answers::RESOURCE,
+            effects: &[Effect::Send(resource_materials), Effect::KeepWaiting],
+        },
+        DecisionOption {
+            answer: answers::CANCEL_ORDER,
+            effects: &[Effect::CancelOrder],
+        },
+    ],
+    exception: None,
+};
+
+/// The factory's earliest date is after the requested one.
+pub static DELIVERY_DATE: DecisionSpec = DecisionSpec {
+    kind: v1::DecisionKind::DeliveryDate,
+    name: "delivery_date",
+    question: delivery_date_question,
+    options: &[
+        DecisionOption {
+            answer: answers::ACCEPT_PROPOSED_DATE,
+            effects: &[Effect::Fact(FactChange::PromiseProjected), Effect::Complete],
+        },
+        DecisionOption {
+            answer: answers::KEEP_REQUESTED_DATE,
+            effects: &[Effect::Complete],
+        },
+        DecisionOption {
+            answer: answers::CANCEL_ORDER,
+            effects: &[Effect::CancelOrder],
+        },
+    ],
+    exception: Some((ExceptionKind::DeliveryDateClarification, Department::Orders)),
+};
+
+/// Final inspection failed as often as allowed.
+pub static FINAL_INSPECTION: DecisionSpec = DecisionSpec {
+    kind: v1::DecisionKind::FinalInspection,
+    name: "final_inspection",
+    question: final_inspection_question,
+    options: &[
+        DecisionOption {
+            answer: answers::CONCESSION,
+            effects: &[Effect::Fact(FactChange::GrantConcession), Effect::Complete],
+        },
+        DecisionOption {
+            answer: answers::SCRAP_AND_REMAKE,
+            effects: &[
+                Effect::Fact(FactChange::Remake),
+                Effect::Reopen {
+                    steps: REMAKE,
+                    reset_failures: true,
+                },
+            ],
+        },
+        DecisionOption {
+            answer: answers::CANCEL_ORDER,
+            effects: &[Effect::CancelOrder],
+        },
+    ],
+    exception: None,
+};
+
+fn delivery_date_question(state: &SagaState) -> String {
+    format!(
+        "The factory can complete order {} on {} at the earliest, after the requested {}. \
+         Accept the proposed date (agreed with the customer), keep the requested date at risk, or cancel the order?",
+        state.order_id,
+        state
+            .projected
+            .map(gendan_proto::date_to_string)
+            .unwrap_or_default(),
+        gendan_proto::date_to_string(state.requested)
+    )
+}
+
+fn claim_question(state: &SagaState) -> String {
+    let claim_id = state.focus.as_deref().unwrap_or("?");
+    let claim = state.facts.claims.get(claim_id);
+    format!(
+        "The customer of order {} claims {} of {} (claim {claim_id}, value {} minor units). \
+         Issue a credit note for it, or reject the claim?",
+        state.order_id,
+        claim.map(|c| c.quantity).unwrap_or(0),
+        claim.map(|c| c.product.as_str()).unwrap_or("?"),
+        claim.map(|c| c.value_minor).unwrap_or(0)
+    )
+}
+
+fn deposit_question(state: &SagaState) -> String {
+    format!(
+        "The deposit of order {} ({}) is unpaid after every reminder. Keep waiting (the due date \
+         moves two weeks), release production without the deposit, or cancel the order?",
+        state.order_id, state.order.customer
+    )
+}
+
+fn balance_question(state: &SagaState) -> String {
+    format!(
+        "The balance of order {} ({}) is unpaid after every reminder. Keep waiting (the due date \
+         moves two weeks), or refer it to collection and put the customer on credit hold?",
+        state.order_id, state.order.customer
+    )
+}
+
+fn supplier_question(state: &SagaState) -> String {
+    format!(
+        "A supplier is late with purchase order {} for order {}. Wait for the supplier (a new ETA \
+         two weeks out; the dates move and the customer is told), re-source from the next supplier \
+         offer, or cancel the order?",
+        state.facts.late_purchase_order.as_deref().unwrap_or("?"),
+        state.order_id
+    )
+}
+
+fn final_inspection_question(state: &SagaState) -> String {
+    format!(
+        "Order {} failed final inspection {} times (last nonconformance {}, {} defective in the sample), \
+         rework included. Accept the lot by concession (the customer approves), scrap it and make it again, \
+         or cancel the order?",
+        state.order_id,
+        state.facts.final_inspection_failures,
+        state
+            .facts
+            .open_nonconformance
+            .as_deref()
+            .unwrap_or("unknown"),
+        state.facts.defective_units
+    )
+}
