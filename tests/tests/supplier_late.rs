@@ -175,6 +175,25 @@ impl Procurement {
         Ok(())
     }
 
+    /// Sends a command again on purpose and waits until procurement has
+    /// handled it: its answer is the same fact under the same event id, so
+    /// nothing new reaches the bus.
+    async fn repeat<M: prost::Message + TypeName>(
+        &self,
+        order_id: &str,
+        payload: &M,
+    ) -> anyhow::Result<()> {
+        let message = Outgoing::command(
+            "test",
+            "procurement",
+            order_id,
+            payload,
+            &Cause::root(order_id),
+        );
+        self.bus.publish(&message).await?;
+        gendan_tests::handled(&self.pool, message.event_id()).await
+    }
+
     /// Procures `shirts` shirts for `order_id`; the POs placed, by material.
     async fn procure(
         &self,
@@ -424,10 +443,8 @@ async fn resource_materials_moves_a_late_order_to_the_next_supplier() -> anyhow:
         .into_inner();
     assert_eq!(stock.on_order, 100.0);
 
-    // The same command again answers the same, and buys nothing.
-    procurement.command("o-late", &resource).await?;
-    let again: MaterialsResourced = next(&mut events).await?;
-    assert_eq!(again, resourced);
+    // The same command again answers the same fact, and buys nothing.
+    procurement.repeat("o-late", &resource).await?;
     assert_eq!(
         procurement
             .count("SELECT count(*) FROM purchase_orders")
@@ -503,10 +520,8 @@ async fn accepting_a_supplier_delay_moves_the_date_and_chases_it_again() -> anyh
     let day12 = procurement.day(12);
     assert_eq!((&po.expected_date, &po.confirmed_eta), (&day12, &day12));
 
-    // The same command again is answered again.
-    procurement.command("o-delay", &accept).await?;
-    let again: SupplierDelayAccepted = next(&mut events).await?;
-    assert_eq!(again, accepted);
+    // The same command again is answered again, as the same fact.
+    procurement.repeat("o-delay", &accept).await?;
 
     // The new date is chased once it is missed.
     procurement.advance_days(5);

@@ -7,7 +7,10 @@
 -- configured number of days. Orders placed before this migration get the
 -- default of two days after they were created.
 ALTER TABLE purchase_orders ADD COLUMN confirm_by DATE;
-UPDATE purchase_orders SET confirm_by = (created_at AT TIME ZONE 'UTC')::date + 2;
+-- Purchase orders placed before chasing existed get two days from now, so
+-- deploying this does not chase every old purchase order at once.
+UPDATE purchase_orders
+   SET confirm_by = GREATEST((created_at AT TIME ZONE 'UTC')::date + 2, CURRENT_DATE + 2);
 ALTER TABLE purchase_orders ALTER COLUMN confirm_by SET NOT NULL;
 
 -- A late PO cancelled by ResourceMaterials names the PO that replaced it:

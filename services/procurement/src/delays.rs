@@ -186,9 +186,10 @@ pub(crate) async fn resource_materials(
     if let Some(replacement) = replacement {
         tracing::info!(%replacement, "already re-sourced, answering again");
         let answer = resourced_answer(conn, &order_id, po_id, replacement).await?;
+        let key = format!("resourced:{po_id}");
         outbox::write(
             conn,
-            &[Outgoing::event(SERVICE, &order_id, &answer, &cause)],
+            &[Outgoing::fact(SERVICE, &order_id, &answer, &cause, &key)],
         )
         .await?;
         return Ok(());
@@ -323,12 +324,10 @@ async fn resource(
         &cause_for(message, &placed_for),
     )];
     let answer = resourced_answer(conn, order_id, po.po_id, new_po).await?;
-    events.push(Outgoing::event(
-        SERVICE,
-        order_id,
-        &answer,
-        &Cause::from_incoming(message),
-    ));
+    // The same fact as the answer to a repeat (above): one event id.
+    let key = format!("resourced:{}", po.po_id);
+    let cause = Cause::from_incoming(message);
+    events.push(Outgoing::fact(SERVICE, order_id, &answer, &cause, &key));
     let why = format!(
         "purchase order {} from {} ({} {}) was late and is cancelled{}; re-ordered from {} \
          as purchase order {new_po}, expected {}",
@@ -416,9 +415,10 @@ pub(crate) async fn accept_supplier_delay(
     // Before the date check: a re-sent command may arrive after its date.
     if po.expected() == new_date {
         tracing::info!("delay already accepted, answering again");
+        let key = format!("delay:{}:{new_date}", po.po_id);
         outbox::write(
             conn,
-            &[Outgoing::event(SERVICE, &order_id, &answer, &cause)],
+            &[Outgoing::fact(SERVICE, &order_id, &answer, &cause, &key)],
         )
         .await?;
         return Ok(());
@@ -455,7 +455,8 @@ pub(crate) async fn accept_supplier_delay(
         po.supplier, po.po_id, po.material
     );
     let orders = waiting_orders(conn, po.po_id, &po.order_id).await?;
-    let mut events = vec![Outgoing::event(SERVICE, &order_id, &answer, &cause)];
+    let key = format!("delay:{}:{new_date}", po.po_id);
+    let mut events = vec![Outgoing::fact(SERVICE, &order_id, &answer, &cause, &key)];
     events.extend(
         announce_moved_dates(conn, &orders, po.po_id, &why, today, |order| {
             cause_for(message, order)

@@ -151,6 +151,13 @@ async fn plan_new(
     let today = Utc::now().date_naive();
     let earliest_start =
         validate::date_or(&command.earliest_start, "earliest_start", today).map_err(Error::from)?;
+    // A later run (a remake) is planned from today even when the material
+    // date it carries has long passed: its work cannot go on days gone by.
+    let earliest_start = if revision > 1 {
+        earliest_start.max(today)
+    } else {
+        earliest_start
+    };
     let schedule = planning::schedule_items(conn, &items, earliest_start).await?;
     let new = NewWorkOrder {
         order_id,

@@ -180,11 +180,16 @@ pub async fn up(
         tracing::info!("centre is not down, nothing to do");
         return Ok(());
     };
-    // An up reported before its down (clocks disagree) ends it at once.
+    if at < open.started_at {
+        // An up from before this downtime began belongs to an earlier one
+        // (a late or repeated report): it must not end the new breakdown.
+        tracing::info!(%at, started_at = %open.started_at, "stale equipment up ignored");
+        return Ok(());
+    }
     let window = Window {
         work_centre: centre.code.clone(),
         start: open.started_at,
-        end: at.max(open.started_at),
+        end: at,
     };
     sqlx::query("UPDATE downtimes SET ended_at = $2 WHERE downtime_id = $1")
         .bind(open.downtime_id)

@@ -322,11 +322,19 @@ pub fn apply(state: &mut SagaState, incoming: &Incoming) -> Result<Answer, Handl
             } else {
                 "has not delivered"
             };
-            Verdict::Fails(format!(
-                "supplier {} {what} purchase order {} ({}) due {}, {} days late",
-                late.supplier, late.purchase_order_id, late.material, late.due_date, late.days_late
-            ))
-            .into()
+            // One question per late purchase order.
+            Answer {
+                subject: Some(late.purchase_order_id.clone()),
+                ..Verdict::Fails(format!(
+                    "supplier {} {what} purchase order {} ({}) due {}, {} days late",
+                    late.supplier,
+                    late.purchase_order_id,
+                    late.material,
+                    late.due_date,
+                    late.days_late
+                ))
+                .into()
+            }
         }
         v1::ClaimRaised::TYPE_NAME => {
             let raised: v1::ClaimRaised = incoming.payload()?;

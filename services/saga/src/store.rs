@@ -470,7 +470,7 @@ async fn save_exception(
         "INSERT INTO saga_exceptions (exception_id, order_id, kind, cause, owner, step, opened_at, deadline, \
            projected_at_open, impact_days, decision_id, decision, decided_by, closed_at, resolution) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
-         ON CONFLICT (exception_id) DO UPDATE SET cause = $4, deadline = $8, impact_days = $10, \
+         ON CONFLICT (exception_id) DO UPDATE SET cause = $4, deadline = $8, projected_at_open = $9, impact_days = $10, \
            decision_id = $11, decision = $12, decided_by = $13, closed_at = $14, resolution = $15",
     )
     .bind(exception.exception_id)

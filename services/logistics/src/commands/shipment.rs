@@ -121,13 +121,10 @@ pub(super) async fn book_shipment(
         }
     }
 
-    // A re-booking cannot depart in the past: it counts from today when the
-    // goods have been ready for a while.
-    let from = if earlier.is_some() || revision > 1 {
-        ready.max(clock.today())
-    } else {
-        ready
-    };
+    // No booking can depart in the past: it counts from today when the
+    // goods have been ready for a while (inspection, packing and documents
+    // come between production's end and the booking).
+    let from = ready.max(clock.today());
     let products: Vec<String> = order.lines.iter().map(|l| l.product.clone()).collect();
     let weights: HashMap<String, f64> = catalog::products(conn, &products)
         .await?

@@ -103,7 +103,12 @@ impl Engine {
             .workflow
             .steps()
             .filter_map(|(_, step)| step.compensation.map(|c| (step.name, c)))
-            .filter(|(name, _)| saga.step(name).status == StepStatus::Done)
+            // Sent is enough: a department may act on a command whose answer
+            // has not come back yet (and answers an undo of nothing).
+            .filter(|(name, _)| {
+                let state = saga.step(name);
+                state.status == StepStatus::Done || state.runs > 0
+            })
             .collect();
         for (name, compensation) in to_undo.into_iter().rev() {
             let revision = saga.step(name).revision();

@@ -312,6 +312,9 @@ impl Engine {
         state.deadline = None;
         state.trace_id = current_trace_id().or(state.trace_id.take());
         saga.timer_changes.push(TimerChange::Clear(name.to_owned()));
+        // A question the event overtook (the deposit paid while a person was
+        // asked what to do about it) is no longer asked.
+        super::decisions::withdraw_open(saga, name, "overtaken", by, now);
         if status == StepStatus::Done {
             exceptions::close_for_step(saga, name, &format!("{} done", name), now);
         }
@@ -490,6 +493,19 @@ impl Engine {
     ) {
         saga.status = Status::Running;
         saga.stalled_reason = None;
+        // Another step still parked keeps the saga parked on it.
+        let still = saga
+            .steps
+            .iter()
+            .find(|(name, state)| name.as_str() != step && state.status == StepStatus::Stalled)
+            .map(|(name, state)| {
+                let why = state.last_error.clone().unwrap_or_default();
+                format!("{name}: {why}")
+            });
+        if let Some(reason) = still {
+            saga.status = Status::Stalled;
+            saga.stalled_reason = Some(reason);
+        }
         exceptions::decide_for_step(saga, step, action, operator, now);
         let resumed = v1::SagaResumed {
             order_id: saga.order_id.clone(),

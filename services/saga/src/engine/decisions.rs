@@ -74,6 +74,9 @@ impl Engine {
             Some((step, subject)) => (step, Some(subject)),
             None => (key, None),
         };
+        if saga.step(step).status.is_finished() {
+            return;
+        }
         let Some(decision) = saga.open_decision_of(step, subject) else {
             return;
         };
@@ -116,6 +119,12 @@ impl Engine {
         now: DateTime<Utc>,
     ) -> Result<(), Error> {
         let order_id = saga.order_id.clone();
+        if !super::is_live(saga) {
+            return Err(Error::FailedPrecondition(format!(
+                "order {order_id} is {}: its questions are closed",
+                saga.status.as_str()
+            )));
+        }
         let decision = saga
             .decisions
             .iter_mut()
@@ -230,6 +239,31 @@ impl Engine {
         }
         log(saga, now, step, "waiting", "again, as decided".to_owned());
     }
+}
+
+/// Closes the open decisions of `step` without an answer from their
+/// options (`answer`: "overtaken"), with their reminder timers.
+pub(super) fn withdraw_open(
+    saga: &mut SagaState,
+    step: &str,
+    answer: &str,
+    by: &str,
+    now: DateTime<Utc>,
+) {
+    let mut timers = Vec::new();
+    for decision in saga
+        .decisions
+        .iter_mut()
+        .filter(|d| d.step == step && d.is_open())
+    {
+        decision.answer = Some(answer.to_owned());
+        decision.answered_by = Some("system".to_owned());
+        decision.answered_at = Some(now);
+        decision.comment = Some(format!("{step} finished: {by}"));
+        timers.push(decision_timer(step, decision.subject.as_deref()));
+    }
+    saga.timer_changes
+        .extend(timers.into_iter().map(TimerChange::Clear));
 }
 
 /// The timer key of a decision's reminders: one per step and subject.

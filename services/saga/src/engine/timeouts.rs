@@ -24,6 +24,14 @@ impl Engine {
         {
             return;
         }
+        if saga.status == Status::Stalled {
+            // Parked for an operator: what else waits keeps its deadline,
+            // looked at again later, so nothing is forgotten on resume.
+            let later = now + duration(self.workflow.compensation_resend);
+            saga.timer_changes
+                .push(TimerChange::Set(timer.to_owned(), later));
+            return;
+        }
         if let Some(step) = timer.strip_prefix(DECIDE) {
             self.decision_due(saga, step, now);
             return;

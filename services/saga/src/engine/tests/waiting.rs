@@ -444,3 +444,118 @@ fn each_claim_gets_its_own_question_and_a_credit_note_or_a_rejection() {
             .all(|e| !e.is_open())
     );
 }
+
+#[test]
+fn a_question_the_event_overtook_is_withdrawn_and_cannot_be_answered() {
+    let engine = engine();
+    let mut saga = in_materials(&engine);
+    engine
+        .react(
+            &mut saga,
+            &incoming(&escalated(v1::InvoiceKind::Deposit)),
+            start(),
+        )
+        .unwrap();
+    let id = saga.decisions.last().unwrap().decision_id;
+    let paid = incoming(&v1::DepositReceived {
+        order_id: ORDER.to_owned(),
+        ..Default::default()
+    });
+    engine.react(&mut saga, &paid, start()).unwrap();
+    assert_eq!(saga.step("deposit_received").status, StepStatus::Done);
+    assert!(saga.decisions.iter().all(|d| !d.is_open()));
+    let err = engine
+        .apply_answer(&mut saga, id, answers::KEEP_WAITING, "finance", "", start())
+        .unwrap_err();
+    assert!(err.to_string().contains("already answered"), "{err}");
+    assert_eq!(saga.step("deposit_received").status, StepStatus::Done);
+}
+
+#[test]
+fn each_late_purchase_order_is_its_own_question() {
+    let engine = engine();
+    let mut saga = in_materials(&engine);
+    for po in ["PO-1", "PO-2"] {
+        let late = incoming(&v1::PurchaseOrderLate {
+            order_id: ORDER.to_owned(),
+            purchase_order_id: po.to_owned(),
+            lateness: "unconfirmed".to_owned(),
+            ..Default::default()
+        });
+        engine.react(&mut saga, &late, start()).unwrap();
+    }
+    let open: Vec<_> = saga
+        .decisions
+        .iter()
+        .filter(|d| d.is_open())
+        .cloned()
+        .collect();
+    assert_eq!(open.len(), 2);
+    saga.outgoing.clear();
+    engine
+        .apply_answer(
+            &mut saga,
+            open[0].decision_id,
+            answers::RESOURCE,
+            "buyer",
+            "",
+            start(),
+        )
+        .unwrap();
+    let resourced: Vec<v1::ResourceMaterials> = sent(&saga);
+    assert_eq!(resourced[0].purchase_order_id, "PO-1");
+    // PO-2's record stays open until its own question is answered.
+    let open_records = saga
+        .exceptions
+        .iter()
+        .filter(|e| e.kind == ExceptionKind::SupplierLate && e.is_open())
+        .count();
+    assert_eq!(open_records, 1);
+}
+
+#[test]
+fn cancelling_undoes_a_command_sent_but_not_yet_answered() {
+    let engine = engine();
+    let mut saga = in_materials(&engine);
+    // procure_materials answered; plan_production sent again and waiting.
+    saga.step_mut("plan_production").status = StepStatus::Waiting;
+    saga.outgoing.clear();
+    engine
+        .cancel_requested(&mut saga, "sales", "customer withdrew", start())
+        .unwrap();
+    assert_eq!(sent::<v1::CancelWorkOrder>(&saga).len(), 1);
+}
+
+#[test]
+fn resuming_one_stalled_step_keeps_the_saga_parked_on_another() {
+    let engine = engine();
+    let mut saga = in_materials(&engine);
+    engine.stall(&mut saga, "materials_ready", "a", None, start());
+    engine.stall(&mut saga, "deposit_received", "b", None, start());
+    engine
+        .retry(&mut saga, "materials_ready", "ops", "", start())
+        .unwrap();
+    assert_eq!(saga.status, Status::Stalled);
+    assert!(
+        saga.stalled_reason
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("deposit_received"),
+        "{:?}",
+        saga.stalled_reason
+    );
+}
+
+#[test]
+fn a_timer_that_fires_while_the_saga_is_parked_is_kept_for_later() {
+    let engine = engine();
+    let mut saga = in_materials(&engine);
+    engine.stall(&mut saga, "deposit_received", "b", None, start());
+    saga.timer_changes.clear();
+    engine.timer_fired(&mut saga, "materials_ready", start());
+    assert!(
+        saga.timer_changes.iter().any(
+            |t| matches!(t, crate::state::TimerChange::Set(key, _) if key == "materials_ready")
+        )
+    );
+}
