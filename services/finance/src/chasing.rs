@@ -94,7 +94,8 @@ pub async fn extend_payment_due(
     let invoice = match (already, earliest_unpaid) {
         (Some(&invoice), _) => {
             tracing::info!(invoice_id = %invoice.invoice_id, "due date already moved, answering again");
-            let event = Outgoing::event(SERVICE, &order_id, &answer(invoice), &cause);
+            let key = extension_key(invoice, new_due_date);
+            let event = Outgoing::fact(SERVICE, &order_id, &answer(invoice), &cause, &key);
             outbox::write(conn, &[event]).await?;
             return Ok(());
         }
@@ -140,7 +141,8 @@ pub async fn extend_payment_due(
         %new_due_date,
         "payment due date extended, dunning starts over"
     );
-    let event = Outgoing::event(SERVICE, &order_id, &answer(invoice), &cause);
+    let key = extension_key(invoice, new_due_date);
+    let event = Outgoing::fact(SERVICE, &order_id, &answer(invoice), &cause, &key);
     outbox::write(conn, &[event]).await?;
     Ok(())
 }
@@ -178,7 +180,7 @@ pub async fn refer_to_collection(
     receivables::lock_order(conn, &order_id).await?;
     if let Some(answer) = referral(conn, &order_id).await? {
         tracing::info!("already referred to collection, answering again");
-        let event = Outgoing::event(SERVICE, &order_id, &answer, &cause);
+        let event = Outgoing::fact(SERVICE, &order_id, &answer, &cause, REFERRAL);
         outbox::write(conn, &[event]).await?;
         return Ok(());
     }
@@ -232,7 +234,16 @@ pub async fn refer_to_collection(
         customer: receivable.customer.clone(),
         outstanding_minor,
     };
-    let event = Outgoing::event(SERVICE, &order_id, &answer, &cause);
+    let event = Outgoing::fact(SERVICE, &order_id, &answer, &cause, REFERRAL);
     outbox::write(conn, &[event]).await?;
     Ok(())
+}
+
+/// The fact key of an order's referral to collection: one per order.
+const REFERRAL: &str = "referral";
+
+/// The fact key of moving `invoice` to `new_due_date`: said again (a re-sent
+/// command), the same event id.
+fn extension_key(invoice: &Invoice, new_due_date: chrono::NaiveDate) -> String {
+    format!("extension:{}:{new_due_date}", invoice.invoice_id)
 }

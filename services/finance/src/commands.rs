@@ -2,7 +2,7 @@
 //!
 //! | command | key | first time | repeat |
 //! | --- | --- | --- | --- |
-//! | `OpenReceivable` | order | stores receivable + schedule, issues the deposit invoice; `ReceivableOpened` (+ `InvoiceIssued` for the deposit); terms not understood: `ReceivableOpeningFailed`, nothing stored | the same `ReceivableOpened` / `InvoiceIssued` again, from what is stored |
+//! | `OpenReceivable` | order | stores receivable + schedule, issues the deposit invoice; `ReceivableOpened` (+ `InvoiceIssued` for the deposit); terms not understood, or the customer on credit hold (referred to collection): `ReceivableOpeningFailed`, nothing stored | the same `ReceivableOpened` / `InvoiceIssued` again, from what is stored |
 //! | `InvoiceBalance` | order + milestone | issues the milestone's invoices; `InvoiceIssued` each (`NoInvoiceDue` when the terms bill nothing then) | the same invoices announced again |
 //! | `CancelReceivable` | order | voids unpaid invoices, computes the refund (everything received and not yet refunded); `ReceivableCancelled` | the stored answer again |
 //! | `ExtendPaymentDue` | order + invoice kind + new date | moves the due date of the earliest-due unpaid invoice of that kind, starts its dunning over; `PaymentDueExtended` | an invoice of that kind already due on that date: `PaymentDueExtended` again, nothing changed (also once paid, and when the date has passed) |
@@ -189,6 +189,22 @@ async fn open_receivable(
         tracing::info!("receivable exists, answering again");
         let events = opened_events(conn, &existing, &cause).await?;
         outbox::write(conn, &events).await?;
+        return Ok(());
+    }
+    // A customer referred to collection gets no new credit: the order is
+    // held (the saga parks it with this reason for a person).
+    let hold: Option<(chrono::NaiveDate, String)> =
+        sqlx::query_as("SELECT since, reason FROM credit_holds WHERE customer = $1")
+            .bind(command.customer.trim())
+            .fetch_optional(&mut *conn)
+            .await?;
+    if let Some((since, reason)) = hold {
+        let event = failed(format!(
+            "customer {:?} is on credit hold since {since} ({reason}): new orders wait until the \
+             hold is lifted",
+            command.customer.trim()
+        ));
+        outbox::write(conn, &[event]).await?;
         return Ok(());
     }
     let new = match validate::open_receivable(&order_id, &command) {

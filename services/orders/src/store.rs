@@ -29,7 +29,8 @@ macro_rules! order_columns {
          export, total_minor, phase, workflow_status, projected_delivery_date, at_risk, \
          created_at, updated_at, \
          ARRAY(SELECT DISTINCT e.kind FROM order_exceptions e \
-               WHERE e.order_id = orders.order_id ORDER BY e.kind) AS open_exceptions"
+               WHERE e.order_id = orders.order_id AND NOT e.closed ORDER BY e.kind) \
+           AS open_exceptions"
     };
 }
 
@@ -501,7 +502,8 @@ pub async fn close(
 }
 
 /// Keeps the order's open exceptions from the saga's register: `kind` opened
-/// (`Some`) or closed (`None`). Repeats change nothing.
+/// (`Some`) or closed (`None`). Repeats change nothing, and a closing wins
+/// over an opening whatever order they arrive in.
 pub async fn track_exception(
     conn: &mut PgConnection,
     order_id: Uuid,
@@ -521,11 +523,15 @@ pub async fn track_exception(
             .await?;
         }
         None => {
-            sqlx::query("DELETE FROM order_exceptions WHERE order_id = $1 AND exception_id = $2")
-                .bind(order_id)
-                .bind(exception_id)
-                .execute(conn)
-                .await?;
+            sqlx::query(
+                "INSERT INTO order_exceptions (order_id, exception_id, kind, closed) \
+                 VALUES ($1, $2, '', true) \
+                 ON CONFLICT (order_id, exception_id) DO UPDATE SET closed = true",
+            )
+            .bind(order_id)
+            .bind(exception_id)
+            .execute(conn)
+            .await?;
         }
     }
     Ok(())

@@ -153,6 +153,16 @@ pub async fn resolve(conn: &mut PgConnection, message: &Incoming) -> Result<(), 
             )));
         }
     };
+    // The note is quoted to the customer and in the acceptance note.
+    if command.note.trim().chars().count() > crate::validate::MAX_NOTE_CHARS {
+        return Err(reject(FieldError::new(
+            "note",
+            format!(
+                "must be at most {} characters",
+                crate::validate::MAX_NOTE_CHARS
+            ),
+        )));
+    }
 
     // The order row first, as RaiseClaim and AcceptOrder lock it: the
     // count of open claims below cannot change under us.

@@ -91,7 +91,8 @@ pub async fn by_request(
     .await
 }
 
-/// Units of `product` already claimed on the order, open or resolved.
+/// Units of `product` already claimed on the order, open or resolved; a
+/// rejected claim gave nothing and leaves its units claimable.
 pub async fn claimed_quantity(
     conn: &mut PgConnection,
     order_id: Uuid,
@@ -99,10 +100,12 @@ pub async fn claimed_quantity(
 ) -> sqlx::Result<i64> {
     sqlx::query_scalar(
         "SELECT COALESCE(SUM(quantity), 0)::BIGINT FROM claims \
-         WHERE order_id = $1 AND product = $2",
+         WHERE order_id = $1 AND product = $2 \
+           AND resolution IS DISTINCT FROM $3",
     )
     .bind(order_id)
     .bind(product)
+    .bind(gendan_proto::v1::ClaimResolution::Rejected as i32)
     .fetch_one(conn)
     .await
 }

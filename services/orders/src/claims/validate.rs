@@ -89,9 +89,9 @@ fn kind(number: i32) -> Result<ClaimKind, FieldError> {
 /// given the units of that product `already_claimed` (open or resolved),
 /// and returns the claim's value in minor units.
 ///
-/// A product on several lines is one article: its quantities add up, and
-/// the claim is priced at its first line's unit price (the price the order
-/// lists it at first; a split line normally repeats it).
+/// A product on several lines is one article: its quantities add up. The
+/// claim is priced line by line in order, after the units claimed before
+/// it: the units it covers are those of the lines they were sold on.
 pub fn against_lines(
     claim: &NewClaim,
     lines: &[OrderLine],
@@ -133,8 +133,25 @@ pub fn against_lines(
             ),
         ));
     }
-    line_total(claim.quantity, first.unit_price_minor)
+    debug_assert!(!first.product.is_empty());
+    value_of(&of_product, already_claimed, claimed)
         .ok_or_else(|| FieldError::new("quantity", "quantity × unit price is too large"))
+}
+
+/// The value of `claimed` units of a product sold on `lines`, counting the
+/// `skip` units claimed before from the first line on.
+fn value_of(lines: &[&OrderLine], mut skip: u64, mut claimed: u64) -> Option<i64> {
+    let mut value: i64 = 0;
+    for line in lines {
+        let quantity = u64::from(line.quantity);
+        let skipped = skip.min(quantity);
+        skip -= skipped;
+        let here = claimed.min(quantity - skipped);
+        claimed -= here;
+        let units = u32::try_from(here).ok()?;
+        value = value.checked_add(line_total(units, line.unit_price_minor)?)?;
+    }
+    Some(value)
 }
 
 /// The order's products for an error message, each once, at most ten.
@@ -284,5 +301,23 @@ mod tests {
             against_lines(&claim, &priced, 0).unwrap_err().field,
             "quantity"
         );
+    }
+
+    #[test]
+    fn a_claim_is_priced_on_the_lines_its_units_were_sold_on() {
+        let line = |quantity, price| OrderLine {
+            product: "BRKT-100".to_owned(),
+            spec: String::new(),
+            quantity,
+            unit_price_minor: price,
+        };
+        let zinc = line(1, 10_000);
+        let coated = line(100, 1);
+        let lines = [&zinc, &coated];
+        // The first unit is the zinc one; the next ones are coated.
+        assert_eq!(value_of(&lines, 0, 1), Some(10_000));
+        assert_eq!(value_of(&lines, 0, 3), Some(10_002));
+        assert_eq!(value_of(&lines, 1, 100), Some(100));
+        assert_eq!(value_of(&lines, 0, 0), Some(0));
     }
 }

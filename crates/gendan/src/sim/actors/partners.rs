@@ -25,13 +25,25 @@ impl World {
             purchase_order_id: po.purchase_order_id.clone(),
             confirmed_eta: po.expected_date.clone(),
         };
-        retry(&[Code::NotFound], || {
+        let confirmed = retry(&[Code::NotFound], || {
             let mut procurement = procurement.clone();
             let request = request.clone();
             async move { procurement.confirm_purchase_order(request).await }
         })
-        .await
-        .with_context(|| format!("confirming purchase order {}", po.purchase_order_id))?;
+        .await;
+        match confirmed {
+            Ok(_) => {}
+            // Cancelled meanwhile (the order was): nothing to supply.
+            Err(status) if status.code() == Code::FailedPrecondition => {
+                tracing::debug!(purchase_order_id = %po.purchase_order_id, %status, "not confirmed");
+                return Ok(());
+            }
+            Err(status) => {
+                return Err(anyhow::Error::from(status)).with_context(|| {
+                    format!("confirming purchase order {}", po.purchase_order_id)
+                });
+            }
+        }
         bump(&self.stats.purchase_orders_confirmed);
 
         let today = Utc::now().date_naive();
