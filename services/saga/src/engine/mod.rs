@@ -91,6 +91,9 @@ impl Engine {
             return Ok(None);
         };
         let now = self.now();
+        // The time of this change, for what the pure core dates (a grace
+        // period's end) without reading a clock of its own.
+        saga.updated_at = now;
         let order_trace = saga.traceparent.clone();
         let result = in_order_trace(order_trace.as_deref(), caller_trace, || {
             change(&mut saga, now)

@@ -29,6 +29,14 @@ impl Engine {
         let step = self.stalled_step(saga, step_name)?;
         let cause = root_cause(saga);
         self.resume(saga, step_name, "retry", operator, reason, now);
+        // The questions a failing step had asked (one per claim) are asked
+        // afresh; a decide step asks its own again when it restarts.
+        let asked: Vec<(String, Option<String>, Option<uuid::Uuid>)> = saga
+            .decisions
+            .iter()
+            .filter(|d| d.step == step_name && d.is_open())
+            .map(|d| (d.kind.clone(), d.subject.clone(), d.exception_id))
+            .collect();
         // A decision asked again replaces the unanswered one.
         withdraw_decisions(
             saga,
@@ -38,6 +46,19 @@ impl Engine {
             "asked again",
             now,
         );
+        if !asked.is_empty() && !matches!(step.kind, StepKind::Decide(_)) {
+            // The step waits for its people again, not for new work.
+            for (kind, subject, exception) in asked {
+                if let Some(spec) = self.workflow.decision_spec(&kind) {
+                    saga.focus = subject;
+                    self.open_decision(saga, step_name, spec, exception, &cause, now);
+                    saga.focus = None;
+                }
+            }
+            saga.step_mut(step_name).status = StepStatus::Waiting;
+            self.advance(saga, &cause, now);
+            return Ok(());
+        }
         saga.step_mut(step_name).status = StepStatus::Pending;
         if matches!(step.kind, StepKind::Await) {
             for gate in step.after {

@@ -219,15 +219,17 @@ pub fn invoice_balance(state: &SagaState, _: Revision, cause: &Cause) -> Outgoin
 /// Days a decision to wait longer gives a customer or a supplier.
 const GRACE_DAYS: i64 = 14;
 
-fn grace_date() -> String {
-    date_to_string(chrono::Utc::now().date_naive() + chrono::Duration::days(GRACE_DAYS))
+/// The end of a grace period counted from the change being made (the
+/// engine's clock, never the wall clock).
+fn grace_date(state: &SagaState) -> String {
+    date_to_string(state.updated_at.date_naive() + chrono::Duration::days(GRACE_DAYS))
 }
 
 fn extend_due(state: &SagaState, kind: v1::InvoiceKind, cause: &Cause) -> Outgoing {
     let command = v1::ExtendPaymentDue {
         order_id: state.order_id.clone(),
         invoice_kind: kind as i32,
-        new_due_date: grace_date(),
+        new_due_date: grace_date(state),
         reason: "decided to wait for the customer's payment".to_owned(),
     };
     to("finance", state, cause, &command)
@@ -263,7 +265,7 @@ pub fn accept_supplier_delay(state: &SagaState, _: Revision, cause: &Cause) -> O
     let command = v1::AcceptSupplierDelay {
         order_id: state.order_id.clone(),
         purchase_order_id: late_purchase_order(state),
-        new_expected_date: grace_date(),
+        new_expected_date: grace_date(state),
     };
     to("procurement", state, cause, &command)
 }

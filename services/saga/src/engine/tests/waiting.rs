@@ -559,3 +559,51 @@ fn a_timer_that_fires_while_the_saga_is_parked_is_kept_for_later() {
         )
     );
 }
+
+#[test]
+fn retrying_a_step_parked_on_unanswered_claims_asks_each_claim_again() {
+    let engine = engine();
+    let mut saga = in_materials(&engine);
+    for (_, step) in engine.workflow().steps() {
+        if step.name != "customer_acceptance"
+            && step.name != "paid_in_full"
+            && step.name != "close_order"
+        {
+            let state = saga.step_mut(step.name);
+            if !state.status.is_finished() {
+                state.status = StepStatus::Done;
+            }
+        }
+    }
+    saga.phase = Phase::Shipping;
+    engine.advance(&mut saga, &gendan_messaging::Cause::root(ORDER), start());
+    engine
+        .react(&mut saga, &incoming(&claim("CLM-1", 2)), start())
+        .unwrap();
+    engine
+        .react(&mut saga, &incoming(&claim("CLM-2", 1)), start())
+        .unwrap();
+    engine.stall(
+        &mut saga,
+        "customer_acceptance",
+        "claim unanswered",
+        None,
+        start(),
+    );
+    engine
+        .retry(
+            &mut saga,
+            "customer_acceptance",
+            "ops",
+            "asked the merchandiser",
+            start(),
+        )
+        .unwrap();
+    let open: Vec<_> = saga.decisions.iter().filter(|d| d.is_open()).collect();
+    assert_eq!(open.len(), 2);
+    let mut subjects: Vec<_> = open.iter().filter_map(|d| d.subject.clone()).collect();
+    subjects.sort();
+    assert_eq!(subjects, ["CLM-1", "CLM-2"]);
+    assert_eq!(saga.status, Status::Running);
+    assert_eq!(saga.step("customer_acceptance").status, StepStatus::Waiting);
+}
