@@ -537,18 +537,26 @@ async fn cargo_exceptions_open_one_claim_per_kind_and_bad_ones_are_dead_lettered
         .await?;
     assert_eq!(claims, 1);
 
-    // Lost is another claim; 0 units means the whole shipment.
-    let lost = CarrierCargoException {
+    // Lost is another claim, but not of more than was shipped beside the 24
+    // claimed damaged: 0 units (the whole shipment) is refused.
+    let lost_all = CarrierCargoException {
         kind: "lost".into(),
         description: "container overboard".into(),
         quantity: 0,
         ..damaged.clone()
     };
+    logistics.publish(subject.clone(), &id, &lost_all).await?;
+    let reason = logistics.dead_letter().await?;
+    assert!(reason.contains("quantity"), "{reason}");
+    let lost = CarrierCargoException {
+        quantity: 216,
+        ..lost_all
+    };
     logistics.publish(subject.clone(), &id, &lost).await?;
     let opened_lost = logistics.event::<CargoClaimOpened>(&id).await?;
     assert_eq!(
         (opened_lost.kind.as_str(), opened_lost.quantity),
-        ("lost", 240)
+        ("lost", 216)
     );
     assert_ne!(opened_lost.claim_id, opened.claim_id);
 

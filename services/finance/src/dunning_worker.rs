@@ -102,7 +102,7 @@ const DUE_INVOICES: &str = "\
           AND (i.last_reminded_on IS NULL OR i.last_reminded_on < $1) \
       END \
     ORDER BY i.due_date, i.seq LIMIT $3 \
-    FOR UPDATE OF i SKIP LOCKED";
+    FOR UPDATE OF i SKIP LOCKED FOR SHARE OF r SKIP LOCKED";
 
 /// Runs dunning passes until cancelled.
 #[derive(Debug, Clone)]

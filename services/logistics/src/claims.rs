@@ -135,8 +135,35 @@ pub(crate) async fn cargo_exception(
             "cargo of order {order_id} reported {kind} before the warehouse reported it shipped"
         )));
     }
+    if kind == Kind::Lost && shipment.status == store::SHIPMENT_DELIVERED {
+        return Err(invalid(FieldError::new(
+            "kind",
+            format!(
+                "order {order_id} was delivered (proof of delivery on file): its cargo was not lost"
+            ),
+        )));
+    }
     let shipped = claims::shipped_quantity(conn, &order_id).await?;
     let quantity = claimed_quantity(event.quantity, shipped).map_err(invalid)?;
+    // A repeat of a claim (same booking and kind) is answered below; a new
+    // one must fit in what was shipped beside the claims already open.
+    let earlier: Vec<Claim> = claims::of_order(conn, &order_id)
+        .await?
+        .into_iter()
+        .filter(|c| c.booking_reference == booking.booking_reference && c.kind != kind.name())
+        .collect();
+    let already: u32 = earlier
+        .iter()
+        .map(|c| u32::try_from(c.quantity).unwrap_or(0))
+        .sum();
+    if already.saturating_add(quantity) > shipped {
+        return Err(invalid(FieldError::new(
+            "quantity",
+            format!(
+                "{quantity} units claimed beside {already} already claimed is more than the {shipped} shipped"
+            ),
+        )));
+    }
 
     let suffix = uuid::Uuid::now_v7().simple().to_string();
     let opened_at = clock.now();

@@ -188,6 +188,10 @@ async fn cancel_work_order(
 ) -> Result<(), HandlerError> {
     let order_id = message.order_id_or(&command.order_id)?;
     let today = Utc::now().date_naive();
+    // The capacity lock before the work order rows, in the order every
+    // booking path takes them, so a cancellation and an equipment event
+    // never wait on each other crosswise.
+    planning::lock_capacity(conn).await?;
     let all = store::all_of(conn, &order_id, true).await?;
     // The answer names the order's current production run: the work order
     // the saga knows the order by, the same on every repeat.
