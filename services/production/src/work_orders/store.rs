@@ -328,7 +328,7 @@ pub async fn open_on_centre(
            SELECT 1 FROM work_order_stages s \
            WHERE s.work_order_id = w.work_order_id AND s.work_centre = $1 \
              AND s.status <> 'completed' AND s.planned_end >= $2 AND s.planned_start <= $3) \
-         ORDER BY planned_start, created_at, work_order_id FOR UPDATE",
+         ORDER BY created_at, work_order_id FOR UPDATE",
     )
     .bind(work_centre)
     .bind(first)
