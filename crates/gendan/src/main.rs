@@ -243,6 +243,9 @@ async fn run_sim(
     seed_catalog: bool,
     exceptions: bool,
 ) -> anyhow::Result<()> {
+    // The simulators report what failed (an actor that gave up) in the log:
+    // it must exist before they start.
+    let _telemetry = gendan_telemetry::init("gendan-sim")?;
     let common = gendan_settings::Common::from_env()?;
     let addrs = stack::Addrs::from_env();
     let port = |service: &str| -> anyhow::Result<u16> {
