@@ -201,7 +201,8 @@ async fn run_servers(data_dir: PathBuf, command: Command) -> anyhow::Result<()> 
 }
 
 async fn up(common: &gendan_settings::Common) -> anyhow::Result<()> {
-    let stack = stack::Stack::start(common, &stack::Addrs::from_env(), Default::default()).await?;
+    let saga_options = gendan_saga::Options::from_env()?;
+    let stack = stack::Stack::start(common, &stack::Addrs::from_env(), saga_options).await?;
     let listening: Vec<String> = stack
         .ports()
         .map(|(service, port)| format!("{service} :{port}"))

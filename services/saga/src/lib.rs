@@ -97,6 +97,17 @@ pub struct Options {
     pub timer_poll: Duration,
 }
 
+impl Options {
+    /// The defaults with the workflow timing from the environment (see
+    /// [`Timing::from_env`]).
+    pub fn from_env() -> std::result::Result<Self, gendan_settings::Error> {
+        Ok(Options {
+            timing: Timing::from_env()?,
+            ..Options::default()
+        })
+    }
+}
+
 impl Default for Options {
     fn default() -> Self {
         Options {

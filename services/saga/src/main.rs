@@ -10,7 +10,8 @@ use gendan_saga::SERVICE;
 async fn main() -> anyhow::Result<()> {
     let settings = gendan_settings::ServiceSettings::from_env(SERVICE, "127.0.0.1:50053")?;
     let _telemetry = gendan_telemetry::init(SERVICE)?;
-    let application = gendan_saga::Application::build(settings, Default::default()).await?;
+    let options = gendan_saga::Options::from_env()?;
+    let application = gendan_saga::Application::build(settings, options).await?;
     tracing::info!(port = application.port(), "saga service started");
     application
         .run_until_stopped(gendan_runtime::cancel_on_shutdown())

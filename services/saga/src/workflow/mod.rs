@@ -243,6 +243,62 @@ impl Default for Timing {
     }
 }
 
+impl Timing {
+    /// The defaults, with `GENDAN_SAGA__COMMAND_TIMEOUT_SECS` (1..=86400),
+    /// `GENDAN_SAGA__MAX_ATTEMPTS` (1..=100),
+    /// `GENDAN_SAGA__DECISION_TIMEOUT_SECS` (60..=2592000),
+    /// `GENDAN_SAGA__DECISION_REMINDERS` (0..=20) and
+    /// `GENDAN_SAGA__FINAL_INSPECTION_FAILURES` (1..=10) when set.
+    pub fn from_env() -> Result<Self, gendan_settings::Error> {
+        let defaults = Timing::default();
+        let bounded = |name: &str, default: u64, min: u64, max: u64| {
+            let value: u64 = gendan_settings::parsed(name, default)?;
+            if (min..=max).contains(&value) {
+                Ok(value)
+            } else {
+                Err(gendan_settings::Error {
+                    name: name.to_owned(),
+                    value: value.to_string(),
+                    problem: format!("must be between {min} and {max}"),
+                })
+            }
+        };
+        let secs = |d: Duration| d.as_secs();
+        Ok(Timing {
+            command_timeout: Duration::from_secs(bounded(
+                "GENDAN_SAGA__COMMAND_TIMEOUT_SECS",
+                secs(defaults.command_timeout),
+                1,
+                86_400,
+            )?),
+            max_attempts: bounded(
+                "GENDAN_SAGA__MAX_ATTEMPTS",
+                u64::from(defaults.max_attempts),
+                1,
+                100,
+            )? as u32,
+            decision_timeout: Duration::from_secs(bounded(
+                "GENDAN_SAGA__DECISION_TIMEOUT_SECS",
+                secs(defaults.decision_timeout),
+                60,
+                30 * 86_400,
+            )?),
+            decision_reminders: bounded(
+                "GENDAN_SAGA__DECISION_REMINDERS",
+                u64::from(defaults.decision_reminders),
+                0,
+                20,
+            )? as u32,
+            final_inspection_failures: bounded(
+                "GENDAN_SAGA__FINAL_INSPECTION_FAILURES",
+                u64::from(defaults.final_inspection_failures),
+                1,
+                10,
+            )? as u32,
+        })
+    }
+}
+
 impl Workflow {
     /// Every event type some step or compensation waits for.
     pub fn awaits(&self, type_name: &str) -> bool {
