@@ -149,7 +149,7 @@ impl LocalServers {
 async fn nats_answers(url: &str) -> bool {
     let connect = async_nats::ConnectOptions::new()
         .connection_timeout(Duration::from_secs(2))
-        .connect(url);
+        .connect(gendan_messaging::bus::servers(url));
     matches!(
         tokio::time::timeout(Duration::from_secs(3), connect).await,
         Ok(Ok(_))

@@ -22,10 +22,14 @@ impl std::fmt::Debug for Bus {
 
 impl Bus {
     /// Connects as `name` (shown by `nats server report connections`).
+    /// Connects to `url`: one server, or a cluster's servers separated by
+    /// commas (`nats://a:4222,nats://b:4222`), which the client fails over
+    /// between.
     pub async fn connect(url: &str, name: &str) -> Result<Self> {
+        let servers = servers(url);
         let client = async_nats::ConnectOptions::new()
             .name(name)
-            .connect(url)
+            .connect(servers)
             .await
             .map_err(|source| Error::Connect {
                 url: url.to_owned(),
@@ -90,4 +94,27 @@ pub(crate) fn publication(
         .payload(body)
         .headers(headers)
         .message_id(message_id)
+}
+
+/// The servers of a `GENDAN_NATS_URL`: comma-separated, blanks ignored.
+pub fn servers(url: &str) -> Vec<String> {
+    url.split(',')
+        .map(str::trim)
+        .filter(|server| !server.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[cfg(test)]
+mod servers_tests {
+    use super::servers;
+
+    #[test]
+    fn a_cluster_is_a_comma_separated_list() {
+        assert_eq!(servers("nats://127.0.0.1:4222"), ["nats://127.0.0.1:4222"]);
+        assert_eq!(
+            servers("nats://a:4222, nats://b:4222,,"),
+            ["nats://a:4222", "nats://b:4222"]
+        );
+    }
 }
