@@ -12,6 +12,7 @@
 pub mod bench;
 pub mod claims_cli;
 pub mod cli;
+pub mod deadletters;
 pub mod demo;
 pub mod local;
 pub mod register;

@@ -16,7 +16,7 @@
 //! running services over gRPC; see `gendan::cli`.
 
 use gendan::cli::{self, Format};
-use gendan::{bench, demo, local, register, sim, stack};
+use gendan::{bench, deadletters, demo, local, register, sim, stack};
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -114,6 +114,9 @@ enum Command {
     /// The exception register: list with filters, show one.
     #[command(subcommand)]
     Exceptions(register::ExceptionsCommand),
+    /// Messages a consumer gave up on, with the reason; replay one.
+    #[command(subcommand)]
+    Deadletters(deadletters::DeadLettersCommand),
 }
 
 #[tokio::main]
@@ -128,6 +131,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Decisions(command) => cli::decisions(command, output).await,
         Command::Sagas(command) => cli::sagas(command, output).await,
         Command::Exceptions(command) => register::exceptions(command, output).await,
+        Command::Deadletters(command) => deadletters::deadletters(command, output).await,
         Command::Sim {
             day_ms,
             seed,
