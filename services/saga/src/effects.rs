@@ -365,6 +365,48 @@ pub fn apply(state: &mut SagaState, incoming: &Incoming) -> Result<Answer, Handl
                 .into()
             }
         }
+        v1::CargoClaimOpened::TYPE_NAME => {
+            let claim: v1::CargoClaimOpened = incoming.payload()?;
+            // A carrier claim names units, not lines: they are valued at the
+            // order's average unit price.
+            let units: u64 = state
+                .order
+                .lines
+                .iter()
+                .map(|l| u64::from(l.quantity))
+                .sum();
+            let value_minor = if units == 0 {
+                0
+            } else {
+                let value = i128::from(state.order.total_minor) * i128::from(claim.quantity)
+                    / i128::from(units);
+                i64::try_from(value).unwrap_or(i64::MAX)
+            };
+            state.facts.claims.insert(
+                claim.claim_id.clone(),
+                ClaimFact {
+                    product: "(shipment)".to_owned(),
+                    quantity: claim.quantity,
+                    value_minor,
+                },
+            );
+            Answer {
+                subject: Some(claim.claim_id.clone()),
+                ..Verdict::Fails(format!(
+                    "the carrier {} {} units (booking {}): {}; carrier claim {}",
+                    if claim.kind == "lost" {
+                        "lost"
+                    } else {
+                        "damaged"
+                    },
+                    claim.quantity,
+                    claim.booking_reference,
+                    claim.description,
+                    claim.claim_id
+                ))
+                .into()
+            }
+        }
         v1::CostOverrun::TYPE_NAME | v1::PaymentReminder::TYPE_NAME => Verdict::Informs.into(),
         _ => Verdict::Completes.into(),
     };

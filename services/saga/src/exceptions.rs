@@ -294,6 +294,7 @@ fn customer_words(record: &ExceptionRecord) -> Option<String> {
         ExceptionKind::ShipmentLate => {
             "the shipment missed its departure and is re-booked".to_owned()
         }
+        ExceptionKind::CargoClaim => "the carrier lost or damaged goods in transit".to_owned(),
         ExceptionKind::StalledStep | ExceptionKind::StepFailed => {
             format!("{} is held up", record.step.replace('_', " "))
         }

@@ -24,6 +24,7 @@ pub mod answers {
     pub const RESOURCE: &str = "resource_from_next_supplier";
     pub const CREDIT_NOTE: &str = "credit_note";
     pub const REJECT_CLAIM: &str = "reject_claim";
+    pub const WAIT_FOR_GOODS: &str = "wait_for_goods";
 }
 
 /// Every decision the standard workflow asks.
@@ -34,7 +35,27 @@ pub static DECISIONS: &[&DecisionSpec] = &[
     &BALANCE_OVERDUE,
     &SUPPLIER_LATE,
     &CLAIM_RESOLUTION,
+    &CARGO_CLAIM,
 ];
+
+/// The carrier lost or damaged the cargo (a carrier claim is on record):
+/// credit the customer for it and go on as delivered, or wait for the goods.
+pub static CARGO_CLAIM: DecisionSpec = DecisionSpec {
+    kind: v1::DecisionKind::CargoClaim,
+    name: "cargo_claim",
+    question: cargo_question,
+    options: &[
+        DecisionOption {
+            answer: answers::CREDIT_NOTE,
+            effects: &[Effect::Send(issue_credit_note), Effect::Complete],
+        },
+        DecisionOption {
+            answer: answers::WAIT_FOR_GOODS,
+            effects: &[Effect::KeepWaiting],
+        },
+    ],
+    exception: None,
+};
 
 /// A customer claim on delivered goods, one question per claim. Acceptance
 /// completes when the last claim is resolved (orders then accepts).
@@ -181,6 +202,19 @@ fn delivery_date_question(state: &SagaState) -> String {
             .map(gendan_proto::date_to_string)
             .unwrap_or_default(),
         gendan_proto::date_to_string(state.requested)
+    )
+}
+
+fn cargo_question(state: &SagaState) -> String {
+    let claim_id = state.focus.as_deref().unwrap_or("?");
+    let claim = state.facts.claims.get(claim_id);
+    format!(
+        "The carrier lost or damaged {} units of order {} (carrier claim {claim_id}, value {} minor \
+         units at the order's average price). Credit the customer and go on as delivered, or wait \
+         for the goods?",
+        claim.map(|c| c.quantity).unwrap_or(0),
+        state.order_id,
+        claim.map(|c| c.value_minor).unwrap_or(0)
     )
 }
 

@@ -9,8 +9,8 @@ use gendan_proto::v1::{self, Department, ExceptionKind, Phase};
 
 use super::commands::*;
 use super::decisions::{
-    BALANCE_OVERDUE, CLAIM_RESOLUTION, DELIVERY_DATE, DEPOSIT_OVERDUE, FINAL_INSPECTION,
-    SUPPLIER_LATE,
+    BALANCE_OVERDUE, CARGO_CLAIM, CLAIM_RESOLUTION, DELIVERY_DATE, DEPOSIT_OVERDUE,
+    FINAL_INSPECTION, SUPPLIER_LATE,
 };
 use super::{
     CompensationDef, Escalation, OnFailure, OnTimeout, PhaseDef, StepDef, StepKind, Timing,
@@ -318,13 +318,20 @@ impl Workflow {
                                 OnTimeout::FlagOverdue,
                             )
                         },
-                        wait(
-                            "delivered",
-                            &["shipped"],
-                            D::Logistics,
-                            &[v1::Delivered::TYPE_NAME],
-                            OnTimeout::FlagOverdue,
-                        ),
+                        // Lost or damaged cargo asks whether to credit the
+                        // customer (one question per carrier claim).
+                        StepDef {
+                            fails_on: &[v1::CargoClaimOpened::TYPE_NAME],
+                            on_failure: OnFailure::Decide(&CARGO_CLAIM),
+                            failure_kind: ExceptionKind::CargoClaim,
+                            ..wait(
+                                "delivered",
+                                &["shipped"],
+                                D::Logistics,
+                                &[v1::Delivered::TYPE_NAME],
+                                OnTimeout::FlagOverdue,
+                            )
+                        },
                     ],
                 ),
                 phase(

@@ -607,3 +607,55 @@ fn retrying_a_step_parked_on_unanswered_claims_asks_each_claim_again() {
     assert_eq!(saga.status, Status::Running);
     assert_eq!(saga.step("customer_acceptance").status, StepStatus::Waiting);
 }
+
+#[test]
+fn lost_cargo_asks_and_a_credit_note_goes_on_as_delivered() {
+    let engine = engine();
+    let mut saga = in_materials(&engine);
+    for (phase, step) in engine.workflow().steps() {
+        if (phase.phase as i32) < (Phase::Shipping as i32)
+            || step.name == "book_shipment"
+            || step.name == "shipped"
+        {
+            let state = saga.step_mut(step.name);
+            if !state.status.is_finished() {
+                state.status = StepStatus::Done;
+                state.runs = 1;
+            }
+        }
+    }
+    saga.phase = Phase::Documents;
+    engine.advance(&mut saga, &gendan_messaging::Cause::root(ORDER), start());
+    assert_eq!(saga.step("delivered").status, StepStatus::Waiting);
+    let lost = v1::CargoClaimOpened {
+        order_id: ORDER.to_owned(),
+        claim_id: "CLM-20260302-ABC".to_owned(),
+        booking_reference: "SEA-FRI-1".to_owned(),
+        kind: "lost".to_owned(),
+        description: "container overboard".to_owned(),
+        quantity: 500,
+    };
+    engine.react(&mut saga, &incoming(&lost), start()).unwrap();
+    let decision = saga.decisions.iter().find(|d| d.is_open()).unwrap().clone();
+    assert_eq!(decision.kind, "cargo_claim");
+    assert_eq!(decision.subject.as_deref(), Some("CLM-20260302-ABC"));
+    saga.outgoing.clear();
+    engine
+        .apply_answer(
+            &mut saga,
+            decision.decision_id,
+            answers::CREDIT_NOTE,
+            "sales",
+            "",
+            start(),
+        )
+        .unwrap();
+    let credits: Vec<v1::IssueCreditNote> = sent(&saga);
+    // All 500 units of a 1,000,000 order.
+    assert_eq!(
+        (credits[0].claim_id.as_str(), credits[0].amount_minor),
+        ("CLM-20260302-ABC", 1_000_000)
+    );
+    assert_eq!(saga.step("delivered").status, StepStatus::Done);
+    assert_eq!(saga.phase, Phase::Acceptance);
+}
