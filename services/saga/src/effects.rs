@@ -83,7 +83,11 @@ pub fn apply(state: &mut SagaState, incoming: &Incoming) -> Result<Answer, Handl
             if !checked.problem.is_empty() {
                 return Ok(Verdict::Fails(format!("capacity check: {}", checked.problem)).into());
             }
-            state.projected = date(&checked.earliest_completion, "earliest_completion")?;
+            // A second answer to a re-sent check (a new computation) must not
+            // move the date the customer was asked about once it is settled.
+            if !state.step("capacity_check").status.is_finished() {
+                state.projected = date(&checked.earliest_completion, "earliest_completion")?;
+            }
             Verdict::Completes.into()
         }
         v1::OrderConfirmed::TYPE_NAME => {

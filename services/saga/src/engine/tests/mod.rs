@@ -459,3 +459,49 @@ fn delivery_risk_opens_an_exception_that_says_why_and_closes_on_track() {
 }
 
 mod waiting;
+
+#[test]
+fn a_late_second_capacity_answer_does_not_move_the_proposed_date() {
+    let engine = engine();
+    let created = incoming(&v1::OrderCreated {
+        order: Some(order()),
+    });
+    let mut saga = engine.begin(order(), &created, start()).unwrap();
+    let checked = incoming(&v1::MaterialsChecked {
+        order_id: ORDER.to_owned(),
+        ..Default::default()
+    });
+    engine.react(&mut saga, &checked, start()).unwrap();
+    let capacity = |date: &str| {
+        incoming(&v1::CapacityChecked {
+            order_id: ORDER.to_owned(),
+            earliest_completion: date.to_owned(),
+            ..Default::default()
+        })
+    };
+    engine
+        .react(&mut saga, &capacity("2026-08-01"), start())
+        .unwrap();
+    let asked = saga.projected;
+    assert_eq!(asked, chrono::NaiveDate::from_ymd_opt(2026, 8, 1));
+    engine
+        .react(&mut saga, &capacity("2026-09-15"), start())
+        .unwrap();
+    assert_eq!(saga.projected, asked);
+    let decision = saga
+        .decisions
+        .last()
+        .expect("the date is asked")
+        .decision_id;
+    engine
+        .apply_answer(
+            &mut saga,
+            decision,
+            answers::ACCEPT_PROPOSED_DATE,
+            "buyer",
+            "",
+            start(),
+        )
+        .unwrap();
+    assert_eq!(saga.promised, asked);
+}
