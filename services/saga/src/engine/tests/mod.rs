@@ -458,6 +458,7 @@ fn delivery_risk_opens_an_exception_that_says_why_and_closes_on_track() {
     assert_eq!(inspection.impact_days, 11, "25 Mar → 5 Apr");
 }
 
+mod after_shipping;
 mod waiting;
 
 #[test]

@@ -1,0 +1,271 @@
+//! After the goods leave: a missed departure re-booked, lost cargo, and
+//! the customer's claims, one question each.
+
+use gendan_proto::v1::{self, ExceptionKind, Phase};
+
+use super::waiting::in_materials;
+use super::{ORDER, engine, incoming, sent, start};
+use crate::state::{Status, StepStatus};
+use crate::workflow::answers;
+
+#[test]
+fn a_missed_etd_rebooks_as_a_new_revision() {
+    let engine = engine();
+    let mut saga = in_materials(&engine);
+    for (phase, step) in engine.workflow().steps() {
+        if (phase.phase as i32) < (Phase::Shipping as i32) {
+            let state = saga.step_mut(step.name);
+            if !state.status.is_finished() {
+                state.status = StepStatus::Done;
+                state.runs = 1;
+            }
+        }
+    }
+    saga.phase = Phase::Documents;
+    engine.advance(&mut saga, &gendan_messaging::Cause::root(ORDER), start());
+    let booked = v1::ShipmentBooked {
+        order_id: ORDER.to_owned(),
+        etd: "2026-03-10".to_owned(),
+        eta: "2026-03-30".to_owned(),
+        booking_reference: "BK-1".to_owned(),
+        revision: 1,
+        ..Default::default()
+    };
+    engine
+        .react(&mut saga, &incoming(&booked), start())
+        .unwrap();
+    saga.outgoing.clear();
+    let late = v1::ShipmentLate {
+        order_id: ORDER.to_owned(),
+        booking_reference: "BK-1".to_owned(),
+        etd: "2026-03-10".to_owned(),
+        days_late: 1,
+        revision: 1,
+    };
+    engine.react(&mut saga, &incoming(&late), start()).unwrap();
+    let rebooked: Vec<v1::BookShipment> = sent(&saga);
+    assert_eq!(rebooked.len(), 1);
+    assert_eq!(rebooked[0].revision, 2);
+    assert_eq!(saga.status, Status::Running);
+    // The first booking's lateness, delivered again, is history.
+    engine.react(&mut saga, &incoming(&late), start()).unwrap();
+    assert_eq!(saga.step("shipped").failures, 1);
+}
+
+fn claim(id: &str, quantity: u32) -> v1::ClaimRaised {
+    v1::ClaimRaised {
+        claim: Some(v1::Claim {
+            claim_id: id.to_owned(),
+            order_id: ORDER.to_owned(),
+            kind: v1::ClaimKind::Damage as i32,
+            product: "SHIRT".to_owned(),
+            quantity,
+            description: "crushed cartons".to_owned(),
+            raised_by: "buyer".to_owned(),
+            value_minor: i64::from(quantity) * 2_000,
+            ..Default::default()
+        }),
+    }
+}
+
+#[test]
+fn each_claim_gets_its_own_question_and_a_credit_note_or_a_rejection() {
+    let engine = engine();
+    let mut saga = in_materials(&engine);
+    for (_, step) in engine.workflow().steps() {
+        if step.name != "customer_acceptance"
+            && step.name != "paid_in_full"
+            && step.name != "close_order"
+        {
+            let state = saga.step_mut(step.name);
+            if !state.status.is_finished() {
+                state.status = StepStatus::Done;
+            }
+        }
+    }
+    saga.phase = Phase::Shipping;
+    engine.advance(&mut saga, &gendan_messaging::Cause::root(ORDER), start());
+    assert_eq!(saga.phase, Phase::Acceptance);
+    engine
+        .react(&mut saga, &incoming(&claim("CLM-1", 2)), start())
+        .unwrap();
+    engine
+        .react(&mut saga, &incoming(&claim("CLM-2", 5)), start())
+        .unwrap();
+    // The first claim delivered again asks nothing new.
+    engine
+        .react(&mut saga, &incoming(&claim("CLM-1", 2)), start())
+        .unwrap();
+    let open: Vec<_> = saga
+        .decisions
+        .iter()
+        .filter(|d| d.is_open())
+        .cloned()
+        .collect();
+    assert_eq!(open.len(), 2);
+    assert_eq!(open[0].subject.as_deref(), Some("CLM-1"));
+    assert!(open[0].question.contains("CLM-1"), "{}", open[0].question);
+    let claims: Vec<_> = saga
+        .exceptions
+        .iter()
+        .filter(|e| e.kind == ExceptionKind::CustomerClaim)
+        .collect();
+    assert_eq!(claims.len(), 2);
+
+    saga.outgoing.clear();
+    engine
+        .apply_answer(
+            &mut saga,
+            open[0].decision_id,
+            answers::CREDIT_NOTE,
+            "sales",
+            "",
+            start(),
+        )
+        .unwrap();
+    let credits: Vec<v1::IssueCreditNote> = sent(&saga);
+    assert_eq!(credits.len(), 1);
+    assert_eq!(
+        (credits[0].claim_id.as_str(), credits[0].amount_minor),
+        ("CLM-1", 4_000)
+    );
+    let resolved: Vec<v1::ResolveClaim> = sent(&saga);
+    assert_eq!(
+        resolved[0].resolution,
+        v1::ClaimResolution::CreditNote as i32
+    );
+    assert_eq!(saga.step("customer_acceptance").status, StepStatus::Waiting);
+
+    saga.outgoing.clear();
+    engine
+        .apply_answer(
+            &mut saga,
+            open[1].decision_id,
+            answers::REJECT_CLAIM,
+            "qa",
+            "",
+            start(),
+        )
+        .unwrap();
+    let resolved: Vec<v1::ResolveClaim> = sent(&saga);
+    assert_eq!(
+        (resolved[0].claim_id.as_str(), resolved[0].resolution),
+        ("CLM-2", v1::ClaimResolution::Rejected as i32)
+    );
+    assert!(sent::<v1::IssueCreditNote>(&saga).is_empty());
+
+    // Orders accepts once the last claim is resolved.
+    let accepted = incoming(&v1::OrderAccepted {
+        order_id: ORDER.to_owned(),
+        accepted_by: "claims resolved".to_owned(),
+        note: String::new(),
+    });
+    engine.react(&mut saga, &accepted, start()).unwrap();
+    assert_eq!(saga.step("customer_acceptance").status, StepStatus::Done);
+    assert!(
+        saga.exceptions
+            .iter()
+            .filter(|e| e.kind == ExceptionKind::CustomerClaim)
+            .all(|e| !e.is_open())
+    );
+}
+
+#[test]
+fn retrying_a_step_parked_on_unanswered_claims_asks_each_claim_again() {
+    let engine = engine();
+    let mut saga = in_materials(&engine);
+    for (_, step) in engine.workflow().steps() {
+        if step.name != "customer_acceptance"
+            && step.name != "paid_in_full"
+            && step.name != "close_order"
+        {
+            let state = saga.step_mut(step.name);
+            if !state.status.is_finished() {
+                state.status = StepStatus::Done;
+            }
+        }
+    }
+    saga.phase = Phase::Shipping;
+    engine.advance(&mut saga, &gendan_messaging::Cause::root(ORDER), start());
+    engine
+        .react(&mut saga, &incoming(&claim("CLM-1", 2)), start())
+        .unwrap();
+    engine
+        .react(&mut saga, &incoming(&claim("CLM-2", 1)), start())
+        .unwrap();
+    engine.stall(
+        &mut saga,
+        "customer_acceptance",
+        "claim unanswered",
+        None,
+        start(),
+    );
+    engine
+        .retry(
+            &mut saga,
+            "customer_acceptance",
+            "ops",
+            "asked the merchandiser",
+            start(),
+        )
+        .unwrap();
+    let open: Vec<_> = saga.decisions.iter().filter(|d| d.is_open()).collect();
+    assert_eq!(open.len(), 2);
+    let mut subjects: Vec<_> = open.iter().filter_map(|d| d.subject.clone()).collect();
+    subjects.sort();
+    assert_eq!(subjects, ["CLM-1", "CLM-2"]);
+    assert_eq!(saga.status, Status::Running);
+    assert_eq!(saga.step("customer_acceptance").status, StepStatus::Waiting);
+}
+
+#[test]
+fn lost_cargo_asks_and_a_credit_note_goes_on_as_delivered() {
+    let engine = engine();
+    let mut saga = in_materials(&engine);
+    for (phase, step) in engine.workflow().steps() {
+        if (phase.phase as i32) < (Phase::Shipping as i32)
+            || step.name == "book_shipment"
+            || step.name == "shipped"
+        {
+            let state = saga.step_mut(step.name);
+            if !state.status.is_finished() {
+                state.status = StepStatus::Done;
+                state.runs = 1;
+            }
+        }
+    }
+    saga.phase = Phase::Documents;
+    engine.advance(&mut saga, &gendan_messaging::Cause::root(ORDER), start());
+    assert_eq!(saga.step("delivered").status, StepStatus::Waiting);
+    let lost = v1::CargoClaimOpened {
+        order_id: ORDER.to_owned(),
+        claim_id: "CLM-20260302-ABC".to_owned(),
+        booking_reference: "SEA-FRI-1".to_owned(),
+        kind: "lost".to_owned(),
+        description: "container overboard".to_owned(),
+        quantity: 500,
+    };
+    engine.react(&mut saga, &incoming(&lost), start()).unwrap();
+    let decision = saga.decisions.iter().find(|d| d.is_open()).unwrap().clone();
+    assert_eq!(decision.kind, "cargo_claim");
+    assert_eq!(decision.subject.as_deref(), Some("CLM-20260302-ABC"));
+    saga.outgoing.clear();
+    engine
+        .apply_answer(
+            &mut saga,
+            decision.decision_id,
+            answers::CREDIT_NOTE,
+            "sales",
+            "",
+            start(),
+        )
+        .unwrap();
+    let credits: Vec<v1::IssueCreditNote> = sent(&saga);
+    // All 500 units of a 1,000,000 order.
+    assert_eq!(
+        (credits[0].claim_id.as_str(), credits[0].amount_minor),
+        ("CLM-20260302-ABC", 1_000_000)
+    );
+    assert_eq!(saga.step("delivered").status, StepStatus::Done);
+    assert_eq!(saga.phase, Phase::Acceptance);
+}
