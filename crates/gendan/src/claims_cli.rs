@@ -179,9 +179,7 @@ fn claim_json(claim: &v1::Claim, currency: &str) -> Value {
 
 /// `CLAIM_KIND_WRONG_ITEM` → `wrong_item` (the `--kind` spelling but with `_`).
 fn kind_name(kind: ClaimKind) -> String {
-    kind.as_str_name()
-        .trim_start_matches("CLAIM_KIND_")
-        .to_lowercase()
+    kind.short_name()
 }
 
 /// `CLAIM_RESOLUTION_CREDIT_NOTE` → `credit_note`; `open` while unresolved.

@@ -41,38 +41,30 @@ pub enum StateArg {
 
 /// `final_inspection_failed` → the enum, or an error listing the names.
 fn kind_of(name: &str) -> anyhow::Result<ExceptionKind> {
-    ExceptionKind::from_str_name(&format!("EXCEPTION_KIND_{}", name.trim().to_uppercase()))
-        .filter(|kind| *kind != ExceptionKind::Unspecified)
-        .ok_or_else(|| {
-            let known: Vec<String> = (1..=32)
-                .filter_map(|n| ExceptionKind::try_from(n).ok())
-                .map(kind_name)
-                .collect();
-            anyhow::anyhow!(
-                "unknown exception kind {name:?}; one of {}",
-                known.join(", ")
-            )
-        })
+    ExceptionKind::from_short_name(name).ok_or_else(|| {
+        let known: Vec<String> = (1..=32)
+            .filter_map(|n| ExceptionKind::try_from(n).ok())
+            .map(kind_name)
+            .collect();
+        anyhow::anyhow!(
+            "unknown exception kind {name:?}; one of {}",
+            known.join(", ")
+        )
+    })
 }
 
 fn owner_of(name: &str) -> anyhow::Result<Department> {
-    Department::from_str_name(&format!("DEPARTMENT_{}", name.trim().to_uppercase()))
-        .filter(|owner| *owner != Department::Unspecified)
-        .ok_or_else(|| anyhow::anyhow!("unknown department {name:?}"))
+    Department::from_short_name(name).ok_or_else(|| anyhow::anyhow!("unknown department {name:?}"))
 }
 
 pub fn kind_name(kind: ExceptionKind) -> String {
-    kind.as_str_name()
-        .trim_start_matches("EXCEPTION_KIND_")
-        .to_lowercase()
+    kind.short_name()
 }
 
 fn owner_name(owner: i32) -> String {
     Department::try_from(owner)
         .unwrap_or(Department::Unspecified)
-        .as_str_name()
-        .trim_start_matches("DEPARTMENT_")
-        .to_lowercase()
+        .short_name()
 }
 
 fn kind_of_record(record: &v1::OrderException) -> String {

@@ -36,6 +36,33 @@ macro_rules! type_names {
 // registered next to each other.
 mod names;
 
+/// Lower-case names of the shared vocabularies, as logs, the CLI and the
+/// read models show them (`EXCEPTION_KIND_FINAL_INSPECTION_FAILED` →
+/// `final_inspection_failed`), and back.
+macro_rules! short_names {
+    ($($enum:ident => $prefix:literal),* $(,)?) => {
+        $(impl v1::$enum {
+            pub fn short_name(self) -> String {
+                self.as_str_name().trim_start_matches($prefix).to_lowercase()
+            }
+
+            /// Inverse of `short_name`; `None` for unknown names and for
+            /// the unspecified value.
+            pub fn from_short_name(name: &str) -> Option<Self> {
+                let full = format!("{}{}", $prefix, name.trim().to_uppercase());
+                Self::from_str_name(&full).filter(|value| *value as i32 != 0)
+            }
+        })*
+    };
+}
+
+short_names!(
+    ExceptionKind => "EXCEPTION_KIND_",
+    Department => "DEPARTMENT_",
+    DecisionKind => "DECISION_KIND_",
+    ClaimKind => "CLAIM_KIND_",
+);
+
 impl v1::Phase {
     /// Lower-case name used in logs, the CLI and the saga tables ("review").
     pub fn short_name(self) -> &'static str {

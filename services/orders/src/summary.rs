@@ -360,22 +360,13 @@ pub fn money(minor: i64, currency: &str) -> String {
 /// `EXCEPTION_KIND_FINAL_INSPECTION_FAILED` → `final inspection failed`.
 pub fn exception_kind_name(kind: i32) -> String {
     gendan_proto::v1::ExceptionKind::try_from(kind)
-        .map(|k| {
-            k.as_str_name()
-                .trim_start_matches("EXCEPTION_KIND_")
-                .to_lowercase()
-                .replace('_', " ")
-        })
+        .map(|k| k.short_name().replace('_', " "))
         .unwrap_or_else(|_| format!("kind {kind}"))
 }
 
 fn department_name(owner: i32) -> String {
     gendan_proto::v1::Department::try_from(owner)
-        .map(|d| {
-            d.as_str_name()
-                .trim_start_matches("DEPARTMENT_")
-                .to_lowercase()
-        })
+        .map(gendan_proto::v1::Department::short_name)
         .unwrap_or_else(|_| format!("department {owner}"))
 }
 

@@ -221,7 +221,9 @@ async fn apply_to_read_model(
                 (message.payload::<ExceptionClosed>()?.exception, false)
             };
             if let Some(record) = record {
-                let kind = crate::summary::exception_kind_name(record.kind).replace(' ', "_");
+                let kind = gendan_proto::v1::ExceptionKind::try_from(record.kind)
+                    .map(gendan_proto::v1::ExceptionKind::short_name)
+                    .unwrap_or_else(|_| record.kind.to_string());
                 let opened = open.then_some(kind.as_str());
                 store::track_exception(conn, order_id, &record.exception_id, opened).await?;
             }

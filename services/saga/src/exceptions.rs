@@ -96,11 +96,7 @@ fn open_ids(saga: &SagaState, matches: impl Fn(&ExceptionRecord) -> bool) -> Vec
 /// Closes what is open about `step` (its failure, its stall) once it is
 /// done or fails again.
 pub fn close_for_step(saga: &mut SagaState, step: &str, resolution: &str, now: DateTime<Utc>) {
-    let asking = asking(saga);
-    let ids = open_ids(saga, |record| {
-        record.step == step && !record.decision_id.is_some_and(|id| asking.contains(&id))
-    });
-    for id in ids {
+    for id in settled_of_step(saga, step) {
         close(saga, id, None, resolution, now);
     }
 }
@@ -115,23 +111,23 @@ pub fn decide_for_step(
     now: DateTime<Utc>,
 ) {
     let resolution = format!("{action} by {by}");
-    let asking = asking(saga);
-    let ids = open_ids(saga, |record| {
-        record.step == step && !record.decision_id.is_some_and(|id| asking.contains(&id))
-    });
-    for id in ids {
+    for id in settled_of_step(saga, step) {
         close(saga, id, Some((action, by)), &resolution, now);
     }
 }
 
-/// Decisions still waiting for their answer: the exceptions they answer
-/// stay open until then.
-fn asking(saga: &SagaState) -> Vec<uuid::Uuid> {
-    saga.decisions
+/// The open exceptions of `step` that no open question waits on: an
+/// exception a decision answers stays open until that answer.
+fn settled_of_step(saga: &SagaState, step: &str) -> Vec<uuid::Uuid> {
+    let asking: Vec<uuid::Uuid> = saga
+        .decisions
         .iter()
         .filter(|d| d.is_open())
         .map(|d| d.decision_id)
-        .collect()
+        .collect();
+    open_ids(saga, |record| {
+        record.step == step && !record.decision_id.is_some_and(|id| asking.contains(&id))
+    })
 }
 
 pub fn close_kind(saga: &mut SagaState, kind: ExceptionKind, resolution: &str, now: DateTime<Utc>) {

@@ -62,8 +62,6 @@ impl Engine {
             .collect();
         for name in open {
             saga.timer_changes.push(TimerChange::Clear(name.clone()));
-            saga.timer_changes
-                .push(TimerChange::Clear(format!("{}{name}", super::DECIDE)));
             let step = saga.step_mut(&name);
             if step.status != StepStatus::Pending {
                 step.status = StepStatus::Skipped;
@@ -72,14 +70,7 @@ impl Engine {
                 step.last_error = Some("order cancelled".to_owned());
             }
         }
-        super::operator::withdraw_decisions(
-            saga,
-            None,
-            "withdrawn",
-            "system",
-            "order cancelled",
-            now,
-        );
+        super::decisions::withdraw(saga, None, "withdrawn", "system", "order cancelled", now);
         exceptions::close_all(saga, &format!("order cancelled by {operator}"), now);
         let cancelled = v1::OrderCancelled {
             order_id: saga.order_id.clone(),

@@ -314,7 +314,8 @@ impl Engine {
         saga.timer_changes.push(TimerChange::Clear(name.to_owned()));
         // A question the event overtook (the deposit paid while a person was
         // asked what to do about it) is no longer asked.
-        super::decisions::withdraw_open(saga, name, "overtaken", by, now);
+        let comment = format!("{name} finished: {by}");
+        super::decisions::withdraw(saga, Some(name), "overtaken", "system", &comment, now);
         if status == StepStatus::Done {
             exceptions::close_for_step(saga, name, &format!("{} done", name), now);
         }
@@ -578,11 +579,7 @@ pub(crate) fn log_exception(
     } else {
         record.step.clone()
     };
-    let kind = record
-        .kind
-        .as_str_name()
-        .trim_start_matches("EXCEPTION_KIND_")
-        .to_lowercase();
+    let kind = record.kind.short_name();
     let detail = match &record.resolution {
         Some(resolution) => format!("{kind}: {resolution}"),
         None => format!("{kind}: {}", record.cause),

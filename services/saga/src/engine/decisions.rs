@@ -241,26 +241,28 @@ impl Engine {
     }
 }
 
-/// Closes the open decisions of `step` without an answer from their
-/// options (`answer`: "overtaken"), with their reminder timers.
-pub(super) fn withdraw_open(
+/// Closes the open decisions of `step` (or of every step) without an
+/// answer from their options — superseded, skipped, overtaken by the event,
+/// withdrawn by a cancellation — with their reminder timers.
+pub(super) fn withdraw(
     saga: &mut SagaState,
-    step: &str,
+    step: Option<&str>,
     answer: &str,
     by: &str,
+    comment: &str,
     now: DateTime<Utc>,
 ) {
     let mut timers = Vec::new();
     for decision in saga
         .decisions
         .iter_mut()
-        .filter(|d| d.step == step && d.is_open())
+        .filter(|d| d.is_open() && step.is_none_or(|step| d.step == step))
     {
         decision.answer = Some(answer.to_owned());
-        decision.answered_by = Some("system".to_owned());
+        decision.answered_by = Some(by.to_owned());
         decision.answered_at = Some(now);
-        decision.comment = Some(format!("{step} finished: {by}"));
-        timers.push(decision_timer(step, decision.subject.as_deref()));
+        decision.comment = Some(comment.to_owned());
+        timers.push(decision_timer(&decision.step, decision.subject.as_deref()));
     }
     saga.timer_changes
         .extend(timers.into_iter().map(TimerChange::Clear));
@@ -300,8 +302,7 @@ fn apply_fact(saga: &mut SagaState, change: FactChange, operator: &str, comment:
 pub fn decision_proto(order_id: &str, decision: &DecisionState) -> v1::Decision {
     // The stored name is the enum's own, without its prefix.
     let kind =
-        v1::DecisionKind::from_str_name(&format!("DECISION_KIND_{}", decision.kind.to_uppercase()))
-            .unwrap_or(v1::DecisionKind::Unspecified);
+        v1::DecisionKind::from_short_name(&decision.kind).unwrap_or(v1::DecisionKind::Unspecified);
     v1::Decision {
         decision_id: decision.decision_id.to_string(),
         order_id: order_id.to_owned(),

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use super::core::Run;
+use super::decisions::withdraw;
 use super::{COMPENSATE, Engine, log, root_cause};
 use crate::Error;
 use crate::state::{SagaState, StepStatus};
@@ -38,7 +39,7 @@ impl Engine {
             .map(|d| (d.kind.clone(), d.subject.clone(), d.exception_id))
             .collect();
         // A decision asked again replaces the unanswered one.
-        withdraw_decisions(
+        withdraw(
             saga,
             Some(step_name),
             "superseded",
@@ -93,7 +94,7 @@ impl Engine {
         self.stalled_step(saga, step_name)?;
         let cause = root_cause(saga);
         self.resume(saga, step_name, "skip", operator, reason, now);
-        withdraw_decisions(saga, Some(step_name), "skipped", operator, reason, now);
+        withdraw(saga, Some(step_name), "skipped", operator, reason, now);
         let by = format!("skipped by {operator}");
         self.finish_step(saga, step_name, StepStatus::Skipped, now, &by);
         self.advance(saga, &cause, now);
@@ -114,27 +115,5 @@ impl Engine {
             )));
         }
         Ok(step)
-    }
-}
-
-/// Closes the open decisions of `step` (or of every step) without an
-/// answer from their options: superseded, skipped or withdrawn.
-pub(super) fn withdraw_decisions(
-    saga: &mut SagaState,
-    step: Option<&str>,
-    answer: &str,
-    by: &str,
-    comment: &str,
-    now: DateTime<Utc>,
-) {
-    let open = saga
-        .decisions
-        .iter_mut()
-        .filter(|d| d.is_open() && step.is_none_or(|step| d.step == step));
-    for decision in open {
-        decision.answer = Some(answer.to_owned());
-        decision.answered_by = Some(by.to_owned());
-        decision.answered_at = Some(now);
-        decision.comment = Some(comment.to_owned());
     }
 }
