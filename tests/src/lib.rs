@@ -253,3 +253,23 @@ pub async fn handled(pool: &sqlx::PgPool, message_id: &str) -> anyhow::Result<()
     })
     .await
 }
+
+/// Sends a command to `service` again on purpose, as the saga re-sends one,
+/// and waits until the service has handled it (see [`handled`]).
+pub async fn repeat_command<M: prost::Message + gendan_proto::TypeName>(
+    bus: &gendan_messaging::Bus,
+    pool: &sqlx::PgPool,
+    service: &str,
+    order_id: &str,
+    payload: &M,
+) -> anyhow::Result<()> {
+    let message = gendan_messaging::Outgoing::command(
+        "test",
+        service,
+        order_id,
+        payload,
+        &gendan_messaging::Cause::root(order_id),
+    );
+    bus.publish(&message).await?;
+    handled(pool, message.event_id()).await
+}

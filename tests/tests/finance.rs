@@ -134,10 +134,7 @@ impl Finance {
         order_id: &str,
         payload: &M,
     ) -> anyhow::Result<()> {
-        let message =
-            Outgoing::command("test", "finance", order_id, payload, &Cause::root(order_id));
-        self.bus.publish(&message).await?;
-        gendan_tests::handled(&self.pool, message.event_id()).await
+        gendan_tests::repeat_command(&self.bus, &self.pool, "finance", order_id, payload).await
     }
 
     /// Publishes another service's event, as its outbox relay would.

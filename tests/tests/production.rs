@@ -117,16 +117,15 @@ impl Production {
         Ok(message.event_id().to_owned())
     }
 
-    /// Sends a command again on purpose and waits until production has
-    /// handled it: its answer is the same fact under the same event id, so
-    /// nothing new reaches the bus.
+    /// Sends a command again on purpose and waits until production has handled
+    /// it: its answer is the same fact under the same event id, so nothing
+    /// new reaches the bus.
     async fn repeat<M: prost::Message + TypeName>(
         &self,
         order_id: &str,
         payload: &M,
     ) -> anyhow::Result<()> {
-        let id = self.command(order_id, payload).await?;
-        gendan_tests::handled(&self.pool, &id).await
+        gendan_tests::repeat_command(&self.bus, &self.pool, "production", order_id, payload).await
     }
 
     async fn command<M: prost::Message + TypeName>(

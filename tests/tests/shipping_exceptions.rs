@@ -158,24 +158,15 @@ impl Logistics {
         Ok(())
     }
 
-    /// Sends a command again and waits until logistics has handled it (its
-    /// inbox has it). Its answer states a stored fact under the fact's own
-    /// event id, which the bus already has: nothing new is published, so
-    /// what the repeat did is read from the records.
+    /// Sends a command again on purpose and waits until logistics has handled
+    /// it: its answer is the same fact under the same event id, so nothing
+    /// new reaches the bus.
     async fn repeat<M: prost::Message + TypeName>(
         &self,
         order_id: &str,
         payload: &M,
     ) -> anyhow::Result<()> {
-        let message = Outgoing::command(
-            "test",
-            "logistics",
-            order_id,
-            payload,
-            &Cause::root(order_id),
-        );
-        self.bus.publish(&message).await?;
-        gendan_tests::handled(&self.pool, message.event_id()).await
+        gendan_tests::repeat_command(&self.bus, &self.pool, "logistics", order_id, payload).await
     }
 
     /// The next event of type `M` about `order_id`, with its event id.

@@ -175,23 +175,15 @@ impl Procurement {
         Ok(())
     }
 
-    /// Sends a command again on purpose and waits until procurement has
-    /// handled it: its answer is the same fact under the same event id, so
-    /// nothing new reaches the bus.
+    /// Sends a command again on purpose and waits until procurement has handled
+    /// it: its answer is the same fact under the same event id, so nothing
+    /// new reaches the bus.
     async fn repeat<M: prost::Message + TypeName>(
         &self,
         order_id: &str,
         payload: &M,
     ) -> anyhow::Result<()> {
-        let message = Outgoing::command(
-            "test",
-            "procurement",
-            order_id,
-            payload,
-            &Cause::root(order_id),
-        );
-        self.bus.publish(&message).await?;
-        gendan_tests::handled(&self.pool, message.event_id()).await
+        gendan_tests::repeat_command(&self.bus, &self.pool, "procurement", order_id, payload).await
     }
 
     /// Procures `shirts` shirts for `order_id`; the POs placed, by material.
