@@ -320,7 +320,6 @@ pub fn apply(state: &mut SagaState, incoming: &Incoming) -> Result<Answer, Handl
         }
         v1::PurchaseOrderLate::TYPE_NAME => {
             let late: v1::PurchaseOrderLate = incoming.payload()?;
-            facts.late_purchase_order = Some(late.purchase_order_id.clone());
             let what = if late.lateness == "unconfirmed" {
                 "has not confirmed"
             } else {

@@ -47,8 +47,6 @@ pub struct Facts {
     pub concession: Option<Concession>,
     /// Goods scrapped by a decision: production runs again (revision > 1).
     pub remakes: u32,
-    /// The purchase order a supplier is late with (the last one chased).
-    pub late_purchase_order: Option<String>,
     /// The customer's claims on delivered goods, by claim id.
     pub claims: std::collections::BTreeMap<String, ClaimFact>,
 }

@@ -251,14 +251,9 @@ pub fn refer_to_collection(state: &SagaState, _: Revision, cause: &Cause) -> Out
     to("finance", state, cause, &command)
 }
 
-/// The late purchase order the answer is about (its decision's subject),
-/// or the last one chased.
+/// The late purchase order the answer is about: its decision's subject.
 fn late_purchase_order(state: &SagaState) -> String {
-    state
-        .focus
-        .clone()
-        .or_else(|| state.facts.late_purchase_order.clone())
-        .unwrap_or_default()
+    state.focus.clone().unwrap_or_default()
 }
 
 pub fn accept_supplier_delay(state: &SagaState, _: Revision, cause: &Cause) -> Outgoing {

@@ -252,11 +252,7 @@ fn supplier_question(state: &SagaState) -> String {
         "A supplier is late with purchase order {} for order {}. Wait for the supplier (a new ETA \
          two weeks out; the dates move and the customer is told), re-source from the next supplier \
          offer, or cancel the order?",
-        state
-            .focus
-            .as_deref()
-            .or(state.facts.late_purchase_order.as_deref())
-            .unwrap_or("?"),
+        state.focus.as_deref().unwrap_or("?"),
         state.order_id
     )
 }
