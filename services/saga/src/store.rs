@@ -310,48 +310,60 @@ impl SagaState {
             .await?;
         }
 
-        for decision in &self.decisions {
-            sqlx::query(
-                "INSERT INTO saga_decisions (decision_id, order_id, step, kind, question, options, opened_at, \
-                   deadline, reminders, answer, answered_by, answered_at, comment, exception_id, subject) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
-                 ON CONFLICT (decision_id) DO UPDATE SET deadline = $8, reminders = $9, answer = $10, \
-                   answered_by = $11, answered_at = $12, comment = $13",
-            )
-            .bind(decision.decision_id)
-            .bind(&self.order_id)
-            .bind(&decision.step)
-            .bind(&decision.kind)
-            .bind(&decision.question)
-            .bind(&decision.options)
-            .bind(decision.opened_at)
-            .bind(decision.deadline)
-            .bind(decision.reminders)
-            .bind(&decision.answer)
-            .bind(&decision.answered_by)
-            .bind(decision.answered_at)
-            .bind(&decision.comment)
-            .bind(decision.exception_id)
-            .bind(&decision.subject)
-            .execute(&mut *conn)
-            .await?;
+        // One statement each for the decisions and the compensation log,
+        // however many the saga has.
+        if !self.decisions.is_empty() {
+            let mut insert = sqlx::QueryBuilder::new(
+                "INSERT INTO saga_decisions (decision_id, order_id, step, kind, question, options, \
+                   opened_at, deadline, reminders, answer, answered_by, answered_at, comment, \
+                   exception_id, subject) ",
+            );
+            insert.push_values(&self.decisions, |mut row, decision| {
+                row.push_bind(decision.decision_id)
+                    .push_bind(&self.order_id)
+                    .push_bind(&decision.step)
+                    .push_bind(&decision.kind)
+                    .push_bind(&decision.question)
+                    .push_bind(&decision.options)
+                    .push_bind(decision.opened_at)
+                    .push_bind(decision.deadline)
+                    .push_bind(decision.reminders)
+                    .push_bind(&decision.answer)
+                    .push_bind(&decision.answered_by)
+                    .push_bind(decision.answered_at)
+                    .push_bind(&decision.comment)
+                    .push_bind(decision.exception_id)
+                    .push_bind(&decision.subject);
+            });
+            insert.push(
+                " ON CONFLICT (decision_id) DO UPDATE SET deadline = excluded.deadline, \
+                   reminders = excluded.reminders, answer = excluded.answer, \
+                   answered_by = excluded.answered_by, answered_at = excluded.answered_at, \
+                   comment = excluded.comment",
+            );
+            insert.build().execute(&mut *conn).await?;
         }
-        for (step, compensation) in &self.compensations {
-            sqlx::query(
-                "INSERT INTO saga_compensations (order_id, step, action, status, attempts, started_at, finished_at, detail) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-                 ON CONFLICT (order_id, step) DO UPDATE SET status = $4, attempts = $5, finished_at = $7, detail = $8",
-            )
-            .bind(&self.order_id)
-            .bind(step)
-            .bind(&compensation.action)
-            .bind(compensation.status.as_str())
-            .bind(compensation.attempts)
-            .bind(compensation.started_at)
-            .bind(compensation.finished_at)
-            .bind(&compensation.detail)
-            .execute(&mut *conn)
-            .await?;
+        if !self.compensations.is_empty() {
+            let mut insert = sqlx::QueryBuilder::new(
+                "INSERT INTO saga_compensations (order_id, step, action, status, attempts, \
+                   started_at, finished_at, detail) ",
+            );
+            insert.push_values(&self.compensations, |mut row, (step, compensation)| {
+                row.push_bind(&self.order_id)
+                    .push_bind(step)
+                    .push_bind(&compensation.action)
+                    .push_bind(compensation.status.as_str())
+                    .push_bind(compensation.attempts)
+                    .push_bind(compensation.started_at)
+                    .push_bind(compensation.finished_at)
+                    .push_bind(&compensation.detail);
+            });
+            insert.push(
+                " ON CONFLICT (order_id, step) DO UPDATE SET status = excluded.status, \
+                   attempts = excluded.attempts, finished_at = excluded.finished_at, \
+                   detail = excluded.detail",
+            );
+            insert.build().execute(&mut *conn).await?;
         }
 
         for exception in self.exceptions.iter_mut().filter(|e| e.dirty) {
