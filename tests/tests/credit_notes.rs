@@ -201,6 +201,7 @@ impl Finance {
             payment_terms: "30% deposit, 70% against B/L copy".into(),
             cost_budget_minor: 0,
             budget_lines: vec![],
+            revision: 0,
         };
         self.command(order_id, &open).await?;
         let _: ReceivableOpened = next(events).await?;

@@ -224,6 +224,7 @@ async fn breakdown(
 ) -> anyhow::Result<(WorkOrderPlanned, WorkOrderRescheduled)> {
     production.seed().await?;
     let plan = PlanWorkOrder {
+        amendment: 0,
         order_id: "o-1".to_owned(),
         items: vec![ProductQuantity {
             product: "shirt".to_owned(),

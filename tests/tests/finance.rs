@@ -198,6 +198,7 @@ fn refund(order_id: &str, amount_minor: i64, key: &str, paid_on: NaiveDate) -> R
 
 fn open(order_id: &str, total_minor: i64, terms: &str) -> OpenReceivable {
     OpenReceivable {
+        revision: 0,
         order_id: order_id.into(),
         customer: "Nordwind GmbH".into(),
         total_minor,
@@ -287,12 +288,9 @@ async fn receivable_from_deposit_to_paid_in_full() -> anyhow::Result<()> {
         format!("INV-{}-000001", &receivable.opened_on[..4])
     );
 
-    // The saga re-sends: the same answer, nothing issued twice.
-    finance.command(order, &command).await?;
-    let again: ReceivableOpened = next(&mut events).await?;
-    assert_eq!(again, opened);
-    let again: InvoiceIssued = next(&mut events).await?;
-    assert_eq!(again, deposit);
+    // The saga re-sends: the same facts under the same event ids (the bus
+    // drops them), nothing issued twice.
+    finance.repeat(order, &command).await?;
     assert_eq!(finance.count("SELECT count(*) FROM invoices").await, 1);
 
     // Dunning: the deposit is overdue only after its due date.

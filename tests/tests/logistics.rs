@@ -290,6 +290,7 @@ async fn prepared(logistics: &mut Logistics, order: &Order) -> anyhow::Result<Pa
         .command(
             &order.order_id,
             &PreparePacking {
+                revision: 0,
                 order: Some(order.clone()),
             },
         )
@@ -334,6 +335,7 @@ async fn packing_list_from_the_spec_and_the_wms_check() -> anyhow::Result<()> {
         .repeat(
             &id,
             &PreparePacking {
+                revision: 0,
                 order: Some(order.clone()),
             },
         )
@@ -389,6 +391,7 @@ async fn packing_without_a_spec_fails_and_stray_wms_reports_are_dead_lettered() 
         .command(
             &id,
             &PreparePacking {
+                revision: 0,
                 order: Some(stranger),
             },
         )
@@ -433,6 +436,7 @@ async fn export_documents_are_cross_checked() -> anyhow::Result<()> {
         .command(
             &id,
             &PrepareDocuments {
+                revision: 0,
                 order: Some(good.clone()),
                 inspection_id: "fi-2026-0042".into(),
             },
@@ -478,6 +482,7 @@ async fn export_documents_are_cross_checked() -> anyhow::Result<()> {
     let capped_id = capped.order_id.clone();
     prepared(&mut logistics, &capped).await?;
     let command = PrepareDocuments {
+        revision: 0,
         order: Some(capped.clone()),
         inspection_id: String::new(),
     };
@@ -533,6 +538,7 @@ async fn export_documents_are_cross_checked() -> anyhow::Result<()> {
         .command(
             &domestic.order_id,
             &PrepareDocuments {
+                revision: 0,
                 order: Some(domestic.clone()),
                 inspection_id: String::new(),
             },

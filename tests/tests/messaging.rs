@@ -47,6 +47,7 @@ fn confirmed(order_id: &str) -> Outgoing {
         "orders",
         order_id,
         &v1::OrderConfirmed {
+            revision: 0,
             order_id: order_id.into(),
             promised_delivery_date: "2027-01-15".into(),
         },

@@ -167,6 +167,7 @@ impl Procurement {
                 order_id: order_id.into(),
                 items: shirts_of(shirts),
                 needed_by: String::new(),
+                revision: 0,
             },
         )
         .await
@@ -677,6 +678,7 @@ async fn cancel_materials_releases_reservations_and_cancels_open_pos() -> anyhow
                     quantity: 1,
                 }],
                 needed_by: String::new(),
+                revision: 0,
             },
         )
         .await?;

@@ -513,6 +513,7 @@ async fn plan_work_order_is_planned_once_even_when_sent_twice() -> anyhow::Resul
         Reader::open(&production.bus, streams::EVENTS, "gendan.evt.production.>").await?;
 
     let command = PlanWorkOrder {
+        amendment: 0,
         order_id: "o-1".into(),
         items: shirts(12),
         earliest_start: MONDAY.into(),
@@ -556,6 +557,7 @@ async fn plan_work_order_is_planned_once_even_when_sent_twice() -> anyhow::Resul
         .command(
             "o-2",
             &PlanWorkOrder {
+                amendment: 0,
                 order_id: "o-2".into(),
                 items: shirts(4),
                 earliest_start: MONDAY.into(),
@@ -608,6 +610,7 @@ async fn mes_reports_drive_the_work_order_to_completion() -> anyhow::Result<()> 
         .command(
             order,
             &PlanWorkOrder {
+                amendment: 0,
                 order_id: order.into(),
                 items: shirts(12),
                 earliest_start: MONDAY.into(),
@@ -792,6 +795,7 @@ async fn mes_events_without_trace_context_join_the_orders_trace() -> anyhow::Res
         "test",
         order,
         &PlanWorkOrder {
+            amendment: 0,
             order_id: order.into(),
             items: shirts(2),
             earliest_start: MONDAY.into(),
@@ -854,6 +858,7 @@ async fn cancelling_a_work_order_releases_its_capacity_once_and_impossible_plans
 
     // Planned in the future, so all its capacity is still to come.
     let plan = PlanWorkOrder {
+        amendment: 0,
         order_id: "o-9".into(),
         items: shirts(12),
         earliest_start: "2030-03-04".into(),
@@ -914,6 +919,7 @@ async fn cancelling_a_work_order_releases_its_capacity_once_and_impossible_plans
         .command(
             "o-10",
             &PlanWorkOrder {
+                amendment: 0,
                 order_id: "o-10".into(),
                 items: vec![ProductQuantity {
                     product: "no-such-product".into(),
@@ -947,6 +953,7 @@ async fn a_new_revision_plans_a_second_work_order() -> anyhow::Result<()> {
         Reader::open(&production.bus, streams::EVENTS, "gendan.evt.production.>").await?;
     let order = "o-rev";
     let plan = |revision| PlanWorkOrder {
+        amendment: 0,
         order_id: order.into(),
         items: shirts(12),
         earliest_start: MONDAY.into(),
@@ -1001,6 +1008,7 @@ async fn rework_runs_on_the_last_stage_and_completes_with_its_hours() -> anyhow:
         .command(
             order,
             &PlanWorkOrder {
+                amendment: 0,
                 order_id: order.into(),
                 items: shirts(12),
                 earliest_start: MONDAY.into(),
@@ -1165,6 +1173,7 @@ async fn rework_of_an_order_without_a_work_order_or_without_items_is_dead_letter
         .command(
             "o-empty",
             &PlanWorkOrder {
+                amendment: 0,
                 order_id: "o-empty".into(),
                 items: shirts(2),
                 earliest_start: MONDAY.into(),
@@ -1206,6 +1215,7 @@ async fn cancelling_stops_the_production_run_and_its_rework() -> anyhow::Result<
         .command(
             order,
             &PlanWorkOrder {
+                amendment: 0,
                 order_id: order.into(),
                 items: shirts(12),
                 earliest_start: "2030-03-04".into(),

@@ -595,6 +595,7 @@ async fn goods_received_opens_an_incoming_inspection() -> anyhow::Result<()> {
         .procurement(
             "o-in",
             &MaterialsReady {
+                revision: 0,
                 order_id: "o-in".into(),
                 ready_on: "2026-03-02".into(),
             },

@@ -131,6 +131,7 @@ impl Replies {
         )
         .await;
         let confirmed = v1::OrderConfirmed {
+            revision: 0,
             order_id,
             promised_delivery_date: gendan_proto::date_to_string(
                 today + chrono::Duration::days(promised_in),
@@ -167,6 +168,7 @@ async fn materials_and_receivable(bus: &Bus, order_id: &str) {
     };
     publish_event(bus, "procurement", order_id, &ordered).await;
     let ready = v1::MaterialsReady {
+        revision: 0,
         order_id: order_id.to_owned(),
         ready_on: today,
     };
@@ -460,6 +462,7 @@ async fn replies_out_of_order_and_twice_are_kept_once_and_a_failed_check_can_be_
         "orders",
         &order_id,
         &v1::OrderConfirmed {
+            revision: 0,
             order_id: order_id.clone(),
             promised_delivery_date: gendan_proto::date_to_string(promised),
         },
@@ -727,6 +730,7 @@ async fn cancelling_compensates_what_was_done_and_a_failed_plan_parks_the_saga()
         "orders",
         &order_id,
         &v1::OrderConfirmed {
+            revision: 0,
             order_id: order_id.clone(),
             promised_delivery_date: String::new(),
         },
@@ -919,6 +923,7 @@ async fn production_past_its_projected_date_flags_the_order_at_risk() {
         "orders",
         &order_id,
         &v1::OrderConfirmed {
+            revision: 0,
             order_id: order_id.clone(),
             promised_delivery_date: gendan_proto::date_to_string(
                 planned_end + chrono::Duration::days(1),
@@ -1027,6 +1032,7 @@ async fn the_whole_workflow_runs_through_twelve_phases_with_its_parallel_branche
         .send(
             "procurement",
             &v1::MaterialsReady {
+                revision: 0,
                 order_id: id.clone(),
                 ready_on: day(3),
             },
@@ -1089,6 +1095,7 @@ async fn the_whole_workflow_runs_through_twelve_phases_with_its_parallel_branche
         .send(
             "logistics",
             &v1::PackingListReady {
+                revision: 0,
                 order_id: id.clone(),
                 cartons: 4,
             },
@@ -1109,6 +1116,7 @@ async fn the_whole_workflow_runs_through_twelve_phases_with_its_parallel_branche
         .send(
             "logistics",
             &v1::DocumentsReady {
+                revision: 0,
                 order_id: id.clone(),
                 documents: vec!["commercial_invoice".into()],
             },
@@ -1118,6 +1126,7 @@ async fn the_whole_workflow_runs_through_twelve_phases_with_its_parallel_branche
         .send(
             "logistics",
             &v1::PackingChecked {
+                revision: 0,
                 order_id: id.clone(),
                 matches: true,
                 mismatches: vec![],
@@ -1313,6 +1322,7 @@ async fn terms_payable_on_delivery_invoice_the_balance_at_delivery_not_at_shipme
         .send(
             "procurement",
             &v1::MaterialsReady {
+                revision: 0,
                 order_id: id.clone(),
                 ready_on: day(1),
             },
@@ -1351,6 +1361,7 @@ async fn terms_payable_on_delivery_invoice_the_balance_at_delivery_not_at_shipme
         .send(
             "logistics",
             &v1::PackingListReady {
+                revision: 0,
                 order_id: id.clone(),
                 cartons: 1,
             },
@@ -1360,6 +1371,7 @@ async fn terms_payable_on_delivery_invoice_the_balance_at_delivery_not_at_shipme
         .send(
             "logistics",
             &v1::PackingChecked {
+                revision: 0,
                 order_id: id.clone(),
                 matches: true,
                 mismatches: vec![],
@@ -1370,6 +1382,7 @@ async fn terms_payable_on_delivery_invoice_the_balance_at_delivery_not_at_shipme
         .send(
             "logistics",
             &v1::DocumentsReady {
+                revision: 0,
                 order_id: id.clone(),
                 documents: vec![],
             },

@@ -253,6 +253,7 @@ impl Logistics {
         let order = order();
         let id = order.order_id.clone();
         let prepare = PreparePacking {
+            revision: 0,
             order: Some(order.clone()),
         };
         self.command(&id, &prepare).await?;

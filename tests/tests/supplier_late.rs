@@ -196,6 +196,7 @@ impl Procurement {
         self.command(
             order_id,
             &ProcureMaterials {
+                revision: 0,
                 order_id: order_id.into(),
                 items: vec![ProductQuantity {
                     product: "shirt".into(),

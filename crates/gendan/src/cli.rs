@@ -1,5 +1,6 @@
 //! The merchandiser's command line: orders from a file, the tracking table,
-//! one order with its timeline, the customer's claims ([`crate::claims_cli`]),
+//! one order with its timeline, the customer's claims ([`crate::claims_cli`])
+//! and amendments ([`crate::amend`]),
 //! and the records other departments make
 //! (payments, inspection results, decisions, operator actions on stalled
 //! workflows). Every command talks to the running services over gRPC (the
@@ -83,6 +84,10 @@ pub enum OrdersCommand {
     Claim(crate::claims_cli::ClaimArgs),
     /// An order's claims and how each was resolved.
     Claims { order_id: String },
+    /// Amend an order's lines or requested date (until its goods ship).
+    Amend(crate::amend::AmendArgs),
+    /// An order's amendments, oldest first.
+    Amendments { order_id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -512,6 +517,10 @@ pub async fn orders(command: OrdersCommand, output: Output) -> anyhow::Result<()
         OrdersCommand::Claim(args) => crate::claims_cli::raise(&mut orders, args, output).await?,
         OrdersCommand::Claims { order_id } => {
             crate::claims_cli::list(&mut orders, order_id, output).await?
+        }
+        OrdersCommand::Amend(args) => crate::amend::amend(&mut orders, args, output).await?,
+        OrdersCommand::Amendments { order_id } => {
+            crate::amend::list(&mut orders, order_id, output).await?
         }
     }
     Ok(())

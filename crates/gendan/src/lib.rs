@@ -3,12 +3,14 @@
 //!
 //! - [`bench`]: orders through the whole happy path, and what it costs;
 //! - [`cli`]: the merchandiser's commands against running services, with
-//!   [`claims_cli`] for the customer's claims;
+//!   [`claims_cli`] for the customer's claims and [`amend`] for their
+//!   amendments;
 //! - [`stack`]: every service's `Application` in one process;
 //! - [`demo`]: the sample factory catalog, sample orders, an MES player and
 //!   the live progress view;
 //! - [`local`]: private nats-server / PostgreSQL when none answers.
 
+pub mod amend;
 pub mod bench;
 pub mod claims_cli;
 pub mod cli;

@@ -1,9 +1,12 @@
 //! What the customer and finance owe each other on one receivable: pure
 //! arithmetic, plus [`load`], the one query that reads its inputs.
 //!
-//! The customer owes the order total less the credit notes issued, and
-//! nothing once the receivable is cancelled (the refund policy: everything
-//! received goes back). What they paid, less the refunds paid back, is set
+//! The customer owes the order total less the credit notes issued for
+//! claims, and nothing once the receivable is cancelled (the refund policy:
+//! everything received goes back). The total is the current revision's: an
+//! amended order's credit note is already left out of it, so it is not
+//! taken off a second time (it only settles invoices issued for more, see
+//! [`crate::amendments`]). What they paid, less the refunds paid back, is set
 //! against that: whatever is short is outstanding, whatever is over is a
 //! refund due. `RecordPayment` (and its overpayment check),
 //! `CancelReceivable`, `RecordRefund`, `IssueCreditNote`,
@@ -25,7 +28,7 @@ use crate::receivables::{Receivable, STATUS_CANCELLED};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Balance {
     pub total_minor: i64,
-    /// Sum of the credit notes issued.
+    /// Sum of the credit notes issued for claims (not for amendments).
     pub credited_minor: i64,
     /// Sum of the payments received.
     pub paid_minor: i64,
@@ -94,7 +97,8 @@ pub async fn load(conn: &mut PgConnection, receivable: &Receivable) -> sqlx::Res
     let (paid_minor, credited_minor, refunded_minor): (i64, i64, i64) = sqlx::query_as(
         "SELECT \
            (SELECT COALESCE(sum(amount_minor), 0) FROM payments WHERE order_id = $1)::bigint, \
-           (SELECT COALESCE(sum(amount_minor), 0) FROM credit_notes WHERE order_id = $1)::bigint, \
+           (SELECT COALESCE(sum(amount_minor), 0) FROM credit_notes \
+             WHERE order_id = $1 AND amendment_revision IS NULL)::bigint, \
            (SELECT COALESCE(sum(amount_minor), 0) FROM refunds WHERE order_id = $1)::bigint",
     )
     .bind(&receivable.order_id)

@@ -2,7 +2,8 @@
 //!
 //! | command | key | first time | repeat |
 //! | --- | --- | --- | --- |
-//! | `OpenReceivable` | order | stores receivable + schedule, issues the deposit invoice; `ReceivableOpened` (+ `InvoiceIssued` for the deposit); terms not understood, or the customer on credit hold (referred to collection): `ReceivableOpeningFailed`, nothing stored | the same `ReceivableOpened` / `InvoiceIssued` again, from what is stored |
+//! | `OpenReceivable`, no receivable yet | order + revision (0 counts as 1) | stores receivable + schedule at the command's revision (a revision > 1 too: the order was amended before this step ran), issues the deposit invoice; `ReceivableOpened` with `revision` and `total_minor` (+ `InvoiceIssued` for the deposit), facts keyed by order and revision; terms not understood, the customer on credit hold (referred to collection), or the order cancelled: `ReceivableOpeningFailed`, nothing stored | the current revision's `ReceivableOpened` / `InvoiceIssued` again, same event ids, nothing written |
+//! | `OpenReceivable`, a revision above the stored one (an amended order) | order + revision | keeps the schedule's shares and prices them at the new total; sets the new total and cost budget (and its lines); an installment not invoiced takes its new amount, an invoiced one is never edited: its difference is billed by an additional invoice of its kind (due by its terms from today) or taken off by one credit note per revision (claim `amendment:<revision>`, which settles unpaid invoices earliest due first, and, since the new total already leaves it out, lowers what is owed no further) (see [`crate::amendments`]); `ReceivableOpened` with `revision`, `total_minor`, the installments after the change and one `adjustments` line per invoice or credit note, then those `InvoiceIssued` / `CreditNoteIssued`, all facts keyed by order and revision, then `DepositReceived` / `OrderPaidInFull` / `CostOverrun` if it made them true; the order cancelled, a new currency, a total not above 0: `ReceivableOpeningFailed`, nothing changed | the current revision's answer again (also for an older revision), same event ids, nothing written |
 //! | `InvoiceBalance` | order + milestone | issues the milestone's invoices; `InvoiceIssued` each (`NoInvoiceDue` when the terms bill nothing then) | the same invoices announced again |
 //! | `CancelReceivable` | order | voids unpaid invoices, computes the refund (everything received and not yet refunded); `ReceivableCancelled` | the stored answer again |
 //! | `ExtendPaymentDue` | order + invoice kind + new date | moves the due date of the earliest-due unpaid invoice of that kind, starts its dunning over; `PaymentDueExtended` | an invoice of that kind already due on that date: `PaymentDueExtended` again, nothing changed (also once paid, and when the date has passed) |
@@ -18,7 +19,8 @@
 //! and a `ReferToCollection` with nothing outstanding (the order was paid
 //! meanwhile; `OrderPaidInFull` told the saga); an `IssueCreditNote` for a
 //! receivable that is cancelled or was never opened, with a `claim_id` not
-//! 1 to 128 characters, an `amount_minor` below 1 or above what the total
+//! 1 to 128 characters or starting with `amendment:` (finance's own notes
+//! for amended orders), an `amount_minor` below 1 or above what the total
 //! has left to credit, or a `currency` not the receivable's (see
 //! [`crate::credit_notes`]). `OpenReceivable` never is: the saga needs
 //! `ReceivableOpeningFailed` to fail its step.
@@ -30,9 +32,11 @@
 //! "Today" (for due dates) is the service [`Clock`]'s.
 //!
 //! Every answer is written to the outbox on the consumer's connection, so it
-//! commits with the effect and the inbox record. A repeat's answer is a new
-//! message with the same content, except `CreditNoteIssued`, which keeps
-//! its event id so consumers drop the repeat.
+//! commits with the effect and the inbox record. A repeat's answer is the
+//! same fact under the same event id (consumers drop it) for
+//! `ReceivableOpened` with the invoices and credit note it announces,
+//! `PaymentDueExtended`, `ReferredToCollection` and `CreditNoteIssued`; the
+//! others are a new message with the same content.
 
 use std::sync::Arc;
 
@@ -41,15 +45,14 @@ use gendan_messaging::{Cause, Handler, HandlerError, Incoming, Outgoing};
 use gendan_proto::date_from_str;
 use gendan_proto::v1::{
     BillingMilestone, CancelReceivable, ExtendPaymentDue, InvoiceBalance, IssueCreditNote,
-    NoInvoiceDue, OpenReceivable, ReceivableCancelled, ReceivableOpened, ReceivableOpeningFailed,
-    ReferToCollection,
+    NoInvoiceDue, OpenReceivable, ReceivableCancelled, ReferToCollection,
 };
 use sqlx::PgConnection;
 
 use crate::clock::Clock;
-use crate::receivables::{self, INVOICE_VOID, Receivable, STATUS_CANCELLED};
+use crate::receivables::{self, INVOICE_VOID, STATUS_CANCELLED};
 use crate::terms::{Milestone, Trigger};
-use crate::{Error, SERVICE, balance, chasing, costs, credit_notes, validate};
+use crate::{Error, SERVICE, amendments, balance, chasing, costs, credit_notes, validate};
 
 /// Handles `gendan.cmd.finance.*`.
 #[derive(Debug, Clone)]
@@ -70,7 +73,8 @@ impl Handler for CommandHandler {
         message: &Incoming,
     ) -> Result<(), HandlerError> {
         if message.is::<OpenReceivable>() {
-            return open_receivable(conn, message, message.payload()?).await;
+            let today = self.clock.today();
+            return open_receivable(conn, message, message.payload()?, today).await;
         }
         if message.is::<InvoiceBalance>() {
             return invoice_balance(conn, message, message.payload()?).await;
@@ -97,39 +101,6 @@ impl Handler for CommandHandler {
     }
 }
 
-/// `ReceivableOpened` and the deposit invoices' `InvoiceIssued`, from what is
-/// stored (so a repeat answers exactly what the first time did).
-async fn opened_events(
-    conn: &mut PgConnection,
-    receivable: &Receivable,
-    cause: &Cause,
-) -> Result<Vec<Outgoing>, Error> {
-    let order_id = &receivable.order_id;
-    let installments = receivables::installments(conn, order_id).await?;
-    let deposit_required = installments
-        .iter()
-        .any(|i| i.trigger() == Some(Trigger::OnConfirmation) && i.amount_minor > 0);
-    let opened = ReceivableOpened {
-        order_id: order_id.clone(),
-        currency: receivable.currency.clone(),
-        installments: installments.iter().map(|i| i.to_proto()).collect(),
-        deposit_required,
-        cost_budget_minor: receivable.cost_budget_minor,
-    };
-    let mut events = vec![Outgoing::event(SERVICE, order_id, &opened, cause)];
-    for invoice in receivables::invoices(conn, order_id).await? {
-        if invoice.trigger == Trigger::OnConfirmation.as_str() {
-            events.push(Outgoing::event(
-                SERVICE,
-                order_id,
-                &invoice.issued_event(),
-                cause,
-            ));
-        }
-    }
-    Ok(events)
-}
-
 async fn cancelled(
     conn: &mut PgConnection,
     order_id: &str,
@@ -149,45 +120,42 @@ async fn cancelled(
     )
 }
 
-#[tracing::instrument(skip_all, fields(order_id = %message.order_id()))]
+/// `OpenReceivable`: opens the receivable at the command's revision, or,
+/// when it exists, amends it or answers its current revision again
+/// ([`amendments`]). "Today" dates an amendment's invoices and credit note.
+#[tracing::instrument(
+    skip_all,
+    fields(order_id = %message.order_id(), revision = command.revision)
+)]
 async fn open_receivable(
     conn: &mut PgConnection,
     message: &Incoming,
     command: OpenReceivable,
+    today: chrono::NaiveDate,
 ) -> Result<(), HandlerError> {
     let order_id = message.order_id_or(&command.order_id)?;
     let cause = Cause::from_incoming(message);
     receivables::lock_order(conn, &order_id).await?;
 
-    let failed = |reason: String| {
-        tracing::warn!(%reason, "receivable cannot be opened");
-        let failed = ReceivableOpeningFailed {
-            order_id: order_id.clone(),
-            reason,
-        };
-        Outgoing::event(SERVICE, &order_id, &failed, &cause)
-    };
+    let failed = |reason: String| amendments::opening_failed(&order_id, reason, &cause);
     if cancelled(conn, &order_id).await?.is_some() {
-        // A late or re-sent command after the compensation ran: opening
-        // now would bill a cancelled order.
+        // A late or re-sent command after the compensation ran, or an
+        // amendment of a cancelled order: opening now would bill a
+        // cancelled order.
         let event = failed(format!("order {order_id} was cancelled"));
         outbox::write(conn, &[event]).await?;
         return Ok(());
     }
-    if let Some(existing) = receivables::find(conn, &order_id).await? {
-        if existing.total_minor != command.total_minor
-            || existing.payment_terms != command.payment_terms.trim()
-        {
-            // The first command wins: invoices may already be out. An
-            // amended order needs its own finance step, not a silent rewrite.
-            tracing::warn!(
-                stored_total_minor = existing.total_minor,
-                total_minor = command.total_minor,
-                "repeated OpenReceivable differs from the stored receivable, keeping the stored one"
-            );
+    let revision = match amendments::revision(command.revision) {
+        Ok(revision) => revision,
+        Err(reason) => {
+            outbox::write(conn, &[failed(reason)]).await?;
+            return Ok(());
         }
-        tracing::info!("receivable exists, answering again");
-        let events = opened_events(conn, &existing, &cause).await?;
+    };
+    if let Some(existing) = receivables::find(conn, &order_id).await? {
+        let events =
+            amendments::open_again(conn, &existing, &command, revision, today, &cause).await?;
         outbox::write(conn, &events).await?;
         return Ok(());
     }
@@ -217,8 +185,11 @@ async fn open_receivable(
             return Ok(());
         }
     };
+    // The first revision finance sees opens the receivable, whatever its
+    // number: an order amended before this step ran opens at its total now.
     let opened_on = message.occurred_at().date_naive();
     let receivable = receivables::insert(conn, &new, opened_on).await?;
+    amendments::record_opening(conn, &receivable, revision).await?;
     let installments = receivables::installments(conn, &order_id).await?;
     let deposits: Vec<_> = installments
         .iter()
@@ -227,7 +198,7 @@ async fn open_receivable(
     receivables::invoice_installments(conn, &receivable, &deposits, opened_on).await?;
     tracing::info!(total_minor = new.total_minor, terms = %new.payment_terms, "receivable opened");
 
-    let mut events = opened_events(conn, &receivable, &cause).await?;
+    let mut events = amendments::answer(conn, &receivable, &cause).await?;
     // Costs may have been booked before the receivable (and its budget)
     // existed.
     events.extend(costs::check_overrun(conn, &order_id, &cause).await?);

@@ -24,10 +24,19 @@
 //! writes nothing else. Credit notes are revenue, not cost: the cost
 //! ledger does not book them.
 //!
+//! An amended order whose new total bills less than the invoices already
+//! issued gets one credit note per revision, claim `amendment:<revision>`
+//! ([`issue_for_amendment`], called by [`crate::amendments`]). It is stored,
+//! numbered, applied and announced like a claim's, with one difference: the
+//! new total already leaves its amount out, so it does not lower what the
+//! customer owes again ([`crate::balance`] counts claims' notes only); it
+//! only settles the invoices issued for more.
+//!
 //! Rejected to the dead-letter subject, naming the field or the reason: a
-//! `claim_id` that is not 1 to 128 characters, an `amount_minor` below 1 or
-//! above what the order total has left to credit, a `currency` that is not
-//! the receivable's, a receivable that was never opened or is cancelled.
+//! `claim_id` that is not 1 to 128 characters or names an amendment, an
+//! `amount_minor` below 1 or above what the order total has left to credit,
+//! a `currency` that is not the receivable's, a receivable that was never
+//! opened or is cancelled.
 
 use chrono::{Datelike, NaiveDate};
 use gendan_grpc::FieldError;
@@ -37,7 +46,7 @@ use sqlx::PgConnection;
 
 use crate::allocation::allocate;
 use crate::balance::{self, Balance};
-use crate::receivables::{self, STATUS_CANCELLED};
+use crate::receivables::{self, Receivable, STATUS_CANCELLED};
 use crate::validate::{self, NewCreditNote};
 use crate::{Error, Result, SERVICE};
 
@@ -58,9 +67,17 @@ pub struct CreditNote {
     pub refund_due_minor: i64,
 }
 
+/// The start of the claim id of an amendment's credit note.
+pub const AMENDMENT_CLAIM_PREFIX: &str = "amendment:";
+
+/// The claim id of revision `revision`'s credit note.
+pub fn amendment_claim(revision: i32) -> String {
+    format!("{AMENDMENT_CLAIM_PREFIX}{revision}")
+}
+
 impl CreditNote {
     /// The answer to `IssueCreditNote`, the same every time it is given.
-    fn issued(&self, cause: &Cause) -> Outgoing {
+    pub(crate) fn issued(&self, cause: &Cause) -> Outgoing {
         let event = CreditNoteIssued {
             order_id: self.order_id.clone(),
             credit_note_id: self.credit_note_id.clone(),
@@ -75,7 +92,7 @@ impl CreditNote {
     }
 }
 
-async fn find(
+pub(crate) async fn find(
     conn: &mut PgConnection,
     order_id: &str,
     claim_id: &str,
@@ -92,13 +109,16 @@ async fn find(
 }
 
 /// Stores the note, wholly unapplied until [`apply`] runs, with the figures
-/// its answer announces. Numbers are gap-free per year, as for invoices:
-/// the year's counter row stays locked until the transaction ends.
+/// its answer announces; `amendment` is the revision of an amended order
+/// it is for (`None` for a claim's). Numbers are gap-free per year, as for
+/// invoices: the year's counter row stays locked until the transaction
+/// ends.
 async fn insert(
     conn: &mut PgConnection,
     new: &NewCreditNote,
     issued_on: NaiveDate,
     after: &Balance,
+    amendment: Option<i32>,
 ) -> Result<CreditNote> {
     let year = issued_on.year();
     let number: i64 = sqlx::query_scalar(
@@ -112,8 +132,9 @@ async fn insert(
     let credit_note_id = format!("CN-{year}-{number:06}");
     let note: CreditNote = sqlx::query_as(
         "INSERT INTO credit_notes (credit_note_id, order_id, claim_id, amount_minor, currency, \
-           reason, issued_on, unapplied_minor, outstanding_minor, refund_due_minor) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $4, $8, $9) \
+           reason, issued_on, unapplied_minor, outstanding_minor, refund_due_minor, \
+           amendment_revision) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $4, $8, $9, $10) \
          RETURNING credit_note_id, order_id, claim_id, amount_minor, currency, reason, issued_on, \
            unapplied_minor, outstanding_minor, refund_due_minor",
     )
@@ -126,8 +147,45 @@ async fn insert(
     .bind(issued_on)
     .bind(after.outstanding_minor())
     .bind(after.refund_due_minor())
+    .bind(amendment)
     .fetch_one(conn)
     .await?;
+    Ok(note)
+}
+
+/// The credit note of revision `revision` of an amended order: what its
+/// new total takes off the invoices already issued. `receivable` carries
+/// the new total, so the figures announced with the note are what the
+/// customer owes, or is owed, for the amended order. The caller holds the
+/// order lock and runs [`receivables::settle`] after, which applies it.
+pub(crate) async fn issue_for_amendment(
+    conn: &mut PgConnection,
+    receivable: &Receivable,
+    revision: i32,
+    amount_minor: i64,
+    issued_on: NaiveDate,
+) -> Result<CreditNote> {
+    let new = NewCreditNote {
+        order_id: receivable.order_id.clone(),
+        claim_id: amendment_claim(revision),
+        amount_minor,
+        currency: receivable.currency.clone(),
+        reason: format!(
+            "order amended (revision {revision}): the new total bills less than the invoices issued"
+        ),
+    };
+    // Amendments' notes do not count in what is owed: this is the balance
+    // after the note too.
+    let after = balance::load(conn, receivable).await?;
+    let note = insert(conn, &new, issued_on, &after, Some(revision)).await?;
+    tracing::info!(
+        credit_note_id = %note.credit_note_id,
+        revision,
+        amount_minor,
+        outstanding_minor = note.outstanding_minor,
+        refund_due_minor = note.refund_due_minor,
+        "credit note issued for an amendment"
+    );
     Ok(note)
 }
 
@@ -237,7 +295,7 @@ pub async fn issue_credit_note(
         )));
     }
     let after = before.after_credit(new.amount_minor);
-    let note = insert(conn, &new, today, &after).await?;
+    let note = insert(conn, &new, today, &after, None).await?;
     tracing::info!(
         credit_note_id = %note.credit_note_id,
         amount_minor = note.amount_minor,

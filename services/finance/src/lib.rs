@@ -10,7 +10,10 @@
 //!   protobuf enums, which events carry beside the old strings.
 //! - [`commands`] consumes saga commands (`gendan.cmd.finance.*`, durable
 //!   `finance-commands`): `OpenReceivable` stores the receivable and its
-//!   schedule and issues the deposit invoice, `InvoiceBalance` issues the
+//!   schedule and issues the deposit invoice (a later revision of it, an
+//!   amended order, goes to [`amendments`]: the schedule repriced at the new
+//!   total, the difference on what was invoiced billed by an additional
+//!   invoice or taken off by a credit note), `InvoiceBalance` issues the
 //!   invoices of a milestone, `CancelReceivable` voids and computes the
 //!   refund; [`chasing`] handles the answers to an escalation,
 //!   `ExtendPaymentDue` and `ReferToCollection`; [`credit_notes`] handles
@@ -20,10 +23,11 @@
 //!   applying payments and credit notes to the oldest open invoice
 //!   ([`allocation`] is the pure rule) and announcing deposit received /
 //!   paid in full.
-//! - [`balance`] is the one notion of what the customer owes (the total
-//!   less credit notes) against what they paid (less refunds): outstanding
-//!   and refund due, for payments, credit notes, cancellations, refunds,
-//!   collection and `GetReceivable` alike.
+//! - [`balance`] is the one notion of what the customer owes (the current
+//!   revision's total less claims' credit notes) against what they paid
+//!   (less refunds): outstanding and refund due, for payments, credit
+//!   notes, amendments, cancellations, refunds, collection and
+//!   `GetReceivable` alike.
 //! - [`dunning_worker`] runs on the service [`clock`]: each pass reminds
 //!   unpaid invoices on the stored schedule (`PaymentReminder`) and
 //!   escalates the ones the last reminder did not settle
@@ -42,6 +46,7 @@
 //!   state; the relay publishes it.
 
 pub mod allocation;
+pub mod amendments;
 pub mod api;
 pub mod balance;
 pub mod chasing;

@@ -1,6 +1,8 @@
 //! The receivable tables: receivables with their installments, invoices
-//! (numbered per year), payments and their allocations, and what a change
-//! to them announces. Credit notes are stored by [`crate::credit_notes`].
+//! (numbered per year; one per installment, plus an additional one for each
+//! revision of an amended order that raised it, see [`crate::amendments`]),
+//! payments and their allocations, and what a change to them announces.
+//! Credit notes are stored by [`crate::credit_notes`].
 //!
 //! Every function runs on the caller's connection (a consumer savepoint or a
 //! gRPC transaction) after [`lock_order`], which serialises everything done
@@ -262,13 +264,36 @@ pub async fn invoices(conn: &mut PgConnection, order_id: &str) -> sqlx::Result<V
     .await
 }
 
-/// Issues the invoice of one installment. Numbers are gap-free per year
-/// (what tax authorities expect), so the year's counter row stays locked
-/// until the transaction ends and invoice issuing is serialised.
+/// Issues the (first) invoice of one installment, for its amount.
 pub async fn issue_invoice(
     conn: &mut PgConnection,
     receivable: &Receivable,
     installment: &InstallmentRow,
+    issued_on: NaiveDate,
+) -> Result<Invoice> {
+    issue(
+        conn,
+        receivable,
+        installment,
+        installment.amount_minor,
+        None,
+        issued_on,
+    )
+    .await
+}
+
+/// Issues an invoice of `amount_minor` for `installment`, due its
+/// `due_days` after `issued_on`: its first invoice (`amendment` `None`) or
+/// an additional one for what revision `amendment` of an amended order adds
+/// to it ([`crate::amendments`]). Numbers are gap-free per year (what tax
+/// authorities expect), so the year's counter row stays locked until the
+/// transaction ends and invoice issuing is serialised.
+pub async fn issue(
+    conn: &mut PgConnection,
+    receivable: &Receivable,
+    installment: &InstallmentRow,
+    amount_minor: i64,
+    amendment: Option<i32>,
     issued_on: NaiveDate,
 ) -> Result<Invoice> {
     let due_date = issued_on
@@ -288,19 +313,20 @@ pub async fn issue_invoice(
     let invoice_id = format!("INV-{year}-{number:06}");
     let invoice: Invoice = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO invoices (invoice_id, order_id, installment_seq, kind, trigger, amount_minor, \
-           currency, issued_on, due_date, status) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {INVOICE_COLUMNS}"
+           currency, issued_on, due_date, status, amendment_revision) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {INVOICE_COLUMNS}"
     )))
     .bind(&invoice_id)
     .bind(&receivable.order_id)
     .bind(installment.seq)
     .bind(&installment.kind)
     .bind(&installment.trigger)
-    .bind(installment.amount_minor)
+    .bind(amount_minor)
     .bind(&receivable.currency)
     .bind(issued_on)
     .bind(due_date)
     .bind(INVOICE_OPEN)
+    .bind(amendment)
     .fetch_one(&mut *conn)
     .await?;
     tracing::info!(invoice_id = %invoice.invoice_id, kind = %invoice.kind, amount_minor = invoice.amount_minor, "invoice issued");

@@ -12,6 +12,7 @@ use gendan_proto::v1::{
     IssueCreditNote, LabourRate, OpenReceivable, RecordPaymentRequest, RecordRefundRequest,
 };
 
+use crate::credit_notes::AMENDMENT_CLAIM_PREFIX;
 use crate::terms::{self, Installment};
 
 const MAX_TEXT: usize = 200;
@@ -198,6 +199,17 @@ pub fn credit_note(order_id: &str, command: &IssueCreditNote) -> Result<NewCredi
         return Err(FieldError::new(
             "claim_id",
             format!("must be 1 to {MAX_CLAIM_ID_CHARS} characters, not blank, got {claim_chars}"),
+        ));
+    }
+    if claim_id.starts_with(AMENDMENT_CLAIM_PREFIX) {
+        // Finance issues those itself for amended orders: a claim with such
+        // an id would be answered with an amendment's note.
+        return Err(FieldError::new(
+            "claim_id",
+            format!(
+                "{claim_id:?} starts with {AMENDMENT_CLAIM_PREFIX:?}, which names the credit notes \
+                 of amended orders"
+            ),
         ));
     }
     if command.amount_minor <= 0 {
@@ -432,6 +444,14 @@ mod tests {
             change(&mut bad);
             assert_eq!(credit_note("o-1", &bad).unwrap_err().field, field);
         }
+        let amendment = IssueCreditNote {
+            claim_id: "amendment:2".into(),
+            ..command()
+        };
+        assert_eq!(
+            credit_note("o-1", &amendment).unwrap_err().field,
+            "claim_id"
+        );
     }
 
     fn open() -> OpenReceivable {
@@ -443,6 +463,7 @@ mod tests {
             payment_terms: "30% deposit, 70% against B/L copy".into(),
             cost_budget_minor: 0,
             budget_lines: vec![],
+            revision: 0,
         }
     }
 

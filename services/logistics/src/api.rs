@@ -20,7 +20,8 @@ use tonic::{Request, Response, Status};
 use crate::booking::Lane;
 use crate::catalog::{self, ProductRecord};
 use crate::packing::Spec;
-use crate::{Error, Result, store, validate};
+use crate::store::{self, document_sets, packing_lists};
+use crate::{Error, Result, validate};
 
 #[derive(Debug, Clone)]
 pub struct LogisticsApi {
@@ -83,10 +84,11 @@ impl LogisticsApi {
     async fn find_packing_list(&self, request: &GetPackingListRequest) -> Result<PackingList> {
         let order_id = validate::order_id(&request.order_id, "order_id")?;
         let mut conn = self.pool.acquire().await?;
-        let list = store::packing_list(&mut conn, &order_id)
+        // The current list: an amended order's earlier lists are superseded.
+        let list = packing_lists::current(&mut conn, &order_id)
             .await?
             .ok_or_else(|| Error::NotFound(format!("no packing list for order {order_id}")))?;
-        let checks = store::checks(&mut conn, &order_id).await?;
+        let checks = packing_lists::checks(&mut conn, &order_id, list.revision).await?;
         Ok(PackingList {
             order_id: list.order_id.clone(),
             customer: list.customer.clone(),
@@ -122,7 +124,7 @@ impl LogisticsApi {
     async fn find_documents(&self, request: &GetDocumentsRequest) -> Result<DocumentSet> {
         let order_id = validate::order_id(&request.order_id, "order_id")?;
         let mut conn = self.pool.acquire().await?;
-        let set = store::document_set(&mut conn, &order_id)
+        let set = document_sets::current(&mut conn, &order_id)
             .await?
             .ok_or_else(|| Error::NotFound(format!("no documents for order {order_id}")))?;
         Ok(DocumentSet {

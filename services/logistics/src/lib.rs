@@ -14,10 +14,13 @@
 //!   the pure [`documents`] module, `BookShipment` picks a lane with the pure
 //!   [`booking`] module (a later revision re-books after a missed ETD,
 //!   keeping the earlier booking on record), `CancelShipment` undoes a
-//!   booking.
+//!   booking. An order amended before it ships is packed and documented
+//!   again under the next revision; the pure [`revision`] module says what a
+//!   command of some revision does, and the earlier list and documents stay
+//!   on record, superseded: everything reads the current ones.
 //! - [`wms`] consumes warehouse outbound events (`gendan.ext.wms.outbound.*`):
-//!   what was packed is compared with the packing list; shipped marks the
-//!   booking shipped with its bill of lading.
+//!   what was packed is compared with the current packing list; shipped
+//!   marks the booking shipped with its bill of lading.
 //! - [`carrier`] consumes carrier events (`gendan.ext.carrier.*`): tracking
 //!   updates, delivery with its proof, and cargo lost or damaged in transit,
 //!   which [`claims`] turns into a claim against the carrier
@@ -39,6 +42,7 @@ pub mod clock;
 pub mod commands;
 pub mod documents;
 pub mod packing;
+pub mod revision;
 pub mod store;
 pub mod validate;
 pub mod wms;

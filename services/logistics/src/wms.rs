@@ -2,14 +2,21 @@
 //!
 //! | subject | message | effect | emitted |
 //! | --- | --- | --- | --- |
-//! | `.packed` | `WmsPacked` | what was packed is compared with the packing list (cartons, quantities per product, marks, barcodes, weights); the check is recorded and the list becomes `checked` or `mismatch` | `PackingChecked` with every mismatch |
+//! | `.packed` | `WmsPacked` | what was packed is compared with the order's current packing list (cartons, quantities per product, marks, barcodes, weights); the check is recorded against that list revision and the list becomes `checked` or `mismatch` | `PackingChecked` with every mismatch and the list revision checked |
 //! | `.shipped` | `WmsShipped` | the booked shipment becomes `shipped` with its bill of lading | `Shipped` |
 //!
 //! Each packed report is checked on its own: after a repack the warehouse
-//! reports again and the latest check decides the list's status. A report
-//! about an order without a packing list, or goods shipped without a booking,
-//! cannot be made right by retrying: it is rejected (dead-lettered with the
-//! reason) for a person to look at.
+//! reports again and the latest check decides the list's status. A list
+//! superseded by an amended order's new list is never checked again: what
+//! was packed to it is a mismatch against the current one. Every check is
+//! a fact of its list revision and number
+//! ([`revision::packing_check_key`]); the warehouse reporting the same
+//! cartons again as the latest check of the current list records nothing
+//! and answers that check again, under its event id.
+//!
+//! A report about an order without a packing list, or goods shipped without
+//! a booking, cannot be made right by retrying: it is rejected
+//! (dead-lettered with the reason) for a person to look at.
 
 use chrono::{DateTime, Utc};
 use gendan_messaging::{Handler, HandlerError, Incoming};
@@ -18,9 +25,11 @@ use gendan_proto::v1::{PackingChecked, Shipped, WmsPacked, WmsShipped};
 use prost_types::Timestamp;
 use sqlx::PgConnection;
 
-use crate::commands::{answer, answer_fact};
+use crate::commands::answer_fact;
 use crate::packing::{self, PackedCarton};
-use crate::store::{self, PackingCheck};
+use crate::revision;
+use crate::store;
+use crate::store::packing_lists::{self, PackingCheck};
 
 /// Handles `gendan.ext.wms.outbound.*`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -59,7 +68,7 @@ async fn packed(
 ) -> Result<(), HandlerError> {
     let order_id = message.order_id_or(&event.order_id)?;
     store::lock_order(conn, &order_id).await?;
-    let Some(list) = store::packing_list(conn, &order_id).await? else {
+    let Some(list) = packing_lists::current(conn, &order_id).await? else {
         return Err(HandlerError::Rejected(format!(
             "goods packed for order {order_id}, which has no packing list"
         )));
@@ -76,28 +85,72 @@ async fn packed(
             gross_weight_kg: carton.gross_weight_kg,
         })
         .collect();
+    // The report as received, for the record: what the WMS said is what a
+    // dispute about a short carton is settled with.
+    let packed_json = serde_json::to_string(&reported)
+        .map_err(|err| HandlerError::Rejected(format!("cannot record the packed report: {err}")))?;
+    if let Some(latest) =
+        packing_lists::latest_check(conn, &order_id, list.revision, &packed_json).await?
+        && latest.same_report
+    {
+        // The warehouse said it twice (a new event id): same answer.
+        tracing::info!(
+            revision = list.revision,
+            check = latest.number,
+            "the same cartons as the latest check, answering it again"
+        );
+        return answer_checked(
+            conn,
+            message,
+            &order_id,
+            list.revision,
+            latest.number,
+            latest.check,
+        )
+        .await;
+    }
     let mismatches = packing::compare(&list.cartons, list.requirements, &reported);
     let check = PackingCheck {
         matches: mismatches.is_empty(),
         mismatches,
         checked_at: when(event.at.as_ref(), message),
     };
-    // The report as received, for the record: what the WMS said is what a
-    // dispute about a short carton is settled with.
-    let packed_json = serde_json::to_string(&reported)
-        .map_err(|err| HandlerError::Rejected(format!("cannot record the packed report: {err}")))?;
-    store::record_check(conn, &order_id, &check, &packed_json).await?;
+    let number =
+        packing_lists::record_check(conn, &order_id, list.revision, &check, &packed_json).await?;
     if check.matches {
-        tracing::info!(cartons = reported.len(), "packing matches the packing list");
+        tracing::info!(
+            cartons = reported.len(),
+            revision = list.revision,
+            "packing matches the packing list"
+        );
     } else {
-        tracing::warn!(mismatches = ?check.mismatches, "packing differs from the packing list");
+        tracing::warn!(
+            mismatches = ?check.mismatches,
+            revision = list.revision,
+            "packing differs from the packing list"
+        );
     }
+    answer_checked(conn, message, &order_id, list.revision, number, check).await
+}
+
+/// `PackingChecked` for check `number` of list `list_revision`, as the
+/// fact of that check.
+async fn answer_checked(
+    conn: &mut PgConnection,
+    message: &Incoming,
+    order_id: &str,
+    list_revision: u32,
+    number: u32,
+    check: PackingCheck,
+) -> Result<(), HandlerError> {
     let checked = PackingChecked {
-        order_id: order_id.clone(),
+        order_id: order_id.to_owned(),
         matches: check.matches,
         mismatches: check.mismatches,
+        revision: list_revision,
     };
-    answer(conn, message, &order_id, &checked).await
+    let key = revision::packing_check_key(list_revision, number);
+    answer_fact(conn, message, order_id, &checked, &key).await
 }
 
 #[tracing::instrument(skip_all, fields(order_id = %message.order_id()))]

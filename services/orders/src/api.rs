@@ -5,16 +5,18 @@
 //! error-to-status mapping stays in one place (`impl ServiceErrorCode`).
 //! ListOrders pages newest first with a keyset cursor ([`paging`]), so new
 //! orders never shift the pages a client is walking through. AcceptOrder is
-//! [`acceptance`], RaiseClaim and ListClaims are [`claims`]; ListNotices and
-//! GetSummary read what the consumers wrote.
+//! [`acceptance`], RaiseClaim and ListClaims are [`claims`], AmendOrder and
+//! ListAmendments are [`amendments`]; ListNotices and GetSummary read what
+//! the consumers wrote.
 
 use chrono::Utc;
 use gendan_grpc::{FieldError, into_status};
 use gendan_proto::timestamp_to;
 use gendan_proto::v1::order_service_server::OrderService;
 use gendan_proto::v1::{
-    AcceptOrderRequest, Claim, CreateOrderRequest, CreateOrderResponse, GetOrderRequest,
-    GetSummaryRequest, GetTimelineRequest, GetTimelineResponse, ListClaimsRequest,
+    AcceptOrderRequest, AmendOrderRequest, Amendment, Claim, CreateOrderRequest,
+    CreateOrderResponse, GetOrderRequest, GetSummaryRequest, GetTimelineRequest,
+    GetTimelineResponse, ListAmendmentsRequest, ListAmendmentsResponse, ListClaimsRequest,
     ListClaimsResponse, ListNoticesRequest, ListNoticesResponse, ListOrdersRequest,
     ListOrdersResponse, Order, OrderSummary, Phase, RaiseClaimRequest,
 };
@@ -24,7 +26,9 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::store::{self, Cursor, ListFilter};
-use crate::{Error, Result, acceptance, claims, intake, notices, paging, timeline, validate};
+use crate::{
+    Error, Result, acceptance, amendments, claims, intake, notices, paging, timeline, validate,
+};
 
 pub const DEFAULT_PAGE_SIZE: u32 = 50;
 pub const MAX_PAGE_SIZE: u32 = 500;
@@ -131,6 +135,22 @@ impl OrderApi {
     pub async fn claims(&self, order_id: &str) -> Result<ListClaimsResponse> {
         let claims = claims::list(&self.pool, order_id).await?;
         Ok(ListClaimsResponse { claims })
+    }
+
+    #[tracing::instrument(
+        skip_all,
+        fields(order_id = %request.order_id, client_request_id = %request.client_request_id),
+        err(level = "debug")
+    )]
+    pub async fn amend(&self, request: &AmendOrderRequest) -> Result<Amendment> {
+        let today = Utc::now().date_naive();
+        amendments::amend(&self.pool, request, today).await
+    }
+
+    #[tracing::instrument(skip_all, fields(order_id = %order_id), err(level = "debug"))]
+    pub async fn amendments(&self, order_id: &str) -> Result<ListAmendmentsResponse> {
+        let amendments = amendments::list(&self.pool, order_id).await?;
+        Ok(ListAmendmentsResponse { amendments })
     }
 
     #[tracing::instrument(skip_all, fields(order_id = %order_id), err(level = "debug"))]
@@ -268,6 +288,26 @@ impl OrderService for OrderApi {
         request: Request<ListClaimsRequest>,
     ) -> Result<Response<ListClaimsResponse>, Status> {
         self.claims(&request.get_ref().order_id)
+            .await
+            .map(Response::new)
+            .map_err(into_status)
+    }
+
+    async fn amend_order(
+        &self,
+        request: Request<AmendOrderRequest>,
+    ) -> Result<Response<Amendment>, Status> {
+        self.amend(request.get_ref())
+            .await
+            .map(Response::new)
+            .map_err(into_status)
+    }
+
+    async fn list_amendments(
+        &self,
+        request: Request<ListAmendmentsRequest>,
+    ) -> Result<Response<ListAmendmentsResponse>, Status> {
+        self.amendments(&request.get_ref().order_id)
             .await
             .map(Response::new)
             .map_err(into_status)

@@ -13,7 +13,9 @@
 //! - first-pass yield over final inspections (each inspection id once);
 //! - exceptions: stalls, risk flags, failed final inspections, late
 //!   materials, rejected documents, packing mismatches, decisions asked of a
-//!   person, each with a short note, and lessons written from them.
+//!   person, each with a short note, and lessons written from them;
+//! - amendments: each `OrderAmended`, with what it changed and the total
+//!   before and after ([`crate::amendments::closing`]).
 //!
 //! Events recorded before payloads were kept (`payload` NULL) are counted by
 //! type where the type alone is an exception and otherwise skipped.
@@ -150,6 +152,7 @@ pub fn summarize(
         closed_at: Some(timestamp_from(closed_at)),
         exceptions_by_kind,
         decisions,
+        amendments: crate::amendments::closing::lines(&facts.currency, events),
     }
 }
 

@@ -9,21 +9,26 @@
 //!   AcceptOrder ([`acceptance`]) records the customer's acceptance in phase
 //!   acceptance and announces `OrderAccepted`; RaiseClaim ([`claims`])
 //!   records a claim on the delivered goods instead and announces
-//!   `ClaimRaised`, and ListClaims reads them back; ListNotices and
-//!   GetSummary read the customer notices and the closing summary.
+//!   `ClaimRaised`, and ListClaims reads them back; AmendOrder
+//!   ([`amendments`]) changes the lines or the requested date until the
+//!   goods ship and announces `OrderAmended`, and ListAmendments reads them
+//!   back; ListNotices and GetSummary read the customer notices and the
+//!   closing summary.
 //! - The outbox relay publishes `gendan.evt.orders.*` events and the
 //!   `gendan.notify.customer` notices to JetStream.
 //! - [`commands`] consumes `gendan.cmd.orders.>` (durable `orders-commands`):
-//!   `ConfirmOrder` records the promised date and answers `OrderConfirmed`;
-//!   `CloseOrder` writes the [`closing`] summary, makes the order read-only
-//!   and answers `OrderClosed`; `ResolveClaim` records a claim's resolution,
-//!   answers `ClaimResolved` and, once no claim is open, accepts the order.
+//!   `ConfirmOrder` records the promised date of its revision (an amended
+//!   order is confirmed again) and answers `OrderConfirmed`
+//!   ([`confirmation`]); `CloseOrder` writes the [`closing`] summary, makes
+//!   the order read-only and answers `OrderClosed`; `ResolveClaim` records a
+//!   claim's resolution, answers `ClaimResolved` and, once no claim is open,
+//!   accepts the order.
 //! - [`timeline`] consumes every event on `gendan.evt.>` (durable
 //!   `orders-timeline`): events about our orders are appended to the
 //!   append-only timeline with a [`summary`] sentence and their payload, the
-//!   saga's events move the order's phase, projected date, risk flag and
-//!   workflow status, and the events a customer cares about become
-//!   [`notices`].
+//!   saga's events move the order's phase ([`phases`]: back too, when the
+//!   saga loops back), projected date, risk flag and workflow status, and
+//!   the events a customer cares about become [`notices`].
 //! - [`webhook`] delivers the stored notices to a configured URL, with
 //!   retries, shared between replicas.
 //!
@@ -33,13 +38,16 @@
 //! one of them fails.
 
 pub mod acceptance;
+pub mod amendments;
 pub mod api;
 pub mod claims;
 pub mod closing;
 pub mod commands;
+pub mod confirmation;
 pub mod intake;
 pub mod notices;
 pub mod paging;
+pub mod phases;
 pub mod register;
 pub mod store;
 pub mod summary;

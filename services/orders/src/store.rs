@@ -11,7 +11,8 @@ use gendan_proto::{date_to_string, timestamp_from};
 use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
-use crate::validate::NewOrder;
+use crate::phases::{PhaseMove, phase_move};
+use crate::validate::{NewLine, NewOrder};
 
 /// Workflow status values shown on `Order.workflow_status`.
 pub mod status {
@@ -139,8 +140,9 @@ pub async fn insert_order(
 ) -> sqlx::Result<()> {
     sqlx::query(
         "INSERT INTO orders (order_id, customer, currency, requested_delivery_date, incoterm, \
-         payment_terms, export, total_minor, phase, workflow_status, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)",
+         payment_terms, export, total_minor, phase, furthest_phase, workflow_status, created_at, \
+         updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11, $11)",
     )
     .bind(order_id)
     .bind(&order.customer)
@@ -156,12 +158,22 @@ pub async fn insert_order(
     .execute(&mut *conn)
     .await?;
 
+    insert_lines(conn, order_id, &order.lines).await
+}
+
+/// Inserts the order's lines, numbered 1, 2, … in the given order (the
+/// caller removed any earlier ones).
+pub async fn insert_lines(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+    lines: &[NewLine],
+) -> sqlx::Result<()> {
     // One statement for all lines: arrays unnested in line order.
-    let line_numbers: Vec<i32> = (1..).take(order.lines.len()).collect();
-    let products: Vec<&str> = order.lines.iter().map(|l| l.product.as_str()).collect();
-    let specs: Vec<&str> = order.lines.iter().map(|l| l.spec.as_str()).collect();
-    let quantities: Vec<i64> = order.lines.iter().map(|l| i64::from(l.quantity)).collect();
-    let prices: Vec<i64> = order.lines.iter().map(|l| l.unit_price_minor).collect();
+    let line_numbers: Vec<i32> = (1..).take(lines.len()).collect();
+    let products: Vec<&str> = lines.iter().map(|l| l.product.as_str()).collect();
+    let specs: Vec<&str> = lines.iter().map(|l| l.spec.as_str()).collect();
+    let quantities: Vec<i64> = lines.iter().map(|l| i64::from(l.quantity)).collect();
+    let prices: Vec<i64> = lines.iter().map(|l| l.unit_price_minor).collect();
     sqlx::query(
         "INSERT INTO order_lines (order_id, line_no, product, spec, quantity, unit_price_minor) \
          SELECT $1, * FROM unnest($2::int[], $3::text[], $4::text[], $5::bigint[], $6::bigint[])",
@@ -172,7 +184,7 @@ pub async fn insert_order(
     .bind(&specs)
     .bind(&quantities)
     .bind(&prices)
-    .execute(&mut *conn)
+    .execute(conn)
     .await?;
     Ok(())
 }
@@ -266,64 +278,38 @@ async fn with_lines(conn: &mut PgConnection, rows: Vec<OrderRow>) -> sqlx::Resul
         .collect())
 }
 
-/// What confirming found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Confirmation {
-    /// Confirmed now with this promised date.
-    Confirmed(NaiveDate),
-    /// Confirmed before; the promised date stored then.
-    AlreadyConfirmed(NaiveDate),
-    UnknownOrder,
-}
-
-/// Records the confirmation once; a repeat reports the stored promised date
-/// so the caller can re-announce it unchanged.
-pub async fn confirm(
+/// Applies a move of the order to `to` ([`phase_move`] decides; `from` is
+/// the phase the saga says it leaves, `None` for "forward only"). A closed
+/// order never moves (it is read-only).
+pub async fn move_phase(
     conn: &mut PgConnection,
     order_id: Uuid,
-    promised: NaiveDate,
-) -> sqlx::Result<Confirmation> {
-    let confirmed: Option<NaiveDate> = sqlx::query_scalar(
-        "UPDATE orders SET promised_delivery_date = $2, confirmed_at = now(), updated_at = now() \
-         WHERE order_id = $1 AND confirmed_at IS NULL AND closed_at IS NULL \
-         RETURNING promised_delivery_date",
-    )
-    .bind(order_id)
-    .bind(promised)
-    .fetch_optional(&mut *conn)
-    .await?
-    .flatten();
-    if let Some(date) = confirmed {
-        return Ok(Confirmation::Confirmed(date));
-    }
-    let stored: Option<Option<NaiveDate>> =
-        sqlx::query_scalar("SELECT promised_delivery_date FROM orders WHERE order_id = $1")
-            .bind(order_id)
-            .fetch_optional(&mut *conn)
-            .await?;
-    Ok(match stored {
-        None => Confirmation::UnknownOrder,
-        Some(date) => Confirmation::AlreadyConfirmed(date.unwrap_or(promised)),
-    })
-}
-
-/// Moves the order to `to` if that is later in the workflow than where it
-/// is (a late or replayed PhaseChanged must not move it back). Cancelled is
-/// the highest number, so nothing moves a cancelled order, and cancelling
-/// works from every phase. A closed order never moves (it is read-only).
-pub async fn advance_phase(
-    conn: &mut PgConnection,
-    order_id: Uuid,
+    from: Option<Phase>,
     to: Phase,
     projected: Option<NaiveDate>,
-) -> sqlx::Result<bool> {
-    debug_assert!(Phase::Cancelled as i32 > Phase::Closed as i32);
-    let updated = sqlx::query(
-        "UPDATE orders SET phase = $2, \
+) -> sqlx::Result<PhaseMove> {
+    let row: Option<(i32, i32)> = sqlx::query_as(
+        "SELECT phase, furthest_phase FROM orders \
+         WHERE order_id = $1 AND closed_at IS NULL FOR UPDATE",
+    )
+    .bind(order_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some((phase, furthest)) = row else {
+        return Ok(PhaseMove::Stayed);
+    };
+    let current = Phase::try_from(phase).unwrap_or(Phase::Unspecified);
+    let furthest = Phase::try_from(furthest).unwrap_or(current);
+    let verdict = phase_move(current, furthest, from, to);
+    if !verdict.moved() {
+        return Ok(verdict);
+    }
+    sqlx::query(
+        "UPDATE orders SET phase = $2, furthest_phase = GREATEST(furthest_phase, $2), \
              projected_delivery_date = COALESCE($3, projected_delivery_date), \
              workflow_status = CASE WHEN $2 = $4 THEN $5 ELSE workflow_status END, \
              updated_at = now() \
-         WHERE order_id = $1 AND phase < $2 AND closed_at IS NULL",
+         WHERE order_id = $1",
     )
     .bind(order_id)
     .bind(to as i32)
@@ -331,9 +317,21 @@ pub async fn advance_phase(
     .bind(Phase::Cancelled as i32)
     .bind(status::CANCELLED)
     .execute(conn)
-    .await?
-    .rows_affected();
-    Ok(updated == 1)
+    .await?;
+    Ok(verdict)
+}
+
+/// Moves the order forward to `to` if that is later in the workflow than
+/// where it is; `true` when it moved.
+pub async fn advance_phase(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+    to: Phase,
+    projected: Option<NaiveDate>,
+) -> sqlx::Result<bool> {
+    Ok(move_phase(conn, order_id, None, to, projected)
+        .await?
+        .moved())
 }
 
 /// Records the saga's latest delivery risk verdict (not on a closed order).

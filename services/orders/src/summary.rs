@@ -5,14 +5,15 @@
 //! payload ("Phase review → confirmed"). The sentence is written once, when
 //! the event is recorded; events of types this build does not know (a newer
 //! service, an external adapter) still get a generic sentence naming the type.
+//! [`money`] and [`amount`] are how orders writes money everywhere.
 
 use gendan_proto::TypeName;
 use gendan_proto::v1::{
     CapacityChecked, ClaimRaised, ClaimResolved, DecisionMade, DecisionRequested,
-    DeliveryRiskChanged, Envelope, ExceptionClosed, ExceptionOpened, OrderAccepted, OrderCancelled,
-    OrderClosed, OrderConfirmed, OrderCreated, Phase, PhaseChanged, ReworkCompleted, ReworkPlanned,
-    SagaCompleted, SagaResumed, SagaStalled, WorkOrderCancelled, WorkOrderCompleted,
-    WorkOrderPlanned, WorkOrderPlanningFailed, WorkOrderProgressed,
+    DeliveryRiskChanged, Envelope, ExceptionClosed, ExceptionOpened, OrderAccepted, OrderAmended,
+    OrderCancelled, OrderClosed, OrderConfirmed, OrderCreated, Phase, PhaseChanged,
+    ReworkCompleted, ReworkPlanned, SagaCompleted, SagaResumed, SagaStalled, WorkOrderCancelled,
+    WorkOrderCompleted, WorkOrderPlanned, WorkOrderPlanningFailed, WorkOrderProgressed,
 };
 use prost::Message;
 
@@ -37,9 +38,26 @@ fn specific(envelope: &Envelope) -> Option<String> {
         }
         OrderConfirmed::TYPE_NAME => {
             let event = OrderConfirmed::decode(payload).ok()?;
+            if event.revision > 1 {
+                format!(
+                    "Order confirmed again (amendment): delivery promised for {}",
+                    or_unknown(&event.promised_delivery_date)
+                )
+            } else {
+                format!(
+                    "Order confirmed: promised delivery {}",
+                    or_unknown(&event.promised_delivery_date)
+                )
+            }
+        }
+        OrderAmended::TYPE_NAME => {
+            let amendment = OrderAmended::decode(payload).ok()?.amendment?;
             format!(
-                "Order confirmed: promised delivery {}",
-                or_unknown(&event.promised_delivery_date)
+                "Amendment {} by {} ({}): {}",
+                amendment.number,
+                amendment.requested_by,
+                amendment.reason,
+                crate::amendments::changes::joined(&amendment.changes)
             )
         }
         OrderAccepted::TYPE_NAME => {
@@ -336,6 +354,12 @@ fn plural(count: usize, one: &str, many: &str) -> String {
 
 /// `12345, "USD"` → `"123.45 USD"`, using the currency's ISO 4217 minor unit.
 pub fn money(minor: i64, currency: &str) -> String {
+    format!("{} {currency}", amount(minor, currency))
+}
+
+/// `12345, "USD"` → `"123.45"`: the amount alone, in the currency's ISO
+/// 4217 minor unit (for "12.00 → 12.50" where the currency is said once).
+pub fn amount(minor: i64, currency: &str) -> String {
     let exponent: u32 = match currency {
         "BIF" | "CLP" | "DJF" | "GNF" | "ISK" | "JPY" | "KMF" | "KRW" | "PYG" | "RWF" | "UGX"
         | "VND" | "VUV" | "XAF" | "XOF" | "XPF" => 0,
@@ -343,14 +367,14 @@ pub fn money(minor: i64, currency: &str) -> String {
         _ => 2,
     };
     if exponent == 0 {
-        return format!("{minor} {currency}");
+        return minor.to_string();
     }
     let scale = 10_i64.pow(exponent);
     let sign = if minor < 0 { "-" } else { "" };
     let magnitude = minor.unsigned_abs();
     let scale = scale.unsigned_abs();
     format!(
-        "{sign}{}.{:0width$} {currency}",
+        "{sign}{}.{:0width$}",
         magnitude / scale,
         magnitude % scale,
         width = exponent as usize
@@ -507,5 +531,48 @@ mod tests {
         assert_eq!(money(12_345, "KWD"), "12.345 KWD");
         assert_eq!(money(-150, "CNY"), "-1.50 CNY");
         assert_eq!(money(i64::MIN, "USD"), "-92233720368547758.08 USD");
+        assert_eq!(amount(1250, "USD"), "12.50");
+        assert_eq!(amount(1250, "JPY"), "1250");
+    }
+
+    #[test]
+    fn amendments_and_confirmations_again_read_as_sentences() {
+        use gendan_proto::v1::Amendment;
+
+        let amended = OrderAmended {
+            order: None,
+            amendment: Some(Amendment {
+                number: 1,
+                requested_by: "buyer@acme".to_owned(),
+                reason: "PO rev B".to_owned(),
+                changes: vec![
+                    "SHIRT-01 quantity 100 → 120".to_owned(),
+                    "requested date 2027-03-01 → 2027-03-15".to_owned(),
+                ],
+                ..Default::default()
+            }),
+        };
+        assert_eq!(
+            describe(&envelope(&amended)),
+            "Amendment 1 by buyer@acme (PO rev B): SHIRT-01 quantity 100 → 120; requested \
+             date 2027-03-01 → 2027-03-15"
+        );
+        let again = OrderConfirmed {
+            order_id: String::new(),
+            promised_delivery_date: "2027-03-20".to_owned(),
+            revision: 2,
+        };
+        assert_eq!(
+            describe(&envelope(&again)),
+            "Order confirmed again (amendment): delivery promised for 2027-03-20"
+        );
+        let first = OrderConfirmed {
+            revision: 0,
+            ..again
+        };
+        assert_eq!(
+            describe(&envelope(&first)),
+            "Order confirmed: promised delivery 2027-03-20"
+        );
     }
 }

@@ -6,7 +6,8 @@
 //! the handler of the `orders-timeline` consumer: every event on
 //! `gendan.evt.>` about an order we know is appended, the saga's events
 //! also update the order's read model (phase, projected date, risk, workflow
-//! status, open exceptions), and the events a customer cares about become a customer notice
+//! status, open exceptions; a phase moves as [`crate::phases`] says), and
+//! the events a customer cares about become a customer notice
 //! ([`notices`](crate::notices)) in the same transaction. Events for orders we
 //! do not know (another deployment's, or a garbled order id) are skipped:
 //! they are not ours to record. A closed order still gets timeline entries
@@ -22,6 +23,7 @@ use gendan_proto::{TypeName, timestamp_from, timestamp_to};
 use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
+use crate::phases::PhaseMove;
 use crate::store::{self, status};
 use crate::{notices, summary};
 
@@ -172,10 +174,13 @@ impl Handler for EventRecorder {
             // which are recorded when they are written).
             return Ok(());
         }
-        let phase_moved = apply_to_read_model(conn, order_id, message).await?;
+        let phase_move = apply_to_read_model(conn, order_id, message).await?;
         // A PhaseChanged that did not move the order (late, replayed, or
-        // about a closed order) tells the customer nothing true.
-        if message.is::<PhaseChanged>() && !phase_moved {
+        // about a closed order) tells the customer nothing true; one that
+        // moved it back, or forward again to a phase it had reached before
+        // a loop back (an amendment reviewed again), tells them nothing new:
+        // the amendment's own notices do.
+        if message.is::<PhaseChanged>() && phase_move != PhaseMove::Forward {
             return Ok(());
         }
         notices::on_event(
@@ -189,22 +194,23 @@ impl Handler for EventRecorder {
     }
 }
 
-/// Saga events that change what GetOrder shows; `true` when a PhaseChanged
-/// moved the order.
+/// Saga events that change what GetOrder shows; how a PhaseChanged moved
+/// the order ([`PhaseMove::Stayed`] for every other event).
 async fn apply_to_read_model(
     conn: &mut PgConnection,
     order_id: Uuid,
     message: &Incoming,
-) -> Result<bool, HandlerError> {
+) -> Result<PhaseMove, HandlerError> {
     match message.type_name() {
         PhaseChanged::TYPE_NAME => {
             let event: PhaseChanged = message.payload()?;
             let Ok(to) = Phase::try_from(event.to) else {
                 tracing::warn!(to = event.to, "phase change to an unknown phase ignored");
-                return Ok(false);
+                return Ok(PhaseMove::Stayed);
             };
+            let from = Phase::try_from(event.from).ok();
             let projected = date_field("projected_delivery_date", &event.projected_delivery_date);
-            return Ok(store::advance_phase(conn, order_id, to, projected).await?);
+            return Ok(store::move_phase(conn, order_id, from, to, projected).await?);
         }
         DeliveryRiskChanged::TYPE_NAME => {
             let event: DeliveryRiskChanged = message.payload()?;
@@ -240,7 +246,7 @@ async fn apply_to_read_model(
         }
         _ => {}
     }
-    Ok(false)
+    Ok(PhaseMove::Stayed)
 }
 
 /// An optional date in an event: empty means "not known"; a malformed one is

@@ -1,6 +1,8 @@
 //! Checks a `CreateOrderRequest` field by field and turns it into a
 //! [`NewOrder`], the only shape the store accepts; likewise an
-//! `AcceptOrderRequest` into an [`Acceptance`], and order ids.
+//! `AcceptOrderRequest` into an [`Acceptance`], and order ids. The line
+//! rules ([`order_lines`]) and the date rule are shared with AmendOrder
+//! ([`crate::amendments::validate`]).
 //!
 //! Each rule fails with a [`FieldError`] naming the field path the caller
 //! sent (`lines[1].quantity`), so a sales system can point its user at the
@@ -9,7 +11,7 @@
 
 use chrono::NaiveDate;
 use gendan_grpc::FieldError;
-use gendan_proto::v1::{AcceptOrderRequest, CreateOrderRequest};
+use gendan_proto::v1::{AcceptOrderRequest, CreateOrderRequest, OrderLine};
 use uuid::Uuid;
 
 pub const MAX_REQUEST_ID_CHARS: usize = 128;
@@ -99,18 +101,50 @@ pub fn new_order(request: &CreateOrderRequest, today: NaiveDate) -> Result<NewOr
     let client_request_id = client_request_id(&request.client_request_id)?.to_owned();
     let customer = text("customer", &request.customer, MAX_CUSTOMER_CHARS)?;
 
-    if request.lines.is_empty() {
+    let (lines, total_minor) = order_lines(&request.lines, MAX_LINES)?;
+
+    let currency = currency(&request.currency)?;
+    let requested_delivery_date = delivery_date(&request.requested_delivery_date, today)?;
+    let incoterm = incoterm(&request.incoterm)?;
+    let payment_terms = text(
+        "payment_terms",
+        &request.payment_terms,
+        MAX_PAYMENT_TERMS_CHARS,
+    )?;
+
+    Ok(NewOrder {
+        client_request_id,
+        customer,
+        lines,
+        currency,
+        requested_delivery_date,
+        incoterm,
+        payment_terms,
+        export: request.export,
+        total_minor,
+    })
+}
+
+/// The lines of an order (CreateOrder, AmendOrder): 1 to `max_lines`, each
+/// with a product, a spec of bounded length, a quantity above 0 and a
+/// price not below 0; returns them trimmed with the order total, summed
+/// with checked arithmetic.
+pub fn order_lines(
+    lines: &[OrderLine],
+    max_lines: usize,
+) -> Result<(Vec<NewLine>, i64), FieldError> {
+    if lines.is_empty() {
         return Err(FieldError::new("lines", "an order needs at least one line"));
     }
-    if request.lines.len() > MAX_LINES {
+    if lines.len() > max_lines {
         return Err(FieldError::new(
             "lines",
-            format!("at most {MAX_LINES} lines per order"),
+            format!("at most {max_lines} lines per order"),
         ));
     }
-    let mut lines = Vec::with_capacity(request.lines.len());
+    let mut validated = Vec::with_capacity(lines.len());
     let mut total_minor: i64 = 0;
-    for (index, line) in request.lines.iter().enumerate() {
+    for (index, line) in lines.iter().enumerate() {
         let product = text(
             &format!("lines[{index}].product"),
             &line.product,
@@ -146,34 +180,14 @@ pub fn new_order(request: &CreateOrderRequest, today: NaiveDate) -> Result<NewOr
                 "the order total is too large",
             )
         })?;
-        lines.push(NewLine {
+        validated.push(NewLine {
             product,
             spec: line.spec.trim().to_owned(),
             quantity: line.quantity,
             unit_price_minor: line.unit_price_minor,
         });
     }
-
-    let currency = currency(&request.currency)?;
-    let requested_delivery_date = delivery_date(&request.requested_delivery_date, today)?;
-    let incoterm = incoterm(&request.incoterm)?;
-    let payment_terms = text(
-        "payment_terms",
-        &request.payment_terms,
-        MAX_PAYMENT_TERMS_CHARS,
-    )?;
-
-    Ok(NewOrder {
-        client_request_id,
-        customer,
-        lines,
-        currency,
-        requested_delivery_date,
-        incoterm,
-        payment_terms,
-        export: request.export,
-        total_minor,
-    })
+    Ok((validated, total_minor))
 }
 
 /// A validated AcceptOrder request.
@@ -247,7 +261,8 @@ fn currency(code: &str) -> Result<String, FieldError> {
     Err(FieldError::new("currency", problem))
 }
 
-fn delivery_date(text: &str, today: NaiveDate) -> Result<NaiveDate, FieldError> {
+/// A `requested_delivery_date`: YYYY-MM-DD, not before `today`.
+pub(crate) fn delivery_date(text: &str, today: NaiveDate) -> Result<NaiveDate, FieldError> {
     let field = "requested_delivery_date";
     let date = gendan_proto::date_from_str(text)
         .ok_or_else(|| FieldError::new(field, format!("{text:?} is not a YYYY-MM-DD date")))?;
@@ -275,7 +290,6 @@ fn incoterm(code: &str) -> Result<String, FieldError> {
 
 #[cfg(test)]
 mod tests {
-    use gendan_proto::v1::OrderLine;
     use proptest::prelude::*;
 
     use super::*;

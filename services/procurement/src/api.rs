@@ -23,7 +23,7 @@ use tonic::{Request, Response, Status};
 
 use crate::clock::Calendar;
 use crate::purchasing;
-use crate::{Error, Result, catalog, delays, milli_to_f64, validate};
+use crate::{Error, Result, catalog, delays, milli_to_f64, validate, views};
 
 #[derive(Debug, Clone)]
 pub struct ProcurementApi {
@@ -156,7 +156,7 @@ impl ProcurementApi {
         let order_id = validate::required_text(&request.order_id, "order_id")?;
         // One snapshot, so the requirements and the POs agree.
         let mut tx = self.pool.begin().await?;
-        let materials = purchasing::order_materials(&mut tx, &order_id)
+        let materials = views::order_materials(&mut tx, &order_id)
             .await?
             .ok_or_else(|| Error::OrderNotFound(order_id.clone()))?;
         tx.rollback().await?;
@@ -172,7 +172,7 @@ impl ProcurementApi {
         let po = purchasing::find_po(&mut conn, po_id, false)
             .await?
             .ok_or_else(|| Error::UnknownPurchaseOrder(po_id.to_string()))?;
-        purchasing::purchase_order_proto(&mut conn, &po).await
+        views::purchase_order_proto(&mut conn, &po).await
     }
 
     async fn confirm(&self, request: &ConfirmPurchaseOrderRequest) -> Result<PurchaseOrder> {
@@ -212,7 +212,7 @@ impl ProcurementApi {
         let po = purchasing::find_po(&mut tx, po_id, false)
             .await?
             .ok_or_else(|| Error::UnknownPurchaseOrder(po_id.to_string()))?;
-        let answer = purchasing::purchase_order_proto(&mut tx, &po).await?;
+        let answer = views::purchase_order_proto(&mut tx, &po).await?;
         tx.commit().await?;
         Ok(answer)
     }

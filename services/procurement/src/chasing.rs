@@ -7,7 +7,10 @@
 //! - [`lateness`] decides what is late: pure, tested below. A cancelled or
 //!   received PO is never late, nor one whose goods are all at the dock
 //!   (even if still awaiting inspection: the supplier delivered; a rejected
-//!   lot is re-ordered by [`inspections`](crate::inspections)).
+//!   lot is re-ordered by [`inspections`](crate::inspections)). A PO an
+//!   amended order cancelled is never chased, and one it reduced is chased
+//!   for its reduced quantity: the amendment lowers the PO's own quantity
+//!   ([`holdings`](crate::holdings)), which is what is read here.
 //! - [`ChaseWorker`] runs it over the stored POs. Each chase is a row
 //!   (`purchase_order_chases`) written with its events in one transaction
 //!   per batch, so a chase is announced once, survives restarts, and
@@ -351,6 +354,23 @@ mod tests {
             ..po("open")
         };
         assert!(lateness(&delivered, day("2026-03-20")).is_empty());
+    }
+
+    #[test]
+    fn a_po_reduced_by_an_amendment_is_chased_for_its_reduced_quantity() {
+        // 100 m reduced to 60 m: 60 m delivered is all of it.
+        let reduced = Watched {
+            quantity_milli: 60_000,
+            delivered_milli: 60_000,
+            ..po("confirmed")
+        };
+        assert!(lateness(&reduced, day("2026-03-20")).is_empty());
+        // 40 m of the 60 m delivered: late for the rest.
+        let short = Watched {
+            delivered_milli: 40_000,
+            ..reduced
+        };
+        assert_eq!(lateness(&short, day("2026-03-10")).len(), 1);
     }
 
     #[test]

@@ -2,8 +2,9 @@
 //!
 //! | command | key | first time | repeat |
 //! | --- | --- | --- | --- |
-//! | `CheckMaterials` | none (reads only) | explodes the BOM, nets it against what the order may count on; `MaterialsChecked` (a product without a BOM or a short material nobody offers is its `problem`, not a failure: the saga needs a reply) | the same check on the current state |
-//! | `ProcureMaterials` | order | reserves free stock, claims unallocated quantities on open POs, places POs for the shortages; `PurchaseOrderPlaced` each, `MaterialsOrdered` (+ `MaterialsReady` when nothing is awaited). Cannot be done (no BOM, no offer, order cancelled): `ProcurementFailed`, nothing stored, so a repeat after the catalogue is fixed succeeds | `MaterialsOrdered` again from what is stored, nothing placed |
+//! | `CheckMaterials` | none (reads only) | explodes the BOM, nets it against what the order may count on; `MaterialsChecked` (a product without a BOM or a short material nobody offers is its `problem`, not a failure: the saga needs a reply). An order that already holds supply (reservations, PO quantities allocated to it, received goods: an amended order checked again) counts it as its own and nets only the difference against free stock and other open POs ([`holdings`]); an order holding nothing is checked as before | the same check on the current state |
+//! | `ProcureMaterials` (first, or no order record yet) | order | reserves free stock, claims unallocated quantities on open POs, places POs for the shortages; `PurchaseOrderPlaced` each, `MaterialsOrdered` with the command's `revision` (0 counts as 1; stored as the order's applied revision) (+ `MaterialsReady` of that revision when nothing is awaited). Cannot be done (no BOM, no offer, order cancelled): `ProcurementFailed`, nothing stored, so a repeat after the catalogue is fixed succeeds | `MaterialsOrdered` of the applied revision again (the stored answer, same event id), nothing placed |
+//! | `ProcureMaterials` (`revision` above the applied one: an amended order) | order + revision | in one transaction nets the new need against what the order holds ([`amendments`](crate::amendments)): a shortfall is netted and bought as the first time (`PurchaseOrderPlaced`); a surplus reduces or cancels the order's PO quantities not yet delivered, latest PO first (never below the supplier's MOQ, what was delivered or what other orders expect; a PO nobody expects anything from is cancelled), then releases its stock reservation; received goods stay with the order as excess. `MaterialsOrdered` of the revision with the order's awaited POs and one `adjustments` line per change (+ `MaterialsReady` of the revision at once when everything needed is in). Cannot be done (no BOM, no offer for a shortfall): `ProcurementFailed`, nothing changed, the applied revision stays | same revision: the stored `MaterialsOrdered` again (same event id), nothing changed; an older revision: the applied revision's `MaterialsOrdered`, nothing changed |
 //! | `CancelMaterials` | order | releases reservations and allocations, cancels open POs; `MaterialsCancelled`. Before any procurement: records the order as cancelled, so a late `ProcureMaterials` buys nothing | the stored counts again |
 //! | `ResourceMaterials` | purchase order | orders the late PO's open quantity from the next supplier offer (purchasing's rule, the late supplier excluded), moves the orders it served onto the new PO, cancels it; `PurchaseOrderPlaced`, `MaterialsResourced` with the new PO and its date, `MaterialsDelayed` for each order whose material date moved. PO not open, a lot awaiting inspection, or no other offer: `MaterialsResourced` with `problem`, nothing changed | `MaterialsResourced` again from what is stored, no second PO |
 //! | `AcceptSupplierDelay` | purchase order + date | the PO's expected date becomes `new_expected_date` (a new date to chase); `SupplierDelayAccepted`, `MaterialsDelayed` for each order whose material date moved | `SupplierDelayAccepted` again, nothing moved |
@@ -17,6 +18,9 @@
 //! "Today" (placed dates, confirm-by dates, date checks) is the service's
 //! [`Calendar`]. Every answer is written to the outbox on the consumer's
 //! connection, so it commits with the effect and the inbox record.
+//! `MaterialsOrdered` is the fact `materials:<order>:<revision>` and
+//! `MaterialsReady` the fact `materials_ready:<order>:<revision>`
+//! ([`revisions`]): announced again, each keeps its event id.
 
 use chrono::NaiveDate;
 use gendan_messaging::outbox;
@@ -32,7 +36,7 @@ use uuid::Uuid;
 use crate::clock::Calendar;
 use crate::netting::{self, Plan};
 use crate::purchasing::{self, STATUS_CANCELLED};
-use crate::{Error, SERVICE, catalog, delays, milli_to_f64, validate};
+use crate::{Error, SERVICE, catalog, delays, holdings, milli_to_f64, revisions, validate};
 
 /// Handles `gendan.cmd.procurement.*`.
 #[derive(Debug, Clone, Default)]
@@ -117,10 +121,36 @@ async fn check_materials(
 ) -> Result<(), HandlerError> {
     let order_id = message.order_id_or(&command.order_id)?;
     let today = calendar.today();
-    let plan = plan_order(conn, &order_id, &command.items, &command.needed_by, today).await?;
+    let held = holdings::load(conn, &order_id).await?;
+    let answer = if holdings::holds_anything(&held) {
+        // An amended order checked again: what it holds is its own.
+        holdings::check(conn, &order_id, &held, &command, today).await?
+    } else {
+        checked(conn, &order_id, &command, today).await?
+    };
+    tracing::info!(
+        shortages = answer.shortages.len(),
+        earliest_material_date = %answer.earliest_material_date,
+        problem = %answer.problem,
+        "materials checked"
+    );
+    let event = Outgoing::event(SERVICE, &order_id, &answer, &Cause::from_incoming(message));
+    outbox::write(conn, &[event]).await?;
+    Ok(())
+}
+
+/// The check of an order that holds nothing: the items netted against
+/// what it may count on.
+async fn checked(
+    conn: &mut PgConnection,
+    order_id: &str,
+    command: &CheckMaterials,
+    today: NaiveDate,
+) -> Result<MaterialsChecked, HandlerError> {
+    let plan = plan_order(conn, order_id, &command.items, &command.needed_by, today).await?;
     let units = catalog::units(conn).await.map_err(HandlerError::from)?;
-    let answer = MaterialsChecked {
-        order_id: order_id.clone(),
+    Ok(MaterialsChecked {
+        order_id: order_id.to_owned(),
         shortages: plan
             .shortages()
             .map(|line| MaterialShortage {
@@ -144,20 +174,18 @@ async fn check_materials(
             String::new()
         },
         problem: plan.problem(),
-    };
-    tracing::info!(
-        shortages = answer.shortages.len(),
-        earliest_material_date = %answer.earliest_material_date,
-        problem = %answer.problem,
-        "materials checked"
-    );
-    let event = Outgoing::event(SERVICE, &order_id, &answer, &Cause::from_incoming(message));
-    outbox::write(conn, &[event]).await?;
-    Ok(())
+    })
 }
 
-/// The fact key of an order's `MaterialsOrdered`: one per order.
-const ORDERED: &str = "materials_ordered";
+/// `ProcurementFailed` for `order_id`: it cannot be procured as asked.
+fn cannot_procure(order_id: &str, reason: &str, cause: &Cause) -> Outgoing {
+    let failed = ProcurementFailed {
+        order_id: order_id.to_owned(),
+        reason: format!("cannot procure materials for order {order_id}: {reason}"),
+    };
+    tracing::warn!(reason = %failed.reason, "procurement failed");
+    Outgoing::event(SERVICE, order_id, &failed, cause)
+}
 
 #[tracing::instrument(skip_all, fields(order_id = %message.order_id()))]
 async fn procure_materials(
@@ -169,6 +197,7 @@ async fn procure_materials(
     let order_id = message.order_id_or(&command.order_id)?;
     let cause = Cause::from_incoming(message);
     let today = calendar.today();
+    let requested = revisions::requested(command.revision);
     // Taken before the existence check so two replicas handling a re-sent
     // command at once cannot both buy for the order.
     purchasing::lock(conn).await?;
@@ -184,11 +213,27 @@ async fn procure_materials(
             return Ok(());
         }
         Some(_) => {
-            tracing::info!("already procured, answering again");
-            let ordered = purchasing::ordered_event(conn, &order_id).await?;
-            // The same fact as the first answer: it keeps its event id.
-            let event = Outgoing::fact(SERVICE, &order_id, &ordered, &cause, ORDERED);
-            outbox::write(conn, &[event]).await?;
+            let applied = revisions::applied(conn, &order_id).await?;
+            if requested <= applied {
+                tracing::info!(
+                    requested,
+                    applied,
+                    "revision already applied, answering again"
+                );
+                let ordered = revisions::answer(conn, &order_id).await?;
+                // The same fact as the first answer: it keeps its event id.
+                outbox::write(conn, &[revisions::ordered_fact(&ordered, &cause)]).await?;
+                return Ok(());
+            }
+            let amended = holdings::amend(conn, &order_id, &command, requested, calendar, &cause);
+            let events = match amended.await {
+                Ok(events) => events,
+                // Only raised by the checks `amend` makes before its first
+                // write: the applied revision stays.
+                Err(Error::NotAllowed(reason)) => vec![cannot_procure(&order_id, &reason, &cause)],
+                Err(err) => return Err(err.into()),
+            };
+            outbox::write(conn, &events).await?;
             return Ok(());
         }
         None => {}
@@ -196,43 +241,31 @@ async fn procure_materials(
 
     let plan = plan_order(conn, &order_id, &command.items, &command.needed_by, today).await?;
     if !plan.problems.is_empty() {
-        let failed = ProcurementFailed {
-            order_id: order_id.clone(),
-            reason: format!(
-                "cannot procure materials for order {order_id}: {}",
-                plan.problem()
-            ),
-        };
-        tracing::warn!(reason = %failed.reason, "procurement failed");
-        let event = Outgoing::event(SERVICE, &order_id, &failed, &cause);
+        let event = cannot_procure(&order_id, &plan.problem(), &cause);
         outbox::write(conn, &[event]).await?;
         return Ok(());
     }
 
     let confirm_by = calendar.confirm_by(today);
-    let events = match procure(conn, &order_id, &plan, today, confirm_by, &cause).await {
+    let procured = procure(conn, &order_id, &plan, requested, today, confirm_by, &cause);
+    let events = match procured.await {
         Ok(events) => events,
         // Only raised by the checks `procure` makes before its first write.
-        Err(Error::NotAllowed(reason)) => {
-            let failed = ProcurementFailed {
-                order_id: order_id.clone(),
-                reason: format!("cannot procure materials for order {order_id}: {reason}"),
-            };
-            tracing::warn!(reason = %failed.reason, "procurement failed");
-            vec![Outgoing::event(SERVICE, &order_id, &failed, &cause)]
-        }
+        Err(Error::NotAllowed(reason)) => vec![cannot_procure(&order_id, &reason, &cause)],
         Err(err) => return Err(err.into()),
     };
     outbox::write(conn, &events).await?;
     Ok(())
 }
 
-/// Stores the reservations, allocations and purchase orders of `plan` and
-/// returns the events to announce.
+/// Stores the reservations, allocations and purchase orders of `plan` as
+/// the order's first applied revision, `revision`, and returns the events
+/// to announce.
 async fn procure(
     conn: &mut PgConnection,
     order_id: &str,
     plan: &Plan,
+    revision: u32,
     today: NaiveDate,
     confirm_by: NaiveDate,
     cause: &Cause,
@@ -285,11 +318,12 @@ async fn procure(
     }
     let expected = purchasing::expected_ready_date(conn, order_id, today).await?;
     purchasing::set_expected_ready_date(conn, order_id, expected).await?;
-    let ordered = purchasing::ordered_event(conn, order_id).await?;
-    events.push(Outgoing::fact(SERVICE, order_id, &ordered, cause, ORDERED));
-    if let Some(ready) = purchasing::mark_ready_if_complete(conn, order_id, today).await? {
+    let purchase_orders = purchasing::purchase_order_ids(conn, order_id).await?;
+    let ordered = revisions::record(conn, order_id, revision, &purchase_orders, Vec::new()).await?;
+    events.push(revisions::ordered_fact(&ordered, cause));
+    if let Some(ready) = revisions::mark_ready_if_complete(conn, order_id, today).await? {
         tracing::info!("materials ready from stock");
-        events.push(Outgoing::event(SERVICE, order_id, &ready, cause));
+        events.push(revisions::ready_fact(&ready, cause));
     }
     Ok(events)
 }

@@ -2,8 +2,10 @@
 //! other quality event is ignored.
 //!
 //! - `IncomingInspectionPassed`: the lot enters stock and is reserved for the
-//!   orders waiting on its purchase order; each such order that now waits
-//!   for nothing announces `MaterialsReady` (once).
+//!   orders waiting on its purchase order; each such order whose
+//!   reservations now cover everything it needs at its applied revision
+//!   announces `MaterialsReady` of that revision (once per revision, see
+//!   [`revisions`](crate::revisions)).
 //! - `IncomingInspectionFailed`: the lot is recorded as returned to the
 //!   supplier and counted as rejected on its PO. While the PO was open, the
 //!   rejected quantity is re-ordered on a replacement PO chosen by the usual
@@ -27,7 +29,7 @@ use sqlx::PgConnection;
 use crate::clock::Calendar;
 use crate::netting::{self, Purchase};
 use crate::purchasing::{self, LotRow, PoRow, STATUS_ORDERED};
-use crate::{SERVICE, catalog, milli_to_f64, validate};
+use crate::{SERVICE, catalog, milli_to_f64, revisions, validate};
 
 /// Handles `gendan.evt.quality.*`.
 #[derive(Debug, Clone, Default)]
@@ -140,11 +142,9 @@ async fn passed(
     let today = calendar.today();
     let mut events = Vec::new();
     for order_id in purchasing::orders_supplied_by(conn, &po).await? {
-        if let Some(ready) = purchasing::mark_ready_if_complete(conn, &order_id, today).await? {
-            tracing::info!(%order_id, "materials ready");
-            events.push(Outgoing::event(
-                SERVICE,
-                &order_id,
+        if let Some(ready) = revisions::mark_ready_if_complete(conn, &order_id, today).await? {
+            tracing::info!(%order_id, revision = ready.revision, "materials ready");
+            events.push(revisions::ready_fact(
                 &ready,
                 &cause_for(message, &order_id),
             ));

@@ -10,12 +10,21 @@
 //!   netting against free stock and open purchase orders, supplier choice
 //!   and purchase quantities, the earliest material date.
 //! - [`purchasing`] keeps stock, reservations, purchase orders, their
-//!   allocation to orders and received lots, under one advisory lock.
+//!   allocation to orders and received lots, under one advisory lock;
+//!   [`views`] reads them back as the gRPC API shows them.
 //! - [`commands`] consumes saga commands (`gendan.cmd.procurement.*`, its
 //!   module doc has the contract table): `CheckMaterials`,
 //!   `ProcureMaterials` (places POs, each with a confirm-by date),
 //!   `CancelMaterials`, and for a late PO `ResourceMaterials` and
 //!   `AcceptSupplierDelay`, carried out by [`delays`].
+//! - An amended order: `ProcureMaterials` with the next revision, and
+//!   `CheckMaterials` of an order that already holds supply, net the new
+//!   need against what the order holds. [`amendments`] is the pure rule
+//!   (shortfall netted and bought, surplus given back on POs latest first,
+//!   then on reservations; received goods stay), [`holdings`] loads what an
+//!   order holds and applies the rule, [`revisions`] keeps the revision
+//!   applied per order, each revision's answer, and decides readiness
+//!   (`MaterialsReady` once per revision).
 //! - [`chasing`] is a worker: each pass finds POs not confirmed by their
 //!   confirm-by date or not received by their expected date and announces
 //!   `PurchaseOrderLate` (with the next supplier offer) to every order
@@ -32,16 +41,20 @@
 //! - Every event goes through the outbox in the transaction that changed the
 //!   state; the relay publishes it.
 
+pub mod amendments;
 pub mod api;
 pub mod catalog;
 pub mod chasing;
 pub mod clock;
 pub mod commands;
 pub mod delays;
+pub mod holdings;
 pub mod inspections;
 pub mod netting;
 pub mod purchasing;
+pub mod revisions;
 pub mod validate;
+pub mod views;
 pub mod wms;
 
 use std::sync::Arc;

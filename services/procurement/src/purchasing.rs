@@ -16,20 +16,24 @@
 //!   free stock.
 //! - **Rejection**: a failed lot is returned and re-ordered; allocations the
 //!   PO can no longer cover move to the replacement PO, latest claim first.
+//! - **Amendment**: an amended order keeps what it holds and nets only the
+//!   difference against what no order holds ([`unheld_supplies`]); a surplus
+//!   shrinks or cancels its POs and releases its reservations
+//!   ([`amendments`](crate::amendments), [`holdings`](crate::holdings)).
+//!
+//! What the gRPC API shows of these records (an order's materials, a
+//! purchase order with its lots) is read by [`views`](crate::views).
 //!
 //! Every change runs under [`lock`], one transaction-scoped advisory lock for
 //! the whole service: netting reads free stock and unallocated POs and then
 //! claims them, and two orders netting at once must not claim the same metre
 //! twice. Procurement writes are rare next to reads, so one lock is cheap.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use gendan_proto::v1::{
-    MaterialRequirement, MaterialsOrdered, MaterialsReady, OrderMaterials, PurchaseOrder,
-    PurchaseOrderPlaced, ReceivedLot, Reservation,
-};
-use gendan_proto::{date_to_string, timestamp_from};
+use gendan_proto::date_to_string;
+use gendan_proto::v1::PurchaseOrderPlaced;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -59,12 +63,34 @@ pub async fn supplies_for(
     order_id: &str,
     materials: &[String],
 ) -> Result<HashMap<String, Supply>> {
+    supplies(conn, Some(order_id), materials).await
+}
+
+/// What no order holds per material: stock beyond every reservation and
+/// open purchase orders beyond every allocation still to arrive. An order
+/// that already holds supply counts that as its own and nets only the
+/// difference against this.
+pub async fn unheld_supplies(
+    conn: &mut PgConnection,
+    materials: &[String],
+) -> Result<HashMap<String, Supply>> {
+    supplies(conn, None, materials).await
+}
+
+/// Free stock and open PO quantities per material, not counting what
+/// orders other than `own_order` hold (every order's, when `None`).
+async fn supplies(
+    conn: &mut PgConnection,
+    own_order: Option<&str>,
+    materials: &[String],
+) -> Result<HashMap<String, Supply>> {
     let free: Vec<(String, i64)> = sqlx::query_as(
         "SELECT s.material, (s.on_hand_milli - COALESCE((SELECT sum(r.quantity_milli) \
-             FROM reservations r WHERE r.material = s.material AND r.order_id <> $1), 0))::int8 \
+             FROM reservations r WHERE r.material = s.material \
+               AND r.order_id IS DISTINCT FROM $1), 0))::int8 \
          FROM stock s WHERE s.material = ANY($2)",
     )
-    .bind(order_id)
+    .bind(own_order)
     .bind(materials)
     .fetch_all(&mut *conn)
     .await?;
@@ -72,12 +98,12 @@ pub async fn supplies_for(
         "SELECT p.po_id, p.material, COALESCE(p.confirmed_eta, p.expected_date), \
            (p.quantity_milli - p.accepted_milli - p.rejected_milli \
             - COALESCE((SELECT sum(a.quantity_milli - a.received_milli) FROM po_allocations a \
-                        WHERE a.po_id = p.po_id AND a.order_id <> $1), 0))::int8 \
+                        WHERE a.po_id = p.po_id AND a.order_id IS DISTINCT FROM $1), 0))::int8 \
          FROM purchase_orders p \
          WHERE p.status IN ('open', 'confirmed') AND p.material = ANY($2) \
          ORDER BY p.created_at",
     )
-    .bind(order_id)
+    .bind(own_order)
     .bind(materials)
     .fetch_all(&mut *conn)
     .await?;
@@ -257,7 +283,10 @@ pub async fn purchase_order_ids(conn: &mut PgConnection, order_id: &str) -> Resu
 
 /// When everything the order waits for should be in: the latest expected
 /// date (the confirmed ETA where there is one) of the open purchase orders
-/// placed for it or allocated to it, and never before `today`.
+/// it still expects goods from (an allocation not yet received), and never
+/// before `today`. A PO placed for it that it no longer expects anything
+/// from (reduced by an amendment, or only its MOQ surplus left) does not
+/// count, as it does not for readiness ([`revisions`](crate::revisions)).
 pub async fn expected_ready_date(
     conn: &mut PgConnection,
     order_id: &str,
@@ -265,9 +294,9 @@ pub async fn expected_ready_date(
 ) -> Result<NaiveDate> {
     let latest: Option<NaiveDate> = sqlx::query_scalar(
         "SELECT max(COALESCE(p.confirmed_eta, p.expected_date)) FROM purchase_orders p \
-         WHERE p.status IN ('open', 'confirmed') AND (p.order_id = $1 OR EXISTS ( \
+         WHERE p.status IN ('open', 'confirmed') AND EXISTS ( \
            SELECT 1 FROM po_allocations a WHERE a.po_id = p.po_id AND a.order_id = $1 \
-             AND a.received_milli < a.quantity_milli))",
+             AND a.received_milli < a.quantity_milli)",
     )
     .bind(order_id)
     .fetch_one(conn)
@@ -288,64 +317,6 @@ pub async fn set_expected_ready_date(
     .execute(conn)
     .await?;
     Ok(())
-}
-
-/// The answer to ProcureMaterials, from what is stored.
-pub async fn ordered_event(conn: &mut PgConnection, order_id: &str) -> Result<MaterialsOrdered> {
-    let expected: NaiveDate =
-        sqlx::query_scalar("SELECT expected_ready_date FROM procurements WHERE order_id = $1")
-            .bind(order_id)
-            .fetch_one(&mut *conn)
-            .await?;
-    let ids = purchase_order_ids(conn, order_id).await?;
-    Ok(MaterialsOrdered {
-        order_id: order_id.to_owned(),
-        purchase_order_ids: ids.iter().map(Uuid::to_string).collect(),
-        expected_ready_date: date_to_string(expected),
-    })
-}
-
-/// Marks the order ready and returns `MaterialsReady` when everything it
-/// waits for is in: every allocation received and accepted, none of its own
-/// purchase orders still open, no lot of them waiting for inspection. Only
-/// an order in `ordered` can become ready, so the event is announced once.
-pub async fn mark_ready_if_complete(
-    conn: &mut PgConnection,
-    order_id: &str,
-    today: NaiveDate,
-) -> Result<Option<MaterialsReady>> {
-    let status = status_for_update(conn, order_id).await?;
-    if status.as_deref() != Some(STATUS_ORDERED) {
-        return Ok(None);
-    }
-    let waiting: i64 = sqlx::query_scalar(
-        "SELECT (SELECT count(*) FROM po_allocations a \
-                 WHERE a.order_id = $1 AND a.received_milli < a.quantity_milli) \
-              + (SELECT count(*) FROM purchase_orders p \
-                 WHERE p.order_id = $1 AND p.status IN ('open', 'confirmed')) \
-              + (SELECT count(*) FROM lots l JOIN purchase_orders p ON p.po_id = l.po_id \
-                 WHERE l.status = 'pending' AND (p.order_id = $1 OR EXISTS ( \
-                   SELECT 1 FROM po_allocations a WHERE a.po_id = p.po_id AND a.order_id = $1)))",
-    )
-    .bind(order_id)
-    .fetch_one(&mut *conn)
-    .await?;
-    if waiting > 0 {
-        return Ok(None);
-    }
-    sqlx::query(
-        "UPDATE procurements SET status = $2, ready_on = $3, updated_at = now() \
-         WHERE order_id = $1",
-    )
-    .bind(order_id)
-    .bind(STATUS_READY)
-    .bind(today)
-    .execute(conn)
-    .await?;
-    Ok(Some(MaterialsReady {
-        order_id: order_id.to_owned(),
-        ready_on: date_to_string(today),
-    }))
 }
 
 /// A purchase order as stored.
@@ -471,8 +442,9 @@ pub async fn insert_lot(
 }
 
 /// Closes the purchase order as received once accepted and rejected
-/// quantities cover it and no lot waits for inspection.
-async fn refresh_po_status(conn: &mut PgConnection, po_id: Uuid) -> Result<()> {
+/// quantities cover it and no lot waits for inspection (also after an
+/// amendment reduced it).
+pub(crate) async fn refresh_po_status(conn: &mut PgConnection, po_id: Uuid) -> Result<()> {
     sqlx::query(
         "UPDATE purchase_orders SET status = 'received' \
          WHERE po_id = $1 AND status IN ('open', 'confirmed') \
@@ -733,154 +705,4 @@ pub async fn set_on_hand(conn: &mut PgConnection, material: &str, on_hand: Milli
     .execute(conn)
     .await?;
     Ok(())
-}
-
-async fn lots_of(conn: &mut PgConnection, po_ids: &[Uuid]) -> Result<Vec<LotRow>> {
-    Ok(sqlx::query_as(
-        "SELECT po_id, lot, material, quantity_milli, received_at, status, inspection_id, \
-           returned_to_supplier_at FROM lots WHERE po_id = ANY($1) ORDER BY received_at, lot",
-    )
-    .bind(po_ids)
-    .fetch_all(conn)
-    .await?)
-}
-
-fn lot_proto(lot: &LotRow) -> ReceivedLot {
-    ReceivedLot {
-        purchase_order_id: lot.po_id.to_string(),
-        lot: lot.lot.clone(),
-        quantity: milli_to_f64(lot.quantity_milli),
-        received_at: Some(timestamp_from(lot.received_at)),
-        inspection_status: lot.status.clone(),
-        inspection_id: lot.inspection_id.clone().unwrap_or_default(),
-        returned_to_supplier: lot.returned_to_supplier_at.is_some(),
-    }
-}
-
-fn po_proto(row: &PoRow, lots: &[LotRow], allocated: Milli) -> PurchaseOrder {
-    PurchaseOrder {
-        purchase_order_id: row.po_id.to_string(),
-        order_id: row.order_id.clone(),
-        supplier: row.supplier.clone(),
-        material: row.material.clone(),
-        quantity: milli_to_f64(row.quantity_milli),
-        unit_price_minor: row.unit_price_minor,
-        amount_minor: row.amount_minor,
-        currency: row.currency.clone(),
-        expected_date: date_to_string(row.expected_date),
-        confirmed_eta: row.confirmed_eta.map(date_to_string).unwrap_or_default(),
-        status: row.status.clone(),
-        accepted: milli_to_f64(row.accepted_milli),
-        rejected: milli_to_f64(row.rejected_milli),
-        replaces: row.replaces.map(|id| id.to_string()).unwrap_or_default(),
-        lots: lots
-            .iter()
-            .filter(|lot| lot.po_id == row.po_id)
-            .map(lot_proto)
-            .collect(),
-        allocated: milli_to_f64(allocated),
-    }
-}
-
-/// One purchase order with its lots; `allocated` is what its own order is
-/// allocated on it.
-pub async fn purchase_order_proto(conn: &mut PgConnection, po: &PoRow) -> Result<PurchaseOrder> {
-    let lots = lots_of(conn, &[po.po_id]).await?;
-    let allocated: Option<i64> = sqlx::query_scalar(
-        "SELECT quantity_milli FROM po_allocations WHERE po_id = $1 AND order_id = $2",
-    )
-    .bind(po.po_id)
-    .bind(&po.order_id)
-    .fetch_optional(conn)
-    .await?;
-    Ok(po_proto(po, &lots, allocated.unwrap_or(0)))
-}
-
-/// The material status of an order, or `None` when procurement never
-/// handled it.
-pub async fn order_materials(
-    conn: &mut PgConnection,
-    order_id: &str,
-) -> Result<Option<OrderMaterials>> {
-    let head: Option<(String, NaiveDate, Option<NaiveDate>)> = sqlx::query_as(
-        "SELECT status, expected_ready_date, ready_on FROM procurements WHERE order_id = $1",
-    )
-    .bind(order_id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some((status, expected_ready_date, ready_on)) = head else {
-        return Ok(None);
-    };
-    let requirements: Vec<(String, String, i64)> = sqlx::query_as(
-        "SELECT r.material, m.unit, r.required_milli FROM requirements r \
-         JOIN materials m ON m.code = r.material WHERE r.order_id = $1 ORDER BY r.material",
-    )
-    .bind(order_id)
-    .fetch_all(&mut *conn)
-    .await?;
-    let reservations: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT material, quantity_milli FROM reservations \
-         WHERE order_id = $1 AND quantity_milli > 0 ORDER BY material",
-    )
-    .bind(order_id)
-    .fetch_all(&mut *conn)
-    .await?;
-    let allocations: Vec<(Uuid, String, i64, i64)> = sqlx::query_as(
-        "SELECT a.po_id, p.material, a.quantity_milli, a.received_milli FROM po_allocations a \
-         JOIN purchase_orders p ON p.po_id = a.po_id WHERE a.order_id = $1",
-    )
-    .bind(order_id)
-    .fetch_all(&mut *conn)
-    .await?;
-    let ids = purchase_order_ids(conn, order_id).await?;
-    let rows: Vec<PoRow> = sqlx::query_as(
-        "SELECT po_id, order_id, supplier, material, quantity_milli, unit_price_minor, \
-           amount_minor, currency, expected_date, confirmed_eta, status, accepted_milli, \
-           rejected_milli, replaces FROM purchase_orders WHERE po_id = ANY($1) \
-         ORDER BY created_at, po_id",
-    )
-    .bind(&ids)
-    .fetch_all(&mut *conn)
-    .await?;
-    let lots = lots_of(conn, &ids).await?;
-
-    let reserved: HashMap<&str, i64> = reservations
-        .iter()
-        .map(|(material, quantity)| (material.as_str(), *quantity))
-        .collect();
-    let mut outstanding: HashMap<&str, i64> = HashMap::new();
-    let mut allocated: HashMap<Uuid, i64> = HashMap::new();
-    for (po_id, material, quantity, received) in &allocations {
-        *outstanding.entry(material.as_str()).or_default() += quantity - received;
-        allocated.insert(*po_id, *quantity);
-    }
-    let materials: BTreeSet<&str> = requirements.iter().map(|(m, _, _)| m.as_str()).collect();
-    debug_assert_eq!(materials.len(), requirements.len());
-    Ok(Some(OrderMaterials {
-        order_id: order_id.to_owned(),
-        status,
-        requirements: requirements
-            .iter()
-            .map(|(material, unit, required)| MaterialRequirement {
-                material: material.clone(),
-                unit: unit.clone(),
-                required: milli_to_f64(*required),
-                reserved: milli_to_f64(reserved.get(material.as_str()).copied().unwrap_or(0)),
-                outstanding: milli_to_f64(outstanding.get(material.as_str()).copied().unwrap_or(0)),
-            })
-            .collect(),
-        reservations: reservations
-            .iter()
-            .map(|(material, quantity)| Reservation {
-                material: material.clone(),
-                quantity: milli_to_f64(*quantity),
-            })
-            .collect(),
-        purchase_orders: rows
-            .iter()
-            .map(|row| po_proto(row, &lots, allocated.get(&row.po_id).copied().unwrap_or(0)))
-            .collect(),
-        expected_ready_date: date_to_string(expected_ready_date),
-        ready_on: ready_on.map(date_to_string).unwrap_or_default(),
-    }))
 }

@@ -2,20 +2,26 @@
 //!
 //! | command | key | first time | repeat |
 //! | --- | --- | --- | --- |
-//! | `CheckOrderCapacity` | — | schedules against today's bookings without booking; `CapacityChecked` (a product that cannot be made is `feasible = false` with the problem: the saga needs a reply to move the order to clarification) | checks again |
-//! | `PlanWorkOrder` | order + revision | schedules, stores the production run with its capacity bookings; `WorkOrderPlanned` with the revision; a plan that cannot be made: `WorkOrderPlanningFailed` with the reason, nothing stored | the same `WorkOrderPlanned` from the stored work order, nothing booked |
+//! | `CheckOrderCapacity` | — | schedules against today's bookings without booking; `CapacityChecked` (a product that cannot be made is `feasible = false` with the problem: the saga needs a reply to move the order to clarification). An order that already has a production run (an amended order reviewed again) is checked for what its next run would make: per stage only what the items still need beyond the good units made, against the bookings of everyone but its own open runs ([`amendments`](crate::amendments)) | checks again |
+//! | `PlanWorkOrder` | order + revision | schedules, stores the production run with its capacity bookings; `WorkOrderPlanned` with the revision; a plan that cannot be made: `WorkOrderPlanningFailed` with the reason, nothing stored (and, for an amendment, nothing cancelled) | the same `WorkOrderPlanned` from the stored work order, nothing booked |
+//! | `PlanWorkOrder` with `amendment` ≥ 1 | order + revision | the run makes per product and stage what the amended items still need beyond the good units made since the last run planned without an amendment; a stage with nothing to make is stored completed, without hours or bookings; the order's earlier open runs are cancelled ("superseded by amendment N") and their bookings from today released; `WorkOrderPlanned`; a run with nothing at all to make is stored completed today and `WorkOrderCompleted` (the amended quantity good, no scrap, no hours) follows at once | the same `WorkOrderPlanned`, nothing booked or cancelled (a completed run's `WorkOrderCompleted` went out the first time) |
 //! | `StartRework` | order + revision | one `rework` stage per product on the work centre of its last routing stage (quantity × hours per unit + set-up), scheduled from today and booked; `ReworkPlanned` | the same `ReworkPlanned` from what is stored, nothing booked |
 //! | `CancelWorkOrder` | order | cancels every open work order of the order (production runs and reworks), releases their bookings from today on; `WorkOrderCancelled` with the hours summed | answers again, releasing nothing |
 //!
 //! The revision rule: a work order belongs to (order, kind, revision), 0
 //! counting as 1. Production runs are numbered 1 for the first, 2, 3, ...
-//! for remakes after scrap; reworks are numbered 1, 2, ... on their own. A
-//! re-sent command of a revision already planned (the saga re-sends on
-//! timeout, the first reply may have been lost) answers from the stored work
-//! order; a new revision plans a new work order, and the earlier ones stay
-//! on record (a remake's earlier run is completed or cancelled by then). MES
-//! reports go to the newest open work order with the reported stage
-//! ([`mes`](crate::mes)).
+//! for the runs after it: remakes after scrap (`amendment` 0, a new full
+//! run) and runs adjusted to an amended order (`amendment` = the
+//! amendment's number, stored with the run); reworks are numbered 1, 2, ...
+//! on their own. A re-sent command of a revision already planned (the saga
+//! re-sends on timeout, the first reply may have been lost) answers from
+//! the stored work order; a new revision plans a new work order, and the
+//! earlier ones stay on record (a remake's earlier run is completed or
+//! cancelled by then; an amendment cancels the earlier run itself). Every
+//! fact about a work order is keyed by it ([`work_orders::fact_key`]), so
+//! it keeps its event id when announced again. MES reports go to the newest
+//! open work order with the reported stage ([`mes`](crate::mes)), so after
+//! an amendment they land on the new run.
 //!
 //! `StartRework` for an order without any work order, or without items, is
 //! rejected (dead-lettered with the field named). So is a rework that cannot
@@ -38,7 +44,7 @@ use sqlx::PgConnection;
 
 use crate::work_orders::store::{self, NewWorkOrder};
 use crate::work_orders::{KIND_PRODUCTION, KIND_REWORK, STATUS_COMPLETED, WorkOrder};
-use crate::{Error, SERVICE, planning, validate, work_orders};
+use crate::{Error, SERVICE, amendments, planning, validate, work_orders};
 
 impl From<Error> for HandlerError {
     fn from(err: Error) -> Self {
@@ -111,22 +117,26 @@ async fn check_order_capacity(
         Err(_) if !answer.problem.is_empty() => {}
         Err(field) => answer.problem = field.to_string(),
         Ok(_) if !answer.problem.is_empty() => {}
-        Ok(items) => match planning::schedule_items(conn, &items, earliest_start).await {
-            Ok(schedule) => {
-                answer.earliest_completion = date_to_string(schedule.earliest_completion);
-                match date_from_str(command.requested_delivery_date.trim()) {
-                    Some(requested) => answer.feasible = schedule.earliest_completion <= requested,
-                    None => {
-                        answer.problem = format!(
-                            "requested_delivery_date {:?} is not a YYYY-MM-DD date",
-                            command.requested_delivery_date
-                        );
+        Ok(items) => {
+            match amendments::schedule_check(conn, &order_id, &items, earliest_start).await {
+                Ok(schedule) => {
+                    answer.earliest_completion = date_to_string(schedule.earliest_completion);
+                    match date_from_str(command.requested_delivery_date.trim()) {
+                        Some(requested) => {
+                            answer.feasible = schedule.earliest_completion <= requested
+                        }
+                        None => {
+                            answer.problem = format!(
+                                "requested_delivery_date {:?} is not a YYYY-MM-DD date",
+                                command.requested_delivery_date
+                            );
+                        }
                     }
                 }
+                Err(err @ Error::Database(_)) => return Err(err.into()),
+                Err(err) => answer.problem = err.to_string(),
             }
-            Err(err @ Error::Database(_)) => return Err(err.into()),
-            Err(err) => answer.problem = err.to_string(),
-        },
+        }
     }
     tracing::info!(
         feasible = answer.feasible,
@@ -163,6 +173,7 @@ async fn plan_new(
         order_id,
         kind: KIND_PRODUCTION,
         revision,
+        amendment: 0,
         nonconformance_id: None,
         rework_reason: None,
         traceparent: message.traceparent.as_deref(),
@@ -229,7 +240,7 @@ async fn cancel_work_order(
     Ok(())
 }
 
-#[tracing::instrument(skip_all, fields(order_id = %message.order_id(), revision = command.revision))]
+#[tracing::instrument(skip_all, fields(order_id = %message.order_id(), revision = command.revision, amendment = command.amendment))]
 async fn plan_work_order(
     conn: &mut PgConnection,
     message: &Incoming,
@@ -237,41 +248,63 @@ async fn plan_work_order(
 ) -> Result<(), HandlerError> {
     let order_id = message.order_id_or(&command.order_id)?;
     let revision = validate::revision(command.revision, "revision").map_err(Error::from)?;
+    let amendment = validate::amendment(command.amendment, "amendment").map_err(Error::from)?;
     // Taken before the existence check so two replicas handling a re-sent
     // command at once cannot both plan the revision.
     planning::lock_capacity(conn).await?;
 
-    let existing = store::all_of(conn, &order_id, false).await?;
-    let work_order = match work_orders::revision(&existing, KIND_PRODUCTION, revision) {
+    // A run for an amendment counts what the earlier runs made and cancels
+    // the open one: their rows stay locked against MES reports until it
+    // commits (the capacity lock first, as on every booking path).
+    let existing = store::all_of(conn, &order_id, amendment > 0).await?;
+    let stored = work_orders::revision(&existing, KIND_PRODUCTION, revision);
+    let (work_order, completed) = match stored {
         Some(stored) => {
+            // A run completed as it was planned announced its completion
+            // with its first answer; the plan is all there is to repeat.
             tracing::info!(work_order_id = %stored.work_order_id, "work order exists, answering its plan again");
-            stored.clone()
+            (stored.clone(), None)
         }
-        None => match plan_new(conn, &order_id, revision, &command, message).await {
-            Ok(created) => created,
-            Err(HandlerError::Rejected(reason)) => {
-                // The plan is impossible as asked (no routing, no capacity
-                // within the horizon): that is an answer for the saga, which
-                // parks the order with the reason for a person to resolve.
-                tracing::warn!(%reason, "work order cannot be planned");
-                let failed = WorkOrderPlanningFailed {
-                    order_id: order_id.clone(),
-                    reason: format!("cannot plan a work order for order {order_id}: {reason}"),
-                };
-                let event =
-                    Outgoing::event(SERVICE, &order_id, &failed, &Cause::from_incoming(message));
-                outbox::write(conn, &[event]).await?;
-                return Ok(());
+        None => {
+            let planned = if amendment > 0 {
+                amendments::plan(
+                    conn, message, &command, &order_id, revision, amendment, &existing,
+                )
+                .await
+            } else {
+                plan_new(conn, &order_id, revision, &command, message)
+                    .await
+                    .map(|created| (created, None))
+            };
+            match planned {
+                Ok(planned) => planned,
+                Err(HandlerError::Rejected(reason)) => {
+                    // The plan is impossible as asked (no routing, no
+                    // capacity within the horizon): that is an answer for
+                    // the saga, which parks the order with the reason for a
+                    // person to resolve.
+                    tracing::warn!(%reason, "work order cannot be planned");
+                    let failed = WorkOrderPlanningFailed {
+                        order_id: order_id.clone(),
+                        reason: format!("cannot plan a work order for order {order_id}: {reason}"),
+                    };
+                    let cause = Cause::from_incoming(message);
+                    let event = Outgoing::event(SERVICE, &order_id, &failed, &cause);
+                    outbox::write(conn, &[event]).await?;
+                    return Ok(());
+                }
+                Err(retry) => return Err(retry),
             }
-            Err(retry) => return Err(retry),
-        },
+        }
     };
     let planned = work_orders::planned_event(&work_order);
     // One work order is one fact: answered again, it keeps its event id.
-    let key = format!("work_order:{}", work_order.work_order_id);
+    let key = work_orders::fact_key(&work_order);
     let cause = Cause::from_incoming(message);
-    let event = Outgoing::fact(SERVICE, &order_id, &planned, &cause, &key);
-    outbox::write(conn, &[event]).await?;
+    let mut events = vec![Outgoing::fact(SERVICE, &order_id, &planned, &cause, &key)];
+    // Planned and completed in one go: the completion follows the plan.
+    events.extend(completed);
+    outbox::write(conn, &events).await?;
     Ok(())
 }
 
@@ -313,6 +346,7 @@ async fn start_rework(
                 order_id: &order_id,
                 kind: KIND_REWORK,
                 revision,
+                amendment: 0,
                 nonconformance_id: non_empty(&command.nonconformance_id),
                 rework_reason: non_empty(&command.reason),
                 traceparent: message.traceparent.as_deref(),
@@ -327,7 +361,7 @@ async fn start_rework(
         }
     };
     let planned = work_orders::rework_planned_event(&work_order);
-    let key = format!("work_order:{}", work_order.work_order_id);
+    let key = work_orders::fact_key(&work_order);
     let cause = Cause::from_incoming(message);
     let event = Outgoing::fact(SERVICE, &order_id, &planned, &cause, &key);
     outbox::write(conn, &[event]).await?;

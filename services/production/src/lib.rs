@@ -16,6 +16,11 @@
 //!   the stored plan, when the command is repeated), `StartRework` plans a
 //!   rework of failed goods ([`rework`]) and answers `ReworkPlanned`,
 //!   `CancelWorkOrder` stops the order's open work orders.
+//! - An amended order ([`amendments`]) is checked and planned for what it
+//!   still needs beyond the good units its runs made, per product and
+//!   stage; the new run supersedes (cancels) the open one and takes its
+//!   place for MES reports, and a run with nothing left to make is planned
+//!   and completed at once.
 //! - [`mes`] consumes factory events (`gendan.ext.mes.*`): stage started,
 //!   quantities and stage completed apply to the order's newest open work
 //!   order with that stage and emit progress and completion
@@ -32,6 +37,7 @@
 //!   state; the relay publishes it.
 //! - [`demo`] seeds a small catalogue through the public gRPC API.
 
+pub mod amendments;
 pub mod api;
 pub mod catalog;
 pub mod commands;

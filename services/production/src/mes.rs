@@ -9,14 +9,20 @@
 //! | equipment up | the downtime ends; the work orders it moved are re-planned against the real downtime | `EquipmentStatusChanged`, `WorkOrderRescheduled` (`resolved`) per work order it moved |
 //!
 //! MES events name an order, a product and a stage, not a work order. An
-//! order may have several work orders (remakes, reworks; see
-//! [`commands`](crate::commands)), so an event applies to the newest open
-//! one that has the stage ([`work_orders::for_stage`]); a rework's stages
-//! are all called `rework`. The order's work order rows are locked for the
-//! whole handling, so two events of one order apply one after the other. An
-//! event about an order, product, stage or work centre we do not know, or
-//! about a cancelled work order, is rejected (dead-lettered with the
-//! reason): retrying cannot make it known. Equipment events name a work
+//! order may have several work orders (remakes, reworks, runs adjusted to an
+//! amended order; see [`commands`](crate::commands)), so an event applies to
+//! the newest open one that has the stage ([`work_orders::for_stage`]); a
+//! rework's stages are all called `rework`. A run planned for an amendment
+//! cancels the run it supersedes, so reports of a stage the new run has
+//! land on the new run (on a stage it had nothing left to make as well);
+//! a product the amendment removed is only on the cancelled run, and its
+//! reports are refused like any report on a cancelled work order. The
+//! order's work order rows are locked for the whole handling, so two events
+//! of one order apply one after the other. An event about an order,
+//! product, stage or work centre we do not know, or about a cancelled work
+//! order, is rejected (dead-lettered with the reason): retrying cannot make
+//! it known. A work order completes once: its completion is a fact keyed by
+//! the work order ([`work_orders::fact_key`]). Equipment events name a work
 //! centre, not an order; a repeated down or up changes nothing (see
 //! [`equipment`]). MES systems do not trace, so events are emitted under
 //! the trace of the command that planned the work order.
@@ -274,26 +280,9 @@ async fn stage_completed(
     let finished = work_order.all_stages_completed() && work_order.status != STATUS_COMPLETED;
     let completed_on = at.date_naive();
     if finished {
-        sqlx::query(
-            "UPDATE work_orders SET status = $2, completed_on = $3 WHERE work_order_id = $1",
-        )
-        .bind(work_order.work_order_id)
-        .bind(STATUS_COMPLETED)
-        .bind(completed_on)
-        .execute(&mut *conn)
-        .await?;
-        // Capacity booked after the finish will not be used: give it back to
+        // Capacity booked after the finish will not be used: it goes back to
         // the orders planned next.
-        sqlx::query("DELETE FROM capacity_bookings WHERE work_order_id = $1 AND day > $2")
-            .bind(work_order.work_order_id)
-            .bind(completed_on)
-            .execute(&mut *conn)
-            .await?;
-        sqlx::query("DELETE FROM stage_bookings WHERE work_order_id = $1 AND day > $2")
-            .bind(work_order.work_order_id)
-            .bind(completed_on)
-            .execute(&mut *conn)
-            .await?;
+        store::complete(conn, work_order.work_order_id, completed_on).await?;
         work_order.status = STATUS_COMPLETED.to_owned();
         work_order.completed_on = Some(completed_on);
     }
@@ -321,11 +310,31 @@ async fn stage_completed(
     Ok(())
 }
 
-/// The completion announcement: a rework's goods go back to inspection
-/// (`ReworkCompleted`), a production run's on to it (`WorkOrderCompleted`).
-/// Both carry the hours for the order's cost ledger.
+/// The completion announcement of a work order the MES finished: the good
+/// finished units and the scrap of every stage ([`work_orders::totals`]).
 fn completed_event(work_order: &WorkOrder, completed_on: NaiveDate, cause: &Cause) -> Outgoing {
-    let (good_quantity, scrap_quantity) = work_orders::totals(work_order);
+    completion(
+        work_order,
+        completed_on,
+        work_orders::totals(work_order),
+        cause,
+    )
+}
+
+/// The completion announcement of `work_order` with its good and scrap
+/// units: a rework's goods go back to inspection (`ReworkCompleted`), a
+/// production run's on to it (`WorkOrderCompleted`). Both carry the hours
+/// for the order's cost ledger. A work order completes once, so this is the
+/// fact keyed by it: announced again, it keeps its event id. Also used for
+/// an amended run with nothing left to make, completed as it is planned
+/// ([`amendments`](crate::amendments)).
+pub(crate) fn completion(
+    work_order: &WorkOrder,
+    completed_on: NaiveDate,
+    (good_quantity, scrap_quantity): (u32, u32),
+    cause: &Cause,
+) -> Outgoing {
+    let key = work_orders::fact_key(work_order);
     let order_id = work_order.order_id.as_str();
     let work_order_id = work_order.work_order_id.to_string();
     let completed_on = date_to_string(completed_on);
@@ -340,7 +349,7 @@ fn completed_event(work_order: &WorkOrder, completed_on: NaiveDate, cause: &Caus
             completed_on,
             hours_by_work_centre,
         };
-        return Outgoing::event(SERVICE, order_id, &completed, cause);
+        return Outgoing::fact(SERVICE, order_id, &completed, cause, &key);
     }
     let completed = WorkOrderCompleted {
         order_id: order_id.to_owned(),
@@ -351,7 +360,7 @@ fn completed_event(work_order: &WorkOrder, completed_on: NaiveDate, cause: &Caus
         hours_by_work_centre,
         revision: work_order.revision_number(),
     };
-    Outgoing::event(SERVICE, order_id, &completed, cause)
+    Outgoing::fact(SERVICE, order_id, &completed, cause, &key)
 }
 
 async fn reload(

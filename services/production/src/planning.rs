@@ -6,6 +6,10 @@
 //! reports down offers nothing for its downtime, so every capacity check
 //! and plan is honest while a machine is down.
 //!
+//! An amended order's run schedules per-stage quantities from the same
+//! routings and capacity ([`with_routings`], [`capacity_from`]); see
+//! [`amendments`](crate::amendments).
+//!
 //! Planning that books capacity must hold [`lock_capacity`] for its whole
 //! transaction: two orders planned at once would otherwise both see the same
 //! free hours and overbook a work centre.
@@ -59,7 +63,9 @@ pub async fn schedule_rework(
 }
 
 /// `items` with their stored routings; a product without one is an error.
-async fn with_routings(conn: &mut PgConnection, items: &[(String, u32)]) -> Result<Vec<Item>> {
+/// Amended runs ([`amendments`](crate::amendments)) start from these to
+/// work out what each stage still has to make.
+pub async fn with_routings(conn: &mut PgConnection, items: &[(String, u32)]) -> Result<Vec<Item>> {
     let mut routed = Vec::with_capacity(items.len());
     for (product, quantity) in items {
         let stages = catalog::routing(conn, product)

@@ -319,6 +319,7 @@ mod tests {
             order_id: "o-1".into(),
             kind: KIND_PRODUCTION.into(),
             revision: 1,
+            amendment: 0,
             status: STATUS_IN_PROGRESS.into(),
             planned_start: stages.iter().map(|s| s.planned_start).min().unwrap(),
             planned_end: stages.iter().map(|s| s.planned_end).max().unwrap(),

@@ -43,6 +43,14 @@ pub fn revision(value: u32, field: &str) -> Result<i32, FieldError> {
         .map_err(|_| FieldError::new(field, format!("{value} is not a revision number")))
 }
 
+/// The amendment a production run is planned for: 0 (left out) for none
+/// (the first run or a remake after scrap). Stored as a Postgres INTEGER,
+/// so it must fit one.
+pub fn amendment(value: u32, field: &str) -> Result<i32, FieldError> {
+    i32::try_from(value)
+        .map_err(|_| FieldError::new(field, format!("{value} is not an amendment number")))
+}
+
 /// A typical repair time: 0 (left out) is [`DEFAULT_REPAIR_HOURS`].
 fn repair_hours(value: f64, field: &str) -> Result<f64, FieldError> {
     if !value.is_finite() || !(0.0..=MAX_REPAIR_HOURS).contains(&value) {
@@ -261,6 +269,16 @@ mod tests {
         assert_eq!(
             revision(u32::MAX, "revision").unwrap_err().field,
             "revision"
+        );
+    }
+
+    #[test]
+    fn amendment_zero_is_none_and_must_fit_the_column() {
+        assert_eq!(amendment(0, "amendment").unwrap(), 0);
+        assert_eq!(amendment(2, "amendment").unwrap(), 2);
+        assert_eq!(
+            amendment(u32::MAX, "amendment").unwrap_err().field,
+            "amendment"
         );
     }
 

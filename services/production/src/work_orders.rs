@@ -4,13 +4,19 @@
 //!
 //! An order may have several work orders over its life, each identified by
 //! its kind and revision: production runs ([`KIND_PRODUCTION`], revision 1,
-//! then 2, 3, ... for remakes after scrap) and reworks of goods that failed
-//! final inspection ([`KIND_REWORK`], revisions 1, 2, ...). [`store`] keeps
-//! them in the database; the pure functions here pick the one a command or
-//! an MES event is about ([`revision`], [`current`], [`for_stage`]), compute
-//! the figures reported to the saga ([`progress`], [`projected_end`],
-//! [`totals`]) and shape the stored plan for the wire (`*_event`,
-//! [`to_proto`]).
+//! then 2, 3, ... for remakes after scrap and for runs adjusted to an
+//! amended order) and reworks of goods that failed final inspection
+//! ([`KIND_REWORK`], revisions 1, 2, ...). A remake makes everything anew
+//! ([`WorkOrder::amendment`] 0, like the first run); a run planned for an
+//! amendment records its number, supersedes the order's open run and makes
+//! at each stage only what the amended order still needs beyond the good
+//! units made since the last run with 0 ([`amendments`](crate::amendments)),
+//! so its stages may have a quantity of 0, completed from the start.
+//! [`store`] keeps them in the database; the pure functions here pick the
+//! one a command or an MES event is about ([`revision`], [`current`],
+//! [`for_stage`]), compute the figures reported to the saga ([`progress`],
+//! [`projected_end`], [`totals`]) and shape the stored plan for the wire
+//! (`*_event`, [`to_proto`], [`fact_key`]).
 
 pub mod store;
 
@@ -41,6 +47,9 @@ pub struct WorkOrder {
     pub kind: String,
     /// 1, 2, ... within the order and kind.
     pub revision: i32,
+    /// The amendment of the order a production run was planned for (1,
+    /// 2, ...); 0 for the first run, remakes after scrap and reworks.
+    pub amendment: i32,
     pub status: String,
     pub planned_start: NaiveDate,
     pub planned_end: NaiveDate,
@@ -136,10 +145,10 @@ pub fn current<'a>(work_orders: &'a [WorkOrder], kind: &str) -> Option<&'a WorkO
 
 /// The work order an MES report about `product` and `stage` applies to,
 /// given the order's work orders newest first: the newest open one with that
-/// stage (a remake or rework supersedes what came before), else the newest
-/// with that stage at all, so a late or repeated report on a finished work
-/// order lands where it did before (and a cancelled one can be refused by
-/// name).
+/// stage (a remake, a rework or a run adjusted to an amendment supersedes
+/// what came before), else the newest with that stage at all, so a late or
+/// repeated report on a finished work order lands where it did before (and
+/// a cancelled one can be refused by name).
 pub fn for_stage<'a>(
     work_orders: &'a [WorkOrder],
     product: &str,
@@ -229,6 +238,13 @@ pub fn stage_plans(work_order: &WorkOrder) -> Vec<v1::StagePlan> {
         .collect()
 }
 
+/// What names the facts announced about one work order (planned,
+/// completed): the same key every time, so announcing one again keeps its
+/// event id.
+pub fn fact_key(work_order: &WorkOrder) -> String {
+    format!("work_order:{}", work_order.work_order_id)
+}
+
 pub fn planned_event(work_order: &WorkOrder) -> v1::WorkOrderPlanned {
     debug_assert!(!work_order.is_rework(), "a rework answers ReworkPlanned");
     v1::WorkOrderPlanned {
@@ -300,10 +316,12 @@ pub fn totals(work_order: &WorkOrder) -> (u32, u32) {
     (quantity(good), quantity(scrap))
 }
 
-/// Planned hours of the work order per work centre.
+/// Planned hours of the work order per work centre. A centre whose stages
+/// take no hours (nothing left to make there) is left out: it has nothing
+/// to cost.
 pub fn hours_by_work_centre(work_order: &WorkOrder) -> HashMap<String, f64> {
     let mut hours = HashMap::new();
-    for stage in &work_order.stages {
+    for stage in work_order.stages.iter().filter(|stage| stage.hours > 0.0) {
         *hours.entry(stage.work_centre.clone()).or_insert(0.0) += stage.hours;
     }
     hours
@@ -344,6 +362,7 @@ mod tests {
             order_id: "o-1".into(),
             kind: KIND_PRODUCTION.into(),
             revision: 1,
+            amendment: 0,
             status: STATUS_PLANNED.into(),
             planned_start: date("2026-03-02"),
             planned_end: stages.iter().map(|s| s.planned_end).max().unwrap(),
@@ -392,6 +411,51 @@ mod tests {
         assert_eq!(
             projected_end(&wo, &calendars, date("2026-03-05")),
             date("2026-03-09")
+        );
+    }
+
+    #[test]
+    fn stages_with_nothing_to_make_count_as_done_and_cost_nothing() {
+        // An amended run: the cutting was all done by the run before it.
+        let mut cut = stage(0, 0, 0, 0, "2026-03-02");
+        cut.work_centre = "CUT".into();
+        cut.status = STAGE_COMPLETED.into();
+        let wo = work_order(vec![cut, stage(0, 1, 10, 5, "2026-03-04")]);
+        assert_eq!(
+            hours_by_work_centre(&wo),
+            HashMap::from([("SEW".to_owned(), 10.0)])
+        );
+        assert!((progress(&wo) - 0.5).abs() < 1e-9);
+        assert_eq!(fact_key(&wo), format!("work_order:{}", Uuid::nil()));
+
+        // Nothing at all to make: done, and no hours anywhere.
+        let mut only_cut = stage(0, 0, 0, 0, "2026-03-02");
+        only_cut.status = STAGE_COMPLETED.into();
+        let wo = work_order(vec![only_cut]);
+        assert!(wo.all_stages_completed());
+        assert!(hours_by_work_centre(&wo).is_empty());
+        assert_eq!(progress(&wo), 1.0);
+    }
+
+    #[test]
+    fn after_an_amendment_reports_go_to_the_new_run() {
+        // Revision 1 made shirts (p0) and totes (p1); amendment 1 dropped
+        // the totes and superseded it with revision 2.
+        let mut old = work_order(vec![
+            stage(0, 0, 10, 6, "2026-03-03"),
+            stage(1, 0, 5, 0, "2026-03-03"),
+        ]);
+        old.status = STATUS_CANCELLED.into();
+        let mut new = work_order(vec![stage(0, 0, 4, 0, "2026-03-05")]);
+        new.work_order_id = Uuid::from_u128(2);
+        new.revision = 2;
+        new.amendment = 1;
+        let all = vec![new, old];
+        assert_eq!(for_stage(&all, "p0", "s0").map(|wo| wo.revision), Some(2));
+        // The dropped product is only on the cancelled run: refused by name.
+        assert_eq!(
+            for_stage(&all, "p1", "s0").map(|wo| wo.status.as_str()),
+            Some(STATUS_CANCELLED)
         );
     }
 

@@ -94,7 +94,10 @@ pub fn apply(state: &mut SagaState, incoming: &Incoming) -> Result<Answer, Handl
             let confirmed: v1::OrderConfirmed = incoming.payload()?;
             state.promised = date(&confirmed.promised_delivery_date, "promised_delivery_date")?
                 .or(state.promised);
-            Verdict::Completes.into()
+            Answer {
+                revision: revision(confirmed.revision),
+                ..Verdict::Completes.into()
+            }
         }
         v1::ReceivableOpened::TYPE_NAME => {
             let opened: v1::ReceivableOpened = incoming.payload()?;
@@ -112,14 +115,20 @@ pub fn apply(state: &mut SagaState, incoming: &Incoming) -> Result<Answer, Handl
             } else {
                 BalanceMilestone::Shipment
             };
-            Verdict::Completes.into()
+            Answer {
+                revision: revision(opened.revision),
+                ..Verdict::Completes.into()
+            }
         }
         v1::MaterialsOrdered::TYPE_NAME => {
             let ordered: v1::MaterialsOrdered = incoming.payload()?;
             if let Some(ready) = date(&ordered.expected_ready_date, "expected_ready_date")? {
                 facts.material_date = Some(ready);
             }
-            Verdict::Completes.into()
+            Answer {
+                revision: revision(ordered.revision),
+                ..Verdict::Completes.into()
+            }
         }
         v1::MaterialsDelayed::TYPE_NAME => {
             let delayed: v1::MaterialsDelayed = incoming.payload()?;
@@ -213,14 +222,38 @@ pub fn apply(state: &mut SagaState, incoming: &Incoming) -> Result<Answer, Handl
         }
         v1::PackingChecked::TYPE_NAME => {
             let checked: v1::PackingChecked = incoming.payload()?;
-            if checked.matches {
-                Verdict::Completes.into()
+            let verdict = if checked.matches {
+                Verdict::Completes
             } else {
                 Verdict::Fails(format!(
                     "packing does not match the spec: {}",
                     checked.mismatches.join("; ")
                 ))
-                .into()
+            };
+            Answer {
+                revision: revision(checked.revision),
+                ..verdict.into()
+            }
+        }
+        v1::MaterialsReady::TYPE_NAME => {
+            let ready: v1::MaterialsReady = incoming.payload()?;
+            Answer {
+                revision: revision(ready.revision),
+                ..Verdict::Completes.into()
+            }
+        }
+        v1::PackingListReady::TYPE_NAME => {
+            let ready: v1::PackingListReady = incoming.payload()?;
+            Answer {
+                revision: revision(ready.revision),
+                ..Verdict::Completes.into()
+            }
+        }
+        v1::DocumentsReady::TYPE_NAME => {
+            let ready: v1::DocumentsReady = incoming.payload()?;
+            Answer {
+                revision: revision(ready.revision),
+                ..Verdict::Completes.into()
             }
         }
         v1::DocumentsRejected::TYPE_NAME => {

@@ -291,6 +291,7 @@ fn customer_words(record: &ExceptionRecord) -> Option<String> {
             "the shipment missed its departure and is re-booked".to_owned()
         }
         ExceptionKind::CargoClaim => "the carrier lost or damaged goods in transit".to_owned(),
+        ExceptionKind::Amendment => format!("of your {}", record.cause),
         ExceptionKind::StalledStep | ExceptionKind::StepFailed => {
             format!("{} is held up", record.step.replace('_', " "))
         }

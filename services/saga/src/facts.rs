@@ -49,6 +49,12 @@ pub struct Facts {
     pub remakes: u32,
     /// The customer's claims on delivered goods, by claim id.
     pub claims: std::collections::BTreeMap<String, ClaimFact>,
+    /// The order's amendments applied so far (the last one's number).
+    pub amendments: u32,
+    /// Per step, the revision it runs for an amendment and the amendment's
+    /// number: a department told "amendment 2" adjusts its work instead of
+    /// redoing it (a remake of the same step is not an amendment).
+    pub amended_runs: std::collections::BTreeMap<String, (u32, u32)>,
 }
 
 /// A claim as the saga needs it to resolve it.
@@ -61,6 +67,14 @@ pub struct ClaimFact {
 }
 
 impl Facts {
+    /// The amendment `step`'s run of `revision` adjusts to (0: none).
+    pub fn amendment_of(&self, step: &str, revision: u32) -> u32 {
+        match self.amended_runs.get(step) {
+            Some(&(run, amendment)) if run == revision => amendment,
+            _ => 0,
+        }
+    }
+
     /// A rework is due: the last final inspection failed and nothing has
     /// answered it yet.
     pub fn rework_due(&self) -> bool {

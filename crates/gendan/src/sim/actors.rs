@@ -201,6 +201,14 @@ impl World {
         self.epoch + chrono::Duration::milliseconds((days * 86_400_000.0) as i64)
     }
 
+    /// Whether `key` was seen by [`first`](Self::first).
+    fn seen(&self, key: &str) -> bool {
+        self.started
+            .lock()
+            .map(|started| started.contains(key))
+            .unwrap_or(false)
+    }
+
     /// True the first time `key` is seen.
     fn first(&self, key: String) -> bool {
         self.started
@@ -264,6 +272,16 @@ impl World {
         let order_id = envelope.order_id.clone();
         if is::<v1::PhaseChanged>(envelope) {
             let event: v1::PhaseChanged = decode(envelope)?;
+            if event.to == Phase::Materials as i32
+                && self.mix.amends(&event.order_id)
+                && self.first(format!("amend:{}", event.order_id))
+            {
+                let world = self.clone();
+                let id = event.order_id.clone();
+                self.react("customer", order_id.clone(), async move {
+                    world.amend(id).await
+                });
+            }
             if event.to == Phase::Production as i32 && self.first(format!("mes:{}", event.order_id))
             {
                 let world = self.clone();
@@ -284,10 +302,12 @@ impl World {
                 });
             }
         } else if is::<v1::WorkOrderPlanned>(envelope) {
-            // The first run starts when the order enters production (above);
-            // a remake after scrap is worked as soon as it is planned.
+            // The first run starts when the order enters production (above),
+            // and so does a run an amendment planned before that; a remake
+            // after scrap is worked as soon as it is planned.
             let event: v1::WorkOrderPlanned = decode(envelope)?;
             if event.revision >= 2
+                && self.seen(&format!("mes:{}", event.order_id))
                 && self.first(format!("remake:{}:{}", event.order_id, event.revision))
             {
                 let world = self.clone();
@@ -337,7 +357,7 @@ impl World {
             }
         } else if is::<v1::PackingListReady>(envelope) {
             let event: v1::PackingListReady = decode(envelope)?;
-            if self.first(format!("pack:{}", event.order_id)) {
+            if self.first(format!("pack:{}:{}", event.order_id, event.revision)) {
                 let world = self.clone();
                 self.react(
                     "wms",

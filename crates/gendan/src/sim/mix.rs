@@ -12,6 +12,10 @@
 //!
 //! The first order the customer sees delivered is claimed (damaged goods)
 //! instead of accepted; it is accepted once the claim is resolved.
+//!
+//! The first order to reach the materials phase is amended by the customer
+//! (10% more of its first line): reviewed again, and every department
+//! adjusts.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -28,6 +32,8 @@ pub(crate) struct Mix {
     broke_down: std::sync::atomic::AtomicBool,
     /// The first order the customer saw delivered: the one it claims on.
     first_delivered: Mutex<Option<String>>,
+    /// The first order seen in materials: the one the customer amends.
+    first_in_materials: Mutex<Option<String>>,
 }
 
 impl Mix {
@@ -38,7 +44,20 @@ impl Mix {
             plans: Mutex::new(HashMap::new()),
             broke_down: std::sync::atomic::AtomicBool::new(false),
             first_delivered: Mutex::new(None),
+            first_in_materials: Mutex::new(None),
         }
+    }
+
+    /// Whether the customer amends `order_id`, seen entering materials; the
+    /// answer stays for the same order.
+    pub(crate) fn amends(&self, order_id: &str) -> bool {
+        if !self.enabled {
+            return false;
+        }
+        let Ok(mut first) = self.first_in_materials.lock() else {
+            return false;
+        };
+        is_first_delivered(&mut first, order_id)
     }
 
     /// Whether the customer claims on `order_id`'s delivery instead of
@@ -78,8 +97,8 @@ impl Mix {
     }
 }
 
-/// Whether `order_id` is the first delivered order, remembering the first
-/// one asked about in `first`.
+/// Whether `order_id` is the first order asked about (the first delivered,
+/// the first in materials), remembering it in `first`.
 fn is_first_delivered(first: &mut Option<String>, order_id: &str) -> bool {
     first.get_or_insert_with(|| order_id.to_owned()).as_str() == order_id
 }
@@ -132,6 +151,9 @@ mod tests {
         assert!(!mix.claims_on_delivery("y"));
         assert!(mix.claims_on_delivery("x"));
         assert!(!Mix::new(false, 1).claims_on_delivery("x"));
+        assert!(mix.amends("m"));
+        assert!(!mix.amends("n"));
+        assert!(!Mix::new(false, 1).amends("m"));
     }
 
     #[test]

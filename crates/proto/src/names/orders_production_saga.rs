@@ -40,4 +40,5 @@ type_names!(
     ClaimRaised,
     ResolveClaim,
     ClaimResolved,
+    OrderAmended,
 );

@@ -31,7 +31,7 @@ use super::{answer, answer_fact, invalid};
 use crate::booking::{self, Load};
 use crate::clock::Clock;
 use crate::store::bookings::{self, Booking};
-use crate::store::{self, Shipment};
+use crate::store::{self, Shipment, packing_lists};
 use crate::{Error, catalog, validate};
 
 /// The wire form of a stored booking, answering `revision`.
@@ -131,7 +131,8 @@ pub(super) async fn book_shipment(
         .into_iter()
         .map(|(product, record)| (product, record.unit_net_weight_kg))
         .collect();
-    let Some(list) = store::weighed_packing_list(conn, &order_id, &weights).await? else {
+    // The current list: an amended order's earlier lists were superseded.
+    let Some(list) = packing_lists::weighed_current(conn, &order_id, &weights).await? else {
         let reason =
             format!("order {order_id} has no packing list to book cartons and weight from");
         return answer(conn, message, &order_id, &failed(reason)).await;

@@ -54,12 +54,15 @@ pub async fn of_order(conn: &mut PgConnection, order_id: &str) -> Result<Vec<Cla
     .await?)
 }
 
-/// Units the order shipped: what its packing list packed (the warehouse's
-/// packed report is checked against it before anything ships). 0 without
-/// a packing list.
+/// Units the order shipped: what its current packing list packed (the
+/// warehouse's packed report is checked against it before anything ships;
+/// a list superseded by an amendment never shipped). 0 without a packing
+/// list.
 pub async fn shipped_quantity(conn: &mut PgConnection, order_id: &str) -> Result<u32> {
     let total: i64 = sqlx::query_scalar(
-        "SELECT COALESCE(SUM(quantity), 0)::bigint FROM packing_list_cartons WHERE order_id = $1",
+        "SELECT COALESCE(SUM(c.quantity), 0)::bigint FROM packing_list_cartons c \
+         WHERE c.order_id = $1 \
+           AND c.revision = (SELECT max(l.revision) FROM packing_lists l WHERE l.order_id = $1)",
     )
     .bind(order_id)
     .fetch_one(conn)

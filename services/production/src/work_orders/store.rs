@@ -1,8 +1,11 @@
 //! The work order tables: [`insert`] stores a [`Schedule`] as a new work
-//! order (its row, its stages and its capacity bookings), [`find_by_id`] and
-//! [`all_of`] read work orders back with their stages, [`cancel`] stops one
-//! and gives its remaining capacity back, [`save_replan`] stores a
-//! [`Replan`] (stages moved by a downtime, see [`open_on_centre`]).
+//! order (its row, its stages and its capacity bookings; a stage with
+//! nothing to make, which only an amended run has, is stored completed),
+//! [`find_by_id`] and [`all_of`] read work orders back with their stages,
+//! [`complete`] marks one finished, [`cancel`] stops one and gives its
+//! remaining capacity back, [`bookings_from`] reads what some have booked,
+//! [`save_replan`] stores a [`Replan`] (stages moved by a downtime, see
+//! [`open_on_centre`]).
 //!
 //! Capacity is booked twice over: per work centre and day
 //! (`capacity_bookings`, what the scheduler subtracts) and per stage and
@@ -20,7 +23,7 @@ use chrono::NaiveDate;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::{STATUS_PLANNED, Stage, WorkOrder};
+use super::{STAGE_COMPLETED, STAGE_PLANNED, STATUS_COMPLETED, STATUS_PLANNED, Stage, WorkOrder};
 use crate::reschedule::{self, Replan, StageBookings};
 use crate::schedule::{Schedule, ScheduledStage};
 use crate::{Error, Result};
@@ -33,6 +36,9 @@ pub struct NewWorkOrder<'a> {
     /// [`KIND_REWORK`](super::KIND_REWORK).
     pub kind: &'a str,
     pub revision: i32,
+    /// Production runs planned for an amended order: the amendment's
+    /// number; 0 otherwise.
+    pub amendment: i32,
     /// Reworks: quality's nonconformance being reworked, and why.
     pub nonconformance_id: Option<&'a str>,
     pub rework_reason: Option<&'a str>,
@@ -52,8 +58,8 @@ pub async fn insert(
     sqlx::query(
         "INSERT INTO work_orders \
            (work_order_id, order_id, kind, revision, status, planned_start, planned_end, \
-            traceparent, nonconformance_id, rework_reason) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            traceparent, nonconformance_id, rework_reason, amendment) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     )
     .bind(work_order_id)
     .bind(new.order_id)
@@ -65,6 +71,7 @@ pub async fn insert(
     .bind(new.traceparent)
     .bind(new.nonconformance_id)
     .bind(new.rework_reason)
+    .bind(new.amendment)
     .execute(&mut *conn)
     .await?;
 
@@ -100,12 +107,26 @@ pub async fn insert(
     let hours: Vec<f64> = schedule.stages.iter().map(|s| s.hours).collect();
     let starts: Vec<NaiveDate> = schedule.stages.iter().map(|s| s.start).collect();
     let ends: Vec<NaiveDate> = schedule.stages.iter().map(|s| s.end).collect();
+    // A stage with nothing to make (an amended run's stage whose units an
+    // earlier run made) is done from the start.
+    let statuses: Vec<&str> = schedule
+        .stages
+        .iter()
+        .map(|s| {
+            if s.quantity == 0 {
+                STAGE_COMPLETED
+            } else {
+                STAGE_PLANNED
+            }
+        })
+        .collect();
     sqlx::query(
         "INSERT INTO work_order_stages \
            (work_order_id, product, stage, product_seq, stage_seq, work_centre, quantity, \
-            hours_per_unit, setup_hours, hours, planned_start, planned_end) \
+            hours_per_unit, setup_hours, hours, planned_start, planned_end, status) \
          SELECT $1, * FROM UNNEST($2::text[], $3::text[], $4::int4[], $5::int4[], $6::text[], \
-            $7::int8[], $8::float8[], $9::float8[], $10::float8[], $11::date[], $12::date[])",
+            $7::int8[], $8::float8[], $9::float8[], $10::float8[], $11::date[], $12::date[], \
+            $13::text[])",
     )
     .bind(work_order_id)
     .bind(&products)
@@ -119,6 +140,7 @@ pub async fn insert(
     .bind(&hours)
     .bind(&starts)
     .bind(&ends)
+    .bind(&statuses)
     .execute(&mut *conn)
     .await?;
 
@@ -236,8 +258,8 @@ async fn with_stages(
 /// One work order with its stages.
 pub async fn find_by_id(conn: &mut PgConnection, work_order_id: Uuid) -> Result<Option<WorkOrder>> {
     let found: Option<WorkOrder> = sqlx::query_as(
-        "SELECT work_order_id, order_id, kind, revision, status, planned_start, planned_end, \
-           completed_on, traceparent \
+        "SELECT work_order_id, order_id, kind, revision, amendment, status, planned_start, \
+           planned_end, completed_on, traceparent \
          FROM work_orders WHERE work_order_id = $1",
     )
     .bind(work_order_id)
@@ -252,11 +274,11 @@ pub async fn find_by_id(conn: &mut PgConnection, work_order_id: Uuid) -> Result<
 // Newest first. created_at is the transaction's start, the same for work
 // orders planned in one consumer batch; the ids are UUIDv7, in creation
 // order, and break the tie.
-const SELECT_ALL: &str = "SELECT work_order_id, order_id, kind, revision, status, \
+const SELECT_ALL: &str = "SELECT work_order_id, order_id, kind, revision, amendment, status, \
      planned_start, planned_end, completed_on, traceparent FROM work_orders \
      WHERE order_id = $1 ORDER BY created_at DESC, work_order_id DESC";
-const SELECT_ALL_FOR_UPDATE: &str = "SELECT work_order_id, order_id, kind, revision, status, \
-     planned_start, planned_end, completed_on, traceparent FROM work_orders \
+const SELECT_ALL_FOR_UPDATE: &str = "SELECT work_order_id, order_id, kind, revision, \
+     amendment, status, planned_start, planned_end, completed_on, traceparent FROM work_orders \
      WHERE order_id = $1 ORDER BY created_at DESC, work_order_id DESC FOR UPDATE";
 
 /// Every work order of `order_id` with its stages, newest first; `lock`
@@ -311,6 +333,54 @@ pub async fn cancel(
     Ok(released.unwrap_or(0.0))
 }
 
+/// Marks the work order completed on `completed_on` and gives back what it
+/// booked after that day: capacity a finished work order will not use goes
+/// to the orders planned next.
+pub async fn complete(
+    conn: &mut PgConnection,
+    work_order_id: Uuid,
+    completed_on: NaiveDate,
+) -> Result<()> {
+    sqlx::query("UPDATE work_orders SET status = $2, completed_on = $3 WHERE work_order_id = $1")
+        .bind(work_order_id)
+        .bind(STATUS_COMPLETED)
+        .bind(completed_on)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("DELETE FROM capacity_bookings WHERE work_order_id = $1 AND day > $2")
+        .bind(work_order_id)
+        .bind(completed_on)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("DELETE FROM stage_bookings WHERE work_order_id = $1 AND day > $2")
+        .bind(work_order_id)
+        .bind(completed_on)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// What the work orders `ids` have booked from `from` on, per work centre
+/// and day (a work order's stages summed), in no particular order.
+pub async fn bookings_from(
+    conn: &mut PgConnection,
+    ids: &[Uuid],
+    from: NaiveDate,
+) -> Result<Vec<(String, NaiveDate, f64)>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<(String, NaiveDate, f64)> = sqlx::query_as(
+        "SELECT work_centre, day, hours FROM capacity_bookings \
+         WHERE work_order_id = ANY($1) AND day >= $2",
+    )
+    .bind(ids)
+    .bind(from)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows)
+}
+
 /// Open work orders with an unfinished stage on `work_centre` planned to
 /// run on any day of `first..=last`, with their stages, the oldest plan
 /// first (it keeps first claim on the capacity that is left), locked until
@@ -322,8 +392,8 @@ pub async fn open_on_centre(
     last: NaiveDate,
 ) -> Result<Vec<WorkOrder>> {
     let work_orders: Vec<WorkOrder> = sqlx::query_as(
-        "SELECT work_order_id, order_id, kind, revision, status, planned_start, planned_end, \
-           completed_on, traceparent FROM work_orders w \
+        "SELECT work_order_id, order_id, kind, revision, amendment, status, planned_start, \
+           planned_end, completed_on, traceparent FROM work_orders w \
          WHERE status IN ('planned', 'in_progress') AND EXISTS ( \
            SELECT 1 FROM work_order_stages s \
            WHERE s.work_order_id = w.work_order_id AND s.work_centre = $1 \
@@ -342,8 +412,8 @@ pub async fn open_on_centre(
 /// transaction ends; in no particular order.
 pub async fn by_ids(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<WorkOrder>> {
     let work_orders: Vec<WorkOrder> = sqlx::query_as(
-        "SELECT work_order_id, order_id, kind, revision, status, planned_start, planned_end, \
-           completed_on, traceparent FROM work_orders \
+        "SELECT work_order_id, order_id, kind, revision, amendment, status, planned_start, \
+           planned_end, completed_on, traceparent FROM work_orders \
          WHERE work_order_id = ANY($1) ORDER BY work_order_id FOR UPDATE",
     )
     .bind(ids)

@@ -60,6 +60,9 @@ impl Engine {
         incoming: &Incoming,
         now: DateTime<Utc>,
     ) -> Result<(), HandlerError> {
+        if incoming.is::<v1::OrderAmended>() {
+            return self.amend(saga, incoming, now);
+        }
         if !is_live(saga) {
             if saga.status == Status::Cancelled || saga.phase == Phase::Cancelled {
                 self.compensation_answered(saga, incoming, now);
@@ -91,10 +94,12 @@ impl Engine {
             }
             // An answer to an earlier run of a step that has run again
             // (the first inspection, after rework was ordered) is history.
-            if answer
-                .revision
-                .is_some_and(|revision| revision != state.expected_revision())
-            {
+            let expected = if step.revision_of.is_some() {
+                saga.step(step.revision_source()).expected_revision()
+            } else {
+                state.expected_revision()
+            };
+            if answer.revision.is_some_and(|revision| revision != expected) {
                 continue;
             }
             match &answer.verdict {

@@ -12,9 +12,11 @@
 //!   its policy; [`risk`]: the delivery outlook.
 //! - [`decisions`]: open, remind and answer decisions; apply their effects.
 //! - [`timeouts`]: a due timer re-sends, reminds, stalls or flags overdue.
+//! - [`amend`]: an amended order is reviewed again and departments adjust.
 //! - [`cancel`]: cancellation and the compensations that follow it.
 //! - [`operator`]: retry and skip of a stalled step.
 
+mod amend;
 mod cancel;
 mod core;
 mod decisions;
@@ -72,6 +74,7 @@ impl Engine {
     /// Whether an event of `type_name` can change a saga.
     pub fn reacts_to(&self, type_name: &str) -> bool {
         type_name == v1::OrderCreated::TYPE_NAME
+            || type_name == v1::OrderAmended::TYPE_NAME
             || effects::INFORMING.contains(&type_name)
             || self.workflow.awaits(type_name)
     }

@@ -65,10 +65,11 @@ pub fn check_capacity(state: &SagaState, _: Revision, cause: &Cause) -> Outgoing
     to("production", state, cause, &command)
 }
 
-pub fn confirm_order(state: &SagaState, _: Revision, cause: &Cause) -> Outgoing {
+pub fn confirm_order(state: &SagaState, revision: Revision, cause: &Cause) -> Outgoing {
     let command = v1::ConfirmOrder {
         order_id: state.order_id.clone(),
         promised_delivery_date: date_to_string(state.promised.unwrap_or(state.requested)),
+        revision,
     };
     to("orders", state, cause, &command)
 }
@@ -84,7 +85,7 @@ pub fn cost_budget(total_minor: i64) -> i64 {
     total_minor.saturating_mul(COST_BUDGET_PERCENT) / 100
 }
 
-pub fn open_receivable(state: &SagaState, _: Revision, cause: &Cause) -> Outgoing {
+pub fn open_receivable(state: &SagaState, revision: Revision, cause: &Cause) -> Outgoing {
     let command = v1::OpenReceivable {
         order_id: state.order_id.clone(),
         customer: state.order.customer.clone(),
@@ -92,6 +93,7 @@ pub fn open_receivable(state: &SagaState, _: Revision, cause: &Cause) -> Outgoin
         currency: state.order.currency.clone(),
         payment_terms: state.order.payment_terms.clone(),
         cost_budget_minor: cost_budget(state.order.total_minor),
+        revision,
         ..Default::default()
     };
     to("finance", state, cause, &command)
@@ -111,6 +113,7 @@ pub fn plan_work_order(state: &SagaState, revision: Revision, cause: &Cause) -> 
         items: items(state),
         earliest_start: material_date(state),
         revision,
+        amendment: state.facts.amendment_of("plan_production", revision),
     };
     to("production", state, cause, &command)
 }
@@ -123,11 +126,12 @@ pub fn cancel_work_order(state: &SagaState, _: Revision, cause: &Cause) -> Outgo
     to("production", state, cause, &command)
 }
 
-pub fn procure_materials(state: &SagaState, _: Revision, cause: &Cause) -> Outgoing {
+pub fn procure_materials(state: &SagaState, revision: Revision, cause: &Cause) -> Outgoing {
     let command = v1::ProcureMaterials {
         order_id: state.order_id.clone(),
         items: items(state),
         needed_by: material_date(state),
+        revision,
     };
     to("procurement", state, cause, &command)
 }
@@ -165,16 +169,18 @@ pub fn request_final_inspection(state: &SagaState, revision: Revision, cause: &C
     to("quality", state, cause, &command)
 }
 
-pub fn prepare_packing(state: &SagaState, _: Revision, cause: &Cause) -> Outgoing {
+pub fn prepare_packing(state: &SagaState, revision: Revision, cause: &Cause) -> Outgoing {
     let command = v1::PreparePacking {
         order: Some(state.order.clone()),
+        revision,
     };
     to("logistics", state, cause, &command)
 }
 
-pub fn prepare_documents(state: &SagaState, _: Revision, cause: &Cause) -> Outgoing {
+pub fn prepare_documents(state: &SagaState, revision: Revision, cause: &Cause) -> Outgoing {
     let command = v1::PrepareDocuments {
         order: Some(state.order.clone()),
+        revision,
         ..Default::default()
     };
     to("logistics", state, cause, &command)

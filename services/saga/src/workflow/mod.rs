@@ -183,6 +183,11 @@ pub struct StepDef {
     /// Starts as soon as its gates (`after`, which may name steps of earlier
     /// phases) are finished, even while an earlier phase is still running.
     pub early: bool,
+    /// The step whose command's revision this step's answers carry: an
+    /// awaited event of a run (`WorkOrderCompleted` of work order revision
+    /// 2) counts only for the current run of the step that asked for it,
+    /// however often this step itself has waited. `None`: its own.
+    pub revision_of: Option<&'static str>,
 }
 
 impl StepDef {
@@ -199,6 +204,11 @@ impl StepDef {
     /// started); an awaited event may come before its step starts.
     pub fn asks(&self) -> bool {
         !matches!(self.kind, StepKind::Await)
+    }
+
+    /// The step whose revision this step's answers must carry.
+    pub fn revision_source(&self) -> &'static str {
+        self.revision_of.unwrap_or(self.name)
     }
 }
 

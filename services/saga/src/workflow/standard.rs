@@ -30,6 +30,32 @@ pub(super) const REMAKE: &[&str] = &[
     "final_inspection_passed",
 ];
 
+/// Steps an amendment always runs again: the review of the amended order
+/// (materials, capacity, the customer asked if the date cannot be met) and
+/// its confirmation with the new promise.
+pub const AMEND_REVIEW: &[&str] = &[
+    "check_materials",
+    "capacity_check",
+    "clarify_delivery_date",
+    "confirm_order",
+];
+
+/// Steps an amendment runs again when they have run: each department
+/// adjusts its work to the amended order (see docs/exceptions.md). Steps
+/// not yet started simply run with the amended order when their turn comes.
+pub const AMEND_ADJUST: &[&str] = &[
+    "open_receivable",
+    "plan_production",
+    "procure_materials",
+    "materials_ready",
+    "production_completed",
+    "request_final_inspection",
+    "final_inspection_passed",
+    "prepare_packing",
+    "packing_checked",
+    "prepare_documents",
+];
+
 /// Steps the rework loop runs again after a failed final inspection.
 const REWORK_LOOP: &[&str] = &[
     "plan_rework",
@@ -57,6 +83,7 @@ impl Workflow {
             when: None,
             compensation: None,
             early: false,
+            revision_of: None,
         };
         let wait = |name, after, owner, completes_on, on_timeout| StepDef {
             kind: StepKind::Await,
@@ -166,6 +193,7 @@ impl Workflow {
                             fails_on: &[v1::PurchaseOrderLate::TYPE_NAME],
                             on_failure: OnFailure::Decide(&SUPPLIER_LATE),
                             failure_kind: ExceptionKind::SupplierLate,
+                            revision_of: Some("procure_materials"),
                             ..wait(
                                 "materials_ready",
                                 &["procure_materials"],
@@ -191,13 +219,16 @@ impl Workflow {
                 ),
                 phase(
                     Phase::Production,
-                    vec![wait(
-                        "production_completed",
-                        &[],
-                        D::Production,
-                        &[v1::WorkOrderCompleted::TYPE_NAME],
-                        OnTimeout::FlagOverdue,
-                    )],
+                    vec![StepDef {
+                        revision_of: Some("plan_production"),
+                        ..wait(
+                            "production_completed",
+                            &[],
+                            D::Production,
+                            &[v1::WorkOrderCompleted::TYPE_NAME],
+                            OnTimeout::FlagOverdue,
+                        )
+                    }],
                 ),
                 phase(
                     Phase::FinalInspection,
@@ -216,6 +247,7 @@ impl Workflow {
                         },
                         StepDef {
                             when: Some(rework_due),
+                            revision_of: Some("plan_rework"),
                             ..wait(
                                 "rework_done",
                                 &["plan_rework"],
@@ -239,6 +271,7 @@ impl Workflow {
                                 then: Escalation::Decide(&FINAL_INSPECTION),
                             },
                             failure_kind: ExceptionKind::FinalInspectionFailed,
+                            revision_of: Some("request_final_inspection"),
                             ..wait(
                                 "final_inspection_passed",
                                 &["request_final_inspection"],
@@ -264,13 +297,16 @@ impl Workflow {
                         },
                         // A mismatch comes as PackingChecked { matches:
                         // false }: the verdict fails the step.
-                        wait(
-                            "packing_checked",
-                            &["prepare_packing"],
-                            D::Logistics,
-                            &[v1::PackingChecked::TYPE_NAME],
-                            OnTimeout::FlagOverdue,
-                        ),
+                        StepDef {
+                            revision_of: Some("prepare_packing"),
+                            ..wait(
+                                "packing_checked",
+                                &["prepare_packing"],
+                                D::Logistics,
+                                &[v1::PackingChecked::TYPE_NAME],
+                                OnTimeout::FlagOverdue,
+                            )
+                        },
                     ],
                 ),
                 phase(

@@ -1,7 +1,7 @@
 //! The factory's business partners: the supplier confirming and delivering
 //! purchase orders, the customer accepting goods (or, with the exception mix
-//! on, claiming damage on the first order delivered) and answering
-//! decisions, and the bank paying invoices.
+//! on, claiming damage on the first order delivered, and amending the first
+//! order confirmed) and answering decisions, and the bank paying invoices.
 
 use anyhow::{Context, anyhow};
 use chrono::Utc;
@@ -96,6 +96,55 @@ impl World {
         .context("accepting the order")?;
         bump(&self.stats.accepted);
         Ok(())
+    }
+
+    /// The buyer sends a revised purchase order: 10% more of the first line
+    /// (at least one unit). The request id is stable, so a retried call
+    /// amends once.
+    pub(super) async fn amend(&self, order_id: String) -> anyhow::Result<()> {
+        self.pause_on(&order_id, 0.5).await;
+        let orders = self.clients.orders.clone();
+        let order = retry(&[Code::NotFound], || {
+            let mut orders = orders.clone();
+            let request = v1::GetOrderRequest {
+                order_id: order_id.clone(),
+            };
+            async move { orders.get_order(request).await }
+        })
+        .await
+        .with_context(|| format!("reading order {order_id}"))?;
+        let mut lines = order.lines.clone();
+        let first = lines
+            .first_mut()
+            .with_context(|| format!("order {order_id} has no lines to amend"))?;
+        first.quantity += (first.quantity / 10).max(1);
+        let request = v1::AmendOrderRequest {
+            order_id: order_id.clone(),
+            client_request_id: format!("sim-amend-{order_id}"),
+            lines,
+            requested_delivery_date: String::new(),
+            reason: "customer PO revision B: more units of the first line".to_owned(),
+            requested_by: format!("buyer, {}", order.customer),
+        };
+        // Amendments stop at shipping: an order already past it (a fast
+        // machine) is simply not amended.
+        match retry(&[Code::NotFound], || {
+            let mut orders = orders.clone();
+            let request = request.clone();
+            async move { orders.amend_order(request).await }
+        })
+        .await
+        {
+            Ok(amendment) => {
+                tracing::info!(%order_id, changes = %amendment.changes.join("; "), "simulated customer amended the order");
+                Ok(())
+            }
+            Err(status) if status.code() == Code::FailedPrecondition => {
+                tracing::info!(%order_id, %status, "simulated amendment refused");
+                Ok(())
+            }
+            Err(status) => Err(anyhow::Error::from(status)).context("amending the order"),
+        }
     }
 
     /// The receiving department claims that two units of the order's first

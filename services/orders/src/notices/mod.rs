@@ -2,33 +2,41 @@
 //!
 //! The events a customer cares about become a notice written in the same
 //! transaction as the timeline entry that records them: every phase the
-//! order actually moves to (`PhaseChanged`), the delivery date becoming at
+//! order reaches for the first time (`PhaseChanged`; the saga's loop back
+//! with an amendment, and the walk forward again, are told by the
+//! amendment's notices), the delivery date becoming at
 //! risk or back on track (`DeliveryRiskChanged` with `risk_changed`), a
 //! delivery-date clarification (`DecisionRequested` of kind `delivery_date`,
 //! the first request only: reminders are for our merchandiser), a request
 //! for a concession after failed final inspections (kind
 //! `final_inspection`), each dunning reminder (`PaymentReminder`), `Shipped`,
 //! `Delivered`, a resolved claim (`ClaimResolved`, worded by
-//! [`crate::claims::notice`]) and `OrderClosed`. [`compose`] turns one event
-//! into a subject line and a plain English body addressed to the order's
-//! customer; [`on_event`] stores it (once per event id: a redelivered event
+//! [`crate::claims::notice`]), an amendment received (`OrderAmended`) and
+//! the order confirmed again after it (`OrderConfirmed` of a revision
+//! above 1, with the amendment that explains it; both worded by
+//! [`crate::amendments::notice`]) and `OrderClosed`. [`compose`] turns one
+//! event into a subject line and a plain English body addressed to the
+//! order's customer; [`on_event`] stores it (once per event id: a redelivered event
 //! makes no second notice) and puts a `CustomerNotice` on
 //! `gendan.notify.customer` through the outbox, for notification adapters
 //! (e-mail, portal). The webhook dispatcher ([`crate::webhook`]) delivers
 //! the stored rows to a configured URL. A closed order gets no notice but
-//! its closing one.
+//! its closing one. The words for each phase are in `phase.rs`.
+
+mod phase;
 
 use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
 use gendan_messaging::{Cause, Outgoing, outbox, subjects};
 use gendan_proto::v1::{
     ClaimResolved, CustomerNotice, DecisionRequested, Delivered, DeliveryRiskChanged, Envelope,
-    OrderClosed, PaymentReminder, Phase, PhaseChanged, Shipped,
+    OrderAmended, OrderClosed, OrderConfirmed, PaymentReminder, Phase, PhaseChanged, Shipped,
 };
 use gendan_proto::{TypeName, timestamp_from, timestamp_to};
 use prost::Message;
 use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
+use self::phase::phase_text;
 use crate::SERVICE;
 use crate::store::{self, OrderState};
 
@@ -53,7 +61,7 @@ pub const FINAL_INSPECTION_DECISION: &str = "final_inspection";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Draft {
     /// "phase", "delivery_risk", "decision", "payment_reminder", "shipped",
-    /// "delivered", "claim", "closed".
+    /// "delivered", "claim", "amendment", "confirmed_again", "closed".
     pub kind: &'static str,
     pub subject: String,
     pub body: String,
@@ -76,7 +84,17 @@ pub async fn on_event(
     if order.is_closed() && envelope.r#type != OrderClosed::TYPE_NAME {
         return Ok(None);
     }
-    let Some(draft) = compose(envelope, &order) else {
+    // A confirmation again is explained by the amendment it follows.
+    let draft = if envelope.r#type == OrderConfirmed::TYPE_NAME {
+        let latest = crate::amendments::store::latest(&mut *conn, order_id).await?;
+        let latest = latest
+            .as_ref()
+            .map(crate::amendments::store::StoredAmendment::to_amendment);
+        crate::amendments::notice::confirmed_again(&envelope.payload, &order, latest.as_ref())
+    } else {
+        compose(envelope, &order)
+    };
+    let Some(draft) = draft else {
         return Ok(None);
     };
     let notice_id = Uuid::now_v7();
@@ -128,6 +146,8 @@ fn concerns_customer(type_name: &str) -> bool {
     matches!(
         type_name,
         PhaseChanged::TYPE_NAME
+            | OrderAmended::TYPE_NAME
+            | OrderConfirmed::TYPE_NAME
             | DeliveryRiskChanged::TYPE_NAME
             | DecisionRequested::TYPE_NAME
             | Shipped::TYPE_NAME
@@ -185,6 +205,8 @@ pub async fn list(
 
 /// The notice `envelope` calls for, written to `order`'s customer; `None`
 /// for events the customer is not told about (or that do not decode).
+/// `OrderConfirmed` is not composed here: [`on_event`] explains a
+/// confirmation again with the amendment it follows.
 pub fn compose(envelope: &Envelope, order: &OrderState) -> Option<Draft> {
     let payload = envelope.payload.as_slice();
     let id = order.order_id;
@@ -323,6 +345,7 @@ pub fn compose(envelope: &Envelope, order: &OrderState) -> Option<Draft> {
             ("delivered", format!("Order {id}: delivered"), text)
         }
         ClaimResolved::TYPE_NAME => return crate::claims::notice::compose(payload, order),
+        OrderAmended::TYPE_NAME => return crate::amendments::notice::received(payload, order),
         OrderClosed::TYPE_NAME => {
             let summary = OrderClosed::decode(payload)
                 .ok()?
@@ -342,62 +365,6 @@ pub fn compose(envelope: &Envelope, order: &OrderState) -> Option<Draft> {
         subject,
         body: letter(&order.customer, &text, id),
     })
-}
-
-/// The subject label and the sentence for the phase the order moved to.
-fn phase_text(phase: Phase, order: &OrderState) -> (&'static str, String) {
-    let (label, text) = match phase {
-        Phase::Unspecified | Phase::Received => (
-            "received",
-            "We have received your order and are checking it.",
-        ),
-        Phase::Review => (
-            "under review",
-            "We are reviewing your order: the specifications, the materials and our \
-             production capacity.",
-        ),
-        Phase::Confirmed => {
-            let text = match order.promised_delivery_date {
-                Some(date) => format!("Your order is confirmed for delivery on {date}."),
-                None => "Your order is confirmed.".to_owned(),
-            };
-            return ("confirmed", text);
-        }
-        Phase::Materials => (
-            "sourcing materials",
-            "We are sourcing the materials for your order.",
-        ),
-        Phase::Production => ("in production", "Your order is now in production."),
-        Phase::FinalInspection => (
-            "in final inspection",
-            "Production is finished and your goods are in final quality inspection.",
-        ),
-        Phase::Packing => (
-            "being packed",
-            "Your goods passed final inspection and are being packed.",
-        ),
-        Phase::Documents => (
-            "preparing documents",
-            "We are preparing the shipping documents for your order.",
-        ),
-        Phase::Shipping => (
-            "arranging shipment",
-            "We are arranging the shipment of your order.",
-        ),
-        Phase::Acceptance => (
-            "awaiting your acceptance",
-            "Your goods have been delivered. Please inspect them and confirm acceptance, or \
-             tell us about any problem.",
-        ),
-        Phase::Settlement => (
-            "settlement",
-            "Thank you for accepting the goods. The final invoice will follow according to \
-             the agreed payment terms.",
-        ),
-        Phase::Closed => ("completed", "Your order is complete."),
-        Phase::Cancelled => ("cancelled", "Your order has been cancelled."),
-    };
-    (label, text.to_owned())
 }
 
 /// `text` as a letter to `customer` about the order.
