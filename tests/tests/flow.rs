@@ -513,7 +513,7 @@ async fn a_cancelled_order_is_compensated_in_every_department() {
 /// once (reworked and passed). Both close; production reworked, finance
 /// booked the rework, and each summary shows its register.
 #[tokio::test]
-async fn failed_inspections_are_reworked_re_inspected_and_decided_end_to_end() {
+async fn the_exception_mix_reworks_decides_and_amends_end_to_end() {
     let world = world_with(true).await;
     let created = create_orders(&world.clients, 41, 2, 2).await.unwrap();
     for (order_id, _) in &created {
@@ -601,5 +601,88 @@ async fn failed_inspections_are_reworked_re_inspected_and_decided_end_to_end() {
             );
         }
     }
+
+    // The customer amended the first order to reach materials: it was
+    // reviewed and confirmed again, production and the receivable followed
+    // the amended order, and the summary lists the amendment.
+    let mut amended = Vec::new();
+    for (order_id, _) in &created {
+        let amendments = world
+            .clients
+            .orders
+            .clone()
+            .list_amendments(v1::ListAmendmentsRequest {
+                order_id: order_id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .amendments;
+        if !amendments.is_empty() {
+            amended.push((order_id.clone(), amendments));
+        }
+    }
+    assert_eq!(amended.len(), 1, "one order amended: {amended:#?}");
+    let (order_id, amendments) = &amended[0];
+    assert_eq!(amendments.len(), 1, "{amendments:#?}");
+    let amendment = &amendments[0];
+    assert!(amendment.total_after_minor > amendment.total_before_minor);
+    let register = saga
+        .list_exceptions(v1::ListExceptionsRequest {
+            order_id: order_id.clone(),
+            kind: v1::ExceptionKind::Amendment as i32,
+            state: v1::ExceptionState::Any as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .exceptions;
+    assert_eq!(register.len(), 1, "{register:#?}");
+    assert!(register[0].closed_at.is_some(), "{register:#?}");
+    let view = saga
+        .get_saga(v1::GetSagaRequest {
+            order_id: order_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let runs = |name: &str| view.steps.iter().find(|s| s.step == name).unwrap().runs;
+    assert_eq!(runs("confirm_order"), 2, "confirmed again");
+    assert_eq!(runs("plan_production"), 2, "the amendment's production run");
+    let receivable = world
+        .clients
+        .finance
+        .clone()
+        .get_receivable(v1::GetReceivableRequest {
+            order_id: order_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        receivable.total_minor, amendment.total_after_minor,
+        "open_receivable ran {} times: {receivable:#?}",
+        runs("open_receivable")
+    );
+    assert_eq!(receivable.status, "paid", "{receivable:#?}");
+    let summary = world
+        .clients
+        .orders
+        .clone()
+        .get_summary(v1::GetSummaryRequest {
+            order_id: order_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        summary
+            .amendments
+            .iter()
+            .any(|line| line.starts_with("amendment 1")),
+        "{:#?}",
+        summary.amendments
+    );
     world.stop().await;
 }

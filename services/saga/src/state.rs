@@ -261,6 +261,9 @@ pub struct SagaState {
     /// The subject (a claim id) of the answer or decision being applied,
     /// for the questions and commands it leads to; never saved.
     pub focus: Option<String>,
+    /// The copy of the order was replaced (an amendment): saved with the
+    /// next save.
+    pub order_changed: bool,
 }
 
 impl SagaState {
@@ -300,6 +303,7 @@ impl SagaState {
             new_log: Vec::new(),
             timer_changes: Vec::new(),
             focus: None,
+            order_changed: false,
             order,
         }
     }

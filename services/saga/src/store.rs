@@ -228,6 +228,7 @@ impl SagaState {
             new_log: Vec::new(),
             timer_changes: Vec::new(),
             focus: None,
+            order_changed: false,
         }))
     }
 
@@ -239,13 +240,21 @@ impl SagaState {
                promised_date, projected_date, at_risk, traceparent, correlation_id, created_at, updated_at, facts) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
              ON CONFLICT (order_id) DO UPDATE SET phase = $2, status = $3, stalled_reason = $4, \
-               promised_date = $7, projected_date = $8, at_risk = $9, updated_at = $13, facts = $14",
+               order_snapshot = CASE WHEN length($5) > 0 THEN $5 ELSE sagas.order_snapshot END, \
+               requested_date = $6, promised_date = $7, projected_date = $8, at_risk = $9, \
+               updated_at = $13, facts = $14",
         )
         .bind(&self.order_id)
         .bind(self.phase.short_name())
         .bind(self.status.as_str())
         .bind(&self.stalled_reason)
-        .bind(if self.is_new { self.order.encode_to_vec() } else { Vec::new() })
+        // The copy of the order is written when it is new or amended, not
+        // on every save.
+        .bind(if self.is_new || self.order_changed {
+            self.order.encode_to_vec()
+        } else {
+            Vec::new()
+        })
         .bind(self.requested)
         .bind(self.promised)
         .bind(self.projected)
@@ -258,6 +267,7 @@ impl SagaState {
         .execute(&mut *conn)
         .await?;
         self.is_new = false;
+        self.order_changed = false;
 
         let mut names = Vec::new();
         let mut statuses = Vec::new();

@@ -71,6 +71,7 @@ impl Engine {
         };
         saga.promised = None;
         saga.order = order;
+        saga.order_changed = true;
         saga.facts.amendments = number;
 
         let mut steps: Vec<&'static str> = AMEND_REVIEW.to_vec();
