@@ -661,7 +661,8 @@ async fn the_exception_mix_reworks_decides_and_amends_end_to_end() {
         .unwrap()
         .into_inner();
     assert_eq!(
-        receivable.total_minor, amendment.total_after_minor,
+        receivable.total_minor,
+        amendment.total_after_minor,
         "open_receivable ran {} times: {receivable:#?}",
         runs("open_receivable")
     );

@@ -144,7 +144,8 @@ pub fn close_all(saga: &mut SagaState, resolution: &str, now: DateTime<Utc>) {
 }
 
 /// Events that are exceptions by themselves, without failing a step: a
-/// cost overrun, a payment reminder, a machine down (and back up).
+/// cost overrun, a payment reminder, materials delayed (closed when they
+/// are in), a machine down (and back up).
 pub fn note_event(
     saga: &mut SagaState,
     incoming: &Incoming,
@@ -178,6 +179,29 @@ pub fn note_event(
             );
             let kind = ExceptionKind::PaymentOverdue;
             open_once(saga, kind, Department::Finance, step, text, now, cause);
+        }
+        v1::MaterialsDelayed::TYPE_NAME => {
+            // A supplier confirmed a later date (or a rejected lot is
+            // re-ordered): the materials come later than planned. Earlier
+            // news is good news and opens nothing.
+            let delayed: v1::MaterialsDelayed = incoming.payload()?;
+            let Some(ready) = gendan_proto::date_from_str(&delayed.expected_ready_date) else {
+                return Ok(());
+            };
+            let Some(before) = saga.facts.material_date.filter(|before| ready > *before) else {
+                return Ok(());
+            };
+            let text = format!(
+                "materials now expected {} instead of {} ({} days later): {} (purchase order {})",
+                delayed.expected_ready_date,
+                gendan_proto::date_to_string(before),
+                (ready - before).num_days(),
+                delayed.reason,
+                delayed.purchase_order_id
+            );
+            let kind = ExceptionKind::SupplierLate;
+            let owner = Department::Procurement;
+            open_once(saga, kind, owner, "materials_ready", text, now, cause);
         }
         v1::WorkOrderRescheduled::TYPE_NAME => {
             let moved: v1::WorkOrderRescheduled = incoming.payload()?;

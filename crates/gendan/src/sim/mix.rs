@@ -13,6 +13,9 @@
 //! The first order the customer sees delivered is claimed (damaged goods)
 //! instead of accepted; it is accepted once the claim is resolved.
 //!
+//! The first purchase order placed is confirmed twelve days late by its
+//! supplier (the materials come later; the order's dates move).
+//!
 //! The first order to reach the materials phase is amended by the customer
 //! (10% more of its first line): reviewed again, and every department
 //! adjusts.
@@ -34,6 +37,8 @@ pub(crate) struct Mix {
     first_delivered: Mutex<Option<String>>,
     /// The first order seen in materials: the one the customer amends.
     first_in_materials: Mutex<Option<String>>,
+    /// The first purchase order placed: the one confirmed late.
+    first_purchase_order: Mutex<Option<String>>,
 }
 
 impl Mix {
@@ -45,7 +50,20 @@ impl Mix {
             broke_down: std::sync::atomic::AtomicBool::new(false),
             first_delivered: Mutex::new(None),
             first_in_materials: Mutex::new(None),
+            first_purchase_order: Mutex::new(None),
         }
+    }
+
+    /// Whether the supplier of `purchase_order_id` confirms it late; the
+    /// answer stays for the same PO.
+    pub(crate) fn supplier_late(&self, purchase_order_id: &str) -> bool {
+        if !self.enabled {
+            return false;
+        }
+        let Ok(mut first) = self.first_purchase_order.lock() else {
+            return false;
+        };
+        is_first_seen(&mut first, purchase_order_id)
     }
 
     /// Whether the customer amends `order_id`, seen entering materials; the
@@ -57,7 +75,7 @@ impl Mix {
         let Ok(mut first) = self.first_in_materials.lock() else {
             return false;
         };
-        is_first_delivered(&mut first, order_id)
+        is_first_seen(&mut first, order_id)
     }
 
     /// Whether the customer claims on `order_id`'s delivery instead of
@@ -69,7 +87,7 @@ impl Mix {
         let Ok(mut first) = self.first_delivered.lock() else {
             return false;
         };
-        is_first_delivered(&mut first, order_id)
+        is_first_seen(&mut first, order_id)
     }
 
     /// True exactly once when the mix is on: the machine that breaks down.
@@ -97,10 +115,11 @@ impl Mix {
     }
 }
 
-/// Whether `order_id` is the first order asked about (the first delivered,
-/// the first in materials), remembering it in `first`.
-fn is_first_delivered(first: &mut Option<String>, order_id: &str) -> bool {
-    first.get_or_insert_with(|| order_id.to_owned()).as_str() == order_id
+/// Whether `id` is the first one asked about (the first order delivered,
+/// the first in materials, the first purchase order), remembering it in
+/// `first`.
+fn is_first_seen(first: &mut Option<String>, id: &str) -> bool {
+    first.get_or_insert_with(|| id.to_owned()).as_str() == id
 }
 
 /// The failures of the `nth` order (0-based) to reach final inspection.
@@ -142,9 +161,9 @@ mod tests {
     #[test]
     fn only_the_first_delivered_order_is_claimed() {
         let mut first = None;
-        assert!(is_first_delivered(&mut first, "a"));
-        assert!(!is_first_delivered(&mut first, "b"));
-        assert!(is_first_delivered(&mut first, "a"), "the answer stays");
+        assert!(is_first_seen(&mut first, "a"));
+        assert!(!is_first_seen(&mut first, "b"));
+        assert!(is_first_seen(&mut first, "a"), "the answer stays");
 
         let mix = Mix::new(true, 1);
         assert!(mix.claims_on_delivery("x"));
@@ -154,6 +173,9 @@ mod tests {
         assert!(mix.amends("m"));
         assert!(!mix.amends("n"));
         assert!(!Mix::new(false, 1).amends("m"));
+        assert!(mix.supplier_late("po-1"));
+        assert!(!mix.supplier_late("po-2"));
+        assert!(!Mix::new(false, 1).supplier_late("po-1"));
     }
 
     #[test]

@@ -17,13 +17,24 @@ impl World {
     // ---- supplier ----
 
     /// The supplier confirms the PO for its expected date, then delivers
-    /// the full quantity after the lead time.
+    /// the full quantity after the lead time. With the exception mix on, the
+    /// first PO placed is confirmed (and delivered) twelve days late.
     pub(super) async fn supplier(&self, po: v1::PurchaseOrderPlaced) -> anyhow::Result<()> {
         self.pause_on(&po.order_id, 0.2).await;
         let procurement = self.clients.procurement.clone();
+        let late = self.mix.supplier_late(&po.purchase_order_id);
+        let eta = gendan_proto::date_from_str(&po.expected_date)
+            .map(|date| {
+                let slip = if late { 12 } else { 0 };
+                gendan_proto::date_to_string(date + chrono::Days::new(slip))
+            })
+            .unwrap_or_else(|| po.expected_date.clone());
+        if late {
+            tracing::info!(purchase_order_id = %po.purchase_order_id, %eta, "simulated supplier confirms twelve days late");
+        }
         let request = v1::ConfirmPurchaseOrderRequest {
             purchase_order_id: po.purchase_order_id.clone(),
-            confirmed_eta: po.expected_date.clone(),
+            confirmed_eta: eta.clone(),
         };
         let confirmed = retry(&[Code::NotFound], || {
             let mut procurement = procurement.clone();
@@ -47,7 +58,7 @@ impl World {
         bump(&self.stats.purchase_orders_confirmed);
 
         let today = Utc::now().date_naive();
-        let lead_days = gendan_proto::date_from_str(&po.expected_date)
+        let lead_days = gendan_proto::date_from_str(&eta)
             .map(|expected| (expected - today).num_days())
             .unwrap_or(1)
             .max(1);

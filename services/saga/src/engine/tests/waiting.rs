@@ -397,3 +397,55 @@ fn a_timer_that_fires_while_the_saga_is_parked_is_kept_for_later() {
         )
     );
 }
+
+#[test]
+fn a_supplier_confirming_a_later_date_is_a_late_supplier_until_the_materials_are_in() {
+    let engine = engine();
+    let mut saga = in_materials(&engine);
+    let delayed = |date: &str| {
+        incoming(&v1::MaterialsDelayed {
+            order_id: ORDER.to_owned(),
+            purchase_order_id: "po-1".to_owned(),
+            expected_ready_date: date.to_owned(),
+            reason: "supplier confirmed a later ETA".to_owned(),
+        })
+    };
+    // Earlier than planned is no exception.
+    engine
+        .react(&mut saga, &delayed("2026-03-18"), start())
+        .unwrap();
+    assert!(
+        saga.exceptions
+            .iter()
+            .all(|e| e.kind != ExceptionKind::SupplierLate)
+    );
+    engine
+        .react(&mut saga, &delayed("2026-03-25"), start())
+        .unwrap();
+    let late: Vec<_> = saga
+        .exceptions
+        .iter()
+        .filter(|e| e.kind == ExceptionKind::SupplierLate)
+        .collect();
+    assert_eq!(late.len(), 1);
+    assert!(
+        late[0]
+            .cause
+            .contains("2026-03-25 instead of 2026-03-18 (7 days later)"),
+        "{}",
+        late[0].cause
+    );
+    assert!(late[0].is_open());
+    let ready = incoming(&v1::MaterialsReady {
+        order_id: ORDER.to_owned(),
+        ready_on: "2026-03-25".to_owned(),
+        revision: 1,
+    });
+    engine.react(&mut saga, &ready, start()).unwrap();
+    assert!(
+        saga.exceptions
+            .iter()
+            .filter(|e| e.kind == ExceptionKind::SupplierLate)
+            .all(|e| !e.is_open())
+    );
+}
