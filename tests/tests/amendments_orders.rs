@@ -268,7 +268,7 @@ async fn amendments_are_checked_applied_announced_once_and_idempotent() {
         .expect_err("unknown order");
     assert_eq!(nobody.code(), Code::NotFound);
 
-    move_to(&client, &bus, &id, Phase::Received, Phase::Production).await;
+    move_to(&client, &bus, &id, Phase::Received, Phase::Materials).await;
     let before = get(&mut client, &id).await;
 
     // Every invalid field is named, and nothing is written.
@@ -341,7 +341,7 @@ async fn amendments_are_checked_applied_announced_once_and_idempotent() {
     assert!(uuid::Uuid::parse_str(&amendment.amendment_id).is_ok());
     assert_eq!(amendment.order_id, id);
     assert_eq!(amendment.number, 1);
-    assert_eq!(amendment.phase, Phase::Production as i32);
+    assert_eq!(amendment.phase, Phase::Materials as i32);
     assert_eq!(amendment.reason, "PO rev B");
     assert_eq!(amendment.requested_by, "buyer@acme");
     assert_eq!(amendment.lines_before, before.lines);
@@ -380,7 +380,7 @@ async fn amendments_are_checked_applied_announced_once_and_idempotent() {
         order.requested_delivery_date,
         request.requested_delivery_date
     );
-    assert_eq!(order.phase, Phase::Production as i32);
+    assert_eq!(order.phase, Phase::Materials as i32);
 
     // One fact on the stream: the order as amended and the amendment.
     let seen = amended_events
@@ -555,7 +555,15 @@ async fn an_amended_order_is_confirmed_again_with_the_next_revision() {
 
     move_to(&client, &bus, &id, Phase::Received, Phase::Confirmed).await;
     move_to(&client, &bus, &id, Phase::Confirmed, Phase::Production).await;
-    let amendment = amend(&mut client, amend_request(&order, "crm:amend-1"))
+    // The goods are being made: their spec cannot change any more.
+    let respec = amend(&mut client, amend_request(&order, "crm:amend-0"))
+        .await
+        .expect_err("a spec change in production");
+    assert_eq!(respec.code(), Code::FailedPrecondition);
+    assert!(respec.message().contains("lines[0].spec"), "{respec:?}");
+    let mut request = amend_request(&order, "crm:amend-1");
+    request.lines[0].spec = order.lines[0].spec.clone();
+    let amendment = amend(&mut client, request)
         .await
         .expect("amended in production");
     assert_eq!(amendment.number, 1);

@@ -229,6 +229,7 @@ fn procure(order_id: &str, shirts: u32, revision: u32) -> ProcureMaterials {
         items: shirts_of(shirts),
         needed_by: String::new(),
         revision,
+        materials_in_use: false,
     }
 }
 
@@ -503,6 +504,7 @@ async fn an_order_served_from_stock_counts_its_own_and_is_ready_again_when_amend
         .command(
             order,
             &ProcureMaterials {
+                materials_in_use: false,
                 order_id: order.into(),
                 items: vec![ProductQuantity {
                     product: "kimono".into(),
@@ -522,5 +524,26 @@ async fn an_order_served_from_stock_counts_its_own_and_is_ready_again_when_amend
         2
     );
     assert_eq!(procurement.stock("fabric").await?.reserved, 30.6);
+
+    // Amended down again once production had begun: the material is in
+    // the goods, so no reservation goes back to free stock.
+    procurement
+        .command(
+            order,
+            &ProcureMaterials {
+                materials_in_use: true,
+                ..procure(order, 10, 3)
+            },
+        )
+        .await?;
+    let third: MaterialsOrdered = next(&mut events).await?;
+    assert_eq!(third.revision, 3);
+    assert!(
+        third.adjustments.iter().all(|a| !a.contains("released")),
+        "{:?}",
+        third.adjustments
+    );
+    assert_eq!(procurement.stock("fabric").await?.reserved, 30.6);
+    assert_eq!(procurement.stock("button").await?.reserved, 160.0);
     procurement.stop().await
 }

@@ -164,6 +164,7 @@ impl Procurement {
         self.command(
             order_id,
             &ProcureMaterials {
+                materials_in_use: false,
                 order_id: order_id.into(),
                 items: shirts_of(shirts),
                 needed_by: String::new(),
@@ -672,6 +673,7 @@ async fn cancel_materials_releases_reservations_and_cancels_open_pos() -> anyhow
         .command(
             "o-kimono",
             &ProcureMaterials {
+                materials_in_use: false,
                 order_id: "o-kimono".into(),
                 items: vec![ProductQuantity {
                     product: "kimono".into(),

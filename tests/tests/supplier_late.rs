@@ -196,6 +196,7 @@ impl Procurement {
         self.command(
             order_id,
             &ProcureMaterials {
+                materials_in_use: false,
                 revision: 0,
                 order_id: order_id.into(),
                 items: vec![ProductQuantity {

@@ -67,6 +67,12 @@ pub async fn confirm_order(
                 command.promised_delivery_date
             ))
         })?;
+    if i32::try_from(command.revision).is_err() {
+        return Err(HandlerError::Rejected(format!(
+            "ConfirmOrder for order {order_id}: invalid revision: {} is not a revision number",
+            command.revision
+        )));
+    }
     let revision = command.revision.max(1);
 
     let stored = match confirm(conn, order_id, revision, promised).await? {

@@ -197,6 +197,13 @@ async fn procure_materials(
     let order_id = message.order_id_or(&command.order_id)?;
     let cause = Cause::from_incoming(message);
     let today = calendar.today();
+    if i32::try_from(command.revision).is_err() {
+        // Redelivery gives the same answer: the message itself is wrong.
+        return Err(HandlerError::Rejected(format!(
+            "ProcureMaterials for order {order_id}: invalid revision: {} is not a revision number",
+            command.revision
+        )));
+    }
     let requested = revisions::requested(command.revision);
     // Taken before the existence check so two replicas handling a re-sent
     // command at once cannot both buy for the order.

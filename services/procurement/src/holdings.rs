@@ -226,7 +226,14 @@ pub async fn amend(
     cause: &Cause,
 ) -> Result<Vec<Outgoing>> {
     let today = calendar.today();
-    let holdings = load(conn, order_id).await?;
+    let mut holdings = load(conn, order_id).await?;
+    if command.materials_in_use {
+        // Production had begun: the whole reservation is in the goods, and
+        // none of it may go back to free stock as if it were still there.
+        for holding in holdings.values_mut() {
+            holding.received = holding.reserved.max(holding.received);
+        }
+    }
     let plan = plan_for(conn, &holdings, &command.items, &command.needed_by, today).await?;
     if !plan.problems.is_empty() {
         return Err(Error::NotAllowed(plan.problem()));

@@ -55,6 +55,12 @@ pub struct Facts {
     /// number: a department told "amendment 2" adjusts its work instead of
     /// redoing it (a remake of the same step is not an amendment).
     pub amended_runs: std::collections::BTreeMap<String, (u32, u32)>,
+    /// An amendment came once production had begun: the material the order
+    /// holds is in the goods (procurement releases none of it).
+    pub materials_in_use: bool,
+    /// Per step, the revision its last completing answer named: what the
+    /// answers awaited after it must carry (`StepDef::revision_of`).
+    pub answered_revisions: std::collections::BTreeMap<String, u32>,
 }
 
 /// A claim as the saga needs it to resolve it.

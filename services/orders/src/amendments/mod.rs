@@ -31,7 +31,7 @@ pub mod validate;
 use chrono::{NaiveDate, SubsecRound, Utc};
 use gendan_grpc::FieldError;
 use gendan_messaging::{Cause, Outgoing, outbox};
-use gendan_proto::v1::{AmendOrderRequest, Amendment, OrderAmended, Phase};
+use gendan_proto::v1::{AmendOrderRequest, Amendment, OrderAmended, OrderLine, Phase};
 use sqlx::PgPool;
 use sqlx::types::Json;
 use uuid::Uuid;
@@ -78,6 +78,11 @@ pub async fn amend(
         .await?
         .ok_or_else(|| Error::Inconsistent(format!("order {order_id} vanished")))?;
     let lines_after = validate::order_lines_of(&new.lines);
+    let furthest: i32 = sqlx::query_scalar("SELECT furthest_phase FROM orders WHERE order_id = $1")
+        .bind(order_id)
+        .fetch_one(&mut *tx)
+        .await?;
+    specs_still_open(furthest, &before.lines, &lines_after)?;
     let date_before = state.requested_delivery_date;
     let date_after = new.requested_delivery_date.unwrap_or(date_before);
     let changes = validate::changes(
@@ -184,6 +189,29 @@ fn amendable(state: &OrderState) -> Result<()> {
     Ok(())
 }
 
+/// Once production has begun, the goods are being made to the specs they
+/// have: a spec of a line kept cannot change (the made units would be
+/// counted as the new spec). A new line, a removed one or a quantity can.
+fn specs_still_open(furthest_phase: i32, before: &[OrderLine], after: &[OrderLine]) -> Result<()> {
+    if furthest_phase < Phase::Production as i32 {
+        return Ok(());
+    }
+    for (index, line) in after.iter().enumerate() {
+        let changed = before
+            .iter()
+            .any(|old| old.product == line.product && old.spec != line.spec);
+        if changed {
+            return Err(Error::FailedPrecondition(format!(
+                "lines[{index}].spec: production of {} has begun to the spec it has; a spec \
+                 cannot change once the goods are being made (remove the line and add a new \
+                 product, or cancel the order)",
+                line.product
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The order's amendments, oldest first.
 pub async fn list(pool: &PgPool, order_id: &str) -> Result<Vec<Amendment>> {
     let id = crate::validate::order_id(order_id)?;
@@ -253,5 +281,26 @@ mod tests {
             amendable(&closed),
             Err(Error::FailedPrecondition(_))
         ));
+    }
+
+    #[test]
+    fn a_spec_is_frozen_once_production_has_begun() {
+        let line = |spec: &str| OrderLine {
+            product: "SHIRT".to_owned(),
+            spec: spec.to_owned(),
+            quantity: 10,
+            unit_price_minor: 100,
+        };
+        let before = [line("blue")];
+        let navy = [line("navy")];
+        assert!(specs_still_open(Phase::Materials as i32, &before, &navy).is_ok());
+        let err = specs_still_open(Phase::Production as i32, &before, &navy).unwrap_err();
+        assert!(err.to_string().contains("lines[0].spec"), "{err}");
+        // A quantity may still change, and a new product may come.
+        let more = [OrderLine {
+            quantity: 20,
+            ..line("blue")
+        }];
+        assert!(specs_still_open(Phase::Packing as i32, &before, &more).is_ok());
     }
 }

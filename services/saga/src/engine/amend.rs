@@ -3,16 +3,20 @@
 //!
 //! The amended order replaces the saga's copy; the review steps run again
 //! (materials, capacity, a clarification when the date cannot be met, the
-//! confirmation with the new promise), and every adjusting step that has
-//! already run ([`AMEND_ADJUST`]: the receivable, the work order, the
-//! purchase orders, the inspection, the packing list, the documents) runs
-//! again with its next revision, marked as this amendment's, so the
-//! department adjusts its work instead of starting over. Steps that have
-//! not run yet simply start with the amended order when their turn comes.
-//! The amendment is an exception on the register until the order is
-//! confirmed again; open questions of the reopened steps are withdrawn.
-//! Once the goods have shipped an amendment changes nothing (orders refuses
-//! it by then; one that raced the shipment is logged).
+//! confirmation with the new promise). What else runs again depends on what
+//! changed: a change of the goods (products, specs, quantities) runs every
+//! adjusting step that has already run ([`AMEND_ADJUST`]: the receivable,
+//! the work order, the purchase orders, the inspection, the packing list,
+//! the documents), a change of prices alone the receivable and the
+//! documents ([`AMEND_PRICES`]), a date alone nothing more. Each runs with
+//! its next revision, marked as this amendment's, so the department adjusts
+//! its work instead of starting over. Steps that have not run yet simply
+//! start with the amended order when their turn comes. The amendment is an
+//! exception on the register until the order is confirmed again; open
+//! questions of the reopened steps are withdrawn, and a step parked for an
+//! operator that runs again no longer holds the order. Once the goods have
+//! shipped an amendment changes nothing (orders refuses it by then; one
+//! that raced the shipment is an open exception for an operator).
 
 use chrono::{DateTime, Utc};
 use gendan_messaging::{Cause, HandlerError, Incoming};
@@ -21,7 +25,7 @@ use gendan_proto::v1::{self, Department, ExceptionKind, Phase};
 use super::{Engine, decisions, is_live, log};
 use crate::exceptions;
 use crate::state::{SagaState, Status, StepStatus};
-use crate::workflow::standard::{AMEND_ADJUST, AMEND_REVIEW};
+use crate::workflow::standard::{AMEND_ADJUST, AMEND_PRICES, AMEND_REVIEW};
 
 /// The step whose completion settles the amendment: the order confirmed
 /// again with its new promise.
@@ -53,29 +57,64 @@ impl Engine {
                 ))
             })?;
         let number = amendment.number;
+        let cause = Cause::from_incoming(incoming);
         if (saga.phase as i32) >= (Phase::Shipping as i32) {
-            let detail = format!("amendment {number} arrived after the goods left; not applied");
-            log(saga, now, "-", "amendment_refused", detail);
+            // Orders accepted it while its copy of the phase lagged behind
+            // the goods: an operator must sort it out with the customer.
+            let text = format!(
+                "amendment {number} ({}) arrived after the goods left; not applied: the order \
+                 shipped as confirmed before it",
+                amendment.reason
+            );
+            exceptions::open(
+                saga,
+                ExceptionKind::Amendment,
+                Department::Orders,
+                "-",
+                text.clone(),
+                now,
+                &cause,
+            );
+            log(saga, now, "-", "amendment_refused", text);
             return Ok(());
         }
-        let cause = Cause::from_incoming(incoming);
         let projected_before = saga.projected;
 
         // The date the amended order is reviewed against: the new one the
-        // customer asked for, or else the promise it already has.
+        // customer asked for, or else the promise it already has (or, while
+        // an earlier amendment is still under review, the date it was
+        // reviewed against).
         let date_changed = amendment.requested_date_after != amendment.requested_date_before;
         saga.requested = if date_changed {
             requested
         } else {
-            saga.promised.unwrap_or(requested)
+            saga.promised.unwrap_or(saga.requested)
         };
         saga.promised = None;
+        let goods_changed = goods_changed(&saga.order.lines, &order.lines);
+        let prices_changed = saga.order.total_minor != order.total_minor
+            || prices(&saga.order.lines) != prices(&order.lines);
+        // Material already received is in the goods being made once
+        // production has begun: an amendment then gives none of it back.
+        if (saga.phase as i32) >= (Phase::Production as i32) {
+            saga.facts.materials_in_use = true;
+        }
         saga.order = order;
         saga.order_changed = true;
         saga.facts.amendments = number;
 
+        // What the change touches: the review and the confirmation always
+        // (the date); the goods (products, specs, quantities) every
+        // department's work; prices only the money and the papers.
         let mut steps: Vec<&'static str> = AMEND_REVIEW.to_vec();
-        for &name in AMEND_ADJUST {
+        let adjust: &[&'static str] = if goods_changed {
+            AMEND_ADJUST
+        } else if prices_changed {
+            AMEND_PRICES
+        } else {
+            &[]
+        };
+        for &name in adjust {
             let runs = saga.step(name).runs;
             if runs > 0 {
                 steps.push(name);
@@ -86,6 +125,11 @@ impl Engine {
             }
         }
         let comment = format!("superseded by amendment {number}");
+        let parked: Vec<&'static str> = steps
+            .iter()
+            .copied()
+            .filter(|step| saga.step(step).status == StepStatus::Stalled)
+            .collect();
         for &step in &steps {
             decisions::withdraw(saga, Some(step), "superseded", "system", &comment, now);
             exceptions::close_for_step(saga, step, &comment, now);
@@ -108,20 +152,38 @@ impl Engine {
         self.reopen(saga, &steps, true, now);
         // A step parked for an operator that the amendment runs again no
         // longer holds the order.
-        let still_stalled = saga
-            .steps
-            .iter()
-            .find(|(_, state)| state.status == StepStatus::Stalled)
-            .map(|(name, state)| {
-                format!("{name}: {}", state.last_error.clone().unwrap_or_default())
-            });
-        if saga.status == Status::Stalled && still_stalled.is_none() {
-            saga.status = Status::Running;
-            saga.stalled_reason = None;
+        for step in parked {
+            if saga.status == Status::Stalled {
+                let by = amendment.requested_by.clone();
+                self.resume(saga, step, "amended", &by, &comment, now);
+            }
         }
         log(saga, now, "-", "amended", text);
         self.check_risk(saga, projected_before, &cause, now);
         self.advance(saga, &cause, now);
         Ok(())
     }
+}
+
+/// Whether the goods changed: products, specs or quantities (not prices).
+fn goods_changed(before: &[v1::OrderLine], after: &[v1::OrderLine]) -> bool {
+    let goods = |lines: &[v1::OrderLine]| {
+        let mut goods: Vec<(String, String, u32)> = lines
+            .iter()
+            .map(|line| (line.product.clone(), line.spec.clone(), line.quantity))
+            .collect();
+        goods.sort();
+        goods
+    };
+    goods(before) != goods(after)
+}
+
+/// Unit prices by product, in a comparable order.
+fn prices(lines: &[v1::OrderLine]) -> Vec<(String, i64)> {
+    let mut prices: Vec<(String, i64)> = lines
+        .iter()
+        .map(|line| (line.product.clone(), line.unit_price_minor))
+        .collect();
+    prices.sort();
+    prices
 }

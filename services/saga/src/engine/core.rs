@@ -74,6 +74,7 @@ impl Engine {
         // The register first, so an exception opens at the projection the
         // event is about to move (its impact is measured from there).
         exceptions::note_event(saga, incoming, &cause, now)?;
+        let before = (saga.facts.clone(), saga.promised, saga.projected);
         let answer = effects::apply(saga, incoming)?;
         let answered: Vec<&StepDef> = self
             .workflow
@@ -82,6 +83,18 @@ impl Engine {
             .filter(|step| step.answered_by(incoming.type_name()))
             .filter(|step| answer.step.is_none_or(|only| only == step.name))
             .collect();
+        // An answer to a run that has been superseded (the first work
+        // order's completion after an amendment planned another) is
+        // history: it moves no date and sets no fact either.
+        let stale = |step: &StepDef| {
+            answer.revision.is_some_and(|revision| {
+                expected_revision(saga, step).is_some_and(|e| e != revision)
+            })
+        };
+        if !answered.is_empty() && answered.iter().all(|step| stale(step)) {
+            (saga.facts, saga.promised, saga.projected) = before;
+            return Ok(());
+        }
         for step in answered {
             let state = saga.step(step.name);
             if state.status.is_finished() {
@@ -94,13 +107,17 @@ impl Engine {
             }
             // An answer to an earlier run of a step that has run again
             // (the first inspection, after rework was ordered) is history.
-            let expected = if step.revision_of.is_some() {
-                saga.step(step.revision_source()).expected_revision()
-            } else {
-                state.expected_revision()
-            };
-            if answer.revision.is_some_and(|revision| revision != expected) {
+            if answer.revision.is_some_and(|revision| {
+                expected_revision(saga, step).is_some_and(|expected| expected != revision)
+            }) {
                 continue;
+            }
+            if let Verdict::Completes = answer.verdict
+                && let Some(revision) = answer.revision
+            {
+                saga.facts
+                    .answered_revisions
+                    .insert(step.name.to_owned(), revision);
             }
             match &answer.verdict {
                 Verdict::Informs => {}
@@ -523,6 +540,23 @@ impl Engine {
         saga.outgoing
             .push(Outgoing::event(SERVICE, &saga.order_id, &resumed, &cause));
         log(saga, now, step, action, format!("by {operator}: {reason}"));
+    }
+}
+
+/// The revision an answer to `step` must carry to count: its own run's
+/// (see [`crate::state::StepState::expected_revision`]), or for a step
+/// awaiting the answers of another's run (`revision_of`), the revision that
+/// run was answered with — or, while it runs again, its next one. `None`:
+/// any (a run answered by a producer that named no revision).
+fn expected_revision(saga: &SagaState, step: &StepDef) -> Option<u32> {
+    let Some(source) = step.revision_of else {
+        return Some(saga.step(step.name).expected_revision());
+    };
+    let run = saga.step(source);
+    if run.status.is_finished() {
+        saga.facts.answered_revisions.get(source).copied()
+    } else {
+        Some(run.expected_revision())
     }
 }
 

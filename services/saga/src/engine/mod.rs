@@ -146,6 +146,14 @@ impl Engine {
             .await?;
         match outcome {
             Some((_, reacted)) => reacted,
+            // An amendment overtook the order's creation (redelivered, or
+            // relayed first): orders has applied it, so it must not be
+            // lost; it is tried again until the saga exists (and
+            // dead-lettered with the reason if it never does).
+            None if incoming.is::<v1::OrderAmended>() => Err(HandlerError::Retry(format!(
+                "OrderAmended for order {} before its saga exists",
+                incoming.order_id()
+            ))),
             None => Ok(()),
         }
     }

@@ -132,6 +132,7 @@ pub fn procure_materials(state: &SagaState, revision: Revision, cause: &Cause) -
         items: items(state),
         needed_by: material_date(state),
         revision,
+        materials_in_use: state.facts.materials_in_use,
     };
     to("procurement", state, cause, &command)
 }

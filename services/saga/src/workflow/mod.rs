@@ -205,11 +205,6 @@ impl StepDef {
     pub fn asks(&self) -> bool {
         !matches!(self.kind, StepKind::Await)
     }
-
-    /// The step whose revision this step's answers must carry.
-    pub fn revision_source(&self) -> &'static str {
-        self.revision_of.unwrap_or(self.name)
-    }
 }
 
 pub struct PhaseDef {

@@ -40,9 +40,10 @@ pub const AMEND_REVIEW: &[&str] = &[
     "confirm_order",
 ];
 
-/// Steps an amendment runs again when they have run: each department
-/// adjusts its work to the amended order (see docs/exceptions.md). Steps
-/// not yet started simply run with the amended order when their turn comes.
+/// Steps an amendment of the goods (products, specs, quantities) runs
+/// again when they have run: each department adjusts its work to the
+/// amended order (see docs/exceptions.md). Steps not yet started simply run
+/// with the amended order when their turn comes.
 pub const AMEND_ADJUST: &[&str] = &[
     "open_receivable",
     "plan_production",
@@ -55,6 +56,10 @@ pub const AMEND_ADJUST: &[&str] = &[
     "packing_checked",
     "prepare_documents",
 ];
+
+/// Steps an amendment of prices alone runs again when they have run: the
+/// receivable and the documents (the commercial invoice).
+pub const AMEND_PRICES: &[&str] = &["open_receivable", "prepare_documents"];
 
 /// Steps the rework loop runs again after a failed final inspection.
 const REWORK_LOOP: &[&str] = &[

@@ -4,6 +4,7 @@
 //! second amendment withdrawing that question), repeats harmless, and
 //! nothing changed once the goods have left.
 
+use gendan_proto::TypeName;
 use gendan_proto::v1::{self, ExceptionKind, Phase};
 
 use super::waiting::in_materials;
@@ -196,8 +197,14 @@ fn an_amendment_in_production_is_reviewed_again_and_every_department_adjusts() {
             ..Default::default()
         })
     };
+    let (projected, ready) = (saga.projected, saga.facts.ready_date);
     engine.react(&mut saga, &completed(1), start()).unwrap();
     assert_eq!(saga.phase, Phase::Production);
+    assert_eq!(
+        (saga.projected, saga.facts.ready_date),
+        (projected, ready),
+        "the superseded run's completion moves no date"
+    );
     engine.react(&mut saga, &completed(2), start()).unwrap();
     assert_eq!(saga.phase, Phase::FinalInspection);
     assert_eq!(saga.status, Status::Running);
@@ -271,6 +278,87 @@ fn an_amendment_after_the_goods_left_is_not_applied() {
         .react(&mut saga, &amended(1, 600, ""), start())
         .unwrap();
     assert_eq!(saga.order.lines[0].quantity, 500);
-    assert!(saga.outgoing.is_empty());
     assert_eq!(saga.facts.amendments, 0);
+    // Nothing is asked of anyone; an operator sees why on the register.
+    assert!(
+        saga.outgoing
+            .iter()
+            .all(|out| out.envelope.r#type == v1::ExceptionOpened::TYPE_NAME)
+    );
+    let refused = saga
+        .exceptions
+        .iter()
+        .find(|e| e.kind == ExceptionKind::Amendment)
+        .expect("the refusal is on the register");
+    assert!(refused.is_open());
+    assert!(refused.cause.contains("not applied"), "{}", refused.cause);
+}
+
+#[test]
+fn a_price_change_alone_adjusts_the_money_and_the_papers_not_the_goods() {
+    let engine = engine();
+    let mut saga = in_production(&engine);
+    let mut repriced = super::order();
+    repriced.lines[0].unit_price_minor = 2_500;
+    repriced.total_minor = 1_250_000;
+    let amended = incoming(&v1::OrderAmended {
+        order: Some(repriced),
+        amendment: Some(v1::Amendment {
+            order_id: ORDER.to_owned(),
+            number: 1,
+            reason: "price agreed again".to_owned(),
+            changes: vec!["SHIRT unit price 20.00 → 25.00".to_owned()],
+            requested_date_before: "2026-06-30".to_owned(),
+            requested_date_after: "2026-06-30".to_owned(),
+            ..Default::default()
+        }),
+    });
+    engine.react(&mut saga, &amended, start()).unwrap();
+    assert_eq!(saga.step("open_receivable").status, StepStatus::Pending);
+    for untouched in ["plan_production", "procure_materials", "materials_ready"] {
+        assert_eq!(
+            saga.step(untouched).status,
+            StepStatus::Done,
+            "{untouched} is not redone for a price"
+        );
+    }
+    assert_eq!(
+        saga.step("production_completed").status,
+        StepStatus::Waiting
+    );
+}
+
+#[test]
+fn a_second_amendment_is_reviewed_against_the_promise_not_the_first_request() {
+    let engine = engine();
+    let mut saga = in_production(&engine);
+    // Promised later than the customer first asked (agreed at review).
+    saga.promised = chrono::NaiveDate::from_ymd_opt(2026, 7, 20);
+    engine
+        .react(&mut saga, &amended(1, 600, ""), start())
+        .unwrap();
+    assert_eq!(saga.requested.to_string(), "2026-07-20");
+    // A second amendment before the first is confirmed keeps that date.
+    engine
+        .react(&mut saga, &amended(2, 650, ""), start())
+        .unwrap();
+    assert_eq!(saga.requested.to_string(), "2026-07-20");
+}
+
+#[test]
+fn answers_of_a_run_whose_producer_named_no_revision_still_count() {
+    // A saga from before revisions were answered: the work order was
+    // planned twice (an operator's retry) but production named no revision.
+    let engine = engine();
+    let mut saga = in_production(&engine);
+    saga.step_mut("plan_production").runs = 2;
+    saga.facts.answered_revisions.remove("plan_production");
+    let completed = incoming(&v1::WorkOrderCompleted {
+        order_id: ORDER.to_owned(),
+        revision: 1,
+        completed_on: "2026-06-10".to_owned(),
+        ..Default::default()
+    });
+    engine.react(&mut saga, &completed, start()).unwrap();
+    assert_eq!(saga.phase, Phase::FinalInspection);
 }
