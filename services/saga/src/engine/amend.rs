@@ -131,6 +131,15 @@ impl Engine {
             .filter(|step| saga.step(step).status == StepStatus::Stalled)
             .collect();
         for &step in &steps {
+            // A question about something the amendment leaves standing (a
+            // late purchase order) stays asked: its news is announced once.
+            let about_a_subject = saga
+                .decisions
+                .iter()
+                .any(|d| d.is_open() && d.step == step && d.subject.is_some());
+            if about_a_subject {
+                continue;
+            }
             decisions::withdraw(saga, Some(step), "superseded", "system", &comment, now);
             exceptions::close_for_step(saga, step, &comment, now);
         }

@@ -362,3 +362,31 @@ fn answers_of_a_run_whose_producer_named_no_revision_still_count() {
     engine.react(&mut saga, &completed, start()).unwrap();
     assert_eq!(saga.phase, Phase::FinalInspection);
 }
+
+#[test]
+fn a_late_purchase_order_stays_asked_through_an_amendment() {
+    let engine = engine();
+    let mut saga = in_materials(&engine);
+    let late = incoming(&v1::PurchaseOrderLate {
+        order_id: ORDER.to_owned(),
+        purchase_order_id: "PO-7".to_owned(),
+        supplier: "Fabrics Ltd".to_owned(),
+        material: "FABRIC".to_owned(),
+        lateness: "not_received".to_owned(),
+        due_date: "2026-03-20".to_owned(),
+        days_late: 3,
+        alternative_supplier: "Textile Co".to_owned(),
+    });
+    engine.react(&mut saga, &late, start()).unwrap();
+    engine
+        .react(&mut saga, &amended(1, 600, ""), start())
+        .unwrap();
+    let open: Vec<_> = saga.decisions.iter().filter(|d| d.is_open()).collect();
+    assert_eq!(open.len(), 1, "{open:?}");
+    assert_eq!(open[0].subject.as_deref(), Some("PO-7"));
+    assert!(
+        saga.exceptions
+            .iter()
+            .any(|e| e.kind == ExceptionKind::SupplierLate && e.is_open())
+    );
+}
