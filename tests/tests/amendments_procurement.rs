@@ -230,6 +230,7 @@ fn procure(order_id: &str, shirts: u32, revision: u32) -> ProcureMaterials {
         needed_by: String::new(),
         revision,
         materials_in_use: false,
+        remake: false,
     }
 }
 
@@ -505,6 +506,7 @@ async fn an_order_served_from_stock_counts_its_own_and_is_ready_again_when_amend
             order,
             &ProcureMaterials {
                 materials_in_use: false,
+                remake: false,
                 order_id: order.into(),
                 items: vec![ProductQuantity {
                     product: "kimono".into(),
@@ -545,5 +547,38 @@ async fn an_order_served_from_stock_counts_its_own_and_is_ready_again_when_amend
     );
     assert_eq!(procurement.stock("fabric").await?.reserved, 30.6);
     assert_eq!(procurement.stock("button").await?.reserved, 160.0);
+
+    // The lot is scrapped and made again: what the order held went into
+    // it (stock on hand goes down by it), and 10 shirts' worth is reserved
+    // afresh from free stock.
+    let fabric_before = procurement.stock("fabric").await?;
+    procurement
+        .command(
+            order,
+            &ProcureMaterials {
+                remake: true,
+                ..procure(order, 10, 4)
+            },
+        )
+        .await?;
+    let fourth: MaterialsOrdered = next(&mut events).await?;
+    assert_eq!(fourth.revision, 4);
+    assert!(
+        fourth
+            .adjustments
+            .iter()
+            .any(|a| a.contains("consumed by the scrapped lot")),
+        "{:?}",
+        fourth.adjustments
+    );
+    let fabric = procurement.stock("fabric").await?;
+    assert!(
+        (fabric.on_hand - (fabric_before.on_hand - 30.6)).abs() < 1e-9,
+        "{fabric:?} after {fabric_before:?}"
+    );
+    assert!(
+        (fabric.reserved - (fabric_before.reserved - 30.6 + 15.3)).abs() < 1e-9,
+        "{fabric:?}"
+    );
     procurement.stop().await
 }

@@ -165,6 +165,7 @@ impl Procurement {
             order_id,
             &ProcureMaterials {
                 materials_in_use: false,
+                remake: false,
                 order_id: order_id.into(),
                 items: shirts_of(shirts),
                 needed_by: String::new(),
@@ -674,6 +675,7 @@ async fn cancel_materials_releases_reservations_and_cancels_open_pos() -> anyhow
             "o-kimono",
             &ProcureMaterials {
                 materials_in_use: false,
+                remake: false,
                 order_id: "o-kimono".into(),
                 items: vec![ProductQuantity {
                     product: "kimono".into(),

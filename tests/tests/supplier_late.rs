@@ -197,6 +197,7 @@ impl Procurement {
             order_id,
             &ProcureMaterials {
                 materials_in_use: false,
+                remake: false,
                 revision: 0,
                 order_id: order_id.into(),
                 items: vec![ProductQuantity {

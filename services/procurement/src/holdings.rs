@@ -234,6 +234,15 @@ pub async fn amend(
             holding.received = holding.reserved.max(holding.received);
         }
     }
+    if command.remake {
+        // The scrapped goods used up what the order held in stock: the need
+        // is netted afresh (free stock is the same before and after the
+        // consumption, which is written below with the other changes).
+        for holding in holdings.values_mut() {
+            holding.reserved = 0;
+            holding.received = 0;
+        }
+    }
     let plan = plan_for(conn, &holdings, &command.items, &command.needed_by, today).await?;
     if !plan.problems.is_empty() {
         return Err(Error::NotAllowed(plan.problem()));
@@ -254,6 +263,9 @@ pub async fn amend(
     let confirm_by = calendar.confirm_by(today);
     set_requirements(conn, order_id, &plan).await?;
     let mut applied = Applied::default();
+    if command.remake {
+        consume_reservations(conn, order_id, &units, &mut applied).await?;
+    }
     for change in &plan.materials {
         let unit = units.get(&change.material).map_or("", String::as_str);
         give_back(conn, order_id, change, unit, revision, &mut applied).await?;
@@ -293,6 +305,37 @@ pub async fn amend(
         events.push(revisions::ready_fact(&ready, cause));
     }
     Ok(events)
+}
+
+/// The order's stock reservations went into goods that were scrapped: they
+/// leave stock (on hand goes down by them) and the order holds none.
+async fn consume_reservations(
+    conn: &mut PgConnection,
+    order_id: &str,
+    units: &HashMap<String, String>,
+    applied: &mut Applied,
+) -> Result<()> {
+    let consumed: Vec<(String, i64)> = sqlx::query_as(
+        "WITH consumed AS ( \
+           DELETE FROM reservations WHERE order_id = $1 AND quantity_milli > 0 \
+           RETURNING material, quantity_milli) \
+         UPDATE stock s SET on_hand_milli = s.on_hand_milli - c.quantity_milli, updated_at = now() \
+         FROM consumed c WHERE s.material = c.material \
+         RETURNING c.material, c.quantity_milli",
+    )
+    .bind(order_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut consumed = consumed;
+    consumed.sort();
+    for (material, quantity) in consumed {
+        let unit = units.get(&material).map_or("", String::as_str);
+        applied.adjustments.push(format!(
+            "{} in stock consumed by the scrapped lot",
+            quantity_text(quantity, unit, &material)
+        ));
+    }
+    Ok(())
 }
 
 /// The requirements become the new need; a material no longer needed has

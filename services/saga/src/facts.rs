@@ -58,6 +58,9 @@ pub struct Facts {
     /// An amendment came once production had begun: the material the order
     /// holds is in the goods (procurement releases none of it).
     pub materials_in_use: bool,
+    /// The procurement revision a remake runs (the materials are bought
+    /// afresh: the order's stock went into the scrapped goods).
+    pub remake_procurement: Option<u32>,
     /// Per step, the revision its last completing answer named: what the
     /// answers awaited after it must carry (`StepDef::revision_of`).
     pub answered_revisions: std::collections::BTreeMap<String, u32>,

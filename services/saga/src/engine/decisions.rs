@@ -293,6 +293,8 @@ fn apply_fact(saga: &mut SagaState, change: FactChange, operator: &str, comment:
         }
         FactChange::Remake => {
             saga.facts.remakes += 1;
+            let runs = u32::try_from(saga.step("procure_materials").runs).unwrap_or(0);
+            saga.facts.remake_procurement = Some(runs + 1);
             saga.facts.open_nonconformance = None;
             saga.facts.defective_units = 0;
         }

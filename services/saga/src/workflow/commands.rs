@@ -133,6 +133,7 @@ pub fn procure_materials(state: &SagaState, revision: Revision, cause: &Cause) -
         needed_by: material_date(state),
         revision,
         materials_in_use: state.facts.materials_in_use,
+        remake: state.facts.remake_procurement == Some(revision),
     };
     to("procurement", state, cause, &command)
 }

@@ -19,10 +19,13 @@ use super::{
 use crate::facts::BalanceMilestone;
 use crate::state::SagaState;
 
-/// Steps a remake runs again: a new production run of the whole lot, then
-/// its inspection (materials are not re-checked: see docs/exceptions.md).
+/// Steps a remake runs again: a new production run of the whole lot, the
+/// materials for it (what the order held went into the scrapped goods), then
+/// its inspection.
 pub(super) const REMAKE: &[&str] = &[
     "plan_production",
+    "procure_materials",
+    "materials_ready",
     "production_completed",
     "plan_rework",
     "rework_done",

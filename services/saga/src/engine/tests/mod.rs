@@ -305,6 +305,25 @@ fn scrap_and_remake_runs_production_again_as_revision_two() {
         ..Default::default()
     });
     engine.react(&mut saga, &planned, start()).unwrap();
+    // The scrapped lot used up the materials: they are bought afresh.
+    let procure: Vec<v1::ProcureMaterials> = sent(&saga);
+    assert_eq!(procure.len(), 1);
+    assert_eq!((procure[0].revision, procure[0].remake), (2, true));
+    for answer in [
+        incoming(&v1::MaterialsOrdered {
+            order_id: ORDER.to_owned(),
+            revision: 2,
+            expected_ready_date: "2026-04-10".to_owned(),
+            ..Default::default()
+        }),
+        incoming(&v1::MaterialsReady {
+            order_id: ORDER.to_owned(),
+            ready_on: "2026-04-10".to_owned(),
+            revision: 2,
+        }),
+    ] {
+        engine.react(&mut saga, &answer, start()).unwrap();
+    }
     engine.react(&mut saga, &old, start()).unwrap();
     assert_eq!(
         saga.step("production_completed").status,
