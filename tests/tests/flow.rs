@@ -48,6 +48,11 @@ async fn world() -> World {
 
 /// The same, with the simulators playing the seeded exception mix.
 async fn world_with(exceptions: bool) -> World {
+    world_settling_claims_by(exceptions, gendan_saga::workflow::answers::CREDIT_NOTE).await
+}
+
+/// The same, the merchandiser settling claims by `answer`.
+async fn world_settling_claims_by(exceptions: bool, answer: &'static str) -> World {
     gendan_telemetry::init_for_tests();
     let db = TestDb::create().await.unwrap();
     let nats = TestNats::start().await.unwrap();
@@ -73,6 +78,7 @@ async fn world_with(exceptions: bool) -> World {
             day: Duration::ZERO,
             seed: 7,
             exceptions,
+            settle_claims_by: answer,
         },
     )
     .await
@@ -131,8 +137,12 @@ async fn wait_closed(clients: &Clients, order_id: &str) -> v1::Order {
                     let steps: Vec<String> = s
                         .steps
                         .iter()
-                        .filter(|step| step.status != "done" && step.status != "skipped")
-                        .map(|step| format!("{}={} {}", step.step, step.status, step.last_error))
+                        .map(|step| {
+                            format!(
+                                "{}={}#{} {}",
+                                step.step, step.status, step.runs, step.last_error
+                            )
+                        })
                         .collect();
                     format!(
                         "phase {:?} status {} {}: {}",
@@ -685,5 +695,61 @@ async fn the_exception_mix_reworks_decides_and_amends_end_to_end() {
         "{:#?}",
         summary.amendments
     );
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn a_claim_settled_by_replacement_is_made_shipped_and_delivered_again_end_to_end() {
+    let world = world_settling_claims_by(true, gendan_saga::workflow::answers::REPLACEMENT).await;
+    let created = create_orders(&world.clients, 43, 2, 2).await.unwrap();
+    for (order_id, _) in &created {
+        wait_closed(&world.clients, order_id).await;
+    }
+    let mut claimed = Vec::new();
+    for (order_id, _) in &created {
+        let claims = world
+            .clients
+            .orders
+            .clone()
+            .list_claims(v1::ListClaimsRequest {
+                order_id: order_id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .claims;
+        if !claims.is_empty() {
+            claimed.push((order_id.clone(), claims));
+        }
+    }
+    assert_eq!(claimed.len(), 1, "one order claimed: {claimed:#?}");
+    let (order_id, claims) = &claimed[0];
+    assert_eq!(
+        claims[0].resolution(),
+        v1::ClaimResolution::Replacement,
+        "{claims:#?}"
+    );
+    let view = world
+        .clients
+        .saga
+        .clone()
+        .get_saga(v1::GetSagaRequest {
+            order_id: order_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let runs = |name: &str| view.steps.iter().find(|s| s.step == name).unwrap().runs;
+    // Made again, shipped again, delivered again, then the claim resolved.
+    assert!(runs("plan_production") >= 2, "{view:#?}");
+    assert_eq!(runs("book_shipment"), 2, "{view:#?}");
+    assert_eq!(runs("delivered"), 2, "{view:#?}");
+    assert_eq!(runs("resolve_redelivery"), 1, "{view:#?}");
+    let timeline = whole_timeline(&world.clients, order_id).await;
+    let deliveries = timeline
+        .iter()
+        .filter(|e| e.r#type == v1::Delivered::TYPE_NAME)
+        .count();
+    assert_eq!(deliveries, 2, "the goods and their replacement delivered");
     world.stop().await;
 }

@@ -564,6 +564,7 @@ async fn booking_shipping_tracking_and_delivery() -> anyhow::Result<()> {
     // 2026-04-05, too late; road (Mon 03-09 +12 = 03-21) at 10 x 9.00 beats
     // air (Tue 03-10 +3) at 68 kg x 4.50.
     let book = BookShipment {
+        redelivery: false,
         order: Some(order.clone()),
         ready_date: "2026-03-02".into(),
         deliver_by: String::new(),
@@ -675,6 +676,7 @@ async fn a_cancelled_booking_cannot_ship() -> anyhow::Result<()> {
         .command(
             &id,
             &BookShipment {
+                redelivery: false,
                 order: Some(order.clone()),
                 ready_date: "2026-03-02".into(),
                 // Generous: the cheapest lane, sea, is in time.

@@ -1103,6 +1103,7 @@ async fn close_order_writes_the_summary_and_the_order_becomes_read_only() {
         "logistics",
         &id,
         &Delivered {
+            revision: 0,
             order_id: id.clone(),
             delivered_on: day(20),
             proof_of_delivery: "POD-9".to_owned(),
@@ -1332,6 +1333,7 @@ async fn customer_notices_follow_what_the_customer_cares_about() {
         "logistics",
         &id,
         &Shipped {
+            revision: 0,
             order_id: id.clone(),
             shipped_on: "2030-03-12".to_owned(),
             bill_of_lading: "COSU6182".to_owned(),

@@ -331,6 +331,7 @@ fn order() -> Order {
 
 fn book(order: &Order, revision: u32) -> BookShipment {
     BookShipment {
+        redelivery: false,
         order: Some(order.clone()),
         ready_date: "2026-03-02".into(),
         deliver_by: String::new(),

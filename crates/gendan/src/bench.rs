@@ -52,6 +52,7 @@ pub async fn run(
             day: Duration::ZERO,
             seed: options.seed,
             exceptions: false,
+            ..Default::default()
         },
     )
     .await?;

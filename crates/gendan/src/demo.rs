@@ -90,6 +90,7 @@ pub async fn run(
             day: options.day,
             seed: options.seed,
             exceptions: options.exceptions,
+            ..Default::default()
         },
     )
     .await?;

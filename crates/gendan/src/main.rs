@@ -286,6 +286,7 @@ async fn run_sim(
             day: Duration::from_millis(day_ms),
             seed,
             exceptions,
+            ..Default::default()
         },
     )
     .await?;

@@ -156,7 +156,9 @@ impl LogisticsApi {
         let shipment = store::shipment(&mut conn, &order_id)
             .await?
             .ok_or_else(|| Error::NotFound(format!("no shipment for order {order_id}")))?;
-        let tracking = store::tracking(&mut conn, &order_id).await?;
+        // The order's current booking: after a redelivery, the replacement
+        // goods' (the earlier shipment stays on its booking's record).
+        let tracking = store::tracking(&mut conn, &order_id, shipment.revision).await?;
         Ok(Shipment {
             order_id: shipment.order_id,
             status: shipment.status,

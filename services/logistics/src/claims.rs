@@ -6,13 +6,16 @@
 //! never be right is rejected (dead-lettered) with the field named:
 //! - `kind` is `lost` or `damaged`;
 //! - `booking_reference` is one of the order's bookings, and not a cancelled
-//!   one (no cargo travelled under it);
-//! - `quantity` is at most what the order shipped (its packing list); 0
-//!   means the whole shipment and is claimed as that quantity.
+//!   one (no cargo travelled under it): the current one, or an earlier
+//!   shipment a redelivery followed;
+//! - `quantity` is at most what travelled under that booking (the packing
+//!   list its goods were packed to: a redelivery's is only the claimed
+//!   goods); 0 means the whole shipment and is claimed as that quantity.
 //!
-//! A report before the warehouse reported the goods shipped is retried, as
-//! a delivery is: the two come from different systems and the shipped
-//! report may simply be late. The same kind on the same booking again (the
+//! What happened to the goods is the booking's own record
+//! ([`bookings::Outcome`]). A report before the warehouse reported them
+//! shipped is retried, as a delivery is: the two come from different
+//! systems and the shipped report may simply be late. The same kind on the same booking again (the
 //! carrier repeating itself, or adding detail) records nothing and emits
 //! nothing: the claim is already open.
 
@@ -26,9 +29,9 @@ use sqlx::PgConnection;
 use crate::Error;
 use crate::clock::Clock;
 use crate::commands::answer;
+use crate::store;
 use crate::store::bookings::{self, BOOKING_CANCELLED};
 use crate::store::claims::{self, Claim};
-use crate::store::{self, SHIPMENT_BOOKED};
 use crate::wms::when;
 
 /// What happened to the cargo.
@@ -124,26 +127,24 @@ pub(crate) async fn cargo_exception(
             ),
         )));
     }
-    // An open booking is the order's current one, so the shipment exists.
-    let shipment = store::shipment(conn, &order_id).await?.ok_or_else(|| {
-        Error::Corrupt(format!(
-            "booking {reference} of order {order_id} without a shipment"
-        ))
-    })?;
-    if shipment.status == SHIPMENT_BOOKED {
+    // The booking's own record: after a redelivery the order's shipment is
+    // another booking's, and this one's goods may have arrived long ago.
+    let outcome = bookings::outcome(conn, &order_id, booking.revision).await?;
+    if outcome.shipped_on.is_none() {
         return Err(HandlerError::Retry(format!(
             "cargo of order {order_id} reported {kind} before the warehouse reported it shipped"
         )));
     }
-    if kind == Kind::Lost && shipment.status == store::SHIPMENT_DELIVERED {
+    if kind == Kind::Lost && outcome.delivered_on.is_some() {
         return Err(invalid(FieldError::new(
             "kind",
             format!(
-                "order {order_id} was delivered (proof of delivery on file): its cargo was not lost"
+                "order {order_id} was delivered under booking {reference} (proof of delivery \
+                 on file): its cargo was not lost"
             ),
         )));
     }
-    let shipped = claims::shipped_quantity(conn, &order_id).await?;
+    let shipped = claims::shipped_quantity(conn, &order_id, booking.revision).await?;
     let quantity = claimed_quantity(event.quantity, shipped).map_err(invalid)?;
     // A repeat of a claim (same booking and kind) is answered below; a new
     // one must fit in what was shipped beside the claims already open.

@@ -10,6 +10,7 @@
 //! | `PrepareDocuments` (a later revision: an amended order) | prepares the documents again from the amended order and the current packing list, the earlier set kept as superseded: `DocumentsReady` of the new revision or `DocumentsRejected` | as the first row; an earlier revision answers the current set; the rules per revision are in [`document_set`] |
 //! | `BookShipment` (revision 0 or 1) | picks a lane for the current packing list's cartons and weight and stores the booking: `ShipmentBooked`; nothing bookable: `ShipmentBookingFailed` | the same revision: `ShipmentBooked` from the stored booking (same reference, ETD, ETA); a cancelled shipment answers `ShipmentBookingFailed` |
 //! | `BookShipment` (a later revision: a re-booking after a missed ETD) | cancels the earlier booking if it has not shipped (kept on record) and books again from the ready date or today, whichever is later: `ShipmentBooked` with the revision | as the first row; the rules per revision are in [`shipment`] |
+//! | `BookShipment` (a later revision with `redelivery`: a replacement or reworked goods for a customer's claim) | books the claimed goods (the current packing list, the redelivery's) as the order's new current shipment whatever became of the earlier one, which stays on record: `ShipmentBooked` of the revision with a new booking reference; warehouse and carrier reports then apply to it | the same revision: `ShipmentBooked` from the stored booking; the rules per revision are in [`shipment`] |
 //! | `CancelShipment` | cancels a booking not yet shipped: `ShipmentCancelled` (also when nothing was booked) | `ShipmentCancelled` again; once shipped the command is rejected (dead letter with the reason) |
 //!
 //! A command that can never be handled (no order, an order without lines, a
@@ -19,7 +20,8 @@
 //! and the inbox record.
 //!
 //! An answer that states a stored fact (a packing list, a document set or
-//! a booking of one revision, a cancellation) is written with
+//! a booking of one revision, goods shipped under a booking, a
+//! cancellation) is written with
 //! [`answer_fact`]: repeated from the record it keeps its event id, so no
 //! consumer counts it twice. Only answers that store nothing
 //! (`PackingListFailed`, `ShipmentBookingFailed`) get a new event id each

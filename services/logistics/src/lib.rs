@@ -13,18 +13,23 @@
 //!   module, `PrepareDocuments` builds and cross-checks the document set with
 //!   the pure [`documents`] module, `BookShipment` picks a lane with the pure
 //!   [`booking`] module (a later revision re-books after a missed ETD,
-//!   keeping the earlier booking on record), `CancelShipment` undoes a
-//!   booking. An order amended before it ships is packed and documented
-//!   again under the next revision; the pure [`revision`] module says what a
-//!   command of some revision does, and the earlier list and documents stay
-//!   on record, superseded: everything reads the current ones.
+//!   keeping the earlier booking on record; a redelivery of claimed goods
+//!   books a new shipment of them after the first was delivered),
+//!   `CancelShipment` undoes a booking. An order amended before it ships,
+//!   and the goods of a redelivery, are packed and documented again under
+//!   the next revision; the pure [`revision`] module says what a command of
+//!   some revision does, and the earlier list and documents stay on record,
+//!   superseded: everything reads the current ones.
 //! - [`wms`] consumes warehouse outbound events (`gendan.ext.wms.outbound.*`):
 //!   what was packed is compared with the current packing list; shipped
-//!   marks the booking shipped with its bill of lading.
+//!   marks the order's current shipment shipped with its bill of lading.
 //! - [`carrier`] consumes carrier events (`gendan.ext.carrier.*`): tracking
 //!   updates, delivery with its proof, and cargo lost or damaged in transit,
 //!   which [`claims`] turns into a claim against the carrier
-//!   (`CargoClaimOpened`).
+//!   (`CargoClaimOpened`). Reports apply to the order's current shipment;
+//!   an earlier shipment's (before a redelivery) are recorded against its
+//!   own booking. `Shipped` and `Delivered` carry the booking revision and
+//!   are facts of it.
 //! - [`chasing`] is a worker: each pass reports bookings whose ETD day ended
 //!   without a shipped report (`ShipmentLate`, once per booking); the saga
 //!   answers by re-booking. "Today" is the [`clock`] in [`Options`], so

@@ -11,8 +11,11 @@
 //! earlier ones stay on record, superseded; everything reads the current
 //! revision. A shipment is the order's current booking and what happened
 //! to it; [`bookings`] keeps every booking by revision (what the chasing
-//! worker watches) and [`claims`] the carrier claims for lost or damaged
-//! cargo.
+//! worker watches) with what happened to its goods, written beside the
+//! shipment's, so that a redelivery (a new shipment of claimed goods) can
+//! take the shipment row over while the earlier shipment stays on record.
+//! Tracking updates are kept per booking revision. [`claims`] keeps the
+//! carrier claims for lost or damaged cargo.
 
 pub mod bookings;
 pub mod claims;
@@ -73,13 +76,26 @@ pub struct Shipment {
     pub cancel_reason: Option<String>,
     /// The BookShipment revision of the current booking (1 = the first).
     pub revision: i32,
+    /// The latest BookShipment revision answered with this booking: its
+    /// `revision`, or a later one a re-booking answered with it because the
+    /// goods had already left.
+    pub announced_revision: i32,
+}
+
+impl Shipment {
+    /// The booking revision `Shipped` and `Delivered` carry: the one the
+    /// saga was last told this booking answers.
+    pub fn announced(&self) -> u32 {
+        from_db(self.announced_revision.max(self.revision))
+    }
 }
 
 pub async fn insert_shipment(conn: &mut PgConnection, shipment: &Shipment) -> Result<()> {
     sqlx::query(
         "INSERT INTO shipments (order_id, status, lane_code, carrier, mode, ready_date, etd, eta, \
-           booking_reference, freight_cost_minor, currency, meets_requested_date, revision) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+           booking_reference, freight_cost_minor, currency, meets_requested_date, revision, \
+           announced_revision) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)",
     )
     .bind(&shipment.order_id)
     .bind(&shipment.status)
@@ -99,15 +115,19 @@ pub async fn insert_shipment(conn: &mut PgConnection, shipment: &Shipment) -> Re
     Ok(())
 }
 
-/// Makes `shipment` (a new booking of a shipment still `booked`) the
-/// order's current one. The earlier booking stays in [`bookings`].
+/// Makes `shipment` (a new booking, not yet shipped) the order's current
+/// one: a re-booking of goods still waiting, or a redelivery after the
+/// earlier goods left. The earlier booking, with what happened to its
+/// goods, stays in [`bookings`]; the row starts afresh.
 pub async fn rebook_shipment(conn: &mut PgConnection, shipment: &Shipment) -> Result<()> {
     debug_assert_eq!(shipment.status, SHIPMENT_BOOKED);
     sqlx::query(
         "UPDATE shipments SET status = $2, lane_code = $3, carrier = $4, mode = $5, \
            ready_date = $6, etd = $7, eta = $8, booking_reference = $9, \
            freight_cost_minor = $10, currency = $11, meets_requested_date = $12, \
-           revision = $13, cancel_reason = NULL, booked_at = now() \
+           revision = $13, announced_revision = $13, cancel_reason = NULL, \
+           bill_of_lading = NULL, shipped_on = NULL, delivered_on = NULL, \
+           proof_of_delivery = NULL, booked_at = now() \
          WHERE order_id = $1",
     )
     .bind(&shipment.order_id)
@@ -132,7 +152,8 @@ pub async fn shipment(conn: &mut PgConnection, order_id: &str) -> Result<Option<
     Ok(sqlx::query_as::<_, Shipment>(
         "SELECT order_id, status, lane_code, carrier, mode, ready_date, etd, eta, \
            booking_reference, freight_cost_minor, currency, meets_requested_date, \
-           bill_of_lading, shipped_on, delivered_on, proof_of_delivery, cancel_reason, revision \
+           bill_of_lading, shipped_on, delivered_on, proof_of_delivery, cancel_reason, revision, \
+           announced_revision \
          FROM shipments WHERE order_id = $1",
     )
     .bind(order_id)
@@ -157,38 +178,64 @@ pub async fn cancel_shipment(conn: &mut PgConnection, order_id: &str, reason: &s
     Ok(())
 }
 
+/// Marks the order's shipment shipped, and records it on its current
+/// booking (with the packing list revision the goods were packed to).
 pub async fn mark_shipped(
     conn: &mut PgConnection,
     order_id: &str,
     bill_of_lading: &str,
     shipped_on: NaiveDate,
 ) -> Result<()> {
-    sqlx::query(
-        "UPDATE shipments SET status = $2, bill_of_lading = $3, shipped_on = $4 WHERE order_id = $1",
+    let revision: Option<i32> = sqlx::query_scalar(
+        "UPDATE shipments SET status = $2, bill_of_lading = $3, shipped_on = $4 \
+         WHERE order_id = $1 RETURNING revision",
     )
     .bind(order_id)
     .bind(SHIPMENT_SHIPPED)
     .bind(bill_of_lading)
     .bind(shipped_on)
-    .execute(conn)
+    .fetch_optional(&mut *conn)
     .await?;
+    if let Some(revision) = revision {
+        bookings::record_shipped(conn, order_id, revision, bill_of_lading, shipped_on).await?;
+    }
     Ok(())
 }
 
+/// Marks the order's shipment delivered, and records it on its current
+/// booking.
 pub async fn mark_delivered(
     conn: &mut PgConnection,
     order_id: &str,
     proof_of_delivery: &str,
     delivered_on: NaiveDate,
 ) -> Result<()> {
-    sqlx::query(
+    let revision: Option<i32> = sqlx::query_scalar(
         "UPDATE shipments SET status = $2, proof_of_delivery = $3, delivered_on = $4 \
-         WHERE order_id = $1",
+         WHERE order_id = $1 RETURNING revision",
     )
     .bind(order_id)
     .bind(SHIPMENT_DELIVERED)
     .bind(proof_of_delivery)
     .bind(delivered_on)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(revision) = revision {
+        bookings::record_delivered(conn, order_id, revision, proof_of_delivery, delivered_on)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Records that the order's current booking answered BookShipment
+/// `revision` too (a re-booking that found the goods gone); never lowers it.
+pub async fn announce(conn: &mut PgConnection, order_id: &str, revision: i32) -> Result<()> {
+    sqlx::query(
+        "UPDATE shipments SET announced_revision = GREATEST(announced_revision, $2) \
+         WHERE order_id = $1",
+    )
+    .bind(order_id)
+    .bind(revision)
     .execute(conn)
     .await?;
     Ok(())
@@ -202,15 +249,19 @@ pub struct Tracking {
     pub at: DateTime<Utc>,
 }
 
+/// Adds one update to the tracking of the order's booking `revision`.
 pub async fn add_tracking(
     conn: &mut PgConnection,
     order_id: &str,
+    revision: i32,
     tracking: &Tracking,
 ) -> Result<()> {
     sqlx::query(
-        "INSERT INTO tracking_events (order_id, status, location, at) VALUES ($1, $2, $3, $4)",
+        "INSERT INTO tracking_events (order_id, revision, status, location, at) \
+         VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(order_id)
+    .bind(revision)
     .bind(&tracking.status)
     .bind(&tracking.location)
     .bind(tracking.at)
@@ -219,12 +270,19 @@ pub async fn add_tracking(
     Ok(())
 }
 
-/// The order's tracking history, in the order things happened.
-pub async fn tracking(conn: &mut PgConnection, order_id: &str) -> Result<Vec<Tracking>> {
+/// The tracking history of the order's booking `revision`, in the order
+/// things happened.
+pub async fn tracking(
+    conn: &mut PgConnection,
+    order_id: &str,
+    revision: i32,
+) -> Result<Vec<Tracking>> {
     let rows: Vec<(String, String, DateTime<Utc>)> = sqlx::query_as(
-        "SELECT status, location, at FROM tracking_events WHERE order_id = $1 ORDER BY at, id",
+        "SELECT status, location, at FROM tracking_events WHERE order_id = $1 AND revision = $2 \
+         ORDER BY at, id",
     )
     .bind(order_id)
+    .bind(revision)
     .fetch_all(conn)
     .await?;
     Ok(rows

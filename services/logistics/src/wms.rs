@@ -3,7 +3,7 @@
 //! | subject | message | effect | emitted |
 //! | --- | --- | --- | --- |
 //! | `.packed` | `WmsPacked` | what was packed is compared with the order's current packing list (cartons, quantities per product, marks, barcodes, weights); the check is recorded against that list revision and the list becomes `checked` or `mismatch` | `PackingChecked` with every mismatch and the list revision checked |
-//! | `.shipped` | `WmsShipped` | the booked shipment becomes `shipped` with its bill of lading | `Shipped` |
+//! | `.shipped` | `WmsShipped` | the order's current shipment (a redelivery's, once booked) becomes `shipped` with its bill of lading; the goods' booking records it with the packing list revision they were packed to | `Shipped` with the booking revision, the fact of that revision and bill of lading ([`revision::shipped_key`]) |
 //!
 //! Each packed report is checked on its own: after a repack the warehouse
 //! reports again and the latest check decides the list's status. A list
@@ -13,6 +13,12 @@
 //! ([`revision::packing_check_key`]); the warehouse reporting the same
 //! cartons again as the latest check of the current list records nothing
 //! and answers that check again, under its event id.
+//!
+//! The same shipped report again answers the same `Shipped` (same event
+//! id) and changes nothing. A shipped report of an earlier shipment (its
+//! bill of lading is on an earlier booking's record: the goods a
+//! redelivery followed) is on record already: it records nothing and says
+//! nothing, and never marks the redelivery shipped.
 //!
 //! A report about an order without a packing list, or goods shipped without
 //! a booking, cannot be made right by retrying: it is rejected
@@ -29,6 +35,7 @@ use crate::commands::answer_fact;
 use crate::packing::{self, PackedCarton};
 use crate::revision;
 use crate::store;
+use crate::store::bookings;
 use crate::store::packing_lists::{self, PackingCheck};
 
 /// Handles `gendan.ext.wms.outbound.*`.
@@ -172,15 +179,31 @@ async fn shipped(
             "goods of order {order_id} shipped but no shipment was booked"
         )));
     };
+    if shipment.bill_of_lading.as_deref() != Some(bill_of_lading)
+        && let Some(earlier) = bookings::shipped_under(conn, &order_id, bill_of_lading).await?
+        && earlier != shipment.revision
+    {
+        // The goods of an earlier booking, reported again after a
+        // redelivery was booked: on record already, and not the
+        // redelivery's goods.
+        tracing::info!(
+            %bill_of_lading,
+            earlier_revision = earlier,
+            "an earlier shipment reported shipped again, nothing new"
+        );
+        return Ok(());
+    }
+    let revision = shipment.announced();
     let shipped_on = when(event.at.as_ref(), message).date_naive();
     let answer_event = match shipment.status.as_str() {
         store::SHIPMENT_BOOKED => {
             store::mark_shipped(conn, &order_id, bill_of_lading, shipped_on).await?;
-            tracing::info!(%bill_of_lading, "shipped");
+            tracing::info!(%bill_of_lading, revision, "shipped");
             Shipped {
                 order_id: order_id.clone(),
                 shipped_on: gendan_proto::date_to_string(shipped_on),
                 bill_of_lading: bill_of_lading.to_owned(),
+                revision,
             }
         }
         store::SHIPMENT_SHIPPED | store::SHIPMENT_DELIVERED
@@ -194,6 +217,7 @@ async fn shipped(
                     .map(gendan_proto::date_to_string)
                     .unwrap_or_default(),
                 bill_of_lading: bill_of_lading.to_owned(),
+                revision,
             }
         }
         status => {
@@ -208,6 +232,6 @@ async fn shipped(
             )));
         }
     };
-    let key = format!("shipped:{}", answer_event.bill_of_lading);
+    let key = revision::shipped_key(revision, &answer_event.bill_of_lading);
     answer_fact(conn, message, &order_id, &answer_event, &key).await
 }

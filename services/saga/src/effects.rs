@@ -286,7 +286,10 @@ pub fn apply(state: &mut SagaState, incoming: &Incoming) -> Result<Answer, Handl
             if let Some(on) = date(&shipped.shipped_on, "shipped_on")? {
                 facts.shipped_on = Some(on);
             }
-            Verdict::Completes.into()
+            Answer {
+                revision: revision(shipped.revision),
+                ..Verdict::Completes.into()
+            }
         }
         v1::Delivered::TYPE_NAME => {
             let delivered: v1::Delivered = incoming.payload()?;
@@ -294,7 +297,26 @@ pub fn apply(state: &mut SagaState, incoming: &Incoming) -> Result<Answer, Handl
                 facts.delivered_on = Some(on);
                 state.projected = Some(on);
             }
-            Verdict::Completes.into()
+            Answer {
+                revision: revision(delivered.revision),
+                ..Verdict::Completes.into()
+            }
+        }
+        v1::ClaimResolved::TYPE_NAME => {
+            // Only the claim whose goods were made good completes the
+            // redelivery; a claim resolved otherwise is news for orders.
+            let resolved: v1::ClaimResolved = incoming.payload()?;
+            let claim_id = resolved.claim.map(|c| c.claim_id).unwrap_or_default();
+            let ours = facts
+                .redelivery
+                .as_ref()
+                .is_some_and(|r| r.claim_id == claim_id);
+            if ours {
+                facts.redelivery = None;
+                Verdict::Completes.into()
+            } else {
+                Verdict::Informs.into()
+            }
         }
         v1::ReceivableOpeningFailed::TYPE_NAME => {
             let failed: v1::ReceivableOpeningFailed = incoming.payload()?;

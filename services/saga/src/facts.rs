@@ -58,12 +58,34 @@ pub struct Facts {
     /// An amendment came once production had begun: the material the order
     /// holds is in the goods (procurement releases none of it).
     pub materials_in_use: bool,
+    /// A claim being settled by making (or reworking) the claimed goods and
+    /// shipping them again: what the sub-flow's commands are about.
+    pub redelivery: Option<Redelivery>,
     /// The procurement revision a remake runs (the materials are bought
     /// afresh: the order's stock went into the scrapped goods).
     pub remake_procurement: Option<u32>,
     /// Per step, the revision its last completing answer named: what the
     /// answers awaited after it must carry (`StepDef::revision_of`).
     pub answered_revisions: std::collections::BTreeMap<String, u32>,
+}
+
+/// How a claim's goods are made good.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RedeliveryKind {
+    /// Made again from new material.
+    Replacement,
+    /// The claimed goods, returned, are reworked.
+    Rework,
+}
+
+/// The goods of one claim, made good and shipped again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Redelivery {
+    pub claim_id: String,
+    pub kind: RedeliveryKind,
+    pub product: String,
+    pub quantity: u32,
 }
 
 /// A claim as the saga needs it to resolve it.
@@ -88,6 +110,10 @@ impl Facts {
     /// answered it yet.
     pub fn rework_due(&self) -> bool {
         self.open_nonconformance.is_some()
+            || self
+                .redelivery
+                .as_ref()
+                .is_some_and(|r| r.kind == RedeliveryKind::Rework)
     }
 }
 

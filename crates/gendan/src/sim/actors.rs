@@ -370,17 +370,16 @@ impl World {
             if let Ok(mut bookings) = self.bookings.lock() {
                 bookings.insert(event.order_id.clone(), booking_of(&event));
             }
-            if self.first(format!("ship:{}", event.order_id)) {
+            // A redelivery (a claim's goods made good) is a new booking.
+            if self.first(format!("ship:{}:{}", event.order_id, event.revision)) {
                 let world = self.clone();
-                self.react(
-                    "wms",
-                    order_id,
-                    async move { world.ship(event.order_id).await },
-                );
+                self.react("wms", order_id, async move {
+                    world.ship(event.order_id, event.revision).await
+                });
             }
         } else if is::<v1::Shipped>(envelope) {
             let event: v1::Shipped = decode(envelope)?;
-            if self.first(format!("carry:{}", event.order_id)) {
+            if self.first(format!("carry:{}:{}", event.order_id, event.revision)) {
                 let world = self.clone();
                 self.react("carrier", order_id, async move {
                     world.carry(event.order_id).await

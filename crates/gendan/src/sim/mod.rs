@@ -126,6 +126,10 @@ pub struct SimOptions {
     pub seed: u64,
     /// Play the seeded mix of exceptions (failed final inspections, ...).
     pub exceptions: bool,
+    /// How the merchandiser settles a customer's claim: `credit_note`,
+    /// `replacement` or `rework` (an answer of the `claim_resolution`
+    /// decision).
+    pub settle_claims_by: &'static str,
 }
 
 impl Default for SimOptions {
@@ -134,6 +138,7 @@ impl Default for SimOptions {
             day: Duration::ZERO,
             seed: 1,
             exceptions: false,
+            settle_claims_by: gendan_saga::workflow::answers::CREDIT_NOTE,
         }
     }
 }

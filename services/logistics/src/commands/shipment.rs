@@ -1,21 +1,29 @@
 //! `BookShipment` and `CancelShipment`: booking by revision, re-booking
-//! after a missed ETD, and the saga's compensation.
+//! after a missed ETD, redelivery of claimed goods, and the saga's
+//! compensation.
 //!
-//! A BookShipment names its revision (0 or 1 = the first booking). Against
-//! the order's current shipment:
+//! A BookShipment names its revision (0 or 1 = the first booking) and says
+//! whether it is a redelivery (`redelivery`: a replacement or reworked
+//! goods for a customer's claim, its order carrying only the claimed
+//! lines). Against the order's current shipment
+//! ([`revision::booking_action`]):
 //!
 //! | command revision | shipment | answer |
 //! | --- | --- | --- |
 //! | any | none | books from the ready date (a revision above 1: from today if later): `ShipmentBooked` |
+//! | a later one than any answered, `redelivery` set | any: booked, shipped, delivered, cancelled | books the goods of the current packing list (the redelivery's) from the ready date or today, whichever is later, as the order's current shipment: `ShipmentBooked` of the new revision with a new reference; a booking not yet shipped is cancelled, goods that left stay on record under their booking (its shipped and delivered reports keep applying to it, never to the redelivery) |
 //! | any | cancelled by the saga | `ShipmentBookingFailed`: a cancelled shipment is not booked again |
 //! | the current one | booked, shipped, delivered | `ShipmentBooked` from the stored booking (same reference, ETD, ETA) |
 //! | an earlier one | any | `ShipmentBooked` from that revision's stored booking; nothing if it never existed (the saga has moved on) |
 //! | a later one | booked | cancels the current booking (kept on record), books again from the ready date or today, whichever is later: `ShipmentBooked` of the new revision |
-//! | a later one | shipped, delivered | the goods left after all: `ShipmentBooked` of the booking they left under, with the new revision, and `Shipped` again so the re-opened step completes |
+//! | a later one, no `redelivery` | shipped, delivered | the goods left after all: `ShipmentBooked` of the booking they left under, with the new revision, and `Shipped` again with that revision so the re-opened step completes; the booking answers that revision from then on (its `Delivered` carries it) |
 //!
-//! A re-booking that finds no lane answers `ShipmentBookingFailed` and
-//! keeps the current booking: nothing changed, a re-sent command tries
-//! again.
+//! `ShipmentBooked` is the fact of one booking and revision
+//! ([`revision::booked_key`]) and `Shipped` of one booking revision and
+//! bill of lading ([`revision::shipped_key`]): a re-sent command answers
+//! them under the same event ids. A re-booking that finds no lane answers
+//! `ShipmentBookingFailed` and keeps the current booking: nothing changed,
+//! a re-sent command tries again.
 
 use std::collections::HashMap;
 
@@ -30,6 +38,7 @@ use sqlx::PgConnection;
 use super::{answer, answer_fact, invalid};
 use crate::booking::{self, Load};
 use crate::clock::Clock;
+use crate::revision::{self, BookingAction, CurrentBooking, Shipping};
 use crate::store::bookings::{self, Booking};
 use crate::store::{self, Shipment, packing_lists};
 use crate::{Error, catalog, validate};
@@ -51,7 +60,28 @@ pub(crate) fn booked_event(booking: &Booking, revision: u32) -> ShipmentBooked {
     }
 }
 
-#[tracing::instrument(skip_all, fields(order_id = %message.order_id(), revision = command.revision))]
+/// The order's current shipment, as [`revision::booking_action`] sees it.
+fn current_booking(shipment: &Shipment) -> CurrentBooking {
+    let shipping = match shipment.status.as_str() {
+        store::SHIPMENT_BOOKED => Shipping::Booked,
+        store::SHIPMENT_CANCELLED => Shipping::Cancelled,
+        _ => Shipping::Left,
+    };
+    CurrentBooking {
+        shipping,
+        revision: u32::try_from(shipment.revision).unwrap_or(1),
+        announced: shipment.announced(),
+    }
+}
+
+#[tracing::instrument(
+    skip_all,
+    fields(
+        order_id = %message.order_id(),
+        revision = command.revision,
+        redelivery = command.redelivery
+    )
+)]
 pub(super) async fn book_shipment(
     conn: &mut PgConnection,
     message: &Incoming,
@@ -99,25 +129,34 @@ pub(super) async fn book_shipment(
     };
     let earlier = store::shipment(conn, &order_id).await?;
     if let Some(current) = &earlier {
-        if current.status == store::SHIPMENT_CANCELLED {
-            let reason = format!(
-                "the shipment of order {order_id} was cancelled ({}); it is not booked again",
-                current
-                    .cancel_reason
-                    .as_deref()
-                    .unwrap_or("no reason given")
-            );
-            return answer(conn, message, &order_id, &failed(reason)).await;
-        }
-        if stored_revision == current.revision {
-            tracing::info!(booking_reference = %current.booking_reference, "already booked, answering again");
-            return answer_booked(conn, message, &order_id, &Booking::of(current), revision).await;
-        }
-        if stored_revision < current.revision {
-            return answer_earlier_revision(conn, message, &order_id, revision).await;
-        }
-        if current.status != store::SHIPMENT_BOOKED {
-            return answer_goods_left(conn, message, current, revision).await;
+        let action =
+            revision::booking_action(revision, command.redelivery, Some(current_booking(current)));
+        match action {
+            BookingAction::Book => {}
+            BookingAction::Refuse => {
+                let reason = format!(
+                    "the shipment of order {order_id} was cancelled ({}); it is not booked again",
+                    current
+                        .cancel_reason
+                        .as_deref()
+                        .unwrap_or("no reason given")
+                );
+                return answer(conn, message, &order_id, &failed(reason)).await;
+            }
+            BookingAction::Repeat => {
+                tracing::info!(
+                    booking_reference = %current.booking_reference,
+                    "already booked, answering again"
+                );
+                let booking = Booking::of(current);
+                return answer_booked(conn, message, &order_id, &booking, revision).await;
+            }
+            BookingAction::AnswerEarlier => {
+                return answer_earlier_revision(conn, message, &order_id, revision).await;
+            }
+            BookingAction::GoodsLeft => {
+                return answer_goods_left(conn, message, current, revision).await;
+            }
         }
     }
 
@@ -175,10 +214,11 @@ pub(super) async fn book_shipment(
         proof_of_delivery: None,
         cancel_reason: None,
         revision: stored_revision,
+        announced_revision: stored_revision,
     };
     match &earlier {
         None => store::insert_shipment(conn, &shipment).await?,
-        Some(previous) => {
+        Some(previous) if previous.status == store::SHIPMENT_BOOKED => {
             let reason = format!(
                 "replaced by booking {} (revision {revision})",
                 shipment.booking_reference
@@ -189,6 +229,17 @@ pub(super) async fn book_shipment(
                 cancelled = %previous.booking_reference,
                 missed_etd = %previous.etd,
                 "earlier booking cancelled for a re-booking"
+            );
+        }
+        Some(previous) => {
+            // A redelivery: the earlier goods left (or the saga called them
+            // off); their booking stays on record as it is, with what
+            // happened to them.
+            store::rebook_shipment(conn, &shipment).await?;
+            tracing::info!(
+                earlier = %previous.booking_reference,
+                earlier_status = %previous.status,
+                "redelivery booked as the order's shipment"
             );
         }
     }
@@ -226,7 +277,9 @@ async fn answer_earlier_revision(
 
 /// A re-booking asked for goods that left meanwhile (the shipped report
 /// crossed the missed-ETD report): the booking they left under answers the
-/// new revision, and `Shipped` is said again for the step waiting on it.
+/// new revision, and `Shipped` is said again, of that revision, for the
+/// step waiting on it. The booking answers the revision from now on, so
+/// its `Delivered` counts for the saga's re-opened steps too.
 async fn answer_goods_left(
     conn: &mut PgConnection,
     message: &Incoming,
@@ -239,13 +292,16 @@ async fn answer_goods_left(
         "the goods already left, not booking again"
     );
     let order_id = current.order_id.as_str();
+    let announced = i32::try_from(revision).unwrap_or(i32::MAX);
+    store::announce(conn, order_id, announced).await?;
     answer_booked(conn, message, order_id, &Booking::of(current), revision).await?;
     let shipped = Shipped {
         order_id: order_id.to_owned(),
         shipped_on: current.shipped_on.map(date_to_string).unwrap_or_default(),
         bill_of_lading: current.bill_of_lading.clone().unwrap_or_default(),
+        revision,
     };
-    let key = format!("shipped:{}", shipped.bill_of_lading);
+    let key = revision::shipped_key(revision, &shipped.bill_of_lading);
     answer_fact(conn, message, order_id, &shipped, &key).await
 }
 
@@ -259,7 +315,7 @@ async fn answer_booked(
     booking: &Booking,
     revision: u32,
 ) -> Result<(), HandlerError> {
-    let key = format!("{}#{revision}", booking.booking_reference);
+    let key = revision::booked_key(&booking.booking_reference, revision);
     let event = booked_event(booking, revision);
     answer_fact(conn, message, order_id, &event, &key).await
 }

@@ -1,11 +1,15 @@
 //! Every booking an order had, by BookShipment revision (`bookings`).
 //!
-//! The first booking and each re-booking after a missed ETD add a row; a
-//! re-booking or the saga's CancelShipment cancels the earlier row instead
-//! of overwriting it. The order's current booking is also its `shipments`
-//! row (same reference and revision), which carries what happened after:
-//! shipped, delivered. The chasing worker reads both through [`overdue`]
-//! and records what it reported with [`mark_late`].
+//! The first booking, each re-booking after a missed ETD and each
+//! redelivery of claimed goods add a row; a re-booking or the saga's
+//! CancelShipment cancels the earlier row instead of overwriting it, and a
+//! redelivery leaves the earlier row as it is (its goods travelled). The
+//! order's current booking is also its `shipments` row (same reference and
+//! revision); what happened to a booking's goods ([`Outcome`]: shipped,
+//! delivered) is written on both, so it stays on the booking once a
+//! redelivery takes the shipment row over. A booking's own status is only
+//! ever open or cancelled. The chasing worker reads both tables through
+//! [`overdue`] and records what it reported with [`mark_late`].
 
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::PgConnection;
@@ -121,6 +125,96 @@ pub async fn by_reference(
         .bind(reference)
         .fetch_optional(conn)
         .await?)
+}
+
+/// What happened to the goods that travelled under one booking; all `None`
+/// while they have not left.
+#[derive(Debug, Clone, Default, PartialEq, sqlx::FromRow)]
+pub struct Outcome {
+    pub bill_of_lading: Option<String>,
+    pub shipped_on: Option<NaiveDate>,
+    /// The packing list revision the goods were packed to (current when
+    /// they left).
+    pub shipped_list_revision: Option<i32>,
+    pub delivered_on: Option<NaiveDate>,
+    pub proof_of_delivery: Option<String>,
+}
+
+/// What happened to the goods of the order's booking `revision` (nothing
+/// when there is no such booking).
+pub async fn outcome(conn: &mut PgConnection, order_id: &str, revision: i32) -> Result<Outcome> {
+    let outcome = sqlx::query_as::<_, Outcome>(
+        "SELECT bill_of_lading, shipped_on, shipped_list_revision, delivered_on, \
+           proof_of_delivery FROM bookings WHERE order_id = $1 AND revision = $2",
+    )
+    .bind(order_id)
+    .bind(revision)
+    .fetch_optional(conn)
+    .await?;
+    Ok(outcome.unwrap_or_default())
+}
+
+/// Records that the goods of booking `revision` left under
+/// `bill_of_lading`, packed to the order's current packing list.
+pub async fn record_shipped(
+    conn: &mut PgConnection,
+    order_id: &str,
+    revision: i32,
+    bill_of_lading: &str,
+    shipped_on: NaiveDate,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE bookings SET bill_of_lading = $3, shipped_on = $4, \
+           shipped_list_revision = (SELECT max(l.revision) FROM packing_lists l \
+                                    WHERE l.order_id = $1) \
+         WHERE order_id = $1 AND revision = $2",
+    )
+    .bind(order_id)
+    .bind(revision)
+    .bind(bill_of_lading)
+    .bind(shipped_on)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Records that the goods of booking `revision` were delivered.
+pub async fn record_delivered(
+    conn: &mut PgConnection,
+    order_id: &str,
+    revision: i32,
+    proof_of_delivery: &str,
+    delivered_on: NaiveDate,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE bookings SET proof_of_delivery = $3, delivered_on = $4 \
+         WHERE order_id = $1 AND revision = $2",
+    )
+    .bind(order_id)
+    .bind(revision)
+    .bind(proof_of_delivery)
+    .bind(delivered_on)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The latest of the order's bookings whose goods left under
+/// `bill_of_lading`, if any.
+pub async fn shipped_under(
+    conn: &mut PgConnection,
+    order_id: &str,
+    bill_of_lading: &str,
+) -> Result<Option<i32>> {
+    let revision: Option<i32> = sqlx::query_scalar(
+        "SELECT revision FROM bookings WHERE order_id = $1 AND bill_of_lading = $2 \
+         ORDER BY revision DESC LIMIT 1",
+    )
+    .bind(order_id)
+    .bind(bill_of_lading)
+    .fetch_optional(conn)
+    .await?;
+    Ok(revision)
 }
 
 /// Every booking of the order, first revision first.

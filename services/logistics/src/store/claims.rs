@@ -1,6 +1,6 @@
 //! Carrier claims for cargo lost or damaged in transit (`cargo_claims`),
-//! one per order, booking and kind, and the shipped quantity a claim is
-//! checked against.
+//! one per order, booking and kind, and the quantity shipped under a
+//! booking that a claim is checked against.
 
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
@@ -54,17 +54,27 @@ pub async fn of_order(conn: &mut PgConnection, order_id: &str) -> Result<Vec<Cla
     .await?)
 }
 
-/// Units the order shipped: what its current packing list packed (the
-/// warehouse's packed report is checked against it before anything ships;
-/// a list superseded by an amendment never shipped). 0 without a packing
-/// list.
-pub async fn shipped_quantity(conn: &mut PgConnection, order_id: &str) -> Result<u32> {
+/// Units that travelled under the order's booking `revision`: what the
+/// packing list its goods were packed to holds (the warehouse's packed
+/// report is checked against the current list before anything ships; a
+/// list superseded by an amendment never shipped, and a redelivery's list
+/// is its own). A booking shipped before that was recorded counts the
+/// current list. 0 without a packing list.
+pub async fn shipped_quantity(
+    conn: &mut PgConnection,
+    order_id: &str,
+    booking_revision: i32,
+) -> Result<u32> {
     let total: i64 = sqlx::query_scalar(
         "SELECT COALESCE(SUM(c.quantity), 0)::bigint FROM packing_list_cartons c \
          WHERE c.order_id = $1 \
-           AND c.revision = (SELECT max(l.revision) FROM packing_lists l WHERE l.order_id = $1)",
+           AND c.revision = COALESCE( \
+             (SELECT b.shipped_list_revision FROM bookings b \
+              WHERE b.order_id = $1 AND b.revision = $2), \
+             (SELECT max(l.revision) FROM packing_lists l WHERE l.order_id = $1))",
     )
     .bind(order_id)
+    .bind(booking_revision)
     .fetch_one(conn)
     .await?;
     Ok(u32::try_from(total).unwrap_or(u32::MAX))

@@ -228,8 +228,12 @@ pub async fn resolve(conn: &mut PgConnection, message: &Incoming) -> Result<(), 
     // shares.
     notices::on_event(conn, order_id, &announced.envelope, &cause).await?;
 
+    // Claims exist only on goods delivered, so an order with one waits for
+    // acceptance whatever phase this service has seen last: after a claim's
+    // goods are made good and delivered again, the saga's move back to
+    // acceptance may still be on its way on the other consumer.
     let waiting_for_acceptance =
-        state.accepted_at.is_none() && !state.is_closed() && state.phase() == Phase::Acceptance;
+        state.accepted_at.is_none() && !state.is_closed() && state.phase() != Phase::Cancelled;
     if waiting_for_acceptance && store::open_count(conn, order_id).await? == 0 {
         let claims: Vec<Claim> = store::list(&mut *conn, order_id)
             .await?

@@ -9,7 +9,7 @@ use gendan_proto::v1;
 
 use super::{DECIDE, Engine, duration, log, root_cause};
 use crate::exceptions;
-use crate::facts::Concession;
+use crate::facts::{Concession, Redelivery, RedeliveryKind};
 use crate::state::{DecisionState, SagaState, Status, StepStatus, TimerChange};
 use crate::workflow::{DecisionSpec, Effect, FactChange};
 use crate::{Error, SERVICE};
@@ -290,6 +290,27 @@ fn apply_fact(saga: &mut SagaState, change: FactChange, operator: &str, comment:
                 note: comment.to_owned(),
             });
             saga.facts.open_nonconformance = None;
+        }
+        FactChange::ReplaceClaimed | FactChange::ReworkClaimed => {
+            let claim_id = saga.focus.clone().unwrap_or_default();
+            let Some(claim) = saga.facts.claims.get(&claim_id).cloned() else {
+                return;
+            };
+            let kind = if change == FactChange::ReplaceClaimed {
+                // New goods need new material: what the order held went
+                // into the goods delivered.
+                let runs = u32::try_from(saga.step("procure_materials").runs).unwrap_or(0);
+                saga.facts.remake_procurement = Some(runs + 1);
+                RedeliveryKind::Replacement
+            } else {
+                RedeliveryKind::Rework
+            };
+            saga.facts.redelivery = Some(Redelivery {
+                claim_id,
+                kind,
+                product: claim.product,
+                quantity: claim.quantity,
+            });
         }
         FactChange::Remake => {
             saga.facts.remakes += 1;

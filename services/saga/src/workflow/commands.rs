@@ -8,10 +8,18 @@ use gendan_proto::v1;
 
 use super::Revision;
 use crate::SERVICE;
-use crate::facts::BalanceMilestone;
+use crate::facts::{BalanceMilestone, RedeliveryKind};
 use crate::state::SagaState;
 
+/// What the step's work is for: the order's lines, or while a claim's
+/// goods are made good, only those.
 fn items(state: &SagaState) -> Vec<v1::ProductQuantity> {
+    if let Some(redelivery) = &state.facts.redelivery {
+        return vec![v1::ProductQuantity {
+            product: redelivery.product.clone(),
+            quantity: redelivery.quantity,
+        }];
+    }
     state
         .order
         .lines
@@ -149,15 +157,22 @@ pub fn cancel_materials(state: &SagaState, _: Revision, cause: &Cause) -> Outgoi
 /// Rework of what the last final inspection rejected: the whole lot of each
 /// product (a sample's defects say the lot is suspect, not which units).
 pub fn start_rework(state: &SagaState, revision: Revision, cause: &Cause) -> Outgoing {
+    let reason = match &state.facts.redelivery {
+        Some(redelivery) => format!(
+            "claim {}: {} {} returned by the customer for rework",
+            redelivery.claim_id, redelivery.quantity, redelivery.product
+        ),
+        None => format!(
+            "final inspection failed ({} defective in the sample)",
+            state.facts.defective_units
+        ),
+    };
     let command = v1::StartRework {
         order_id: state.order_id.clone(),
         revision,
         items: items(state),
         nonconformance_id: state.facts.open_nonconformance.clone().unwrap_or_default(),
-        reason: format!(
-            "final inspection failed ({} defective in the sample)",
-            state.facts.defective_units
-        ),
+        reason,
     };
     to("production", state, cause, &command)
 }
@@ -171,9 +186,32 @@ pub fn request_final_inspection(state: &SagaState, revision: Revision, cause: &C
     to("quality", state, cause, &command)
 }
 
+/// The order as logistics packs, documents and ships it: whole, or while a
+/// claim's goods are made good, with only the claimed line and quantity.
+fn shipping_order(state: &SagaState) -> v1::Order {
+    let mut order = state.order.clone();
+    if let Some(redelivery) = &state.facts.redelivery {
+        order
+            .lines
+            .retain(|line| line.product == redelivery.product);
+        for line in &mut order.lines {
+            line.quantity = redelivery.quantity;
+        }
+        order.total_minor = order
+            .lines
+            .iter()
+            .map(|line| {
+                line.unit_price_minor
+                    .saturating_mul(i64::from(line.quantity))
+            })
+            .sum();
+    }
+    order
+}
+
 pub fn prepare_packing(state: &SagaState, revision: Revision, cause: &Cause) -> Outgoing {
     let command = v1::PreparePacking {
-        order: Some(state.order.clone()),
+        order: Some(shipping_order(state)),
         revision,
     };
     to("logistics", state, cause, &command)
@@ -181,7 +219,7 @@ pub fn prepare_packing(state: &SagaState, revision: Revision, cause: &Cause) -> 
 
 pub fn prepare_documents(state: &SagaState, revision: Revision, cause: &Cause) -> Outgoing {
     let command = v1::PrepareDocuments {
-        order: Some(state.order.clone()),
+        order: Some(shipping_order(state)),
         revision,
         ..Default::default()
     };
@@ -190,7 +228,8 @@ pub fn prepare_documents(state: &SagaState, revision: Revision, cause: &Cause) -
 
 pub fn book_shipment(state: &SagaState, revision: Revision, cause: &Cause) -> Outgoing {
     let command = v1::BookShipment {
-        order: Some(state.order.clone()),
+        order: Some(shipping_order(state)),
+        redelivery: state.facts.redelivery.is_some(),
         ready_date: state
             .facts
             .ready_date
@@ -310,11 +349,45 @@ fn resolve_claim(state: &SagaState, resolution: v1::ClaimResolution, cause: &Cau
     let (claim_id, _) = claim_in_focus(state);
     let note = match resolution {
         v1::ClaimResolution::CreditNote => "a credit note for the claimed goods".to_owned(),
+        v1::ClaimResolution::Replacement => "the claimed goods made again".to_owned(),
+        v1::ClaimResolution::Rework => "the claimed goods reworked".to_owned(),
         _ => "the claim is not accepted after review".to_owned(),
     };
     let command = v1::ResolveClaim {
         order_id: state.order_id.clone(),
         claim_id,
+        resolution: resolution as i32,
+        note,
+    };
+    to("orders", state, cause, &command)
+}
+
+/// The claim whose goods were made good and delivered again is resolved
+/// (replacement or rework); orders then accepts when no claim is open.
+pub fn resolve_claim_by_redelivery(state: &SagaState, _: Revision, cause: &Cause) -> Outgoing {
+    let Some(redelivery) = &state.facts.redelivery else {
+        // Only started while a redelivery is due (its `when`).
+        return resolve_claim(state, v1::ClaimResolution::Replacement, cause);
+    };
+    let (resolution, note) = match redelivery.kind {
+        RedeliveryKind::Replacement => (
+            v1::ClaimResolution::Replacement,
+            format!(
+                "{} {} made again and delivered",
+                redelivery.quantity, redelivery.product
+            ),
+        ),
+        RedeliveryKind::Rework => (
+            v1::ClaimResolution::Rework,
+            format!(
+                "{} {} reworked and delivered again",
+                redelivery.quantity, redelivery.product
+            ),
+        ),
+    };
+    let command = v1::ResolveClaim {
+        order_id: state.order_id.clone(),
+        claim_id: redelivery.claim_id.clone(),
         resolution: resolution as i32,
         note,
     };

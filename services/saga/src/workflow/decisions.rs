@@ -6,7 +6,7 @@
 use gendan_proto::v1::{self, Department, ExceptionKind};
 
 use super::commands::*;
-use super::standard::REMAKE;
+use super::standard::{REMAKE, REPLACE_CLAIMED, REWORK_CLAIMED};
 use super::{DecisionOption, DecisionSpec, Effect, FactChange};
 use crate::state::SagaState;
 
@@ -24,6 +24,8 @@ pub mod answers {
     pub const RESOURCE: &str = "resource_from_next_supplier";
     pub const CREDIT_NOTE: &str = "credit_note";
     pub const REJECT_CLAIM: &str = "reject_claim";
+    pub const REPLACEMENT: &str = "replacement";
+    pub const REWORK: &str = "rework";
     pub const WAIT_FOR_GOODS: &str = "wait_for_goods";
 }
 
@@ -69,6 +71,28 @@ pub static CLAIM_RESOLUTION: DecisionSpec = DecisionSpec {
             effects: &[
                 Effect::Send(issue_credit_note),
                 Effect::Send(resolve_claim_by_credit),
+                Effect::KeepWaiting,
+            ],
+        },
+        DecisionOption {
+            answer: answers::REPLACEMENT,
+            effects: &[
+                Effect::Fact(FactChange::ReplaceClaimed),
+                Effect::Reopen {
+                    steps: REPLACE_CLAIMED,
+                    reset_failures: true,
+                },
+                Effect::KeepWaiting,
+            ],
+        },
+        DecisionOption {
+            answer: answers::REWORK,
+            effects: &[
+                Effect::Fact(FactChange::ReworkClaimed),
+                Effect::Reopen {
+                    steps: REWORK_CLAIMED,
+                    reset_failures: true,
+                },
                 Effect::KeepWaiting,
             ],
         },
@@ -224,7 +248,8 @@ fn claim_question(state: &SagaState) -> String {
     let claim = state.facts.claims.get(claim_id);
     format!(
         "The customer of order {} claims {} of {} (claim {claim_id}, value {} minor units). \
-         Issue a credit note for it, or reject the claim?",
+         Issue a credit note for it, replace the goods (made again and shipped), rework them \
+         (returned, reworked and shipped back), or reject the claim?",
         state.order_id,
         claim.map(|c| c.quantity).unwrap_or(0),
         claim.map(|c| c.product.as_str()).unwrap_or("?"),

@@ -111,6 +111,12 @@ pub enum FactChange {
     GrantConcession,
     /// The failed lot is scrapped and made again.
     Remake,
+    /// The claim in focus is settled by making its goods again and shipping
+    /// them (a sub-flow of the same order).
+    ReplaceClaimed,
+    /// The claim in focus is settled by reworking its (returned) goods and
+    /// shipping them back.
+    ReworkClaimed,
 }
 
 /// What a failed answer (an event in `fails_on`) does.

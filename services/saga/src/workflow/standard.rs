@@ -64,6 +64,41 @@ pub const AMEND_ADJUST: &[&str] = &[
 /// receivable and the documents (the commercial invoice).
 pub const AMEND_PRICES: &[&str] = &["open_receivable", "prepare_documents"];
 
+/// Steps a claim settled by replacement runs again for the claimed goods:
+/// made from new material, inspected, packed, shipped and delivered, then
+/// the claim resolved.
+pub(super) const REPLACE_CLAIMED: &[&str] = &[
+    "plan_production",
+    "procure_materials",
+    "materials_ready",
+    "production_completed",
+    "request_final_inspection",
+    "final_inspection_passed",
+    "prepare_packing",
+    "packing_checked",
+    "prepare_documents",
+    "book_shipment",
+    "shipped",
+    "delivered",
+    "resolve_redelivery",
+];
+
+/// Steps a claim settled by rework runs again for the claimed goods: the
+/// returned goods reworked, then as for a replacement.
+pub(super) const REWORK_CLAIMED: &[&str] = &[
+    "plan_rework",
+    "rework_done",
+    "request_final_inspection",
+    "final_inspection_passed",
+    "prepare_packing",
+    "packing_checked",
+    "prepare_documents",
+    "book_shipment",
+    "shipped",
+    "delivered",
+    "resolve_redelivery",
+];
+
 /// Steps the rework loop runs again after a failed final inspection.
 const REWORK_LOOP: &[&str] = &[
     "plan_rework",
@@ -348,6 +383,7 @@ impl Workflow {
                         // missed twice, an operator looks.
                         StepDef {
                             fails_on: &[v1::ShipmentLate::TYPE_NAME],
+                            revision_of: Some("book_shipment"),
                             on_failure: OnFailure::Reopen {
                                 steps: &["book_shipment", "shipped"],
                                 limit: 2,
@@ -366,6 +402,7 @@ impl Workflow {
                         // customer (one question per carrier claim).
                         StepDef {
                             fails_on: &[v1::CargoClaimOpened::TYPE_NAME],
+                            revision_of: Some("book_shipment"),
                             on_failure: OnFailure::Decide(&CARGO_CLAIM),
                             failure_kind: ExceptionKind::CargoClaim,
                             ..wait(
@@ -380,18 +417,33 @@ impl Workflow {
                 ),
                 phase(
                     Phase::Acceptance,
-                    vec![StepDef {
-                        fails_on: &[v1::ClaimRaised::TYPE_NAME],
-                        on_failure: OnFailure::Decide(&CLAIM_RESOLUTION),
-                        failure_kind: ExceptionKind::CustomerClaim,
-                        ..wait(
-                            "customer_acceptance",
-                            &[],
-                            D::Orders,
-                            &[v1::OrderAccepted::TYPE_NAME],
-                            OnTimeout::Never,
-                        )
-                    }],
+                    vec![
+                        StepDef {
+                            fails_on: &[v1::ClaimRaised::TYPE_NAME],
+                            on_failure: OnFailure::Decide(&CLAIM_RESOLUTION),
+                            failure_kind: ExceptionKind::CustomerClaim,
+                            ..wait(
+                                "customer_acceptance",
+                                &[],
+                                D::Orders,
+                                &[v1::OrderAccepted::TYPE_NAME],
+                                OnTimeout::Never,
+                            )
+                        },
+                        // A claim settled by making its goods good: once
+                        // they are delivered again (the shipping phase is
+                        // done), the claim is resolved (skipped otherwise).
+                        StepDef {
+                            when: Some(redelivery_due),
+                            ..send(
+                                "resolve_redelivery",
+                                &[],
+                                D::Orders,
+                                resolve_claim_by_redelivery,
+                                &[v1::ClaimResolved::TYPE_NAME],
+                            )
+                        },
+                    ],
                 ),
                 phase(
                     Phase::Settlement,
@@ -455,6 +507,10 @@ impl Workflow {
 
 fn deposit_required(state: &SagaState) -> bool {
     state.facts.deposit_required
+}
+
+fn redelivery_due(state: &SagaState) -> bool {
+    state.facts.redelivery.is_some()
 }
 
 fn rework_due(state: &SagaState) -> bool {

@@ -43,11 +43,17 @@ impl World {
     }
 
     /// The goods leave the dock a day after the booking.
-    pub(super) async fn ship(&self, order_id: String) -> anyhow::Result<()> {
+    pub(super) async fn ship(&self, order_id: String, revision: u32) -> anyhow::Result<()> {
         self.pause_on(&order_id, 1.0).await;
+        // Each booking leaves under a bill of lading of its own (a claim's
+        // redelivery is a second shipment).
+        let mut bill_of_lading = format!("BL-{}", prefix(&order_id).to_ascii_uppercase());
+        if revision > 1 {
+            bill_of_lading.push_str(&format!("-{revision}"));
+        }
         let shipped = v1::WmsShipped {
             order_id: order_id.clone(),
-            bill_of_lading: format!("BL-{}", prefix(&order_id).to_ascii_uppercase()),
+            bill_of_lading,
             at: Some(timestamp_from(self.now(&order_id))),
         };
         self.publish(WMS_SHIPPED, "wms:sim", &order_id, &shipped)

@@ -217,12 +217,15 @@ impl World {
         let preferred = [
             gendan_saga::workflow::answers::ACCEPT_PROPOSED_DATE,
             gendan_saga::workflow::answers::CONCESSION,
-            gendan_saga::workflow::answers::CREDIT_NOTE,
+            self.options.settle_claims_by,
         ];
         let (operator, comment) = if decision.decision_kind() == v1::DecisionKind::ClaimResolution {
             (
                 "merchandiser (sim)".to_owned(),
-                "carrier photos confirm the damage".to_owned(),
+                format!(
+                    "carrier photos confirm the damage; settled by {}",
+                    self.options.settle_claims_by.replace('_', " ")
+                ),
             )
         } else {
             (

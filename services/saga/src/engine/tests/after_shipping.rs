@@ -269,3 +269,214 @@ fn lost_cargo_asks_and_a_credit_note_goes_on_as_delivered() {
     assert_eq!(saga.step("delivered").status, StepStatus::Done);
     assert_eq!(saga.phase, Phase::Acceptance);
 }
+
+/// A saga in acceptance (everything before done, revision 1 each) with one
+/// claim asked about.
+fn claimed(engine: &super::Engine) -> (crate::state::SagaState, uuid::Uuid) {
+    let mut saga = in_materials(engine);
+    for (_, step) in engine.workflow().steps() {
+        if step.name != "customer_acceptance"
+            && step.name != "resolve_redelivery"
+            && step.name != "paid_in_full"
+            && step.name != "close_order"
+        {
+            let state = saga.step_mut(step.name);
+            if !state.status.is_finished() {
+                state.status = StepStatus::Done;
+            }
+            state.runs = state.runs.max(1);
+        }
+    }
+    saga.phase = Phase::Shipping;
+    engine.advance(&mut saga, &gendan_messaging::Cause::root(ORDER), start());
+    assert_eq!(saga.phase, Phase::Acceptance);
+    assert_eq!(saga.step("resolve_redelivery").status, StepStatus::Skipped);
+    engine
+        .react(&mut saga, &incoming(&claim("CLM-9", 3)), start())
+        .unwrap();
+    let id = saga
+        .decisions
+        .iter()
+        .find(|d| d.is_open())
+        .unwrap()
+        .decision_id;
+    saga.outgoing.clear();
+    (saga, id)
+}
+
+#[test]
+fn a_replacement_makes_ships_and_delivers_the_claimed_goods_then_resolves_the_claim() {
+    let engine = engine();
+    let (mut saga, id) = claimed(&engine);
+    engine
+        .apply_answer(
+            &mut saga,
+            id,
+            answers::REPLACEMENT,
+            "merchandiser",
+            "",
+            start(),
+        )
+        .unwrap();
+    // Back to production planning for the claimed 3 units only.
+    assert_eq!(saga.phase, Phase::Confirmed);
+    assert_eq!(saga.step("customer_acceptance").status, StepStatus::Waiting);
+    let plans: Vec<v1::PlanWorkOrder> = sent(&saga);
+    assert_eq!(plans.len(), 1);
+    assert_eq!((plans[0].revision, plans[0].amendment), (2, 0));
+    assert_eq!(plans[0].items.len(), 1);
+    assert_eq!(plans[0].items[0].quantity, 3);
+    let react = |saga: &mut crate::state::SagaState, event: gendan_messaging::Incoming| {
+        engine.react(saga, &event, start()).unwrap();
+    };
+    react(
+        &mut saga,
+        incoming(&v1::WorkOrderPlanned {
+            order_id: ORDER.to_owned(),
+            revision: 2,
+            planned_end: "2026-05-01".to_owned(),
+            ..Default::default()
+        }),
+    );
+    let procure: Vec<v1::ProcureMaterials> = sent(&saga);
+    assert_eq!((procure[0].revision, procure[0].remake), (2, true));
+    assert_eq!(procure[0].items[0].quantity, 3);
+    for event in [
+        incoming(&v1::MaterialsOrdered {
+            order_id: ORDER.to_owned(),
+            revision: 2,
+            expected_ready_date: "2026-04-20".to_owned(),
+            ..Default::default()
+        }),
+        incoming(&v1::MaterialsReady {
+            order_id: ORDER.to_owned(),
+            ready_on: "2026-04-20".to_owned(),
+            revision: 2,
+        }),
+        incoming(&v1::WorkOrderCompleted {
+            order_id: ORDER.to_owned(),
+            revision: 2,
+            completed_on: "2026-05-01".to_owned(),
+            ..Default::default()
+        }),
+        incoming(&v1::FinalInspectionOpened {
+            order_id: ORDER.to_owned(),
+            revision: 2,
+            ..Default::default()
+        }),
+        incoming(&v1::FinalInspectionPassed {
+            order_id: ORDER.to_owned(),
+            revision: 2,
+            ..Default::default()
+        }),
+    ] {
+        react(&mut saga, event);
+    }
+    let packing: Vec<v1::PreparePacking> = sent(&saga);
+    let packed_order = packing.last().unwrap().order.clone().unwrap();
+    assert_eq!(packing.last().unwrap().revision, 2);
+    assert_eq!(packed_order.lines.len(), 1);
+    assert_eq!(packed_order.lines[0].quantity, 3);
+    for event in [
+        incoming(&v1::PackingListReady {
+            order_id: ORDER.to_owned(),
+            cartons: 1,
+            revision: 2,
+        }),
+        incoming(&v1::PackingChecked {
+            order_id: ORDER.to_owned(),
+            matches: true,
+            revision: 2,
+            ..Default::default()
+        }),
+        incoming(&v1::DocumentsReady {
+            order_id: ORDER.to_owned(),
+            revision: 2,
+            ..Default::default()
+        }),
+    ] {
+        react(&mut saga, event);
+    }
+    let bookings: Vec<v1::BookShipment> = sent(&saga);
+    assert_eq!(bookings.last().unwrap().revision, 2);
+    assert!(bookings.last().unwrap().redelivery);
+    // The first shipment's reports, delivered again, complete nothing.
+    react(
+        &mut saga,
+        incoming(&v1::ShipmentBooked {
+            order_id: ORDER.to_owned(),
+            booking_reference: "BK-2".to_owned(),
+            revision: 2,
+            ..Default::default()
+        }),
+    );
+    react(
+        &mut saga,
+        incoming(&v1::Delivered {
+            order_id: ORDER.to_owned(),
+            delivered_on: "2026-03-30".to_owned(),
+            revision: 1,
+            ..Default::default()
+        }),
+    );
+    assert_ne!(saga.step("delivered").status, StepStatus::Done);
+    saga.outgoing.clear();
+    for event in [
+        incoming(&v1::Shipped {
+            order_id: ORDER.to_owned(),
+            shipped_on: "2026-05-03".to_owned(),
+            revision: 2,
+            ..Default::default()
+        }),
+        incoming(&v1::Delivered {
+            order_id: ORDER.to_owned(),
+            delivered_on: "2026-05-20".to_owned(),
+            revision: 2,
+            ..Default::default()
+        }),
+    ] {
+        react(&mut saga, event);
+    }
+    let resolved: Vec<v1::ResolveClaim> = sent(&saga);
+    assert_eq!(resolved.len(), 1);
+    assert_eq!(
+        (resolved[0].claim_id.as_str(), resolved[0].resolution),
+        ("CLM-9", v1::ClaimResolution::Replacement as i32)
+    );
+    react(
+        &mut saga,
+        incoming(&v1::ClaimResolved {
+            claim: Some(v1::Claim {
+                claim_id: "CLM-9".to_owned(),
+                ..Default::default()
+            }),
+            open_claims: 0,
+        }),
+    );
+    assert_eq!(saga.step("resolve_redelivery").status, StepStatus::Done);
+    assert!(saga.facts.redelivery.is_none());
+    react(
+        &mut saga,
+        incoming(&v1::OrderAccepted {
+            order_id: ORDER.to_owned(),
+            accepted_by: "claims resolved".to_owned(),
+            note: String::new(),
+        }),
+    );
+    assert_eq!(saga.phase, Phase::Settlement);
+}
+
+#[test]
+fn a_claim_reworked_is_reworked_not_made_again() {
+    let engine = engine();
+    let (mut saga, id) = claimed(&engine);
+    engine
+        .apply_answer(&mut saga, id, answers::REWORK, "merchandiser", "", start())
+        .unwrap();
+    assert_eq!(saga.phase, Phase::FinalInspection);
+    assert!(sent::<v1::PlanWorkOrder>(&saga).is_empty());
+    let reworks: Vec<v1::StartRework> = sent(&saga);
+    assert_eq!(reworks.len(), 1);
+    assert_eq!(reworks[0].items[0].quantity, 3);
+    assert!(reworks[0].reason.contains("CLM-9"), "{}", reworks[0].reason);
+}
