@@ -6,8 +6,9 @@
 //!
 //! - promised date: the stored promise, else the last `OrderConfirmed`, else
 //!   the requested date (nothing else was ever committed to);
-//! - `delivered_on`: the last logistics `Delivered`; `on_time` when it is on
-//!   or before the promise; lead time in days from receipt to delivery;
+//! - `delivered_on`: the first logistics `Delivered` (a later one is a
+//!   claim's redelivery); `on_time` when it is on or before the promise;
+//!   lead time in days from receipt to delivery;
 //! - cost: the last finance `CostOverrun` (budget and actual) when there is
 //!   one, otherwise see [`costs`];
 //! - first-pass yield over final inspections (each inspection id once);
@@ -83,7 +84,7 @@ pub fn summarize(
         .filter(|e| e.r#type == Delivered::TYPE_NAME)
         .filter_map(|e| Delivered::decode(e.payload.as_deref()?).ok())
         .filter_map(|d| date_from_str(&d.delivered_on))
-        .next_back();
+        .next();
     let on_time = delivered_on.is_some_and(|delivered| delivered <= promised);
     let lead_time_days = delivered_on
         .map(|delivered| (delivered - facts.received_on).num_days().max(0))

@@ -265,6 +265,9 @@ pub fn apply(state: &mut SagaState, incoming: &Incoming) -> Result<Answer, Handl
             if let Some(eta) = date(&booked.eta, "eta")? {
                 state.projected = Some(eta);
             }
+            if !booked.booking_reference.is_empty() {
+                state.facts.booking_reference = Some(booked.booking_reference.clone());
+            }
             Answer {
                 revision: revision(booked.revision),
                 ..Verdict::Completes.into()
@@ -425,6 +428,13 @@ pub fn apply(state: &mut SagaState, incoming: &Incoming) -> Result<Answer, Handl
         }
         v1::CargoClaimOpened::TYPE_NAME => {
             let claim: v1::CargoClaimOpened = incoming.payload()?;
+            // A claim on an earlier shipment than the one under way (the
+            // goods first delivered, while a claim's redelivery travels) is
+            // the carrier's business with logistics, not this step's.
+            let current = state.facts.booking_reference.as_deref();
+            if current.is_some_and(|current| current != claim.booking_reference) {
+                return Ok(Verdict::Informs.into());
+            }
             // A carrier claim names units, not lines: they are valued at the
             // order's average unit price.
             let units: u64 = state

@@ -58,6 +58,8 @@ pub struct Facts {
     /// An amendment came once production had begun: the material the order
     /// holds is in the goods (procurement releases none of it).
     pub materials_in_use: bool,
+    /// The booking the goods travel under (the carrier's claims name it).
+    pub booking_reference: Option<String>,
     /// A claim being settled by making (or reworking) the claimed goods and
     /// shipping them again: what the sub-flow's commands are about.
     pub redelivery: Option<Redelivery>,
@@ -86,6 +88,9 @@ pub struct Redelivery {
     pub kind: RedeliveryKind,
     pub product: String,
     pub quantity: u32,
+    /// The booking revision that books the redelivery (later ones re-book
+    /// it after a missed departure).
+    pub booking_revision: u32,
 }
 
 /// A claim as the saga needs it to resolve it.

@@ -82,6 +82,15 @@ pub async fn amend(
         .bind(order_id)
         .fetch_one(&mut *tx)
         .await?;
+    if furthest >= Phase::Shipping as i32 {
+        // The phase walked back for a claim's redelivery: the order's goods
+        // left all the same.
+        return Err(Error::FailedPrecondition(format!(
+            "order {order_id} was shipped (it is in phase {} for a claim's redelivery): \
+             amendments are accepted until the goods ship",
+            state.phase().short_name()
+        )));
+    }
     specs_still_open(furthest, &before.lines, &lines_after)?;
     let date_before = state.requested_delivery_date;
     let date_after = new.requested_delivery_date.unwrap_or(date_before);

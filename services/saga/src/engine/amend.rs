@@ -58,7 +58,7 @@ impl Engine {
             })?;
         let number = amendment.number;
         let cause = Cause::from_incoming(incoming);
-        if (saga.phase as i32) >= (Phase::Shipping as i32) {
+        if super::goods_left(saga) {
             // Orders accepted it while its copy of the phase lagged behind
             // the goods: an operator must sort it out with the customer.
             let text = format!(

@@ -31,7 +31,7 @@ impl Engine {
                 saga.status.as_str()
             )));
         }
-        if (saga.phase as i32) >= (Phase::Shipping as i32) {
+        if super::goods_left(saga) {
             return Err(Error::FailedPrecondition(format!(
                 "order {order_id} is in phase {}: orders cannot be cancelled once shipping has started",
                 saga.phase.short_name()

@@ -163,6 +163,21 @@ impl Engine {
                     .iter()
                     .any(|step| !saga.step(step.name).status.is_finished())
             };
+            // A loop back into an earlier phase is for work to do there: a
+            // step not needed there (one a newer version added, unknown to a
+            // saga saved before) is skipped without moving the phase back.
+            if (phase.phase as i32) < (saga.phase as i32) {
+                for step in &phase.steps {
+                    let ready = saga.step(step.name).status == StepStatus::Pending
+                        && step
+                            .after
+                            .iter()
+                            .all(|gate| saga.step(gate).status.is_finished());
+                    if ready && step.when.is_some_and(|needed| !needed(saga)) {
+                        self.finish_step(saga, step.name, StepStatus::Skipped, now, "not needed");
+                    }
+                }
+            }
             // Every phase is entered in order, even one whose steps finished
             // early (replies that overtook others), so the order's phase
             // history never skips a phase.

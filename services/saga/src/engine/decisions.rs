@@ -125,6 +125,8 @@ impl Engine {
                 saga.status.as_str()
             )));
         }
+        let goods_left = super::goods_left(saga);
+        let making_good = saga.facts.redelivery.as_ref().map(|r| r.claim_id.clone());
         let decision = saga
             .decisions
             .iter_mut()
@@ -151,6 +153,31 @@ impl Engine {
                 format!("{answer:?} is not one of {}", decision.options.join(", ")),
             )
         })?;
+        // Goods that left cannot be cancelled (a question asked again for a
+        // claim's redelivery offers it); one claim's goods are made good at
+        // a time.
+        if goods_left
+            && option
+                .effects
+                .iter()
+                .any(|e| matches!(e, Effect::CancelOrder))
+        {
+            return Err(Error::FailedPrecondition(format!(
+                "order {order_id} was shipped: {answer:?} cannot cancel it"
+            )));
+        }
+        let redelivers = option.effects.iter().any(|e| {
+            matches!(
+                e,
+                Effect::Fact(FactChange::ReplaceClaimed | FactChange::ReworkClaimed)
+            )
+        });
+        if let (true, Some(claim)) = (redelivers, &making_good) {
+            return Err(Error::FailedPrecondition(format!(
+                "the goods of claim {claim} are being made good; answer {answer:?} once they are \
+                 delivered again, or settle this claim by credit_note or reject_claim"
+            )));
+        }
         decision.answer = Some(answer.to_owned());
         decision.answered_by = Some(operator.to_owned());
         decision.answered_at = Some(now);
@@ -229,6 +256,11 @@ impl Engine {
         let Some((_, definition)) = self.workflow.step(step) else {
             return;
         };
+        // A step run again (an amendment reopened it) starts when its turn
+        // comes; waiting "again" would skip its run.
+        if saga.step(step).status == StepStatus::Pending {
+            return;
+        }
         let deadline = self.deadline_of(saga, definition.on_timeout, now);
         let state = saga.step_mut(step);
         state.status = StepStatus::Waiting;
@@ -305,11 +337,13 @@ fn apply_fact(saga: &mut SagaState, change: FactChange, operator: &str, comment:
             } else {
                 RedeliveryKind::Rework
             };
+            let booking_revision = u32::try_from(saga.step("book_shipment").runs).unwrap_or(0) + 1;
             saga.facts.redelivery = Some(Redelivery {
                 claim_id,
                 kind,
                 product: claim.product,
                 quantity: claim.quantity,
+                booking_revision,
             });
         }
         FactChange::Remake => {

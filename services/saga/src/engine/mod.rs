@@ -257,6 +257,12 @@ impl Engine {
     }
 }
 
+/// Whether the goods have left the factory: from shipping on, and through a
+/// claim's redelivery (whose steps walk the phases again).
+fn goods_left(saga: &SagaState) -> bool {
+    (saga.phase as i32) >= (v1::Phase::Shipping as i32) || saga.facts.shipped_on.is_some()
+}
+
 /// Whether the saga still moves (not finished one way or the other).
 fn is_live(saga: &SagaState) -> bool {
     !matches!(saga.status, Status::Completed | Status::Cancelled)

@@ -23,6 +23,11 @@ impl Engine {
         cause: &Cause,
         now: DateTime<Utc>,
     ) {
+        // The order was delivered: a claim's redelivery has its own dates,
+        // and the customer is not told the order is late again.
+        if saga.facts.redelivery.is_some() {
+            return;
+        }
         let committed = saga.promised.unwrap_or(saga.requested);
         let late = saga
             .projected

@@ -191,9 +191,16 @@ pub fn request_final_inspection(state: &SagaState, revision: Revision, cause: &C
 fn shipping_order(state: &SagaState) -> v1::Order {
     let mut order = state.order.clone();
     if let Some(redelivery) = &state.facts.redelivery {
-        order
+        // One line of the claimed product carries the claimed quantity
+        // (an order may have the product on several lines).
+        let first = order
             .lines
-            .retain(|line| line.product == redelivery.product);
+            .iter()
+            .position(|line| line.product == redelivery.product);
+        order.lines = first
+            .map(|index| order.lines[index].clone())
+            .into_iter()
+            .collect();
         for line in &mut order.lines {
             line.quantity = redelivery.quantity;
         }
@@ -229,7 +236,13 @@ pub fn prepare_documents(state: &SagaState, revision: Revision, cause: &Cause) -
 pub fn book_shipment(state: &SagaState, revision: Revision, cause: &Cause) -> Outgoing {
     let command = v1::BookShipment {
         order: Some(shipping_order(state)),
-        redelivery: state.facts.redelivery.is_some(),
+        // Only the redelivery's own booking books new goods; a later
+        // revision re-books it (a missed departure) like any booking.
+        redelivery: state
+            .facts
+            .redelivery
+            .as_ref()
+            .is_some_and(|r| r.booking_revision == revision),
         ready_date: state
             .facts
             .ready_date

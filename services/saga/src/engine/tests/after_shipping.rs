@@ -480,3 +480,74 @@ fn a_claim_reworked_is_reworked_not_made_again() {
     assert_eq!(reworks[0].items[0].quantity, 3);
     assert!(reworks[0].reason.contains("CLM-9"), "{}", reworks[0].reason);
 }
+
+#[test]
+fn a_saga_saved_before_a_new_step_existed_does_not_walk_back_for_it() {
+    let engine = engine();
+    let (mut saga, id) = claimed(&engine);
+    engine
+        .apply_answer(
+            &mut saga,
+            id,
+            answers::CREDIT_NOTE,
+            "merchandiser",
+            "",
+            start(),
+        )
+        .unwrap();
+    let accepted = incoming(&v1::OrderAccepted {
+        order_id: ORDER.to_owned(),
+        accepted_by: "claims resolved".to_owned(),
+        note: String::new(),
+    });
+    engine.react(&mut saga, &accepted, start()).unwrap();
+    assert_eq!(saga.phase, Phase::Settlement);
+    // As loaded from before the step was added: no state of its own.
+    saga.steps.remove("resolve_redelivery");
+    saga.outgoing.clear();
+    engine.advance(&mut saga, &gendan_messaging::Cause::root(ORDER), start());
+    assert_eq!(saga.phase, Phase::Settlement);
+    assert!(sent::<v1::PhaseChanged>(&saga).is_empty());
+    assert_eq!(saga.step("resolve_redelivery").status, StepStatus::Skipped);
+}
+
+#[test]
+fn one_claims_goods_are_made_good_at_a_time_and_shipped_goods_are_not_cancelled() {
+    let engine = engine();
+    let (mut saga, id) = claimed(&engine);
+    engine
+        .react(&mut saga, &incoming(&claim("CLM-10", 1)), start())
+        .unwrap();
+    let second = saga
+        .decisions
+        .iter()
+        .find(|d| d.is_open() && d.subject.as_deref() == Some("CLM-10"))
+        .unwrap()
+        .decision_id;
+    saga.facts.shipped_on = chrono::NaiveDate::from_ymd_opt(2026, 3, 12);
+    engine
+        .apply_answer(
+            &mut saga,
+            id,
+            answers::REPLACEMENT,
+            "merchandiser",
+            "",
+            start(),
+        )
+        .unwrap();
+    let refused = engine
+        .apply_answer(
+            &mut saga,
+            second,
+            answers::REWORK,
+            "merchandiser",
+            "",
+            start(),
+        )
+        .unwrap_err();
+    assert!(refused.to_string().contains("CLM-9"), "{refused}");
+    // The replacement walks the phases again, but the goods have left.
+    assert_eq!(saga.phase, Phase::Confirmed);
+    let cancel = engine.cancel_requested(&mut saga, "ops", "changed mind", start());
+    assert!(cancel.is_err());
+}
