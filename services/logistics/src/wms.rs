@@ -7,8 +7,11 @@
 //!
 //! Each packed report is checked on its own: after a repack the warehouse
 //! reports again and the latest check decides the list's status. A list
-//! superseded by an amended order's new list is never checked again: what
-//! was packed to it is a mismatch against the current one. Every check is
+//! superseded by an amended order's new list is not what the warehouse must
+//! pack any more: a report that matches neither list is a mismatch against
+//! the current one, and one that matches the superseded list exactly (work
+//! done before the amendment) is recorded against it and answered with its
+//! revision, which the saga counts as history. Every check is
 //! a fact of its list revision and number
 //! ([`revision::packing_check_key`]); the warehouse reporting the same
 //! cartons again as the latest check of the current list records nothing
@@ -117,6 +120,29 @@ async fn packed(
         .await;
     }
     let mismatches = packing::compare(&list.cartons, list.requirements, &reported);
+    // Packed exactly to the list the current one superseded (the report of
+    // work done before an amendment rebuilt the list): it is recorded
+    // against that list, and its answer names that revision, which the
+    // saga counts as history; the new list is still to be packed.
+    if !mismatches.is_empty()
+        && let Some(earlier) = packing_lists::superseded_by(conn, &order_id, list.revision).await?
+        && packing::compare(&earlier.cartons, earlier.requirements, &reported).is_empty()
+    {
+        let check = PackingCheck {
+            matches: true,
+            mismatches: Vec::new(),
+            checked_at: when(event.at.as_ref(), message),
+        };
+        let number =
+            packing_lists::record_check(conn, &order_id, earlier.revision, &check, &packed_json)
+                .await?;
+        tracing::info!(
+            packed_to = earlier.revision,
+            current = list.revision,
+            "packed to a superseded packing list; the current one is still to be packed"
+        );
+        return answer_checked(conn, message, &order_id, earlier.revision, number, check).await;
+    }
     let check = PackingCheck {
         matches: mismatches.is_empty(),
         mismatches,

@@ -104,11 +104,30 @@ type ListRow = (i32, String, String, f64, f64, String);
 
 /// The order's current packing list (its highest revision).
 pub async fn current(conn: &mut PgConnection, order_id: &str) -> Result<Option<PackingList>> {
+    latest_below(conn, order_id, i32::MAX).await
+}
+
+/// The list the current one (`revision`) superseded, if any.
+pub async fn superseded_by(
+    conn: &mut PgConnection,
+    order_id: &str,
+    revision: u32,
+) -> Result<Option<PackingList>> {
+    latest_below(conn, order_id, to_db(revision)).await
+}
+
+/// The order's highest packing list revision below `below`.
+async fn latest_below(
+    conn: &mut PgConnection,
+    order_id: &str,
+    below: i32,
+) -> Result<Option<PackingList>> {
     let row: Option<ListRow> = sqlx::query_as(
         "SELECT revision, customer, barcode_type, max_gross_weight_kg, carton_tare_kg, status \
-         FROM packing_lists WHERE order_id = $1 ORDER BY revision DESC LIMIT 1",
+         FROM packing_lists WHERE order_id = $1 AND revision < $2 ORDER BY revision DESC LIMIT 1",
     )
     .bind(order_id)
+    .bind(below)
     .fetch_optional(&mut *conn)
     .await?;
     let Some((revision, customer, barcode, max_gross_weight_kg, carton_tare_kg, status)) = row
@@ -230,16 +249,22 @@ pub async fn record_check(
     .bind(check.checked_at)
     .execute(&mut *conn)
     .await?;
-    sqlx::query("UPDATE packing_lists SET status = $3 WHERE order_id = $1 AND revision = $2")
-        .bind(order_id)
-        .bind(to_db(revision))
-        .bind(if check.matches {
-            LIST_CHECKED
-        } else {
-            LIST_MISMATCH
-        })
-        .execute(&mut *conn)
-        .await?;
+    // A superseded list keeps its status: what was packed to it is on
+    // record, and the list stays out of the way of the current one.
+    sqlx::query(
+        "UPDATE packing_lists SET status = $3 \
+         WHERE order_id = $1 AND revision = $2 AND status <> $4",
+    )
+    .bind(order_id)
+    .bind(to_db(revision))
+    .bind(if check.matches {
+        LIST_CHECKED
+    } else {
+        LIST_MISMATCH
+    })
+    .bind(LIST_SUPERSEDED)
+    .execute(&mut *conn)
+    .await?;
     let number: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM packing_checks WHERE order_id = $1 AND revision = $2",
     )
