@@ -2,8 +2,9 @@
 //! (`gendan demo` by default; never in `gendan bench`): which orders fail
 //! final inspection, and how often.
 //!
-//! One machine breaks down once, as the first order starts production,
-//! and is repaired two simulated days later.
+//! One machine breaks down once, as the first order whose work on it is due
+//! within the repair's two days starts production, and is repaired two
+//! simulated days later.
 //!
 //! The first order to reach final inspection fails twice (so a person is
 //! asked and the customer grants a concession), the second fails once (a

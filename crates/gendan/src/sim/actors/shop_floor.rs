@@ -57,8 +57,19 @@ impl World {
         .await
         .context("reading the work order")?;
         // The seeded mix: one machine breaks down once, as the first order
-        // starts production, and is repaired two days later.
-        if let Some(centre) = work_order.stages.first().map(|s| s.work_centre.clone())
+        // whose work on it is due within the two days of the repair starts
+        // production (work planned later is not hit), and is repaired two
+        // days later.
+        let due_soon = |stage: &&v1::StageProgress| {
+            gendan_proto::date_from_str(&stage.planned_start).is_some_and(|start| {
+                start <= chrono::Utc::now().date_naive() + chrono::Days::new(1)
+            })
+        };
+        if let Some(centre) = work_order
+            .stages
+            .first()
+            .filter(due_soon)
+            .map(|s| s.work_centre.clone())
             && self.mix.breaks_down_once()
         {
             self.breakdown(&order_id, &centre).await?;
