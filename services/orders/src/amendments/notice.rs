@@ -75,7 +75,10 @@ pub fn confirmed_again(
             format!("Your amended order is confirmed again for delivery on {promised}."),
         ),
     };
+    // Only a date the amendment asked for is explained: one that kept the
+    // date was reviewed against the promise the order already had.
     let asked = latest
+        .filter(|amendment| amendment.requested_date_after != amendment.requested_date_before)
         .map(|amendment| amendment.requested_date_after.as_str())
         .filter(|asked| !asked.is_empty() && *asked < event.promised_delivery_date.as_str());
     if let Some(asked) = asked {
@@ -190,6 +193,15 @@ mod tests {
         let on_time =
             confirmed_again(&confirmed(2, "2027-03-15"), &order(), Some(&latest)).expect("notice");
         assert!(!on_time.body.contains("later than"), "{}", on_time.body);
+        // An amendment that kept the date was reviewed against the promise
+        // the order had: nothing to explain.
+        let same_date = Amendment {
+            requested_date_after: latest.requested_date_before.clone(),
+            ..amendment()
+        };
+        let kept = confirmed_again(&confirmed(2, "2027-03-20"), &order(), Some(&same_date))
+            .expect("notice");
+        assert!(!kept.body.contains("later than"), "{}", kept.body);
         let unexplained =
             confirmed_again(&confirmed(3, "2027-03-20"), &order(), None).expect("notice");
         assert!(
