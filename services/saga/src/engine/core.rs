@@ -7,11 +7,12 @@ use gendan_messaging::{Cause, HandlerError, Incoming, Outgoing};
 use gendan_proto::date_to_string;
 use gendan_proto::v1::{self, Department, ExceptionKind, Phase};
 
+use super::journal::{current_trace_id, log};
 use super::{Engine, is_live, root_cause, short_type};
 use crate::SERVICE;
 use crate::effects::{self, Verdict};
 use crate::exceptions;
-use crate::state::{LogEntry, SagaState, Status, StepStatus, TimerChange};
+use crate::state::{SagaState, Status, StepStatus, TimerChange};
 use crate::workflow::{Escalation, OnFailure, OnTimeout, StepDef, StepKind};
 
 impl Engine {
@@ -598,45 +599,4 @@ fn short_list(types: &[&str]) -> String {
         .map(|t| short_type(t))
         .collect::<Vec<_>>()
         .join(" or ")
-}
-
-pub(super) fn current_trace_id() -> Option<String> {
-    gendan_telemetry::current_traceparent()
-        .and_then(|tp| gendan_telemetry::trace_id_of(&tp).map(str::to_owned))
-}
-
-pub(crate) fn log(
-    saga: &mut SagaState,
-    at: DateTime<Utc>,
-    step: &str,
-    action: &str,
-    detail: String,
-) {
-    saga.new_log.push(LogEntry {
-        at,
-        step: step.to_owned(),
-        action: action.to_owned(),
-        detail,
-        trace_id: current_trace_id(),
-    });
-}
-
-/// A register change on the saga's own log.
-pub(crate) fn log_exception(
-    saga: &mut SagaState,
-    at: DateTime<Utc>,
-    record: &crate::state::ExceptionRecord,
-    action: &str,
-) {
-    let step = if record.step.is_empty() {
-        "-".to_owned()
-    } else {
-        record.step.clone()
-    };
-    let kind = record.kind.short_name();
-    let detail = match &record.resolution {
-        Some(resolution) => format!("{kind}: {resolution}"),
-        None => format!("{kind}: {}", record.cause),
-    };
-    log(saga, at, &step, action, detail);
 }

@@ -15,11 +15,13 @@
 //! - [`amend`]: an amended order is reviewed again and departments adjust.
 //! - [`cancel`]: cancellation and the compensations that follow it.
 //! - [`operator`]: retry and skip of a stalled step.
+//! - [`journal`]: the saga's own log.
 
 mod amend;
 mod cancel;
 mod core;
 mod decisions;
+mod journal;
 mod operator;
 mod risk;
 mod timeouts;
@@ -41,8 +43,8 @@ use crate::state::{SagaState, Status};
 use crate::workflow::Workflow;
 use crate::{Error, Result};
 
-pub(crate) use core::{log, log_exception};
 pub use decisions::decision_proto;
+pub(crate) use journal::{log, log_exception};
 
 /// Timer key prefix of a compensation (`compensate:plan_production`).
 pub const COMPENSATE: &str = "compensate:";
