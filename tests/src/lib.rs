@@ -6,6 +6,9 @@
 //!
 //! The NATS binary is `$GENDAN_TEST_NATS_SERVER`, else `nats-server` on the
 //! PATH; the server is `$GENDAN_TEST_DATABASE_URL`, else the local default.
+//!
+//! [`Running`] starts one service on both, as the saga's counterpart: a
+//! test sends it commands, repeats them on purpose and reads its rows.
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -13,6 +16,9 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use sqlx::{Connection, Executor, PgConnection};
+
+mod running;
+pub use running::{Running, ServiceApp};
 use tokio::process::{Child, Command};
 
 /// A private nats-server with JetStream, killed on drop.

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use chrono::{Days, NaiveDate, Utc};
 use gendan_finance::{Application, Clock, ManualClock, Options};
-use gendan_messaging::{Bus, Cause, Outgoing, fact_id, streams};
+use gendan_messaging::{fact_id, streams};
 use gendan_proto::v1::finance_service_client::FinanceServiceClient;
 use gendan_proto::v1::{
     BillingMilestone, CancelReceivable, CreditNoteIssued, DepositReceived, GetReceivableRequest,
@@ -25,10 +25,7 @@ use gendan_proto::v1::{
     RecordPaymentRequest,
 };
 use gendan_proto::{TypeName, date_from_str, date_to_string};
-use gendan_tests::{Seen, SubjectReader, TestDb, TestNats, service_settings};
-use sqlx::PgPool;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
+use gendan_tests::{Running, Seen, SubjectReader};
 use tonic::transport::Channel;
 
 /// Generous: the machine may be busy building or testing something else.
@@ -39,49 +36,28 @@ const TERMS: &str = "30% deposit, 70% against B/L copy";
 
 /// The finance service on its own NATS and database, on a manual clock.
 struct Finance {
-    nats: TestNats,
-    _db: TestDb,
-    bus: Bus,
-    pool: PgPool,
+    svc: Running,
     client: FinanceServiceClient<Channel>,
     clock: ManualClock,
-    cancel: CancellationToken,
-    task: JoinHandle<gendan_finance::Result<()>>,
 }
 
 impl Finance {
     async fn start() -> anyhow::Result<Self> {
-        gendan_telemetry::init_for_tests();
-        let nats = TestNats::start().await?;
-        let db = TestDb::create().await?;
         let clock = ManualClock::new(Utc::now());
         let options = Options {
             clock: Arc::new(clock.clone()),
             dunning_poll: Duration::from_millis(50),
         };
-        let app = Application::build_with(service_settings(&db, &nats, "finance"), options).await?;
-        let port = app.port();
-        let pool = app.pool().clone();
-        let cancel = CancellationToken::new();
-        let task = tokio::spawn(app.run_until_stopped(cancel.clone()));
-        let client = FinanceServiceClient::connect(format!("http://127.0.0.1:{port}")).await?;
-        let bus = Bus::connect(&nats.url, "test").await?;
-        Ok(Finance {
-            nats,
-            _db: db,
-            bus,
-            pool,
-            client,
-            clock,
-            cancel,
-            task,
+        let svc = Running::start("finance", |settings| {
+            Application::build_with(settings, options)
         })
+        .await?;
+        let client = FinanceServiceClient::connect(svc.endpoint()).await?;
+        Ok(Finance { svc, client, clock })
     }
 
     async fn stop(self) -> anyhow::Result<()> {
-        self.cancel.cancel();
-        self.task.await??;
-        Ok(())
+        self.svc.stop().await
     }
 
     /// Moves the service's clock forward to `day` (never back).
@@ -93,7 +69,7 @@ impl Finance {
 
     /// Finance's events from the start of the stream.
     async fn events(&self) -> anyhow::Result<SubjectReader> {
-        SubjectReader::open(&self.nats.url, streams::EVENTS, "gendan.evt.finance.>").await
+        SubjectReader::open(&self.svc.nats.url, streams::EVENTS, "gendan.evt.finance.>").await
     }
 
     /// Sends a saga command.
@@ -102,10 +78,7 @@ impl Finance {
         order_id: &str,
         payload: &M,
     ) -> anyhow::Result<()> {
-        let message =
-            Outgoing::command("test", "finance", order_id, payload, &Cause::root(order_id));
-        self.bus.publish(&message).await?;
-        Ok(())
+        self.svc.command(order_id, payload).await.map(drop)
     }
 
     /// Sends a command as the saga re-sends one and waits until finance has
@@ -116,12 +89,12 @@ impl Finance {
         order_id: &str,
         payload: &M,
     ) -> anyhow::Result<()> {
-        gendan_tests::repeat_command(&self.bus, &self.pool, "finance", order_id, payload).await
+        self.svc.repeat(order_id, payload).await
     }
 
     async fn count(&self, sql: &'static str) -> i64 {
         sqlx::query_scalar::<_, i64>(sql)
-            .fetch_one(&self.pool)
+            .fetch_one(&self.svc.pool)
             .await
             .unwrap_or(-1)
     }

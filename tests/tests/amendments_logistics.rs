@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use gendan_logistics::{Application, WMS_PACKED_SUBJECT};
-use gendan_messaging::{Bus, Cause, Outgoing, fact_id, streams};
+use gendan_messaging::{Cause, Outgoing, fact_id, streams};
 use gendan_proto::TypeName;
 use gendan_proto::v1::logistics_service_client::LogisticsServiceClient;
 use gendan_proto::v1::{
@@ -17,10 +17,7 @@ use gendan_proto::v1::{
     PackingChecked, PackingList, PackingListReady, PackingSpec, PrepareDocuments, PreparePacking,
     ProductMaster, WmsCarton, WmsPacked,
 };
-use gendan_tests::{SubjectReader, TestDb, TestNats, service_settings};
-use sqlx::PgPool;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
+use gendan_tests::{Running, SubjectReader};
 use tonic::transport::Channel;
 
 /// Generous: the machine may be busy building or testing something else.
@@ -30,30 +27,17 @@ const CUSTOMER: &str = "Nordwind GmbH";
 const EAN: &str = "4006381333931";
 
 struct Logistics {
-    _nats: TestNats,
-    _db: TestDb,
-    bus: Bus,
-    pool: PgPool,
+    svc: Running,
     client: LogisticsServiceClient<Channel>,
     events: SubjectReader,
-    cancel: CancellationToken,
-    task: JoinHandle<gendan_logistics::Result<()>>,
 }
 
 impl Logistics {
     /// The service with Nordwind's packing spec (24 shirts per carton, at
     /// most 20 kg) and the shirt's product data.
     async fn start() -> anyhow::Result<Self> {
-        gendan_telemetry::init_for_tests();
-        let nats = TestNats::start().await?;
-        let db = TestDb::create().await?;
-        let app = Application::build(service_settings(&db, &nats, "logistics")).await?;
-        let port = app.port();
-        let pool = app.pool().clone();
-        let cancel = CancellationToken::new();
-        let task = tokio::spawn(app.run_until_stopped(cancel.clone()));
-        let mut client =
-            LogisticsServiceClient::connect(format!("http://127.0.0.1:{port}")).await?;
+        let svc = Running::start("logistics", Application::build).await?;
+        let mut client = LogisticsServiceClient::connect(svc.endpoint()).await?;
         client
             .upsert_packing_spec(PackingSpec {
                 customer: CUSTOMER.into(),
@@ -74,25 +58,17 @@ impl Logistics {
                 country_of_origin: "CN".into(),
             })
             .await?;
-        let bus = Bus::connect(&nats.url, "test").await?;
         let events =
-            SubjectReader::open(&nats.url, streams::EVENTS, "gendan.evt.logistics.>").await?;
+            SubjectReader::open(&svc.nats.url, streams::EVENTS, "gendan.evt.logistics.>").await?;
         Ok(Logistics {
-            _nats: nats,
-            _db: db,
-            bus,
-            pool,
+            svc,
             client,
             events,
-            cancel,
-            task,
         })
     }
 
     async fn stop(self) -> anyhow::Result<()> {
-        self.cancel.cancel();
-        self.task.await??;
-        Ok(())
+        self.svc.stop().await
     }
 
     /// Sends a saga command.
@@ -101,15 +77,7 @@ impl Logistics {
         order_id: &str,
         payload: &M,
     ) -> anyhow::Result<()> {
-        let message = Outgoing::command(
-            "test",
-            "logistics",
-            order_id,
-            payload,
-            &Cause::root(order_id),
-        );
-        self.bus.publish(&message).await?;
-        Ok(())
+        self.svc.command(order_id, payload).await.map(drop)
     }
 
     /// Sends a command again on purpose and waits until logistics has
@@ -120,7 +88,7 @@ impl Logistics {
         order_id: &str,
         payload: &M,
     ) -> anyhow::Result<()> {
-        gendan_tests::repeat_command(&self.bus, &self.pool, "logistics", order_id, payload).await
+        self.svc.repeat(order_id, payload).await
     }
 
     /// Publishes a warehouse packed report and returns its message id.
@@ -137,7 +105,7 @@ impl Logistics {
             &report,
             &Cause::root(order_id),
         );
-        self.bus.publish(&message).await?;
+        self.svc.bus.publish(&message).await?;
         Ok(message.event_id().to_owned())
     }
 
@@ -159,14 +127,14 @@ impl Logistics {
 
     async fn count(&self, sql: &'static str) -> i64 {
         sqlx::query_scalar::<_, i64>(sql)
-            .fetch_one(&self.pool)
+            .fetch_one(&self.svc.pool)
             .await
             .unwrap_or(-1)
     }
 
     async fn statuses(&self, sql: &'static str) -> anyhow::Result<Vec<(i32, String)>> {
         Ok(sqlx::query_as::<_, (i32, String)>(sql)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.svc.pool)
             .await?)
     }
 
@@ -348,7 +316,7 @@ async fn an_amended_order_is_packed_and_documented_again() -> anyhow::Result<()>
     // The warehouse says it again (a new message id): the same check,
     // recorded once.
     let again = logistics.packed(&id, repacked).await?;
-    gendan_tests::handled(&logistics.pool, &again).await?;
+    gendan_tests::handled(&logistics.svc.pool, &again).await?;
     assert_eq!(
         logistics.count("SELECT count(*) FROM packing_checks").await,
         3
@@ -405,7 +373,7 @@ async fn an_amended_order_is_packed_and_documented_again() -> anyhow::Result<()>
     );
     let copied: Option<i32> =
         sqlx::query_scalar("SELECT packing_list_revision FROM document_sets WHERE revision = 2")
-            .fetch_one(&logistics.pool)
+            .fetch_one(&logistics.svc.pool)
             .await?;
     assert_eq!(copied, Some(2));
     assert_eq!(logistics.count("SELECT count(*) FROM documents").await, 10);

@@ -22,9 +22,8 @@ use gendan_proto::v1::{
     GetTimelineRequest, ListAmendmentsRequest, ListNoticesRequest, OrderAmended, OrderConfirmed,
     OrderLine, Phase, PhaseChanged,
 };
-use gendan_tests::{SubjectReader, TestDb, TestNats, eventually, service_settings};
+use gendan_tests::{Running, SubjectReader, eventually};
 use sqlx::PgPool;
-use tokio_util::sync::CancellationToken;
 use tonic::Code;
 use tonic::transport::Channel;
 
@@ -35,57 +34,35 @@ type Client = OrderServiceClient<Channel>;
 
 /// A running orders service on its own database and NATS server.
 struct Orders {
-    nats: TestNats,
-    _db: TestDb,
-    port: u16,
-    /// The service's own pool (its schema on the search path).
-    pool: PgPool,
-    cancel: CancellationToken,
-    task: tokio::task::JoinHandle<gendan_orders::Result<()>>,
+    svc: Running,
 }
 
 impl Orders {
     async fn start() -> Orders {
-        gendan_telemetry::init_for_tests();
-        let nats = TestNats::start().await.expect("nats starts");
-        let db = TestDb::create().await.expect("database created");
-        let app = Application::build(service_settings(&db, &nats, "orders"))
+        let svc = Running::start("orders", Application::build)
             .await
             .expect("orders starts");
-        let port = app.port();
-        let pool = app.pool().clone();
-        let cancel = CancellationToken::new();
-        let task = tokio::spawn(app.run_until_stopped(cancel.clone()));
-        Orders {
-            nats,
-            _db: db,
-            port,
-            pool,
-            cancel,
-            task,
-        }
+        Orders { svc }
     }
 
     async fn client(&self) -> Client {
-        OrderServiceClient::connect(format!("http://127.0.0.1:{}", self.port))
+        OrderServiceClient::connect(self.svc.endpoint())
             .await
             .expect("orders grpc")
     }
 
-    async fn bus(&self) -> Bus {
-        Bus::connect(&self.nats.url, "test").await.expect("bus")
+    fn bus(&self) -> Bus {
+        self.svc.bus.clone()
     }
 
     async fn reader(&self, subject: &str) -> SubjectReader {
-        SubjectReader::open(&self.nats.url, streams::EVENTS, subject)
+        SubjectReader::open(&self.svc.nats.url, streams::EVENTS, subject)
             .await
             .expect("reader")
     }
 
     async fn stop(self) {
-        self.cancel.cancel();
-        let result = self.task.await.expect("orders task joins");
-        result.expect("orders stops cleanly");
+        self.svc.stop().await.expect("orders stops cleanly");
     }
 }
 
@@ -243,8 +220,8 @@ const CONFIRMED_ON_TIMELINE: &str =
 async fn amendments_are_checked_applied_announced_once_and_idempotent() {
     let orders = Orders::start().await;
     let mut client = orders.client().await;
-    let bus = orders.bus().await;
-    let pool = orders.pool.clone();
+    let bus = orders.bus();
+    let pool = orders.svc.pool.clone();
     let mut amended_events = orders.reader("gendan.evt.orders.order_amended").await;
     let created = create(&mut client, "amend-1").await;
     let id = created.order_id.clone();
@@ -523,8 +500,8 @@ async fn promise(pool: &PgPool, order_id: &str) -> (Option<chrono::NaiveDate>, i
 async fn an_amended_order_is_confirmed_again_with_the_next_revision() {
     let orders = Orders::start().await;
     let mut client = orders.client().await;
-    let bus = orders.bus().await;
-    let pool = orders.pool.clone();
+    let bus = orders.bus();
+    let pool = orders.svc.pool.clone();
     let mut confirmed = orders.reader("gendan.evt.orders.order_confirmed").await;
     let order = create(&mut client, "confirm-again-1").await;
     let id = order.order_id.clone();

@@ -17,7 +17,7 @@
 use std::time::Duration;
 
 use chrono::{Days, Utc};
-use gendan_messaging::{Bus, Cause, Outgoing, fact_id};
+use gendan_messaging::{Cause, Outgoing, fact_id};
 use gendan_procurement::{Application, WMS_GOODS_RECEIVED};
 use gendan_proto::TypeName;
 use gendan_proto::v1::procurement_service_client::ProcurementServiceClient;
@@ -27,51 +27,25 @@ use gendan_proto::v1::{
     MaterialsOrdered, MaterialsReady, ProcureMaterials, ProcurementFailed, ProductQuantity,
     PurchaseOrderPlaced, SetStockRequest, StockLevel, Supplier, SupplierOffer, WmsGoodsReceived,
 };
-use gendan_tests::{SubjectReader, TestDb, TestNats, service_settings};
-use sqlx::PgPool;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
+use gendan_tests::{Running, SubjectReader};
 use tonic::transport::Channel;
 
 const WAIT: Duration = Duration::from_secs(15);
 
 struct Procurement {
-    nats: TestNats,
-    _db: TestDb,
-    bus: Bus,
-    pool: PgPool,
+    svc: Running,
     client: ProcurementServiceClient<Channel>,
-    cancel: CancellationToken,
-    task: JoinHandle<gendan_procurement::Result<()>>,
 }
 
 impl Procurement {
     async fn start() -> anyhow::Result<Self> {
-        gendan_telemetry::init_for_tests();
-        let nats = TestNats::start().await?;
-        let db = TestDb::create().await?;
-        let app = Application::build(service_settings(&db, &nats, "procurement")).await?;
-        let port = app.port();
-        let pool = app.pool().clone();
-        let cancel = CancellationToken::new();
-        let task = tokio::spawn(app.run_until_stopped(cancel.clone()));
-        let client = ProcurementServiceClient::connect(format!("http://127.0.0.1:{port}")).await?;
-        let bus = Bus::connect(&nats.url, "test").await?;
-        Ok(Procurement {
-            nats,
-            _db: db,
-            bus,
-            pool,
-            client,
-            cancel,
-            task,
-        })
+        let svc = Running::start("procurement", Application::build).await?;
+        let client = ProcurementServiceClient::connect(svc.endpoint()).await?;
+        Ok(Procurement { svc, client })
     }
 
     async fn stop(self) -> anyhow::Result<()> {
-        self.cancel.cancel();
-        self.task.await??;
-        Ok(())
+        self.svc.stop().await
     }
 
     /// procurement.rs's catalogue (see the module doc).
@@ -128,7 +102,7 @@ impl Procurement {
     }
 
     async fn events(&self) -> anyhow::Result<SubjectReader> {
-        SubjectReader::open(&self.nats.url, "GENDAN_EVT", "gendan.evt.procurement.>").await
+        SubjectReader::open(&self.svc.nats.url, "GENDAN_EVT", "gendan.evt.procurement.>").await
     }
 
     async fn command<M: prost::Message + TypeName>(
@@ -136,15 +110,7 @@ impl Procurement {
         order_id: &str,
         payload: &M,
     ) -> anyhow::Result<()> {
-        let message = Outgoing::command(
-            "test",
-            "procurement",
-            order_id,
-            payload,
-            &Cause::root(order_id),
-        );
-        self.bus.publish(&message).await?;
-        Ok(())
+        self.svc.command(order_id, payload).await.map(drop)
     }
 
     /// Sends a command again on purpose and waits until it was handled.
@@ -153,7 +119,7 @@ impl Procurement {
         order_id: &str,
         payload: &M,
     ) -> anyhow::Result<()> {
-        gendan_tests::repeat_command(&self.bus, &self.pool, "procurement", order_id, payload).await
+        self.svc.repeat(order_id, payload).await
     }
 
     async fn publish<M: prost::Message + TypeName>(
@@ -169,7 +135,7 @@ impl Procurement {
             payload,
             &Cause::root(order_id),
         );
-        self.bus.publish(&message).await?;
+        self.svc.bus.publish(&message).await?;
         Ok(())
     }
 
@@ -202,7 +168,7 @@ impl Procurement {
 
     async fn count(&self, sql: &'static str) -> i64 {
         sqlx::query_scalar::<_, i64>(sql)
-            .fetch_one(&self.pool)
+            .fetch_one(&self.svc.pool)
             .await
             .unwrap_or(-1)
     }

@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use gendan_messaging::{Bus, Cause, Outgoing, fact_id, streams, subjects};
+use gendan_messaging::{Cause, Outgoing, fact_id, streams, subjects};
 use gendan_production::Application;
 use gendan_proto::TypeName;
 use gendan_proto::v1::production_service_client::ProductionServiceClient;
@@ -20,10 +20,7 @@ use gendan_proto::v1::{
     MesStageCompleted, PlanWorkOrder, ProductQuantity, Routing, RoutingStage, WorkCentre,
     WorkOrder, WorkOrderCompleted, WorkOrderPlanned, WorkOrderProgressed,
 };
-use gendan_tests::{SubjectReader, TestDb, TestNats};
-use sqlx::PgPool;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
+use gendan_tests::{Running, SubjectReader};
 use tonic::transport::Channel;
 use uuid::Uuid;
 
@@ -36,47 +33,26 @@ const REQUESTED: &str = "2030-04-01";
 const WAIT: Duration = Duration::from_secs(30);
 
 struct Production {
-    nats: TestNats,
-    _db: TestDb,
-    bus: Bus,
-    pool: PgPool,
+    svc: Running,
     client: ProductionServiceClient<Channel>,
     events: SubjectReader,
-    cancel: CancellationToken,
-    task: JoinHandle<gendan_production::Result<()>>,
 }
 
 impl Production {
     async fn start() -> anyhow::Result<Self> {
-        gendan_telemetry::init_for_tests();
-        let nats = TestNats::start().await?;
-        let db = TestDb::create().await?;
-        let settings = gendan_tests::service_settings(&db, &nats, "production");
-        let app = Application::build(settings).await?;
-        let port = app.port();
-        let pool = app.pool().clone();
-        let cancel = CancellationToken::new();
-        let task = tokio::spawn(app.run_until_stopped(cancel.clone()));
-        let client = ProductionServiceClient::connect(format!("http://127.0.0.1:{port}")).await?;
-        let bus = Bus::connect(&nats.url, "test").await?;
+        let svc = Running::start("production", Application::build).await?;
+        let client = ProductionServiceClient::connect(svc.endpoint()).await?;
         let events =
-            SubjectReader::open(&nats.url, streams::EVENTS, "gendan.evt.production.>").await?;
+            SubjectReader::open(&svc.nats.url, streams::EVENTS, "gendan.evt.production.>").await?;
         Ok(Production {
-            nats,
-            _db: db,
-            bus,
-            pool,
+            svc,
             client,
             events,
-            cancel,
-            task,
         })
     }
 
     async fn stop(self) -> anyhow::Result<()> {
-        self.cancel.cancel();
-        self.task.await??;
-        Ok(())
+        self.svc.stop().await
     }
 
     /// CUT and SEW, 8 hours Monday to Friday; a shirt is cut (0.5 h/unit +
@@ -124,10 +100,7 @@ impl Production {
         order_id: &str,
         payload: &M,
     ) -> anyhow::Result<()> {
-        let subject = subjects::command("production", &subjects::token_for_type(M::TYPE_NAME));
-        let message = Outgoing::new(subject, "test", order_id, payload, &Cause::root(order_id));
-        self.bus.publish(&message).await?;
-        Ok(())
+        self.svc.command(order_id, payload).await.map(drop)
     }
 
     /// Sends a command again on purpose and waits until production handled
@@ -138,7 +111,7 @@ impl Production {
         order_id: &str,
         payload: &M,
     ) -> anyhow::Result<()> {
-        gendan_tests::repeat_command(&self.bus, &self.pool, "production", order_id, payload).await
+        self.svc.repeat(order_id, payload).await
     }
 
     /// Publishes a shop-floor event as the MES does.
@@ -156,7 +129,7 @@ impl Production {
             payload,
             &Cause::root(order_id),
         );
-        self.bus.publish(&message).await?;
+        self.svc.bus.publish(&message).await?;
         Ok(())
     }
 
@@ -175,7 +148,7 @@ impl Production {
              WHERE work_order_id = $1",
         )
         .bind(Uuid::parse_str(work_order_id)?)
-        .fetch_one(&self.pool)
+        .fetch_one(&self.svc.pool)
         .await?;
         Ok(hours)
     }
@@ -184,7 +157,7 @@ impl Production {
     async fn all_booked_hours(&self) -> anyhow::Result<f64> {
         let hours: f64 =
             sqlx::query_scalar("SELECT coalesce(sum(hours), 0)::float8 FROM capacity_bookings")
-                .fetch_one(&self.pool)
+                .fetch_one(&self.svc.pool)
                 .await?;
         Ok(hours)
     }
@@ -194,7 +167,7 @@ impl Production {
         let rows: i64 =
             sqlx::query_scalar("SELECT count(*) FROM stage_bookings WHERE work_order_id = $1")
                 .bind(Uuid::parse_str(work_order_id)?)
-                .fetch_one(&self.pool)
+                .fetch_one(&self.svc.pool)
                 .await?;
         Ok(rows)
     }
@@ -202,7 +175,7 @@ impl Production {
     async fn work_orders_of(&self, order_id: &str) -> anyhow::Result<i64> {
         let count: i64 = sqlx::query_scalar("SELECT count(*) FROM work_orders WHERE order_id = $1")
             .bind(order_id)
-            .fetch_one(&self.pool)
+            .fetch_one(&self.svc.pool)
             .await?;
         Ok(count)
     }
@@ -215,7 +188,7 @@ impl Production {
         )
         .bind(order_id)
         .bind(revision)
-        .fetch_one(&self.pool)
+        .fetch_one(&self.svc.pool)
         .await?;
         Ok(row)
     }
@@ -504,7 +477,7 @@ async fn reports_on_a_product_the_amendment_removed_are_dead_lettered() -> anyho
     let mut production = Production::start().await?;
     production.seed().await?;
     let mut dead = SubjectReader::open(
-        &production.nats.url,
+        &production.svc.nats.url,
         streams::DEAD_LETTERS,
         &subjects::dead_letter(gendan_production::MES_CONSUMER),
     )

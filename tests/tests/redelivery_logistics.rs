@@ -15,7 +15,7 @@ use gendan_logistics::{
     Application, CARRIER_CARGO_EXCEPTION_SUBJECT, CARRIER_DELIVERED_SUBJECT,
     CARRIER_TRACKING_SUBJECT, ManualClock, Options, WMS_SHIPPED_SUBJECT,
 };
-use gendan_messaging::{Bus, Cause, Outgoing, fact_id, streams};
+use gendan_messaging::{Cause, Outgoing, fact_id, streams};
 use gendan_proto::TypeName;
 use gendan_proto::v1::logistics_service_client::LogisticsServiceClient;
 use gendan_proto::v1::{
@@ -24,10 +24,7 @@ use gendan_proto::v1::{
     PackingSpec, PreparePacking, ProductMaster, Shipment, ShipmentBooked, Shipped, TrackingUpdated,
     WmsShipped,
 };
-use gendan_tests::{SubjectReader, TestDb, TestNats, service_settings};
-use sqlx::PgPool;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
+use gendan_tests::{Running, SubjectReader};
 use tonic::transport::Channel;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -43,58 +40,40 @@ fn at(date: &str) -> DateTime<Utc> {
 }
 
 struct Logistics {
-    _nats: TestNats,
-    _db: TestDb,
-    bus: Bus,
-    pool: PgPool,
+    svc: Running,
     clock: ManualClock,
     client: LogisticsServiceClient<Channel>,
     events: SubjectReader,
-    cancel: CancellationToken,
-    task: JoinHandle<gendan_logistics::Result<()>>,
 }
 
 impl Logistics {
     /// The service on a clock standing at Monday 2026-03-02, the day the
     /// first shipment is ready, with the data of [`Self::seed`].
     async fn start() -> anyhow::Result<Self> {
-        gendan_telemetry::init_for_tests();
-        let nats = TestNats::start().await?;
-        let db = TestDb::create().await?;
         let clock = ManualClock::new(at("2026-03-02"));
         let options = Options {
             clock: Arc::new(clock.clone()),
             chase_poll: Duration::from_millis(50),
         };
-        let app =
-            Application::build_with(service_settings(&db, &nats, "logistics"), options).await?;
-        let port = app.port();
-        let pool = app.pool().clone();
-        let cancel = CancellationToken::new();
-        let task = tokio::spawn(app.run_until_stopped(cancel.clone()));
-        let client = LogisticsServiceClient::connect(format!("http://127.0.0.1:{port}")).await?;
-        let bus = Bus::connect(&nats.url, "test").await?;
+        let svc = Running::start("logistics", |settings| {
+            Application::build_with(settings, options)
+        })
+        .await?;
+        let client = LogisticsServiceClient::connect(svc.endpoint()).await?;
         let events =
-            SubjectReader::open(&nats.url, streams::EVENTS, "gendan.evt.logistics.>").await?;
+            SubjectReader::open(&svc.nats.url, streams::EVENTS, "gendan.evt.logistics.>").await?;
         let mut logistics = Logistics {
-            _nats: nats,
-            _db: db,
-            bus,
-            pool,
+            svc,
             clock,
             client,
             events,
-            cancel,
-            task,
         };
         logistics.seed().await?;
         Ok(logistics)
     }
 
     async fn stop(self) -> anyhow::Result<()> {
-        self.cancel.cancel();
-        self.task.await??;
-        Ok(())
+        self.svc.stop().await
     }
 
     /// Nordwind packs 24 shirts per carton (0.25 kg each, 0.8 kg carton);
@@ -149,15 +128,7 @@ impl Logistics {
         order_id: &str,
         payload: &M,
     ) -> anyhow::Result<()> {
-        let message = Outgoing::command(
-            "test",
-            "logistics",
-            order_id,
-            payload,
-            &Cause::root(order_id),
-        );
-        self.bus.publish(&message).await?;
-        Ok(())
+        self.svc.command(order_id, payload).await.map(drop)
     }
 
     /// Sends a command again on purpose and waits until logistics has
@@ -168,7 +139,7 @@ impl Logistics {
         order_id: &str,
         payload: &M,
     ) -> anyhow::Result<()> {
-        gendan_tests::repeat_command(&self.bus, &self.pool, "logistics", order_id, payload).await
+        self.svc.repeat(order_id, payload).await
     }
 
     /// Publishes a WMS or carrier event; returns its event id.
@@ -185,7 +156,7 @@ impl Logistics {
             payload,
             &Cause::root(order_id),
         );
-        self.bus.publish(&message).await?;
+        self.svc.bus.publish(&message).await?;
         Ok(message.event_id().to_owned())
     }
 
@@ -198,7 +169,7 @@ impl Logistics {
         payload: &M,
     ) -> anyhow::Result<()> {
         let event_id = self.external(subject, order_id, payload).await?;
-        gendan_tests::handled(&self.pool, &event_id).await
+        gendan_tests::handled(&self.svc.pool, &event_id).await
     }
 
     /// The next event of type `M` about `order_id`, with its event id.
@@ -259,7 +230,7 @@ impl Logistics {
              WHERE order_id = $1 ORDER BY revision",
         )
         .bind(order_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.svc.pool)
         .await?)
     }
 
@@ -274,7 +245,7 @@ impl Logistics {
              FROM bookings WHERE order_id = $1 ORDER BY revision",
         )
         .bind(order_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.svc.pool)
         .await?)
     }
 }
