@@ -21,9 +21,8 @@ use gendan_proto::v1::{
     CreateOrderRequest, GetOrderRequest, GetTimelineRequest, ListClaimsRequest, ListNoticesRequest,
     OrderAccepted, OrderLine, Phase, PhaseChanged, RaiseClaimRequest, ResolveClaim,
 };
-use gendan_tests::{SubjectReader, TestDb, TestNats, eventually, service_settings};
+use gendan_tests::{Running, SubjectReader, eventually};
 use sqlx::PgPool;
-use tokio_util::sync::CancellationToken;
 use tonic::Code;
 use tonic::transport::Channel;
 
@@ -33,58 +32,40 @@ type Client = OrderServiceClient<Channel>;
 
 /// A running orders service on its own database and NATS server.
 struct Orders {
-    nats: TestNats,
-    db: TestDb,
-    port: u16,
-    cancel: CancellationToken,
-    task: tokio::task::JoinHandle<gendan_orders::Result<()>>,
+    svc: Running,
 }
 
 impl Orders {
     async fn start() -> Orders {
-        gendan_telemetry::init_for_tests();
-        let nats = TestNats::start().await.expect("nats starts");
-        let db = TestDb::create().await.expect("database created");
-        let app = Application::build(service_settings(&db, &nats, "orders"))
+        let svc = Running::start("orders", Application::build)
             .await
             .expect("orders starts");
-        let port = app.port();
-        let cancel = CancellationToken::new();
-        let task = tokio::spawn(app.run_until_stopped(cancel.clone()));
-        Orders {
-            nats,
-            db,
-            port,
-            cancel,
-            task,
-        }
+        Orders { svc }
     }
 
     async fn client(&self) -> Client {
-        OrderServiceClient::connect(format!("http://127.0.0.1:{}", self.port))
+        OrderServiceClient::connect(self.svc.endpoint())
             .await
             .expect("orders grpc")
     }
 
     async fn bus(&self) -> Bus {
-        Bus::connect(&self.nats.url, "test").await.expect("bus")
+        self.svc.bus.clone()
     }
 
-    /// A pool on the test database (tables are schema-qualified).
+    /// The service's pool (tables are schema-qualified all the same).
     async fn pool(&self) -> PgPool {
-        PgPool::connect(&self.db.url).await.expect("test pool")
+        self.svc.pool.clone()
     }
 
     async fn reader(&self, stream: &str, subject: &str) -> SubjectReader {
-        SubjectReader::open(&self.nats.url, stream, subject)
+        SubjectReader::open(&self.svc.nats.url, stream, subject)
             .await
             .expect("reader")
     }
 
     async fn stop(self) {
-        self.cancel.cancel();
-        let result = self.task.await.expect("orders task joins");
-        result.expect("orders stops cleanly");
+        self.svc.stop().await.expect("orders stops cleanly");
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use chrono::{Days, NaiveDate, Utc};
 use gendan_finance::{Application, Clock, ManualClock, Options};
-use gendan_messaging::{Bus, Cause, Outgoing, streams, subjects};
+use gendan_messaging::{Cause, Outgoing, streams, subjects};
 use gendan_proto::v1::finance_service_client::FinanceServiceClient;
 use gendan_proto::v1::{
     BillingMilestone, CancelReceivable, CreditNoteIssued, DepositReceived, GetCostLedgerRequest,
@@ -19,10 +19,7 @@ use gendan_proto::v1::{
     ReceivableOpened, RecordPaymentRequest, RecordRefundRequest, RecordRefundResponse, RefundPaid,
 };
 use gendan_proto::{TypeName, date_from_str, date_to_string};
-use gendan_tests::{Seen, SubjectReader, TestDb, TestNats, eventually, service_settings};
-use sqlx::PgPool;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
+use gendan_tests::{Running, Seen, SubjectReader, eventually};
 use tonic::transport::Channel;
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -32,49 +29,28 @@ const QUIET: Duration = Duration::from_millis(1_000);
 
 /// The finance service on its own NATS and database, on a manual clock.
 struct Finance {
-    nats: TestNats,
-    _db: TestDb,
-    bus: Bus,
-    pool: PgPool,
+    svc: Running,
     client: FinanceServiceClient<Channel>,
     clock: ManualClock,
-    cancel: CancellationToken,
-    task: JoinHandle<gendan_finance::Result<()>>,
 }
 
 impl Finance {
     async fn start() -> anyhow::Result<Self> {
-        gendan_telemetry::init_for_tests();
-        let nats = TestNats::start().await?;
-        let db = TestDb::create().await?;
         let clock = ManualClock::new(Utc::now());
         let options = Options {
             clock: Arc::new(clock.clone()),
             dunning_poll: Duration::from_millis(50),
         };
-        let app = Application::build_with(service_settings(&db, &nats, "finance"), options).await?;
-        let port = app.port();
-        let pool = app.pool().clone();
-        let cancel = CancellationToken::new();
-        let task = tokio::spawn(app.run_until_stopped(cancel.clone()));
-        let client = FinanceServiceClient::connect(format!("http://127.0.0.1:{port}")).await?;
-        let bus = Bus::connect(&nats.url, "test").await?;
-        Ok(Finance {
-            nats,
-            _db: db,
-            bus,
-            pool,
-            client,
-            clock,
-            cancel,
-            task,
+        let svc = Running::start("finance", |settings| {
+            Application::build_with(settings, options)
         })
+        .await?;
+        let client = FinanceServiceClient::connect(svc.endpoint()).await?;
+        Ok(Finance { svc, client, clock })
     }
 
     async fn stop(self) -> anyhow::Result<()> {
-        self.cancel.cancel();
-        self.task.await??;
-        Ok(())
+        self.svc.stop().await
     }
 
     /// Moves the service's clock forward to `day` (never back).
@@ -86,12 +62,12 @@ impl Finance {
 
     /// Finance's events from the start of the stream.
     async fn events(&self) -> anyhow::Result<SubjectReader> {
-        SubjectReader::open(&self.nats.url, streams::EVENTS, "gendan.evt.finance.>").await
+        SubjectReader::open(&self.svc.nats.url, streams::EVENTS, "gendan.evt.finance.>").await
     }
 
     async fn dead_letters(&self) -> anyhow::Result<SubjectReader> {
         SubjectReader::open(
-            &self.nats.url,
+            &self.svc.nats.url,
             streams::DEAD_LETTERS,
             &subjects::dead_letter(gendan_finance::COMMANDS_CONSUMER),
         )
@@ -106,7 +82,7 @@ impl Finance {
     ) -> anyhow::Result<Outgoing> {
         let message =
             Outgoing::command("test", "finance", order_id, payload, &Cause::root(order_id));
-        self.bus.publish(&message).await?;
+        self.svc.bus.publish(&message).await?;
         Ok(message)
     }
 
@@ -115,7 +91,7 @@ impl Finance {
     async fn handled(&self, message: &Outgoing) -> anyhow::Result<()> {
         let event_id = message.event_id().to_owned();
         eventually(WAIT, "the command to be handled", || {
-            let pool = self.pool.clone();
+            let pool = self.svc.pool.clone();
             let event_id = event_id.clone();
             async move {
                 sqlx::query_scalar::<_, i64>(
@@ -135,7 +111,7 @@ impl Finance {
 
     async fn count(&self, sql: &'static str) -> i64 {
         sqlx::query_scalar::<_, i64>(sql)
-            .fetch_one(&self.pool)
+            .fetch_one(&self.svc.pool)
             .await
             .unwrap_or(-1)
     }

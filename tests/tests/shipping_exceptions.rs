@@ -12,7 +12,7 @@ use gendan_logistics::{
     Application, CARRIER_CARGO_EXCEPTION_SUBJECT, CARRIER_TRACKING_SUBJECT, ManualClock, Options,
     WMS_SHIPPED_SUBJECT,
 };
-use gendan_messaging::{Bus, Cause, Outgoing, streams};
+use gendan_messaging::{Cause, Outgoing, streams};
 use gendan_proto::TypeName;
 use gendan_proto::v1::logistics_service_client::LogisticsServiceClient;
 use gendan_proto::v1::{
@@ -20,10 +20,7 @@ use gendan_proto::v1::{
     GetShipmentRequest, Order, OrderLine, PackingListReady, PackingSpec, PreparePacking,
     ProductMaster, ShipmentBooked, ShipmentLate, Shipped, TrackingUpdated, WmsShipped,
 };
-use gendan_tests::{SubjectReader, TestDb, TestNats, service_settings};
-use sqlx::PgPool;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
+use gendan_tests::{Running, SubjectReader};
 use tonic::transport::Channel;
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -39,66 +36,48 @@ fn at(date: &str) -> DateTime<Utc> {
 }
 
 struct Logistics {
-    _nats: TestNats,
-    _db: TestDb,
-    bus: Bus,
-    pool: PgPool,
+    svc: Running,
     clock: ManualClock,
     client: LogisticsServiceClient<Channel>,
     events: SubjectReader,
     dead_letters: SubjectReader,
-    cancel: CancellationToken,
-    task: JoinHandle<gendan_logistics::Result<()>>,
 }
 
 impl Logistics {
     /// The service on a clock standing at Monday 2026-03-02, the day the
     /// orders here are ready, with the lanes and data of [`Self::seed`].
     async fn start() -> anyhow::Result<Self> {
-        gendan_telemetry::init_for_tests();
-        let nats = TestNats::start().await?;
-        let db = TestDb::create().await?;
         let clock = ManualClock::new(at("2026-03-02"));
         let options = Options {
             clock: Arc::new(clock.clone()),
             chase_poll: Duration::from_millis(50),
         };
-        let app =
-            Application::build_with(service_settings(&db, &nats, "logistics"), options).await?;
-        let port = app.port();
-        let pool = app.pool().clone();
-        let cancel = CancellationToken::new();
-        let task = tokio::spawn(app.run_until_stopped(cancel.clone()));
-        let client = LogisticsServiceClient::connect(format!("http://127.0.0.1:{port}")).await?;
-        let bus = Bus::connect(&nats.url, "test").await?;
+        let svc = Running::start("logistics", |settings| {
+            Application::build_with(settings, options)
+        })
+        .await?;
+        let client = LogisticsServiceClient::connect(svc.endpoint()).await?;
         let events =
-            SubjectReader::open(&nats.url, streams::EVENTS, "gendan.evt.logistics.>").await?;
+            SubjectReader::open(&svc.nats.url, streams::EVENTS, "gendan.evt.logistics.>").await?;
         let dead_letters = SubjectReader::open(
-            &nats.url,
+            &svc.nats.url,
             streams::DEAD_LETTERS,
             "gendan.dlq.logistics-carrier",
         )
         .await?;
         let mut logistics = Logistics {
-            _nats: nats,
-            _db: db,
-            bus,
-            pool,
+            svc,
             clock,
             client,
             events,
             dead_letters,
-            cancel,
-            task,
         };
         logistics.seed().await?;
         Ok(logistics)
     }
 
     async fn stop(self) -> anyhow::Result<()> {
-        self.cancel.cancel();
-        self.task.await??;
-        Ok(())
+        self.svc.stop().await
     }
 
     /// Nordwind packs 24 shirts per carton (0.25 kg each, 0.8 kg carton);
@@ -154,7 +133,7 @@ impl Logistics {
         payload: &M,
     ) -> anyhow::Result<()> {
         let message = Outgoing::new(subject, "test", order_id, payload, &Cause::root(order_id));
-        self.bus.publish(&message).await?;
+        self.svc.bus.publish(&message).await?;
         Ok(())
     }
 
@@ -166,7 +145,7 @@ impl Logistics {
         order_id: &str,
         payload: &M,
     ) -> anyhow::Result<()> {
-        gendan_tests::repeat_command(&self.bus, &self.pool, "logistics", order_id, payload).await
+        self.svc.repeat(order_id, payload).await
     }
 
     /// The next event of type `M` about `order_id`, with its event id.
@@ -197,7 +176,7 @@ impl Logistics {
             payload,
             &Cause::root(order_id),
         );
-        self.bus.publish(&message).await?;
+        self.svc.bus.publish(&message).await?;
         Ok(())
     }
 
@@ -292,7 +271,7 @@ impl Logistics {
              WHERE order_id = $1 ORDER BY revision",
         )
         .bind(order_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.svc.pool)
         .await?)
     }
 
@@ -300,7 +279,7 @@ impl Logistics {
     /// it reported.
     async fn chase(&self) -> anyhow::Result<usize> {
         let worker = ChasingWorker::new(
-            self.pool.clone(),
+            self.svc.pool.clone(),
             Arc::new(self.clock.clone()),
             Duration::from_secs(60),
         );
@@ -526,7 +505,7 @@ async fn cargo_exceptions_open_one_claim_per_kind_and_bad_ones_are_dead_lettered
     assert_eq!(between, [TrackingUpdated::TYPE_NAME]);
     let claims: i64 = sqlx::query_scalar("SELECT count(*) FROM cargo_claims WHERE order_id = $1")
         .bind(&id)
-        .fetch_one(&logistics.pool)
+        .fetch_one(&logistics.svc.pool)
         .await?;
     assert_eq!(claims, 1);
 

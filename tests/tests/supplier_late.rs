@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{Days, NaiveDate, Utc};
-use gendan_messaging::{Bus, Cause, Outgoing};
+use gendan_messaging::{Cause, Outgoing};
 use gendan_procurement::chasing::ChaseWorker;
 use gendan_procurement::{Application, Clock as _, ManualClock, Options, WMS_GOODS_RECEIVED};
 use gendan_proto::TypeName;
@@ -26,33 +26,22 @@ use gendan_proto::v1::{
     PurchaseOrderPlaced, ResourceMaterials, Supplier, SupplierDelayAccepted, SupplierOffer,
     WmsGoodsReceived,
 };
-use gendan_tests::{SubjectReader, TestDb, TestNats, service_settings};
-use sqlx::PgPool;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
+use gendan_tests::{Running, SubjectReader};
 use tonic::transport::Channel;
 
 const WAIT: Duration = Duration::from_secs(15);
 
 struct Procurement {
-    nats: TestNats,
-    _db: TestDb,
-    bus: Bus,
-    pool: PgPool,
+    svc: Running,
     client: ProcurementServiceClient<Channel>,
     clock: ManualClock,
     options: Options,
     /// The clock's first day: every date of a test is counted from it.
     start: NaiveDate,
-    cancel: CancellationToken,
-    task: JoinHandle<gendan_procurement::Result<()>>,
 }
 
 impl Procurement {
     async fn start() -> anyhow::Result<Self> {
-        gendan_telemetry::init_for_tests();
-        let nats = TestNats::start().await?;
-        let db = TestDb::create().await?;
         let clock = ManualClock::new(Utc::now());
         let start = clock.now().date_naive();
         let options = Options {
@@ -60,35 +49,27 @@ impl Procurement {
             confirm_within_days: 2,
             chase_poll: Duration::from_millis(50),
         };
-        let app = Application::build(service_settings(&db, &nats, "procurement"))
-            .await?
-            .with_options(options.clone());
-        let port = app.port();
-        let pool = app.pool().clone();
-        let cancel = CancellationToken::new();
-        let task = tokio::spawn(app.run_until_stopped(cancel.clone()));
-        let client = ProcurementServiceClient::connect(format!("http://127.0.0.1:{port}")).await?;
-        let bus = Bus::connect(&nats.url, "test").await?;
+        let with = options.clone();
+        let svc = Running::start("procurement", |settings| async move {
+            Application::build(settings)
+                .await
+                .map(|app| app.with_options(with))
+        })
+        .await?;
+        let client = ProcurementServiceClient::connect(svc.endpoint()).await?;
         let mut procurement = Procurement {
-            nats,
-            _db: db,
-            bus,
-            pool,
+            svc,
             client,
             clock,
             options,
             start,
-            cancel,
-            task,
         };
         procurement.seed().await?;
         Ok(procurement)
     }
 
     async fn stop(self) -> anyhow::Result<()> {
-        self.cancel.cancel();
-        self.task.await??;
-        Ok(())
+        self.svc.stop().await
     }
 
     async fn seed(&mut self) -> anyhow::Result<()> {
@@ -147,12 +128,12 @@ impl Procurement {
     }
 
     async fn events(&self) -> anyhow::Result<SubjectReader> {
-        SubjectReader::open(&self.nats.url, "GENDAN_EVT", "gendan.evt.procurement.>").await
+        SubjectReader::open(&self.svc.nats.url, "GENDAN_EVT", "gendan.evt.procurement.>").await
     }
 
     async fn dead_letters(&self) -> anyhow::Result<SubjectReader> {
         SubjectReader::open(
-            &self.nats.url,
+            &self.svc.nats.url,
             "GENDAN_DLQ",
             "gendan.dlq.procurement-commands",
         )
@@ -171,7 +152,7 @@ impl Procurement {
             payload,
             &Cause::root(order_id),
         );
-        self.bus.publish(&message).await?;
+        self.svc.bus.publish(&message).await?;
         Ok(())
     }
 
@@ -183,7 +164,7 @@ impl Procurement {
         order_id: &str,
         payload: &M,
     ) -> anyhow::Result<()> {
-        gendan_tests::repeat_command(&self.bus, &self.pool, "procurement", order_id, payload).await
+        self.svc.repeat(order_id, payload).await
     }
 
     /// Procures `shirts` shirts for `order_id`; the POs placed, by material.
@@ -237,7 +218,7 @@ impl Procurement {
     /// chased. Zero after the worker has run proves nothing is repeated.
     async fn chase_pass(&self) -> anyhow::Result<usize> {
         let worker = ChaseWorker::new(
-            self.pool.clone(),
+            self.svc.pool.clone(),
             self.options.calendar(),
             self.options.chase_poll,
         );
@@ -251,12 +232,12 @@ impl Procurement {
         )
         .bind(po_id)
         .bind(lateness)
-        .fetch_one(&self.pool)
+        .fetch_one(&self.svc.pool)
         .await?)
     }
 
     async fn count(&self, sql: &'static str) -> anyhow::Result<i64> {
-        Ok(sqlx::query_scalar(sql).fetch_one(&self.pool).await?)
+        Ok(sqlx::query_scalar(sql).fetch_one(&self.svc.pool).await?)
     }
 
     async fn po_status(&mut self, po_id: &str) -> anyhow::Result<String> {
@@ -346,6 +327,7 @@ async fn a_late_supplier_is_chased_once_per_missed_date() -> anyhow::Result<()> 
         })
         .await?;
     procurement
+        .svc
         .bus
         .publish(&Outgoing::new(
             WMS_GOODS_RECEIVED.to_owned(),
