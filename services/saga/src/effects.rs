@@ -125,6 +125,13 @@ pub fn apply(state: &mut SagaState, incoming: &Incoming) -> Result<Answer, Handl
             if let Some(ready) = date(&ordered.expected_ready_date, "expected_ready_date")? {
                 facts.material_date = Some(ready);
             }
+            // The remake's materials are bought: later revisions adjust.
+            if facts
+                .remake_procurement
+                .is_some_and(|remake| ordered.revision >= remake)
+            {
+                facts.remake_procurement = None;
+            }
             Answer {
                 revision: revision(ordered.revision),
                 ..Verdict::Completes.into()

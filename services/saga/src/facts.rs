@@ -64,7 +64,8 @@ pub struct Facts {
     /// shipping them again: what the sub-flow's commands are about.
     pub redelivery: Option<Redelivery>,
     /// The procurement revision a remake runs (the materials are bought
-    /// afresh: the order's stock went into the scrapped goods).
+    /// afresh: the order's stock went into the scrapped goods), until a
+    /// procurement of it or a later revision is answered.
     pub remake_procurement: Option<u32>,
     /// Per step, the revision its last completing answer named: what the
     /// answers awaited after it must carry (`StepDef::revision_of`).

@@ -141,7 +141,13 @@ pub fn procure_materials(state: &SagaState, revision: Revision, cause: &Cause) -
         needed_by: material_date(state),
         revision,
         materials_in_use: state.facts.materials_in_use,
-        remake: state.facts.remake_procurement == Some(revision),
+        // Until a procurement of the remake's revision or later was
+        // answered, whatever revision runs buys the materials afresh (a
+        // failed remake procurement retried, or amended meanwhile).
+        remake: state
+            .facts
+            .remake_procurement
+            .is_some_and(|remake| revision >= remake),
     };
     to("procurement", state, cause, &command)
 }

@@ -309,6 +309,15 @@ fn scrap_and_remake_runs_production_again_as_revision_two() {
     let procure: Vec<v1::ProcureMaterials> = sent(&saga);
     assert_eq!(procure.len(), 1);
     assert_eq!((procure[0].revision, procure[0].remake), (2, true));
+    // A later revision (an amendment before the remake's materials were
+    // bought) still buys them afresh.
+    let later = crate::workflow::commands::procure_materials(
+        &saga,
+        3,
+        &gendan_messaging::Cause::root(ORDER),
+    );
+    let later = v1::ProcureMaterials::decode(later.envelope.payload.as_slice()).unwrap();
+    assert!(later.remake);
     for answer in [
         incoming(&v1::MaterialsOrdered {
             order_id: ORDER.to_owned(),
@@ -324,6 +333,10 @@ fn scrap_and_remake_runs_production_again_as_revision_two() {
     ] {
         engine.react(&mut saga, &answer, start()).unwrap();
     }
+    assert_eq!(
+        saga.facts.remake_procurement, None,
+        "bought: later revisions adjust"
+    );
     engine.react(&mut saga, &old, start()).unwrap();
     assert_eq!(
         saga.step("production_completed").status,
