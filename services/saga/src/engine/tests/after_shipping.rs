@@ -71,20 +71,7 @@ fn claim(id: &str, quantity: u32) -> v1::ClaimRaised {
 #[test]
 fn each_claim_gets_its_own_question_and_a_credit_note_or_a_rejection() {
     let engine = engine();
-    let mut saga = in_materials(&engine);
-    for (_, step) in engine.workflow().steps() {
-        if step.name != "customer_acceptance"
-            && step.name != "paid_in_full"
-            && step.name != "close_order"
-        {
-            let state = saga.step_mut(step.name);
-            if !state.status.is_finished() {
-                state.status = StepStatus::Done;
-            }
-        }
-    }
-    saga.phase = Phase::Shipping;
-    engine.advance(&mut saga, &gendan_messaging::Cause::root(ORDER), start());
+    let mut saga = in_acceptance(&engine);
     assert_eq!(saga.phase, Phase::Acceptance);
     engine
         .react(&mut saga, &incoming(&claim("CLM-1", 2)), start())
@@ -173,20 +160,7 @@ fn each_claim_gets_its_own_question_and_a_credit_note_or_a_rejection() {
 #[test]
 fn retrying_a_step_parked_on_unanswered_claims_asks_each_claim_again() {
     let engine = engine();
-    let mut saga = in_materials(&engine);
-    for (_, step) in engine.workflow().steps() {
-        if step.name != "customer_acceptance"
-            && step.name != "paid_in_full"
-            && step.name != "close_order"
-        {
-            let state = saga.step_mut(step.name);
-            if !state.status.is_finished() {
-                state.status = StepStatus::Done;
-            }
-        }
-    }
-    saga.phase = Phase::Shipping;
-    engine.advance(&mut saga, &gendan_messaging::Cause::root(ORDER), start());
+    let mut saga = in_acceptance(&engine);
     engine
         .react(&mut saga, &incoming(&claim("CLM-1", 2)), start())
         .unwrap();
@@ -272,14 +246,18 @@ fn lost_cargo_asks_and_a_credit_note_goes_on_as_delivered() {
 
 /// A saga in acceptance (everything before done, revision 1 each) with one
 /// claim asked about.
-fn claimed(engine: &super::Engine) -> (crate::state::SagaState, uuid::Uuid) {
+/// A saga waiting for the customer's acceptance: every step before done
+/// (revision 1 each), the redelivery step skipped as not needed.
+fn in_acceptance(engine: &super::Engine) -> crate::state::SagaState {
     let mut saga = in_materials(engine);
+    let waiting = [
+        "customer_acceptance",
+        "resolve_redelivery",
+        "paid_in_full",
+        "close_order",
+    ];
     for (_, step) in engine.workflow().steps() {
-        if step.name != "customer_acceptance"
-            && step.name != "resolve_redelivery"
-            && step.name != "paid_in_full"
-            && step.name != "close_order"
-        {
+        if !waiting.contains(&step.name) {
             let state = saga.step_mut(step.name);
             if !state.status.is_finished() {
                 state.status = StepStatus::Done;
@@ -291,6 +269,11 @@ fn claimed(engine: &super::Engine) -> (crate::state::SagaState, uuid::Uuid) {
     engine.advance(&mut saga, &gendan_messaging::Cause::root(ORDER), start());
     assert_eq!(saga.phase, Phase::Acceptance);
     assert_eq!(saga.step("resolve_redelivery").status, StepStatus::Skipped);
+    saga
+}
+
+fn claimed(engine: &super::Engine) -> (crate::state::SagaState, uuid::Uuid) {
+    let mut saga = in_acceptance(engine);
     engine
         .react(&mut saga, &incoming(&claim("CLM-9", 3)), start())
         .unwrap();
