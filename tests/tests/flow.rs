@@ -182,6 +182,20 @@ async fn whole_timeline(clients: &Clients, order_id: &str) -> Vec<v1::TimelineEn
     .unwrap()
 }
 
+/// How many times each step of the order's saga ran.
+async fn step_runs(clients: &Clients, order_id: &str) -> std::collections::BTreeMap<String, u32> {
+    let view = clients
+        .saga
+        .clone()
+        .get_saga(v1::GetSagaRequest {
+            order_id: order_id.to_owned(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    view.steps.into_iter().map(|s| (s.step, s.runs)).collect()
+}
+
 fn phase_targets(timeline: &[v1::TimelineEntry]) -> Vec<String> {
     timeline
         .iter()
@@ -650,14 +664,8 @@ async fn the_exception_mix_reworks_decides_and_amends_end_to_end() {
         .exceptions;
     assert_eq!(register.len(), 1, "{register:#?}");
     assert!(register[0].closed_at.is_some(), "{register:#?}");
-    let view = saga
-        .get_saga(v1::GetSagaRequest {
-            order_id: order_id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let runs = |name: &str| view.steps.iter().find(|s| s.step == name).unwrap().runs;
+    let runs = step_runs(&world.clients, order_id).await;
+    let runs = |name: &str| runs[name];
     assert_eq!(runs("confirm_order"), 2, "confirmed again");
     assert_eq!(runs("plan_production"), 2, "the amendment's production run");
     let receivable = world
@@ -729,17 +737,8 @@ async fn a_claim_settled_by_replacement_is_made_shipped_and_delivered_again_end_
         v1::ClaimResolution::Replacement,
         "{claims:#?}"
     );
-    let view = world
-        .clients
-        .saga
-        .clone()
-        .get_saga(v1::GetSagaRequest {
-            order_id: order_id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let runs = |name: &str| view.steps.iter().find(|s| s.step == name).unwrap().runs;
+    let view = step_runs(&world.clients, order_id).await;
+    let runs = |name: &str| view[name];
     // Made again, shipped again, delivered again, then the claim resolved.
     assert!(runs("plan_production") >= 2, "{view:#?}");
     assert_eq!(runs("book_shipment"), 2, "{view:#?}");
