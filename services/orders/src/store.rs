@@ -392,6 +392,9 @@ pub struct OrderState {
     pub closed_at: Option<DateTime<Utc>>,
     /// The encoded `OrderSummary`, once closed.
     pub summary: Option<Vec<u8>>,
+    /// The furthest phase the order ever reached (the phase walks back
+    /// while an amendment or a claim's redelivery runs).
+    pub furthest_phase: i32,
 }
 
 impl OrderState {
@@ -408,7 +411,7 @@ macro_rules! state_columns {
     () => {
         "order_id, customer, currency, requested_delivery_date, promised_delivery_date, \
          projected_delivery_date, phase, total_minor, created_at, accepted_at, accepted_by, \
-         closed_at, summary"
+         closed_at, summary, furthest_phase"
     };
 }
 

@@ -232,8 +232,10 @@ pub async fn resolve(conn: &mut PgConnection, message: &Incoming) -> Result<(), 
     // acceptance whatever phase this service has seen last: after a claim's
     // goods are made good and delivered again, the saga's move back to
     // acceptance may still be on its way on the other consumer.
-    let waiting_for_acceptance =
-        state.accepted_at.is_none() && !state.is_closed() && state.phase() != Phase::Cancelled;
+    let waiting_for_acceptance = state.accepted_at.is_none()
+        && !state.is_closed()
+        && state.furthest_phase >= Phase::Acceptance as i32
+        && state.phase() != Phase::Cancelled;
     if waiting_for_acceptance && store::open_count(conn, order_id).await? == 0 {
         let claims: Vec<Claim> = store::list(&mut *conn, order_id)
             .await?

@@ -404,6 +404,7 @@ mod tests {
             accepted_by: None,
             closed_at: None,
             summary: None,
+            furthest_phase: 0,
         }
     }
 
