@@ -53,6 +53,12 @@ async fn world_with(exceptions: bool) -> World {
 
 /// The same, the merchandiser settling claims by `answer`.
 async fn world_settling_claims_by(exceptions: bool, answer: &'static str) -> World {
+    world_of(exceptions, answer, false).await
+}
+
+/// The same; the carrier loses the first shipment when
+/// `lose_first_shipment`.
+async fn world_of(exceptions: bool, answer: &'static str, lose_first_shipment: bool) -> World {
     gendan_telemetry::init_for_tests();
     let db = TestDb::create().await.unwrap();
     let nats = TestNats::start().await.unwrap();
@@ -79,6 +85,8 @@ async fn world_settling_claims_by(exceptions: bool, answer: &'static str) -> Wor
             seed: 7,
             exceptions,
             settle_claims_by: answer,
+            lose_first_shipment,
+            ..Default::default()
         },
     )
     .await
@@ -750,5 +758,66 @@ async fn a_claim_settled_by_replacement_is_made_shipped_and_delivered_again_end_
         .filter(|e| e.r#type == v1::Delivered::TYPE_NAME)
         .count();
     assert_eq!(deliveries, 2, "the goods and their replacement delivered");
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn cargo_the_carrier_lost_is_replaced_by_a_new_shipment_end_to_end() {
+    let world = world_of(false, gendan_saga::workflow::answers::REPLACEMENT, true).await;
+    let created = create_orders(&world.clients, 44, 1, 1).await.unwrap();
+    let order_id = &created[0].0;
+    wait_closed(&world.clients, order_id).await;
+    let view = step_runs(&world.clients, order_id).await;
+    let runs = |name: &str| view[name];
+    // Made again, shipped under a new booking, delivered once; nothing to
+    // resolve with orders.
+    assert!(runs("plan_production") >= 2, "{view:#?}");
+    assert_eq!(runs("book_shipment"), 2, "{view:#?}");
+    assert_eq!(runs("resolve_redelivery"), 0, "{view:#?}");
+    let exceptions = world
+        .clients
+        .saga
+        .clone()
+        .list_exceptions(v1::ListExceptionsRequest {
+            order_id: order_id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .exceptions;
+    let cargo: Vec<&v1::OrderException> = exceptions
+        .iter()
+        .filter(|e| e.kind() == v1::ExceptionKind::CargoClaim)
+        .collect();
+    assert_eq!(cargo.len(), 1, "{exceptions:#?}");
+    assert_eq!(cargo[0].decision, "replacement", "{:#?}", cargo[0]);
+    assert!(cargo[0].closed_at.is_some(), "{:#?}", cargo[0]);
+    let timeline = whole_timeline(&world.clients, order_id).await;
+    let count = |type_name: &str| timeline.iter().filter(|e| e.r#type == type_name).count();
+    assert_eq!(count(v1::CargoClaimOpened::TYPE_NAME), 1);
+    assert_eq!(
+        count(v1::Delivered::TYPE_NAME),
+        1,
+        "only the replacement arrived"
+    );
+    assert_eq!(count(v1::OrderAccepted::TYPE_NAME), 1);
+    let notices = world
+        .clients
+        .orders
+        .clone()
+        .list_notices(v1::ListNoticesRequest {
+            order_id: order_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .notices;
+    assert!(
+        notices
+            .iter()
+            .any(|n| n.kind == "cargo_claim" && n.body.contains("as a replacement")),
+        "{notices:#?}"
+    );
     world.stop().await;
 }

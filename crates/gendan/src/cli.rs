@@ -923,12 +923,7 @@ fn order_json(order: &v1::Order) -> Value {
     })
 }
 
-/// `123456` USD → `1234.56 USD` (two decimals: the CLI's display only).
-pub fn money(minor: i64, currency: &str) -> String {
-    let sign = if minor < 0 { "-" } else { "" };
-    let minor = minor.unsigned_abs();
-    format!("{sign}{}.{:02} {currency}", minor / 100, minor % 100)
-}
+pub use gendan_proto::money;
 
 pub(crate) fn dash(text: &str) -> String {
     if text.is_empty() {

@@ -5,6 +5,11 @@
 //! Everything goes through the public surfaces a real deployment has: the
 //! catalogue and orders over gRPC, the MES / warehouse / carrier over NATS,
 //! the customer, QA and the bank over gRPC, progress read back over gRPC.
+//!
+//! With the exception mix on, one customer pays its balance only when
+//! reminded. When that order is the last one running, the demo moves the
+//! services' business calendar to the reminder's day, once, and says so
+//! (ADR 0009): finance's own dunning sends the reminder.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -13,6 +18,7 @@ use anyhow::{Context, bail};
 use futures::StreamExt;
 use gendan_messaging::Bus;
 use gendan_proto::v1::{self, Phase};
+use gendan_runtime::clock::ShiftedClock;
 
 use crate::cli::{money, print_table};
 use crate::sim::{self, Clients, Ports, SimOptions, Simulator};
@@ -78,6 +84,7 @@ pub async fn run(
     bus: &Bus,
     stack: &Stack,
     options: &DemoOptions,
+    calendar: ShiftedClock,
 ) -> anyhow::Result<Vec<v1::Order>> {
     let clients = Clients::connect(&ports_of(stack)).await?;
     sim::seed_catalog(&clients)
@@ -90,10 +97,12 @@ pub async fn run(
             day: options.day,
             seed: options.seed,
             exceptions: options.exceptions,
+            calendar: Some(calendar.clone()),
             ..Default::default()
         },
     )
     .await?;
+    let mut calendar_moved = false;
 
     let started = Instant::now();
     println!(
@@ -121,6 +130,14 @@ pub async fn run(
         }
         if closed == order_ids.len() {
             break Ok(snapshot);
+        }
+        if !calendar_moved
+            && let Some(held) = simulator.held_payment()
+            && only_waiting_on(&snapshot, &held.order_id)
+        {
+            calendar_moved = true;
+            let moved = move_to_first_reminder(&clients, &calendar, &held).await?;
+            println!("[{:>6.1}s] {moved}", started.elapsed().as_secs_f64());
         }
         let stalled: Vec<&v1::Order> = snapshot
             .iter()
@@ -174,6 +191,44 @@ pub async fn run(
             bail!("{reason}")
         }
     }
+}
+
+/// Whether `order_id` is the only order still running, and it is in
+/// settlement (waiting for its payment).
+fn only_waiting_on(orders: &[v1::Order], order_id: &str) -> bool {
+    orders.iter().all(|order| {
+        if order.order_id == order_id {
+            order.phase == Phase::Settlement as i32 && order.workflow_status == "running"
+        } else {
+            order.workflow_status == "completed"
+        }
+    })
+}
+
+/// Moves the business calendar to the day finance first reminds the
+/// customer of the held invoice (its due date plus the schedule's first
+/// day); returns what to tell the viewer.
+async fn move_to_first_reminder(
+    clients: &Clients,
+    calendar: &ShiftedClock,
+    held: &sim::HeldPayment,
+) -> anyhow::Result<String> {
+    let schedule = clients
+        .finance
+        .clone()
+        .get_dunning_schedule(v1::GetDunningScheduleRequest {})
+        .await
+        .context("reading the dunning schedule")?
+        .into_inner();
+    let first = schedule.reminder_days.first().copied().unwrap_or(1);
+    let day = held.due_date + chrono::Days::new(u64::from(first));
+    let moved = calendar.advance_to(day);
+    Ok(format!(
+        "order {} is the last one running: its customer has not paid the balance invoice {}, \
+         due {}; moving the business calendar {moved} days on to {day}, when finance sends \
+         the first reminder",
+        held.order_id, held.invoice_id, held.due_date
+    ))
 }
 
 /// Reads the orders, several requests in flight, in `ids` order.

@@ -206,7 +206,8 @@ async fn run_servers(data_dir: PathBuf, command: Command) -> anyhow::Result<()> 
 
 async fn up(common: &gendan_settings::Common) -> anyhow::Result<()> {
     let saga_options = gendan_saga::Options::from_env()?;
-    let stack = stack::Stack::start(common, &stack::Addrs::from_env(), saga_options).await?;
+    let options = stack::StackOptions::with_saga(saga_options);
+    let stack = stack::Stack::start(common, &stack::Addrs::from_env(), options).await?;
     let listening: Vec<String> = stack
         .ports()
         .map(|(service, port)| format!("{service} :{port}"))
@@ -219,9 +220,19 @@ async fn run_demo(
     common: &gendan_settings::Common,
     options: &demo::DemoOptions,
 ) -> anyhow::Result<()> {
-    let stack = stack::Stack::start(common, &stack::Addrs::ephemeral(), Default::default()).await?;
+    // The demo's business calendar, which it moves forward to show a
+    // dunning reminder (ADR 0009); reminders are looked for often.
+    let calendar = gendan_runtime::clock::ShiftedClock::new();
+    let stack_options = stack::StackOptions {
+        calendar: std::sync::Arc::new(calendar.clone()),
+        dunning_poll: Some(Duration::from_millis(250)),
+        ..Default::default()
+    };
+    let stack = stack::Stack::start(common, &stack::Addrs::ephemeral(), stack_options).await?;
     let bus = gendan_messaging::Bus::connect(&common.nats_url, "gendan-demo").await?;
-    let result = demo::run(&bus, &stack, options).await.context("demo");
+    let result = demo::run(&bus, &stack, options, calendar)
+        .await
+        .context("demo");
     let stopped = stack.shutdown().await;
     result?;
     stopped

@@ -1,9 +1,13 @@
 //! The whole system in one process: every service's `Application`, each on
-//! its own gRPC port, sharing one cancellation token.
+//! its own gRPC port, sharing one cancellation token and, through
+//! [`StackOptions`], one clock for the services that read dates from one.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
+use gendan_runtime::clock::{Clock, SystemClock};
 use gendan_settings::{Common, ServiceSettings};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -57,6 +61,38 @@ impl Addrs {
 }
 
 /// Running services.
+/// How the stack's services run beyond their settings.
+#[derive(Clone)]
+pub struct StackOptions {
+    pub saga: gendan_saga::Options,
+    /// The business calendar of the services that read one (saga, finance,
+    /// procurement, logistics); the saga's own `clock` is replaced by it.
+    pub calendar: Arc<dyn Clock>,
+    /// How often finance's dunning worker looks for reminders due; `None`
+    /// keeps the service's default.
+    pub dunning_poll: Option<Duration>,
+}
+
+impl Default for StackOptions {
+    fn default() -> Self {
+        StackOptions {
+            saga: gendan_saga::Options::default(),
+            calendar: Arc::new(SystemClock),
+            dunning_poll: None,
+        }
+    }
+}
+
+impl StackOptions {
+    /// The system clock, with the saga's options as given.
+    pub fn with_saga(saga: gendan_saga::Options) -> Self {
+        StackOptions {
+            saga,
+            ..StackOptions::default()
+        }
+    }
+}
+
 pub struct Stack {
     ports: BTreeMap<&'static str, u16>,
     cancel: CancellationToken,
@@ -96,10 +132,10 @@ impl Stack {
     pub async fn start(
         common: &Common,
         addrs: &Addrs,
-        saga_options: gendan_saga::Options,
+        options: StackOptions,
     ) -> anyhow::Result<Self> {
         let all: Vec<&str> = SERVICES.iter().map(|(service, _)| *service).collect();
-        Self::start_only(common, addrs, saga_options, &all).await
+        Self::start_only(common, addrs, options, &all).await
     }
 
     /// Starts only the named services (a test runs one of them apart to
@@ -107,9 +143,10 @@ impl Stack {
     pub async fn start_only(
         common: &Common,
         addrs: &Addrs,
-        saga_options: gendan_saga::Options,
+        options: StackOptions,
         services: &[&str],
     ) -> anyhow::Result<Self> {
+        let calendar = options.calendar;
         let mut stack = Stack {
             ports: BTreeMap::new(),
             cancel: CancellationToken::new(),
@@ -132,11 +169,14 @@ impl Stack {
             );
         }
         if wanted("procurement") {
-            start_service!(
-                stack,
-                "procurement",
-                gendan_procurement::Application::build(at("procurement"))
-            );
+            start_service!(stack, "procurement", async {
+                let app = gendan_procurement::Application::build(at("procurement")).await?;
+                let options = gendan_procurement::Options {
+                    clock: calendar.clone(),
+                    ..gendan_procurement::Options::from_env()?
+                };
+                Ok::<_, gendan_procurement::Error>(app.with_options(options))
+            });
         }
         if wanted("quality") {
             start_service!(
@@ -149,21 +189,39 @@ impl Stack {
             start_service!(
                 stack,
                 "logistics",
-                gendan_logistics::Application::build(at("logistics"))
+                gendan_logistics::Application::build_with(
+                    at("logistics"),
+                    gendan_logistics::Options {
+                        clock: calendar.clone(),
+                        ..Default::default()
+                    }
+                )
             );
         }
         if wanted("finance") {
             start_service!(
                 stack,
                 "finance",
-                gendan_finance::Application::build(at("finance"))
+                gendan_finance::Application::build_with(at("finance"), {
+                    let defaults = gendan_finance::Options::default();
+                    gendan_finance::Options {
+                        clock: calendar.clone(),
+                        dunning_poll: options.dunning_poll.unwrap_or(defaults.dunning_poll),
+                    }
+                })
             );
         }
         if wanted("saga") {
             start_service!(
                 stack,
                 "saga",
-                gendan_saga::Application::build(at("saga"), saga_options)
+                gendan_saga::Application::build(
+                    at("saga"),
+                    gendan_saga::Options {
+                        clock: calendar.clone(),
+                        ..options.saga
+                    }
+                )
             );
         }
         Ok(stack)

@@ -1,6 +1,8 @@
 //! The time a service runs on. Deadlines, due dates and "late" are computed
 //! from a [`Clock`]: production runs on [`SystemClock`], tests move a
-//! [`ManualClock`] instead of sleeping or waiting days.
+//! [`ManualClock`] instead of sleeping or waiting days, and `gendan demo`
+//! moves a [`ShiftedClock`] forward to show what happens days later (ADR
+//! 0009).
 
 use std::sync::{Arc, Mutex};
 
@@ -52,6 +54,50 @@ impl Clock for ManualClock {
     }
 }
 
+/// The system clock plus an offset that only grows: a calendar that can be
+/// moved forward (never back, so no deadline is met twice), shared by its
+/// clones. `gendan demo` runs its services on one to show a dunning
+/// reminder without waiting for the due date (ADR 0009).
+#[derive(Debug, Clone, Default)]
+pub struct ShiftedClock(Arc<Mutex<Duration>>);
+
+impl ShiftedClock {
+    pub fn new() -> Self {
+        ShiftedClock::default()
+    }
+
+    /// How far ahead of the system clock this calendar runs.
+    pub fn offset(&self) -> Duration {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Moves the calendar forward to the start of `day` (UTC); a day that
+    /// has already begun changes nothing. Returns the days moved.
+    pub fn advance_to(&self, day: NaiveDate) -> i64 {
+        let mut offset = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let now = Utc::now() + *offset;
+        let start = day.and_time(chrono::NaiveTime::MIN).and_utc();
+        if start <= now {
+            return 0;
+        }
+        let moved = (day - now.date_naive()).num_days();
+        *offset += start - now;
+        moved
+    }
+}
+
+impl Clock for ShiftedClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now() + self.offset()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -66,5 +112,24 @@ mod tests {
         assert_eq!(shared.today(), NaiveDate::from_ymd_opt(2026, 3, 2).unwrap());
         clock.advance(Duration::hours(1));
         assert_eq!(shared.today(), NaiveDate::from_ymd_opt(2026, 3, 3).unwrap());
+    }
+
+    #[test]
+    fn a_shifted_clock_only_moves_forward_and_its_clones_follow() {
+        let clock = ShiftedClock::new();
+        let shared = clock.clone();
+        let today = Utc::now().date_naive();
+        assert_eq!(clock.advance_to(today), 0);
+        assert_eq!(clock.offset(), Duration::zero());
+
+        let later = today + Duration::days(30);
+        let moved = clock.advance_to(later);
+        assert!((29..=30).contains(&moved), "moved {moved} days");
+        assert_eq!(shared.today(), later);
+        // An earlier day, or the day it is already, leaves it where it is.
+        let offset = shared.offset();
+        assert_eq!(shared.advance_to(today), 0);
+        assert_eq!(clock.advance_to(later), 0);
+        assert_eq!(clock.offset(), offset);
     }
 }

@@ -71,7 +71,7 @@ impl FinanceApi {
     }
 
     async fn record(&self, request: &RecordPaymentRequest) -> Result<RecordPaymentResponse> {
-        let new = validate::payment(request, Utc::now().date_naive())?;
+        let new = validate::payment(request, self.clock.today())?;
         let mut tx = self.pool.begin().await?;
         // Two calls for one order (the same key retried, or two payments)
         // run one after the other from here.
@@ -212,7 +212,7 @@ impl FinanceApi {
     }
 
     async fn overdue(&self, request: &ListOverdueRequest) -> Result<ListOverdueResponse> {
-        let as_of = validate::date_or(&request.as_of, "as_of", Utc::now().date_naive())?;
+        let as_of = validate::date_or(&request.as_of, "as_of", self.clock.today())?;
         if request.limit > MAX_LIMIT {
             return Err(FieldError::new("limit", format!("must be at most {MAX_LIMIT}")).into());
         }

@@ -352,34 +352,7 @@ fn plural(count: usize, one: &str, many: &str) -> String {
     }
 }
 
-/// `12345, "USD"` → `"123.45 USD"`, using the currency's ISO 4217 minor unit.
-pub fn money(minor: i64, currency: &str) -> String {
-    format!("{} {currency}", amount(minor, currency))
-}
-
-/// `12345, "USD"` → `"123.45"`: the amount alone, in the currency's ISO
-/// 4217 minor unit (for "12.00 → 12.50" where the currency is said once).
-pub fn amount(minor: i64, currency: &str) -> String {
-    let exponent: u32 = match currency {
-        "BIF" | "CLP" | "DJF" | "GNF" | "ISK" | "JPY" | "KMF" | "KRW" | "PYG" | "RWF" | "UGX"
-        | "VND" | "VUV" | "XAF" | "XOF" | "XPF" => 0,
-        "BHD" | "IQD" | "JOD" | "KWD" | "LYD" | "OMR" | "TND" => 3,
-        _ => 2,
-    };
-    if exponent == 0 {
-        return minor.to_string();
-    }
-    let scale = 10_i64.pow(exponent);
-    let sign = if minor < 0 { "-" } else { "" };
-    let magnitude = minor.unsigned_abs();
-    let scale = scale.unsigned_abs();
-    format!(
-        "{sign}{}.{:0width$}",
-        magnitude / scale,
-        magnitude % scale,
-        width = exponent as usize
-    )
-}
+pub use gendan_proto::{amount, money};
 
 /// `EXCEPTION_KIND_FINAL_INSPECTION_FAILED` → `final inspection failed`.
 pub fn exception_kind_name(kind: i32) -> String {
@@ -521,18 +494,6 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(describe(&broken), "Event PhaseChanged");
-    }
-
-    #[test]
-    fn money_uses_the_currency_minor_unit() {
-        assert_eq!(money(12_345, "USD"), "123.45 USD");
-        assert_eq!(money(5, "EUR"), "0.05 EUR");
-        assert_eq!(money(12_345, "JPY"), "12345 JPY");
-        assert_eq!(money(12_345, "KWD"), "12.345 KWD");
-        assert_eq!(money(-150, "CNY"), "-1.50 CNY");
-        assert_eq!(money(i64::MIN, "USD"), "-92233720368547758.08 USD");
-        assert_eq!(amount(1250, "USD"), "12.50");
-        assert_eq!(amount(1250, "JPY"), "1250");
     }
 
     #[test]

@@ -10,7 +10,7 @@ use gendan_messaging::{HandlerError, Incoming};
 use gendan_proto::v1;
 use gendan_proto::{TypeName, date_from_str};
 
-use crate::facts::{BalanceMilestone, ClaimFact};
+use crate::facts::{BalanceMilestone, ClaimFact, ClaimedBy, Goods};
 use crate::state::SagaState;
 
 /// Events that update facts or the register without completing a step.
@@ -307,6 +307,15 @@ pub fn apply(state: &mut SagaState, incoming: &Incoming) -> Result<Answer, Handl
                 facts.delivered_on = Some(on);
                 state.projected = Some(on);
             }
+            // Goods the carrier lost, made again, are delivered: that
+            // replacement is done (a customer's claim is done when orders
+            // resolves it).
+            let replaced = facts.redelivery.as_ref().is_some_and(|r| {
+                r.claimed_by == ClaimedBy::Carrier && delivered.revision >= r.booking_revision
+            });
+            if replaced {
+                facts.redelivery = None;
+            }
             Answer {
                 revision: revision(delivered.revision),
                 ..Verdict::Completes.into()
@@ -415,6 +424,11 @@ pub fn apply(state: &mut SagaState, incoming: &Incoming) -> Result<Answer, Handl
                     product: claim.product.clone(),
                     quantity: claim.quantity,
                     value_minor: claim.value_minor,
+                    claimed_by: ClaimedBy::Customer,
+                    goods: vec![Goods {
+                        product: claim.product.clone(),
+                        quantity: claim.quantity,
+                    }],
                 },
             );
             let kind = v1::ClaimKind::try_from(claim.kind)
@@ -442,27 +456,42 @@ pub fn apply(state: &mut SagaState, incoming: &Incoming) -> Result<Answer, Handl
             if current.is_some_and(|current| current != claim.booking_reference) {
                 return Ok(Verdict::Informs.into());
             }
-            // A carrier claim names units, not lines: they are valued at the
-            // order's average unit price.
-            let units: u64 = state
-                .order
-                .lines
-                .iter()
-                .map(|l| u64::from(l.quantity))
-                .sum();
-            let value_minor = if units == 0 {
-                0
-            } else {
-                let value = i128::from(state.order.total_minor) * i128::from(claim.quantity)
-                    / i128::from(units);
-                i64::try_from(value).unwrap_or(i64::MAX)
+            // A carrier claim names units, not lines: they are shared among
+            // the products that travelled (a redelivery's own goods, or the
+            // order's lines) and valued at their prices.
+            let travelled: Vec<Goods> = match &state.facts.redelivery {
+                Some(redelivery) => redelivery.goods.clone(),
+                None => state
+                    .order
+                    .lines
+                    .iter()
+                    .map(|line| Goods {
+                        product: line.product.clone(),
+                        quantity: line.quantity,
+                    })
+                    .collect(),
             };
+            let goods = crate::shares::apportion(&travelled, claim.quantity);
+            let value_minor = goods
+                .iter()
+                .map(|g| {
+                    let price = state
+                        .order
+                        .lines
+                        .iter()
+                        .find(|line| line.product == g.product)
+                        .map_or(0, |line| line.unit_price_minor);
+                    price.saturating_mul(i64::from(g.quantity))
+                })
+                .fold(0i64, i64::saturating_add);
             state.facts.claims.insert(
                 claim.claim_id.clone(),
                 ClaimFact {
                     product: "(shipment)".to_owned(),
                     quantity: claim.quantity,
                     value_minor,
+                    claimed_by: ClaimedBy::Carrier,
+                    goods,
                 },
             );
             Answer {

@@ -155,9 +155,12 @@ pub fn note_event(
     match incoming.type_name() {
         v1::CostOverrun::TYPE_NAME => {
             let overrun: v1::CostOverrun = incoming.payload()?;
+            // The budget is in the order's currency.
+            let currency = &saga.order.currency;
             let text = format!(
-                "costs {} passed the budget {} (minor units)",
-                overrun.actual_minor, overrun.budget_minor
+                "costs {} passed the budget {}",
+                gendan_proto::money(overrun.actual_minor, currency),
+                gendan_proto::money(overrun.budget_minor, currency)
             );
             let kind = ExceptionKind::CostOverrun;
             open_once(saga, kind, Department::Finance, "", text, now, cause);
@@ -169,10 +172,9 @@ pub fn note_event(
                 _ => "paid_in_full",
             };
             let text = format!(
-                "invoice {} ({} {}) unpaid {} days after its due date {}; reminder {} sent",
+                "invoice {} ({}) unpaid {} days after its due date {}; reminder {} sent",
                 reminder.invoice_id,
-                reminder.outstanding_minor,
-                reminder.currency,
+                gendan_proto::money(reminder.outstanding_minor, &reminder.currency),
                 reminder.days_overdue,
                 reminder.due_date,
                 reminder.reminder

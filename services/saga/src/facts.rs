@@ -82,25 +82,125 @@ pub enum RedeliveryKind {
     Rework,
 }
 
+/// Who raised the claim whose goods are made good.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClaimedBy {
+    /// The customer (`ClaimRaised`): orders resolves the claim once the
+    /// goods are delivered again.
+    #[default]
+    Customer,
+    /// The carrier lost or damaged the goods (`CargoClaimOpened`): the
+    /// replacement is done once delivered; the claim against the carrier is
+    /// logistics' business.
+    Carrier,
+}
+
+/// Goods of one product.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Goods {
+    pub product: String,
+    pub quantity: u32,
+}
+
 /// The goods of one claim, made good and shipped again.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "StoredRedelivery")]
 pub struct Redelivery {
     pub claim_id: String,
     pub kind: RedeliveryKind,
-    pub product: String,
-    pub quantity: u32,
+    pub claimed_by: ClaimedBy,
+    /// What is made (or reworked) and shipped again, one entry per product.
+    pub goods: Vec<Goods>,
     /// The booking revision that books the redelivery (later ones re-book
     /// it after a missed departure).
     pub booking_revision: u32,
 }
 
+/// A redelivery as stored: sagas saved before a redelivery could carry
+/// several products kept one (`product`, `quantity`).
+#[derive(Deserialize)]
+struct StoredRedelivery {
+    claim_id: String,
+    kind: RedeliveryKind,
+    #[serde(default)]
+    claimed_by: ClaimedBy,
+    #[serde(default)]
+    goods: Vec<Goods>,
+    #[serde(default)]
+    product: String,
+    #[serde(default)]
+    quantity: u32,
+    booking_revision: u32,
+}
+
+impl From<StoredRedelivery> for Redelivery {
+    fn from(stored: StoredRedelivery) -> Self {
+        let mut goods = stored.goods;
+        if goods.is_empty() && !stored.product.is_empty() {
+            goods.push(Goods {
+                product: stored.product,
+                quantity: stored.quantity,
+            });
+        }
+        Redelivery {
+            claim_id: stored.claim_id,
+            kind: stored.kind,
+            claimed_by: stored.claimed_by,
+            goods,
+            booking_revision: stored.booking_revision,
+        }
+    }
+}
+
+impl Redelivery {
+    /// "12 SKU-A and 3 SKU-B", for commands' reasons and notes.
+    pub fn describe(&self) -> String {
+        describe(&self.goods)
+    }
+}
+
+/// "12 SKU-A and 3 SKU-B".
+pub fn describe(goods: &[Goods]) -> String {
+    let parts: Vec<String> = goods
+        .iter()
+        .map(|g| format!("{} {}", g.quantity, g.product))
+        .collect();
+    match parts.split_last() {
+        None => "nothing".to_owned(),
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
 /// A claim as the saga needs it to resolve it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClaimFact {
+    /// The claimed product; a carrier's claim names a shipment's units
+    /// ("(shipment)"), shared among its products in `goods`.
     pub product: String,
     pub quantity: u32,
     /// The claimed goods' value (minor units of the order's currency).
     pub value_minor: i64,
+    #[serde(default)]
+    pub claimed_by: ClaimedBy,
+    /// The claimed goods per product (empty in sagas saved before: one
+    /// product, `product`).
+    #[serde(default)]
+    pub goods: Vec<Goods>,
+}
+
+impl ClaimFact {
+    /// The claimed goods, one entry per product.
+    pub fn goods(&self) -> Vec<Goods> {
+        if self.goods.is_empty() {
+            return vec![Goods {
+                product: self.product.clone(),
+                quantity: self.quantity,
+            }];
+        }
+        self.goods.clone()
+    }
 }
 
 impl Facts {
@@ -160,5 +260,29 @@ mod tests {
         assert_eq!(json["material_date"], "2026-01-02");
         let back: Facts = serde_json::from_value(json).unwrap();
         assert_eq!(back, facts);
+    }
+
+    #[test]
+    fn a_redelivery_saved_with_one_product_loads_as_goods() {
+        let stored = r#"{"claim_id":"c1","kind":"replacement","product":"SKU-A","quantity":12,"booking_revision":2}"#;
+        let redelivery: Redelivery = serde_json::from_str(stored).unwrap();
+        assert_eq!(redelivery.claimed_by, ClaimedBy::Customer);
+        assert_eq!(redelivery.describe(), "12 SKU-A");
+        let again: Redelivery =
+            serde_json::from_str(&serde_json::to_string(&redelivery).unwrap()).unwrap();
+        assert_eq!(again, redelivery);
+    }
+
+    #[test]
+    fn goods_read_as_a_list() {
+        let goods = |product: &str, quantity| Goods {
+            product: product.to_owned(),
+            quantity,
+        };
+        assert_eq!(describe(&[]), "nothing");
+        assert_eq!(
+            describe(&[goods("A", 1), goods("B", 2), goods("C", 3)]),
+            "1 A, 2 B and 3 C"
+        );
     }
 }

@@ -10,7 +10,8 @@
 //! - [`state`]: one saga in memory; [`facts`]: what it learned, typed;
 //!   [`effects`]: what each event teaches it; [`store`]: its rows, saved
 //!   with the outgoing messages (outbox) in one transaction.
-//! - [`exceptions`]: the exception register.
+//! - [`exceptions`]: the exception register; [`shares`]: a carrier's
+//!   claimed units shared among the products that travelled.
 //! - [`timers`]: the durable timer worker; [`clock`]: the time it runs on.
 //! - [`api`]: gRPC `SagaService`.
 //!
@@ -23,6 +24,7 @@ pub mod effects;
 pub mod engine;
 pub mod exceptions;
 pub mod facts;
+pub mod shares;
 pub mod state;
 pub mod store;
 pub mod timers;

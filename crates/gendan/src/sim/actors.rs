@@ -31,6 +31,7 @@ use tonic::Code;
 use super::rng::Lcg;
 use super::{Clients, SimOptions, SimStats};
 use logistics::booking_of;
+use partners::Payment;
 use shop_floor::MesStage;
 
 /// Counters behind [`SimStats`].
@@ -107,6 +108,16 @@ pub(crate) struct World {
     /// follows its critical path, whatever the real processing takes.
     clocks: Mutex<HashMap<String, f64>>,
     epoch: chrono::DateTime<Utc>,
+    /// The balance invoice the late payer holds until reminded.
+    held: Mutex<Option<HeldPayment>>,
+}
+
+/// An invoice the simulated customer pays only when reminded of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldPayment {
+    pub order_id: String,
+    pub invoice_id: String,
+    pub due_date: chrono::NaiveDate,
 }
 
 fn is<M: TypeName>(envelope: &Envelope) -> bool {
@@ -169,6 +180,42 @@ impl World {
             tracker,
             clocks: Mutex::new(HashMap::new()),
             epoch: Utc::now(),
+            held: Mutex::new(None),
+        }
+    }
+
+    pub(crate) fn held_payment(&self) -> Option<HeldPayment> {
+        self.held.lock().ok().and_then(|held| held.clone())
+    }
+
+    /// Whether the customer holds `invoice` until reminded: the exception
+    /// mix's late payer, played only where the calendar can be moved to the
+    /// reminder (otherwise it would wait for real days).
+    fn holds(&self, invoice: &v1::InvoiceIssued) -> bool {
+        if self.options.calendar.is_none()
+            || invoice.invoice_kind() != v1::InvoiceKind::Balance
+            || !self.mix.pays_when_reminded(&invoice.invoice_id)
+        {
+            return false;
+        }
+        let Some(due_date) = gendan_proto::date_from_str(&invoice.due_date) else {
+            return false;
+        };
+        if let Ok(mut held) = self.held.lock() {
+            *held = Some(HeldPayment {
+                order_id: invoice.order_id.clone(),
+                invoice_id: invoice.invoice_id.clone(),
+                due_date,
+            });
+        }
+        true
+    }
+
+    /// Today on the services' business calendar.
+    fn today(&self) -> chrono::NaiveDate {
+        match &self.options.calendar {
+            Some(calendar) => gendan_runtime::clock::Clock::today(calendar),
+            None => Utc::now().date_naive(),
         }
     }
 
@@ -381,8 +428,13 @@ impl World {
             let event: v1::Shipped = decode(envelope)?;
             if self.first(format!("carry:{}:{}", event.order_id, event.revision)) {
                 let world = self.clone();
+                // Only a first shipment can be the one lost (a replacement
+                // arrives).
+                let loses = event.revision <= 1
+                    && self.options.lose_first_shipment
+                    && self.first("lose-shipment".to_owned());
                 self.react("carrier", order_id, async move {
-                    world.carry(event.order_id).await
+                    world.carry(event.order_id, loses).await
                 });
             }
         } else if is::<v1::Delivered>(envelope) {
@@ -403,6 +455,7 @@ impl World {
                 v1::DecisionKind::DeliveryDate
                     | v1::DecisionKind::FinalInspection
                     | v1::DecisionKind::ClaimResolution
+                    | v1::DecisionKind::CargoClaim
             );
             if !event.reminder
                 && customer_answers
@@ -417,9 +470,30 @@ impl World {
             }
         } else if is::<v1::InvoiceIssued>(envelope) {
             let event: v1::InvoiceIssued = decode(envelope)?;
-            if self.first(format!("pay:{}", event.invoice_id)) {
+            if !self.holds(&event) && self.first(format!("pay:{}", event.invoice_id)) {
+                let days = if event.kind == "deposit" { 2.0 } else { 5.0 };
+                let payment = Payment::of_invoice(&event);
                 let world = self.clone();
-                self.react("bank", order_id, async move { world.pay(event).await });
+                self.react(
+                    "bank",
+                    order_id,
+                    async move { world.pay(payment, days).await },
+                );
+            }
+        } else if is::<v1::PaymentReminder>(envelope) {
+            // Only the late payer waits for reminders; the others paid.
+            let event: v1::PaymentReminder = decode(envelope)?;
+            let held = self
+                .held_payment()
+                .is_some_and(|held| held.invoice_id == event.invoice_id);
+            if held && self.first(format!("pay:{}", event.invoice_id)) {
+                let payment = Payment::of_reminder(&event);
+                let world = self.clone();
+                self.react(
+                    "bank",
+                    order_id,
+                    async move { world.pay(payment, 1.0).await },
+                );
             }
         }
         Ok(())

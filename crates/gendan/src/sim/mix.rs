@@ -20,6 +20,10 @@
 //! The first order to reach the materials phase is amended by the customer
 //! (10% more of its first line): reviewed again, and every department
 //! adjusts.
+//!
+//! The first balance invoice issued is paid only when finance reminds the
+//! customer of it (when the simulators can move the business calendar to
+//! the reminder's day; ADR 0009).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -40,6 +44,8 @@ pub(crate) struct Mix {
     first_in_materials: Mutex<Option<String>>,
     /// The first purchase order placed: the one confirmed late.
     first_purchase_order: Mutex<Option<String>>,
+    /// The first balance invoice issued: the one paid only when reminded.
+    first_balance_invoice: Mutex<Option<String>>,
 }
 
 impl Mix {
@@ -52,7 +58,20 @@ impl Mix {
             first_delivered: Mutex::new(None),
             first_in_materials: Mutex::new(None),
             first_purchase_order: Mutex::new(None),
+            first_balance_invoice: Mutex::new(None),
         }
+    }
+
+    /// Whether the customer leaves the balance invoice `invoice_id` unpaid
+    /// until it is reminded; the answer stays for the same invoice.
+    pub(crate) fn pays_when_reminded(&self, invoice_id: &str) -> bool {
+        if !self.enabled {
+            return false;
+        }
+        let Ok(mut first) = self.first_balance_invoice.lock() else {
+            return false;
+        };
+        is_first_seen(&mut first, invoice_id)
     }
 
     /// Whether the supplier of `purchase_order_id` confirms it late; the
@@ -177,6 +196,10 @@ mod tests {
         assert!(mix.supplier_late("po-1"));
         assert!(!mix.supplier_late("po-2"));
         assert!(!Mix::new(false, 1).supplier_late("po-1"));
+        assert!(mix.pays_when_reminded("inv-1"));
+        assert!(!mix.pays_when_reminded("inv-2"));
+        assert!(mix.pays_when_reminded("inv-1"));
+        assert!(!Mix::new(false, 1).pays_when_reminded("inv-1"));
     }
 
     #[test]

@@ -32,11 +32,13 @@ use gendan_proto::v1::procurement_service_client::ProcurementServiceClient;
 use gendan_proto::v1::production_service_client::ProductionServiceClient;
 use gendan_proto::v1::quality_service_client::QualityServiceClient;
 use gendan_proto::v1::saga_service_client::SagaServiceClient;
+use gendan_runtime::clock::ShiftedClock;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tonic::codegen::InterceptedService;
 use tonic::transport::Channel;
 
+pub use actors::HeldPayment;
 pub use catalog::{CUSTOMERS, is_export_customer, sample_order, seed_catalog};
 
 use actors::World;
@@ -130,6 +132,13 @@ pub struct SimOptions {
     /// `replacement` or `rework` (an answer of the `claim_resolution`
     /// decision).
     pub settle_claims_by: &'static str,
+    /// The business calendar the services run on, when the caller can move
+    /// it (`gendan demo`, ADR 0009): payments are dated on it, and with the
+    /// exception mix on, one customer pays its balance only when reminded.
+    pub calendar: Option<ShiftedClock>,
+    /// The carrier loses the first shipment it carries (the whole cargo);
+    /// the merchandiser answers the carrier claim with `settle_claims_by`.
+    pub lose_first_shipment: bool,
 }
 
 impl Default for SimOptions {
@@ -139,6 +148,8 @@ impl Default for SimOptions {
             seed: 1,
             exceptions: false,
             settle_claims_by: gendan_saga::workflow::answers::CREDIT_NOTE,
+            calendar: None,
+            lose_first_shipment: false,
         }
     }
 }
@@ -255,6 +266,12 @@ pub struct SimHandle {
 impl SimHandle {
     pub fn stats(&self) -> SimStats {
         self.world.stats.snapshot()
+    }
+
+    /// The invoice the late payer is holding until it is reminded, once one
+    /// is (see [`SimOptions::calendar`]).
+    pub fn held_payment(&self) -> Option<HeldPayment> {
+        self.world.held_payment()
     }
 
     /// Stops reading events and abandons the reactions still waiting.

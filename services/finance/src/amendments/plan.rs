@@ -84,27 +84,7 @@ pub fn revision(sent: u32) -> Result<i32, String> {
     i32::try_from(sent.max(1)).map_err(|_| format!("revision {sent} is out of range"))
 }
 
-/// `6000, "USD"` → `"60.00 USD"`, in the currency's ISO 4217 minor unit.
-pub fn money(minor: i64, currency: &str) -> String {
-    let exponent: u32 = match currency {
-        "BIF" | "CLP" | "DJF" | "GNF" | "ISK" | "JPY" | "KMF" | "KRW" | "PYG" | "RWF" | "UGX"
-        | "VND" | "VUV" | "XAF" | "XOF" | "XPF" => 0,
-        "BHD" | "IQD" | "JOD" | "KWD" | "LYD" | "OMR" | "TND" => 3,
-        _ => 2,
-    };
-    if exponent == 0 {
-        return format!("{minor} {currency}");
-    }
-    let scale = 10_u64.pow(exponent);
-    let sign = if minor < 0 { "-" } else { "" };
-    let magnitude = minor.unsigned_abs();
-    format!(
-        "{sign}{}.{:0width$} {currency}",
-        magnitude / scale,
-        magnitude % scale,
-        width = exponent as usize
-    )
-}
+pub use gendan_proto::money;
 
 #[cfg(test)]
 mod tests {

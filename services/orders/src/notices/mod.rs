@@ -9,7 +9,9 @@
 //! delivery-date clarification (`DecisionRequested` of kind `delivery_date`,
 //! the first request only: reminders are for our merchandiser), a request
 //! for a concession after failed final inspections (kind
-//! `final_inspection`), each dunning reminder (`PaymentReminder`), `Shipped`,
+//! `final_inspection`), how goods the carrier lost or damaged are made good
+//! (`DecisionMade` of kind `cargo_claim`: a replacement or a credit), each
+//! dunning reminder (`PaymentReminder`), `Shipped`,
 //! `Delivered`, a resolved claim (`ClaimResolved`, worded by
 //! [`crate::claims::notice`]), an amendment received (`OrderAmended`) and
 //! the order confirmed again after it (`OrderConfirmed` of a revision
@@ -28,8 +30,9 @@ mod phase;
 use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
 use gendan_messaging::{Cause, Outgoing, outbox, subjects};
 use gendan_proto::v1::{
-    ClaimResolved, CustomerNotice, DecisionRequested, Delivered, DeliveryRiskChanged, Envelope,
-    OrderAmended, OrderClosed, OrderConfirmed, PaymentReminder, Phase, PhaseChanged, Shipped,
+    ClaimResolved, CustomerNotice, DecisionMade, DecisionRequested, Delivered, DeliveryRiskChanged,
+    Envelope, OrderAmended, OrderClosed, OrderConfirmed, PaymentReminder, Phase, PhaseChanged,
+    Shipped,
 };
 use gendan_proto::{TypeName, timestamp_from, timestamp_to};
 use prost::Message;
@@ -56,6 +59,8 @@ pub mod delivery {
 pub const DELIVERY_DATE_DECISION: &str = "delivery_date";
 /// The decision kind that asks the customer for a concession.
 pub const FINAL_INSPECTION_DECISION: &str = "final_inspection";
+/// The decision kind that settles goods the carrier lost or damaged.
+pub const CARGO_CLAIM_DECISION: &str = "cargo_claim";
 
 /// A notice before it is stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,6 +155,7 @@ fn concerns_customer(type_name: &str) -> bool {
             | OrderConfirmed::TYPE_NAME
             | DeliveryRiskChanged::TYPE_NAME
             | DecisionRequested::TYPE_NAME
+            | DecisionMade::TYPE_NAME
             | Shipped::TYPE_NAME
             | Delivered::TYPE_NAME
             | ClaimResolved::TYPE_NAME
@@ -305,6 +311,37 @@ pub fn compose(envelope: &Envelope, order: &OrderState) -> Option<Draft> {
                 "decision",
                 format!("Order {id}: please confirm the delivery date"),
                 text,
+            )
+        }
+        DecisionMade::TYPE_NAME => {
+            // Only how goods the carrier lost or damaged are made good is
+            // the customer's news; other answers have notices of their own.
+            let decision = DecisionMade::decode(payload).ok()?.decision?;
+            if decision.kind != CARGO_CLAIM_DECISION {
+                return None;
+            }
+            let lost = format!(
+                "The carrier has reported goods of your order lost or damaged in transit \
+                 (carrier claim {}).",
+                decision.subject
+            );
+            let (subject, plan) = match decision.answer.as_str() {
+                "replacement" => (
+                    "replacement goods on the way",
+                    "We are making the goods again and will ship them to you as a replacement; \
+                     we will let you know when they leave and when they arrive.",
+                ),
+                "credit_note" => (
+                    "goods lost in transit credited",
+                    "We will credit you for them: a credit note follows, and the amount you owe \
+                     is reduced accordingly.",
+                ),
+                _ => return None,
+            };
+            (
+                "cargo_claim",
+                format!("Order {id}: {subject}"),
+                format!("{lost} {plan}"),
             )
         }
         PaymentReminder::TYPE_NAME => {
@@ -465,6 +502,55 @@ mod tests {
             "We now expect to deliver your order on 2030-03-15, later than the 2030-03-10 we \
              promised. The reason: press line down."
         ));
+    }
+
+    #[test]
+    fn goods_the_carrier_lost_are_told_with_how_they_are_made_good() {
+        let made = |kind: &str, answer: &str| DecisionMade {
+            decision: Some(Decision {
+                kind: kind.to_owned(),
+                answer: answer.to_owned(),
+                subject: "CLM-1".to_owned(),
+                ..Default::default()
+            }),
+        };
+        let draft = compose(
+            &envelope(&made(CARGO_CLAIM_DECISION, "replacement")),
+            &order(),
+        )
+        .expect("notice");
+        assert_eq!(draft.kind, "cargo_claim");
+        assert!(draft.subject.ends_with("replacement goods on the way"));
+        assert!(
+            draft.body.contains("(carrier claim CLM-1)"),
+            "{}",
+            draft.body
+        );
+        assert!(
+            draft.body.contains("making the goods again"),
+            "{}",
+            draft.body
+        );
+        let credited = compose(
+            &envelope(&made(CARGO_CLAIM_DECISION, "credit_note")),
+            &order(),
+        )
+        .expect("notice");
+        assert!(
+            credited.body.contains("credit note follows"),
+            "{}",
+            credited.body
+        );
+        // Waiting for the goods, or another decision's answer: nothing new.
+        let waiting = made(CARGO_CLAIM_DECISION, "wait_for_goods");
+        assert_eq!(compose(&envelope(&waiting), &order()), None);
+        assert_eq!(
+            compose(
+                &envelope(&made("claim_resolution", "replacement")),
+                &order()
+            ),
+            None
+        );
     }
 
     #[test]

@@ -341,8 +341,8 @@ fn apply_fact(saga: &mut SagaState, change: FactChange, operator: &str, comment:
             saga.facts.redelivery = Some(Redelivery {
                 claim_id,
                 kind,
-                product: claim.product,
-                quantity: claim.quantity,
+                claimed_by: claim.claimed_by,
+                goods: claim.goods(),
                 booking_revision,
             });
         }

@@ -15,10 +15,14 @@ use crate::state::SagaState;
 /// goods are made good, only those.
 fn items(state: &SagaState) -> Vec<v1::ProductQuantity> {
     if let Some(redelivery) = &state.facts.redelivery {
-        return vec![v1::ProductQuantity {
-            product: redelivery.product.clone(),
-            quantity: redelivery.quantity,
-        }];
+        return redelivery
+            .goods
+            .iter()
+            .map(|goods| v1::ProductQuantity {
+                product: goods.product.clone(),
+                quantity: goods.quantity,
+            })
+            .collect();
     }
     state
         .order
@@ -165,8 +169,9 @@ pub fn cancel_materials(state: &SagaState, _: Revision, cause: &Cause) -> Outgoi
 pub fn start_rework(state: &SagaState, revision: Revision, cause: &Cause) -> Outgoing {
     let reason = match &state.facts.redelivery {
         Some(redelivery) => format!(
-            "claim {}: {} {} returned by the customer for rework",
-            redelivery.claim_id, redelivery.quantity, redelivery.product
+            "claim {}: {} returned by the customer for rework",
+            redelivery.claim_id,
+            redelivery.describe()
         ),
         None => format!(
             "final inspection failed ({} defective in the sample)",
@@ -193,23 +198,26 @@ pub fn request_final_inspection(state: &SagaState, revision: Revision, cause: &C
 }
 
 /// The order as logistics packs, documents and ships it: whole, or while a
-/// claim's goods are made good, with only the claimed line and quantity.
+/// claim's goods are made good, with only the claimed goods: one line per
+/// product, at the price of the order's first line of it.
 fn shipping_order(state: &SagaState) -> v1::Order {
     let mut order = state.order.clone();
     if let Some(redelivery) = &state.facts.redelivery {
-        // One line of the claimed product carries the claimed quantity
-        // (an order may have the product on several lines).
-        let first = order
-            .lines
+        order.lines = redelivery
+            .goods
             .iter()
-            .position(|line| line.product == redelivery.product);
-        order.lines = first
-            .map(|index| order.lines[index].clone())
-            .into_iter()
+            .filter_map(|goods| {
+                let line = state
+                    .order
+                    .lines
+                    .iter()
+                    .find(|line| line.product == goods.product)?;
+                Some(v1::OrderLine {
+                    quantity: goods.quantity,
+                    ..line.clone()
+                })
+            })
             .collect();
-        for line in &mut order.lines {
-            line.quantity = redelivery.quantity;
-        }
         order.total_minor = order
             .lines
             .iter()
@@ -391,17 +399,11 @@ pub fn resolve_claim_by_redelivery(state: &SagaState, _: Revision, cause: &Cause
     let (resolution, note) = match redelivery.kind {
         RedeliveryKind::Replacement => (
             v1::ClaimResolution::Replacement,
-            format!(
-                "{} {} made again and delivered",
-                redelivery.quantity, redelivery.product
-            ),
+            format!("{} made again and delivered", redelivery.describe()),
         ),
         RedeliveryKind::Rework => (
             v1::ClaimResolution::Rework,
-            format!(
-                "{} {} reworked and delivered again",
-                redelivery.quantity, redelivery.product
-            ),
+            format!("{} reworked and delivered again", redelivery.describe()),
         ),
     };
     let command = v1::ResolveClaim {

@@ -8,6 +8,7 @@ use gendan_proto::v1::{self, Department, ExceptionKind};
 use super::commands::*;
 use super::standard::{REMAKE, REPLACE_CLAIMED, REWORK_CLAIMED};
 use super::{DecisionOption, DecisionSpec, Effect, FactChange};
+use crate::facts::describe;
 use crate::state::SagaState;
 
 /// Answers of the decisions below.
@@ -41,7 +42,9 @@ pub static DECISIONS: &[&DecisionSpec] = &[
 ];
 
 /// The carrier lost or damaged the cargo (a carrier claim is on record):
-/// credit the customer for it and go on as delivered, or wait for the goods.
+/// credit the customer for it and go on as delivered, make the goods again
+/// and ship them (a replacement shipment; done once delivered), or wait for
+/// the goods.
 pub static CARGO_CLAIM: DecisionSpec = DecisionSpec {
     kind: v1::DecisionKind::CargoClaim,
     name: "cargo_claim",
@@ -50,6 +53,16 @@ pub static CARGO_CLAIM: DecisionSpec = DecisionSpec {
         DecisionOption {
             answer: answers::CREDIT_NOTE,
             effects: &[Effect::Send(issue_credit_note), Effect::Complete],
+        },
+        DecisionOption {
+            answer: answers::REPLACEMENT,
+            effects: &[
+                Effect::Fact(FactChange::ReplaceClaimed),
+                Effect::Reopen {
+                    steps: REPLACE_CLAIMED,
+                    reset_failures: true,
+                },
+            ],
         },
         DecisionOption {
             answer: answers::WAIT_FOR_GOODS,
@@ -234,11 +247,12 @@ fn cargo_question(state: &SagaState) -> String {
     let claim_id = state.focus.as_deref().unwrap_or("?");
     let claim = state.facts.claims.get(claim_id);
     format!(
-        "The carrier lost or damaged {} units of order {} (carrier claim {claim_id}, value {} minor \
-         units at the order's average price). Credit the customer and go on as delivered, or wait \
-         for the goods?",
+        "The carrier lost or damaged {} units of order {} ({}; carrier claim {claim_id}, value {} \
+         minor units). Credit the customer and go on as delivered, replace the goods (made again \
+         and shipped), or wait for the goods?",
         claim.map(|c| c.quantity).unwrap_or(0),
         state.order_id,
+        claim.map(|c| describe(&c.goods())).unwrap_or_default(),
         claim.map(|c| c.value_minor).unwrap_or(0)
     )
 }

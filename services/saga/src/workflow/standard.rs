@@ -16,7 +16,7 @@ use super::{
     CompensationDef, Escalation, OnFailure, OnTimeout, PhaseDef, StepDef, StepKind, Timing,
     Workflow,
 };
-use crate::facts::BalanceMilestone;
+use crate::facts::{BalanceMilestone, ClaimedBy};
 use crate::state::SagaState;
 
 /// Steps a remake runs again: a new production run of the whole lot, the
@@ -509,8 +509,14 @@ fn deposit_required(state: &SagaState) -> bool {
     state.facts.deposit_required
 }
 
+/// A customer's claim is being settled by delivering its goods again (a
+/// carrier's replacement is done once delivered: nothing to resolve).
 fn redelivery_due(state: &SagaState) -> bool {
-    state.facts.redelivery.is_some()
+    state
+        .facts
+        .redelivery
+        .as_ref()
+        .is_some_and(|r| r.claimed_by == ClaimedBy::Customer)
 }
 
 fn rework_due(state: &SagaState) -> bool {

@@ -14,6 +14,7 @@ const WMS_PACKED: &str = "gendan.ext.wms.outbound.packed";
 const WMS_SHIPPED: &str = "gendan.ext.wms.outbound.shipped";
 const CARRIER_TRACKING: &str = "gendan.ext.carrier.tracking";
 const CARRIER_DELIVERED: &str = "gendan.ext.carrier.delivered";
+const CARRIER_CARGO_EXCEPTION: &str = "gendan.ext.carrier.cargo_exception";
 
 impl World {
     // ---- warehouse ----
@@ -90,8 +91,10 @@ impl World {
         })
     }
 
-    /// Tracking at departure and half-way, then delivery after the transit.
-    pub(super) async fn carry(&self, order_id: String) -> anyhow::Result<()> {
+    /// Tracking at departure and half-way, then delivery after the transit;
+    /// or, when the carrier `loses` the cargo, a cargo exception after the
+    /// departure and nothing more.
+    pub(super) async fn carry(&self, order_id: String, loses: bool) -> anyhow::Result<()> {
         let booking = self.booking(&order_id).await?;
         let (origin, midway, destination) = match booking.mode.as_str() {
             "sea" => (
@@ -125,6 +128,22 @@ impl World {
         )
         .await?;
         bump(&self.stats.tracking_updates);
+        if loses {
+            self.pause_on(&order_id, 1.0).await;
+            let lost = v1::CarrierCargoException {
+                order_id: order_id.clone(),
+                booking_reference: booking.reference.clone(),
+                kind: "lost".to_owned(),
+                description: "container lost overboard in heavy weather".to_owned(),
+                // The whole shipment.
+                quantity: 0,
+                at: Some(timestamp_from(self.now(&order_id))),
+            };
+            self.publish(CARRIER_CARGO_EXCEPTION, "carrier:sim", &order_id, &lost)
+                .await?;
+            tracing::info!(%order_id, booking = %booking.reference, "simulated carrier lost the cargo");
+            return Ok(());
+        }
         let half = booking.transit_days as f64 / 2.0;
         self.pause_on(&order_id, half).await;
         self.publish(

@@ -213,7 +213,8 @@ impl World {
         let customer = self.customer_of(&decision.order_id).await?;
         // The customer agrees to the factory's date, and accepts a lot that
         // failed inspection twice by concession rather than wait for a remake;
-        // the merchandiser settles a damage claim with a credit note.
+        // the merchandiser settles a damage claim, or cargo the carrier
+        // lost, as the options say (a credit note by default).
         let preferred = [
             gendan_saga::workflow::answers::ACCEPT_PROPOSED_DATE,
             gendan_saga::workflow::answers::CONCESSION,
@@ -224,6 +225,14 @@ impl World {
                 "merchandiser (sim)".to_owned(),
                 format!(
                     "carrier photos confirm the damage; settled by {}",
+                    self.options.settle_claims_by.replace('_', " ")
+                ),
+            )
+        } else if decision.decision_kind() == v1::DecisionKind::CargoClaim {
+            (
+                "merchandiser (sim)".to_owned(),
+                format!(
+                    "the carrier confirms the loss; settled by {}",
                     self.options.settle_claims_by.replace('_', " ")
                 ),
             )
@@ -263,19 +272,18 @@ impl World {
 
     // ---- bank ----
 
-    /// The customer pays the invoice in full: a deposit after two days, a
-    /// balance after five.
-    pub(super) async fn pay(&self, invoice: v1::InvoiceIssued) -> anyhow::Result<()> {
-        let days = if invoice.kind == "deposit" { 2.0 } else { 5.0 };
-        self.pause_on(&invoice.order_id, days).await;
+    /// The customer pays `payment` after `days`, dated on the business
+    /// calendar.
+    pub(super) async fn pay(&self, payment: Payment, days: f64) -> anyhow::Result<()> {
+        self.pause_on(&payment.order_id, days).await;
         let finance = self.clients.finance.clone();
         let request = v1::RecordPaymentRequest {
-            order_id: invoice.order_id.clone(),
-            amount_minor: invoice.amount_minor,
-            currency: invoice.currency.clone(),
-            received_on: gendan_proto::date_to_string(Utc::now().date_naive()),
-            reference: format!("TT-{}", invoice.invoice_id),
-            idempotency_key: format!("sim-{}", invoice.invoice_id),
+            order_id: payment.order_id.clone(),
+            amount_minor: payment.amount_minor,
+            currency: payment.currency.clone(),
+            received_on: gendan_proto::date_to_string(self.today()),
+            reference: format!("TT-{}", payment.invoice_id),
+            idempotency_key: format!("sim-{}", payment.invoice_id),
         };
         retry(&[Code::NotFound], || {
             let mut finance = finance.clone();
@@ -283,8 +291,37 @@ impl World {
             async move { finance.record_payment(request).await }
         })
         .await
-        .with_context(|| format!("paying invoice {}", invoice.invoice_id))?;
+        .with_context(|| format!("paying invoice {}", payment.invoice_id))?;
         bump(&self.stats.payments);
         Ok(())
+    }
+}
+
+/// What the bank pays: an invoice in full (a deposit after two days, a
+/// balance after five), or what a reminder says is outstanding.
+pub(super) struct Payment {
+    order_id: String,
+    invoice_id: String,
+    amount_minor: i64,
+    currency: String,
+}
+
+impl Payment {
+    pub(super) fn of_invoice(invoice: &v1::InvoiceIssued) -> Self {
+        Payment {
+            order_id: invoice.order_id.clone(),
+            invoice_id: invoice.invoice_id.clone(),
+            amount_minor: invoice.amount_minor,
+            currency: invoice.currency.clone(),
+        }
+    }
+
+    pub(super) fn of_reminder(reminder: &v1::PaymentReminder) -> Self {
+        Payment {
+            order_id: reminder.order_id.clone(),
+            invoice_id: reminder.invoice_id.clone(),
+            amount_minor: reminder.outstanding_minor,
+            currency: reminder.currency.clone(),
+        }
     }
 }

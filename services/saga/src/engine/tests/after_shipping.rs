@@ -1,5 +1,5 @@
-//! After the goods leave: a missed departure re-booked, lost cargo, and
-//! the customer's claims, one question each.
+//! After the goods leave: a missed departure re-booked, and the customer's
+//! claims, one question each.
 
 use gendan_proto::v1::{self, ExceptionKind, Phase};
 
@@ -192,58 +192,6 @@ fn retrying_a_step_parked_on_unanswered_claims_asks_each_claim_again() {
     assert_eq!(saga.step("customer_acceptance").status, StepStatus::Waiting);
 }
 
-#[test]
-fn lost_cargo_asks_and_a_credit_note_goes_on_as_delivered() {
-    let engine = engine();
-    let mut saga = in_materials(&engine);
-    for (phase, step) in engine.workflow().steps() {
-        if (phase.phase as i32) < (Phase::Shipping as i32)
-            || step.name == "book_shipment"
-            || step.name == "shipped"
-        {
-            let state = saga.step_mut(step.name);
-            if !state.status.is_finished() {
-                state.status = StepStatus::Done;
-                state.runs = 1;
-            }
-        }
-    }
-    saga.phase = Phase::Documents;
-    engine.advance(&mut saga, &gendan_messaging::Cause::root(ORDER), start());
-    assert_eq!(saga.step("delivered").status, StepStatus::Waiting);
-    let lost = v1::CargoClaimOpened {
-        order_id: ORDER.to_owned(),
-        claim_id: "CLM-20260302-ABC".to_owned(),
-        booking_reference: "SEA-FRI-1".to_owned(),
-        kind: "lost".to_owned(),
-        description: "container overboard".to_owned(),
-        quantity: 500,
-    };
-    engine.react(&mut saga, &incoming(&lost), start()).unwrap();
-    let decision = saga.decisions.iter().find(|d| d.is_open()).unwrap().clone();
-    assert_eq!(decision.kind, "cargo_claim");
-    assert_eq!(decision.subject.as_deref(), Some("CLM-20260302-ABC"));
-    saga.outgoing.clear();
-    engine
-        .apply_answer(
-            &mut saga,
-            decision.decision_id,
-            answers::CREDIT_NOTE,
-            "sales",
-            "",
-            start(),
-        )
-        .unwrap();
-    let credits: Vec<v1::IssueCreditNote> = sent(&saga);
-    // All 500 units of a 1,000,000 order.
-    assert_eq!(
-        (credits[0].claim_id.as_str(), credits[0].amount_minor),
-        ("CLM-20260302-ABC", 1_000_000)
-    );
-    assert_eq!(saga.step("delivered").status, StepStatus::Done);
-    assert_eq!(saga.phase, Phase::Acceptance);
-}
-
 /// A saga in acceptance (everything before done, revision 1 each) with one
 /// claim asked about.
 /// A saga waiting for the customer's acceptance: every step before done
@@ -324,35 +272,7 @@ fn a_replacement_makes_ships_and_delivers_the_claimed_goods_then_resolves_the_cl
     let procure: Vec<v1::ProcureMaterials> = sent(&saga);
     assert_eq!((procure[0].revision, procure[0].remake), (2, true));
     assert_eq!(procure[0].items[0].quantity, 3);
-    for event in [
-        incoming(&v1::MaterialsOrdered {
-            order_id: ORDER.to_owned(),
-            revision: 2,
-            expected_ready_date: "2026-04-20".to_owned(),
-            ..Default::default()
-        }),
-        incoming(&v1::MaterialsReady {
-            order_id: ORDER.to_owned(),
-            ready_on: "2026-04-20".to_owned(),
-            revision: 2,
-        }),
-        incoming(&v1::WorkOrderCompleted {
-            order_id: ORDER.to_owned(),
-            revision: 2,
-            completed_on: "2026-05-01".to_owned(),
-            ..Default::default()
-        }),
-        incoming(&v1::FinalInspectionOpened {
-            order_id: ORDER.to_owned(),
-            revision: 2,
-            ..Default::default()
-        }),
-        incoming(&v1::FinalInspectionPassed {
-            order_id: ORDER.to_owned(),
-            revision: 2,
-            ..Default::default()
-        }),
-    ] {
+    for event in remade(2) {
         react(&mut saga, event);
     }
     let packing: Vec<v1::PreparePacking> = sent(&saga);
@@ -360,24 +280,7 @@ fn a_replacement_makes_ships_and_delivers_the_claimed_goods_then_resolves_the_cl
     assert_eq!(packing.last().unwrap().revision, 2);
     assert_eq!(packed_order.lines.len(), 1);
     assert_eq!(packed_order.lines[0].quantity, 3);
-    for event in [
-        incoming(&v1::PackingListReady {
-            order_id: ORDER.to_owned(),
-            cartons: 1,
-            revision: 2,
-        }),
-        incoming(&v1::PackingChecked {
-            order_id: ORDER.to_owned(),
-            matches: true,
-            revision: 2,
-            ..Default::default()
-        }),
-        incoming(&v1::DocumentsReady {
-            order_id: ORDER.to_owned(),
-            revision: 2,
-            ..Default::default()
-        }),
-    ] {
+    for event in packed_and_documented(2) {
         react(&mut saga, event);
     }
     let bookings: Vec<v1::BookShipment> = sent(&saga);
@@ -404,20 +307,7 @@ fn a_replacement_makes_ships_and_delivers_the_claimed_goods_then_resolves_the_cl
     );
     assert_ne!(saga.step("delivered").status, StepStatus::Done);
     saga.outgoing.clear();
-    for event in [
-        incoming(&v1::Shipped {
-            order_id: ORDER.to_owned(),
-            shipped_on: "2026-05-03".to_owned(),
-            revision: 2,
-            ..Default::default()
-        }),
-        incoming(&v1::Delivered {
-            order_id: ORDER.to_owned(),
-            delivered_on: "2026-05-20".to_owned(),
-            revision: 2,
-            ..Default::default()
-        }),
-    ] {
+    for event in shipped_and_delivered(2) {
         react(&mut saga, event);
     }
     let resolved: Vec<v1::ResolveClaim> = sent(&saga);
@@ -447,6 +337,81 @@ fn a_replacement_makes_ships_and_delivers_the_claimed_goods_then_resolves_the_cl
         }),
     );
     assert_eq!(saga.phase, Phase::Settlement);
+}
+
+/// The answers that take goods made again (production revision
+/// `revision`, planned) from materials through a passed final inspection.
+pub(super) fn remade(revision: u32) -> Vec<gendan_messaging::Incoming> {
+    vec![
+        incoming(&v1::MaterialsOrdered {
+            order_id: ORDER.to_owned(),
+            revision,
+            expected_ready_date: "2026-04-20".to_owned(),
+            ..Default::default()
+        }),
+        incoming(&v1::MaterialsReady {
+            order_id: ORDER.to_owned(),
+            ready_on: "2026-04-20".to_owned(),
+            revision,
+        }),
+        incoming(&v1::WorkOrderCompleted {
+            order_id: ORDER.to_owned(),
+            revision,
+            completed_on: "2026-05-01".to_owned(),
+            ..Default::default()
+        }),
+        incoming(&v1::FinalInspectionOpened {
+            order_id: ORDER.to_owned(),
+            revision,
+            ..Default::default()
+        }),
+        incoming(&v1::FinalInspectionPassed {
+            order_id: ORDER.to_owned(),
+            revision,
+            ..Default::default()
+        }),
+    ]
+}
+
+/// The warehouse's and the carrier's reports of booking revision
+/// `revision`: shipped, then delivered.
+pub(super) fn shipped_and_delivered(revision: u32) -> Vec<gendan_messaging::Incoming> {
+    vec![
+        incoming(&v1::Shipped {
+            order_id: ORDER.to_owned(),
+            shipped_on: "2026-05-03".to_owned(),
+            revision,
+            ..Default::default()
+        }),
+        incoming(&v1::Delivered {
+            order_id: ORDER.to_owned(),
+            delivered_on: "2026-05-20".to_owned(),
+            revision,
+            ..Default::default()
+        }),
+    ]
+}
+
+/// The answers that pack and document goods again (revision `revision`).
+pub(super) fn packed_and_documented(revision: u32) -> Vec<gendan_messaging::Incoming> {
+    vec![
+        incoming(&v1::PackingListReady {
+            order_id: ORDER.to_owned(),
+            cartons: 1,
+            revision,
+        }),
+        incoming(&v1::PackingChecked {
+            order_id: ORDER.to_owned(),
+            matches: true,
+            revision,
+            ..Default::default()
+        }),
+        incoming(&v1::DocumentsReady {
+            order_id: ORDER.to_owned(),
+            revision,
+            ..Default::default()
+        }),
+    ]
 }
 
 #[test]
