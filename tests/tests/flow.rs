@@ -821,3 +821,136 @@ async fn cargo_the_carrier_lost_is_replaced_by_a_new_shipment_end_to_end() {
     );
     world.stop().await;
 }
+
+/// Every message of `stream` (sequence, subject, envelope), read directly.
+async fn stream_envelopes(bus: &Bus, stream: &str) -> Vec<(String, v1::Envelope)> {
+    use prost::Message as _;
+    let mut handle = bus.jetstream().get_stream(stream).await.unwrap();
+    let state = handle.info().await.unwrap().state.clone();
+    let mut all = Vec::new();
+    for sequence in state.first_sequence..=state.last_sequence {
+        // Sequences purged or deleted leave gaps.
+        let Ok(message) = handle.get_raw_message(sequence).await else {
+            continue;
+        };
+        if let Ok(envelope) = v1::Envelope::decode(message.payload.as_ref()) {
+            all.push((message.subject.to_string(), envelope));
+        }
+    }
+    all
+}
+
+/// Waits until every durable consumer of `stream` has handled everything.
+async fn drained(bus: &Bus, stream: &str) {
+    use futures::StreamExt;
+    eventually(
+        WAIT,
+        &format!("the consumers of {stream} drained"),
+        || async move {
+            let handle = bus.jetstream().get_stream(stream).await.ok()?;
+            let infos: Vec<_> = handle.consumers().collect().await;
+            let mut durable = 0;
+            for info in infos {
+                let info = info.ok()?;
+                if info.config.durable_name.is_none() {
+                    continue;
+                }
+                durable += 1;
+                if info.num_pending > 0 || info.num_ack_pending > 0 {
+                    return None;
+                }
+            }
+            (durable > 0).then_some(())
+        },
+    )
+    .await
+    .unwrap();
+}
+
+/// Event ids of `orders`' events, per event type.
+fn facts_of(
+    events: &[(String, v1::Envelope)],
+    orders: &[String],
+) -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
+    let mut facts: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
+        Default::default();
+    for (_, envelope) in events {
+        if orders.contains(&envelope.order_id) {
+            facts
+                .entry(envelope.r#type.clone())
+                .or_default()
+                .insert(envelope.event_id.clone());
+        }
+    }
+    facts
+}
+
+#[tokio::test]
+async fn every_command_sent_again_after_the_orders_closed_has_no_second_effect() {
+    let mut world = world_with(true).await;
+    let created = create_orders(&world.clients, 45, 3, 3).await.unwrap();
+    let orders: Vec<String> = created.into_iter().map(|(id, _)| id).collect();
+    for order_id in &orders {
+        wait_closed(&world.clients, order_id).await;
+    }
+    // The outside world is quiet from here: only gendan answers.
+    let stats = world.simulator.take().unwrap().stop().await.unwrap();
+    assert_eq!(stats.errors, 0, "{stats:?}");
+    drained(&world.bus, streams::EVENTS).await;
+    let before = facts_of(
+        &stream_envelopes(&world.bus, streams::EVENTS).await,
+        &orders,
+    );
+
+    // Every command the saga sent for these orders, again, as a new
+    // message (a fresh event id): what a re-send after a timeout is.
+    let commands = stream_envelopes(&world.bus, streams::COMMANDS).await;
+    let mut resent = 0;
+    for (subject, envelope) in commands {
+        if !orders.contains(&envelope.order_id) {
+            continue;
+        }
+        let mut again = gendan_messaging::Outgoing {
+            subject,
+            envelope,
+            traceparent: None,
+        };
+        again.envelope.event_id = uuid::Uuid::now_v7().to_string();
+        world.bus.publish(&again).await.unwrap();
+        resent += 1;
+    }
+    assert!(resent >= 10 * orders.len(), "only {resent} commands");
+    drained(&world.bus, streams::COMMANDS).await;
+    drained(&world.bus, streams::EVENTS).await;
+    let after = facts_of(
+        &stream_envelopes(&world.bus, streams::EVENTS).await,
+        &orders,
+    );
+
+    // Checks that store nothing answer anew (a new observation); every
+    // other answer is a fact announced again under its own id, or nothing.
+    let observations = [
+        v1::MaterialsChecked::TYPE_NAME,
+        v1::CapacityChecked::TYPE_NAME,
+    ];
+    let mut new_facts = Vec::new();
+    for (event_type, ids) in &after {
+        if observations.contains(&event_type.as_str()) {
+            continue;
+        }
+        let known = before.get(event_type).cloned().unwrap_or_default();
+        let added = ids.difference(&known).count();
+        if added > 0 {
+            new_facts.push(format!("{event_type}: {added} new"));
+        }
+    }
+    assert!(
+        new_facts.is_empty(),
+        "{resent} commands sent again made new facts: {new_facts:#?}"
+    );
+    for order_id in &orders {
+        let order = wait_closed(&world.clients, order_id).await;
+        assert_eq!(order.phase, Phase::Closed as i32);
+    }
+    world.stop().await;
+}

@@ -641,10 +641,16 @@ async fn goods_received_opens_an_incoming_inspection() -> anyhow::Result<()> {
         ("E", 13, 0, 1)
     );
 
-    // The same receipt announced again does not open a second inspection.
-    quality.procurement("o-in", &receipt).await?;
-    let again: IncomingInspectionOpened = quality.next().await?;
-    assert_eq!(again.inspection_id, opened.inspection_id);
+    // The same receipt announced again (under another id) does not open a
+    // second inspection: the opening is announced again as the same fact,
+    // which the bus drops.
+    let repeat = Outgoing::event("procurement", "o-in", &receipt, &Cause::root("o-in"));
+    quality.bus.publish(&repeat).await?;
+    gendan_tests::handled(&quality.pool, repeat.event_id()).await?;
+    let inspections: i64 = sqlx::query_scalar("SELECT count(*) FROM inspections")
+        .fetch_one(&quality.pool)
+        .await?;
+    assert_eq!(inspections, 1);
 
     // Minor defects are not part of an incoming plan.
     let status = quality

@@ -136,8 +136,10 @@ pub async fn run(
             && only_waiting_on(&snapshot, &held.order_id)
         {
             calendar_moved = true;
-            let moved = move_to_first_reminder(&clients, &calendar, &held).await?;
-            println!("[{:>6.1}s] {moved}", started.elapsed().as_secs_f64());
+            match move_to_first_reminder(&clients, &calendar, &held).await {
+                Ok(moved) => println!("[{:>6.1}s] {moved}", started.elapsed().as_secs_f64()),
+                Err(err) => break Err((snapshot, format!("{err:#}"))),
+            }
         }
         let stalled: Vec<&v1::Order> = snapshot
             .iter()

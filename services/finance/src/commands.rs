@@ -54,6 +54,11 @@ use crate::receivables::{self, INVOICE_VOID, STATUS_CANCELLED};
 use crate::terms::{Milestone, Trigger};
 use crate::{Error, SERVICE, amendments, balance, chasing, costs, credit_notes, validate};
 
+/// The fact key of the order's cancellation and of the refusals it causes:
+/// an order is cancelled once, so a re-sent command is answered with the
+/// same fact.
+const CANCELLED: &str = "cancelled";
+
 /// Handles `gendan.cmd.finance.*`.
 #[derive(Debug, Clone)]
 pub struct CommandHandler {
@@ -142,7 +147,10 @@ async fn open_receivable(
         // A late or re-sent command after the compensation ran, or an
         // amendment of a cancelled order: opening now would bill a
         // cancelled order.
-        let event = failed(format!("order {order_id} was cancelled"));
+        let mut event = failed(format!("order {order_id} was cancelled"));
+        event.envelope.event_id =
+            gendan_messaging::fact_id(SERVICE, &event.envelope.r#type, &order_id, CANCELLED)
+                .to_string();
         outbox::write(conn, &[event]).await?;
         return Ok(());
     }
@@ -278,9 +286,12 @@ async fn invoice_balance(
             reason,
             billing_milestone: BillingMilestone::from(milestone).into(),
         };
+        // The answer follows from the stored terms alone: the same fact
+        // for a re-sent command.
+        let key = format!("no_invoice:{}", milestone.as_str());
         outbox::write(
             conn,
-            &[Outgoing::event(SERVICE, &order_id, &answer, &cause)],
+            &[Outgoing::fact(SERVICE, &order_id, &answer, &cause, &key)],
         )
         .await?;
         return Ok(());
@@ -289,7 +300,12 @@ async fn invoice_balance(
         receivables::invoice_installments(conn, &receivable, &due, milestone_date).await?;
     let mut events: Vec<Outgoing> = invoices
         .iter()
-        .map(|invoice| Outgoing::event(SERVICE, &order_id, &invoice.issued_event(), &cause))
+        // A re-sent command gets the invoices already issued: each is one
+        // fact, named by its invoice number.
+        .map(|invoice| {
+            let key = format!("invoice:{}", invoice.invoice_id);
+            Outgoing::fact(SERVICE, &order_id, &invoice.issued_event(), &cause, &key)
+        })
         .collect();
     // Money received ahead of the invoice settles it now.
     events.extend(receivables::settle(conn, &receivable, milestone_date, &cause).await?);
@@ -316,7 +332,9 @@ async fn cancel_receivable(
         tracing::info!("already cancelled, answering again");
         outbox::write(
             conn,
-            &[Outgoing::event(SERVICE, &order_id, &answer, &cause)],
+            &[Outgoing::fact(
+                SERVICE, &order_id, &answer, &cause, CANCELLED,
+            )],
         )
         .await?;
         return Ok(());
@@ -365,7 +383,9 @@ async fn cancel_receivable(
     };
     outbox::write(
         conn,
-        &[Outgoing::event(SERVICE, &order_id, &answer, &cause)],
+        &[Outgoing::fact(
+            SERVICE, &order_id, &answer, &cause, CANCELLED,
+        )],
     )
     .await?;
     Ok(())

@@ -91,13 +91,16 @@ async fn close_order(conn: &mut PgConnection, message: &Incoming) -> Result<(), 
 
     let order_id_text = order_id.to_string();
     let cause = Cause::from_incoming(message);
-    let event = Outgoing::event(
+    // Closed once: a re-sent CloseOrder announces the same fact, which
+    // every inbox (the timeline's included) drops.
+    let event = Outgoing::fact(
         SERVICE,
         &order_id_text,
         &OrderClosed {
             summary: Some(summary),
         },
         &cause,
+        "closing",
     );
     outbox::write(conn, std::slice::from_ref(&event)).await?;
     timeline::append_own(conn, order_id, &event).await?;

@@ -215,7 +215,9 @@ async fn procure_materials(
                 order_id: order_id.clone(),
                 reason: format!("materials of order {order_id} were cancelled"),
             };
-            let event = Outgoing::event(SERVICE, &order_id, &failed, &cause);
+            // One cancellation per order: a re-sent command is refused with
+            // the same fact.
+            let event = Outgoing::fact(SERVICE, &order_id, &failed, &cause, "cancelled");
             outbox::write(conn, &[event]).await?;
             return Ok(());
         }
@@ -366,7 +368,9 @@ async fn cancel_materials(
         reservations_released = counts.reservations,
         "materials cancelled"
     );
-    let event = Outgoing::event(SERVICE, &order_id, &answer, &Cause::from_incoming(message));
+    // One cancellation per order: a re-sent command answers the same fact.
+    let cause = Cause::from_incoming(message);
+    let event = Outgoing::fact(SERVICE, &order_id, &answer, &cause, "cancelled");
     outbox::write(conn, &[event]).await?;
     Ok(())
 }

@@ -235,7 +235,10 @@ async fn cancel_work_order(
         }
     };
     tracing::info!(released_hours = answer.released_hours, note = %answer.note, "work orders cancelled");
-    let event = Outgoing::event(SERVICE, &order_id, &answer, &Cause::from_incoming(message));
+    // One cancellation per order: a re-sent command answers the same fact
+    // (its repeat releases nothing, and says so only in the log).
+    let cause = Cause::from_incoming(message);
+    let event = Outgoing::fact(SERVICE, &order_id, &answer, &cause, "cancelled");
     outbox::write(conn, &[event]).await?;
     Ok(())
 }

@@ -166,7 +166,9 @@ async fn goods_received(
         }
     };
     let opened = inspections::incoming_opened_event(&inspection);
-    let event = Outgoing::event(SERVICE, &receipt.order_id, &opened, &cause);
+    // Announced again while open: the same fact.
+    let key = format!("inspection:{}:opened", inspection.inspection_id);
+    let event = Outgoing::fact(SERVICE, &receipt.order_id, &opened, &cause, &key);
     outbox::write(conn, &[event]).await?;
     Ok(())
 }

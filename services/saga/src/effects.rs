@@ -307,15 +307,6 @@ pub fn apply(state: &mut SagaState, incoming: &Incoming) -> Result<Answer, Handl
                 facts.delivered_on = Some(on);
                 state.projected = Some(on);
             }
-            // Goods the carrier lost, made again, are delivered: that
-            // replacement is done (a customer's claim is done when orders
-            // resolves it).
-            let replaced = facts.redelivery.as_ref().is_some_and(|r| {
-                r.claimed_by == ClaimedBy::Carrier && delivered.revision >= r.booking_revision
-            });
-            if replaced {
-                facts.redelivery = None;
-            }
             Answer {
                 revision: revision(delivered.revision),
                 ..Verdict::Completes.into()
@@ -453,7 +444,10 @@ pub fn apply(state: &mut SagaState, incoming: &Incoming) -> Result<Answer, Handl
             // goods first delivered, while a claim's redelivery travels) is
             // the carrier's business with logistics, not this step's.
             let current = state.facts.booking_reference.as_deref();
-            if current.is_some_and(|current| current != claim.booking_reference) {
+            let replaced = state.facts.redelivery.as_ref().is_some_and(|r| {
+                r.replaces_booking.as_deref() == Some(claim.booking_reference.as_str())
+            });
+            if replaced || current.is_some_and(|current| current != claim.booking_reference) {
                 return Ok(Verdict::Informs.into());
             }
             // A carrier claim names units, not lines: they are shared among

@@ -115,6 +115,9 @@ pub struct Redelivery {
     /// The booking revision that books the redelivery (later ones re-book
     /// it after a missed departure).
     pub booking_revision: u32,
+    /// The shipment a carrier lost, which this replaces: later claims on
+    /// it are the carrier's business with logistics.
+    pub replaces_booking: Option<String>,
 }
 
 /// A redelivery as stored: sagas saved before a redelivery could carry
@@ -132,6 +135,8 @@ struct StoredRedelivery {
     #[serde(default)]
     quantity: u32,
     booking_revision: u32,
+    #[serde(default)]
+    replaces_booking: Option<String>,
 }
 
 impl From<StoredRedelivery> for Redelivery {
@@ -149,6 +154,7 @@ impl From<StoredRedelivery> for Redelivery {
             claimed_by: stored.claimed_by,
             goods,
             booking_revision: stored.booking_revision,
+            replaces_booking: stored.replaces_booking,
         }
     }
 }

@@ -141,7 +141,8 @@ pub(super) async fn book_shipment(
                         .as_deref()
                         .unwrap_or("no reason given")
                 );
-                return answer(conn, message, &order_id, &failed(reason)).await;
+                // Refused for the cancellation, once per order.
+                return answer_fact(conn, message, &order_id, &failed(reason), "cancelled").await;
             }
             BookingAction::Repeat => {
                 tracing::info!(

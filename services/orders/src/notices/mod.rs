@@ -332,7 +332,7 @@ pub fn compose(envelope: &Envelope, order: &OrderState) -> Option<Draft> {
                      we will let you know when they leave and when they arrive.",
                 ),
                 "credit_note" => (
-                    "goods lost in transit credited",
+                    "goods lost or damaged in transit credited",
                     "We will credit you for them: a credit note follows, and the amount you owe \
                      is reduced accordingly.",
                 ),

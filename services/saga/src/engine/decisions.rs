@@ -9,7 +9,7 @@ use gendan_proto::v1;
 
 use super::{DECIDE, Engine, duration, log, root_cause};
 use crate::exceptions;
-use crate::facts::{Concession, Redelivery, RedeliveryKind};
+use crate::facts::{ClaimedBy, Concession, Redelivery, RedeliveryKind};
 use crate::state::{DecisionState, SagaState, Status, StepStatus, TimerChange};
 use crate::workflow::{DecisionSpec, Effect, FactChange};
 use crate::{Error, SERVICE};
@@ -147,7 +147,10 @@ impl Engine {
                 decision.kind
             ))
         })?;
-        let option = spec.option(answer).ok_or_else(|| {
+        // Only what the question offered: one asked before a new answer
+        // existed (an upgrade) does not take it.
+        let offered = decision.options.iter().any(|o| o == answer);
+        let option = spec.option(answer).filter(|_| offered).ok_or_else(|| {
             gendan_grpc::FieldError::new(
                 "answer",
                 format!("{answer:?} is not one of {}", decision.options.join(", ")),
@@ -166,16 +169,18 @@ impl Engine {
                 "order {order_id} was shipped: {answer:?} cannot cancel it"
             )));
         }
-        let redelivers = option.effects.iter().any(|e| {
-            matches!(
-                e,
-                Effect::Fact(FactChange::ReplaceClaimed | FactChange::ReworkClaimed)
-            )
-        });
+        let redelivers = redelivering(option);
         if let (true, Some(claim)) = (redelivers, &making_good) {
+            let otherwise: Vec<&str> = decision
+                .options
+                .iter()
+                .map(String::as_str)
+                .filter(|o| spec.option(o).is_some_and(|o| !redelivering(o)))
+                .collect();
             return Err(Error::FailedPrecondition(format!(
                 "the goods of claim {claim} are being made good; answer {answer:?} once they are \
-                 delivered again, or settle this claim by credit_note or reject_claim"
+                 delivered again, or answer {}",
+                otherwise.join(" or ")
             )));
         }
         decision.answer = Some(answer.to_owned());
@@ -308,6 +313,17 @@ fn decision_timer(step: &str, subject: Option<&str>) -> String {
     }
 }
 
+/// Whether answering `option` makes a claim's goods good again (one claim
+/// at a time).
+fn redelivering(option: &crate::workflow::DecisionOption) -> bool {
+    option.effects.iter().any(|e| {
+        matches!(
+            e,
+            Effect::Fact(FactChange::ReplaceClaimed | FactChange::ReworkClaimed)
+        )
+    })
+}
+
 /// What a decision teaches the saga.
 fn apply_fact(saga: &mut SagaState, change: FactChange, operator: &str, comment: &str) {
     match change {
@@ -338,12 +354,18 @@ fn apply_fact(saga: &mut SagaState, change: FactChange, operator: &str, comment:
                 RedeliveryKind::Rework
             };
             let booking_revision = u32::try_from(saga.step("book_shipment").runs).unwrap_or(0) + 1;
+            // A carrier's replacement leaves the lost shipment behind: later
+            // news of it is logistics' record, not this redelivery's.
+            let replaces_booking = (claim.claimed_by == ClaimedBy::Carrier)
+                .then(|| saga.facts.booking_reference.clone())
+                .flatten();
             saga.facts.redelivery = Some(Redelivery {
                 claim_id,
                 kind,
                 claimed_by: claim.claimed_by,
                 goods: claim.goods(),
                 booking_revision,
+                replaces_booking,
             });
         }
         FactChange::Remake => {

@@ -247,13 +247,16 @@ fn cargo_question(state: &SagaState) -> String {
     let claim_id = state.focus.as_deref().unwrap_or("?");
     let claim = state.facts.claims.get(claim_id);
     format!(
-        "The carrier lost or damaged {} units of order {} ({}; carrier claim {claim_id}, value {} \
-         minor units). Credit the customer and go on as delivered, replace the goods (made again \
-         and shipped), or wait for the goods?",
+        "The carrier lost or damaged {} units of order {} ({}; carrier claim {claim_id}, value \
+         {}). Credit the customer and go on as delivered, replace the goods (made again and \
+         shipped), or wait for the goods?",
         claim.map(|c| c.quantity).unwrap_or(0),
         state.order_id,
         claim.map(|c| describe(&c.goods())).unwrap_or_default(),
-        claim.map(|c| c.value_minor).unwrap_or(0)
+        gendan_proto::money(
+            claim.map(|c| c.value_minor).unwrap_or(0),
+            &state.order.currency
+        )
     )
 }
 

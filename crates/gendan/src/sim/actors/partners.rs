@@ -255,8 +255,14 @@ impl World {
             operator,
             comment,
         };
-        let mut saga = self.clients.saga.clone();
-        match saga.decide(request).await {
+        let saga = self.clients.saga.clone();
+        let decided = retry(&[], || {
+            let mut saga = saga.clone();
+            let request = request.clone();
+            async move { saga.decide(request).await }
+        })
+        .await;
+        match decided {
             Ok(_) => {
                 bump(&self.stats.decisions_answered);
                 Ok(())

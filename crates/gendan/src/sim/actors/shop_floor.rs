@@ -212,8 +212,13 @@ impl World {
                 Vec::new()
             },
         };
-        let mut client = quality.clone();
-        match client.record_inspection_result(request).await {
+        let recorded = retry(&[], || {
+            let mut client = quality.clone();
+            let request = request.clone();
+            async move { client.record_inspection_result(request).await }
+        })
+        .await;
+        match recorded {
             Ok(_) => {
                 bump(&self.stats.inspections_recorded);
                 Ok(())

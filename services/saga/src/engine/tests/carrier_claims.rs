@@ -196,3 +196,117 @@ fn damaged_cargo_replaced_is_made_again_per_product_and_shipped_then_goes_on_to_
     assert_eq!(saga.phase, Phase::Acceptance);
     assert_eq!(saga.step("customer_acceptance").status, StepStatus::Waiting);
 }
+
+#[test]
+fn a_replacement_lost_in_turn_and_credited_leaves_no_redelivery_behind() {
+    let engine = engine();
+    let mut saga = in_transit(&engine, vec![line("SHIRT", 500, 2_000)]);
+    let id = asked(&engine, &mut saga, &cargo_claim("lost", 500));
+    engine
+        .apply_answer(
+            &mut saga,
+            id,
+            answers::REPLACEMENT,
+            "merchandiser",
+            "",
+            start(),
+        )
+        .unwrap();
+    assert_eq!(
+        saga.facts
+            .redelivery
+            .as_ref()
+            .and_then(|r| r.replaces_booking.as_deref()),
+        Some("SEA-FRI-1")
+    );
+    // News of the lost shipment, after the answer, asks nothing more.
+    let mut more = cargo_claim("damaged", 10);
+    more.claim_id = "CLM-LATE".to_owned();
+    engine.react(&mut saga, &incoming(&more), start()).unwrap();
+    assert!(saga.decisions.iter().all(|d| !d.is_open()));
+
+    let react = |saga: &mut SagaState, event: gendan_messaging::Incoming| {
+        engine.react(saga, &event, start()).unwrap();
+    };
+    react(
+        &mut saga,
+        incoming(&v1::WorkOrderPlanned {
+            order_id: ORDER.to_owned(),
+            revision: 2,
+            planned_end: "2026-05-01".to_owned(),
+            ..Default::default()
+        }),
+    );
+    for event in remade(2).into_iter().chain(packed_and_documented(2)) {
+        react(&mut saga, event);
+    }
+    react(
+        &mut saga,
+        incoming(&v1::ShipmentBooked {
+            order_id: ORDER.to_owned(),
+            booking_reference: "SEA-FRI-2".to_owned(),
+            revision: 2,
+            ..Default::default()
+        }),
+    );
+    react(&mut saga, shipped_and_delivered(2).remove(0));
+    // The replacement is lost too: a second question, which cannot
+    // replace again while the first replacement is under way.
+    let mut again = cargo_claim("lost", 500);
+    again.claim_id = "CLM-2".to_owned();
+    again.booking_reference = "SEA-FRI-2".to_owned();
+    let second = asked(&engine, &mut saga, &again);
+    let refused = engine
+        .apply_answer(
+            &mut saga,
+            second,
+            answers::REPLACEMENT,
+            "merchandiser",
+            "",
+            start(),
+        )
+        .unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("answer credit_note or wait_for_goods"),
+        "{refused}"
+    );
+    engine
+        .apply_answer(
+            &mut saga,
+            second,
+            answers::CREDIT_NOTE,
+            "merchandiser",
+            "",
+            start(),
+        )
+        .unwrap();
+    assert_eq!(saga.step("delivered").status, StepStatus::Done);
+    assert!(saga.facts.redelivery.is_none(), "nothing left to make good");
+    assert_eq!(saga.phase, Phase::Acceptance);
+}
+
+#[test]
+fn an_answer_the_question_did_not_offer_is_refused() {
+    let engine = engine();
+    let mut saga = in_transit(&engine, vec![line("SHIRT", 500, 2_000)]);
+    let id = asked(&engine, &mut saga, &cargo_claim("lost", 500));
+    // Asked before `replacement` was an answer (an upgrade).
+    saga.decisions[0]
+        .options
+        .retain(|o| o != answers::REPLACEMENT);
+    let refused = engine
+        .apply_answer(
+            &mut saga,
+            id,
+            answers::REPLACEMENT,
+            "merchandiser",
+            "",
+            start(),
+        )
+        .unwrap_err();
+    assert!(refused.to_string().contains("replacement"), "{refused}");
+    assert!(saga.facts.redelivery.is_none());
+    assert!(saga.decisions[0].is_open());
+}
