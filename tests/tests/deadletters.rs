@@ -1,11 +1,12 @@
-//! `gendan deadletters`: a dead letter is listed with its reason and
-//! replayed, with its original bytes, to the subject it came from.
+//! `gendan deadletters`: a dead letter is listed with its reason, shown in
+//! full, and replayed, with its original bytes, to the subject it came
+//! from, the replay announced for the order's timeline.
 
 use std::time::Duration;
 
 use gendan::deadletters;
 use gendan_messaging::{Bus, Cause, Outgoing, streams};
-use gendan_proto::v1::MesQuantityReported;
+use gendan_proto::v1::{DeadLetterReplayed, MesQuantityReported};
 use gendan_tests::{SubjectReader, TestNats};
 use prost::Message as _;
 
@@ -65,9 +66,22 @@ async fn a_dead_letter_is_listed_with_its_reason_and_replayed_to_its_subject() -
             .is_empty()
     );
 
+    let (shown, headers, bytes) = deadletters::show(&stream, letter.sequence).await?;
+    assert_eq!(&shown, letter);
+    assert_eq!(shown.event_id, original.envelope.event_id);
+    assert_eq!(bytes, original.envelope.encoded_len());
+    assert!(
+        headers
+            .iter()
+            .any(|(name, value)| name == "Gendan-Dlq-Consumer" && value == "production-mes"),
+        "{headers:?}"
+    );
+
     let mut external =
         SubjectReader::open(&nats.url, streams::EXTERNAL, "gendan.ext.mes.>").await?;
-    let replayed = deadletters::replay(&bus, &stream, letter.sequence).await?;
+    let mut operations =
+        SubjectReader::open(&nats.url, streams::EVENTS, "gendan.evt.operations.>").await?;
+    let replayed = deadletters::replay(&bus, &stream, letter.sequence, "ops:test").await?;
     assert_eq!(replayed.subject, "gendan.ext.mes.quantity_reported");
     let seen = external
         .next(WAIT)
@@ -75,6 +89,36 @@ async fn a_dead_letter_is_listed_with_its_reason_and_replayed_to_its_subject() -
         .ok_or_else(|| anyhow::anyhow!("the replay did not arrive"))?;
     assert_eq!(seen.envelope()?.event_id, original.envelope.event_id);
     assert!(seen.header("Gendan-Dlq-Reason").is_none());
-    assert!(deadletters::replay(&bus, &stream, 9_999).await.is_err());
+    // The order's timeline hears who replayed what, and why it had failed.
+    let announced: DeadLetterReplayed = operations
+        .next_of_type("gendan.v1.DeadLetterReplayed", WAIT)
+        .await?
+        .decode()?;
+    assert_eq!(
+        (
+            announced.order_id.as_str(),
+            announced.sequence,
+            announced.event_id.as_str(),
+            announced.consumer.as_str(),
+            announced.replayed_by.as_str()
+        ),
+        (
+            "o-dlq",
+            letter.sequence,
+            original.envelope.event_id.as_str(),
+            "production-mes",
+            "ops:test"
+        )
+    );
+    assert!(
+        announced.reason.contains("no work order"),
+        "{}",
+        announced.reason
+    );
+    assert!(
+        deadletters::replay(&bus, &stream, 9_999, "ops:test")
+            .await
+            .is_err()
+    );
     Ok(())
 }

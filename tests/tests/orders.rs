@@ -1612,3 +1612,95 @@ async fn the_webhook_delivers_notices_retrying_failures_and_giving_up_in_the_end
 
     orders.stop().await;
 }
+
+#[tokio::test]
+async fn an_order_whose_workflow_has_not_started_is_announced_again_as_the_same_fact() {
+    let orders = Orders::start().await;
+    let mut client = orders.client().await;
+    let bus = orders.bus().await;
+    let mut created_events = SubjectReader::open(
+        &orders.nats.url,
+        streams::EVENTS,
+        "gendan.evt.orders.order_created",
+    )
+    .await
+    .expect("reader");
+    let waiting = create(&mut client, "announce-1", "Acme").await;
+    let started = create(&mut client, "announce-2", "Acme").await;
+    // The first announcement already carries the fact's id.
+    let mut first_ids = HashSet::new();
+    for _ in 0..2 {
+        let seen = created_events
+            .next_of_type(OrderCreated::TYPE_NAME, WAIT)
+            .await
+            .expect("OrderCreated");
+        first_ids.insert(seen.envelope().expect("envelope").event_id);
+    }
+    let fact = |order_id: &str| {
+        gendan_messaging::fact_id("orders", OrderCreated::TYPE_NAME, order_id, "created")
+            .to_string()
+    };
+    assert!(
+        first_ids.contains(&fact(&waiting.order_id)),
+        "{first_ids:?}"
+    );
+    // The saga started one of them.
+    move_to(
+        &client,
+        &bus,
+        &started.order_id,
+        Phase::Received,
+        Phase::Review,
+    )
+    .await;
+
+    // Due at once: only the order still in received is announced again.
+    let announcer = gendan_orders::announcer::Announcer::new(orders.pool.clone(), Duration::ZERO);
+    assert_eq!(announcer.pass().await.expect("pass"), 1);
+    let attempts: Vec<(String, i32)> =
+        sqlx::query_as("SELECT order_id::text, announce_attempts FROM orders ORDER BY order_id")
+            .fetch_all(&orders.pool)
+            .await
+            .expect("attempts");
+    let of = |id: &str| attempts.iter().find(|(o, _)| o == id).map(|(_, a)| *a);
+    assert_eq!(of(&waiting.order_id), Some(1));
+    assert_eq!(of(&started.order_id), Some(0));
+    // The announcement is the same fact: written under its id, and the bus
+    // (within its duplicate window) keeps the one message.
+    let outbox: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT event_id FROM outbox")
+        .fetch_all(&orders.pool)
+        .await
+        .expect("outbox");
+    assert!(
+        outbox.is_empty()
+            || outbox
+                .iter()
+                .all(|id| id.to_string() == fact(&waiting.order_id)),
+        "{outbox:?}"
+    );
+    eventually(WAIT, "the announcement relayed", || {
+        let pool = orders.pool.clone();
+        async move {
+            let left: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox")
+                .fetch_one(&pool)
+                .await
+                .ok()?;
+            (left == 0).then_some(())
+        }
+    })
+    .await
+    .expect("relayed");
+    assert!(
+        created_events
+            .next(Duration::from_millis(500))
+            .await
+            .expect("read")
+            .is_none(),
+        "no second OrderCreated message"
+    );
+    // Not due again before its wait (doubled) is over.
+    let patient =
+        gendan_orders::announcer::Announcer::new(orders.pool.clone(), Duration::from_secs(3600));
+    assert_eq!(patient.pass().await.expect("pass"), 0);
+    orders.stop().await;
+}

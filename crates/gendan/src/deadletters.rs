@@ -1,8 +1,11 @@
 //! `gendan deadletters`: what a consumer gave up on (`GENDAN_DLQ`), with
-//! the reason, and replaying one to its original subject once the cause is
+//! the reason; one of them in full (`show`); and replaying one to its
+//! original subject once the cause is
 //! fixed (the master data entered, the work order planned). A replayed
 //! message carries its original envelope, so a consumer that handled it
-//! meanwhile drops it as a duplicate.
+//! meanwhile drops it as a duplicate. A replay is announced as
+//! `DeadLetterReplayed` about the message's order, so the order's timeline
+//! says who replayed what and why it had failed.
 
 use anyhow::Context;
 use clap::Subcommand;
@@ -22,10 +25,18 @@ pub enum DeadLettersCommand {
         #[arg(long, default_value_t = 50)]
         limit: u32,
     },
+    /// One dead letter in full: its reason, headers and envelope.
+    Show {
+        /// The dead letter's sequence in `GENDAN_DLQ` (from `list`).
+        sequence: u64,
+    },
     /// Publishes a dead letter's message again on its original subject.
     Replay {
         /// The dead letter's sequence in `GENDAN_DLQ` (from `list`).
         sequence: u64,
+        /// Who replays it, for the order's timeline (default: $USER).
+        #[arg(long)]
+        by: Option<String>,
     },
 }
 
@@ -41,12 +52,12 @@ fn header(message: &async_nats::jetstream::message::StreamMessage, name: &str) -
         .unwrap_or_default()
 }
 
-/// The envelope's type and order, when the body decodes as one.
-fn envelope_of(payload: &[u8]) -> (String, String) {
+/// The envelope's type, order and event id, when the body decodes as one.
+fn envelope_of(payload: &[u8]) -> (String, String, String) {
     use prost::Message as _;
     match gendan_proto::v1::Envelope::decode(payload) {
-        Ok(envelope) => (envelope.r#type, envelope.order_id),
-        Err(_) => ("(not an envelope)".to_owned(), String::new()),
+        Ok(envelope) => (envelope.r#type, envelope.order_id, envelope.event_id),
+        Err(_) => ("(not an envelope)".to_owned(), String::new(), String::new()),
     }
 }
 
@@ -59,6 +70,23 @@ pub struct DeadLetter {
     pub r#type: String,
     pub order_id: String,
     pub reason: String,
+    /// The message's own event id ("" when it is not an envelope).
+    pub event_id: String,
+}
+
+impl DeadLetter {
+    fn of(message: &async_nats::jetstream::message::StreamMessage) -> Self {
+        let (kind, order_id, event_id) = envelope_of(&message.payload);
+        DeadLetter {
+            sequence: message.sequence,
+            consumer: header(message, CONSUMER),
+            subject: header(message, SUBJECT),
+            r#type: kind,
+            order_id,
+            reason: header(message, REASON),
+            event_id,
+        }
+    }
 }
 
 /// The newest `limit` dead letters (of `consumer`, when given).
@@ -76,17 +104,9 @@ pub async fn list(
     while sequence >= first && sequence > 0 && found.len() < limit {
         // A deleted message leaves a gap: skip it.
         if let Ok(message) = stream.get_raw_message(sequence).await {
-            let of = header(&message, CONSUMER);
-            if consumer.is_none_or(|wanted| wanted == of) {
-                let (kind, order) = envelope_of(&message.payload);
-                found.push(DeadLetter {
-                    sequence: message.sequence,
-                    consumer: of,
-                    subject: header(&message, SUBJECT),
-                    r#type: kind,
-                    order_id: order,
-                    reason: header(&message, REASON),
-                });
+            let letter = DeadLetter::of(&message);
+            if consumer.is_none_or(|wanted| wanted == letter.consumer) {
+                found.push(letter);
             }
         }
         sequence -= 1;
@@ -94,12 +114,37 @@ pub async fn list(
     Ok(found)
 }
 
+/// Dead letter `sequence` with every header it carries (name, value).
+pub async fn show(
+    stream: &async_nats::jetstream::stream::Stream,
+    sequence: u64,
+) -> anyhow::Result<(DeadLetter, Vec<(String, String)>, usize)> {
+    let message = stream
+        .get_raw_message(sequence)
+        .await
+        .with_context(|| format!("no dead letter {sequence} in {}", streams::DEAD_LETTERS))?;
+    let mut headers: Vec<(String, String)> = message
+        .headers
+        .iter()
+        .flat_map(|(name, values)| {
+            values
+                .iter()
+                .map(move |value| (name.to_string(), value.as_str().to_owned()))
+        })
+        .collect();
+    headers.sort();
+    Ok((DeadLetter::of(&message), headers, message.payload.len()))
+}
+
 /// Publishes dead letter `sequence` again on its original subject, with
-/// its original headers and a new message id; returns it as listed.
+/// its original headers and a new message id, and announces the replay
+/// (`DeadLetterReplayed`, by `replayed_by`) for the order's timeline;
+/// returns it as listed.
 pub async fn replay(
     bus: &Bus,
     stream: &async_nats::jetstream::stream::Stream,
     sequence: u64,
+    replayed_by: &str,
 ) -> anyhow::Result<DeadLetter> {
     let message = stream
         .get_raw_message(sequence)
@@ -130,15 +175,26 @@ pub async fn replay(
         .await?
         .await
         .with_context(|| format!("replaying dead letter {sequence} to {subject}"))?;
-    let (kind, order) = envelope_of(&message.payload);
-    Ok(DeadLetter {
-        sequence,
-        consumer: header(&message, CONSUMER),
-        subject,
-        r#type: kind,
-        order_id: order,
-        reason: header(&message, REASON),
-    })
+    let letter = DeadLetter::of(&message);
+    if !letter.order_id.is_empty() {
+        let replayed = gendan_proto::v1::DeadLetterReplayed {
+            order_id: letter.order_id.clone(),
+            sequence,
+            subject: letter.subject.clone(),
+            r#type: letter.r#type.clone(),
+            event_id: letter.event_id.clone(),
+            consumer: letter.consumer.clone(),
+            reason: letter.reason.clone(),
+            replayed_by: replayed_by.to_owned(),
+        };
+        let cause = gendan_messaging::Cause::root(&letter.order_id);
+        let event =
+            gendan_messaging::Outgoing::event("operations", &letter.order_id, &replayed, &cause);
+        bus.publish(&event)
+            .await
+            .with_context(|| format!("announcing the replay of dead letter {sequence}"))?;
+    }
+    Ok(letter)
 }
 
 fn to_json(letter: &DeadLetter) -> Value {
@@ -149,6 +205,7 @@ fn to_json(letter: &DeadLetter) -> Value {
         "type": letter.r#type,
         "order_id": letter.order_id,
         "reason": letter.reason,
+        "event_id": letter.event_id,
     })
 }
 
@@ -187,8 +244,26 @@ pub async fn deadletters(command: DeadLettersCommand, output: Output) -> anyhow:
                 ),
             }
         }
-        DeadLettersCommand::Replay { sequence } => {
-            let letter = replay(&bus, &stream, sequence).await?;
+        DeadLettersCommand::Show { sequence } => {
+            let (letter, headers, bytes) = show(&stream, sequence).await?;
+            let mut shown = to_json(&letter);
+            shown["payload_bytes"] = json!(bytes);
+            shown["headers"] = Value::Array(
+                headers
+                    .iter()
+                    .map(|(name, value)| json!(format!("{name}: {value}")))
+                    .collect(),
+            );
+            match output {
+                Output::Json => print_json(&shown),
+                Output::Table => crate::cli::print_pairs(&shown),
+            }
+        }
+        DeadLettersCommand::Replay { sequence, by } => {
+            let by = by
+                .or_else(|| std::env::var("USER").ok())
+                .unwrap_or_else(|| "operator".to_owned());
+            let letter = replay(&bus, &stream, sequence, &by).await?;
             match output {
                 Output::Json => print_json(&to_json(&letter)),
                 Output::Table => crate::cli::print_pairs(&json!({

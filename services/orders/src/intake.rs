@@ -4,7 +4,8 @@
 //! request-id claim (first, so a concurrent retry waits on its unique key and
 //! then finds this order), the order row and lines, the `OrderCreated` outbox
 //! row and the first timeline entry. Either the order exists and will be
-//! announced, or nothing was written.
+//! announced, or nothing was written. [`crate::announcer`] announces it
+//! again, as the same fact, until its workflow starts.
 
 use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
 use gendan_messaging::{Cause, Outgoing, outbox};
@@ -51,19 +52,26 @@ pub async fn create_order(
     store::insert_order(&mut tx, order_id, &new_order, now).await?;
     let order = order_of(order_id, &new_order, now);
     let order_id_text = order.order_id.clone();
-    let created = Outgoing::event(
-        SERVICE,
-        &order_id_text,
-        &OrderCreated {
-            order: Some(order.clone()),
-        },
-        &Cause::root(&order_id_text),
-    );
+    let created = announcement(&order);
     outbox::write(&mut tx, std::slice::from_ref(&created)).await?;
     timeline::append_own(&mut tx, order_id, &created).await?;
     tx.commit().await?;
     tracing::debug!(order_id = %order_id_text, customer = %order.customer, "order created");
     Ok((order, true))
+}
+
+/// `OrderCreated` for `order`, the fact that starts its workflow: the same
+/// event id however often it is announced ([`crate::announcer`]).
+pub fn announcement(order: &Order) -> Outgoing {
+    Outgoing::fact(
+        SERVICE,
+        &order.order_id,
+        &OrderCreated {
+            order: Some(order.clone()),
+        },
+        &Cause::root(&order.order_id),
+        "created",
+    )
 }
 
 async fn load(pool: &PgPool, order_id: Uuid) -> Result<Order> {

@@ -31,6 +31,8 @@
 //!   the events a customer cares about become [`notices`].
 //! - [`webhook`] delivers the stored notices to a configured URL, with
 //!   retries, shared between replicas.
+//! - [`announcer`] announces `OrderCreated` again (the same fact) while an
+//!   order's workflow has not started, so a lost message strands nothing.
 //!
 //! [`Application`] wires these together: `build` connects PostgreSQL and NATS,
 //! migrates and binds the gRPC port; `run_until_stopped` runs the server, the
@@ -39,6 +41,7 @@
 
 pub mod acceptance;
 pub mod amendments;
+pub mod announcer;
 pub mod api;
 pub mod claims;
 pub mod closing;
@@ -141,6 +144,8 @@ impl From<Error> for HandlerError {
 pub struct Application {
     foundation: Foundation,
     webhook: webhook::Dispatcher,
+    /// The first wait before an unstarted order is announced again.
+    announce_again: std::time::Duration,
 }
 
 impl Application {
@@ -149,13 +154,24 @@ impl Application {
     /// from the environment ([`WebhookSettings::from_env`]).
     pub async fn build(settings: ServiceSettings) -> Result<Self> {
         let webhook_settings = WebhookSettings::from_env()?;
+        let announce_again = std::time::Duration::from_secs(
+            gendan_settings::parsed(announcer::ANNOUNCE_AGAIN_VARIABLE, 60u64)?.clamp(1, 86_400),
+        );
         let foundation =
             Foundation::connect(&settings, SERVICE, sqlx::migrate!("./migrations")).await?;
         let webhook = webhook::Dispatcher::new(foundation.pool.clone(), webhook_settings)?;
         Ok(Application {
             foundation,
             webhook,
+            announce_again,
         })
+    }
+
+    /// Replaces the first wait before an unstarted order is announced again
+    /// (tests).
+    pub fn with_announce_again(mut self, after: std::time::Duration) -> Self {
+        self.announce_again = after;
+        self
     }
 
     /// Replaces the notice webhook settings (tests, tools that compose the
@@ -175,8 +191,8 @@ impl Application {
         &self.foundation.pool
     }
 
-    /// Runs the gRPC server, the outbox relay, both consumers and the notice
-    /// dispatcher until `cancel` fires or one of them fails; the first error
+    /// Runs the gRPC server, the outbox relay, both consumers, the notice
+    /// dispatcher and the announcer until `cancel` fires or one of them fails; the first error
     /// is returned.
     pub async fn run_until_stopped(self, cancel: CancellationToken) -> Result<()> {
         let foundation = self.foundation;
@@ -198,6 +214,8 @@ impl Application {
         supervisor.spawn("commands consumer", commands.run(supervisor.token()));
         supervisor.spawn("timeline consumer", timeline.run(supervisor.token()));
         supervisor.spawn("notice webhook", self.webhook.run(supervisor.token()));
+        let announcer = announcer::Announcer::new(foundation.pool.clone(), self.announce_again);
+        supervisor.spawn("announcer", announcer.run(supervisor.token()));
         supervisor.spawn(
             "grpc server",
             gendan_grpc::serve(foundation.listener, api, supervisor.token()),

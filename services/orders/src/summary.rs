@@ -9,11 +9,12 @@
 
 use gendan_proto::TypeName;
 use gendan_proto::v1::{
-    CapacityChecked, ClaimRaised, ClaimResolved, DecisionMade, DecisionRequested,
-    DeliveryRiskChanged, Envelope, ExceptionClosed, ExceptionOpened, OrderAccepted, OrderAmended,
-    OrderCancelled, OrderClosed, OrderConfirmed, OrderCreated, Phase, PhaseChanged,
-    ReworkCompleted, ReworkPlanned, SagaCompleted, SagaResumed, SagaStalled, WorkOrderCancelled,
-    WorkOrderCompleted, WorkOrderPlanned, WorkOrderPlanningFailed, WorkOrderProgressed,
+    CapacityChecked, ClaimRaised, ClaimResolved, DeadLetterReplayed, DecisionMade,
+    DecisionRequested, DeliveryRiskChanged, Envelope, ExceptionClosed, ExceptionOpened,
+    OrderAccepted, OrderAmended, OrderCancelled, OrderClosed, OrderConfirmed, OrderCreated, Phase,
+    PhaseChanged, ReworkCompleted, ReworkPlanned, SagaCompleted, SagaResumed, SagaStalled,
+    WorkOrderCancelled, WorkOrderCompleted, WorkOrderPlanned, WorkOrderPlanningFailed,
+    WorkOrderProgressed,
 };
 use prost::Message;
 
@@ -34,6 +35,17 @@ fn specific(envelope: &Envelope) -> Option<String> {
                 order.customer,
                 money(order.total_minor, &order.currency),
                 order.requested_delivery_date
+            )
+        }
+        DeadLetterReplayed::TYPE_NAME => {
+            let event = DeadLetterReplayed::decode(payload).ok()?;
+            format!(
+                "{} replayed {} (dead letter {} of {}: {})",
+                event.replayed_by,
+                event.r#type.trim_start_matches("gendan.v1."),
+                event.sequence,
+                event.consumer,
+                event.reason
             )
         }
         OrderConfirmed::TYPE_NAME => {
@@ -400,6 +412,22 @@ mod tests {
         assert_eq!(
             describe(&envelope(&stalled)),
             "Workflow stalled at step check_capacity: no reply after 5 attempts"
+        );
+    }
+
+    #[test]
+    fn a_replayed_dead_letter_says_who_replayed_what_and_why_it_failed() {
+        let replayed = DeadLetterReplayed {
+            sequence: 7,
+            r#type: "gendan.v1.MesQuantityReported".to_owned(),
+            consumer: "production-mes".to_owned(),
+            reason: "no work order".to_owned(),
+            replayed_by: "ops:li".to_owned(),
+            ..Default::default()
+        };
+        assert_eq!(
+            describe(&envelope(&replayed)),
+            "ops:li replayed MesQuantityReported (dead letter 7 of production-mes: no work order)"
         );
     }
 

@@ -8,6 +8,7 @@ type_names!(
     OrderClosed,
     CloseOrder,
     CustomerNotice,
+    DeadLetterReplayed,
     CheckOrderCapacity,
     PlanWorkOrder,
     CapacityChecked,
