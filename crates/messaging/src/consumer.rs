@@ -22,14 +22,12 @@ use async_nats::HeaderMap;
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull};
 use async_nats::jetstream::{AckKind, Message};
 use futures::StreamExt;
-use gendan_proto::v1::Envelope;
-use prost::Message as _;
 use sqlx::{Acquire, PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::bus::Bus;
-use crate::envelope::{Incoming, check_envelope};
+use crate::envelope::Incoming;
 use crate::{Error, Result, inbox, subjects};
 
 /// What a handler says about a message it could not handle.
@@ -383,9 +381,7 @@ impl<H: Handler> Consumer<H> {
 }
 
 fn decode(message: &Message) -> std::result::Result<Incoming, String> {
-    let envelope = Envelope::decode(message.payload.as_ref())
-        .map_err(|err| format!("undecodable envelope: {err}"))?;
-    check_envelope(&envelope)?;
+    let envelope = crate::envelope::decode_envelope(message.payload.as_ref())?;
     let info = message.info().ok();
     Ok(Incoming {
         subject: message.subject.to_string(),

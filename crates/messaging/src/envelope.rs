@@ -221,6 +221,15 @@ impl Incoming {
 }
 
 /// Why an envelope is refused before any handler sees it.
+/// The envelope in `bytes`, or why a consumer dead-letters it (it does not
+/// decode, or lacks what every message must carry): the first thing every
+/// consumer does with a message, and what the fuzz program feeds.
+pub fn decode_envelope(bytes: &[u8]) -> Result<Envelope, String> {
+    let envelope = Envelope::decode(bytes).map_err(|err| format!("undecodable envelope: {err}"))?;
+    check_envelope(&envelope)?;
+    Ok(envelope)
+}
+
 pub(crate) fn check_envelope(envelope: &Envelope) -> Result<(), String> {
     if envelope.schema_version == 0 || envelope.schema_version > SCHEMA_VERSION {
         return Err(format!(

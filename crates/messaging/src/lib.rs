@@ -27,7 +27,7 @@ pub mod subjects;
 
 pub use bus::Bus;
 pub use consumer::{Consumer, ConsumerSettings, Handler, HandlerError};
-pub use envelope::{Cause, Incoming, Outgoing, SCHEMA_VERSION, fact_id};
+pub use envelope::{Cause, Incoming, Outgoing, SCHEMA_VERSION, decode_envelope, fact_id};
 pub use outbox::Relay;
 
 /// The messaging tables (outbox, inbox) for a service schema; run with
