@@ -4,14 +4,15 @@
 //! refund and the refund paid out, the cost ledger fed by other services'
 //! events with its overrun, gRPC validation naming the field, and payment
 //! chasing on a manual clock: reminders on the dunning schedule, one
-//! escalation, due dates extended, referral to collection.
+//! escalation, due dates extended, referral to collection; and
+//! `RestateFact`: the deposit fact again, or where the deposit stands.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{Days, NaiveDate, Utc};
 use gendan_finance::{Application, Clock, ManualClock, Options};
-use gendan_messaging::{Bus, Cause, Outgoing, streams, subjects};
+use gendan_messaging::{Bus, Cause, Outgoing, fact_id, streams, subjects};
 use gendan_proto::v1::finance_service_client::FinanceServiceClient;
 use gendan_proto::v1::{
     BillingMilestone, CancelReceivable, CostBudgetLine, CostOverrun, DepositReceived,
@@ -20,8 +21,8 @@ use gendan_proto::v1::{
     ListOverdueRequest, OpenReceivable, OrderPaidInFull, PaymentDueExtended, PaymentEscalated,
     PaymentReceived, PaymentReminder, PaymentTrigger, PurchaseOrderPlaced, ReceivableCancelled,
     ReceivableOpened, ReceivableOpeningFailed, RecordPaymentRequest, RecordRefundRequest,
-    RecordRefundResponse, ReferToCollection, ReferredToCollection, RefundPaid, ShipmentBooked,
-    WorkOrderCompleted,
+    RecordRefundResponse, ReferToCollection, ReferredToCollection, RefundPaid, RestateFact,
+    ShipmentBooked, StatusReported, WorkOrderCompleted,
 };
 use gendan_proto::{TypeName, date_from_str, date_to_string};
 use gendan_tests::{SubjectReader, TestDb, TestNats, eventually, service_settings};
@@ -215,6 +216,24 @@ async fn next<M: prost::Message + TypeName + Default>(
     reader.next_of_type(M::TYPE_NAME, WAIT).await?.decode()
 }
 
+/// The next event of type `M` and its event id.
+async fn next_with_id<M: prost::Message + TypeName + Default>(
+    reader: &mut SubjectReader,
+) -> anyhow::Result<(M, String)> {
+    let seen = reader.next_of_type(M::TYPE_NAME, WAIT).await?;
+    Ok((seen.decode()?, seen.envelope()?.event_id))
+}
+
+/// What an overdue `deposit_received` step sends.
+fn restate_deposit(order_id: &str, awaited: &str) -> RestateFact {
+    RestateFact {
+        order_id: order_id.into(),
+        step: "deposit_received".into(),
+        awaited: awaited.into(),
+        revision: 0,
+    }
+}
+
 fn assert_field(status: &tonic::Status, code: tonic::Code, field: &str) {
     assert_eq!(status.code(), code, "{status:?}");
     assert!(status.message().contains(field), "{}", status.message());
@@ -394,6 +413,77 @@ async fn receivable_from_deposit_to_paid_in_full() -> anyhow::Result<()> {
     assert!(receivable.invoices.iter().all(|i| i.status == "paid"));
     assert_eq!(receivable.payments.len(), 3);
     assert_eq!(receivable.deposit_received_on, date_to_string(today()));
+    finance.stop().await
+}
+
+#[tokio::test]
+async fn restate_fact_repeats_the_deposit_fact_or_reports_its_status() -> anyhow::Result<()> {
+    let finance = Finance::start().await?;
+    let mut events = finance.events().await?;
+    let order = "o-restate";
+    let asked = restate_deposit(order, DepositReceived::TYPE_NAME);
+    finance
+        .command(
+            order,
+            &open(order, 1_000_000, "30% deposit, 70% on delivery"),
+        )
+        .await?;
+    let _: ReceivableOpened = next(&mut events).await?;
+    let deposit: InvoiceIssued = next(&mut events).await?;
+
+    // A third of the deposit is in: the status names the invoice.
+    finance.pay(order, 100_000, "bank:part").await?;
+    finance.repeat(order, &asked).await?;
+    let reported: StatusReported = next(&mut events).await?;
+    assert_eq!(
+        (reported.order_id.as_str(), reported.step.as_str()),
+        (order, "deposit_received")
+    );
+    assert_eq!(
+        reported.status,
+        format!(
+            "deposit invoice {} of 3000.00 USD due {}, 1000.00 USD received",
+            deposit.invoice_id, deposit.due_date
+        )
+    );
+
+    // The rest: the deposit is in, announced as the receivable's one fact.
+    finance.pay(order, 200_000, "bank:rest").await?;
+    let (received, received_id) = next_with_id::<DepositReceived>(&mut events).await?;
+    assert_eq!(received.amount_minor, 300_000);
+    assert_eq!(
+        received_id,
+        fact_id(
+            "finance",
+            DepositReceived::TYPE_NAME,
+            order,
+            "deposit_received"
+        )
+        .to_string()
+    );
+    // Asked again, it is announced under that id again (the bus drops it):
+    // the next status is another order's.
+    finance.repeat(order, &asked).await?;
+    let unopened = restate_deposit("o-unopened", DepositReceived::TYPE_NAME);
+    finance.repeat("o-unopened", &unopened).await?;
+    let reported: StatusReported = next(&mut events).await?;
+    assert_eq!(reported.order_id, "o-unopened");
+    assert!(
+        reported.status.contains("no receivable"),
+        "{}",
+        reported.status
+    );
+
+    // A fact finance does not announce is dead-lettered, the field named.
+    let mut dead = finance.dead_letter().await?;
+    let shipped = restate_deposit(order, "gendan.v1.Shipped");
+    finance.command(order, &shipped).await?;
+    let reason = dead
+        .next(WAIT)
+        .await?
+        .and_then(|seen| seen.header("Gendan-Dlq-Reason"))
+        .unwrap_or_default();
+    assert!(reason.contains("invalid awaited"), "{reason}");
     finance.stop().await
 }
 

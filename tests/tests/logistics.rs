@@ -18,8 +18,9 @@ use gendan_proto::v1::{
     DocumentsReady, DocumentsRejected, GetDocumentsRequest, GetPackingListRequest,
     GetPackingSpecRequest, GetProductMasterRequest, GetShipmentRequest, Order, OrderLine,
     PackingChecked, PackingList, PackingListFailed, PackingListReady, PackingSpec,
-    PrepareDocuments, PreparePacking, ProductMaster, ProductPackingRule, ShipmentBooked,
-    ShipmentCancelled, Shipped, TrackingUpdated, WmsCarton, WmsPacked, WmsShipped,
+    PrepareDocuments, PreparePacking, ProductMaster, ProductPackingRule, RestateFact,
+    ShipmentBooked, ShipmentCancelled, Shipped, StatusReported, TrackingUpdated, WmsCarton,
+    WmsPacked, WmsShipped,
 };
 use gendan_tests::{Seen, SubjectReader, TestDb, TestNats, service_settings};
 use sqlx::PgPool;
@@ -158,6 +159,22 @@ impl Logistics {
             let seen: Seen = self.events.next_of_type(M::TYPE_NAME, left).await?;
             if seen.envelope()?.order_id == order_id {
                 return seen.decode();
+            }
+        }
+    }
+
+    /// The next event about `order_id`, whatever its type.
+    async fn next_event(&mut self, order_id: &str) -> anyhow::Result<Seen> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let seen = self
+                .events
+                .next(left)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no event about {order_id} within {WAIT:?}"))?;
+            if seen.envelope()?.order_id == order_id {
+                return Ok(seen);
             }
         }
     }
@@ -723,6 +740,113 @@ async fn a_cancelled_booking_cannot_ship() -> anyhow::Result<()> {
         .await?;
     let reason = logistics.dead_letter("logistics-wms").await?;
     assert!(reason.contains("cancelled"), "{reason}");
+
+    logistics.stop().await
+}
+
+/// Books `order` on revision 1 the way the saga does; the booking.
+async fn booked(logistics: &mut Logistics, order: &Order) -> anyhow::Result<ShipmentBooked> {
+    let book = BookShipment {
+        redelivery: false,
+        order: Some(order.clone()),
+        ready_date: "2026-03-02".into(),
+        deliver_by: String::new(),
+        revision: 1,
+    };
+    logistics.command(&order.order_id, &book).await?;
+    logistics.event::<ShipmentBooked>(&order.order_id).await
+}
+
+fn restate<M: TypeName>(order_id: &str, step: &str, revision: u32) -> RestateFact {
+    RestateFact {
+        order_id: order_id.into(),
+        step: step.into(),
+        awaited: M::TYPE_NAME.into(),
+        revision,
+    }
+}
+
+#[tokio::test]
+async fn an_overdue_wait_gets_the_fact_again_or_where_things_stand() -> anyhow::Result<()> {
+    let mut logistics = Logistics::start().await?;
+    logistics.seed().await?;
+
+    let shipping = order(&[("shirt", 240, 1250)], true);
+    let id = shipping.order_id.clone();
+    prepared(&mut logistics, &shipping).await?;
+    let booking = booked(&mut logistics, &shipping).await?;
+    logistics
+        .external(
+            WMS_SHIPPED_SUBJECT,
+            &id,
+            &WmsShipped {
+                order_id: id.clone(),
+                bill_of_lading: "RD-889120".into(),
+                at: None,
+            },
+        )
+        .await?;
+    let (shipped, shipped_id) = logistics.event_with_id::<Shipped>(&id).await?;
+    assert_eq!(shipped.revision, booking.revision);
+
+    // Held: Shipped is announced again as the fact of its booking revision
+    // and bill of lading, the key the first announcement had, so its event
+    // id is the original's and JetStream drops the repeat.
+    let key = gendan_logistics::revision::shipped_key(booking.revision, &shipped.bill_of_lading);
+    let fact = gendan_messaging::fact_id("logistics", Shipped::TYPE_NAME, &id, &key);
+    assert_eq!(shipped_id, fact.to_string());
+    logistics
+        .repeat(&id, &restate::<Shipped>(&id, "shipped", booking.revision))
+        .await?;
+
+    // Not held yet: where things stand. It is the next event about the
+    // order, so restating Shipped above published nothing new (no status,
+    // no Shipped under another id).
+    logistics
+        .command(
+            &id,
+            &restate::<Delivered>(&id, "delivered", booking.revision),
+        )
+        .await?;
+    let next = logistics.next_event(&id).await?;
+    assert_eq!(next.type_name(), StatusReported::TYPE_NAME);
+    let status: StatusReported = next.decode()?;
+    assert_eq!(
+        (status.step.as_str(), status.awaited.as_str()),
+        ("delivered", Delivered::TYPE_NAME)
+    );
+    assert!(status.status.contains("RD-889120"), "{}", status.status);
+
+    // Booked, not shipped: the status names the booking.
+    let waiting = order(&[("shirt", 24, 1250)], true);
+    let waiting_id = waiting.order_id.clone();
+    prepared(&mut logistics, &waiting).await?;
+    let booking = booked(&mut logistics, &waiting).await?;
+    logistics
+        .command(
+            &waiting_id,
+            &restate::<Shipped>(&waiting_id, "shipped", booking.revision),
+        )
+        .await?;
+    let status = logistics.event::<StatusReported>(&waiting_id).await?;
+    assert_eq!(status.awaited, Shipped::TYPE_NAME);
+    assert!(
+        status.status.contains(&booking.booking_reference),
+        "{}",
+        status.status
+    );
+    assert!(
+        status.status.contains("not reported it shipped"),
+        "{}",
+        status.status
+    );
+
+    // A fact logistics does not announce can never be restated.
+    let mut invoiced = restate::<Shipped>(&waiting_id, "invoiced", 0);
+    invoiced.awaited = "gendan.v1.Invoiced".into();
+    logistics.command(&waiting_id, &invoiced).await?;
+    let reason = logistics.dead_letter("logistics-commands").await?;
+    assert!(reason.contains("awaited"), "{reason}");
 
     logistics.stop().await
 }

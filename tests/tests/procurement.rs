@@ -1,13 +1,14 @@
 //! The procurement service against real NATS and PostgreSQL: material
 //! checks with shortages and the earliest date, idempotent procurement, the
 //! receipt path from the WMS through incoming inspection to MaterialsReady,
-//! a failed inspection re-ordered, supplier delays, cancellation, and gRPC
+//! a failed inspection re-ordered, supplier delays, cancellation,
+//! `RestateFact` (the ready fact again, or what is awaited), and gRPC
 //! validation that names the field and writes nothing.
 
 use std::time::Duration;
 
 use chrono::{Days, Utc};
-use gendan_messaging::{Bus, Cause, Outgoing};
+use gendan_messaging::{Bus, Cause, Outgoing, fact_id};
 use gendan_procurement::{Application, WMS_GOODS_RECEIVED};
 use gendan_proto::TypeName;
 use gendan_proto::v1::procurement_service_client::ProcurementServiceClient;
@@ -16,8 +17,8 @@ use gendan_proto::v1::{
     GetBillOfMaterialsRequest, GetOrderMaterialsRequest, GetPurchaseOrderRequest, GetStockRequest,
     GoodsReceived, IncomingInspectionFailed, IncomingInspectionPassed, Material,
     MaterialsCancelled, MaterialsChecked, MaterialsDelayed, MaterialsOrdered, MaterialsReady,
-    ProcureMaterials, ProcurementFailed, ProductQuantity, PurchaseOrderPlaced, SetStockRequest,
-    Supplier, SupplierOffer, WmsGoodsReceived,
+    ProcureMaterials, ProcurementFailed, ProductQuantity, PurchaseOrderPlaced, RestateFact,
+    SetStockRequest, StatusReported, Supplier, SupplierOffer, WmsGoodsReceived,
 };
 use gendan_tests::{SubjectReader, TestDb, TestNats, service_settings};
 use sqlx::PgPool;
@@ -175,6 +176,13 @@ impl Procurement {
         .await
     }
 
+    /// Asks for the order's `MaterialsReady` again, as an overdue saga step
+    /// does, and waits until procurement has handled it.
+    async fn restate(&self, order_id: &str) -> anyhow::Result<()> {
+        let command = restate_fact(order_id, MaterialsReady::TYPE_NAME);
+        gendan_tests::repeat_command(&self.bus, &self.pool, "procurement", order_id, &command).await
+    }
+
     async fn receive(&self, po_id: &str, lot: &str, quantity: f64) -> anyhow::Result<()> {
         self.publish(
             WMS_GOODS_RECEIVED,
@@ -222,6 +230,23 @@ async fn next<M: prost::Message + TypeName + Default>(
     reader: &mut SubjectReader,
 ) -> anyhow::Result<M> {
     reader.next_of_type(M::TYPE_NAME, WAIT).await?.decode()
+}
+
+/// The next event of type `M` and its event id.
+async fn next_with_id<M: prost::Message + TypeName + Default>(
+    reader: &mut SubjectReader,
+) -> anyhow::Result<(M, String)> {
+    let seen = reader.next_of_type(M::TYPE_NAME, WAIT).await?;
+    Ok((seen.decode()?, seen.envelope()?.event_id))
+}
+
+fn restate_fact(order_id: &str, awaited: &str) -> RestateFact {
+    RestateFact {
+        order_id: order_id.into(),
+        step: "materials_ready".into(),
+        awaited: awaited.into(),
+        revision: 0,
+    }
 }
 
 #[tokio::test]
@@ -517,6 +542,74 @@ async fn receipt_and_passed_inspection_make_materials_ready_once() -> anyhow::Re
         .ok_or_else(|| anyhow::anyhow!("no dead letter"))?;
     let reason = letter.header("Gendan-Dlq-Reason").unwrap_or_default();
     assert!(reason.contains("unknown purchase order"), "{reason}");
+    procurement.stop().await
+}
+
+#[tokio::test]
+async fn restate_fact_repeats_materials_ready_or_reports_what_is_awaited() -> anyhow::Result<()> {
+    let mut procurement = Procurement::start().await?;
+    procurement.seed().await?;
+    let mut events = procurement.events().await?;
+
+    // Ten shirts are covered from stock: ready at once, the fact of
+    // revision 1.
+    procurement.procure("o-stocked", 10).await?;
+    let (ready, ready_id) = next_with_id::<MaterialsReady>(&mut events).await?;
+    assert_eq!(ready.revision, 1);
+    let key = "materials_ready:o-stocked:1";
+    assert_eq!(
+        ready_id,
+        fact_id("procurement", MaterialsReady::TYPE_NAME, "o-stocked", key).to_string()
+    );
+    // Asked again, it is announced under that id again: the bus drops it.
+    procurement.restate("o-stocked").await?;
+
+    // A hundred shirts wait for a purchase order nobody confirmed.
+    procurement.procure("o-waiting", 100).await?;
+    let placed: PurchaseOrderPlaced = next(&mut events).await?;
+    procurement.restate("o-waiting").await?;
+    let reported: StatusReported = next(&mut events).await?;
+    // The first status is o-waiting's: o-stocked's fact was restated.
+    assert_eq!(reported.order_id, "o-waiting");
+    assert_eq!(
+        (reported.step.as_str(), reported.awaited.as_str()),
+        ("materials_ready", MaterialsReady::TYPE_NAME)
+    );
+    assert_eq!(
+        reported.status,
+        format!(
+            "waiting for 1 purchase order: PO {} (fabric, FAST) due {} not confirmed",
+            placed.purchase_order_id, placed.expected_date
+        )
+    );
+
+    // The goods are at the dock: their incoming inspection is awaited.
+    procurement
+        .receive(&placed.purchase_order_id, "L-1", placed.quantity)
+        .await?;
+    next::<GoodsReceived>(&mut events).await?;
+    procurement.restate("o-waiting").await?;
+    let reported: StatusReported = next(&mut events).await?;
+    assert_eq!(
+        reported.status,
+        "materials received, incoming inspection of lot L-1 pending"
+    );
+
+    // A fact procurement does not announce is dead-lettered, the field named.
+    let mut dead = SubjectReader::open(
+        &procurement.nats.url,
+        "GENDAN_DLQ",
+        "gendan.dlq.procurement-commands",
+    )
+    .await?;
+    let shipped = restate_fact("o-waiting", "gendan.v1.Shipped");
+    procurement.command("o-waiting", &shipped).await?;
+    let reason = dead
+        .next(WAIT)
+        .await?
+        .and_then(|seen| seen.header("Gendan-Dlq-Reason"))
+        .unwrap_or_default();
+    assert!(reason.contains("invalid awaited"), "{reason}");
     procurement.stop().await
 }
 

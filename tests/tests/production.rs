@@ -1,7 +1,8 @@
 //! The production service against real NATS and PostgreSQL: gRPC catalogue
 //! and capacity checks, saga commands in and events out (work order
-//! revisions, reworks, cancelling), MES progress to completion, and dead
-//! letters for MES events about unknown orders and reworks of nothing.
+//! revisions, reworks, cancelling, a completion restated), MES progress to
+//! completion, and dead letters for MES events about unknown orders,
+//! reworks of nothing and restatements of facts production does not hold.
 
 use std::time::Duration;
 
@@ -15,9 +16,9 @@ use gendan_proto::v1::{
     CancelWorkOrder, CapacityChecked, CheckCapacityRequest, CheckOrderCapacity, Envelope,
     EquipmentStatusChanged, GetRoutingRequest, GetWorkOrderRequest, ListWorkCentresRequest,
     MesEquipmentDown, MesQuantityReported, MesStageCompleted, MesStageStarted, PlanWorkOrder,
-    ProductQuantity, ReworkCompleted, ReworkPlanned, Routing, RoutingStage, StartRework,
-    WorkCentre, WorkOrderCancelled, WorkOrderCompleted, WorkOrderPlanned, WorkOrderPlanningFailed,
-    WorkOrderProgressed,
+    ProductQuantity, RestateFact, ReworkCompleted, ReworkPlanned, Routing, RoutingStage,
+    StartRework, StatusReported, WorkCentre, WorkOrderCancelled, WorkOrderCompleted,
+    WorkOrderPlanned, WorkOrderPlanningFailed, WorkOrderProgressed,
 };
 use gendan_settings::{Common, Secret, ServiceSettings};
 use gendan_tests::{TestDb, TestNats, eventually};
@@ -1267,5 +1268,129 @@ async fn cancelling_stops_the_production_run_and_its_rework() -> anyhow::Result<
             .await,
         0
     );
+    production.stop().await
+}
+
+#[tokio::test]
+async fn an_overdue_wait_gets_the_completion_again_or_the_status() -> anyhow::Result<()> {
+    let mut production = Production::start().await?;
+    production.seed().await?;
+    let mut events =
+        Reader::open(&production.bus, streams::EVENTS, "gendan.evt.production.>").await?;
+    let mut dead = Reader::open(
+        &production.bus,
+        streams::DEAD_LETTERS,
+        &subjects::dead_letter(gendan_production::COMMANDS_CONSUMER),
+    )
+    .await?;
+    let plan = |order: &str, quantity| PlanWorkOrder {
+        amendment: 0,
+        order_id: order.into(),
+        items: shirts(quantity),
+        earliest_start: MONDAY.into(),
+        revision: 1,
+    };
+    let at = Some(gendan_proto::timestamp_from(
+        gendan_proto::date_from_str(MONDAY)
+            .unwrap()
+            .and_hms_opt(10, 0, 0)
+            .unwrap()
+            .and_utc(),
+    ));
+    let reported = |order: &str, stage: &str, good| MesQuantityReported {
+        order_id: order.into(),
+        product: "shirt".into(),
+        stage: stage.into(),
+        good,
+        scrap: 0,
+        at,
+    };
+    let completed = |order: &str, stage: &str| MesStageCompleted {
+        order_id: order.into(),
+        product: "shirt".into(),
+        stage: stage.into(),
+        at,
+    };
+    let restate = |order: &str, revision| RestateFact {
+        order_id: order.into(),
+        step: "production_completed".into(),
+        awaited: WorkOrderCompleted::TYPE_NAME.into(),
+        revision,
+    };
+
+    // A finished work order: its completion is the fact of the work order.
+    let done = "o-restated";
+    production.command(done, &plan(done, 2)).await?;
+    events.until::<WorkOrderPlanned>().await?;
+    for stage in ["cutting", "sewing"] {
+        production.mes(done, &reported(done, stage, 2)).await?;
+        production.mes(done, &completed(done, stage)).await?;
+    }
+    let (envelope, completion) = events.until::<WorkOrderCompleted>().await?;
+    assert_eq!(completion.good_quantity, 2);
+    // The key the restatement announces it under (the work order's): the
+    // same event id, so the bus and every consumer drop the repeat.
+    let key = format!("work_order:{}", completion.work_order_id);
+    assert_eq!(
+        envelope.event_id,
+        gendan_messaging::fact_id("production", WorkOrderCompleted::TYPE_NAME, done, &key)
+            .to_string()
+    );
+    production.repeat(done, &restate(done, 1)).await?;
+    production.repeat(done, &restate(done, 0)).await?;
+    eventually(WAIT, "the restatements relayed", || async {
+        (production.count("SELECT count(*) FROM outbox").await == 0).then_some(())
+    })
+    .await?;
+    let rest = events.drain().await;
+    assert!(
+        rest.iter()
+            .all(|e| e.r#type != StatusReported::TYPE_NAME
+                && e.r#type != WorkOrderCompleted::TYPE_NAME),
+        "{rest:?}"
+    );
+
+    // An unfinished one: where it stands, in words.
+    let open = "o-sewing";
+    production.command(open, &plan(open, 12)).await?;
+    let (_, planned) = events.until::<WorkOrderPlanned>().await?;
+    production.mes(open, &reported(open, "cutting", 12)).await?;
+    production.mes(open, &completed(open, "cutting")).await?;
+    production.mes(open, &reported(open, "sewing", 5)).await?;
+    // The MES consumer applies them apart from the commands: wait for the
+    // sewing count before asking.
+    loop {
+        let (_, progressed) = events.until::<WorkOrderProgressed>().await?;
+        if progressed.stage == "sewing" {
+            break;
+        }
+    }
+    production.command(open, &restate(open, 1)).await?;
+    let (envelope, status) = events.until::<StatusReported>().await?;
+    assert_eq!(envelope.order_id, open);
+    assert_eq!(
+        (status.step.as_str(), status.awaited.as_str()),
+        ("production_completed", WorkOrderCompleted::TYPE_NAME)
+    );
+    assert!(
+        status.status.starts_with(&format!(
+            "work order {} revision 1: stage sewing in progress, 5 of 12 good; planned end {}",
+            planned.work_order_id, planned.planned_end
+        )),
+        "{}",
+        status.status
+    );
+    production.command(open, &restate(open, 2)).await?;
+    let (_, status) = events.until::<StatusReported>().await?;
+    assert_eq!(status.status, "no production run planned for revision 2");
+
+    // A fact production does not announce: dead-lettered, the field named.
+    let mut shipped = restate(open, 1);
+    shipped.awaited = "gendan.v1.Shipped".into();
+    production.command(open, &shipped).await?;
+    let (reason, original) = dead.dead_letter().await?;
+    assert!(reason.contains("awaited"), "reason: {reason}");
+    assert_eq!(original.r#type, RestateFact::TYPE_NAME);
+
     production.stop().await
 }

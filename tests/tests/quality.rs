@@ -3,8 +3,9 @@
 //! one, tightened by the switching rules), results recorded by QA over gRPC
 //! (pass, fail with a nonconformance, recording twice), incoming
 //! inspections opened from procurement's goods receipts, in-process
-//! inspections opened from production's stage progress, and validation
-//! errors that name the field.
+//! inspections opened from production's stage progress, a pass restated
+//! for an overdue wait (or the inspection's status), and validation errors
+//! that name the field.
 
 use std::time::Duration;
 
@@ -19,7 +20,8 @@ use gendan_proto::v1::{
     IncomingInspectionPassed, IncomingInspectionPlan, InspectionKind, InspectionPlan,
     InspectionSeverity, InspectionStatus, ListInspectionsRequest, ListNonconformancesRequest,
     MaterialsReady, NonconformanceClosed, NonconformanceDisposition, NonconformanceStatus,
-    ProductQuantity, RecordInspectionResultRequest, RequestFinalInspection, WorkOrderProgressed,
+    ProductQuantity, RecordInspectionResultRequest, RequestFinalInspection, RestateFact,
+    StatusReported, WorkOrderProgressed,
 };
 use gendan_quality::Application;
 use gendan_tests::{SubjectReader, TestDb, TestNats};
@@ -112,6 +114,18 @@ impl Quality {
     ) -> anyhow::Result<()> {
         let id = self.request_final(order_id, revision, items).await?;
         gendan_tests::handled(&self.pool, &id).await
+    }
+
+    /// Sends quality a command as the saga does.
+    async fn command<M: prost::Message + TypeName>(
+        &self,
+        order_id: &str,
+        payload: &M,
+    ) -> anyhow::Result<()> {
+        let message =
+            Outgoing::command("test", "quality", order_id, payload, &Cause::root(order_id));
+        self.bus.publish(&message).await?;
+        Ok(())
     }
 
     /// Publishes a procurement event as procurement would.
@@ -1099,6 +1113,96 @@ async fn invalid_requests_name_the_field_and_write_nothing() -> anyhow::Result<(
         .ok_or_else(|| anyhow::anyhow!("no dead letter"))?;
     let reason = letter.header("Gendan-Dlq-Reason").unwrap_or_default();
     assert!(reason.contains("items"), "{reason}");
+
+    quality.stop().await
+}
+
+#[tokio::test]
+async fn an_overdue_wait_gets_the_pass_again_or_the_inspections_status() -> anyhow::Result<()> {
+    let mut quality = Quality::start().await?;
+    let order = "o-restated";
+    let restate = |revision| RestateFact {
+        order_id: order.to_owned(),
+        step: "final_inspection_passed".to_owned(),
+        awaited: FinalInspectionPassed::TYPE_NAME.to_owned(),
+        revision,
+    };
+
+    // Open, not yet recorded: where it stands.
+    let opened = quality.open_final(order, 1, &[("shirt", 500)]).await?;
+    quality.command(order, &restate(1)).await?;
+    let status: StatusReported = quality.next().await?;
+    assert_eq!(
+        (status.order_id.as_str(), status.step.as_str()),
+        (order, "final_inspection_passed")
+    );
+    assert!(
+        status.status.starts_with(&format!(
+            "final inspection {} (revision 1) opened on ",
+            opened.inspection_id
+        )) && status.status.ends_with("waiting for QA's result"),
+        "{}",
+        status.status
+    );
+
+    // Passed: the pass is the fact of the inspection's result.
+    quality
+        .client
+        .record_inspection_result(result(&opened.inspection_id, opened.sample_size, vec![]))
+        .await?;
+    let seen = quality
+        .events
+        .next_of_type(FinalInspectionPassed::TYPE_NAME, WAIT)
+        .await?;
+    // The key the restatement announces it under: the same event id, so the
+    // bus and every consumer drop the repeat.
+    let key = format!("inspection:{}:result", opened.inspection_id);
+    assert_eq!(
+        seen.envelope()?.event_id,
+        gendan_messaging::fact_id("quality", FinalInspectionPassed::TYPE_NAME, order, &key)
+            .to_string()
+    );
+    for revision in [1, 0] {
+        gendan_tests::repeat_command(
+            &quality.bus,
+            &quality.pool,
+            "quality",
+            order,
+            &restate(revision),
+        )
+        .await?;
+    }
+    gendan_tests::eventually(WAIT, "the restatements relayed", || async {
+        (quality.count("SELECT count(*) FROM outbox").await == 0).then_some(())
+    })
+    .await?;
+    let after = quality.events.next(Duration::from_millis(700)).await?;
+    assert!(after.is_none(), "{:?}", after.map(|seen| seen.type_name()));
+
+    // A revision not requested.
+    quality.command(order, &restate(2)).await?;
+    let status: StatusReported = quality.next().await?;
+    assert_eq!(
+        status.status,
+        "no final inspection requested for revision 2"
+    );
+
+    // A fact quality does not announce: dead-lettered, the field named.
+    let mut dead = SubjectReader::open(
+        &quality.nats.url,
+        streams::DEAD_LETTERS,
+        &subjects::dead_letter(gendan_quality::COMMANDS_CONSUMER),
+    )
+    .await?;
+    let mut shipped = restate(1);
+    shipped.awaited = "gendan.v1.Shipped".to_owned();
+    quality.command(order, &shipped).await?;
+    let letter = dead
+        .next(WAIT)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no dead letter"))?;
+    let reason = letter.header("Gendan-Dlq-Reason").unwrap_or_default();
+    assert!(reason.contains("awaited"), "{reason}");
 
     quality.stop().await
 }

@@ -22,6 +22,7 @@ pub mod consumer;
 pub mod envelope;
 pub mod inbox;
 pub mod outbox;
+pub mod restate;
 pub mod streams;
 pub mod subjects;
 

@@ -9,6 +9,7 @@
 //! | `ExtendPaymentDue` | order + invoice kind + new date | moves the due date of the earliest-due unpaid invoice of that kind, starts its dunning over; `PaymentDueExtended` | an invoice of that kind already due on that date: `PaymentDueExtended` again, nothing changed (also once paid, and when the date has passed) |
 //! | `ReferToCollection` | order | receivable `in_collection` (dunning stops), customer on credit hold; `ReferredToCollection` with what was outstanding | the stored answer again |
 //! | `IssueCreditNote` | order + claim | stores credit note `CN-<year>-<n>`: the customer owes the total less credits, unpaid invoices are settled by it earliest due first (never edited), a payment beyond what is now owed becomes refund due; `CreditNoteIssued` (a fact: same event id every time) with outstanding and refund due, then `DepositReceived` / `OrderPaidInFull` if it settled them (once each, as payments do) | the stored `CreditNoteIssued` again, same event id, nothing written |
+//! | `RestateFact` (`awaited` `DepositReceived`) | order (reads only) | the deposit received: `DepositReceived` again, the fact `deposit_received` as first announced (same event id); otherwise `StatusReported` with where the deposit stands (each deposit invoice, its amount, due date and what was received), carried out by [`crate::restate`] | the same answer on the current state |
 //!
 //! Rejected to the dead-letter subject, with the field or the reason named:
 //! an `InvoiceBalance` without a known milestone or date; `InvoiceBalance`,
@@ -22,7 +23,8 @@
 //! 1 to 128 characters or starting with `amendment:` (finance's own notes
 //! for amended orders), an `amount_minor` below 1 or above what the total
 //! has left to credit, or a `currency` not the receivable's (see
-//! [`crate::credit_notes`]). `OpenReceivable` never is: the saga needs
+//! [`crate::credit_notes`]), and a `RestateFact` for a fact finance does
+//! not announce (`awaited`). `OpenReceivable` never is: the saga needs
 //! `ReceivableOpeningFailed` to fail its step.
 //!
 //! `InvoiceBalance` names its milestone by `billing_milestone`; older senders
@@ -35,8 +37,9 @@
 //! commits with the effect and the inbox record. A repeat's answer is the
 //! same fact under the same event id (consumers drop it) for
 //! `ReceivableOpened` with the invoices and credit note it announces,
-//! `PaymentDueExtended`, `ReferredToCollection` and `CreditNoteIssued`; the
-//! others are a new message with the same content.
+//! `PaymentDueExtended`, `ReferredToCollection` and `CreditNoteIssued`
+//! (and `DepositReceived`, one fact per receivable); the others are a new
+//! message with the same content.
 
 use std::sync::Arc;
 
@@ -45,14 +48,14 @@ use gendan_messaging::{Cause, Handler, HandlerError, Incoming, Outgoing};
 use gendan_proto::date_from_str;
 use gendan_proto::v1::{
     BillingMilestone, CancelReceivable, ExtendPaymentDue, InvoiceBalance, IssueCreditNote,
-    NoInvoiceDue, OpenReceivable, ReceivableCancelled, ReferToCollection,
+    NoInvoiceDue, OpenReceivable, ReceivableCancelled, ReferToCollection, RestateFact,
 };
 use sqlx::PgConnection;
 
 use crate::clock::Clock;
 use crate::receivables::{self, INVOICE_VOID, STATUS_CANCELLED};
 use crate::terms::{Milestone, Trigger};
-use crate::{Error, SERVICE, amendments, balance, chasing, costs, credit_notes, validate};
+use crate::{Error, SERVICE, amendments, balance, chasing, costs, credit_notes, restate, validate};
 
 /// The fact key of the order's cancellation and of the refusals it causes:
 /// an order is cancelled once, so a re-sent command is answered with the
@@ -99,6 +102,9 @@ impl Handler for CommandHandler {
             let today = self.clock.today();
             return credit_notes::issue_credit_note(conn, message, message.payload()?, today).await;
         }
+        if message.is::<RestateFact>() {
+            return restate::restate_fact(conn, message, message.payload()?).await;
+        }
         Err(HandlerError::Rejected(format!(
             "unknown command type {:?} for {SERVICE}",
             message.type_name()
@@ -106,7 +112,9 @@ impl Handler for CommandHandler {
     }
 }
 
-async fn cancelled(
+/// The stored answer of the order's cancellation, when it was cancelled
+/// (also before its receivable was opened).
+pub(crate) async fn cancelled(
     conn: &mut PgConnection,
     order_id: &str,
 ) -> sqlx::Result<Option<ReceivableCancelled>> {

@@ -17,8 +17,11 @@
 //!   invoices of a milestone, `CancelReceivable` voids and computes the
 //!   refund; [`chasing`] handles the answers to an escalation,
 //!   `ExtendPaymentDue` and `ReferToCollection`; [`credit_notes`] handles
-//!   `IssueCreditNote` (a resolved claim). Each is idempotent by its
-//!   business key and answers with events.
+//!   `IssueCreditNote` (a resolved claim); [`restate`] answers
+//!   `RestateFact` (the saga asking again for an overdue `DepositReceived`:
+//!   the fact again under its first event id, or `StatusReported` with
+//!   where the deposit stands). Each is idempotent by its business key and
+//!   answers with events.
 //! - [`receivables`] owns the receivable tables: invoice numbering, issuing,
 //!   applying payments and credit notes to the oldest open invoice
 //!   ([`allocation`] is the pure rule) and announcing deposit received /
@@ -58,6 +61,7 @@ pub mod dunning;
 pub mod dunning_worker;
 pub mod receivables;
 pub mod refunds;
+pub mod restate;
 pub mod terms;
 pub mod validate;
 

@@ -528,10 +528,58 @@ async fn apply_payments(conn: &mut PgConnection, order_id: &str) -> sqlx::Result
     Ok(())
 }
 
+/// The fact key of `DepositReceived`: a receivable's deposit is received
+/// once.
+pub const DEPOSIT_RECEIVED: &str = "deposit_received";
+
+/// `received` as the order's one deposit fact: announced again (a
+/// `RestateFact`, [`crate::restate`]), it keeps its event id and every
+/// consumer that had it drops it.
+pub fn deposit_received_fact(received: &DepositReceived, cause: &Cause) -> Outgoing {
+    Outgoing::fact(
+        SERVICE,
+        &received.order_id,
+        received,
+        cause,
+        DEPOSIT_RECEIVED,
+    )
+}
+
+/// The receivable's `DepositReceived` as [`settle`] announced it, rebuilt
+/// from what is stored: its date, and the deposit invoices it summed (not
+/// void). An additional deposit invoice of an amendment issued after that
+/// date came later and was not part of it. `None` while the deposit is not
+/// in.
+pub async fn deposit_received(
+    conn: &mut PgConnection,
+    receivable: &Receivable,
+) -> Result<Option<DepositReceived>> {
+    let Some(received_on) = receivable.deposit_received_on else {
+        return Ok(None);
+    };
+    let amount_minor: i64 = sqlx::query_scalar(
+        "SELECT COALESCE(sum(amount_minor), 0)::int8 FROM invoices \
+         WHERE order_id = $1 AND kind = $2 AND status <> $3 \
+           AND (amendment_revision IS NULL OR issued_on <= $4)",
+    )
+    .bind(&receivable.order_id)
+    .bind(KIND_DEPOSIT)
+    .bind(INVOICE_VOID)
+    .bind(received_on)
+    .fetch_one(conn)
+    .await?;
+    Ok(Some(DepositReceived {
+        order_id: receivable.order_id.clone(),
+        amount_minor,
+        received_on: date_to_string(received_on),
+    }))
+}
+
 /// Applies received money, then credit notes, then announces what became
 /// true: the deposit is in (every deposit invoice settled) and the order is
 /// paid in full (nothing outstanding: payments cover the total less the
-/// credits). Each is announced once: its date is stored the first time.
+/// credits). Each is announced once: its date is stored the first time
+/// (`DepositReceived` is the fact [`DEPOSIT_RECEIVED`]).
 /// `on` is the date it became true (the value date of the payment, or the
 /// date of the invoice or credit note, that did it).
 pub async fn settle(
@@ -569,7 +617,7 @@ pub async fn settle(
                 amount_minor,
                 received_on: date_to_string(on),
             };
-            events.push(Outgoing::event(SERVICE, order_id, &event, cause));
+            events.push(deposit_received_fact(&event, cause));
         }
     }
 

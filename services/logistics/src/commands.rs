@@ -12,6 +12,7 @@
 //! | `BookShipment` (a later revision: a re-booking after a missed ETD) | cancels the earlier booking if it has not shipped (kept on record) and books again from the ready date or today, whichever is later: `ShipmentBooked` with the revision | as the first row; the rules per revision are in [`shipment`] |
 //! | `BookShipment` (a later revision with `redelivery`: a replacement or reworked goods for a customer's claim) | books the claimed goods (the current packing list, the redelivery's) as the order's new current shipment whatever became of the earlier one, which stays on record: `ShipmentBooked` of the revision with a new booking reference; warehouse and carrier reports then apply to it | the same revision: `ShipmentBooked` from the stored booking; the rules per revision are in [`shipment`] |
 //! | `CancelShipment` | cancels a booking not yet shipped: `ShipmentCancelled` (also when nothing was booked) | `ShipmentCancelled` again; once shipped the command is rejected (dead letter with the reason) |
+//! | `RestateFact` (a waiting step's deadline passed) | stores nothing: the awaited `Shipped`, `Delivered` or `PackingChecked` again under its first event id when logistics holds it, else `StatusReported` saying where things stand; the rules are in [`crate::restate`] | the same, from the record |
 //!
 //! A command that can never be handled (no order, an order without lines, a
 //! ready date that is not a date, a revision that is not one) is rejected to
@@ -24,8 +25,8 @@
 //! cancellation) is written with
 //! [`answer_fact`]: repeated from the record it keeps its event id, so no
 //! consumer counts it twice. Only answers that store nothing
-//! (`PackingListFailed`, `ShipmentBookingFailed`) get a new event id each
-//! time.
+//! (`PackingListFailed`, `ShipmentBookingFailed`, a `StatusReported`) get a
+//! new event id each time.
 
 mod document_set;
 mod packing_list;
@@ -36,7 +37,9 @@ use std::sync::Arc;
 use gendan_grpc::FieldError;
 use gendan_messaging::outbox;
 use gendan_messaging::{Cause, Handler, HandlerError, Incoming, Outgoing};
-use gendan_proto::v1::{BookShipment, CancelShipment, PrepareDocuments, PreparePacking};
+use gendan_proto::v1::{
+    BookShipment, CancelShipment, PrepareDocuments, PreparePacking, RestateFact,
+};
 use prost::Message;
 use sqlx::PgConnection;
 
@@ -71,7 +74,7 @@ pub(crate) async fn answer_fact<M: Message + gendan_proto::TypeName>(
     Ok(())
 }
 
-fn invalid(field: FieldError) -> HandlerError {
+pub(crate) fn invalid(field: FieldError) -> HandlerError {
     Error::from(field).into()
 }
 
@@ -108,6 +111,9 @@ impl Handler for CommandHandler {
         }
         if message.is::<CancelShipment>() {
             return shipment::cancel_shipment(conn, message, message.payload()?).await;
+        }
+        if message.is::<RestateFact>() {
+            return crate::restate::restate_fact(conn, message, message.payload()?).await;
         }
         Err(HandlerError::Rejected(format!(
             "unknown command type {:?} for {SERVICE}",

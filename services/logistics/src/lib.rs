@@ -15,11 +15,14 @@
 //!   [`booking`] module (a later revision re-books after a missed ETD,
 //!   keeping the earlier booking on record; a redelivery of claimed goods
 //!   books a new shipment of them after the first was delivered),
-//!   `CancelShipment` undoes a booking. An order amended before it ships,
-//!   and the goods of a redelivery, are packed and documented again under
-//!   the next revision; the pure [`revision`] module says what a command of
-//!   some revision does, and the earlier list and documents stay on record,
-//!   superseded: everything reads the current ones.
+//!   `CancelShipment` undoes a booking, and `RestateFact` (a saga step's
+//!   wait overdue) has [`restate`] announce the awaited fact again, under
+//!   its first event id, or say where things stand (`StatusReported`). An
+//!   order amended before it ships, and the goods of a redelivery, are
+//!   packed and documented again under the next revision; the pure
+//!   [`revision`] module says what a command of some revision does, and the
+//!   earlier list and documents stay on record, superseded: everything reads
+//!   the current ones.
 //! - [`wms`] consumes warehouse outbound events (`gendan.ext.wms.outbound.*`):
 //!   what was packed is compared with the current packing list; shipped
 //!   marks the order's current shipment shipped with its bill of lading.
@@ -47,6 +50,7 @@ pub mod clock;
 pub mod commands;
 pub mod documents;
 pub mod packing;
+pub mod restate;
 pub mod revision;
 pub mod store;
 pub mod validate;

@@ -13,8 +13,8 @@ use gendan_proto::v1::{
     DecisionRequested, DeliveryRiskChanged, Envelope, ExceptionClosed, ExceptionOpened,
     OrderAccepted, OrderAmended, OrderCancelled, OrderClosed, OrderConfirmed, OrderCreated, Phase,
     PhaseChanged, ReworkCompleted, ReworkPlanned, SagaCompleted, SagaResumed, SagaStalled,
-    WorkOrderCancelled, WorkOrderCompleted, WorkOrderPlanned, WorkOrderPlanningFailed,
-    WorkOrderProgressed,
+    StatusReported, WorkOrderCancelled, WorkOrderCompleted, WorkOrderPlanned,
+    WorkOrderPlanningFailed, WorkOrderProgressed,
 };
 use prost::Message;
 
@@ -35,6 +35,13 @@ fn specific(envelope: &Envelope) -> Option<String> {
                 order.customer,
                 money(order.total_minor, &order.currency),
                 order.requested_delivery_date
+            )
+        }
+        StatusReported::TYPE_NAME => {
+            let event = StatusReported::decode(payload).ok()?;
+            format!(
+                "Asked again about {} (overdue), {} says: {}",
+                event.step, envelope.source, event.status
             )
         }
         DeadLetterReplayed::TYPE_NAME => {
@@ -412,6 +419,21 @@ mod tests {
         assert_eq!(
             describe(&envelope(&stalled)),
             "Workflow stalled at step check_capacity: no reply after 5 attempts"
+        );
+    }
+
+    #[test]
+    fn a_status_report_says_who_reports_what_about_which_step() {
+        let mut reported = envelope(&StatusReported {
+            step: "shipped".to_owned(),
+            status: "booked on SEA-FRI-1, ETD 2026-03-10; not reported shipped".to_owned(),
+            ..Default::default()
+        });
+        reported.source = "logistics".to_owned();
+        assert_eq!(
+            describe(&reported),
+            "Asked again about shipped (overdue), logistics says: booked on SEA-FRI-1, ETD \
+             2026-03-10; not reported shipped"
         );
     }
 

@@ -8,9 +8,11 @@
 //! | `CancelMaterials` | order | releases reservations and allocations, cancels open POs; `MaterialsCancelled`. Before any procurement: records the order as cancelled, so a late `ProcureMaterials` buys nothing | the stored counts again |
 //! | `ResourceMaterials` | purchase order | orders the late PO's open quantity from the next supplier offer (purchasing's rule, the late supplier excluded), moves the orders it served onto the new PO, cancels it; `PurchaseOrderPlaced`, `MaterialsResourced` with the new PO and its date, `MaterialsDelayed` for each order whose material date moved. PO not open, a lot awaiting inspection, or no other offer: `MaterialsResourced` with `problem`, nothing changed | `MaterialsResourced` again from what is stored, no second PO |
 //! | `AcceptSupplierDelay` | purchase order + date | the PO's expected date becomes `new_expected_date` (a new date to chase); `SupplierDelayAccepted`, `MaterialsDelayed` for each order whose material date moved | `SupplierDelayAccepted` again, nothing moved |
+//! | `RestateFact` (`awaited` `MaterialsReady`) | order + revision (reads only) | the order's materials ready at that revision (0: the applied one): `MaterialsReady` again, the fact as first announced (same event id); otherwise `StatusReported` with where things stand (each awaited PO: not confirmed, confirmed for a date, a lot awaiting incoming inspection), carried out by [`restate`](crate::restate) | the same answer on the current state |
 //!
 //! Invalid commands are dead-lettered with the field named
-//! ([`HandlerError::Rejected`]): no order id, an unknown purchase order or
+//! ([`HandlerError::Rejected`]): no order id, a `RestateFact` for a fact
+//! procurement does not announce (`awaited`), an unknown purchase order or
 //! one that does not supply the command's order (`purchase_order_id`), a
 //! malformed or past `new_expected_date`, a delay for a PO that is no longer
 //! open. The late-PO commands are carried out by [`delays`](crate::delays).
@@ -28,7 +30,7 @@ use gendan_messaging::{Cause, Handler, HandlerError, Incoming, Outgoing};
 use gendan_proto::date_to_string;
 use gendan_proto::v1::{
     AcceptSupplierDelay, CancelMaterials, CheckMaterials, MaterialShortage, MaterialsCancelled,
-    MaterialsChecked, ProcureMaterials, ProcurementFailed, ResourceMaterials,
+    MaterialsChecked, ProcureMaterials, ProcurementFailed, ResourceMaterials, RestateFact,
 };
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -36,7 +38,9 @@ use uuid::Uuid;
 use crate::clock::Calendar;
 use crate::netting::{self, Plan};
 use crate::purchasing::{self, STATUS_CANCELLED};
-use crate::{Error, SERVICE, catalog, delays, holdings, milli_to_f64, revisions, validate};
+use crate::{
+    Error, SERVICE, catalog, delays, holdings, milli_to_f64, restate, revisions, validate,
+};
 
 /// Handles `gendan.cmd.procurement.*`.
 #[derive(Debug, Clone, Default)]
@@ -72,6 +76,9 @@ impl Handler for CommandHandler {
         if message.is::<AcceptSupplierDelay>() {
             return delays::accept_supplier_delay(conn, message, message.payload()?, calendar)
                 .await;
+        }
+        if message.is::<RestateFact>() {
+            return restate::restate_fact(conn, message, message.payload()?).await;
         }
         Err(HandlerError::Rejected(format!(
             "unknown command type {:?} for {SERVICE}",

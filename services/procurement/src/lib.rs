@@ -16,7 +16,10 @@
 //!   module doc has the contract table): `CheckMaterials`,
 //!   `ProcureMaterials` (places POs, each with a confirm-by date),
 //!   `CancelMaterials`, and for a late PO `ResourceMaterials` and
-//!   `AcceptSupplierDelay`, carried out by [`delays`].
+//!   `AcceptSupplierDelay`, carried out by [`delays`]; `RestateFact` (the
+//!   saga asking again for an overdue `MaterialsReady`) is answered by
+//!   [`restate`]: the fact again under its first event id, or
+//!   `StatusReported` naming the purchase orders and lots still awaited.
 //! - An amended order: `ProcureMaterials` with the next revision, and
 //!   `CheckMaterials` of an order that already holds supply, net the new
 //!   need against what the order holds. [`amendments`] is the pure rule
@@ -52,6 +55,7 @@ pub mod holdings;
 pub mod inspections;
 pub mod netting;
 pub mod purchasing;
+pub mod restate;
 pub mod revisions;
 pub mod validate;
 pub mod views;

@@ -40,7 +40,8 @@ fn to_db(revision: u32) -> i32 {
     i32::try_from(revision).unwrap_or(i32::MAX)
 }
 
-fn from_db(revision: i32) -> u32 {
+/// A stored revision as the wire carries it (never below 1).
+pub(crate) fn from_db(revision: i32) -> u32 {
     u32::try_from(revision).unwrap_or(1).max(1)
 }
 

@@ -252,12 +252,14 @@ pub async fn plan(
     }
 
     // Everything the amended order needs was made: the run is done as it
-    // is planned, and says so the way the MES's last stage would.
-    store::complete(conn, created.work_order_id, today).await?;
-    created.status = STATUS_COMPLETED.to_owned();
-    created.completed_on = Some(today);
+    // is planned, and says so the way the MES's last stage would. Its
+    // stages made nothing, so the figures are stored with it: announced
+    // again, its completion says the same.
     let needed: u64 = items.iter().map(|(_, quantity)| u64::from(*quantity)).sum();
     let good = u32::try_from(needed).unwrap_or(u32::MAX);
+    store::complete(conn, created.work_order_id, today, (good, 0)).await?;
+    created.status = STATUS_COMPLETED.to_owned();
+    created.completed_on = Some(today);
     tracing::info!(work_order_id = %created.work_order_id, good, "nothing left to make, work order completed");
     let completed = mes::completion(&created, today, (good, 0), &Cause::from_incoming(message));
     Ok((created, Some(completed)))

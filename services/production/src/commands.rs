@@ -7,6 +7,7 @@
 //! | `PlanWorkOrder` with `amendment` ≥ 1 | order + revision | the run makes per product and stage what the amended items still need beyond the good units made since the last run planned without an amendment; a stage with nothing to make is stored completed, without hours or bookings; the order's earlier open runs are cancelled ("superseded by amendment N") and their bookings from today released; `WorkOrderPlanned`; a run with nothing at all to make is stored completed today and `WorkOrderCompleted` (the amended quantity good, no scrap, no hours) follows at once | the same `WorkOrderPlanned`, nothing booked or cancelled (a completed run's `WorkOrderCompleted` went out the first time) |
 //! | `StartRework` | order + revision | one `rework` stage per product on the work centre of its last routing stage (quantity × hours per unit + set-up), scheduled from today and booked; `ReworkPlanned` | the same `ReworkPlanned` from what is stored, nothing booked |
 //! | `CancelWorkOrder` | order | cancels every open work order of the order (production runs and reworks), releases their bookings from today on; `WorkOrderCancelled` with the hours summed | answers again, releasing nothing |
+//! | `RestateFact` | order + awaited completion + revision | a completed work order's `WorkOrderCompleted` / `ReworkCompleted` again, the same fact (event id) as its first announcement; else `StatusReported`, where it stands ([`restate`](crate::restate)) | the same: the fact again, or the status as it is then |
 //!
 //! The revision rule: a work order belongs to (order, kind, revision), 0
 //! counting as 1. Production runs are numbered 1 for the first, 2, 3, ...
@@ -36,7 +37,7 @@ use gendan_grpc::FieldError;
 use gendan_messaging::outbox;
 use gendan_messaging::{Cause, Handler, HandlerError, Incoming, Outgoing};
 use gendan_proto::v1::{
-    CancelWorkOrder, CapacityChecked, CheckOrderCapacity, PlanWorkOrder, StartRework,
+    CancelWorkOrder, CapacityChecked, CheckOrderCapacity, PlanWorkOrder, RestateFact, StartRework,
     WorkOrderCancelled, WorkOrderPlanningFailed,
 };
 use gendan_proto::{date_from_str, date_to_string};
@@ -44,7 +45,7 @@ use sqlx::PgConnection;
 
 use crate::work_orders::store::{self, NewWorkOrder};
 use crate::work_orders::{KIND_PRODUCTION, KIND_REWORK, STATUS_COMPLETED, WorkOrder};
-use crate::{Error, SERVICE, amendments, planning, validate, work_orders};
+use crate::{Error, SERVICE, amendments, planning, restate, validate, work_orders};
 
 impl From<Error> for HandlerError {
     fn from(err: Error) -> Self {
@@ -84,6 +85,9 @@ impl Handler for CommandHandler {
         }
         if message.is::<CancelWorkOrder>() {
             return cancel_work_order(conn, message, message.payload()?).await;
+        }
+        if message.is::<RestateFact>() {
+            return restate::restate_fact(conn, message, message.payload()?).await;
         }
         Err(HandlerError::Rejected(format!(
             "unknown command type {:?} for {SERVICE}",

@@ -15,7 +15,9 @@
 //!   once per order and revision and answers `WorkOrderPlanned` (again, from
 //!   the stored plan, when the command is repeated), `StartRework` plans a
 //!   rework of failed goods ([`rework`]) and answers `ReworkPlanned`,
-//!   `CancelWorkOrder` stops the order's open work orders.
+//!   `CancelWorkOrder` stops the order's open work orders, `RestateFact`
+//!   (a waiting step overdue) announces a work order's completion again as
+//!   the same fact, or reports where the work order stands ([`restate`]).
 //! - An amended order ([`amendments`]) is checked and planned for what it
 //!   still needs beyond the good units its runs made, per product and
 //!   stage; the new run supersedes (cancels) the open one and takes its
@@ -47,6 +49,7 @@ pub mod equipment;
 pub mod mes;
 pub mod planning;
 pub mod reschedule;
+pub mod restate;
 pub mod rework;
 pub mod schedule;
 pub mod validate;

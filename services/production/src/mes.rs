@@ -279,10 +279,13 @@ async fn stage_completed(
     let mut work_order = reload(conn, &work_order).await?;
     let finished = work_order.all_stages_completed() && work_order.status != STATUS_COMPLETED;
     let completed_on = at.date_naive();
+    // The good finished units and the scrap of every stage: what the
+    // completion announces, and stores, so announced again it says the same.
+    let figures = work_orders::totals(&work_order);
     if finished {
         // Capacity booked after the finish will not be used: it goes back to
         // the orders planned next.
-        store::complete(conn, work_order.work_order_id, completed_on).await?;
+        store::complete(conn, work_order.work_order_id, completed_on, figures).await?;
         work_order.status = STATUS_COMPLETED.to_owned();
         work_order.completed_on = Some(completed_on);
     }
@@ -299,7 +302,7 @@ async fn stage_completed(
             &cause,
         )];
         if finished {
-            events.push(completed_event(&work_order, completed_on, &cause));
+            events.push(completion(&work_order, completed_on, figures, &cause));
         }
         events
     });
@@ -310,24 +313,15 @@ async fn stage_completed(
     Ok(())
 }
 
-/// The completion announcement of a work order the MES finished: the good
-/// finished units and the scrap of every stage ([`work_orders::totals`]).
-fn completed_event(work_order: &WorkOrder, completed_on: NaiveDate, cause: &Cause) -> Outgoing {
-    completion(
-        work_order,
-        completed_on,
-        work_orders::totals(work_order),
-        cause,
-    )
-}
-
 /// The completion announcement of `work_order` with its good and scrap
 /// units: a rework's goods go back to inspection (`ReworkCompleted`), a
 /// production run's on to it (`WorkOrderCompleted`). Both carry the hours
 /// for the order's cost ledger. A work order completes once, so this is the
-/// fact keyed by it: announced again, it keeps its event id. Also used for
-/// an amended run with nothing left to make, completed as it is planned
-/// ([`amendments`](crate::amendments)).
+/// fact keyed by it: announced again, it keeps its event id. Used when the
+/// MES finishes the last stage (the figures are [`work_orders::totals`]),
+/// for an amended run with nothing left to make, completed as it is planned
+/// ([`amendments`](crate::amendments)), and to announce a completion again
+/// with the figures stored the first time ([`restate`](crate::restate)).
 pub(crate) fn completion(
     work_order: &WorkOrder,
     completed_on: NaiveDate,

@@ -24,17 +24,21 @@
 //! these answers are read from.
 //!
 //! Requests for one order are serialised by a transaction-scoped advisory
-//! lock, so two replicas cannot open two inspections for it; a unique index
-//! on (order, revision) backs this up.
+//! lock ([`final_inspection::lock_order`]), so two replicas cannot open two
+//! inspections for it; a unique index on (order, revision) backs this up.
+//!
+//! `RestateFact` (the saga's wait for `FinalInspectionPassed` is overdue)
+//! announces the result of that revision again as the same fact, or reports
+//! where the inspection stands: see [`crate::restate`].
 
 use gendan_grpc::FieldError;
 use gendan_messaging::outbox;
 use gendan_messaging::{Cause, Handler, HandlerError, Incoming};
-use gendan_proto::v1::RequestFinalInspection;
+use gendan_proto::v1::{RequestFinalInspection, RestateFact};
 use sqlx::PgConnection;
 
 use crate::final_inspection::{self, Request};
-use crate::{Error, SERVICE, validate};
+use crate::{Error, SERVICE, restate, validate};
 
 /// Handles `gendan.cmd.quality.*`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -48,6 +52,9 @@ impl Handler for CommandHandler {
     ) -> Result<(), HandlerError> {
         if message.is::<RequestFinalInspection>() {
             return request_final_inspection(conn, message, message.payload()?).await;
+        }
+        if message.is::<RestateFact>() {
+            return restate::restate_fact(conn, message, message.payload()?).await;
         }
         Err(HandlerError::Rejected(format!(
             "unknown command type {:?} for {SERVICE}",
@@ -79,10 +86,7 @@ async fn request_final_inspection(
 ) -> Result<(), HandlerError> {
     let order_id = message.order_id_or(&command.order_id)?;
     let request = checked(order_id, &command)?;
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('quality-final:' || $1, 0))")
-        .bind(&request.order_id)
-        .execute(&mut *conn)
-        .await?;
+    final_inspection::lock_order(conn, &request.order_id).await?;
 
     let cause = Cause::from_incoming(message);
     let event = match final_inspection::find(conn, &request.order_id, request.revision).await? {

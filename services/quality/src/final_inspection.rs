@@ -4,11 +4,13 @@
 //! answered to the saga as `FinalInspectionOpened`, `FinalInspectionPassed`
 //! or `FinalInspectionFailed`.
 //!
-//! [`open`] draws the plans and stores a new inspection; [`find`] reads the
-//! inspection of a revision; [`answer`] is the event that says where one
-//! stands, the same whether it is announced when the result is recorded or
-//! again for a repeated request; [`history`] reads a product's lots for
-//! [`crate::switching`].
+//! [`lock_order`] serialises the commands about one order's final
+//! inspections; [`open`] draws the plans and stores a new inspection;
+//! [`find`] reads the inspection of a revision, [`latest`] the order's
+//! newest; [`answer`] is the event that says where one stands, the same
+//! whether it is announced when the result is recorded, again for a
+//! repeated request or for a restatement ([`crate::restate`]); [`history`]
+//! reads a product's lots for [`crate::switching`].
 //!
 //! Each product's switching state is kept on its item row
 //! (`inspection_items.severity`). The lot is inspected at the strictest of
@@ -54,6 +56,17 @@ fn revision(inspection: &Inspection) -> u32 {
     u32::try_from(inspection.revision).unwrap_or(0)
 }
 
+/// Holds the order's final inspection lock until the transaction ends, so
+/// two replicas handling commands about one order (a request and its
+/// re-send, a restatement) apply one after the other.
+pub async fn lock_order(conn: &mut PgConnection, order_id: &str) -> Result<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('quality-final:' || $1, 0))")
+        .bind(order_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// The inspection of one revision of the order's final inspection.
 pub async fn find(
     conn: &mut PgConnection,
@@ -66,6 +79,22 @@ pub async fn find(
     let row: Option<Inspection> = sqlx::query_as(sql)
         .bind(order_id)
         .bind(i32::try_from(revision).unwrap_or(i32::MAX))
+        .fetch_optional(&mut *conn)
+        .await?;
+    match row {
+        Some(inspection) => Ok(Some(inspections::with_details(conn, inspection).await?)),
+        None => Ok(None),
+    }
+}
+
+/// The order's final inspection of the highest revision, if any.
+pub async fn latest(conn: &mut PgConnection, order_id: &str) -> Result<Option<Inspection>> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "{SELECT_INSPECTION} WHERE i.kind = 'final' AND i.order_id = $1 \
+         ORDER BY i.revision DESC LIMIT 1"
+    ));
+    let row: Option<Inspection> = sqlx::query_as(sql)
+        .bind(order_id)
         .fetch_optional(&mut *conn)
         .await?;
     match row {
@@ -188,8 +217,9 @@ pub async fn answer(
     debug_assert_eq!(inspection.kind, KIND_FINAL);
     let order_id = inspection.order_id.as_str();
     // The opening and the result are one fact each: said again (a re-sent
-    // command, a repeated recording), they keep their event ids.
-    let result = format!("inspection:{}:result", inspection.inspection_id);
+    // command, a repeated recording, a restatement), they keep their event
+    // ids.
+    let result = result_key(inspection);
     Ok(match inspection.status.as_str() {
         STATUS_PASSED => {
             let passed = passed_event(inspection);
@@ -201,6 +231,12 @@ pub async fn answer(
         }
         _ => opened_fact(inspection, cause),
     })
+}
+
+/// What names the result of an inspection (`FinalInspectionPassed` or
+/// `FinalInspectionFailed`): the same key every time it is announced.
+pub fn result_key(inspection: &Inspection) -> String {
+    format!("inspection:{}:result", inspection.inspection_id)
 }
 
 /// `FinalInspectionOpened` as the fact of that inspection's opening.

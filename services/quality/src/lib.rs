@@ -15,7 +15,9 @@
 //!   `RequestFinalInspection` of an order and revision opens that final
 //!   inspection ([`final_inspection`]: plans at the products' switching
 //!   state) and answers `FinalInspectionOpened`, or answers again from what
-//!   is stored for that revision.
+//!   is stored for that revision; `RestateFact` (the saga's wait for the
+//!   pass overdue) announces that revision's result again as the same
+//!   fact, or reports where the inspection stands ([`restate`]).
 //! - [`receiving`] consumes procurement's events (`gendan.evt.procurement.*`)
 //!   and opens an incoming inspection for every `GoodsReceived` lot.
 //! - [`in_process`] consumes production's events (`gendan.evt.production.*`)
@@ -35,6 +37,7 @@ pub mod in_process;
 pub mod inspections;
 pub mod plans;
 pub mod receiving;
+pub mod restate;
 pub mod sampling;
 pub mod switching;
 pub mod validate;

@@ -20,6 +20,7 @@ pub const INFORMING: &[&str] = &[
     v1::CostOverrun::TYPE_NAME,
     v1::PaymentReminder::TYPE_NAME,
     v1::WorkOrderRescheduled::TYPE_NAME,
+    v1::StatusReported::TYPE_NAME,
 ];
 
 /// The result of an event for the step that waits for it.
@@ -506,6 +507,19 @@ pub fn apply(state: &mut SagaState, incoming: &Incoming) -> Result<Answer, Handl
             }
         }
         v1::CostOverrun::TYPE_NAME | v1::PaymentReminder::TYPE_NAME => Verdict::Informs.into(),
+        v1::StatusReported::TYPE_NAME => {
+            // The owner of an overdue wait says where things stand: the
+            // step's visible cause until its fact arrives.
+            let reported: v1::StatusReported = incoming.payload()?;
+            let source = incoming.envelope.source.clone();
+            if let Some(step) = state.steps.get_mut(&reported.step)
+                && !step.status.is_finished()
+            {
+                step.last_error = Some(format!("{source}: {}", reported.status));
+                state.dirty_steps.insert(reported.step.clone());
+            }
+            Verdict::Informs.into()
+        }
         _ => Verdict::Completes.into(),
     };
     Ok(answer)

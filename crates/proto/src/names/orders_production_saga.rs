@@ -9,6 +9,8 @@ type_names!(
     CloseOrder,
     CustomerNotice,
     DeadLetterReplayed,
+    RestateFact,
+    StatusReported,
     CheckOrderCapacity,
     PlanWorkOrder,
     CapacityChecked,

@@ -107,6 +107,16 @@ pub async fn current(conn: &mut PgConnection, order_id: &str) -> Result<Option<P
     latest_below(conn, order_id, i32::MAX).await
 }
 
+/// The order's packing list of `revision`, current or superseded.
+pub async fn by_revision(
+    conn: &mut PgConnection,
+    order_id: &str,
+    revision: u32,
+) -> Result<Option<PackingList>> {
+    let list = latest_below(conn, order_id, to_db(revision).saturating_add(1)).await?;
+    Ok(list.filter(|list| list.revision == revision))
+}
+
 /// The list the current one (`revision`) superseded, if any.
 pub async fn superseded_by(
     conn: &mut PgConnection,

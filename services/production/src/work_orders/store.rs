@@ -2,10 +2,11 @@
 //! order (its row, its stages and its capacity bookings; a stage with
 //! nothing to make, which only an amended run has, is stored completed),
 //! [`find_by_id`] and [`all_of`] read work orders back with their stages,
-//! [`complete`] marks one finished, [`cancel`] stops one and gives its
-//! remaining capacity back, [`bookings_from`] reads what some have booked,
-//! [`save_replan`] stores a [`Replan`] (stages moved by a downtime, see
-//! [`open_on_centre`]).
+//! [`complete`] marks one finished with the figures its completion
+//! announced ([`completion_figures`] reads them back for an announcement
+//! made again), [`cancel`] stops one and gives its remaining capacity back,
+//! [`bookings_from`] reads what some have booked, [`save_replan`] stores a
+//! [`Replan`] (stages moved by a downtime, see [`open_on_centre`]).
 //!
 //! Capacity is booked twice over: per work centre and day
 //! (`capacity_bookings`, what the scheduler subtracts) and per stage and
@@ -333,20 +334,28 @@ pub async fn cancel(
     Ok(released.unwrap_or(0.0))
 }
 
-/// Marks the work order completed on `completed_on` and gives back what it
-/// booked after that day: capacity a finished work order will not use goes
-/// to the orders planned next.
+/// Marks the work order completed on `completed_on`, keeping the good and
+/// scrap units its completion announces, and gives back what it booked
+/// after that day: capacity a finished work order will not use goes to the
+/// orders planned next.
 pub async fn complete(
     conn: &mut PgConnection,
     work_order_id: Uuid,
     completed_on: NaiveDate,
+    (good, scrap): (u32, u32),
 ) -> Result<()> {
-    sqlx::query("UPDATE work_orders SET status = $2, completed_on = $3 WHERE work_order_id = $1")
-        .bind(work_order_id)
-        .bind(STATUS_COMPLETED)
-        .bind(completed_on)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query(
+        "UPDATE work_orders SET status = $2, completed_on = $3, completed_good = $4, \
+           completed_scrap = $5 \
+         WHERE work_order_id = $1",
+    )
+    .bind(work_order_id)
+    .bind(STATUS_COMPLETED)
+    .bind(completed_on)
+    .bind(i64::from(good))
+    .bind(i64::from(scrap))
+    .execute(&mut *conn)
+    .await?;
     sqlx::query("DELETE FROM capacity_bookings WHERE work_order_id = $1 AND day > $2")
         .bind(work_order_id)
         .bind(completed_on)
@@ -358,6 +367,25 @@ pub async fn complete(
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// The good and scrap units the completion of `work_order_id` announced;
+/// `None` when it is not completed, or was completed before the figures
+/// were kept (its stages give them then).
+pub async fn completion_figures(
+    conn: &mut PgConnection,
+    work_order_id: Uuid,
+) -> Result<Option<(u32, u32)>> {
+    let row: Option<(Option<i64>, Option<i64>)> = sqlx::query_as(
+        "SELECT completed_good, completed_scrap FROM work_orders WHERE work_order_id = $1",
+    )
+    .bind(work_order_id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(match row {
+        Some((Some(good), Some(scrap))) => Some((super::quantity(good), super::quantity(scrap))),
+        _ => None,
+    })
 }
 
 /// What the work orders `ids` have booked from `from` on, per work centre

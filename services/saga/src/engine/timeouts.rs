@@ -1,10 +1,12 @@
 //! A due timer: a waiting step re-sends its command (same revision, with
 //! backoff) until its attempts run out and the saga parks; a step whose
-//! deadline is the projected date flags the order overdue; a decision
-//! reminds; a compensation re-sends.
+//! deadline is the projected date flags the order overdue and asks its
+//! owner again for the fact it awaits (`RestateFact`: the fact again, or
+//! where things stand); a decision reminds; a compensation re-sends.
 
 use chrono::{DateTime, Duration, Utc};
-use gendan_proto::v1::Phase;
+use gendan_messaging::{Cause, Outgoing};
+use gendan_proto::v1::{self, Phase};
 
 use super::{COMPENSATE, DECIDE, Engine, duration, log, root_cause, short_type};
 use crate::state::{SagaState, Status, StepStatus, TimerChange};
@@ -53,6 +55,38 @@ impl Engine {
         if saga.status == Status::Running && state.status == StepStatus::Waiting {
             self.step_timeout(saga, step, state.attempts, now);
         }
+    }
+
+    /// Sends the step's owner a `RestateFact` for each event the step
+    /// awaits, of the revision the answer must carry.
+    fn ask_again(&self, saga: &mut SagaState, step: &StepDef, cause: &Cause, now: DateTime<Utc>) {
+        let service = step.owner.short_name();
+        let revision = step
+            .revision_of
+            .map(|of| saga.step(of).revision())
+            .unwrap_or(0);
+        for awaited in step.completes_on {
+            let command = v1::RestateFact {
+                order_id: saga.order_id.clone(),
+                step: step.name.to_owned(),
+                awaited: (*awaited).to_owned(),
+                revision,
+            };
+            saga.outgoing.push(Outgoing::command(
+                crate::SERVICE,
+                &service,
+                &saga.order_id,
+                &command,
+                cause,
+            ));
+        }
+        log(
+            saga,
+            now,
+            step.name,
+            "asked again",
+            format!("{service}, revision {revision}"),
+        );
     }
 
     fn step_timeout(
@@ -119,6 +153,10 @@ impl Engine {
                     "overdue",
                     format!("still waiting for {waiting_for}"),
                 );
+                // The answer may have been announced and lost: the owner
+                // announces it again if it holds it, else says where
+                // things stand (`StatusReported`).
+                self.ask_again(saga, step, &cause, now);
             }
         }
     }

@@ -1,6 +1,7 @@
 //! Waits that go wrong outside the factory: a deposit or balance unpaid
 //! after every reminder, a supplier late, a machine down.
 
+use gendan_proto::TypeName;
 use gendan_proto::v1::{self, ExceptionKind, Phase};
 
 use super::{ORDER, engine, incoming, sent, start};
@@ -448,4 +449,43 @@ fn a_supplier_confirming_a_later_date_is_a_late_supplier_until_the_materials_are
             .filter(|e| e.kind == ExceptionKind::SupplierLate)
             .all(|e| !e.is_open())
     );
+}
+
+#[test]
+fn an_overdue_wait_asks_its_owner_again_and_shows_where_things_stand() {
+    let engine = engine();
+    let mut saga = in_materials(&engine);
+    assert_eq!(saga.step("materials_ready").status, StepStatus::Waiting);
+    saga.outgoing.clear();
+    engine.timer_fired(&mut saga, "materials_ready", start());
+    let asked: Vec<v1::RestateFact> = sent(&saga);
+    assert_eq!(asked.len(), 1);
+    assert_eq!(
+        (
+            asked[0].step.as_str(),
+            asked[0].awaited.as_str(),
+            asked[0].revision
+        ),
+        ("materials_ready", v1::MaterialsReady::TYPE_NAME, 1)
+    );
+    assert!(
+        saga.outgoing
+            .iter()
+            .any(|o| o.subject == "gendan.cmd.procurement.restate_fact")
+    );
+    // Procurement does not hold the fact yet: it says why, and that is the
+    // step's visible cause while it waits.
+    let mut reported = incoming(&v1::StatusReported {
+        order_id: ORDER.to_owned(),
+        step: "materials_ready".to_owned(),
+        awaited: v1::MaterialsReady::TYPE_NAME.to_owned(),
+        status: "PO 1 (FAB-OXF) not confirmed by its supplier".to_owned(),
+    });
+    reported.envelope.source = "procurement".to_owned();
+    engine.react(&mut saga, &reported, start()).unwrap();
+    assert_eq!(
+        saga.step("materials_ready").last_error.as_deref(),
+        Some("procurement: PO 1 (FAB-OXF) not confirmed by its supplier")
+    );
+    assert_eq!(saga.step("materials_ready").status, StepStatus::Waiting);
 }
