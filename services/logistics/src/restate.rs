@@ -13,12 +13,11 @@
 //!
 //! `revision` 0 is the latest: the order's current shipment, answering the
 //! revision it was last announced with ([`Shipment::announced`]), or its
-//! current packing list. Otherwise the booking answering a revision is the
-//! order's current shipment for its own revision and for every later one a
-//! re-booking answered with it because its goods had left; an earlier
-//! revision is that revision's booking on record (re-booked, cancelled, or
-//! goods a redelivery followed). A revision nothing answers gets a status
-//! naming the order's current booking or packing list.
+//! current packing list. `Shipped` and `Delivered` are restated only for
+//! that revision: what was announced. Any other revision (an earlier
+//! booking, whose late news is announced to nobody; a revision a re-booking
+//! answered without announcing it) gets a status naming the current
+//! booking, never a fact nobody was told before.
 //!
 //! A restated fact is built from the same stored fields, under the same
 //! key function, as any announcement of it, so its event id is the same:
@@ -39,7 +38,7 @@ use sqlx::PgConnection;
 
 use crate::commands::{answer, answer_fact, invalid};
 use crate::revision;
-use crate::store::bookings::{self, BOOKING_CANCELLED, Booking, Outcome};
+use crate::store::bookings::{BOOKING_CANCELLED, Booking, Outcome};
 use crate::store::packing_lists::{self, PackingList};
 use crate::store::{self, Shipment, Tracking};
 
@@ -169,31 +168,26 @@ async fn answerer(
     let Some(shipment) = store::shipment(conn, order_id).await? else {
         return Ok(Answerer::Nobody("no shipment booked".to_owned()));
     };
-    let own = u32::try_from(shipment.revision).unwrap_or(0).max(1);
     let announced = shipment.announced();
-    // The current booking answers its own revision and the later ones a
-    // re-booking answered with it (goods already gone): its Shipped and
-    // Delivered carried those.
-    if asked == 0 || (own..=announced).contains(&asked) {
+    // Only what was announced is restated: the current booking's goods,
+    // under the revision they were last announced with. Any other revision
+    // (an earlier booking, whose late news is announced to nobody; a
+    // revision a re-booking answered without announcing it) gets where
+    // things stand, never a fact nobody was told before.
+    let current = Booking::of(&shipment);
+    if asked == 0 || asked == announced {
         return Ok(Answerer::Booking(Box::new(Answering {
-            revision: if asked == 0 { announced } else { asked },
-            booking: Booking::of(&shipment),
+            revision: announced,
+            booking: current,
             outcome: outcome_of(&shipment),
         })));
     }
-    let stored = i32::try_from(asked).unwrap_or(i32::MAX);
-    let Some(booking) = bookings::by_revision(conn, order_id, stored).await? else {
-        let current = describe_booking(&Booking::of(&shipment), &outcome_of(&shipment), None);
-        return Ok(Answerer::Nobody(format!(
-            "no booking of revision {asked}; the current one: {current}"
-        )));
-    };
-    let outcome = bookings::outcome(conn, order_id, booking.revision).await?;
-    Ok(Answerer::Booking(Box::new(Answering {
-        revision: asked,
-        booking,
-        outcome,
-    })))
+    let described = describe_booking(&current, &outcome_of(&shipment), None);
+    Ok(Answerer::Nobody(if asked < announced {
+        format!("revision {asked} is superseded; the current booking: {described}")
+    } else {
+        format!("no booking of revision {asked}; the current one: {described}")
+    }))
 }
 
 /// What happened to the current shipment's goods, read from its row: the
@@ -416,7 +410,7 @@ mod tests {
             freight_cost_minor: 400,
             currency: "USD".into(),
             meets_requested_date: true,
-            status: bookings::BOOKING_OPEN.into(),
+            status: crate::store::bookings::BOOKING_OPEN.into(),
             cancel_reason: None,
         }
     }

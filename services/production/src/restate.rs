@@ -34,7 +34,7 @@ use crate::work_orders::{
     self, KIND_PRODUCTION, KIND_REWORK, STAGE_COMPLETED, STAGE_RUNNING, STATUS_CANCELLED,
     STATUS_COMPLETED, Stage, WorkOrder, store,
 };
-use crate::{Error, SERVICE, catalog, mes, planning, validate};
+use crate::{Error, SERVICE, catalog, mes, validate};
 
 /// What a `RestateFact` asks about, checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,9 +84,9 @@ pub async fn restate_fact(
     command: RestateFact,
 ) -> Result<(), HandlerError> {
     let asked = checked(&command).map_err(Error::from)?;
-    // The locks of every command about an order's work orders, in the same
-    // order (capacity first), so none of them waits on another crosswise.
-    planning::lock_capacity(conn).await?;
+    // A read: the work order rows' lock (as MES reports take it) keeps a
+    // completion from landing halfway; the capacity lock, which planning
+    // holds for long, is not needed and not waited for.
     let all = store::all_of(conn, &asked.order_id, true).await?;
     let work_order = match asked.revision {
         None => work_orders::current(&all, asked.kind),

@@ -577,7 +577,7 @@ impl Engine {
 /// awaiting the answers of another's run (`revision_of`), the revision that
 /// run was answered with — or, while it runs again, its next one. `None`:
 /// any (a run answered by a producer that named no revision).
-fn expected_revision(saga: &SagaState, step: &StepDef) -> Option<u32> {
+pub(super) fn expected_revision(saga: &SagaState, step: &StepDef) -> Option<u32> {
     let Some(source) = step.revision_of else {
         return Some(saga.step(step.name).expected_revision());
     };

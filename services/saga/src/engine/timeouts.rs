@@ -61,10 +61,12 @@ impl Engine {
     /// awaits, of the revision the answer must carry.
     fn ask_again(&self, saga: &mut SagaState, step: &StepDef, cause: &Cause, now: DateTime<Utc>) {
         let service = step.owner.short_name();
-        let revision = step
-            .revision_of
-            .map(|of| saga.step(of).revision())
-            .unwrap_or(0);
+        // The revision an answer must carry to count (0: any), so what
+        // comes back is what the step will take.
+        let revision = match step.revision_of {
+            Some(_) => super::core::expected_revision(saga, step).unwrap_or(0),
+            None => 0,
+        };
         for awaited in step.completes_on {
             let command = v1::RestateFact {
                 order_id: saga.order_id.clone(),

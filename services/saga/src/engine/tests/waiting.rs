@@ -466,7 +466,9 @@ fn an_overdue_wait_asks_its_owner_again_and_shows_where_things_stand() {
             asked[0].awaited.as_str(),
             asked[0].revision
         ),
-        ("materials_ready", v1::MaterialsReady::TYPE_NAME, 1)
+        // The procurement answer named no revision, so any ready counts: the
+        // latest is asked for.
+        ("materials_ready", v1::MaterialsReady::TYPE_NAME, 0)
     );
     assert!(
         saga.outgoing
