@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 
 use crate::claims_cli::OrdersClient;
 use crate::cli::{Output, dash, money, print_json, print_pairs, print_table, status_error};
+use crate::retry::rpc;
 
 // No doc comment: clap would show it instead of the subcommand's own help.
 #[derive(Debug, Args)]
@@ -164,13 +165,14 @@ pub async fn amend(
         .map(String::as_str)
         .map(parse_line)
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let order = orders
-        .get_order(v1::GetOrderRequest {
+    let order = rpc!(
+        orders,
+        get_order,
+        v1::GetOrderRequest {
             order_id: args.order_id.clone(),
-        })
-        .await
-        .map_err(status_error)?
-        .into_inner();
+        }
+    )
+    .map_err(status_error)?;
     let lines = amended_lines(&order.lines, &line_args, &args.removes)?;
     let request = v1::AmendOrderRequest {
         order_id: args.order_id,
@@ -182,11 +184,7 @@ pub async fn amend(
         reason: args.reason,
         requested_by: args.by,
     };
-    let amendment = orders
-        .amend_order(request)
-        .await
-        .map_err(status_error)?
-        .into_inner();
+    let amendment = rpc!(orders, amend_order, request).map_err(status_error)?;
     match output {
         Output::Json => print_json(&amendment_json(&amendment, &order.currency)),
         Output::Table => {
@@ -222,14 +220,15 @@ pub async fn list(
     order_id: String,
     output: Output,
 ) -> anyhow::Result<()> {
-    let amendments = orders
-        .list_amendments(v1::ListAmendmentsRequest {
+    let amendments = rpc!(
+        orders,
+        list_amendments,
+        v1::ListAmendmentsRequest {
             order_id: order_id.clone(),
-        })
-        .await
-        .map_err(status_error)?
-        .into_inner()
-        .amendments;
+        }
+    )
+    .map_err(status_error)?
+    .amendments;
     let currency = orders
         .get_order(v1::GetOrderRequest { order_id })
         .await

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use tonic::transport::Channel;
 
 use crate::cli::{Output, dash, money, print_json, print_pairs, print_table, status_error};
+use crate::retry::rpc;
 
 /// The orders client the `orders` commands share.
 pub type OrdersClient = v1::order_service_client::OrderServiceClient<Channel>;
@@ -81,11 +82,7 @@ pub async fn raise(
         evidence: args.evidence,
         raised_by: args.raised_by,
     };
-    let claim = orders
-        .raise_claim(request)
-        .await
-        .map_err(status_error)?
-        .into_inner();
+    let claim = rpc!(orders, raise_claim, request).map_err(status_error)?;
     let currency = currency_of(orders, &args.order).await;
     match output {
         Output::Json => print_json(&claim_json(&claim, &currency)),
@@ -100,14 +97,15 @@ pub async fn list(
     order_id: String,
     output: Output,
 ) -> anyhow::Result<()> {
-    let claims = orders
-        .list_claims(v1::ListClaimsRequest {
+    let claims = rpc!(
+        orders,
+        list_claims,
+        v1::ListClaimsRequest {
             order_id: order_id.clone(),
-        })
-        .await
-        .map_err(status_error)?
-        .into_inner()
-        .claims;
+        }
+    )
+    .map_err(status_error)?
+    .claims;
     let currency = currency_of(orders, &order_id).await;
     match output {
         Output::Json => print_json(&Value::Array(

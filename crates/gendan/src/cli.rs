@@ -16,6 +16,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tonic::transport::Channel;
 
+use crate::retry::rpc;
 use crate::stack::Addrs;
 
 /// `println!` for command output: a reader that went away (`| head`) ends
@@ -220,14 +221,30 @@ struct LineFile {
     unit_price_minor: i64,
 }
 
+/// A connection to `service`, tried a few times (a service restarting
+/// refuses connections for a moment) before saying it cannot be reached.
 pub(crate) async fn channel(addrs: &Addrs, service: &str) -> anyhow::Result<Channel> {
     let addr = addrs.of(service);
-    Channel::from_shared(format!("http://{addr}"))?
-        .connect()
-        .await
-        .with_context(|| {
-            format!("cannot reach the {service} service at {addr} (is `gendan up` running?)")
-        })
+    let endpoint = Channel::from_shared(format!("http://{addr}"))?;
+    let mut wait = std::time::Duration::from_millis(100);
+    let mut attempt = 0;
+    loop {
+        match endpoint.connect().await {
+            Ok(channel) => return Ok(channel),
+            Err(_) if attempt < 4 => {
+                attempt += 1;
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+            }
+            Err(err) => {
+                return Err(err).with_context(|| {
+                    format!(
+                        "cannot reach the {service} service at {addr} (is `gendan up` running?)"
+                    )
+                });
+            }
+        }
+    }
 }
 
 pub(crate) fn status_error(status: tonic::Status) -> anyhow::Error {
@@ -271,11 +288,7 @@ pub async fn orders(command: OrdersCommand, output: Output) -> anyhow::Result<()
                 payment_terms: parsed.payment_terms,
                 export: parsed.export,
             };
-            let response = orders
-                .create_order(request)
-                .await
-                .map_err(status_error)?
-                .into_inner();
+            let response = rpc!(orders, create_order, request).map_err(status_error)?;
             let order = response.order.unwrap_or_default();
             match output {
                 Output::Json => {
@@ -306,18 +319,19 @@ pub async fn orders(command: OrdersCommand, output: Output) -> anyhow::Result<()
                 Some(name) => Phase::from_short_name(&name)
                     .with_context(|| format!("unknown phase {name:?}"))?,
             };
-            let listed = orders
-                .list_orders(v1::ListOrdersRequest {
+            let listed = rpc!(
+                orders,
+                list_orders,
+                v1::ListOrdersRequest {
                     phase: phase as i32,
                     customer: customer.unwrap_or_default(),
                     at_risk_only: at_risk,
                     page_size: limit.min(500),
                     page_token: String::new(),
-                })
-                .await
-                .map_err(status_error)?
-                .into_inner()
-                .orders;
+                }
+            )
+            .map_err(status_error)?
+            .orders;
             let mut saga =
                 v1::saga_service_client::SagaServiceClient::new(channel(&addrs, "saga").await?);
             let mut rows = Vec::with_capacity(listed.len());
@@ -382,21 +396,23 @@ pub async fn orders(command: OrdersCommand, output: Output) -> anyhow::Result<()
             }
         }
         OrdersCommand::Show { order_id } => {
-            let order = orders
-                .get_order(v1::GetOrderRequest {
+            let order = rpc!(
+                orders,
+                get_order,
+                v1::GetOrderRequest {
                     order_id: order_id.clone(),
-                })
-                .await
-                .map_err(status_error)?
-                .into_inner();
-            let timeline = orders
-                .get_timeline(v1::GetTimelineRequest {
+                }
+            )
+            .map_err(status_error)?;
+            let timeline = rpc!(
+                orders,
+                get_timeline,
+                v1::GetTimelineRequest {
                     order_id: order_id.clone(),
-                })
-                .await
-                .map_err(status_error)?
-                .into_inner()
-                .entries;
+                }
+            )
+            .map_err(status_error)?
+            .entries;
             let mut saga =
                 v1::saga_service_client::SagaServiceClient::new(channel(&addrs, "saga").await?);
             let workflow = saga
@@ -470,26 +486,24 @@ pub async fn orders(command: OrdersCommand, output: Output) -> anyhow::Result<()
             }
         }
         OrdersCommand::Accept { order_id, by, note } => {
-            let order = orders
-                .accept_order(v1::AcceptOrderRequest {
+            let order = rpc!(
+                orders,
+                accept_order,
+                v1::AcceptOrderRequest {
                     order_id,
                     accepted_by: by,
                     note,
-                })
-                .await
-                .map_err(status_error)?
-                .into_inner();
+                }
+            )
+            .map_err(status_error)?;
             match output {
                 Output::Json => print_json(&order_json(&order)),
                 Output::Table => out!("order {} accepted", order.order_id),
             }
         }
         OrdersCommand::Summary { order_id } => {
-            let summary = orders
-                .get_summary(v1::GetSummaryRequest { order_id })
-                .await
-                .map_err(status_error)?
-                .into_inner();
+            let summary = rpc!(orders, get_summary, v1::GetSummaryRequest { order_id })
+                .map_err(status_error)?;
             let value = json!({
                 "order_id": summary.order_id,
                 "promised": summary.promised_delivery_date,
@@ -551,7 +565,7 @@ fn next_milestone(saga: &v1::Saga) -> String {
 
 pub async fn payments(command: PaymentsCommand, output: Output) -> anyhow::Result<()> {
     let addrs = Addrs::from_env();
-    let mut finance =
+    let finance =
         v1::finance_service_client::FinanceServiceClient::new(channel(&addrs, "finance").await?);
     match command {
         PaymentsCommand::Record {
@@ -568,18 +582,19 @@ pub async fn payments(command: PaymentsCommand, output: Output) -> anyhow::Resul
                     .format("%Y-%m-%d")
                     .to_string()
             });
-            let recorded = finance
-                .record_payment(v1::RecordPaymentRequest {
+            let recorded = rpc!(
+                finance,
+                record_payment,
+                v1::RecordPaymentRequest {
                     order_id: order,
                     amount_minor,
                     currency: currency.clone(),
                     received_on,
                     reference,
                     idempotency_key: key,
-                })
-                .await
-                .map_err(status_error)?
-                .into_inner();
+                }
+            )
+            .map_err(status_error)?;
             match output {
                 Output::Json => print_json(&json!({
                     "created": recorded.created,
@@ -597,11 +612,12 @@ pub async fn payments(command: PaymentsCommand, output: Output) -> anyhow::Resul
             }
         }
         PaymentsCommand::Show { order_id } => {
-            let receivable = finance
-                .get_receivable(v1::GetReceivableRequest { order_id })
-                .await
-                .map_err(status_error)?
-                .into_inner();
+            let receivable = rpc!(
+                finance,
+                get_receivable,
+                v1::GetReceivableRequest { order_id }
+            )
+            .map_err(status_error)?;
             let currency = receivable.currency.clone();
             let value = json!({
                 "order_id": receivable.order_id,
@@ -656,19 +672,20 @@ pub async fn payments(command: PaymentsCommand, output: Output) -> anyhow::Resul
 
 pub async fn inspections(command: InspectionsCommand, output: Output) -> anyhow::Result<()> {
     let addrs = Addrs::from_env();
-    let mut quality =
+    let quality =
         v1::quality_service_client::QualityServiceClient::new(channel(&addrs, "quality").await?);
     match command {
         InspectionsCommand::List { order } => {
-            let listed = quality
-                .list_inspections(v1::ListInspectionsRequest {
+            let listed = rpc!(
+                quality,
+                list_inspections,
+                v1::ListInspectionsRequest {
                     order_id: order.unwrap_or_default(),
                     open_only: true,
-                })
-                .await
-                .map_err(status_error)?
-                .into_inner()
-                .inspections;
+                }
+            )
+            .map_err(status_error)?
+            .inspections;
             let rows: Vec<Vec<String>> = listed
                 .iter()
                 .map(|i| {
@@ -715,16 +732,17 @@ pub async fn inspections(command: InspectionsCommand, output: Output) -> anyhow:
                 description: String::new(),
             })
             .collect();
-            let recorded = quality
-                .record_inspection_result(v1::RecordInspectionResultRequest {
+            let recorded = rpc!(
+                quality,
+                record_inspection_result,
+                v1::RecordInspectionResultRequest {
                     inspection_id: inspection,
                     inspector,
                     sample_inspected: sample,
                     defects,
-                })
-                .await
-                .map_err(status_error)?
-                .into_inner();
+                }
+            )
+            .map_err(status_error)?;
             let passed = recorded.status == v1::InspectionStatus::Passed as i32;
             match output {
                 Output::Json => print_json(&json!({
@@ -750,19 +768,20 @@ pub async fn inspections(command: InspectionsCommand, output: Output) -> anyhow:
 
 pub async fn decisions(command: DecisionsCommand, output: Output) -> anyhow::Result<()> {
     let addrs = Addrs::from_env();
-    let mut saga = v1::saga_service_client::SagaServiceClient::new(channel(&addrs, "saga").await?);
+    let saga = v1::saga_service_client::SagaServiceClient::new(channel(&addrs, "saga").await?);
     match command {
         DecisionsCommand::List { order, all } => {
-            let listed = saga
-                .list_decisions(v1::ListDecisionsRequest {
+            let listed = rpc!(
+                saga,
+                list_decisions,
+                v1::ListDecisionsRequest {
                     order_id: order.unwrap_or_default(),
                     open_only: !all,
                     limit: 500,
-                })
-                .await
-                .map_err(status_error)?
-                .into_inner()
-                .decisions;
+                }
+            )
+            .map_err(status_error)?
+            .decisions;
             match output {
                 Output::Json => print_json(&Value::Array(
                     listed
@@ -798,17 +817,18 @@ pub async fn decisions(command: DecisionsCommand, output: Output) -> anyhow::Res
             operator,
             comment,
         } => {
-            let answered = saga
-                .decide(v1::DecideRequest {
+            let answered = rpc!(
+                saga,
+                decide,
+                v1::DecideRequest {
                     order_id: order,
                     decision_id: decision,
                     answer,
                     operator,
                     comment,
-                })
-                .await
-                .map_err(status_error)?
-                .into_inner();
+                }
+            )
+            .map_err(status_error)?;
             print_saga(&answered, output);
         }
     }
@@ -817,7 +837,7 @@ pub async fn decisions(command: DecisionsCommand, output: Output) -> anyhow::Res
 
 pub async fn sagas(command: SagasCommand, output: Output) -> anyhow::Result<()> {
     let addrs = Addrs::from_env();
-    let mut saga = v1::saga_service_client::SagaServiceClient::new(channel(&addrs, "saga").await?);
+    let saga = v1::saga_service_client::SagaServiceClient::new(channel(&addrs, "saga").await?);
     let step_request = |args: StepArgs| v1::StepRequest {
         order_id: args.order,
         step: args.step,
@@ -826,11 +846,8 @@ pub async fn sagas(command: SagasCommand, output: Output) -> anyhow::Result<()> 
     };
     match command {
         SagasCommand::Stalled => {
-            let stalled = saga
-                .list_stalled(v1::ListStalledRequest { limit: 500 })
-                .await
+            let stalled = rpc!(saga, list_stalled, v1::ListStalledRequest { limit: 500 })
                 .map_err(status_error)?
-                .into_inner()
                 .sagas;
             match output {
                 Output::Json => print_json(&Value::Array(
@@ -849,19 +866,11 @@ pub async fn sagas(command: SagasCommand, output: Output) -> anyhow::Result<()> 
             }
         }
         SagasCommand::Retry(args) => {
-            let resumed = saga
-                .retry_step(step_request(args))
-                .await
-                .map_err(status_error)?
-                .into_inner();
+            let resumed = rpc!(saga, retry_step, step_request(args)).map_err(status_error)?;
             print_saga(&resumed, output);
         }
         SagasCommand::Skip(args) => {
-            let resumed = saga
-                .skip_step(step_request(args))
-                .await
-                .map_err(status_error)?
-                .into_inner();
+            let resumed = rpc!(saga, skip_step, step_request(args)).map_err(status_error)?;
             print_saga(&resumed, output);
         }
         SagasCommand::Cancel {
@@ -869,15 +878,16 @@ pub async fn sagas(command: SagasCommand, output: Output) -> anyhow::Result<()> 
             operator,
             reason,
         } => {
-            let cancelled = saga
-                .cancel_order(v1::CancelOrderRequest {
+            let cancelled = rpc!(
+                saga,
+                cancel_order,
+                v1::CancelOrderRequest {
                     order_id: order,
                     operator,
                     reason,
-                })
-                .await
-                .map_err(status_error)?
-                .into_inner();
+                }
+            )
+            .map_err(status_error)?;
             print_saga(&cancelled, output);
         }
     }

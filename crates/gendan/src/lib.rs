@@ -18,5 +18,6 @@ pub mod deadletters;
 pub mod demo;
 pub mod local;
 pub mod register;
+pub mod retry;
 pub mod sim;
 pub mod stack;

@@ -8,6 +8,7 @@ use gendan_proto::v1::{self, Department, ExceptionKind, ExceptionState};
 use serde_json::{Value, json};
 
 use crate::cli::{Output, channel, dash, print_json, print_pairs, print_table, status_error};
+use crate::retry::rpc;
 use crate::stack::Addrs;
 
 #[derive(Debug, Subcommand)]
@@ -139,7 +140,7 @@ pub fn print_register(records: &[v1::OrderException], output: Output) {
 
 pub async fn exceptions(command: ExceptionsCommand, output: Output) -> anyhow::Result<()> {
     let addrs = Addrs::from_env();
-    let mut saga = v1::saga_service_client::SagaServiceClient::new(channel(&addrs, "saga").await?);
+    let saga = v1::saga_service_client::SagaServiceClient::new(channel(&addrs, "saga").await?);
     match command {
         ExceptionsCommand::List {
             order,
@@ -167,22 +168,20 @@ pub async fn exceptions(command: ExceptionsCommand, output: Output) -> anyhow::R
                     .unwrap_or_default() as i32,
                 limit,
             };
-            let listed = saga
-                .list_exceptions(request)
-                .await
+            let listed = rpc!(saga, list_exceptions, request)
                 .map_err(status_error)?
-                .into_inner()
                 .exceptions;
             print_register(&listed, output);
         }
         ExceptionsCommand::Show { exception } => {
-            let record = saga
-                .get_exception(v1::GetExceptionRequest {
+            let record = rpc!(
+                saga,
+                get_exception,
+                v1::GetExceptionRequest {
                     exception_id: exception,
-                })
-                .await
-                .map_err(status_error)?
-                .into_inner();
+                }
+            )
+            .map_err(status_error)?;
             match output {
                 Output::Json => print_json(&record_json(&record)),
                 Output::Table => print_pairs(&record_json(&record)),

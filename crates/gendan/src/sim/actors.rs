@@ -16,7 +16,6 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use anyhow::Context;
 use chrono::Utc;
@@ -134,52 +133,15 @@ fn prefix(id: &str) -> String {
     id.chars().take(8).collect()
 }
 
-/// Codes that say "not now": the service is overloaded, restarting or
-/// lost the race for a row, and the same request will do later.
-const TRANSIENT: [Code; 4] = [
-    Code::Unavailable,
-    Code::ResourceExhausted,
-    Code::DeadlineExceeded,
-    Code::Aborted,
-];
-
 /// Retries a gRPC call while it fails transiently or with one of `codes`
-/// (the other service has not caught up yet): exponential backoff from
-/// 50 ms to 5 s with full jitter, so parties retrying together spread out,
-/// for about three minutes. A real outside party does the same; giving up
-/// at the first refusal would leave the order waiting for an answer that
-/// never comes.
-async fn retry<T, F, Fut>(codes: &[Code], mut call: F) -> Result<T, tonic::Status>
+/// (the other service has not caught up yet), as long as a real partner
+/// would keep trying (see [`crate::retry`]).
+async fn retry<T, F, Fut>(codes: &[Code], call: F) -> Result<T, tonic::Status>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
 {
-    let mut ceiling = Duration::from_millis(50);
-    let mut attempt = 0;
-    loop {
-        match call().await {
-            Ok(response) => return Ok(response.into_inner()),
-            Err(status)
-                if attempt < 60
-                    && (codes.contains(&status.code()) || TRANSIENT.contains(&status.code())) =>
-            {
-                attempt += 1;
-                tokio::time::sleep(jittered(ceiling)).await;
-                ceiling = (ceiling * 2).min(Duration::from_secs(5));
-            }
-            Err(status) => return Err(status),
-        }
-    }
-}
-
-/// A wait between half of `ceiling` and all of it, varied per call.
-fn jittered(ceiling: Duration) -> Duration {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let fraction = 0.5 + f64::from(nanos % 1_000) / 2_000.0;
-    ceiling.mul_f64(fraction)
+    crate::retry::transient(codes, crate::retry::PARTNER_ATTEMPTS, call).await
 }
 
 impl World {

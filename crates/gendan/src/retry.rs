@@ -1,0 +1,129 @@
+//! Calling gendan from outside as a well-behaved party does: a gRPC call
+//! that fails transiently (the service restarting or overloaded, a row
+//! lost to a concurrent writer) is tried again after an exponential,
+//! jittered wait, so parties retrying together spread out instead of
+//! arriving in step. The simulators wait for minutes (a real partner keeps
+//! trying); the CLI for seconds (a person is waiting). Every call retried
+//! here is safe to repeat: gendan's writes are idempotent by request id,
+//! idempotency key or decision id.
+
+use std::future::Future;
+use std::time::Duration;
+
+use tonic::Code;
+
+/// Codes that say "not now": the same request will do later.
+pub const TRANSIENT: [Code; 4] = [
+    Code::Unavailable,
+    Code::ResourceExhausted,
+    Code::DeadlineExceeded,
+    Code::Aborted,
+];
+
+/// Attempts a simulated partner makes (about three minutes in all).
+pub const PARTNER_ATTEMPTS: u32 = 60;
+/// Attempts the CLI makes (about twenty seconds in all).
+pub const CLI_ATTEMPTS: u32 = 8;
+
+/// Calls `call` until it succeeds, fails with a code that is neither
+/// transient nor one of `also` (a caller's "not yet": the other service has
+/// not caught up), or `attempts` retries are spent. Waits 50 ms, doubling
+/// up to 5 s, each jittered to between half and all of it.
+pub async fn transient<T, F, Fut>(
+    also: &[Code],
+    attempts: u32,
+    mut call: F,
+) -> Result<T, tonic::Status>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+{
+    let mut ceiling = Duration::from_millis(50);
+    let mut attempt = 0;
+    loop {
+        match call().await {
+            Ok(response) => return Ok(response.into_inner()),
+            Err(status)
+                if attempt < attempts
+                    && (also.contains(&status.code()) || TRANSIENT.contains(&status.code())) =>
+            {
+                attempt += 1;
+                tokio::time::sleep(jittered(ceiling)).await;
+                ceiling = (ceiling * 2).min(Duration::from_secs(5));
+            }
+            Err(status) => return Err(status),
+        }
+    }
+}
+
+/// A wait between half of `ceiling` and all of it, varied per call.
+fn jittered(ceiling: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let fraction = 0.5 + f64::from(nanos % 1_000) / 2_000.0;
+    ceiling.mul_f64(fraction)
+}
+
+/// `client.method(request)` from the CLI, retried on transient failures;
+/// the response's message, or the final status.
+macro_rules! rpc {
+    ($client:expr, $method:ident, $request:expr) => {{
+        let request = $request;
+        let client = $client.clone();
+        $crate::retry::transient(&[], $crate::retry::CLI_ATTEMPTS, || {
+            let mut client = client.clone();
+            let request = request.clone();
+            async move { client.$method(request).await }
+        })
+        .await
+    }};
+}
+pub(crate) use rpc;
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn transient_failures_are_retried_and_others_are_not() {
+        let calls = AtomicU32::new(0);
+        let answered = transient(&[], 5, || {
+            let n = calls.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if n < 2 {
+                    Err(tonic::Status::unavailable("restarting"))
+                } else {
+                    Ok(tonic::Response::new(n))
+                }
+            }
+        })
+        .await;
+        assert_eq!(answered.unwrap(), 2);
+
+        let calls = AtomicU32::new(0);
+        let refused = transient(&[], 5, || {
+            calls.fetch_add(1, Ordering::SeqCst);
+            async { Err::<tonic::Response<()>, _>(tonic::Status::invalid_argument("bad")) }
+        })
+        .await;
+        assert_eq!(refused.unwrap_err().code(), Code::InvalidArgument);
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+
+        let calls = AtomicU32::new(0);
+        let gave_up = transient(&[], 3, || {
+            calls.fetch_add(1, Ordering::SeqCst);
+            async { Err::<tonic::Response<()>, _>(tonic::Status::unavailable("down")) }
+        })
+        .await;
+        assert_eq!(gave_up.unwrap_err().code(), Code::Unavailable);
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            4,
+            "the first call and three retries"
+        );
+    }
+}
