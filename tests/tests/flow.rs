@@ -59,6 +59,23 @@ async fn world_settling_claims_by(exceptions: bool, answer: &'static str) -> Wor
 /// The same; the carrier loses the first shipment when
 /// `lose_first_shipment`.
 async fn world_of(exceptions: bool, answer: &'static str, lose_first_shipment: bool) -> World {
+    let options = SimOptions {
+        day: Duration::ZERO,
+        seed: 7,
+        exceptions,
+        settle_claims_by: answer,
+        lose_first_shipment,
+        ..Default::default()
+    };
+    world_on(options, None).await
+}
+
+/// Every service, the catalogue and the simulators with `options`; the
+/// saga on `saga_clock` when given (a test moves its calendar).
+async fn world_on(
+    options: SimOptions,
+    saga_clock: Option<std::sync::Arc<dyn gendan_saga::Clock>>,
+) -> World {
     gendan_telemetry::init_for_tests();
     let db = TestDb::create().await.unwrap();
     let nats = TestNats::start().await.unwrap();
@@ -71,26 +88,27 @@ async fn world_of(exceptions: bool, answer: &'static str, lose_first_shipment: b
     )
     .await
     .unwrap();
-    let saga = start_saga(&db, &nats).await;
+    let saga = match saga_clock {
+        None => start_saga(&db, &nats).await,
+        Some(clock) => {
+            let common = service_settings(&db, &nats, "saga").common;
+            let options = gendan::stack::StackOptions {
+                calendar: clock,
+                ..Default::default()
+            };
+            Stack::start_only(&common, &Addrs::ephemeral(), options, &["saga"])
+                .await
+                .expect("saga starts")
+        }
+    };
     let mut ports = ports_of(&services);
     ports.saga = saga.port("saga");
     let clients = Clients::connect(&ports).await.unwrap();
     sim::seed_catalog(&clients).await.unwrap();
     let bus = Bus::connect(&nats.url, "test-world").await.unwrap();
-    let simulator = Simulator::start(
-        bus.clone(),
-        clients.clone(),
-        SimOptions {
-            day: Duration::ZERO,
-            seed: 7,
-            exceptions,
-            settle_claims_by: answer,
-            lose_first_shipment,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let simulator = Simulator::start(bus.clone(), clients.clone(), options)
+        .await
+        .unwrap();
     World {
         db,
         nats,
@@ -952,5 +970,85 @@ async fn every_command_sent_again_after_the_orders_closed_has_no_second_effect()
         let order = wait_closed(&world.clients, order_id).await;
         assert_eq!(order.phase, Phase::Closed as i32);
     }
+    world.stop().await;
+}
+
+/// The saga's view of `step` of `order_id`.
+async fn saga_step(clients: &Clients, order_id: &str, step: &str) -> Option<v1::SagaStep> {
+    clients
+        .saga
+        .clone()
+        .get_saga(v1::GetSagaRequest {
+            order_id: order_id.to_owned(),
+        })
+        .await
+        .ok()?
+        .into_inner()
+        .steps
+        .into_iter()
+        .find(|s| s.step == step)
+}
+
+#[tokio::test]
+async fn an_overdue_delivery_asks_logistics_again_and_shows_where_the_goods_are() {
+    let clock = gendan_saga::ManualClock::new(chrono::Utc::now());
+    let options = SimOptions {
+        day: Duration::ZERO,
+        seed: 7,
+        carrier_silent: true,
+        ..Default::default()
+    };
+    let world = world_on(options, Some(std::sync::Arc::new(clock.clone()))).await;
+    let created = create_orders(&world.clients, 47, 1, 1).await.unwrap();
+    let order_id = created[0].0.clone();
+    eventually(WAIT, "the saga waits for the delivery", || {
+        let clients = world.clients.clone();
+        let order_id = order_id.clone();
+        async move {
+            let step = saga_step(&clients, &order_id, "delivered").await?;
+            (step.status == "waiting").then_some(())
+        }
+    })
+    .await
+    .unwrap();
+    // The projected date passes with no delivery report: the saga asks
+    // logistics again, which says where the goods are.
+    clock.advance(chrono::Duration::days(400));
+    let cause = eventually(WAIT, "the step shows logistics' answer", || {
+        let clients = world.clients.clone();
+        let order_id = order_id.clone();
+        async move {
+            let step = saga_step(&clients, &order_id, "delivered").await?;
+            let cause = step.last_error;
+            cause
+                .contains("the carrier has not reported it delivered")
+                .then_some(cause)
+        }
+    })
+    .await
+    .unwrap();
+    assert!(cause.starts_with("logistics: shipped on "), "{cause}");
+    // And the order's timeline says it.
+    eventually(WAIT, "the status on the timeline", || {
+        let mut orders = world.clients.orders.clone();
+        let order_id = order_id.clone();
+        async move {
+            let entries = orders
+                .get_timeline(v1::GetTimelineRequest { order_id })
+                .await
+                .ok()?
+                .into_inner()
+                .entries;
+            entries
+                .iter()
+                .any(|e| {
+                    e.r#type == v1::StatusReported::TYPE_NAME
+                        && e.summary.contains("Asked again about delivered")
+                })
+                .then_some(())
+        }
+    })
+    .await
+    .unwrap();
     world.stop().await;
 }

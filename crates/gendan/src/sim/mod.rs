@@ -139,6 +139,9 @@ pub struct SimOptions {
     /// The carrier loses the first shipment it carries (the whole cargo);
     /// the merchandiser answers the carrier claim with `settle_claims_by`.
     pub lose_first_shipment: bool,
+    /// The carrier reports departures but never a delivery (a lost report:
+    /// the saga's overdue wait asks logistics again).
+    pub carrier_silent: bool,
 }
 
 impl Default for SimOptions {
@@ -150,6 +153,7 @@ impl Default for SimOptions {
             settle_claims_by: gendan_saga::workflow::answers::CREDIT_NOTE,
             calendar: None,
             lose_first_shipment: false,
+            carrier_silent: false,
         }
     }
 }

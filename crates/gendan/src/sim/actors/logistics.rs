@@ -128,6 +128,9 @@ impl World {
         )
         .await?;
         bump(&self.stats.tracking_updates);
+        if self.options.carrier_silent {
+            return Ok(());
+        }
         if loses {
             self.pause_on(&order_id, 1.0).await;
             let lost = v1::CarrierCargoException {
