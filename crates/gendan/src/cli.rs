@@ -18,6 +18,7 @@ use tonic::transport::Channel;
 
 use crate::retry::rpc;
 use crate::stack::Addrs;
+pub use crate::workflow_cli::{DecisionsCommand, SagasCommand, StepArgs, decisions, sagas};
 
 /// `println!` for command output: a reader that went away (`| head`) ends
 /// the command quietly instead of a panic.
@@ -27,7 +28,7 @@ macro_rules! out {
     };
 }
 
-fn write_line(line: std::fmt::Arguments<'_>) {
+pub(crate) fn write_line(line: std::fmt::Arguments<'_>) {
     use std::io::Write;
     let mut stdout = std::io::stdout().lock();
     if let Err(err) = writeln!(stdout, "{line}")
@@ -140,62 +141,6 @@ pub enum InspectionsCommand {
     },
 }
 
-#[derive(Debug, Subcommand)]
-pub enum DecisionsCommand {
-    /// Decisions waiting for a person.
-    List {
-        #[arg(long)]
-        order: Option<String>,
-        /// Include answered ones.
-        #[arg(long)]
-        all: bool,
-    },
-    /// Answer a decision with one of its options.
-    Answer {
-        #[arg(long)]
-        order: String,
-        #[arg(long)]
-        decision: String,
-        #[arg(long)]
-        answer: String,
-        #[arg(long)]
-        operator: String,
-        #[arg(long, default_value = "")]
-        comment: String,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum SagasCommand {
-    /// Workflows parked for an operator.
-    Stalled,
-    /// Run a stalled step again.
-    Retry(StepArgs),
-    /// Consider a stalled step done and move on.
-    Skip(StepArgs),
-    /// Cancel an order (until shipping) and compensate what was done.
-    Cancel {
-        #[arg(long)]
-        order: String,
-        #[arg(long)]
-        operator: String,
-        #[arg(long)]
-        reason: String,
-    },
-}
-
-#[derive(Debug, Args)]
-pub struct StepArgs {
-    #[arg(long)]
-    pub order: String,
-    #[arg(long)]
-    pub step: String,
-    #[arg(long)]
-    pub operator: String,
-    #[arg(long, default_value = "")]
-    pub reason: String,
-}
-
 /// An order file: JSON with the fields of `CreateOrder`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -251,7 +196,7 @@ pub(crate) fn status_error(status: tonic::Status) -> anyhow::Error {
     anyhow::anyhow!("{:?}: {}", status.code(), status.message())
 }
 
-fn phase_name(phase: i32) -> &'static str {
+pub(crate) fn phase_name(phase: i32) -> &'static str {
     Phase::try_from(phase)
         .unwrap_or(Phase::Unspecified)
         .short_name()
@@ -541,7 +486,7 @@ pub async fn orders(command: OrdersCommand, output: Output) -> anyhow::Result<()
 }
 
 /// The first waiting step and its deadline: what the order waits for next.
-fn next_milestone(saga: &v1::Saga) -> String {
+pub(crate) fn next_milestone(saga: &v1::Saga) -> String {
     match saga.status.as_str() {
         "completed" => return "done".into(),
         "cancelled" => return "cancelled".into(),
@@ -764,152 +709,6 @@ pub async fn inspections(command: InspectionsCommand, output: Output) -> anyhow:
         }
     }
     Ok(())
-}
-
-pub async fn decisions(command: DecisionsCommand, output: Output) -> anyhow::Result<()> {
-    let addrs = Addrs::from_env();
-    let saga = v1::saga_service_client::SagaServiceClient::new(channel(&addrs, "saga").await?);
-    match command {
-        DecisionsCommand::List { order, all } => {
-            let listed = rpc!(
-                saga,
-                list_decisions,
-                v1::ListDecisionsRequest {
-                    order_id: order.unwrap_or_default(),
-                    open_only: !all,
-                    limit: 500,
-                }
-            )
-            .map_err(status_error)?
-            .decisions;
-            match output {
-                Output::Json => print_json(&Value::Array(
-                    listed
-                        .iter()
-                        .map(|d| json!({
-                            "decision_id": d.decision_id, "order_id": d.order_id, "kind": d.kind,
-                            "question": d.question, "options": d.options, "answer": d.answer,
-                        }))
-                        .collect(),
-                )),
-                Output::Table => print_table(
-                    &["decision", "order", "kind", "options", "answer", "question"],
-                    listed
-                        .iter()
-                        .map(|d| {
-                            vec![
-                                d.decision_id.clone(),
-                                d.order_id.clone(),
-                                d.kind.clone(),
-                                d.options.join("|"),
-                                dash(&d.answer),
-                                d.question.clone(),
-                            ]
-                        })
-                        .collect(),
-                ),
-            }
-        }
-        DecisionsCommand::Answer {
-            order,
-            decision,
-            answer,
-            operator,
-            comment,
-        } => {
-            let answered = rpc!(
-                saga,
-                decide,
-                v1::DecideRequest {
-                    order_id: order,
-                    decision_id: decision,
-                    answer,
-                    operator,
-                    comment,
-                }
-            )
-            .map_err(status_error)?;
-            print_saga(&answered, output);
-        }
-    }
-    Ok(())
-}
-
-pub async fn sagas(command: SagasCommand, output: Output) -> anyhow::Result<()> {
-    let addrs = Addrs::from_env();
-    let saga = v1::saga_service_client::SagaServiceClient::new(channel(&addrs, "saga").await?);
-    let step_request = |args: StepArgs| v1::StepRequest {
-        order_id: args.order,
-        step: args.step,
-        operator: args.operator,
-        reason: args.reason,
-    };
-    match command {
-        SagasCommand::Stalled => {
-            let stalled = rpc!(saga, list_stalled, v1::ListStalledRequest { limit: 500 })
-                .map_err(status_error)?
-                .sagas;
-            match output {
-                Output::Json => print_json(&Value::Array(
-                    stalled
-                        .iter()
-                        .map(|s| json!({"order_id": s.order_id, "phase": phase_name(s.phase), "reason": s.stalled_reason}))
-                        .collect(),
-                )),
-                Output::Table => print_table(
-                    &["order", "phase", "reason"],
-                    stalled
-                        .iter()
-                        .map(|s| vec![s.order_id.clone(), phase_name(s.phase).to_owned(), s.stalled_reason.clone()])
-                        .collect(),
-                ),
-            }
-        }
-        SagasCommand::Retry(args) => {
-            let resumed = rpc!(saga, retry_step, step_request(args)).map_err(status_error)?;
-            print_saga(&resumed, output);
-        }
-        SagasCommand::Skip(args) => {
-            let resumed = rpc!(saga, skip_step, step_request(args)).map_err(status_error)?;
-            print_saga(&resumed, output);
-        }
-        SagasCommand::Cancel {
-            order,
-            operator,
-            reason,
-        } => {
-            let cancelled = rpc!(
-                saga,
-                cancel_order,
-                v1::CancelOrderRequest {
-                    order_id: order,
-                    operator,
-                    reason,
-                }
-            )
-            .map_err(status_error)?;
-            print_saga(&cancelled, output);
-        }
-    }
-    Ok(())
-}
-
-fn print_saga(saga: &v1::Saga, output: Output) {
-    match output {
-        Output::Json => print_json(&json!({
-            "order_id": saga.order_id,
-            "phase": phase_name(saga.phase),
-            "status": saga.status,
-            "next_milestone": next_milestone(saga),
-        })),
-        Output::Table => out!(
-            "order {}: phase {}, {}; next: {}",
-            saga.order_id,
-            phase_name(saga.phase),
-            saga.status,
-            next_milestone(saga)
-        ),
-    }
 }
 
 fn order_json(order: &v1::Order) -> Value {

@@ -3,8 +3,9 @@
 //!
 //! - [`bench`]: orders through the whole happy path, and what it costs;
 //! - [`cli`]: the merchandiser's commands against running services, with
-//!   [`claims_cli`] for the customer's claims and [`amend`] for their
-//!   amendments;
+//!   [`claims_cli`] for the customer's claims, [`amend`] for their
+//!   amendments and [`workflow_cli`] for decisions and stalled workflows;
+//!   [`retry`]: how they (and the simulators) retry transient failures;
 //! - [`stack`]: every service's `Application` in one process;
 //! - [`demo`]: the sample factory catalog, sample orders, an MES player and
 //!   the live progress view;
@@ -21,3 +22,4 @@ pub mod register;
 pub mod retry;
 pub mod sim;
 pub mod stack;
+pub mod workflow_cli;

@@ -545,36 +545,6 @@ pub fn deposit_received_fact(received: &DepositReceived, cause: &Cause) -> Outgo
     )
 }
 
-/// The receivable's `DepositReceived` as [`settle`] announced it, rebuilt
-/// from what is stored: its date, and the deposit invoices it summed (not
-/// void). An additional deposit invoice of an amendment issued after that
-/// date came later and was not part of it. `None` while the deposit is not
-/// in.
-pub async fn deposit_received(
-    conn: &mut PgConnection,
-    receivable: &Receivable,
-) -> Result<Option<DepositReceived>> {
-    let Some(received_on) = receivable.deposit_received_on else {
-        return Ok(None);
-    };
-    let amount_minor: i64 = sqlx::query_scalar(
-        "SELECT COALESCE(sum(amount_minor), 0)::int8 FROM invoices \
-         WHERE order_id = $1 AND kind = $2 AND status <> $3 \
-           AND (amendment_revision IS NULL OR issued_on <= $4)",
-    )
-    .bind(&receivable.order_id)
-    .bind(KIND_DEPOSIT)
-    .bind(INVOICE_VOID)
-    .bind(received_on)
-    .fetch_one(conn)
-    .await?;
-    Ok(Some(DepositReceived {
-        order_id: receivable.order_id.clone(),
-        amount_minor,
-        received_on: date_to_string(received_on),
-    }))
-}
-
 /// Applies received money, then credit notes, then announces what became
 /// true: the deposit is in (every deposit invoice settled) and the order is
 /// paid in full (nothing outstanding: payments cover the total less the

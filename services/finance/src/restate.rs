@@ -10,7 +10,7 @@
 //!   whatever the order's revision.
 //! - The deposit is in (the receivable has its `deposit_received_on`):
 //!   `DepositReceived` is announced again as [`receivables::settle`] first
-//!   announced it, rebuilt by [`receivables::deposit_received`] and keyed
+//!   announced it, rebuilt by [`deposit_received`] and keyed
 //!   [`receivables::DEPOSIT_RECEIVED`], so it keeps its event id and every
 //!   consumer that had it drops it. Also once the receivable was paid,
 //!   cancelled or referred to collection: the deposit was received all the
@@ -61,7 +61,7 @@ pub async fn restate_fact(
     let cause = Cause::from_incoming(message);
     let receivable = receivables::find(conn, &order_id).await?;
     let received = match &receivable {
-        Some(receivable) => receivables::deposit_received(conn, receivable).await?,
+        Some(receivable) => deposit_received(conn, receivable).await?,
         None => None,
     };
     let event = match received {
@@ -136,6 +136,36 @@ fn deposit_text(invoice: &Invoice) -> String {
         return format!("{received}, {credited} credited");
     }
     received
+}
+
+/// The receivable's `DepositReceived` as [`receivables::settle`] announced it, rebuilt
+/// from what is stored: its date, and the deposit invoices it summed (not
+/// void). An additional deposit invoice of an amendment issued after that
+/// date came later and was not part of it. `None` while the deposit is not
+/// in.
+async fn deposit_received(
+    conn: &mut PgConnection,
+    receivable: &receivables::Receivable,
+) -> crate::Result<Option<DepositReceived>> {
+    let Some(received_on) = receivable.deposit_received_on else {
+        return Ok(None);
+    };
+    let amount_minor: i64 = sqlx::query_scalar(
+        "SELECT COALESCE(sum(amount_minor), 0)::int8 FROM invoices \
+         WHERE order_id = $1 AND kind = $2 AND status <> $3 \
+           AND (amendment_revision IS NULL OR issued_on <= $4)",
+    )
+    .bind(&receivable.order_id)
+    .bind(crate::terms::KIND_DEPOSIT)
+    .bind(receivables::INVOICE_VOID)
+    .bind(received_on)
+    .fetch_one(conn)
+    .await?;
+    Ok(Some(DepositReceived {
+        order_id: receivable.order_id.clone(),
+        amount_minor,
+        received_on: gendan_proto::date_to_string(received_on),
+    }))
 }
 
 #[cfg(test)]

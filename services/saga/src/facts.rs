@@ -218,6 +218,20 @@ impl Facts {
         }
     }
 
+    /// The delivery step finished, however it did (delivered, credited
+    /// after a second loss, skipped by an operator): goods the carrier lost
+    /// and that were made again are done with. A customer's claim is done
+    /// when orders resolves it, not here.
+    pub fn delivery_finished(&mut self) {
+        if self
+            .redelivery
+            .as_ref()
+            .is_some_and(|r| r.claimed_by == ClaimedBy::Carrier)
+        {
+            self.redelivery = None;
+        }
+    }
+
     /// A rework is due: the last final inspection failed and nothing has
     /// answered it yet.
     pub fn rework_due(&self) -> bool {

@@ -25,6 +25,7 @@
 //! the stored rows to a configured URL. A closed order gets no notice but
 //! its closing one. The words for each phase are in `phase.rs`.
 
+mod decisions;
 mod phase;
 
 use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
@@ -34,7 +35,7 @@ use gendan_proto::v1::{
     Envelope, OrderAmended, OrderClosed, OrderConfirmed, PaymentReminder, Phase, PhaseChanged,
     Shipped,
 };
-use gendan_proto::{TypeName, timestamp_from, timestamp_to};
+use gendan_proto::{TypeName, timestamp_from};
 use prost::Message;
 use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
@@ -269,81 +270,8 @@ pub fn compose(envelope: &Envelope, order: &OrderState) -> Option<Draft> {
                 )
             }
         }
-        DecisionRequested::TYPE_NAME => {
-            let event = DecisionRequested::decode(payload).ok()?;
-            let decision = event.decision?;
-            if event.reminder {
-                return None;
-            }
-            if decision.kind == FINAL_INSPECTION_DECISION {
-                let text = "Your goods did not pass our final inspection, and a rework did not \
-                    bring them within the agreed quality level. We can ship them as they are if \
-                    you accept them by concession, or scrap and make the lot again (a later \
-                    delivery). Please tell us which you prefer."
-                    .to_owned();
-                return Some(Draft {
-                    kind: "decision",
-                    subject: format!("Order {id}: your decision on a quality deviation"),
-                    body: letter(&order.customer, &text, id),
-                });
-            }
-            if decision.kind != DELIVERY_DATE_DECISION {
-                return None;
-            }
-            let mut text = format!(
-                "We cannot complete your order by the date you requested ({}).",
-                order.requested_delivery_date
-            );
-            if let Some(date) = order.projected_delivery_date {
-                text.push_str(&format!(" The earliest date we can deliver is {date}."));
-            }
-            text.push_str(
-                " Please let us know whether you accept the new date, would like to change \
-                 the order, or prefer to cancel it.",
-            );
-            if let Some(deadline) = decision.deadline.as_ref().and_then(timestamp_to) {
-                text.push_str(&format!(
-                    " We would be grateful for your answer by {}.",
-                    deadline.date_naive()
-                ));
-            }
-            (
-                "decision",
-                format!("Order {id}: please confirm the delivery date"),
-                text,
-            )
-        }
-        DecisionMade::TYPE_NAME => {
-            // Only how goods the carrier lost or damaged are made good is
-            // the customer's news; other answers have notices of their own.
-            let decision = DecisionMade::decode(payload).ok()?.decision?;
-            if decision.kind != CARGO_CLAIM_DECISION {
-                return None;
-            }
-            let lost = format!(
-                "The carrier has reported goods of your order lost or damaged in transit \
-                 (carrier claim {}).",
-                decision.subject
-            );
-            let (subject, plan) = match decision.answer.as_str() {
-                "replacement" => (
-                    "replacement goods on the way",
-                    "We are making the goods again and will ship them to you as a replacement; \
-                     we will let you know when they leave and when they arrive.",
-                ),
-                "credit_note" => (
-                    "goods lost or damaged in transit credited",
-                    "We will credit you for them: a credit note follows, and the amount you owe \
-                     is reduced accordingly.",
-                ),
-                _ => return None,
-            };
-            (
-                "cargo_claim",
-                format!("Order {id}: {subject}"),
-                format!("{lost} {plan}"),
-            )
-        }
+        DecisionRequested::TYPE_NAME => decisions::requested(payload, order)?,
+        DecisionMade::TYPE_NAME => decisions::made(payload, order)?,
         PaymentReminder::TYPE_NAME => {
             let event = PaymentReminder::decode(payload).ok()?;
             let text = format!(

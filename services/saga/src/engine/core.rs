@@ -12,7 +12,6 @@ use super::{Engine, is_live, root_cause, short_type};
 use crate::SERVICE;
 use crate::effects::{self, Verdict};
 use crate::exceptions;
-use crate::facts::ClaimedBy;
 use crate::state::{SagaState, Status, StepStatus, TimerChange};
 use crate::workflow::{Escalation, OnFailure, OnTimeout, StepDef, StepKind};
 
@@ -358,17 +357,8 @@ impl Engine {
         if status == StepStatus::Done {
             exceptions::close_for_step(saga, name, &format!("{} done", name), now);
         }
-        // Goods the carrier lost, made again, are done with once delivery
-        // is, however it finished: delivered, credited after a second loss,
-        // skipped by an operator (a customer's claim is done when orders
-        // resolves it).
-        let carriers = saga
-            .facts
-            .redelivery
-            .as_ref()
-            .is_some_and(|r| r.claimed_by == ClaimedBy::Carrier);
-        if name == "delivered" && carriers {
-            saga.facts.redelivery = None;
+        if name == "delivered" {
+            saga.facts.delivery_finished();
         }
         log(saga, now, name, status.as_str(), short_type(by).to_owned());
     }

@@ -260,15 +260,7 @@ fn a_replacement_makes_ships_and_delivers_the_claimed_goods_then_resolves_the_cl
     let react = |saga: &mut crate::state::SagaState, event: gendan_messaging::Incoming| {
         engine.react(saga, &event, start()).unwrap();
     };
-    react(
-        &mut saga,
-        incoming(&v1::WorkOrderPlanned {
-            order_id: ORDER.to_owned(),
-            revision: 2,
-            planned_end: "2026-05-01".to_owned(),
-            ..Default::default()
-        }),
-    );
+    react(&mut saga, planned(2));
     let procure: Vec<v1::ProcureMaterials> = sent(&saga);
     assert_eq!((procure[0].revision, procure[0].remake), (2, true));
     assert_eq!(procure[0].items[0].quantity, 3);
@@ -337,6 +329,16 @@ fn a_replacement_makes_ships_and_delivers_the_claimed_goods_then_resolves_the_cl
         }),
     );
     assert_eq!(saga.phase, Phase::Settlement);
+}
+
+/// Production planned run `revision` (goods made again).
+pub(super) fn planned(revision: u32) -> gendan_messaging::Incoming {
+    incoming(&v1::WorkOrderPlanned {
+        order_id: ORDER.to_owned(),
+        revision,
+        planned_end: "2026-05-01".to_owned(),
+        ..Default::default()
+    })
 }
 
 /// The answers that take goods made again (production revision

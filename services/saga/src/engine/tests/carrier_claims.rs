@@ -4,7 +4,7 @@
 
 use gendan_proto::v1::{self, Phase};
 
-use super::after_shipping::{packed_and_documented, remade, shipped_and_delivered};
+use super::after_shipping::{packed_and_documented, planned, remade, shipped_and_delivered};
 use super::waiting::in_materials;
 use super::{ORDER, engine, incoming, sent, start};
 use crate::facts::ClaimedBy;
@@ -123,26 +123,18 @@ fn damaged_cargo_replaced_is_made_again_per_product_and_shipped_then_goes_on_to_
     let plans: Vec<v1::PlanWorkOrder> = sent(&saga);
     assert_eq!(plans.len(), 1);
     assert_eq!(plans[0].revision, 2);
-    let planned: Vec<(&str, u32)> = plans[0]
+    let items: Vec<(&str, u32)> = plans[0]
         .items
         .iter()
         .map(|i| (i.product.as_str(), i.quantity))
         .collect();
-    assert_eq!(planned, [("SHIRT", 150), ("CAP", 50)]);
+    assert_eq!(items, [("SHIRT", 150), ("CAP", 50)]);
     assert!(sent::<v1::IssueCreditNote>(&saga).is_empty());
 
     let react = |saga: &mut SagaState, event: gendan_messaging::Incoming| {
         engine.react(saga, &event, start()).unwrap();
     };
-    react(
-        &mut saga,
-        incoming(&v1::WorkOrderPlanned {
-            order_id: ORDER.to_owned(),
-            revision: 2,
-            planned_end: "2026-05-01".to_owned(),
-            ..Default::default()
-        }),
-    );
+    react(&mut saga, planned(2));
     for event in remade(2) {
         react(&mut saga, event);
     }
@@ -228,15 +220,7 @@ fn a_replacement_lost_in_turn_and_credited_leaves_no_redelivery_behind() {
     let react = |saga: &mut SagaState, event: gendan_messaging::Incoming| {
         engine.react(saga, &event, start()).unwrap();
     };
-    react(
-        &mut saga,
-        incoming(&v1::WorkOrderPlanned {
-            order_id: ORDER.to_owned(),
-            revision: 2,
-            planned_end: "2026-05-01".to_owned(),
-            ..Default::default()
-        }),
-    );
+    react(&mut saga, planned(2));
     for event in remade(2).into_iter().chain(packed_and_documented(2)) {
         react(&mut saga, event);
     }
