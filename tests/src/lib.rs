@@ -237,6 +237,7 @@ pub fn service_settings(
             nats_url: nats.url.clone(),
             stream_replicas: 1,
             db_max_connections: 5,
+            ..Default::default()
         },
         grpc_addr: "127.0.0.1:0".to_owned(),
         schema: schema.to_owned(),

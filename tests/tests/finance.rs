@@ -474,6 +474,63 @@ async fn restate_fact_repeats_the_deposit_fact_or_reports_its_status() -> anyhow
         reported.status
     );
 
+    // The balance is asked for now and then: while it is open finance says
+    // what is outstanding; once paid, the order's one paid-in-full fact.
+    let asked_paid = RestateFact {
+        order_id: order.into(),
+        step: "paid_in_full".into(),
+        awaited: OrderPaidInFull::TYPE_NAME.into(),
+        revision: 0,
+    };
+    finance.repeat(order, &asked_paid).await?;
+    let reported: StatusReported = next(&mut events).await?;
+    assert_eq!(reported.step, "paid_in_full");
+    assert!(
+        reported.status.starts_with("7000.00 USD outstanding"),
+        "{}",
+        reported.status
+    );
+    let delivered = InvoiceBalance {
+        order_id: order.into(),
+        milestone: String::new(),
+        milestone_date: date_to_string(today()),
+        billing_milestone: BillingMilestone::Delivery.into(),
+    };
+    finance.command(order, &delivered).await?;
+    let balance: InvoiceIssued = next(&mut events).await?;
+    finance.repeat(order, &asked_paid).await?;
+    let reported: StatusReported = next(&mut events).await?;
+    assert_eq!(
+        reported.status,
+        format!(
+            "7000.00 USD outstanding ({} due {})",
+            balance.invoice_id, balance.due_date
+        )
+    );
+    finance.pay(order, 700_000, "bank:balance").await?;
+    let (_, paid_id) = next_with_id::<OrderPaidInFull>(&mut events).await?;
+    assert_eq!(
+        paid_id,
+        fact_id(
+            "finance",
+            OrderPaidInFull::TYPE_NAME,
+            order,
+            "paid_in_full:1"
+        )
+        .to_string()
+    );
+    finance.repeat(order, &asked_paid).await?;
+    let unopened_paid = RestateFact {
+        order_id: "o-unopened".into(),
+        ..asked_paid.clone()
+    };
+    finance.repeat("o-unopened", &unopened_paid).await?;
+    let reported: StatusReported = next(&mut events).await?;
+    assert_eq!(
+        (reported.order_id.as_str(), reported.status.as_str()),
+        ("o-unopened", "no receivable opened for the order yet")
+    );
+
     // A fact finance does not announce is dead-lettered, the field named.
     let mut dead = finance.dead_letter().await?;
     let shipped = restate_deposit(order, "gendan.v1.Shipped");

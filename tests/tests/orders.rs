@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::message::PublishMessage;
 use chrono::Utc;
-use gendan_messaging::{Bus, Cause, Outgoing, streams};
+use gendan_messaging::{Bus, Cause, Outgoing, fact_id, streams};
 use gendan_orders::{Application, WebhookSettings};
 use gendan_proto::TypeName;
 use gendan_proto::v1::order_service_client::OrderServiceClient;
@@ -21,8 +21,8 @@ use gendan_proto::v1::{
     Decision, DecisionRequested, Delivered, DeliveryRiskChanged, FinalInspectionFailed,
     FinalInspectionPassed, GetOrderRequest, GetSummaryRequest, GetTimelineRequest,
     ListNoticesRequest, ListOrdersRequest, MaterialsDelayed, OrderAccepted, OrderClosed,
-    OrderConfirmed, OrderCreated, OrderLine, Phase, PhaseChanged, PurchaseOrderPlaced, SagaStalled,
-    ShipmentBooked, Shipped,
+    OrderConfirmed, OrderCreated, OrderLine, Phase, PhaseChanged, PurchaseOrderPlaced, RestateFact,
+    SagaStalled, ShipmentBooked, Shipped, StatusReported,
 };
 use gendan_tests::{SubjectReader, TestDb, TestNats, eventually, service_settings};
 use prost::Message as _;
@@ -958,6 +958,37 @@ async fn acceptance_only_in_phase_acceptance_and_only_once() {
         0
     );
 
+    // Asked again before delivery, orders says what acceptance waits for.
+    let asked = RestateFact {
+        order_id: id.clone(),
+        step: "customer_acceptance".to_owned(),
+        awaited: OrderAccepted::TYPE_NAME.to_owned(),
+        revision: 0,
+    };
+    let mut statuses = SubjectReader::open(
+        &orders.nats.url,
+        streams::EVENTS,
+        "gendan.evt.orders.status_reported",
+    )
+    .await
+    .expect("reader");
+    gendan_tests::repeat_command(&bus, &orders.pool, "orders", &id, &asked)
+        .await
+        .expect("RestateFact handled");
+    let reported: StatusReported = statuses
+        .next_of_type(StatusReported::TYPE_NAME, WAIT)
+        .await
+        .expect("StatusReported on the stream")
+        .decode()
+        .expect("payload");
+    assert_eq!(
+        (reported.step.as_str(), reported.status.as_str()),
+        (
+            "customer_acceptance",
+            "phase shipping: the goods are not delivered yet"
+        )
+    );
+
     move_to(&client, &bus, &id, Phase::Shipping, Phase::Acceptance).await;
     let accepted = client
         .accept_order(accept_request(&id, " J. Smith (Acme QA) "))
@@ -972,6 +1003,10 @@ async fn acceptance_only_in_phase_acceptance_and_only_once() {
         .await
         .expect("OrderAccepted on the stream");
     let event: OrderAccepted = seen.decode().expect("payload");
+    assert_eq!(
+        seen.envelope().expect("envelope").event_id,
+        fact_id("orders", OrderAccepted::TYPE_NAME, &id, "accepted").to_string()
+    );
     assert_eq!(event.order_id, id);
     assert_eq!(event.accepted_by, "J. Smith (Acme QA)");
     assert_eq!(event.note, "1000 brackets received in good order");
@@ -990,6 +1025,11 @@ async fn acceptance_only_in_phase_acceptance_and_only_once() {
     assert_eq!(again.code(), Code::FailedPrecondition);
     assert!(again.message().contains("already accepted on"), "{again:?}");
     assert!(again.message().contains("J. Smith (Acme QA)"), "{again:?}");
+    // Asked again once accepted, orders announces the same fact (every
+    // inbox, the timeline's included, drops it).
+    gendan_tests::repeat_command(&bus, &orders.pool, "orders", &id, &asked)
+        .await
+        .expect("RestateFact handled");
     assert_eq!(
         count(
             &pool,

@@ -44,6 +44,8 @@ async fn start(db: &TestDb, nats: &TestNats, clock: &ManualClock) -> Running {
             decision_timeout: Duration::from_secs(3600),
             decision_reminders: 1,
             final_inspection_failures: 2,
+            overdue_asks: 3,
+            recheck_every: Duration::from_secs(7 * 24 * 3600),
         },
         clock: Arc::new(clock.clone()),
         timer_poll: Duration::from_millis(50),

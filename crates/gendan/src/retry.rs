@@ -28,7 +28,8 @@ pub const CLI_ATTEMPTS: u32 = 8;
 /// Calls `call` until it succeeds, fails with a code that is neither
 /// transient nor one of `also` (a caller's "not yet": the other service has
 /// not caught up), or `attempts` retries are spent. Waits 50 ms, doubling
-/// up to 5 s, each jittered to between half and all of it.
+/// up to 5 s (or the server's retry hint when longer), each jittered to
+/// between half and all of it.
 pub async fn transient<T, F, Fut>(
     also: &[Code],
     attempts: u32,
@@ -48,7 +49,9 @@ where
                     && (also.contains(&status.code()) || TRANSIENT.contains(&status.code())) =>
             {
                 attempt += 1;
-                tokio::time::sleep(jittered(ceiling)).await;
+                // An overloaded server says how long to stay away.
+                let hint = gendan_grpc::admission::retry_pushback(&status).unwrap_or_default();
+                tokio::time::sleep(jittered(ceiling.max(hint))).await;
                 ceiling = (ceiling * 2).min(Duration::from_secs(5));
             }
             Err(status) => return Err(status),

@@ -8,7 +8,10 @@
 //! which status code each variant is, in one place, and [`into_status`] turns
 //! it into a `tonic::Status`.
 
+pub mod admission;
 pub mod validate;
+
+pub use admission::Limits;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -44,8 +47,14 @@ pub async fn bind(addr: &str) -> Result<TcpListener> {
     })
 }
 
-/// Serves `service` with health and reflection until `cancel` fires.
-pub async fn serve<S>(listener: TcpListener, service: S, cancel: CancellationToken) -> Result<()>
+/// Serves `service` with health and reflection until `cancel` fires,
+/// taking on no more than `limits` allow ([`admission`]).
+pub async fn serve<S>(
+    listener: TcpListener,
+    service: S,
+    limits: Limits,
+    cancel: CancellationToken,
+) -> Result<()>
 where
     S: tower::Service<
             http::Request<tonic::body::Body>,
@@ -79,6 +88,7 @@ where
         .add_service(service);
     tonic::transport::Server::builder()
         .layer(gendan_telemetry::grpc::TraceContextLayer)
+        .layer(admission::AdmissionLayer::new(admission::Gate::new(limits)))
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, cancel.cancelled_owned())
         .await?;

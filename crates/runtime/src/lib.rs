@@ -51,6 +51,8 @@ pub struct Foundation {
     pub listener: TcpListener,
     pub port: u16,
     pub schema: String,
+    /// What the gRPC server takes on at once (`gendan_grpc::admission`).
+    pub limits: gendan_grpc::Limits,
 }
 
 impl Foundation {
@@ -80,6 +82,11 @@ impl Foundation {
             listener,
             port,
             schema: settings.schema.clone(),
+            limits: gendan_grpc::Limits {
+                max_in_flight: settings.common.grpc.max_in_flight,
+                max_queued: settings.common.grpc.max_queued,
+                max_wait: std::time::Duration::from_millis(settings.common.grpc.queue_wait_ms),
+            },
         })
     }
 

@@ -17,6 +17,9 @@
 //! | `GENDAN_NATS_URL` | `nats://127.0.0.1:4222` |
 //! | `GENDAN_STREAM_REPLICAS` | `1` |
 //! | `GENDAN_DB_MAX_CONNECTIONS` | `10` |
+//! | `GENDAN_GRPC_MAX_IN_FLIGHT` | twice `GENDAN_DB_MAX_CONNECTIONS` (1–10000) |
+//! | `GENDAN_GRPC_MAX_QUEUED` | `256` (0–100000) |
+//! | `GENDAN_GRPC_QUEUE_WAIT_MS` | `2000` (0–60000) |
 //! | `GENDAN_<SERVICE>__GRPC_ADDR` | per service (`127.0.0.1:50051` orders, `…52` production, `…53` saga) |
 //! | `GENDAN_<SERVICE>__SCHEMA` | the service name |
 //!
@@ -68,6 +71,27 @@ pub struct Common {
     pub nats_url: String,
     pub stream_replicas: usize,
     pub db_max_connections: u32,
+    pub grpc: GrpcLimits,
+}
+
+/// How much work each gRPC server takes on at once: requests beyond
+/// `max_in_flight` wait in a queue of `max_queued` for `queue_wait_ms`, and
+/// are then refused with `Unavailable` and a retry hint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GrpcLimits {
+    pub max_in_flight: usize,
+    pub max_queued: usize,
+    pub queue_wait_ms: u64,
+}
+
+impl Default for GrpcLimits {
+    fn default() -> Self {
+        GrpcLimits {
+            max_in_flight: 20,
+            max_queued: 256,
+            queue_wait_ms: 2_000,
+        }
+    }
 }
 
 impl Default for Common {
@@ -77,6 +101,7 @@ impl Default for Common {
             nats_url: DEFAULT_NATS_URL.to_owned(),
             stream_replicas: 1,
             db_max_connections: 10,
+            grpc: GrpcLimits::default(),
         }
     }
 }
@@ -89,6 +114,7 @@ impl Common {
             return Err(err.clone());
         }
         let defaults = Common::default();
+        let db_max_connections = parsed("GENDAN_DB_MAX_CONNECTIONS", defaults.db_max_connections)?;
         Ok(Common {
             database_url: Secret::new(string(
                 "GENDAN_DATABASE_URL",
@@ -96,7 +122,29 @@ impl Common {
             )),
             nats_url: string("GENDAN_NATS_URL", &defaults.nats_url),
             stream_replicas: parsed("GENDAN_STREAM_REPLICAS", defaults.stream_replicas)?,
-            db_max_connections: parsed("GENDAN_DB_MAX_CONNECTIONS", defaults.db_max_connections)?,
+            db_max_connections,
+            grpc: GrpcLimits {
+                // Each request holds a connection: twice the pool keeps the
+                // pool's own queue short.
+                max_in_flight: bounded(
+                    "GENDAN_GRPC_MAX_IN_FLIGHT",
+                    2 * db_max_connections as usize,
+                    1,
+                    10_000,
+                )?,
+                max_queued: bounded(
+                    "GENDAN_GRPC_MAX_QUEUED",
+                    defaults.grpc.max_queued,
+                    0,
+                    100_000,
+                )?,
+                queue_wait_ms: bounded(
+                    "GENDAN_GRPC_QUEUE_WAIT_MS",
+                    defaults.grpc.queue_wait_ms,
+                    0,
+                    60_000,
+                )?,
+            },
         })
     }
 
@@ -219,6 +267,23 @@ where
         }),
         None => Ok(default),
     }
+}
+
+/// `name` parsed, and within `min..=max`.
+pub fn bounded<T>(name: &str, default: T, min: T, max: T) -> Result<T>
+where
+    T: std::str::FromStr + PartialOrd + fmt::Display + Copy,
+    T::Err: fmt::Display,
+{
+    let value = parsed(name, default)?;
+    if value < min || value > max {
+        return Err(Error {
+            name: name.to_owned(),
+            value: value.to_string(),
+            problem: format!("must be between {min} and {max}"),
+        });
+    }
+    Ok(value)
 }
 
 #[cfg(test)]

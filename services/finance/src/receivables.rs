@@ -65,6 +65,11 @@ pub struct Receivable {
     pub deposit_received_on: Option<NaiveDate>,
     pub paid_in_full_on: Option<NaiveDate>,
     pub over_budget: bool,
+    /// The receivable's revision when it was (last) paid in full: the key
+    /// of that `OrderPaidInFull` fact, since an amendment that raises the
+    /// total opens the order again and a later payment is a new fact.
+    #[sqlx(default)]
+    pub paid_in_full_revision: Option<i32>,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -169,12 +174,14 @@ pub struct Payment {
 }
 
 const RECEIVABLE_COLUMNS: &str = "order_id, customer, total_minor, currency, payment_terms, \
-     cost_budget_minor, status, opened_on, deposit_received_on, paid_in_full_on, over_budget";
+     cost_budget_minor, status, opened_on, deposit_received_on, paid_in_full_on, over_budget, \
+     paid_in_full_revision";
 
 pub async fn find(conn: &mut PgConnection, order_id: &str) -> sqlx::Result<Option<Receivable>> {
     sqlx::query_as(
         "SELECT order_id, customer, total_minor, currency, payment_terms, cost_budget_minor, \
-           status, opened_on, deposit_received_on, paid_in_full_on, over_budget \
+           status, opened_on, deposit_received_on, paid_in_full_on, over_budget, \
+           paid_in_full_revision \
          FROM receivables WHERE order_id = $1",
     )
     .bind(order_id)
@@ -545,6 +552,15 @@ pub fn deposit_received_fact(received: &DepositReceived, cause: &Cause) -> Outgo
     )
 }
 
+/// `OrderPaidInFull` under its fact id, the same however often it is
+/// announced: the key is `paid_in_full:<revision>`, the receivable's
+/// revision when it became paid (an amendment that raises the total opens
+/// the order again, and paying it then is a new fact).
+pub fn paid_in_full_fact(paid: &OrderPaidInFull, revision: i32, cause: &Cause) -> Outgoing {
+    let key = format!("paid_in_full:{revision}");
+    Outgoing::fact(SERVICE, &paid.order_id, paid, cause, &key)
+}
+
 /// Applies received money, then credit notes, then announces what became
 /// true: the deposit is in (every deposit invoice settled) and the order is
 /// paid in full (nothing outstanding: payments cover the total less the
@@ -592,18 +608,23 @@ pub async fn settle(
     }
 
     if receivable.paid_in_full_on.is_none() && balance::load(conn, receivable).await?.settled() {
-        sqlx::query("UPDATE receivables SET paid_in_full_on = $2, status = $3 WHERE order_id = $1")
-            .bind(order_id)
-            .bind(on)
-            .bind(STATUS_PAID)
-            .execute(&mut *conn)
-            .await?;
+        let revision: i32 = sqlx::query_scalar(
+            "UPDATE receivables SET paid_in_full_on = $2, status = $3, \
+               paid_in_full_revision = (SELECT COALESCE(max(revision), 1) \
+                 FROM receivable_revisions WHERE order_id = $1) \
+             WHERE order_id = $1 RETURNING paid_in_full_revision",
+        )
+        .bind(order_id)
+        .bind(on)
+        .bind(STATUS_PAID)
+        .fetch_one(&mut *conn)
+        .await?;
         tracing::info!(%order_id, "order paid in full");
         let event = OrderPaidInFull {
             order_id: order_id.clone(),
             paid_on: date_to_string(on),
         };
-        events.push(Outgoing::event(SERVICE, order_id, &event, cause));
+        events.push(paid_in_full_fact(&event, revision, cause));
     }
     Ok(events)
 }

@@ -1,24 +1,29 @@
-//! `RestateFact` to finance (`gendan.cmd.finance.restate_fact`): the
-//! saga's `deposit_received` step passed its deadline, and the
-//! `DepositReceived` it waits for may have been announced and lost.
+//! `RestateFact` to finance (`gendan.cmd.finance.restate_fact`): a saga
+//! step waiting on finance asks again, because the fact it waits for may
+//! have been announced and lost: `deposit_received` at its deadline, and
+//! `paid_in_full` every few days (finance's dunning chases the customer;
+//! this only makes sure the saga heard what finance knows).
 //!
 //! Contract:
-//! - `awaited` must be `gendan.v1.DepositReceived`, the one fact finance is
-//!   asked for; another type, or no order id, is rejected to the
-//!   dead-letter subject with the field named ([`HandlerError::Rejected`]).
-//!   `revision` is not read: a receivable's deposit is received once,
+//! - `awaited` must be `gendan.v1.DepositReceived` or
+//!   `gendan.v1.OrderPaidInFull`, the facts finance is asked for; another
+//!   type, or no order id, is rejected to the dead-letter subject with the
+//!   field named ([`HandlerError::Rejected`]). `revision` is not read: a
+//!   receivable's deposit is received, and an order paid in full, once,
 //!   whatever the order's revision.
-//! - The deposit is in (the receivable has its `deposit_received_on`):
-//!   `DepositReceived` is announced again as [`receivables::settle`] first
-//!   announced it, rebuilt by [`deposit_received`] and keyed
-//!   [`receivables::DEPOSIT_RECEIVED`], so it keeps its event id and every
-//!   consumer that had it drops it. Also once the receivable was paid,
-//!   cancelled or referred to collection: the deposit was received all the
-//!   same.
+//! - The fact is true (the receivable has its `deposit_received_on`, or its
+//!   `paid_in_full_on`): it is announced again as [`receivables::settle`]
+//!   first announced it, rebuilt from what is stored and keyed
+//!   [`receivables::DEPOSIT_RECEIVED`] or `paid_in_full:<revision>`
+//!   ([`receivables::paid_in_full_fact`]), so
+//!   it keeps its event id and every consumer that had it drops it. A
+//!   deposit stays received once the receivable was paid, cancelled or
+//!   referred to collection.
 //! - Otherwise `StatusReported` (a new observation, a new event id) says
-//!   where the deposit stands, for a merchandiser: no receivable yet, the
-//!   order cancelled, no deposit invoice, or each deposit invoice with its
-//!   amount, due date and what was received (and credited) on it.
+//!   where things stand, for a merchandiser: no receivable yet, the order
+//!   cancelled, no deposit invoice, each deposit invoice with its amount,
+//!   due date and what was received (and credited) on it; for the balance,
+//!   what is outstanding and whether it is in collection.
 //!
 //! Runs under [`receivables::lock_order`] like every command, so a payment
 //! settling the deposit meanwhile is either wholly seen or not at all.
@@ -26,7 +31,7 @@
 
 use gendan_grpc::FieldError;
 use gendan_messaging::{Cause, HandlerError, Incoming, outbox};
-use gendan_proto::v1::{DepositReceived, RestateFact};
+use gendan_proto::v1::{DepositReceived, OrderPaidInFull, RestateFact};
 use gendan_proto::{TypeName, date_to_string, money};
 use sqlx::PgConnection;
 
@@ -44,12 +49,14 @@ pub async fn restate_fact(
     command: RestateFact,
 ) -> Result<(), HandlerError> {
     let order_id = message.order_id_or(&command.order_id)?;
-    if command.awaited.trim() != DepositReceived::TYPE_NAME {
+    let awaited = command.awaited.trim();
+    if awaited != DepositReceived::TYPE_NAME && awaited != OrderPaidInFull::TYPE_NAME {
         let err = FieldError::new(
             "awaited",
             format!(
-                "finance announces {}, not {:?}",
+                "finance announces {} or {}, not {:?}",
                 DepositReceived::TYPE_NAME,
+                OrderPaidInFull::TYPE_NAME,
                 command.awaited
             ),
         );
@@ -60,22 +67,82 @@ pub async fn restate_fact(
     receivables::lock_order(conn, &order_id).await?;
     let cause = Cause::from_incoming(message);
     let receivable = receivables::find(conn, &order_id).await?;
-    let received = match &receivable {
-        Some(receivable) => deposit_received(conn, receivable).await?,
-        None => None,
-    };
-    let event = match received {
-        Some(received) => {
-            tracing::info!("deposit received, announcing the fact again");
-            receivables::deposit_received_fact(&received, &cause)
+    let event = if awaited == OrderPaidInFull::TYPE_NAME {
+        let paid = receivable
+            .as_ref()
+            .and_then(|r| Some((r.paid_in_full_on?, r.paid_in_full_revision.unwrap_or(1))));
+        match paid {
+            Some((paid_on, revision)) => {
+                tracing::info!("paid in full, announcing the fact again");
+                let paid = OrderPaidInFull {
+                    order_id: order_id.clone(),
+                    paid_on: gendan_proto::date_to_string(paid_on),
+                };
+                receivables::paid_in_full_fact(&paid, revision, &cause)
+            }
+            None => {
+                let status = balance_status(conn, &order_id, receivable.as_ref()).await?;
+                gendan_messaging::restate::status_reported(
+                    SERVICE, &order_id, &command, status, &cause,
+                )
+            }
         }
-        None => {
-            let status = status(conn, &order_id, receivable.as_ref()).await?;
-            gendan_messaging::restate::status_reported(SERVICE, &order_id, &command, status, &cause)
+    } else {
+        let received = match &receivable {
+            Some(receivable) => deposit_received(conn, receivable).await?,
+            None => None,
+        };
+        match received {
+            Some(received) => {
+                tracing::info!("deposit received, announcing the fact again");
+                receivables::deposit_received_fact(&received, &cause)
+            }
+            None => {
+                let status = status(conn, &order_id, receivable.as_ref()).await?;
+                gendan_messaging::restate::status_reported(
+                    SERVICE, &order_id, &command, status, &cause,
+                )
+            }
         }
     };
     outbox::write(conn, &[event]).await?;
     Ok(())
+}
+
+/// Where the balance of an order stands while it is not paid in full.
+async fn balance_status(
+    conn: &mut PgConnection,
+    order_id: &str,
+    receivable: Option<&Receivable>,
+) -> Result<String> {
+    let Some(receivable) = receivable else {
+        return Ok("no receivable opened for the order yet".to_owned());
+    };
+    if receivable.status == STATUS_CANCELLED {
+        return Ok("receivable cancelled: nothing is collected".to_owned());
+    }
+    let balance = crate::balance::load(conn, receivable).await?;
+    let outstanding = money(balance.outstanding_minor(), &receivable.currency);
+    let unpaid: Vec<String> = receivables::invoices(conn, order_id)
+        .await?
+        .into_iter()
+        .filter(|invoice| invoice.status != INVOICE_VOID && invoice.status != INVOICE_PAID)
+        .map(|invoice| {
+            format!(
+                "{} due {}",
+                invoice.invoice_id,
+                date_to_string(invoice.due_date)
+            )
+        })
+        .collect();
+    let mut text = format!("{outstanding} outstanding");
+    if !unpaid.is_empty() {
+        text.push_str(&format!(" ({})", unpaid.join(", ")));
+    }
+    if receivable.status == STATUS_IN_COLLECTION {
+        text = format!("referred to collection; {text}");
+    }
+    Ok(text)
 }
 
 /// Where the deposit of an order stands while it is not in.

@@ -75,6 +75,15 @@ pub async fn accept(pool: &PgPool, request: &AcceptOrderRequest) -> Result<Order
     Ok(order)
 }
 
+/// The fact key of an order's `OrderAccepted`: an order is accepted once.
+pub const ACCEPTED: &str = "accepted";
+
+/// `OrderAccepted` under its fact id, the same however often it is
+/// announced ([`crate::restate`] announces it again).
+pub fn accepted_fact(accepted: &OrderAccepted, cause: &Cause) -> Outgoing {
+    Outgoing::fact(SERVICE, &accepted.order_id, accepted, cause, ACCEPTED)
+}
+
 /// Records the acceptance and writes `OrderAccepted` to the outbox and the
 /// timeline, on the caller's transaction. The caller holds the order's row
 /// lock and has checked that the order may be accepted, so an order that
@@ -93,9 +102,7 @@ pub async fn record(
         )));
     }
     let order_id_text = order_id.to_string();
-    let accepted = Outgoing::event(
-        SERVICE,
-        &order_id_text,
+    let accepted = accepted_fact(
         &OrderAccepted {
             order_id: order_id_text.clone(),
             accepted_by: accepted_by.to_owned(),

@@ -15,11 +15,16 @@
 //! `ResolveClaim` records how a claim was resolved and answers
 //! `ClaimResolved`; once no claim is open the order is accepted
 //! ([`crate::claims::resolve`]).
+//!
+//! `RestateFact` asks for `OrderAccepted` again: the stored acceptance as
+//! the same fact, or where acceptance stands ([`crate::restate`]).
 
 use chrono::{SubsecRound, Utc};
 use gendan_messaging::{Cause, Handler, HandlerError, Incoming, Outgoing, outbox};
 use gendan_proto::TypeName;
-use gendan_proto::v1::{CloseOrder, ConfirmOrder, OrderClosed, OrderSummary, ResolveClaim};
+use gendan_proto::v1::{
+    CloseOrder, ConfirmOrder, OrderClosed, OrderSummary, ResolveClaim, RestateFact,
+};
 use prost::Message as _;
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -43,6 +48,7 @@ impl Handler for CommandHandler {
             ConfirmOrder::TYPE_NAME => confirmation::confirm_order(conn, message).await,
             CloseOrder::TYPE_NAME => close_order(conn, message).await,
             ResolveClaim::TYPE_NAME => claims::resolve(conn, message).await,
+            RestateFact::TYPE_NAME => crate::restate::restate_fact(conn, message).await,
             other => Err(HandlerError::Rejected(format!(
                 "orders does not handle command {other}"
             ))),

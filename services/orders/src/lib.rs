@@ -52,6 +52,7 @@ pub mod notices;
 pub mod paging;
 pub mod phases;
 pub mod register;
+pub mod restate;
 pub mod store;
 pub mod summary;
 pub mod timeline;
@@ -218,7 +219,12 @@ impl Application {
         supervisor.spawn("announcer", announcer.run(supervisor.token()));
         supervisor.spawn(
             "grpc server",
-            gendan_grpc::serve(foundation.listener, api, supervisor.token()),
+            gendan_grpc::serve(
+                foundation.listener,
+                api,
+                foundation.limits,
+                supervisor.token(),
+            ),
         );
         Ok(supervisor.wait().await?)
     }

@@ -448,6 +448,20 @@ pub async fn lock_state(
     .await
 }
 
+/// Who accepted the order and their note, once it is accepted.
+pub async fn acceptance(
+    executor: impl sqlx::PgExecutor<'_>,
+    order_id: Uuid,
+) -> sqlx::Result<Option<(String, String)>> {
+    sqlx::query_as(
+        "SELECT COALESCE(accepted_by, ''), COALESCE(acceptance_note, '') FROM orders \
+         WHERE order_id = $1 AND accepted_at IS NOT NULL",
+    )
+    .bind(order_id)
+    .fetch_optional(executor)
+    .await
+}
+
 /// Records the customer's acceptance once; `false` when it was recorded
 /// before or the order is closed (the caller holds the row lock and has
 /// checked both, so `false` is a bug there).

@@ -189,7 +189,12 @@ impl Application {
         supervisor.spawn("timer worker", timers.run(supervisor.token()));
         supervisor.spawn(
             "grpc server",
-            gendan_grpc::serve(foundation.listener, api, supervisor.token()),
+            gendan_grpc::serve(
+                foundation.listener,
+                api,
+                foundation.limits,
+                supervisor.token(),
+            ),
         );
         Ok(supervisor.wait().await?)
     }

@@ -333,6 +333,7 @@ impl Engine {
             OnTimeout::Resend { after, .. } => Some(now + super::duration(after)),
             OnTimeout::FlagOverdue => Some(overdue_deadline(saga, now)),
             OnTimeout::Never => None,
+            OnTimeout::AskEvery(every) => Some(now + super::duration(every)),
         }
     }
 

@@ -2,13 +2,17 @@
 //! backoff) until its attempts run out and the saga parks; a step whose
 //! deadline is the projected date flags the order overdue and asks its
 //! owner again for the fact it awaits (`RestateFact`: the fact again, or
-//! where things stand); a decision reminds; a compensation re-sends.
+//! where things stand), and after `overdue_asks` asks opens an
+//! `overdue_wait` exception for a person to chase; a wait its owner chases
+//! (payment, acceptance) only asks again now and then; a decision reminds;
+//! a compensation re-sends.
 
 use chrono::{DateTime, Duration, Utc};
 use gendan_messaging::{Cause, Outgoing};
-use gendan_proto::v1::{self, Phase};
+use gendan_proto::v1::{self, ExceptionKind, Phase};
 
 use super::{COMPENSATE, DECIDE, Engine, duration, log, root_cause, short_type};
+use crate::exceptions;
 use crate::state::{SagaState, Status, StepStatus, TimerChange};
 use crate::workflow::{OnTimeout, StepDef, StepKind};
 
@@ -91,6 +95,52 @@ impl Engine {
         );
     }
 
+    /// Counts an ask of an overdue wait; once the owner has been asked
+    /// `overdue_asks` times without the fact, an `overdue_wait` exception
+    /// (one per wait) asks a person to chase it, with the last status the
+    /// owner gave. The step keeps waiting and asking; its fact closes the
+    /// exception (`finish_step`).
+    fn chase_if_asked_enough(
+        &self,
+        saga: &mut SagaState,
+        step: &StepDef,
+        waiting_for: &str,
+        now: DateTime<Utc>,
+        cause: &Cause,
+    ) {
+        let state = saga.step_mut(step.name);
+        // A wait starts with one attempt; each ask adds one.
+        state.attempts += 1;
+        let asks = state.attempts - 1;
+        let last_status = state.last_error.clone();
+        let chasing = saga.exceptions.iter().any(|record| {
+            record.is_open()
+                && record.step == step.name
+                && record.kind == ExceptionKind::OverdueWait
+        });
+        if chasing || asks < self.workflow.overdue_asks as i32 {
+            return;
+        }
+        let owner = step.owner;
+        let mut text = format!(
+            "{} overdue: {} asked {asks} times for {waiting_for}",
+            step.name,
+            owner.short_name()
+        );
+        if let Some(status) = last_status {
+            text.push_str(&format!("; last said: {status}"));
+        }
+        exceptions::open(
+            saga,
+            ExceptionKind::OverdueWait,
+            owner,
+            step.name,
+            text,
+            now,
+            cause,
+        );
+    }
+
     fn step_timeout(
         &self,
         saga: &mut SagaState,
@@ -127,6 +177,15 @@ impl Engine {
                 log(saga, now, name, "resent", format!("attempt {attempt}"));
             }
             (_, OnTimeout::Never) | (StepKind::Decide(_), _) => {}
+            (_, OnTimeout::AskEvery(every)) => {
+                // Its owner chases the wait; the saga only makes sure it has
+                // not missed the answer.
+                let next = now + duration(every);
+                saga.step_mut(name).deadline = Some(next);
+                saga.timer_changes
+                    .push(TimerChange::Set(name.to_owned(), next));
+                self.ask_again(saga, step, &cause, now);
+            }
             _ => {
                 // Overdue: the order cannot make its projected date.
                 let overdue_from = now.date_naive();
@@ -159,6 +218,7 @@ impl Engine {
                 // announces it again if it holds it, else says where
                 // things stand (`StatusReported`).
                 self.ask_again(saga, step, &cause, now);
+                self.chase_if_asked_enough(saga, step, &waiting_for, now, &cause);
             }
         }
     }

@@ -157,11 +157,18 @@ pub enum OnTimeout {
     /// the re-send is a reminder.
     Resend { after: Duration, max_attempts: u32 },
     /// The step's deadline is the projected delivery date; when it passes,
-    /// flag the order at risk and look again a day later. Never stalls.
+    /// flag the order at risk, ask the owner again for the fact and look
+    /// again a day later. Never stalls: after `overdue_asks` asks an
+    /// `overdue_wait` exception asks a person to chase it.
     FlagOverdue,
     /// Wait without a deadline of the saga's own: the party owning the wait
-    /// chases it (finance dunning for payment, the customer's acceptance).
+    /// chases it.
     Never,
+    /// The party owning the wait chases it (finance's dunning for payment,
+    /// the customer's acceptance), so nothing is flagged; the saga only asks
+    /// the owner again every so often, in case the fact was announced and
+    /// lost (ADR 0010).
+    AskEvery(Duration),
 }
 
 #[derive(Clone, Copy)]
@@ -226,6 +233,9 @@ pub struct Workflow {
     /// Reminders of an unanswered decision before the saga parks.
     pub decision_timeout: Duration,
     pub decision_reminders: u32,
+    /// Asks of an overdue wait (`RestateFact`, one a day) before an
+    /// `overdue_wait` exception names it for a person to chase.
+    pub overdue_asks: u32,
 }
 
 /// Per-deployment timing and limits of the workflow.
@@ -240,6 +250,11 @@ pub struct Timing {
     /// Failed final inspections (each followed by rework) before a person
     /// decides: concession, scrap and remake, or cancel.
     pub final_inspection_failures: u32,
+    /// Asks of an overdue wait before a person is asked to chase it.
+    pub overdue_asks: u32,
+    /// How often a wait whose owner chases it (payment, acceptance) asks
+    /// the owner again for its fact.
+    pub recheck_every: Duration,
 }
 
 impl Default for Timing {
@@ -250,6 +265,8 @@ impl Default for Timing {
             decision_timeout: Duration::from_secs(2 * 24 * 3600),
             decision_reminders: 2,
             final_inspection_failures: 2,
+            overdue_asks: 3,
+            recheck_every: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }
@@ -259,7 +276,9 @@ impl Timing {
     /// `GENDAN_SAGA__MAX_ATTEMPTS` (1..=100),
     /// `GENDAN_SAGA__DECISION_TIMEOUT_SECS` (60..=2592000),
     /// `GENDAN_SAGA__DECISION_REMINDERS` (0..=20) and
-    /// `GENDAN_SAGA__FINAL_INSPECTION_FAILURES` (1..=10) when set.
+    /// `GENDAN_SAGA__FINAL_INSPECTION_FAILURES` (1..=10),
+    /// `GENDAN_SAGA__OVERDUE_ASKS` (1..=30) and
+    /// `GENDAN_SAGA__RECHECK_SECS` (60..=2592000) when set.
     pub fn from_env() -> Result<Self, gendan_settings::Error> {
         let defaults = Timing::default();
         let bounded = |name: &str, default: u64, min: u64, max: u64| {
@@ -306,6 +325,18 @@ impl Timing {
                 1,
                 10,
             )? as u32,
+            overdue_asks: bounded(
+                "GENDAN_SAGA__OVERDUE_ASKS",
+                u64::from(defaults.overdue_asks),
+                1,
+                30,
+            )? as u32,
+            recheck_every: Duration::from_secs(bounded(
+                "GENDAN_SAGA__RECHECK_SECS",
+                secs(defaults.recheck_every),
+                60,
+                30 * 86_400,
+            )?),
         })
     }
 }

@@ -140,6 +140,7 @@ impl Workflow {
             compensation_attempts: timing.max_attempts,
             decision_timeout: timing.decision_timeout,
             decision_reminders: timing.decision_reminders,
+            overdue_asks: timing.overdue_asks,
             phases: vec![
                 phase(
                     Phase::Review,
@@ -427,7 +428,7 @@ impl Workflow {
                                 &[],
                                 D::Orders,
                                 &[v1::OrderAccepted::TYPE_NAME],
-                                OnTimeout::Never,
+                                OnTimeout::AskEvery(timing.recheck_every),
                             )
                         },
                         // A claim settled by making its goods good: once
@@ -485,7 +486,7 @@ impl Workflow {
                                 &["invoice_at_shipment", "invoice_at_delivery"],
                                 D::Finance,
                                 &[v1::OrderPaidInFull::TYPE_NAME],
-                                OnTimeout::Never,
+                                OnTimeout::AskEvery(timing.recheck_every),
                             )
                         },
                     ],

@@ -2,11 +2,11 @@
 //! after every reminder, a supplier late, a machine down.
 
 use gendan_proto::TypeName;
-use gendan_proto::v1::{self, ExceptionKind, Phase};
+use gendan_proto::v1::{self, Department, ExceptionKind, Phase};
 
 use super::{ORDER, engine, incoming, sent, start};
-use crate::state::{SagaState, Status, StepStatus};
-use crate::workflow::answers;
+use crate::state::{ExceptionRecord, SagaState, Status, StepStatus};
+use crate::workflow::{Timing, answers};
 
 /// A saga in the materials phase: the PO is placed, the deposit is
 /// required and unpaid.
@@ -245,10 +245,9 @@ fn a_machine_down_moves_the_projection_and_says_why() {
     assert_eq!(record.impact_days, 4);
 }
 
-#[test]
-fn an_escalated_balance_can_go_to_collection() {
-    let engine = engine();
-    let mut saga = in_materials(&engine);
+/// A saga whose every step but `paid_in_full` (and closing) is done.
+fn waiting_for_payment(engine: &super::Engine) -> SagaState {
+    let mut saga = in_materials(engine);
     for (_, step) in engine.workflow().steps() {
         if step.name != "paid_in_full" && step.name != "close_order" {
             let state = saga.step_mut(step.name);
@@ -259,6 +258,13 @@ fn an_escalated_balance_can_go_to_collection() {
     }
     saga.phase = Phase::Acceptance;
     engine.advance(&mut saga, &gendan_messaging::Cause::root(ORDER), start());
+    saga
+}
+
+#[test]
+fn an_escalated_balance_can_go_to_collection() {
+    let engine = engine();
+    let mut saga = waiting_for_payment(&engine);
     assert_eq!(saga.step("paid_in_full").status, StepStatus::Waiting);
     engine
         .react(
@@ -490,4 +496,81 @@ fn an_overdue_wait_asks_its_owner_again_and_shows_where_things_stand() {
         Some("procurement: PO 1 (FAB-OXF) not confirmed by its supplier")
     );
     assert_eq!(saga.step("materials_ready").status, StepStatus::Waiting);
+}
+
+#[test]
+fn an_overdue_wait_asked_enough_times_asks_a_person_to_chase_it() {
+    let engine = engine();
+    let asks = engine.workflow().overdue_asks;
+    let mut saga = in_materials(&engine);
+    let chasing = |saga: &SagaState| -> Vec<ExceptionRecord> {
+        saga.exceptions
+            .iter()
+            .filter(|e| e.kind == ExceptionKind::OverdueWait)
+            .cloned()
+            .collect()
+    };
+    let mut reported = incoming(&v1::StatusReported {
+        order_id: ORDER.to_owned(),
+        step: "materials_ready".to_owned(),
+        awaited: v1::MaterialsReady::TYPE_NAME.to_owned(),
+        status: "PO 1 (FAB-OXF) not confirmed by its supplier".to_owned(),
+    });
+    reported.envelope.source = "procurement".to_owned();
+    for ask in 1..asks {
+        engine.timer_fired(&mut saga, "materials_ready", start());
+        engine.react(&mut saga, &reported, start()).unwrap();
+        assert!(chasing(&saga).is_empty(), "ask {ask} is not yet a person's");
+    }
+    // The last ask: still no fact, so a person chases it; later asks open
+    // nothing more.
+    engine.timer_fired(&mut saga, "materials_ready", start());
+    engine.timer_fired(&mut saga, "materials_ready", start());
+    let open = chasing(&saga);
+    assert_eq!(open.len(), 1);
+    assert!(open[0].is_open());
+    assert_eq!(open[0].owner, Department::Procurement);
+    assert!(
+        open[0].cause.contains(&format!("asked {asks} times"))
+            && open[0].cause.contains("not confirmed by its supplier"),
+        "{}",
+        open[0].cause
+    );
+    assert_eq!(saga.step("materials_ready").status, StepStatus::Waiting);
+    assert_eq!(saga.status, Status::Running);
+    // The fact arrives: the wait is over and so is the chase.
+    let ready = incoming(&v1::MaterialsReady {
+        order_id: ORDER.to_owned(),
+        ready_on: "2026-03-25".to_owned(),
+        revision: 1,
+    });
+    engine.react(&mut saga, &ready, start()).unwrap();
+    assert!(chasing(&saga).iter().all(|e| !e.is_open()));
+}
+
+#[test]
+fn a_wait_its_owner_chases_only_asks_again_now_and_then() {
+    let engine = engine();
+    let mut saga = waiting_for_payment(&engine);
+    let deadline = saga.step("paid_in_full").deadline.expect("a recheck");
+    let every = chrono::Duration::from_std(Timing::default().recheck_every).unwrap();
+    assert_eq!(deadline, start() + every);
+    saga.outgoing.clear();
+    let projected = saga.projected;
+    let exceptions = saga.exceptions.len();
+    engine.timer_fired(&mut saga, "paid_in_full", deadline);
+    // Finance is asked whether the order was paid in full; nothing is
+    // flagged, since finance's dunning chases the customer.
+    let asked: Vec<v1::RestateFact> = sent(&saga);
+    assert_eq!(asked.len(), 1);
+    assert_eq!(asked[0].awaited, v1::OrderPaidInFull::TYPE_NAME);
+    assert!(
+        saga.outgoing
+            .iter()
+            .any(|o| o.subject == "gendan.cmd.finance.restate_fact")
+    );
+    assert_eq!(saga.projected, projected);
+    assert_eq!(saga.exceptions.len(), exceptions);
+    assert_eq!(saga.step("paid_in_full").deadline, Some(deadline + every));
+    assert_eq!(saga.step("paid_in_full").status, StepStatus::Waiting);
 }
