@@ -9,10 +9,14 @@
 //! - [`stack`]: every service's `Application` in one process;
 //! - [`demo`]: the sample factory catalog, sample orders, an MES player and
 //!   the live progress view;
-//! - [`local`]: private nats-server / PostgreSQL when none answers.
+//! - [`local`]: private nats-server / PostgreSQL when none answers;
+//! - [`chaos`]: every service as its own process on private servers,
+//!   orders driven through faults (kills, crashes), then checks that
+//!   nothing was lost or done twice.
 
 pub mod amend;
 pub mod bench;
+pub mod chaos;
 pub mod claims_cli;
 pub mod cli;
 pub mod deadletters;

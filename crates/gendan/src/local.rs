@@ -164,14 +164,14 @@ async fn postgres_answers(url: &str) -> bool {
     )
 }
 
-fn free_port() -> std::io::Result<u16> {
+pub(crate) fn free_port() -> std::io::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
 }
 
 /// Debian and Ubuntu keep the server binaries off the PATH.
-fn postgres_bin_dirs() -> Vec<PathBuf> {
+pub(crate) fn postgres_bin_dirs() -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
         .map(|entries| {
             entries
@@ -184,7 +184,7 @@ fn postgres_bin_dirs() -> Vec<PathBuf> {
     dirs
 }
 
-fn find_binary(name: &str, extra_dirs: &[PathBuf]) -> Option<PathBuf> {
+pub(crate) fn find_binary(name: &str, extra_dirs: &[PathBuf]) -> Option<PathBuf> {
     let path_dirs = std::env::var_os("PATH")
         .map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
         .unwrap_or_default();

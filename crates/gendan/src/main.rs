@@ -9,6 +9,9 @@
 //!   order's closing summary.
 //! - `gendan bench` does the same at full speed and prints what it costs.
 //! - `gendan sim` runs the simulators against services started elsewhere.
+//! - `gendan chaos` runs every service as its own process on private
+//!   servers, kills and crashes them while the simulators drive orders, and
+//!   checks that nothing was lost or done twice (`docs/chaos.md`).
 //!
 //! `up`, `demo` and `bench` start a private nats-server / PostgreSQL when
 //! the configured ones do not answer (see `local`). The other subcommands
@@ -16,7 +19,7 @@
 //! running services over gRPC; see `gendan::cli`.
 
 use gendan::cli::{self, Format};
-use gendan::{bench, deadletters, demo, local, register, sim, stack};
+use gendan::{bench, chaos, deadletters, demo, local, register, sim, stack};
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -114,9 +117,14 @@ enum Command {
     /// The exception register: list with filters, show one.
     #[command(subcommand)]
     Exceptions(register::ExceptionsCommand),
-    /// Messages a consumer gave up on, with the reason; replay one.
-    #[command(subcommand)]
+    /// Messages a consumer gave up on, with the reason; replay one
+    /// (also `gendan dlq`).
+    #[command(subcommand, alias = "dlq")]
     Deadletters(deadletters::DeadLettersCommand),
+    /// Every service as its own process on a private PostgreSQL and NATS:
+    /// orders driven by the simulators while processes are killed and the
+    /// servers crash, then checks that nothing was lost or done twice.
+    Chaos(chaos::ChaosOptions),
 }
 
 #[tokio::main]
@@ -132,6 +140,8 @@ async fn main() -> anyhow::Result<()> {
         Command::Sagas(command) => cli::sagas(command, output).await,
         Command::Exceptions(command) => register::exceptions(command, output).await,
         Command::Deadletters(command) => deadletters::deadletters(command, output).await,
+        // It starts servers of its own, which it is allowed to crash.
+        Command::Chaos(options) => run_chaos(cli.data_dir, options).await,
         Command::Sim {
             day_ms,
             seed,
@@ -250,6 +260,19 @@ async fn run_bench(
     let stopped = stack.shutdown().await;
     result?;
     stopped
+}
+
+/// `gendan chaos`: its own servers and service processes, faults, checks.
+async fn run_chaos(data_dir: PathBuf, options: chaos::ChaosOptions) -> anyhow::Result<()> {
+    options.validate()?;
+    // Its own output is the fault log and the checks; the simulators' and
+    // its own warnings still show.
+    let _telemetry = gendan_telemetry::init_with(
+        "gendan-chaos",
+        gendan_telemetry::LogFormat::from_env(),
+        "warn",
+    )?;
+    Box::pin(chaos::run(&data_dir, &options)).await
 }
 
 /// The simulators against services started elsewhere (`gendan up`).

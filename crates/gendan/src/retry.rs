@@ -12,12 +12,16 @@ use std::time::Duration;
 
 use tonic::Code;
 
-/// Codes that say "not now": the same request will do later.
-pub const TRANSIENT: [Code; 4] = [
+/// Codes that say "not now": the same request will do later. `Unknown` is
+/// what a call cut off mid-way comes back as ("transport error": the
+/// server died with the request in flight); every call retried here is
+/// idempotent, so whether it was done or not, sending it again is right.
+pub const TRANSIENT: [Code; 5] = [
     Code::Unavailable,
     Code::ResourceExhausted,
     Code::DeadlineExceeded,
     Code::Aborted,
+    Code::Unknown,
 ];
 
 /// Attempts a simulated partner makes (about three minutes in all).
@@ -55,6 +59,30 @@ where
                 ceiling = (ceiling * 2).min(Duration::from_secs(5));
             }
             Err(status) => return Err(status),
+        }
+    }
+}
+
+/// Calls `call` until it succeeds or `attempts` retries are spent, with the
+/// same waits as [`transient`]: for calls whose every failure is worth
+/// another try, such as a publish while the bus restarts (a repeat of the
+/// same message is dropped by its id).
+pub async fn persistently<T, E, F, Fut>(attempts: u32, mut call: F) -> Result<T, E>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let mut ceiling = Duration::from_millis(50);
+    let mut attempt = 0;
+    loop {
+        match call().await {
+            Ok(value) => return Ok(value),
+            Err(_) if attempt < attempts => {
+                attempt += 1;
+                tokio::time::sleep(jittered(ceiling)).await;
+                ceiling = (ceiling * 2).min(Duration::from_secs(5));
+            }
+            Err(err) => return Err(err),
         }
     }
 }

@@ -75,6 +75,23 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<PgPool> {
         .map_err(Error::Connect)
 }
 
+/// Whether `err` says "not now" rather than "never": the pool is busy or
+/// closed, the connection broke, or the server is restarting, out of
+/// resources, or chose this transaction as a deadlock or serialization
+/// victim (SQLSTATE classes 08, 53, 57 and 40). The same request will do
+/// later, so callers are told to retry (`Unavailable`).
+pub fn is_transient(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            ["08", "53", "57", "40"]
+                .iter()
+                .any(|class| code.starts_with(class))
+        }),
+        _ => false,
+    }
+}
+
 /// Runs each migrator in turn against the pool's schema (`sqlx::migrate!()`
 /// values), each ignoring the versions applied by the others.
 pub async fn migrate(pool: &PgPool, migrators: impl IntoIterator<Item = Migrator>) -> Result<()> {

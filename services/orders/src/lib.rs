@@ -109,9 +109,7 @@ impl ServiceErrorCode for Error {
             Error::OrderNotFound(_) => Code::NotFound,
             Error::FailedPrecondition(_) => Code::FailedPrecondition,
             // Worth retrying: the database is busy or briefly away.
-            Error::Database(
-                sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed,
-            ) => Code::Unavailable,
+            Error::Database(err) if gendan_storage::is_transient(err) => Code::Unavailable,
             Error::Database(_)
             | Error::Inconsistent(_)
             | Error::Runtime(_)

@@ -498,10 +498,13 @@ impl World {
             payload,
             &Cause::root(order_id),
         );
-        self.bus
-            .publish(&message)
-            .await
-            .with_context(|| format!("publishing {} on {subject}", M::TYPE_NAME))
+        // A real MES or WMS keeps what it could not send and sends it again
+        // once the bus is back; the same message id makes a repeat harmless.
+        crate::retry::persistently(crate::retry::PARTNER_ATTEMPTS, || {
+            self.bus.publish(&message)
+        })
+        .await
+        .with_context(|| format!("publishing {} on {subject}", M::TYPE_NAME))
     }
 
     async fn customer_of(&self, order_id: &str) -> anyhow::Result<String> {
