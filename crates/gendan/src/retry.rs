@@ -12,16 +12,18 @@ use std::time::Duration;
 
 use tonic::Code;
 
-/// Codes that say "not now": the same request will do later. `Unknown` is
-/// what a call cut off mid-way comes back as ("transport error": the
-/// server died with the request in flight); every call retried here is
-/// idempotent, so whether it was done or not, sending it again is right.
-pub const TRANSIENT: [Code; 5] = [
+/// Codes that say "not now": the same request will do later. `Unknown` and
+/// `Cancelled` are what a call cut off mid-way comes back as ("transport
+/// error", "connection closed": the server died with the request in
+/// flight); every call retried here is idempotent, so whether it was done
+/// or not, sending it again is right.
+pub const TRANSIENT: [Code; 6] = [
     Code::Unavailable,
     Code::ResourceExhausted,
     Code::DeadlineExceeded,
     Code::Aborted,
     Code::Unknown,
+    Code::Cancelled,
 ];
 
 /// Attempts a simulated partner makes (about three minutes in all).
