@@ -4,7 +4,9 @@
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let proto_root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    // Read at run time: a build script binary reused for another checkout
+    // of the same sources must look at that checkout's files.
+    let proto_root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
     let package_dir = proto_root.join("gendan/v1");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&package_dir)?
         .filter_map(|entry| entry.ok().map(|e| e.path()))

@@ -9,6 +9,8 @@
 //!
 //! [`Running`] starts one service on both, as the saga's counterpart: a
 //! test sends it commands, repeats them on purpose and reads its rows.
+//! [`enter_test_customers`] puts the customers the orders tests order for
+//! in the orders service's customer master (an order needs its customer).
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -242,6 +244,44 @@ pub fn service_settings(
         grpc_addr: "127.0.0.1:0".to_owned(),
         schema: schema.to_owned(),
     }
+}
+
+/// The customers the orders tests create orders for: (customer id, name).
+/// Tests name them by name (`customer: "Acme"`), as sales systems did
+/// before the customer master, and see that name on the order.
+pub const TEST_CUSTOMERS: [(&str, &str); 3] = [
+    ("ACME", "Acme"),
+    ("BOLT", "Bolt GmbH"),
+    ("DOOMED", "Doomed Ltd"),
+];
+
+/// A customer for tests: an export customer in Germany with the defaults
+/// the tests' orders use (USD, FOB, 30 % deposit) and no rules of its own.
+pub fn test_customer(customer_id: &str, name: &str) -> gendan_proto::v1::Customer {
+    gendan_proto::v1::Customer {
+        customer_id: customer_id.to_owned(),
+        name: name.to_owned(),
+        country: "DE".to_owned(),
+        currency: "USD".to_owned(),
+        payment_terms: "30% T/T deposit, 70% against B/L copy".to_owned(),
+        incoterm: "FOB".to_owned(),
+        ..Default::default()
+    }
+}
+
+/// Enters [`TEST_CUSTOMERS`] through `UpsertCustomer` of the orders service
+/// at `endpoint` (`http://127.0.0.1:<port>`).
+pub async fn enter_test_customers(endpoint: &str) -> anyhow::Result<()> {
+    let mut client =
+        gendan_proto::v1::order_service_client::OrderServiceClient::connect(endpoint.to_owned())
+            .await?;
+    for (customer_id, name) in TEST_CUSTOMERS {
+        client
+            .upsert_customer(test_customer(customer_id, name))
+            .await
+            .map_err(|status| anyhow::anyhow!("upsert customer {customer_id}: {status}"))?;
+    }
+    Ok(())
 }
 
 /// Waits until a service behind `pool` has handled the message `message_id`

@@ -22,7 +22,7 @@ use gendan_proto::v1::{
     GetTimelineRequest, ListAmendmentsRequest, ListNoticesRequest, OrderAmended, OrderConfirmed,
     OrderLine, Phase, PhaseChanged,
 };
-use gendan_tests::{Running, SubjectReader, eventually};
+use gendan_tests::{Running, SubjectReader, enter_test_customers, eventually};
 use sqlx::PgPool;
 use tonic::Code;
 use tonic::transport::Channel;
@@ -42,6 +42,10 @@ impl Orders {
         let svc = Running::start("orders", Application::build)
             .await
             .expect("orders starts");
+        // Orders are for "Acme", which must be in the customer master.
+        enter_test_customers(&svc.endpoint())
+            .await
+            .expect("test customers entered");
         Orders { svc }
     }
 
@@ -91,6 +95,7 @@ async fn create(client: &mut Client, client_request_id: &str) -> v1::Order {
         incoterm: "FOB".to_owned(),
         payment_terms: "30% T/T deposit, 70% against B/L copy".to_owned(),
         export: true,
+        customer_id: String::new(),
     };
     client
         .create_order(request)

@@ -5,7 +5,10 @@
 //! timeline (once per event, however often it is delivered); acceptance in
 //! phase acceptance only, `CloseOrder` and its summary, the closed order
 //! being read-only, customer notices and their webhook delivery (against a
-//! small HTTP server of the test's own, failing once to show the retry).
+//! small HTTP server of the test's own, failing once to show the retry),
+//! to the customer's own URL when the customer master has one. Orders are
+//! for the harness's test customers ([`gendan_tests::TEST_CUSTOMERS`]);
+//! the customer master itself is tested in `customers.rs`.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -24,7 +27,10 @@ use gendan_proto::v1::{
     OrderConfirmed, OrderCreated, OrderLine, Phase, PhaseChanged, PurchaseOrderPlaced, RestateFact,
     SagaStalled, ShipmentBooked, Shipped, StatusReported,
 };
-use gendan_tests::{SubjectReader, TestDb, TestNats, eventually, service_settings};
+use gendan_tests::{
+    SubjectReader, TestDb, TestNats, enter_test_customers, eventually, service_settings,
+    test_customer,
+};
 use prost::Message as _;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -66,6 +72,9 @@ impl Orders {
         let pool = app.pool().clone();
         let cancel = CancellationToken::new();
         let task = tokio::spawn(app.run_until_stopped(cancel.clone()));
+        enter_test_customers(&format!("http://127.0.0.1:{port}"))
+            .await
+            .expect("test customers entered");
         Orders {
             nats,
             db,
@@ -122,6 +131,8 @@ fn request(client_request_id: &str, customer: &str) -> CreateOrderRequest {
         incoterm: "FOB".to_owned(),
         payment_terms: "30% T/T deposit, 70% against B/L copy".to_owned(),
         export: true,
+        // By name, as `customer`: resolved in the customer master.
+        customer_id: String::new(),
     }
 }
 
@@ -440,7 +451,13 @@ async fn invalid_requests_name_the_field_and_store_nothing() {
         ("client_request_id", |r| {
             r.client_request_id = "has spaces".to_owned()
         }),
-        ("customer", |r| r.customer = "  ".to_owned()),
+        // Neither an id nor a name: the id is what is missing.
+        ("customer_id", |r| r.customer = "  ".to_owned()),
+        ("customer_id", |r| {
+            r.customer_id = "no spaces allowed".to_owned()
+        }),
+        ("customer_id", |r| r.customer_id = "NOPE".to_owned()),
+        ("customer", |r| r.customer = "Nobody Ltd".to_owned()),
         ("lines", |r| r.lines.clear()),
         ("lines[0].product", |r| r.lines[0].product = String::new()),
         ("lines[1].quantity", |r| r.lines[1].quantity = 0),
@@ -459,7 +476,7 @@ async fn invalid_requests_name_the_field_and_store_nothing() {
             r.requested_delivery_date = "2001-01-01".to_owned()
         }),
         ("incoterm", |r| r.incoterm = "DDU".to_owned()),
-        ("payment_terms", |r| r.payment_terms = String::new()),
+        ("payment_terms", |r| r.payment_terms = "p".repeat(201)),
     ];
     for (n, (field, breaker)) in cases.into_iter().enumerate() {
         let mut bad = request(&format!("bad-{n}"), "Acme");
@@ -1649,6 +1666,117 @@ async fn the_webhook_delivers_notices_retrying_failures_and_giving_up_in_the_end
         .filter(|r| r.body.contains("Doomed Ltd"))
         .count();
     assert_eq!(doomed_requests, 3, "never more than max_attempts");
+
+    orders.stop().await;
+}
+
+/// Waits until the order has a notice in `status`, and returns it.
+async fn notice_in(client: &Client, order_id: &str, status: &'static str) -> CustomerNotice {
+    eventually(WAIT, status, || {
+        let mut client = client.clone();
+        let id = order_id.to_owned();
+        async move {
+            let list = notices(&mut client, &id).await;
+            list.into_iter().find(|n| n.delivery_status == status)
+        }
+    })
+    .await
+    .expect("notice state")
+}
+
+/// Enters the customer "Hooked Co", whose notices go to `port`, and makes
+/// one order of it and one of Acme's (no URL of its own), both moved to
+/// review so each has a phase notice.
+async fn hooked_and_plain_orders(orders: &Orders, port: u16) -> (v1::Order, v1::Order) {
+    let mut client = orders.client().await;
+    let bus = orders.bus().await;
+    client
+        .upsert_customer(v1::Customer {
+            notice_webhook_url: format!("http://127.0.0.1:{port}/hooked"),
+            ..test_customer("HOOKED", "Hooked Co")
+        })
+        .await
+        .expect("a customer with a webhook of its own");
+    // Named by its id in `customer`: the order carries the master's name.
+    let hooked = create(&mut client, "own-hook-1", "HOOKED").await;
+    assert_eq!(hooked.customer, "Hooked Co");
+    assert_eq!(hooked.customer_id, "HOOKED");
+    let plain = create(&mut client, "own-hook-2", "Acme").await;
+    for order in [&hooked, &plain] {
+        move_to(
+            &client,
+            &bus,
+            &order.order_id,
+            Phase::Received,
+            Phase::Review,
+        )
+        .await;
+    }
+    (hooked, plain)
+}
+
+#[tokio::test]
+async fn a_customer_with_a_webhook_of_its_own_gets_its_notices_there() {
+    let (deployment_port, deployment) = webhook_server(|_, _| 200).await;
+    let (own_port, own) = webhook_server(|_, _| 200).await;
+    let orders = Orders::start_with(Some(WebhookSettings {
+        url: Some(format!("http://127.0.0.1:{deployment_port}/notices")),
+        poll_interval: Duration::from_millis(50),
+        ..Default::default()
+    }))
+    .await;
+    let client = orders.client().await;
+    let (hooked, plain) = hooked_and_plain_orders(&orders, own_port).await;
+
+    let hooked_notice = notice_in(&client, &hooked.order_id, "delivered").await;
+    let plain_notice = notice_in(&client, &plain.order_id, "delivered").await;
+    let own_requests = own.lock().expect("log").clone();
+    assert_eq!(own_requests.len(), 1, "{own_requests:#?}");
+    assert!(
+        own_requests[0].head.starts_with("POST /hooked HTTP/1.1"),
+        "{}",
+        own_requests[0].head
+    );
+    assert!(
+        own_requests[0]
+            .body
+            .contains(&format!("\"notice_id\":\"{}\"", hooked_notice.notice_id)),
+        "{}",
+        own_requests[0].body
+    );
+    assert!(own_requests[0].body.contains("\"customer\":\"Hooked Co\""));
+    // The deployment's relay got the other customer's notice, not this one's.
+    let deployment_requests = deployment.lock().expect("log").clone();
+    assert_eq!(deployment_requests.len(), 1, "{deployment_requests:#?}");
+    assert!(
+        deployment_requests[0]
+            .body
+            .contains(&format!("\"notice_id\":\"{}\"", plain_notice.notice_id))
+    );
+
+    orders.stop().await;
+}
+
+#[tokio::test]
+async fn without_a_deployment_webhook_a_customer_with_its_own_still_gets_notices() {
+    let (own_port, own) = webhook_server(|_, _| 200).await;
+    let orders = Orders::start_with(Some(WebhookSettings {
+        url: None,
+        poll_interval: Duration::from_millis(50),
+        ..Default::default()
+    }))
+    .await;
+    let client = orders.client().await;
+    let (hooked, plain) = hooked_and_plain_orders(&orders, own_port).await;
+
+    let delivered = notice_in(&client, &hooked.order_id, "delivered").await;
+    assert_eq!(delivered.delivery_attempts, 1);
+    // Nobody to post the other customer's notice to: parked for good.
+    let parked = notice_in(&client, &plain.order_id, "not_configured").await;
+    assert_eq!(parked.delivery_attempts, 0);
+    let own_requests = own.lock().expect("log").clone();
+    assert_eq!(own_requests.len(), 1, "{own_requests:#?}");
+    assert!(own_requests[0].body.contains(&hooked.order_id));
 
     orders.stop().await;
 }

@@ -1,6 +1,7 @@
 //! The merchandiser's command line: orders from a file, the tracking table,
 //! one order with its timeline, the customer's claims ([`crate::claims_cli`])
-//! and amendments ([`crate::amend`]),
+//! and amendments ([`crate::amend`]), the customer master
+//! ([`crate::customers_cli`]),
 //! and the records other departments make
 //! (payments, inspection results, decisions, operator actions on stalled
 //! workflows). Every command talks to the running services over gRPC (the
@@ -141,16 +142,24 @@ pub enum InspectionsCommand {
     },
 }
 
-/// An order file: JSON with the fields of `CreateOrder`.
+/// An order file: JSON with the fields of `CreateOrder`. The customer is
+/// named by `customer_id`, or by `customer` (an id or a name); currency,
+/// incoterm and payment terms left out are the customer's.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct OrderFile {
     client_request_id: Option<String>,
+    #[serde(default)]
+    customer_id: String,
+    #[serde(default)]
     customer: String,
     lines: Vec<LineFile>,
+    #[serde(default)]
     currency: String,
     requested_delivery_date: String,
+    #[serde(default)]
     incoterm: String,
+    #[serde(default)]
     payment_terms: String,
     #[serde(default)]
     export: bool,
@@ -232,6 +241,7 @@ pub async fn orders(command: OrdersCommand, output: Output) -> anyhow::Result<()
                 incoterm: parsed.incoterm,
                 payment_terms: parsed.payment_terms,
                 export: parsed.export,
+                customer_id: parsed.customer_id,
             };
             let response = rpc!(orders, create_order, request).map_err(status_error)?;
             let order = response.order.unwrap_or_default();
@@ -715,6 +725,7 @@ fn order_json(order: &v1::Order) -> Value {
     json!({
         "order_id": order.order_id,
         "customer": order.customer,
+        "customer_id": order.customer_id,
         "phase": phase_name(order.phase),
         "workflow_status": order.workflow_status,
         "currency": order.currency,

@@ -4,7 +4,8 @@
 //! - [`bench`]: orders through the whole happy path, and what it costs;
 //! - [`cli`]: the merchandiser's commands against running services, with
 //!   [`claims_cli`] for the customer's claims, [`amend`] for their
-//!   amendments and [`workflow_cli`] for decisions and stalled workflows;
+//!   amendments, [`customers_cli`] for the customer master and
+//!   [`workflow_cli`] for decisions and stalled workflows;
 //!   [`retry`]: how they (and the simulators) retry transient failures;
 //! - [`stack`]: every service's `Application` in one process;
 //! - [`demo`]: the sample factory catalog, sample orders, an MES player and
@@ -19,6 +20,7 @@ pub mod bench;
 pub mod chaos;
 pub mod claims_cli;
 pub mod cli;
+pub mod customers_cli;
 pub mod deadletters;
 pub mod demo;
 pub mod local;

@@ -15,11 +15,11 @@
 //!
 //! `up`, `demo` and `bench` start a private nats-server / PostgreSQL when
 //! the configured ones do not answer (see `local`). The other subcommands
-//! (`orders`, `payments`, `inspections`, `decisions`, `sagas`) talk to
-//! running services over gRPC; see `gendan::cli`.
+//! (`orders`, `customers`, `payments`, `inspections`, `decisions`, `sagas`)
+//! talk to running services over gRPC; see `gendan::cli`.
 
 use gendan::cli::{self, Format};
-use gendan::{bench, chaos, deadletters, demo, local, register, sim, stack};
+use gendan::{bench, chaos, customers_cli, deadletters, demo, local, register, sim, stack};
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -102,6 +102,9 @@ enum Command {
     /// claims, summary.
     #[command(subcommand)]
     Orders(cli::OrdersCommand),
+    /// The customer master: list, show one, create or replace from a file.
+    #[command(subcommand)]
+    Customers(customers_cli::CustomersCommand),
     /// Record payments; show an order's receivable.
     #[command(subcommand)]
     Payments(cli::PaymentsCommand),
@@ -134,6 +137,7 @@ async fn main() -> anyhow::Result<()> {
     let output = cli.format.output;
     match cli.command {
         Command::Orders(command) => cli::orders(command, output).await,
+        Command::Customers(command) => customers_cli::customers(command, output).await,
         Command::Payments(command) => cli::payments(command, output).await,
         Command::Inspections(command) => cli::inspections(command, output).await,
         Command::Decisions(command) => cli::decisions(command, output).await,

@@ -65,6 +65,7 @@ short_names!(
     Department => "DEPARTMENT_",
     DecisionKind => "DECISION_KIND_",
     ClaimKind => "CLAIM_KIND_",
+    InspectionLevel => "INSPECTION_LEVEL_",
 );
 
 impl v1::Phase {

@@ -7,7 +7,8 @@
 //! orders never shift the pages a client is walking through. AcceptOrder is
 //! [`acceptance`], RaiseClaim and ListClaims are [`claims`], AmendOrder and
 //! ListAmendments are [`amendments`]; ListNotices and GetSummary read what
-//! the consumers wrote.
+//! the consumers wrote. UpsertCustomer, GetCustomer and ListCustomers are
+//! the customer master, [`customers`].
 
 use chrono::Utc;
 use gendan_grpc::{FieldError, into_status};
@@ -15,10 +16,11 @@ use gendan_proto::timestamp_to;
 use gendan_proto::v1::order_service_server::OrderService;
 use gendan_proto::v1::{
     AcceptOrderRequest, AmendOrderRequest, Amendment, Claim, CreateOrderRequest,
-    CreateOrderResponse, GetOrderRequest, GetSummaryRequest, GetTimelineRequest,
-    GetTimelineResponse, ListAmendmentsRequest, ListAmendmentsResponse, ListClaimsRequest,
-    ListClaimsResponse, ListNoticesRequest, ListNoticesResponse, ListOrdersRequest,
-    ListOrdersResponse, Order, OrderSummary, Phase, RaiseClaimRequest,
+    CreateOrderResponse, Customer, GetCustomerRequest, GetOrderRequest, GetSummaryRequest,
+    GetTimelineRequest, GetTimelineResponse, ListAmendmentsRequest, ListAmendmentsResponse,
+    ListClaimsRequest, ListClaimsResponse, ListCustomersRequest, ListCustomersResponse,
+    ListNoticesRequest, ListNoticesResponse, ListOrdersRequest, ListOrdersResponse, Order,
+    OrderSummary, Phase, RaiseClaimRequest,
 };
 use prost::Message as _;
 use sqlx::PgPool;
@@ -27,7 +29,8 @@ use uuid::Uuid;
 
 use crate::store::{self, Cursor, ListFilter};
 use crate::{
-    Error, Result, acceptance, amendments, claims, intake, notices, paging, timeline, validate,
+    Error, Result, acceptance, amendments, claims, customers, intake, notices, paging, timeline,
+    validate,
 };
 
 pub const DEFAULT_PAGE_SIZE: u32 = 50;
@@ -179,6 +182,21 @@ impl OrderApi {
             Error::Inconsistent(format!("stored summary of order {order_id}: {err}"))
         })
     }
+
+    #[tracing::instrument(skip_all, fields(customer_id = %request.customer_id), err(level = "debug"))]
+    pub async fn upsert(&self, request: &Customer) -> Result<Customer> {
+        customers::upsert(&self.pool, request).await
+    }
+
+    #[tracing::instrument(skip_all, fields(customer_id = %customer_id), err(level = "debug"))]
+    pub async fn customer(&self, customer_id: &str) -> Result<Customer> {
+        customers::get(&self.pool, customer_id).await
+    }
+
+    #[tracing::instrument(skip_all, err(level = "debug"))]
+    pub async fn customers(&self, request: &ListCustomersRequest) -> Result<ListCustomersResponse> {
+        customers::list(&self.pool, request).await
+    }
 }
 
 fn parse_order_id(order_id: &str) -> Result<Uuid> {
@@ -308,6 +326,36 @@ impl OrderService for OrderApi {
         request: Request<ListAmendmentsRequest>,
     ) -> Result<Response<ListAmendmentsResponse>, Status> {
         self.amendments(&request.get_ref().order_id)
+            .await
+            .map(Response::new)
+            .map_err(into_status)
+    }
+
+    async fn upsert_customer(
+        &self,
+        request: Request<Customer>,
+    ) -> Result<Response<Customer>, Status> {
+        self.upsert(request.get_ref())
+            .await
+            .map(Response::new)
+            .map_err(into_status)
+    }
+
+    async fn get_customer(
+        &self,
+        request: Request<GetCustomerRequest>,
+    ) -> Result<Response<Customer>, Status> {
+        self.customer(&request.get_ref().customer_id)
+            .await
+            .map(Response::new)
+            .map_err(into_status)
+    }
+
+    async fn list_customers(
+        &self,
+        request: Request<ListCustomersRequest>,
+    ) -> Result<Response<ListCustomersResponse>, Status> {
+        self.customers(request.get_ref())
             .await
             .map(Response::new)
             .map_err(into_status)

@@ -1,11 +1,16 @@
-//! CreateOrder: validate, de-duplicate by request id, store and announce.
+//! CreateOrder: validate, de-duplicate by request id, find the customer,
+//! store and announce.
 //!
 //! Everything a new order produces is written in one transaction: the
 //! request-id claim (first, so a concurrent retry waits on its unique key and
 //! then finds this order), the order row and lines, the `OrderCreated` outbox
-//! row and the first timeline entry. Either the order exists and will be
-//! announced, or nothing was written. [`crate::announcer`] announces it
-//! again, as the same fact, until its workflow starts.
+//! row and the first timeline entry. The customer is looked up in the
+//! customer master in that transaction ([`crate::customers::resolve`]): the
+//! order takes the customer's name and id, the defaults the request left
+//! empty, and a copy of the customer's rules. Either the order exists and
+//! will be announced, or nothing was written (an unknown customer rolls the
+//! request-id claim back too). [`crate::announcer`] announces it again, as
+//! the same fact, until its workflow starts.
 
 use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
 use gendan_messaging::{Cause, Outgoing, outbox};
@@ -16,7 +21,7 @@ use uuid::Uuid;
 
 use crate::store::{self, status};
 use crate::validate::{self, NewOrder};
-use crate::{Error, Result, SERVICE, timeline};
+use crate::{Error, Result, SERVICE, customers, timeline};
 
 /// The order for `request` and whether this call created it (`false`: the
 /// request id was seen before and that order is returned unchanged).
@@ -34,7 +39,7 @@ pub async fn create_order(
     if let Some(existing) = store::order_for_request(pool, request_id).await? {
         return Ok((load(pool, existing).await?, false));
     }
-    let new_order = validate::new_order(request, today)?;
+    let checked = validate::new_order(request, today)?;
 
     let order_id = Uuid::now_v7();
     // PostgreSQL keeps microseconds; the order we return must equal the one
@@ -49,6 +54,9 @@ pub async fn create_order(
             .ok_or_else(|| Error::Inconsistent(format!("request {request_id} has no order")))?;
         return Ok((load(pool, existing).await?, false));
     }
+    // Dropping the transaction on a refusal rolls the request-id claim back.
+    let customer = customers::resolve(&mut tx, &checked.customer).await?;
+    let new_order = checked.for_customer(&customer);
     store::insert_order(&mut tx, order_id, &new_order, now).await?;
     let order = order_of(order_id, &new_order, now);
     let order_id_text = order.order_id.clone();
@@ -109,5 +117,7 @@ fn order_of(order_id: Uuid, new_order: &NewOrder, now: DateTime<Utc>) -> Order {
         updated_at: Some(timestamp_from(now)),
         workflow_status: status::RUNNING.to_owned(),
         open_exceptions: Vec::new(),
+        customer_id: new_order.customer_id.clone(),
+        customer_rules: Some(new_order.customer_rules.clone()),
     }
 }

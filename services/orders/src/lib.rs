@@ -1,11 +1,15 @@
 //! The orders service: order intake, the order record, and its timeline.
 //!
 //! How data flows through it:
-//! - [`api`] serves `gendan.v1.OrderService`. CreateOrder goes through
+//! - [`api`] serves `gendan.v1.OrderService`. UpsertCustomer, GetCustomer
+//!   and ListCustomers keep the customer master ([`customers`]): each
+//!   order's customer, its defaults and its rules. CreateOrder goes through
 //!   [`validate`] (a field-level error per bad field) and [`intake`], which
-//!   writes the order, its lines, the request id, the first timeline entry and
-//!   the `OrderCreated` outbox row in one transaction ([`store`] holds the
-//!   SQL). GetOrder, ListOrders and GetTimeline read the same tables.
+//!   finds the order's customer in the master, fills the defaults the
+//!   request left empty, and writes the order (with a copy of the
+//!   customer's rules), its lines, the request id, the first timeline entry
+//!   and the `OrderCreated` outbox row in one transaction ([`store`] holds
+//!   the SQL). GetOrder, ListOrders and GetTimeline read the same tables.
 //!   AcceptOrder ([`acceptance`]) records the customer's acceptance in phase
 //!   acceptance and announces `OrderAccepted`; RaiseClaim ([`claims`])
 //!   records a claim on the delivered goods instead and announces
@@ -29,8 +33,8 @@
 //!   saga's events move the order's phase ([`phases`]: back too, when the
 //!   saga loops back), projected date, risk flag and workflow status, and
 //!   the events a customer cares about become [`notices`].
-//! - [`webhook`] delivers the stored notices to a configured URL, with
-//!   retries, shared between replicas.
+//! - [`webhook`] delivers the stored notices to the customer's own URL or
+//!   the deployment's, with retries, shared between replicas.
 //! - [`announcer`] announces `OrderCreated` again (the same fact) while an
 //!   order's workflow has not started, so a lost message strands nothing.
 //!
@@ -47,6 +51,7 @@ pub mod claims;
 pub mod closing;
 pub mod commands;
 pub mod confirmation;
+pub mod customers;
 pub mod intake;
 pub mod notices;
 pub mod paging;
@@ -85,6 +90,9 @@ pub enum Error {
     InvalidArgument(#[from] FieldError),
     #[error("order {0} not found")]
     OrderNotFound(String),
+    /// GetCustomer of an id the customer master does not have.
+    #[error("customer {0:?} not found")]
+    CustomerNotFound(String),
     /// The call is not allowed in the order's current state.
     #[error("{0}")]
     FailedPrecondition(String),
@@ -106,7 +114,7 @@ impl ServiceErrorCode for Error {
     fn code(&self) -> Code {
         match self {
             Error::InvalidArgument(_) => Code::InvalidArgument,
-            Error::OrderNotFound(_) => Code::NotFound,
+            Error::OrderNotFound(_) | Error::CustomerNotFound(_) => Code::NotFound,
             Error::FailedPrecondition(_) => Code::FailedPrecondition,
             // Worth retrying: the database is busy or briefly away.
             Error::Database(err) if gendan_storage::is_transient(err) => Code::Unavailable,
@@ -130,6 +138,7 @@ impl From<Error> for HandlerError {
         match err {
             Error::InvalidArgument(_)
             | Error::OrderNotFound(_)
+            | Error::CustomerNotFound(_)
             | Error::FailedPrecondition(_)
             | Error::Inconsistent(_)
             | Error::Settings(_) => HandlerError::Rejected(err.to_string()),

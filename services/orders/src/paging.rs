@@ -1,10 +1,11 @@
-//! Opaque page tokens for ListOrders.
+//! Opaque page tokens for ListOrders and ListCustomers.
 //!
-//! A token is the keyset position after the last order of a page
-//! (`created_at` in microseconds, PostgreSQL's precision, and the order id),
-//! versioned and hex-encoded so clients treat it as opaque and a future
-//! format can be told apart. Decoding is strict: anything else is an invalid
-//! `page_token`.
+//! A token is the keyset position after the last row of a page, versioned
+//! and hex-encoded so clients treat it as opaque and a future format can be
+//! told apart: for orders `created_at` in microseconds (PostgreSQL's
+//! precision) and the order id, for customers the customer id. Decoding is
+//! strict: anything else, a token of the other list included, is an
+//! invalid `page_token`.
 
 use chrono::DateTime;
 use gendan_grpc::FieldError;
@@ -13,14 +14,16 @@ use uuid::Uuid;
 use crate::store::Cursor;
 
 const VERSION: &str = "o1";
+const CUSTOMERS_VERSION: &str = "c1";
+/// Longest token accepted (a customer id of 64 characters makes 134).
+const MAX_TOKEN_CHARS: usize = 200;
 
 pub fn encode(cursor: Cursor) -> String {
-    let plain = format!(
+    hex(&format!(
         "{VERSION}:{}:{}",
         cursor.created_at.timestamp_micros(),
         cursor.order_id.simple()
-    );
-    plain.bytes().map(|b| format!("{b:02x}")).collect()
+    ))
 }
 
 /// `None` for the empty token (first page).
@@ -33,15 +36,50 @@ pub fn decode(token: &str) -> Result<Option<Cursor>, FieldError> {
         .ok_or_else(|| FieldError::new("page_token", "not a token from a previous ListOrders"))
 }
 
-fn parse(token: &str) -> Option<Cursor> {
-    if !token.len().is_multiple_of(2) || token.len() > 200 {
+/// The token of a ListCustomers page that ends with `customer_id`.
+pub fn encode_customer(customer_id: &str) -> String {
+    hex(&format!("{CUSTOMERS_VERSION}:{customer_id}"))
+}
+
+/// The customer id a ListCustomers page starts after; `None` for the empty
+/// token (first page).
+pub fn decode_customer(token: &str) -> Result<Option<String>, FieldError> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    let plain = unhex(token).ok_or_else(not_a_customers_token)?;
+    let customer_id = plain
+        .strip_prefix(CUSTOMERS_VERSION)
+        .and_then(|rest| rest.strip_prefix(':'))
+        .ok_or_else(not_a_customers_token)?;
+    // Only ids the master can hold: a forged token cannot inject anything
+    // the keyset comparison would not expect.
+    crate::customers::validate::customer_id("page_token", customer_id)
+        .map_err(|_| not_a_customers_token())?;
+    Ok(Some(customer_id.to_owned()))
+}
+
+fn not_a_customers_token() -> FieldError {
+    FieldError::new("page_token", "not a token from a previous ListCustomers")
+}
+
+fn hex(plain: &str) -> String {
+    plain.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(token: &str) -> Option<String> {
+    if !token.len().is_multiple_of(2) || token.len() > MAX_TOKEN_CHARS {
         return None;
     }
     let bytes = (0..token.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(token.get(i..i + 2)?, 16).ok())
         .collect::<Option<Vec<u8>>>()?;
-    let plain = String::from_utf8(bytes).ok()?;
+    String::from_utf8(bytes).ok()
+}
+
+fn parse(token: &str) -> Option<Cursor> {
+    let plain = unhex(token)?;
     let mut parts = plain.split(':');
     let (Some(VERSION), Some(micros), Some(order_id), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -86,6 +124,40 @@ mod tests {
         ] {
             let err = decode(&bad).unwrap_err();
             assert_eq!(err.field, "page_token", "{bad}");
+        }
+    }
+
+    #[test]
+    fn customer_tokens_round_trip_and_foreign_ones_are_refused() {
+        let token = encode_customer("NORDWIND.de_2-a");
+        assert!(token.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(
+            decode_customer(&token).unwrap().as_deref(),
+            Some("NORDWIND.de_2-a")
+        );
+        assert_eq!(decode_customer("").unwrap(), None);
+        let longest = "X".repeat(64);
+        assert_eq!(
+            decode_customer(&encode_customer(&longest)).unwrap(),
+            Some(longest)
+        );
+        let order_token = encode(Cursor {
+            created_at: Utc::now().trunc_subsecs(6),
+            order_id: Uuid::now_v7(),
+        });
+        for bad in [
+            order_token,
+            "zz".to_owned(),
+            hex("c2:NORDWIND"),
+            hex("c1:"),
+            hex("c1:has space"),
+            hex("NORDWIND"),
+        ] {
+            assert_eq!(
+                decode_customer(&bad).unwrap_err().field,
+                "page_token",
+                "{bad}"
+            );
         }
     }
 }

@@ -6,8 +6,9 @@
 //! with binds; optional filters are `($n IS NULL OR ...)`.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use gendan_proto::v1::{Order, OrderLine, Phase};
+use gendan_proto::v1::{CustomerRules, Order, OrderLine, Phase};
 use gendan_proto::{date_to_string, timestamp_from};
+use prost::Message as _;
 use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
@@ -28,7 +29,7 @@ macro_rules! order_columns {
     () => {
         "order_id, customer, currency, requested_delivery_date, incoterm, payment_terms, \
          export, total_minor, phase, workflow_status, projected_delivery_date, at_risk, \
-         created_at, updated_at, \
+         created_at, updated_at, customer_id, customer_rules, \
          ARRAY(SELECT DISTINCT e.kind FROM order_exceptions e \
                WHERE e.order_id = orders.order_id AND NOT e.closed ORDER BY e.kind) \
            AS open_exceptions"
@@ -51,6 +52,10 @@ struct OrderRow {
     at_risk: bool,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    /// `None` for orders created before the customer master.
+    customer_id: Option<String>,
+    /// The encoded `CustomerRules`; `None` for those older orders.
+    customer_rules: Option<Vec<u8>>,
     open_exceptions: Vec<String>,
 }
 
@@ -64,8 +69,13 @@ struct LineRow {
 }
 
 impl OrderRow {
-    fn into_order(self, lines: Vec<OrderLine>) -> Order {
-        Order {
+    fn into_order(self, lines: Vec<OrderLine>) -> sqlx::Result<Order> {
+        let customer_rules = self
+            .customer_rules
+            .map(|bytes| CustomerRules::decode(bytes.as_slice()))
+            .transpose()
+            .map_err(|err| sqlx::Error::Decode(Box::new(err)))?;
+        Ok(Order {
             order_id: self.order_id.to_string(),
             customer: self.customer,
             lines,
@@ -85,7 +95,9 @@ impl OrderRow {
             updated_at: Some(timestamp_from(self.updated_at)),
             workflow_status: self.workflow_status,
             open_exceptions: self.open_exceptions,
-        }
+            customer_id: self.customer_id.unwrap_or_default(),
+            customer_rules,
+        })
     }
 }
 
@@ -131,7 +143,8 @@ pub async fn order_for_request(
         .await
 }
 
-/// Inserts the order row and its lines, in the received phase.
+/// Inserts the order row (with its customer's id and rules) and its lines,
+/// in the received phase.
 pub async fn insert_order(
     conn: &mut PgConnection,
     order_id: Uuid,
@@ -141,8 +154,8 @@ pub async fn insert_order(
     sqlx::query(
         "INSERT INTO orders (order_id, customer, currency, requested_delivery_date, incoterm, \
          payment_terms, export, total_minor, phase, furthest_phase, workflow_status, created_at, \
-         updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11, $11)",
+         updated_at, customer_id, customer_rules) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11, $11, $12, $13)",
     )
     .bind(order_id)
     .bind(&order.customer)
@@ -155,6 +168,8 @@ pub async fn insert_order(
     .bind(Phase::Received as i32)
     .bind(status::RUNNING)
     .bind(now)
+    .bind(&order.customer_id)
+    .bind(order.customer_rules.encode_to_vec())
     .execute(&mut *conn)
     .await?;
 
@@ -208,6 +223,7 @@ pub async fn get_order(conn: &mut PgConnection, order_id: Uuid) -> sqlx::Result<
 #[derive(Debug, Clone, Default)]
 pub struct ListFilter {
     pub phase: Option<i32>,
+    /// A customer id or a customer's name (exactly as the order carries it).
     pub customer: Option<String>,
     pub at_risk_only: bool,
 }
@@ -231,7 +247,7 @@ pub async fn list_orders(
         order_columns!(),
         " FROM orders \
          WHERE ($1::int IS NULL OR phase = $1) \
-           AND ($2::text IS NULL OR customer = $2) \
+           AND ($2::text IS NULL OR customer = $2 OR customer_id = $2) \
            AND (NOT $3 OR at_risk) \
            AND ($4::timestamptz IS NULL OR (created_at, order_id) < ($4, $5::uuid)) \
          ORDER BY created_at DESC, order_id DESC \
@@ -269,13 +285,12 @@ async fn with_lines(conn: &mut PgConnection, rows: Vec<OrderRow>) -> sqlx::Resul
             .or_default()
             .push(line.into_line());
     }
-    Ok(rows
-        .into_iter()
+    rows.into_iter()
         .map(|row| {
             let lines = by_order.remove(&row.order_id).unwrap_or_default();
             row.into_order(lines)
         })
-        .collect())
+        .collect()
 }
 
 /// Applies a move of the order to `to` ([`phase_move`] decides; `from` is

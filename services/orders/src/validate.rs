@@ -1,8 +1,13 @@
-//! Checks a `CreateOrderRequest` field by field and turns it into a
-//! [`NewOrder`], the only shape the store accepts; likewise an
-//! `AcceptOrderRequest` into an [`Acceptance`], and order ids. The line
-//! rules ([`order_lines`]) and the date rule are shared with AmendOrder
-//! ([`crate::amendments::validate`]).
+//! Checks a `CreateOrderRequest` field by field and turns it into an
+//! [`OrderRequest`]: everything the request itself decides, with the
+//! customer named ([`CustomerRef`]) but not yet looked up and the defaults
+//! it left empty still open. Once [`crate::customers::resolve`] has found
+//! the customer, [`OrderRequest::for_customer`] makes the [`NewOrder`], the
+//! only shape the store accepts. Likewise an `AcceptOrderRequest` becomes
+//! an [`Acceptance`], and order ids are checked here. The line rules
+//! ([`order_lines`]) and the date rule are shared with AmendOrder
+//! ([`crate::amendments::validate`]); the currency, incoterm and payment
+//! terms rules with the customer master ([`crate::customers::validate`]).
 //!
 //! Each rule fails with a [`FieldError`] naming the field path the caller
 //! sent (`lines[1].quantity`), so a sales system can point its user at the
@@ -11,7 +16,9 @@
 
 use chrono::NaiveDate;
 use gendan_grpc::FieldError;
-use gendan_proto::v1::{AcceptOrderRequest, CreateOrderRequest, OrderLine};
+use gendan_proto::v1::{
+    AcceptOrderRequest, CreateOrderRequest, Customer, CustomerRules, OrderLine,
+};
 use uuid::Uuid;
 
 pub const MAX_REQUEST_ID_CHARS: usize = 128;
@@ -58,11 +65,64 @@ pub struct NewLine {
     pub unit_price_minor: i64,
 }
 
-/// A validated CreateOrder request.
+/// Who a CreateOrder request says the order is for, checked but not yet
+/// looked up in the customer master.
 #[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CustomerRef {
+    /// `customer_id` was given: that id and nothing else.
+    Id(String),
+    /// Only `customer` was given (trimmed): an id, else a name regardless
+    /// of case.
+    IdOrName(String),
+}
+
+/// A validated CreateOrder request before its customer is looked up: the
+/// defaults it left empty are `None`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderRequest {
+    pub client_request_id: String,
+    pub customer: CustomerRef,
+    pub lines: Vec<NewLine>,
+    pub currency: Option<String>,
+    pub requested_delivery_date: NaiveDate,
+    pub incoterm: Option<String>,
+    pub payment_terms: Option<String>,
+    pub export: bool,
+    pub total_minor: i64,
+}
+
+impl OrderRequest {
+    /// The order for `customer`: its name and id, a copy of its rules, and
+    /// its currency, incoterm and payment terms where the request left them
+    /// empty (the customer's passed the same checks when it was stored).
+    pub fn for_customer(self, customer: &Customer) -> NewOrder {
+        NewOrder {
+            client_request_id: self.client_request_id,
+            customer: customer.name.clone(),
+            customer_id: customer.customer_id.clone(),
+            customer_rules: crate::customers::rules(customer),
+            lines: self.lines,
+            currency: self.currency.unwrap_or_else(|| customer.currency.clone()),
+            requested_delivery_date: self.requested_delivery_date,
+            incoterm: self.incoterm.unwrap_or_else(|| customer.incoterm.clone()),
+            payment_terms: self
+                .payment_terms
+                .unwrap_or_else(|| customer.payment_terms.clone()),
+            export: self.export,
+            total_minor: self.total_minor,
+        }
+    }
+}
+
+/// A CreateOrder request with its customer found: what the store writes.
+#[derive(Debug, Clone, PartialEq)]
 pub struct NewOrder {
     pub client_request_id: String,
+    /// The customer master's name of the customer.
     pub customer: String,
+    pub customer_id: String,
+    /// The customer's rules as they stand now, kept with the order.
+    pub customer_rules: CustomerRules,
     pub lines: Vec<NewLine>,
     pub currency: String,
     pub requested_delivery_date: NaiveDate,
@@ -70,6 +130,30 @@ pub struct NewOrder {
     pub payment_terms: String,
     pub export: bool,
     pub total_minor: i64,
+}
+
+/// `customer_id` when given (its format checked), else the `customer`
+/// text; neither is an invalid `customer_id`.
+fn customer_ref(request: &CreateOrderRequest) -> Result<CustomerRef, FieldError> {
+    if !request.customer_id.is_empty() {
+        let id = crate::customers::validate::customer_id("customer_id", &request.customer_id)?;
+        return Ok(CustomerRef::Id(id));
+    }
+    if request.customer.trim().is_empty() {
+        return Err(FieldError::new(
+            "customer_id",
+            "must not be empty: name the customer by its customer_id (or its name in \
+             `customer`; see ListCustomers)",
+        ));
+    }
+    let text = text("customer", &request.customer, MAX_CUSTOMER_CHARS)?;
+    Ok(CustomerRef::IdOrName(text))
+}
+
+/// `Some(value)` unless it is empty or blank (then the customer's default
+/// applies).
+fn given(value: &str) -> Option<&str> {
+    Some(value).filter(|value| !value.trim().is_empty())
 }
 
 /// Checks the request id alone: it is looked up before the rest is
@@ -96,23 +180,26 @@ pub fn client_request_id(id: &str) -> Result<&str, FieldError> {
     Ok(id)
 }
 
-/// Validates every field; `today` is the first acceptable delivery date.
-pub fn new_order(request: &CreateOrderRequest, today: NaiveDate) -> Result<NewOrder, FieldError> {
+/// Validates every field the request decides; `today` is the first
+/// acceptable delivery date. Currency, incoterm and payment terms left
+/// empty are the customer's, so only given ones are checked here.
+pub fn new_order(
+    request: &CreateOrderRequest,
+    today: NaiveDate,
+) -> Result<OrderRequest, FieldError> {
     let client_request_id = client_request_id(&request.client_request_id)?.to_owned();
-    let customer = text("customer", &request.customer, MAX_CUSTOMER_CHARS)?;
+    let customer = customer_ref(request)?;
 
     let (lines, total_minor) = order_lines(&request.lines, MAX_LINES)?;
 
-    let currency = currency(&request.currency)?;
+    let currency = given(&request.currency).map(currency).transpose()?;
     let requested_delivery_date = delivery_date(&request.requested_delivery_date, today)?;
-    let incoterm = incoterm(&request.incoterm)?;
-    let payment_terms = text(
-        "payment_terms",
-        &request.payment_terms,
-        MAX_PAYMENT_TERMS_CHARS,
-    )?;
+    let incoterm = given(&request.incoterm).map(incoterm).transpose()?;
+    let payment_terms = given(&request.payment_terms)
+        .map(|terms| text("payment_terms", terms, MAX_PAYMENT_TERMS_CHARS))
+        .transpose()?;
 
-    Ok(NewOrder {
+    Ok(OrderRequest {
         client_request_id,
         customer,
         lines,
@@ -246,7 +333,7 @@ pub(crate) fn text(field: &str, value: &str, max: usize) -> Result<String, Field
     Ok(value.to_owned())
 }
 
-fn currency(code: &str) -> Result<String, FieldError> {
+pub(crate) fn currency(code: &str) -> Result<String, FieldError> {
     if ISO_4217.contains(&code) {
         return Ok(code.to_owned());
     }
@@ -275,7 +362,7 @@ pub(crate) fn delivery_date(text: &str, today: NaiveDate) -> Result<NaiveDate, F
     Ok(date)
 }
 
-fn incoterm(code: &str) -> Result<String, FieldError> {
+pub(crate) fn incoterm(code: &str) -> Result<String, FieldError> {
     if INCOTERMS_2020.contains(&code) {
         return Ok(code.to_owned());
     }
@@ -374,6 +461,7 @@ mod tests {
             incoterm: "FOB".to_owned(),
             payment_terms: "30% T/T deposit, 70% against B/L copy".to_owned(),
             export: true,
+            customer_id: String::new(),
         }
     }
 
@@ -406,11 +494,80 @@ mod tests {
 
     #[test]
     fn customer_is_checked() {
-        for bad in ["", "   ", &"c".repeat(201)] {
+        let mut request = valid();
+        request.customer = "c".repeat(201);
+        assert_eq!(failing_field(&request), "customer");
+        // Neither an id nor a customer: the id is what is missing.
+        for blank in ["", "   "] {
             let mut request = valid();
-            request.customer = bad.to_owned();
-            assert_eq!(failing_field(&request), "customer");
+            request.customer = blank.to_owned();
+            assert_eq!(failing_field(&request), "customer_id", "{blank:?}");
         }
+        for bad in ["has space", &"X".repeat(65), "a/b"] {
+            let mut request = valid();
+            request.customer_id = bad.to_owned();
+            assert_eq!(failing_field(&request), "customer_id", "{bad:?}");
+        }
+        let mut request = valid();
+        request.customer = "  Acme Trading Ltd ".to_owned();
+        assert_eq!(
+            new_order(&request, today()).unwrap().customer,
+            CustomerRef::IdOrName("Acme Trading Ltd".to_owned())
+        );
+        // An id wins over the text.
+        request.customer_id = "ACME".to_owned();
+        assert_eq!(
+            new_order(&request, today()).unwrap().customer,
+            CustomerRef::Id("ACME".to_owned())
+        );
+    }
+
+    #[test]
+    fn defaults_left_empty_are_the_customers_and_given_ones_are_kept() {
+        let mut request = valid();
+        request.currency = String::new();
+        request.incoterm = " ".to_owned();
+        request.payment_terms = String::new();
+        let checked = new_order(&request, today()).unwrap();
+        assert_eq!(
+            (&checked.currency, &checked.incoterm, &checked.payment_terms),
+            (&None, &None, &None)
+        );
+        let customer = Customer {
+            customer_id: "ACME".to_owned(),
+            name: "Acme Trading Ltd".to_owned(),
+            currency: "EUR".to_owned(),
+            incoterm: "CIF".to_owned(),
+            payment_terms: "NET30".to_owned(),
+            major_aql: Some(1.0),
+            dunning_reminder_days: vec![5, 20],
+            ..Default::default()
+        };
+        let order = checked.for_customer(&customer);
+        assert_eq!(
+            (
+                order.currency.as_str(),
+                order.incoterm.as_str(),
+                order.payment_terms.as_str()
+            ),
+            ("EUR", "CIF", "NET30")
+        );
+        assert_eq!(order.customer, "Acme Trading Ltd");
+        assert_eq!(order.customer_id, "ACME");
+        assert_eq!(order.customer_rules.major_aql, Some(1.0));
+        assert_eq!(order.customer_rules.dunning_reminder_days, [5, 20]);
+
+        let kept = new_order(&valid(), today())
+            .unwrap()
+            .for_customer(&customer);
+        assert_eq!(
+            (
+                kept.currency.as_str(),
+                kept.incoterm.as_str(),
+                kept.payment_terms.as_str()
+            ),
+            ("USD", "FOB", "30% T/T deposit, 70% against B/L copy")
+        );
     }
 
     #[test]
@@ -461,7 +618,7 @@ mod tests {
 
     #[test]
     fn currency_is_checked() {
-        for bad in ["", "usd", "US", "USDD", "XYZ", "XAU"] {
+        for bad in ["usd", "US", "USDD", "XYZ", "XAU"] {
             let mut request = valid();
             request.currency = bad.to_owned();
             assert_eq!(failing_field(&request), "currency", "{bad:?}");
@@ -494,7 +651,7 @@ mod tests {
 
     #[test]
     fn incoterm_is_checked() {
-        for bad in ["", "fob", "DDU", "DAT", "CIF "] {
+        for bad in ["fob", "DDU", "DAT", "CIF "] {
             let mut request = valid();
             request.incoterm = bad.to_owned();
             assert_eq!(failing_field(&request), "incoterm", "{bad:?}");
@@ -508,11 +665,9 @@ mod tests {
 
     #[test]
     fn payment_terms_are_checked() {
-        for bad in ["", "\t", &"p".repeat(201)] {
-            let mut request = valid();
-            request.payment_terms = bad.to_owned();
-            assert_eq!(failing_field(&request), "payment_terms");
-        }
+        let mut request = valid();
+        request.payment_terms = "p".repeat(201);
+        assert_eq!(failing_field(&request), "payment_terms");
     }
 
     #[test]

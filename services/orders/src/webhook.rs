@@ -14,13 +14,23 @@
 //! Notices of one order go out in order: a notice is not claimed while an
 //! earlier notice of the same order is still pending.
 //!
-//! When no URL is configured (`GENDAN_ORDERS__NOTICE_WEBHOOK_URL` unset),
-//! pending notices are marked `not_configured`, a final state: nobody was
-//! there to receive them, and turning the webhook on later must not flood
-//! the customer with old news. (They are on `gendan.notify.customer` all the
-//! same, for other adapters.) Every replica should have the same setting.
+//! Where a notice goes: the `notice_webhook_url` of the order's customer in
+//! the customer master ([`crate::customers`]) when it has one, else the
+//! deployment's URL (`GENDAN_ORDERS__NOTICE_WEBHOOK_URL`). The claiming
+//! statement reads the customer's URL in the same query (notices joined to
+//! their order and its customer), so choosing the address costs no query of
+//! its own, and a customer's URL changed while a notice waits applies from
+//! its next attempt. Orders created before the customer master have no
+//! customer id and use the deployment's URL.
 //!
-//! Only plain `http://` URLs are supported: the webhook is an internal relay
+//! When neither is set, pending notices are marked `not_configured`, a
+//! final state: nobody was there to receive them, and setting a URL later
+//! must not flood the customer with old news. (They are on
+//! `gendan.notify.customer` all the same, for other adapters.) Every replica
+//! should have the same setting.
+//!
+//! Only plain `http://` URLs are supported ([`parse_url`], which the
+//! customer master's validation uses too): the webhook is an internal relay
 //! (an e-mail or portal adapter inside the deployment), and TLS to the
 //! outside world is that relay's job. The receiver should de-duplicate by
 //! the `Idempotency-Key` header (the notice id): a dispatcher that dies after
@@ -106,26 +116,34 @@ impl WebhookSettings {
 
     /// The parsed URL, refusing what this dispatcher cannot post to.
     fn target(&self) -> Result<Option<Uri>> {
-        let Some(url) = &self.url else {
-            return Ok(None);
-        };
-        let problem = |why: &str| Error::Settings(format!("{URL_VARIABLE}={url:?}: {why}"));
-        let uri: Uri = url.parse().map_err(|_| problem("not a URL"))?;
-        if uri.scheme_str() != Some("http") {
-            return Err(problem(
-                "only http:// is supported (an internal relay; TLS is its job)",
-            ));
-        }
-        if uri.host().is_none() {
-            return Err(problem("the URL has no host"));
-        }
+        // Checked with or without a URL of the deployment's own: customers
+        // may have theirs, and with 0 attempts their notices would wait
+        // forever.
         if self.max_attempts == 0 {
             return Err(Error::Settings(format!(
                 "{MAX_ATTEMPTS_VARIABLE} must be at least 1"
             )));
         }
-        Ok(Some(uri))
+        let Some(url) = &self.url else {
+            return Ok(None);
+        };
+        parse_url(url)
+            .map(Some)
+            .map_err(|why| Error::Settings(format!("{URL_VARIABLE}={url:?}: {why}")))
     }
+}
+
+/// `url` as the dispatcher can post to it: `http://` with a host; else what
+/// is wrong, in words, for a setting's or a request field's error.
+pub fn parse_url(url: &str) -> std::result::Result<Uri, &'static str> {
+    let uri: Uri = url.parse().map_err(|_| "not a URL")?;
+    if uri.scheme_str() != Some("http") {
+        return Err("only http:// is supported (an internal relay; TLS is its job)");
+    }
+    if uri.host().is_none() {
+        return Err("the URL has no host");
+    }
+    Ok(uri)
 }
 
 /// The dispatcher loop of one replica.
@@ -133,7 +151,10 @@ impl WebhookSettings {
 pub struct Dispatcher {
     pool: PgPool,
     settings: WebhookSettings,
-    target: Option<(Client<HttpConnector, Full<Bytes>>, Uri)>,
+    client: Client<HttpConnector, Full<Bytes>>,
+    /// The deployment's URL; `None`: only customers with a URL of their own
+    /// get their notices posted.
+    default_target: Option<Uri>,
 }
 
 #[derive(Debug, sqlx::FromRow)]
@@ -146,6 +167,9 @@ struct Claimed {
     body: String,
     created_at: DateTime<Utc>,
     delivery_attempts: i32,
+    /// The order's customer's `notice_webhook_url`; `None` when it has
+    /// none (or the order predates the customer master).
+    customer_url: Option<String>,
 }
 
 /// What one POST came to.
@@ -161,14 +185,15 @@ enum Outcome {
 impl Dispatcher {
     /// Fails on a URL it cannot post to, so a typo stops start-up.
     pub fn new(pool: PgPool, settings: WebhookSettings) -> Result<Self> {
-        let target = settings.target()?.map(|uri| {
-            let client = Client::builder(TokioExecutor::new()).build_http();
-            (client, uri)
-        });
+        let default_target = settings.target()?;
+        // Built even without a URL of the deployment's: a customer's own
+        // URL may need it.
+        let client = Client::builder(TokioExecutor::new()).build_http();
         Ok(Dispatcher {
             pool,
             settings,
-            target,
+            client,
+            default_target,
         })
     }
 
@@ -196,11 +221,18 @@ impl Dispatcher {
 
     /// One pass; returns how many notices it claimed.
     pub async fn pass(&self) -> Result<usize> {
-        let Some((client, uri)) = &self.target else {
+        let has_default = self.default_target.is_some();
+        if !has_default {
+            // Only notices whose customer has a URL of its own can go
+            // anywhere; the rest are parked for good.
             let parked = sqlx::query(
                 "UPDATE notices SET delivery_status = $1, \
                      last_error = 'no webhook URL configured' \
-                 WHERE delivery_status = $2",
+                 WHERE delivery_status = $2 \
+                   AND NOT EXISTS (SELECT 1 FROM orders o \
+                                   JOIN customers c ON c.customer_id = o.customer_id \
+                                   WHERE o.order_id = notices.order_id \
+                                     AND c.notice_webhook_url <> '')",
             )
             .bind(delivery::NOT_CONFIGURED)
             .bind(delivery::PENDING)
@@ -210,8 +242,7 @@ impl Dispatcher {
             if parked > 0 {
                 tracing::debug!(parked, "notices not delivered: no webhook URL configured");
             }
-            return Ok(0);
-        };
+        }
 
         let max_attempts = i32::try_from(self.settings.max_attempts).unwrap_or(i32::MAX);
         // A dispatcher that died during the last allowed attempt left its
@@ -228,42 +259,66 @@ impl Dispatcher {
         .await?;
 
         // The lease outlasts a request, so no other replica claims the row
-        // while this one is posting it.
+        // while this one is posting it. Each notice comes back with its
+        // customer's URL (the join on the order's customer id); without a
+        // URL of the deployment's, only notices that have one are claimed.
         let lease_ms = duration_ms(self.settings.request_timeout.saturating_mul(3));
         let claimed: Vec<Claimed> = sqlx::query_as(
-            "UPDATE notices SET delivery_attempts = delivery_attempts + 1, \
+            "UPDATE notices SET delivery_attempts = notices.delivery_attempts + 1, \
                  next_attempt_at = now() + $4 * interval '1 millisecond' \
-             WHERE seq IN ( \
+             FROM orders o LEFT JOIN customers c ON c.customer_id = o.customer_id \
+             WHERE o.order_id = notices.order_id \
+               AND notices.seq IN ( \
                  SELECT n.seq FROM notices n \
                  WHERE n.delivery_status = $1 AND n.next_attempt_at <= now() \
                    AND n.delivery_attempts < $2 \
                    AND NOT EXISTS (SELECT 1 FROM notices e WHERE e.order_id = n.order_id \
                                    AND e.seq < n.seq AND e.delivery_status = $1) \
-                 ORDER BY n.seq LIMIT $3 FOR UPDATE SKIP LOCKED) \
-             RETURNING notice_id, order_id, customer, kind, subject, body, created_at, \
-                 delivery_attempts",
+                   AND ($5::boolean OR EXISTS ( \
+                       SELECT 1 FROM orders o2 \
+                       JOIN customers c2 ON c2.customer_id = o2.customer_id \
+                       WHERE o2.order_id = n.order_id AND c2.notice_webhook_url <> '')) \
+                 ORDER BY n.seq LIMIT $3 FOR UPDATE OF n SKIP LOCKED) \
+             RETURNING notices.notice_id, notices.order_id, notices.customer, notices.kind, \
+                 notices.subject, notices.body, notices.created_at, \
+                 notices.delivery_attempts, NULLIF(c.notice_webhook_url, '') AS customer_url",
         )
         .bind(delivery::PENDING)
         .bind(max_attempts)
         .bind(self.settings.batch_size)
         .bind(lease_ms)
+        .bind(has_default)
         .fetch_all(&self.pool)
         .await?;
 
         for notice in &claimed {
-            let outcome = self.post(client, uri, notice).await;
+            let outcome = match self.target_of(notice) {
+                Ok(uri) => self.post(&uri, notice).await,
+                Err(reason) => Outcome::Refused(reason),
+            };
             self.record(notice, outcome).await?;
         }
         Ok(claimed.len())
     }
 
+    /// Where `notice` goes: its customer's URL, else the deployment's. A
+    /// customer's URL was checked when it was entered; one that no longer
+    /// parses (a rule tightened since) fails the notice with the reason.
+    fn target_of(&self, notice: &Claimed) -> std::result::Result<Uri, String> {
+        match notice.customer_url.as_deref() {
+            Some(url) => parse_url(url)
+                .map_err(|why| format!("the customer's notice_webhook_url {url:?}: {why}")),
+            // `pass` claims no notice without either; should one slip
+            // through, it fails with the reason rather than waits.
+            None => self
+                .default_target
+                .clone()
+                .ok_or_else(|| "no webhook URL configured".to_owned()),
+        }
+    }
+
     #[tracing::instrument(skip_all, fields(notice_id = %notice.notice_id, order_id = %notice.order_id, attempt = notice.delivery_attempts))]
-    async fn post(
-        &self,
-        client: &Client<HttpConnector, Full<Bytes>>,
-        uri: &Uri,
-        notice: &Claimed,
-    ) -> Outcome {
+    async fn post(&self, uri: &Uri, notice: &Claimed) -> Outcome {
         let body = serde_json::json!({
             "notice_id": notice.notice_id.to_string(),
             "order_id": notice.order_id.to_string(),
@@ -283,21 +338,19 @@ impl Dispatcher {
             Ok(request) => request,
             Err(err) => return Outcome::Refused(format!("cannot build the request: {err}")),
         };
-        let response = match tokio::time::timeout(
-            self.settings.request_timeout,
-            client.request(request),
-        )
-        .await
-        {
-            Err(_) => {
-                return Outcome::Retry(format!(
-                    "no answer within {:?}",
-                    self.settings.request_timeout
-                ));
-            }
-            Ok(Err(err)) => return Outcome::Retry(format!("request failed: {err}")),
-            Ok(Ok(response)) => response,
-        };
+        let response =
+            match tokio::time::timeout(self.settings.request_timeout, self.client.request(request))
+                .await
+            {
+                Err(_) => {
+                    return Outcome::Retry(format!(
+                        "no answer within {:?}",
+                        self.settings.request_timeout
+                    ));
+                }
+                Ok(Err(err)) => return Outcome::Retry(format!("request failed: {err}")),
+                Ok(Ok(response)) => response,
+            };
         classify(response.status())
     }
 

@@ -277,13 +277,16 @@ fn validator_case(which: usize, bytes: &[u8]) -> Result<Outcome, String> {
         17 => validate(bytes, |r: &v1::RecordInspectionResultRequest| {
             text_of(gendan_quality::validate::findings(r))
         }),
-        _ => validate(bytes, |r: &v1::CloseNonconformanceRequest| {
+        18 => validate(bytes, |r: &v1::CloseNonconformanceRequest| {
             text_of(gendan_quality::validate::closing(r))
+        }),
+        _ => validate(bytes, |r: &v1::Customer| {
+            text_of(gendan_orders::customers::validate::customer(r))
         }),
     }
 }
 
-const VALIDATORS: usize = 19;
+const VALIDATORS: usize = 20;
 
 /// A valid encoded request per validator, for mutations.
 fn validator_samples() -> Vec<Vec<Vec<u8>>> {
@@ -297,6 +300,20 @@ fn validator_samples() -> Vec<Vec<Vec<u8>>> {
             lines: order.lines.clone(),
             reason: "more".into(),
             requested_by: "buyer".into(),
+            ..Default::default()
+        }
+        .encode_to_vec(),
+    );
+    samples[19].push(
+        v1::Customer {
+            customer_id: "NORDWIND".into(),
+            name: "Nordwind GmbH".into(),
+            country: "DE".into(),
+            currency: "USD".into(),
+            payment_terms: "30% T/T deposit, 70% against B/L copy".into(),
+            incoterm: "FOB".into(),
+            major_aql: Some(2.5),
+            dunning_reminder_days: vec![1, 7, 14],
             ..Default::default()
         }
         .encode_to_vec(),

@@ -1,32 +1,36 @@
 //! The demo catalogue across every service, and sample orders it can carry
 //! through all twelve phases.
 //!
-//! Consistency rules between the two: every customer of [`CUSTOMERS`] has a
-//! packing spec; every product of the production demo catalogue has a
-//! routing, a BOM, an inspection plan and a product master (HS code, net
-//! weight, origin); carrier lanes exist in USD (sea, air: export orders) and
-//! CNY (road: domestic orders); the payment terms are ones finance parses
-//! and that the saga can invoice (deposit at confirmation, balance at
-//! shipment; never "on delivery", which the saga does not invoice).
+//! Consistency rules between the two: every customer of [`CUSTOMERS`] is in
+//! the orders service's customer master (with the currency, incoterm and
+//! terms its sample orders use as its defaults) and has a packing spec
+//! (which logistics keys by the customer's name); every product of the
+//! production demo catalogue has a routing, a BOM, an inspection plan and a
+//! product master (HS code, net weight, origin); carrier lanes exist in USD
+//! (sea, air: export orders) and CNY (road: domestic orders); the payment
+//! terms are ones finance parses and that the saga can invoice (deposit at
+//! confirmation, balance at shipment; never "on delivery", which the saga
+//! does not invoice).
 
 use anyhow::Context;
 use gendan_proto::v1::{
-    self, BillOfMaterials, BomLine, CarrierLane, IncomingInspectionPlan, InspectionPlan,
+    self, BillOfMaterials, BomLine, CarrierLane, Customer, IncomingInspectionPlan, InspectionPlan,
     LabourRate, Material, PackingSpec, ProductMaster, ProductPackingRule, Supplier, SupplierOffer,
 };
 
 use super::Clients;
 use super::rng::Lcg;
 
-/// Demo customers, each with a packing spec: (name, export customer).
-const CUSTOMER_PROFILES: [(&str, bool); 7] = [
-    ("Nordwind GmbH", true),
-    ("Maple & Co", true),
-    ("Sakura Trading", true),
-    ("Atlas Retail", true),
-    ("Lumen SA", true),
-    ("Hangzhou Jinyu Apparel", false),
-    ("Shanghai Ruyi Trading", false),
+/// Demo customers, each with a packing spec: (customer id, name, country,
+/// export customer).
+const CUSTOMER_PROFILES: [(&str, &str, &str, bool); 7] = [
+    ("NORDWIND", "Nordwind GmbH", "DE", true),
+    ("MAPLE", "Maple & Co", "CA", true),
+    ("SAKURA", "Sakura Trading", "JP", true),
+    ("ATLAS", "Atlas Retail", "US", true),
+    ("LUMEN", "Lumen SA", "FR", true),
+    ("JINYU", "Hangzhou Jinyu Apparel", "CN", false),
+    ("RUYI", "Shanghai Ruyi Trading", "CN", false),
 ];
 
 /// Demo customers (every one has a packing spec after [`seed_catalog`]).
@@ -45,8 +49,30 @@ pub const CUSTOMERS: &[&str] = &[
 pub fn is_export_customer(customer: &str) -> bool {
     CUSTOMER_PROFILES
         .iter()
-        .find(|(name, _)| *name == customer)
-        .is_none_or(|(_, export)| *export)
+        .find(|(_, name, ..)| *name == customer)
+        .is_none_or(|(.., export)| *export)
+}
+
+/// The demo customer of a profile as the customer master keeps it: its
+/// sample orders' currency, incoterm and terms as its defaults (export
+/// customers USD and FOB, domestic ones CNY and EXW), no rules of its own.
+fn demo_customer(profile: (&str, &str, &str, bool), index: usize) -> Customer {
+    let (customer_id, name, country, export) = profile;
+    let (currency, incoterm, terms) = if export {
+        ("USD", "FOB", EXPORT_TERMS)
+    } else {
+        // Sample orders pick either; each domestic customer defaults to one.
+        ("CNY", "EXW", DOMESTIC_TERMS[index % DOMESTIC_TERMS.len()])
+    };
+    Customer {
+        customer_id: customer_id.to_owned(),
+        name: name.to_owned(),
+        country: country.to_owned(),
+        currency: currency.to_owned(),
+        payment_terms: terms.to_owned(),
+        incoterm: incoterm.to_owned(),
+        ..Customer::default()
+    }
 }
 
 /// Products of the production demo catalogue with their logistics data:
@@ -105,8 +131,8 @@ pub const DOMESTIC_TERMS: [&str; 2] = ["NET30", "30% deposit, 70% before shipmen
 /// asks for delivery in two days, which opens a delivery-date clarification.
 pub fn sample_order(seed: u64, run: &str, index: usize) -> v1::CreateOrderRequest {
     let mut rng = Lcg::new(seed ^ (index as u64).wrapping_mul(0x2545_F491_4F6C_DD1D));
-    let customer = CUSTOMERS[rng.below(CUSTOMERS.len() as u64) as usize];
-    let export = is_export_customer(customer);
+    let (customer_id, customer, _, export) =
+        CUSTOMER_PROFILES[rng.below(CUSTOMER_PROFILES.len() as u64) as usize];
     let products = gendan_production::demo::demo_products();
     let line_count = 1 + rng.below(2) as usize;
     let mut lines: Vec<v1::OrderLine> = Vec::with_capacity(line_count);
@@ -138,8 +164,13 @@ pub fn sample_order(seed: u64, run: &str, index: usize) -> v1::CreateOrderReques
             DOMESTIC_TERMS[rng.below(DOMESTIC_TERMS.len() as u64) as usize],
         )
     };
+    // The currency, incoterm and terms are sent although they are the
+    // customer's defaults (but for one of the domestic terms): the demo
+    // orders stay what they were before the customer master.
     v1::CreateOrderRequest {
         client_request_id: format!("sim-{run}-{index}"),
+        customer_id: customer_id.to_owned(),
+        // Ignored when customer_id is set; kept for readers of the request.
         customer: customer.to_owned(),
         lines,
         currency: currency.to_owned(),
@@ -426,9 +457,13 @@ const LANES: [LaneDef; 11] = [
 const LABOUR_RATES: [(&str, i64); 4] =
     [("CUT", 3500), ("SEW", 4200), ("FIN", 3800), ("PACK", 3000)];
 
-/// Loads the demo catalogue into every service through its gRPC API.
-/// Idempotent: upserts; stock is counted only where none is held yet.
+/// Loads the demo catalogue into every service through its gRPC API, in
+/// the order an order needs it: customers first (an order is refused
+/// without its customer), then production, procurement, quality, logistics
+/// and finance. Idempotent: upserts; stock is counted only where none is
+/// held yet.
 pub async fn seed_catalog(clients: &Clients) -> anyhow::Result<()> {
+    seed_customers(clients).await?;
     gendan_production::demo::seed_demo_catalog(&mut clients.production_plain())
         .await
         .context("production: work centres and routings")?;
@@ -436,6 +471,17 @@ pub async fn seed_catalog(clients: &Clients) -> anyhow::Result<()> {
     seed_quality(clients).await?;
     seed_logistics(clients).await?;
     seed_finance(clients).await?;
+    Ok(())
+}
+
+async fn seed_customers(clients: &Clients) -> anyhow::Result<()> {
+    let mut orders = clients.orders.clone();
+    for (index, profile) in CUSTOMER_PROFILES.into_iter().enumerate() {
+        orders
+            .upsert_customer(demo_customer(profile, index))
+            .await
+            .with_context(|| format!("orders: customer {}", profile.0))?;
+    }
     Ok(())
 }
 
@@ -627,13 +673,28 @@ mod tests {
     #[test]
     fn customers_and_profiles_agree() {
         assert_eq!(CUSTOMERS.len(), CUSTOMER_PROFILES.len());
-        for (customer, (name, _)) in CUSTOMERS.iter().zip(CUSTOMER_PROFILES) {
-            assert_eq!(*customer, name);
+        for (index, (customer, profile)) in CUSTOMERS.iter().zip(CUSTOMER_PROFILES).enumerate() {
+            assert_eq!(*customer, profile.1);
             assert!(
                 PACKING.iter().any(|spec| spec.0 == *customer),
                 "{customer} has no packing spec"
             );
+            // The master takes every demo customer, under an id of its own.
+            let checked =
+                gendan_orders::customers::validate::customer(&demo_customer(profile, index))
+                    .unwrap_or_else(|err| panic!("{customer}: {err}"));
+            assert_eq!(checked.name, *customer);
+            gendan_finance::terms::parse(&checked.payment_terms)
+                .unwrap_or_else(|err| panic!("{customer}: {err}"));
         }
+        let mut ids: Vec<&str> = CUSTOMER_PROFILES.iter().map(|p| p.0).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(
+            ids.len(),
+            CUSTOMER_PROFILES.len(),
+            "customer ids are unique"
+        );
     }
 
     #[test]
@@ -656,6 +717,22 @@ mod tests {
             let order = sample_order(42, "r1", index);
             assert_eq!(order.client_request_id, format!("sim-r1-{index}"));
             assert!(CUSTOMERS.contains(&order.customer.as_str()));
+            // The id names the same demo customer, whose defaults are the
+            // order's own but for the domestic terms sample orders vary.
+            let (position, profile) = CUSTOMER_PROFILES
+                .iter()
+                .enumerate()
+                .find(|(_, profile)| profile.0 == order.customer_id)
+                .expect("a demo customer id");
+            assert_eq!(profile.1, order.customer);
+            let master = demo_customer(*profile, position);
+            assert_eq!(
+                (master.currency.as_str(), master.incoterm.as_str()),
+                (order.currency.as_str(), order.incoterm.as_str())
+            );
+            if order.export {
+                assert_eq!(master.payment_terms, order.payment_terms);
+            }
             assert!(!order.lines.is_empty() && order.lines.len() <= 2);
             for line in &order.lines {
                 assert!(

@@ -1,9 +1,9 @@
 //! Simulators of the world around the factory, and the catalogue they need.
 //!
 //! [`seed_catalog`] loads master data into every service over its public
-//! gRPC API (work centres and routings, materials, suppliers, BOMs and
-//! stock, inspection plans, packing specs, product masters, carrier lanes,
-//! labour rates). [`sample_order`] makes orders that catalogue can carry
+//! gRPC API (customers, work centres and routings, materials, suppliers,
+//! BOMs and stock, inspection plans, packing specs, product masters,
+//! carrier lanes, labour rates). [`sample_order`] makes orders that catalogue can carry
 //! through all twelve phases. [`Simulator`] plays everybody outside gendan
 //! (the MES, suppliers, QA inspectors, the warehouse, the carrier, the
 //! customer and the bank), reacting to gendan's events in simulated time:

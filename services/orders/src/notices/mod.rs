@@ -22,7 +22,7 @@
 //! makes no second notice) and puts a `CustomerNotice` on
 //! `gendan.notify.customer` through the outbox, for notification adapters
 //! (e-mail, portal). The webhook dispatcher ([`crate::webhook`]) delivers
-//! the stored rows to a configured URL. A closed order gets no notice but
+//! the stored rows to the customer's own URL or the deployment's. A closed order gets no notice but
 //! its closing one. The words for each phase are in `phase.rs`.
 
 mod decisions;
@@ -51,8 +51,8 @@ pub mod delivery {
     pub const DELIVERED: &str = "delivered";
     /// The dispatcher gave up (attempts exhausted or a permanent refusal).
     pub const FAILED: &str = "failed";
-    /// No webhook URL is configured: nothing will deliver it (it is still on
-    /// the bus for other adapters).
+    /// Neither the deployment nor the order's customer has a webhook URL:
+    /// nothing will deliver it (it is still on the bus for other adapters).
     pub const NOT_CONFIGURED: &str = "not_configured";
 }
 
