@@ -165,6 +165,7 @@ fn open(order_id: &str, revision: u32, total_minor: i64, terms: &str) -> OpenRec
         cost_budget_minor: total_minor * 3 / 4,
         budget_lines: vec![],
         revision,
+        dunning_reminder_days: vec![],
     }
 }
 

@@ -178,6 +178,7 @@ impl Finance {
             cost_budget_minor: 0,
             budget_lines: vec![],
             revision: 0,
+            dunning_reminder_days: vec![],
         };
         self.command(order_id, &open).await?;
         let _: ReceivableOpened = next(events).await?;

@@ -207,6 +207,7 @@ fn open(order_id: &str, total_minor: i64, terms: &str) -> OpenReceivable {
         payment_terms: terms.into(),
         cost_budget_minor: 0,
         budget_lines: vec![],
+        dunning_reminder_days: vec![],
     }
 }
 
@@ -1395,6 +1396,45 @@ async fn the_dunning_schedule_is_checked_and_used() -> anyhow::Result<()> {
             reminders: 2,
             days_overdue: 12
         }]
+    );
+    finance.stop().await
+}
+
+#[tokio::test]
+async fn a_customer_schedule_of_its_own_is_followed() -> anyhow::Result<()> {
+    let finance = Finance::start().await?;
+    let mut events = finance.events().await?;
+    // A customer with a schedule of its own: its receivable follows it,
+    // not the deployment's (1, 7, 14): one reminder two days after the due
+    // date, then escalation.
+    let own = "o-own-schedule";
+    let mut command = open(own, 10_000, "100% T/T in advance");
+    command.dunning_reminder_days = vec![2];
+    finance.command(own, &command).await?;
+    let _: ReceivableOpened = next(&mut events).await?;
+    let deposit: InvoiceIssued = next(&mut events).await?;
+    let due = due_date(&deposit);
+    finance.set_today(due + Days::new(2));
+    assert_eq!(chases(&mut events, 1).await?, [reminder(own, 1, 2)]);
+    finance.set_today(due + Days::new(3));
+    assert_eq!(
+        chases(&mut events, 1).await?,
+        [Chase::Escalated {
+            order_id: own.into(),
+            reminders: 1,
+            days_overdue: 3
+        }]
+    );
+    // One that breaks the schedule's rule cannot be opened, the field named.
+    let broken = "o-broken-schedule";
+    let mut command = open(broken, 10_000, "100% T/T in advance");
+    command.dunning_reminder_days = vec![7, 1];
+    finance.command(broken, &command).await?;
+    let failed: ReceivableOpeningFailed = next(&mut events).await?;
+    assert!(
+        failed.reason.contains("dunning_reminder_days[1]"),
+        "{}",
+        failed.reason
     );
     finance.stop().await
 }

@@ -91,6 +91,7 @@ impl Quality {
                 })
                 .collect(),
             revision,
+            ..Default::default()
         };
         let message = Outgoing::command(
             "test",
@@ -326,6 +327,43 @@ async fn final_inspection_opens_with_the_iso_sample_and_passes() -> anyhow::Resu
         1
     );
 
+    quality.stop().await
+}
+
+#[tokio::test]
+async fn a_customer_level_and_aql_draw_the_final_sample() -> anyhow::Result<()> {
+    let mut quality = Quality::start().await?;
+    // Lot 1000 at general level III: code letter K, 125 units; the
+    // customer's major AQL 1.0 replaces the default 2.5 (K: Ac 3 Re 4).
+    let command = RequestFinalInspection {
+        order_id: "o-strict".to_owned(),
+        items: vec![ProductQuantity {
+            product: "shirt".to_owned(),
+            quantity: 1_000,
+        }],
+        revision: 1,
+        inspection_level: gendan_proto::v1::InspectionLevel::GeneralIii as i32,
+        major_aql: Some(1.0),
+    };
+    quality.command("o-strict", &command).await?;
+    let opened: FinalInspectionOpened = quality.next().await?;
+    assert_eq!(
+        (opened.code_letter.as_str(), opened.sample_size),
+        ("K", 125)
+    );
+    let inspection = quality
+        .client
+        .get_inspection(GetInspectionRequest {
+            inspection_id: opened.inspection_id.clone(),
+        })
+        .await?
+        .into_inner();
+    let plans: Vec<(u32, u32, u32)> = inspection
+        .classes
+        .iter()
+        .map(|c| (c.sample_size, c.accept, c.reject))
+        .collect();
+    assert_eq!(plans, [(125, 0, 1), (125, 3, 4), (125, 10, 11)]);
     quality.stop().await
 }
 

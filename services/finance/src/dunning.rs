@@ -47,6 +47,14 @@ impl Default for Schedule {
 }
 
 impl Schedule {
+    /// The days as PostgreSQL keeps them (`INTEGER[]`).
+    pub fn stored(&self) -> Vec<i32> {
+        self.days
+            .iter()
+            .map(|day| i32::try_from(*day).unwrap_or(i32::MAX))
+            .collect()
+    }
+
     /// Checks `days`; the error names `reminder_days` (and the position of
     /// the offending day).
     pub fn new(days: &[u32]) -> Result<Self, FieldError> {

@@ -19,7 +19,9 @@
 //! (taking that one while holding rows could deadlock with a payment).
 //!
 //! The schedule itself ([`schedule`], [`set_schedule`]) is one row, read at
-//! every pass, so a change applies from the next pass.
+//! every pass, so a change applies from the next pass. A receivable may
+//! carry its customer's own schedule (`OpenReceivable.dunning_reminder_days`),
+//! which its invoices follow instead.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -84,21 +86,25 @@ struct DueInvoice {
     due_date: NaiveDate,
     reminders_sent: i32,
     last_reminded_on: Option<NaiveDate>,
+    /// The customer's own schedule for this receivable, when it has one.
+    reminder_days: Option<Vec<i32>>,
 }
 
-/// Invoices with a reminder or the escalation due on `$1` under the
-/// schedule `$2`. This is [`dunning::next`]'s rule again, in SQL, so a
-/// batch holds only invoices with work to do (a batch of invoices with
-/// nothing due would hide the ones behind them); `next` has the last word.
+/// Invoices with a reminder or the escalation due on `$1` under their
+/// receivable's own schedule, or else the deployment's schedule `$2`. This
+/// is [`dunning::next`]'s rule again, in SQL, so a batch holds only
+/// invoices with work to do (a batch of invoices with nothing due would
+/// hide the ones behind them); `next` has the last word.
 const DUE_INVOICES: &str = "\
     SELECT i.invoice_id, i.order_id, i.kind, i.amount_minor, i.paid_minor, i.credited_minor, \
-      i.currency, i.due_date, i.reminders_sent, i.last_reminded_on \
+      i.currency, i.due_date, i.reminders_sent, i.last_reminded_on, r.reminder_days \
     FROM invoices i JOIN receivables r ON r.order_id = i.order_id \
+    CROSS JOIN LATERAL (SELECT COALESCE(r.reminder_days, $2::int[]) AS days) s \
     WHERE i.status IN ('open', 'partially_paid') AND r.status = 'open' \
       AND i.escalated_on IS NULL AND i.due_date < $1 \
-      AND CASE WHEN i.reminders_sent < cardinality($2::int[]) \
-        THEN i.due_date + ($2::int[])[i.reminders_sent + 1] <= $1 \
-        ELSE i.due_date + ($2::int[])[cardinality($2::int[])] + 1 <= $1 \
+      AND CASE WHEN i.reminders_sent < cardinality(s.days) \
+        THEN i.due_date + s.days[i.reminders_sent + 1] <= $1 \
+        ELSE i.due_date + s.days[cardinality(s.days)] + 1 <= $1 \
           AND (i.last_reminded_on IS NULL OR i.last_reminded_on < $1) \
       END \
     ORDER BY i.due_date, i.seq LIMIT $3 \
@@ -149,15 +155,10 @@ impl DunningWorker {
         let now = self.clock.now();
         let today = now.date_naive();
         let mut tx = self.pool.begin().await?;
-        let schedule = schedule(&mut tx).await?;
-        let days: Vec<i32> = schedule
-            .days()
-            .iter()
-            .map(|day| i32::try_from(*day).unwrap_or(i32::MAX))
-            .collect();
+        let deployment = schedule(&mut tx).await?;
         let due: Vec<DueInvoice> = sqlx::query_as(DUE_INVOICES)
             .bind(today)
-            .bind(&days)
+            .bind(deployment.stored())
             .bind(i64::try_from(self.batch_size).unwrap_or(i64::MAX))
             .fetch_all(&mut *tx)
             .await?;
@@ -173,7 +174,9 @@ impl DunningWorker {
                 order_id = %invoice.order_id,
                 invoice_id = %invoice.invoice_id
             );
-            match dunning::next(&schedule, invoice.due_date, &state, today) {
+            let own = invoice.reminder_days.as_deref().and_then(own_schedule);
+            let schedule = own.as_ref().unwrap_or(&deployment);
+            match dunning::next(schedule, invoice.due_date, &state, today) {
                 Next::Remind(reminder) => {
                     sqlx::query(
                         "UPDATE invoices SET reminders_sent = $2, last_reminded_on = $3 \
@@ -219,6 +222,22 @@ impl DunningWorker {
         tx.commit().await?;
         Ok(events.len())
     }
+}
+
+/// A receivable's own schedule as stored. Only OpenReceivable writes it,
+/// after [`Schedule::new`]'s check; a value that fails it was edited by
+/// hand, and the deployment's schedule is used (with a warning) rather
+/// than no dunning at all.
+fn own_schedule(stored: &[i32]) -> Option<Schedule> {
+    let days: Vec<u32> = stored
+        .iter()
+        .map(|day| u32::try_from(*day).unwrap_or(0))
+        .collect();
+    Schedule::new(&days)
+        .inspect_err(
+            |err| tracing::warn!(error = %err, "a receivable's own dunning schedule is invalid"),
+        )
+        .ok()
 }
 
 /// The event in the order's workflow, dated by the service clock (so a

@@ -204,8 +204,8 @@ pub async fn insert(
 ) -> Result<Receivable> {
     let receivable: Receivable = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO receivables (order_id, customer, total_minor, currency, payment_terms, \
-           cost_budget_minor, status, opened_on) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {RECEIVABLE_COLUMNS}"
+           cost_budget_minor, status, opened_on, reminder_days) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {RECEIVABLE_COLUMNS}"
     )))
     .bind(&new.order_id)
     .bind(&new.customer)
@@ -215,6 +215,11 @@ pub async fn insert(
     .bind(new.cost_budget_minor)
     .bind(STATUS_OPEN)
     .bind(opened_on)
+    .bind(
+        new.reminder_days
+            .as_ref()
+            .map(crate::dunning::Schedule::stored),
+    )
     .fetch_one(&mut *conn)
     .await?;
     for installment in &new.installments {

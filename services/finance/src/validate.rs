@@ -256,6 +256,8 @@ pub struct NewReceivable {
     pub installments: Vec<Installment>,
     pub cost_budget_minor: i64,
     pub budget_lines: Vec<(String, i64)>,
+    /// The customer's own dunning schedule; `None`: finance's.
+    pub reminder_days: Option<crate::dunning::Schedule>,
 }
 
 /// Checks an OpenReceivable command. The error text is the reason the saga
@@ -329,6 +331,17 @@ pub fn open_receivable(
             .into());
         }
     };
+    let reminder_days = match command.dunning_reminder_days.as_slice() {
+        [] => None,
+        days => Some(crate::dunning::Schedule::new(days).map_err(|err| {
+            // The rule is the schedule's; the field is this command's.
+            FieldError::new(
+                err.field
+                    .replacen("reminder_days", "dunning_reminder_days", 1),
+                err.problem,
+            )
+        })?),
+    };
     Ok(NewReceivable {
         order_id: order_id.to_owned(),
         customer,
@@ -338,6 +351,7 @@ pub fn open_receivable(
         installments,
         cost_budget_minor,
         budget_lines,
+        reminder_days,
     })
 }
 
@@ -464,6 +478,7 @@ mod tests {
             cost_budget_minor: 0,
             budget_lines: vec![],
             revision: 0,
+            dunning_reminder_days: vec![],
         }
     }
 

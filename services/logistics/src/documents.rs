@@ -31,6 +31,8 @@ const WEIGHT_TOLERANCE_KG: f64 = 0.0005;
 pub struct OrderData {
     pub order_id: String,
     pub customer: String,
+    /// The customer master's id; "" for orders made before it.
+    pub customer_id: String,
     pub currency: String,
     pub incoterm: String,
     pub payment_terms: String,
@@ -798,6 +800,7 @@ mod tests {
         OrderData {
             order_id: "0193a5e2-7c4f-7d10-9a3e-5b2f8c1d4e6a".into(),
             customer: "Nordwind GmbH".into(),
+            customer_id: "NORDWIND".into(),
             currency: "USD".into(),
             incoterm: "FOB".into(),
             payment_terms: "30% T/T deposit, 70% against B/L copy".into(),

@@ -267,6 +267,7 @@ pub fn order(order: Option<&Order>, field: &str) -> Result<OrderData, FieldError
     Ok(OrderData {
         order_id: order.order_id.trim().to_owned(),
         customer,
+        customer_id: order.customer_id.trim().to_owned(),
         currency: currency(&order.currency, &format!("{field}.currency"))?,
         incoterm: order.incoterm.trim().to_ascii_uppercase(),
         payment_terms: order.payment_terms.trim().to_owned(),

@@ -4,7 +4,11 @@
 //! finished goods: the lot is the sum of the quantities, each defect class
 //! gets its sampling plan from the strictest plan of the order's products,
 //! drawn at the strictest switching state of those products (normal or
-//! tightened, ISO 2859-1 clause 9; see [`crate::switching`]). The command's
+//! tightened, ISO 2859-1 clause 9; see [`crate::switching`]), at the
+//! customer's `inspection_level` (Table I; unset: general level II) and,
+//! for major defects, at the customer's `major_aql` when it names one (an
+//! unknown level or an AQL that is not a column of the tables is rejected
+//! to the dead-letter subject, the field named). The command's
 //! `revision` numbers the order's final inspections (1 the first, 2 after
 //! the first rework, ...; 0 is read as 1), and the key is order + revision:
 //!
@@ -34,10 +38,11 @@
 use gendan_grpc::FieldError;
 use gendan_messaging::outbox;
 use gendan_messaging::{Cause, Handler, HandlerError, Incoming};
-use gendan_proto::v1::{RequestFinalInspection, RestateFact};
+use gendan_proto::v1::{InspectionLevel, RequestFinalInspection, RestateFact};
 use sqlx::PgConnection;
 
 use crate::final_inspection::{self, Request};
+use crate::sampling::{Aql, Level};
 use crate::{Error, SERVICE, restate, validate};
 
 /// Handles `gendan.cmd.quality.*`.
@@ -70,11 +75,34 @@ fn checked(order_id: String, command: &RequestFinalInspection) -> Result<Request
     if i32::try_from(command.revision).is_err() {
         return Err(FieldError::new("revision", "is too large").into());
     }
+    let level = match InspectionLevel::try_from(command.inspection_level) {
+        Ok(InspectionLevel::Unspecified | InspectionLevel::GeneralIi) => Level::II,
+        Ok(InspectionLevel::GeneralI) => Level::I,
+        Ok(InspectionLevel::GeneralIii) => Level::III,
+        Err(_) => {
+            return Err(FieldError::new(
+                "inspection_level",
+                format!("{} is not an inspection level", command.inspection_level),
+            )
+            .into());
+        }
+    };
+    let major_aql = match command.major_aql {
+        None => None,
+        Some(percent) => Some(Aql::from_percent(percent).ok_or_else(|| {
+            FieldError::new(
+                "major_aql",
+                format!("{percent} is not an AQL column of ISO 2859-1"),
+            )
+        })?),
+    };
     Ok(Request {
         order_id,
         revision: command.revision.max(1),
         items,
         lot_size,
+        level,
+        major_aql,
     })
 }
 
@@ -135,7 +163,32 @@ mod tests {
                 },
             ],
             revision,
+            ..Default::default()
         }
+    }
+
+    #[test]
+    fn the_customer_level_and_aql_are_read_and_checked() {
+        let mut asked = command(1);
+        asked.inspection_level = InspectionLevel::GeneralIii as i32;
+        asked.major_aql = Some(1.0);
+        let request = checked("o-1".to_owned(), &asked).unwrap();
+        assert_eq!(request.level, Level::III);
+        assert_eq!(request.major_aql, Aql::from_percent(1.0));
+        assert_eq!(
+            checked("o-1".to_owned(), &command(1)).unwrap().level,
+            Level::II
+        );
+        asked.major_aql = Some(3.3);
+        let err = checked("o-1".to_owned(), &asked).unwrap_err();
+        assert!(err.to_string().contains("invalid major_aql"), "{err}");
+        asked.major_aql = None;
+        asked.inspection_level = 9;
+        let err = checked("o-1".to_owned(), &asked).unwrap_err();
+        assert!(
+            err.to_string().contains("invalid inspection_level"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -29,7 +29,7 @@ use crate::inspections::{
     STATUS_PASSED, to_u32,
 };
 use crate::plans::Tolerances;
-use crate::sampling::Severity;
+use crate::sampling::{Aql, Level, Severity, Tolerance};
 use crate::switching::{self, Lot};
 use crate::{Result, SERVICE, plans};
 
@@ -42,6 +42,10 @@ pub struct Request {
     pub items: Vec<(String, u32)>,
     /// The sum of the quantities.
     pub lot_size: u32,
+    /// The customer's inspection level.
+    pub level: Level,
+    /// The customer's AQL for major defects, replacing the products'.
+    pub major_aql: Option<Aql>,
 }
 
 pub fn severity_proto(severity: Severity) -> InspectionSeverity {
@@ -155,7 +159,11 @@ pub async fn open(
         }
         states.push((product.as_str(), state));
     }
-    let tolerances = tolerances.unwrap_or_else(plans::default_tolerances);
+    let mut tolerances = tolerances.unwrap_or_else(plans::default_tolerances);
+    // The customer's AQL is the contract for major defects.
+    if let Some(aql) = request.major_aql {
+        tolerances.major = Tolerance::Aql(aql);
+    }
     let severity = states
         .iter()
         .map(|(_, state)| *state)
@@ -163,6 +171,7 @@ pub async fn open(
     let classes = inspections::class_plans(
         request.lot_size,
         severity,
+        request.level,
         &[
             (DefectClass::Critical, tolerances.critical),
             (DefectClass::Major, tolerances.major),

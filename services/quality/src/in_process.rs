@@ -26,7 +26,7 @@ use gendan_proto::v1::{DefectClass, WorkOrderProgressed};
 use sqlx::PgConnection;
 
 use crate::inspections::{self, KIND_IN_PROCESS, NewInspection};
-use crate::sampling::Severity;
+use crate::sampling::{Level, Severity};
 use crate::{SERVICE, plans};
 
 /// Handles `gendan.evt.production.*`; only `WorkOrderProgressed` matters.
@@ -120,6 +120,9 @@ async fn work_order_progressed(
         report.good_quantity,
         // The switching rules are applied to final inspections only.
         Severity::Normal,
+        // A customer's level is for the lot it receives, not for checks
+        // along the way.
+        Level::II,
         &[
             (DefectClass::Critical, tolerances.critical),
             (DefectClass::Major, tolerances.major),

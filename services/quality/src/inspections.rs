@@ -28,7 +28,7 @@ use gendan_proto::v1::{
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::sampling::{self, SamplingPlan, Severity, Tolerance};
+use crate::sampling::{self, Level, SamplingPlan, Severity, Tolerance};
 use crate::validate::{Disposition, Finding, Findings};
 use crate::{Error, Result, SERVICE, final_inspection};
 
@@ -77,16 +77,18 @@ pub struct ClassPlan {
     pub plan: SamplingPlan,
 }
 
-/// One plan per class for a lot (`lot_size` > 0) at `severity`.
+/// One plan per class for a lot (`lot_size` > 0) at `severity` and
+/// inspection `level`.
 pub fn class_plans(
     lot_size: u32,
     severity: Severity,
+    level: Level,
     classes: &[(DefectClass, Tolerance)],
 ) -> Vec<ClassPlan> {
     classes
         .iter()
         .filter_map(|(class, tolerance)| {
-            sampling::plan_at(lot_size, *tolerance, severity).map(|plan| ClassPlan {
+            sampling::plan_for(level, lot_size, *tolerance, severity).map(|plan| ClassPlan {
                 class: *class,
                 tolerance: *tolerance,
                 plan,
@@ -215,7 +217,16 @@ pub async fn insert(conn: &mut PgConnection, new: &NewInspection) -> Result<Insp
         .map(|class| class.plan.sample_size)
         .max()
         .unwrap_or(new.lot_size);
-    let code_letter = sampling::CODE_LETTERS[sampling::code_letter_row(new.lot_size)].to_string();
+    // The lot's code letter at the inspection's level: every class plan of
+    // one lot starts from the same letter.
+    let code_letter = new
+        .classes
+        .first()
+        .map_or_else(
+            || sampling::CODE_LETTERS[sampling::code_letter_row(new.lot_size)],
+            |class| class.plan.code_letter,
+        )
+        .to_string();
     sqlx::query(
         "INSERT INTO inspections (inspection_id, kind, order_id, purchase_order_id, material, lot, \
            supplier, lot_size, code_letter, sample_size, status, cause_event_id, traceparent, \
@@ -978,6 +989,7 @@ mod tests {
         let plans = class_plans(
             150,
             Severity::Normal,
+            Level::II,
             &[
                 (DefectClass::Critical, Tolerance::Zero),
                 (DefectClass::Major, Tolerance::from_percent(0.65).unwrap()),

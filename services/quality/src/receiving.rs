@@ -15,7 +15,7 @@ use gendan_proto::v1::{DefectClass, GoodsReceived};
 use sqlx::PgConnection;
 
 use crate::inspections::{self, KIND_INCOMING, NewInspection};
-use crate::sampling::{Severity, Tolerance};
+use crate::sampling::{Level, Severity, Tolerance};
 use crate::{SERVICE, plans};
 
 /// Handles `gendan.evt.procurement.*`.
@@ -128,6 +128,8 @@ async fn goods_received(
                 receipt.lot_size,
                 // The switching rules are applied to final inspections only.
                 Severity::Normal,
+                // Incoming lots are ours to judge, at the standard's level.
+                Level::II,
                 &[
                     (DefectClass::Critical, Tolerance::Zero),
                     (DefectClass::Major, major),

@@ -1,5 +1,6 @@
-//! ISO 2859-1 single sampling plans at general inspection level II, kept as
-//! data: [`LOT_SIZE_RANGES`] is Table I (lot size to code letter),
+//! ISO 2859-1 single sampling plans at general inspection levels I, II (the
+//! default) and III ([`Level`]), kept as data: [`TABLE_I`] is Table I (lot
+//! size to code letter per level),
 //! [`SAMPLE_SIZES`] the sample size of each code letter, [`TABLE_II_A`]
 //! (normal inspection) and [`TABLE_II_B`] (tightened inspection, in
 //! [`tightened`]) the acceptance and rejection numbers or an arrow per AQL
@@ -35,25 +36,55 @@ pub const SAMPLE_SIZES: [u32; 17] = [
     2, 3, 5, 8, 13, 20, 32, 50, 80, 125, 200, 315, 500, 800, 1250, 2000, 3150,
 ];
 
-/// Table I, general inspection level II: the largest lot size of each range
-/// and its code letter. Lots of 2–8 are A; 500 001 and more are Q.
-pub const LOT_SIZE_RANGES: [(u32, char); 15] = [
-    (8, 'A'),
-    (15, 'B'),
-    (25, 'C'),
-    (50, 'D'),
-    (90, 'E'),
-    (150, 'F'),
-    (280, 'G'),
-    (500, 'H'),
-    (1_200, 'J'),
-    (3_200, 'K'),
-    (10_000, 'L'),
-    (35_000, 'M'),
-    (150_000, 'N'),
-    (500_000, 'P'),
-    (u32::MAX, 'Q'),
+/// Table I: the largest lot size of each range and its code letter at
+/// general inspection levels I, II and III. At level II lots of 2–8 are A
+/// and 500 001 and more are Q; level I samples fewer units, level III more.
+pub const TABLE_I: [(u32, [char; 3]); 15] = [
+    (8, ['A', 'A', 'B']),
+    (15, ['A', 'B', 'C']),
+    (25, ['B', 'C', 'D']),
+    (50, ['C', 'D', 'E']),
+    (90, ['C', 'E', 'F']),
+    (150, ['D', 'F', 'G']),
+    (280, ['E', 'G', 'H']),
+    (500, ['F', 'H', 'J']),
+    (1_200, ['G', 'J', 'K']),
+    (3_200, ['H', 'K', 'L']),
+    (10_000, ['J', 'L', 'M']),
+    (35_000, ['K', 'M', 'N']),
+    (150_000, ['L', 'N', 'P']),
+    (500_000, ['M', 'P', 'Q']),
+    (u32::MAX, ['N', 'Q', 'R']),
 ];
+
+/// ISO 2859-1 general inspection level: how much of a lot is sampled. II
+/// is the standard's default; a customer may ask for I (less
+/// discrimination, smaller samples) or III (more).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Level {
+    I,
+    #[default]
+    II,
+    III,
+}
+
+impl Level {
+    fn column(self) -> usize {
+        match self {
+            Level::I => 0,
+            Level::II => 1,
+            Level::III => 2,
+        }
+    }
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Level::I => "I",
+            Level::II => "II",
+            Level::III => "III",
+        }
+    }
+}
 
 /// The AQL columns of the master tables: the text the standard prints and
 /// the value in percent.
@@ -272,14 +303,19 @@ impl SamplingPlan {
     }
 }
 
-/// Table I: the code letter's row for a lot size. A lot of one unit is
-/// treated as the smallest range (it ends up inspected in full).
+/// Table I: the code letter's row for a lot size at level II. A lot of one
+/// unit is treated as the smallest range (it ends up inspected in full).
 pub fn code_letter_row(lot_size: u32) -> usize {
-    let letter = LOT_SIZE_RANGES
+    code_letter_row_at(Level::II, lot_size)
+}
+
+/// Table I: the code letter's row for a lot size at `level`.
+pub fn code_letter_row_at(level: Level, lot_size: u32) -> usize {
+    let letters = TABLE_I
         .iter()
         .find(|(largest, _)| lot_size <= *largest)
-        .map_or('Q', |(_, letter)| *letter);
-    row_of(letter)
+        .map_or(TABLE_I[TABLE_I.len() - 1].1, |(_, letters)| *letters);
+    row_of(letters[level.column()])
 }
 
 fn row_of(letter: char) -> usize {
@@ -328,10 +364,21 @@ pub fn plan(lot_size: u32, tolerance: Tolerance) -> Option<SamplingPlan> {
 /// tightened: the acceptance number cannot go lower, and ISO 2859-1 keeps
 /// the code letter's sample size at tightened inspection.
 pub fn plan_at(lot_size: u32, tolerance: Tolerance, severity: Severity) -> Option<SamplingPlan> {
+    plan_for(Level::II, lot_size, tolerance, severity)
+}
+
+/// [`plan_at`] at inspection level `level`: only the code letter of the lot
+/// (Table I) depends on it; the tables of numbers are the same.
+pub fn plan_for(
+    level: Level,
+    lot_size: u32,
+    tolerance: Tolerance,
+    severity: Severity,
+) -> Option<SamplingPlan> {
     if lot_size == 0 {
         return None;
     }
-    let row = code_letter_row(lot_size);
+    let row = code_letter_row_at(level, lot_size);
     let (plan_row, accept, reject) = match tolerance {
         Tolerance::Zero => (row, 0, 1),
         Tolerance::Aql(aql) => resolve_at(severity, row, aql),
@@ -354,6 +401,29 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    #[test]
+    fn table_i_gives_each_level_its_letter() {
+        let letter = |level, lot| CODE_LETTERS[code_letter_row_at(level, lot)];
+        // (lot size, I, II, III) as printed in ISO 2859-1 Table I.
+        for (lot, i, ii, iii) in [
+            (5, 'A', 'A', 'B'),
+            (60, 'C', 'E', 'F'),
+            (1_000, 'G', 'J', 'K'),
+            (5_000, 'J', 'L', 'M'),
+            (600_000, 'N', 'Q', 'R'),
+        ] {
+            assert_eq!(
+                (
+                    letter(Level::I, lot),
+                    letter(Level::II, lot),
+                    letter(Level::III, lot)
+                ),
+                (i, ii, iii),
+                "lot {lot}"
+            );
+        }
+    }
 
     fn aql(percent: f64) -> Tolerance {
         Tolerance::from_percent(percent).unwrap()

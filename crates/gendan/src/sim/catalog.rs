@@ -596,9 +596,15 @@ async fn seed_quality(clients: &Clients) -> anyhow::Result<()> {
 async fn seed_logistics(clients: &Clients) -> anyhow::Result<()> {
     let mut logistics = clients.logistics.clone();
     for (customer, units, barcode, max_gross, tare) in PACKING {
+        // Packing specs are keyed by the customer master's id.
+        let customer_id = CUSTOMER_PROFILES
+            .iter()
+            .find(|(_, name, ..)| *name == customer)
+            .map(|(id, ..)| *id)
+            .with_context(|| format!("{customer} is not a demo customer"))?;
         logistics
             .upsert_packing_spec(PackingSpec {
-                customer: customer.to_owned(),
+                customer: customer_id.to_owned(),
                 default_units_per_carton: units[0],
                 product_rules: PRODUCTS
                     .iter()

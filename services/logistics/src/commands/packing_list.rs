@@ -84,14 +84,26 @@ pub(super) async fn prepare_packing(
         order_id: order_id.clone(),
         reason,
     };
-    let Some(spec) = catalog::spec(conn, &order.customer).await? else {
+    // Specs are keyed by the customer master's id; orders made before the
+    // master (no id) and specs entered by name are found by the name.
+    let by_id = match order.customer_id.as_str() {
+        "" => None,
+        id => catalog::spec(conn, id).await?,
+    };
+    let by_name = match by_id {
+        Some(spec) => Some(spec),
+        None => catalog::spec(conn, &order.customer).await?,
+    };
+    let Some(mut spec) = by_name else {
         tracing::warn!(customer = %order.customer, "no packing spec for the customer");
         let event = failed(format!(
-            "no packing spec for customer {:?}; enter one with UpsertPackingSpec",
-            order.customer
+            "no packing spec for customer {:?} ({:?}); enter one with UpsertPackingSpec",
+            order.customer_id, order.customer
         ));
         return answer(conn, message, &order_id, &event).await;
     };
+    // The marks name the customer as the customer reads it, not its code.
+    spec.customer = order.customer.clone();
     let items =
         match packing::merge_lines(order.lines.iter().map(|l| (l.product.as_str(), l.quantity))) {
             Ok(items) => items,

@@ -415,7 +415,13 @@ impl Engine {
                 return;
             }
             OnFailure::Decide(spec) => Escalation::Decide(spec),
-            OnFailure::Reopen { steps, limit, then } => {
+            OnFailure::Reopen {
+                steps,
+                limit,
+                limit_for,
+                then,
+            } => {
+                let limit = limit_for.and_then(|own| own(saga)).unwrap_or(limit);
                 if failures < limit {
                     exceptions::open(
                         saga,

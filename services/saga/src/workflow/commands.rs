@@ -106,6 +106,13 @@ pub fn open_receivable(state: &SagaState, revision: Revision, cause: &Cause) -> 
         payment_terms: state.order.payment_terms.clone(),
         cost_budget_minor: cost_budget(state.order.total_minor),
         revision,
+        // The customer's rules as they were when the order was made.
+        dunning_reminder_days: state
+            .order
+            .customer_rules
+            .as_ref()
+            .map(|rules| rules.dunning_reminder_days.clone())
+            .unwrap_or_default(),
         ..Default::default()
     };
     to("finance", state, cause, &command)
@@ -189,10 +196,14 @@ pub fn start_rework(state: &SagaState, revision: Revision, cause: &Cause) -> Out
 }
 
 pub fn request_final_inspection(state: &SagaState, revision: Revision, cause: &Cause) -> Outgoing {
+    // The customer's rules as they were when the order was made.
+    let rules = state.order.customer_rules.as_ref();
     let command = v1::RequestFinalInspection {
         order_id: state.order_id.clone(),
         items: items(state),
         revision,
+        inspection_level: rules.map_or(0, |rules| rules.inspection_level),
+        major_aql: rules.and_then(|rules| rules.major_aql),
     };
     to("quality", state, cause, &command)
 }

@@ -127,10 +127,12 @@ pub enum OnFailure {
     /// Ask a person at once.
     Decide(&'static DecisionSpec),
     /// Loop back: run `steps` again until the step has failed `limit`
-    /// times, then `then`.
+    /// times (or the order's own limit, `limit_for`, when it has one: a
+    /// customer's rule), then `then`.
     Reopen {
         steps: &'static [&'static str],
         limit: u32,
+        limit_for: Option<fn(&SagaState) -> Option<u32>>,
         then: Escalation,
     },
 }

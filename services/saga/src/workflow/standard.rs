@@ -312,6 +312,7 @@ impl Workflow {
                             on_failure: OnFailure::Reopen {
                                 steps: REWORK_LOOP,
                                 limit: timing.final_inspection_failures.max(1),
+                                limit_for: Some(customer_failure_limit),
                                 then: Escalation::Decide(&FINAL_INSPECTION),
                             },
                             failure_kind: ExceptionKind::FinalInspectionFailed,
@@ -388,6 +389,7 @@ impl Workflow {
                             on_failure: OnFailure::Reopen {
                                 steps: &["book_shipment", "shipped"],
                                 limit: 2,
+                                limit_for: None,
                                 then: Escalation::Stall,
                             },
                             failure_kind: ExceptionKind::ShipmentLate,
@@ -518,6 +520,17 @@ fn redelivery_due(state: &SagaState) -> bool {
         .redelivery
         .as_ref()
         .is_some_and(|r| r.claimed_by == ClaimedBy::Customer)
+}
+
+/// The failed final inspections the order's customer allows before a
+/// person decides, when its rules set a number (0: the deployment's).
+fn customer_failure_limit(state: &SagaState) -> Option<u32> {
+    state
+        .order
+        .customer_rules
+        .as_ref()
+        .map(|rules| rules.final_inspection_failures)
+        .filter(|limit| *limit > 0)
 }
 
 fn rework_due(state: &SagaState) -> bool {

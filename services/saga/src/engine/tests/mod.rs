@@ -233,6 +233,41 @@ fn after_the_limit_of_failures_a_person_decides() {
 }
 
 #[test]
+fn a_customer_that_allows_one_failure_is_asked_at_the_first() {
+    let engine = engine();
+    let mut saga = at_final_inspection(&engine);
+    saga.order.customer_rules = Some(v1::CustomerRules {
+        final_inspection_failures: 1,
+        ..Default::default()
+    });
+    engine.react(&mut saga, &opened(1), start()).unwrap();
+    saga.outgoing.clear();
+    engine.react(&mut saga, &failed(1, 1), start()).unwrap();
+    assert!(sent::<v1::StartRework>(&saga).is_empty(), "no rework");
+    let decision = saga.decisions.last().expect("a decision at once");
+    assert_eq!(decision.kind, "final_inspection");
+}
+
+#[test]
+fn a_customer_that_allows_three_failures_gets_a_third_rework() {
+    let engine = engine();
+    let mut saga = at_final_inspection(&engine);
+    saga.order.customer_rules = Some(v1::CustomerRules {
+        final_inspection_failures: 3,
+        ..Default::default()
+    });
+    engine.react(&mut saga, &opened(1), start()).unwrap();
+    engine.react(&mut saga, &failed(1, 1), start()).unwrap();
+    rework_answers(&engine, &mut saga, 1);
+    engine.react(&mut saga, &opened(2), start()).unwrap();
+    saga.outgoing.clear();
+    engine.react(&mut saga, &failed(2, 2), start()).unwrap();
+    // The deployment's limit is two; the customer's three: reworked again.
+    assert!(saga.decisions.is_empty());
+    assert_eq!(sent::<v1::StartRework>(&saga).len(), 1);
+}
+
+#[test]
 fn a_concession_completes_the_inspection_and_is_recorded() {
     let engine = engine();
     let mut saga = failed_twice(&engine);
