@@ -773,26 +773,23 @@ pub(crate) fn print_pairs(value: &Value) {
     }
 }
 
-/// An aligned table: each column as wide as its widest cell.
+/// An aligned table, each column as wide as its widest cell, without
+/// borders so it reads like the other command-line tools' output and
+/// survives `grep` and `cut`. Laid out by comfy-table, which measures
+/// wide (CJK) characters by their display width, as customer and product
+/// names in Chinese need.
 pub fn print_table(headers: &[&str], rows: Vec<Vec<String>>) {
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
-    for row in &rows {
-        for (i, cell) in row.iter().enumerate() {
-            if let Some(width) = widths.get_mut(i) {
-                *width = (*width).max(cell.chars().count());
-            }
-        }
+    let mut table = comfy_table::Table::new();
+    table
+        .load_preset(comfy_table::presets::NOTHING)
+        .set_content_arrangement(comfy_table::ContentArrangement::Disabled)
+        .set_header(headers.to_vec())
+        .add_rows(rows);
+    for column in table.column_iter_mut() {
+        // Two spaces between columns, none before the first.
+        column.set_padding((0, 2));
     }
-    let line = |cells: Vec<String>| {
-        let padded: Vec<String> = cells
-            .iter()
-            .zip(&widths)
-            .map(|(cell, width)| format!("{cell:<width$}"))
-            .collect();
-        out!("{}", padded.join("  ").trim_end());
-    };
-    line(headers.iter().map(|h| (*h).to_owned()).collect());
-    for row in rows {
-        line(row);
+    for line in table.lines() {
+        out!("{}", line.trim_end());
     }
 }

@@ -11,7 +11,6 @@
 //! services' business calendar to the reminder's day, once, and says so
 //! (ADR 0009): finance's own dunning sends the reminder.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -21,6 +20,7 @@ use gendan_proto::v1::{self, Phase};
 use gendan_runtime::clock::ShiftedClock;
 
 use crate::cli::{money, print_table};
+use crate::progress::Progress;
 use crate::sim::{self, Clients, Ports, SimOptions, Simulator};
 use crate::stack::Stack;
 
@@ -116,18 +116,14 @@ pub async fn run(
     let order_ids: Vec<String> = created.into_iter().map(|(id, _)| id).collect();
 
     let deadline = started + options.timeout;
-    let mut last_line = String::new();
+    let mut progress = Progress::new(order_ids.len());
     let outcome = loop {
         let snapshot = fetch(&clients, &order_ids).await?;
         let closed = snapshot
             .iter()
             .filter(|o| o.workflow_status == "completed")
             .count();
-        let line = progress_line(&snapshot);
-        if line != last_line {
-            println!("[{:>6.1}s] {line}", started.elapsed().as_secs_f64());
-            last_line = line;
-        }
+        progress.show(&snapshot);
         if closed == order_ids.len() {
             break Ok(snapshot);
         }
@@ -137,7 +133,7 @@ pub async fn run(
         {
             calendar_moved = true;
             match move_to_first_reminder(&clients, &calendar, &held).await {
-                Ok(moved) => println!("[{:>6.1}s] {moved}", started.elapsed().as_secs_f64()),
+                Ok(moved) => progress.say(&moved),
                 Err(err) => break Err((snapshot, format!("{err:#}"))),
             }
         }
@@ -159,6 +155,7 @@ pub async fn run(
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
+    progress.finish();
     let stats = simulator.stop().await?;
     let elapsed = started.elapsed();
     match outcome {
@@ -259,37 +256,6 @@ fn phase_name(order: &v1::Order) -> &'static str {
     Phase::try_from(order.phase)
         .unwrap_or(Phase::Unspecified)
         .short_name()
-}
-
-/// "[#####.....] 10/20 closed | materials 3 | production 5 | ..."
-fn progress_line(orders: &[v1::Order]) -> String {
-    let total = orders.len().max(1);
-    let closed = orders
-        .iter()
-        .filter(|o| o.workflow_status == "completed")
-        .count();
-    let width = 20;
-    let filled = closed * width / total;
-    let mut counts: BTreeMap<i32, (&str, usize)> = BTreeMap::new();
-    for order in orders.iter().filter(|o| o.workflow_status != "completed") {
-        counts
-            .entry(order.phase)
-            .or_insert((phase_name(order), 0))
-            .1 += 1;
-    }
-    let phases: Vec<String> = counts
-        .values()
-        .map(|(name, n)| format!("{name} {n}"))
-        .collect();
-    let at_risk = orders.iter().filter(|o| o.at_risk).count();
-    format!(
-        "[{}{}] {closed}/{} closed{}{} | at risk {at_risk}",
-        "#".repeat(filled),
-        ".".repeat(width - filled),
-        orders.len(),
-        if phases.is_empty() { "" } else { " | " },
-        phases.join(" | ")
-    )
 }
 
 fn print_orders(orders: &[v1::Order]) {

@@ -11,6 +11,8 @@
 //! - [`demo`]: the sample factory catalog, sample orders, an MES player and
 //!   the live progress view;
 //! - [`local`]: private nats-server / PostgreSQL when none answers;
+//! - [`progress`]: the demo's live view (an indicatif bar on a terminal,
+//!   plain lines in a log);
 //! - [`chaos`]: every service as its own process on private servers,
 //!   orders driven through faults (kills, crashes), then checks that
 //!   nothing was lost or done twice.
@@ -24,6 +26,7 @@ pub mod customers_cli;
 pub mod deadletters;
 pub mod demo;
 pub mod local;
+pub mod progress;
 pub mod register;
 pub mod retry;
 pub mod sim;
