@@ -2,8 +2,9 @@
 //! that fails transiently (the service restarting or overloaded, a row
 //! lost to a concurrent writer) is tried again after an exponential,
 //! jittered wait, so parties retrying together spread out instead of
-//! arriving in step. The simulators wait for minutes (a real partner keeps
-//! trying); the CLI for seconds (a person is waiting). Every call retried
+//! arriving in step. The simulators keep trying for a quarter of an hour
+//! (a real partner's system does); the CLI for seconds (a person is
+//! waiting). Every call retried
 //! here is safe to repeat: gendan's writes are idempotent by request id,
 //! idempotency key or decision id.
 
@@ -26,8 +27,10 @@ pub const TRANSIENT: [Code; 6] = [
     Code::Cancelled,
 ];
 
-/// Attempts a simulated partner makes (about three minutes in all).
-pub const PARTNER_ATTEMPTS: u32 = 60;
+/// Attempts a simulated partner makes (about a quarter of an hour in all,
+/// as a supplier's or a bank's system keeps trying a service that is
+/// overloaded or restarting).
+pub const PARTNER_ATTEMPTS: u32 = 200;
 /// Attempts the CLI makes (about twenty seconds in all).
 pub const CLI_ATTEMPTS: u32 = 8;
 

@@ -17,11 +17,16 @@ use crate::catalog::WorkCentreDef;
 use crate::downtime::{DEFAULT_REPAIR_HOURS, MAX_REPAIR_HOURS};
 use crate::schedule::{Calendar, StageSpec};
 
+/// Most hours a figure may state: a work centre of a thousand machines on
+/// round-the-clock shifts has 24 000 hours a day; more is a typing error
+/// (or units in minutes) that would make every date look free.
+const MAX_HOURS: f64 = 100_000.0;
+
 fn hours(value: f64, field: &str) -> Result<f64, FieldError> {
-    if !value.is_finite() || value < 0.0 {
+    if !value.is_finite() || !(0.0..=MAX_HOURS).contains(&value) {
         return Err(FieldError::new(
             field,
-            format!("must be a number >= 0, got {value}"),
+            format!("must be a number from 0 to {MAX_HOURS}, got {value}"),
         ));
     }
     Ok(value)
@@ -215,6 +220,8 @@ mod tests {
         assert_eq!(work_centre(&centre).unwrap_err().field, "closed_dates[0]");
         centre.closed_dates = vec![];
         centre.hours_per_day = f64::NAN;
+        assert_eq!(work_centre(&centre).unwrap_err().field, "hours_per_day");
+        centre.hours_per_day = 1e9;
         assert_eq!(work_centre(&centre).unwrap_err().field, "hours_per_day");
     }
 

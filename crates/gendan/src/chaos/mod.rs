@@ -251,6 +251,13 @@ async fn sequence(
     sim::seed_catalog(&clients)
         .await
         .context("loading the catalogue")?;
+    let factories = orders::size_factory(&clients, options.orders).await?;
+    if factories > 1 {
+        println!(
+            "work centres sized for {} orders at once ({factories} × the demo factory)",
+            factories * 100
+        );
+    }
     let bus = Bus::connect(&settings.nats_url, "gendan-chaos").await?;
     let simulator = Simulator::start(
         bus.clone(),
