@@ -458,3 +458,30 @@ async fn confirmed_id(pool: &PgPool) -> String {
         .await
         .unwrap()
 }
+
+#[tokio::test]
+async fn a_database_that_is_away_holds_the_batch_instead_of_spending_its_deliveries() {
+    let (_db, _nats, pool, bus) = setup().await;
+    // Every connection of the pool taken: the consumer's batch cannot
+    // start its transaction (the pool times out after 10 s).
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(pool.acquire().await.unwrap());
+    }
+    let handler = Recorder::default();
+    // One delivery allowed: a failed delivery would be a dead letter.
+    let cancel = run_consumer(&bus, &pool, "probe-patient", handler, 1);
+    bus.publish(&confirmed("order-patient")).await.unwrap();
+    // Longer than the pool's acquire timeout, so the batch has failed once.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    drop(held);
+    eventually(
+        Duration::from_secs(60),
+        "handled once the database is back",
+        || async { (effects(&pool).await == 1).then_some(()) },
+    )
+    .await
+    .unwrap();
+    assert_eq!(stream_messages(&bus, streams::DEAD_LETTERS).await, 0);
+    cancel.cancel();
+}

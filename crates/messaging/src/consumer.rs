@@ -13,6 +13,12 @@
 //! | [`HandlerError::Rejected`] | dead letter, then ack |
 //! | [`HandlerError::Retry`] | nak with backoff; dead letter once `max_attempts` deliveries failed |
 //!
+//! A batch whose transaction cannot start or commit because the database is
+//! away (pool exhausted, server restarting) is held and tried again for up
+//! to two minutes, with in-progress acks, before it counts as a failed
+//! delivery: overload must slow a consumer down, not dead-letter its
+//! messages.
+//!
 //! [`inbox`]: crate::inbox
 
 use std::future::Future;
@@ -27,6 +33,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::bus::Bus;
+
+/// How long a batch is held while the database is away before it goes back
+/// to the server as a failed delivery.
+const DATABASE_PATIENCE: Duration = Duration::from_secs(120);
 use crate::envelope::Incoming;
 use crate::{Error, Result, inbox, subjects};
 
@@ -220,7 +230,7 @@ impl<H: Handler> Consumer<H> {
                         }
                     }
                 }
-                self.handle_batch(ready).await;
+                self.handle_batch(ready, &cancel).await;
                 if broken {
                     pause(&cancel, Duration::from_millis(500)).await;
                     break;
@@ -230,7 +240,7 @@ impl<H: Handler> Consumer<H> {
         Ok(())
     }
 
-    async fn handle_batch(&self, messages: Vec<Message>) {
+    async fn handle_batch(&self, messages: Vec<Message>, cancel: &CancellationToken) {
         if messages.is_empty() {
             return;
         }
@@ -244,7 +254,7 @@ impl<H: Handler> Consumer<H> {
         }
         decoded.sort_by(|a, b| a.1.envelope.order_id.cmp(&b.1.envelope.order_id));
 
-        match self.apply(&decoded).await {
+        match self.apply_patiently(&decoded, cancel).await {
             Ok(outcomes) => {
                 settled.extend(decoded.into_iter().map(|(m, _)| m).zip(outcomes));
             }
@@ -265,6 +275,41 @@ impl<H: Handler> Consumer<H> {
 
     /// Runs the handler for each message in one transaction; the outcome per
     /// message, or an error that voids the whole batch.
+    /// [`apply`](Self::apply), waiting with the messages in hand while the
+    /// database is away (no free connection in the pool, a server
+    /// restarting: [`gendan_storage::is_transient`]) for up to
+    /// [`DATABASE_PATIENCE`], and telling the server the batch is still
+    /// being worked on meanwhile. The message is not at fault, so such a
+    /// failure must not spend its deliveries: after enough of them it would
+    /// be dead-lettered, and under overload that loses real progress.
+    async fn apply_patiently(
+        &self,
+        batch: &[(Message, Incoming)],
+        cancel: &CancellationToken,
+    ) -> std::result::Result<Vec<Outcome>, sqlx::Error> {
+        let started = std::time::Instant::now();
+        let mut wait = Duration::from_millis(250);
+        loop {
+            match self.apply(batch).await {
+                Err(err)
+                    if gendan_storage::is_transient(&err)
+                        && started.elapsed() < DATABASE_PATIENCE
+                        && !cancel.is_cancelled() =>
+                {
+                    tracing::warn!(durable = %self.settings.durable, error = %err, "database not available, holding the batch");
+                    for (message, _) in batch {
+                        // Resets the server's ack timer: no redelivery while
+                        // we hold the message.
+                        let _ = message.ack_with(AckKind::Progress).await;
+                    }
+                    pause(cancel, wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(5));
+                }
+                other => return other,
+            }
+        }
+    }
+
     async fn apply(
         &self,
         batch: &[(Message, Incoming)],

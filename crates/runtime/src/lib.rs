@@ -3,7 +3,8 @@
 //!
 //! - [`Foundation::connect`]: the service's pool on its schema with the
 //!   messaging and service migrations applied, the NATS connection with the
-//!   streams declared, and the bound gRPC listener.
+//!   streams declared, and the bound gRPC listener; servers that are not
+//!   ready yet (restarting, electing a leader) are waited for a minute.
 //! - [`Supervisor`]: runs the service's long-running loops (gRPC server,
 //!   outbox relay, consumers, timers) on one child cancellation token. Any
 //!   loop that ends stops the others, because a service missing one of them
@@ -15,6 +16,7 @@
 pub mod clock;
 
 use std::future::Future;
+use std::time::{Duration, Instant};
 
 use gendan_messaging::{Bus, Consumer, ConsumerSettings, Handler, Relay};
 use gendan_settings::ServiceSettings;
@@ -43,6 +45,36 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// How long a starting service waits for its servers before it gives up:
+/// long enough for a database to finish crash recovery or a JetStream
+/// cluster to elect a leader after losing a node, which a service started
+/// alongside them (or restarted by an orchestrator) should ride out
+/// instead of exiting.
+const STARTUP_PATIENCE: Duration = Duration::from_secs(60);
+
+/// `attempt` until it succeeds or [`STARTUP_PATIENCE`] has passed, waiting
+/// 250 ms, doubling up to 5 s, between tries; each failure is logged.
+async fn patiently<T, E, F, Fut>(what: &str, mut attempt: F) -> Result<T, E>
+where
+    E: std::fmt::Display,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let started = Instant::now();
+    let mut wait = Duration::from_millis(250);
+    loop {
+        match attempt().await {
+            Ok(value) => return Ok(value),
+            Err(err) if started.elapsed() < STARTUP_PATIENCE => {
+                tracing::warn!(error = %err, "{what} not ready at start-up, trying again");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+            Err(err) => return Err(err),
+        }
+    }
+}
+
 /// A service's connections and listener, ready for its loops.
 #[derive(Debug)]
 pub struct Foundation {
@@ -64,10 +96,13 @@ impl Foundation {
         service: &str,
         migrations: Migrator,
     ) -> Result<Self> {
-        let pool = gendan_storage::connect(&settings.database()).await?;
+        let database = settings.database();
+        let pool = patiently("PostgreSQL", || gendan_storage::connect(&database)).await?;
         gendan_storage::migrate(&pool, [gendan_messaging::migrator(), migrations]).await?;
-        let bus = Bus::connect(&settings.common.nats_url, service).await?;
-        bus.ensure_streams(settings.common.stream_replicas).await?;
+        let nats_url = &settings.common.nats_url;
+        let bus = patiently("NATS", || Bus::connect(nats_url, service)).await?;
+        let replicas = settings.common.stream_replicas;
+        patiently("JetStream", || bus.ensure_streams(replicas)).await?;
         let listener = gendan_grpc::bind(&settings.grpc_addr).await?;
         let port = listener
             .local_addr()
@@ -85,7 +120,7 @@ impl Foundation {
             limits: gendan_grpc::Limits {
                 max_in_flight: settings.common.grpc.max_in_flight,
                 max_queued: settings.common.grpc.max_queued,
-                max_wait: std::time::Duration::from_millis(settings.common.grpc.queue_wait_ms),
+                max_wait: Duration::from_millis(settings.common.grpc.queue_wait_ms),
             },
         })
     }
