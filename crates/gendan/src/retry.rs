@@ -39,40 +39,42 @@ pub const CLI_ATTEMPTS: u32 = 8;
 /// not caught up), or `attempts` retries are spent. Waits 50 ms, doubling
 /// up to 5 s (or the server's retry hint when longer), each jittered to
 /// between half and all of it.
-pub async fn transient<T, F, Fut>(
-    also: &[Code],
-    attempts: u32,
-    mut call: F,
-) -> Result<T, tonic::Status>
+pub async fn transient<T, F, Fut>(also: &[Code], attempts: u32, call: F) -> Result<T, tonic::Status>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
 {
-    let mut ceiling = Duration::from_millis(50);
-    let mut attempt = 0;
-    loop {
-        match call().await {
-            Ok(response) => return Ok(response.into_inner()),
-            Err(status)
-                if attempt < attempts
-                    && (also.contains(&status.code()) || TRANSIENT.contains(&status.code())) =>
-            {
-                attempt += 1;
-                // An overloaded server says how long to stay away.
-                let hint = gendan_grpc::admission::retry_pushback(&status).unwrap_or_default();
-                tokio::time::sleep(jittered(ceiling.max(hint))).await;
-                ceiling = (ceiling * 2).min(Duration::from_secs(5));
-            }
-            Err(status) => return Err(status),
-        }
-    }
+    let worth_another = |status: &tonic::Status| {
+        also.contains(&status.code()) || TRANSIENT.contains(&status.code())
+    };
+    // An overloaded server says how long to stay away.
+    let pushback =
+        |status: &tonic::Status| gendan_grpc::admission::retry_pushback(status).unwrap_or_default();
+    let response = with_backoff(attempts, worth_another, pushback, call).await?;
+    Ok(response.into_inner())
 }
 
 /// Calls `call` until it succeeds or `attempts` retries are spent, with the
 /// same waits as [`transient`]: for calls whose every failure is worth
 /// another try, such as a publish while the bus restarts (a repeat of the
 /// same message is dropped by its id).
-pub async fn persistently<T, E, F, Fut>(attempts: u32, mut call: F) -> Result<T, E>
+pub async fn persistently<T, E, F, Fut>(attempts: u32, call: F) -> Result<T, E>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    with_backoff(attempts, |_| true, |_| Duration::ZERO, call).await
+}
+
+/// The one retry loop: `call` again while `worth_another` says so and
+/// retries are left, waiting 50 ms doubling up to 5 s (or `at_least`, a
+/// server's hint, when longer), jittered.
+async fn with_backoff<T, E, F, Fut>(
+    attempts: u32,
+    worth_another: impl Fn(&E) -> bool,
+    at_least: impl Fn(&E) -> Duration,
+    mut call: F,
+) -> Result<T, E>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, E>>,
@@ -82,9 +84,9 @@ where
     loop {
         match call().await {
             Ok(value) => return Ok(value),
-            Err(_) if attempt < attempts => {
+            Err(err) if attempt < attempts && worth_another(&err) => {
                 attempt += 1;
-                tokio::time::sleep(jittered(ceiling)).await;
+                tokio::time::sleep(jittered(ceiling.max(at_least(&err)))).await;
                 ceiling = (ceiling * 2).min(Duration::from_secs(5));
             }
             Err(err) => return Err(err),

@@ -283,18 +283,7 @@ impl Timing {
     /// `GENDAN_SAGA__RECHECK_SECS` (60..=2592000) when set.
     pub fn from_env() -> Result<Self, gendan_settings::Error> {
         let defaults = Timing::default();
-        let bounded = |name: &str, default: u64, min: u64, max: u64| {
-            let value: u64 = gendan_settings::parsed(name, default)?;
-            if (min..=max).contains(&value) {
-                Ok(value)
-            } else {
-                Err(gendan_settings::Error {
-                    name: name.to_owned(),
-                    value: value.to_string(),
-                    problem: format!("must be between {min} and {max}"),
-                })
-            }
-        };
+        let bounded = gendan_settings::bounded::<u64>;
         let secs = |d: Duration| d.as_secs();
         Ok(Timing {
             command_timeout: Duration::from_secs(bounded(
