@@ -342,17 +342,32 @@ async fn a_credit_note_lowers_what_is_owed_once_per_claim() -> anyhow::Result<()
     assert_eq!(reminder.invoice_id, balance.invoice_id);
     assert_eq!(reminder.outstanding_minor, 600_000);
 
-    // Revenue, not cost: the cost ledger stays empty.
-    let ledger = finance
-        .client
-        .clone()
-        .get_cost_ledger(GetCostLedgerRequest {
-            order_id: order.into(),
-        })
-        .await?
-        .into_inner();
-    assert!(ledger.entries.is_empty(), "{:?}", ledger.entries);
-    assert_eq!(ledger.actual_minor, 0);
+    // What the claim cost the order: the credit is booked once on its
+    // cost ledger, in the order currency.
+    let client = finance.client.clone();
+    let ledger = eventually(WAIT, "the credit note on the cost ledger", || {
+        let mut client = client.clone();
+        async move {
+            client
+                .get_cost_ledger(GetCostLedgerRequest {
+                    order_id: order.into(),
+                })
+                .await
+                .ok()
+                .map(|r| r.into_inner())
+                .filter(|ledger| !ledger.entries.is_empty())
+        }
+    })
+    .await?;
+    assert_eq!(ledger.entries.len(), 1, "{:?}", ledger.entries);
+    assert_eq!(
+        (
+            ledger.entries[0].category.as_str(),
+            ledger.entries[0].order_amount_minor
+        ),
+        ("credit_note", 100_000)
+    );
+    assert_eq!(ledger.actual_minor, 100_000);
     finance.stop().await
 }
 

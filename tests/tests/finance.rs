@@ -16,13 +16,13 @@ use gendan_messaging::{Bus, Cause, Outgoing, fact_id, streams, subjects};
 use gendan_proto::v1::finance_service_client::FinanceServiceClient;
 use gendan_proto::v1::{
     BillingMilestone, CancelReceivable, CostBudgetLine, CostOverrun, DepositReceived,
-    DunningSchedule, ExtendPaymentDue, GetCostLedgerRequest, GetDunningScheduleRequest,
-    GetReceivableRequest, InvoiceBalance, InvoiceIssued, InvoiceKind, LabourRate,
-    ListOverdueRequest, OpenReceivable, OrderPaidInFull, PaymentDueExtended, PaymentEscalated,
-    PaymentReceived, PaymentReminder, PaymentTrigger, PurchaseOrderPlaced, ReceivableCancelled,
-    ReceivableOpened, ReceivableOpeningFailed, RecordPaymentRequest, RecordRefundRequest,
-    RecordRefundResponse, ReferToCollection, ReferredToCollection, RefundPaid, RestateFact,
-    ShipmentBooked, StatusReported, WorkOrderCompleted,
+    DunningSchedule, ExchangeRateMissing, ExtendPaymentDue, GetCostLedgerRequest,
+    GetDunningScheduleRequest, GetReceivableRequest, InvoiceBalance, InvoiceIssued, InvoiceKind,
+    LabourRate, ListOverdueRequest, OpenReceivable, OrderPaidInFull, PaymentDueExtended,
+    PaymentEscalated, PaymentReceived, PaymentReminder, PaymentTrigger, PurchaseOrderPlaced,
+    ReceivableCancelled, ReceivableOpened, ReceivableOpeningFailed, RecordPaymentRequest,
+    RecordRefundRequest, RecordRefundResponse, ReferToCollection, ReferredToCollection, RefundPaid,
+    RestateFact, ShipmentBooked, StatusReported, WorkOrderCompleted,
 };
 use gendan_proto::{TypeName, date_from_str, date_to_string};
 use gendan_tests::{SubjectReader, TestDb, TestNats, eventually, service_settings};
@@ -835,14 +835,36 @@ async fn cost_ledger_books_other_services_events_and_flags_the_overrun() -> anyh
     finance
         .event("logistics", order, &booked("USD", 45_000))
         .await?;
+    // The whole order crossed its budget, and freight its plan.
     let overrun: CostOverrun = next(&mut events).await?;
     assert_eq!(
-        (overrun.budget_minor, overrun.actual_minor),
-        (100_000, 105_000)
+        (
+            overrun.category.as_str(),
+            overrun.budget_minor,
+            overrun.actual_minor
+        ),
+        ("", 100_000, 105_000)
     );
+    let freight: CostOverrun = next(&mut events).await?;
+    assert_eq!(
+        (
+            freight.category.as_str(),
+            freight.budget_minor,
+            freight.actual_minor
+        ),
+        ("freight", 20_000, 45_000)
+    );
+    assert!(freight.cause.contains("BK-USD"), "{}", freight.cause);
+    // No EUR rate: the freight waits unvalued and the missing rate is
+    // announced.
     finance
         .event("logistics", order, &booked("EUR", 10_000))
         .await?;
+    let missing: ExchangeRateMissing = next(&mut events).await?;
+    assert_eq!(
+        (missing.from_currency.as_str(), missing.to_currency.as_str()),
+        ("EUR", "USD")
+    );
 
     let ledger = eventually(WAIT, "all four events booked", || {
         let mut client = client.clone();
@@ -888,7 +910,8 @@ async fn cost_ledger_books_other_services_events_and_flags_the_overrun() -> anyh
     assert_eq!(ledger.warnings.len(), 1);
     assert!(ledger.warnings[0].contains("SEW"), "{:?}", ledger.warnings);
 
-    // One crossing, one CostOverrun: the EUR freight changed nothing.
+    // One crossing each, one CostOverrun each: the EUR freight changed
+    // nothing.
     let mut overruns = 0;
     while let Some(seen) = events.next(Duration::from_millis(700)).await? {
         if seen.type_name() == CostOverrun::TYPE_NAME {

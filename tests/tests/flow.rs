@@ -950,6 +950,8 @@ async fn every_command_sent_again_after_the_orders_closed_has_no_second_effect()
     let observations = [
         v1::MaterialsChecked::TYPE_NAME,
         v1::CapacityChecked::TYPE_NAME,
+        v1::FreightQuoted::TYPE_NAME,
+        v1::InspectionEstimated::TYPE_NAME,
     ];
     let mut new_facts = Vec::new();
     for (event_type, ids) in &after {

@@ -20,12 +20,13 @@ use gendan_orders::{Application, WebhookSettings};
 use gendan_proto::TypeName;
 use gendan_proto::v1::order_service_client::OrderServiceClient;
 use gendan_proto::v1::{
-    self, AcceptOrderRequest, CloseOrder, ConfirmOrder, CreateOrderRequest, CustomerNotice,
-    Decision, DecisionRequested, Delivered, DeliveryRiskChanged, FinalInspectionFailed,
-    FinalInspectionPassed, GetOrderRequest, GetSummaryRequest, GetTimelineRequest,
-    ListNoticesRequest, ListOrdersRequest, MaterialsDelayed, OrderAccepted, OrderClosed,
-    OrderConfirmed, OrderCreated, OrderLine, Phase, PhaseChanged, PurchaseOrderPlaced, RestateFact,
-    SagaStalled, ShipmentBooked, Shipped, StatusReported,
+    self, AcceptOrderRequest, CloseOrder, ConfirmOrder, CostCategoryLine, CostLedgerClosed,
+    CreateOrderRequest, CustomerNotice, Decision, DecisionRequested, Delivered,
+    DeliveryRiskChanged, FinalInspectionFailed, FinalInspectionPassed, GetOrderRequest,
+    GetSummaryRequest, GetTimelineRequest, ListNoticesRequest, ListOrdersRequest, MaterialsDelayed,
+    OrderAccepted, OrderClosed, OrderConfirmed, OrderCreated, OrderLine, Phase, PhaseChanged,
+    PurchaseOrderPlaced, RestateFact, SagaStalled, ShipmentBooked, Shipped, StatusReported,
+    UnconvertedCost,
 };
 use gendan_tests::{
     SubjectReader, TestDb, TestNats, enter_test_customers, eventually, service_settings,
@@ -848,6 +849,7 @@ async fn send_close(bus: &Bus, order_id: &str) -> Outgoing {
         order_id,
         &CloseOrder {
             order_id: order_id.to_owned(),
+            ..Default::default()
         },
         &Cause::root(order_id),
     );
@@ -1287,6 +1289,7 @@ async fn close_order_writes_the_summary_and_the_order_becomes_read_only() {
         &id,
         &CloseOrder {
             order_id: id.clone(),
+            ..Default::default()
         },
     )
     .await
@@ -1313,6 +1316,106 @@ async fn close_order_writes_the_summary_and_the_order_becomes_read_only() {
         kinds.last().map(String::as_str),
         Some("closed"),
         "{kinds:?}"
+    );
+
+    orders.stop().await;
+}
+
+/// Finance's `CostLedgerClosed`, on the timeline before `CloseOrder`, gives
+/// the summary its cost figures as they are (what orders saw itself, the
+/// purchase order here, no longer counts), and reads as a sentence there.
+#[tokio::test]
+async fn the_summary_takes_the_figures_finance_closed_the_cost_ledger_with() {
+    let orders = Orders::start().await;
+    let mut client = orders.client().await;
+    let bus = orders.bus().await;
+    let order = create(&mut client, "close-ledger-1", "Acme").await;
+    let id = order.order_id.clone();
+    publish_event(
+        &bus,
+        "procurement",
+        &id,
+        &PurchaseOrderPlaced {
+            order_id: id.clone(),
+            purchase_order_id: "PO-1".to_owned(),
+            amount_minor: 10_000,
+            currency: "USD".to_owned(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let line = |category: &str, plan: i64, actual: i64, variance_bp: i32| CostCategoryLine {
+        category: category.to_owned(),
+        plan_minor: plan,
+        actual_minor: actual,
+        variance_minor: actual - plan,
+        variance_bp,
+        over: actual > plan,
+    };
+    let closed = CostLedgerClosed {
+        order_id: id.clone(),
+        currency: "USD".to_owned(),
+        budget_minor: 150_000,
+        actual_minor: 160_000,
+        variance_minor: 10_000,
+        variance_bp: 667,
+        categories: vec![
+            line("material", 100_000, 95_000, -500),
+            line("labour", 40_000, 40_000, 0),
+            line("rework", 0, 12_000, 0),
+            line("freight", 10_000, 13_000, 3_000),
+        ],
+        unconverted: vec![UnconvertedCost {
+            currency: "CNY".to_owned(),
+            amount_minor: 120_000,
+        }],
+        revenue_minor: order.total_minor,
+        margin_minor: order.total_minor - 160_000,
+    };
+    let recorded = publish_event(&bus, "finance", &id, &closed).await;
+    wait_recorded(&client, &id, &recorded).await;
+
+    send_close(&bus, &id).await;
+    let summary = eventually(WAIT, "the order closed", || {
+        let mut client = client.clone();
+        let order_id = id.clone();
+        async move {
+            client
+                .get_summary(GetSummaryRequest { order_id })
+                .await
+                .ok()
+                .map(tonic::Response::into_inner)
+        }
+    })
+    .await
+    .expect("summary");
+    assert_eq!(summary.cost_budget_minor, 150_000);
+    assert_eq!(summary.cost_actual_minor, 160_000);
+    assert_eq!(summary.cost_variance_minor, 10_000);
+    assert_eq!(summary.cost_variance_bp, 667);
+    assert_eq!(summary.cost_categories, closed.categories);
+    assert_eq!(summary.unconverted_costs, closed.unconverted);
+    for lesson in [
+        "Costs ran 100.00 USD over the budget of 1500.00 USD (+6.67 %): rework 120.00 USD over \
+         its plan of 0.00; freight 30.00 USD over its plan of 100.00.",
+        "Costs of 1200.00 CNY had no exchange rate into USD",
+    ] {
+        assert!(
+            summary.lessons.contains(lesson),
+            "{lesson} in {}",
+            summary.lessons
+        );
+    }
+    let sentence = timeline(&mut client, &id)
+        .await
+        .into_iter()
+        .find(|e| e.r#type == CostLedgerClosed::TYPE_NAME)
+        .expect("the closed ledger on the timeline")
+        .summary;
+    assert_eq!(
+        sentence,
+        "Cost ledger closed: actual 1600.00 USD against the budget of 1500.00 USD (+100.00 USD, \
+         +6.67 %), margin 650.00 USD; without an exchange rate: 1200.00 CNY"
     );
 
     orders.stop().await;

@@ -1,6 +1,7 @@
 //! The saga coordinator alone over real NATS and PostgreSQL, with the test
-//! playing the other services: commands out, replies in, durable timers,
-//! re-sends, stalling, operator retry and skip, and restarts.
+//! playing the other services (the review's checks and estimates among
+//! them): commands out, replies in, durable timers, re-sends, stalling,
+//! operator retry and skip, and restarts.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -96,9 +97,9 @@ async fn publish_event<M: prost::Message + TypeName>(
     .expect("publish");
 }
 
-/// Publishes the order as the orders service would, and the materials
-/// check's answer as procurement would (everything in stock today), so the
-/// saga moves on to the capacity check.
+/// Publishes the order as the orders service would, the materials check's
+/// answer as procurement would (everything in stock today) and quality's
+/// inspection estimate, so the saga moves on to the capacity check.
 async fn order_created(bus: &Bus, order_id: &str, order: v1::Order) {
     publish_event(
         bus,
@@ -113,6 +114,41 @@ async fn order_created(bus: &Bus, order_id: &str, order: v1::Order) {
         ..Default::default()
     };
     publish_event(bus, "procurement", order_id, &in_stock).await;
+    let sampled = v1::InspectionEstimated {
+        order_id: order_id.to_owned(),
+        revision: 0,
+        sample_units: 13,
+    };
+    publish_event(bus, "quality", order_id, &sampled).await;
+}
+
+/// After the capacity check: logistics' freight quote and finance's
+/// estimate, its margin well above any floor (no question), as those
+/// services would answer.
+async fn estimated(bus: &Bus, order_id: &str) {
+    let quoted = v1::FreightQuoted {
+        order_id: order_id.to_owned(),
+        revision: 0,
+        freight_cost_minor: 4_000,
+        currency: "USD".into(),
+        lane_code: "SHA-HAM-SEA".into(),
+        ..Default::default()
+    };
+    publish_event(bus, "logistics", order_id, &quoted).await;
+    let estimated = v1::CostsEstimated {
+        order_id: order_id.to_owned(),
+        revision: 0,
+        estimate: Some(v1::CostEstimate {
+            order_id: order_id.to_owned(),
+            currency: "USD".into(),
+            revenue_minor: 50_000,
+            cost_minor: 30_000,
+            margin_minor: 20_000,
+            margin_bp: 4_000,
+            ..Default::default()
+        }),
+    };
+    publish_event(bus, "finance", order_id, &estimated).await;
 }
 
 /// Publishes answers about one order as the department named would.
@@ -132,6 +168,7 @@ impl Replies {
             &capacity(&order_id, today + chrono::Duration::days(earliest_in), true),
         )
         .await;
+        estimated(&self.bus, &order_id).await;
         let confirmed = v1::OrderConfirmed {
             revision: 0,
             order_id,
@@ -331,11 +368,11 @@ async fn commands_are_resent_on_timeout_then_the_saga_stalls_and_an_operator_ret
             order_id: order_id.clone(),
             earliest_completion: gendan_proto::date_to_string(earliest),
             feasible: true,
-            requested_delivery_date: String::new(),
-            problem: String::new(),
+            ..Default::default()
         },
     )
     .await;
+    estimated(&bus, &order_id).await;
     let mut order_commands =
         SubjectReader::open(&nats.url, streams::COMMANDS, "gendan.cmd.orders.>")
             .await
@@ -444,7 +481,7 @@ async fn replies_out_of_order_and_twice_are_kept_once_and_a_failed_check_can_be_
             .contains("no routing for product P1")
     );
 
-    // An operator skips it; confirmation is asked for.
+    // An operator skips it; the review goes on to the estimate.
     let skipped = client
         .skip_step(v1::StepRequest {
             order_id: order_id.clone(),
@@ -456,7 +493,13 @@ async fn replies_out_of_order_and_twice_are_kept_once_and_a_failed_check_can_be_
         .unwrap()
         .into_inner();
     assert_eq!(step(&skipped, "capacity_check").status, "skipped");
-    assert_eq!(step(&skipped, "confirm_order").status, "waiting");
+    assert_eq!(step(&skipped, "quote_freight").status, "waiting");
+    assert_eq!(step(&skipped, "confirm_order").status, "pending");
+    estimated(&bus, &order_id).await;
+    wait_for(&client, &order_id, "confirmation asked", |s| {
+        step(s, "confirm_order").status == "waiting"
+    })
+    .await;
 
     // The confirmation arrives twice: one effect.
     let promised = Utc::now().date_naive() + chrono::Duration::days(30);
@@ -561,6 +604,7 @@ async fn a_late_factory_date_opens_a_decision_that_sets_the_promise() {
         &capacity(&order_id, proposed, false),
     )
     .await;
+    estimated(&bus, &order_id).await;
     let asked = events
         .next_of_type(v1::DecisionRequested::TYPE_NAME, WAIT)
         .await
@@ -673,6 +717,7 @@ async fn an_unanswered_decision_is_reminded_then_parks_the_saga() {
         &capacity(&order_id, late, false),
     )
     .await;
+    estimated(&bus, &order_id).await;
     let first = events
         .next_of_type(v1::DecisionRequested::TYPE_NAME, WAIT)
         .await
@@ -727,6 +772,7 @@ async fn cancelling_compensates_what_was_done_and_a_failed_plan_parks_the_saga()
         &capacity(&order_id, soon, true),
     )
     .await;
+    estimated(&bus, &order_id).await;
     publish_event(
         &bus,
         "orders",
@@ -920,6 +966,7 @@ async fn production_past_its_projected_date_flags_the_order_at_risk() {
         &capacity(&order_id, planned_end, true),
     )
     .await;
+    estimated(&bus, &order_id).await;
     publish_event(
         &bus,
         "orders",
@@ -1212,6 +1259,21 @@ async fn the_whole_workflow_runs_through_twelve_phases_with_its_parallel_branche
             },
         )
         .await;
+    // Finance closes the cost ledger first; then orders the order.
+    wait_for(&client, &order_id, "closing the ledger", |s| {
+        step(s, "close_cost_ledger").status == "waiting"
+    })
+    .await;
+    replies
+        .send(
+            "finance",
+            &v1::CostLedgerClosed {
+                order_id: id.clone(),
+                currency: "USD".into(),
+                ..Default::default()
+            },
+        )
+        .await;
     wait_for(&client, &order_id, "closing", |s| {
         step(s, "close_order").status == "waiting"
     })
@@ -1250,6 +1312,7 @@ async fn the_whole_workflow_runs_through_twelve_phases_with_its_parallel_branche
             || (matches!(
                 s.step.as_str(),
                 "clarify_delivery_date"
+                    | "review_margin"
                     | "invoice_at_delivery"
                     | "plan_rework"
                     | "rework_done"

@@ -1,7 +1,10 @@
 //! The merchandiser's command line: orders from a file, the tracking table,
 //! one order with its timeline, the customer's claims ([`crate::claims_cli`])
 //! and amendments ([`crate::amend`]), the customer master
-//! ([`crate::customers_cli`]),
+//! ([`crate::customers_cli`]), an order's customer and cost plan in
+//! `orders show` ([`crate::order_details`]), its closing summary
+//! ([`crate::summary_cli`]), finance's rates, estimates and ledgers
+//! ([`crate::finance_cli`]),
 //! and the records other departments make
 //! (payments, inspection results, decisions, operator actions on stalled
 //! workflows). Every command talks to the running services over gRPC (the
@@ -71,7 +74,8 @@ pub enum OrdersCommand {
         #[arg(long, default_value_t = 100)]
         limit: u32,
     },
-    /// One order: its lines, its workflow steps and its timeline.
+    /// One order: its customer's defaults, its cost plan, its workflow
+    /// steps and its timeline.
     Show { order_id: String },
     /// The customer accepts delivered goods.
     Accept {
@@ -322,6 +326,7 @@ pub async fn orders(command: OrdersCommand, output: Output) -> anyhow::Result<()
                     &[
                         "order",
                         "customer",
+                        "customer id",
                         "phase",
                         "next milestone",
                         "promised",
@@ -334,6 +339,7 @@ pub async fn orders(command: OrdersCommand, output: Output) -> anyhow::Result<()
                             vec![
                                 order.order_id.clone(),
                                 order.customer.clone(),
+                                dash(&order.customer_id),
                                 phase_name(order.phase).to_owned(),
                                 next.clone(),
                                 promised.clone(),
@@ -377,9 +383,12 @@ pub async fn orders(command: OrdersCommand, output: Output) -> anyhow::Result<()
                 .await
                 .ok()
                 .map(tonic::Response::into_inner);
+            let details = crate::order_details::fetch(&orders, &addrs, &order).await;
             match output {
                 Output::Json => print_json(&json!({
                     "order": order_json(&order),
+                    "customer": details.customer_json(),
+                    "cost_plan": details.cost_plan_json(),
                     "steps": workflow.as_ref().map(|s| s.steps.iter().map(|step| json!({
                         "step": step.step, "phase": phase_name(step.phase), "status": step.status,
                         "attempts": step.attempts, "last_error": step.last_error,
@@ -400,6 +409,7 @@ pub async fn orders(command: OrdersCommand, output: Output) -> anyhow::Result<()
                         dash(&order.projected_delivery_date),
                         if order.at_risk { "  AT RISK" } else { "" }
                     );
+                    details.print();
                     if let Some(workflow) = &workflow {
                         out!("");
                         print_table(
@@ -457,31 +467,7 @@ pub async fn orders(command: OrdersCommand, output: Output) -> anyhow::Result<()
             }
         }
         OrdersCommand::Summary { order_id } => {
-            let summary = rpc!(orders, get_summary, v1::GetSummaryRequest { order_id })
-                .map_err(status_error)?;
-            let value = json!({
-                "order_id": summary.order_id,
-                "promised": summary.promised_delivery_date,
-                "delivered_on": summary.delivered_on,
-                "on_time": summary.on_time,
-                "lead_time_days": summary.lead_time_days,
-                "cost_budget": money(summary.cost_budget_minor, &summary.currency),
-                "cost_actual": money(summary.cost_actual_minor, &summary.currency),
-                "first_pass_yield": summary.first_pass_yield,
-                "exceptions": summary.exceptions,
-                "exception_notes": summary.exception_notes,
-                "exceptions_by_kind": summary
-                    .exceptions_by_kind
-                    .iter()
-                    .map(|t| format!("{}: {} ({:+} d)", t.kind, t.count, t.impact_days))
-                    .collect::<Vec<_>>(),
-                "decisions": summary.decisions,
-                "lessons": summary.lessons,
-            });
-            match output {
-                Output::Json => print_json(&value),
-                Output::Table => print_pairs(&value),
-            }
+            crate::summary_cli::summary(&mut orders, order_id, output).await?
         }
         OrdersCommand::Claim(args) => crate::claims_cli::raise(&mut orders, args, output).await?,
         OrdersCommand::Claims { order_id } => {

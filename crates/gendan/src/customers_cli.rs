@@ -2,12 +2,13 @@
 //! orders are for, the currency, terms and incoterm an order takes when it
 //! leaves them out, and the customer's rules (inspection level and AQL,
 //! failed inspections before a person decides, dunning days, credit limit,
-//! minimum margin). `list` and `show` read it (ListCustomers, GetCustomer);
+//! margin floor). `list` and `show` read it (ListCustomers, GetCustomer);
 //! `upsert` creates or replaces one customer from a JSON file with the
 //! fields of `Customer` (UpsertCustomer), as `gendan orders create` reads
 //! an order file. Calls are retried on transient failures ([`rpc`]); the
 //! output is a table, or JSON with `--output json`, whose `show` output can
-//! be edited and loaded again with `upsert`.
+//! be edited and loaded again with `upsert`. `gendan orders show` prints
+//! an order's customer with [`defaults_lines`].
 
 use std::path::PathBuf;
 
@@ -20,6 +21,7 @@ use serde_json::{Value, json};
 use crate::cli::{
     Output, channel, dash, money, print_json, print_pairs, print_table, status_error,
 };
+use crate::costs_cli::floor_text;
 use crate::retry::rpc;
 use crate::stack::Addrs;
 
@@ -146,8 +148,37 @@ fn credit_text(customer: &v1::Customer) -> String {
     }
 }
 
+fn days_text(customer: &v1::Customer) -> String {
+    let days: Vec<String> = customer
+        .dunning_reminder_days
+        .iter()
+        .map(u32::to_string)
+        .collect();
+    if days.is_empty() {
+        "finance's schedule".to_owned()
+    } else {
+        days.join(", ")
+    }
+}
+
+/// The defaults and rules an order takes from its customer, as a person
+/// reads them, in the order the customer's file lists them.
+pub(crate) fn defaults_lines(customer: &v1::Customer) -> Vec<(&'static str, String)> {
+    vec![
+        ("currency", customer.currency.clone()),
+        ("payment terms", dash(&customer.payment_terms)),
+        ("incoterm", customer.incoterm.clone()),
+        ("inspection level", level_name(customer.inspection_level)),
+        ("major AQL", aql_text(customer)),
+        ("failures allowed", failures_text(customer)),
+        ("dunning days", days_text(customer)),
+        ("credit limit", credit_text(customer)),
+        ("margin floor", floor_text(customer.min_margin_bp)),
+    ]
+}
+
 /// Every field, as data: the shape `upsert` reads back.
-fn customer_json(customer: &v1::Customer) -> Value {
+pub(crate) fn customer_json(customer: &v1::Customer) -> Value {
     // Left out (null) for level 0, so a file read back keeps the default.
     let level = match customer.inspection_level {
         0 => Value::Null,
@@ -174,24 +205,10 @@ fn customer_json(customer: &v1::Customer) -> Value {
 
 /// Every field, as a person reads it.
 fn customer_pairs(customer: &v1::Customer) -> Value {
-    let days: Vec<String> = customer
-        .dunning_reminder_days
-        .iter()
-        .map(u32::to_string)
-        .collect();
-    let days = if days.is_empty() {
-        "finance's schedule".to_owned()
-    } else {
-        days.join(", ")
-    };
     let webhook = if customer.notice_webhook_url.is_empty() {
         "the deployment's".to_owned()
     } else {
         customer.notice_webhook_url.clone()
-    };
-    let margin = match customer.min_margin_bp {
-        0 => "none".to_owned(),
-        bp => format!("{}.{:02} %", bp / 100, bp % 100),
     };
     json!({
         "customer_id": customer.customer_id,
@@ -204,9 +221,9 @@ fn customer_pairs(customer: &v1::Customer) -> Value {
         "inspection_level": level_name(customer.inspection_level),
         "major_aql": aql_text(customer),
         "final_inspection_failures": failures_text(customer),
-        "dunning_reminder_days": days,
+        "dunning_reminder_days": days_text(customer),
         "credit_limit": credit_text(customer),
-        "min_margin": margin,
+        "min_margin": floor_text(customer.min_margin_bp),
         "created_at": when(customer.created_at.as_ref()),
         "updated_at": when(customer.updated_at.as_ref()),
     })
@@ -253,6 +270,7 @@ pub async fn customers(command: CustomersCommand, output: Output) -> anyhow::Res
                         "AQL",
                         "failures",
                         "credit limit",
+                        "margin floor",
                     ],
                     listed
                         .iter()
@@ -268,6 +286,7 @@ pub async fn customers(command: CustomersCommand, output: Output) -> anyhow::Res
                                 aql_text(c),
                                 failures_text(c),
                                 credit_text(c),
+                                floor_text(c.min_margin_bp),
                             ]
                         })
                         .collect(),

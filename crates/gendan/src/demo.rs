@@ -1,6 +1,8 @@
 //! `gendan demo`: sample orders, domestic and export, through all twelve
 //! phases with the simulators playing the world around the factory, a live
-//! view of their progress, and the closing summary of every order.
+//! view of their progress, and the closing summary of every order with its
+//! costs against the review's estimate (budget, actual, variance, the main
+//! categories), every figure in the order's currency.
 //!
 //! Everything goes through the public surfaces a real deployment has: the
 //! catalogue and orders over gRPC, the MES / warehouse / carrier over NATS,
@@ -16,10 +18,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use futures::StreamExt;
 use gendan_messaging::Bus;
+use gendan_proto::amount;
 use gendan_proto::v1::{self, Phase};
 use gendan_runtime::clock::ShiftedClock;
 
 use crate::cli::{money, print_table};
+use crate::costs_cli::signed_percent;
 use crate::progress::Progress;
 use crate::sim::{self, Clients, Ports, SimOptions, Simulator};
 use crate::stack::Stack;
@@ -316,9 +320,10 @@ async fn print_register(clients: &Clients, orders: &[v1::Order]) -> anyhow::Resu
     Ok(())
 }
 
-/// The closing summary of each order, as the merchandiser archives it.
+/// The closing summary of each order, as the merchandiser archives it,
+/// then its costs against the review's estimate.
 async fn print_summaries(clients: &Clients, orders: &[v1::Order]) -> anyhow::Result<()> {
-    let mut rows = Vec::with_capacity(orders.len());
+    let mut summaries = Vec::with_capacity(orders.len());
     for order in orders {
         let summary = clients
             .orders
@@ -329,27 +334,7 @@ async fn print_summaries(clients: &Clients, orders: &[v1::Order]) -> anyhow::Res
             .await
             .with_context(|| format!("reading the summary of {}", order.order_id))?
             .into_inner();
-        rows.push(vec![
-            order.order_id.clone(),
-            order.customer.clone(),
-            if order.export {
-                format!("export {}", order.incoterm)
-            } else {
-                "domestic".into()
-            },
-            money(order.total_minor, &order.currency),
-            summary.promised_delivery_date.clone(),
-            summary.delivered_on.clone(),
-            if summary.on_time {
-                "yes".into()
-            } else {
-                "LATE".into()
-            },
-            format!("{} d", summary.lead_time_days),
-            money(summary.cost_actual_minor, &summary.currency),
-            format!("{:.0}%", summary.first_pass_yield * 100.0),
-            summary.exceptions.to_string(),
-        ]);
+        summaries.push(summary);
     }
     print_table(
         &[
@@ -361,13 +346,129 @@ async fn print_summaries(clients: &Clients, orders: &[v1::Order]) -> anyhow::Res
             "delivered",
             "on time",
             "lead time",
-            "cost",
             "yield",
             "exceptions",
         ],
-        rows,
+        orders
+            .iter()
+            .zip(&summaries)
+            .map(|(order, summary)| {
+                vec![
+                    order.order_id.clone(),
+                    order.customer.clone(),
+                    if order.export {
+                        format!("export {}", order.incoterm)
+                    } else {
+                        "domestic".into()
+                    },
+                    money(order.total_minor, &order.currency),
+                    summary.promised_delivery_date.clone(),
+                    summary.delivered_on.clone(),
+                    if summary.on_time {
+                        "yes".into()
+                    } else {
+                        "LATE".into()
+                    },
+                    format!("{} d", summary.lead_time_days),
+                    format!("{:.0}%", summary.first_pass_yield * 100.0),
+                    summary.exceptions.to_string(),
+                ]
+            })
+            .collect(),
     );
+    print_costs(orders, &summaries);
     Ok(())
+}
+
+/// Categories shown as columns of the cost table, in the ledger's order.
+const COST_COLUMNS: [&str; 5] = ["material", "labour", "rework", "inspection", "freight"];
+
+/// Budget (the review's estimate), actual and variance of each order in
+/// its own currency, as finance closed the ledger, with the actual of the
+/// main categories ("(+120.00)": over its plan by that much). The variance
+/// is printed as the summary has it and checked against actual − budget.
+fn print_costs(orders: &[v1::Order], summaries: &[v1::OrderSummary]) {
+    println!("\ncosts against the review's estimate, in each order's currency:");
+    let mut headers = vec![
+        "order",
+        "currency",
+        "budget",
+        "actual",
+        "variance",
+        "variance %",
+    ];
+    headers.extend(COST_COLUMNS);
+    headers.push("no rate");
+    let mut mismatches = Vec::new();
+    let rows: Vec<Vec<String>> = orders
+        .iter()
+        .zip(summaries)
+        .map(|(order, summary)| {
+            let currency = summary.currency.as_str();
+            let expected = summary
+                .cost_actual_minor
+                .saturating_sub(summary.cost_budget_minor);
+            if summary.cost_variance_minor != expected {
+                mismatches.push(format!(
+                    "{}: variance {} but actual − budget is {}",
+                    order.order_id,
+                    amount(summary.cost_variance_minor, currency),
+                    amount(expected, currency)
+                ));
+            }
+            let mut row = vec![
+                order.order_id.clone(),
+                currency.to_owned(),
+                amount(summary.cost_budget_minor, currency),
+                amount(summary.cost_actual_minor, currency),
+                signed(summary.cost_variance_minor, currency),
+                if summary.cost_budget_minor > 0 {
+                    signed_percent(summary.cost_variance_bp.into())
+                } else {
+                    "-".to_owned()
+                },
+            ];
+            for category in COST_COLUMNS {
+                let line = summary
+                    .cost_categories
+                    .iter()
+                    .find(|line| line.category == category);
+                row.push(match line {
+                    None => "-".to_owned(),
+                    Some(line) if line.over || line.variance_minor > 0 => format!(
+                        "{} ({})",
+                        amount(line.actual_minor, currency),
+                        signed(line.variance_minor, currency)
+                    ),
+                    Some(line) => amount(line.actual_minor, currency),
+                });
+            }
+            let unconverted: Vec<String> = summary
+                .unconverted_costs
+                .iter()
+                .map(|cost| money(cost.amount_minor, &cost.currency))
+                .collect();
+            row.push(if unconverted.is_empty() {
+                "-".to_owned()
+            } else {
+                unconverted.join(", ")
+            });
+            row
+        })
+        .collect();
+    print_table(&headers, rows);
+    for mismatch in mismatches {
+        println!("does not add up: {mismatch}");
+    }
+}
+
+/// "+350.00" / "-12.00" / "0.00": a variance, its sign always shown.
+fn signed(minor: i64, currency: &str) -> String {
+    if minor > 0 {
+        format!("+{}", amount(minor, currency))
+    } else {
+        amount(minor, currency)
+    }
 }
 
 async fn report_stalled(clients: &Clients, orders: &[v1::Order]) {

@@ -4,8 +4,12 @@
 //! - [`bench`]: orders through the whole happy path, and what it costs;
 //! - [`cli`]: the merchandiser's commands against running services, with
 //!   [`claims_cli`] for the customer's claims, [`amend`] for their
-//!   amendments, [`customers_cli`] for the customer master and
-//!   [`workflow_cli`] for decisions and stalled workflows;
+//!   amendments, [`customers_cli`] for the customer master,
+//!   [`order_details`] for an order's customer and cost plan,
+//!   [`summary_cli`] for its closing summary, [`finance_cli`] for exchange
+//!   rates, the inspection rate and (with [`costs_cli`]) an order's
+//!   estimate and ledger, and [`workflow_cli`] for decisions and stalled
+//!   workflows;
 //!   [`retry`]: how they (and the simulators) retry transient failures;
 //! - [`stack`]: every service's `Application` in one process;
 //! - [`demo`]: the sample factory catalog, sample orders, an MES player and
@@ -22,13 +26,17 @@ pub mod bench;
 pub mod chaos;
 pub mod claims_cli;
 pub mod cli;
+pub mod costs_cli;
 pub mod customers_cli;
 pub mod deadletters;
 pub mod demo;
+pub mod finance_cli;
 pub mod local;
+pub mod order_details;
 pub mod progress;
 pub mod register;
 pub mod retry;
 pub mod sim;
 pub mod stack;
+pub mod summary_cli;
 pub mod workflow_cli;

@@ -15,11 +15,14 @@
 //!
 //! `up`, `demo` and `bench` start a private nats-server / PostgreSQL when
 //! the configured ones do not answer (see `local`). The other subcommands
-//! (`orders`, `customers`, `payments`, `inspections`, `decisions`, `sagas`)
-//! talk to running services over gRPC; see `gendan::cli`.
+//! (`orders`, `customers`, `payments`, `finance`, `inspections`,
+//! `decisions`, `sagas`) talk to running services over gRPC; see
+//! `gendan::cli`.
 
 use gendan::cli::{self, Format};
-use gendan::{bench, chaos, customers_cli, deadletters, demo, local, register, sim, stack};
+use gendan::{
+    bench, chaos, customers_cli, deadletters, demo, finance_cli, local, register, sim, stack,
+};
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -108,6 +111,10 @@ enum Command {
     /// Record payments; show an order's receivable.
     #[command(subcommand)]
     Payments(cli::PaymentsCommand),
+    /// Exchange rates, the inspection rate, an order's cost estimate and
+    /// cost ledger.
+    #[command(subcommand)]
+    Finance(finance_cli::FinanceCommand),
     /// Open inspections; record results.
     #[command(subcommand)]
     Inspections(cli::InspectionsCommand),
@@ -139,6 +146,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Orders(command) => cli::orders(command, output).await,
         Command::Customers(command) => customers_cli::customers(command, output).await,
         Command::Payments(command) => cli::payments(command, output).await,
+        Command::Finance(command) => finance_cli::finance(command, output).await,
         Command::Inspections(command) => cli::inspections(command, output).await,
         Command::Decisions(command) => cli::decisions(command, output).await,
         Command::Sagas(command) => cli::sagas(command, output).await,

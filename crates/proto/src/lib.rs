@@ -5,7 +5,8 @@
 //! stable fully qualified type name (`gendan.v1.OrderCreated`) that consumers
 //! dispatch on. [`FILE_DESCRIPTOR_SET`] feeds gRPC server reflection.
 //! [`money`] and the date helpers turn the messages' minor units and dates
-//! into what people read.
+//! into what people read; [`minor_exponent`] says how many digits a
+//! currency's minor unit has.
 
 pub mod v1 {
     tonic::include_proto!("gendan.v1");
@@ -15,7 +16,7 @@ mod convert;
 mod money;
 
 pub use convert::{date_from_str, date_to_string, timestamp_from, timestamp_to};
-pub use money::{amount, money};
+pub use money::{amount, minor_exponent, money};
 
 /// Encoded `FileDescriptorSet` of every gendan proto file.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("gendan_descriptor");

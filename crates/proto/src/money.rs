@@ -3,8 +3,10 @@
 //! summaries, the register and the CLI alike.
 
 /// Digits after the decimal point of `currency` (ISO 4217; 2 for any code
-/// not listed).
-fn exponent(currency: &str) -> u32 {
+/// not listed): how many minor units make one major unit, as a power of
+/// ten. Finance converts between currencies with it, so a rate quoted per
+/// major unit applies to amounts kept in minor units.
+pub fn minor_exponent(currency: &str) -> u32 {
     match currency {
         "BIF" | "CLP" | "DJF" | "GNF" | "ISK" | "JPY" | "KMF" | "KRW" | "PYG" | "RWF" | "UGX"
         | "VND" | "VUV" | "XAF" | "XOF" | "XPF" => 0,
@@ -21,7 +23,7 @@ pub fn money(minor: i64, currency: &str) -> String {
 /// `12345, "USD"` → `"123.45"`: the amount alone (for "12.00 → 12.50"
 /// where the currency is said once).
 pub fn amount(minor: i64, currency: &str) -> String {
-    let exponent = exponent(currency);
+    let exponent = minor_exponent(currency);
     if exponent == 0 {
         return minor.to_string();
     }
@@ -50,5 +52,14 @@ mod tests {
         assert_eq!(money(i64::MIN, "USD"), "-92233720368547758.08 USD");
         assert_eq!(amount(1250, "USD"), "12.50");
         assert_eq!(amount(1250, "JPY"), "1250");
+    }
+
+    #[test]
+    fn minor_exponents_follow_iso_4217() {
+        assert_eq!(minor_exponent("JPY"), 0);
+        assert_eq!(minor_exponent("USD"), 2);
+        assert_eq!(minor_exponent("KWD"), 3);
+        // Unknown codes are shown like most currencies.
+        assert_eq!(minor_exponent("XYZ"), 2);
     }
 }

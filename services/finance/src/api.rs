@@ -15,7 +15,12 @@
 //! received. `RecordPayment` refuses more than is outstanding on the same
 //! figure.
 //! `SetDunningSchedule` / `GetDunningSchedule` write and read the schedule
-//! the [`dunning_worker`] reads at every pass. Value dates are checked
+//! the [`dunning_worker`] reads at every pass. `SetInspectionRate`,
+//! `GetInspectionRate` and `GetCostEstimate` are served by
+//! [`crate::estimates`]; `SetExchangeRate` (one transaction: the rate and
+//! the costs it values) and `ListExchangeRates` by
+//! [`crate::exchange_rates`]; `GetCostLedger` reads [`crate::ledger`].
+//! Value dates are checked
 //! against the service [`Clock`] (refunds) or the system clock (payments,
 //! which the bank dates). Errors become statuses only through
 //! [`gendan_grpc::into_status`].
@@ -23,20 +28,19 @@
 //! [`refunds`]: crate::refunds
 //! [`dunning_worker`]: crate::dunning_worker
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use chrono::{NaiveDate, Utc};
+use chrono::NaiveDate;
 use gendan_grpc::{FieldError, into_status};
 use gendan_messaging::{Cause, Outgoing, outbox};
 use gendan_proto::date_to_string;
 use gendan_proto::v1::finance_service_server::FinanceService;
 use gendan_proto::v1::{
-    CostCategoryLine, CostLedger, CostLedgerEntry, DunningSchedule, GetCostLedgerRequest,
-    GetDunningScheduleRequest, GetReceivableRequest, LabourRate, ListLabourRatesRequest,
-    ListLabourRatesResponse, ListOverdueRequest, ListOverdueResponse, OverdueInvoice,
-    PaymentReceived, Receivable, RecordPaymentRequest, RecordPaymentResponse, RecordRefundRequest,
-    RecordRefundResponse, UnconvertedCost,
+    CostLedger, DunningSchedule, ExchangeRate, GetCostLedgerRequest, GetDunningScheduleRequest,
+    GetReceivableRequest, LabourRate, ListExchangeRatesRequest, ListExchangeRatesResponse,
+    ListLabourRatesRequest, ListLabourRatesResponse, ListOverdueRequest, ListOverdueResponse,
+    OverdueInvoice, PaymentReceived, Receivable, RecordPaymentRequest, RecordPaymentResponse,
+    RecordRefundRequest, RecordRefundResponse,
 };
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use tonic::{Request, Response, Status};
@@ -45,8 +49,8 @@ use crate::balance::{self, Balance};
 use crate::clock::Clock;
 use crate::dunning::Schedule;
 use crate::receivables::{self, Invoice, Payment, STATUS_CANCELLED};
-use crate::validate::{self, COST_CATEGORIES, NewPayment};
-use crate::{Error, Result, SERVICE, dunning_worker, refunds};
+use crate::validate::{self, NewPayment};
+use crate::{Error, Result, SERVICE, dunning_worker, exchange_rates, ledger, refunds};
 
 const DEFAULT_LIMIT: u32 = 100;
 const MAX_LIMIT: u32 = 1000;
@@ -251,26 +255,9 @@ impl FinanceApi {
     async fn ledger(&self, request: &GetCostLedgerRequest) -> Result<CostLedger> {
         let order_id = validate::order_id(&request.order_id)?;
         let mut tx = self.read_tx().await?;
-        let receivable = receivables::find(&mut tx, &order_id).await?;
-        let entries: Vec<EntryRow> = sqlx::query_as(
-            "SELECT event_id, category, description, amount_minor, currency, warning, booked_at \
-             FROM cost_entries WHERE order_id = $1 ORDER BY seq",
-        )
-        .bind(&order_id)
-        .fetch_all(&mut *tx)
-        .await?;
-        let plan: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT category, amount_minor FROM cost_budget_lines WHERE order_id = $1",
-        )
-        .bind(&order_id)
-        .fetch_all(&mut *tx)
-        .await?;
+        let ledger = ledger::ledger(&mut tx, &order_id).await?;
         tx.commit().await?;
-        if receivable.is_none() && entries.is_empty() {
-            return Err(Error::LedgerNotFound(order_id));
-        }
-        build_ledger(&order_id, receivable.as_ref(), &entries, &plan)
-            .ok_or(Error::Overflow(order_id))
+        ledger.ok_or(Error::LedgerNotFound(order_id))
     }
 
     async fn set_rate(&self, request: &LabourRate) -> Result<LabourRate> {
@@ -355,91 +342,6 @@ struct OverdueRow {
     #[sqlx(flatten)]
     invoice: Invoice,
     customer: String,
-}
-
-#[derive(Debug, Clone, sqlx::FromRow)]
-struct EntryRow {
-    event_id: String,
-    category: String,
-    description: String,
-    amount_minor: Option<i64>,
-    currency: Option<String>,
-    warning: Option<String>,
-    booked_at: chrono::DateTime<Utc>,
-}
-
-/// Plan vs actual: actual counts entries in the order currency only;
-/// entries in other currencies are summed per currency as unconverted.
-/// Without a receivable the order currency is unknown, so every entry is
-/// unconverted. `None` on overflow.
-fn build_ledger(
-    order_id: &str,
-    receivable: Option<&receivables::Receivable>,
-    entries: &[EntryRow],
-    plan: &[(String, i64)],
-) -> Option<CostLedger> {
-    let currency = receivable.map(|r| r.currency.clone()).unwrap_or_default();
-    let budget_minor = receivable.map_or(0, |r| r.cost_budget_minor);
-    let mut actual_by_category: BTreeMap<&str, i64> = BTreeMap::new();
-    let mut unconverted: BTreeMap<&str, i64> = BTreeMap::new();
-    let mut actual_minor = 0i64;
-    for entry in entries {
-        let (Some(amount), Some(entry_currency)) = (entry.amount_minor, entry.currency.as_deref())
-        else {
-            continue;
-        };
-        if entry_currency == currency {
-            actual_minor = actual_minor.checked_add(amount)?;
-            let sum = actual_by_category.entry(&entry.category).or_insert(0);
-            *sum = sum.checked_add(amount)?;
-        } else {
-            let sum = unconverted.entry(entry_currency).or_insert(0);
-            *sum = sum.checked_add(amount)?;
-        }
-    }
-    let categories = COST_CATEGORIES
-        .iter()
-        .filter_map(|category| {
-            let plan_minor = plan
-                .iter()
-                .find(|(c, _)| c == category)
-                .map(|(_, amount)| *amount);
-            let actual = actual_by_category.get(category).copied();
-            (plan_minor.is_some() || actual.is_some()).then(|| CostCategoryLine {
-                category: (*category).to_owned(),
-                plan_minor: plan_minor.unwrap_or(0),
-                actual_minor: actual.unwrap_or(0),
-            })
-        })
-        .collect();
-    Some(CostLedger {
-        order_id: order_id.to_owned(),
-        currency,
-        budget_minor,
-        actual_minor,
-        over_budget: budget_minor > 0 && actual_minor > budget_minor,
-        categories,
-        unconverted: unconverted
-            .into_iter()
-            .map(|(currency, amount_minor)| UnconvertedCost {
-                currency: currency.to_owned(),
-                amount_minor,
-            })
-            .collect(),
-        warnings: entries.iter().filter_map(|e| e.warning.clone()).collect(),
-        entries: entries
-            .iter()
-            .map(|entry| CostLedgerEntry {
-                event_id: entry.event_id.clone(),
-                category: entry.category.clone(),
-                description: entry.description.clone(),
-                amount_minor: entry.amount_minor.unwrap_or(0),
-                currency: entry.currency.clone().unwrap_or_default(),
-                warning: entry.warning.clone().unwrap_or_default(),
-                booked_at: entry.booked_at.to_rfc3339(),
-            })
-            .collect(),
-    })
 }
 
 #[tonic::async_trait]
@@ -535,6 +437,64 @@ impl FinanceService for FinanceApi {
         _request: Request<GetDunningScheduleRequest>,
     ) -> Result<Response<DunningSchedule>, Status> {
         self.schedule()
+            .await
+            .map(Response::new)
+            .map_err(into_status)
+    }
+
+    #[tracing::instrument(
+        skip_all,
+        fields(from = %request.get_ref().from_currency, to = %request.get_ref().to_currency)
+    )]
+    async fn set_exchange_rate(
+        &self,
+        request: Request<ExchangeRate>,
+    ) -> Result<Response<ExchangeRate>, Status> {
+        exchange_rates::set_exchange_rate(&self.pool, request.get_ref(), self.clock.today())
+            .await
+            .map(Response::new)
+            .map_err(into_status)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_exchange_rates(
+        &self,
+        request: Request<ListExchangeRatesRequest>,
+    ) -> Result<Response<ListExchangeRatesResponse>, Status> {
+        exchange_rates::list_exchange_rates(&self.pool, request.get_ref())
+            .await
+            .map(Response::new)
+            .map_err(into_status)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn set_inspection_rate(
+        &self,
+        request: Request<gendan_proto::v1::InspectionRate>,
+    ) -> Result<Response<gendan_proto::v1::InspectionRate>, Status> {
+        crate::estimates::set_inspection_rate(&self.pool, request.get_ref())
+            .await
+            .map(Response::new)
+            .map_err(into_status)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn get_inspection_rate(
+        &self,
+        _request: Request<gendan_proto::v1::GetInspectionRateRequest>,
+    ) -> Result<Response<gendan_proto::v1::InspectionRate>, Status> {
+        crate::estimates::get_inspection_rate(&self.pool)
+            .await
+            .map(Response::new)
+            .map_err(into_status)
+    }
+
+    #[tracing::instrument(skip_all, fields(order_id = %request.get_ref().order_id))]
+    async fn get_cost_estimate(
+        &self,
+        request: Request<gendan_proto::v1::GetCostEstimateRequest>,
+    ) -> Result<Response<gendan_proto::v1::CostEstimate>, Status> {
+        crate::estimates::get_cost_estimate(&self.pool, request.get_ref())
             .await
             .map(Response::new)
             .map_err(into_status)

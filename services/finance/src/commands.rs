@@ -2,13 +2,15 @@
 //!
 //! | command | key | first time | repeat |
 //! | --- | --- | --- | --- |
-//! | `OpenReceivable`, no receivable yet | order + revision (0 counts as 1) | stores receivable + schedule at the command's revision, with the customer's own dunning days when `dunning_reminder_days` lists any (checked like `SetDunningSchedule`; a bad list is `ReceivableOpeningFailed` naming `dunning_reminder_days`) (a revision > 1 too: the order was amended before this step ran), issues the deposit invoice; `ReceivableOpened` with `revision` and `total_minor` (+ `InvoiceIssued` for the deposit), facts keyed by order and revision; terms not understood, the customer on credit hold (referred to collection), or the order cancelled: `ReceivableOpeningFailed`, nothing stored | the current revision's `ReceivableOpened` / `InvoiceIssued` again, same event ids, nothing written |
-//! | `OpenReceivable`, a revision above the stored one (an amended order) | order + revision | keeps the schedule's shares and prices them at the new total; sets the new total and cost budget (and its lines); an installment not invoiced takes its new amount, an invoiced one is never edited: its difference is billed by an additional invoice of its kind (due by its terms from today) or taken off by one credit note per revision (claim `amendment:<revision>`, which settles unpaid invoices earliest due first, and, since the new total already leaves it out, lowers what is owed no further) (see [`crate::amendments`]); `ReceivableOpened` with `revision`, `total_minor`, the installments after the change and one `adjustments` line per invoice or credit note, then those `InvoiceIssued` / `CreditNoteIssued`, all facts keyed by order and revision, then `DepositReceived` / `OrderPaidInFull` / `CostOverrun` if it made them true; the order cancelled, a new currency, a total not above 0: `ReceivableOpeningFailed`, nothing changed | the current revision's answer again (also for an older revision), same event ids, nothing written |
+//! | `OpenReceivable`, no receivable yet | order + revision (0 counts as 1) | stores receivable + schedule at the command's revision, with the cost budget of the budget rule below, with the customer's own dunning days when `dunning_reminder_days` lists any (checked like `SetDunningSchedule`; a bad list is `ReceivableOpeningFailed` naming `dunning_reminder_days`) (a revision > 1 too: the order was amended before this step ran), issues the deposit invoice, values the costs booked before it in its currency (see [`crate::costs`]); `ReceivableOpened` with `revision` and `total_minor` (+ `InvoiceIssued` for the deposit), facts keyed by order and revision, then `ExchangeRateMissing` for each of those costs without a rate and `CostOverrun` if they are over the budget; terms not understood, the customer on credit hold (referred to collection), or the order cancelled: `ReceivableOpeningFailed`, nothing stored | the current revision's `ReceivableOpened` / `InvoiceIssued` again, same event ids, nothing written |
+//! | `OpenReceivable`, a revision above the stored one (an amended order) | order + revision | keeps the schedule's shares and prices them at the new total; sets the new total and cost budget (and its lines, by the budget rule below); an installment not invoiced takes its new amount, an invoiced one is never edited: its difference is billed by an additional invoice of its kind (due by its terms from today) or taken off by one credit note per revision (claim `amendment:<revision>`, which settles unpaid invoices earliest due first, and, since the new total already leaves it out, lowers what is owed no further) (see [`crate::amendments`]); `ReceivableOpened` with `revision`, `total_minor`, the installments after the change and one `adjustments` line per invoice or credit note, then those `InvoiceIssued` / `CreditNoteIssued`, all facts keyed by order and revision, then `DepositReceived` / `OrderPaidInFull` / `CostOverrun` if it made them true; the order cancelled, a new currency, a total not above 0: `ReceivableOpeningFailed`, nothing changed | the current revision's answer again (also for an older revision), same event ids, nothing written |
 //! | `InvoiceBalance` | order + milestone | issues the milestone's invoices; `InvoiceIssued` each (`NoInvoiceDue` when the terms bill nothing then) | the same invoices announced again |
 //! | `CancelReceivable` | order | voids unpaid invoices, computes the refund (everything received and not yet refunded); `ReceivableCancelled` | the stored answer again |
 //! | `ExtendPaymentDue` | order + invoice kind + new date | moves the due date of the earliest-due unpaid invoice of that kind, starts its dunning over; `PaymentDueExtended` | an invoice of that kind already due on that date: `PaymentDueExtended` again, nothing changed (also once paid, and when the date has passed) |
 //! | `ReferToCollection` | order | receivable `in_collection` (dunning stops), customer on credit hold; `ReferredToCollection` with what was outstanding | the stored answer again |
 //! | `IssueCreditNote` | order + claim | stores credit note `CN-<year>-<n>`: the customer owes the total less credits, unpaid invoices are settled by it earliest due first (never edited), a payment beyond what is now owed becomes refund due; `CreditNoteIssued` (a fact: same event id every time) with outstanding and refund due, then `DepositReceived` / `OrderPaidInFull` if it settled them (once each, as payments do) | the stored `CreditNoteIssued` again, same event id, nothing written |
+//! | `EstimateCosts` | order + revision (0 counts as 1) | the departments' answers costed with finance's labour rates and inspection rate, each cost valued in the order currency at the rate in force today (see [`crate::estimate`]), stored; `CostsEstimated` with the `CostEstimate` (parts, lines per category, cost, margin, `below_margin` when the cost exceeds the order value or the margin is below the customer's floor, warnings for what could not be costed), a fact keyed by order and revision; a cost's currency without a rate: `CostEstimateFailed` naming every missing pair, nothing stored (sent again after the rate is set, it estimates) (see [`crate::estimates`]) | the stored `CostsEstimated` again, same event id, nothing written |
+//! | `CloseCostLedger` | order (reads only) | `CostLedgerClosed` with the ledger's figures as `GetCostLedger` gives them (zeros with the order id when nothing was booked), a fact keyed by the figures | the same figures: the same fact and event id; costs booked since: a new fact with the new figures |
 //! | `RestateFact` (`awaited` `DepositReceived` or `OrderPaidInFull`) | order (reads only) | the fact true: it again as first announced (the fact `deposit_received` or `paid_in_full:<revision>`, same event id); otherwise `StatusReported` with where the deposit stands (each deposit invoice, its amount, due date and what was received) or what of the balance is outstanding, carried out by [`crate::restate`] | the same answer on the current state |
 //!
 //! Rejected to the dead-letter subject, with the field or the reason named:
@@ -25,7 +27,21 @@
 //! has left to credit, or a `currency` not the receivable's (see
 //! [`crate::credit_notes`]), and a `RestateFact` for a fact finance does
 //! not announce (`awaited`). `OpenReceivable` never is: the saga needs
-//! `ReceivableOpeningFailed` to fail its step.
+//! `ReceivableOpeningFailed` to fail its step. An `EstimateCosts` is, with
+//! the field named, when it is malformed: a `currency` (of the order, a
+//! material line or the freight) that is not three upper-case letters, a
+//! negative `revenue_minor` or amount, hours not finite or outside 0 to
+//! 100,000 per work centre, a blank or repeated work centre, more than 500
+//! material lines, uncosted materials or work centres, a `min_margin_bp`
+//! above 10,000, or amounts that overflow.
+//!
+//! The budget: an `OpenReceivable` (opening or amending) without a budget,
+//! `cost_budget_minor` 0 and no `budget_lines`, takes the order's latest
+//! `CostsEstimated` at or below its revision as its budget, the estimate's
+//! lines and `cost_minor`, when the estimate is in the receivable's
+//! currency; without such an estimate the budget is 0 (none). A budget in
+//! the command wins. An amendment whose re-estimate was stored first takes
+//! the new estimate, replacing the old budget and its lines.
 //!
 //! `InvoiceBalance` names its milestone by `billing_milestone`; older senders
 //! leave it unspecified and name it by the `milestone` string, which is read
@@ -37,9 +53,10 @@
 //! commits with the effect and the inbox record. A repeat's answer is the
 //! same fact under the same event id (consumers drop it) for
 //! `ReceivableOpened` with the invoices and credit note it announces,
-//! `PaymentDueExtended`, `ReferredToCollection` and `CreditNoteIssued`
-//! (and `DepositReceived`, one fact per receivable); the others are a new
-//! message with the same content.
+//! `PaymentDueExtended`, `ReferredToCollection`, `CreditNoteIssued`,
+//! `CostsEstimated` and `CostLedgerClosed` (while its figures are
+//! unchanged) (and `DepositReceived`, one fact per receivable); the others
+//! are a new message with the same content.
 
 use std::sync::Arc;
 
@@ -47,15 +64,18 @@ use gendan_messaging::outbox;
 use gendan_messaging::{Cause, Handler, HandlerError, Incoming, Outgoing};
 use gendan_proto::date_from_str;
 use gendan_proto::v1::{
-    BillingMilestone, CancelReceivable, ExtendPaymentDue, InvoiceBalance, IssueCreditNote,
-    NoInvoiceDue, OpenReceivable, ReceivableCancelled, ReferToCollection, RestateFact,
+    BillingMilestone, CancelReceivable, CloseCostLedger, EstimateCosts, ExtendPaymentDue,
+    InvoiceBalance, IssueCreditNote, NoInvoiceDue, OpenReceivable, ReceivableCancelled,
+    ReferToCollection, RestateFact,
 };
 use sqlx::PgConnection;
 
 use crate::clock::Clock;
 use crate::receivables::{self, INVOICE_VOID, STATUS_CANCELLED};
 use crate::terms::{Milestone, Trigger};
-use crate::{Error, SERVICE, amendments, balance, chasing, costs, credit_notes, restate, validate};
+use crate::{
+    Error, SERVICE, amendments, balance, chasing, costs, credit_notes, estimates, restate, validate,
+};
 
 /// The fact key of the order's cancellation and of the refusals it causes:
 /// an order is cancelled once, so a re-sent command is answered with the
@@ -104,6 +124,13 @@ impl Handler for CommandHandler {
         }
         if message.is::<RestateFact>() {
             return restate::restate_fact(conn, message, message.payload()?).await;
+        }
+        if message.is::<EstimateCosts>() {
+            let today = self.clock.today();
+            return estimates::estimate_costs(conn, message, message.payload()?, today).await;
+        }
+        if message.is::<CloseCostLedger>() {
+            return estimates::close_cost_ledger(conn, message, message.payload()?).await;
         }
         Err(HandlerError::Rejected(format!(
             "unknown command type {:?} for {SERVICE}",
@@ -191,7 +218,7 @@ async fn open_receivable(
         outbox::write(conn, &[event]).await?;
         return Ok(());
     }
-    let new = match validate::open_receivable(&order_id, &command) {
+    let mut new = match validate::open_receivable(&order_id, &command) {
         Ok(new) => new,
         Err(err) => {
             // The saga needs an answer to fail its step with the reason; a
@@ -201,10 +228,15 @@ async fn open_receivable(
             return Ok(());
         }
     };
+    // Without a budget of its own the order is budgeted at its estimate.
+    estimates::apply_budget(conn, &command, &mut new, revision).await?;
     // The first revision finance sees opens the receivable, whatever its
     // number: an order amended before this step ran opens at its total now.
     let opened_on = message.occurred_at().date_naive();
     let receivable = receivables::insert(conn, &new, opened_on).await?;
+    // Costs booked before the receivable waited for its currency: valued
+    // now, at the rates of their booking dates.
+    let rates_missing = costs::value_pending(conn, &order_id, &cause).await?;
     amendments::record_opening(conn, &receivable, revision).await?;
     let installments = receivables::installments(conn, &order_id).await?;
     let deposits: Vec<_> = installments
@@ -215,6 +247,7 @@ async fn open_receivable(
     tracing::info!(total_minor = new.total_minor, terms = %new.payment_terms, "receivable opened");
 
     let mut events = amendments::answer(conn, &receivable, &cause).await?;
+    events.extend(rates_missing);
     // Costs may have been booked before the receivable (and its budget)
     // existed.
     events.extend(costs::check_overrun(conn, &order_id, &cause).await?);

@@ -6,34 +6,61 @@
 //! | `PurchaseOrderPlaced` | material | `amount_minor` in `currency` |
 //! | `WorkOrderCompleted` | labour | hours per work centre × that centre's rate (`SetLabourRate`); a centre without a rate books a warning entry and no amount |
 //! | `ReworkCompleted` | rework | the same, for the hours of a rework of goods that failed final inspection |
-//! | `ShipmentBooked` | freight | `freight_cost_minor` in `currency` |
+//! | `FinalInspectionOpened` | inspection | `sample_size` × the inspection rate (`SetInspectionRate`); without a rate a warning entry and no amount |
+//! | `ShipmentBooked`, first booking | freight | `freight_cost_minor` in `currency` |
+//! | `ShipmentBooked`, revision ≥ 2 | expedite | the same: a re-booking after a missed departure is freight the plan did not have |
+//! | `CreditNoteIssued` for a claim | credit_note | `amount_minor` in `currency`: the money the order gave back to settle a claim is what the claim cost it (an amendment's note, `amendment:<revision>`, only follows a lower price: not booked) |
 //!
 //! Other event types are ignored. Entries are keyed by the fact they cost
-//! (purchase order, work order run, rework order, booking reference) and
-//! line, so a fact is booked once even when it is announced again under
-//! another event id (the answer to a re-sent command) or the inbox were
-//! bypassed. Entries keep
-//! their own currency; the budget comparison counts entries in the order
-//! currency only (gendan keeps no exchange rates, so the others are listed
-//! as unconverted). Costs of an order whose receivable does not exist yet
-//! are kept: the ledger is keyed by order id, and `OpenReceivable` checks the
-//! budget against them when it arrives. [`check_overrun`] emits
-//! `CostOverrun` when actual goes over budget, once per crossing; a budget
-//! of 0 means none was set and is never overrun.
+//! (purchase order, work order run, rework order, inspection, booking
+//! reference, claim) and line, so a fact is booked once even when it is
+//! announced again under another event id (the answer to a re-sent
+//! command) or the inbox were bypassed.
+//!
+//! Entries keep their own amount and currency and are valued in the order
+//! currency (the receivable's) at booking: the amount itself in that
+//! currency, else at the rate in force on the booking date, the day the
+//! event happened ([`exchange_rates::value`]). Without a rate the entry
+//! waits unvalued, `ExchangeRateMissing` says which rate is missing, and
+//! setting the rate values it ([`exchange_rates::set`]). Costs of an order
+//! whose receivable does not exist yet are kept unvalued too (the ledger is
+//! keyed by order id); `OpenReceivable` values them ([`value_pending`]) and
+//! checks the budget against them.
+//!
+//! [`check_overrun`] compares the valued entries with the budget and emits
+//! `CostOverrun` once per crossing: for the whole order, and, when the
+//! budget is split into lines, for each category over its plan (a category
+//! without a plan is over at its first cost). A budget of 0 means none was
+//! set and is never overrun.
 
+use chrono::NaiveDate;
 use gendan_messaging::{Cause, Handler, HandlerError, Incoming, Outgoing, outbox};
 use gendan_proto::v1::{
-    CostOverrun, PurchaseOrderPlaced, ReworkCompleted, ShipmentBooked, WorkOrderCompleted,
+    CreditNoteIssued, ExchangeRateMissing, FinalInspectionOpened, PurchaseOrderPlaced,
+    ReworkCompleted, ShipmentBooked, WorkOrderCompleted,
 };
+use gendan_proto::{date_to_string, money};
 use sqlx::PgConnection;
 
-use crate::receivables::{self, STATUS_CANCELLED};
-use crate::{SERVICE, validate};
+use crate::exchange_rates::{self, Valued};
+use crate::receivables::{self, Receivable};
+use crate::{SERVICE, estimates};
+
+mod entries;
+mod overruns;
+
+pub use entries::{
+    Rates, credit_note, freight, inspection, labour, labour_cost, labour_rates, material, rework,
+};
+pub use overruns::{Standing, check_overrun, in_listing_order, overruns, standings};
 
 pub const MATERIAL: &str = "material";
 pub const LABOUR: &str = "labour";
 pub const REWORK: &str = "rework";
+pub const INSPECTION: &str = "inspection";
 pub const FREIGHT: &str = "freight";
+pub const EXPEDITE: &str = "expedite";
+pub const CREDIT_NOTE: &str = "credit_note";
 
 /// One line to book.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,7 +81,9 @@ impl Handler for CostHandler {
         message.is::<PurchaseOrderPlaced>()
             || message.is::<WorkOrderCompleted>()
             || message.is::<ReworkCompleted>()
+            || message.is::<FinalInspectionOpened>()
             || message.is::<ShipmentBooked>()
+            || message.is::<CreditNoteIssued>()
     }
 
     async fn handle(
@@ -85,12 +114,28 @@ impl Handler for CostHandler {
             let rates = labour_rates(conn).await?;
             let fact = format!("rework:{}", event.work_order_id);
             (order_id, fact, rework(&event, &rates))
+        } else if message.is::<FinalInspectionOpened>() {
+            let event: FinalInspectionOpened = message.payload()?;
+            let order_id = message.order_id_or(&event.order_id)?;
+            let rate = estimates::inspection_rate(conn).await?;
+            let fact = format!("inspection:{}", event.inspection_id);
+            (order_id, fact, vec![inspection(&event, rate.as_ref())])
         } else if message.is::<ShipmentBooked>() {
             let event: ShipmentBooked = message.payload()?;
             (
                 message.order_id_or(&event.order_id)?,
                 format!("booking:{}", event.booking_reference),
                 vec![freight(&event).map_err(HandlerError::Rejected)?],
+            )
+        } else if message.is::<CreditNoteIssued>() {
+            let event: CreditNoteIssued = message.payload()?;
+            let Some(entry) = credit_note(&event).map_err(HandlerError::Rejected)? else {
+                return Ok(());
+            };
+            (
+                message.order_id_or(&event.order_id)?,
+                format!("credit_note:{}", event.claim_id),
+                vec![entry],
             )
         } else {
             // Not a cost; this consumer sees every domain event.
@@ -107,139 +152,109 @@ impl Handler for CostHandler {
     }
 }
 
-fn amount(value: i64, currency: &str, what: &str) -> Result<(i64, String), String> {
-    if value < 0 {
-        return Err(format!("{what}: negative amount {value}"));
+/// A cost just booked or valued, as `CostOverrun` names what crossed the
+/// line and `ExchangeRateMissing` what waits for a rate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Booked {
+    pub category: String,
+    /// The entry and its own amount ("purchase order PO-7 to Acme: 100 m
+    /// FABRIC (1200.00 CNY)").
+    pub what: String,
+}
+
+impl Booked {
+    pub fn new(category: &str, description: &str, amount_minor: i64, currency: &str) -> Self {
+        Booked {
+            category: category.to_owned(),
+            what: format!("{description} ({})", money(amount_minor, currency)),
+        }
     }
-    let currency = validate::currency(currency, "currency").map_err(|e| format!("{what}: {e}"))?;
-    Ok((value, currency))
 }
 
-pub fn material(event: &PurchaseOrderPlaced) -> Result<Entry, String> {
-    let what = format!("purchase order {}", event.purchase_order_id);
-    Ok(Entry {
-        category: MATERIAL,
-        description: format!(
-            "purchase order {} to {}: {} {}",
-            event.purchase_order_id, event.supplier, event.quantity, event.material
-        ),
-        amount: Some(amount(event.amount_minor, &event.currency, &what)?),
-        warning: None,
-    })
+/// What an entry is worth in the order currency, as stored beside it: all
+/// `None` while it waits (no receivable, no rate).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Valuation {
+    order_amount_minor: Option<i64>,
+    rate_scaled: Option<i64>,
+    rate_date: Option<NaiveDate>,
+    order_currency: Option<String>,
+    /// No rate on the booking date: announced as `ExchangeRateMissing`.
+    missing: bool,
 }
 
-pub fn freight(event: &ShipmentBooked) -> Result<Entry, String> {
-    let description = format!(
-        "freight {} {} ({})",
-        event.carrier, event.mode, event.booking_reference
-    );
-    if event.freight_cost_minor == 0 && event.currency.trim().is_empty() {
-        // A booking without a quote yet: visible on the ledger, not a cost.
-        return Ok(Entry {
-            category: FREIGHT,
-            description,
-            amount: None,
-            warning: Some("shipment booked without a freight cost".to_owned()),
-        });
-    }
-    Ok(Entry {
-        category: FREIGHT,
-        description,
-        amount: Some(amount(
-            event.freight_cost_minor,
-            &event.currency,
-            "shipment booking",
-        )?),
-        warning: None,
-    })
-}
-
-/// A labour rate: currency and minor units per hour.
-pub type Rates = std::collections::HashMap<String, (String, i64)>;
-
-/// `hours × rate`, rounded half up to the minor unit. Hours are taken to
-/// the thousandth (3.6 seconds) so the product is integer arithmetic.
-pub fn labour_cost(hours: f64, rate_minor_per_hour: i64) -> Option<i64> {
-    if !hours.is_finite() || hours < 0.0 || rate_minor_per_hour < 0 {
-        return None;
-    }
-    let milli_hours = (hours * 1000.0).round();
-    if milli_hours > 1e15 {
-        return None;
-    }
-    let cost = (milli_hours as i128 * i128::from(rate_minor_per_hour) + 500) / 1000;
-    i64::try_from(cost).ok()
-}
-
-pub fn labour(event: &WorkOrderCompleted, rates: &Rates) -> Vec<Entry> {
-    hours_at_rates(
-        LABOUR,
-        &format!("work order {}", event.work_order_id),
-        &event.hours_by_work_centre,
-        rates,
-    )
-}
-
-/// A rework's hours cost like labour, on their own line of the ledger: what
-/// failed inspection cost the order shows apart from what making it did.
-pub fn rework(event: &ReworkCompleted, rates: &Rates) -> Vec<Entry> {
-    hours_at_rates(
-        REWORK,
-        &format!("rework work order {}", event.work_order_id),
-        &event.hours_by_work_centre,
-        rates,
-    )
-}
-
-/// One entry per work centre (in code order): `hours × rate` under
-/// `category`, or a warning when the centre has no rate.
-fn hours_at_rates(
-    category: &'static str,
-    work_order: &str,
-    hours_by_work_centre: &std::collections::HashMap<String, f64>,
-    rates: &Rates,
-) -> Vec<Entry> {
-    let mut centres: Vec<(&String, &f64)> = hours_by_work_centre.iter().collect();
-    // Map order is random; line numbers must be stable across redeliveries.
-    centres.sort_by(|a, b| a.0.cmp(b.0));
-    centres
-        .into_iter()
-        .map(|(work_centre, hours)| {
-            let description = format!("{category} {work_centre}: {hours} h on {work_order}");
-            let (amount, warning) = match rates.get(work_centre) {
-                None => (
-                    None,
-                    Some(format!(
-                        "no labour rate for work centre {work_centre:?}: {hours} h not costed"
-                    )),
-                ),
-                Some((currency, rate)) => match labour_cost(*hours, *rate) {
-                    Some(cost) => (Some((cost, currency.clone())), None),
-                    None => (
-                        None,
-                        Some(format!("{hours} h at {work_centre:?} cannot be costed")),
-                    ),
-                },
-            };
-            Entry {
-                category,
-                description,
-                amount,
-                warning,
+/// Values `amount_minor` of `currency` in `order_currency` on `on` (see
+/// [`exchange_rates::value`]).
+async fn valuation(
+    conn: &mut PgConnection,
+    amount_minor: i64,
+    currency: &str,
+    order_currency: &str,
+    on: NaiveDate,
+) -> sqlx::Result<Valuation> {
+    let valued = exchange_rates::value(conn, amount_minor, currency, order_currency, on).await?;
+    Ok(match valued {
+        Some(Valued::Same) => Valuation {
+            order_amount_minor: Some(amount_minor),
+            order_currency: Some(order_currency.to_owned()),
+            ..Valuation::default()
+        },
+        Some(Valued::Converted {
+            order_amount_minor,
+            scaled,
+            rate_date,
+        }) => Valuation {
+            order_amount_minor: Some(order_amount_minor),
+            rate_scaled: Some(scaled),
+            rate_date: Some(rate_date),
+            order_currency: Some(order_currency.to_owned()),
+            missing: false,
+        },
+        Some(Valued::NoRate) => Valuation {
+            missing: true,
+            ..Valuation::default()
+        },
+        None => {
+            // Only an absurd amount or rate gets here; a person has to look
+            // at it like at a missing rate.
+            tracing::warn!(
+                amount_minor,
+                currency,
+                order_currency,
+                "the value in the order currency overflows, the cost waits unvalued"
+            );
+            Valuation {
+                missing: true,
+                ..Valuation::default()
             }
-        })
-        .collect()
+        }
+    })
 }
 
-pub async fn labour_rates(conn: &mut PgConnection) -> sqlx::Result<Rates> {
-    let rows: Vec<(String, String, i64)> =
-        sqlx::query_as("SELECT work_centre, currency, rate_minor_per_hour FROM labour_rates")
-            .fetch_all(conn)
-            .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(centre, currency, rate)| (centre, (currency, rate)))
-        .collect())
+fn rate_missing(
+    order_id: &str,
+    order_currency: &str,
+    on: NaiveDate,
+    currency: &str,
+    booked: &Booked,
+    cause: &Cause,
+) -> Outgoing {
+    tracing::warn!(
+        order_id,
+        from = currency,
+        to = order_currency,
+        %on,
+        what = %booked.what,
+        "no exchange rate, the cost waits for one"
+    );
+    let event = ExchangeRateMissing {
+        order_id: order_id.to_owned(),
+        from_currency: currency.to_owned(),
+        to_currency: order_currency.to_owned(),
+        on: date_to_string(on),
+        what: booked.what.clone(),
+    };
+    Outgoing::event(SERVICE, order_id, &event, cause)
 }
 
 #[tracing::instrument(skip_all, fields(order_id = %order_id, event = %message.type_name()))]
@@ -251,16 +266,40 @@ async fn book(
     entries: &[Entry],
 ) -> Result<(), HandlerError> {
     receivables::lock_order(conn, order_id).await?;
-    let mut booked = 0u64;
+    // The day the cost happened rather than the day it is handled: a
+    // redelivery or a backlog values it at the same rate.
+    let booked_on = message.occurred_at().date_naive();
+    let receivable: Option<Receivable> = receivables::find(conn, order_id).await?;
+    let cause = Cause::from_incoming(message);
+    let mut inserted_any = false;
+    let mut booked = Vec::new();
+    let mut events = Vec::new();
     for (line, entry) in entries.iter().enumerate() {
+        let valued = match (&entry.amount, &receivable) {
+            (Some((amount_minor, currency)), Some(receivable)) => {
+                valuation(
+                    conn,
+                    *amount_minor,
+                    currency,
+                    &receivable.currency,
+                    booked_on,
+                )
+                .await?
+            }
+            // Nothing to value, or no order currency yet (value_pending
+            // values it when the receivable opens).
+            _ => Valuation::default(),
+        };
         let (amount_minor, currency) = match &entry.amount {
             Some((amount, currency)) => (Some(*amount), Some(currency.as_str())),
             None => (None, None),
         };
-        booked += sqlx::query(
+        let inserted = sqlx::query(
             "INSERT INTO cost_entries (event_id, line, order_id, category, description, \
-               amount_minor, currency, warning) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (event_id, line) DO NOTHING",
+               amount_minor, currency, warning, order_amount_minor, rate_scaled, rate_date, \
+               order_currency, booked_on) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+             ON CONFLICT (event_id, line) DO NOTHING",
         )
         .bind(fact)
         .bind(line as i32)
@@ -270,155 +309,120 @@ async fn book(
         .bind(amount_minor)
         .bind(currency)
         .bind(&entry.warning)
+        .bind(valued.order_amount_minor)
+        .bind(valued.rate_scaled)
+        .bind(valued.rate_date)
+        .bind(&valued.order_currency)
+        .bind(booked_on)
         .execute(&mut *conn)
         .await?
-        .rows_affected();
+        .rows_affected()
+            > 0;
+        if !inserted {
+            continue;
+        }
+        inserted_any = true;
         if let Some(warning) = &entry.warning {
             tracing::warn!(%warning, "cost entry without an amount");
         }
+        let Some((amount_minor, currency)) = &entry.amount else {
+            continue;
+        };
+        let item = Booked::new(entry.category, &entry.description, *amount_minor, currency);
+        if valued.order_amount_minor.is_some() {
+            booked.push(item);
+        } else if let (true, Some(receivable)) = (valued.missing, &receivable) {
+            events.push(rate_missing(
+                order_id,
+                &receivable.currency,
+                booked_on,
+                currency,
+                &item,
+                &cause,
+            ));
+        }
     }
-    if booked == 0 {
+    if !inserted_any {
         return Ok(());
     }
-    let cause = Cause::from_incoming(message);
-    if let Some(overrun) = check_overrun(conn, order_id, &cause).await? {
-        outbox::write(conn, &[overrun]).await?;
-    }
+    events.extend(overruns(conn, order_id, &cause, &booked).await?);
+    outbox::write(conn, &events).await?;
     Ok(())
 }
 
-/// Actual cost of the order in `currency` (entries in other currencies are
-/// not counted).
+/// Values the order's entries booked before its receivable existed (their
+/// order currency was unknown), each at the rate in force on its booking
+/// date; returns `ExchangeRateMissing` for those without one. Called under
+/// the order lock right after the receivable is first stored; the caller
+/// then checks the budget ([`check_overrun`]).
+pub async fn value_pending(
+    conn: &mut PgConnection,
+    order_id: &str,
+    cause: &Cause,
+) -> sqlx::Result<Vec<Outgoing>> {
+    let Some(receivable) = receivables::find(conn, order_id).await? else {
+        return Ok(Vec::new());
+    };
+    let waiting: Vec<(i64, String, String, i64, String, NaiveDate)> = sqlx::query_as(
+        "SELECT seq, category, description, amount_minor, currency, booked_on FROM cost_entries \
+         WHERE order_id = $1 AND amount_minor IS NOT NULL AND order_amount_minor IS NULL \
+         ORDER BY seq",
+    )
+    .bind(order_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut events = Vec::new();
+    for (seq, category, description, amount_minor, currency, booked_on) in waiting {
+        let valued = valuation(
+            conn,
+            amount_minor,
+            &currency,
+            &receivable.currency,
+            booked_on,
+        )
+        .await?;
+        if valued.missing {
+            let item = Booked::new(&category, &description, amount_minor, &currency);
+            events.push(rate_missing(
+                order_id,
+                &receivable.currency,
+                booked_on,
+                &currency,
+                &item,
+                cause,
+            ));
+            continue;
+        }
+        sqlx::query(
+            "UPDATE cost_entries SET order_amount_minor = $2, rate_scaled = $3, rate_date = $4, \
+               order_currency = $5 \
+             WHERE seq = $1",
+        )
+        .bind(seq)
+        .bind(valued.order_amount_minor)
+        .bind(valued.rate_scaled)
+        .bind(valued.rate_date)
+        .bind(&valued.order_currency)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(events)
+}
+
+/// Actual cost of the order in `currency`: its entries valued in it
+/// (entries still waiting for a rate are not counted).
 pub async fn actual_in(
     conn: &mut PgConnection,
     order_id: &str,
     currency: &str,
 ) -> sqlx::Result<i64> {
     let actual: Option<i64> = sqlx::query_scalar(
-        "SELECT sum(amount_minor)::bigint FROM cost_entries WHERE order_id = $1 AND currency = $2",
+        "SELECT sum(order_amount_minor)::bigint FROM cost_entries \
+         WHERE order_id = $1 AND order_currency = $2",
     )
     .bind(order_id)
     .bind(currency)
     .fetch_one(conn)
     .await?;
     Ok(actual.unwrap_or(0))
-}
-
-/// Compares actual with budget and records whether the order is over it;
-/// returns `CostOverrun` when it just went over. Falling back under the
-/// budget (a credit) re-arms it, so each crossing is announced once. The
-/// caller holds the order lock.
-pub async fn check_overrun(
-    conn: &mut PgConnection,
-    order_id: &str,
-    cause: &Cause,
-) -> sqlx::Result<Option<Outgoing>> {
-    let Some(receivable) = receivables::find(conn, order_id).await? else {
-        return Ok(None);
-    };
-    if receivable.cost_budget_minor == 0 || receivable.status == STATUS_CANCELLED {
-        return Ok(None);
-    }
-    let actual_minor = actual_in(conn, order_id, &receivable.currency).await?;
-    let over = actual_minor > receivable.cost_budget_minor;
-    if over == receivable.over_budget {
-        return Ok(None);
-    }
-    sqlx::query("UPDATE receivables SET over_budget = $2 WHERE order_id = $1")
-        .bind(order_id)
-        .bind(over)
-        .execute(&mut *conn)
-        .await?;
-    if !over {
-        return Ok(None);
-    }
-    tracing::warn!(
-        order_id,
-        budget_minor = receivable.cost_budget_minor,
-        actual_minor,
-        "cost overrun"
-    );
-    let overrun = CostOverrun {
-        order_id: order_id.to_owned(),
-        budget_minor: receivable.cost_budget_minor,
-        actual_minor,
-    };
-    Ok(Some(Outgoing::event(SERVICE, order_id, &overrun, cause)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn labour_is_hours_times_rate_rounded() {
-        assert_eq!(labour_cost(12.5, 2_000), Some(25_000));
-        assert_eq!(labour_cost(0.3333, 100), Some(33));
-        assert_eq!(labour_cost(0.0005, 1_000), Some(1));
-        assert_eq!(labour_cost(-1.0, 100), None);
-        assert_eq!(labour_cost(f64::NAN, 100), None);
-        assert_eq!(labour_cost(1e30, 100), None);
-    }
-
-    #[test]
-    fn missing_rate_books_a_warning() {
-        let event = WorkOrderCompleted {
-            order_id: "o-1".into(),
-            work_order_id: "wo-1".into(),
-            hours_by_work_centre: [("SEW".to_owned(), 10.0), ("CUT".to_owned(), 4.0)]
-                .into_iter()
-                .collect(),
-            ..Default::default()
-        };
-        let rates: Rates = [("CUT".to_owned(), ("USD".to_owned(), 1_500))]
-            .into_iter()
-            .collect();
-        let entries = labour(&event, &rates);
-        assert_eq!(entries.len(), 2);
-        assert_eq!(entries[0].amount, Some((6_000, "USD".to_owned())));
-        assert!(entries[1].amount.is_none());
-        assert!(entries[1].warning.as_deref().unwrap().contains("SEW"));
-    }
-
-    #[test]
-    fn rework_hours_are_costed_at_labour_rates_under_rework() {
-        let event = ReworkCompleted {
-            order_id: "o-1".into(),
-            revision: 1,
-            work_order_id: "wo-r1".into(),
-            hours_by_work_centre: [("SEW".to_owned(), 4.0)].into_iter().collect(),
-            ..Default::default()
-        };
-        let rates: Rates = [("SEW".to_owned(), ("USD".to_owned(), 2_000))]
-            .into_iter()
-            .collect();
-        let entries = rework(&event, &rates);
-        assert_eq!(entries.len(), 1);
-        assert_eq!(entries[0].category, REWORK);
-        assert_eq!(entries[0].amount, Some((8_000, "USD".to_owned())));
-        assert!(
-            entries[0].description.contains("wo-r1"),
-            "{}",
-            entries[0].description
-        );
-    }
-
-    #[test]
-    fn malformed_costs_are_refused() {
-        let po = PurchaseOrderPlaced {
-            order_id: "o-1".into(),
-            amount_minor: -5,
-            currency: "USD".into(),
-            ..Default::default()
-        };
-        assert!(material(&po).unwrap_err().contains("negative"));
-        let shipment = ShipmentBooked {
-            freight_cost_minor: 100,
-            currency: "usd".into(),
-            ..Default::default()
-        };
-        assert!(freight(&shipment).unwrap_err().contains("currency"));
-        let unquoted = ShipmentBooked::default();
-        assert!(freight(&unquoted).unwrap().warning.is_some());
-    }
 }

@@ -21,8 +21,9 @@
 //! The answer, `CreditNoteIssued`, is a fact keyed by the claim
 //! (`credit_note:<claim_id>`) and carries the figures stored with the note,
 //! so a re-sent command answers with the same event id and content and
-//! writes nothing else. Credit notes are revenue, not cost: the cost
-//! ledger does not book them.
+//! writes nothing else. The cost ledger books a claim's note as what the
+//! claim cost the order (category `credit_note`, see [`crate::costs`]); an
+//! amendment's note is not a cost.
 //!
 //! An amended order whose new total bills less than the invoices already
 //! issued gets one credit note per revision, claim `amendment:<revision>`

@@ -20,8 +20,15 @@
 //!   `IssueCreditNote` (a resolved claim); [`restate`] answers
 //!   `RestateFact` (the saga asking again for an overdue `DepositReceived`:
 //!   the fact again under its first event id, or `StatusReported` with
-//!   where the deposit stands). Each is idempotent by its business key and
+//!   where the deposit stands); [`estimates`] handles `EstimateCosts` (the
+//!   review's cost estimate, stored per revision, the budget an
+//!   `OpenReceivable` without one takes) and `CloseCostLedger` (the
+//!   ledger's final figures). Each is idempotent by its business key and
 //!   answers with events.
+//! - [`estimate`] is pure: the departments' answers costed with finance's
+//!   labour and inspection rates, valued in the order currency at the
+//!   rates in force, summed per category and measured against the order
+//!   value and the customer's margin floor.
 //! - [`receivables`] owns the receivable tables: invoice numbering, issuing,
 //!   applying payments and credit notes to the oldest open invoice
 //!   ([`allocation`] is the pure rule) and announcing deposit received /
@@ -38,12 +45,22 @@
 //! - [`refunds`] pays out what a cancellation or a credit note leaves owed
 //!   to the customer (`RecordRefund`, `RefundPaid`).
 //! - [`costs`] consumes every domain event (`gendan.evt.>`, durable
-//!   `finance-costs`) and books purchase orders, labour of completed work
-//!   orders and freight on the order's cost ledger, flagging overruns
-//!   (credit notes are revenue, not cost: not booked).
+//!   `finance-costs`) and books purchase orders, labour and rework of
+//!   completed work orders, final inspections, freight and re-bookings
+//!   (expedite) on the order's cost ledger, and claims' credit notes as
+//!   cost of the claim (category `credit_note`: the money the order gave
+//!   back is what the claim cost it). Each entry is valued in the order
+//!   currency at the rate in force on its booking date ([`exchange_rates`],
+//!   the arithmetic in [`fx`], pure); one without a rate waits
+//!   (`ExchangeRateMissing`) until `SetExchangeRate` values it
+//!   (`CostsConverted`). Overruns of the budget, and of each category's
+//!   plan, are announced once per crossing (`CostOverrun`). [`ledger`]
+//!   adds the ledger up for `GetCostLedger` and the closing.
 //! - [`api`] serves `gendan.v1.FinanceService`: payments and refunds,
 //!   receivable and overdue reads, the dunning schedule, the cost ledger,
-//!   labour rates. Requests are checked by [`validate`] before anything is
+//!   labour rates, exchange rates (served by [`exchange_rates`]), the
+//!   inspection rate and the cost estimate (served by
+//!   [`estimates`]). Requests are checked by [`validate`] before anything is
 //!   read or written.
 //! - Every event goes through the outbox in the transaction that changed the
 //!   state; the relay publishes it.
@@ -59,6 +76,11 @@ pub mod costs;
 pub mod credit_notes;
 pub mod dunning;
 pub mod dunning_worker;
+pub mod estimate;
+pub mod estimates;
+pub mod exchange_rates;
+pub mod fx;
+pub mod ledger;
 pub mod receivables;
 pub mod refunds;
 pub mod restate;
@@ -116,6 +138,10 @@ pub enum Error {
     NoRefundDue(String),
     #[error("amounts of order {0:?} overflow")]
     Overflow(String),
+    #[error("no inspection rate is set: set one with SetInspectionRate")]
+    InspectionRateNotSet,
+    #[error("no cost estimate for order {0:?}")]
+    CostEstimateNotFound(String),
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
     #[error(transparent)]
@@ -128,7 +154,10 @@ impl ServiceErrorCode for Error {
     fn code(&self) -> Code {
         match self {
             Error::InvalidField(_) | Error::Terms(_) => Code::InvalidArgument,
-            Error::ReceivableNotFound(_) | Error::LedgerNotFound(_) => Code::NotFound,
+            Error::ReceivableNotFound(_)
+            | Error::LedgerNotFound(_)
+            | Error::InspectionRateNotSet
+            | Error::CostEstimateNotFound(_) => Code::NotFound,
             // The request is fine; the receivable's state does not allow it.
             Error::Cancelled(_)
             | Error::Overpayment { .. }
@@ -157,6 +186,8 @@ impl From<Error> for HandlerError {
             | Error::NoUnpaidInvoice { .. }
             | Error::NothingOutstanding(_)
             | Error::NoRefundDue(_)
+            | Error::InspectionRateNotSet
+            | Error::CostEstimateNotFound(_)
             | Error::Overflow(_) => HandlerError::Rejected(err.to_string()),
         }
     }

@@ -12,16 +12,31 @@ use gendan_proto::v1::{
     IssueCreditNote, LabourRate, OpenReceivable, RecordPaymentRequest, RecordRefundRequest,
 };
 
+use crate::costs::{CREDIT_NOTE, EXPEDITE, FREIGHT, INSPECTION, LABOUR, MATERIAL, REWORK};
 use crate::credit_notes::AMENDMENT_CLAIM_PREFIX;
 use crate::terms::{self, Installment};
+
+mod estimates;
+mod exchange_rates;
+
+pub use estimates::{CostsToEstimate, estimate_costs, inspection_rate};
+pub use exchange_rates::{NewExchangeRate, RatesQuery, exchange_rate, list_exchange_rates};
 
 const MAX_TEXT: usize = 200;
 pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 128;
 pub const MAX_CLAIM_ID_CHARS: usize = 128;
 
-/// Cost categories an order budget can be split into; the ledger books
-/// material, labour and freight today.
-pub const COST_CATEGORIES: [&str; 5] = ["material", "labour", "rework", "freight", "expedite"];
+/// Cost categories an order budget can be split into, in the order the
+/// ledger lists them: every category [`crate::costs`] books.
+pub const COST_CATEGORIES: [&str; 7] = [
+    MATERIAL,
+    LABOUR,
+    REWORK,
+    INSPECTION,
+    FREIGHT,
+    EXPEDITE,
+    CREDIT_NOTE,
+];
 
 pub fn required_text(value: &str, field: &str) -> Result<String, FieldError> {
     let value = value.trim();

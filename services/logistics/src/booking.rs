@@ -17,6 +17,8 @@ use std::fmt;
 
 use chrono::{Datelike, Duration, NaiveDate};
 
+use crate::packing::{Carton, kg};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     Sea,
@@ -87,6 +89,23 @@ pub struct Load {
     pub cartons: u32,
     /// 0 when some product's weight is unknown.
     pub gross_weight_kg: f64,
+}
+
+impl Load {
+    /// The load of a packing list's cartons. The weight is 0 when a
+    /// carton's is unknown: a partial sum would underprice freight billed
+    /// by weight.
+    pub fn of(cartons: &[Carton]) -> Self {
+        let weighed = cartons.iter().all(|carton| carton.gross_weight_kg > 0.0);
+        Load {
+            cartons: u32::try_from(cartons.len()).unwrap_or(u32::MAX),
+            gross_weight_kg: if weighed {
+                kg(cartons.iter().map(|carton| carton.gross_weight_kg).sum())
+            } else {
+                0.0
+            },
+        }
+    }
 }
 
 /// The first departure on `weekday` on or after `ready + cutoff_days`.

@@ -99,6 +99,22 @@ pub async fn spec(conn: &mut PgConnection, customer: &str) -> Result<Option<Spec
     }))
 }
 
+/// The packing spec of an order's customer. Specs are keyed by the
+/// customer master's id; orders made before the master (`customer_id`
+/// empty) and specs entered by name are found by the name.
+pub async fn spec_of_customer(
+    conn: &mut PgConnection,
+    customer_id: &str,
+    customer: &str,
+) -> Result<Option<Spec>> {
+    if !customer_id.is_empty()
+        && let Some(by_id) = spec(conn, customer_id).await?
+    {
+        return Ok(Some(by_id));
+    }
+    spec(conn, customer).await
+}
+
 pub async fn upsert_product(conn: &mut PgConnection, product: &ProductRecord) -> Result<()> {
     sqlx::query(
         "INSERT INTO products (product, description, hs_code, unit_net_weight_kg, country_of_origin) \

@@ -1,6 +1,7 @@
 //! Saga commands to logistics (`gendan.cmd.logistics.*`). Each is idempotent
 //! by order id: the order is locked, and a repeat answers from what is
-//! stored instead of doing the work again.
+//! stored instead of doing the work again. `QuoteFreight` stores nothing, so
+//! a repeat simply answers again.
 //!
 //! | command | first time | repeated |
 //! | --- | --- | --- |
@@ -11,6 +12,7 @@
 //! | `BookShipment` (revision 0 or 1) | picks a lane for the current packing list's cartons and weight and stores the booking: `ShipmentBooked`; nothing bookable: `ShipmentBookingFailed` | the same revision: `ShipmentBooked` from the stored booking (same reference, ETD, ETA); a cancelled shipment answers `ShipmentBookingFailed` |
 //! | `BookShipment` (a later revision: a re-booking after a missed ETD) | cancels the earlier booking if it has not shipped (kept on record) and books again from the ready date or today, whichever is later: `ShipmentBooked` with the revision | as the first row; the rules per revision are in [`shipment`] |
 //! | `BookShipment` (a later revision with `redelivery`: a replacement or reworked goods for a customer's claim) | books the claimed goods (the current packing list, the redelivery's) as the order's new current shipment whatever became of the earlier one, which stays on record: `ShipmentBooked` of the revision with a new booking reference; warehouse and carrier reports then apply to it | the same revision: `ShipmentBooked` from the stored booking; the rules per revision are in [`shipment`] |
+//! | `QuoteFreight` (the review) | stores nothing: packs the order's goods on paper by the customer's packing spec and the products' weights, prices the lane a booking would choose from the ready date to `deliver_by` (or the order's requested delivery date) and answers `FreightQuoted` with the lane and its freight; no spec, no weight, no lane that can be priced: `FreightQuoted` with 0 in the order's currency and the `problem` (never a dead letter: the estimate goes on without freight); the rules are in [`quote`] | quotes again from the master data as it is then |
 //! | `CancelShipment` | cancels a booking not yet shipped: `ShipmentCancelled` (also when nothing was booked) | `ShipmentCancelled` again; once shipped the command is rejected (dead letter with the reason) |
 //! | `RestateFact` (a waiting step's deadline passed) | stores nothing: the awaited `Shipped`, `Delivered` or `PackingChecked` again under its first event id when logistics holds it, else `StatusReported` saying where things stand; the rules are in [`crate::restate`] | the same, from the record |
 //!
@@ -25,11 +27,12 @@
 //! cancellation) is written with
 //! [`answer_fact`]: repeated from the record it keeps its event id, so no
 //! consumer counts it twice. Only answers that store nothing
-//! (`PackingListFailed`, `ShipmentBookingFailed`, a `StatusReported`) get a
-//! new event id each time.
+//! (`PackingListFailed`, `ShipmentBookingFailed`, `FreightQuoted`, a
+//! `StatusReported`) get a new event id each time.
 
 mod document_set;
 mod packing_list;
+mod quote;
 mod shipment;
 
 use std::sync::Arc;
@@ -38,7 +41,7 @@ use gendan_grpc::FieldError;
 use gendan_messaging::outbox;
 use gendan_messaging::{Cause, Handler, HandlerError, Incoming, Outgoing};
 use gendan_proto::v1::{
-    BookShipment, CancelShipment, PrepareDocuments, PreparePacking, RestateFact,
+    BookShipment, CancelShipment, PrepareDocuments, PreparePacking, QuoteFreight, RestateFact,
 };
 use prost::Message;
 use sqlx::PgConnection;
@@ -81,7 +84,7 @@ pub(crate) fn invalid(field: FieldError) -> HandlerError {
 /// Handles `gendan.cmd.logistics.*`.
 #[derive(Debug, Clone)]
 pub struct CommandHandler {
-    /// What "today" is for a re-booking.
+    /// What "today" is for a re-booking and a freight quote.
     clock: Arc<dyn Clock>,
 }
 
@@ -108,6 +111,10 @@ impl Handler for CommandHandler {
         if message.is::<BookShipment>() {
             let command = message.payload()?;
             return shipment::book_shipment(conn, message, command, self.clock.as_ref()).await;
+        }
+        if message.is::<QuoteFreight>() {
+            let command = message.payload()?;
+            return quote::quote_freight(conn, message, command, self.clock.as_ref()).await;
         }
         if message.is::<CancelShipment>() {
             return shipment::cancel_shipment(conn, message, message.payload()?).await;

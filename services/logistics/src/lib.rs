@@ -15,6 +15,8 @@
 //!   [`booking`] module (a later revision re-books after a missed ETD,
 //!   keeping the earlier booking on record; a redelivery of claimed goods
 //!   books a new shipment of them after the first was delivered),
+//!   `QuoteFreight` prices that lane for the review's cost estimate
+//!   without booking (the goods packed on paper by the customer's spec),
 //!   `CancelShipment` undoes a booking, and `RestateFact` (a saga step's
 //!   wait overdue) has [`restate`] announce the awaited fact again, under
 //!   its first event id, or say where things stand (`StatusReported`). An

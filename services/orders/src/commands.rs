@@ -10,7 +10,9 @@
 //! `CloseOrder` computes the closing summary ([`closing`]) from the order
 //! row and its timeline, stores it, moves the order to phase closed (it is
 //! read-only from then on), tells the customer, and answers `OrderClosed`.
-//! A repeat re-announces the stored summary unchanged.
+//! A repeat re-announces the stored summary unchanged. The summary's cost
+//! figures are finance's `CostLedgerClosed`, which the saga passes in the
+//! command (`ledger`).
 //!
 //! `ResolveClaim` records how a claim was resolved and answers
 //! `ClaimResolved`; once no claim is open the order is accepted
@@ -87,6 +89,7 @@ async fn close_order(conn: &mut PgConnection, message: &Incoming) -> Result<(), 
                 received_on: state.created_at.date_naive(),
                 requested_delivery_date: state.requested_delivery_date,
                 promised_delivery_date: state.promised_delivery_date,
+                ledger: command.ledger.clone(),
             };
             let closed_at = Utc::now().trunc_subsecs(6);
             let summary = closing::summarize(&facts, &events, closed_at);

@@ -9,11 +9,11 @@
 
 use gendan_proto::TypeName;
 use gendan_proto::v1::{
-    CapacityChecked, ClaimRaised, ClaimResolved, DeadLetterReplayed, DecisionMade,
-    DecisionRequested, DeliveryRiskChanged, Envelope, ExceptionClosed, ExceptionOpened,
-    OrderAccepted, OrderAmended, OrderCancelled, OrderClosed, OrderConfirmed, OrderCreated, Phase,
-    PhaseChanged, ReworkCompleted, ReworkPlanned, SagaCompleted, SagaResumed, SagaStalled,
-    StatusReported, WorkOrderCancelled, WorkOrderCompleted, WorkOrderPlanned,
+    CapacityChecked, ClaimRaised, ClaimResolved, CostLedgerClosed, DeadLetterReplayed,
+    DecisionMade, DecisionRequested, DeliveryRiskChanged, Envelope, ExceptionClosed,
+    ExceptionOpened, OrderAccepted, OrderAmended, OrderCancelled, OrderClosed, OrderConfirmed,
+    OrderCreated, Phase, PhaseChanged, ReworkCompleted, ReworkPlanned, SagaCompleted, SagaResumed,
+    SagaStalled, StatusReported, WorkOrderCancelled, WorkOrderCompleted, WorkOrderPlanned,
     WorkOrderPlanningFailed, WorkOrderProgressed,
 };
 use prost::Message;
@@ -133,6 +133,9 @@ fn specific(envelope: &Envelope) -> Option<String> {
                 summary.lead_time_days,
                 plural(summary.exceptions as usize, "exception", "exceptions")
             )
+        }
+        CostLedgerClosed::TYPE_NAME => {
+            crate::closing::costs::sentence(&CostLedgerClosed::decode(payload).ok()?)
         }
         PhaseChanged::TYPE_NAME => {
             let event = PhaseChanged::decode(payload).ok()?;

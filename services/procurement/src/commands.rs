@@ -2,7 +2,7 @@
 //!
 //! | command | key | first time | repeat |
 //! | --- | --- | --- | --- |
-//! | `CheckMaterials` | none (reads only) | explodes the BOM, nets it against what the order may count on; `MaterialsChecked` (a product without a BOM or a short material nobody offers is its `problem`, not a failure: the saga needs a reply). An order that already holds supply (reservations, PO quantities allocated to it, received goods: an amended order checked again) counts it as its own and nets only the difference against free stock and other open POs ([`holdings`]); an order holding nothing is checked as before | the same check on the current state |
+//! | `CheckMaterials` | none (reads only) | explodes the BOM, nets it against what the order may count on; `MaterialsChecked` (a product without a BOM or a short material nobody offers is its `problem`, not a failure: the saga needs a reply) with the order's standard material cost per currency, the whole requirement at the chosen offer's price, and the materials no offer prices ([`costing`]). An order that already holds supply (reservations, PO quantities allocated to it, received goods: an amended order checked again) counts it as its own and nets only the difference against free stock and other open POs ([`holdings`]); an order holding nothing is checked as before | the same check on the current state |
 //! | `ProcureMaterials` (first, or no order record yet) | order | reserves free stock, claims unallocated quantities on open POs, places POs for the shortages; `PurchaseOrderPlaced` each, `MaterialsOrdered` with the command's `revision` (0 counts as 1; stored as the order's applied revision) (+ `MaterialsReady` of that revision when nothing is awaited). Cannot be done (no BOM, no offer, order cancelled): `ProcurementFailed`, nothing stored, so a repeat after the catalogue is fixed succeeds | `MaterialsOrdered` of the applied revision again (the stored answer, same event id), nothing placed |
 //! | `ProcureMaterials` (`revision` above the applied one: an amended order) | order + revision | in one transaction nets the new need against what the order holds ([`amendments`](crate::amendments)): a shortfall is netted and bought as the first time (`PurchaseOrderPlaced`); a surplus reduces or cancels the order's PO quantities not yet delivered, latest PO first (never below the supplier's MOQ, what was delivered or what other orders expect; a PO nobody expects anything from is cancelled), then releases its stock reservation; received goods stay with the order as excess (with `materials_in_use`, production had begun: no reservation is released; with `remake`, the scrapped goods used up the order's reservations: they leave stock, and the whole need is netted afresh). `MaterialsOrdered` of the revision with the order's awaited POs and one `adjustments` line per change (+ `MaterialsReady` of the revision at once when everything needed is in). Cannot be done (no BOM, no offer for a shortfall): `ProcurementFailed`, nothing changed, the applied revision stays | same revision: the stored `MaterialsOrdered` again (same event id), nothing changed; an older revision: the applied revision's `MaterialsOrdered`, nothing changed |
 //! | `CancelMaterials` | order | releases reservations and allocations, cancels open POs; `MaterialsCancelled`. Before any procurement: records the order as cancelled, so a late `ProcureMaterials` buys nothing | the stored counts again |
@@ -36,6 +36,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::clock::Calendar;
+use crate::costing::{self, MaterialCost};
 use crate::netting::{self, Plan};
 use crate::purchasing::{self, STATUS_CANCELLED};
 use crate::{
@@ -87,19 +88,23 @@ impl Handler for CommandHandler {
     }
 }
 
-/// Explodes and nets `items` for `order_id` against the current state.
-/// Invalid items are a problem of the plan, not an error.
+/// Explodes and nets `items` for `order_id` against the current state, and
+/// costs the explosion ([`costing`]) from the offers it read. Invalid items
+/// are a problem of the plan, not an error (and cost nothing).
 async fn plan_order(
     conn: &mut PgConnection,
     order_id: &str,
     items: &[gendan_proto::v1::ProductQuantity],
     needed_by: &str,
     today: NaiveDate,
-) -> Result<Plan, HandlerError> {
-    let invalid = |problem: String| Plan {
-        materials: Vec::new(),
-        earliest_material_date: today,
-        problems: vec![problem],
+) -> Result<(Plan, MaterialCost), HandlerError> {
+    let invalid = |problem: String| {
+        let plan = Plan {
+            materials: Vec::new(),
+            earliest_material_date: today,
+            problems: vec![problem],
+        };
+        (plan, MaterialCost::default())
     };
     let items = match validate::items(items, "items") {
         Ok(items) => items,
@@ -116,7 +121,11 @@ async fn plan_order(
     let materials: Vec<String> = required.keys().cloned().collect();
     let supplies = purchasing::supplies_for(conn, order_id, &materials).await?;
     let offers = catalog::offers(conn, &materials).await?;
-    Ok(netting::plan(&items, &boms, &supplies, &offers, today))
+    let cost = costing::material_cost(&required, &offers);
+    Ok((
+        netting::plan(&items, &boms, &supplies, &offers, today),
+        cost,
+    ))
 }
 
 #[tracing::instrument(skip_all, fields(order_id = %message.order_id()))]
@@ -137,6 +146,7 @@ async fn check_materials(
     };
     tracing::info!(
         shortages = answer.shortages.len(),
+        uncosted_materials = answer.uncosted_materials.len(),
         earliest_material_date = %answer.earliest_material_date,
         problem = %answer.problem,
         "materials checked"
@@ -154,7 +164,8 @@ async fn checked(
     command: &CheckMaterials,
     today: NaiveDate,
 ) -> Result<MaterialsChecked, HandlerError> {
-    let plan = plan_order(conn, order_id, &command.items, &command.needed_by, today).await?;
+    let (plan, cost) =
+        plan_order(conn, order_id, &command.items, &command.needed_by, today).await?;
     let units = catalog::units(conn).await.map_err(HandlerError::from)?;
     Ok(MaterialsChecked {
         order_id: order_id.to_owned(),
@@ -181,6 +192,8 @@ async fn checked(
             String::new()
         },
         problem: plan.problem(),
+        material_cost: cost.by_currency,
+        uncosted_materials: cost.uncosted,
     })
 }
 
@@ -255,7 +268,7 @@ async fn procure_materials(
         None => {}
     }
 
-    let plan = plan_order(conn, &order_id, &command.items, &command.needed_by, today).await?;
+    let (plan, _) = plan_order(conn, &order_id, &command.items, &command.needed_by, today).await?;
     if !plan.problems.is_empty() {
         let event = cannot_procure(&order_id, &plan.problem(), &cause);
         outbox::write(conn, &[event]).await?;

@@ -7,7 +7,8 @@
 //! for a first procurement.
 //!
 //! - [`check`] answers `CheckMaterials` for an order that already holds
-//!   supply: what it holds is its own, only the difference is netted.
+//!   supply: what it holds is its own, only the difference is netted (the
+//!   standard cost is still of the whole requirement).
 //! - [`amend`] carries out a `ProcureMaterials` of a revision above the one
 //!   applied and announces `MaterialsOrdered` of that revision with one
 //!   human-readable line per change (`adjustments`), `PurchaseOrderPlaced`
@@ -30,6 +31,7 @@ use uuid::Uuid;
 
 use crate::amendments::{self, AmendmentPlan, HeldPo, Holding, MaterialChange};
 use crate::clock::Calendar;
+use crate::costing::{self, MaterialCost};
 use crate::netting::{self, Milli};
 use crate::{Error, Result, SERVICE, catalog, milli_to_f64, purchasing, revisions, validate};
 
@@ -126,19 +128,23 @@ pub fn holds_anything(holdings: &HashMap<String, Holding>) -> bool {
 }
 
 /// Explodes `items` and nets the new need against what the order holds,
-/// then against what no order holds. Invalid items are a problem of the
-/// plan, as for a first procurement.
+/// then against what no order holds; the explosion is costed as for a
+/// first check ([`costing`]). Invalid items are a problem of the plan, as
+/// for a first procurement.
 async fn plan_for(
     conn: &mut PgConnection,
     holdings: &HashMap<String, Holding>,
     items: &[ProductQuantity],
     needed_by: &str,
     today: NaiveDate,
-) -> Result<AmendmentPlan> {
-    let invalid = |problem: String| AmendmentPlan {
-        materials: Vec::new(),
-        earliest_material_date: today,
-        problems: vec![problem],
+) -> Result<(AmendmentPlan, MaterialCost)> {
+    let invalid = |problem: String| {
+        let plan = AmendmentPlan {
+            materials: Vec::new(),
+            earliest_material_date: today,
+            problems: vec![problem],
+        };
+        (plan, MaterialCost::default())
     };
     let items = match validate::items(items, "items") {
         Ok(items) => items,
@@ -158,9 +164,10 @@ async fn plan_for(
     }
     let supplies = purchasing::unheld_supplies(conn, &materials).await?;
     let offers = catalog::offers(conn, &materials).await?;
-    Ok(amendments::plan(
-        &items, &boms, holdings, &supplies, &offers, today,
-    ))
+    // Only what the new items require is costed, not what the order holds.
+    let cost = costing::material_cost(&required, &offers);
+    let plan = amendments::plan(&items, &boms, holdings, &supplies, &offers, today);
+    Ok((plan, cost))
 }
 
 /// The answer to `CheckMaterials` for an order that holds supply. A
@@ -173,7 +180,7 @@ pub async fn check(
     command: &CheckMaterials,
     today: NaiveDate,
 ) -> Result<MaterialsChecked> {
-    let plan = plan_for(conn, holdings, &command.items, &command.needed_by, today).await?;
+    let (plan, cost) = plan_for(conn, holdings, &command.items, &command.needed_by, today).await?;
     let units = catalog::units(conn).await?;
     Ok(MaterialsChecked {
         order_id: order_id.to_owned(),
@@ -201,6 +208,8 @@ pub async fn check(
             String::new()
         },
         problem: plan.problem(),
+        material_cost: cost.by_currency,
+        uncosted_materials: cost.uncosted,
     })
 }
 
@@ -243,7 +252,7 @@ pub async fn amend(
             holding.received = 0;
         }
     }
-    let plan = plan_for(conn, &holdings, &command.items, &command.needed_by, today).await?;
+    let (plan, _) = plan_for(conn, &holdings, &command.items, &command.needed_by, today).await?;
     if !plan.problems.is_empty() {
         return Err(Error::NotAllowed(plan.problem()));
     }

@@ -8,7 +8,9 @@
 //!   input; master data is stored by [`catalog`].
 //! - [`netting`] is the pure heart: BOM explosion with scrap allowance,
 //!   netting against free stock and open purchase orders, supplier choice
-//!   and purchase quantities, the earliest material date.
+//!   and purchase quantities, the earliest material date; [`costing`]
+//!   prices the explosion at the chosen offers (the review's standard
+//!   material cost).
 //! - [`purchasing`] keeps stock, reservations, purchase orders, their
 //!   allocation to orders and received lots, under one advisory lock;
 //!   [`views`] reads them back as the gRPC API shows them.
@@ -50,6 +52,7 @@ pub mod catalog;
 pub mod chasing;
 pub mod clock;
 pub mod commands;
+pub mod costing;
 pub mod delays;
 pub mod holdings;
 pub mod inspections;

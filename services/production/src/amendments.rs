@@ -169,26 +169,30 @@ async fn schedule_remaining(
 }
 
 /// What a capacity check of `order_id` for `items` from `earliest_start`
-/// schedules, booking nothing. An order without a production run is
-/// checked as any order under review. An order that has runs (an amended
-/// order reviewed again) is checked for what its next run would make: only
-/// what the items still need beyond the good units made, against the load
-/// without its own open runs' bookings, which that run would replace.
+/// schedules, booking nothing, with the items' routings. An order without
+/// a production run is checked as any order under review. An order that
+/// has runs (an amended order reviewed again) is checked for what its next
+/// run would make: only what the items still need beyond the good units
+/// made, against the load without its own open runs' bookings, which that
+/// run would replace. The routings are of the whole items either way, so
+/// the caller can cost the order as a whole.
 pub async fn schedule_check(
     conn: &mut PgConnection,
     order_id: &str,
     items: &[(String, u32)],
     earliest_start: NaiveDate,
-) -> Result<Schedule> {
+) -> Result<(Schedule, Vec<Item>)> {
+    let routed = planning::with_routings(conn, items).await?;
     let existing = store::all_of(conn, order_id, false).await?;
     if !existing.iter().any(|wo| wo.kind == KIND_PRODUCTION) {
-        return planning::schedule_items(conn, items, earliest_start).await;
+        let schedule = planning::schedule_routed(conn, &routed, earliest_start).await?;
+        return Ok((schedule, routed));
     }
-    let routed = planning::with_routings(conn, items).await?;
     // The run after every one planned so far.
     let remaining = Remaining::of(&existing, &routed, i32::MAX);
     let start = remaining.start(earliest_start, Utc::now().date_naive());
-    schedule_remaining(conn, &remaining, start).await
+    let schedule = schedule_remaining(conn, &remaining, start).await?;
+    Ok((schedule, routed))
 }
 
 /// Plans production run `revision` of `order_id` for amendment `amendment`

@@ -2,7 +2,7 @@
 //!
 //! | command | key | first time | repeat |
 //! | --- | --- | --- | --- |
-//! | `CheckOrderCapacity` | — | schedules against today's bookings without booking; `CapacityChecked` (a product that cannot be made is `feasible = false` with the problem: the saga needs a reply to move the order to clarification). An order that already has a production run (an amended order reviewed again) is checked for what its next run would make: per stage only what the items still need beyond the good units made, against the bookings of everyone but its own open runs ([`amendments`](crate::amendments)) | checks again |
+//! | `CheckOrderCapacity` | — | schedules against today's bookings without booking; `CapacityChecked` (a product that cannot be made is `feasible = false` with the problem: the saga needs a reply to move the order to clarification), with the routings' hours of the order's whole quantities per work centre, set-up included (`hours_by_work_centre`, the labour of the review's cost estimate; empty with a problem). An order that already has a production run (an amended order reviewed again) is checked for what its next run would make: per stage only what the items still need beyond the good units made, against the bookings of everyone but its own open runs ([`amendments`](crate::amendments)) | checks again |
 //! | `PlanWorkOrder` | order + revision | schedules, stores the production run with its capacity bookings; `WorkOrderPlanned` with the revision; a plan that cannot be made: `WorkOrderPlanningFailed` with the reason, nothing stored (and, for an amendment, nothing cancelled) | the same `WorkOrderPlanned` from the stored work order, nothing booked |
 //! | `PlanWorkOrder` with `amendment` ≥ 1 | order + revision | the run makes per product and stage what the amended items still need beyond the good units made since the last run planned without an amendment; a stage with nothing to make is stored completed, without hours or bookings; the order's earlier open runs are cancelled ("superseded by amendment N") and their bookings from today released; `WorkOrderPlanned`; a run with nothing at all to make is stored completed today and `WorkOrderCompleted` (the amended quantity good, no scrap, no hours) follows at once | the same `WorkOrderPlanned`, nothing booked or cancelled (a completed run's `WorkOrderCompleted` went out the first time) |
 //! | `StartRework` | order + revision | one `rework` stage per product on the work centre of its last routing stage (quantity × hours per unit + set-up), scheduled from today and booked; `ReworkPlanned` | the same `ReworkPlanned` from what is stored, nothing booked |
@@ -123,11 +123,13 @@ async fn check_order_capacity(
         Ok(_) if !answer.problem.is_empty() => {}
         Ok(items) => {
             match amendments::schedule_check(conn, &order_id, &items, earliest_start).await {
-                Ok(schedule) => {
+                Ok((schedule, routed)) => {
                     answer.earliest_completion = date_to_string(schedule.earliest_completion);
                     match date_from_str(command.requested_delivery_date.trim()) {
                         Some(requested) => {
-                            answer.feasible = schedule.earliest_completion <= requested
+                            answer.feasible = schedule.earliest_completion <= requested;
+                            answer.hours_by_work_centre =
+                                crate::schedule::hours_by_work_centre(&routed);
                         }
                         None => {
                             answer.problem = format!(
@@ -144,6 +146,7 @@ async fn check_order_capacity(
     }
     tracing::info!(
         feasible = answer.feasible,
+        work_centres = answer.hours_by_work_centre.len(),
         earliest_completion = %answer.earliest_completion,
         problem = %answer.problem,
         "capacity checked"

@@ -11,7 +11,9 @@
 //!   stores it with its capacity bookings ([`work_orders`], whose `store`
 //!   owns the work order SQL).
 //! - [`commands`] consumes saga commands (`gendan.cmd.production.*`):
-//!   `CheckOrderCapacity` answers `CapacityChecked`, `PlanWorkOrder` plans
+//!   `CheckOrderCapacity` answers `CapacityChecked` (with the routings'
+//!   hours per work centre, the labour of the review's cost estimate),
+//!   `PlanWorkOrder` plans
 //!   once per order and revision and answers `WorkOrderPlanned` (again, from
 //!   the stored plan, when the command is repeated), `StartRework` plans a
 //!   rework of failed goods ([`rework`]) and answers `ReworkPlanned`,

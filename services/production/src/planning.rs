@@ -94,7 +94,9 @@ pub async fn capacity_from(
     Ok((calendars, load))
 }
 
-async fn schedule_routed(
+/// Plans `items` already joined with their routings ([`with_routings`])
+/// from `earliest_start` given the capacity already booked. Books nothing.
+pub async fn schedule_routed(
     conn: &mut PgConnection,
     items: &[Item],
     earliest_start: NaiveDate,

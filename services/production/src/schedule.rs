@@ -14,7 +14,8 @@
 //! [`book`] is the same step for a single stage, for re-plans that move
 //! part of a routing (a downtime, see [`reschedule`](crate::reschedule)). The
 //! database layer fills these structures and stores the result; nothing here
-//! touches I/O, which keeps the arithmetic testable.
+//! touches I/O, which keeps the arithmetic testable. [`hours_by_work_centre`]
+//! sums the same stage hours per work centre without scheduling them.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -142,6 +143,19 @@ impl From<&Item> for StagedItem {
                 .collect(),
         }
     }
+}
+
+/// Hours each work centre spends on `items`, set-up included, by the same
+/// rule the scheduler books ([`StageSpec::hours_for`]): the routings'
+/// labour of an order, for the review's cost estimate.
+pub fn hours_by_work_centre(items: &[Item]) -> HashMap<String, f64> {
+    let mut hours: HashMap<String, f64> = HashMap::new();
+    for item in items {
+        for spec in &item.stages {
+            *hours.entry(spec.work_centre.clone()).or_default() += spec.hours_for(item.quantity);
+        }
+    }
+    hours
 }
 
 /// Hours already booked, per work centre and date.

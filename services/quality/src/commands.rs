@@ -31,6 +31,15 @@
 //! lock ([`final_inspection::lock_order`]), so two replicas cannot open two
 //! inspections for it; a unique index on (order, revision) backs this up.
 //!
+//! `EstimateInspection` (the review's cost estimate) answers
+//! `InspectionEstimated` with the units that final inspection would sample
+//! for the order's items as they stand: the same lot, plans, level, AQL
+//! and switching state as `RequestFinalInspection` now, but nothing is
+//! stored or opened and no lock is taken, so a re-sent command simply
+//! answers again (under a new event id, from the products' state then). A
+//! malformed one (no items, an unknown level, an AQL not in the tables) is
+//! rejected the same way, the field named. See [`crate::estimate`].
+//!
 //! `RestateFact` (the saga's wait for `FinalInspectionPassed` is overdue)
 //! announces the result of that revision again as the same fact, or reports
 //! where the inspection stands: see [`crate::restate`].
@@ -38,12 +47,11 @@
 use gendan_grpc::FieldError;
 use gendan_messaging::outbox;
 use gendan_messaging::{Cause, Handler, HandlerError, Incoming};
-use gendan_proto::v1::{InspectionLevel, RequestFinalInspection, RestateFact};
+use gendan_proto::v1::{EstimateInspection, RequestFinalInspection, RestateFact};
 use sqlx::PgConnection;
 
 use crate::final_inspection::{self, Request};
-use crate::sampling::{Aql, Level};
-use crate::{Error, SERVICE, restate, validate};
+use crate::{Error, SERVICE, estimate, restate, validate};
 
 /// Handles `gendan.cmd.quality.*`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -57,6 +65,9 @@ impl Handler for CommandHandler {
     ) -> Result<(), HandlerError> {
         if message.is::<RequestFinalInspection>() {
             return request_final_inspection(conn, message, message.payload()?).await;
+        }
+        if message.is::<EstimateInspection>() {
+            return estimate::estimate_inspection(conn, message, message.payload()?).await;
         }
         if message.is::<RestateFact>() {
             return restate::restate_fact(conn, message, message.payload()?).await;
@@ -75,27 +86,8 @@ fn checked(order_id: String, command: &RequestFinalInspection) -> Result<Request
     if i32::try_from(command.revision).is_err() {
         return Err(FieldError::new("revision", "is too large").into());
     }
-    let level = match InspectionLevel::try_from(command.inspection_level) {
-        Ok(InspectionLevel::Unspecified | InspectionLevel::GeneralIi) => Level::II,
-        Ok(InspectionLevel::GeneralI) => Level::I,
-        Ok(InspectionLevel::GeneralIii) => Level::III,
-        Err(_) => {
-            return Err(FieldError::new(
-                "inspection_level",
-                format!("{} is not an inspection level", command.inspection_level),
-            )
-            .into());
-        }
-    };
-    let major_aql = match command.major_aql {
-        None => None,
-        Some(percent) => Some(Aql::from_percent(percent).ok_or_else(|| {
-            FieldError::new(
-                "major_aql",
-                format!("{percent} is not an AQL column of ISO 2859-1"),
-            )
-        })?),
-    };
+    let level = validate::inspection_level(command.inspection_level, "inspection_level")?;
+    let major_aql = validate::major_aql(command.major_aql, "major_aql")?;
     Ok(Request {
         order_id,
         revision: command.revision.max(1),
@@ -145,9 +137,10 @@ async fn request_final_inspection(
 
 #[cfg(test)]
 mod tests {
-    use gendan_proto::v1::ProductQuantity;
+    use gendan_proto::v1::{InspectionLevel, ProductQuantity};
 
     use super::*;
+    use crate::sampling::{Aql, Level};
 
     fn command(revision: u32) -> RequestFinalInspection {
         RequestFinalInspection {

@@ -5,7 +5,9 @@
 //! or `FinalInspectionFailed`.
 //!
 //! [`lock_order`] serialises the commands about one order's final
-//! inspections; [`open`] draws the plans and stores a new inspection;
+//! inspections; [`draw`] draws the plans of one from the products' plans
+//! and histories ([`lot_plans`] is the pure rule); [`open`] stores a new
+//! inspection with them;
 //! [`find`] reads the inspection of a revision, [`latest`] the order's
 //! newest; [`answer`] is the event that says where one stands, the same
 //! whether it is announced when the result is recorded, again for a
@@ -25,8 +27,8 @@ use gendan_proto::v1::{
 use sqlx::PgConnection;
 
 use crate::inspections::{
-    self, ClassRow, Inspection, KIND_FINAL, NewInspection, SELECT_INSPECTION, STATUS_FAILED,
-    STATUS_PASSED, to_u32,
+    self, ClassPlan, ClassRow, Inspection, KIND_FINAL, NewInspection, SELECT_INSPECTION,
+    STATUS_FAILED, STATUS_PASSED, to_u32,
 };
 use crate::plans::Tolerances;
 use crate::sampling::{Aql, Level, Severity, Tolerance};
@@ -137,19 +139,24 @@ pub async fn history(conn: &mut PgConnection, product: &str) -> Result<Vec<Lot>>
         .collect())
 }
 
-/// Opens the requested revision: per defect class the strictest tolerance
-/// of the order's products, drawn at the strictest of their switching
-/// states. The caller holds the order's lock and knows the revision is new.
-pub async fn open(
-    conn: &mut PgConnection,
-    request: &Request,
-    opened_by: &Incoming,
-) -> Result<Inspection> {
-    let mut tolerances: Option<Tolerances> = None;
-    let mut states: Vec<(&str, Severity)> = Vec::with_capacity(request.items.len());
+/// The plans a final inspection of `request` is drawn with, and each
+/// product's switching state (in the order of the items).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Drawn {
+    pub states: Vec<(String, Severity)>,
+    pub severity: Severity,
+    pub classes: Vec<ClassPlan>,
+}
+
+/// Draws the plans of a final inspection of `request` from the products'
+/// stored plans and lot histories ([`lot_plans`]), writing nothing:
+/// [`open`] stores them, the review's estimate
+/// ([`crate::estimate`]) only counts their sample.
+pub async fn draw(conn: &mut PgConnection, request: &Request) -> Result<Drawn> {
+    let mut products: Vec<(Tolerances, Severity)> = Vec::with_capacity(request.items.len());
+    let mut states: Vec<(String, Severity)> = Vec::with_capacity(request.items.len());
     for (product, _) in &request.items {
-        let of_product = plans::tolerances_for(conn, product).await?;
-        tolerances = Some(tolerances.map_or(of_product, |so_far| so_far.strictest(of_product)));
+        let tolerances = plans::tolerances_for(conn, product).await?;
         let state = switching::next_severity(&history(conn, product).await?);
         if state == Severity::Tightened {
             tracing::info!(
@@ -157,27 +164,73 @@ pub async fn open(
                 "product is under tightened inspection (switching rules)"
             );
         }
-        states.push((product.as_str(), state));
+        products.push((tolerances, state));
+        states.push((product.clone(), state));
     }
-    let mut tolerances = tolerances.unwrap_or_else(plans::default_tolerances);
+    let (severity, classes) = lot_plans(
+        request.lot_size,
+        request.level,
+        request.major_aql,
+        &products,
+    );
+    Ok(Drawn {
+        states,
+        severity,
+        classes,
+    })
+}
+
+/// The plans of one final inspection of a lot of `lot_size` made of
+/// products with these tolerances and switching states: per defect class
+/// the strictest tolerance of the products (the customer's `major_aql`
+/// replacing theirs for major defects), drawn at `level` and at the
+/// strictest of their states. Returns that severity and the plans.
+pub fn lot_plans(
+    lot_size: u32,
+    level: Level,
+    major_aql: Option<Aql>,
+    products: &[(Tolerances, Severity)],
+) -> (Severity, Vec<ClassPlan>) {
+    let mut tolerances = products
+        .iter()
+        .map(|(tolerances, _)| *tolerances)
+        .reduce(Tolerances::strictest)
+        .unwrap_or_else(plans::default_tolerances);
     // The customer's AQL is the contract for major defects.
-    if let Some(aql) = request.major_aql {
+    if let Some(aql) = major_aql {
         tolerances.major = Tolerance::Aql(aql);
     }
-    let severity = states
+    let severity = products
         .iter()
         .map(|(_, state)| *state)
         .fold(Severity::Normal, Severity::stricter);
     let classes = inspections::class_plans(
-        request.lot_size,
+        lot_size,
         severity,
-        request.level,
+        level,
         &[
             (DefectClass::Critical, tolerances.critical),
             (DefectClass::Major, tolerances.major),
             (DefectClass::Minor, tolerances.minor),
         ],
     );
+    (severity, classes)
+}
+
+/// Opens the requested revision: per defect class the strictest tolerance
+/// of the order's products, drawn at the strictest of their switching
+/// states ([`draw`]). The caller holds the order's lock and knows the
+/// revision is new.
+pub async fn open(
+    conn: &mut PgConnection,
+    request: &Request,
+    opened_by: &Incoming,
+) -> Result<Inspection> {
+    let Drawn {
+        states,
+        severity,
+        classes,
+    } = draw(conn, request).await?;
     let opened = inspections::insert(
         conn,
         &NewInspection {
@@ -208,7 +261,7 @@ pub async fn open(
             "UPDATE inspection_items SET severity = $3 WHERE inspection_id = $1 AND product = $2",
         )
         .bind(opened.inspection_id)
-        .bind(*product)
+        .bind(product)
         .bind(state.code())
         .execute(&mut *conn)
         .await?;

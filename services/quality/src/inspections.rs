@@ -97,6 +97,17 @@ pub fn class_plans(
         .collect()
 }
 
+/// Units an inspection of a lot with these class plans samples: one
+/// sample, the largest plan's, serves every class (the whole lot when
+/// there is no plan).
+pub fn sample_size(classes: &[ClassPlan], lot_size: u32) -> u32 {
+    classes
+        .iter()
+        .map(|class| class.plan.sample_size)
+        .max()
+        .unwrap_or(lot_size)
+}
+
 /// What a new inspection is about.
 #[derive(Debug, Clone)]
 pub struct NewInspection {
@@ -211,12 +222,7 @@ impl Inspection {
 pub async fn insert(conn: &mut PgConnection, new: &NewInspection) -> Result<Inspection> {
     let inspection_id = Uuid::now_v7();
     let lot_size = i64::from(new.lot_size);
-    let sample_size = new
-        .classes
-        .iter()
-        .map(|class| class.plan.sample_size)
-        .max()
-        .unwrap_or(new.lot_size);
+    let sample_size = sample_size(&new.classes, new.lot_size);
     // The lot's code letter at the inspection's level: every class plan of
     // one lot starts from the same letter.
     let code_letter = new

@@ -15,7 +15,9 @@
 //!   `RequestFinalInspection` of an order and revision opens that final
 //!   inspection ([`final_inspection`]: plans at the products' switching
 //!   state) and answers `FinalInspectionOpened`, or answers again from what
-//!   is stored for that revision; `RestateFact` (the saga's wait for the
+//!   is stored for that revision; `EstimateInspection` (the review's cost
+//!   estimate) counts the units that inspection would sample without
+//!   opening it ([`estimate`]); `RestateFact` (the saga's wait for the
 //!   pass overdue) announces that revision's result again as the same
 //!   fact, or reports where the inspection stands ([`restate`]).
 //! - [`receiving`] consumes procurement's events (`gendan.evt.procurement.*`)
@@ -32,6 +34,7 @@
 
 pub mod api;
 pub mod commands;
+pub mod estimate;
 pub mod final_inspection;
 pub mod in_process;
 pub mod inspections;

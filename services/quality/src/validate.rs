@@ -11,12 +11,13 @@ use std::collections::HashSet;
 use gendan_grpc::FieldError;
 use gendan_proto::v1::{
     CloseNonconformanceRequest, DefectClass, GetSamplingPlanRequest, IncomingInspectionPlan,
-    InspectionPlan, NonconformanceDisposition, ProductQuantity, RecordInspectionResultRequest,
+    InspectionLevel, InspectionPlan, NonconformanceDisposition, ProductQuantity,
+    RecordInspectionResultRequest,
 };
 use uuid::Uuid;
 
 use crate::plans::{ProductPlan, Tolerances, default_incoming, default_tolerances};
-use crate::sampling::Tolerance;
+use crate::sampling::{Aql, Level, Tolerance};
 
 /// Longest code or name we accept; longer is a client bug, not a name.
 const MAX_TEXT: usize = 200;
@@ -140,6 +141,35 @@ pub fn items(
         checked.push((product, item.quantity));
     }
     Ok((checked, lot_size))
+}
+
+/// The customer's inspection level (Table I) of a saga command; unset is
+/// general level II, the standard's default.
+pub fn inspection_level(value: i32, field: &str) -> Result<Level, FieldError> {
+    match InspectionLevel::try_from(value) {
+        Ok(InspectionLevel::Unspecified | InspectionLevel::GeneralIi) => Ok(Level::II),
+        Ok(InspectionLevel::GeneralI) => Ok(Level::I),
+        Ok(InspectionLevel::GeneralIii) => Ok(Level::III),
+        Err(_) => Err(FieldError::new(
+            field,
+            format!("{value} is not an inspection level"),
+        )),
+    }
+}
+
+/// The customer's AQL for major defects of a saga command, when it names
+/// one: a column of the tables (zero tolerance is not an AQL here).
+pub fn major_aql(value: Option<f64>, field: &str) -> Result<Option<Aql>, FieldError> {
+    value
+        .map(|percent| {
+            Aql::from_percent(percent).ok_or_else(|| {
+                FieldError::new(
+                    field,
+                    format!("{percent} is not an AQL column of ISO 2859-1"),
+                )
+            })
+        })
+        .transpose()
 }
 
 /// One line of an inspector's findings.

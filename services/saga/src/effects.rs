@@ -3,7 +3,8 @@
 //! (material date, deposit gate, shipment dates, the nonconformance to
 //! rework), and the event's verdict for the step waiting for it — with the
 //! revision it answers, so an answer to an earlier run of a step that has
-//! run again is kept as a fact but completes nothing.
+//! run again is kept as a fact but completes nothing. [`costs`] keeps what
+//! the review's cost estimate is made of and the estimate itself.
 
 use chrono::NaiveDate;
 use gendan_messaging::{HandlerError, Incoming};
@@ -13,11 +14,15 @@ use gendan_proto::{TypeName, date_from_str};
 use crate::facts::{BalanceMilestone, ClaimFact, ClaimedBy, Goods};
 use crate::state::SagaState;
 
+mod costs;
+
 /// Events that update facts or the register without completing a step.
 pub const INFORMING: &[&str] = &[
     v1::WorkOrderProgressed::TYPE_NAME,
     v1::MaterialsDelayed::TYPE_NAME,
     v1::CostOverrun::TYPE_NAME,
+    v1::ExchangeRateMissing::TYPE_NAME,
+    v1::CostsConverted::TYPE_NAME,
     v1::PaymentReminder::TYPE_NAME,
     v1::WorkOrderRescheduled::TYPE_NAME,
     v1::StatusReported::TYPE_NAME,
@@ -75,7 +80,12 @@ pub fn apply(state: &mut SagaState, incoming: &Incoming) -> Result<Answer, Handl
                 return Ok(Verdict::Fails(format!("materials check: {}", checked.problem)).into());
             }
             if let Some(date) = date(&checked.earliest_material_date, "earliest_material_date")? {
-                facts.material_date = Some(date);
+                state.facts.material_date = Some(date);
+            }
+            // The estimate is made of what the completing answer said; a
+            // repeat after the check is settled changes none of it.
+            if !state.step("check_materials").status.is_finished() {
+                costs::materials_checked(&mut state.facts.costs, &checked);
             }
             Verdict::Completes.into()
         }
@@ -88,9 +98,15 @@ pub fn apply(state: &mut SagaState, incoming: &Incoming) -> Result<Answer, Handl
             // move the date the customer was asked about once it is settled.
             if !state.step("capacity_check").status.is_finished() {
                 state.projected = date(&checked.earliest_completion, "earliest_completion")?;
+                costs::capacity_checked(&mut state.facts.costs, &checked);
             }
             Verdict::Completes.into()
         }
+        v1::FreightQuoted::TYPE_NAME
+        | v1::InspectionEstimated::TYPE_NAME
+        | v1::CostsEstimated::TYPE_NAME
+        | v1::CostEstimateFailed::TYPE_NAME
+        | v1::CostLedgerClosed::TYPE_NAME => costs::answer(state, incoming)?,
         v1::OrderConfirmed::TYPE_NAME => {
             let confirmed: v1::OrderConfirmed = incoming.payload()?;
             state.promised = date(&confirmed.promised_delivery_date, "promised_delivery_date")?
@@ -506,7 +522,11 @@ pub fn apply(state: &mut SagaState, incoming: &Incoming) -> Result<Answer, Handl
                 .into()
             }
         }
-        v1::CostOverrun::TYPE_NAME | v1::PaymentReminder::TYPE_NAME => Verdict::Informs.into(),
+        // News for the register (`crate::exceptions::note_event`).
+        v1::CostOverrun::TYPE_NAME
+        | v1::ExchangeRateMissing::TYPE_NAME
+        | v1::CostsConverted::TYPE_NAME
+        | v1::PaymentReminder::TYPE_NAME => Verdict::Informs.into(),
         v1::StatusReported::TYPE_NAME => {
             // The owner of an overdue wait says where things stand: the
             // step's visible cause until its fact arrives.

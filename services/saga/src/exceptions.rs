@@ -1,5 +1,6 @@
 //! The exception register: every exception of an order — a clarification,
-//! a stalled step, a failed inspection, a delivery risk, a cost overrun — is
+//! a stalled step, a failed inspection, a delivery risk, a cost overrun, a
+//! margin below the customer's floor, a cost without an exchange rate — is
 //! a record from opened to closed: kind, cause, owner department, deadline,
 //! the projected-date impact in days, the decision taken and by whom.
 //!
@@ -85,6 +86,15 @@ pub fn close(
     crate::engine::log_exception(saga, now, &record, "exception closed");
 }
 
+/// Records on the open exception `id` the answer that left it open (a
+/// re-quote: the cause stands until the amended order is estimated again).
+pub fn note_decision(saga: &mut SagaState, id: uuid::Uuid, answer: &str, by: &str) {
+    if let Some(record) = saga.exception_mut(id).filter(|record| record.is_open()) {
+        record.decision = Some(answer.to_owned());
+        record.decided_by = Some(by.to_owned());
+    }
+}
+
 fn open_ids(saga: &SagaState, matches: impl Fn(&ExceptionRecord) -> bool) -> Vec<uuid::Uuid> {
     saga.exceptions
         .iter()
@@ -144,8 +154,9 @@ pub fn close_all(saga: &mut SagaState, resolution: &str, now: DateTime<Utc>) {
 }
 
 /// Events that are exceptions by themselves, without failing a step: a
-/// cost overrun, a payment reminder, materials delayed (closed when they
-/// are in), a machine down (and back up).
+/// cost overrun (per category), a cost without an exchange rate (closed
+/// when a rate values it), a payment reminder, materials delayed (closed
+/// when they are in), a machine down (and back up).
 pub fn note_event(
     saga: &mut SagaState,
     incoming: &Incoming,
@@ -154,16 +165,64 @@ pub fn note_event(
 ) -> Result<(), HandlerError> {
     match incoming.type_name() {
         v1::CostOverrun::TYPE_NAME => {
+            // One record per category over its plan (and one for the whole
+            // order over its budget), each brought up to date as the costs
+            // grow.
             let overrun: v1::CostOverrun = incoming.payload()?;
-            // The budget is in the order's currency.
-            let currency = &saga.order.currency;
-            let text = format!(
-                "costs {} passed the budget {}",
-                gendan_proto::money(overrun.actual_minor, currency),
-                gendan_proto::money(overrun.budget_minor, currency)
-            );
+            let currency = if overrun.currency.is_empty() {
+                saga.order.currency.clone()
+            } else {
+                overrun.currency.clone()
+            };
+            let actual = gendan_proto::money(overrun.actual_minor, &currency);
+            let plan = gendan_proto::money(overrun.budget_minor, &currency);
+            let (step, mut text) = match overrun.category.as_str() {
+                "" => (
+                    "cost:total".to_owned(),
+                    format!("costs {actual} passed the budget {plan}"),
+                ),
+                category => (
+                    format!("cost:{category}"),
+                    format!("{category} costs {actual} passed their plan of {plan}"),
+                ),
+            };
+            if !overrun.cause.is_empty() {
+                text.push_str(&format!(": {}", overrun.cause));
+            }
             let kind = ExceptionKind::CostOverrun;
-            open_once(saga, kind, Department::Finance, "", text, now, cause);
+            open_once(saga, kind, Department::Finance, &step, text, now, cause);
+        }
+        v1::ExchangeRateMissing::TYPE_NAME => {
+            // A cost kept in its own currency until a rate values it: one
+            // record per pair, naming the latest entry waiting.
+            let missing: v1::ExchangeRateMissing = incoming.payload()?;
+            let pair = format!("{}/{}", missing.from_currency, missing.to_currency);
+            let text = format!(
+                "no exchange rate {}→{} on or before {} for {}: set an exchange rate {}→{}",
+                missing.from_currency,
+                missing.to_currency,
+                missing.on,
+                missing.what,
+                missing.from_currency,
+                missing.to_currency
+            );
+            let kind = ExceptionKind::ExchangeRateMissing;
+            let step = format!("fx:{pair}");
+            open_once(saga, kind, Department::Finance, &step, text, now, cause);
+        }
+        v1::CostsConverted::TYPE_NAME => {
+            let converted: v1::CostsConverted = incoming.payload()?;
+            let step = format!("fx:{}/{}", converted.from_currency, converted.to_currency);
+            let is_this = |record: &ExceptionRecord| {
+                record.kind == ExceptionKind::ExchangeRateMissing && record.step == step
+            };
+            let resolution = format!(
+                "valued at rate {} ({} entries)",
+                converted.rate, converted.entries
+            );
+            for id in open_ids(saga, is_this) {
+                close(saga, id, None, &resolution, now);
+            }
         }
         v1::PaymentReminder::TYPE_NAME => {
             let reminder: v1::PaymentReminder = incoming.payload()?;

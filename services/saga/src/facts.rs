@@ -2,6 +2,8 @@
 //! to: typed, with real dates and enums, and kept as JSON in the
 //! `sagas.facts` column (field names are the column's keys, so sagas saved
 //! by earlier versions load unchanged; a missing field takes its default).
+//! [`CostFacts`] holds what the review's cost estimate is made of (each
+//! department's answer) and finance's estimate with its margin.
 
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
@@ -24,7 +26,8 @@ pub struct Concession {
     pub note: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+// Not `Eq`: the review's routing hours are fractional (`CostFacts`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Facts {
     /// Earliest date the materials are in (review), later the expected
@@ -70,6 +73,134 @@ pub struct Facts {
     /// Per step, the revision its last completing answer named: what the
     /// answers awaited after it must carry (`StepDef::revision_of`).
     pub answered_revisions: std::collections::BTreeMap<String, u32>,
+    /// What the review's cost estimate is made of, and the estimate.
+    pub costs: CostFacts,
+}
+
+/// An amount in minor units of a currency (`v1::Money`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Money {
+    pub amount_minor: i64,
+    pub currency: String,
+}
+
+impl Money {
+    pub fn from_proto(money: &gendan_proto::v1::Money) -> Self {
+        Money {
+            amount_minor: money.amount_minor,
+            currency: money.currency.clone(),
+        }
+    }
+
+    pub fn to_proto(&self) -> gendan_proto::v1::Money {
+        gendan_proto::v1::Money {
+            amount_minor: self.amount_minor,
+            currency: self.currency.clone(),
+        }
+    }
+}
+
+/// The review's answers finance estimates the order's cost from, each kept
+/// as its department gave it, and the estimate finance made of them. An
+/// amendment reviews again and replaces them.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CostFacts {
+    /// Standard material cost per currency (procurement's
+    /// `MaterialsChecked`).
+    pub material_cost: Vec<Money>,
+    /// Materials no supplier offers, left out of `material_cost`.
+    pub uncosted_materials: Vec<String>,
+    /// Routing hours per work centre, set-up included (production's
+    /// `CapacityChecked`).
+    pub hours_by_work_centre: std::collections::BTreeMap<String, f64>,
+    /// Logistics' freight quote (`FreightQuoted`).
+    pub freight: Option<FreightQuote>,
+    /// Units one final inspection will sample (quality's
+    /// `InspectionEstimated`).
+    pub inspection_sample_units: u32,
+    /// Finance's estimate (`CostsEstimated`).
+    pub estimate: Option<CostEstimate>,
+    /// Finance's closing figures (`CostLedgerClosed`, encoded as it came),
+    /// passed on to orders with `CloseOrder` for the summary.
+    #[serde(default)]
+    pub ledger_closed: Option<Vec<u8>>,
+}
+
+/// What shipping the order will cost, or why it could not be priced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FreightQuote {
+    pub amount_minor: i64,
+    pub currency: String,
+    pub lane_code: String,
+    /// Why no lane could be priced ("" when the amount is the quote).
+    #[serde(default)]
+    pub problem: String,
+}
+
+impl FreightQuote {
+    /// The quote as the estimate takes it: an amount, or none and why.
+    pub fn cost(&self) -> Result<Money, String> {
+        if !self.problem.is_empty() {
+            return Err(self.problem.clone());
+        }
+        Ok(Money {
+            amount_minor: self.amount_minor,
+            currency: self.currency.clone(),
+        })
+    }
+}
+
+/// Finance's estimate of the order's cost, in the order currency: what the
+/// margin decision asks about.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CostEstimate {
+    /// The `estimate_costs` run it answers (0: not named).
+    pub revision: u32,
+    pub currency: String,
+    pub revenue_minor: i64,
+    pub cost_minor: i64,
+    /// Revenue less cost (negative: a loss), and as basis points of the
+    /// revenue.
+    pub margin_minor: i64,
+    pub margin_bp: i32,
+    /// The customer's floor (0: none).
+    pub min_margin_bp: u32,
+    /// Why a person must decide ("" when the margin is acceptable).
+    pub below_margin: String,
+    /// Planned cost per category ("material", "labour", …).
+    pub lines: Vec<CostLine>,
+}
+
+/// The planned cost of one category.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CostLine {
+    pub category: String,
+    pub amount_minor: i64,
+}
+
+impl CostEstimate {
+    pub fn from_proto(estimate: &gendan_proto::v1::CostEstimate) -> Self {
+        CostEstimate {
+            revision: estimate.revision,
+            currency: estimate.currency.clone(),
+            revenue_minor: estimate.revenue_minor,
+            cost_minor: estimate.cost_minor,
+            margin_minor: estimate.margin_minor,
+            margin_bp: estimate.margin_bp,
+            min_margin_bp: estimate.min_margin_bp,
+            below_margin: estimate.below_margin.clone(),
+            lines: estimate
+                .lines
+                .iter()
+                .map(|line| CostLine {
+                    category: line.category.clone(),
+                    amount_minor: line.amount_minor,
+                })
+                .collect(),
+        }
+    }
 }
 
 /// How a claim's goods are made good.
@@ -280,6 +411,33 @@ mod tests {
         assert_eq!(json["material_date"], "2026-01-02");
         let back: Facts = serde_json::from_value(json).unwrap();
         assert_eq!(back, facts);
+    }
+
+    #[test]
+    fn cost_facts_round_trip_and_are_empty_in_sagas_saved_before_them() {
+        let stored = serde_json::json!({ "material_date": "2026-03-04" });
+        let facts: Facts = serde_json::from_value(stored).unwrap();
+        assert_eq!(facts.costs, CostFacts::default());
+
+        let mut facts = Facts::default();
+        facts.costs.hours_by_work_centre.insert("SEW".into(), 12.5);
+        facts.costs.freight = Some(FreightQuote {
+            amount_minor: 0,
+            currency: String::new(),
+            lane_code: String::new(),
+            problem: "no lane to DE".into(),
+        });
+        facts.costs.estimate = Some(CostEstimate {
+            revision: 2,
+            below_margin: "margin -1.30% below the floor 15.00%".into(),
+            ..CostEstimate::default()
+        });
+        let back: Facts = serde_json::from_value(serde_json::to_value(&facts).unwrap()).unwrap();
+        assert_eq!(back, facts);
+        assert_eq!(
+            back.costs.freight.unwrap().cost(),
+            Err("no lane to DE".to_owned())
+        );
     }
 
     #[test]

@@ -2,7 +2,10 @@
 //!
 //! - [`workflow`]: the phases and steps as data (what each step sends, which
 //!   events answer it, what a failure and a timeout do, the decisions and
-//!   their effects).
+//!   their effects). The review prices the order before confirming it
+//!   (each department's part, then finance's estimate, and the `margin`
+//!   decision when it is below the customer's floor); closing closes the
+//!   cost ledger before the order.
 //! - [`engine`]: one load → change → save path for events, timers, answers
 //!   and operator actions, around a pure core that starts steps, loops back,
 //!   opens decisions, parks a saga as stalled and compensates a cancelled
@@ -10,8 +13,10 @@
 //! - [`state`]: one saga in memory; [`facts`]: what it learned, typed;
 //!   [`effects`]: what each event teaches it; [`store`]: its rows, saved
 //!   with the outgoing messages (outbox) in one transaction.
-//! - [`exceptions`]: the exception register; [`shares`]: a carrier's
-//!   claimed units shared among the products that travelled.
+//! - [`exceptions`]: the exception register (including what the cost
+//!   ledger reports: an overrun per category, a cost without an exchange
+//!   rate); [`shares`]: a carrier's claimed units shared among the products
+//!   that travelled.
 //! - [`timers`]: the durable timer worker; [`clock`]: the time it runs on.
 //! - [`api`]: gRPC `SagaService`.
 //!

@@ -441,6 +441,7 @@ impl World {
                     | v1::DecisionKind::FinalInspection
                     | v1::DecisionKind::ClaimResolution
                     | v1::DecisionKind::CargoClaim
+                    | v1::DecisionKind::Margin
             );
             if !event.reminder
                 && customer_answers

@@ -10,7 +10,9 @@
 //! (sea, air: export orders) and CNY (road: domestic orders); the payment
 //! terms are ones finance parses and that the saga can invoice (deposit at
 //! confirmation, balance at shipment; never "on delivery", which the saga
-//! does not invoice).
+//! does not invoice); the exchange rates cover every pair of a cost's
+//! currency and an order's, and sample prices clear each customer's margin
+//! floor at review ([`super::catalog_costs`]).
 
 use anyhow::Context;
 use gendan_proto::v1::{
@@ -23,7 +25,7 @@ use super::rng::Lcg;
 
 /// Demo customers, each with a packing spec: (customer id, name, country,
 /// export customer).
-const CUSTOMER_PROFILES: [(&str, &str, &str, bool); 7] = [
+pub(super) const CUSTOMER_PROFILES: [(&str, &str, &str, bool); 7] = [
     ("NORDWIND", "Nordwind GmbH", "DE", true),
     ("MAPLE", "Maple & Co", "CA", true),
     ("SAKURA", "Sakura Trading", "JP", true),
@@ -55,7 +57,8 @@ pub fn is_export_customer(customer: &str) -> bool {
 
 /// The demo customer of a profile as the customer master keeps it: its
 /// sample orders' currency, incoterm and terms as its defaults (export
-/// customers USD and FOB, domestic ones CNY and EXW), no rules of its own.
+/// customers USD and FOB, domestic ones CNY and EXW) and its margin floor;
+/// no other rules of its own.
 fn demo_customer(profile: (&str, &str, &str, bool), index: usize) -> Customer {
     let (customer_id, name, country, export) = profile;
     let (currency, incoterm, terms) = if export {
@@ -71,13 +74,14 @@ fn demo_customer(profile: (&str, &str, &str, bool), index: usize) -> Customer {
         currency: currency.to_owned(),
         payment_terms: terms.to_owned(),
         incoterm: incoterm.to_owned(),
+        min_margin_bp: super::catalog_costs::min_margin_bp(customer_id),
         ..Customer::default()
     }
 }
 
 /// Products of the production demo catalogue with their logistics data:
 /// product, description, HS code, unit net weight kg, order spec text.
-const PRODUCTS: [(&str, &str, &str, f64, &str); 3] = [
+pub(super) const PRODUCTS: [(&str, &str, &str, f64, &str); 3] = [
     (
         "shirt-oxford",
         "Men's woven shirt, 100% cotton oxford, long sleeves",
@@ -101,15 +105,17 @@ const PRODUCTS: [(&str, &str, &str, f64, &str); 3] = [
     ),
 ];
 
-/// Unit price ranges per product: USD cents, CNY fen.
-fn price_range(product: &str, export: bool) -> (u64, u64) {
+/// Unit price ranges per product: USD cents, CNY fen. The lowest price
+/// still leaves the dearest standard cost (air freight, 100 units) a margin
+/// above every customer's floor ([`super::catalog_costs`]).
+pub(super) fn price_range(product: &str, export: bool) -> (u64, u64) {
     match (product, export) {
-        ("shirt-oxford", true) => (650, 900),
-        ("shirt-oxford", false) => (4500, 6500),
-        ("jacket-denim", true) => (1800, 2500),
-        ("jacket-denim", false) => (13000, 18000),
-        (_, true) => (300, 500),
-        (_, false) => (2000, 3500),
+        ("shirt-oxford", true) => (1150, 1450),
+        ("shirt-oxford", false) => (7200, 9000),
+        ("jacket-denim", true) => (2900, 3600),
+        ("jacket-denim", false) => (17200, 21500),
+        (_, true) => (750, 950),
+        (_, false) => (3900, 4900),
     }
 }
 
@@ -207,7 +213,7 @@ const SUPPLIERS: [(&str, &str); 3] = [
 ];
 
 /// Offers: supplier, material, lead time days, unit price fen, MOQ.
-const OFFERS: [(&str, &str, u32, i64, f64); 15] = [
+pub(super) const OFFERS: [(&str, &str, u32, i64, f64); 15] = [
     ("SUP-HUAFANG", "FAB-OXF", 10, 1850, 200.0),
     ("SUP-HUAFANG", "FAB-DNM", 12, 3200, 200.0),
     ("SUP-HUAFANG", "FAB-CNV", 8, 1600, 100.0),
@@ -229,7 +235,7 @@ const OFFERS: [(&str, &str, u32, i64, f64); 15] = [
 type BomLineDef = (&'static str, f64, f64);
 
 /// Bills of materials: product, then its lines.
-const BOMS: [(&str, &[BomLineDef]); 3] = [
+pub(super) const BOMS: [(&str, &[BomLineDef]); 3] = [
     (
         "shirt-oxford",
         &[
@@ -295,7 +301,7 @@ fn incoming_aql(material: &str) -> f64 {
 
 /// Packing specs: customer, units per carton (shirt, jacket, tote), barcode
 /// type, max gross kg, tare kg.
-const PACKING: [(&str, [u32; 3], &str, f64, f64); 7] = [
+pub(super) const PACKING: [(&str, [u32; 3], &str, f64, f64); 7] = [
     ("Nordwind GmbH", [40, 20, 40], "GS1-128", 22.0, 1.0),
     ("Maple & Co", [36, 18, 40], "EAN-13", 22.0, 1.0),
     ("Sakura Trading", [30, 12, 30], "ITF-14", 15.0, 0.8),
@@ -328,7 +334,7 @@ type LaneDef = (
     &'static str,
 );
 
-const LANES: [LaneDef; 11] = [
+pub(super) const LANES: [LaneDef; 11] = [
     (
         "SEA-SHA-EU-USD",
         "COSCO Shipping",
@@ -460,7 +466,7 @@ const LABOUR_RATES: [(&str, i64); 4] =
 /// Loads the demo catalogue into every service through its gRPC API, in
 /// the order an order needs it: customers first (an order is refused
 /// without its customer), then production, procurement, quality, logistics
-/// and finance. Idempotent: upserts; stock is counted only where none is
+/// and finance (labour rates, exchange rates, the inspection rate). Idempotent: upserts; stock is counted only where none is
 /// held yet.
 pub async fn seed_catalog(clients: &Clients) -> anyhow::Result<()> {
     seed_customers(clients).await?;
@@ -471,6 +477,7 @@ pub async fn seed_catalog(clients: &Clients) -> anyhow::Result<()> {
     seed_quality(clients).await?;
     seed_logistics(clients).await?;
     seed_finance(clients).await?;
+    super::catalog_costs::seed_costs(clients).await?;
     Ok(())
 }
 

@@ -3,7 +3,8 @@
 //! [`seed_catalog`] loads master data into every service over its public
 //! gRPC API (customers, work centres and routings, materials, suppliers,
 //! BOMs and stock, inspection plans, packing specs, product masters,
-//! carrier lanes, labour rates). [`sample_order`] makes orders that catalogue can carry
+//! carrier lanes, labour rates, exchange rates, the inspection rate).
+//! [`sample_order`] makes orders that catalogue can carry
 //! through all twelve phases. [`Simulator`] plays everybody outside gendan
 //! (the MES, suppliers, QA inspectors, the warehouse, the carrier, the
 //! customer and the bank), reacting to gendan's events in simulated time:
@@ -16,6 +17,7 @@
 mod actors;
 pub mod barcode;
 mod catalog;
+mod catalog_costs;
 mod mix;
 pub(crate) mod rng;
 
@@ -183,7 +185,8 @@ pub struct SimStats {
     pub accepted: u64,
     /// Payments received by the bank.
     pub payments: u64,
-    /// Delivery-date decisions answered by the customer.
+    /// Decisions answered by the customer or the merchandiser (delivery
+    /// date, concession, claims, margin).
     pub decisions_answered: u64,
     /// Reactions that failed (logged as warnings).
     pub errors: u64,

@@ -23,4 +23,11 @@ type_names!(
     RefundPaid,
     IssueCreditNote,
     CreditNoteIssued,
+    EstimateCosts,
+    CostsEstimated,
+    CostEstimateFailed,
+    CloseCostLedger,
+    CostLedgerClosed,
+    ExchangeRateMissing,
+    CostsConverted,
 );

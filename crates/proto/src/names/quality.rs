@@ -3,6 +3,8 @@
 
 type_names!(
     RequestFinalInspection,
+    EstimateInspection,
+    InspectionEstimated,
     FinalInspectionOpened,
     FinalInspectionPassed,
     FinalInspectionFailed,

@@ -2,6 +2,10 @@
 //! amendment after it (revision 2, 3, …, with the order's new total and
 //! cost budget), and the `ReceivableOpened` that answers each.
 //!
+//! An amendment without a budget of its own takes the budget of the
+//! order's estimate of that revision (or the latest before it), as an
+//! opening does ([`crate::estimates::apply_budget`]).
+//!
 //! An amendment keeps the payment schedule's shares (the installments as
 //! stored when the terms were parsed) and prices them at the new total with
 //! the terms' own arithmetic ([`repriced`], by [`crate::terms::installments`]).
@@ -46,7 +50,7 @@ use sqlx::PgConnection;
 use crate::receivables::{self, INVOICE_VOID, Invoice, Receivable, STATUS_OPEN, STATUS_PAID};
 use crate::terms::Trigger;
 use crate::validate::{self, NewReceivable};
-use crate::{Result, SERVICE, balance, costs, credit_notes};
+use crate::{Result, SERVICE, balance, costs, credit_notes, estimates};
 
 pub mod plan;
 
@@ -264,7 +268,11 @@ pub async fn open_again(
     let current = current(conn, order_id).await?;
     if revision > current.revision {
         return match validate::open_receivable(order_id, command) {
-            Ok(new) => amend(conn, receivable, &new, revision, today, cause).await,
+            Ok(mut new) => {
+                // The revision's estimate replaces the budget, as at opening.
+                estimates::apply_budget(conn, command, &mut new, revision).await?;
+                amend(conn, receivable, &new, revision, today, cause).await
+            }
             // The saga needs an answer to fail its step with the reason; a
             // dead letter alone would leave it waiting.
             Err(err) => Ok(vec![opening_failed(order_id, err.to_string(), cause)]),

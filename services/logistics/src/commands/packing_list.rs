@@ -21,9 +21,18 @@ use gendan_proto::v1::{PackingListFailed, PackingListReady, PreparePacking};
 use sqlx::PgConnection;
 
 use super::{answer, answer_fact, invalid};
+use crate::documents::OrderData;
 use crate::revision::{self, Action};
 use crate::store::packing_lists::{self, PackingList};
 use crate::{catalog, packing, store, validate};
+
+/// Why an order cannot be packed (nor its freight quoted) without a spec.
+pub(super) fn no_spec(order: &OrderData) -> String {
+    format!(
+        "no packing spec for customer {:?} ({:?}); enter one with UpsertPackingSpec",
+        order.customer_id, order.customer
+    )
+}
 
 /// The wire form of a stored list.
 fn ready_event(list: &PackingList) -> PackingListReady {
@@ -84,22 +93,10 @@ pub(super) async fn prepare_packing(
         order_id: order_id.clone(),
         reason,
     };
-    // Specs are keyed by the customer master's id; orders made before the
-    // master (no id) and specs entered by name are found by the name.
-    let by_id = match order.customer_id.as_str() {
-        "" => None,
-        id => catalog::spec(conn, id).await?,
-    };
-    let by_name = match by_id {
-        Some(spec) => Some(spec),
-        None => catalog::spec(conn, &order.customer).await?,
-    };
-    let Some(mut spec) = by_name else {
+    let spec = catalog::spec_of_customer(conn, &order.customer_id, &order.customer).await?;
+    let Some(mut spec) = spec else {
         tracing::warn!(customer = %order.customer, "no packing spec for the customer");
-        let event = failed(format!(
-            "no packing spec for customer {:?} ({:?}); enter one with UpsertPackingSpec",
-            order.customer_id, order.customer
-        ));
+        let event = failed(no_spec(&order));
         return answer(conn, message, &order_id, &event).await;
     };
     // The marks name the customer as the customer reads it, not its code.

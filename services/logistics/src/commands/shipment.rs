@@ -27,10 +27,12 @@
 
 use std::collections::HashMap;
 
+use chrono::NaiveDate;
 use gendan_grpc::FieldError;
 use gendan_messaging::{HandlerError, Incoming};
 use gendan_proto::v1::{
-    BookShipment, CancelShipment, ShipmentBooked, ShipmentBookingFailed, ShipmentCancelled, Shipped,
+    BookShipment, CancelShipment, Order, ShipmentBooked, ShipmentBookingFailed, ShipmentCancelled,
+    Shipped,
 };
 use gendan_proto::{date_from_str, date_to_string};
 use sqlx::PgConnection;
@@ -58,6 +60,40 @@ pub(crate) fn booked_event(booking: &Booking, revision: u32) -> ShipmentBooked {
         meets_requested_date: booking.meets_requested_date,
         revision,
     }
+}
+
+/// The ready date and the date the goods must arrive by of a command
+/// about shipping `order` (`BookShipment`, `QuoteFreight`): `deliver_by`,
+/// or when empty the order's requested delivery date. A date that is not
+/// one is an invalid command, named by its field.
+pub(super) fn shipping_dates(
+    order: Option<&Order>,
+    ready_date: &str,
+    deliver_by: &str,
+) -> Result<(NaiveDate, NaiveDate), HandlerError> {
+    let ready = date_from_str(ready_date.trim()).ok_or_else(|| {
+        invalid(FieldError::new(
+            "ready_date",
+            format!("{ready_date:?} is not a YYYY-MM-DD date"),
+        ))
+    })?;
+    let (deliver_by_text, deliver_by_field) = if deliver_by.trim().is_empty() {
+        (
+            order
+                .map(|o| o.requested_delivery_date.as_str())
+                .unwrap_or_default(),
+            "order.requested_delivery_date",
+        )
+    } else {
+        (deliver_by, "deliver_by")
+    };
+    let deliver_by = date_from_str(deliver_by_text.trim()).ok_or_else(|| {
+        invalid(FieldError::new(
+            deliver_by_field,
+            format!("{deliver_by_text:?} is not a YYYY-MM-DD date"),
+        ))
+    })?;
+    Ok((ready, deliver_by))
 }
 
 /// The order's current shipment, as [`revision::booking_action`] sees it.
@@ -90,30 +126,11 @@ pub(super) async fn book_shipment(
 ) -> Result<(), HandlerError> {
     let order = validate::order(command.order.as_ref(), "order").map_err(invalid)?;
     let order_id = message.order_id_or(&order.order_id)?;
-    let ready = date_from_str(command.ready_date.trim()).ok_or_else(|| {
-        invalid(FieldError::new(
-            "ready_date",
-            format!("{:?} is not a YYYY-MM-DD date", command.ready_date),
-        ))
-    })?;
-    let (deliver_by_text, deliver_by_field) = if command.deliver_by.trim().is_empty() {
-        (
-            command
-                .order
-                .as_ref()
-                .map(|o| o.requested_delivery_date.clone())
-                .unwrap_or_default(),
-            "order.requested_delivery_date",
-        )
-    } else {
-        (command.deliver_by.clone(), "deliver_by")
-    };
-    let deliver_by = date_from_str(deliver_by_text.trim()).ok_or_else(|| {
-        invalid(FieldError::new(
-            deliver_by_field,
-            format!("{deliver_by_text:?} is not a YYYY-MM-DD date"),
-        ))
-    })?;
+    let (ready, deliver_by) = shipping_dates(
+        command.order.as_ref(),
+        &command.ready_date,
+        &command.deliver_by,
+    )?;
     let revision = command.revision.max(1);
     let stored_revision = i32::try_from(revision).map_err(|_| {
         invalid(FieldError::new(
@@ -177,10 +194,7 @@ pub(super) async fn book_shipment(
             format!("order {order_id} has no packing list to book cartons and weight from");
         return answer(conn, message, &order_id, &failed(reason)).await;
     };
-    let load = Load {
-        cartons: u32::try_from(list.cartons.len()).unwrap_or(u32::MAX),
-        gross_weight_kg: list.total_gross_kg(),
-    };
+    let load = Load::of(&list.cartons);
     let lanes = catalog::lanes(conn).await?;
     let quote = match booking::choose(&lanes, load, from, deliver_by, &order.currency) {
         Ok(quote) => quote,

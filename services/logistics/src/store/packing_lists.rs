@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 
 use super::{from_db, to_db};
+use crate::booking::Load;
 use crate::packing::{Barcode, Carton, Requirements, kg};
 use crate::{Error, Result};
 
@@ -44,12 +45,9 @@ impl PackingList {
     }
 
     /// 0 when a carton's weight is unknown: a partial sum would underprice
-    /// freight billed by weight.
+    /// freight billed by weight (the rule of [`Load::of`]).
     pub fn total_gross_kg(&self) -> f64 {
-        if self.cartons.iter().any(|c| c.gross_weight_kg <= 0.0) {
-            return 0.0;
-        }
-        kg(self.cartons.iter().map(|c| c.gross_weight_kg).sum())
+        Load::of(&self.cartons).gross_weight_kg
     }
 }
 

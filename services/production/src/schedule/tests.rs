@@ -1,7 +1,7 @@
 //! Tests of the scheduler: calendars, set-ups, sequencing, shared capacity,
 //! errors, and properties over random routings, calendars and prior load;
 //! plus per-stage quantities ([`schedule_staged`]), where a stage with
-//! nothing to make books nothing.
+//! nothing to make books nothing; the routing hours per work centre.
 
 use super::*;
 
@@ -69,6 +69,37 @@ fn setup_hours_are_added_once_per_stage() {
     let plan = schedule(&items, &cals, &mut Load::default(), date(MONDAY)).unwrap();
     assert_eq!(plan.stages[0].hours, 9.0);
     assert_eq!(plan.stages[0].end, date("2026-03-03"));
+}
+
+#[test]
+fn routing_hours_are_summed_per_work_centre_with_one_setup_per_stage() {
+    let items = [
+        item(
+            "shirt",
+            10,
+            vec![
+                stage("cutting", "CUT", 0.5, 4.0),
+                stage("sewing", "SEW", 1.0, 2.0),
+            ],
+        ),
+        item("dress", 4, vec![stage("cutting", "CUT", 1.0, 1.0)]),
+    ];
+    let hours = hours_by_work_centre(&items);
+    // CUT: 10 x 0.5 + 4 and 4 x 1 + 1; SEW: 10 x 1 + 2.
+    assert_eq!(hours.len(), 2);
+    assert_eq!(hours["CUT"], 14.0);
+    assert_eq!(hours["SEW"], 12.0);
+
+    // The same hours the scheduler books for those stages.
+    let cals = calendars(&[("CUT", centre(8.0)), ("SEW", centre(8.0))]);
+    let plan = schedule(&items, &cals, &mut Load::default(), date(MONDAY)).unwrap();
+    let cut: f64 = plan
+        .stages
+        .iter()
+        .filter(|stage| stage.work_centre == "CUT")
+        .map(|stage| stage.hours)
+        .sum();
+    assert_eq!(cut, hours["CUT"]);
 }
 
 #[test]

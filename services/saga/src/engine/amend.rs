@@ -3,12 +3,16 @@
 //!
 //! The amended order replaces the saga's copy; the review steps run again
 //! (materials, capacity, a clarification when the date cannot be met, the
-//! confirmation with the new promise). What else runs again depends on what
-//! changed: a change of the goods (products, specs, quantities) runs every
-//! adjusting step that has already run ([`AMEND_ADJUST`]: the receivable,
-//! the work order, the purchase orders, the inspection, the packing list,
-//! the documents), a change of prices alone the receivable and the
-//! documents ([`AMEND_PRICES`]), a date alone nothing more. Each runs with
+//! cost estimate and the margin question when it is too thin, the
+//! confirmation with the new promise). A margin question answered
+//! `re_quote` waits for exactly this: the amended price is estimated again,
+//! and the new estimate asks again or lets the order through. What else
+//! runs again depends on what changed: a change of the goods (products,
+//! specs, quantities) runs every adjusting step that has already run
+//! ([`AMEND_ADJUST`]: the receivable, the work order, the purchase orders,
+//! the inspection, the packing list, the documents), a change of prices
+//! alone the receivable and the documents ([`AMEND_PRICES`]), a date alone
+//! nothing more. Each runs with
 //! its next revision, marked as this amendment's, so the department adjusts
 //! its work instead of starting over. Steps that have not run yet simply
 //! start with the amended order when their turn comes. The amendment is an
@@ -25,7 +29,7 @@ use gendan_proto::v1::{self, Department, ExceptionKind, Phase};
 use super::{Engine, decisions, is_live, log};
 use crate::exceptions;
 use crate::state::{SagaState, Status, StepStatus};
-use crate::workflow::standard::{AMEND_ADJUST, AMEND_PRICES, AMEND_REVIEW};
+use crate::workflow::reruns::{AMEND_ADJUST, AMEND_PRICES, AMEND_REVIEW};
 
 /// The step whose completion settles the amendment: the order confirmed
 /// again with its new promise.
@@ -116,7 +120,9 @@ impl Engine {
         };
         for &name in adjust {
             let runs = saga.step(name).runs;
-            if runs > 0 {
+            // A step the review runs again anyway (a new price's estimate)
+            // runs once.
+            if runs > 0 && !steps.contains(&name) {
                 steps.push(name);
                 let next = u32::try_from(runs).unwrap_or(0) + 1;
                 saga.facts

@@ -1,7 +1,8 @@
 //! Decisions: a question for a person with a deadline and reminders, and
 //! an answer whose option carries its effects (set a fact, complete the
-//! step, reopen steps, cancel). Whatever asked — a decide step, or a step
-//! whose failures ran out — the answer takes the same path.
+//! step, reopen steps, cancel, keep waiting, wait for an amendment).
+//! Whatever asked — a decide step, or a step whose failures ran out — the
+//! answer takes the same path.
 
 use chrono::{DateTime, Utc};
 use gendan_messaging::{Cause, Outgoing};
@@ -205,13 +206,23 @@ impl Engine {
             "decided",
             format!("{answer} by {operator}: {comment}"),
         );
+        // A re-quote answers the question but not the exception: the margin
+        // is still too thin until the amended price is estimated again.
+        let awaits_amendment = option
+            .effects
+            .iter()
+            .any(|e| matches!(e, Effect::AwaitAmendment));
         if let Some(id) = exception {
-            let resolution = if comment.is_empty() {
-                format!("decided {answer}")
+            if awaits_amendment {
+                exceptions::note_decision(saga, id, answer, operator);
             } else {
-                format!("decided {answer}: {comment}")
-            };
-            exceptions::close(saga, id, Some((answer, operator)), &resolution, now);
+                let resolution = if comment.is_empty() {
+                    format!("decided {answer}")
+                } else {
+                    format!("decided {answer}: {comment}")
+                };
+                exceptions::close(saga, id, Some((answer, operator)), &resolution, now);
+            }
         }
         if saga.status == Status::Stalled && saga.step(&step).status == StepStatus::Stalled {
             self.resume(saga, &step, "decision", operator, comment, now);
@@ -246,6 +257,9 @@ impl Engine {
                     log(saga, now, &step, "instructed", detail);
                 }
                 Effect::KeepWaiting => self.keep_waiting(saga, &step, now),
+                // The wait is the step's own (its `AskEvery`); the amended
+                // order's review reopens the step.
+                Effect::AwaitAmendment => self.keep_waiting(saga, &step, now),
             }
         }
         saga.focus = None;
@@ -275,6 +289,34 @@ impl Engine {
                 .push(TimerChange::Set(step.to_owned(), deadline));
         }
         log(saga, now, step, "waiting", "again, as decided".to_owned());
+    }
+
+    /// A decide step whose answer waits for an amendment (a re-quote)
+    /// reached its deadline with none: the question is asked again, joined
+    /// to the exception still open, and the step waits for the answer.
+    pub(super) fn ask_decision_again(
+        &self,
+        saga: &mut SagaState,
+        step: &str,
+        spec: &DecisionSpec,
+        now: DateTime<Utc>,
+    ) {
+        let exception = saga
+            .exceptions
+            .iter()
+            .rev()
+            .find(|record| record.is_open() && record.step == step)
+            .map(|record| record.exception_id);
+        saga.step_mut(step).deadline = None;
+        log(
+            saga,
+            now,
+            step,
+            "asked again",
+            "no amendment came".to_owned(),
+        );
+        let cause = root_cause(saga);
+        self.open_decision(saga, step, spec, exception, &cause, now);
     }
 }
 

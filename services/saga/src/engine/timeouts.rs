@@ -4,8 +4,9 @@
 //! owner again for the fact it awaits (`RestateFact`: the fact again, or
 //! where things stand), and after `overdue_asks` asks opens an
 //! `overdue_wait` exception for a person to chase; a wait its owner chases
-//! (payment, acceptance) only asks again now and then; a decision reminds;
-//! a compensation re-sends.
+//! (payment, acceptance) only asks again now and then; a decision reminds,
+//! and a question answered with a wait for an amendment that did not come
+//! is asked again; a compensation re-sends.
 
 use chrono::{DateTime, Duration, Utc};
 use gendan_messaging::{Cause, Outgoing};
@@ -50,6 +51,16 @@ impl Engine {
             .decisions
             .iter()
             .any(|d| d.step == timer && d.is_open());
+        if let StepKind::Decide(spec) = step.kind
+            && !deciding
+            && state.status == StepStatus::Waiting
+            && saga.status == Status::Running
+        {
+            // Answered with a wait for an amendment (a re-quote) that did
+            // not come in time: the question is asked again.
+            self.ask_decision_again(saga, timer, spec, now);
+            return;
+        }
         if deciding || matches!(step.kind, StepKind::Decide(_)) {
             // A decision's reminder set under the step's own key (sagas
             // saved before decisions had timers of their own).

@@ -86,15 +86,72 @@ pub fn confirm_order(state: &SagaState, revision: Revision, cause: &Cause) -> Ou
     to("orders", state, cause, &command)
 }
 
-/// Share of the order value budgeted for its costs until finance keeps
-/// budgets per customer: a 25% gross margin target.
-const COST_BUDGET_PERCENT: i64 = 75;
+/// The review's freight quote: the order's goods, ready when the factory
+/// can finish them, delivered by the date the review is against.
+pub fn quote_freight(state: &SagaState, revision: Revision, cause: &Cause) -> Outgoing {
+    let command = v1::QuoteFreight {
+        order: Some(shipping_order(state)),
+        // The capacity check's earliest completion, which the saga keeps
+        // as its projection until production is planned.
+        ready_date: state.projected.map(date_to_string).unwrap_or_default(),
+        deliver_by: date_to_string(state.requested),
+        revision,
+    };
+    to("logistics", state, cause, &command)
+}
 
-/// The share of `total_minor` budgeted for costs, rounded down to a minor
-/// unit (never wrapping: totals are far below `i64::MAX / 100`, and the
-/// product saturates if one is not).
-pub fn cost_budget(total_minor: i64) -> i64 {
-    total_minor.saturating_mul(COST_BUDGET_PERCENT) / 100
+/// The review's inspection estimate: what the final inspection will sample
+/// at the customer's level and AQL.
+pub fn estimate_inspection(state: &SagaState, revision: Revision, cause: &Cause) -> Outgoing {
+    // The customer's rules as they were when the order was made.
+    let rules = state.order.customer_rules.as_ref();
+    let command = v1::EstimateInspection {
+        order_id: state.order_id.clone(),
+        items: items(state),
+        inspection_level: rules.map_or(0, |rules| rules.inspection_level),
+        major_aql: rules.and_then(|rules| rules.major_aql),
+        revision,
+    };
+    to("quality", state, cause, &command)
+}
+
+/// The review's cost estimate, from what each department answered (see
+/// [`crate::facts::CostFacts`]); finance adds labour and inspection at its
+/// rates and measures the margin against the customer's floor.
+pub fn estimate_costs(state: &SagaState, revision: Revision, cause: &Cause) -> Outgoing {
+    let costs = &state.facts.costs;
+    let (freight, freight_problem) = match costs.freight.as_ref().map(|quote| quote.cost()) {
+        Some(Ok(cost)) => (Some(cost.to_proto()), String::new()),
+        Some(Err(problem)) => (None, problem),
+        // An operator skipped the quote: the estimate says so.
+        None => (None, "freight was not quoted".to_owned()),
+    };
+    let command = v1::EstimateCosts {
+        order_id: state.order_id.clone(),
+        revision,
+        currency: state.order.currency.clone(),
+        revenue_minor: state.order.total_minor,
+        material_cost: costs
+            .material_cost
+            .iter()
+            .map(|cost| cost.to_proto())
+            .collect(),
+        uncosted_materials: costs.uncosted_materials.clone(),
+        hours_by_work_centre: costs
+            .hours_by_work_centre
+            .iter()
+            .map(|(centre, hours)| (centre.clone(), *hours))
+            .collect(),
+        freight,
+        freight_problem,
+        inspection_sample_units: costs.inspection_sample_units,
+        min_margin_bp: state
+            .order
+            .customer_rules
+            .as_ref()
+            .map_or(0, |rules| rules.min_margin_bp),
+    };
+    to("finance", state, cause, &command)
 }
 
 pub fn open_receivable(state: &SagaState, revision: Revision, cause: &Cause) -> Outgoing {
@@ -104,7 +161,9 @@ pub fn open_receivable(state: &SagaState, revision: Revision, cause: &Cause) -> 
         total_minor: state.order.total_minor,
         currency: state.order.currency.clone(),
         payment_terms: state.order.payment_terms.clone(),
-        cost_budget_minor: cost_budget(state.order.total_minor),
+        // Finance budgets the order from the estimate it made at review
+        // (`estimate_costs`) and keeps per category: nothing to send.
+        cost_budget_minor: 0,
         revision,
         // The customer's rules as they were when the order was made.
         dunning_reminder_days: state
@@ -434,22 +493,25 @@ pub fn reject_claim(state: &SagaState, _: Revision, cause: &Cause) -> Outgoing {
     resolve_claim(state, v1::ClaimResolution::Rejected, cause)
 }
 
-pub fn close_order(state: &SagaState, _: Revision, cause: &Cause) -> Outgoing {
-    let command = v1::CloseOrder {
+/// Finance's closing figures of the cost ledger, on the order's timeline
+/// before the order is closed (its summary takes them from there).
+pub fn close_cost_ledger(state: &SagaState, _: Revision, cause: &Cause) -> Outgoing {
+    let command = v1::CloseCostLedger {
         order_id: state.order_id.clone(),
     };
-    to("orders", state, cause, &command)
+    to("finance", state, cause, &command)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_cost_budget_keeps_every_minor_unit() {
-        assert_eq!(cost_budget(99), 74);
-        assert_eq!(cost_budget(1_000_000), 750_000);
-        assert_eq!(cost_budget(0), 0);
-        assert!(cost_budget(i64::MAX) > 0);
-    }
+pub fn close_order(state: &SagaState, _: Revision, cause: &Cause) -> Outgoing {
+    let ledger = state
+        .facts
+        .costs
+        .ledger_closed
+        .as_deref()
+        .and_then(|bytes| prost::Message::decode(bytes).ok());
+    let command = v1::CloseOrder {
+        order_id: state.order_id.clone(),
+        ledger,
+    };
+    to("orders", state, cause, &command)
 }

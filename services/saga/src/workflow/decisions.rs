@@ -6,9 +6,9 @@
 use gendan_proto::v1::{self, Department, ExceptionKind};
 
 use super::commands::*;
-use super::standard::{REMAKE, REPLACE_CLAIMED, REWORK_CLAIMED};
+use super::reruns::{REMAKE, REPLACE_CLAIMED, REWORK_CLAIMED};
 use super::{DecisionOption, DecisionSpec, Effect, FactChange};
-use crate::facts::describe;
+use crate::facts::{CostEstimate, describe};
 use crate::state::SagaState;
 
 /// Answers of the decisions below.
@@ -28,6 +28,9 @@ pub mod answers {
     pub const REPLACEMENT: &str = "replacement";
     pub const REWORK: &str = "rework";
     pub const WAIT_FOR_GOODS: &str = "wait_for_goods";
+    pub const ACCEPT_AT_LOSS: &str = "accept_at_loss";
+    pub const RE_QUOTE: &str = "re_quote";
+    pub const REJECT: &str = "reject";
 }
 
 /// Every decision the standard workflow asks.
@@ -39,7 +42,35 @@ pub static DECISIONS: &[&DecisionSpec] = &[
     &SUPPLIER_LATE,
     &CLAIM_RESOLUTION,
     &CARGO_CLAIM,
+    &MARGIN,
 ];
+
+/// The review's estimate leaves less margin than the customer's floor, or
+/// costs more than the order is worth: take the order as it is, offer the
+/// customer a new price (an amendment of the prices reviews it again), or
+/// reject it.
+pub static MARGIN: DecisionSpec = DecisionSpec {
+    kind: v1::DecisionKind::Margin,
+    name: "margin",
+    question: margin_question,
+    options: &[
+        DecisionOption {
+            answer: answers::ACCEPT_AT_LOSS,
+            effects: &[Effect::Complete],
+        },
+        DecisionOption {
+            answer: answers::RE_QUOTE,
+            effects: &[Effect::AwaitAmendment],
+        },
+        DecisionOption {
+            answer: answers::REJECT,
+            effects: &[Effect::CancelOrder],
+        },
+    ],
+    // Sales owns the price (orders): only they can re-quote or take the
+    // order at a thin margin; finance measured it.
+    exception: Some((ExceptionKind::BelowMargin, Department::Orders)),
+};
 
 /// The carrier lost or damaged the cargo (a carrier claim is on record):
 /// credit the customer for it and go on as delivered, make the goods again
@@ -243,6 +274,50 @@ fn delivery_date_question(state: &SagaState) -> String {
     )
 }
 
+/// The estimate the margin question is about: finance's answer to the
+/// current run of `estimate_costs` (an older one, left behind by a run an
+/// operator skipped, decides nothing).
+pub(super) fn margin_estimate(state: &SagaState) -> Option<&CostEstimate> {
+    let run = state.step("estimate_costs").revision();
+    state
+        .facts
+        .costs
+        .estimate
+        .as_ref()
+        .filter(|estimate| estimate.revision == 0 || estimate.revision == run)
+}
+
+fn margin_question(state: &SagaState) -> String {
+    let Some(estimate) = margin_estimate(state) else {
+        return format!(
+            "The cost estimate of order {} is not at hand. Accept the order as it is, re-quote, \
+             or reject it?",
+            state.order_id
+        );
+    };
+    let currency = estimate.currency.as_str();
+    let floor = match estimate.min_margin_bp {
+        0 => "the customer sets no floor".to_owned(),
+        bp => format!("the customer's floor is {}", percent(i64::from(bp))),
+    };
+    format!(
+        "Order {}: estimated cost {} against an order value of {}: margin {}, {floor}. \
+         Accept at a loss, re-quote (sales offers the customer a new price; the amended order is \
+         estimated again), or reject the order?",
+        state.order_id,
+        gendan_proto::money(estimate.cost_minor, currency),
+        gendan_proto::money(estimate.revenue_minor, currency),
+        percent(i64::from(estimate.margin_bp)),
+    )
+}
+
+/// Basis points as people read a margin: `-130` → `"-1.30%"`.
+fn percent(bp: i64) -> String {
+    let sign = if bp < 0 { "-" } else { "" };
+    let magnitude = bp.unsigned_abs();
+    format!("{sign}{}.{:02}%", magnitude / 100, magnitude % 100)
+}
+
 fn cargo_question(state: &SagaState) -> String {
     let claim_id = state.focus.as_deref().unwrap_or("?");
     let claim = state.facts.claims.get(claim_id);
@@ -314,4 +389,18 @@ fn final_inspection_question(state: &SagaState) -> String {
             .unwrap_or("unknown"),
         state.facts.defective_units
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percent;
+
+    #[test]
+    fn margins_read_as_percentages() {
+        assert_eq!(percent(-130), "-1.30%");
+        assert_eq!(percent(1500), "15.00%");
+        assert_eq!(percent(5), "0.05%");
+        assert_eq!(percent(-5), "-0.05%");
+        assert_eq!(percent(0), "0.00%");
+    }
 }

@@ -13,11 +13,14 @@
 //!   decision is a table entry.
 //!
 //! The engine knows no particular step. [`standard`] holds the table of the
-//! twelve phases, [`decisions`] the questions it asks, and [`commands`] the
-//! commands its steps and answers send.
+//! twelve phases (the review among them: materials, capacity, the delivery
+//! date, the cost estimate and its margin), [`decisions`] the questions it
+//! asks, [`reruns`] the steps a remake, an amendment or a claim runs again,
+//! and [`commands`] the commands its steps and answers send.
 
 pub mod commands;
 pub mod decisions;
+pub mod reruns;
 pub mod standard;
 
 pub use decisions::answers;
@@ -100,6 +103,12 @@ pub enum Effect {
     /// The question is answered but the step keeps waiting for its event
     /// (wait longer for a payment or a supplier).
     KeepWaiting,
+    /// The customer is offered something new (a re-quote): the step waits
+    /// for the amended order, whose review asks again or lets the order
+    /// through, and the question's exception stays open until then. When no
+    /// amendment comes within the step's `AskEvery`, the question is asked
+    /// again.
+    AwaitAmendment,
 }
 
 /// The facts a decision can set (see [`crate::facts::Facts`]).

@@ -1,8 +1,18 @@
 //! The twelve phases of DESIGN.md §2 as a table, with the real parallelism
-//! (materials and the deposit side by side, documents while packing, the
-//! balance invoiced while the goods travel) and the exception loops: a
-//! failed final inspection is reworked and inspected again, and after as
-//! many failures as allowed a person decides.
+//! (the review's checks and estimates side by side, materials and the
+//! deposit, documents while packing, the balance invoiced while the goods
+//! travel) and the exception loops: a failed final inspection is reworked
+//! and inspected again, and after as many failures as allowed a person
+//! decides.
+//!
+//! The review estimates the order's cost before it is confirmed: each
+//! department prices its part (procurement's material cost with the
+//! materials check, production's routing hours with the capacity check,
+//! logistics' freight quote, quality's inspection sample), finance adds up
+//! the estimate and its margin, and when the margin is below the customer's
+//! floor (or the order costs more than it is worth) a person decides
+//! (`margin`). At closing finance closes the order's cost ledger before the
+//! order is closed, so the summary has its final figures.
 
 use gendan_proto::TypeName;
 use gendan_proto::v1::{self, Department, ExceptionKind, Phase};
@@ -10,102 +20,15 @@ use gendan_proto::v1::{self, Department, ExceptionKind, Phase};
 use super::commands::*;
 use super::decisions::{
     BALANCE_OVERDUE, CARGO_CLAIM, CLAIM_RESOLUTION, DELIVERY_DATE, DEPOSIT_OVERDUE,
-    FINAL_INSPECTION, SUPPLIER_LATE,
+    FINAL_INSPECTION, MARGIN, SUPPLIER_LATE, margin_estimate,
 };
+use super::reruns::REWORK_LOOP;
 use super::{
     CompensationDef, Escalation, OnFailure, OnTimeout, PhaseDef, StepDef, StepKind, Timing,
     Workflow,
 };
 use crate::facts::{BalanceMilestone, ClaimedBy};
 use crate::state::SagaState;
-
-/// Steps a remake runs again: a new production run of the whole lot, the
-/// materials for it (what the order held went into the scrapped goods), then
-/// its inspection.
-pub(super) const REMAKE: &[&str] = &[
-    "plan_production",
-    "procure_materials",
-    "materials_ready",
-    "production_completed",
-    "plan_rework",
-    "rework_done",
-    "request_final_inspection",
-    "final_inspection_passed",
-];
-
-/// Steps an amendment always runs again: the review of the amended order
-/// (materials, capacity, the customer asked if the date cannot be met) and
-/// its confirmation with the new promise.
-pub const AMEND_REVIEW: &[&str] = &[
-    "check_materials",
-    "capacity_check",
-    "clarify_delivery_date",
-    "confirm_order",
-];
-
-/// Steps an amendment of the goods (products, specs, quantities) runs
-/// again when they have run: each department adjusts its work to the
-/// amended order (see docs/exceptions.md). Steps not yet started simply run
-/// with the amended order when their turn comes.
-pub const AMEND_ADJUST: &[&str] = &[
-    "open_receivable",
-    "plan_production",
-    "procure_materials",
-    "materials_ready",
-    "production_completed",
-    "request_final_inspection",
-    "final_inspection_passed",
-    "prepare_packing",
-    "packing_checked",
-    "prepare_documents",
-];
-
-/// Steps an amendment of prices alone runs again when they have run: the
-/// receivable and the documents (the commercial invoice).
-pub const AMEND_PRICES: &[&str] = &["open_receivable", "prepare_documents"];
-
-/// Steps a claim settled by replacement runs again for the claimed goods:
-/// made from new material, inspected, packed, shipped and delivered, then
-/// the claim resolved.
-pub(super) const REPLACE_CLAIMED: &[&str] = &[
-    "plan_production",
-    "procure_materials",
-    "materials_ready",
-    "production_completed",
-    "request_final_inspection",
-    "final_inspection_passed",
-    "prepare_packing",
-    "packing_checked",
-    "prepare_documents",
-    "book_shipment",
-    "shipped",
-    "delivered",
-    "resolve_redelivery",
-];
-
-/// Steps a claim settled by rework runs again for the claimed goods: the
-/// returned goods reworked, then as for a replacement.
-pub(super) const REWORK_CLAIMED: &[&str] = &[
-    "plan_rework",
-    "rework_done",
-    "request_final_inspection",
-    "final_inspection_passed",
-    "prepare_packing",
-    "packing_checked",
-    "prepare_documents",
-    "book_shipment",
-    "shipped",
-    "delivered",
-    "resolve_redelivery",
-];
-
-/// Steps the rework loop runs again after a failed final inspection.
-const REWORK_LOOP: &[&str] = &[
-    "plan_rework",
-    "rework_done",
-    "request_final_inspection",
-    "final_inspection_passed",
-];
 
 impl Workflow {
     pub fn standard(timing: Timing) -> Self {
@@ -152,6 +75,18 @@ impl Workflow {
                             check_materials,
                             &[v1::MaterialsChecked::TYPE_NAME],
                         ),
+                        // Asked at once, beside the materials check: it
+                        // needs nothing but the order and its customer.
+                        StepDef {
+                            when: Some(under_review),
+                            ..send(
+                                "estimate_inspection",
+                                &[],
+                                D::Quality,
+                                estimate_inspection,
+                                &[v1::InspectionEstimated::TYPE_NAME],
+                            )
+                        },
                         send(
                             "capacity_check",
                             &["check_materials"],
@@ -171,9 +106,55 @@ impl Workflow {
                                 &[],
                             )
                         },
+                        // Freight from the day production can end.
+                        StepDef {
+                            when: Some(under_review),
+                            ..send(
+                                "quote_freight",
+                                &["capacity_check"],
+                                D::Logistics,
+                                quote_freight,
+                                &[v1::FreightQuoted::TYPE_NAME],
+                            )
+                        },
+                        // A cost with no exchange rate parks the step: an
+                        // operator sets the rate and retries it.
+                        StepDef {
+                            when: Some(under_review),
+                            fails_on: &[v1::CostEstimateFailed::TYPE_NAME],
+                            failure_kind: ExceptionKind::ExchangeRateMissing,
+                            ..send(
+                                "estimate_costs",
+                                &[
+                                    "check_materials",
+                                    "capacity_check",
+                                    "quote_freight",
+                                    "estimate_inspection",
+                                ],
+                                D::Finance,
+                                estimate_costs,
+                                &[v1::CostsEstimated::TYPE_NAME],
+                            )
+                        },
+                        // A re-quote waits for the amended price (which
+                        // reviews the order again); if none comes within a
+                        // decision's time, the question is asked again.
+                        StepDef {
+                            kind: StepKind::Decide(&MARGIN),
+                            when: Some(below_margin),
+                            completes_on: &[],
+                            on_timeout: OnTimeout::AskEvery(timing.decision_timeout),
+                            ..send(
+                                "review_margin",
+                                &["estimate_costs"],
+                                D::Orders,
+                                estimate_costs,
+                                &[],
+                            )
+                        },
                         send(
                             "confirm_order",
-                            &["clarify_delivery_date"],
+                            &["clarify_delivery_date", "review_margin"],
                             D::Orders,
                             confirm_order,
                             &[v1::OrderConfirmed::TYPE_NAME],
@@ -495,13 +476,22 @@ impl Workflow {
                 ),
                 phase(
                     Phase::Closed,
-                    vec![send(
-                        "close_order",
-                        &[],
-                        D::Orders,
-                        close_order,
-                        &[v1::OrderClosed::TYPE_NAME],
-                    )],
+                    vec![
+                        send(
+                            "close_cost_ledger",
+                            &[],
+                            D::Finance,
+                            close_cost_ledger,
+                            &[v1::CostLedgerClosed::TYPE_NAME],
+                        ),
+                        send(
+                            "close_order",
+                            &["close_cost_ledger"],
+                            D::Orders,
+                            close_order,
+                            &[v1::OrderClosed::TYPE_NAME],
+                        ),
+                    ],
                 ),
             ],
         }
@@ -550,4 +540,17 @@ fn requested_date_at_risk(state: &SagaState) -> bool {
     state
         .projected
         .is_some_and(|projected| projected > state.requested)
+}
+
+/// Finance's estimate of the current review leaves less margin than the
+/// customer's floor, or costs more than the order is worth.
+fn below_margin(state: &SagaState) -> bool {
+    margin_estimate(state).is_some_and(|estimate| !estimate.below_margin.is_empty())
+}
+
+/// The order is being reviewed (first, or again after an amendment): not
+/// yet confirmed. A saga confirmed before the review estimated costs skips
+/// the estimate instead of walking back into review for it.
+fn under_review(state: &SagaState) -> bool {
+    !state.step("confirm_order").status.is_finished()
 }

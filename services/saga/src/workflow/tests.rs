@@ -89,6 +89,7 @@ fn every_decision_option_ends_its_question() {
                         | Effect::Reopen { .. }
                         | Effect::CancelOrder
                         | Effect::KeepWaiting
+                        | Effect::AwaitAmendment
                 )
             });
             assert!(ends, "{}: {} ends nothing", spec.name, option.answer);
@@ -121,4 +122,46 @@ fn phases_are_in_workflow_order() {
     let workflow = workflow();
     let order: Vec<i32> = workflow.phases.iter().map(|p| p.phase as i32).collect();
     assert!(order.windows(2).all(|w| w[0] < w[1]));
+}
+
+#[test]
+fn the_review_prices_the_order_before_it_is_confirmed() {
+    let workflow = workflow();
+    let (phase, confirm) = workflow.step("confirm_order").unwrap();
+    assert_eq!(phase.phase, Phase::Review);
+    assert!(confirm.after.contains(&"review_margin"));
+    let (_, estimate) = workflow.step("estimate_costs").unwrap();
+    for gate in [
+        "check_materials",
+        "capacity_check",
+        "quote_freight",
+        "estimate_inspection",
+    ] {
+        assert!(
+            estimate.after.contains(&gate),
+            "estimate_costs waits for {gate}"
+        );
+    }
+    assert!(
+        workflow
+            .step("estimate_inspection")
+            .unwrap()
+            .1
+            .after
+            .is_empty()
+    );
+    // An amendment, and a new price alone, estimate again and may ask again.
+    for step in ["estimate_costs", "review_margin"] {
+        assert!(reruns::AMEND_REVIEW.contains(&step));
+        assert!(reruns::AMEND_PRICES.contains(&step));
+    }
+    assert!(workflow.decision_spec("margin").is_some());
+}
+
+#[test]
+fn the_cost_ledger_is_closed_before_the_order() {
+    let workflow = workflow();
+    let (phase, close) = workflow.step("close_order").unwrap();
+    assert_eq!(phase.phase, Phase::Closed);
+    assert_eq!(close.after, &["close_cost_ledger"]);
 }

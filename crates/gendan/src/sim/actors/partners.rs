@@ -13,6 +13,11 @@ use super::{World, bump, prefix, retry};
 
 const WMS_GOODS_RECEIVED: &str = "gendan.ext.wms.inbound.goods_received";
 
+/// The answer of the saga's `margin` decision that keeps the order at its
+/// price (the others, `re_quote` and `reject`, would leave a simulated
+/// order waiting for an amendment nobody sends, or end it).
+const ACCEPT_AT_LOSS: &str = "accept_at_loss";
+
 impl World {
     // ---- supplier ----
 
@@ -207,18 +212,21 @@ impl World {
     }
 
     /// The people outside the saga answer what it asks: the customer the
-    /// delivery date and a concession, the merchandiser a claim.
+    /// delivery date and a concession, the merchandiser a claim and an
+    /// estimate below the customer's margin floor.
     pub(super) async fn decide(&self, decision: v1::Decision) -> anyhow::Result<()> {
         self.pause_on(&decision.order_id, 0.5).await;
         let customer = self.customer_of(&decision.order_id).await?;
         // The customer agrees to the factory's date, and accepts a lot that
         // failed inspection twice by concession rather than wait for a remake;
         // the merchandiser settles a damage claim, or cargo the carrier
-        // lost, as the options say (a credit note by default).
+        // lost, as the options say (a credit note by default), and keeps an
+        // order whose estimate falls short of the margin floor at its price.
         let preferred = [
             gendan_saga::workflow::answers::ACCEPT_PROPOSED_DATE,
             gendan_saga::workflow::answers::CONCESSION,
             self.options.settle_claims_by,
+            ACCEPT_AT_LOSS,
         ];
         let (operator, comment) = if decision.decision_kind() == v1::DecisionKind::ClaimResolution {
             (
@@ -235,6 +243,12 @@ impl World {
                     "the carrier confirms the loss; settled by {}",
                     self.options.settle_claims_by.replace('_', " ")
                 ),
+            )
+        } else if decision.decision_kind() == v1::DecisionKind::Margin {
+            (
+                "merchandiser (sim)".to_owned(),
+                "the price was agreed with the customer; accepted below the margin floor"
+                    .to_owned(),
             )
         } else {
             (

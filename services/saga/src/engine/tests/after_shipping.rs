@@ -202,6 +202,7 @@ fn in_acceptance(engine: &super::Engine) -> crate::state::SagaState {
         "customer_acceptance",
         "resolve_redelivery",
         "paid_in_full",
+        "close_cost_ledger",
         "close_order",
     ];
     for (_, step) in engine.workflow().steps() {

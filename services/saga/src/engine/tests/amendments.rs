@@ -65,8 +65,9 @@ fn in_production(engine: &super::Engine) -> SagaState {
     saga
 }
 
-/// Answers the review of the amendment: materials by `material_date`, the
-/// factory done by `earliest`.
+/// Answers the review of the amendment: materials by 25 March, the
+/// factory done by `earliest`, and the estimates of the review's run (a
+/// margin well within the customer's).
 fn review_answers(engine: &super::Engine, saga: &mut SagaState, earliest: &str) {
     let checked = incoming(&v1::MaterialsChecked {
         order_id: ORDER.to_owned(),
@@ -74,6 +75,12 @@ fn review_answers(engine: &super::Engine, saga: &mut SagaState, earliest: &str) 
         ..Default::default()
     });
     engine.react(saga, &checked, start()).unwrap();
+    let sampled = incoming(&v1::InspectionEstimated {
+        order_id: ORDER.to_owned(),
+        revision: saga.step("estimate_inspection").revision(),
+        sample_units: 80,
+    });
+    engine.react(saga, &sampled, start()).unwrap();
     let capacity = incoming(&v1::CapacityChecked {
         order_id: ORDER.to_owned(),
         earliest_completion: earliest.to_owned(),
@@ -81,6 +88,31 @@ fn review_answers(engine: &super::Engine, saga: &mut SagaState, earliest: &str) 
         ..Default::default()
     });
     engine.react(saga, &capacity, start()).unwrap();
+    let freight = incoming(&v1::FreightQuoted {
+        order_id: ORDER.to_owned(),
+        revision: saga.step("quote_freight").revision(),
+        freight_cost_minor: 30_000,
+        currency: "CNY".to_owned(),
+        ..Default::default()
+    });
+    engine.react(saga, &freight, start()).unwrap();
+    let revision = saga.step("estimate_costs").revision();
+    let revenue_minor = saga.order.total_minor;
+    let estimated = incoming(&v1::CostsEstimated {
+        order_id: ORDER.to_owned(),
+        revision,
+        estimate: Some(v1::CostEstimate {
+            order_id: ORDER.to_owned(),
+            revision,
+            currency: "CNY".to_owned(),
+            revenue_minor,
+            cost_minor: revenue_minor / 2,
+            margin_minor: revenue_minor - revenue_minor / 2,
+            margin_bp: 5_000,
+            ..Default::default()
+        }),
+    });
+    engine.react(saga, &estimated, start()).unwrap();
 }
 
 #[test]
@@ -315,6 +347,22 @@ fn a_price_change_alone_adjusts_the_money_and_the_papers_not_the_goods() {
     });
     engine.react(&mut saga, &amended, start()).unwrap();
     assert_eq!(saga.step("open_receivable").status, StepStatus::Pending);
+    // A new price is a new margin: estimated again (once), and asked
+    // about again if it is too thin.
+    assert_eq!(saga.step("estimate_costs").status, StepStatus::Pending);
+    assert_eq!(saga.step("review_margin").status, StepStatus::Pending);
+    let reopened = saga
+        .new_log
+        .iter()
+        .rev()
+        .find(|entry| entry.action == "reopened")
+        .expect("the review runs again");
+    assert_eq!(
+        reopened.detail.matches("estimate_costs").count(),
+        1,
+        "{}",
+        reopened.detail
+    );
     for untouched in ["plan_production", "procure_materials", "materials_ready"] {
         assert_eq!(
             saga.step(untouched).status,

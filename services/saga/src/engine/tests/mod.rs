@@ -528,6 +528,8 @@ fn delivery_risk_opens_an_exception_that_says_why_and_closes_on_track() {
 mod after_shipping;
 mod amendments;
 mod carrier_claims;
+mod costs;
+mod ledger;
 mod waiting;
 
 #[test]
