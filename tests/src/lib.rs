@@ -20,6 +20,7 @@ use std::time::Duration;
 use sqlx::{Connection, Executor, PgConnection};
 
 mod running;
+pub mod world;
 pub use running::{Running, ServiceApp};
 use tokio::process::{Child, Command};
 

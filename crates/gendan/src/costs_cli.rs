@@ -4,7 +4,8 @@
 //! The estimate is the review's (GetCostEstimate): the plan per category,
 //! which is the budget the ledger is measured against, each part with its
 //! own amount and the rate that valued it, the revenue, cost and margin
-//! against the customer's floor, why a person had to decide, and what could
+//! against the customer's floor, what the customer would owe with the order
+//! against its credit limit, why a person had to decide, and what could
 //! not be costed. The ledger (GetCostLedger) sets plan against actual per
 //! category with the variance, then lists the entries as booked: the
 //! original amount and currency, the value in the order currency at the
@@ -51,6 +52,15 @@ pub fn floor_text(bp: u32) -> String {
     match bp {
         0 => "none".to_owned(),
         bp => percent(i64::from(bp)),
+    }
+}
+
+/// The customer's credit limit in the estimate's currency: "none" or
+/// "50000.00 USD".
+fn credit_limit_text(estimate: &CostEstimate) -> String {
+    match estimate.credit_limit_minor {
+        0 => "none".to_owned(),
+        limit => money(limit, &estimate.currency),
     }
 }
 
@@ -141,6 +151,11 @@ pub fn estimate_json(estimate: &CostEstimate) -> Value {
         "margin_bp": estimate.margin_bp,
         "min_margin_bp": estimate.min_margin_bp,
         "below_margin": estimate.below_margin,
+        "credit_exposure_minor": estimate.credit_exposure_minor,
+        "credit_exposure": money(estimate.credit_exposure_minor, currency),
+        "credit_limit_minor": estimate.credit_limit_minor,
+        "credit_limit": money(estimate.credit_limit_minor, currency),
+        "over_credit_limit": estimate.over_credit_limit,
         "parts": estimate.parts.iter().map(|part| {
             let original = part.original.clone().unwrap_or_default();
             json!({
@@ -208,6 +223,14 @@ fn print_estimate(estimate: &CostEstimate) {
     ];
     if !estimate.below_margin.is_empty() {
         lines.push(("below margin", estimate.below_margin.clone()));
+    }
+    lines.push((
+        "credit exposure",
+        money(estimate.credit_exposure_minor, currency),
+    ));
+    lines.push(("credit limit", credit_limit_text(estimate)));
+    if !estimate.over_credit_limit.is_empty() {
+        lines.push(("over credit limit", estimate.over_credit_limit.clone()));
     }
     print_lines(&lines);
     print_warnings(&estimate.warnings);
@@ -431,6 +454,17 @@ mod tests {
         assert_eq!(signed_percent(-2160), "-21.60 %");
         assert_eq!(floor_text(0), "none");
         assert_eq!(floor_text(1500), "15.00 %");
+    }
+
+    #[test]
+    fn a_credit_limit_reads_in_the_order_currency_and_zero_as_none() {
+        let limited = CostEstimate {
+            currency: "USD".to_owned(),
+            credit_limit_minor: 5_000_000,
+            ..Default::default()
+        };
+        assert_eq!(credit_limit_text(&limited), "50000.00 USD");
+        assert_eq!(credit_limit_text(&CostEstimate::default()), "none");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! | event | category | amount |
 //! | --- | --- | --- |
 //! | `PurchaseOrderPlaced` | material | `amount_minor` in `currency` |
+//! | `MaterialsOrdered` | material | per `stock_issued` line, the material the order took from stock at the price of the offer a purchase would use (procurement values it): `amount_minor` in `currency`; an issue without a supplier offer books a warning entry and no amount, one that costs 0 books nothing |
 //! | `WorkOrderCompleted` | labour | hours per work centre × that centre's rate (`SetLabourRate`); a centre without a rate books a warning entry and no amount |
 //! | `ReworkCompleted` | rework | the same, for the hours of a rework of goods that failed final inspection |
 //! | `FinalInspectionOpened` | inspection | `sample_size` × the inspection rate (`SetInspectionRate`); without a rate a warning entry and no amount |
@@ -12,10 +13,10 @@
 //! | `CreditNoteIssued` for a claim | credit_note | `amount_minor` in `currency`: the money the order gave back to settle a claim is what the claim cost it (an amendment's note, `amendment:<revision>`, only follows a lower price: not booked) |
 //!
 //! Other event types are ignored. Entries are keyed by the fact they cost
-//! (purchase order, work order run, rework order, inspection, booking
-//! reference, claim) and line, so a fact is booked once even when it is
-//! announced again under another event id (the answer to a re-sent
-//! command) or the inbox were bypassed.
+//! (purchase order, the stock issues of an order's revision, work order
+//! run, rework order, inspection, booking reference, claim) and line, so a
+//! fact is booked once even when it is announced again under another event
+//! id (the answer to a re-sent command) or the inbox were bypassed.
 //!
 //! Entries keep their own amount and currency and are valued in the order
 //! currency (the receivable's) at booking: the amount itself in that
@@ -36,8 +37,8 @@
 use chrono::NaiveDate;
 use gendan_messaging::{Cause, Handler, HandlerError, Incoming, Outgoing, outbox};
 use gendan_proto::v1::{
-    CreditNoteIssued, ExchangeRateMissing, FinalInspectionOpened, PurchaseOrderPlaced,
-    ReworkCompleted, ShipmentBooked, WorkOrderCompleted,
+    CreditNoteIssued, ExchangeRateMissing, FinalInspectionOpened, MaterialsOrdered,
+    PurchaseOrderPlaced, ReworkCompleted, ShipmentBooked, WorkOrderCompleted,
 };
 use gendan_proto::{date_to_string, money};
 use sqlx::PgConnection;
@@ -51,6 +52,7 @@ mod overruns;
 
 pub use entries::{
     Rates, credit_note, freight, inspection, labour, labour_cost, labour_rates, material, rework,
+    stock_issued,
 };
 pub use overruns::{Standing, check_overrun, in_listing_order, overruns, standings};
 
@@ -79,6 +81,7 @@ pub struct CostHandler;
 impl Handler for CostHandler {
     fn handles(&self, message: &Incoming) -> bool {
         message.is::<PurchaseOrderPlaced>()
+            || message.is::<MaterialsOrdered>()
             || message.is::<WorkOrderCompleted>()
             || message.is::<ReworkCompleted>()
             || message.is::<FinalInspectionOpened>()
@@ -102,6 +105,20 @@ impl Handler for CostHandler {
                 format!("po:{}", event.purchase_order_id),
                 vec![material(&event).map_err(HandlerError::Rejected)?],
             )
+        } else if message.is::<MaterialsOrdered>() {
+            let event: MaterialsOrdered = message.payload()?;
+            let entries = stock_issued(&event).map_err(HandlerError::Rejected)?;
+            if entries.is_empty() {
+                // Nothing taken from stock (or a producer older than stock
+                // issues): no cost, and no need to lock the order.
+                return Ok(());
+            }
+            let order_id = message.order_id_or(&event.order_id)?;
+            // A revision counts per order while the ledger's fact keys are
+            // unique across orders, so the order is part of the key; 0 is
+            // a sender older than revisions, its first.
+            let fact = format!("stock:{order_id}:{}", event.revision.max(1));
+            (order_id, fact, entries)
         } else if message.is::<WorkOrderCompleted>() {
             let event: WorkOrderCompleted = message.payload()?;
             let order_id = message.order_id_or(&event.order_id)?;

@@ -15,6 +15,14 @@
 //! rate is an error ([`Error::MissingRate`]) naming every such currency, so
 //! one `SetExchangeRate` round fixes them all. [`crate::estimates`] stores
 //! and announces the result.
+//!
+//! The same estimate measures the customer's credit (`credit`): what it
+//! would owe with this order (the outstanding of its other open
+//! receivables, which the IO side reads per currency, plus this order's
+//! value) against its credit limit, both valued in the order currency with
+//! the same rates. With a limit, a balance or the limit in a currency
+//! without a rate is missing like a cost's; without one nothing is decided
+//! on the figure, so such a balance is left out with a warning.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
@@ -53,6 +61,12 @@ pub struct Input {
     pub inspection_rate: Option<(String, i64)>,
     /// The customer's margin floor in basis points (0 = none).
     pub min_margin_bp: u32,
+    /// The customer's credit limit and its currency (0 = none; the
+    /// currency is never empty once checked).
+    pub credit_limit: (i64, String),
+    /// What the customer owes on its other open receivables, one entry
+    /// per currency (read by [`crate::estimates`]).
+    pub open_balances: Vec<(i64, String)>,
 }
 
 /// One cost, in its own currency and in the order's.
@@ -85,6 +99,14 @@ pub struct Estimate {
     /// Why a person must decide: the cost exceeds the order value, or the
     /// margin is below the customer's floor.
     pub below_margin: Option<String>,
+    /// What the customer would owe with this order: the outstanding of its
+    /// other open receivables plus the order value.
+    pub credit_exposure_minor: i64,
+    /// The customer's credit limit in the order currency (0 = none).
+    pub credit_limit_minor: i64,
+    /// Why a person must decide about credit: the exposure is over the
+    /// limit.
+    pub over_credit_limit: Option<String>,
     pub warnings: Vec<String>,
 }
 
@@ -230,23 +252,100 @@ fn costed(input: &Input) -> Result<(Vec<Costed>, Vec<String>), Error> {
 }
 
 /// The currencies other than the order's that the estimate of `input`
-/// converts: the rates the IO side must look up. Empty when the costs
-/// overflow ([`estimate`] says so).
+/// converts (its costs, the customer's open balances and, when there is
+/// one, its credit limit): the rates the IO side must look up. Empty when
+/// the costs overflow ([`estimate`] says so).
 pub fn foreign_currencies(input: &Input) -> BTreeSet<String> {
     let Ok((parts, _)) = costed(input) else {
         return BTreeSet::new();
     };
+    let (limit_minor, limit_currency) = &input.credit_limit;
+    let limit = (*limit_minor > 0).then_some(limit_currency);
     parts
-        .into_iter()
-        .filter(|part| part.currency != input.currency)
-        .map(|part| part.currency)
+        .iter()
+        .map(|part| &part.currency)
+        .chain(input.open_balances.iter().map(|(_, currency)| currency))
+        .chain(limit)
+        .filter(|currency| **currency != input.currency)
+        .cloned()
         .collect()
+}
+
+/// `amount_minor` of `currency` in the order currency at the rate of
+/// `rates`; `None` when there is none.
+fn into_order(
+    input: &Input,
+    rates: &RatesInto,
+    amount_minor: i64,
+    currency: &str,
+) -> Result<Option<i64>, Error> {
+    if currency == input.currency {
+        return Ok(Some(amount_minor));
+    }
+    let Some(&(scaled, _)) = rates.get(currency) else {
+        return Ok(None);
+    };
+    fx::convert(amount_minor, currency, &input.currency, scaled)
+        .map(Some)
+        .ok_or_else(|| {
+            Error::Overflow(format!(
+                "{} cannot be converted into {}",
+                money(amount_minor, currency),
+                input.currency
+            ))
+        })
+}
+
+/// The customer's exposure with this order and its credit limit, both in
+/// the order currency. Currencies that must be valued and have no rate are
+/// added to `missing`; a balance that need not be (no limit) is a warning.
+/// This order counts at its full value, even when an amendment's review
+/// finds part of it paid: its own receivable is not among the balances.
+fn credit(
+    input: &Input,
+    rates: &RatesInto,
+    missing: &mut BTreeSet<String>,
+    warnings: &mut Vec<String>,
+) -> Result<(i64, i64), Error> {
+    let (limit_minor, limit_currency) = &input.credit_limit;
+    let limited = *limit_minor > 0;
+    let mut order_limit_minor = 0;
+    if limited {
+        match into_order(input, rates, *limit_minor, limit_currency)? {
+            // A limit that rounds to nothing is still a limit: no credit
+            // at all, not none to check.
+            Some(converted) => order_limit_minor = converted.max(1),
+            None => {
+                missing.insert(limit_currency.clone());
+            }
+        }
+    }
+    let mut exposure_minor = input.revenue_minor;
+    for (amount_minor, currency) in &input.open_balances {
+        match into_order(input, rates, *amount_minor, currency)? {
+            Some(converted) => {
+                exposure_minor = exposure_minor
+                    .checked_add(converted)
+                    .ok_or_else(|| Error::Overflow("the credit exposure".to_owned()))?;
+            }
+            None if limited => {
+                missing.insert(currency.clone());
+            }
+            None => warnings.push(format!(
+                "open balance of {} left out of the credit exposure: no exchange rate \
+                 {currency}→{}",
+                money(*amount_minor, currency),
+                input.currency
+            )),
+        }
+    }
+    Ok((exposure_minor, order_limit_minor))
 }
 
 /// The estimate of `input` with `rates` into the order currency in force
 /// on `on` (named in the error when one is missing).
 pub fn estimate(input: &Input, rates: &RatesInto, on: NaiveDate) -> Result<Estimate, Error> {
-    let (costed, warnings) = costed(input)?;
+    let (costed, mut warnings) = costed(input)?;
     let mut missing: BTreeSet<String> = BTreeSet::new();
     let mut parts = Vec::with_capacity(costed.len());
     for cost in costed {
@@ -274,6 +373,8 @@ pub fn estimate(input: &Input, rates: &RatesInto, on: NaiveDate) -> Result<Estim
             rate,
         });
     }
+    let (credit_exposure_minor, credit_limit_minor) =
+        credit(input, rates, &mut missing, &mut warnings)?;
     if !missing.is_empty() {
         return Err(Error::MissingRate {
             currencies: missing.into_iter().collect(),
@@ -306,6 +407,12 @@ pub fn estimate(input: &Input, rates: &RatesInto, on: NaiveDate) -> Result<Estim
         margin_bp,
         input.min_margin_bp,
     );
+    let over_credit_limit = over_credit_limit(
+        &input.currency,
+        revenue_minor,
+        credit_exposure_minor,
+        credit_limit_minor,
+    );
     debug_assert_eq!(
         parts
             .iter()
@@ -323,6 +430,9 @@ pub fn estimate(input: &Input, rates: &RatesInto, on: NaiveDate) -> Result<Estim
         margin_bp,
         min_margin_bp: input.min_margin_bp,
         below_margin,
+        credit_exposure_minor,
+        credit_limit_minor,
+        over_credit_limit,
         warnings,
     })
 }
@@ -372,6 +482,26 @@ fn below_margin(
         ));
     }
     None
+}
+
+/// Why the customer's credit needs a person's decision, if it does: it has
+/// a limit and this order would take what it owes past it.
+fn over_credit_limit(
+    currency: &str,
+    revenue_minor: i64,
+    exposure_minor: i64,
+    limit_minor: i64,
+) -> Option<String> {
+    if limit_minor <= 0 || exposure_minor <= limit_minor {
+        return None;
+    }
+    Some(format!(
+        "order value {} would bring the customer's open balance to {}, over its credit limit \
+         of {}",
+        money(revenue_minor, currency),
+        money(exposure_minor, currency),
+        money(limit_minor, currency)
+    ))
 }
 
 #[cfg(test)]

@@ -5,13 +5,17 @@
 //! `EstimateCosts` is keyed by order and revision. The first time, the
 //! command is checked ([`validate::estimate_costs`]; a malformed one is
 //! rejected to the dead-letter subject with the field named), completed
-//! with finance's labour rates, the inspection rate and, for each currency
-//! other than the order's, the exchange rate in force today
-//! ([`exchange_rates::in_force`]), and estimated by [`estimate`] (pure).
+//! with finance's labour rates, the inspection rate, what the customer owes
+//! on its other receivables ([`open_balances`]) and, for each currency other
+//! than the order's, the exchange rate in force today
+//! ([`exchange_rates::in_force`]), and estimated by [`estimate`] (pure),
+//! which also measures that balance plus the order value against the
+//! customer's credit limit.
 //! The estimate is stored (`cost_estimates`, the encoded `CostEstimate`)
 //! and announced by `CostsEstimated`, a fact keyed `estimate:<revision>`;
 //! a re-sent revision answers the stored estimate again under the same
-//! event id and writes nothing. A missing rate stores nothing and answers
+//! event id and writes nothing. A missing rate (of a cost, or with a credit
+//! limit, of an open balance or of the limit) stores nothing and answers
 //! `CostEstimateFailed` naming every missing pair (a new message each
 //! time): once the rate is set, the command sent again estimates.
 //!
@@ -31,6 +35,8 @@
 //! `GetCostEstimate`, `SetInspectionRate` and `GetInspectionRate` are
 //! served from here for [`crate::api`].
 
+use std::collections::BTreeMap;
+
 use chrono::NaiveDate;
 use gendan_messaging::{Cause, HandlerError, Incoming, Outgoing, outbox};
 use gendan_proto::date_to_string;
@@ -45,7 +51,7 @@ use uuid::Uuid;
 
 use crate::estimate::{self, Estimate, RatesInto};
 use crate::validate::{self, CostsToEstimate, NewReceivable};
-use crate::{Error, Result, SERVICE, costs, exchange_rates, fx, ledger, receivables};
+use crate::{Error, Result, SERVICE, balance, costs, exchange_rates, fx, ledger, receivables};
 
 /// The inspection rate: currency and minor units per sampled unit; `None`
 /// while none was set.
@@ -149,6 +155,36 @@ pub async fn latest(conn: &mut PgConnection, order_id: &str) -> sqlx::Result<Opt
     latest_up_to(conn, order_id, i32::MAX).await
 }
 
+/// What `customer` owes on its receivables other than `order_id`'s, one
+/// entry per currency: the outstanding of each open one (or in collection),
+/// as [`balance`] figures it for the receivable itself. Nothing for an
+/// order that names no customer: "" is nobody, not everyone without a
+/// name.
+pub async fn open_balances(
+    conn: &mut PgConnection,
+    customer: &str,
+    order_id: &str,
+) -> sqlx::Result<Vec<(i64, String)>> {
+    if customer.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut by_currency: BTreeMap<String, i64> = BTreeMap::new();
+    for receivable in receivables::open_of_customer(conn, customer, order_id).await? {
+        let outstanding_minor = balance::load(conn, &receivable).await?.outstanding_minor();
+        if outstanding_minor == 0 {
+            continue;
+        }
+        // Saturating as the balance itself is: each figure is bounded by
+        // an order total.
+        let sum = by_currency.entry(receivable.currency).or_insert(0);
+        *sum = sum.saturating_add(outstanding_minor);
+    }
+    Ok(by_currency
+        .into_iter()
+        .map(|(currency, amount_minor)| (amount_minor, currency))
+        .collect())
+}
+
 /// The estimate as the message carries it.
 fn to_proto(order_id: &str, revision: i32, estimate: &Estimate, on: NaiveDate) -> CostEstimate {
     CostEstimate {
@@ -192,6 +228,9 @@ fn to_proto(order_id: &str, revision: i32, estimate: &Estimate, on: NaiveDate) -
             .collect(),
         warnings: estimate.warnings.clone(),
         estimated_on: date_to_string(on),
+        credit_exposure_minor: estimate.credit_exposure_minor,
+        credit_limit_minor: estimate.credit_limit_minor,
+        over_credit_limit: estimate.over_credit_limit.clone().unwrap_or_default(),
     }
 }
 
@@ -223,6 +262,7 @@ pub async fn estimate_costs(
     let CostsToEstimate {
         order_id,
         revision,
+        customer,
         mut input,
     } = validate::estimate_costs(&sent, &command)
         .map_err(|err| HandlerError::Rejected(format!("EstimateCosts for order {sent}: {err}")))?;
@@ -236,6 +276,9 @@ pub async fn estimate_costs(
 
     input.labour_rates = costs::labour_rates(conn).await?;
     input.inspection_rate = inspection_rate(conn).await?;
+    // The customer's other orders, as they stand now: a revision sent again
+    // answers the stored estimate, not a new count.
+    input.open_balances = open_balances(conn, &customer, &order_id).await?;
     let mut rates = RatesInto::new();
     for from in estimate::foreign_currencies(&input) {
         if let Some(rate) = exchange_rates::in_force(conn, &from, &input.currency, today).await? {
@@ -285,6 +328,9 @@ pub async fn estimate_costs(
         cost_minor = estimate.cost_minor,
         margin_bp = estimate.margin_bp,
         below_margin = estimate.below_margin.as_deref().unwrap_or(""),
+        credit_exposure_minor = estimate.credit_exposure_minor,
+        credit_limit_minor = estimate.credit_limit_minor,
+        over_credit_limit = estimate.over_credit_limit.is_some(),
         warnings = estimate.warnings.len(),
         "costs estimated"
     );
@@ -511,6 +557,9 @@ mod tests {
             margin_bp: 460,
             min_margin_bp: 1_500,
             below_margin: Some("margin 4.60% is below the customer's floor of 15.00%".into()),
+            credit_exposure_minor: 5_200_000,
+            credit_limit_minor: 5_000_000,
+            over_credit_limit: Some("order value 2000.00 USD would bring …".into()),
             warnings: vec!["freight: slow lane".into()],
         };
         let proto = to_proto("o-1", 2, &estimate, day);
@@ -530,6 +579,14 @@ mod tests {
             })
         );
         assert_eq!(proto.below_margin, estimate.below_margin.clone().unwrap());
+        assert_eq!(
+            (proto.credit_exposure_minor, proto.credit_limit_minor),
+            (5_200_000, 5_000_000)
+        );
+        assert_eq!(
+            proto.over_credit_limit,
+            estimate.over_credit_limit.clone().unwrap()
+        );
         assert_eq!(decode(&proto.encode_to_vec()).unwrap(), proto);
     }
 }

@@ -28,7 +28,8 @@
 //! - [`estimate`] is pure: the departments' answers costed with finance's
 //!   labour and inspection rates, valued in the order currency at the
 //!   rates in force, summed per category and measured against the order
-//!   value and the customer's margin floor.
+//!   value and the customer's margin floor; and what the customer would
+//!   owe with the order, against its credit limit.
 //! - [`receivables`] owns the receivable tables: invoice numbering, issuing,
 //!   applying payments and credit notes to the oldest open invoice
 //!   ([`allocation`] is the pure rule) and announcing deposit received /

@@ -189,6 +189,26 @@ pub async fn find(conn: &mut PgConnection, order_id: &str) -> sqlx::Result<Optio
     .await
 }
 
+/// The receivables of `customer` (named as its orders name it) still owed
+/// on, open or in collection, except `order_id`'s: the balances the
+/// review's credit check adds up ([`crate::estimates::open_balances`]).
+pub async fn open_of_customer(
+    conn: &mut PgConnection,
+    customer: &str,
+    order_id: &str,
+) -> sqlx::Result<Vec<Receivable>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {RECEIVABLE_COLUMNS} FROM receivables \
+         WHERE customer = $1 AND order_id <> $2 AND status IN ($3, $4) ORDER BY order_id"
+    )))
+    .bind(customer)
+    .bind(order_id)
+    .bind(STATUS_OPEN)
+    .bind(STATUS_IN_COLLECTION)
+    .fetch_all(conn)
+    .await
+}
+
 /// The receivable, or `ReceivableNotFound`.
 pub async fn get(conn: &mut PgConnection, order_id: &str) -> Result<Receivable> {
     find(conn, order_id)

@@ -3,8 +3,8 @@
 //! | command | key | first time | repeat |
 //! | --- | --- | --- | --- |
 //! | `CheckMaterials` | none (reads only) | explodes the BOM, nets it against what the order may count on; `MaterialsChecked` (a product without a BOM or a short material nobody offers is its `problem`, not a failure: the saga needs a reply) with the order's standard material cost per currency, the whole requirement at the chosen offer's price, and the materials no offer prices ([`costing`]). An order that already holds supply (reservations, PO quantities allocated to it, received goods: an amended order checked again) counts it as its own and nets only the difference against free stock and other open POs ([`holdings`]); an order holding nothing is checked as before | the same check on the current state |
-//! | `ProcureMaterials` (first, or no order record yet) | order | reserves free stock, claims unallocated quantities on open POs, places POs for the shortages; `PurchaseOrderPlaced` each, `MaterialsOrdered` with the command's `revision` (0 counts as 1; stored as the order's applied revision) (+ `MaterialsReady` of that revision when nothing is awaited). Cannot be done (no BOM, no offer, order cancelled): `ProcurementFailed`, nothing stored, so a repeat after the catalogue is fixed succeeds | `MaterialsOrdered` of the applied revision again (the stored answer, same event id), nothing placed |
-//! | `ProcureMaterials` (`revision` above the applied one: an amended order) | order + revision | in one transaction nets the new need against what the order holds ([`amendments`](crate::amendments)): a shortfall is netted and bought as the first time (`PurchaseOrderPlaced`); a surplus reduces or cancels the order's PO quantities not yet delivered, latest PO first (never below the supplier's MOQ, what was delivered or what other orders expect; a PO nobody expects anything from is cancelled), then releases its stock reservation; received goods stay with the order as excess (with `materials_in_use`, production had begun: no reservation is released; with `remake`, the scrapped goods used up the order's reservations: they leave stock, and the whole need is netted afresh). `MaterialsOrdered` of the revision with the order's awaited POs and one `adjustments` line per change (+ `MaterialsReady` of the revision at once when everything needed is in). Cannot be done (no BOM, no offer for a shortfall): `ProcurementFailed`, nothing changed, the applied revision stays | same revision: the stored `MaterialsOrdered` again (same event id), nothing changed; an older revision: the applied revision's `MaterialsOrdered`, nothing changed |
+//! | `ProcureMaterials` (first, or no order record yet) | order | reserves free stock, claims unallocated quantities on open POs, places POs for the shortages; `PurchaseOrderPlaced` each, `MaterialsOrdered` with the command's `revision` (0 counts as 1; stored as the order's applied revision) and `stock_issued`, the stock reserved per material valued at the price of the offer a purchase of it would use (none: 0 and no currency; [`costing::stock_issued`]) (+ `MaterialsReady` of that revision when nothing is awaited). Cannot be done (no BOM, no offer, order cancelled): `ProcurementFailed`, nothing stored, so a repeat after the catalogue is fixed succeeds | `MaterialsOrdered` of the applied revision again (the stored answer, `stock_issued` included, same event id), nothing placed |
+//! | `ProcureMaterials` (`revision` above the applied one: an amended order) | order + revision | in one transaction nets the new need against what the order holds ([`amendments`](crate::amendments)): a shortfall is netted and bought as the first time (`PurchaseOrderPlaced`); a surplus reduces or cancels the order's PO quantities not yet delivered, latest PO first (never below the supplier's MOQ, what was delivered or what other orders expect; a PO nobody expects anything from is cancelled), then releases its stock reservation; received goods stay with the order as excess (with `materials_in_use`, production had begun: no reservation is released; with `remake`, the scrapped goods used up the order's reservations: they leave stock, and the whole need is netted afresh). `MaterialsOrdered` of the revision with the order's awaited POs, one `adjustments` line per change and `stock_issued` with only what it reserved from stock in addition, valued as the first time (a reservation released is not credited) (+ `MaterialsReady` of the revision at once when everything needed is in). Cannot be done (no BOM, no offer for a shortfall): `ProcurementFailed`, nothing changed, the applied revision stays | same revision: the stored `MaterialsOrdered` again (same event id, same `stock_issued`), nothing changed; an older revision: the applied revision's `MaterialsOrdered`, nothing changed |
 //! | `CancelMaterials` | order | releases reservations and allocations, cancels open POs; `MaterialsCancelled`. Before any procurement: records the order as cancelled, so a late `ProcureMaterials` buys nothing | the stored counts again |
 //! | `ResourceMaterials` | purchase order | orders the late PO's open quantity from the next supplier offer (purchasing's rule, the late supplier excluded), moves the orders it served onto the new PO, cancels it; `PurchaseOrderPlaced`, `MaterialsResourced` with the new PO and its date, `MaterialsDelayed` for each order whose material date moved. PO not open, a lot awaiting inspection, or no other offer: `MaterialsResourced` with `problem`, nothing changed | `MaterialsResourced` again from what is stored, no second PO |
 //! | `AcceptSupplierDelay` | purchase order + date | the PO's expected date becomes `new_expected_date` (a new date to chase); `SupplierDelayAccepted`, `MaterialsDelayed` for each order whose material date moved | `SupplierDelayAccepted` again, nothing moved |
@@ -24,6 +24,8 @@
 //! `MaterialsReady` the fact `materials_ready:<order>:<revision>`
 //! ([`revisions`]): announced again, each keeps its event id.
 
+use std::collections::HashMap;
+
 use chrono::NaiveDate;
 use gendan_messaging::outbox;
 use gendan_messaging::{Cause, Handler, HandlerError, Incoming, Outgoing};
@@ -37,7 +39,7 @@ use uuid::Uuid;
 
 use crate::clock::Calendar;
 use crate::costing::{self, MaterialCost};
-use crate::netting::{self, Plan};
+use crate::netting::{self, Offer, Plan};
 use crate::purchasing::{self, STATUS_CANCELLED};
 use crate::{
     Error, SERVICE, catalog, delays, holdings, milli_to_f64, restate, revisions, validate,
@@ -88,6 +90,14 @@ impl Handler for CommandHandler {
     }
 }
 
+/// An order's items netted and costed, with the offers both read: they
+/// also value what a procurement takes from stock.
+struct Planned {
+    plan: Plan,
+    cost: MaterialCost,
+    offers: HashMap<String, Vec<Offer>>,
+}
+
 /// Explodes and nets `items` for `order_id` against the current state, and
 /// costs the explosion ([`costing`]) from the offers it read. Invalid items
 /// are a problem of the plan, not an error (and cost nothing).
@@ -97,14 +107,15 @@ async fn plan_order(
     items: &[gendan_proto::v1::ProductQuantity],
     needed_by: &str,
     today: NaiveDate,
-) -> Result<(Plan, MaterialCost), HandlerError> {
-    let invalid = |problem: String| {
-        let plan = Plan {
+) -> Result<Planned, HandlerError> {
+    let invalid = |problem: String| Planned {
+        plan: Plan {
             materials: Vec::new(),
             earliest_material_date: today,
             problems: vec![problem],
-        };
-        (plan, MaterialCost::default())
+        },
+        cost: MaterialCost::default(),
+        offers: HashMap::new(),
     };
     let items = match validate::items(items, "items") {
         Ok(items) => items,
@@ -122,10 +133,11 @@ async fn plan_order(
     let supplies = purchasing::supplies_for(conn, order_id, &materials).await?;
     let offers = catalog::offers(conn, &materials).await?;
     let cost = costing::material_cost(&required, &offers);
-    Ok((
-        netting::plan(&items, &boms, &supplies, &offers, today),
+    Ok(Planned {
+        plan: netting::plan(&items, &boms, &supplies, &offers, today),
         cost,
-    ))
+        offers,
+    })
 }
 
 #[tracing::instrument(skip_all, fields(order_id = %message.order_id()))]
@@ -164,7 +176,7 @@ async fn checked(
     command: &CheckMaterials,
     today: NaiveDate,
 ) -> Result<MaterialsChecked, HandlerError> {
-    let (plan, cost) =
+    let Planned { plan, cost, .. } =
         plan_order(conn, order_id, &command.items, &command.needed_by, today).await?;
     let units = catalog::units(conn).await.map_err(HandlerError::from)?;
     Ok(MaterialsChecked {
@@ -268,15 +280,17 @@ async fn procure_materials(
         None => {}
     }
 
-    let (plan, _) = plan_order(conn, &order_id, &command.items, &command.needed_by, today).await?;
-    if !plan.problems.is_empty() {
-        let event = cannot_procure(&order_id, &plan.problem(), &cause);
+    let planned = plan_order(conn, &order_id, &command.items, &command.needed_by, today).await?;
+    if !planned.plan.problems.is_empty() {
+        let event = cannot_procure(&order_id, &planned.plan.problem(), &cause);
         outbox::write(conn, &[event]).await?;
         return Ok(());
     }
 
     let confirm_by = calendar.confirm_by(today);
-    let procured = procure(conn, &order_id, &plan, requested, today, confirm_by, &cause);
+    let procured = procure(
+        conn, &order_id, &planned, requested, today, confirm_by, &cause,
+    );
     let events = match procured.await {
         Ok(events) => events,
         // Only raised by the checks `procure` makes before its first write.
@@ -287,18 +301,20 @@ async fn procure_materials(
     Ok(())
 }
 
-/// Stores the reservations, allocations and purchase orders of `plan` as
+/// Stores the reservations, allocations and purchase orders of the plan as
 /// the order's first applied revision, `revision`, and returns the events
-/// to announce.
+/// to announce; `MaterialsOrdered` lists the stock reserved, valued at the
+/// offers the plan was netted with ([`costing::stock_issued`]).
 async fn procure(
     conn: &mut PgConnection,
     order_id: &str,
-    plan: &Plan,
+    planned: &Planned,
     revision: u32,
     today: NaiveDate,
     confirm_by: NaiveDate,
     cause: &Cause,
 ) -> Result<Vec<Outgoing>, Error> {
+    let plan = &planned.plan;
     // Amounts are checked before anything is written.
     for line in &plan.materials {
         if let Some(purchase) = &line.purchase
@@ -348,7 +364,17 @@ async fn procure(
     let expected = purchasing::expected_ready_date(conn, order_id, today).await?;
     purchasing::set_expected_ready_date(conn, order_id, expected).await?;
     let purchase_orders = purchasing::purchase_order_ids(conn, order_id).await?;
-    let ordered = revisions::record(conn, order_id, revision, &purchase_orders, Vec::new()).await?;
+    let units = catalog::units(conn).await?;
+    let issued = costing::stock_issued(&plan.materials, &planned.offers, &units);
+    let ordered = revisions::record(
+        conn,
+        order_id,
+        revision,
+        &purchase_orders,
+        Vec::new(),
+        issued,
+    )
+    .await?;
     events.push(revisions::ordered_fact(&ordered, cause));
     if let Some(ready) = revisions::mark_ready_if_complete(conn, order_id, today).await? {
         tracing::info!("materials ready from stock");

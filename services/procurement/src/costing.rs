@@ -10,12 +10,21 @@
 //! them); a material that cannot be costed is named instead, so the
 //! estimate shows what it leaves out rather than a cost that is too low
 //! without saying so.
+//!
+//! The same price values what `ProcureMaterials` takes from stock for an
+//! order ([`stock_issued`], `MaterialsOrdered.stock_issued`): the order's
+//! purchase orders cost only what it buys, so without this the material it
+//! consumes from stock would cost it nothing against a budget that counts
+//! it. Only what a revision newly reserves is listed; a reservation an
+//! amendment releases is not credited back: finance's entries are costs,
+//! never negative, so the order keeps the cost of stock it gave back (and
+//! an order that takes that stock later is charged for it as well).
 
 use std::collections::{BTreeMap, HashMap};
 
-use gendan_proto::v1::Money;
+use gendan_proto::v1::{Money, StockIssue};
 
-use crate::netting::{self, Milli, Offer};
+use crate::netting::{self, MaterialPlan, Milli, Offer};
 
 /// The order's material cost per currency and what it leaves out.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -68,6 +77,45 @@ pub fn material_cost(
             .collect(),
         uncosted,
     }
+}
+
+/// What the netted `lines` reserve from stock (`from_stock`), one issue per
+/// material sorted by material code, each valued at the unit price of the
+/// offer a purchase of it would use ([`netting::best_offer`]) in `offers`,
+/// the ones netting read. A material nobody offers, or whose value does not
+/// fit in minor units, is issued at 0 with no currency: finance books it as
+/// not costed rather than guess a price.
+pub fn stock_issued<'a>(
+    lines: impl IntoIterator<Item = &'a MaterialPlan>,
+    offers: &HashMap<String, Vec<Offer>>,
+    units: &HashMap<String, String>,
+) -> Vec<StockIssue> {
+    let mut reserved: BTreeMap<&str, Milli> = BTreeMap::new();
+    for line in lines {
+        if line.from_stock > 0 {
+            let total = reserved.entry(line.material.as_str()).or_insert(0);
+            *total = total.saturating_add(line.from_stock);
+        }
+    }
+    reserved
+        .into_iter()
+        .map(|(material, quantity)| {
+            let material_offers = offers.get(material).map_or(&[][..], Vec::as_slice);
+            let (amount_minor, currency) = netting::best_offer(material_offers)
+                .and_then(|offer| {
+                    let amount = netting::amount_minor(quantity, offer.unit_price_minor)?;
+                    Some((amount, offer.currency.clone()))
+                })
+                .unwrap_or_default();
+            StockIssue {
+                material: material.to_owned(),
+                quantity_milli: quantity,
+                unit: units.get(material).cloned().unwrap_or_default(),
+                amount_minor,
+                currency,
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -166,6 +214,79 @@ mod tests {
         let cost = material_cost(&required, &offers);
         assert_eq!(cost.by_currency, [money(198, "EUR")]);
         assert_eq!(cost.uncosted, ["FABRIC-X: no supplier offer"]);
+    }
+
+    fn stock(free_stock: Milli) -> Supply {
+        Supply {
+            free_stock,
+            on_order: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn stock_taken_is_valued_at_the_offer_a_purchase_would_use() {
+        let today = NaiveDate::from_ymd_opt(2026, 3, 2).unwrap();
+        let offers = HashMap::from([
+            (
+                "FABRIC".to_owned(),
+                // The quicker offer is chosen even though it costs more.
+                vec![
+                    offer("SLOW", "USD", 30, 400),
+                    offer("FAST", "CNY", 7, 1_000),
+                ],
+            ),
+            ("ZIP".to_owned(), vec![offer("TRIM", "USD", 5, 199)]),
+        ]);
+        let units = HashMap::from([
+            ("FABRIC".to_owned(), "m".to_owned()),
+            ("ZIP".to_owned(), "pcs".to_owned()),
+        ]);
+        let lines = [
+            // 2.5 of 4 zips from stock, the rest bought.
+            net("ZIP", 4_000, &stock(2_500), &offers["ZIP"], today),
+            // 120 m of 150 m from stock.
+            net("FABRIC", 150_000, &stock(120_000), &offers["FABRIC"], today),
+            // Nothing in stock: nothing issued.
+            net("LABEL", 1_000, &stock(0), &[], today),
+            // 4 buttons in stock that nobody offers.
+            net("BUTTON", 4_000, &stock(10_000), &[], today),
+        ];
+
+        let issued = stock_issued(&lines, &offers, &units);
+        let issue =
+            |material: &str, quantity_milli, unit: &str, amount_minor, currency: &str| StockIssue {
+                material: material.to_owned(),
+                quantity_milli,
+                unit: unit.to_owned(),
+                amount_minor,
+                currency: currency.to_owned(),
+            };
+        assert_eq!(
+            issued,
+            [
+                issue("BUTTON", 4_000, "", 0, ""),
+                // 120 m x 10.00 CNY = 1,200.00 CNY.
+                issue("FABRIC", 120_000, "m", 120_000, "CNY"),
+                // 2.5 x 1.99 = 4.975, rounded half up.
+                issue("ZIP", 2_500, "pcs", 498, "USD"),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_stock_value_that_overflows_is_issued_uncosted() {
+        let today = NaiveDate::from_ymd_opt(2026, 3, 2).unwrap();
+        let offers = HashMap::from([("GOLD".to_owned(), vec![offer("S", "USD", 1, i64::MAX)])]);
+        let lines = [net("GOLD", 2_000, &stock(5_000), &offers["GOLD"], today)];
+
+        let issued = stock_issued(&lines, &offers, &HashMap::new());
+        assert_eq!(issued.len(), 1);
+        assert_eq!(issued[0].quantity_milli, 2_000);
+        assert_eq!(
+            (issued[0].amount_minor, issued[0].currency.as_str()),
+            (0, "")
+        );
+        assert!(stock_issued(&lines[..0], &offers, &HashMap::new()).is_empty());
     }
 
     #[test]

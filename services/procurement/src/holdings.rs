@@ -11,7 +11,8 @@
 //!   standard cost is still of the whole requirement).
 //! - [`amend`] carries out a `ProcureMaterials` of a revision above the one
 //!   applied and announces `MaterialsOrdered` of that revision with one
-//!   human-readable line per change (`adjustments`), `PurchaseOrderPlaced`
+//!   human-readable line per change (`adjustments`) and the stock it newly
+//!   reserved, valued ([`costing::stock_issued`]), `PurchaseOrderPlaced`
 //!   for each PO placed (as the first time), and `MaterialsReady` at once
 //!   when everything the order now needs is in. A PO reduced or cancelled
 //!   has no event of its own, as a PO cancelled today has none
@@ -32,7 +33,7 @@ use uuid::Uuid;
 use crate::amendments::{self, AmendmentPlan, HeldPo, Holding, MaterialChange};
 use crate::clock::Calendar;
 use crate::costing::{self, MaterialCost};
-use crate::netting::{self, Milli};
+use crate::netting::{self, Milli, Offer};
 use crate::{Error, Result, SERVICE, catalog, milli_to_f64, purchasing, revisions, validate};
 
 /// The order's allocations on open purchase orders, oldest PO first, with
@@ -129,22 +130,23 @@ pub fn holds_anything(holdings: &HashMap<String, Holding>) -> bool {
 
 /// Explodes `items` and nets the new need against what the order holds,
 /// then against what no order holds; the explosion is costed as for a
-/// first check ([`costing`]). Invalid items are a problem of the plan, as
-/// for a first procurement.
+/// first check ([`costing`]), and the offers read are returned to value
+/// the stock taken. Invalid items are a problem of the plan, as for a
+/// first procurement.
 async fn plan_for(
     conn: &mut PgConnection,
     holdings: &HashMap<String, Holding>,
     items: &[ProductQuantity],
     needed_by: &str,
     today: NaiveDate,
-) -> Result<(AmendmentPlan, MaterialCost)> {
+) -> Result<(AmendmentPlan, MaterialCost, HashMap<String, Vec<Offer>>)> {
     let invalid = |problem: String| {
         let plan = AmendmentPlan {
             materials: Vec::new(),
             earliest_material_date: today,
             problems: vec![problem],
         };
-        (plan, MaterialCost::default())
+        (plan, MaterialCost::default(), HashMap::new())
     };
     let items = match validate::items(items, "items") {
         Ok(items) => items,
@@ -167,7 +169,7 @@ async fn plan_for(
     // Only what the new items require is costed, not what the order holds.
     let cost = costing::material_cost(&required, &offers);
     let plan = amendments::plan(&items, &boms, holdings, &supplies, &offers, today);
-    Ok((plan, cost))
+    Ok((plan, cost, offers))
 }
 
 /// The answer to `CheckMaterials` for an order that holds supply. A
@@ -180,7 +182,8 @@ pub async fn check(
     command: &CheckMaterials,
     today: NaiveDate,
 ) -> Result<MaterialsChecked> {
-    let (plan, cost) = plan_for(conn, holdings, &command.items, &command.needed_by, today).await?;
+    let (plan, cost, _) =
+        plan_for(conn, holdings, &command.items, &command.needed_by, today).await?;
     let units = catalog::units(conn).await?;
     Ok(MaterialsChecked {
         order_id: order_id.to_owned(),
@@ -252,7 +255,8 @@ pub async fn amend(
             holding.received = 0;
         }
     }
-    let (plan, _) = plan_for(conn, &holdings, &command.items, &command.needed_by, today).await?;
+    let (plan, _, offers) =
+        plan_for(conn, &holdings, &command.items, &command.needed_by, today).await?;
     if !plan.problems.is_empty() {
         return Err(Error::NotAllowed(plan.problem()));
     }
@@ -305,8 +309,18 @@ pub async fn amend(
         expected_ready_date = %expected,
         "amended order's materials adjusted"
     );
-    let ordered =
-        revisions::record(conn, order_id, revision, &awaited, applied.adjustments).await?;
+    // Only what `acquire` reserved: a release is not credited back.
+    let netted = plan.materials.iter().map(|change| &change.netted);
+    let issued = costing::stock_issued(netted, &offers, &units);
+    let ordered = revisions::record(
+        conn,
+        order_id,
+        revision,
+        &awaited,
+        applied.adjustments,
+        issued,
+    )
+    .await?;
     let mut events = applied.events;
     events.push(revisions::ordered_fact(&ordered, cause));
     if let Some(ready) = revisions::mark_ready_if_complete(conn, order_id, today).await? {

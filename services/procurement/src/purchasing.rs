@@ -4,7 +4,10 @@
 //!
 //! Allocation rule (what an order may count on):
 //! - **Stock**: an order may use on-hand stock that no *other* order holds.
-//!   ProcureMaterials turns what it uses into a reservation for the order.
+//!   ProcureMaterials turns what it uses into a reservation for the order,
+//!   and announces what it newly reserved, valued at the offer price, as
+//!   `MaterialsOrdered.stock_issued` ([`costing`](crate::costing)): the
+//!   order's material cost of what it did not buy.
 //! - **Open purchase orders**: a PO placed for an order's shortage is
 //!   allocated to that order for exactly the shortage; the rest of the PO
 //!   (the MOQ surplus) is unallocated. Another order may count on a PO's

@@ -8,8 +8,12 @@
 //! - `procurement_revisions` keeps each revision's `MaterialsOrdered` as
 //!   first announced, so the answer to a re-sent command is the same fact
 //!   under the same event id (key `materials:<order>:<revision>`),
-//!   adjustments included. An order procured before revisions were kept is
-//!   answered from its purchase orders as they stand, as it was then.
+//!   adjustments included. Its `stock_issued` (what the revision took from
+//!   stock, valued: [`costing::stock_issued`](crate::costing::stock_issued))
+//!   is kept in `stock_issues`, one row per material, so the repeat lists
+//!   the same issues in the same order and finance, which books them per
+//!   line, books none twice. An order procured before revisions were kept
+//!   is answered from its purchase orders as they stand, as it was then.
 //! - Readiness: an order's materials are ready when, for every material it
 //!   needs at the applied revision, its reservation (stock reserved for it
 //!   and goods of its purchase orders that passed incoming inspection)
@@ -23,7 +27,7 @@
 use chrono::NaiveDate;
 use gendan_messaging::{Cause, Outgoing};
 use gendan_proto::date_to_string;
-use gendan_proto::v1::{MaterialsOrdered, MaterialsReady};
+use gendan_proto::v1::{MaterialsOrdered, MaterialsReady, StockIssue};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -55,14 +59,15 @@ pub async fn applied(conn: &mut PgConnection, order_id: &str) -> Result<u32> {
 }
 
 /// Stores the answer of `revision` — the order's expected ready date as
-/// set, `purchase_order_ids` and `adjustments` —, makes it the applied
-/// revision and returns it.
+/// set, `purchase_order_ids`, `adjustments` and `stock_issued` —, makes it
+/// the applied revision and returns it.
 pub async fn record(
     conn: &mut PgConnection,
     order_id: &str,
     revision: u32,
     purchase_order_ids: &[Uuid],
     adjustments: Vec<String>,
+    stock_issued: Vec<StockIssue>,
 ) -> Result<MaterialsOrdered> {
     let expected: NaiveDate =
         sqlx::query_scalar("SELECT expected_ready_date FROM procurements WHERE order_id = $1")
@@ -81,6 +86,23 @@ pub async fn record(
     .bind(&adjustments)
     .execute(&mut *conn)
     .await?;
+    for issue in &stock_issued {
+        sqlx::query(
+            "INSERT INTO stock_issues \
+               (order_id, revision, material, quantity_milli, unit, amount_minor, currency) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (order_id, revision, material) DO NOTHING",
+        )
+        .bind(order_id)
+        .bind(to_db(revision))
+        .bind(&issue.material)
+        .bind(issue.quantity_milli)
+        .bind(&issue.unit)
+        .bind(issue.amount_minor)
+        .bind(&issue.currency)
+        .execute(&mut *conn)
+        .await?;
+    }
     sqlx::query("UPDATE procurements SET revision = $2, updated_at = now() WHERE order_id = $1")
         .bind(order_id)
         .bind(to_db(revision))
@@ -92,6 +114,7 @@ pub async fn record(
         expected_ready_date: date_to_string(expected),
         revision,
         adjustments,
+        stock_issued,
     })
 }
 
@@ -107,12 +130,14 @@ pub async fn answer(conn: &mut PgConnection, order_id: &str) -> Result<Materials
     .fetch_optional(&mut *conn)
     .await?;
     if let Some((ids, expected, adjustments)) = stored {
+        let stock_issued = stored_stock_issues(conn, order_id, revision).await?;
         return Ok(MaterialsOrdered {
             order_id: order_id.to_owned(),
             purchase_order_ids: ids.iter().map(Uuid::to_string).collect(),
             expected_ready_date: date_to_string(expected),
             revision,
             adjustments,
+            stock_issued,
         });
     }
     // Procured before revisions were kept: the answer as it was made then.
@@ -128,7 +153,38 @@ pub async fn answer(conn: &mut PgConnection, order_id: &str) -> Result<Materials
         expected_ready_date: date_to_string(expected),
         revision,
         adjustments: Vec::new(),
+        stock_issued: Vec::new(),
     })
+}
+
+/// The stock issues stored with `revision`, in the order first announced:
+/// by material code as Rust orders it, which is byte order (`COLLATE "C"`,
+/// not the database's locale).
+async fn stored_stock_issues(
+    conn: &mut PgConnection,
+    order_id: &str,
+    revision: u32,
+) -> Result<Vec<StockIssue>> {
+    let rows: Vec<(String, i64, String, i64, String)> = sqlx::query_as(
+        "SELECT material, quantity_milli, unit, amount_minor, currency FROM stock_issues \
+         WHERE order_id = $1 AND revision = $2 ORDER BY material COLLATE \"C\"",
+    )
+    .bind(order_id)
+    .bind(to_db(revision))
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(material, quantity_milli, unit, amount_minor, currency)| StockIssue {
+                material,
+                quantity_milli,
+                unit,
+                amount_minor,
+                currency,
+            },
+        )
+        .collect())
 }
 
 /// `ordered` as the fact of its revision: announced again, it keeps its

@@ -3,7 +3,8 @@
 //! `sagas.facts` column (field names are the column's keys, so sagas saved
 //! by earlier versions load unchanged; a missing field takes its default).
 //! [`CostFacts`] holds what the review's cost estimate is made of (each
-//! department's answer) and finance's estimate with its margin.
+//! department's answer) and finance's estimate with its margin and the
+//! customer's credit.
 
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
@@ -151,8 +152,8 @@ impl FreightQuote {
     }
 }
 
-/// Finance's estimate of the order's cost, in the order currency: what the
-/// margin decision asks about.
+/// Finance's estimate of the order's cost and of the customer's credit, in
+/// the order currency: what the margin decision asks about.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct CostEstimate {
@@ -171,6 +172,13 @@ pub struct CostEstimate {
     pub below_margin: String,
     /// Planned cost per category ("material", "labour", …).
     pub lines: Vec<CostLine>,
+    /// What the customer would owe with this order (its other open
+    /// receivables and this order's value) and its credit limit (0: none).
+    pub credit_exposure_minor: i64,
+    pub credit_limit_minor: i64,
+    /// Why a person must decide about credit ("" when within the limit,
+    /// and in estimates kept before the check).
+    pub over_credit_limit: String,
 }
 
 /// The planned cost of one category.
@@ -199,6 +207,9 @@ impl CostEstimate {
                     amount_minor: line.amount_minor,
                 })
                 .collect(),
+            credit_exposure_minor: estimate.credit_exposure_minor,
+            credit_limit_minor: estimate.credit_limit_minor,
+            over_credit_limit: estimate.over_credit_limit.clone(),
         }
     }
 }
@@ -430,6 +441,7 @@ mod tests {
         facts.costs.estimate = Some(CostEstimate {
             revision: 2,
             below_margin: "margin -1.30% below the floor 15.00%".into(),
+            over_credit_limit: "order value 100.00 CNY would bring …".into(),
             ..CostEstimate::default()
         });
         let back: Facts = serde_json::from_value(serde_json::to_value(&facts).unwrap()).unwrap();

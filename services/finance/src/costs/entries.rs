@@ -6,8 +6,8 @@
 use std::collections::HashMap;
 
 use gendan_proto::v1::{
-    CreditNoteIssued, FinalInspectionOpened, PurchaseOrderPlaced, ReworkCompleted, ShipmentBooked,
-    WorkOrderCompleted,
+    CreditNoteIssued, FinalInspectionOpened, MaterialsOrdered, PurchaseOrderPlaced,
+    ReworkCompleted, ShipmentBooked, WorkOrderCompleted,
 };
 use sqlx::PgConnection;
 
@@ -34,6 +34,63 @@ pub fn material(event: &PurchaseOrderPlaced) -> Result<Entry, String> {
         amount: Some(amount(event.amount_minor, &event.currency, &what)?),
         warning: None,
     })
+}
+
+/// The material an order took from stock (`MaterialsOrdered.stock_issued`),
+/// one entry per issue at the offer price procurement valued it at: the
+/// purchase orders cost only what was bought, and the budget counts the
+/// whole requirement. An issue nobody offers (no currency) is a warning
+/// entry; one that costs nothing with a currency (a free offer, a quantity
+/// that rounds to 0) books no entry.
+pub fn stock_issued(event: &MaterialsOrdered) -> Result<Vec<Entry>, String> {
+    let mut entries = Vec::new();
+    for issue in &event.stock_issued {
+        let quantity = if issue.unit.trim().is_empty() {
+            format!("{} {}", milli_text(issue.quantity_milli), issue.material)
+        } else {
+            format!(
+                "{} {} {}",
+                milli_text(issue.quantity_milli),
+                issue.unit,
+                issue.material
+            )
+        };
+        if issue.amount_minor == 0 && issue.currency.trim().is_empty() {
+            entries.push(Entry {
+                category: MATERIAL,
+                description: format!("stock issued: {quantity}"),
+                amount: None,
+                warning: Some(format!(
+                    "stock issued: {quantity} without a supplier offer: not costed"
+                )),
+            });
+            continue;
+        }
+        if issue.amount_minor == 0 {
+            continue;
+        }
+        let what = format!("stock issue of {}", issue.material);
+        entries.push(Entry {
+            category: MATERIAL,
+            description: format!("stock issued: {quantity} at the offer price"),
+            amount: Some(amount(issue.amount_minor, &issue.currency, &what)?),
+            warning: None,
+        });
+    }
+    Ok(entries)
+}
+
+/// Thousandths as the decimal they are, without trailing zeros (120000 →
+/// "120", 15300 → "15.3"), as procurement writes quantities.
+fn milli_text(milli: i64) -> String {
+    let sign = if milli < 0 { "-" } else { "" };
+    let magnitude = milli.unsigned_abs();
+    let (whole, fraction) = (magnitude / 1000, magnitude % 1000);
+    if fraction == 0 {
+        return format!("{sign}{whole}");
+    }
+    let digits = format!("{fraction:03}");
+    format!("{sign}{whole}.{}", digits.trim_end_matches('0'))
 }
 
 /// The freight of a booking; a later booking of the order (revision 2 on:
@@ -221,7 +278,10 @@ pub async fn labour_rates(conn: &mut PgConnection) -> sqlx::Result<Rates> {
 
 #[cfg(test)]
 mod tests {
+    use gendan_proto::v1::StockIssue;
+
     use super::*;
+    use crate::costs::Booked;
 
     #[test]
     fn labour_is_hours_times_rate_rounded() {
@@ -355,6 +415,85 @@ mod tests {
         );
         let absurd = ("USD".to_owned(), i64::MAX);
         assert!(inspection(&opened, Some(&absurd)).warning.is_some());
+    }
+
+    fn issue(material: &str, milli: i64, unit: &str, minor: i64, currency: &str) -> StockIssue {
+        StockIssue {
+            material: material.to_owned(),
+            quantity_milli: milli,
+            unit: unit.to_owned(),
+            amount_minor: minor,
+            currency: currency.to_owned(),
+        }
+    }
+
+    #[test]
+    fn stock_issued_is_material_at_the_offer_price() {
+        let ordered = MaterialsOrdered {
+            order_id: "o-1".into(),
+            revision: 2,
+            stock_issued: vec![
+                issue("BUTTON", 4_000, "", 0, ""),
+                issue("FABRIC", 120_000, "m", 120_000, "CNY"),
+                // A free offer: nothing to book.
+                issue("LABEL", 10_000, "pcs", 0, "USD"),
+                issue("THREAD", 2_500, "cone", 498, "USD"),
+            ],
+            ..Default::default()
+        };
+        let entries = stock_issued(&ordered).unwrap();
+        assert_eq!(
+            entries,
+            [
+                Entry {
+                    category: MATERIAL,
+                    description: "stock issued: 4 BUTTON".to_owned(),
+                    amount: None,
+                    warning: Some(
+                        "stock issued: 4 BUTTON without a supplier offer: not costed".to_owned()
+                    ),
+                },
+                Entry {
+                    category: MATERIAL,
+                    description: "stock issued: 120 m FABRIC at the offer price".to_owned(),
+                    amount: Some((120_000, "CNY".to_owned())),
+                    warning: None,
+                },
+                Entry {
+                    category: MATERIAL,
+                    description: "stock issued: 2.5 cone THREAD at the offer price".to_owned(),
+                    amount: Some((498, "USD".to_owned())),
+                    warning: None,
+                },
+            ]
+        );
+        // What the ledger says of the costed line ("… (1200.00 CNY)").
+        let booked = Booked::new(MATERIAL, &entries[1].description, 120_000, "CNY");
+        assert_eq!(
+            booked.what,
+            "stock issued: 120 m FABRIC at the offer price (1200.00 CNY)"
+        );
+
+        assert_eq!(stock_issued(&MaterialsOrdered::default()), Ok(Vec::new()));
+        let malformed = MaterialsOrdered {
+            stock_issued: vec![issue("FABRIC", 1_000, "m", -5, "CNY")],
+            ..Default::default()
+        };
+        assert!(stock_issued(&malformed).unwrap_err().contains("negative"));
+        let no_currency = MaterialsOrdered {
+            stock_issued: vec![issue("FABRIC", 1_000, "m", 500, "")],
+            ..Default::default()
+        };
+        assert!(stock_issued(&no_currency).unwrap_err().contains("currency"));
+    }
+
+    #[test]
+    fn quantities_are_written_to_the_thousandth_without_trailing_zeros() {
+        assert_eq!(milli_text(120_000), "120");
+        assert_eq!(milli_text(15_300), "15.3");
+        assert_eq!(milli_text(1), "0.001");
+        assert_eq!(milli_text(0), "0");
+        assert_eq!(milli_text(-2_050), "-2.05");
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! The estimate's examples (a USD order with costs in USD and CNY) and
-//! its properties over random inputs and rates.
+//! The estimate's examples (a USD order with costs in USD and CNY, a
+//! customer with a credit limit) and its properties over random inputs and
+//! rates.
 
 use proptest::prelude::*;
 
@@ -27,6 +28,8 @@ fn input() -> Input {
         inspection_sample_units: 80,
         inspection_rate: Some(("USD".into(), 100)),
         min_margin_bp: 1_500,
+        credit_limit: (0, "USD".into()),
+        open_balances: vec![],
     }
 }
 
@@ -154,6 +157,76 @@ fn a_cost_above_the_order_value_comes_before_the_floor() {
 }
 
 #[test]
+fn a_customer_owing_more_than_its_limit_with_this_order_is_over_it() {
+    // 5,000.00 USD and 10,000.00 CNY (1,408.00 USD) open elsewhere, and
+    // this order's 10,000.00 USD: 16,408.00 USD.
+    let mut input = input();
+    input.open_balances = vec![(1_000_000, "CNY".into()), (500_000, "USD".into())];
+    input.credit_limit = (1_500_000, "USD".into());
+    let estimate = estimate(&input, &cny_rate(), day()).unwrap();
+    assert_eq!(estimate.credit_exposure_minor, 1_640_800);
+    assert_eq!(estimate.credit_limit_minor, 1_500_000);
+    assert_eq!(
+        estimate.over_credit_limit.as_deref(),
+        Some(
+            "order value 10000.00 USD would bring the customer's open balance to 16408.00 \
+             USD, over its credit limit of 15000.00 USD"
+        )
+    );
+    assert_eq!(estimate.below_margin, None, "credit and margin are apart");
+
+    // A limit in CNY is valued in the order currency: 200,000.00 CNY is
+    // 28,160.00 USD, above what the customer would owe.
+    input.credit_limit = (20_000_000, "CNY".into());
+    let estimate = super::estimate(&input, &cny_rate(), day()).unwrap();
+    assert_eq!(estimate.credit_limit_minor, 2_816_000);
+    assert_eq!(estimate.over_credit_limit, None);
+
+    input.credit_limit = (0, "USD".into());
+    let estimate = super::estimate(&input, &cny_rate(), day()).unwrap();
+    assert_eq!(
+        estimate.credit_exposure_minor, 1_640_800,
+        "measured all the same"
+    );
+    assert_eq!(
+        estimate.over_credit_limit, None,
+        "no limit, nothing over it"
+    );
+}
+
+#[test]
+fn a_balance_without_a_rate_fails_only_against_a_limit() {
+    let mut input = input();
+    input.open_balances = vec![(300_000, "EUR".into())];
+    input.credit_limit = (5_000_000, "USD".into());
+    assert!(foreign_currencies(&input).contains("EUR"));
+    let err = estimate(&input, &cny_rate(), day()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "no exchange rate EUR→USD on or before 2026-12-05; set one with SetExchangeRate"
+    );
+    input.credit_limit = (5_000_000, "GBP".into());
+    let Err(Error::MissingRate { currencies, .. }) = estimate(&input, &cny_rate(), day()) else {
+        panic!("the limit's currency has no rate either");
+    };
+    assert_eq!(currencies, ["EUR", "GBP"]);
+
+    // Without a limit the balance is left out and said so.
+    input.credit_limit = (0, "USD".into());
+    let estimate = super::estimate(&input, &cny_rate(), day()).unwrap();
+    assert_eq!(estimate.credit_exposure_minor, 1_000_000);
+    assert!(
+        estimate.warnings.contains(
+            &"open balance of 3000.00 EUR left out of the credit exposure: no exchange rate \
+              EUR→USD"
+                .to_owned()
+        ),
+        "{:?}",
+        estimate.warnings
+    );
+}
+
+#[test]
 fn margin_bp_rounds_toward_zero() {
     assert_eq!(margin_bp(1, 3), 3_333);
     assert_eq!(margin_bp(-1, 3), -3_333);
@@ -221,6 +294,8 @@ prop_compose! {
             inspection_sample_units,
             inspection_rate,
             min_margin_bp,
+            credit_limit: (0, String::new()),
+            open_balances: vec![],
         }
     }
 }
@@ -274,5 +349,52 @@ proptest! {
                 prop_assert_eq!(estimate.below_margin.is_some(), asked);
             }
         }
+    }
+}
+
+proptest! {
+    /// The exposure is the order value plus every open balance valued in
+    /// the order currency, and a person is asked about credit exactly when
+    /// there is a limit and the exposure passes it.
+    #[test]
+    fn over_the_credit_limit_exactly_when_the_exposure_passes_a_limit(
+        order_currency in currency(),
+        revenue_minor in 0i64..1_000_000_000_000,
+        open_balances in prop::collection::vec((0i64..1_000_000_000_000, currency()), 0..4),
+        limit_minor in 0i64..=1_000_000_000_000_000,
+        limit_currency in currency(),
+        scaled in prop::collection::vec(1i64..100_000_000_000, 3),
+    ) {
+        let rates: RatesInto = CURRENCIES
+            .iter()
+            .zip(&scaled)
+            .map(|(currency, scaled)| ((*currency).to_owned(), (*scaled, day())))
+            .collect();
+        let input = Input {
+            currency: order_currency.clone(),
+            revenue_minor,
+            credit_limit: (limit_minor, limit_currency),
+            open_balances: open_balances.clone(),
+            ..Input::default()
+        };
+        let estimate = estimate(&input, &rates, day()).unwrap();
+        let valued: i64 = open_balances
+            .iter()
+            .map(|(amount_minor, currency)| {
+                if *currency == order_currency {
+                    *amount_minor
+                } else {
+                    fx::convert(*amount_minor, currency, &order_currency, rates[currency].0)
+                        .unwrap()
+                }
+            })
+            .sum();
+        prop_assert_eq!(estimate.credit_exposure_minor, revenue_minor + valued);
+        prop_assert_eq!(estimate.credit_limit_minor > 0, limit_minor > 0);
+        prop_assert_eq!(
+            estimate.over_credit_limit.is_some(),
+            estimate.credit_limit_minor > 0
+                && estimate.credit_exposure_minor > estimate.credit_limit_minor
+        );
     }
 }

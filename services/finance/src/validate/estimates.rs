@@ -7,7 +7,8 @@
 //! The bounds keep one command's work and arithmetic small: a routing has
 //! tens of work centres and a bill of materials tens of currencies at most,
 //! so 500 of either is a broken sender, and 100,000 hours in one centre is
-//! decades of one person's work.
+//! decades of one person's work. A credit limit is bounded as the
+//! customer master bounds it (10^15 minor units).
 
 use std::collections::HashMap;
 
@@ -25,14 +26,19 @@ pub const MAX_ESTIMATE_LINES: usize = 500;
 pub const MAX_HOURS: f64 = 100_000.0;
 /// Most minor units one sampled unit may cost.
 pub const MAX_INSPECTION_RATE_MINOR: i64 = 1_000_000_000;
+/// The largest credit limit, in minor units: the customer master's bound.
+pub const MAX_CREDIT_LIMIT_MINOR: i64 = 1_000_000_000_000_000;
 
-/// A checked `EstimateCosts`: the order, its revision and what to estimate
-/// (labour and inspection rates still empty: they are finance's, read when
-/// the estimate is made).
+/// A checked `EstimateCosts`: the order, its revision, its customer and
+/// what to estimate (labour and inspection rates and the customer's open
+/// balances still empty: they are finance's, read when the estimate is
+/// made).
 #[derive(Debug, Clone, PartialEq)]
 pub struct CostsToEstimate {
     pub order_id: String,
     pub revision: i32,
+    /// As receivables name it ("" when the sender names none).
+    pub customer: String,
     pub input: estimate::Input,
 }
 
@@ -57,7 +63,8 @@ fn not_negative(value: i64, field: &str) -> Result<i64, FieldError> {
 }
 
 /// Checks an `EstimateCosts` about `order_id` (the message's order). A
-/// revision of 0 (a sender from before revisions) counts as 1.
+/// revision of 0 (a sender from before revisions) counts as 1; a credit
+/// limit without a currency is in the order's (the customer's default).
 pub fn estimate_costs(
     order_id_sent: &str,
     command: &EstimateCosts,
@@ -136,9 +143,23 @@ pub fn estimate_costs(
             ),
         ));
     }
+    let credit_limit_minor = command.credit_limit_minor;
+    if !(0..=MAX_CREDIT_LIMIT_MINOR).contains(&credit_limit_minor) {
+        return Err(FieldError::new(
+            "credit_limit_minor",
+            format!("must be between 0 and {MAX_CREDIT_LIMIT_MINOR}, got {credit_limit_minor}"),
+        ));
+    }
+    let credit_limit_currency = if command.credit_limit_currency.trim().is_empty() {
+        currency.clone()
+    } else {
+        super::currency(&command.credit_limit_currency, "credit_limit_currency")?
+    };
+    let customer = optional_text(&command.customer, "customer")?;
     Ok(CostsToEstimate {
         order_id,
         revision,
+        customer,
         input: estimate::Input {
             currency,
             revenue_minor,
@@ -151,6 +172,8 @@ pub fn estimate_costs(
             inspection_sample_units: command.inspection_sample_units,
             inspection_rate: None,
             min_margin_bp: command.min_margin_bp,
+            credit_limit: (credit_limit_minor, credit_limit_currency),
+            open_balances: Vec::new(),
         },
     })
 }
@@ -199,6 +222,9 @@ mod tests {
             freight_problem: String::new(),
             inspection_sample_units: 80,
             min_margin_bp: 1_500,
+            credit_limit_minor: 5_000_000,
+            credit_limit_currency: "EUR".into(),
+            customer: " Nordwind GmbH ".into(),
         }
     }
 
@@ -211,6 +237,21 @@ mod tests {
         assert_eq!(input.uncosted_materials.len(), 1, "blank lines are dropped");
         assert_eq!(input.hours_by_work_centre.get("CUT"), Some(&4.0));
         assert_eq!(input.freight, Some((50_000, "USD".to_owned())));
+        assert_eq!(input.credit_limit, (5_000_000, "EUR".to_owned()));
+        assert!(input.open_balances.is_empty(), "read when estimated");
+        assert_eq!(
+            estimate_costs("o-1", &command()).unwrap().customer,
+            "Nordwind GmbH"
+        );
+        let mut limit_in_the_order_currency = command();
+        limit_in_the_order_currency.credit_limit_currency = String::new();
+        assert_eq!(
+            estimate_costs("o-1", &limit_in_the_order_currency)
+                .unwrap()
+                .input
+                .credit_limit,
+            (5_000_000, "USD".to_owned())
+        );
 
         let mut revision_zero = command();
         revision_zero.revision = 0;
@@ -227,7 +268,7 @@ mod tests {
     fn estimate_costs_errors_name_the_field() {
         type Change = fn(&mut EstimateCosts);
         let many = |n: usize| (0..n).map(|i| format!("M-{i}")).collect::<Vec<_>>();
-        let cases: [(Change, &str); 17] = [
+        let cases: [(Change, &str); 21] = [
             (|c| c.revision = u32::MAX, "revision"),
             (|c| c.currency = "usd".into(), "currency"),
             (|c| c.revenue_minor = -1, "revenue_minor"),
@@ -290,6 +331,16 @@ mod tests {
             (|c| c.freight = Some(money(1, "")), "freight.currency"),
             (|c| c.freight_problem = "p".repeat(201), "freight_problem"),
             (|c| c.min_margin_bp = 10_001, "min_margin_bp"),
+            (|c| c.credit_limit_minor = -1, "credit_limit_minor"),
+            (
+                |c| c.credit_limit_minor = MAX_CREDIT_LIMIT_MINOR + 1,
+                "credit_limit_minor",
+            ),
+            (
+                |c| c.credit_limit_currency = "eur".into(),
+                "credit_limit_currency",
+            ),
+            (|c| c.customer = "n".repeat(201), "customer"),
         ];
         for (change, field) in cases {
             let mut bad = command();

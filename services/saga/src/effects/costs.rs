@@ -1,9 +1,9 @@
 //! What the review's cost answers teach the saga: each department's part
 //! of the estimate (the material cost from the materials check, the routing
 //! hours from the capacity check, the freight quote, the inspection
-//! sample) and finance's estimate with its margin, kept as
-//! [`CostFacts`](crate::facts::CostFacts) for the `estimate_costs` command
-//! and the margin decision.
+//! sample) and finance's estimate with its margin and the customer's
+//! credit, kept as [`CostFacts`](crate::facts::CostFacts) for the
+//! `estimate_costs` command and the margin decision.
 
 use gendan_messaging::{HandlerError, Incoming};
 use gendan_proto::TypeName;

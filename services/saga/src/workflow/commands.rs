@@ -117,9 +117,12 @@ pub fn estimate_inspection(state: &SagaState, revision: Revision, cause: &Cause)
 
 /// The review's cost estimate, from what each department answered (see
 /// [`crate::facts::CostFacts`]); finance adds labour and inspection at its
-/// rates and measures the margin against the customer's floor.
+/// rates, measures the margin against the customer's floor, and what the
+/// customer would owe with this order against its credit limit.
 pub fn estimate_costs(state: &SagaState, revision: Revision, cause: &Cause) -> Outgoing {
     let costs = &state.facts.costs;
+    // The customer's rules as they were when the order was made.
+    let rules = state.order.customer_rules.as_ref();
     let (freight, freight_problem) = match costs.freight.as_ref().map(|quote| quote.cost()) {
         Some(Ok(cost)) => (Some(cost.to_proto()), String::new()),
         Some(Err(problem)) => (None, problem),
@@ -145,11 +148,16 @@ pub fn estimate_costs(state: &SagaState, revision: Revision, cause: &Cause) -> O
         freight,
         freight_problem,
         inspection_sample_units: costs.inspection_sample_units,
-        min_margin_bp: state
-            .order
-            .customer_rules
-            .as_ref()
-            .map_or(0, |rules| rules.min_margin_bp),
+        min_margin_bp: rules.map_or(0, |rules| rules.min_margin_bp),
+        credit_limit_minor: rules.map_or(0, |rules| rules.credit_limit_minor),
+        // The limit is in the customer's currency, which the order's copy
+        // of the rules does not carry. The order currency is the
+        // customer's default, so it stands in; an order placed in another
+        // currency has its limit read in that one.
+        credit_limit_currency: state.order.currency.clone(),
+        // As `open_receivable` names the customer, so finance finds the
+        // customer's other receivables by it.
+        customer: state.order.customer.clone(),
     };
     to("finance", state, cause, &command)
 }

@@ -45,10 +45,11 @@ pub static DECISIONS: &[&DecisionSpec] = &[
     &MARGIN,
 ];
 
-/// The review's estimate leaves less margin than the customer's floor, or
-/// costs more than the order is worth: take the order as it is, offer the
-/// customer a new price (an amendment of the prices reviews it again), or
-/// reject it.
+/// The review's estimate leaves less margin than the customer's floor,
+/// costs more than the order is worth, or would take what the customer
+/// owes past its credit limit: take the order as it is, re-quote (sales
+/// agrees a new price or a smaller order with the customer; the amendment
+/// reviews it again), or reject it.
 pub static MARGIN: DecisionSpec = DecisionSpec {
     kind: v1::DecisionKind::Margin,
     name: "margin",
@@ -68,7 +69,8 @@ pub static MARGIN: DecisionSpec = DecisionSpec {
         },
     ],
     // Sales owns the price (orders): only they can re-quote or take the
-    // order at a thin margin; finance measured it.
+    // order at a thin margin or over the limit; finance measured both. One
+    // record kind for both: the question says which applies.
     exception: Some((ExceptionKind::BelowMargin, Department::Orders)),
 };
 
@@ -296,18 +298,38 @@ fn margin_question(state: &SagaState) -> String {
         );
     };
     let currency = estimate.currency.as_str();
+    let money = |minor| gendan_proto::money(minor, currency);
     let floor = match estimate.min_margin_bp {
         0 => "the customer sets no floor".to_owned(),
         bp => format!("the customer's floor is {}", percent(i64::from(bp))),
     };
-    format!(
-        "Order {}: estimated cost {} against an order value of {}: margin {}, {floor}. \
-         Accept at a loss, re-quote (sales offers the customer a new price; the amended order is \
-         estimated again), or reject the order?",
-        state.order_id,
-        gendan_proto::money(estimate.cost_minor, currency),
-        gendan_proto::money(estimate.revenue_minor, currency),
+    let margin = format!(
+        "estimated cost {} against an order value of {}: margin {}, {floor}",
+        money(estimate.cost_minor),
+        money(estimate.revenue_minor),
         percent(i64::from(estimate.margin_bp)),
+    );
+    let credit = format!(
+        "order value {} would bring {}'s open balance to {}, over its credit limit of {}",
+        money(estimate.revenue_minor),
+        state.order.customer,
+        money(estimate.credit_exposure_minor),
+        money(estimate.credit_limit_minor),
+    );
+    let below_margin = !estimate.below_margin.is_empty();
+    let over_limit = !estimate.over_credit_limit.is_empty();
+    // Neither does not ask (the step's `when`); the margin figures are the
+    // question's default, as before credit was checked.
+    let findings = match (below_margin, over_limit) {
+        (true, true) => format!("{margin}; and {credit}"),
+        (false, true) => credit,
+        _ => margin,
+    };
+    format!(
+        "Order {}: {findings}. Accept the order as it is, re-quote (sales agrees a new price or a \
+         smaller order with the customer and amends the order, which is estimated again), or \
+         reject the order?",
+        state.order_id,
     )
 }
 

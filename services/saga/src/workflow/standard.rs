@@ -10,7 +10,8 @@
 //! materials check, production's routing hours with the capacity check,
 //! logistics' freight quote, quality's inspection sample), finance adds up
 //! the estimate and its margin, and when the margin is below the customer's
-//! floor (or the order costs more than it is worth) a person decides
+//! floor (or the order costs more than it is worth), or the order would take
+//! what the customer owes past its credit limit, a person decides
 //! (`margin`). At closing finance closes the order's cost ledger before the
 //! order is closed, so the summary has its final figures.
 
@@ -141,7 +142,7 @@ impl Workflow {
                         // decision's time, the question is asked again.
                         StepDef {
                             kind: StepKind::Decide(&MARGIN),
-                            when: Some(below_margin),
+                            when: Some(below_margin_or_over_credit),
                             completes_on: &[],
                             on_timeout: OnTimeout::AskEvery(timing.decision_timeout),
                             ..send(
@@ -543,9 +544,12 @@ fn requested_date_at_risk(state: &SagaState) -> bool {
 }
 
 /// Finance's estimate of the current review leaves less margin than the
-/// customer's floor, or costs more than the order is worth.
-fn below_margin(state: &SagaState) -> bool {
-    margin_estimate(state).is_some_and(|estimate| !estimate.below_margin.is_empty())
+/// customer's floor, costs more than the order is worth, or takes what the
+/// customer owes past its credit limit.
+fn below_margin_or_over_credit(state: &SagaState) -> bool {
+    margin_estimate(state).is_some_and(|estimate| {
+        !estimate.below_margin.is_empty() || !estimate.over_credit_limit.is_empty()
+    })
 }
 
 /// The order is being reviewed (first, or again after an amendment): not

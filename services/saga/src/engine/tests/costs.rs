@@ -1,8 +1,9 @@
 //! The review's cost estimate and what the saga does with it: each
 //! department's part passed on to finance, a margin below the customer's
-//! floor asked about (accepted, re-quoted until the amended price is
-//! estimated again, or rejected), a missing exchange rate parking the
-//! estimate, and the ledger closed before the order.
+//! floor or an order over its credit limit asked about (accepted,
+//! re-quoted until the amended price is estimated again, or rejected), a
+//! missing exchange rate parking the estimate, and the ledger closed before
+//! the order.
 
 use chrono::Duration;
 use gendan_messaging::Incoming;
@@ -12,14 +13,15 @@ use super::{ORDER, engine, incoming, sent, start};
 use crate::state::{ExceptionRecord, SagaState, Status, StepStatus};
 use crate::workflow::answers;
 
-/// The order of `super::order()` for a customer who wants 15% margin and
-/// inspects at general level III, AQL 1.0.
+/// The order of `super::order()` for a customer who wants 15% margin, has
+/// 50,000.00 of credit and inspects at general level III, AQL 1.0.
 fn order() -> v1::Order {
     v1::Order {
         customer_rules: Some(v1::CustomerRules {
             inspection_level: v1::InspectionLevel::GeneralIii as i32,
             major_aql: Some(1.0),
             min_margin_bp: 1_500,
+            credit_limit_minor: 5_000_000,
             ..Default::default()
         }),
         ..super::order()
@@ -74,30 +76,60 @@ fn review_answers(revision: u32) -> Vec<Incoming> {
 
 /// Finance's estimate of `revision`: `cost_minor` against the order's
 /// 10,000.00 CNY, below the floor when `below` says why.
-fn estimated(revision: u32, cost_minor: i64, below: &str) -> Incoming {
+fn estimate(revision: u32, cost_minor: i64, below: &str) -> v1::CostEstimate {
     let revenue_minor = 1_000_000;
     let margin_minor = revenue_minor - cost_minor;
-    incoming(&v1::CostsEstimated {
+    v1::CostEstimate {
         order_id: ORDER.to_owned(),
         revision,
-        estimate: Some(v1::CostEstimate {
-            order_id: ORDER.to_owned(),
-            revision,
-            currency: "CNY".to_owned(),
-            revenue_minor,
-            lines: vec![v1::CostBudgetLine {
-                category: "material".to_owned(),
-                amount_minor: cost_minor,
-            }],
-            cost_minor,
-            margin_minor,
-            margin_bp: (margin_minor * 10_000 / revenue_minor) as i32,
-            min_margin_bp: 1_500,
-            below_margin: below.to_owned(),
-            ..Default::default()
-        }),
+        currency: "CNY".to_owned(),
+        revenue_minor,
+        lines: vec![v1::CostBudgetLine {
+            category: "material".to_owned(),
+            amount_minor: cost_minor,
+        }],
+        cost_minor,
+        margin_minor,
+        margin_bp: (margin_minor * 10_000 / revenue_minor) as i32,
+        min_margin_bp: 1_500,
+        below_margin: below.to_owned(),
+        ..Default::default()
+    }
+}
+
+fn announced(estimate: v1::CostEstimate) -> Incoming {
+    incoming(&v1::CostsEstimated {
+        order_id: ORDER.to_owned(),
+        revision: estimate.revision,
+        estimate: Some(estimate),
     })
 }
+
+fn estimated(revision: u32, cost_minor: i64, below: &str) -> Incoming {
+    announced(estimate(revision, cost_minor, below))
+}
+
+/// The first estimate, for a customer who would owe `exposure_minor` with
+/// the order against its 50,000.00 CNY limit, over it when `over` says why.
+fn estimated_with_credit(
+    cost_minor: i64,
+    below: &str,
+    exposure_minor: i64,
+    over: &str,
+) -> Incoming {
+    announced(v1::CostEstimate {
+        credit_exposure_minor: exposure_minor,
+        credit_limit_minor: 5_000_000,
+        over_credit_limit: over.to_owned(),
+        ..estimate(1, cost_minor, below)
+    })
+}
+
+/// Finance's reason, and the saga's words for it in the question.
+const OVER_LIMIT: &str = "order value 10000.00 CNY would bring the customer's open balance to \
+                          58400.00 CNY, over its credit limit of 50000.00 CNY";
+const OVER_LIMIT_ASKED: &str = "order value 10000.00 CNY would bring Acme's open balance to \
+                                58400.00 CNY, over its credit limit of 50000.00 CNY";
 
 /// A new saga whose review has answered everything the estimate needs.
 fn at_the_estimate(engine: &super::Engine) -> SagaState {
@@ -176,6 +208,16 @@ fn each_department_prices_its_part_and_finance_gets_them_all() {
     assert_eq!(estimate.freight_problem, "");
     assert_eq!(estimate.inspection_sample_units, 80);
     assert_eq!(estimate.min_margin_bp, 1_500);
+    // The limit in the order currency (the customer's default), and the
+    // customer as its receivables name it.
+    assert_eq!(
+        (
+            estimate.credit_limit_minor,
+            estimate.credit_limit_currency.as_str()
+        ),
+        (5_000_000, "CNY")
+    );
+    assert_eq!(estimate.customer, "Acme");
     // Not confirmed before the estimate is in.
     assert_eq!(saga.step("confirm_order").status, StepStatus::Pending);
 }
@@ -244,6 +286,65 @@ fn a_margin_below_the_floor_asks_sales_with_the_figures() {
     assert_eq!(below[0].owner, Department::Orders);
     assert_eq!(below[0].decision_id, Some(decision.decision_id));
     assert!(sent::<v1::ConfirmOrder>(&saga).is_empty());
+}
+
+#[test]
+fn an_order_over_the_credit_limit_asks_sales_though_the_margin_is_fine() {
+    let engine = engine();
+    let mut saga = at_the_estimate(&engine);
+    saga.outgoing.clear();
+    let over = estimated_with_credit(700_000, "", 5_840_000, OVER_LIMIT);
+    engine.react(&mut saga, &over, start()).unwrap();
+    let decision = saga.decisions.iter().find(|d| d.is_open()).expect("asked");
+    assert_eq!(decision.kind, "margin");
+    assert_eq!(decision.step, "review_margin");
+    assert!(
+        decision.question.contains(OVER_LIMIT_ASKED),
+        "{}",
+        decision.question
+    );
+    assert!(
+        !decision.question.contains("margin 30.00%"),
+        "not in question"
+    );
+    assert_eq!(open_of(&saga, ExceptionKind::BelowMargin).len(), 1);
+    assert!(sent::<v1::ConfirmOrder>(&saga).is_empty());
+    let kept = saga.facts.costs.estimate.as_ref().unwrap();
+    assert_eq!(kept.over_credit_limit, OVER_LIMIT);
+    assert_eq!(
+        (kept.credit_exposure_minor, kept.credit_limit_minor),
+        (5_840_000, 5_000_000)
+    );
+}
+
+#[test]
+fn a_thin_margin_over_the_credit_limit_names_both() {
+    let engine = engine();
+    let mut saga = at_the_estimate(&engine);
+    let below = "margin -1.30% is below the customer's floor of 15.00%";
+    let both = estimated_with_credit(1_013_000, below, 5_840_000, OVER_LIMIT);
+    engine.react(&mut saga, &both, start()).unwrap();
+    let decision = saga.decisions.iter().find(|d| d.is_open()).expect("asked");
+    let margin = "margin -1.30%, the customer's floor is 15.00%";
+    assert!(
+        decision
+            .question
+            .contains(&format!("{margin}; and {OVER_LIMIT_ASKED}")),
+        "{}",
+        decision.question
+    );
+}
+
+#[test]
+fn an_estimate_within_the_margin_and_the_credit_limit_asks_nobody() {
+    let engine = engine();
+    let mut saga = at_the_estimate(&engine);
+    saga.outgoing.clear();
+    let within = estimated_with_credit(700_000, "", 4_200_000, "");
+    engine.react(&mut saga, &within, start()).unwrap();
+    assert_eq!(saga.step("review_margin").status, StepStatus::Skipped);
+    assert!(saga.decisions.is_empty());
+    assert_eq!(sent::<v1::ConfirmOrder>(&saga).len(), 1);
 }
 
 #[test]
