@@ -2,7 +2,8 @@
 //! against real NATS and PostgreSQL: every refusal names its field and
 //! writes nothing, a rate replaces the pair's rate of the same day, and a
 //! cost booked before its currency had a rate waits unvalued (announced as
-//! missing) until a rate is set, which values it at once.
+//! missing) until a rate is set, which values it at once; the ledger closes
+//! with every cost announced before the closing, once.
 
 use std::time::Duration;
 
@@ -11,9 +12,9 @@ use gendan_messaging::{Cause, Outgoing, streams};
 use gendan_proto::TypeName;
 use gendan_proto::v1::finance_service_client::FinanceServiceClient;
 use gendan_proto::v1::{
-    CostsConverted, ExchangeRate, ExchangeRateMissing, GetCostEstimateRequest,
-    GetCostLedgerRequest, GetInspectionRateRequest, InspectionRate, ListExchangeRatesRequest,
-    OpenReceivable, PurchaseOrderPlaced, ReceivableOpened,
+    CloseCostLedger, CostLedgerClosed, CostsConverted, ExchangeRate, ExchangeRateMissing,
+    GetCostEstimateRequest, GetCostLedgerRequest, GetInspectionRateRequest, InspectionRate,
+    ListExchangeRatesRequest, OpenReceivable, PurchaseOrderPlaced, ReceivableOpened,
 };
 use gendan_tests::{Running, SubjectReader, eventually};
 use tonic::Code;
@@ -282,5 +283,84 @@ async fn a_cost_without_a_rate_waits_and_is_valued_when_the_rate_is_set() -> any
     );
     assert_eq!(entry.order_amount_minor, 125_000);
     assert_eq!(entry.rate, "0.125");
+    svc.stop().await
+}
+
+/// `CloseCostLedger` closes once finance's costs consumer has handled the
+/// events stream as far as the saga had seen it (so a cost announced just
+/// before is in the figures), and only once: a re-sent command after a
+/// later cost announces the stored figures again.
+#[tokio::test]
+async fn the_ledger_closes_with_every_cost_before_it_and_only_once() -> anyhow::Result<()> {
+    let (svc, _client) = start().await?;
+    let mut events =
+        SubjectReader::open(&svc.nats.url, streams::EVENTS, "gendan.evt.finance.>").await?;
+    let order = "o-close";
+    svc.command(
+        order,
+        &OpenReceivable {
+            order_id: order.into(),
+            customer: "Nordwind GmbH".into(),
+            total_minor: 500_000,
+            currency: "USD".into(),
+            payment_terms: "100% T/T in advance".into(),
+            ..Default::default()
+        },
+    )
+    .await?;
+    events
+        .next_of_type(ReceivableOpened::TYPE_NAME, WAIT)
+        .await?;
+    let placed = |id: &str, amount_minor: i64| PurchaseOrderPlaced {
+        order_id: order.into(),
+        purchase_order_id: id.into(),
+        supplier: "SUP-1".into(),
+        material: "FAB".into(),
+        quantity: 10.0,
+        amount_minor,
+        currency: "USD".into(),
+        ..Default::default()
+    };
+    let first = Outgoing::event(
+        "procurement",
+        order,
+        &placed("PO-C1", 40_000),
+        &Cause::root(order),
+    );
+    svc.bus.publish(&first).await?;
+    let client = async_nats::connect(&svc.nats.url).await?;
+    let through = async_nats::jetstream::new(client)
+        .get_stream(streams::EVENTS)
+        .await?
+        .info()
+        .await?
+        .state
+        .last_sequence;
+    let close = CloseCostLedger {
+        order_id: order.into(),
+        events_through: through,
+    };
+    svc.command(order, &close).await?;
+    let closed: CostLedgerClosed = events
+        .next_of_type(CostLedgerClosed::TYPE_NAME, WAIT)
+        .await?
+        .decode()?;
+    assert_eq!(closed.actual_minor, 40_000, "{closed:?}");
+
+    // A cost after the closing, then the command again: the stored figures.
+    let later = Outgoing::event(
+        "procurement",
+        order,
+        &placed("PO-C2", 5_000),
+        &Cause::root(order),
+    );
+    svc.bus.publish(&later).await?;
+    svc.repeat(order, &close).await?;
+    let stored: Vec<Vec<u8>> = sqlx::query_scalar("SELECT closing FROM cost_ledger_closings")
+        .fetch_all(&svc.pool)
+        .await?;
+    assert_eq!(stored.len(), 1);
+    let again = <CostLedgerClosed as prost::Message>::decode(stored[0].as_slice())?;
+    assert_eq!(again, closed);
     svc.stop().await
 }

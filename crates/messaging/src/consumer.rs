@@ -92,6 +92,11 @@ pub struct ConsumerSettings {
     pub backoff: Vec<Duration>,
     /// How long the server waits for an ack before redelivering.
     pub ack_wait: Duration,
+    /// Record the highest stream sequence of every committed batch in
+    /// `consumer_progress` ([`progress`]), for a handler elsewhere that must
+    /// know this consumer has seen everything up to a message. One statement
+    /// a batch; off by default.
+    pub track_progress: bool,
 }
 
 impl ConsumerSettings {
@@ -111,6 +116,7 @@ impl ConsumerSettings {
             // Short enough that messages held by a crashed replica come back
             // quickly; a batch is handled well within it.
             ack_wait: Duration::from_secs(10),
+            track_progress: false,
         }
     }
 
@@ -363,6 +369,15 @@ impl<H: Handler> Consumer<H> {
                 }
             }
         }
+        if self.settings.track_progress {
+            let highest = batch
+                .iter()
+                .map(|(_, incoming)| incoming.stream_sequence)
+                .max();
+            if let Some(highest) = highest {
+                record_progress(&mut tx, &self.settings.durable, highest).await?;
+            }
+        }
         tx.commit().await?;
         Ok(outcomes)
     }
@@ -451,4 +466,33 @@ async fn pause(cancel: &CancellationToken, duration: Duration) {
         _ = cancel.cancelled() => {}
         _ = tokio::time::sleep(duration) => {}
     }
+}
+
+async fn record_progress(
+    conn: &mut sqlx::PgConnection,
+    durable: &str,
+    stream_sequence: u64,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO consumer_progress (consumer, stream_sequence) VALUES ($1, $2) \
+         ON CONFLICT (consumer) DO UPDATE SET stream_sequence = \
+           GREATEST(consumer_progress.stream_sequence, EXCLUDED.stream_sequence)",
+    )
+    .bind(durable)
+    .bind(i64::try_from(stream_sequence).unwrap_or(i64::MAX))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The highest stream sequence `durable` has handled, when it keeps track
+/// ([`ConsumerSettings::track_progress`]); 0 before its first batch. A
+/// message retried later (a failed delivery) may still be behind it.
+pub async fn progress(conn: &mut sqlx::PgConnection, durable: &str) -> sqlx::Result<u64> {
+    let sequence: Option<i64> =
+        sqlx::query_scalar("SELECT stream_sequence FROM consumer_progress WHERE consumer = $1")
+            .bind(durable)
+            .fetch_optional(conn)
+            .await?;
+    Ok(sequence.map_or(0, |s| u64::try_from(s).unwrap_or(0)))
 }

@@ -10,7 +10,7 @@
 //! | `ReferToCollection` | order | receivable `in_collection` (dunning stops), customer on credit hold; `ReferredToCollection` with what was outstanding | the stored answer again |
 //! | `IssueCreditNote` | order + claim | stores credit note `CN-<year>-<n>`: the customer owes the total less credits, unpaid invoices are settled by it earliest due first (never edited), a payment beyond what is now owed becomes refund due; `CreditNoteIssued` (a fact: same event id every time) with outstanding and refund due, then `DepositReceived` / `OrderPaidInFull` if it settled them (once each, as payments do) | the stored `CreditNoteIssued` again, same event id, nothing written |
 //! | `EstimateCosts` | order + revision (0 counts as 1) | the departments' answers costed with finance's labour rates and inspection rate, each cost valued in the order currency at the rate in force today (see [`crate::estimate`]), and the customer's credit measured: the outstanding of its other open receivables (same `customer`) plus the order value against `credit_limit_minor`, both valued the same way; stored; `CostsEstimated` with the `CostEstimate` (parts, lines per category, cost, margin, `below_margin` when the cost exceeds the order value or the margin is below the customer's floor, `credit_exposure_minor`, `credit_limit_minor`, `over_credit_limit` when the exposure passes a limit, warnings for what could not be costed), a fact keyed by order and revision; a cost's currency without a rate (or, with a limit, an open balance's or the limit's): `CostEstimateFailed` naming every missing pair, nothing stored (sent again after the rate is set, it estimates) (see [`crate::estimates`]) | the stored `CostsEstimated` again, same event id, nothing written |
-//! | `CloseCostLedger` | order (reads only) | `CostLedgerClosed` with the ledger's figures as `GetCostLedger` gives them (zeros with the order id when nothing was booked), a fact keyed by the figures | the same figures: the same fact and event id; costs booked since: a new fact with the new figures |
+//! | `CloseCostLedger` | order | once the costs consumer has handled the events stream up to `events_through` (retried until then, at most until the 5th delivery), stores and announces `CostLedgerClosed` with the ledger's figures as `GetCostLedger` gives them (zeros with the order id when nothing was booked), the fact `ledger_closed` | the stored figures again, same event id, nothing written |
 //! | `RestateFact` (`awaited` `DepositReceived` or `OrderPaidInFull`) | order (reads only) | the fact true: it again as first announced (the fact `deposit_received` or `paid_in_full:<revision>`, same event id); otherwise `StatusReported` with where the deposit stands (each deposit invoice, its amount, due date and what was received) or what of the balance is outstanding, carried out by [`crate::restate`] | the same answer on the current state |
 //!
 //! Rejected to the dead-letter subject, with the field or the reason named:
@@ -54,8 +54,7 @@
 //! same fact under the same event id (consumers drop it) for
 //! `ReceivableOpened` with the invoices and credit note it announces,
 //! `PaymentDueExtended`, `ReferredToCollection`, `CreditNoteIssued`,
-//! `CostsEstimated` and `CostLedgerClosed` (while its figures are
-//! unchanged) (and `DepositReceived`, one fact per receivable); the others
+//! `CostsEstimated` and `CostLedgerClosed` (and `DepositReceived`, one fact per receivable); the others
 //! are a new message with the same content.
 
 use std::sync::Arc;

@@ -12,7 +12,8 @@
 //! | `ShipmentBooked`, revision ≥ 2 | expedite | the same: a re-booking after a missed departure is freight the plan did not have |
 //! | `CreditNoteIssued` for a claim | credit_note | `amount_minor` in `currency`: the money the order gave back to settle a claim is what the claim cost it (an amendment's note, `amendment:<revision>`, only follows a lower price: not booked) |
 //!
-//! Other event types are ignored. Entries are keyed by the fact they cost
+//! Other event types are ignored. The consumer records how far along the
+//! stream it got (`consumer_progress`), which `CloseCostLedger` waits for. Entries are keyed by the fact they cost
 //! (purchase order, the stock issues of an order's revision, work order
 //! run, rework order, inspection, booking reference, claim) and line, so a
 //! fact is booked once even when it is announced again under another event

@@ -27,10 +27,14 @@
 //!
 //! `CloseCostLedger` announces the ledger's final figures
 //! ([`ledger::closed`]; zeros with the order id when nothing was ever
-//! booked) as `CostLedgerClosed`, a fact keyed by the figures themselves:
-//! a re-sent command with nothing booked since keeps the event id (and is
-//! dropped downstream); a cost booked after the first closing makes new
-//! figures and so a new fact, which consumers take as the newer closing.
+//! booked) as `CostLedgerClosed`, once per order: the figures are stored
+//! (`cost_ledger_closings`) and a re-sent command announces them again
+//! under the same event id. It first waits (a retried delivery) until the
+//! costs consumer has handled the events stream as far as the saga had
+//! seen it, so no cost of the order is still on its way
+//! ([`costs_caught_up`]). A cost booked
+//! after the closing reaches the ledger (`GetCostLedger`) but not the
+//! closing figures, nor the order's summary made from them.
 //!
 //! `GetCostEstimate`, `SetInspectionRate` and `GetInspectionRate` are
 //! served from here for [`crate::api`].
@@ -47,7 +51,6 @@ use gendan_proto::v1::{
 };
 use prost::Message as _;
 use sqlx::{PgConnection, PgPool};
-use uuid::Uuid;
 
 use crate::estimate::{self, Estimate, RatesInto};
 use crate::validate::{self, CostsToEstimate, NewReceivable};
@@ -412,35 +415,76 @@ pub async fn close_cost_ledger(
     let cause = Cause::from_incoming(message);
     // Figures read while no cost or amendment of the order is half-applied.
     receivables::lock_order(conn, &order_id).await?;
-    let closed = match ledger::ledger(conn, &order_id).await? {
-        Some(current) => ledger::closed(&current),
-        None => CostLedgerClosed {
-            order_id: order_id.clone(),
-            ..Default::default()
-        },
+    let stored: Option<Vec<u8>> =
+        sqlx::query_scalar("SELECT closing FROM cost_ledger_closings WHERE order_id = $1")
+            .bind(&order_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    let closed = match stored {
+        Some(bytes) => CostLedgerClosed::decode(bytes.as_slice()).map_err(|err| {
+            HandlerError::Rejected(format!(
+                "stored closing of order {order_id} does not decode: {err}"
+            ))
+        })?,
+        None => {
+            let caught_up = costs_caught_up(conn, command.events_through).await?;
+            if !caught_up && message.delivered < CATCH_UP_DELIVERIES {
+                return Err(HandlerError::Retry(format!(
+                    "the cost ledger of order {order_id} has not seen every cost yet"
+                )));
+            }
+            let closed = match ledger::ledger(conn, &order_id).await? {
+                Some(current) => ledger::closed(&current),
+                None => CostLedgerClosed {
+                    order_id: order_id.clone(),
+                    ..Default::default()
+                },
+            };
+            sqlx::query("INSERT INTO cost_ledger_closings (order_id, closing) VALUES ($1, $2)")
+                .bind(&order_id)
+                .bind(closed.encode_to_vec())
+                .execute(&mut *conn)
+                .await?;
+            tracing::info!(
+                budget_minor = closed.budget_minor,
+                actual_minor = closed.actual_minor,
+                unconverted = closed.unconverted.len(),
+                "cost ledger closed"
+            );
+            closed
+        }
     };
-    tracing::info!(
-        budget_minor = closed.budget_minor,
-        actual_minor = closed.actual_minor,
-        unconverted = closed.unconverted.len(),
-        "cost ledger closed"
-    );
-    let key = closed_key(&closed);
     outbox::write(
         conn,
-        &[Outgoing::fact(SERVICE, &order_id, &closed, &cause, &key)],
+        &[Outgoing::fact(
+            SERVICE,
+            &order_id,
+            &closed,
+            &cause,
+            "ledger_closed",
+        )],
     )
     .await?;
     Ok(())
 }
 
-/// The fact key of a closing: the figures themselves (a name-based UUID of
-/// the encoded message, which has no maps and so encodes the same figures
-/// to the same bytes). The same figures are the same fact; new ones are a
-/// new fact.
-fn closed_key(closed: &CostLedgerClosed) -> String {
-    let figures = Uuid::new_v5(&Uuid::NAMESPACE_OID, &closed.encode_to_vec());
-    format!("ledger_closed:{figures}")
+/// The delivery of `CloseCostLedger` on which the ledger is closed even
+/// though the costs consumer has not shown it caught up: the consumer's
+/// backoff gives it about half a minute, and a closing must never be
+/// dead-lettered for want of it.
+const CATCH_UP_DELIVERIES: u64 = 5;
+
+/// Whether the costs consumer (`finance-costs`) has handled the events
+/// stream up to `events_through`, the last event the saga had seen of the
+/// order: its costs came before, so they are booked. The two consumers run
+/// side by side, and under load the costs one can lag behind the commands
+/// one.
+async fn costs_caught_up(conn: &mut PgConnection, events_through: u64) -> sqlx::Result<bool> {
+    if events_through == 0 {
+        return Ok(true);
+    }
+    let handled = gendan_messaging::consumer::progress(conn, crate::COSTS_CONSUMER).await?;
+    Ok(handled >= events_through)
 }
 
 #[cfg(test)]
@@ -506,24 +550,6 @@ mod tests {
         assert_eq!(budget_from(&lines_only, "USD", Some(&stored("USD"))), None);
         assert_eq!(budget_from(&open(0), "USD", Some(&stored("EUR"))), None);
         assert_eq!(budget_from(&open(0), "USD", None), None);
-    }
-
-    #[test]
-    fn the_same_figures_close_as_the_same_fact() {
-        let closed = CostLedgerClosed {
-            order_id: "o-1".into(),
-            currency: "USD".into(),
-            budget_minor: 500_000,
-            actual_minor: 480_000,
-            ..Default::default()
-        };
-        assert_eq!(closed_key(&closed), closed_key(&closed.clone()));
-        let later = CostLedgerClosed {
-            actual_minor: 481_000,
-            ..closed.clone()
-        };
-        assert_ne!(closed_key(&closed), closed_key(&later));
-        assert!(closed_key(&closed).starts_with("ledger_closed:"));
     }
 
     #[test]

@@ -266,8 +266,12 @@ impl Application {
             ),
             commands::CommandHandler::new(clock.clone()),
         );
+        // Its progress tells CloseCostLedger when every cost is booked.
         let costs = foundation.consumer(
-            ConsumerSettings::new(streams::EVENTS, COSTS_CONSUMER, subjects::EVENTS),
+            ConsumerSettings {
+                track_progress: true,
+                ..ConsumerSettings::new(streams::EVENTS, COSTS_CONSUMER, subjects::EVENTS)
+            },
             costs::CostHandler,
         );
         let dunning = dunning_worker::DunningWorker::new(

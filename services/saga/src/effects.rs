@@ -72,6 +72,10 @@ fn revision(revision: u32) -> Option<u32> {
 /// Applies `incoming` to `state`. An event without special meaning here
 /// completes the step waiting for it.
 pub fn apply(state: &mut SagaState, incoming: &Incoming) -> Result<Answer, HandlerError> {
+    // How far along the events stream the order's story has been seen:
+    // finance closes the cost ledger once its costs consumer got as far.
+    let seen = &mut state.facts.costs.events_through;
+    *seen = (*seen).max(incoming.stream_sequence);
     let facts = &mut state.facts;
     let answer: Answer = match incoming.type_name() {
         v1::MaterialsChecked::TYPE_NAME => {

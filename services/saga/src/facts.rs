@@ -126,6 +126,10 @@ pub struct CostFacts {
     /// passed on to orders with `CloseOrder` for the summary.
     #[serde(default)]
     pub ledger_closed: Option<Vec<u8>>,
+    /// The events stream's sequence of the last event applied to the saga
+    /// (`CloseCostLedger.events_through`).
+    #[serde(default)]
+    pub events_through: u64,
 }
 
 /// What shipping the order will cost, or why it could not be priced.

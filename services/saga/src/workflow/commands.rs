@@ -506,6 +506,7 @@ pub fn reject_claim(state: &SagaState, _: Revision, cause: &Cause) -> Outgoing {
 pub fn close_cost_ledger(state: &SagaState, _: Revision, cause: &Cause) -> Outgoing {
     let command = v1::CloseCostLedger {
         order_id: state.order_id.clone(),
+        events_through: state.facts.costs.events_through,
     };
     to("finance", state, cause, &command)
 }
