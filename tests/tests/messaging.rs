@@ -1,11 +1,13 @@
 //! The messaging library against real NATS and PostgreSQL: outbox relay,
-//! inbox de-duplication, dead letters.
+//! inbox de-duplication, batches with a failing or repeated message, dead
+//! letters.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_nats::HeaderMap;
+use async_nats::jetstream::consumer::PullConsumer;
 use gendan_messaging::{
     Bus, Cause, Consumer, ConsumerSettings, Handler, HandlerError, Incoming, Outgoing, Relay,
     outbox, streams,
@@ -55,11 +57,13 @@ fn confirmed(order_id: &str) -> Outgoing {
     )
 }
 
-/// Records each handled message as a row; fails on demand.
+/// Records each handled message as a row, then fails on demand: every
+/// message, or only those about `failing_order`.
 #[derive(Clone, Default)]
 struct Recorder {
     calls: Arc<AtomicUsize>,
     fail_with: Option<HandlerError>,
+    failing_order: Option<String>,
 }
 
 impl Handler for Recorder {
@@ -75,9 +79,13 @@ impl Handler for Recorder {
             .bind(&payload.order_id)
             .execute(conn)
             .await?;
+        let fails_here = self
+            .failing_order
+            .as_ref()
+            .is_none_or(|order_id| *order_id == payload.order_id);
         match &self.fail_with {
-            Some(err) => Err(err.clone()),
-            None => Ok(()),
+            Some(err) if fails_here => Err(err.clone()),
+            _ => Ok(()),
         }
     }
 }
@@ -127,17 +135,7 @@ async fn a_message_delivered_twice_has_one_effect() {
     // The same envelope under two broker message ids: JetStream keeps both,
     // the inbox keeps the effect single.
     let message = confirmed("order-1");
-    let body = message.envelope.encode_to_vec();
-    for msg_id in ["copy-1", "copy-2"] {
-        let mut headers = HeaderMap::new();
-        headers.insert("Nats-Msg-Id", msg_id);
-        bus.jetstream()
-            .publish_with_headers(message.subject.clone(), headers, body.clone().into())
-            .await
-            .unwrap()
-            .await
-            .unwrap();
-    }
+    publish_copies(&bus, &message, &["copy-1", "copy-2"]).await;
     assert_eq!(stream_messages(&bus, streams::EVENTS).await, 2);
     eventually(WAIT, "both deliveries handled", || async {
         (calls.load(Ordering::SeqCst) >= 1 && effects(&pool).await == 1).then_some(())
@@ -152,6 +150,131 @@ async fn a_message_delivered_twice_has_one_effect() {
             .await
             .unwrap();
     assert_eq!(inbox, 1);
+    cancel.cancel();
+}
+
+/// Publishes `message` once per broker message id: the stream keeps every
+/// copy, as when a relay publishes a row again after the server's duplicate
+/// window has passed.
+async fn publish_copies(bus: &Bus, message: &Outgoing, msg_ids: &[&str]) {
+    let body = message.envelope.encode_to_vec();
+    for msg_id in msg_ids {
+        let mut headers = HeaderMap::new();
+        headers.insert("Nats-Msg-Id", *msg_id);
+        bus.jetstream()
+            .publish_with_headers(message.subject.clone(), headers, body.clone().into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+}
+
+/// Starts a consumer once the test's messages are on the stream, so they
+/// are ready together and arrive as one batch; returns the durable, to
+/// read its counts, and the token that stops the consumer.
+async fn consume_what_is_ready(
+    bus: &Bus,
+    pool: &PgPool,
+    durable: &str,
+    handler: Recorder,
+) -> (PullConsumer, CancellationToken) {
+    let settings = ConsumerSettings::new(streams::EVENTS, durable, "gendan.evt.orders.>");
+    let consumer = Consumer::new(bus.clone(), pool.clone(), settings, handler);
+    let durable = consumer.ensure().await.unwrap();
+    let cancel = CancellationToken::new();
+    tokio::spawn(consumer.run(cancel.clone()));
+    (durable, cancel)
+}
+
+/// Waits until the durable has delivered the first `messages` of the
+/// stream and none waits for an ack.
+async fn all_settled(durable: &PullConsumer, messages: u64) {
+    eventually(WAIT, "every message settled", || {
+        let mut durable = durable.clone();
+        async move {
+            let info = durable.info().await.ok()?;
+            (info.num_pending == 0
+                && info.num_ack_pending == 0
+                && info.delivered.stream_sequence >= messages)
+                .then_some(())
+        }
+    })
+    .await
+    .unwrap();
+}
+
+async fn effects_by_order(pool: &PgPool) -> Vec<(String, i64)> {
+    sqlx::query_as("SELECT order_id, count(*) FROM effects GROUP BY order_id ORDER BY order_id")
+        .fetch_all(pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_rejected_message_in_a_batch_is_dead_lettered_and_the_others_take_effect_once() {
+    let (_db, nats, pool, bus) = setup().await;
+    // The batch is sorted by order id: order-b is the middle message. Its
+    // handler writes its effect before rejecting it, so the batch's
+    // transaction holds a write that must not commit.
+    for order_id in ["order-a", "order-b", "order-c"] {
+        bus.publish(&confirmed(order_id)).await.unwrap();
+    }
+    let handler = Recorder {
+        fail_with: Some(HandlerError::Rejected("order-b is unknown".into())),
+        failing_order: Some("order-b".into()),
+        ..Default::default()
+    };
+    let (durable, cancel) = consume_what_is_ready(&bus, &pool, "probe-middle", handler).await;
+    all_settled(&durable, 3).await;
+
+    assert_eq!(
+        effects_by_order(&pool).await,
+        vec![("order-a".to_owned(), 1), ("order-c".to_owned(), 1)]
+    );
+    let inbox: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM inbox WHERE consumer = 'probe-middle'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(inbox, 2);
+    let mut dead = SubjectReader::open(&nats.url, streams::DEAD_LETTERS, "gendan.dlq.probe-middle")
+        .await
+        .unwrap();
+    let letter = dead.next(WAIT).await.unwrap().expect("a dead letter");
+    assert!(
+        letter
+            .header("Gendan-Dlq-Reason")
+            .unwrap()
+            .contains("order-b is unknown")
+    );
+    assert_eq!(letter.envelope().unwrap().order_id, "order-b");
+    assert_eq!(stream_messages(&bus, streams::DEAD_LETTERS).await, 1);
+    cancel.cancel();
+}
+
+#[tokio::test]
+async fn the_same_message_twice_in_one_batch_has_one_effect() {
+    let (_db, _nats, pool, bus) = setup().await;
+    // Both copies are on the stream before the consumer starts: one batch,
+    // one claim for the two, one handler call.
+    let message = confirmed("order-twice");
+    publish_copies(&bus, &message, &["twice-1", "twice-2"]).await;
+    assert_eq!(stream_messages(&bus, streams::EVENTS).await, 2);
+    let handler = Recorder::default();
+    let calls = handler.calls.clone();
+    let (durable, cancel) = consume_what_is_ready(&bus, &pool, "probe-twice", handler).await;
+    all_settled(&durable, 2).await;
+
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(effects(&pool).await, 1);
+    let inbox: Vec<String> =
+        sqlx::query_scalar("SELECT message_id FROM inbox WHERE consumer = 'probe-twice'")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(inbox, vec![message.envelope.event_id.clone()]);
+    assert_eq!(stream_messages(&bus, streams::DEAD_LETTERS).await, 0);
     cancel.cancel();
 }
 

@@ -7,7 +7,9 @@
 //!   catalogue, lets the simulators play the world outside, pushes sample
 //!   orders through all twelve phases with a live view, and prints each
 //!   order's closing summary.
-//! - `gendan bench` does the same at full speed and prints what it costs.
+//! - `gendan bench` does the same at full speed, a fixed number of orders
+//!   open at a time, and prints what it costs; `gendan bench mes` measures
+//!   MES reports into production.
 //! - `gendan sim` runs the simulators against services started elsewhere.
 //! - `gendan chaos` runs every service as its own process on private
 //!   servers, kills and crashes them while the simulators drive orders, and
@@ -19,7 +21,7 @@
 //! `decisions`, `sagas`) talk to running services over gRPC; see
 //! `gendan::cli`.
 
-use gendan::cli::{self, Format};
+use gendan::cli::{self, Format, Output};
 use gendan::{
     bench, chaos, customers_cli, deadletters, demo, finance_cli, local, register, sim, stack,
 };
@@ -74,16 +76,23 @@ enum Command {
         #[arg(long)]
         no_exceptions: bool,
     },
-    /// N orders through the whole happy path at full speed: throughput,
-    /// latencies, transactions and messages per order.
+    /// N orders through the whole happy path at full speed, `concurrency`
+    /// open at a time: throughput, latencies, CPU, statements, transactions
+    /// and messages per order. `bench mes` measures MES reports instead.
     Bench {
+        #[command(subcommand)]
+        mode: Option<BenchMode>,
+        /// Orders to create in all.
         #[arg(long, default_value_t = 100)]
         orders: usize,
+        /// Orders open at a time: a new one is created as one completes.
         #[arg(long, default_value_t = 16)]
         concurrency: usize,
-        #[arg(long, default_value_t = 900)]
+        /// Give up (exit 1, showing where the unfinished work stands) after
+        /// this many seconds.
+        #[arg(long, default_value_t = 900, global = true)]
         timeout_secs: u64,
-        #[arg(long, default_value_t = 2026)]
+        #[arg(long, default_value_t = 2026, global = true)]
         seed: u64,
     },
     /// Run the simulators (MES, suppliers, QA, warehouse, carrier, customer,
@@ -137,6 +146,22 @@ enum Command {
     Chaos(chaos::ChaosOptions),
 }
 
+/// Measurements `gendan bench` makes instead of orders.
+#[derive(Subcommand)]
+enum BenchMode {
+    /// A burst of MES quantity reports on one work order: reports per
+    /// second ingested, and the latency until production's GetWorkOrder
+    /// shows them.
+    Mes {
+        /// Quantity reports to publish.
+        #[arg(long, default_value_t = 1000)]
+        events: usize,
+        /// Reports per second; 0 publishes as fast as they are acknowledged.
+        #[arg(long, default_value_t = 0)]
+        rate: u32,
+    },
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -160,11 +185,11 @@ async fn main() -> anyhow::Result<()> {
             seed_catalog,
             exceptions,
         } => run_sim(day_ms, seed, seed_catalog, exceptions).await,
-        command => run_servers(cli.data_dir, command).await,
+        command => run_servers(cli.data_dir, command, output).await,
     }
 }
 
-async fn run_servers(data_dir: PathBuf, command: Command) -> anyhow::Result<()> {
+async fn run_servers(data_dir: PathBuf, command: Command, output: Output) -> anyhow::Result<()> {
     let demo = matches!(command, Command::Demo { .. } | Command::Bench { .. });
     // The demo's own output is the progress table; keep logs to warnings.
     let default_filter = if demo {
@@ -207,18 +232,31 @@ async fn run_servers(data_dir: PathBuf, command: Command) -> anyhow::Result<()> 
             run_demo(&common, &options).await
         }
         Command::Bench {
+            mode,
             orders,
             concurrency,
             timeout_secs,
             seed,
         } => {
-            let options = bench::BenchOptions {
-                orders,
-                concurrency,
-                timeout: Duration::from_secs(timeout_secs),
-                seed,
+            let timeout = Duration::from_secs(timeout_secs);
+            let measurement = match mode {
+                None => bench::Measurement::Orders(bench::BenchOptions {
+                    orders,
+                    concurrency,
+                    timeout,
+                    seed,
+                    output,
+                }),
+                Some(BenchMode::Mes { events, rate }) => {
+                    bench::Measurement::Mes(bench::MesOptions {
+                        events,
+                        rate,
+                        timeout,
+                        output,
+                    })
+                }
             };
-            run_bench(&common, &options).await
+            run_bench(&common, &measurement).await
         }
         _ => Ok(()),
     };
@@ -262,11 +300,11 @@ async fn run_demo(
 
 async fn run_bench(
     common: &gendan_settings::Common,
-    options: &bench::BenchOptions,
+    measurement: &bench::Measurement,
 ) -> anyhow::Result<()> {
     let stack = stack::Stack::start(common, &stack::Addrs::ephemeral(), Default::default()).await?;
     let bus = gendan_messaging::Bus::connect(&common.nats_url, "gendan-bench").await?;
-    let result = bench::run(&bus, &stack, common.database_url.expose(), options)
+    let result = bench::run(&bus, &stack, common.database_url.expose(), measurement)
         .await
         .context("bench");
     let stopped = stack.shutdown().await;

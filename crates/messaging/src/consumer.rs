@@ -1,10 +1,12 @@
 //! Durable pull consumers with batched, transactional, idempotent handling.
 //!
 //! Each delivery batch (whatever is ready, up to `batch_size`) is handled in
-//! one Postgres transaction: per message a savepoint, an [`inbox`] claim and
-//! the handler. Messages of one order keep their stream order; the batch is
-//! stably sorted by order id so two replicas lock saga rows in the same order.
-//! After commit every message is settled:
+//! one Postgres transaction (`consumer/batch.rs`): one [`inbox`] claim for
+//! every message the handler acts on, then each fresh message's handler,
+//! with no savepoint per message; a failing message rolls the run back and
+//! the batch runs again without it. Messages of one order keep their stream
+//! order; the batch is stably sorted by order id so two replicas lock saga
+//! rows in the same order. After commit every message is settled:
 //!
 //! | outcome | settlement |
 //! | --- | --- |
@@ -21,6 +23,8 @@
 //!
 //! [`inbox`]: crate::inbox
 
+mod batch;
+
 use std::future::Future;
 use std::time::Duration;
 
@@ -28,17 +32,17 @@ use async_nats::HeaderMap;
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull};
 use async_nats::jetstream::{AckKind, Message};
 use futures::StreamExt;
-use sqlx::{Acquire, PgConnection, PgPool};
+use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument;
 
+use self::batch::Outcome;
 use crate::bus::Bus;
+use crate::envelope::Incoming;
+use crate::{Error, Result, subjects};
 
 /// How long a batch is held while the database is away before it goes back
 /// to the server as a failed delivery.
 const DATABASE_PATIENCE: Duration = Duration::from_secs(120);
-use crate::envelope::Incoming;
-use crate::{Error, Result, inbox, subjects};
 
 /// What a handler says about a message it could not handle.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -50,17 +54,43 @@ pub enum HandlerError {
     /// Something temporary went wrong (database, a race): redeliver later.
     #[error("retry: {0}")]
     Retry(String),
+    /// The database refused for a moment (a deadlock, a serialization
+    /// failure, a restarting server: [`gendan_storage::is_transient`]): the
+    /// whole batch runs again, this message included, without spending one
+    /// of its deliveries.
+    #[error("transient: {0}")]
+    Transient(String),
+}
+
+impl HandlerError {
+    /// A database error: transient ones run the batch again, the others are
+    /// redelivered later.
+    pub fn database(err: sqlx::Error) -> Self {
+        if gendan_storage::is_transient(&err) {
+            HandlerError::Transient(format!("database: {err}"))
+        } else {
+            HandlerError::Retry(format!("database: {err}"))
+        }
+    }
 }
 
 impl From<sqlx::Error> for HandlerError {
     fn from(err: sqlx::Error) -> Self {
-        HandlerError::Retry(format!("database: {err}"))
+        HandlerError::database(err)
     }
 }
 
-/// Applies one message's effect on `conn` (a savepoint of the batch
-/// transaction). Writing follow-up messages to the outbox on the same
-/// connection makes effect and announcement atomic.
+/// Applies one message's effect on `conn`, the batch's transaction.
+/// Writing follow-up messages to the outbox on the same connection makes
+/// effect and announcement atomic.
+///
+/// Two rules follow from sharing one transaction without savepoints:
+/// - return the error of every failed statement (`?` does): Postgres aborts
+///   the transaction at the first one, and a swallowed error would leave the
+///   batch's COMMIT silently rolled back;
+/// - keep every effect on `conn`: when another message of the batch fails,
+///   the run is rolled back and this handler runs again for the same
+///   delivery.
 pub trait Handler: Send + Sync + 'static {
     /// Whether this handler acts on `message` at all. A consumer that sees
     /// every domain event acks the others without touching the database
@@ -136,12 +166,6 @@ pub struct Consumer<H> {
     pool: PgPool,
     settings: ConsumerSettings,
     handler: H,
-}
-
-enum Outcome {
-    Done,
-    DeadLetter(String),
-    Retry(String),
 }
 
 impl<H: Handler> Consumer<H> {
@@ -279,8 +303,6 @@ impl<H: Handler> Consumer<H> {
         }
     }
 
-    /// Runs the handler for each message in one transaction; the outcome per
-    /// message, or an error that voids the whole batch.
     /// [`apply`](Self::apply), waiting with the messages in hand while the
     /// database is away (no free connection in the pool, a server
     /// restarting: [`gendan_storage::is_transient`]) for up to
@@ -314,72 +336,6 @@ impl<H: Handler> Consumer<H> {
                 other => return other,
             }
         }
-    }
-
-    async fn apply(
-        &self,
-        batch: &[(Message, Incoming)],
-    ) -> std::result::Result<Vec<Outcome>, sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
-        let mut outcomes = Vec::with_capacity(batch.len());
-        for (_, incoming) in batch {
-            if !self.handler.handles(incoming) {
-                outcomes.push(Outcome::Done);
-                continue;
-            }
-            let span = tracing::info_span!(
-                "message.handle",
-                otel.name = %format!("handle {}", incoming.envelope.r#type),
-                consumer = %self.settings.durable,
-                order_id = %incoming.envelope.order_id,
-                event_id = %incoming.envelope.event_id,
-            );
-            if let Some(traceparent) = &incoming.traceparent {
-                gendan_telemetry::set_parent_from_traceparent(&span, traceparent);
-            }
-            let mut savepoint = tx.begin().await?;
-            let fresh = inbox::claim(
-                &mut savepoint,
-                &self.settings.durable,
-                &incoming.envelope.event_id,
-            )
-            .await?;
-            if !fresh {
-                savepoint.rollback().await?;
-                outcomes.push(Outcome::Done);
-                continue;
-            }
-            let result = self
-                .handler
-                .handle(savepoint.acquire().await?, incoming)
-                .instrument(span.clone())
-                .await;
-            match result {
-                Ok(()) => {
-                    savepoint.commit().await?;
-                    outcomes.push(Outcome::Done);
-                }
-                Err(err) => {
-                    savepoint.rollback().await?;
-                    span.in_scope(|| tracing::warn!(error = %err, "message not handled"));
-                    outcomes.push(match err {
-                        HandlerError::Rejected(reason) => Outcome::DeadLetter(reason),
-                        HandlerError::Retry(reason) => Outcome::Retry(reason),
-                    });
-                }
-            }
-        }
-        if self.settings.track_progress {
-            let highest = batch
-                .iter()
-                .map(|(_, incoming)| incoming.stream_sequence)
-                .max();
-            if let Some(highest) = highest {
-                record_progress(&mut tx, &self.settings.durable, highest).await?;
-            }
-        }
-        tx.commit().await?;
-        Ok(outcomes)
     }
 
     async fn settle(&self, message: Message, outcome: Outcome) {
@@ -466,23 +422,6 @@ async fn pause(cancel: &CancellationToken, duration: Duration) {
         _ = cancel.cancelled() => {}
         _ = tokio::time::sleep(duration) => {}
     }
-}
-
-async fn record_progress(
-    conn: &mut sqlx::PgConnection,
-    durable: &str,
-    stream_sequence: u64,
-) -> sqlx::Result<()> {
-    sqlx::query(
-        "INSERT INTO consumer_progress (consumer, stream_sequence) VALUES ($1, $2) \
-         ON CONFLICT (consumer) DO UPDATE SET stream_sequence = \
-           GREATEST(consumer_progress.stream_sequence, EXCLUDED.stream_sequence)",
-    )
-    .bind(durable)
-    .bind(i64::try_from(stream_sequence).unwrap_or(i64::MAX))
-    .execute(conn)
-    .await?;
-    Ok(())
 }
 
 /// The highest stream sequence `durable` has handled, when it keeps track

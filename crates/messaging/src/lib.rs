@@ -8,8 +8,9 @@
 //!    server acknowledged. Several relays may run at once (`SKIP LOCKED`).
 //! 3. A [`Consumer`] pulls batches from a durable consumer, decodes each
 //!    [`Envelope`], and runs its [`Handler`] for the whole batch in one
-//!    transaction (a savepoint per message), recording each message id in the
-//!    [`inbox`] so redelivery has no second effect. Then it acks.
+//!    transaction, recording the batch's message ids in the [`inbox`] in one
+//!    statement so redelivery has no second effect. A failing message rolls
+//!    the transaction back and the batch runs again without it. Then it acks.
 //! 4. A message that cannot be decoded, has an unknown schema version, is
 //!    rejected by its handler, or keeps failing after bounded redeliveries goes
 //!    to `gendan.dlq.<consumer>` with its reason and original bytes.

@@ -128,7 +128,9 @@ impl From<Error> for HandlerError {
     fn from(err: Error) -> Self {
         match err {
             // Temporary: the next delivery may find the database back.
-            Error::Database(_) | Error::Runtime(_) => HandlerError::Retry(err.to_string()),
+            // A deadlock or a restarting server runs the batch again.
+            Error::Database(db) => HandlerError::database(db),
+            Error::Runtime(_) => HandlerError::Retry(err.to_string()),
             // The message, or what it refers to, is wrong: redelivery gives
             // the same answer.
             Error::InvalidField(_)

@@ -142,7 +142,9 @@ impl From<Error> for HandlerError {
             | Error::FailedPrecondition(_)
             | Error::Inconsistent(_)
             | Error::Settings(_) => HandlerError::Rejected(err.to_string()),
-            Error::Database(_) | Error::Runtime(_) => HandlerError::Retry(err.to_string()),
+            // A deadlock or a restarting server runs the batch again.
+            Error::Database(db) => HandlerError::database(db),
+            Error::Runtime(_) => HandlerError::Retry(err.to_string()),
         }
     }
 }

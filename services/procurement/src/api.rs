@@ -23,7 +23,7 @@ use tonic::{Request, Response, Status};
 
 use crate::clock::Calendar;
 use crate::purchasing;
-use crate::{Error, Result, catalog, delays, milli_to_f64, validate, views};
+use crate::{Error, Result, catalog, delays, locks, milli_to_f64, validate, views};
 
 #[derive(Debug, Clone)]
 pub struct ProcurementApi {
@@ -123,7 +123,8 @@ impl ProcurementApi {
         let material = validate::required_text(&request.material, "material")?;
         let on_hand = validate::quantity(request.on_hand, "on_hand")?;
         let mut tx = self.pool.begin().await?;
-        purchasing::lock(&mut tx).await?;
+        // Netting reads the material's free stock: not while it is counted.
+        purchasing::lock_materials(&mut tx, std::slice::from_ref(&material)).await?;
         let unit = catalog::unit_of(&mut tx, &material)
             .await?
             .ok_or_else(|| Error::UnknownMaterial(material.clone()))?;
@@ -183,7 +184,7 @@ impl ProcurementApi {
             return Err(FieldError::new("confirmed_eta", format!("{eta} is in the past")).into());
         }
         let mut tx = self.pool.begin().await?;
-        purchasing::lock(&mut tx).await?;
+        locks::lock_po_material(&mut tx, po_id).await?;
         let po = purchasing::find_po(&mut tx, po_id, true)
             .await?
             .ok_or_else(|| Error::UnknownPurchaseOrder(po_id.to_string()))?;

@@ -39,11 +39,10 @@ use uuid::Uuid;
 
 use crate::clock::Calendar;
 use crate::costing::{self, MaterialCost};
+use crate::locks::{self, Items};
 use crate::netting::{self, Offer, Plan};
 use crate::purchasing::{self, STATUS_CANCELLED};
-use crate::{
-    Error, SERVICE, catalog, delays, holdings, milli_to_f64, restate, revisions, validate,
-};
+use crate::{Error, SERVICE, catalog, delays, holdings, milli_to_f64, restate, revisions};
 
 /// Handles `gendan.cmd.procurement.*`.
 #[derive(Debug, Clone, Default)]
@@ -104,37 +103,30 @@ struct Planned {
 async fn plan_order(
     conn: &mut PgConnection,
     order_id: &str,
-    items: &[gendan_proto::v1::ProductQuantity],
-    needed_by: &str,
+    items: &Items,
     today: NaiveDate,
 ) -> Result<Planned, HandlerError> {
-    let invalid = |problem: String| Planned {
-        plan: Plan {
-            materials: Vec::new(),
-            earliest_material_date: today,
-            problems: vec![problem],
-        },
-        cost: MaterialCost::default(),
-        offers: HashMap::new(),
+    let (items, boms) = match items {
+        Items::Valid { items, boms } => (items, boms),
+        Items::Invalid(problem) => {
+            return Ok(Planned {
+                plan: Plan {
+                    materials: Vec::new(),
+                    earliest_material_date: today,
+                    problems: vec![problem.clone()],
+                },
+                cost: MaterialCost::default(),
+                offers: HashMap::new(),
+            });
+        }
     };
-    let items = match validate::items(items, "items") {
-        Ok(items) => items,
-        Err(field) => return Ok(invalid(field.to_string())),
-    };
-    // needed_by is informational here (production plans against the
-    // earliest material date), but a malformed one is still reported.
-    if let Err(field) = validate::optional_date(needed_by, "needed_by") {
-        return Ok(invalid(field.to_string()));
-    }
-    let products: Vec<String> = items.iter().map(|(product, _)| product.clone()).collect();
-    let boms = catalog::boms(conn, &products).await?;
-    let (required, _) = netting::explode(&items, &boms);
+    let (required, _) = netting::explode(items, boms);
     let materials: Vec<String> = required.keys().cloned().collect();
     let supplies = purchasing::supplies_for(conn, order_id, &materials).await?;
     let offers = catalog::offers(conn, &materials).await?;
     let cost = costing::material_cost(&required, &offers);
     Ok(Planned {
-        plan: netting::plan(&items, &boms, &supplies, &offers, today),
+        plan: netting::plan(items, boms, &supplies, &offers, today),
         cost,
         offers,
     })
@@ -149,12 +141,14 @@ async fn check_materials(
 ) -> Result<(), HandlerError> {
     let order_id = message.order_id_or(&command.order_id)?;
     let today = calendar.today();
+    // No locks: a check claims nothing, and its answer is of one moment.
+    let items = Items::read(conn, &command.items, &command.needed_by).await?;
     let held = holdings::load(conn, &order_id).await?;
     let answer = if holdings::holds_anything(&held) {
         // An amended order checked again: what it holds is its own.
-        holdings::check(conn, &order_id, &held, &command, today).await?
+        holdings::check(conn, &order_id, &held, &items, today).await?
     } else {
-        checked(conn, &order_id, &command, today).await?
+        checked(conn, &order_id, &items, today).await?
     };
     tracing::info!(
         shortages = answer.shortages.len(),
@@ -173,11 +167,10 @@ async fn check_materials(
 async fn checked(
     conn: &mut PgConnection,
     order_id: &str,
-    command: &CheckMaterials,
+    items: &Items,
     today: NaiveDate,
 ) -> Result<MaterialsChecked, HandlerError> {
-    let Planned { plan, cost, .. } =
-        plan_order(conn, order_id, &command.items, &command.needed_by, today).await?;
+    let Planned { plan, cost, .. } = plan_order(conn, order_id, items, today).await?;
     let units = catalog::units(conn).await.map_err(HandlerError::from)?;
     Ok(MaterialsChecked {
         order_id: order_id.to_owned(),
@@ -237,11 +230,11 @@ async fn procure_materials(
         )));
     }
     let requested = revisions::requested(command.revision);
+    let items = Items::read(conn, &command.items, &command.needed_by).await?;
     // Taken before the existence check so two replicas handling a re-sent
-    // command at once cannot both buy for the order.
-    purchasing::lock(conn).await?;
-
-    match purchasing::status_for_update(conn, &order_id).await? {
+    // command at once cannot both buy for the order: both lock the same
+    // materials, and the second finds the first one's record.
+    match locks::lock_order(conn, &order_id, &items.materials()).await? {
         Some(status) if status == STATUS_CANCELLED => {
             let failed = ProcurementFailed {
                 order_id: order_id.clone(),
@@ -266,7 +259,9 @@ async fn procure_materials(
                 outbox::write(conn, &[revisions::ordered_fact(&ordered, &cause)]).await?;
                 return Ok(());
             }
-            let amended = holdings::amend(conn, &order_id, &command, requested, calendar, &cause);
+            let amended = holdings::amend(
+                conn, &order_id, &command, &items, requested, calendar, &cause,
+            );
             let events = match amended.await {
                 Ok(events) => events,
                 // Only raised by the checks `amend` makes before its first
@@ -280,7 +275,7 @@ async fn procure_materials(
         None => {}
     }
 
-    let planned = plan_order(conn, &order_id, &command.items, &command.needed_by, today).await?;
+    let planned = plan_order(conn, &order_id, &items, today).await?;
     if !planned.plan.problems.is_empty() {
         let event = cannot_procure(&order_id, &planned.plan.problem(), &cause);
         outbox::write(conn, &[event]).await?;
@@ -392,8 +387,7 @@ async fn cancel_materials(
 ) -> Result<(), HandlerError> {
     let order_id = message.order_id_or(&command.order_id)?;
     let today = calendar.today();
-    purchasing::lock(conn).await?;
-    let counts = match purchasing::status_for_update(conn, &order_id).await? {
+    let counts = match locks::lock_order(conn, &order_id, &[]).await? {
         None => {
             purchasing::insert_procurement(conn, &order_id, STATUS_CANCELLED, today).await?;
             purchasing::Cancelled::default()

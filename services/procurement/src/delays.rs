@@ -35,11 +35,13 @@ use uuid::Uuid;
 use crate::clock::Calendar;
 use crate::netting::{self, Milli, Purchase};
 use crate::purchasing::{self, PoRow};
-use crate::{Error, Result, SERVICE, catalog, milli_to_f64, validate};
+use crate::{Error, Result, SERVICE, catalog, locks, milli_to_f64, validate};
 
 /// Orders still waiting on purchase order `po_id` (placed for `own_order`):
 /// its own order and every order with an allocation on it not yet received,
 /// in allocation order, among those whose materials are still `ordered`.
+/// The candidates come from the PO's allocations, each order then looked
+/// up by id: no pass over every order in `ordered`.
 pub(crate) async fn waiting_orders(
     conn: &mut PgConnection,
     po_id: Uuid,
@@ -47,9 +49,10 @@ pub(crate) async fn waiting_orders(
 ) -> Result<Vec<String>> {
     Ok(sqlx::query_scalar(
         "SELECT r.order_id FROM procurements r \
-         WHERE r.status = 'ordered' AND (r.order_id = $2 OR EXISTS ( \
-           SELECT 1 FROM po_allocations a WHERE a.po_id = $1 AND a.order_id = r.order_id \
-             AND a.received_milli < a.quantity_milli)) \
+         WHERE r.status = 'ordered' AND r.order_id IN ( \
+           SELECT $2::text \
+           UNION ALL SELECT a.order_id FROM po_allocations a \
+           WHERE a.po_id = $1 AND a.received_milli < a.quantity_milli) \
          ORDER BY r.order_id <> $2, \
            (SELECT min(a.seq) FROM po_allocations a \
             WHERE a.po_id = $1 AND a.order_id = r.order_id), r.order_id",
@@ -63,6 +66,11 @@ pub(crate) async fn waiting_orders(
 /// Recomputes the expected ready date of each of `orders` and returns a
 /// `MaterialsDelayed` (naming `po_id` and `reason`) for each whose date
 /// moved; an order whose date stays put hears nothing.
+///
+/// An order's date is of all its POs, and news of a PO of another material
+/// may be recomputing it at the same time under that material's lock: the
+/// orders' rows are locked first, so the later of the two reads the
+/// earlier one's PO as committed and writes the date last.
 pub(crate) async fn announce_moved_dates(
     conn: &mut PgConnection,
     orders: &[String],
@@ -71,6 +79,7 @@ pub(crate) async fn announce_moved_dates(
     today: NaiveDate,
     cause: impl Fn(&str) -> Cause,
 ) -> Result<Vec<Outgoing>> {
+    locks::lock_orders(conn, orders).await?;
     let mut events = Vec::new();
     for order_id in orders {
         let before: Option<NaiveDate> =
@@ -179,8 +188,10 @@ pub(crate) async fn resource_materials(
     let po_id =
         validate::uuid(&command.purchase_order_id, "purchase_order_id").map_err(Error::from)?;
     // Taken before the idempotency check so two replicas handling a
-    // re-sent command at once cannot both buy.
-    purchasing::lock(conn).await?;
+    // re-sent command at once cannot both buy. The replacement, the
+    // allocations moved and the orders' dates are all of the late PO's
+    // material.
+    locks::lock_po_material(conn, po_id).await?;
     let (po, replacement) = commanded_po(conn, po_id, &order_id).await?;
     let cause = Cause::from_incoming(message);
     if let Some(replacement) = replacement {
@@ -404,7 +415,7 @@ pub(crate) async fn accept_supplier_delay(
         validate::uuid(&command.purchase_order_id, "purchase_order_id").map_err(Error::from)?;
     let new_date =
         validate::date(&command.new_expected_date, "new_expected_date").map_err(Error::from)?;
-    purchasing::lock(conn).await?;
+    locks::lock_po_material(conn, po_id).await?;
     let (po, _) = commanded_po(conn, po_id, &order_id).await?;
     let answer = SupplierDelayAccepted {
         order_id: order_id.clone(),

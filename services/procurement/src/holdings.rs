@@ -2,9 +2,11 @@
 //! material ([`load`]), netted against its new need by
 //! [`amendments`](crate::amendments), and the result applied — requirements,
 //! reservations, allocations, purchase orders reduced, cancelled or placed —
-//! in the command's transaction. The caller holds purchasing's lock
-//! ([`purchasing::lock`]) and then the order's row, taken in that order as
-//! for a first procurement.
+//! in the command's transaction. The caller holds the locks of the
+//! materials the order holds and its items need, then the order's row
+//! ([`locks::lock_order`](crate::locks::lock_order)), as for a first
+//! procurement; the items' bills of materials are the ones read for those
+//! locks ([`Items`]), so the plan touches no material it did not lock.
 //!
 //! - [`check`] answers `CheckMaterials` for an order that already holds
 //!   supply: what it holds is its own, only the difference is netted (the
@@ -24,17 +26,16 @@ use std::collections::HashMap;
 use chrono::NaiveDate;
 use gendan_messaging::{Cause, Outgoing};
 use gendan_proto::date_to_string;
-use gendan_proto::v1::{
-    CheckMaterials, MaterialShortage, MaterialsChecked, ProcureMaterials, ProductQuantity,
-};
+use gendan_proto::v1::{MaterialShortage, MaterialsChecked, ProcureMaterials};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::amendments::{self, AmendmentPlan, HeldPo, Holding, MaterialChange};
 use crate::clock::Calendar;
 use crate::costing::{self, MaterialCost};
+use crate::locks::Items;
 use crate::netting::{self, Milli, Offer};
-use crate::{Error, Result, SERVICE, catalog, milli_to_f64, purchasing, revisions, validate};
+use crate::{Error, Result, SERVICE, catalog, milli_to_f64, purchasing, revisions};
 
 /// The order's allocations on open purchase orders, oldest PO first, with
 /// what the PO delivered and what other orders still expect from it.
@@ -136,28 +137,21 @@ pub fn holds_anything(holdings: &HashMap<String, Holding>) -> bool {
 async fn plan_for(
     conn: &mut PgConnection,
     holdings: &HashMap<String, Holding>,
-    items: &[ProductQuantity],
-    needed_by: &str,
+    items: &Items,
     today: NaiveDate,
 ) -> Result<(AmendmentPlan, MaterialCost, HashMap<String, Vec<Offer>>)> {
-    let invalid = |problem: String| {
-        let plan = AmendmentPlan {
-            materials: Vec::new(),
-            earliest_material_date: today,
-            problems: vec![problem],
-        };
-        (plan, MaterialCost::default(), HashMap::new())
+    let (items, boms) = match items {
+        Items::Valid { items, boms } => (items, boms),
+        Items::Invalid(problem) => {
+            let plan = AmendmentPlan {
+                materials: Vec::new(),
+                earliest_material_date: today,
+                problems: vec![problem.clone()],
+            };
+            return Ok((plan, MaterialCost::default(), HashMap::new()));
+        }
     };
-    let items = match validate::items(items, "items") {
-        Ok(items) => items,
-        Err(field) => return Ok(invalid(field.to_string())),
-    };
-    if let Err(field) = validate::optional_date(needed_by, "needed_by") {
-        return Ok(invalid(field.to_string()));
-    }
-    let products: Vec<String> = items.iter().map(|(product, _)| product.clone()).collect();
-    let boms = catalog::boms(conn, &products).await?;
-    let (required, _) = netting::explode(&items, &boms);
+    let (required, _) = netting::explode(items, boms);
     let mut materials: Vec<String> = required.keys().cloned().collect();
     for material in holdings.keys() {
         if !materials.contains(material) {
@@ -168,7 +162,7 @@ async fn plan_for(
     let offers = catalog::offers(conn, &materials).await?;
     // Only what the new items require is costed, not what the order holds.
     let cost = costing::material_cost(&required, &offers);
-    let plan = amendments::plan(&items, &boms, holdings, &supplies, &offers, today);
+    let plan = amendments::plan(items, boms, holdings, &supplies, &offers, today);
     Ok((plan, cost, offers))
 }
 
@@ -179,11 +173,10 @@ pub async fn check(
     conn: &mut PgConnection,
     order_id: &str,
     holdings: &HashMap<String, Holding>,
-    command: &CheckMaterials,
+    items: &Items,
     today: NaiveDate,
 ) -> Result<MaterialsChecked> {
-    let (plan, cost, _) =
-        plan_for(conn, holdings, &command.items, &command.needed_by, today).await?;
+    let (plan, cost, _) = plan_for(conn, holdings, items, today).await?;
     let units = catalog::units(conn).await?;
     Ok(MaterialsChecked {
         order_id: order_id.to_owned(),
@@ -223,16 +216,18 @@ struct Applied {
     events: Vec<Outgoing>,
 }
 
-/// Carries out `command` as revision `revision` (above the one applied)
-/// for an order whose materials are `ordered` or `ready`, and returns the
-/// events to announce. `NotAllowed` before anything is written when it
-/// cannot be done: invalid items, a product without BOM, a shortfall nobody
-/// offers, a purchase value that does not fit.
+/// Carries out `command`, whose items are `items`, as revision `revision`
+/// (above the one applied) for an order whose materials are `ordered` or
+/// `ready`, and returns the events to announce. `NotAllowed` before
+/// anything is written when it cannot be done: invalid items, a product
+/// without BOM, a shortfall nobody offers, a purchase value that does not
+/// fit.
 #[tracing::instrument(skip_all, fields(order_id = %order_id, revision = revision))]
 pub async fn amend(
     conn: &mut PgConnection,
     order_id: &str,
     command: &ProcureMaterials,
+    items: &Items,
     revision: u32,
     calendar: &Calendar,
     cause: &Cause,
@@ -255,8 +250,7 @@ pub async fn amend(
             holding.received = 0;
         }
     }
-    let (plan, _, offers) =
-        plan_for(conn, &holdings, &command.items, &command.needed_by, today).await?;
+    let (plan, _, offers) = plan_for(conn, &holdings, items, today).await?;
     if !plan.problems.is_empty() {
         return Err(Error::NotAllowed(plan.problem()));
     }

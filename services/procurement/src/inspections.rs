@@ -27,9 +27,10 @@ use gendan_proto::v1::{
 use sqlx::PgConnection;
 
 use crate::clock::Calendar;
+use crate::lots::{self, LotRow};
 use crate::netting::{self, Purchase};
-use crate::purchasing::{self, LotRow, PoRow, STATUS_ORDERED};
-use crate::{SERVICE, catalog, milli_to_f64, revisions, validate};
+use crate::purchasing::{self, PoRow, STATUS_ORDERED};
+use crate::{SERVICE, catalog, locks, milli_to_f64, revisions, validate};
 
 /// Handles `gendan.evt.quality.*`.
 #[derive(Debug, Clone, Default)]
@@ -90,17 +91,16 @@ async fn decided_lot(
     let po_id = validate::uuid(purchase_order_id, "purchase_order_id")
         .map_err(|field| reject(field.to_string()))?;
     let lot = validate::required_text(lot, "lot").map_err(|field| reject(field.to_string()))?;
-    purchasing::lock(conn).await?;
+    // The lot, its stock and every replacement are of the PO's material.
+    locks::lock_po_material(conn, po_id).await?;
     let po = purchasing::find_po(conn, po_id, true)
         .await?
         .ok_or_else(|| reject(format!("unknown purchase order {po_id}")))?;
-    let lot = purchasing::find_lot(conn, po_id, &lot)
-        .await?
-        .ok_or_else(|| {
-            reject(format!(
-                "no lot {lot:?} was received for purchase order {po_id}"
-            ))
-        })?;
+    let lot = lots::find(conn, po_id, &lot).await?.ok_or_else(|| {
+        reject(format!(
+            "no lot {lot:?} was received for purchase order {po_id}"
+        ))
+    })?;
     Ok((po, lot))
 }
 
@@ -134,14 +134,19 @@ async fn passed(
         }
         _ => {}
     }
-    purchasing::accept_lot(conn, &po, &lot, inspection_id).await?;
+    lots::accept(conn, &po, &lot, inspection_id).await?;
     tracing::info!(
         quantity = milli_to_f64(lot.quantity_milli),
         "lot accepted into stock"
     );
     let today = calendar.today();
     let mut events = Vec::new();
-    for order_id in purchasing::orders_supplied_by(conn, &po).await? {
+    let orders = purchasing::orders_supplied_by(conn, &po).await?;
+    // Readiness counts the order's other materials too, which news of
+    // their POs may be changing meanwhile: their rows first (see
+    // `revisions::mark_ready_if_complete`).
+    locks::lock_orders(conn, &orders).await?;
+    for order_id in orders {
         if let Some(ready) = revisions::mark_ready_if_complete(conn, &order_id, today).await? {
             tracing::info!(%order_id, revision = ready.revision, "materials ready");
             events.push(revisions::ready_fact(
@@ -176,7 +181,7 @@ async fn failed(
         }
         _ => {}
     }
-    let moved = purchasing::reject_lot(conn, &po, &lot, &result.inspection_id).await?;
+    let moved = lots::reject(conn, &po, &lot, &result.inspection_id).await?;
     tracing::info!(
         quantity = milli_to_f64(lot.quantity_milli),
         "lot rejected and returned to the supplier"
@@ -194,6 +199,8 @@ async fn failed(
             affected.push(order_id.clone());
         }
     }
+    // Their dates are of all their POs, as in `delays::announce_moved_dates`.
+    locks::lock_orders(conn, &affected).await?;
     let mut waiting = Vec::new();
     for order_id in affected {
         if purchasing::status_for_update(conn, &order_id)
@@ -246,7 +253,7 @@ async fn failed(
         calendar.confirm_by(today),
     )
     .await?;
-    purchasing::set_replacement(conn, po.po_id, &lot.lot, replacement).await?;
+    lots::set_replacement(conn, po.po_id, &lot.lot, replacement).await?;
     for (order_id, quantity) in &moved {
         purchasing::allocate(conn, replacement, order_id, *quantity).await?;
     }

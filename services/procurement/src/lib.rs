@@ -11,9 +11,11 @@
 //!   and purchase quantities, the earliest material date; [`costing`]
 //!   prices the explosion at the chosen offers (the review's standard
 //!   material cost).
-//! - [`purchasing`] keeps stock, reservations, purchase orders, their
-//!   allocation to orders and received lots, under one advisory lock;
-//!   [`views`] reads them back as the gRPC API shows them.
+//! - [`purchasing`] keeps stock, reservations, purchase orders and their
+//!   allocation to orders, [`lots`] the lots received against them; every
+//!   change holds the advisory locks of the materials it touches, which
+//!   [`locks`] decides per kind of change (ADR 0013); [`views`] reads them
+//!   back as the gRPC API shows them.
 //! - [`commands`] consumes saga commands (`gendan.cmd.procurement.*`, its
 //!   module doc has the contract table): `CheckMaterials`,
 //!   `ProcureMaterials` (places POs, each with a confirm-by date),
@@ -56,6 +58,8 @@ pub mod costing;
 pub mod delays;
 pub mod holdings;
 pub mod inspections;
+pub mod locks;
+pub mod lots;
 pub mod netting;
 pub mod purchasing;
 pub mod restate;
@@ -144,7 +148,9 @@ impl From<Error> for HandlerError {
     fn from(err: Error) -> Self {
         match err {
             // Temporary: the next delivery may find the database back.
-            Error::Database(_) | Error::Runtime(_) => HandlerError::Retry(err.to_string()),
+            // A deadlock or a restarting server runs the batch again.
+            Error::Database(db) => HandlerError::database(db),
+            Error::Runtime(_) => HandlerError::Retry(err.to_string()),
             // The message, or what it refers to, is wrong: redelivery gives
             // the same answer.
             Error::InvalidField(_)

@@ -25,16 +25,58 @@
 //!   ([`amendments`](crate::amendments), [`holdings`](crate::holdings)).
 //!
 //! What the gRPC API shows of these records (an order's materials, a
-//! purchase order with its lots) is read by [`views`](crate::views).
+//! purchase order with its lots) is read by [`views`](crate::views); lots
+//! and their inspection are kept by [`lots`](crate::lots).
 //!
-//! Every change runs under [`lock`], one transaction-scoped advisory lock for
-//! the whole service: netting reads free stock and unallocated POs and then
-//! claims them, and two orders netting at once must not claim the same metre
-//! twice. Procurement writes are rare next to reads, so one lock is cheap.
+//! # Locks
+//!
+//! Netting reads a material's free stock and the unclaimed quantity of its
+//! open POs and then claims them: two transactions must not claim the same
+//! metre of the same material twice. That rule is per material, so every
+//! change first takes [`lock_materials`], one transaction-scoped advisory
+//! lock per material it reads or changes; [`locks`](crate::locks) says
+//! which materials each change locks. Changes of different materials run
+//! side by side (one lock for the whole service made them queue: ADR 0013).
+//!
+//! - **Keys.** A material's key is `hashtextextended(material, seed)`,
+//!   computed by Postgres: every transaction asks the one server, so no two
+//!   builds of the service can disagree on a key, as two builds hashing in
+//!   Rust could (std's hasher may change between releases, and old and new
+//!   replicas run side by side during a rolling update). Two materials with
+//!   one key merely queue together; the seed keeps the keys apart from other
+//!   services' advisory locks in the same database.
+//! - **Order.** One statement takes a call's locks, each key once, in
+//!   ascending key order: the planner evaluates a volatile output column
+//!   after the sort below it (`EXPLAIN VERBOSE` shows
+//!   `pg_advisory_xact_lock` in the node above the Sort). Two transactions
+//!   locking overlapping sets therefore never each hold a key the other
+//!   waits for. Rows come after the materials: a PO and its lots (whose
+//!   material is locked), then orders' `procurements` rows, several at once
+//!   in ascending order id ([`locks::lock_orders`](crate::locks::lock_orders)).
+//!   The only materials locked after a row are the rare catch-up of
+//!   [`locks::lock_order`](crate::locks::lock_order).
+//! - **Batches.** A consumer handles a batch of messages in one transaction:
+//!   the first message's locks are held while the next one locks other
+//!   materials, so two replicas' batches can wait on each other in a circle.
+//!   Postgres finds the circle after `deadlock_timeout` (1 s by default) and
+//!   aborts one of them with SQLSTATE 40P01. The handler returns that as a
+//!   database error ([`Error::Database`], so `HandlerError::Retry`): the
+//!   consumer rolls the batch back and delivers the message again after its
+//!   backoff, spending one of its deliveries; it is dead-lettered only if
+//!   that happens on every one. Rare and slow, never wrong; the ascending
+//!   order keeps it rare.
+//! - **Crash.** The locks end with the transaction: a replica that dies
+//!   loses its connection, Postgres rolls its transaction back and releases
+//!   them. Nothing is left to clean up.
+//! - **Rolling update.** The release before took one service-wide lock
+//!   (`LEGACY_LOCK_KEY`) exclusively for every change. [`lock_materials`]
+//!   takes that key shared first, so while old and new replicas run side by
+//!   side an old one excludes every new one and the reverse, and new ones
+//!   never exclude each other. It can go once no old replica is left.
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::NaiveDate;
 use gendan_proto::date_to_string;
 use gendan_proto::v1::PurchaseOrderPlaced;
 use sqlx::PgConnection;
@@ -47,16 +89,38 @@ pub const STATUS_ORDERED: &str = "ordered";
 pub const STATUS_READY: &str = "ready";
 pub const STATUS_CANCELLED: &str = "cancelled";
 
-/// Key of the service-wide advisory lock ("gendan procurement").
-const LOCK_KEY: i64 = 0x6765_6e64_7072_6f63;
+/// Key of the service-wide lock the release before took for every change
+/// ("gendan procurement"); taken shared during the rolling update (see the
+/// module's locks).
+const LEGACY_LOCK_KEY: i64 = 0x6765_6e64_7072_6f63;
 
-/// Serialises every change of stock, reservations and allocations until the
-/// transaction ends.
-pub async fn lock(conn: &mut PgConnection) -> Result<()> {
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(LOCK_KEY)
-        .execute(conn)
+/// Seed of the material keys ("material"): quality's advisory locks hash
+/// with seed 0, so equal text would still give unrelated keys.
+const MATERIAL_LOCK_SEED: i64 = 0x6d61_7465_7269_616c;
+
+/// Locks each of `materials` until the transaction ends: one statement,
+/// each key once, in ascending key order (see the module's locks).
+pub async fn lock_materials(conn: &mut PgConnection, materials: &[impl AsRef<str>]) -> Result<()> {
+    if materials.is_empty() {
+        return Ok(());
+    }
+    let materials: Vec<String> = materials
+        .iter()
+        .map(|material| material.as_ref().to_owned())
+        .collect();
+    sqlx::query("SELECT pg_advisory_xact_lock_shared($1)")
+        .bind(LEGACY_LOCK_KEY)
+        .execute(&mut *conn)
         .await?;
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock(k) FROM ( \
+           SELECT DISTINCT hashtextextended(m, $2) AS k FROM unnest($1::text[]) AS m) keys \
+         ORDER BY k",
+    )
+    .bind(&materials)
+    .bind(MATERIAL_LOCK_SEED)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -272,11 +336,13 @@ pub async fn place_purchase_order(
 }
 
 /// Purchase orders that supply `order_id`: placed for it, or allocated to it.
+/// Both are looked up by order (an `OR` across the two would read every
+/// purchase order).
 pub async fn purchase_order_ids(conn: &mut PgConnection, order_id: &str) -> Result<Vec<Uuid>> {
     Ok(sqlx::query_scalar(
         "SELECT p.po_id FROM purchase_orders p \
-         WHERE p.order_id = $1 \
-            OR EXISTS (SELECT 1 FROM po_allocations a WHERE a.po_id = p.po_id AND a.order_id = $1) \
+         WHERE p.po_id IN (SELECT po_id FROM purchase_orders WHERE order_id = $1 \
+                           UNION ALL SELECT po_id FROM po_allocations WHERE order_id = $1) \
          ORDER BY p.created_at, p.po_id",
     )
     .bind(order_id)
@@ -295,11 +361,12 @@ pub async fn expected_ready_date(
     order_id: &str,
     today: NaiveDate,
 ) -> Result<NaiveDate> {
+    // From the order's allocations (one per PO), not from every open PO.
     let latest: Option<NaiveDate> = sqlx::query_scalar(
-        "SELECT max(COALESCE(p.confirmed_eta, p.expected_date)) FROM purchase_orders p \
-         WHERE p.status IN ('open', 'confirmed') AND EXISTS ( \
-           SELECT 1 FROM po_allocations a WHERE a.po_id = p.po_id AND a.order_id = $1 \
-             AND a.received_milli < a.quantity_milli)",
+        "SELECT max(COALESCE(p.confirmed_eta, p.expected_date)) FROM po_allocations a \
+         JOIN purchase_orders p ON p.po_id = a.po_id \
+         WHERE a.order_id = $1 AND a.received_milli < a.quantity_milli \
+           AND p.status IN ('open', 'confirmed')",
     )
     .bind(order_id)
     .fetch_one(conn)
@@ -399,51 +466,6 @@ pub async fn confirm(conn: &mut PgConnection, po_id: Uuid, eta: NaiveDate) -> Re
     Ok(())
 }
 
-/// A received lot as stored.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct LotRow {
-    pub po_id: Uuid,
-    pub lot: String,
-    pub material: String,
-    pub quantity_milli: i64,
-    pub received_at: DateTime<Utc>,
-    pub status: String,
-    pub inspection_id: Option<String>,
-    pub returned_to_supplier_at: Option<DateTime<Utc>>,
-}
-
-pub async fn find_lot(conn: &mut PgConnection, po_id: Uuid, lot: &str) -> Result<Option<LotRow>> {
-    Ok(sqlx::query_as(
-        "SELECT po_id, lot, material, quantity_milli, received_at, status, inspection_id, \
-           returned_to_supplier_at FROM lots WHERE po_id = $1 AND lot = $2 FOR UPDATE",
-    )
-    .bind(po_id)
-    .bind(lot)
-    .fetch_optional(conn)
-    .await?)
-}
-
-pub async fn insert_lot(
-    conn: &mut PgConnection,
-    po: &PoRow,
-    lot: &str,
-    quantity: Milli,
-    received_at: DateTime<Utc>,
-) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO lots (po_id, lot, material, quantity_milli, received_at) \
-         VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(po.po_id)
-    .bind(lot)
-    .bind(&po.material)
-    .bind(quantity)
-    .bind(received_at)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
 /// Closes the purchase order as received once accepted and rejected
 /// quantities cover it and no lot waits for inspection (also after an
 /// amendment reduced it).
@@ -457,149 +479,6 @@ pub(crate) async fn refresh_po_status(conn: &mut PgConnection, po_id: Uuid) -> R
     .bind(po_id)
     .execute(conn)
     .await?;
-    Ok(())
-}
-
-/// A lot passed incoming inspection: into stock, counted on the PO, and
-/// reserved for the orders waiting on the PO in allocation order.
-pub async fn accept_lot(
-    conn: &mut PgConnection,
-    po: &PoRow,
-    lot: &LotRow,
-    inspection_id: &str,
-) -> Result<()> {
-    sqlx::query(
-        "UPDATE lots SET status = 'passed', inspection_id = $3, decided_at = now() \
-         WHERE po_id = $1 AND lot = $2",
-    )
-    .bind(po.po_id)
-    .bind(&lot.lot)
-    .bind(inspection_id)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query(
-        "INSERT INTO stock (material, on_hand_milli) VALUES ($1, $2) \
-         ON CONFLICT (material) DO UPDATE \
-           SET on_hand_milli = stock.on_hand_milli + EXCLUDED.on_hand_milli, updated_at = now()",
-    )
-    .bind(&po.material)
-    .bind(lot.quantity_milli)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query("UPDATE purchase_orders SET accepted_milli = accepted_milli + $2 WHERE po_id = $1")
-        .bind(po.po_id)
-        .bind(lot.quantity_milli)
-        .execute(&mut *conn)
-        .await?;
-
-    let waiting: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT order_id, quantity_milli - received_milli FROM po_allocations \
-         WHERE po_id = $1 AND received_milli < quantity_milli ORDER BY seq",
-    )
-    .bind(po.po_id)
-    .fetch_all(&mut *conn)
-    .await?;
-    let mut left = lot.quantity_milli;
-    for (order_id, outstanding) in waiting {
-        if left == 0 {
-            break;
-        }
-        let take = left.min(outstanding);
-        left -= take;
-        sqlx::query(
-            "UPDATE po_allocations SET received_milli = received_milli + $3 \
-             WHERE po_id = $1 AND order_id = $2",
-        )
-        .bind(po.po_id)
-        .bind(&order_id)
-        .bind(take)
-        .execute(&mut *conn)
-        .await?;
-        reserve(conn, &order_id, &po.material, take).await?;
-    }
-    refresh_po_status(conn, po.po_id).await
-}
-
-/// A lot failed incoming inspection: recorded as returned to the supplier
-/// and counted as rejected on the PO. Returns, per order, the quantity the
-/// PO can no longer deliver to it (to move to a replacement PO), latest
-/// claim first.
-pub async fn reject_lot(
-    conn: &mut PgConnection,
-    po: &PoRow,
-    lot: &LotRow,
-    inspection_id: &str,
-) -> Result<Vec<(String, Milli)>> {
-    sqlx::query(
-        "UPDATE lots SET status = 'failed', inspection_id = $3, decided_at = now(), \
-           returned_to_supplier_at = now() WHERE po_id = $1 AND lot = $2",
-    )
-    .bind(po.po_id)
-    .bind(&lot.lot)
-    .bind(inspection_id)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query("UPDATE purchase_orders SET rejected_milli = rejected_milli + $2 WHERE po_id = $1")
-        .bind(po.po_id)
-        .bind(lot.quantity_milli)
-        .execute(&mut *conn)
-        .await?;
-    refresh_po_status(conn, po.po_id).await?;
-
-    // What the PO can still deliver, against what orders still expect from it.
-    // `po` was read before this rejection was counted.
-    let still_to_come =
-        (po.quantity_milli - po.accepted_milli - po.rejected_milli - lot.quantity_milli).max(0);
-    let waiting: Vec<(String, i64, i64)> = sqlx::query_as(
-        "SELECT order_id, quantity_milli, received_milli FROM po_allocations \
-         WHERE po_id = $1 AND received_milli < quantity_milli ORDER BY seq DESC",
-    )
-    .bind(po.po_id)
-    .fetch_all(&mut *conn)
-    .await?;
-    let expected: i64 = waiting.iter().map(|(_, q, r)| q - r).sum();
-    let mut excess = (expected - still_to_come).max(0);
-    let mut moved = Vec::new();
-    for (order_id, quantity, received) in waiting {
-        if excess == 0 {
-            break;
-        }
-        let shift = excess.min(quantity - received);
-        excess -= shift;
-        if quantity - shift == 0 {
-            sqlx::query("DELETE FROM po_allocations WHERE po_id = $1 AND order_id = $2")
-                .bind(po.po_id)
-                .bind(&order_id)
-                .execute(&mut *conn)
-                .await?;
-        } else {
-            sqlx::query(
-                "UPDATE po_allocations SET quantity_milli = quantity_milli - $3 \
-                 WHERE po_id = $1 AND order_id = $2",
-            )
-            .bind(po.po_id)
-            .bind(&order_id)
-            .bind(shift)
-            .execute(&mut *conn)
-            .await?;
-        }
-        moved.push((order_id, shift));
-    }
-    Ok(moved)
-}
-
-pub async fn set_replacement(
-    conn: &mut PgConnection,
-    po_id: Uuid,
-    lot: &str,
-    replacement: Uuid,
-) -> Result<()> {
-    sqlx::query("UPDATE lots SET replacement_po_id = $3 WHERE po_id = $1 AND lot = $2")
-        .bind(po_id)
-        .bind(lot)
-        .bind(replacement)
-        .execute(conn)
-        .await?;
     Ok(())
 }
 

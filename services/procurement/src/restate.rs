@@ -18,9 +18,12 @@
 //!   waits for (due and not confirmed, confirmed for a date, or received
 //!   with a lot waiting for incoming inspection).
 //!
-//! Nothing is changed: the answer is the only write. It is read under
-//! purchasing's lock ([`purchasing::lock`]), so readiness and the purchase
-//! orders behind it are one state, not two moments.
+//! Nothing is changed: the answer is the only write. It is read under the
+//! locks of the materials the order holds ([`purchasing::lock_materials`]):
+//! a PO's news changes its orders' readiness under its material's lock, so
+//! readiness and the purchase orders behind it are one state, not two
+//! moments. A material an amendment adds meanwhile is not waited for: the
+//! amendment answers for itself.
 
 use chrono::NaiveDate;
 use gendan_grpc::FieldError;
@@ -33,7 +36,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::purchasing::{self, STATUS_CANCELLED, STATUS_READY};
-use crate::{Error, Result, SERVICE, revisions};
+use crate::{Error, Result, SERVICE, locks, revisions};
 
 /// The order's procurement as stored.
 #[derive(Debug, sqlx::FromRow)]
@@ -76,7 +79,11 @@ pub async fn restate_fact(
         );
         return Err(Error::from(FieldError::new("awaited", problem)).into());
     }
-    purchasing::lock(conn).await?;
+    let materials: Vec<String> = locks::held_materials(conn, &order_id)
+        .await?
+        .into_iter()
+        .collect();
+    purchasing::lock_materials(conn, &materials).await?;
     let procurement = load(conn, &order_id).await?;
     let cause = Cause::from_incoming(message);
     let held = procurement

@@ -22,7 +22,10 @@
 //!   the order, is not waited for. `MaterialsReady` carries the revision and
 //!   is keyed `materials_ready:<order>:<revision>`: announced once per
 //!   revision (only an order in `ordered` becomes `ready`, and an amendment
-//!   puts a ready order back to `ordered` once).
+//!   puts a ready order back to `ordered` once). Readiness is decided with
+//!   the order's row held: a PO's news changes an order's reservations
+//!   under the PO's material's lock only, so the row is what orders two
+//!   decisions about one order (see [`mark_ready_if_complete`]).
 
 use chrono::NaiveDate;
 use gendan_messaging::{Cause, Outgoing};
@@ -235,45 +238,40 @@ pub async fn reopen(conn: &mut PgConnection, order_id: &str) -> Result<()> {
 /// Marks the order ready and returns `MaterialsReady` of the applied
 /// revision when its reservations cover every material it needs (see the
 /// module's rule). Only an order in `ordered` can become ready, so the
-/// event is announced once per revision.
+/// event is announced once per revision. One statement, reading only the
+/// order's own requirements and reservations, by their keys.
+///
+/// The caller holds the order's row already (it inserted it, or locked it
+/// with [`purchasing::status_for_update`] or
+/// [`locks::lock_orders`](crate::locks::lock_orders)), after writing the
+/// reservations it changed. The statement then starts after every earlier
+/// holder committed and counts their reservations too: two lots of one
+/// order's materials accepted at once, each under its own material's lock,
+/// are decided one after the other, and the second sees both. Alone, the
+/// statement would not do: it judges the reservations as of its start and
+/// does not even lock a row it finds short, so each of the two would miss
+/// the other's reservation, not yet committed, and neither would mark the
+/// order ready.
 pub async fn mark_ready_if_complete(
     conn: &mut PgConnection,
     order_id: &str,
     today: NaiveDate,
 ) -> Result<Option<MaterialsReady>> {
-    let head: Option<(String, i32)> =
-        sqlx::query_as("SELECT status, revision FROM procurements WHERE order_id = $1 FOR UPDATE")
-            .bind(order_id)
-            .fetch_optional(&mut *conn)
-            .await?;
-    let Some((status, revision)) = head else {
-        return Ok(None);
-    };
-    if status != STATUS_ORDERED {
-        return Ok(None);
-    }
-    let short: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM requirements q \
-         WHERE q.order_id = $1 AND q.required_milli > COALESCE( \
-           (SELECT r.quantity_milli FROM reservations r \
-            WHERE r.order_id = q.order_id AND r.material = q.material), 0)",
-    )
-    .bind(order_id)
-    .fetch_one(&mut *conn)
-    .await?;
-    if short > 0 {
-        return Ok(None);
-    }
-    sqlx::query(
+    let revision: Option<i32> = sqlx::query_scalar(
         "UPDATE procurements SET status = $2, ready_on = $3, updated_at = now() \
-         WHERE order_id = $1",
+         WHERE order_id = $1 AND status = $4 AND NOT EXISTS ( \
+           SELECT 1 FROM requirements q \
+           LEFT JOIN reservations r ON r.order_id = q.order_id AND r.material = q.material \
+           WHERE q.order_id = $1 AND q.required_milli > COALESCE(r.quantity_milli, 0)) \
+         RETURNING revision",
     )
     .bind(order_id)
     .bind(STATUS_READY)
     .bind(today)
-    .execute(conn)
+    .bind(STATUS_ORDERED)
+    .fetch_optional(conn)
     .await?;
-    Ok(Some(MaterialsReady {
+    Ok(revision.map(|revision| MaterialsReady {
         order_id: order_id.to_owned(),
         ready_on: date_to_string(today),
         revision: from_db(revision),

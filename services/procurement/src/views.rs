@@ -15,8 +15,9 @@ use gendan_proto::{date_to_string, timestamp_from};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use crate::lots::LotRow;
 use crate::netting::Milli;
-use crate::purchasing::{self, LotRow, PoRow};
+use crate::purchasing::{self, PoRow};
 use crate::{Result, milli_to_f64};
 
 async fn lots_of(conn: &mut PgConnection, po_ids: &[Uuid]) -> Result<Vec<LotRow>> {

@@ -21,7 +21,7 @@ use gendan_proto::timestamp_to;
 use gendan_proto::v1::{GoodsReceived, WmsGoodsReceived};
 use sqlx::PgConnection;
 
-use crate::{SERVICE, milli_to_f64, purchasing, validate};
+use crate::{SERVICE, locks, lots, milli_to_f64, purchasing, validate};
 
 /// Handles `gendan.ext.wms.inbound.*`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -65,7 +65,7 @@ async fn goods_received(
         .and_then(timestamp_to)
         .unwrap_or_else(|| message.occurred_at());
 
-    purchasing::lock(conn).await?;
+    locks::lock_po_material(conn, po_id).await?;
     let po = purchasing::find_po(conn, po_id, true)
         .await?
         .ok_or_else(|| rejected(message, format!("unknown purchase order {po_id}")))?;
@@ -79,7 +79,7 @@ async fn goods_received(
             ),
         ));
     }
-    if let Some(existing) = purchasing::find_lot(conn, po_id, &lot).await? {
+    if let Some(existing) = lots::find(conn, po_id, &lot).await? {
         if existing.quantity_milli == quantity {
             tracing::info!("lot already recorded, nothing to do");
             return Ok(());
@@ -92,7 +92,7 @@ async fn goods_received(
             ),
         ));
     }
-    purchasing::insert_lot(conn, &po, &lot, quantity, received_at).await?;
+    lots::insert(conn, &po, &lot, quantity, received_at).await?;
     tracing::info!(quantity = milli_to_f64(quantity), "goods received");
     let received = GoodsReceived {
         order_id: po.order_id.clone(),

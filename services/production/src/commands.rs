@@ -51,7 +51,9 @@ impl From<Error> for HandlerError {
     fn from(err: Error) -> Self {
         match err {
             // Temporary: the database or a task may work on the next delivery.
-            Error::Database(_) | Error::Runtime(_) => HandlerError::Retry(err.to_string()),
+            // A deadlock or a restarting server runs the batch again.
+            Error::Database(db) => HandlerError::database(db),
+            Error::Runtime(_) => HandlerError::Retry(err.to_string()),
             // The message itself, or the catalogue it refers to, is wrong:
             // redelivery gives the same answer.
             Error::InvalidField(_)

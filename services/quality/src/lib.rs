@@ -105,7 +105,9 @@ impl From<Error> for HandlerError {
     fn from(err: Error) -> Self {
         match err {
             // Temporary: the database may answer on the next delivery.
-            Error::Database(_) | Error::Runtime(_) => HandlerError::Retry(err.to_string()),
+            // A deadlock or a restarting server runs the batch again.
+            Error::Database(db) => HandlerError::database(db),
+            Error::Runtime(_) => HandlerError::Retry(err.to_string()),
             // The message itself is wrong: redelivery gives the same answer.
             Error::InvalidField(_)
             | Error::InspectionNotFound(_)

@@ -79,7 +79,11 @@ impl ServiceErrorCode for Error {
 
 impl From<Error> for HandlerError {
     fn from(err: Error) -> Self {
-        HandlerError::Retry(err.to_string())
+        match err {
+            // A deadlock or a restarting server runs the batch again.
+            Error::Database(db) => HandlerError::database(db),
+            other => HandlerError::Retry(other.to_string()),
+        }
     }
 }
 
