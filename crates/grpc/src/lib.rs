@@ -111,7 +111,9 @@ pub fn into_status<E: ServiceErrorCode>(err: E) -> tonic::Status {
             tonic::Status::internal("internal error (see the service logs)")
         }
         Code::Unavailable => {
-            tracing::error!(error = %err, "request failed");
+            // A deadlock, an exhausted pool, a restarting server: the
+            // client retries; nothing is wrong with the service itself.
+            tracing::warn!(error = %err, "request refused for now");
             tonic::Status::unavailable("a backing store is unavailable, retry later")
         }
         _ => tonic::Status::new(code, err.to_string()),

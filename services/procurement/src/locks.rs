@@ -1,6 +1,7 @@
-//! Which materials each change locks, and the reads that decide them. The
-//! rule, the key order and what happens in a consumer batch are
-//! [`purchasing`]'s (its module doc, "Locks"); this is who takes what.
+//! Which materials each change names to [`purchasing::lock_materials`], and
+//! the reads that decide them. Today the lock is one key for the whole
+//! service whatever the materials (measured: docs/adr/0013); the callers
+//! name their materials so a finer lock can return.
 //!
 //! | change | materials locked first | then |
 //! | --- | --- | --- |

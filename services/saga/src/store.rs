@@ -32,9 +32,42 @@ struct SagaRow {
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     facts: sqlx::types::Json<serde_json::Value>,
+    // The saga's child rows, read in the same statement (see `LOAD`).
+    steps: sqlx::types::Json<Vec<StepRow>>,
+    decisions: sqlx::types::Json<Vec<DecisionRow>>,
+    compensations: sqlx::types::Json<Vec<CompensationRow>>,
+    exceptions: sqlx::types::Json<Vec<ExceptionRow>>,
 }
 
-#[derive(sqlx::FromRow)]
+/// One saga with every child row in one statement (each child table as a
+/// JSON array): a load is one round trip instead of five, and the saga is
+/// loaded for every event of its order.
+macro_rules! load_sql {
+    () => {
+        "SELECT s.order_id, s.phase, s.status, s.stalled_reason, s.order_snapshot, \
+       s.requested_date, s.promised_date, s.projected_date, s.at_risk, s.traceparent, \
+       s.correlation_id, s.created_at, s.updated_at, s.facts, \
+       (SELECT coalesce(json_agg(c), '[]') FROM (SELECT step, status, attempts, runs, failures, \
+          started_at, finished_at, deadline, last_error, trace_id \
+          FROM saga_steps WHERE order_id = s.order_id) c) AS steps, \
+       (SELECT coalesce(json_agg(c ORDER BY c.opened_at), '[]') FROM (SELECT decision_id, step, \
+          kind, question, options, opened_at, deadline, reminders, answer, answered_by, \
+          answered_at, comment, exception_id, subject \
+          FROM saga_decisions WHERE order_id = s.order_id) c) AS decisions, \
+       (SELECT coalesce(json_agg(c), '[]') FROM (SELECT step, action, status, attempts, \
+          started_at, finished_at, detail \
+          FROM saga_compensations WHERE order_id = s.order_id) c) AS compensations, \
+       (SELECT coalesce(json_agg(c ORDER BY c.opened_at), '[]') FROM (SELECT exception_id, kind, \
+          cause, owner, step, opened_at, deadline, projected_at_open, impact_days, decision_id, \
+          decision, decided_by, closed_at, resolution \
+          FROM saga_exceptions WHERE order_id = s.order_id) c) AS exceptions \
+     FROM sagas s WHERE s.order_id = $1"
+    };
+}
+const LOAD: &str = load_sql!();
+const LOAD_LOCKED: &str = concat!(load_sql!(), " FOR UPDATE OF s");
+
+#[derive(sqlx::FromRow, serde::Deserialize)]
 struct StepRow {
     step: String,
     status: String,
@@ -48,7 +81,7 @@ struct StepRow {
     trace_id: Option<String>,
 }
 
-#[derive(sqlx::FromRow)]
+#[derive(sqlx::FromRow, serde::Deserialize)]
 struct DecisionRow {
     decision_id: uuid::Uuid,
     step: String,
@@ -101,7 +134,7 @@ impl DecisionRow {
     }
 }
 
-#[derive(sqlx::FromRow)]
+#[derive(sqlx::FromRow, serde::Deserialize)]
 struct CompensationRow {
     step: String,
     action: String,
@@ -120,11 +153,7 @@ impl SagaState {
         order_id: &str,
         lock: bool,
     ) -> sqlx::Result<Option<Self>> {
-        let sql = if lock {
-            "SELECT * FROM sagas WHERE order_id = $1 FOR UPDATE"
-        } else {
-            "SELECT * FROM sagas WHERE order_id = $1"
-        };
+        let sql = if lock { LOAD_LOCKED } else { LOAD };
         let Some(row) = sqlx::query_as::<_, SagaRow>(sql)
             .bind(order_id)
             .fetch_optional(&mut *conn)
@@ -132,37 +161,12 @@ impl SagaState {
         else {
             return Ok(None);
         };
-        let steps: Vec<StepRow> = sqlx::query_as(
-            "SELECT step, status, attempts, runs, failures, started_at, finished_at, deadline, \
-               last_error, trace_id \
-             FROM saga_steps WHERE order_id = $1",
-        )
-        .bind(order_id)
-        .fetch_all(&mut *conn)
-        .await?;
-        let decisions: Vec<DecisionRow> = sqlx::query_as(
-            "SELECT decision_id, step, kind, question, options, opened_at, deadline, reminders, \
-               answer, answered_by, answered_at, comment, exception_id, subject \
-             FROM saga_decisions WHERE order_id = $1 ORDER BY opened_at",
-        )
-        .bind(order_id)
-        .fetch_all(&mut *conn)
-        .await?;
-        let compensations: Vec<CompensationRow> = sqlx::query_as(
-            "SELECT step, action, status, attempts, started_at, finished_at, detail \
-             FROM saga_compensations WHERE order_id = $1",
-        )
-        .bind(order_id)
-        .fetch_all(&mut *conn)
-        .await?;
-        let exceptions: Vec<ExceptionRow> = sqlx::query_as(
-            "SELECT exception_id, kind, cause, owner, step, opened_at, deadline, projected_at_open, \
-               impact_days, decision_id, decision, decided_by, closed_at, resolution \
-             FROM saga_exceptions WHERE order_id = $1 ORDER BY opened_at",
-        )
-        .bind(order_id)
-        .fetch_all(&mut *conn)
-        .await?;
+        let (steps, decisions, compensations, exceptions) = (
+            row.steps.0,
+            row.decisions.0,
+            row.compensations.0,
+            row.exceptions.0,
+        );
         let order = Order::decode(row.order_snapshot.as_slice())
             .map_err(|err| sqlx::Error::Decode(Box::new(err)))?;
         let facts: Facts = serde_json::from_value(row.facts.0)
@@ -425,7 +429,7 @@ impl SagaState {
     }
 }
 
-#[derive(sqlx::FromRow)]
+#[derive(sqlx::FromRow, serde::Deserialize)]
 struct ExceptionRow {
     exception_id: uuid::Uuid,
     kind: String,
