@@ -40,8 +40,8 @@ struct SagaRow {
 }
 
 /// One saga with every child row in one statement (each child table as a
-/// JSON array): a load is one round trip instead of five, and the saga is
-/// loaded for every event of its order.
+/// JSON array): a load is one round trip instead of five (two with the
+/// lock), and the saga is loaded for every event of its order.
 macro_rules! load_sql {
     () => {
         "SELECT s.order_id, s.phase, s.status, s.stalled_reason, s.order_snapshot, \
@@ -65,7 +65,6 @@ macro_rules! load_sql {
     };
 }
 const LOAD: &str = load_sql!();
-const LOAD_LOCKED: &str = concat!(load_sql!(), " FOR UPDATE OF s");
 
 #[derive(sqlx::FromRow, serde::Deserialize)]
 struct StepRow {
@@ -153,8 +152,22 @@ impl SagaState {
         order_id: &str,
         lock: bool,
     ) -> sqlx::Result<Option<Self>> {
-        let sql = if lock { LOAD_LOCKED } else { LOAD };
-        let Some(row) = sqlx::query_as::<_, SagaRow>(sql)
+        if lock {
+            // The lock first, in a statement of its own: a statement that
+            // waits for a row lock re-reads the locked row once it has it,
+            // but its subqueries keep the snapshot taken before the wait,
+            // so `LOAD ... FOR UPDATE` would return the saga row with the
+            // child rows as they were before the holder committed. The load
+            // after the lock takes a fresh snapshot.
+            let found = sqlx::query("SELECT 1 FROM sagas WHERE order_id = $1 FOR UPDATE")
+                .bind(order_id)
+                .fetch_optional(&mut *conn)
+                .await?;
+            if found.is_none() {
+                return Ok(None);
+            }
+        }
+        let Some(row) = sqlx::query_as::<_, SagaRow>(LOAD)
             .bind(order_id)
             .fetch_optional(&mut *conn)
             .await?
