@@ -115,11 +115,18 @@ pub async fn latest(conn: &mut PgConnection, order_id: &str) -> Result<Option<In
 pub async fn history(conn: &mut PgConnection, product: &str) -> Result<Vec<Lot>> {
     // One row per inspection even if the order lists the product twice.
     let rows: Vec<(bool, bool)> = sqlx::query_as(
-        "SELECT bool_or(it.severity = 'tightened') AS tightened, i.status = 'passed' AS accepted \
-         FROM inspections i JOIN inspection_items it ON it.inspection_id = i.inspection_id \
-         WHERE it.product = $1 AND i.kind = 'final' AND i.revision = 1 AND i.status <> 'open' \
-         GROUP BY i.inspection_id \
-         ORDER BY i.recorded_at DESC, i.inspection_id DESC LIMIT $2",
+        // The latest lots first (newest first through
+        // `inspections_final_recent`, stopping at the window), then their
+        // items: the cost stays that of the window, not of the history.
+        "SELECT bool_or(it.severity = 'tightened') AS tightened, last.status = 'passed' AS accepted \
+         FROM (SELECT i.inspection_id, i.status, i.recorded_at FROM inspections i \
+               WHERE i.kind = 'final' AND i.revision = 1 AND i.status <> 'open' \
+                 AND EXISTS (SELECT 1 FROM inspection_items p \
+                             WHERE p.inspection_id = i.inspection_id AND p.product = $1) \
+               ORDER BY i.recorded_at DESC, i.inspection_id DESC LIMIT $2) last \
+         JOIN inspection_items it ON it.inspection_id = last.inspection_id AND it.product = $1 \
+         GROUP BY last.inspection_id, last.status, last.recorded_at \
+         ORDER BY last.recorded_at DESC, last.inspection_id DESC",
     )
     .bind(product)
     .bind(i64::try_from(switching::WINDOW).unwrap_or(i64::MAX))
