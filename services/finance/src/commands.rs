@@ -73,7 +73,8 @@ use crate::clock::Clock;
 use crate::receivables::{self, INVOICE_VOID, STATUS_CANCELLED};
 use crate::terms::{Milestone, Trigger};
 use crate::{
-    Error, SERVICE, amendments, balance, chasing, costs, credit_notes, estimates, restate, validate,
+    Error, SERVICE, amendments, balance, chasing, closing, costs, credit_notes, estimates, restate,
+    validate,
 };
 
 /// The fact key of the order's cancellation and of the refusals it causes:
@@ -129,7 +130,7 @@ impl Handler for CommandHandler {
             return estimates::estimate_costs(conn, message, message.payload()?, today).await;
         }
         if message.is::<CloseCostLedger>() {
-            return estimates::close_cost_ledger(conn, message, message.payload()?).await;
+            return closing::close_cost_ledger(conn, message, message.payload()?).await;
         }
         Err(HandlerError::Rejected(format!(
             "unknown command type {:?} for {SERVICE}",

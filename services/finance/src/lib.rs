@@ -22,7 +22,7 @@
 //!   the fact again under its first event id, or `StatusReported` with
 //!   where the deposit stands); [`estimates`] handles `EstimateCosts` (the
 //!   review's cost estimate, stored per revision, the budget an
-//!   `OpenReceivable` without one takes) and `CloseCostLedger` (the
+//!   `OpenReceivable` without one takes), [`closing`] `CloseCostLedger` (the
 //!   ledger's final figures). Each is idempotent by its business key and
 //!   answers with events.
 //! - [`estimate`] is pure: the departments' answers costed with finance's
@@ -72,6 +72,7 @@ pub mod api;
 pub mod balance;
 pub mod chasing;
 pub mod clock;
+pub mod closing;
 pub mod commands;
 pub mod costs;
 pub mod credit_notes;
