@@ -9,8 +9,8 @@ use std::time::Duration;
 use async_nats::HeaderMap;
 use async_nats::jetstream::consumer::PullConsumer;
 use gendan_messaging::{
-    Bus, Cause, Consumer, ConsumerSettings, Handler, HandlerError, Incoming, Outgoing, Relay,
-    outbox, streams,
+    Batch, BatchFailure, Bus, Cause, Consumer, ConsumerSettings, Handler, HandlerError, Incoming,
+    Outgoing, Relay, outbox, streams,
 };
 use gendan_proto::v1;
 use gendan_storage::DatabaseSettings;
@@ -606,5 +606,81 @@ async fn a_database_that_is_away_holds_the_batch_instead_of_spending_its_deliver
     .await
     .unwrap();
     assert_eq!(stream_messages(&bus, streams::DEAD_LETTERS).await, 0);
+    cancel.cancel();
+}
+
+/// Writes a whole run's effects in one statement, as the saga and the
+/// timeline do; a refused statement belongs to no message in particular.
+struct AllAtOnce;
+
+impl Handler for AllAtOnce {
+    async fn handle(
+        &self,
+        _conn: &mut PgConnection,
+        _message: &Incoming,
+    ) -> Result<(), HandlerError> {
+        unreachable!("the consumer hands this handler whole runs")
+    }
+
+    async fn handle_batch(
+        &self,
+        conn: &mut PgConnection,
+        batch: &Batch<'_>,
+    ) -> Result<(), BatchFailure> {
+        let event_ids: Vec<&str> = batch
+            .messages()
+            .iter()
+            .map(|m| m.envelope.event_id.as_str())
+            .collect();
+        let order_ids: Vec<&str> = batch.messages().iter().map(|m| m.order_id()).collect();
+        sqlx::query(
+            "INSERT INTO effects (event_id, order_id) SELECT * FROM UNNEST($1::text[], $2::text[])",
+        )
+        .bind(&event_ids)
+        .bind(&order_ids)
+        .execute(conn)
+        .await
+        .map_err(|err| {
+            BatchFailure::Shared(HandlerError::Rejected(format!("effects refused: {err}")))
+        })?;
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_shared_statement_that_fails_finds_its_message_by_running_each_alone() {
+    let (_db, nats, pool, bus) = setup().await;
+    // The database refuses order-b's effect, inside the one statement that
+    // writes the whole batch: no message is named by the failure.
+    sqlx::query("ALTER TABLE effects ADD CONSTRAINT not_order_b CHECK (order_id <> 'order-b')")
+        .execute(&pool)
+        .await
+        .unwrap();
+    for order_id in ["order-a", "order-b", "order-c"] {
+        bus.publish(&confirmed(order_id)).await.unwrap();
+    }
+    let settings = ConsumerSettings::new(streams::EVENTS, "probe-shared", "gendan.evt.orders.>");
+    let consumer = Consumer::new(bus.clone(), pool.clone(), settings, AllAtOnce);
+    let durable = consumer.ensure().await.unwrap();
+    let cancel = CancellationToken::new();
+    tokio::spawn(consumer.run(cancel.clone()));
+    all_settled(&durable, 3).await;
+
+    assert_eq!(
+        effects_by_order(&pool).await,
+        vec![("order-a".to_owned(), 1), ("order-c".to_owned(), 1)]
+    );
+    let mut dead = SubjectReader::open(&nats.url, streams::DEAD_LETTERS, "gendan.dlq.probe-shared")
+        .await
+        .unwrap();
+    let letter = dead.next(WAIT).await.unwrap().expect("a dead letter");
+    assert_eq!(letter.envelope().unwrap().order_id, "order-b");
+    assert!(
+        letter
+            .header("Gendan-Dlq-Reason")
+            .unwrap()
+            .contains("not_order_b")
+    );
+    assert_eq!(stream_messages(&bus, streams::DEAD_LETTERS).await, 1);
     cancel.cancel();
 }

@@ -34,6 +34,7 @@ use async_nats::jetstream::{AckKind, Message};
 use futures::StreamExt;
 use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use self::batch::Outcome;
 use crate::bus::Bus;
@@ -104,6 +105,63 @@ pub trait Handler: Send + Sync + 'static {
         conn: &mut PgConnection,
         message: &Incoming,
     ) -> impl Future<Output = std::result::Result<(), HandlerError>> + Send;
+
+    /// Handles the fresh messages of one run of a batch, in batch order.
+    /// The default runs [`handle`](Self::handle) for each in its own span.
+    /// A handler that can share work between messages (one load and one
+    /// save for every order the batch touches) overrides it; the rules of
+    /// [`handle`](Self::handle) apply to the whole run.
+    fn handle_batch(
+        &self,
+        conn: &mut PgConnection,
+        batch: &Batch<'_>,
+    ) -> impl Future<Output = std::result::Result<(), BatchFailure>> + Send {
+        async move {
+            for (position, message) in batch.messages().iter().enumerate() {
+                self.handle(&mut *conn, message)
+                    .instrument(batch.span(message))
+                    .await
+                    .map_err(|err| BatchFailure::Message(position, err))?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The fresh messages of one run of a batch (claimed in the inbox in this
+/// run's transaction), as [`Handler::handle_batch`] sees them: messages of
+/// one order in stream order, orders sorted by id.
+pub struct Batch<'a> {
+    durable: &'a str,
+    messages: Vec<&'a Incoming>,
+}
+
+impl<'a> Batch<'a> {
+    pub fn new(durable: &'a str, messages: Vec<&'a Incoming>) -> Self {
+        Batch { durable, messages }
+    }
+
+    pub fn messages(&self) -> &[&'a Incoming] {
+        &self.messages
+    }
+
+    /// The span of one message's handling, a child of the producer's trace.
+    pub fn span(&self, message: &Incoming) -> tracing::Span {
+        batch::handle_span(self.durable, message)
+    }
+}
+
+/// Why a run of a batch failed; the run's transaction is rolled back.
+#[derive(Debug)]
+pub enum BatchFailure {
+    /// The message at this position of [`Batch::messages`] failed: the batch
+    /// runs again without it.
+    Message(usize, HandlerError),
+    /// Work the run's messages share failed (one statement for many
+    /// orders), so no message is known to be at fault. A transient error
+    /// runs the batch again whole; any other runs each message on its own,
+    /// which finds the one at fault.
+    Shared(HandlerError),
 }
 
 #[derive(Debug, Clone)]

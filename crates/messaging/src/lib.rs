@@ -28,7 +28,7 @@ pub mod streams;
 pub mod subjects;
 
 pub use bus::Bus;
-pub use consumer::{Consumer, ConsumerSettings, Handler, HandlerError};
+pub use consumer::{Batch, BatchFailure, Consumer, ConsumerSettings, Handler, HandlerError};
 pub use envelope::{Cause, Incoming, Outgoing, SCHEMA_VERSION, decode_envelope, fact_id};
 pub use outbox::Relay;
 

@@ -1,7 +1,8 @@
 //! The append-only order timeline and the events consumer that feeds it.
 //!
 //! [`append`] records one envelope (with its [`summary`](crate::summary),
-//! trace id and payload) unless its event id is already there; [`events`]
+//! trace id and payload) unless its event id is already there, and
+//! [`append_all`] a consumer run's events in one statement; [`events`]
 //! reads the payloads back for the closing summary. [`EventRecorder`] is
 //! the handler of the `orders-timeline` consumer: every event on
 //! `gendan.evt.>` about an order we know is appended, the saga's events
@@ -14,13 +15,16 @@
 //! (the timeline is a record), but its read model no longer changes.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use gendan_messaging::{Cause, Handler, HandlerError, Incoming, Outgoing};
+use std::collections::HashSet;
+
+use gendan_messaging::{Batch, BatchFailure, Cause, Handler, HandlerError, Incoming, Outgoing};
 use gendan_proto::v1::{
     DeliveryRiskChanged, Envelope, ExceptionClosed, ExceptionOpened, Phase, PhaseChanged,
     SagaCompleted, SagaResumed, SagaStalled, TimelineEntry,
 };
 use gendan_proto::{TypeName, timestamp_from, timestamp_to};
 use sqlx::{PgConnection, PgExecutor};
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::phases::PhaseMove;
@@ -59,6 +63,69 @@ pub async fn append(
     .await?
     .rows_affected();
     Ok(inserted == 1)
+}
+
+/// Appends every event of `events` (`(order id, message)`) whose order we
+/// know and which is not recorded yet, in one statement; the event ids it
+/// appended.
+pub async fn append_all(
+    conn: &mut PgConnection,
+    events: &[(Uuid, &Incoming)],
+) -> sqlx::Result<HashSet<String>> {
+    if events.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let count = events.len();
+    let (mut event_ids, mut order_ids, mut types) = (
+        Vec::with_capacity(count),
+        Vec::with_capacity(count),
+        Vec::with_capacity(count),
+    );
+    let (mut occurred, mut sources, mut summaries, mut trace_ids, mut payloads) = (
+        Vec::with_capacity(count),
+        Vec::with_capacity(count),
+        Vec::with_capacity(count),
+        Vec::with_capacity(count),
+        Vec::with_capacity(count),
+    );
+    for (order_id, message) in events {
+        let envelope = &message.envelope;
+        event_ids.push(envelope.event_id.as_str());
+        order_ids.push(*order_id);
+        types.push(envelope.r#type.as_str());
+        occurred.push(message.occurred_at());
+        sources.push(envelope.source.as_str());
+        summaries.push(summary::describe(envelope));
+        trace_ids.push(
+            message
+                .traceparent
+                .as_deref()
+                .and_then(gendan_telemetry::trace_id_of)
+                .unwrap_or_default(),
+        );
+        payloads.push(envelope.payload.as_slice());
+    }
+    let appended: Vec<String> = sqlx::query_scalar(
+        "INSERT INTO timeline \
+             (event_id, order_id, type, occurred_at, source, summary, trace_id, payload) \
+         SELECT e.* FROM UNNEST($1::text[], $2::uuid[], $3::text[], $4::timestamptz[], \
+                                $5::text[], $6::text[], $7::text[], $8::bytea[]) \
+           AS e(event_id, order_id, type, occurred_at, source, summary, trace_id, payload) \
+         WHERE EXISTS (SELECT 1 FROM orders o WHERE o.order_id = e.order_id) \
+         ON CONFLICT (event_id) DO NOTHING \
+         RETURNING event_id",
+    )
+    .bind(&event_ids)
+    .bind(&order_ids)
+    .bind(&types)
+    .bind(&occurred)
+    .bind(&sources)
+    .bind(&summaries)
+    .bind(&trace_ids)
+    .bind(&payloads)
+    .fetch_all(conn)
+    .await?;
+    Ok(appended.into_iter().collect())
 }
 
 /// Appends one of our own messages, written in the same transaction as the
@@ -174,24 +241,69 @@ impl Handler for EventRecorder {
             // which are recorded when they are written).
             return Ok(());
         }
-        let phase_move = apply_to_read_model(conn, order_id, message).await?;
-        // A PhaseChanged that did not move the order (late, replayed, or
-        // about a closed order) tells the customer nothing true; one that
-        // moved it back, or forward again to a phase it had reached before
-        // a loop back (an amendment reviewed again), tells them nothing new:
-        // the amendment's own notices do.
-        if message.is::<PhaseChanged>() && phase_move != PhaseMove::Forward {
-            return Ok(());
+        follow_up(conn, order_id, message).await
+    }
+
+    /// The run's events go on the timeline in one statement; then each
+    /// appended one updates the read model and the notices, in order.
+    async fn handle_batch(
+        &self,
+        conn: &mut PgConnection,
+        batch: &Batch<'_>,
+    ) -> Result<(), BatchFailure> {
+        let ours: Vec<(usize, Uuid)> = batch
+            .messages()
+            .iter()
+            .enumerate()
+            .filter_map(|(position, message)| {
+                Some((position, Uuid::parse_str(message.order_id()).ok()?))
+            })
+            .collect();
+        let events: Vec<(Uuid, &Incoming)> = ours
+            .iter()
+            .map(|&(position, order_id)| (order_id, batch.messages()[position]))
+            .collect();
+        let appended = append_all(&mut *conn, &events)
+            .await
+            .map_err(|err| BatchFailure::Shared(err.into()))?;
+        for (position, order_id) in ours {
+            let message = batch.messages()[position];
+            if !appended.contains(&message.envelope.event_id) {
+                continue;
+            }
+            follow_up(&mut *conn, order_id, message)
+                .instrument(batch.span(message))
+                .await
+                .map_err(|err| BatchFailure::Message(position, err))?;
         }
-        notices::on_event(
-            conn,
-            order_id,
-            &message.envelope,
-            &Cause::from_incoming(message),
-        )
-        .await?;
         Ok(())
     }
+}
+
+/// What an event newly on the timeline changes: the read model, and the
+/// customer's notices.
+async fn follow_up(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+    message: &Incoming,
+) -> Result<(), HandlerError> {
+    let phase_move = apply_to_read_model(conn, order_id, message).await?;
+    // A PhaseChanged that did not move the order (late, replayed, or about
+    // a closed order) tells the customer nothing true; one that moved it
+    // back, or forward again to a phase it had reached before a loop back
+    // (an amendment reviewed again), tells them nothing new: the
+    // amendment's own notices do.
+    if message.is::<PhaseChanged>() && phase_move != PhaseMove::Forward {
+        return Ok(());
+    }
+    notices::on_event(
+        conn,
+        order_id,
+        &message.envelope,
+        &Cause::from_incoming(message),
+    )
+    .await?;
+    Ok(())
 }
 
 /// Saga events that change what GetOrder shows; how a PhaseChanged moved

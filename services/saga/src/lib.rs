@@ -39,7 +39,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gendan_grpc::{Code, FieldError, ServiceErrorCode};
-use gendan_messaging::{ConsumerSettings, Handler, HandlerError, Incoming, streams, subjects};
+use gendan_messaging::{
+    Batch, BatchFailure, ConsumerSettings, Handler, HandlerError, Incoming, streams, subjects,
+};
 use gendan_runtime::{Foundation, Supervisor};
 use gendan_settings::ServiceSettings;
 use sqlx::{PgConnection, PgPool};
@@ -143,9 +145,28 @@ impl Handler for EventHandler {
         conn: &mut PgConnection,
         message: &Incoming,
     ) -> Result<(), HandlerError> {
-        self.engine.on_event(conn, message).await
+        let batch = Batch::new(EVENTS_CONSUMER, vec![message]);
+        self.engine
+            .on_events(conn, &batch)
+            .await
+            .map_err(|failure| match failure {
+                BatchFailure::Message(_, err) | BatchFailure::Shared(err) => err,
+            })
+    }
+
+    /// Every saga the run's events touch is loaded once and saved once
+    /// ([`Engine::on_events`]).
+    async fn handle_batch(
+        &self,
+        conn: &mut PgConnection,
+        batch: &Batch<'_>,
+    ) -> Result<(), BatchFailure> {
+        self.engine.on_events(conn, batch).await
     }
 }
+
+/// The durable consumer of the saga's events.
+const EVENTS_CONSUMER: &str = "saga-events";
 
 pub struct Application {
     foundation: Foundation,
@@ -183,7 +204,7 @@ impl Application {
             self.engine.clone(),
         ));
         let events = foundation.consumer(
-            ConsumerSettings::new(streams::EVENTS, "saga-events", subjects::EVENTS),
+            ConsumerSettings::new(streams::EVENTS, EVENTS_CONSUMER, subjects::EVENTS),
             EventHandler {
                 engine: self.engine.clone(),
             },

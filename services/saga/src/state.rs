@@ -123,7 +123,7 @@ impl StepState {
 }
 
 /// A human decision of this saga.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DecisionState {
     pub decision_id: uuid::Uuid,
     pub step: String,
@@ -175,7 +175,7 @@ impl CompensationStatus {
 }
 
 /// One entry of the compensation log: undoing `step` with `action`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CompensationState {
     pub action: String,
     pub status: CompensationStatus,
@@ -264,6 +264,16 @@ pub struct SagaState {
     /// The copy of the order was replaced (an amendment): saved with the
     /// next save.
     pub order_changed: bool,
+    /// The decisions and compensation entries as last loaded or saved: a
+    /// save writes only those that differ.
+    pub saved: Saved,
+}
+
+/// What a saga's decisions and compensation log were in the database.
+#[derive(Debug, Clone, Default)]
+pub struct Saved {
+    pub decisions: Vec<DecisionState>,
+    pub compensations: BTreeMap<String, CompensationState>,
 }
 
 impl SagaState {
@@ -304,6 +314,7 @@ impl SagaState {
             timer_changes: Vec::new(),
             focus: None,
             order_changed: false,
+            saved: Saved::default(),
             order,
         }
     }

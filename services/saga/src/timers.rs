@@ -6,12 +6,10 @@
 
 use std::time::Duration;
 
+use crate::engine::{DueTimer, Engine};
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument;
-
-use crate::engine::Engine;
 
 #[derive(Clone)]
 pub struct TimerWorker {
@@ -64,16 +62,18 @@ impl TimerWorker {
         .bind(self.batch_size)
         .fetch_all(&mut *tx)
         .await?;
-        for (order_id, step, traceparent) in &due {
-            let span = tracing::info_span!("saga.timer", order_id = %order_id, step = %step);
-            if let Some(traceparent) = traceparent {
-                gendan_telemetry::set_parent_from_traceparent(&span, traceparent);
-            }
-            self.engine
-                .on_timer(&mut tx, order_id, step)
-                .instrument(span)
-                .await?;
+        if due.is_empty() {
+            return Ok(0);
         }
+        let due: Vec<DueTimer> = due
+            .into_iter()
+            .map(|(order_id, timer, traceparent)| DueTimer {
+                order_id,
+                timer,
+                traceparent,
+            })
+            .collect();
+        self.engine.on_timers(&mut tx, &due).await?;
         tx.commit().await?;
         Ok(due.len())
     }

@@ -3,10 +3,12 @@
 //! [`Consumer::apply`] first sets aside the messages its handler does not
 //! act on (acked, no database work) and the second copy of a message the
 //! batch carries twice. Then one run of the transaction claims every
-//! remaining message id in one statement ([`inbox::claim_all`]), runs the
-//! handler of each fresh one directly on the transaction, in batch order,
-//! and commits. A repeat (its id already claimed by an earlier batch) is
-//! done without its handler.
+//! remaining message id in one statement ([`inbox::claim_all`]), hands the
+//! fresh ones to the handler directly on the transaction, in batch order
+//! ([`Handler::handle_batch`]: one message at a time by default, all of the
+//! run's orders at once for a handler that shares its loads and saves), and
+//! commits. A repeat (its id already claimed by an earlier batch) is done
+//! without its handler.
 //!
 //! No savepoints: they would cost three statements a message on every
 //! batch to protect against a failure that is rare. When a handler fails,
@@ -14,7 +16,10 @@
 //! its failed statement), so the whole run is rolled back and the batch
 //! runs again in a new transaction without the failing message, whose
 //! outcome (dead letter or retry) is kept. Each failed run drops one
-//! message, so a batch runs at most once more than it has messages. Nothing
+//! message, so a batch runs at most once more than it has messages. When
+//! work shared by several messages fails and no message is known to be at
+//! fault ([`BatchFailure::Shared`]), each message runs in a transaction of
+//! its own, which names the one at fault. Nothing
 //! is acked before the run that commits, so a crash anywhere leaves every
 //! message to be redelivered, and the claims that committed with the
 //! effects make the redelivery harmless. `docs/adr/0014-batched-consumers.md`
@@ -25,9 +30,8 @@ use std::collections::hash_map::Entry;
 
 use async_nats::jetstream::Message;
 use sqlx::PgConnection;
-use tracing::Instrument;
 
-use super::{Consumer, Handler, HandlerError};
+use super::{Batch, BatchFailure, Consumer, Handler, HandlerError};
 use crate::envelope::Incoming;
 use crate::inbox;
 
@@ -96,6 +100,9 @@ enum Run {
         index: usize,
         outcome: Outcome,
     },
+    /// Work shared by the run's messages failed with this outcome, and no
+    /// message is known to be at fault; everything is rolled back.
+    Split(Outcome),
 }
 
 impl<H: Handler> Consumer<H> {
@@ -107,7 +114,7 @@ impl<H: Handler> Consumer<H> {
         batch: &[(Message, Incoming)],
     ) -> std::result::Result<Vec<Outcome>, sqlx::Error> {
         let Plan {
-            mut to_run,
+            to_run,
             ignored,
             copies,
         } = plan(batch.iter().map(|(_, incoming)| incoming), |incoming| {
@@ -130,24 +137,8 @@ impl<H: Handler> Consumer<H> {
 
         // A batch with nothing to claim or record needs no transaction.
         if !to_run.is_empty() || highest.is_some() {
-            // Each failed run drops one message and a run without messages
-            // cannot fail, so the last of these runs commits (or errors).
-            let most_runs = to_run.len() + 1;
-            for run in 1..=most_runs {
-                match self.run_once(batch, &to_run, highest).await? {
-                    Run::Committed => {
-                        for &index in &to_run {
-                            outcomes[index] = Some(Outcome::Done);
-                        }
-                        break;
-                    }
-                    Run::Failed { index, outcome } => {
-                        outcomes[index] = Some(outcome);
-                        to_run.retain(|&other| other != index);
-                        tracing::debug!(durable = %self.settings.durable, run, left = to_run.len(), "running the batch again without its failing message");
-                    }
-                }
-            }
+            self.run_until_committed(batch, to_run, highest, &mut outcomes)
+                .await?;
         }
 
         // The second copy of a message is a repeat and never handled, but
@@ -166,10 +157,61 @@ impl<H: Handler> Consumer<H> {
             .collect())
     }
 
+    /// Runs the messages at `to_run` until a run commits, dropping each
+    /// failing message with its outcome. Each failed run drops one message
+    /// and a run without messages cannot fail, so the last of these runs
+    /// commits (or errors). When shared work fails and no message is known
+    /// to be at fault, each message runs on its own instead.
+    async fn run_until_committed(
+        &self,
+        batch: &[(Message, Incoming)],
+        mut to_run: Vec<usize>,
+        highest: Option<u64>,
+        outcomes: &mut [Option<Outcome>],
+    ) -> std::result::Result<(), sqlx::Error> {
+        let most_runs = to_run.len() + 1;
+        for run in 1..=most_runs {
+            match self.run_once(batch, &to_run, highest).await? {
+                Run::Committed => {
+                    for &index in &to_run {
+                        outcomes[index] = Some(Outcome::Done);
+                    }
+                    return Ok(());
+                }
+                Run::Failed { index, outcome } => {
+                    outcomes[index] = Some(outcome);
+                    to_run.retain(|&other| other != index);
+                    tracing::debug!(durable = %self.settings.durable, run, left = to_run.len(), "running the batch again without its failing message");
+                }
+                Run::Split(outcome) if to_run.len() == 1 => {
+                    outcomes[to_run[0]] = Some(outcome);
+                    to_run.clear();
+                }
+                Run::Split(_) => {
+                    tracing::debug!(durable = %self.settings.durable, messages = to_run.len(), "running the batch one message at a time");
+                    for index in to_run {
+                        outcomes[index] =
+                            Some(match self.run_once(batch, &[index], None).await? {
+                                Run::Committed => Outcome::Done,
+                                Run::Failed { outcome, .. } | Run::Split(outcome) => outcome,
+                            });
+                    }
+                    if highest.is_some() {
+                        // Progress over the whole batch, failed messages
+                        // included, as for a batch run at once.
+                        self.run_once(batch, &[], highest).await?;
+                    }
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// One run of the batch's transaction over the messages at `to_run`:
-    /// claims their ids, runs the handlers of the fresh ones in order,
-    /// records progress and commits; at the first handler error it rolls
-    /// everything back and names the message instead.
+    /// claims their ids, hands the fresh ones to the handler in order,
+    /// records progress and commits; when the handler fails it rolls
+    /// everything back and says what failed instead.
     async fn run_once(
         &self,
         batch: &[(Message, Incoming)],
@@ -183,37 +225,49 @@ impl<H: Handler> Consumer<H> {
             .map(|&index| batch[index].1.envelope.event_id.as_str())
             .collect();
         let fresh = inbox::claim_all(&mut tx, durable, &ids).await?;
-        for &index in to_run {
-            let incoming = &batch[index].1;
-            if !fresh.contains(incoming.envelope.event_id.as_str()) {
-                // Handled by an earlier batch, whose effect committed with
-                // its claim.
-                continue;
-            }
-            let span = handle_span(durable, incoming);
-            let result = self
-                .handler
-                .handle(&mut tx, incoming)
-                .instrument(span.clone())
-                .await;
-            if let Err(err) = result {
-                span.in_scope(|| tracing::warn!(error = %err, "message not handled"));
+        // A repeat was handled by an earlier batch, whose effect committed
+        // with its claim.
+        let running: Vec<usize> = to_run
+            .iter()
+            .copied()
+            .filter(|&index| fresh.contains(batch[index].1.envelope.event_id.as_str()))
+            .collect();
+        if !running.is_empty() {
+            let run = Batch::new(
+                durable,
+                running.iter().map(|&index| &batch[index].1).collect(),
+            );
+            if let Err(failure) = self.handler.handle_batch(&mut tx, &run).await {
                 // A broken connection fails the rollback too; that error is
                 // the batch's, and `apply_patiently` holds the batch.
                 tx.rollback().await?;
+                let (at_fault, err) = match failure {
+                    BatchFailure::Message(position, err) => (running.get(position).copied(), err),
+                    BatchFailure::Shared(err) => (None, err),
+                };
                 if let HandlerError::Transient(reason) = err {
-                    // Not this message's fault (another transaction's locks,
-                    // a restarting server): the batch is held and run again
+                    // Not a message's fault (another transaction's locks, a
+                    // restarting server): the batch is held and run again
                     // whole, as for a transient error of its own statements.
                     return Err(sqlx::Error::Io(std::io::Error::other(reason)));
                 }
-                return Ok(Run::Failed {
-                    index,
-                    outcome: err.into(),
+                return Ok(match at_fault {
+                    Some(index) => {
+                        run.span(&batch[index].1)
+                            .in_scope(|| tracing::warn!(error = %err, "message not handled"));
+                        Run::Failed {
+                            index,
+                            outcome: err.into(),
+                        }
+                    }
+                    None => {
+                        tracing::warn!(durable = %durable, error = %err, "batch not handled");
+                        Run::Split(err.into())
+                    }
                 });
             }
         }
-        if cfg!(debug_assertions) && !fresh.is_empty() {
+        if cfg!(debug_assertions) && !running.is_empty() {
             // A handler that swallowed the error of a failed statement left
             // the transaction aborted, and Postgres answers COMMIT on an
             // aborted transaction with a rollback, not an error: the batch
@@ -231,7 +285,7 @@ impl<H: Handler> Consumer<H> {
 }
 
 /// The span of one handler call, a child of the producer's trace.
-fn handle_span(durable: &str, incoming: &Incoming) -> tracing::Span {
+pub(super) fn handle_span(durable: &str, incoming: &Incoming) -> tracing::Span {
     let span = tracing::info_span!(
         "message.handle",
         otel.name = %format!("handle {}", incoming.envelope.r#type),

@@ -1,10 +1,12 @@
 //! The engine: reacts to events, fires timers and applies people's answers
 //! and operator actions to one order's saga.
 //!
-//! Every entry point takes the same path ([`Engine::with_saga`]): load the
-//! saga under its row lock, change it in memory with the pure core, save
-//! every change (state, timers, log, exceptions, commands to send) in the
-//! caller's transaction. The pure core never touches the database, so it is
+//! Every entry point takes the same path: load the saga under its row
+//! lock, change it in memory with the pure core, save every change (state,
+//! timers, log, exceptions, commands to send) in the caller's transaction.
+//! Events and timers come in batches and take that path for all of a
+//! batch's orders at once ([`batch`]); answers and operator actions take it
+//! for one order ([`Engine::with_saga`]). The pure core never touches the database, so it is
 //! tested on an in-memory saga with a manual clock (`tests`).
 //!
 //! - [`core`]: react to an event, move forward (the current phase is the
@@ -16,8 +18,10 @@
 //! - [`cancel`]: cancellation and the compensations that follow it.
 //! - [`operator`]: retry and skip of a stalled step.
 //! - [`journal`]: the saga's own log.
+//! - [`batch`]: one load and one save for a batch's events or timers.
 
 mod amend;
+mod batch;
 mod cancel;
 mod core;
 mod decisions;
@@ -32,7 +36,7 @@ mod tests;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use gendan_messaging::{Cause, HandlerError, Incoming};
+use gendan_messaging::Cause;
 use gendan_proto::TypeName;
 use gendan_proto::v1;
 use sqlx::PgConnection;
@@ -43,6 +47,7 @@ use crate::state::{SagaState, Status};
 use crate::workflow::Workflow;
 use crate::{Error, Result};
 
+pub use batch::DueTimer;
 pub use decisions::decision_proto;
 pub(crate) use journal::{log, log_exception};
 
@@ -121,79 +126,6 @@ impl Engine {
             .await?
             .map(|(saga, _)| saga)
             .ok_or_else(|| Error::NotFound(format!("saga for order {order_id}")))
-    }
-
-    /// Handles one event from `gendan.evt.>`.
-    pub async fn on_event(
-        &self,
-        conn: &mut PgConnection,
-        incoming: &Incoming,
-    ) -> std::result::Result<(), HandlerError> {
-        if incoming.is::<v1::OrderCreated>() {
-            return self.start(conn, incoming).await;
-        }
-        if !self.reacts_to(incoming.type_name()) || incoming.order_id().is_empty() {
-            return Ok(());
-        }
-        // A reply for an order this coordinator never started (another
-        // deployment's, or a hand-made test event) finds no saga: nothing
-        // to drive.
-        let outcome = self
-            .with_saga(
-                conn,
-                incoming.order_id(),
-                incoming.traceparent.as_deref(),
-                |saga, now| Ok(self.react(saga, incoming, now)),
-            )
-            .await?;
-        match outcome {
-            Some((_, reacted)) => reacted,
-            // An amendment overtook the order's creation (redelivered, or
-            // relayed first): orders has applied it, so it must not be
-            // lost; it is tried again until the saga exists (and
-            // dead-lettered with the reason if it never does).
-            None if incoming.is::<v1::OrderAmended>() => Err(HandlerError::Retry(format!(
-                "OrderAmended for order {} before its saga exists",
-                incoming.order_id()
-            ))),
-            None => Ok(()),
-        }
-    }
-
-    async fn start(
-        &self,
-        conn: &mut PgConnection,
-        incoming: &Incoming,
-    ) -> std::result::Result<(), HandlerError> {
-        let created: v1::OrderCreated = incoming.payload()?;
-        let order = created
-            .order
-            .ok_or_else(|| HandlerError::Rejected("OrderCreated without an order".into()))?;
-        if SagaState::load(conn, &order.order_id, true)
-            .await?
-            .is_some()
-        {
-            return Ok(());
-        }
-        let mut saga = self.begin(order, incoming, self.now())?;
-        saga.save(conn).await?;
-        Ok(())
-    }
-
-    /// A due timer of `order_id`: a step's (`step`), a compensation's
-    /// (`compensate:step`) or a decision's (`decide:step`).
-    pub async fn on_timer(
-        &self,
-        conn: &mut PgConnection,
-        order_id: &str,
-        timer: &str,
-    ) -> Result<()> {
-        self.with_saga(conn, order_id, None, |saga, now| {
-            self.timer_fired(saga, timer, now);
-            Ok(())
-        })
-        .await?;
-        Ok(())
     }
 
     /// Answers an open decision; its option's effects take place.
