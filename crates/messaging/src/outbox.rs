@@ -1,11 +1,12 @@
 //! The transactional outbox and its relay.
 //!
-//! [`write`] inserts messages in the caller's transaction. The [`Relay`] claims
-//! unpublished rows with `FOR UPDATE SKIP LOCKED` (so relays in several
-//! replicas share the work without publishing a row twice at once), publishes
-//! them with `Nats-Msg-Id` = event id, waits for the server acks and deletes
-//! the acknowledged rows in the same transaction. A relay that dies between
-//! publish and delete leaves the rows for the next pass; the republish carries
+//! [`write`] inserts messages in the caller's transaction. The [`Relay`] takes
+//! unpublished rows out with one `DELETE … RETURNING` over rows claimed
+//! `FOR UPDATE SKIP LOCKED` (so relays in several replicas share the work
+//! without publishing a row twice at once), publishes them with
+//! `Nats-Msg-Id` = event id, waits for the server acks, puts back the rows
+//! the server did not acknowledge and commits. A relay that dies between
+//! publish and commit leaves the rows for the next pass; the republish carries
 //! the same message id, so JetStream drops the copy within its duplicate
 //! window and consumers' inboxes drop it after.
 
@@ -131,13 +132,21 @@ impl Relay {
         Some(listener)
     }
 
-    /// One pass: claims up to a batch of rows, publishes them, deletes the
-    /// acknowledged ones. Returns how many were published.
+    /// One pass: takes up to a batch of rows out of the outbox, publishes
+    /// them and commits once the server acknowledged them; a row whose
+    /// publish was not acknowledged goes back. Returns how many were
+    /// published.
+    ///
+    /// Taking the rows is one `DELETE … RETURNING` over rows claimed with
+    /// `SKIP LOCKED` (one statement where a select and a delete were two).
+    /// Nothing is gone until the commit: a relay that dies before it rolls
+    /// back, and the rows are published again with the same message ids.
     pub async fn publish_pending(&self) -> Result<usize> {
         let mut tx = self.pool.begin().await?;
-        let rows: Vec<OutboxRow> = sqlx::query_as(
-            "SELECT seq, event_id, subject, body, traceparent FROM outbox \
-             ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED",
+        let mut rows: Vec<OutboxRow> = sqlx::query_as(
+            "DELETE FROM outbox WHERE seq IN \
+               (SELECT seq FROM outbox ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED) \
+             RETURNING seq, event_id, subject, body, traceparent",
         )
         .bind(self.settings.batch_size)
         .fetch_all(&mut *tx)
@@ -145,6 +154,8 @@ impl Relay {
         if rows.is_empty() {
             return Ok(0);
         }
+        // RETURNING has no order: publish in the order written.
+        rows.sort_by_key(|row| row.seq);
 
         // Publish everything first, then wait for all acks: one round trip
         // per batch instead of one per message.
@@ -171,21 +182,32 @@ impl Relay {
         }))
         .await;
 
-        let mut published = Vec::with_capacity(rows.len());
+        let mut unpublished = Vec::new();
         for (row, ack) in rows.iter().zip(acks) {
-            match ack {
-                Ok(()) => published.push(row.seq),
-                Err(reason) => {
-                    tracing::warn!(subject = %row.subject, event_id = %row.event_id, %reason, "publish not acknowledged, will retry");
-                }
+            if let Err(reason) = ack {
+                tracing::warn!(subject = %row.subject, event_id = %row.event_id, %reason, "publish not acknowledged, will retry");
+                unpublished.push(row);
             }
         }
-        sqlx::query("DELETE FROM outbox WHERE seq = ANY($1)")
-            .bind(&published)
-            .execute(&mut *tx)
-            .await?;
+        if !unpublished.is_empty() {
+            // Back where they were (same seq), for the next pass; the rows
+            // that were acknowledged still leave, so one row the server
+            // keeps refusing does not hold up the others.
+            let mut insert = QueryBuilder::new(
+                "INSERT INTO outbox (seq, event_id, subject, body, traceparent) ",
+            );
+            insert.push_values(&unpublished, |mut values, row| {
+                values
+                    .push_bind(row.seq)
+                    .push_bind(row.event_id)
+                    .push_bind(&row.subject)
+                    .push_bind(&row.body)
+                    .push_bind(&row.traceparent);
+            });
+            insert.build().execute(&mut *tx).await?;
+        }
         tx.commit().await?;
-        Ok(published.len())
+        Ok(rows.len() - unpublished.len())
     }
 }
 

@@ -305,7 +305,7 @@ pub async fn move_phase(
 ) -> sqlx::Result<PhaseMove> {
     let row: Option<(i32, i32)> = sqlx::query_as(
         "SELECT phase, furthest_phase FROM orders \
-         WHERE order_id = $1 AND closed_at IS NULL FOR UPDATE",
+         WHERE order_id = $1 AND closed_at IS NULL FOR NO KEY UPDATE",
     )
     .bind(order_id)
     .fetch_optional(&mut *conn)
@@ -448,7 +448,11 @@ pub async fn state(
 
 /// The order's state, locked until the transaction ends: acceptance and
 /// closing decide on it and write it back, and two replicas (or a gRPC call
-/// and a command) must not both decide on the same old state.
+/// and a command) must not both decide on the same old state. `NO KEY
+/// UPDATE`, because the order's key never changes: the lock then leaves
+/// alone the key-share locks that every insert into the timeline and the
+/// notices takes on the order (their foreign keys), which a plain `FOR
+/// UPDATE` waited for under load.
 pub async fn lock_state(
     conn: &mut PgConnection,
     order_id: Uuid,
@@ -456,7 +460,7 @@ pub async fn lock_state(
     sqlx::query_as(concat!(
         "SELECT ",
         state_columns!(),
-        " FROM orders WHERE order_id = $1 FOR UPDATE"
+        " FROM orders WHERE order_id = $1 FOR NO KEY UPDATE"
     ))
     .bind(order_id)
     .fetch_optional(conn)

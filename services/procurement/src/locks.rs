@@ -151,7 +151,7 @@ pub async fn lock_orders(conn: &mut PgConnection, orders: &[String]) -> Result<(
         return Ok(());
     }
     sqlx::query(
-        "SELECT order_id FROM procurements WHERE order_id = ANY($1) ORDER BY order_id FOR UPDATE",
+        "SELECT order_id FROM procurements WHERE order_id = ANY($1) ORDER BY order_id FOR NO KEY UPDATE",
     )
     .bind(orders)
     .execute(conn)

@@ -30,7 +30,7 @@ pub struct LotRow {
 pub async fn find(conn: &mut PgConnection, po_id: Uuid, lot: &str) -> Result<Option<LotRow>> {
     Ok(sqlx::query_as(
         "SELECT po_id, lot, material, quantity_milli, received_at, status, inspection_id, \
-           returned_to_supplier_at FROM lots WHERE po_id = $1 AND lot = $2 FOR UPDATE",
+           returned_to_supplier_at FROM lots WHERE po_id = $1 AND lot = $2 FOR NO KEY UPDATE",
     )
     .bind(po_id)
     .bind(lot)

@@ -156,7 +156,7 @@ async fn supplies(
 /// The procurement status of an order, locked for the transaction.
 pub async fn status_for_update(conn: &mut PgConnection, order_id: &str) -> Result<Option<String>> {
     Ok(
-        sqlx::query_scalar("SELECT status FROM procurements WHERE order_id = $1 FOR UPDATE")
+        sqlx::query_scalar("SELECT status FROM procurements WHERE order_id = $1 FOR NO KEY UPDATE")
             .bind(order_id)
             .fetch_optional(conn)
             .await?,
@@ -387,7 +387,7 @@ pub async fn find_po(
     let sql = if for_update {
         "SELECT po_id, order_id, supplier, material, quantity_milli, unit_price_minor, \
            amount_minor, currency, expected_date, confirmed_eta, status, accepted_milli, \
-           rejected_milli, replaces FROM purchase_orders WHERE po_id = $1 FOR UPDATE"
+           rejected_milli, replaces FROM purchase_orders WHERE po_id = $1 FOR NO KEY UPDATE"
     } else {
         "SELECT po_id, order_id, supplier, material, quantity_milli, unit_price_minor, \
            amount_minor, currency, expected_date, confirmed_eta, status, accepted_milli, \

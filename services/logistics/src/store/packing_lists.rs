@@ -78,23 +78,44 @@ pub async fn insert(conn: &mut PgConnection, list: &PackingList) -> Result<()> {
     .bind(&list.status)
     .execute(&mut *conn)
     .await?;
-    for carton in &list.cartons {
-        sqlx::query(
-            "INSERT INTO packing_list_cartons (order_id, revision, carton_number, product, \
-               quantity, marks, net_weight_kg, gross_weight_kg) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(&list.order_id)
-        .bind(revision)
-        .bind(to_db(carton.carton_number))
-        .bind(&carton.product)
-        .bind(to_db(carton.quantity))
-        .bind(&carton.marks)
-        .bind(carton.net_weight_kg)
-        .bind(carton.gross_weight_kg)
-        .execute(&mut *conn)
-        .await?;
-    }
+    // Every carton in one statement: a list runs to dozens of cartons.
+    let cartons = &list.cartons;
+    sqlx::query(
+        "INSERT INTO packing_list_cartons (order_id, revision, carton_number, product, \
+           quantity, marks, net_weight_kg, gross_weight_kg) \
+         SELECT $1, $2, * FROM UNNEST($3::int[], $4::text[], $5::int[], $6::text[], \
+                                      $7::float8[], $8::float8[])",
+    )
+    .bind(&list.order_id)
+    .bind(revision)
+    .bind(
+        cartons
+            .iter()
+            .map(|c| to_db(c.carton_number))
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        cartons
+            .iter()
+            .map(|c| c.product.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        cartons
+            .iter()
+            .map(|c| to_db(c.quantity))
+            .collect::<Vec<_>>(),
+    )
+    .bind(cartons.iter().map(|c| c.marks.as_str()).collect::<Vec<_>>())
+    .bind(cartons.iter().map(|c| c.net_weight_kg).collect::<Vec<_>>())
+    .bind(
+        cartons
+            .iter()
+            .map(|c| c.gross_weight_kg)
+            .collect::<Vec<_>>(),
+    )
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 
@@ -194,6 +215,7 @@ pub async fn weighed_current(
     let Some(mut list) = current(conn, order_id).await? else {
         return Ok(None);
     };
+    let mut weighed = Vec::new();
     for carton in &mut list.cartons {
         if carton.net_weight_kg > 0.0 {
             continue;
@@ -203,15 +225,23 @@ pub async fn weighed_current(
         };
         carton.net_weight_kg = kg(f64::from(carton.quantity) * unit);
         carton.gross_weight_kg = kg(carton.net_weight_kg + list.carton_tare_kg);
+        weighed.push((
+            to_db(carton.carton_number),
+            carton.net_weight_kg,
+            carton.gross_weight_kg,
+        ));
+    }
+    if !weighed.is_empty() {
         sqlx::query(
-            "UPDATE packing_list_cartons SET net_weight_kg = $4, gross_weight_kg = $5 \
-             WHERE order_id = $1 AND revision = $2 AND carton_number = $3",
+            "UPDATE packing_list_cartons c SET net_weight_kg = w.net, gross_weight_kg = w.gross \
+             FROM UNNEST($3::int[], $4::float8[], $5::float8[]) AS w(carton_number, net, gross) \
+             WHERE c.order_id = $1 AND c.revision = $2 AND c.carton_number = w.carton_number",
         )
         .bind(order_id)
         .bind(to_db(list.revision))
-        .bind(to_db(carton.carton_number))
-        .bind(carton.net_weight_kg)
-        .bind(carton.gross_weight_kg)
+        .bind(weighed.iter().map(|w| w.0).collect::<Vec<_>>())
+        .bind(weighed.iter().map(|w| w.1).collect::<Vec<_>>())
+        .bind(weighed.iter().map(|w| w.2).collect::<Vec<_>>())
         .execute(&mut *conn)
         .await?;
     }

@@ -161,7 +161,7 @@ pub async fn lock(
     sqlx::query_as(concat!(
         "SELECT ",
         claim_columns!(),
-        " FROM claims WHERE order_id = $1 AND claim_id = $2 FOR UPDATE"
+        " FROM claims WHERE order_id = $1 AND claim_id = $2 FOR NO KEY UPDATE"
     ))
     .bind(order_id)
     .bind(claim_id)

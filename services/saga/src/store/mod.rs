@@ -183,7 +183,7 @@ pub async fn load_all(
         // rows as they were before the holder committed. The load after
         // the locks takes a fresh snapshot.
         let locked: Vec<String> = sqlx::query_scalar(
-            "SELECT order_id FROM sagas WHERE order_id = ANY($1) ORDER BY order_id FOR UPDATE",
+            "SELECT order_id FROM sagas WHERE order_id = ANY($1) ORDER BY order_id FOR NO KEY UPDATE",
         )
         .bind(order_ids)
         .fetch_all(&mut *conn)
