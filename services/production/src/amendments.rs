@@ -160,7 +160,13 @@ async fn schedule_remaining(
     remaining: &Remaining,
     start: NaiveDate,
 ) -> Result<Schedule> {
-    let (calendars, mut load) = planning::capacity_from(conn, start).await?;
+    let centres = planning::work_centres(
+        remaining
+            .staged
+            .iter()
+            .flat_map(|item| item.stages.iter().map(|(spec, _)| spec)),
+    );
+    let (calendars, mut load) = planning::capacity_from(conn, start, &centres).await?;
     let replaced = store::bookings_from(conn, &remaining.superseded, start).await?;
     for (work_centre, day, hours) in replaced {
         load.release(&work_centre, day, hours);
@@ -228,10 +234,7 @@ pub async fn plan(
     let schedule = schedule_remaining(conn, &remaining, start).await?;
 
     let reason = format!("superseded by amendment {amendment}");
-    let mut released_hours = 0.0;
-    for work_order_id in &remaining.superseded {
-        released_hours += store::cancel(conn, *work_order_id, today, &reason).await?;
-    }
+    let released_hours = store::cancel(conn, &remaining.superseded, today, &reason).await?;
     let new = NewWorkOrder {
         order_id,
         kind: KIND_PRODUCTION,

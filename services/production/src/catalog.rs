@@ -4,7 +4,11 @@
 //!
 //! Everything here takes a `PgConnection` so callers choose the transaction;
 //! values come back as the [`schedule`](crate::schedule) and
-//! [`downtime`](crate::downtime) types the scheduler works on.
+//! [`downtime`](crate::downtime) types the scheduler works on. Readers for
+//! planning and MES reports take the work centres or products a call needs
+//! and read them all in one statement ([`calendars_of`], [`routings`],
+//! [`load_from`], [`downtimes_from`]): a handler reads each once, and only
+//! what it uses.
 
 use std::collections::{HashMap, HashSet};
 
@@ -36,16 +40,20 @@ fn from_row(
     WorkCentreDef {
         code,
         name,
-        calendar: Calendar {
-            hours_per_day,
-            working_weekdays: weekdays
-                .into_iter()
-                .filter_map(|day| u32::try_from(day).ok())
-                .collect(),
-            closed_dates: closed.into_iter().collect(),
-        },
+        calendar: calendar(hours_per_day, weekdays, closed),
         typical_repair_hours,
         down,
+    }
+}
+
+fn calendar(hours_per_day: f64, weekdays: Vec<i32>, closed: Vec<NaiveDate>) -> Calendar {
+    Calendar {
+        hours_per_day,
+        working_weekdays: weekdays
+            .into_iter()
+            .filter_map(|day| u32::try_from(day).ok())
+            .collect(),
+        closed_dates: closed.into_iter().collect(),
     }
 }
 
@@ -101,12 +109,27 @@ pub async fn work_centre(conn: &mut PgConnection, code: &str) -> Result<Option<W
     Ok(row.map(from_row))
 }
 
-/// Calendars of every work centre, by code.
-pub async fn calendars(conn: &mut PgConnection) -> Result<HashMap<String, Calendar>> {
-    Ok(work_centres(conn)
-        .await?
+/// The calendars of the work centres `codes` that exist, by code; none
+/// asked, none read.
+pub async fn calendars_of(
+    conn: &mut PgConnection,
+    codes: &[String],
+) -> Result<HashMap<String, Calendar>> {
+    if codes.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<(String, f64, Vec<i32>, Vec<NaiveDate>)> = sqlx::query_as(
+        "SELECT code, hours_per_day, working_weekdays, closed_dates FROM work_centres \
+         WHERE code = ANY($1)",
+    )
+    .bind(codes)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
         .into_iter()
-        .map(|centre| (centre.code, centre.calendar))
+        .map(|(code, hours_per_day, weekdays, closed)| {
+            (code, calendar(hours_per_day, weekdays, closed))
+        })
         .collect())
 }
 
@@ -162,37 +185,50 @@ pub async fn set_routing(
 
 /// The stages of `product`'s routing in order; `None` when it has none.
 pub async fn routing(conn: &mut PgConnection, product: &str) -> Result<Option<Vec<StageSpec>>> {
-    let rows: Vec<(String, String, f64, f64)> = sqlx::query_as(
-        "SELECT stage, work_centre, hours_per_unit, setup_hours \
-         FROM routing_stages WHERE product = $1 ORDER BY seq",
-    )
-    .bind(product)
-    .fetch_all(conn)
-    .await?;
-    if rows.is_empty() {
-        return Ok(None);
-    }
-    Ok(Some(
-        rows.into_iter()
-            .map(
-                |(stage, work_centre, hours_per_unit, setup_hours)| StageSpec {
-                    stage,
-                    work_centre,
-                    hours_per_unit,
-                    setup_hours,
-                },
-            )
-            .collect(),
-    ))
+    let mut found = routings(conn, &[product.to_owned()]).await?;
+    Ok(found.remove(product))
 }
 
-/// Hours booked by planned work orders from `from` on.
-pub async fn load_from(conn: &mut PgConnection, from: NaiveDate) -> Result<Load> {
+/// The routings of `products`, each with its stages in order, by product;
+/// a product without one is missing.
+pub async fn routings(
+    conn: &mut PgConnection,
+    products: &[String],
+) -> Result<HashMap<String, Vec<StageSpec>>> {
+    if products.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<(String, String, String, f64, f64)> = sqlx::query_as(
+        "SELECT product, stage, work_centre, hours_per_unit, setup_hours \
+         FROM routing_stages WHERE product = ANY($1) ORDER BY product, seq",
+    )
+    .bind(products)
+    .fetch_all(conn)
+    .await?;
+    let mut routings: HashMap<String, Vec<StageSpec>> = HashMap::new();
+    for (product, stage, work_centre, hours_per_unit, setup_hours) in rows {
+        routings.entry(product).or_default().push(StageSpec {
+            stage,
+            work_centre,
+            hours_per_unit,
+            setup_hours,
+        });
+    }
+    Ok(routings)
+}
+
+/// Hours booked by planned work orders on the work centres `codes` from
+/// `from` on.
+pub async fn load_from(conn: &mut PgConnection, from: NaiveDate, codes: &[String]) -> Result<Load> {
+    if codes.is_empty() {
+        return Ok(Load::default());
+    }
     let rows: Vec<(String, NaiveDate, f64)> = sqlx::query_as(
         "SELECT work_centre, day, sum(hours)::float8 FROM capacity_bookings \
-         WHERE day >= $1 GROUP BY work_centre, day",
+         WHERE work_centre = ANY($2) AND day >= $1 GROUP BY work_centre, day",
     )
     .bind(from)
+    .bind(codes)
     .fetch_all(conn)
     .await?;
     let mut load = Load::default();
@@ -205,16 +241,26 @@ pub async fn load_from(conn: &mut PgConnection, from: NaiveDate) -> Result<Load>
 /// work centre, started at, expected hours, ended at.
 type DowntimeRow = (String, DateTime<Utc>, f64, Option<DateTime<Utc>>);
 
-/// Downtimes that take capacity on `from` or later: ended ones until they
-/// ended, open ones for the hours they were expected to last.
-pub async fn downtimes_from(conn: &mut PgConnection, from: NaiveDate) -> Result<Vec<Window>> {
+/// Downtimes of the work centres `codes` that take capacity on `from` or
+/// later: ended ones until they ended, open ones for the hours they were
+/// expected to last.
+pub async fn downtimes_from(
+    conn: &mut PgConnection,
+    from: NaiveDate,
+    codes: &[String],
+) -> Result<Vec<Window>> {
+    if codes.is_empty() {
+        return Ok(Vec::new());
+    }
     let from = from.and_time(NaiveTime::MIN).and_utc();
     let rows: Vec<DowntimeRow> = sqlx::query_as(
         "SELECT work_centre, started_at, expected_hours, ended_at FROM downtimes \
-         WHERE coalesce(ended_at, started_at + expected_hours * interval '1 hour') > $1 \
+         WHERE work_centre = ANY($2) \
+           AND coalesce(ended_at, started_at + expected_hours * interval '1 hour') > $1 \
          ORDER BY work_centre, started_at",
     )
     .bind(from)
+    .bind(codes)
     .fetch_all(conn)
     .await?;
     Ok(rows

@@ -42,6 +42,7 @@ use gendan_proto::v1::{
 };
 use gendan_proto::{date_from_str, date_to_string};
 use sqlx::PgConnection;
+use uuid::Uuid;
 
 use crate::work_orders::store::{self, NewWorkOrder};
 use crate::work_orders::{KIND_PRODUCTION, KIND_REWORK, STATUS_COMPLETED, WorkOrder};
@@ -222,15 +223,14 @@ async fn cancel_work_order(
             ..Default::default()
         },
         Some(named) => {
-            let mut released_hours = 0.0;
-            let mut stopped = 0;
-            for open in all.iter().filter(|wo| wo.is_open()) {
-                released_hours +=
-                    store::cancel(conn, open.work_order_id, today, &command.reason).await?;
-                stopped += 1;
-            }
+            let open: Vec<Uuid> = all
+                .iter()
+                .filter(|wo| wo.is_open())
+                .map(|wo| wo.work_order_id)
+                .collect();
+            let released_hours = store::cancel(conn, &open, today, &command.reason).await?;
             let all_completed = all.iter().all(|wo| wo.status == STATUS_COMPLETED);
-            let note = if stopped == 0 && all_completed {
+            let note = if open.is_empty() && all_completed {
                 "already completed; nothing to stop"
             } else {
                 ""

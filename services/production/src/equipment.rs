@@ -129,14 +129,15 @@ pub async fn down(
         .collect();
     let mut capacity = Capacity::read(conn, first, &moves).await?;
     let mut events = vec![status_event(message, &centre.code, true, reason, at)];
-    let mut position = 0;
+    // Re-planned one after the other in memory, the oldest plan first, and
+    // stored together afterwards: a statement per table, not per work order.
+    let mut replans: Vec<(Uuid, Replan)> = Vec::new();
+    let mut recorded: Vec<(&Move, bool)> = Vec::new();
     for planned in &moves {
-        let Some(replan) = capacity.move_stages(conn, planned).await? else {
+        let Some(replan) = capacity.move_stages(planned) else {
             continue;
         };
         let announced = replan.end_moved();
-        record_move(conn, downtime_id, position, planned, announced).await?;
-        position += 1;
         if announced {
             let delay = downtime::delay_days(replan.previous_end, replan.planned_end);
             let rescheduled = WorkOrderRescheduled {
@@ -147,7 +148,11 @@ pub async fn down(
             };
             events.push(announce(message, planned.work_order, &rescheduled));
         }
+        recorded.push((planned, announced));
+        replans.push((planned.work_order.work_order_id, replan));
     }
+    store::save_replans(conn, &replans, first).await?;
+    record_moves(conn, downtime_id, &recorded).await?;
     tracing::info!(
         downtime_id,
         hours = window.hours(),
@@ -171,7 +176,7 @@ pub async fn up(
     planning::lock_capacity(conn).await?;
     let open: Option<OpenDowntime> = sqlx::query_as(
         "SELECT downtime_id, reason, started_at FROM downtimes \
-         WHERE work_centre = $1 AND ended_at IS NULL FOR UPDATE",
+         WHERE work_centre = $1 AND ended_at IS NULL FOR NO KEY UPDATE",
     )
     .bind(&centre.code)
     .fetch_optional(&mut *conn)
@@ -232,6 +237,9 @@ pub async fn up(
         .collect();
     let mut capacity = Capacity::read(conn, window.first_day(), &plans).await?;
     let mut events = vec![status_event(message, &centre.code, false, "", at)];
+    // As for a down: re-planned in memory in the recorded order, stored
+    // together afterwards.
+    let mut replans: Vec<(Uuid, Replan)> = Vec::new();
     for moved in &recorded {
         let Some(work_order) = work_orders
             .iter()
@@ -243,13 +251,13 @@ pub async fn up(
         let plan = plans
             .iter()
             .find(|plan| plan.work_order.work_order_id == moved.work_order_id);
-        let projected_end = match plan {
-            Some(plan) => capacity
-                .move_stages(conn, plan)
-                .await?
-                .map_or(previous_end, |replan| replan.planned_end),
-            None => previous_end,
-        };
+        let replan = plan.and_then(|plan| capacity.move_stages(plan));
+        let projected_end = replan
+            .as_ref()
+            .map_or(previous_end, |replan| replan.planned_end);
+        if let Some(replan) = replan {
+            replans.push((work_order.work_order_id, replan));
+        }
         if !moved.announced && projected_end == previous_end {
             continue;
         }
@@ -267,6 +275,7 @@ pub async fn up(
         };
         events.push(announce(message, work_order, &rescheduled));
     }
+    store::save_replans(conn, &replans, window.first_day()).await?;
     tracing::info!(
         downtime_id = open.downtime_id,
         hours = window.hours(),
@@ -293,6 +302,21 @@ impl<'a> Move<'a> {
             floors,
         }
     }
+
+    /// The work centres of the stages that move: the only ones its
+    /// re-plan gives hours back to and books on.
+    fn work_centres(&self) -> impl Iterator<Item = &'a str> + '_ {
+        let work_order: &'a WorkOrder = self.work_order;
+        work_order
+            .stages
+            .iter()
+            .filter(move |stage| {
+                self.stages
+                    .iter()
+                    .any(|(product, name)| *product == stage.product && *name == stage.stage)
+            })
+            .map(|stage| stage.work_centre.as_str())
+    }
 }
 
 /// The capacity a downtime's re-plans share, from its first day on. Every
@@ -311,6 +335,8 @@ struct Capacity {
 }
 
 impl Capacity {
+    /// The capacity of the work centres `moves` re-plan on; nothing is read
+    /// when nothing moves.
     async fn read(
         conn: &mut PgConnection,
         from: NaiveDate,
@@ -320,7 +346,14 @@ impl Capacity {
             .iter()
             .map(|planned| planned.work_order.work_order_id)
             .collect();
-        let (calendars, load) = planning::capacity_from(conn, from).await?;
+        let mut centres: Vec<String> = moves
+            .iter()
+            .flat_map(|planned| planned.work_centres())
+            .map(str::to_owned)
+            .collect();
+        centres.sort_unstable();
+        centres.dedup();
+        let (calendars, load) = planning::capacity_from(conn, from, &centres).await?;
         let bookings = store::stage_bookings(conn, &ids).await?;
         let mut capacity = Capacity {
             from,
@@ -346,13 +379,10 @@ impl Capacity {
         Ok(capacity)
     }
 
-    /// Re-plans and stores the moved stages of one work order; `None` when
-    /// they cannot be re-planned (logged; the work order keeps its plan).
-    async fn move_stages(
-        &mut self,
-        conn: &mut PgConnection,
-        planned: &Move<'_>,
-    ) -> Result<Option<Replan>, HandlerError> {
+    /// Re-plans the moved stages of one work order into the shared load,
+    /// for the caller to store ([`store::save_replans`]); `None` when they
+    /// cannot be re-planned (logged; the work order keeps its plan).
+    fn move_stages(&mut self, planned: &Move<'_>) -> Option<Replan> {
         let work_order = planned.work_order;
         // A failed re-plan may have booked part of its stages.
         let before = self.load.clone();
@@ -368,10 +398,7 @@ impl Capacity {
             &mut self.load,
         );
         match replan {
-            Ok(replan) => {
-                store::save_replan(conn, work_order, &replan, self.from).await?;
-                Ok(Some(replan))
-            }
+            Ok(replan) => Some(replan),
             Err(err) => {
                 // Its hours stay booked where they were: the work order
                 // after it must not take them.
@@ -386,7 +413,7 @@ impl Capacity {
                     error = %err,
                     "work order cannot be re-planned around the downtime, keeping its plan"
                 );
-                Ok(None)
+                None
             }
         }
     }
@@ -428,37 +455,69 @@ async fn record_equipment_event(
     Ok(())
 }
 
-/// Remembers that the downtime moved `work_order`: its place in the
-/// re-plan order, its end and its moved stages' starts before it.
-async fn record_move(
+/// Remembers which work orders the downtime moved, in one statement for
+/// the work orders and one for their stages: each work order's place in
+/// the re-plan order (its index in `moved`), its end before the downtime,
+/// whether the move was announced, and its moved stages' starts before it.
+async fn record_moves(
     conn: &mut PgConnection,
     downtime_id: i64,
-    position: i32,
-    planned: &Move<'_>,
-    announced: bool,
+    moved: &[(&Move<'_>, bool)],
 ) -> Result<(), HandlerError> {
-    let (work_order, floors) = (planned.work_order, &planned.floors);
+    if moved.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = moved
+        .iter()
+        .map(|(planned, _)| planned.work_order.work_order_id)
+        .collect();
+    let positions: Vec<i32> = (0..moved.len())
+        .map(|position| i32::try_from(position).unwrap_or(i32::MAX))
+        .collect();
+    let previous_ends: Vec<NaiveDate> = moved
+        .iter()
+        .map(|(planned, _)| planned.work_order.planned_end)
+        .collect();
+    let announced: Vec<bool> = moved.iter().map(|(_, announced)| *announced).collect();
     sqlx::query(
         "INSERT INTO downtime_work_orders \
            (downtime_id, work_order_id, position, previous_end, announced) \
-         VALUES ($1, $2, $3, $4, $5)",
+         SELECT $1, * FROM UNNEST($2::uuid[], $3::int4[], $4::date[], $5::bool[])",
     )
     .bind(downtime_id)
-    .bind(work_order.work_order_id)
-    .bind(position)
-    .bind(work_order.planned_end)
-    .bind(announced)
+    .bind(&ids)
+    .bind(&positions)
+    .bind(&previous_ends)
+    .bind(&announced)
     .execute(&mut *conn)
     .await?;
-    let products: Vec<&str> = floors.keys().map(|(product, _)| product.as_str()).collect();
-    let stages: Vec<&str> = floors.keys().map(|(_, stage)| stage.as_str()).collect();
-    let starts: Vec<NaiveDate> = floors.values().copied().collect();
+
+    let floors: Vec<(Uuid, &StageKey, NaiveDate)> = moved
+        .iter()
+        .flat_map(|(planned, _)| {
+            let id = planned.work_order.work_order_id;
+            planned
+                .floors
+                .iter()
+                .map(move |(key, start)| (id, key, *start))
+        })
+        .collect();
+    let stage_ids: Vec<Uuid> = floors.iter().map(|(id, ..)| *id).collect();
+    let products: Vec<&str> = floors
+        .iter()
+        .map(|(_, (product, _), _)| product.as_str())
+        .collect();
+    let stages: Vec<&str> = floors
+        .iter()
+        .map(|(_, (_, stage), _)| stage.as_str())
+        .collect();
+    let starts: Vec<NaiveDate> = floors.iter().map(|(.., start)| *start).collect();
     sqlx::query(
         "INSERT INTO downtime_stages (downtime_id, work_order_id, product, stage, previous_start) \
-         SELECT $1, $2, * FROM UNNEST($3::text[], $4::text[], $5::date[])",
+         SELECT $1, * FROM UNNEST($2::uuid[], $3::text[], $4::text[], $5::date[])",
     )
     .bind(downtime_id)
-    .bind(work_order.work_order_id)
+    .bind(&stage_ids)
     .bind(&products)
     .bind(&stages)
     .bind(&starts)

@@ -27,8 +27,6 @@
 //! [`equipment`]). MES systems do not trace, so events are emitted under
 //! the trace of the command that planned the work order.
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, NaiveDate, Utc};
 use gendan_messaging::outbox;
 use gendan_messaging::{Cause, Handler, HandlerError, Incoming, Outgoing};
@@ -40,9 +38,9 @@ use gendan_proto::{date_to_string, timestamp_to};
 use prost_types::Timestamp;
 use sqlx::PgConnection;
 
-use crate::schedule::Calendar;
+use crate::work_orders::store::{self, StageReport};
 use crate::work_orders::{
-    self, STAGE_COMPLETED, STATUS_COMPLETED, STATUS_IN_PROGRESS, WorkOrder, store,
+    self, STAGE_COMPLETED, STAGE_PLANNED, STATUS_COMPLETED, STATUS_PLANNED, WorkOrder,
 };
 use crate::{SERVICE, catalog, equipment};
 
@@ -156,6 +154,19 @@ impl StageRef {
         }
         Ok(work_order.clone())
     }
+
+    /// A report on this stage at `at` that counts nothing and completes
+    /// nothing: a start.
+    fn report(&self, at: DateTime<Utc>) -> StageReport<'_> {
+        StageReport {
+            product: &self.product,
+            stage: &self.stage,
+            at,
+            good: 0,
+            scrap: 0,
+            completes: false,
+        }
+    }
 }
 
 /// A span under the order's trace: the message's own when it has one, else
@@ -170,32 +181,14 @@ pub(crate) fn order_span(message: &Incoming, work_order: &WorkOrder) -> tracing:
     span
 }
 
-/// Marks the stage and the work order as started (first report only).
-async fn mark_started(
-    conn: &mut PgConnection,
-    work_order: &WorkOrder,
-    target: &StageRef,
-    at: DateTime<Utc>,
-) -> Result<(), HandlerError> {
-    sqlx::query(
-        "UPDATE work_order_stages SET actual_start = COALESCE(actual_start, $4), \
-           status = CASE WHEN status = 'planned' THEN 'running' ELSE status END \
-         WHERE work_order_id = $1 AND product = $2 AND stage = $3",
-    )
-    .bind(work_order.work_order_id)
-    .bind(&target.product)
-    .bind(&target.stage)
-    .bind(at)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query(
-        "UPDATE work_orders SET status = $2 WHERE work_order_id = $1 AND status = 'planned'",
-    )
-    .bind(work_order.work_order_id)
-    .bind(STATUS_IN_PROGRESS)
-    .execute(conn)
-    .await?;
-    Ok(())
+/// Whether a start of `target` would change nothing: the stage has its
+/// actual start and is no longer planned, and the work order is under way
+/// (or done). The store's update would leave every column as it is.
+fn already_started(work_order: &WorkOrder, target: &StageRef) -> bool {
+    let stage_started = work_order
+        .stage(&target.product, &target.stage)
+        .is_some_and(|stage| stage.actual_start.is_some() && stage.status != STAGE_PLANNED);
+    stage_started && work_order.status != STATUS_PLANNED
 }
 
 #[tracing::instrument(skip_all, fields(order_id = %target.order_id, product = %target.product, stage = %target.stage))]
@@ -204,8 +197,13 @@ async fn stage_started(
     target: &StageRef,
     at: DateTime<Utc>,
 ) -> Result<(), HandlerError> {
-    let work_order = target.lock(conn).await?;
-    mark_started(conn, &work_order, target, at).await
+    let mut work_order = target.lock(conn).await?;
+    if already_started(&work_order, target) {
+        tracing::debug!("stage already started, nothing to do");
+        return Ok(());
+    }
+    store::report_stage(conn, &mut work_order, &target.report(at)).await?;
+    Ok(())
 }
 
 #[tracing::instrument(skip_all, fields(order_id = %target.order_id, product = %target.product, stage = %target.stage, good = good, scrap = scrap))]
@@ -217,24 +215,16 @@ async fn quantity_reported(
     scrap: u32,
     at: DateTime<Utc>,
 ) -> Result<(), HandlerError> {
-    let work_order = target.lock(conn).await?;
-    // A count implies the stage is running even if its start was not reported.
-    mark_started(conn, &work_order, target, at).await?;
-    sqlx::query(
-        "UPDATE work_order_stages SET good_quantity = good_quantity + $4, \
-           scrap_quantity = scrap_quantity + $5 \
-         WHERE work_order_id = $1 AND product = $2 AND stage = $3",
-    )
-    .bind(work_order.work_order_id)
-    .bind(&target.product)
-    .bind(&target.stage)
-    .bind(i64::from(good))
-    .bind(i64::from(scrap))
-    .execute(&mut *conn)
-    .await?;
-    let work_order = reload(conn, &work_order).await?;
-    let calendars = catalog::calendars(conn).await?;
-    let progressed = progressed_event(&work_order, target, &calendars, at);
+    let mut work_order = target.lock(conn).await?;
+    // A count implies the stage is running even if its start was not
+    // reported: the same statement starts it.
+    let counted = StageReport {
+        good: i64::from(good),
+        scrap: i64::from(scrap),
+        ..target.report(at)
+    };
+    store::report_stage(conn, &mut work_order, &counted).await?;
+    let progressed = progressed_event(conn, &work_order, target, at).await?;
     let span = order_span(message, &work_order);
     let events = span.in_scope(|| {
         vec![Outgoing::event(
@@ -255,7 +245,7 @@ async fn stage_completed(
     target: &StageRef,
     at: DateTime<Utc>,
 ) -> Result<(), HandlerError> {
-    let work_order = target.lock(conn).await?;
+    let mut work_order = target.lock(conn).await?;
     let already_done = work_order
         .stage(&target.product, &target.stage)
         .is_some_and(|stage| stage.status == STAGE_COMPLETED);
@@ -263,20 +253,12 @@ async fn stage_completed(
         tracing::info!("stage already completed, nothing to do");
         return Ok(());
     }
-    mark_started(conn, &work_order, target, at).await?;
-    sqlx::query(
-        "UPDATE work_order_stages SET actual_end = $4, status = $5 \
-         WHERE work_order_id = $1 AND product = $2 AND stage = $3",
-    )
-    .bind(work_order.work_order_id)
-    .bind(&target.product)
-    .bind(&target.stage)
-    .bind(at)
-    .bind(STAGE_COMPLETED)
-    .execute(&mut *conn)
-    .await?;
+    let completes = StageReport {
+        completes: true,
+        ..target.report(at)
+    };
+    store::report_stage(conn, &mut work_order, &completes).await?;
 
-    let mut work_order = reload(conn, &work_order).await?;
     let finished = work_order.all_stages_completed() && work_order.status != STATUS_COMPLETED;
     let completed_on = at.date_naive();
     // The good finished units and the scrap of every stage: what the
@@ -290,8 +272,7 @@ async fn stage_completed(
         work_order.completed_on = Some(completed_on);
     }
 
-    let calendars = catalog::calendars(conn).await?;
-    let progressed = progressed_event(&work_order, target, &calendars, at);
+    let progressed = progressed_event(conn, &work_order, target, at).await?;
     let span = order_span(message, &work_order);
     let events = span.in_scope(|| {
         let cause = Cause::from_incoming(message);
@@ -357,33 +338,23 @@ pub(crate) fn completion(
     Outgoing::fact(SERVICE, order_id, &completed, cause, &key)
 }
 
-async fn reload(
+/// Where `work_order` stands after a report on `target` at `at`. The
+/// projection reads the calendars of the centres still to work, and none
+/// once the work order is done.
+async fn progressed_event(
     conn: &mut PgConnection,
     work_order: &WorkOrder,
-) -> Result<WorkOrder, HandlerError> {
-    store::find_by_id(conn, work_order.work_order_id)
-        .await?
-        .ok_or_else(|| {
-            HandlerError::Retry(format!(
-                "work order {} of order {} vanished",
-                work_order.work_order_id, work_order.order_id
-            ))
-        })
-}
-
-fn progressed_event(
-    work_order: &WorkOrder,
     target: &StageRef,
-    calendars: &HashMap<String, Calendar>,
     at: DateTime<Utc>,
-) -> WorkOrderProgressed {
+) -> Result<WorkOrderProgressed, HandlerError> {
     let stage = work_order.stage(&target.product, &target.stage);
     let projected_end = if work_order.status == STATUS_COMPLETED {
         work_order.completed_on.unwrap_or_else(|| at.date_naive())
     } else {
-        work_orders::projected_end(work_order, calendars, at.date_naive())
+        let calendars = catalog::calendars_of(conn, &work_order.unfinished_centres()).await?;
+        work_orders::projected_end(work_order, &calendars, at.date_naive())
     };
-    WorkOrderProgressed {
+    Ok(WorkOrderProgressed {
         order_id: work_order.order_id.clone(),
         work_order_id: work_order.work_order_id.to_string(),
         product: target.product.clone(),
@@ -392,5 +363,69 @@ fn progressed_event(
         scrap_quantity: stage.map_or(0, |s| u32::try_from(s.scrap_quantity).unwrap_or(u32::MAX)),
         progress: work_orders::progress(work_order),
         projected_end: date_to_string(projected_end),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::work_orders::{KIND_PRODUCTION, STAGE_RUNNING, STATUS_IN_PROGRESS, Stage};
+
+    fn sewing(status: &str, actual_start: Option<DateTime<Utc>>) -> WorkOrder {
+        let day = NaiveDate::from_ymd_opt(2026, 3, 2).unwrap();
+        let stage = Stage {
+            product: "shirt".to_owned(),
+            stage: "sewing".to_owned(),
+            product_seq: 0,
+            stage_seq: 0,
+            work_centre: "SEW".to_owned(),
+            quantity: 10,
+            hours_per_unit: 1.0,
+            setup_hours: 0.0,
+            hours: 10.0,
+            planned_start: day,
+            planned_end: day,
+            actual_start,
+            actual_end: None,
+            good_quantity: 0,
+            scrap_quantity: 0,
+            status: status.to_owned(),
+        };
+        WorkOrder {
+            work_order_id: Uuid::nil(),
+            order_id: "o-1".to_owned(),
+            kind: KIND_PRODUCTION.to_owned(),
+            revision: 1,
+            amendment: 0,
+            status: STATUS_IN_PROGRESS.to_owned(),
+            planned_start: day,
+            planned_end: day,
+            completed_on: None,
+            traceparent: None,
+            stages: vec![stage],
+        }
+    }
+
+    #[test]
+    fn a_start_is_written_only_when_it_changes_something() {
+        let target = StageRef {
+            order_id: "o-1".to_owned(),
+            product: "shirt".to_owned(),
+            stage: "sewing".to_owned(),
+        };
+        let at = Utc.with_ymd_and_hms(2026, 3, 2, 8, 0, 0).unwrap();
+        assert!(already_started(&sewing(STAGE_RUNNING, Some(at)), &target));
+        assert!(already_started(&sewing(STAGE_COMPLETED, Some(at)), &target));
+        // The first start of the stage.
+        assert!(!already_started(&sewing(STAGE_PLANNED, None), &target));
+        // A stage an amended run had nothing to make: done, never started.
+        assert!(!already_started(&sewing(STAGE_COMPLETED, None), &target));
+        // The work order's first report.
+        let mut planned = sewing(STAGE_RUNNING, Some(at));
+        planned.status = STATUS_PLANNED.to_owned();
+        assert!(!already_started(&planned, &target));
     }
 }

@@ -1,7 +1,8 @@
 //! Scheduling against the stored catalogue: loads the routings of the
 //! requested products (for a rework, only their last stages, see
-//! [`rework`](crate::rework)), the work centre calendars, the hours already
-//! booked and the downtimes ([`capacity_from`]), then runs
+//! [`rework`](crate::rework)), then the calendars, the hours already booked
+//! and the downtimes of the work centres those routings use
+//! ([`capacity_from`]), each in one statement, and runs
 //! [`schedule::schedule`](crate::schedule::schedule). A centre the MES
 //! reports down offers nothing for its downtime, so every capacity check
 //! and plan is honest while a machine is down.
@@ -19,7 +20,7 @@ use std::collections::HashMap;
 use chrono::NaiveDate;
 use sqlx::PgConnection;
 
-use crate::schedule::{self, Calendar, Item, Load, Schedule};
+use crate::schedule::{self, Calendar, Item, Load, Schedule, StageSpec};
 use crate::{Error, Result, catalog, downtime, rework};
 
 /// Serialises capacity bookings across every replica until the transaction
@@ -66,30 +67,50 @@ pub async fn schedule_rework(
 /// Amended runs ([`amendments`](crate::amendments)) start from these to
 /// work out what each stage still has to make.
 pub async fn with_routings(conn: &mut PgConnection, items: &[(String, u32)]) -> Result<Vec<Item>> {
-    let mut routed = Vec::with_capacity(items.len());
-    for (product, quantity) in items {
-        let stages = catalog::routing(conn, product)
-            .await?
-            .ok_or_else(|| Error::NoRouting(product.clone()))?;
-        routed.push(Item {
-            product: product.clone(),
-            quantity: *quantity,
-            stages,
-        });
-    }
-    Ok(routed)
+    let products: Vec<String> = items.iter().map(|(product, _)| product.clone()).collect();
+    let routings = catalog::routings(conn, &products).await?;
+    // The first product without a routing, in request order, is the error.
+    items
+        .iter()
+        .map(|(product, quantity)| -> Result<Item> {
+            let stages = routings
+                .get(product)
+                .cloned()
+                .ok_or_else(|| Error::NoRouting(product.clone()))?;
+            Ok(Item {
+                product: product.clone(),
+                quantity: *quantity,
+                stages,
+            })
+        })
+        .collect()
 }
 
-/// What work can be scheduled against from `from` on: the calendars, and
-/// the hours booked per centre and day with the downtimes' hours taken out
-/// as if booked ([`downtime::reserve`]).
+/// The work centres of `stages`, each once: what [`capacity_from`] is to
+/// read for them.
+pub fn work_centres<'a>(stages: impl IntoIterator<Item = &'a StageSpec>) -> Vec<String> {
+    let mut centres: Vec<String> = stages
+        .into_iter()
+        .map(|spec| spec.work_centre.clone())
+        .collect();
+    centres.sort_unstable();
+    centres.dedup();
+    centres
+}
+
+/// What work can be scheduled on the work centres `centres` from `from`
+/// on: their calendars, and the hours booked per centre and day with the
+/// downtimes' hours taken out as if booked ([`downtime::reserve`]). Work
+/// on other centres is neither read nor needed: the scheduler looks up
+/// only the centres of the stages it books.
 pub async fn capacity_from(
     conn: &mut PgConnection,
     from: NaiveDate,
+    centres: &[String],
 ) -> Result<(HashMap<String, Calendar>, Load)> {
-    let calendars = catalog::calendars(conn).await?;
-    let mut load = catalog::load_from(conn, from).await?;
-    let downtimes = catalog::downtimes_from(conn, from).await?;
+    let calendars = catalog::calendars_of(conn, centres).await?;
+    let mut load = catalog::load_from(conn, from, centres).await?;
+    let downtimes = catalog::downtimes_from(conn, from, centres).await?;
     downtime::reserve(&mut load, &calendars, &downtimes);
     Ok((calendars, load))
 }
@@ -101,6 +122,7 @@ pub async fn schedule_routed(
     items: &[Item],
     earliest_start: NaiveDate,
 ) -> Result<Schedule> {
-    let (calendars, mut load) = capacity_from(conn, earliest_start).await?;
+    let centres = work_centres(items.iter().flat_map(|item| &item.stages));
+    let (calendars, mut load) = capacity_from(conn, earliest_start, &centres).await?;
     schedule::schedule(items, &calendars, &mut load, earliest_start)
 }

@@ -97,7 +97,8 @@ pub async fn restate_fact(
         Some(work_order) => match completed_on(work_order) {
             Some(day) => restated(conn, work_order, day, &cause).await?,
             None => {
-                let calendars = catalog::calendars(conn).await?;
+                let centres = work_order.unfinished_centres();
+                let calendars = catalog::calendars_of(conn, &centres).await?;
                 let today = Utc::now().date_naive();
                 let status = work_order_status(work_order, &calendars, today);
                 status_reported(&asked, &command, status, &cause)

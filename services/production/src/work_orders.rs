@@ -61,7 +61,10 @@ pub struct WorkOrder {
     pub stages: Vec<Stage>,
 }
 
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+/// One stage of a work order. The store reads a work order's stages as a
+/// JSON array in the statement that reads the work order, so a stage is
+/// deserialised from its columns by name.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
 pub struct Stage {
     pub product: String,
     pub stage: String,
@@ -106,6 +109,20 @@ impl WorkOrder {
 
     pub fn all_stages_completed(&self) -> bool {
         !self.stages.is_empty() && self.stages.iter().all(|s| s.status == STAGE_COMPLETED)
+    }
+
+    /// The work centres of its unfinished stages, each once: the calendars
+    /// [`projected_end`] reads.
+    pub fn unfinished_centres(&self) -> Vec<String> {
+        let mut centres: Vec<String> = self
+            .stages
+            .iter()
+            .filter(|stage| stage.status != STAGE_COMPLETED)
+            .map(|stage| stage.work_centre.clone())
+            .collect();
+        centres.sort_unstable();
+        centres.dedup();
+        centres
     }
 
     /// Neither completed nor cancelled: the MES may still report on it and
@@ -427,12 +444,15 @@ mod tests {
         );
         assert!((progress(&wo) - 0.5).abs() < 1e-9);
         assert_eq!(fact_key(&wo), format!("work_order:{}", Uuid::nil()));
+        // Only the sewing is left to project: only its calendar is read.
+        assert_eq!(wo.unfinished_centres(), ["SEW"]);
 
         // Nothing at all to make: done, and no hours anywhere.
         let mut only_cut = stage(0, 0, 0, 0, "2026-03-02");
         only_cut.status = STAGE_COMPLETED.into();
         let wo = work_order(vec![only_cut]);
         assert!(wo.all_stages_completed());
+        assert!(wo.unfinished_centres().is_empty());
         assert!(hours_by_work_centre(&wo).is_empty());
         assert_eq!(progress(&wo), 1.0);
     }

@@ -19,6 +19,8 @@
 //! them, but a product's history stays its own: a mixed lot inspected
 //! tightened because of one product does not tighten the others.
 
+use std::collections::HashMap;
+
 use gendan_messaging::{Cause, Incoming, Outgoing};
 use gendan_proto::v1::{
     DefectClass, FinalInspectionFailed, FinalInspectionOpened, FinalInspectionPassed,
@@ -27,8 +29,8 @@ use gendan_proto::v1::{
 use sqlx::PgConnection;
 
 use crate::inspections::{
-    self, ClassPlan, ClassRow, Inspection, KIND_FINAL, NewInspection, SELECT_INSPECTION,
-    STATUS_FAILED, STATUS_PASSED, to_u32,
+    self, ClassPlan, ClassRow, Inspection, KIND_FINAL, NewInspection, STATUS_FAILED, STATUS_PASSED,
+    to_u32,
 };
 use crate::plans::Tolerances;
 use crate::sampling::{Aql, Level, Severity, Tolerance};
@@ -79,34 +81,12 @@ pub async fn find(
     order_id: &str,
     revision: u32,
 ) -> Result<Option<Inspection>> {
-    let sql = sqlx::AssertSqlSafe(format!(
-        "{SELECT_INSPECTION} WHERE i.kind = 'final' AND i.order_id = $1 AND i.revision = $2"
-    ));
-    let row: Option<Inspection> = sqlx::query_as(sql)
-        .bind(order_id)
-        .bind(i32::try_from(revision).unwrap_or(i32::MAX))
-        .fetch_optional(&mut *conn)
-        .await?;
-    match row {
-        Some(inspection) => Ok(Some(inspections::with_details(conn, inspection).await?)),
-        None => Ok(None),
-    }
+    inspections::find_final(conn, order_id, revision).await
 }
 
 /// The order's final inspection of the highest revision, if any.
 pub async fn latest(conn: &mut PgConnection, order_id: &str) -> Result<Option<Inspection>> {
-    let sql = sqlx::AssertSqlSafe(format!(
-        "{SELECT_INSPECTION} WHERE i.kind = 'final' AND i.order_id = $1 \
-         ORDER BY i.revision DESC LIMIT 1"
-    ));
-    let row: Option<Inspection> = sqlx::query_as(sql)
-        .bind(order_id)
-        .fetch_optional(&mut *conn)
-        .await?;
-    match row {
-        Some(inspection) => Ok(Some(inspections::with_details(conn, inspection).await?)),
-        None => Ok(None),
-    }
+    inspections::latest_final(conn, order_id).await
 }
 
 /// The product's latest lots with a result, oldest first, as many as the
@@ -160,17 +140,31 @@ pub struct Drawn {
 /// [`open`] stores them, the review's estimate
 /// ([`crate::estimate`]) only counts their sample.
 pub async fn draw(conn: &mut PgConnection, request: &Request) -> Result<Drawn> {
-    let mut products: Vec<(Tolerances, Severity)> = Vec::with_capacity(request.items.len());
-    let mut states: Vec<(String, Severity)> = Vec::with_capacity(request.items.len());
-    for (product, _) in &request.items {
-        let tolerances = plans::tolerances_for(conn, product).await?;
-        let state = switching::next_severity(&history(conn, product).await?);
-        if state == Severity::Tightened {
-            tracing::info!(
-                product = %product,
-                "product is under tightened inspection (switching rules)"
-            );
-        }
+    let names: Vec<String> = request
+        .items
+        .iter()
+        .map(|(product, _)| product.clone())
+        .collect();
+    let tolerances = plans::tolerances_of(conn, &names).await?;
+    let mut products: Vec<(Tolerances, Severity)> = Vec::with_capacity(names.len());
+    let mut states: Vec<(String, Severity)> = Vec::with_capacity(names.len());
+    // A product on several lines of the order is one history: read once.
+    let mut known: HashMap<&str, Severity> = HashMap::new();
+    for (product, tolerances) in names.iter().zip(tolerances) {
+        let state = match known.get(product.as_str()).copied() {
+            Some(state) => state,
+            None => {
+                let state = switching::next_severity(&history(conn, product).await?);
+                if state == Severity::Tightened {
+                    tracing::info!(
+                        product = %product,
+                        "product is under tightened inspection (switching rules)"
+                    );
+                }
+                known.insert(product.as_str(), state);
+                state
+            }
+        };
         products.push((tolerances, state));
         states.push((product.clone(), state));
     }
@@ -260,16 +254,23 @@ pub async fn open(
         },
     )
     .await?;
-    for (product, state) in &states {
-        if *state == Severity::Normal {
-            continue; // the column's default
-        }
+    // Normal is the column's default: only the other states are written,
+    // all in one statement. A product on two lines has one state (see
+    // `draw`), so it does not matter which of its pairs sets its rows.
+    let (products, severities): (Vec<&str>, Vec<&str>) = states
+        .iter()
+        .filter(|(_, state)| *state != Severity::Normal)
+        .map(|(product, state)| (product.as_str(), state.code()))
+        .unzip();
+    if !products.is_empty() {
         sqlx::query(
-            "UPDATE inspection_items SET severity = $3 WHERE inspection_id = $1 AND product = $2",
+            "UPDATE inspection_items it SET severity = u.severity \
+             FROM UNNEST($2::text[], $3::text[]) AS u(product, severity) \
+             WHERE it.inspection_id = $1 AND it.product = u.product",
         )
         .bind(opened.inspection_id)
-        .bind(product)
-        .bind(state.code())
+        .bind(&products)
+        .bind(&severities)
         .execute(&mut *conn)
         .await?;
     }

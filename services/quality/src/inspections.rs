@@ -10,8 +10,16 @@
 //! nonconformance for a failure and writes the answer event to the outbox,
 //! all on the caller's transaction.
 //!
+//! The submodule `store` reads and writes the inspection rows (one
+//! statement per read, one per table written), `nonconformances` reads,
+//! lists and closes the nonconformance records; their functions are
+//! re-exported here.
+//!
 //! What only final inspections have (revisions, the switching rules, their
 //! events) is in [`crate::final_inspection`].
+
+mod nonconformances;
+mod store;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -23,14 +31,20 @@ use gendan_proto::timestamp_from;
 use gendan_proto::v1::{
     self, DefectClass, InProcessInspectionFailed, InProcessInspectionOpened,
     InProcessInspectionPassed, IncomingInspectionFailed, IncomingInspectionOpened,
-    IncomingInspectionPassed, InspectionKind, InspectionStatus, NonconformanceStatus,
+    IncomingInspectionPassed, InspectionKind, InspectionStatus,
 };
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+pub use self::nonconformances::{
+    Nonconformance, close_nonconformance, find_nonconformance, list_nonconformances,
+    nonconformance_proto,
+};
+pub use self::store::{find, find_in_process, find_incoming, insert, list};
+pub(crate) use self::store::{find_final, latest_final};
 use crate::sampling::{self, Level, SamplingPlan, Severity, Tolerance};
-use crate::validate::{Disposition, Finding, Findings};
-use crate::{Error, Result, SERVICE, final_inspection};
+use crate::validate::{Finding, Findings};
+use crate::{Result, SERVICE, final_inspection};
 
 pub const KIND_FINAL: &str = "final";
 pub const KIND_INCOMING: &str = "incoming";
@@ -158,6 +172,8 @@ pub struct Inspection {
     pub severity: String,
     pub nonconformance_id: Option<Uuid>,
     pub nonconformance_summary: Option<String>,
+    // The child rows: read in the same statement as JSON arrays
+    // (`store::load_sql!`), not columns of the row.
     #[sqlx(skip)]
     pub items: Vec<(String, u32)>,
     #[sqlx(skip)]
@@ -166,7 +182,7 @@ pub struct Inspection {
     pub defects: Vec<DefectRow>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 pub struct ClassRow {
     pub defect_class: String,
     pub aql: String,
@@ -178,7 +194,7 @@ pub struct ClassRow {
     pub passed: Option<bool>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 pub struct DefectRow {
     pub defect_class: String,
     pub count: i64,
@@ -217,208 +233,6 @@ impl Inspection {
             },
         }
     }
-}
-
-pub async fn insert(conn: &mut PgConnection, new: &NewInspection) -> Result<Inspection> {
-    let inspection_id = Uuid::now_v7();
-    let lot_size = i64::from(new.lot_size);
-    let sample_size = sample_size(&new.classes, new.lot_size);
-    // The lot's code letter at the inspection's level: every class plan of
-    // one lot starts from the same letter.
-    let code_letter = new
-        .classes
-        .first()
-        .map_or_else(
-            || sampling::CODE_LETTERS[sampling::code_letter_row(new.lot_size)],
-            |class| class.plan.code_letter,
-        )
-        .to_string();
-    sqlx::query(
-        "INSERT INTO inspections (inspection_id, kind, order_id, purchase_order_id, material, lot, \
-           supplier, lot_size, code_letter, sample_size, status, cause_event_id, traceparent, \
-           product, stage, revision, severity) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'open', $11, $12, $13, $14, $15, $16)",
-    )
-    .bind(inspection_id)
-    .bind(new.kind)
-    .bind(&new.order_id)
-    .bind(&new.purchase_order_id)
-    .bind(&new.material)
-    .bind(&new.lot)
-    .bind(&new.supplier)
-    .bind(lot_size)
-    .bind(&code_letter)
-    .bind(i64::from(sample_size))
-    .bind(&new.cause_event_id)
-    .bind(new.traceparent.as_deref())
-    .bind(&new.product)
-    .bind(&new.stage)
-    .bind(i32::try_from(new.revision).unwrap_or(i32::MAX))
-    .bind(new.severity.code())
-    .execute(&mut *conn)
-    .await?;
-    for (seq, (product, quantity)) in new.items.iter().enumerate() {
-        sqlx::query(
-            "INSERT INTO inspection_items (inspection_id, seq, product, quantity) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(inspection_id)
-        .bind(i32::try_from(seq).unwrap_or(i32::MAX))
-        .bind(product)
-        .bind(i64::from(*quantity))
-        .execute(&mut *conn)
-        .await?;
-    }
-    for class in &new.classes {
-        sqlx::query(
-            "INSERT INTO inspection_classes (inspection_id, defect_class, aql, plan_code_letter, \
-               sample_size, accept, reject) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(inspection_id)
-        .bind(class_code(class.class))
-        .bind(class.tolerance.code())
-        .bind(class.plan.plan_code_letter.to_string())
-        .bind(i64::from(class.plan.sample_size))
-        .bind(i64::from(class.plan.accept))
-        .bind(i64::from(class.plan.reject))
-        .execute(&mut *conn)
-        .await?;
-    }
-    find(conn, inspection_id, false)
-        .await?
-        .ok_or_else(|| Error::InspectionNotFound(inspection_id.to_string()))
-}
-
-pub(crate) const SELECT_INSPECTION: &str = "SELECT i.inspection_id, i.kind, i.order_id, i.purchase_order_id, \
-       i.material, i.lot, i.supplier, i.product, i.stage, i.lot_size, i.code_letter, i.sample_size, i.status, \
-       i.inspector, i.sample_inspected, i.cause_event_id, i.traceparent, i.opened_at, \
-       i.recorded_at, i.revision, i.severity, n.nonconformance_id, \
-       n.summary AS nonconformance_summary \
-     FROM inspections i LEFT JOIN nonconformances n ON n.inspection_id = i.inspection_id";
-
-/// Reads one inspection with its items, class plans and findings; `lock`
-/// holds its row until the transaction ends.
-pub async fn find(
-    conn: &mut PgConnection,
-    inspection_id: Uuid,
-    lock: bool,
-) -> Result<Option<Inspection>> {
-    let sql = if lock {
-        sqlx::AssertSqlSafe(format!(
-            "{SELECT_INSPECTION} WHERE i.inspection_id = $1 FOR UPDATE OF i"
-        ))
-    } else {
-        sqlx::AssertSqlSafe(format!("{SELECT_INSPECTION} WHERE i.inspection_id = $1"))
-    };
-    let row: Option<Inspection> = sqlx::query_as(sql)
-        .bind(inspection_id)
-        .fetch_optional(&mut *conn)
-        .await?;
-    match row {
-        Some(inspection) => Ok(Some(with_details(conn, inspection).await?)),
-        None => Ok(None),
-    }
-}
-
-pub(crate) async fn with_details(
-    conn: &mut PgConnection,
-    mut inspection: Inspection,
-) -> Result<Inspection> {
-    let items: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT product, quantity FROM inspection_items WHERE inspection_id = $1 ORDER BY seq",
-    )
-    .bind(inspection.inspection_id)
-    .fetch_all(&mut *conn)
-    .await?;
-    inspection.items = items
-        .into_iter()
-        .map(|(product, quantity)| (product, to_u32(quantity)))
-        .collect();
-    inspection.classes = sqlx::query_as(
-        "SELECT defect_class, aql, plan_code_letter, sample_size, accept, reject, defects, passed \
-         FROM inspection_classes WHERE inspection_id = $1 \
-         ORDER BY array_position(ARRAY['critical', 'major', 'minor'], defect_class)",
-    )
-    .bind(inspection.inspection_id)
-    .fetch_all(&mut *conn)
-    .await?;
-    inspection.defects = sqlx::query_as(
-        "SELECT defect_class, count, description FROM inspection_defects \
-         WHERE inspection_id = $1 ORDER BY seq",
-    )
-    .bind(inspection.inspection_id)
-    .fetch_all(&mut *conn)
-    .await?;
-    Ok(inspection)
-}
-
-/// The incoming inspection of a received lot, if one was opened.
-pub async fn find_incoming(
-    conn: &mut PgConnection,
-    purchase_order_id: &str,
-    material: &str,
-    lot: &str,
-) -> Result<Option<Inspection>> {
-    let sql = sqlx::AssertSqlSafe(format!(
-        "{SELECT_INSPECTION} WHERE i.kind = 'incoming' AND i.purchase_order_id = $1 \
-         AND i.material = $2 AND i.lot = $3"
-    ));
-    let row: Option<Inspection> = sqlx::query_as(sql)
-        .bind(purchase_order_id)
-        .bind(material)
-        .bind(lot)
-        .fetch_optional(&mut *conn)
-        .await?;
-    match row {
-        Some(inspection) => Ok(Some(with_details(conn, inspection).await?)),
-        None => Ok(None),
-    }
-}
-
-/// The in-process inspection of an order's product at a stage, if one was
-/// opened.
-pub async fn find_in_process(
-    conn: &mut PgConnection,
-    order_id: &str,
-    product: &str,
-    stage: &str,
-) -> Result<Option<Inspection>> {
-    let sql = sqlx::AssertSqlSafe(format!(
-        "{SELECT_INSPECTION} WHERE i.kind = 'in_process' AND i.order_id = $1 \
-         AND i.product = $2 AND i.stage = $3"
-    ));
-    let row: Option<Inspection> = sqlx::query_as(sql)
-        .bind(order_id)
-        .bind(product)
-        .bind(stage)
-        .fetch_optional(&mut *conn)
-        .await?;
-    match row {
-        Some(inspection) => Ok(Some(with_details(conn, inspection).await?)),
-        None => Ok(None),
-    }
-}
-
-/// Inspections of one order ("" = all), oldest first.
-pub async fn list(
-    conn: &mut PgConnection,
-    order_id: &str,
-    open_only: bool,
-) -> Result<Vec<Inspection>> {
-    let sql = sqlx::AssertSqlSafe(format!(
-        "{SELECT_INSPECTION} WHERE ($1 = '' OR i.order_id = $1) AND (NOT $2 OR i.status = 'open') \
-         ORDER BY i.opened_at, i.inspection_id LIMIT $3"
-    ));
-    let rows: Vec<Inspection> = sqlx::query_as(sql)
-        .bind(order_id)
-        .bind(open_only)
-        .bind(LIST_LIMIT)
-        .fetch_all(&mut *conn)
-        .await?;
-    let mut inspections = Vec::with_capacity(rows.len());
-    for row in rows {
-        inspections.push(with_details(conn, row).await?);
-    }
-    Ok(inspections)
 }
 
 /// The outcome of one class.
@@ -564,63 +378,10 @@ pub async fn record(
 ) -> Result<Inspection> {
     debug_assert!(inspection.is_open());
     let verdict = judge(&inspection.classes, &findings.defects);
-    let status = if verdict.passed {
-        STATUS_PASSED
-    } else {
-        STATUS_FAILED
-    };
-    sqlx::query(
-        "UPDATE inspections SET status = $2, inspector = $3, sample_inspected = $4, recorded_at = now() \
-         WHERE inspection_id = $1",
-    )
-    .bind(inspection.inspection_id)
-    .bind(status)
-    .bind(&findings.inspector)
-    .bind(i64::from(findings.sample_inspected))
-    .execute(&mut *conn)
-    .await?;
-    for outcome in &verdict.classes {
-        sqlx::query(
-            "UPDATE inspection_classes SET defects = $3, passed = $4 \
-             WHERE inspection_id = $1 AND defect_class = $2",
-        )
-        .bind(inspection.inspection_id)
-        .bind(class_code(outcome.class))
-        .bind(i64::from(outcome.defects))
-        .bind(outcome.passed)
-        .execute(&mut *conn)
-        .await?;
-    }
-    for (seq, finding) in findings.defects.iter().enumerate() {
-        sqlx::query(
-            "INSERT INTO inspection_defects (inspection_id, seq, defect_class, count, description) \
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(inspection.inspection_id)
-        .bind(i32::try_from(seq).unwrap_or(i32::MAX))
-        .bind(class_code(finding.class))
-        .bind(i64::from(finding.count))
-        .bind(&finding.description)
-        .execute(&mut *conn)
-        .await?;
-    }
-    if !verdict.passed {
-        sqlx::query(
-            "INSERT INTO nonconformances (nonconformance_id, inspection_id, order_id, summary, status) \
-             VALUES ($1, $2, $3, $4, 'open')",
-        )
-        .bind(Uuid::now_v7())
-        .bind(inspection.inspection_id)
-        .bind(&inspection.order_id)
-        .bind(&verdict.summary)
-        .execute(&mut *conn)
-        .await?;
-    }
-    // Announced from what was just stored, so a final inspection's result
-    // reads the same as when a repeated request answers it again.
-    let recorded = find(conn, inspection.inspection_id, false)
-        .await?
-        .ok_or_else(|| Error::InspectionNotFound(inspection.inspection_id.to_string()))?;
+    // Announced from the inspection as just stored (the store builds it
+    // from what it wrote), so a final inspection's result reads the same as
+    // when a repeated request answers it again from a read.
+    let recorded = store::save_result(conn, inspection, findings, &verdict).await?;
     let event = result_event(conn, &recorded, &verdict).await?;
     outbox::write(conn, &[event]).await?;
     tracing::info!(
@@ -788,115 +549,6 @@ pub fn to_proto(inspection: &Inspection) -> v1::Inspection {
         stage: inspection.stage.clone(),
         revision: u32::try_from(inspection.revision).unwrap_or(0),
         severity: final_inspection::severity_proto(inspection.severity()) as i32,
-    }
-}
-
-// ---- nonconformances ----
-
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct Nonconformance {
-    pub nonconformance_id: Uuid,
-    pub inspection_id: Uuid,
-    pub order_id: String,
-    pub kind: String,
-    pub purchase_order_id: String,
-    pub lot: String,
-    pub summary: String,
-    pub status: String,
-    pub disposition: Option<String>,
-    pub closed_by: Option<String>,
-    pub note: String,
-    pub created_at: DateTime<Utc>,
-    pub closed_at: Option<DateTime<Utc>>,
-}
-
-const SELECT_NONCONFORMANCE: &str = "SELECT n.nonconformance_id, n.inspection_id, n.order_id, \
-       i.kind, i.purchase_order_id, i.lot, n.summary, n.status, n.disposition, n.closed_by, \
-       n.note, n.created_at, n.closed_at \
-     FROM nonconformances n JOIN inspections i ON i.inspection_id = n.inspection_id";
-
-pub async fn find_nonconformance(
-    conn: &mut PgConnection,
-    nonconformance_id: Uuid,
-    lock: bool,
-) -> Result<Option<Nonconformance>> {
-    let sql = if lock {
-        sqlx::AssertSqlSafe(format!(
-            "{SELECT_NONCONFORMANCE} WHERE n.nonconformance_id = $1 FOR UPDATE OF n"
-        ))
-    } else {
-        sqlx::AssertSqlSafe(format!(
-            "{SELECT_NONCONFORMANCE} WHERE n.nonconformance_id = $1"
-        ))
-    };
-    Ok(sqlx::query_as(sql)
-        .bind(nonconformance_id)
-        .fetch_optional(conn)
-        .await?)
-}
-
-pub async fn list_nonconformances(
-    conn: &mut PgConnection,
-    order_id: &str,
-    open_only: bool,
-) -> Result<Vec<Nonconformance>> {
-    let sql = sqlx::AssertSqlSafe(format!(
-        "{SELECT_NONCONFORMANCE} WHERE ($1 = '' OR n.order_id = $1) AND (NOT $2 OR n.status = 'open') \
-         ORDER BY n.created_at, n.nonconformance_id LIMIT $3"
-    ));
-    Ok(sqlx::query_as(sql)
-        .bind(order_id)
-        .bind(open_only)
-        .bind(LIST_LIMIT)
-        .fetch_all(conn)
-        .await?)
-}
-
-pub async fn close_nonconformance(
-    conn: &mut PgConnection,
-    nonconformance_id: Uuid,
-    disposition: Disposition,
-    closed_by: &str,
-    note: &str,
-) -> Result<()> {
-    sqlx::query(
-        "UPDATE nonconformances SET status = 'closed', disposition = $2, closed_by = $3, note = $4, \
-           closed_at = now() WHERE nonconformance_id = $1",
-    )
-    .bind(nonconformance_id)
-    .bind(disposition.code())
-    .bind(closed_by)
-    .bind(note)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-pub fn nonconformance_proto(row: &Nonconformance) -> v1::Nonconformance {
-    let kind = kind_proto(&row.kind);
-    let status = if row.status == "closed" {
-        NonconformanceStatus::Closed
-    } else {
-        NonconformanceStatus::Open
-    };
-    v1::Nonconformance {
-        nonconformance_id: row.nonconformance_id.to_string(),
-        order_id: row.order_id.clone(),
-        inspection_id: row.inspection_id.to_string(),
-        kind: kind as i32,
-        purchase_order_id: row.purchase_order_id.clone(),
-        lot: row.lot.clone(),
-        summary: row.summary.clone(),
-        status: status as i32,
-        disposition: row
-            .disposition
-            .as_deref()
-            .and_then(Disposition::from_code)
-            .map_or(0, |d| d.to_proto() as i32),
-        closed_by: row.closed_by.clone().unwrap_or_default(),
-        note: row.note.clone(),
-        created_at: Some(timestamp_from(row.created_at)),
-        closed_at: row.closed_at.map(timestamp_from),
     }
 }
 

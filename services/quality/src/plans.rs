@@ -8,6 +8,8 @@
 //! These are the values buyers' inspection agencies apply to consumer goods
 //! when a contract says nothing else.
 
+use std::collections::HashMap;
+
 use gendan_proto::v1::{DefectClass, IncomingInspectionPlan, InspectionPlan};
 use sqlx::PgConnection;
 
@@ -79,6 +81,7 @@ pub struct ProductPlan {
 
 #[derive(sqlx::FromRow)]
 struct PlanRow {
+    product: String,
     critical_aql: String,
     major_aql: String,
     minor_aql: String,
@@ -98,31 +101,62 @@ fn stored(code: &str, fallback: Tolerance, what: &str) -> Tolerance {
     })
 }
 
+impl PlanRow {
+    fn into_plan(self) -> ProductPlan {
+        let defaults = default_tolerances();
+        ProductPlan {
+            tolerances: Tolerances {
+                critical: stored(&self.critical_aql, defaults.critical, &self.product),
+                major: stored(&self.major_aql, defaults.major, &self.product),
+                minor: stored(&self.minor_aql, defaults.minor, &self.product),
+            },
+            product: self.product,
+            in_process_stages: self.in_process_stages,
+        }
+    }
+}
+
 pub async fn product_plan(conn: &mut PgConnection, product: &str) -> Result<Option<ProductPlan>> {
     let row: Option<PlanRow> = sqlx::query_as(
-        "SELECT critical_aql, major_aql, minor_aql, in_process_stages \
+        "SELECT product, critical_aql, major_aql, minor_aql, in_process_stages \
          FROM inspection_plans WHERE product = $1",
     )
     .bind(product)
     .fetch_optional(conn)
     .await?;
-    let defaults = default_tolerances();
-    Ok(row.map(|row| ProductPlan {
-        product: product.to_owned(),
-        tolerances: Tolerances {
-            critical: stored(&row.critical_aql, defaults.critical, product),
-            major: stored(&row.major_aql, defaults.major, product),
-            minor: stored(&row.minor_aql, defaults.minor, product),
-        },
-        in_process_stages: row.in_process_stages,
-    }))
+    Ok(row.map(PlanRow::into_plan))
 }
 
-/// The tolerances of a product: its plan's, else the defaults.
-pub async fn tolerances_for(conn: &mut PgConnection, product: &str) -> Result<Tolerances> {
-    Ok(product_plan(conn, product)
-        .await?
-        .map_or_else(default_tolerances, |plan| plan.tolerances))
+/// The tolerances of each of `products`, in their order: its plan's, else
+/// the defaults. One statement for all of them, however many lines an
+/// order has.
+pub async fn tolerances_of(
+    conn: &mut PgConnection,
+    products: &[String],
+) -> Result<Vec<Tolerances>> {
+    let rows: Vec<PlanRow> = sqlx::query_as(
+        "SELECT product, critical_aql, major_aql, minor_aql, in_process_stages \
+         FROM inspection_plans WHERE product = ANY($1)",
+    )
+    .bind(products)
+    .fetch_all(conn)
+    .await?;
+    let planned: HashMap<String, Tolerances> = rows
+        .into_iter()
+        .map(|row| {
+            let plan = row.into_plan();
+            (plan.product, plan.tolerances)
+        })
+        .collect();
+    Ok(products
+        .iter()
+        .map(|product| {
+            planned
+                .get(product)
+                .copied()
+                .unwrap_or_else(default_tolerances)
+        })
+        .collect())
 }
 
 pub async fn set_product_plan(conn: &mut PgConnection, plan: &ProductPlan) -> Result<()> {
