@@ -211,10 +211,20 @@ impl Relay {
     }
 }
 
-/// `true` on a notification, `false` when the listener is gone.
+/// `true` on a notification, `false` when the listener is gone. The
+/// notifications already buffered behind the first are taken with it: each
+/// says only "rows were committed", and one pass publishes the rows of them
+/// all (under load, commits come faster than passes, and a pass per
+/// notification would mostly find nothing left to publish).
 async fn wait_for_notification(listener: Option<&mut PgListener>) -> bool {
     match listener {
-        Some(listener) => listener.recv().await.is_ok(),
+        Some(listener) => {
+            if listener.recv().await.is_err() {
+                return false;
+            }
+            while listener.next_buffered().is_some() {}
+            true
+        }
         None => std::future::pending().await,
     }
 }

@@ -110,10 +110,13 @@ pub(crate) const DUPLICATES: [(&str, &str); 10] = [
     ),
     (
         // event_id is unique; the same entry under two event ids is one
-        // event announced twice.
+        // event announced twice. Two facts of one type can share their
+        // moment (two lots' inspections recorded in one batch), so the
+        // payload is part of what makes an entry the same.
         "no duplicate timeline entries",
-        "SELECT order_id, type, summary, occurred_at, count(*) AS n FROM orders.timeline \
-         GROUP BY order_id, type, summary, occurred_at HAVING count(*) > 1",
+        "SELECT order_id, type, summary, occurred_at, md5(payload) AS payload, count(*) AS n \
+         FROM orders.timeline \
+         GROUP BY order_id, type, summary, occurred_at, md5(payload) HAVING count(*) > 1",
     ),
     (
         // source_event_id is unique; these kinds are told once per order
