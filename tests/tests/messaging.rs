@@ -10,7 +10,7 @@ use async_nats::HeaderMap;
 use async_nats::jetstream::consumer::PullConsumer;
 use gendan_messaging::{
     Batch, BatchFailure, Bus, Cause, Consumer, ConsumerSettings, Handler, HandlerError, Incoming,
-    Outgoing, Relay, outbox, streams,
+    Outgoing, Relay, Turnstile, outbox, streams,
 };
 use gendan_proto::v1;
 use gendan_storage::DatabaseSettings;
@@ -682,5 +682,78 @@ async fn a_shared_statement_that_fails_finds_its_message_by_running_each_alone()
             .contains("not_order_b")
     );
     assert_eq!(stream_messages(&bus, streams::DEAD_LETTERS).await, 1);
+    cancel.cancel();
+}
+
+/// Records each message, taking its turn at a shared turnstile first.
+struct Queued {
+    turnstile: Turnstile,
+}
+
+impl Handler for Queued {
+    fn turnstile(&self) -> Option<&Turnstile> {
+        Some(&self.turnstile)
+    }
+
+    async fn handle(
+        &self,
+        conn: &mut PgConnection,
+        message: &Incoming,
+    ) -> Result<(), HandlerError> {
+        sqlx::query("INSERT INTO effects (event_id, order_id) VALUES ($1, $2)")
+            .bind(&message.envelope.event_id)
+            .bind(message.order_id())
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_consumer_with_a_turnstile_waits_its_turn_before_its_transaction() {
+    let (_db, _nats, pool, bus) = setup().await;
+    let turnstile = Turnstile::new();
+    // Another task of the process holds the turn (a gRPC call that took
+    // the same lock).
+    let held = turnstile.enter().await;
+    let settings = ConsumerSettings::new(streams::EVENTS, "probe-turn", "gendan.evt.orders.>");
+    let consumer = Consumer::new(
+        bus.clone(),
+        pool.clone(),
+        settings,
+        Queued {
+            turnstile: turnstile.clone(),
+        },
+    );
+    let durable = consumer.ensure().await.unwrap();
+    let cancel = CancellationToken::new();
+    tokio::spawn(consumer.run(cancel.clone()));
+    bus.publish(&confirmed("order-1")).await.unwrap();
+
+    // The message is delivered, but its run waits for the turn without a
+    // transaction: nothing is written and no connection is in a transaction.
+    eventually(WAIT, "message delivered", || {
+        let mut durable = durable.clone();
+        async move {
+            let info = durable.info().await.ok()?;
+            (info.num_ack_pending == 1).then_some(())
+        }
+    })
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(effects(&pool).await, 0);
+    let in_transaction: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity \
+         WHERE datname = current_database() AND state LIKE 'idle in transaction%'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(in_transaction, 0);
+
+    drop(held);
+    all_settled(&durable, 1).await;
+    assert_eq!(effects(&pool).await, 1);
     cancel.cancel();
 }

@@ -100,6 +100,13 @@ pub trait Handler: Send + Sync + 'static {
         true
     }
 
+    /// The turnstile every run of this handler enters before its
+    /// transaction begins, for a handler whose runs all take one lock
+    /// ([`Turnstile`](crate::Turnstile)); none by default.
+    fn turnstile(&self) -> Option<&crate::Turnstile> {
+        None
+    }
+
     fn handle(
         &self,
         conn: &mut PgConnection,

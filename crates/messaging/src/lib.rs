@@ -26,11 +26,13 @@ pub mod outbox;
 pub mod restate;
 pub mod streams;
 pub mod subjects;
+pub mod turnstile;
 
 pub use bus::Bus;
 pub use consumer::{Batch, BatchFailure, Consumer, ConsumerSettings, Handler, HandlerError};
 pub use envelope::{Cause, Incoming, Outgoing, SCHEMA_VERSION, decode_envelope, fact_id};
 pub use outbox::Relay;
+pub use turnstile::{Turn, Turnstile};
 
 /// The messaging tables (outbox, inbox) for a service schema; run with
 /// `gendan_storage::migrate` next to the service's own migrator.

@@ -9,6 +9,7 @@
 //! through [`gendan_grpc::into_status`].
 
 use gendan_grpc::{FieldError, into_status};
+use gendan_messaging::Turnstile;
 use gendan_messaging::{Cause, outbox};
 use gendan_proto::v1::procurement_service_server::ProcurementService;
 use gendan_proto::v1::{
@@ -29,11 +30,17 @@ use crate::{Error, Result, catalog, delays, locks, milli_to_f64, validate, views
 pub struct ProcurementApi {
     pool: PgPool,
     calendar: Calendar,
+    /// Entered before a transaction that takes the materials lock.
+    turnstile: Turnstile,
 }
 
 impl ProcurementApi {
-    pub fn new(pool: PgPool, calendar: Calendar) -> Self {
-        ProcurementApi { pool, calendar }
+    pub fn new(pool: PgPool, calendar: Calendar, turnstile: Turnstile) -> Self {
+        ProcurementApi {
+            pool,
+            calendar,
+            turnstile,
+        }
     }
 
     async fn store_material(&self, request: &Material) -> Result<Material> {
@@ -122,6 +129,7 @@ impl ProcurementApi {
     async fn count_stock(&self, request: &SetStockRequest) -> Result<StockLevel> {
         let material = validate::required_text(&request.material, "material")?;
         let on_hand = validate::quantity(request.on_hand, "on_hand")?;
+        let _turn = self.turnstile.enter().await;
         let mut tx = self.pool.begin().await?;
         // Netting reads the material's free stock: not while it is counted.
         purchasing::lock_materials(&mut tx, std::slice::from_ref(&material)).await?;
@@ -183,6 +191,7 @@ impl ProcurementApi {
         if eta < today {
             return Err(FieldError::new("confirmed_eta", format!("{eta} is in the past")).into());
         }
+        let _turn = self.turnstile.enter().await;
         let mut tx = self.pool.begin().await?;
         locks::lock_po_material(&mut tx, po_id).await?;
         let po = purchasing::find_po(&mut tx, po_id, true)

@@ -72,7 +72,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gendan_grpc::{Code, FieldError, ServiceErrorCode};
-use gendan_messaging::{ConsumerSettings, HandlerError, streams, subjects};
+use gendan_messaging::{ConsumerSettings, HandlerError, Turnstile, streams, subjects};
 use gendan_proto::v1::procurement_service_server::ProcurementServiceServer;
 use gendan_runtime::{Foundation, Supervisor};
 use gendan_settings::ServiceSettings;
@@ -274,9 +274,13 @@ impl Application {
         let foundation = self.foundation;
         let calendar = self.options.calendar();
         let mut supervisor = Supervisor::new(SERVICE, &cancel);
+        // Every task that takes the materials lock queues here first, in
+        // memory, rather than in the database (see `Turnstile`).
+        let turnstile = Turnstile::new();
         let api = ProcurementServiceServer::new(api::ProcurementApi::new(
             foundation.pool.clone(),
             calendar.clone(),
+            turnstile.clone(),
         ));
         let commands = foundation.consumer(
             ConsumerSettings::new(
@@ -284,15 +288,15 @@ impl Application {
                 COMMANDS_CONSUMER,
                 &subjects::commands_for(SERVICE),
             ),
-            commands::CommandHandler::new(calendar.clone()),
+            commands::CommandHandler::new(calendar.clone(), turnstile.clone()),
         );
         let wms = foundation.consumer(
             ConsumerSettings::new(streams::EXTERNAL, WMS_CONSUMER, WMS_INBOUND),
-            wms::WmsHandler,
+            wms::WmsHandler::new(turnstile.clone()),
         );
         let quality = foundation.consumer(
             ConsumerSettings::new(streams::EVENTS, QUALITY_CONSUMER, QUALITY_EVENTS),
-            inspections::InspectionHandler::new(calendar.clone()),
+            inspections::InspectionHandler::new(calendar.clone(), turnstile),
         );
         let chaser =
             chasing::ChaseWorker::new(foundation.pool.clone(), calendar, self.options.chase_poll);

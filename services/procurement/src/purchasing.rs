@@ -44,7 +44,12 @@
 //! cartons, labels and thread (ADR 0013 has the figures); the callers keep
 //! naming their materials so a finer lock can return with lock-free claims.
 //! The locks end with the transaction: a replica that dies loses its
-//! connection and Postgres releases them.
+//! connection and Postgres releases them. Within one process, the
+//! consumers and gRPC calls that take the lock first enter one
+//! [`Turnstile`](gendan_messaging::Turnstile), before their transaction
+//! begins: the queue for the lock waits in memory, holding no connection
+//! and no snapshot, and at most one transaction per replica waits in the
+//! database.
 
 use std::collections::HashMap;
 

@@ -219,6 +219,11 @@ impl<H: Handler> Consumer<H> {
         highest: Option<u64>,
     ) -> std::result::Result<Run, sqlx::Error> {
         let durable = &self.settings.durable;
+        // Queued in memory, not in the database (see `Turnstile`).
+        let _turn = match self.handler.turnstile() {
+            Some(turnstile) => Some(turnstile.enter().await),
+            None => None,
+        };
         let mut tx = self.pool.begin().await?;
         let ids: Vec<&str> = to_run
             .iter()
