@@ -10,7 +10,7 @@ use async_nats::HeaderMap;
 use async_nats::jetstream::consumer::PullConsumer;
 use gendan_messaging::{
     Batch, BatchFailure, Bus, Cause, Consumer, ConsumerSettings, Handler, HandlerError, Incoming,
-    Outgoing, Relay, Turnstile, outbox, streams,
+    Outgoing, Relay, RelaySettings, Turnstile, outbox, streams,
 };
 use gendan_proto::v1;
 use gendan_storage::DatabaseSettings;
@@ -755,5 +755,38 @@ async fn a_consumer_with_a_turnstile_waits_its_turn_before_its_transaction() {
     drop(held);
     all_settled(&durable, 1).await;
     assert_eq!(effects(&pool).await, 1);
+    cancel.cancel();
+}
+
+#[tokio::test]
+async fn the_relay_vacuums_its_outbox_as_it_takes_rows() {
+    let (_db, _nats, pool, bus) = setup().await;
+    let messages: Vec<Outgoing> = (0..30).map(|n| confirmed(&format!("order-{n}"))).collect();
+    let mut tx = pool.begin().await.unwrap();
+    outbox::write(&mut tx, &messages).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let settings = RelaySettings {
+        batch_size: 10,
+        vacuum_every: 10,
+        ..Default::default()
+    };
+    let relay = Relay::new(pool.clone(), bus.clone(), "probe", settings);
+    let cancel = CancellationToken::new();
+    tokio::spawn(relay.run(cancel.clone()));
+    eventually(WAIT, "outbox drained and vacuumed", || async {
+        let (left, vacuums): (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM outbox), \
+               (SELECT vacuum_count FROM pg_stat_user_tables \
+                WHERE schemaname = 'probe' AND relname = 'outbox')",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        (left == 0 && vacuums >= 1).then_some(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(stream_messages(&bus, streams::EVENTS).await, 30);
     cancel.cancel();
 }

@@ -3,6 +3,7 @@
 //!
 //! - [`bench`]: orders through the whole happy path, and what it costs;
 //! - [`cli`]: the merchandiser's commands against running services, with
+//!   [`orders_cli`] for orders (create, list, show, accept),
 //!   [`claims_cli`] for the customer's claims, [`amend`] for their
 //!   amendments, [`customers_cli`] for the customer master,
 //!   [`order_details`] for an order's customer and cost plan,
@@ -33,6 +34,7 @@ pub mod demo;
 pub mod finance_cli;
 pub mod local;
 pub mod order_details;
+pub mod orders_cli;
 pub mod progress;
 pub mod register;
 pub mod retry;

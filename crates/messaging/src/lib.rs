@@ -31,7 +31,7 @@ pub mod turnstile;
 pub use bus::Bus;
 pub use consumer::{Batch, BatchFailure, Consumer, ConsumerSettings, Handler, HandlerError};
 pub use envelope::{Cause, Incoming, Outgoing, SCHEMA_VERSION, decode_envelope, fact_id};
-pub use outbox::Relay;
+pub use outbox::{Relay, RelaySettings};
 pub use turnstile::{Turn, Turnstile};
 
 /// The messaging tables (outbox, inbox) for a service schema; run with
