@@ -145,9 +145,13 @@ impl Relay {
         }
     }
 
-    /// Vacuums the outbox; a failure only leaves the takes slower.
+    /// Vacuums the outbox; a failure only leaves the takes slower. Another
+    /// replica's relay vacuuming the same outbox is not waited for.
     async fn vacuum(&self) {
-        if let Err(err) = sqlx::raw_sql("VACUUM outbox").execute(&self.pool).await {
+        if let Err(err) = sqlx::raw_sql("VACUUM (SKIP_LOCKED) outbox")
+            .execute(&self.pool)
+            .await
+        {
             tracing::debug!(error = %err, "cannot vacuum the outbox");
         }
     }
