@@ -685,30 +685,6 @@ async fn a_shared_statement_that_fails_finds_its_message_by_running_each_alone()
     cancel.cancel();
 }
 
-/// Records each message, taking its turn at a shared turnstile first.
-struct Queued {
-    turnstile: Turnstile,
-}
-
-impl Handler for Queued {
-    fn turnstile(&self) -> Option<&Turnstile> {
-        Some(&self.turnstile)
-    }
-
-    async fn handle(
-        &self,
-        conn: &mut PgConnection,
-        message: &Incoming,
-    ) -> Result<(), HandlerError> {
-        sqlx::query("INSERT INTO effects (event_id, order_id) VALUES ($1, $2)")
-            .bind(&message.envelope.event_id)
-            .bind(message.order_id())
-            .execute(conn)
-            .await?;
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn a_consumer_with_a_turnstile_waits_its_turn_before_its_transaction() {
     let (_db, _nats, pool, bus) = setup().await;
@@ -717,14 +693,8 @@ async fn a_consumer_with_a_turnstile_waits_its_turn_before_its_transaction() {
     // the same lock).
     let held = turnstile.enter().await;
     let settings = ConsumerSettings::new(streams::EVENTS, "probe-turn", "gendan.evt.orders.>");
-    let consumer = Consumer::new(
-        bus.clone(),
-        pool.clone(),
-        settings,
-        Queued {
-            turnstile: turnstile.clone(),
-        },
-    );
+    let consumer =
+        Consumer::new(bus.clone(), pool.clone(), settings, Picky).with_turnstile(turnstile.clone());
     let durable = consumer.ensure().await.unwrap();
     let cancel = CancellationToken::new();
     tokio::spawn(consumer.run(cancel.clone()));

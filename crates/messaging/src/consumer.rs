@@ -37,6 +37,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use self::batch::Outcome;
+use crate::Turnstile;
 use crate::bus::Bus;
 use crate::envelope::Incoming;
 use crate::{Error, Result, subjects};
@@ -98,13 +99,6 @@ pub trait Handler: Send + Sync + 'static {
     /// (no transaction work, no inbox row: they have no effect to guard).
     fn handles(&self, _message: &Incoming) -> bool {
         true
-    }
-
-    /// The turnstile every run of this handler enters before its
-    /// transaction begins, for a handler whose runs all take one lock
-    /// ([`Turnstile`](crate::Turnstile)); none by default.
-    fn turnstile(&self) -> Option<&crate::Turnstile> {
-        None
     }
 
     fn handle(
@@ -231,6 +225,8 @@ pub struct Consumer<H> {
     pool: PgPool,
     settings: ConsumerSettings,
     handler: H,
+    /// Entered before each run's transaction begins (see [`Turnstile`]).
+    turnstile: Option<Turnstile>,
 }
 
 impl<H: Handler> Consumer<H> {
@@ -240,7 +236,16 @@ impl<H: Handler> Consumer<H> {
             pool,
             settings,
             handler,
+            turnstile: None,
         }
+    }
+
+    /// Every run of this consumer enters `turnstile` before its transaction
+    /// begins: for a consumer whose runs all take one lock that other tasks
+    /// of the process take too ([`Turnstile`]).
+    pub fn with_turnstile(mut self, turnstile: Turnstile) -> Self {
+        self.turnstile = Some(turnstile);
+        self
     }
 
     /// Creates the durable consumer if needed (idempotent).

@@ -12,8 +12,8 @@
 //! moves that queue into memory: a task enters before it begins its
 //! transaction and leaves when the transaction is over, so at most one
 //! transaction per process waits in the database (for another replica's
-//! holder). Fair: tasks enter in the order they arrived. A consumer whose
-//! handler names one ([`Handler::turnstile`](crate::Handler::turnstile))
+//! holder). Fair: tasks enter in the order they arrived. A consumer given
+//! one ([`Consumer::with_turnstile`](crate::Consumer::with_turnstile))
 //! enters it for each run of a batch.
 
 use std::sync::Arc;

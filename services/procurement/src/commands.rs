@@ -28,7 +28,7 @@ use std::collections::HashMap;
 
 use chrono::NaiveDate;
 use gendan_messaging::outbox;
-use gendan_messaging::{Cause, Handler, HandlerError, Incoming, Outgoing, Turnstile};
+use gendan_messaging::{Cause, Handler, HandlerError, Incoming, Outgoing};
 use gendan_proto::date_to_string;
 use gendan_proto::v1::{
     AcceptSupplierDelay, CancelMaterials, CheckMaterials, MaterialShortage, MaterialsCancelled,
@@ -48,24 +48,15 @@ use crate::{Error, SERVICE, catalog, delays, holdings, milli_to_f64, restate, re
 #[derive(Debug, Clone, Default)]
 pub struct CommandHandler {
     calendar: Calendar,
-    turnstile: Turnstile,
 }
 
 impl CommandHandler {
-    pub fn new(calendar: Calendar, turnstile: Turnstile) -> Self {
-        CommandHandler {
-            calendar,
-            turnstile,
-        }
+    pub fn new(calendar: Calendar) -> Self {
+        CommandHandler { calendar }
     }
 }
 
 impl Handler for CommandHandler {
-    /// Commands take the materials lock: queue for it in memory.
-    fn turnstile(&self) -> Option<&Turnstile> {
-        Some(&self.turnstile)
-    }
-
     async fn handle(
         &self,
         conn: &mut PgConnection,

@@ -19,7 +19,7 @@
 //! decided is rejected, because a person must sort out which one is true.
 
 use gendan_messaging::outbox;
-use gendan_messaging::{Cause, Handler, HandlerError, Incoming, Outgoing, Turnstile};
+use gendan_messaging::{Cause, Handler, HandlerError, Incoming, Outgoing};
 use gendan_proto::date_to_string;
 use gendan_proto::v1::{
     IncomingInspectionFailed, IncomingInspectionPassed, MaterialsDelayed, ProcurementFailed,
@@ -36,24 +36,15 @@ use crate::{SERVICE, catalog, locks, milli_to_f64, revisions, validate};
 #[derive(Debug, Clone, Default)]
 pub struct InspectionHandler {
     calendar: Calendar,
-    turnstile: Turnstile,
 }
 
 impl InspectionHandler {
-    pub fn new(calendar: Calendar, turnstile: Turnstile) -> Self {
-        InspectionHandler {
-            calendar,
-            turnstile,
-        }
+    pub fn new(calendar: Calendar) -> Self {
+        InspectionHandler { calendar }
     }
 }
 
 impl Handler for InspectionHandler {
-    /// A lot's result takes the materials lock: queue for it in memory.
-    fn turnstile(&self) -> Option<&Turnstile> {
-        Some(&self.turnstile)
-    }
-
     fn handles(&self, message: &Incoming) -> bool {
         message.is::<IncomingInspectionPassed>() || message.is::<IncomingInspectionFailed>()
     }

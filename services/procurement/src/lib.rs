@@ -282,22 +282,28 @@ impl Application {
             calendar.clone(),
             turnstile.clone(),
         ));
-        let commands = foundation.consumer(
-            ConsumerSettings::new(
-                streams::COMMANDS,
-                COMMANDS_CONSUMER,
-                &subjects::commands_for(SERVICE),
-            ),
-            commands::CommandHandler::new(calendar.clone(), turnstile.clone()),
-        );
-        let wms = foundation.consumer(
-            ConsumerSettings::new(streams::EXTERNAL, WMS_CONSUMER, WMS_INBOUND),
-            wms::WmsHandler::new(turnstile.clone()),
-        );
-        let quality = foundation.consumer(
-            ConsumerSettings::new(streams::EVENTS, QUALITY_CONSUMER, QUALITY_EVENTS),
-            inspections::InspectionHandler::new(calendar.clone(), turnstile),
-        );
+        let commands = foundation
+            .consumer(
+                ConsumerSettings::new(
+                    streams::COMMANDS,
+                    COMMANDS_CONSUMER,
+                    &subjects::commands_for(SERVICE),
+                ),
+                commands::CommandHandler::new(calendar.clone()),
+            )
+            .with_turnstile(turnstile.clone());
+        let wms = foundation
+            .consumer(
+                ConsumerSettings::new(streams::EXTERNAL, WMS_CONSUMER, WMS_INBOUND),
+                wms::WmsHandler,
+            )
+            .with_turnstile(turnstile.clone());
+        let quality = foundation
+            .consumer(
+                ConsumerSettings::new(streams::EVENTS, QUALITY_CONSUMER, QUALITY_EVENTS),
+                inspections::InspectionHandler::new(calendar.clone()),
+            )
+            .with_turnstile(turnstile);
         let chaser =
             chasing::ChaseWorker::new(foundation.pool.clone(), calendar, self.options.chase_poll);
         supervisor.spawn("outbox relay", foundation.relay().run(supervisor.token()));

@@ -16,7 +16,7 @@
 
 use chrono::{DateTime, Utc};
 use gendan_messaging::outbox;
-use gendan_messaging::{Cause, Handler, HandlerError, Incoming, Outgoing, Turnstile};
+use gendan_messaging::{Cause, Handler, HandlerError, Incoming, Outgoing};
 use gendan_proto::timestamp_to;
 use gendan_proto::v1::{GoodsReceived, WmsGoodsReceived};
 use sqlx::PgConnection;
@@ -24,23 +24,10 @@ use sqlx::PgConnection;
 use crate::{SERVICE, locks, lots, milli_to_f64, purchasing, validate};
 
 /// Handles `gendan.ext.wms.inbound.*`.
-#[derive(Debug, Clone, Default)]
-pub struct WmsHandler {
-    turnstile: Turnstile,
-}
-
-impl WmsHandler {
-    pub fn new(turnstile: Turnstile) -> Self {
-        WmsHandler { turnstile }
-    }
-}
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WmsHandler;
 
 impl Handler for WmsHandler {
-    /// A receipt takes the materials lock: queue for it in memory.
-    fn turnstile(&self) -> Option<&Turnstile> {
-        Some(&self.turnstile)
-    }
-
     async fn handle(
         &self,
         conn: &mut PgConnection,

@@ -220,7 +220,7 @@ impl<H: Handler> Consumer<H> {
     ) -> std::result::Result<Run, sqlx::Error> {
         let durable = &self.settings.durable;
         // Queued in memory, not in the database (see `Turnstile`).
-        let _turn = match self.handler.turnstile() {
+        let _turn = match &self.turnstile {
             Some(turnstile) => Some(turnstile.enter().await),
             None => None,
         };

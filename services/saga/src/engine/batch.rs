@@ -26,7 +26,7 @@ use gendan_messaging::{Batch, BatchFailure, HandlerError, Incoming};
 use gendan_proto::v1;
 use sqlx::PgConnection;
 
-use super::{Engine, in_order_trace};
+use super::{Engine, change_dated};
 use crate::state::SagaState;
 use crate::store;
 
@@ -76,8 +76,7 @@ impl Engine {
 
     /// Whether `message` may change (or start) a saga.
     fn concerns_a_saga(&self, message: &Incoming) -> bool {
-        !message.order_id().is_empty()
-            && (message.is::<v1::OrderCreated>() || self.reacts_to(message.type_name()))
+        !message.order_id().is_empty() && self.reacts_to(message.type_name())
     }
 
     /// Applies one event to the sagas in hand; the order id of the saga it
@@ -119,16 +118,9 @@ impl Engine {
             }
             return Ok(None);
         };
-        // The time of this change, for what the pure core dates (a grace
-        // period's end) without reading a clock of its own.
-        saga.updated_at = now;
-        let order_trace = saga.traceparent.clone();
-        in_order_trace(
-            order_trace.as_deref(),
-            incoming.traceparent.as_deref(),
-            || self.react(saga, incoming, now),
-        )?;
-        saga.updated_at = now;
+        change_dated(saga, incoming.traceparent.as_deref(), now, |saga| {
+            self.react(saga, incoming, now)
+        })?;
         Ok(Some(saga.order_id.clone()))
     }
 
@@ -150,12 +142,9 @@ impl Engine {
                 gendan_telemetry::set_parent_from_traceparent(&span, traceparent);
             }
             span.in_scope(|| {
-                saga.updated_at = now;
-                let order_trace = saga.traceparent.clone();
-                in_order_trace(order_trace.as_deref(), None, || {
+                change_dated(saga, None, now, |saga| {
                     self.timer_fired(saga, &timer.timer, now)
-                });
-                saga.updated_at = now;
+                })
             });
             changed.insert(timer.order_id.clone());
         }

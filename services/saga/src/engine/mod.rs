@@ -101,14 +101,7 @@ impl Engine {
             return Ok(None);
         };
         let now = self.now();
-        // The time of this change, for what the pure core dates (a grace
-        // period's end) without reading a clock of its own.
-        saga.updated_at = now;
-        let order_trace = saga.traceparent.clone();
-        let result = in_order_trace(order_trace.as_deref(), caller_trace, || {
-            change(&mut saga, now)
-        })?;
-        saga.updated_at = now;
+        let result = change_dated(&mut saga, caller_trace, now, |saga| change(saga, now))?;
         saga.save(conn).await?;
         Ok(Some((saga, result)))
     }
@@ -201,6 +194,22 @@ fn goods_left(saga: &SagaState) -> bool {
 fn is_live(saga: &SagaState) -> bool {
     !matches!(saga.status, Status::Completed | Status::Cancelled)
         && saga.phase != v1::Phase::Cancelled
+}
+
+/// Runs `change` on `saga` in the order's trace (linked to `caller_trace`),
+/// dated `now`: the time of the change, for what the pure core dates (a
+/// grace period's end) without reading a clock of its own.
+fn change_dated<R>(
+    saga: &mut SagaState,
+    caller_trace: Option<&str>,
+    now: DateTime<Utc>,
+    change: impl FnOnce(&mut SagaState) -> R,
+) -> R {
+    saga.updated_at = now;
+    let order_trace = saga.traceparent.clone();
+    let result = in_order_trace(order_trace.as_deref(), caller_trace, || change(&mut *saga));
+    saga.updated_at = now;
+    result
 }
 
 /// Runs `f` in a span of the order's trace (`order`), linked to `cause`:
