@@ -10,7 +10,10 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::Result;
-use crate::work_orders::{self, STATUS_COMPLETED, STATUS_IN_PROGRESS, STATUS_PLANNED, WorkOrder};
+use crate::work_orders::{
+    self, STAGE_COMPLETED, STAGE_PLANNED, STAGE_RUNNING, STATUS_COMPLETED, STATUS_IN_PROGRESS,
+    STATUS_PLANNED, WorkOrder,
+};
 
 /// What one MES report does to a stage of a work order: starts it (its
 /// actual start, running), adds the units counted and, when it
@@ -54,12 +57,12 @@ pub async fn report_stage(
     );
     let reported: ReportedStage = sqlx::query_as(
         "WITH started AS ( \
-           UPDATE work_orders SET status = 'in_progress' \
-           WHERE work_order_id = $1 AND status = 'planned') \
+           UPDATE work_orders SET status = $8 \
+           WHERE work_order_id = $1 AND status = $9) \
          UPDATE work_order_stages SET actual_start = COALESCE(actual_start, $4), \
            actual_end = CASE WHEN $7 THEN $4 ELSE actual_end END, \
-           status = CASE WHEN $7 THEN 'completed' \
-                         WHEN status = 'planned' THEN 'running' ELSE status END, \
+           status = CASE WHEN $7 THEN $10 \
+                         WHEN status = $11 THEN $12 ELSE status END, \
            good_quantity = good_quantity + $5, scrap_quantity = scrap_quantity + $6 \
          WHERE work_order_id = $1 AND product = $2 AND stage = $3 \
          RETURNING actual_start, actual_end, good_quantity, scrap_quantity, status",
@@ -71,6 +74,11 @@ pub async fn report_stage(
     .bind(report.good)
     .bind(report.scrap)
     .bind(report.completes)
+    .bind(STATUS_IN_PROGRESS)
+    .bind(STATUS_PLANNED)
+    .bind(STAGE_COMPLETED)
+    .bind(STAGE_PLANNED)
+    .bind(STAGE_RUNNING)
     .fetch_one(conn)
     .await?;
     if work_order.status == STATUS_PLANNED {
