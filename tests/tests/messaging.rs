@@ -540,17 +540,7 @@ async fn events_a_handler_does_not_act_on_are_acked_without_database_work() {
     let mut info_handle = consumer.ensure().await.unwrap();
     tokio::spawn(consumer.run(cancel.clone()));
 
-    let other = Outgoing::event(
-        "orders",
-        "order-7",
-        &v1::OrderAccepted {
-            order_id: "order-7".into(),
-            accepted_by: "buyer".into(),
-            note: String::new(),
-        },
-        &Cause::root("order-7"),
-    );
-    bus.publish(&other).await.unwrap();
+    bus.publish(&accepted("order-7")).await.unwrap();
     bus.publish(&confirmed("order-7")).await.unwrap();
     eventually(WAIT, "both acknowledged", || {
         let mut info_handle = info_handle.clone();
@@ -758,5 +748,153 @@ async fn the_relay_vacuums_its_outbox_as_it_takes_rows() {
     .await
     .unwrap();
     assert_eq!(stream_messages(&bus, streams::EVENTS).await, 30);
+    cancel.cancel();
+}
+
+/// Answers each `OrderConfirmed` with an `OrderAccepted` written to the
+/// outbox in the run's transaction.
+struct Answering;
+
+fn accepted(order_id: &str) -> Outgoing {
+    Outgoing::event(
+        "orders",
+        order_id,
+        &v1::OrderAccepted {
+            order_id: order_id.into(),
+            accepted_by: "buyer".into(),
+            note: String::new(),
+        },
+        &Cause::root(order_id),
+    )
+}
+
+impl Handler for Answering {
+    fn handles(&self, message: &Incoming) -> bool {
+        message.is::<v1::OrderConfirmed>()
+    }
+
+    async fn handle(
+        &self,
+        conn: &mut PgConnection,
+        message: &Incoming,
+    ) -> Result<(), HandlerError> {
+        outbox::write(conn, &[accepted(message.order_id())]).await?;
+        Ok(())
+    }
+}
+
+async fn outbox_rows(pool: &PgPool) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM outbox")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_consumer_publishes_what_its_run_wrote_without_a_relay_and_deletes_the_rows() {
+    let (_db, nats, pool, bus) = setup().await;
+    let settings = ConsumerSettings::new(streams::EVENTS, "probe-answering", "gendan.evt.>");
+    let cancel = CancellationToken::new();
+    tokio::spawn(Consumer::new(bus.clone(), pool.clone(), settings, Answering).run(cancel.clone()));
+    let mut reader = SubjectReader::open(
+        &nats.url,
+        streams::EVENTS,
+        "gendan.evt.orders.order_accepted",
+    )
+    .await
+    .unwrap();
+
+    // No relay runs: only the consumer can get the answer out.
+    bus.publish(&confirmed("order-20")).await.unwrap();
+    let seen = reader.next(WAIT).await.unwrap().expect("the answer");
+    let envelope = seen.envelope().unwrap();
+    assert_eq!(envelope.order_id, "order-20");
+    assert_eq!(
+        seen.header("Nats-Msg-Id").as_deref(),
+        Some(envelope.event_id.as_str())
+    );
+    // Its row goes once the consumer is idle.
+    eventually(WAIT, "the published row deleted", || async {
+        (outbox_rows(&pool).await == 0).then_some(())
+    })
+    .await
+    .unwrap();
+
+    // A second answer: the row of the first goes with the next run.
+    bus.publish(&confirmed("order-21")).await.unwrap();
+    let seen = reader.next(WAIT).await.unwrap().expect("the second answer");
+    assert_eq!(seen.envelope().unwrap().order_id, "order-21");
+    eventually(WAIT, "the second row deleted", || async {
+        (outbox_rows(&pool).await == 0).then_some(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(stream_messages(&bus, streams::EVENTS).await, 4);
+    cancel.cancel();
+}
+
+#[tokio::test]
+async fn rows_a_run_wrote_wait_out_their_grace_and_other_connections_rows_go_to_the_relay() {
+    let (_db, nats, pool, bus) = setup().await;
+    let (mine, elsewhere) = (accepted("order-30"), accepted("order-31"));
+
+    // A run that commits and then dies before it publishes; inside it, a
+    // write on another connection is not the run's to publish.
+    let mut tx = pool.begin().await.unwrap();
+    let mut other = pool.begin().await.unwrap();
+    let connection = outbox::capture::connection_id(&tx);
+    let ((), written) = outbox::capture::capturing(connection, async {
+        outbox::write(&mut tx, std::slice::from_ref(&mine))
+            .await
+            .unwrap();
+        outbox::write(&mut other, std::slice::from_ref(&elsewhere))
+            .await
+            .unwrap();
+    })
+    .await;
+    tx.commit().await.unwrap();
+    other.commit().await.unwrap();
+    let written: Vec<&str> = written
+        .iter()
+        .map(|m| m.envelope.order_id.as_str())
+        .collect();
+    assert_eq!(written, ["order-30"]);
+    let waiting: Vec<(String, bool)> =
+        sqlx::query_as("SELECT subject, relay_after IS NOT NULL FROM outbox ORDER BY seq")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        waiting.iter().map(|(_, grace)| *grace).collect::<Vec<_>>(),
+        [true, false]
+    );
+
+    // The relay publishes the other connection's row and leaves the run's.
+    let relay = Relay::new(pool.clone(), bus.clone(), "probe", Default::default());
+    let cancel = CancellationToken::new();
+    tokio::spawn(relay.run(cancel.clone()));
+    let mut reader = SubjectReader::open(&nats.url, streams::EVENTS, "gendan.evt.>")
+        .await
+        .unwrap();
+    let seen = reader.next(WAIT).await.unwrap().expect("the relayed row");
+    assert_eq!(seen.envelope().unwrap().order_id, "order-31");
+    eventually(WAIT, "the relayed row deleted", || async {
+        (outbox_rows(&pool).await == 1).then_some(())
+    })
+    .await
+    .unwrap();
+
+    // Once its grace is over, the run's row goes out through the relay.
+    sqlx::query("UPDATE outbox SET relay_after = now() - interval '1 second'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let seen = reader.next(WAIT).await.unwrap().expect("the swept row");
+    assert_eq!(seen.envelope().unwrap().order_id, "order-30");
+    eventually(WAIT, "outbox drained", || async {
+        (outbox_rows(&pool).await == 0).then_some(())
+    })
+    .await
+    .unwrap();
     cancel.cancel();
 }

@@ -15,6 +15,12 @@
 //! | [`HandlerError::Rejected`] | dead letter, then ack |
 //! | [`HandlerError::Retry`] | nak with backoff; dead letter once `max_attempts` deliveries failed |
 //!
+//! The messages a committed run wrote to the outbox ([`outbox::capture`])
+//! are published by a task beside the loop (`consumer/publishing.rs`), and
+//! their rows deleted in the consumer's next transaction (or on its own once
+//! it falls idle): what it sends on goes out without waiting for a relay
+//! pass.
+//!
 //! A batch whose transaction cannot start or commit because the database is
 //! away (pool exhausted, server restarting) is held and tried again for up
 //! to two minutes, with in-progress acks, before it counts as a failed
@@ -22,8 +28,10 @@
 //! messages.
 //!
 //! [`inbox`]: crate::inbox
+//! [`outbox::capture`]: crate::outbox::capture
 
 mod batch;
+mod publishing;
 
 use std::future::Future;
 use std::time::Duration;
@@ -37,14 +45,19 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use self::batch::Outcome;
+use self::publishing::{PublishedRows, Publisher};
 use crate::Turnstile;
 use crate::bus::Bus;
 use crate::envelope::Incoming;
-use crate::{Error, Result, subjects};
+use crate::{Error, Result, outbox, subjects};
 
 /// How long a batch is held while the database is away before it goes back
 /// to the server as a failed delivery.
 const DATABASE_PATIENCE: Duration = Duration::from_secs(120);
+
+/// How long published rows may wait for a transaction of the consumer's to
+/// be deleted in, however busy it is: well within the relay's grace.
+const FORGET_WITHIN: Duration = Duration::from_secs(1);
 
 /// What a handler says about a message it could not handle.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -92,7 +105,9 @@ impl From<sqlx::Error> for HandlerError {
 ///   batch's COMMIT silently rolled back;
 /// - keep every effect on `conn`: when another message of the batch fails,
 ///   the run is rolled back and this handler runs again for the same
-///   delivery.
+///   delivery. Messages written to the outbox on `conn` are published by
+///   the consumer as soon as the run commits, so a savepoint that is rolled
+///   back must not hold outbox writes.
 pub trait Handler: Send + Sync + 'static {
     /// Whether this handler acts on `message` at all. A consumer that sees
     /// every domain event acks the others without touching the database
@@ -227,6 +242,9 @@ pub struct Consumer<H> {
     handler: H,
     /// Entered before each run's transaction begins (see [`Turnstile`]).
     turnstile: Option<Turnstile>,
+    /// Messages this consumer published itself whose outbox rows are still
+    /// to be deleted.
+    published: PublishedRows,
 }
 
 impl<H: Handler> Consumer<H> {
@@ -237,6 +255,7 @@ impl<H: Handler> Consumer<H> {
             settings,
             handler,
             turnstile: None,
+            published: PublishedRows::default(),
         }
     }
 
@@ -294,6 +313,20 @@ impl<H: Handler> Consumer<H> {
     pub async fn run(self, cancel: CancellationToken) -> Result<()> {
         let consumer = self.ensure().await?;
         tracing::debug!(durable = %self.settings.durable, "consumer started");
+        let publisher = Publisher::start(self.bus.clone(), self.published.clone());
+        self.pull(&consumer, &publisher, &cancel).await;
+        publisher.stop().await;
+        self.forget_published().await;
+        Ok(())
+    }
+
+    /// Pulls and handles batches until `cancel` fires.
+    async fn pull(
+        &self,
+        consumer: &PullConsumer,
+        publisher: &Publisher,
+        cancel: &CancellationToken,
+    ) {
         while !cancel.is_cancelled() {
             let messages = consumer
                 .stream()
@@ -306,7 +339,7 @@ impl<H: Handler> Consumer<H> {
                 Ok(messages) => messages,
                 Err(err) => {
                     tracing::warn!(durable = %self.settings.durable, error = %err, "cannot open message stream");
-                    pause(&cancel, Duration::from_secs(1)).await;
+                    pause(cancel, Duration::from_secs(1)).await;
                     continue;
                 }
             };
@@ -315,8 +348,12 @@ impl<H: Handler> Consumer<H> {
             let mut batches = messages.ready_chunks(self.settings.batch_size);
             loop {
                 let batch = tokio::select! {
-                    _ = cancel.cancelled() => return Ok(()),
+                    _ = cancel.cancelled() => return,
                     batch = batches.next() => batch,
+                    _ = self.published.idle_with_rows() => {
+                        self.forget_published().await;
+                        continue;
+                    }
                 };
                 let Some(batch) = batch else { break };
                 let mut ready = Vec::with_capacity(batch.len());
@@ -330,17 +367,25 @@ impl<H: Handler> Consumer<H> {
                         }
                     }
                 }
-                self.handle_batch(ready, &cancel).await;
+                if self.published.waiting_longer_than(FORGET_WITHIN) {
+                    // Busy with batches that need no transaction.
+                    self.forget_published().await;
+                }
+                self.handle_batch(ready, publisher, cancel).await;
                 if broken {
-                    pause(&cancel, Duration::from_millis(500)).await;
+                    pause(cancel, Duration::from_millis(500)).await;
                     break;
                 }
             }
         }
-        Ok(())
     }
 
-    async fn handle_batch(&self, messages: Vec<Message>, cancel: &CancellationToken) {
+    async fn handle_batch(
+        &self,
+        messages: Vec<Message>,
+        publisher: &Publisher,
+        cancel: &CancellationToken,
+    ) {
         if messages.is_empty() {
             return;
         }
@@ -355,7 +400,8 @@ impl<H: Handler> Consumer<H> {
         decoded.sort_by(|a, b| a.1.envelope.order_id.cmp(&b.1.envelope.order_id));
 
         match self.apply_patiently(&decoded, cancel).await {
-            Ok(outcomes) => {
+            Ok((outcomes, written)) => {
+                publisher.publish(written);
                 settled.extend(decoded.into_iter().map(|(m, _)| m).zip(outcomes));
             }
             Err(err) => {
@@ -373,6 +419,25 @@ impl<H: Handler> Consumer<H> {
         }
     }
 
+    /// Deletes the rows of the messages published so far, on its own
+    /// transaction. A failure keeps the ids for the next try; meanwhile
+    /// the rows' grace runs out and the relay publishes them again (the
+    /// same message ids, dropped by JetStream and the inboxes).
+    async fn forget_published(&self) {
+        let ids = self.published.take();
+        if ids.is_empty() {
+            return;
+        }
+        let forgotten = async {
+            let mut conn = self.pool.acquire().await?;
+            outbox::forget(&mut conn, &ids).await
+        };
+        if let Err(err) = forgotten.await {
+            tracing::debug!(durable = %self.settings.durable, error = %err, "cannot delete published outbox rows yet");
+            self.published.add(ids);
+        }
+    }
+
     /// [`apply`](Self::apply), waiting with the messages in hand while the
     /// database is away (no free connection in the pool, a server
     /// restarting: [`gendan_storage::is_transient`]) for up to
@@ -384,7 +449,7 @@ impl<H: Handler> Consumer<H> {
         &self,
         batch: &[(Message, Incoming)],
         cancel: &CancellationToken,
-    ) -> std::result::Result<Vec<Outcome>, sqlx::Error> {
+    ) -> std::result::Result<(Vec<Outcome>, Vec<crate::Outgoing>), sqlx::Error> {
         let started = std::time::Instant::now();
         let mut wait = Duration::from_millis(250);
         loop {

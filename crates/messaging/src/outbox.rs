@@ -9,6 +9,12 @@
 //! publish and commit leaves the rows for the next pass; the republish carries
 //! the same message id, so JetStream drops the copy within its duplicate
 //! window and consumers' inboxes drop it after.
+//!
+//! A consumer publishes the rows its own run wrote as soon as the run
+//! commits ([`capture`]), and deletes them in its next transaction; the
+//! relay takes those rows only if they are still there after a grace
+//! period. So the relay is woken (by `NOTIFY`) only for what gRPC calls and
+//! timers write, and otherwise sweeps.
 
 use std::time::Duration;
 
@@ -23,28 +29,125 @@ use crate::Result;
 use crate::bus::{Bus, publication};
 use crate::envelope::Outgoing;
 
+pub mod capture;
+
+/// How long the relay leaves a row alone that a consumer will publish
+/// itself ([`capture`]): long enough for the consumer's publish and its
+/// next transaction, short enough that a crash between commit and publish
+/// delays the message by seconds, not minutes.
+const CONSUMER_GRACE: &str = "interval '20 seconds'";
+
 /// Adds `messages` to the outbox inside the caller's transaction. A message
 /// whose event id is already waiting there (the same fact announced twice,
 /// see [`Outgoing::fact`](crate::Outgoing::fact)) is written once.
+///
+/// Inside a consumer run, on the run's own connection, the consumer
+/// publishes the messages itself after its commit ([`capture`]); elsewhere
+/// the relay publishes them, woken by the `NOTIFY` their insert raises.
 pub async fn write(conn: &mut PgConnection, messages: &[Outgoing]) -> sqlx::Result<()> {
     if messages.is_empty() {
         return Ok(());
     }
-    let mut insert =
-        QueryBuilder::new("INSERT INTO outbox (event_id, subject, body, traceparent) ");
+    let relay_after = if capture::record(conn, messages) {
+        format!("now() + {CONSUMER_GRACE}")
+    } else {
+        "NULL".to_owned()
+    };
+    let mut insert = QueryBuilder::new(
+        "INSERT INTO outbox (event_id, subject, body, traceparent, relay_after) ",
+    );
     insert.push_values(messages, |mut row, message| {
         let event_id =
             Uuid::parse_str(&message.envelope.event_id).unwrap_or_else(|_| Uuid::now_v7());
         row.push_bind(event_id)
             .push_bind(&message.subject)
             .push_bind(message.envelope.encode_to_vec())
-            .push_bind(&message.traceparent);
+            .push_bind(&message.traceparent)
+            .push(&relay_after);
     });
     // A fact announced again while its first announcement still waits for
     // the relay is the same message: keep one.
     insert.push(" ON CONFLICT (event_id) DO NOTHING");
     insert.build().execute(conn).await?;
     Ok(())
+}
+
+/// Deletes, in the caller's transaction, the rows of messages a consumer
+/// published itself ([`capture`]).
+pub(crate) async fn forget(conn: &mut PgConnection, event_ids: &[Uuid]) -> sqlx::Result<()> {
+    if event_ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("DELETE FROM outbox WHERE event_id = ANY($1)")
+        .bind(event_ids)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Publishes the messages a consumer run wrote, once the run committed, and
+/// returns the event ids the server acknowledged. A message it did not
+/// acknowledge stays in the outbox for the relay.
+pub(crate) async fn publish_written(bus: &Bus, messages: &[Outgoing]) -> Vec<Uuid> {
+    let acks = publish_all(
+        bus,
+        messages.iter().map(|message| Publication {
+            subject: &message.subject,
+            event_id: &message.envelope.event_id,
+            body: message.envelope.encode_to_vec().into(),
+            traceparent: message.traceparent.as_deref(),
+        }),
+    )
+    .await;
+    messages
+        .iter()
+        .zip(acks)
+        .filter_map(|(message, ack)| match ack {
+            Ok(()) => Uuid::parse_str(&message.envelope.event_id).ok(),
+            Err(reason) => {
+                tracing::warn!(subject = %message.subject, event_id = %message.envelope.event_id, %reason, "publish not acknowledged, the relay will retry");
+                None
+            }
+        })
+        .collect()
+}
+
+/// One message to publish.
+struct Publication<'a> {
+    subject: &'a str,
+    event_id: &'a str,
+    body: bytes::Bytes,
+    traceparent: Option<&'a str>,
+}
+
+/// Sends every publication first, then waits for all acks: one round trip
+/// for the lot instead of one per message. Returns, in order, whether the
+/// server acknowledged each.
+async fn publish_all<'a>(
+    bus: &Bus,
+    publications: impl Iterator<Item = Publication<'a>>,
+) -> Vec<std::result::Result<(), String>> {
+    let mut pending = Vec::new();
+    for publication_ in publications {
+        let publish = publication(
+            publication_.subject,
+            publication_.event_id,
+            publication_.body,
+            publication_.traceparent,
+        );
+        let sent = bus
+            .jetstream()
+            .send_publish(publication_.subject.to_owned(), publish)
+            .await;
+        pending.push(sent);
+    }
+    join_all(pending.into_iter().map(|sent| async move {
+        match sent {
+            Ok(ack) => ack.await.map(|_| ()).map_err(|err| err.to_string()),
+            Err(err) => Err(err.to_string()),
+        }
+    }))
+    .await
 }
 
 /// Settings of one relay loop.
@@ -55,7 +158,8 @@ pub struct RelaySettings {
     /// Fallback poll when no notification arrives (another writer's NOTIFY can
     /// be missed while the listener reconnects).
     pub poll_interval: Duration,
-    /// Rows taken between two `VACUUM`s of the outbox (see [`Relay::run`]).
+    /// Dead rows in the outbox that make the relay vacuum it (see
+    /// [`Relay::run`]).
     pub vacuum_every: usize,
 }
 
@@ -101,24 +205,22 @@ impl Relay {
 
     /// Runs until `cancel` fires, publishing whenever rows are committed.
     ///
-    /// Every row taken leaves a dead row at the head of the outbox's key,
-    /// and each take scans past the dead rows left since the last vacuum.
-    /// Autovacuum visits a table at most once a minute, by which time a busy
-    /// outbox has thousands (a take cost 4 ms with 200 orders in flight,
-    /// docs/perf.md), so the relay vacuums its outbox itself every
-    /// `vacuum_every` rows: a few milliseconds for a table that is nearly
-    /// empty.
+    /// Every row deleted (by the relay, or by a consumer that published it)
+    /// leaves a dead row at the head of the outbox's key, and each take
+    /// scans past the dead rows left since the last vacuum. Autovacuum
+    /// visits a table at most once a minute, by which time a busy outbox has
+    /// thousands (a take cost 4 ms with 200 orders in flight, docs/perf.md),
+    /// so the relay vacuums its outbox itself once it counts `vacuum_every`
+    /// dead rows: a few milliseconds for a table that is nearly empty. It
+    /// looks at most once a poll interval.
     pub async fn run(self, cancel: CancellationToken) -> Result<()> {
         let mut listener = self.listen().await;
-        let mut taken_since_vacuum = 0;
+        let mut dead_rows_checked = tokio::time::Instant::now();
         loop {
             let pass = self.publish_pending().await;
-            if let Ok(published) = pass {
-                taken_since_vacuum += published;
-                if taken_since_vacuum >= self.settings.vacuum_every {
-                    taken_since_vacuum = 0;
-                    self.vacuum().await;
-                }
+            if dead_rows_checked.elapsed() >= self.settings.poll_interval {
+                dead_rows_checked = tokio::time::Instant::now();
+                self.vacuum_if_needed().await;
             }
             match pass {
                 Ok(published) if published as i64 >= self.settings.batch_size => continue,
@@ -142,6 +244,22 @@ impl Relay {
                     }
                 }
             }
+        }
+    }
+
+    /// Vacuums the outbox when the statistics count `vacuum_every` dead rows
+    /// in it; a failure only leaves the takes slower.
+    async fn vacuum_if_needed(&self) {
+        let dead: sqlx::Result<Option<i64>> = sqlx::query_scalar(
+            "SELECT n_dead_tup FROM pg_stat_user_tables \
+             WHERE relid = 'outbox'::regclass",
+        )
+        .fetch_optional(&self.pool)
+        .await;
+        match dead {
+            Ok(Some(dead)) if dead >= self.settings.vacuum_every as i64 => self.vacuum().await,
+            Ok(_) => {}
+            Err(err) => tracing::debug!(error = %err, "cannot count the outbox's dead rows"),
         }
     }
 
@@ -176,7 +294,9 @@ impl Relay {
         let mut tx = self.pool.begin().await?;
         let mut rows: Vec<OutboxRow> = sqlx::query_as(
             "DELETE FROM outbox WHERE seq IN \
-               (SELECT seq FROM outbox ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED) \
+               (SELECT seq FROM outbox \
+                WHERE relay_after IS NULL OR relay_after <= now() \
+                ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED) \
              RETURNING seq, event_id, subject, body, traceparent",
         )
         .bind(self.settings.batch_size)
@@ -188,29 +308,18 @@ impl Relay {
         // RETURNING has no order: publish in the order written.
         rows.sort_by_key(|row| row.seq);
 
-        // Publish everything first, then wait for all acks: one round trip
-        // per batch instead of one per message.
-        let mut pending = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let publish = publication(
-                &row.subject,
-                &row.event_id.to_string(),
-                row.body.clone().into(),
-                row.traceparent.as_deref(),
-            );
-            let sent = self
-                .bus
-                .jetstream()
-                .send_publish(row.subject.clone(), publish)
-                .await;
-            pending.push(sent);
-        }
-        let acks = join_all(pending.into_iter().map(|sent| async move {
-            match sent {
-                Ok(ack) => ack.await.map(|_| ()).map_err(|err| err.to_string()),
-                Err(err) => Err(err.to_string()),
-            }
-        }))
+        let event_ids: Vec<String> = rows.iter().map(|row| row.event_id.to_string()).collect();
+        let acks = publish_all(
+            &self.bus,
+            rows.iter()
+                .zip(&event_ids)
+                .map(|(row, event_id)| Publication {
+                    subject: &row.subject,
+                    event_id,
+                    body: row.body.clone().into(),
+                    traceparent: row.traceparent.as_deref(),
+                }),
+        )
         .await;
 
         let mut unpublished = Vec::new();

@@ -15,7 +15,9 @@
 //! the transaction may hold part of that message's writes (or be aborted by
 //! its failed statement), so the whole run is rolled back and the batch
 //! runs again in a new transaction without the failing message, whose
-//! outcome (dead letter or retry) is kept. Each failed run drops one
+//! outcome (dead letter or retry) is kept. What a committed run wrote to
+//! the outbox on its transaction comes back with the outcomes, for the
+//! consumer to publish. Each failed run drops one
 //! message, so a batch runs at most once more than it has messages. When
 //! work shared by several messages fails and no message is known to be at
 //! fault ([`BatchFailure::Shared`]), each message runs in a transaction of
@@ -32,8 +34,9 @@ use async_nats::jetstream::Message;
 use sqlx::PgConnection;
 
 use super::{Batch, BatchFailure, Consumer, Handler, HandlerError};
-use crate::envelope::Incoming;
+use crate::envelope::{Incoming, Outgoing};
 use crate::inbox;
+use crate::outbox::{self, capture};
 
 /// What becomes of one message of a batch; settled only after the batch's
 /// transaction is over.
@@ -93,26 +96,26 @@ fn plan<'a>(
 
 /// How one run of a batch's transaction ended.
 enum Run {
-    Committed,
+    /// With the messages the run wrote to the outbox, for the consumer to
+    /// publish.
+    Committed(Vec<Outgoing>),
     /// The handler of the message at `index` failed; everything the run
     /// wrote is rolled back.
-    Failed {
-        index: usize,
-        outcome: Outcome,
-    },
+    Failed { index: usize, outcome: Outcome },
     /// Work shared by the run's messages failed with this outcome, and no
     /// message is known to be at fault; everything is rolled back.
     Split(Outcome),
 }
 
 impl<H: Handler> Consumer<H> {
-    /// Applies `batch` and returns one outcome per message, in batch order;
-    /// an error (of the database, not of a handler) voids the whole batch,
-    /// and nothing of it is committed.
+    /// Applies `batch` and returns one outcome per message, in batch order,
+    /// and the messages its committed runs wrote to the outbox; an error (of
+    /// the database, not of a handler) voids the whole batch, and nothing of
+    /// it is committed.
     pub(super) async fn apply(
         &self,
         batch: &[(Message, Incoming)],
-    ) -> std::result::Result<Vec<Outcome>, sqlx::Error> {
+    ) -> std::result::Result<(Vec<Outcome>, Vec<Outgoing>), sqlx::Error> {
         let Plan {
             to_run,
             ignored,
@@ -136,8 +139,9 @@ impl<H: Handler> Consumer<H> {
         };
 
         // A batch with nothing to claim or record needs no transaction.
+        let mut written = Vec::new();
         if !to_run.is_empty() || highest.is_some() {
-            self.run_until_committed(batch, to_run, highest, &mut outcomes)
+            self.run_until_committed(batch, to_run, highest, &mut outcomes, &mut written)
                 .await?;
         }
 
@@ -148,13 +152,14 @@ impl<H: Handler> Consumer<H> {
         for (copy, first) in copies {
             outcomes[copy] = outcomes[first].clone();
         }
-        Ok(outcomes
+        let outcomes = outcomes
             .into_iter()
             .map(|outcome| {
                 debug_assert!(outcome.is_some(), "every message of a batch has an outcome");
                 outcome.unwrap_or_else(|| Outcome::Retry("batch left unfinished".to_owned()))
             })
-            .collect())
+            .collect();
+        Ok((outcomes, written))
     }
 
     /// Runs the messages at `to_run` until a run commits, dropping each
@@ -168,11 +173,13 @@ impl<H: Handler> Consumer<H> {
         mut to_run: Vec<usize>,
         highest: Option<u64>,
         outcomes: &mut [Option<Outcome>],
+        written: &mut Vec<Outgoing>,
     ) -> std::result::Result<(), sqlx::Error> {
         let most_runs = to_run.len() + 1;
         for run in 1..=most_runs {
             match self.run_once(batch, &to_run, highest).await? {
-                Run::Committed => {
+                Run::Committed(messages) => {
+                    written.extend(messages);
                     for &index in &to_run {
                         outcomes[index] = Some(Outcome::Done);
                     }
@@ -192,14 +199,20 @@ impl<H: Handler> Consumer<H> {
                     for index in to_run {
                         outcomes[index] =
                             Some(match self.run_once(batch, &[index], None).await? {
-                                Run::Committed => Outcome::Done,
+                                Run::Committed(messages) => {
+                                    written.extend(messages);
+                                    Outcome::Done
+                                }
                                 Run::Failed { outcome, .. } | Run::Split(outcome) => outcome,
                             });
                     }
                     if highest.is_some() {
                         // Progress over the whole batch, failed messages
                         // included, as for a batch run at once.
-                        self.run_once(batch, &[], highest).await?;
+                        if let Run::Committed(messages) = self.run_once(batch, &[], highest).await?
+                        {
+                            written.extend(messages);
+                        }
                     }
                     return Ok(());
                 }
@@ -230,6 +243,7 @@ impl<H: Handler> Consumer<H> {
             .map(|&index| batch[index].1.envelope.event_id.as_str())
             .collect();
         let fresh = inbox::claim_all(&mut tx, durable, &ids).await?;
+        let mut written = Vec::new();
         // A repeat was handled by an earlier batch, whose effect committed
         // with its claim.
         let running: Vec<usize> = to_run
@@ -242,7 +256,11 @@ impl<H: Handler> Consumer<H> {
                 durable,
                 running.iter().map(|&index| &batch[index].1).collect(),
             );
-            if let Err(failure) = self.handler.handle_batch(&mut tx, &run).await {
+            let connection = capture::connection_id(&tx);
+            let (handled, messages) =
+                capture::capturing(connection, self.handler.handle_batch(&mut tx, &run)).await;
+            written = messages;
+            if let Err(failure) = handled {
                 // A broken connection fails the rollback too; that error is
                 // the batch's, and `apply_patiently` holds the batch.
                 tx.rollback().await?;
@@ -284,8 +302,19 @@ impl<H: Handler> Consumer<H> {
         if let Some(highest) = highest {
             record_progress(&mut tx, durable, highest).await?;
         }
-        tx.commit().await?;
-        Ok(Run::Committed)
+        // The rows of what this consumer published after earlier runs go
+        // with this commit: no transaction of their own.
+        let forgetting = self.published.take();
+        let committed = async {
+            outbox::forget(&mut tx, &forgetting).await?;
+            tx.commit().await
+        }
+        .await;
+        if committed.is_err() {
+            self.published.add(forgetting);
+        }
+        committed?;
+        Ok(Run::Committed(written))
     }
 }
 
