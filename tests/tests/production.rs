@@ -748,6 +748,100 @@ async fn mes_reports_drive_the_work_order_to_completion() -> anyhow::Result<()> 
     production.stop().await
 }
 
+/// A burst of reports on one order, published as fast as the server takes
+/// them, so the consumer's runs carry many of them at once: every report
+/// counts once and in order, and one refused in the middle is dead-lettered
+/// without taking the others with it.
+#[tokio::test]
+async fn a_burst_of_mes_reports_counts_every_report_once_in_order() -> anyhow::Result<()> {
+    let mut production = Production::start().await?;
+    production.seed().await?;
+    let mut events =
+        Reader::open(&production.bus, streams::EVENTS, "gendan.evt.production.>").await?;
+    let mut dead = Reader::open(
+        &production.bus,
+        streams::DEAD_LETTERS,
+        &subjects::dead_letter("production-mes"),
+    )
+    .await?;
+    let order = "o-burst";
+    production
+        .command(
+            order,
+            &PlanWorkOrder {
+                amendment: 0,
+                order_id: order.into(),
+                items: shirts(40),
+                earliest_start: MONDAY.into(),
+                revision: 1,
+            },
+        )
+        .await?;
+    events.until::<WorkOrderPlanned>().await?;
+
+    let reported = |stage: &str, good| MesQuantityReported {
+        order_id: order.into(),
+        product: "shirt".into(),
+        stage: stage.into(),
+        good,
+        scrap: 0,
+        at: None,
+    };
+    for _ in 0..10 {
+        production.mes(order, &reported("cutting", 2)).await?;
+    }
+    production.mes(order, &reported("embroidery", 1)).await?;
+    for _ in 0..10 {
+        production.mes(order, &reported("cutting", 2)).await?;
+    }
+    production
+        .mes(
+            order,
+            &MesStageCompleted {
+                order_id: order.into(),
+                product: "shirt".into(),
+                stage: "cutting".into(),
+                at: None,
+            },
+        )
+        .await?;
+
+    let mut counted = Vec::new();
+    while counted.len() < 21 {
+        let (_, progressed) = events.until::<WorkOrderProgressed>().await?;
+        counted.push(progressed.good_quantity);
+    }
+    let expected: Vec<u32> = (1..=20).map(|n| n * 2).chain([40]).collect();
+    assert_eq!(counted, expected);
+    let (reason, original) = dead.dead_letter().await?;
+    assert!(reason.contains("embroidery"), "reason: {reason}");
+    assert_eq!(original.r#type, MesQuantityReported::TYPE_NAME);
+
+    let work_order = production
+        .client
+        .get_work_order(GetWorkOrderRequest {
+            order_id: order.into(),
+        })
+        .await?
+        .into_inner();
+    let cutting = &work_order.stages[0];
+    assert_eq!(
+        (cutting.good_quantity, cutting.status.as_str()),
+        (40, "completed")
+    );
+    eventually(WAIT, "the burst handled and announced", || async {
+        let handled = production
+            .count("SELECT count(*) FROM inbox WHERE consumer = 'production-mes'")
+            .await;
+        let pending = production.count("SELECT count(*) FROM outbox").await;
+        (handled == 21 && pending == 0).then_some(())
+    })
+    .await?;
+    assert!(events.drain().await.is_empty());
+
+    production.stop().await
+}
+
 #[tokio::test]
 async fn mes_event_for_an_unknown_order_is_dead_lettered_with_a_reason() -> anyhow::Result<()> {
     let mut production = Production::start().await?;

@@ -8,6 +8,10 @@
 //! | equipment down | a downtime for the expected hours (else the centre's typical repair time); the centre shows as down; open work orders with unfinished stages on it during the downtime are re-planned past it ([`equipment`]) | `EquipmentStatusChanged`, `WorkOrderRescheduled` per work order whose end moved |
 //! | equipment up | the downtime ends; the work orders it moved are re-planned against the real downtime | `EquipmentStatusChanged`, `WorkOrderRescheduled` (`resolved`) per work order it moved |
 //!
+//! A consumer run's events share their work: each order's work orders are
+//! locked and loaded once a run, the calendars read once, and the events
+//! announced in one outbox write at the end of the run ([`run`]).
+//!
 //! MES events name an order, a product and a stage, not a work order. An
 //! order may have several work orders (remakes, reworks, runs adjusted to an
 //! amended order; see [`commands`](crate::commands)), so an event applies to
@@ -28,8 +32,7 @@
 //! the trace of the command that planned the work order.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use gendan_messaging::outbox;
-use gendan_messaging::{Cause, Handler, HandlerError, Incoming, Outgoing};
+use gendan_messaging::{Batch, BatchFailure, Cause, Handler, HandlerError, Incoming, Outgoing};
 use gendan_proto::v1::{
     MesEquipmentDown, MesEquipmentUp, MesQuantityReported, MesStageCompleted, MesStageStarted,
     ReworkCompleted, WorkOrderCompleted, WorkOrderProgressed,
@@ -37,14 +40,19 @@ use gendan_proto::v1::{
 use gendan_proto::{date_to_string, timestamp_to};
 use prost_types::Timestamp;
 use sqlx::PgConnection;
+use tracing::Instrument;
 
 use crate::work_orders::store::{self, StageReport};
 use crate::work_orders::{
     self, STAGE_COMPLETED, STAGE_PLANNED, STATUS_COMPLETED, STATUS_PLANNED, WorkOrder,
 };
-use crate::{SERVICE, catalog, equipment};
+use crate::{SERVICE, equipment};
 
-/// Handles `gendan.ext.mes.*`.
+mod run;
+
+use run::Run;
+
+/// Handles `gendan.ext.mes.*`, a consumer run at a time ([`run`]).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct MesHandler;
 
@@ -54,39 +62,71 @@ impl Handler for MesHandler {
         conn: &mut PgConnection,
         message: &Incoming,
     ) -> Result<(), HandlerError> {
-        if message.is::<MesStageStarted>() {
-            let event: MesStageStarted = message.payload()?;
-            let at = when(event.at.as_ref(), message);
-            let target = StageRef::of(message, &event.order_id, &event.product, &event.stage)?;
-            return stage_started(conn, &target, at).await;
-        }
-        if message.is::<MesQuantityReported>() {
-            let event: MesQuantityReported = message.payload()?;
-            let at = when(event.at.as_ref(), message);
-            let target = StageRef::of(message, &event.order_id, &event.product, &event.stage)?;
-            return quantity_reported(conn, message, &target, event.good, event.scrap, at).await;
-        }
-        if message.is::<MesStageCompleted>() {
-            let event: MesStageCompleted = message.payload()?;
-            let at = when(event.at.as_ref(), message);
-            let target = StageRef::of(message, &event.order_id, &event.product, &event.stage)?;
-            return stage_completed(conn, message, &target, at).await;
-        }
-        if message.is::<MesEquipmentDown>() {
-            let event: MesEquipmentDown = message.payload()?;
-            let at = when(event.at.as_ref(), message);
-            return equipment::down(conn, message, &event, at).await;
-        }
-        if message.is::<MesEquipmentUp>() {
-            let event: MesEquipmentUp = message.payload()?;
-            let at = when(event.at.as_ref(), message);
-            return equipment::up(conn, message, &event.work_centre, at).await;
-        }
-        Err(HandlerError::Rejected(format!(
-            "unknown MES event type {:?}",
-            message.type_name()
-        )))
+        let mut run = Run::default();
+        apply(conn, &mut run, message).await?;
+        run.flush(conn).await
     }
+
+    async fn handle_batch(
+        &self,
+        conn: &mut PgConnection,
+        batch: &Batch<'_>,
+    ) -> Result<(), BatchFailure> {
+        let mut run = Run::default();
+        for (position, message) in batch.messages().iter().enumerate() {
+            apply(&mut *conn, &mut run, message)
+                .instrument(batch.span(message))
+                .await
+                .map_err(|err| BatchFailure::Message(position, err))?;
+        }
+        run.flush(conn).await.map_err(BatchFailure::Shared)
+    }
+}
+
+/// Applies one MES event within `run`.
+async fn apply(
+    conn: &mut PgConnection,
+    run: &mut Run,
+    message: &Incoming,
+) -> Result<(), HandlerError> {
+    if message.is::<MesStageStarted>() {
+        let event: MesStageStarted = message.payload()?;
+        let at = when(event.at.as_ref(), message);
+        let target = StageRef::of(message, &event.order_id, &event.product, &event.stage)?;
+        return stage_started(conn, run, &target, at).await;
+    }
+    if message.is::<MesQuantityReported>() {
+        let event: MesQuantityReported = message.payload()?;
+        let at = when(event.at.as_ref(), message);
+        let target = StageRef::of(message, &event.order_id, &event.product, &event.stage)?;
+        return quantity_reported(conn, run, message, &target, event.good, event.scrap, at).await;
+    }
+    if message.is::<MesStageCompleted>() {
+        let event: MesStageCompleted = message.payload()?;
+        let at = when(event.at.as_ref(), message);
+        let target = StageRef::of(message, &event.order_id, &event.product, &event.stage)?;
+        return stage_completed(conn, run, message, &target, at).await;
+    }
+    if message.is::<MesEquipmentDown>() {
+        let event: MesEquipmentDown = message.payload()?;
+        let at = when(event.at.as_ref(), message);
+        // What the run announced comes before the re-plans, and the
+        // re-plans may move the work orders in hand.
+        run.flush(conn).await?;
+        run.work_orders.forget();
+        return equipment::down(conn, message, &event, at).await;
+    }
+    if message.is::<MesEquipmentUp>() {
+        let event: MesEquipmentUp = message.payload()?;
+        let at = when(event.at.as_ref(), message);
+        run.flush(conn).await?;
+        run.work_orders.forget();
+        return equipment::up(conn, message, &event.work_centre, at).await;
+    }
+    Err(HandlerError::Rejected(format!(
+        "unknown MES event type {:?}",
+        message.type_name()
+    )))
 }
 
 /// When it happened on the shop floor: the MES timestamp, else the envelope's.
@@ -125,16 +165,22 @@ impl StageRef {
     }
 
     /// The work order the event applies to, locked with the order's other
-    /// work orders, checked to have this stage and not to be cancelled.
-    async fn lock(&self, conn: &mut PgConnection) -> Result<WorkOrder, HandlerError> {
-        let all = store::all_of(conn, &self.order_id, true).await?;
+    /// work orders (once a run), checked to have this stage and not to be
+    /// cancelled. The run's copy: changes to it stay for the run's next
+    /// events.
+    async fn lock<'r>(
+        &self,
+        conn: &mut PgConnection,
+        run: &'r mut Run,
+    ) -> Result<&'r mut WorkOrder, HandlerError> {
+        let all = run.work_orders.of_order(conn, &self.order_id).await?;
         if all.is_empty() {
             return Err(HandlerError::Rejected(format!(
                 "unknown order {:?}: it has no work order",
                 self.order_id
             )));
         }
-        let Some(work_order) = work_orders::for_stage(&all, &self.product, &self.stage) else {
+        let Some(work_order) = work_orders::for_stage(all, &self.product, &self.stage) else {
             if !all.iter().any(|wo| wo.has_product(&self.product)) {
                 return Err(HandlerError::Rejected(format!(
                     "unknown product {:?} in the work orders of order {:?}",
@@ -152,7 +198,11 @@ impl StageRef {
                 self.order_id, self.stage
             )));
         }
-        Ok(work_order.clone())
+        let id = work_order.work_order_id;
+        Ok(all
+            .iter_mut()
+            .find(|wo| wo.work_order_id == id)
+            .expect("found just above"))
     }
 
     /// A report on this stage at `at` that counts nothing and completes
@@ -194,28 +244,30 @@ fn already_started(work_order: &WorkOrder, target: &StageRef) -> bool {
 #[tracing::instrument(skip_all, fields(order_id = %target.order_id, product = %target.product, stage = %target.stage))]
 async fn stage_started(
     conn: &mut PgConnection,
+    run: &mut Run,
     target: &StageRef,
     at: DateTime<Utc>,
 ) -> Result<(), HandlerError> {
-    let mut work_order = target.lock(conn).await?;
-    if already_started(&work_order, target) {
+    let work_order = target.lock(conn, run).await?;
+    if already_started(work_order, target) {
         tracing::debug!("stage already started, nothing to do");
         return Ok(());
     }
-    store::report_stage(conn, &mut work_order, &target.report(at)).await?;
+    store::report_stage(conn, work_order, &target.report(at)).await?;
     Ok(())
 }
 
 #[tracing::instrument(skip_all, fields(order_id = %target.order_id, product = %target.product, stage = %target.stage, good = good, scrap = scrap))]
 async fn quantity_reported(
     conn: &mut PgConnection,
+    run: &mut Run,
     message: &Incoming,
     target: &StageRef,
     good: u32,
     scrap: u32,
     at: DateTime<Utc>,
 ) -> Result<(), HandlerError> {
-    let mut work_order = target.lock(conn).await?;
+    let mut work_order = target.lock(conn, run).await?.clone();
     // A count implies the stage is running even if its start was not
     // reported: the same statement starts it.
     let counted = StageReport {
@@ -224,7 +276,7 @@ async fn quantity_reported(
         ..target.report(at)
     };
     store::report_stage(conn, &mut work_order, &counted).await?;
-    let progressed = progressed_event(conn, &work_order, target, at).await?;
+    let progressed = progressed_event(conn, run, &work_order, target, at).await?;
     let span = order_span(message, &work_order);
     let events = span.in_scope(|| {
         vec![Outgoing::event(
@@ -234,18 +286,20 @@ async fn quantity_reported(
             &Cause::from_incoming(message),
         )]
     });
-    outbox::write(conn, &events).await?;
+    run.work_orders.put(&target.order_id, work_order);
+    run.announce(events);
     Ok(())
 }
 
 #[tracing::instrument(skip_all, fields(order_id = %target.order_id, product = %target.product, stage = %target.stage))]
 async fn stage_completed(
     conn: &mut PgConnection,
+    run: &mut Run,
     message: &Incoming,
     target: &StageRef,
     at: DateTime<Utc>,
 ) -> Result<(), HandlerError> {
-    let mut work_order = target.lock(conn).await?;
+    let mut work_order = target.lock(conn, run).await?.clone();
     let already_done = work_order
         .stage(&target.product, &target.stage)
         .is_some_and(|stage| stage.status == STAGE_COMPLETED);
@@ -272,7 +326,7 @@ async fn stage_completed(
         work_order.completed_on = Some(completed_on);
     }
 
-    let progressed = progressed_event(conn, &work_order, target, at).await?;
+    let progressed = progressed_event(conn, run, &work_order, target, at).await?;
     let span = order_span(message, &work_order);
     let events = span.in_scope(|| {
         let cause = Cause::from_incoming(message);
@@ -290,7 +344,8 @@ async fn stage_completed(
     if finished {
         tracing::info!(kind = %work_order.kind, revision = work_order.revision, "work order completed");
     }
-    outbox::write(conn, &events).await?;
+    run.work_orders.put(&target.order_id, work_order);
+    run.announce(events);
     Ok(())
 }
 
@@ -343,6 +398,7 @@ pub(crate) fn completion(
 /// once the work order is done.
 async fn progressed_event(
     conn: &mut PgConnection,
+    run: &mut Run,
     work_order: &WorkOrder,
     target: &StageRef,
     at: DateTime<Utc>,
@@ -351,7 +407,10 @@ async fn progressed_event(
     let projected_end = if work_order.status == STATUS_COMPLETED {
         work_order.completed_on.unwrap_or_else(|| at.date_naive())
     } else {
-        let calendars = catalog::calendars_of(conn, &work_order.unfinished_centres()).await?;
+        let calendars = run
+            .calendars
+            .of(conn, &work_order.unfinished_centres())
+            .await?;
         work_orders::projected_end(work_order, &calendars, at.date_naive())
     };
     Ok(WorkOrderProgressed {
