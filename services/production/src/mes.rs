@@ -8,9 +8,11 @@
 //! | equipment down | a downtime for the expected hours (else the centre's typical repair time); the centre shows as down; open work orders with unfinished stages on it during the downtime are re-planned past it ([`equipment`]) | `EquipmentStatusChanged`, `WorkOrderRescheduled` per work order whose end moved |
 //! | equipment up | the downtime ends; the work orders it moved are re-planned against the real downtime | `EquipmentStatusChanged`, `WorkOrderRescheduled` (`resolved`) per work order it moved |
 //!
-//! A consumer run's events share their work: each order's work orders are
-//! locked and loaded once a run, the calendars read once, and the events
-//! announced in one outbox write at the end of the run ([`run`]).
+//! A consumer run's events share their work ([`run`]): each order's work
+//! orders are locked and loaded once a run, the calendars read once, the
+//! stages reported on stored in one statement at the end of the run, and
+//! each stage's progress announced once a run, as the run's last report on
+//! it left it (`WorkOrderProgressed` carries running totals).
 //!
 //! MES events name an order, a product and a stage, not a work order. An
 //! order may have several work orders (remakes, reworks, runs adjusted to an
@@ -205,6 +207,16 @@ impl StageRef {
             .expect("found just above"))
     }
 
+    /// This stage of `work_order`, as the run keeps track of it.
+    fn key(&self, work_order: &WorkOrder) -> run::StageKey {
+        run::StageKey {
+            order_id: self.order_id.clone(),
+            work_order_id: work_order.work_order_id,
+            product: self.product.clone(),
+            stage: self.stage.clone(),
+        }
+    }
+
     /// A report on this stage at `at` that counts nothing and completes
     /// nothing: a start.
     fn report(&self, at: DateTime<Utc>) -> StageReport<'_> {
@@ -253,7 +265,9 @@ async fn stage_started(
         tracing::debug!("stage already started, nothing to do");
         return Ok(());
     }
-    store::report_stage(conn, work_order, &target.report(at)).await?;
+    store::apply_report(work_order, &target.report(at));
+    let key = target.key(work_order);
+    run.touch(key, None);
     Ok(())
 }
 
@@ -275,19 +289,20 @@ async fn quantity_reported(
         scrap: i64::from(scrap),
         ..target.report(at)
     };
-    store::report_stage(conn, &mut work_order, &counted).await?;
+    store::apply_report(&mut work_order, &counted);
     let progressed = progressed_event(conn, run, &work_order, target, at).await?;
     let span = order_span(message, &work_order);
-    let events = span.in_scope(|| {
-        vec![Outgoing::event(
+    let progressed = span.in_scope(|| {
+        Outgoing::event(
             SERVICE,
             &target.order_id,
             &progressed,
             &Cause::from_incoming(message),
-        )]
+        )
     });
+    let key = target.key(&work_order);
     run.work_orders.put(&target.order_id, work_order);
-    run.announce(events);
+    run.touch(key, Some(progressed));
     Ok(())
 }
 
@@ -311,7 +326,7 @@ async fn stage_completed(
         completes: true,
         ..target.report(at)
     };
-    store::report_stage(conn, &mut work_order, &completes).await?;
+    store::apply_report(&mut work_order, &completes);
 
     let finished = work_order.all_stages_completed() && work_order.status != STATUS_COMPLETED;
     let completed_on = at.date_naive();
@@ -328,24 +343,19 @@ async fn stage_completed(
 
     let progressed = progressed_event(conn, run, &work_order, target, at).await?;
     let span = order_span(message, &work_order);
-    let events = span.in_scope(|| {
+    let (progressed, completed) = span.in_scope(|| {
         let cause = Cause::from_incoming(message);
-        let mut events = vec![Outgoing::event(
-            SERVICE,
-            &target.order_id,
-            &progressed,
-            &cause,
-        )];
-        if finished {
-            events.push(completion(&work_order, completed_on, figures, &cause));
-        }
-        events
+        let progressed = Outgoing::event(SERVICE, &target.order_id, &progressed, &cause);
+        let completed = finished.then(|| completion(&work_order, completed_on, figures, &cause));
+        (progressed, completed)
     });
     if finished {
         tracing::info!(kind = %work_order.kind, revision = work_order.revision, "work order completed");
     }
+    let key = target.key(&work_order);
     run.work_orders.put(&target.order_id, work_order);
-    run.announce(events);
+    run.touch(key, Some(progressed));
+    run.announce(completed.into_iter().collect());
     Ok(())
 }
 
@@ -466,6 +476,46 @@ mod tests {
             traceparent: None,
             stages: vec![stage],
         }
+    }
+
+    #[test]
+    fn a_report_applied_in_hand_starts_counts_and_completes_its_stage() {
+        let target = StageRef {
+            order_id: "o-1".to_owned(),
+            product: "shirt".to_owned(),
+            stage: "sewing".to_owned(),
+        };
+        let start = Utc.with_ymd_and_hms(2026, 3, 2, 8, 0, 0).unwrap();
+        let end = Utc.with_ymd_and_hms(2026, 3, 3, 17, 0, 0).unwrap();
+        let mut work_order = sewing(STAGE_PLANNED, None);
+        work_order.status = STATUS_PLANNED.to_owned();
+
+        let counted = StageReport {
+            good: 3,
+            scrap: 1,
+            ..target.report(start)
+        };
+        store::apply_report(&mut work_order, &counted);
+        let stage = &work_order.stages[0];
+        assert_eq!(work_order.status, work_orders::STATUS_IN_PROGRESS);
+        assert_eq!(
+            (stage.actual_start, stage.actual_end, stage.status.as_str()),
+            (Some(start), None, STAGE_RUNNING)
+        );
+        assert_eq!((stage.good_quantity, stage.scrap_quantity), (3, 1));
+
+        let completes = StageReport {
+            good: 2,
+            completes: true,
+            ..target.report(end)
+        };
+        store::apply_report(&mut work_order, &completes);
+        let stage = &work_order.stages[0];
+        assert_eq!(
+            (stage.actual_start, stage.actual_end, stage.status.as_str()),
+            (Some(start), Some(end), STAGE_COMPLETED)
+        );
+        assert_eq!((stage.good_quantity, stage.scrap_quantity), (5, 1));
     }
 
     #[test]

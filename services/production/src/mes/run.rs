@@ -1,20 +1,26 @@
 //! What one consumer run of MES events shares: each order's work orders,
 //! locked and loaded once for the run instead of once per event, the work
-//! centres' calendars read once, and the events to announce, written to the
-//! outbox in one statement at the end of the run.
+//! centres' calendars read once, the stages reported on, stored in one
+//! statement at the end of the run, and the events to announce, written to
+//! the outbox in one statement after them.
 //!
 //! A burst of reports on one order (a count every few seconds from every
-//! station) arrives as batches of the same order: the run holds the
-//! order's work orders from its first report to its last, and
-//! [`report_stage`](crate::work_orders::store::report_stage) keeps the copy
-//! in hand equal to the rows it updates. An equipment event re-plans work
-//! orders of any order, so the run announces what it holds before one and
-//! forgets the work orders it loaded after it.
+//! station) arrives as batches of the same order: the run applies each
+//! report to the work order in hand
+//! ([`apply_report`](crate::work_orders::store::apply_report)) and stores
+//! each stage it touched once. A stage's progress is announced once a run,
+//! as the run's last report on it left it: `WorkOrderProgressed` carries
+//! the stage's running totals, so the reports before it say nothing the
+//! last one does not. Completions follow the progress they complete. An
+//! equipment event re-plans work orders of any order, so the run stores
+//! and announces what it holds before one and forgets the work orders it
+//! loaded after it.
 
 use std::collections::HashMap;
 
 use gendan_messaging::{HandlerError, Outgoing, outbox};
 use sqlx::PgConnection;
+use uuid::Uuid;
 
 use crate::catalog;
 use crate::schedule::Calendar;
@@ -24,19 +30,60 @@ use crate::work_orders::{WorkOrder, store};
 pub(super) struct Run {
     pub(super) work_orders: LockedWorkOrders,
     pub(super) calendars: Calendars,
-    /// Announcements of the run's events so far, in event order.
+    /// The stages reported on, in the order first reported, each with its
+    /// latest progress announcement (none for a start alone).
+    touched: Vec<(StageKey, Option<Outgoing>)>,
+    /// Other announcements (completions), in event order.
     pending: Vec<Outgoing>,
 }
 
+/// A stage of a locked work order: the order id it was loaded under, the
+/// work order, the product and the stage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct StageKey {
+    pub(super) order_id: String,
+    pub(super) work_order_id: Uuid,
+    pub(super) product: String,
+    pub(super) stage: String,
+}
+
 impl Run {
+    /// Marks a stage as changed in hand, with its progress announcement
+    /// when the report has one (it replaces the run's earlier one).
+    pub(super) fn touch(&mut self, key: StageKey, progressed: Option<Outgoing>) {
+        match self.touched.iter_mut().find(|(touched, _)| *touched == key) {
+            Some((_, announcement)) => {
+                if progressed.is_some() {
+                    *announcement = progressed;
+                }
+            }
+            None => self.touched.push((key, progressed)),
+        }
+    }
+
     pub(super) fn announce(&mut self, events: Vec<Outgoing>) {
         self.pending.extend(events);
     }
 
-    /// Writes what the run announced so far to the outbox.
+    /// Stores the stages the run touched, then writes its announcements
+    /// to the outbox: each stage's progress, then the completions.
     pub(super) async fn flush(&mut self, conn: &mut PgConnection) -> Result<(), HandlerError> {
-        outbox::write(conn, &self.pending).await?;
-        self.pending.clear();
+        let touched = std::mem::take(&mut self.touched);
+        let stages: Vec<(&WorkOrder, &str, &str)> = touched
+            .iter()
+            .filter_map(|(key, _)| {
+                let work_order = self.work_orders.get(&key.order_id, key.work_order_id)?;
+                Some((work_order, key.product.as_str(), key.stage.as_str()))
+            })
+            .collect();
+        debug_assert_eq!(stages.len(), touched.len(), "touched stages are in hand");
+        store::save_reported(conn, &stages).await?;
+        let mut events: Vec<Outgoing> = touched
+            .into_iter()
+            .filter_map(|(_, progressed)| progressed)
+            .collect();
+        events.append(&mut self.pending);
+        outbox::write(conn, &events).await?;
         Ok(())
     }
 }
@@ -59,6 +106,13 @@ impl LockedWorkOrders {
             self.by_order.insert(order_id.to_owned(), all);
         }
         Ok(self.by_order.get_mut(order_id).expect("loaded just above"))
+    }
+
+    fn get(&self, order_id: &str, work_order_id: Uuid) -> Option<&WorkOrder> {
+        self.by_order
+            .get(order_id)?
+            .iter()
+            .find(|wo| wo.work_order_id == work_order_id)
     }
 
     /// Puts back the run's copy of `work_order` (loaded by

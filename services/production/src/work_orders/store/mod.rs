@@ -4,8 +4,8 @@
 //! and returns it as stored, [`all_of`] reads an order's work orders back
 //! with their stages, [`cancel`] stops some and gives their remaining
 //! capacity back, [`bookings_from`] reads what some have booked. What the
-//! MES changes is in `progress.rs`: [`report_stage`] applies a report to
-//! one stage, [`complete`] marks a work order finished with the figures
+//! MES changes is in `progress.rs`: [`apply_report`] applies a report to
+//! one stage in hand and [`save_reported`] stores a run's, [`complete`] marks a work order finished with the figures
 //! its completion announced ([`completion_figures`] reads them back for an
 //! announcement made again). What a downtime needs ([`open_on_centre`],
 //! [`by_ids`], [`stage_bookings`], [`save_replans`], which stores the
@@ -36,7 +36,7 @@ use sqlx::PgConnection;
 use sqlx::types::Json;
 use uuid::Uuid;
 
-pub use self::progress::{StageReport, complete, completion_figures, report_stage};
+pub use self::progress::{StageReport, apply_report, complete, completion_figures, save_reported};
 pub use self::replan::{by_ids, open_on_centre, save_replans, stage_bookings};
 use super::{STAGE_COMPLETED, STAGE_PLANNED, STATUS_PLANNED, Stage, WorkOrder};
 use crate::Result;

@@ -1,6 +1,7 @@
-//! What the shop floor changes on a stored work order: [`report_stage`]
-//! applies an MES report (a start, a count, a completion) to one stage and
-//! to the work order in hand, in one statement; [`complete`] marks the
+//! What the shop floor changes on a stored work order: [`apply_report`]
+//! applies an MES report (a start, a count, a completion) to one stage of
+//! the work order in hand, and [`save_reported`] stores the stages a
+//! consumer run reported on in one statement; [`complete`] marks the
 //! work order finished with the figures its completion announced and
 //! gives back the capacity it will not use, and [`completion_figures`]
 //! reads those figures back for an announcement made again.
@@ -30,72 +31,105 @@ pub struct StageReport<'a> {
     pub completes: bool,
 }
 
-/// The columns of a stage an MES report changes, as it left them.
-#[derive(sqlx::FromRow)]
-struct ReportedStage {
-    actual_start: Option<DateTime<Utc>>,
-    actual_end: Option<DateTime<Utc>>,
-    good_quantity: i64,
-    scrap_quantity: i64,
-    status: String,
-}
-
-/// Applies `report` to its stage of `work_order` and starts the work order
-/// (planned to in progress), in one statement, and updates `work_order` in
-/// hand to match instead of reading it back. The caller holds the work
-/// order's row lock ([`all_of`](super::all_of)), so nobody else changes it
-/// or its stages meanwhile: the stage as the statement returns it and the
-/// status the statement sets are what is stored.
-pub async fn report_stage(
-    conn: &mut PgConnection,
-    work_order: &mut WorkOrder,
-    report: &StageReport<'_>,
-) -> Result<()> {
-    debug_assert!(
-        work_order.stage(report.product, report.stage).is_some(),
-        "the report's stage is the work order's"
-    );
-    let reported: ReportedStage = sqlx::query_as(
-        "WITH started AS ( \
-           UPDATE work_orders SET status = $8 \
-           WHERE work_order_id = $1 AND status = $9) \
-         UPDATE work_order_stages SET actual_start = COALESCE(actual_start, $4), \
-           actual_end = CASE WHEN $7 THEN $4 ELSE actual_end END, \
-           status = CASE WHEN $7 THEN $10 \
-                         WHEN status = $11 THEN $12 ELSE status END, \
-           good_quantity = good_quantity + $5, scrap_quantity = scrap_quantity + $6 \
-         WHERE work_order_id = $1 AND product = $2 AND stage = $3 \
-         RETURNING actual_start, actual_end, good_quantity, scrap_quantity, status",
-    )
-    .bind(work_order.work_order_id)
-    .bind(report.product)
-    .bind(report.stage)
-    .bind(report.at)
-    .bind(report.good)
-    .bind(report.scrap)
-    .bind(report.completes)
-    .bind(STATUS_IN_PROGRESS)
-    .bind(STATUS_PLANNED)
-    .bind(STAGE_COMPLETED)
-    .bind(STAGE_PLANNED)
-    .bind(STAGE_RUNNING)
-    .fetch_one(conn)
-    .await?;
-    if work_order.status == STATUS_PLANNED {
-        work_order.status = STATUS_IN_PROGRESS.to_owned();
-    }
-    if let Some(stage) = work_order
+/// Applies `report` to its stage of `work_order` in hand: the stage's
+/// actual start unless it has one, the units added, running (or completed
+/// with its actual end when the report `completes` it); a planned work
+/// order is in progress from its first report. Nothing is written:
+/// [`save_reported`] stores the stages a run touched.
+pub fn apply_report(work_order: &mut WorkOrder, report: &StageReport<'_>) {
+    let Some(stage) = work_order
         .stages
         .iter_mut()
         .find(|s| s.product == report.product && s.stage == report.stage)
-    {
-        stage.actual_start = reported.actual_start;
-        stage.actual_end = reported.actual_end;
-        stage.good_quantity = reported.good_quantity;
-        stage.scrap_quantity = reported.scrap_quantity;
-        stage.status = reported.status;
+    else {
+        debug_assert!(false, "the report's stage is the work order's");
+        return;
+    };
+    stage.actual_start = stage.actual_start.or(Some(report.at));
+    if report.completes {
+        stage.actual_end = Some(report.at);
+        stage.status = STAGE_COMPLETED.to_owned();
+    } else if stage.status == STAGE_PLANNED {
+        stage.status = STAGE_RUNNING.to_owned();
     }
+    stage.good_quantity += report.good;
+    stage.scrap_quantity += report.scrap;
+    if work_order.status == STATUS_PLANNED {
+        work_order.status = STATUS_IN_PROGRESS.to_owned();
+    }
+}
+
+/// Stores the stages `(work order, product, stage)` as the copies in hand
+/// left them ([`apply_report`]), and each work order's status where it
+/// changed, in one statement. The caller holds the work orders' row locks
+/// ([`all_of`](super::all_of)) and loaded them after taking them, so the
+/// copies are what is stored plus the reports applied since.
+pub async fn save_reported(
+    conn: &mut PgConnection,
+    stages: &[(&WorkOrder, &str, &str)],
+) -> Result<()> {
+    let mut columns = ReportedColumns::default();
+    for &(work_order, product, stage_name) in stages {
+        let Some(stage) = work_order.stage(product, stage_name) else {
+            debug_assert!(false, "a stage the run reported on");
+            continue;
+        };
+        columns.work_order_id.push(work_order.work_order_id);
+        columns.work_order_status.push(work_order.status.as_str());
+        columns.product.push(product);
+        columns.stage.push(stage_name);
+        columns.actual_start.push(stage.actual_start);
+        columns.actual_end.push(stage.actual_end);
+        columns.good.push(stage.good_quantity);
+        columns.scrap.push(stage.scrap_quantity);
+        columns.status.push(stage.status.as_str());
+    }
+    if columns.work_order_id.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "WITH reported AS ( \
+           SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], \
+             $5::timestamptz[], $6::timestamptz[], $7::int8[], $8::int8[], $9::text[]) \
+           AS r(work_order_id, work_order_status, product, stage, actual_start, \
+             actual_end, good, scrap, status)), \
+         started AS ( \
+           UPDATE work_orders w SET status = r.work_order_status \
+           FROM (SELECT DISTINCT work_order_id, work_order_status FROM reported) r \
+           WHERE w.work_order_id = r.work_order_id AND w.status <> r.work_order_status) \
+         UPDATE work_order_stages s SET actual_start = r.actual_start, \
+           actual_end = r.actual_end, good_quantity = r.good, scrap_quantity = r.scrap, \
+           status = r.status \
+         FROM reported r \
+         WHERE s.work_order_id = r.work_order_id AND s.product = r.product \
+           AND s.stage = r.stage",
+    )
+    .bind(&columns.work_order_id)
+    .bind(&columns.work_order_status)
+    .bind(&columns.product)
+    .bind(&columns.stage)
+    .bind(&columns.actual_start)
+    .bind(&columns.actual_end)
+    .bind(&columns.good)
+    .bind(&columns.scrap)
+    .bind(&columns.status)
+    .execute(conn)
+    .await?;
     Ok(())
+}
+
+/// [`save_reported`]'s rows as columns, one array a parameter.
+#[derive(Default)]
+struct ReportedColumns<'a> {
+    work_order_id: Vec<Uuid>,
+    work_order_status: Vec<&'a str>,
+    product: Vec<&'a str>,
+    stage: Vec<&'a str>,
+    actual_start: Vec<Option<DateTime<Utc>>>,
+    actual_end: Vec<Option<DateTime<Utc>>>,
+    good: Vec<i64>,
+    scrap: Vec<i64>,
+    status: Vec<&'a str>,
 }
 
 /// Marks the work order completed on `completed_on`, keeping the good and
