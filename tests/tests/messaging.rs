@@ -752,8 +752,12 @@ async fn the_relay_vacuums_its_outbox_as_it_takes_rows() {
 }
 
 /// Answers each `OrderConfirmed` with an `OrderAccepted` written to the
-/// outbox in the run's transaction.
-struct Answering;
+/// outbox in the run's transaction; fails, after writing, for
+/// `failing_order`.
+#[derive(Default)]
+struct Answering {
+    failing_order: Option<&'static str>,
+}
 
 fn accepted(order_id: &str) -> Outgoing {
     Outgoing::event(
@@ -779,6 +783,9 @@ impl Handler for Answering {
         message: &Incoming,
     ) -> Result<(), HandlerError> {
         outbox::write(conn, &[accepted(message.order_id())]).await?;
+        if self.failing_order == Some(message.order_id()) {
+            return Err(HandlerError::Rejected("refused after writing".into()));
+        }
         Ok(())
     }
 }
@@ -795,7 +802,8 @@ async fn a_consumer_publishes_what_its_run_wrote_without_a_relay_and_deletes_the
     let (_db, nats, pool, bus) = setup().await;
     let settings = ConsumerSettings::new(streams::EVENTS, "probe-answering", "gendan.evt.>");
     let cancel = CancellationToken::new();
-    tokio::spawn(Consumer::new(bus.clone(), pool.clone(), settings, Answering).run(cancel.clone()));
+    let answering = Answering::default();
+    tokio::spawn(Consumer::new(bus.clone(), pool.clone(), settings, answering).run(cancel.clone()));
     let mut reader = SubjectReader::open(
         &nats.url,
         streams::EVENTS,
@@ -896,5 +904,47 @@ async fn rows_a_run_wrote_wait_out_their_grace_and_other_connections_rows_go_to_
     })
     .await
     .unwrap();
+    cancel.cancel();
+}
+
+#[tokio::test]
+async fn a_run_that_rolls_back_publishes_nothing_it_wrote() {
+    let (_db, nats, pool, bus) = setup().await;
+    // Both in the first batch: the first run writes both answers and rolls
+    // back at order-40, the second writes order-41's alone and commits.
+    bus.publish(&confirmed("order-40")).await.unwrap();
+    bus.publish(&confirmed("order-41")).await.unwrap();
+    let settings = ConsumerSettings::new(streams::EVENTS, "probe-rollback", "gendan.evt.>");
+    let answering = Answering {
+        failing_order: Some("order-40"),
+    };
+    let cancel = CancellationToken::new();
+    tokio::spawn(Consumer::new(bus.clone(), pool.clone(), settings, answering).run(cancel.clone()));
+    let mut reader = SubjectReader::open(
+        &nats.url,
+        streams::EVENTS,
+        "gendan.evt.orders.order_accepted",
+    )
+    .await
+    .unwrap();
+
+    let seen = reader
+        .next(WAIT)
+        .await
+        .unwrap()
+        .expect("the committed answer");
+    assert_eq!(seen.envelope().unwrap().order_id, "order-41");
+    eventually(
+        WAIT,
+        "the refused message dead-lettered and the row deleted",
+        || async {
+            let dead = stream_messages(&bus, streams::DEAD_LETTERS).await;
+            (dead == 1 && outbox_rows(&pool).await == 0).then_some(())
+        },
+    )
+    .await
+    .unwrap();
+    // Two confirmations and one answer: order-40's never went out.
+    assert_eq!(stream_messages(&bus, streams::EVENTS).await, 3);
     cancel.cancel();
 }

@@ -399,9 +399,12 @@ impl<H: Handler> Consumer<H> {
         }
         decoded.sort_by(|a, b| a.1.envelope.order_id.cmp(&b.1.envelope.order_id));
 
-        match self.apply_patiently(&decoded, cancel).await {
-            Ok((outcomes, written)) => {
-                publisher.publish(written);
+        let mut written = Vec::new();
+        let applied = self.apply_patiently(&decoded, &mut written, cancel).await;
+        // Whatever committed goes out, even when the batch failed after it.
+        publisher.publish(written);
+        match applied {
+            Ok(outcomes) => {
                 settled.extend(decoded.into_iter().map(|(m, _)| m).zip(outcomes));
             }
             Err(err) => {
@@ -448,12 +451,13 @@ impl<H: Handler> Consumer<H> {
     async fn apply_patiently(
         &self,
         batch: &[(Message, Incoming)],
+        written: &mut Vec<crate::Outgoing>,
         cancel: &CancellationToken,
-    ) -> std::result::Result<(Vec<Outcome>, Vec<crate::Outgoing>), sqlx::Error> {
+    ) -> std::result::Result<Vec<Outcome>, sqlx::Error> {
         let started = std::time::Instant::now();
         let mut wait = Duration::from_millis(250);
         loop {
-            match self.apply(batch).await {
+            match self.apply(batch, written).await {
                 Err(err)
                     if gendan_storage::is_transient(&err)
                         && started.elapsed() < DATABASE_PATIENCE

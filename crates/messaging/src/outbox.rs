@@ -48,7 +48,8 @@ pub async fn write(conn: &mut PgConnection, messages: &[Outgoing]) -> sqlx::Resu
     if messages.is_empty() {
         return Ok(());
     }
-    let relay_after = if capture::record(conn, messages) {
+    let captured = capture::is_run_connection(conn);
+    let relay_after = if captured {
         format!("now() + {CONSUMER_GRACE}")
     } else {
         "NULL".to_owned()
@@ -68,7 +69,11 @@ pub async fn write(conn: &mut PgConnection, messages: &[Outgoing]) -> sqlx::Resu
     // A fact announced again while its first announcement still waits for
     // the relay is the same message: keep one.
     insert.push(" ON CONFLICT (event_id) DO NOTHING");
-    insert.build().execute(conn).await?;
+    insert.build().execute(&mut *conn).await?;
+    if captured {
+        // Only once the rows are in the run's transaction.
+        capture::record(conn, messages);
+    }
     Ok(())
 }
 

@@ -108,14 +108,17 @@ enum Run {
 }
 
 impl<H: Handler> Consumer<H> {
-    /// Applies `batch` and returns one outcome per message, in batch order,
-    /// and the messages its committed runs wrote to the outbox; an error (of
-    /// the database, not of a handler) voids the whole batch, and nothing of
-    /// it is committed.
+    /// Applies `batch` and returns one outcome per message, in batch order;
+    /// the messages its committed runs wrote to the outbox are added to
+    /// `written`. An error (of the database, not of a handler) voids the
+    /// batch: nothing of it is committed, except the runs of messages run
+    /// one at a time that committed before it, whose messages are in
+    /// `written` too.
     pub(super) async fn apply(
         &self,
         batch: &[(Message, Incoming)],
-    ) -> std::result::Result<(Vec<Outcome>, Vec<Outgoing>), sqlx::Error> {
+        written: &mut Vec<Outgoing>,
+    ) -> std::result::Result<Vec<Outcome>, sqlx::Error> {
         let Plan {
             to_run,
             ignored,
@@ -139,9 +142,8 @@ impl<H: Handler> Consumer<H> {
         };
 
         // A batch with nothing to claim or record needs no transaction.
-        let mut written = Vec::new();
         if !to_run.is_empty() || highest.is_some() {
-            self.run_until_committed(batch, to_run, highest, &mut outcomes, &mut written)
+            self.run_until_committed(batch, to_run, highest, &mut outcomes, written)
                 .await?;
         }
 
@@ -152,14 +154,13 @@ impl<H: Handler> Consumer<H> {
         for (copy, first) in copies {
             outcomes[copy] = outcomes[first].clone();
         }
-        let outcomes = outcomes
+        Ok(outcomes
             .into_iter()
             .map(|outcome| {
                 debug_assert!(outcome.is_some(), "every message of a batch has an outcome");
                 outcome.unwrap_or_else(|| Outcome::Retry("batch left unfinished".to_owned()))
             })
-            .collect();
-        Ok((outcomes, written))
+            .collect())
     }
 
     /// Runs the messages at `to_run` until a run commits, dropping each

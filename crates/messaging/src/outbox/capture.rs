@@ -61,19 +61,24 @@ pub async fn capturing<F: Future>(connection: usize, work: F) -> (F::Output, Vec
         .await
 }
 
-/// Keeps a copy of `messages` when `conn` is the connection of the
-/// enclosing [`capturing`] run. Returns whether it did: the rows are then
-/// the run's to publish, and the relay leaves them alone for a while.
-pub(super) fn record(conn: &PgConnection, messages: &[Outgoing]) -> bool {
+/// Whether `conn` is the connection of the enclosing [`capturing`] run:
+/// its rows are the run's to publish, and the relay leaves them alone for a
+/// while.
+pub(super) fn is_run_connection(conn: &PgConnection) -> bool {
     let connection = connection_id(conn);
     CAPTURE
-        .try_with(|capture| {
-            let mut capture = capture.borrow_mut();
-            if capture.connection != connection {
-                return false;
-            }
-            capture.messages.extend(messages.iter().cloned());
-            true
-        })
+        .try_with(|capture| capture.borrow().connection == connection)
         .unwrap_or(false)
+}
+
+/// Keeps a copy of `messages`, written on the connection of the enclosing
+/// [`capturing`] run ([`is_run_connection`]).
+pub(super) fn record(conn: &PgConnection, messages: &[Outgoing]) {
+    let connection = connection_id(conn);
+    let _ = CAPTURE.try_with(|capture| {
+        let mut capture = capture.borrow_mut();
+        if capture.connection == connection {
+            capture.messages.extend(messages.iter().cloned());
+        }
+    });
 }

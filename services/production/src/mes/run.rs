@@ -11,7 +11,10 @@
 //! each stage it touched once. A stage's progress is announced once a run,
 //! as the run's last report on it left it: `WorkOrderProgressed` carries
 //! the stage's running totals, so the reports before it say nothing the
-//! last one does not. Completions follow the progress they complete. An
+//! last one does not. The announcements keep the order of their reports
+//! (a stage reported again moves after the others), so the last one
+//! carries the work order's latest progress and projected end.
+//! Completions follow the progress they complete. An
 //! equipment event re-plans work orders of any order, so the run stores
 //! and announces what it holds before one and forgets the work orders it
 //! loaded after it.
@@ -49,15 +52,19 @@ pub(super) struct StageKey {
 
 impl Run {
     /// Marks a stage as changed in hand, with its progress announcement
-    /// when the report has one (it replaces the run's earlier one).
+    /// when the report has one. A new announcement replaces the stage's
+    /// earlier one and moves to the end: `WorkOrderProgressed` also carries
+    /// the whole work order's progress and projected end, so the last one
+    /// written must be the run's latest.
     pub(super) fn touch(&mut self, key: StageKey, progressed: Option<Outgoing>) {
-        match self.touched.iter_mut().find(|(touched, _)| *touched == key) {
-            Some((_, announcement)) => {
-                if progressed.is_some() {
-                    *announcement = progressed;
-                }
+        let earlier = self.touched.iter().position(|(touched, _)| *touched == key);
+        match (earlier, progressed) {
+            (Some(_), None) => {}
+            (Some(index), Some(progressed)) => {
+                self.touched.remove(index);
+                self.touched.push((key, Some(progressed)));
             }
-            None => self.touched.push((key, progressed)),
+            (None, progressed) => self.touched.push((key, progressed)),
         }
     }
 
@@ -161,5 +168,60 @@ impl Calendars {
             .iter()
             .filter_map(|code| Some((code.clone(), self.by_code.get(code)?.clone())))
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use gendan_messaging::Cause;
+    use gendan_proto::v1::WorkOrderProgressed;
+    use prost::Message as _;
+
+    use super::*;
+
+    fn key(stage: &str) -> StageKey {
+        StageKey {
+            order_id: "o-1".to_owned(),
+            work_order_id: Uuid::nil(),
+            product: "shirt".to_owned(),
+            stage: stage.to_owned(),
+        }
+    }
+
+    fn progressed(stage: &str, good_quantity: u32) -> Outgoing {
+        let progressed = WorkOrderProgressed {
+            order_id: "o-1".to_owned(),
+            stage: stage.to_owned(),
+            good_quantity,
+            ..Default::default()
+        };
+        Outgoing::event("production", "o-1", &progressed, &Cause::root("o-1"))
+    }
+
+    fn announced(run: &Run) -> Vec<(String, u32)> {
+        run.touched
+            .iter()
+            .filter_map(|(_, outgoing)| outgoing.as_ref())
+            .map(|outgoing| {
+                let p = WorkOrderProgressed::decode(outgoing.envelope.payload.as_slice()).unwrap();
+                (p.stage, p.good_quantity)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_stage_reported_again_is_announced_once_and_last() {
+        let mut run = Run::default();
+        run.touch(key("cutting"), None);
+        run.touch(key("cutting"), Some(progressed("cutting", 5)));
+        run.touch(key("sewing"), Some(progressed("sewing", 2)));
+        run.touch(key("cutting"), Some(progressed("cutting", 9)));
+        // A start after a count changes nothing announced.
+        run.touch(key("sewing"), None);
+        assert_eq!(
+            announced(&run),
+            [("sewing".to_owned(), 2), ("cutting".to_owned(), 9)]
+        );
+        assert_eq!(run.touched.len(), 2);
     }
 }
