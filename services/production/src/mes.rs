@@ -52,7 +52,7 @@ use crate::{SERVICE, equipment};
 
 mod run;
 
-use run::Run;
+use run::{Calendars, LockedWorkOrders, Run};
 
 /// Handles `gendan.ext.mes.*`, a consumer run at a time ([`run`]).
 #[derive(Debug, Clone, Copy, Default)]
@@ -173,9 +173,9 @@ impl StageRef {
     async fn lock<'r>(
         &self,
         conn: &mut PgConnection,
-        run: &'r mut Run,
+        locked: &'r mut LockedWorkOrders,
     ) -> Result<&'r mut WorkOrder, HandlerError> {
-        let all = run.work_orders.of_order(conn, &self.order_id).await?;
+        let all = locked.of_order(conn, &self.order_id).await?;
         if all.is_empty() {
             return Err(HandlerError::Rejected(format!(
                 "unknown order {:?}: it has no work order",
@@ -260,7 +260,7 @@ async fn stage_started(
     target: &StageRef,
     at: DateTime<Utc>,
 ) -> Result<(), HandlerError> {
-    let work_order = target.lock(conn, run).await?;
+    let work_order = target.lock(conn, &mut run.work_orders).await?;
     if already_started(work_order, target) {
         tracing::debug!("stage already started, nothing to do");
         return Ok(());
@@ -281,7 +281,7 @@ async fn quantity_reported(
     scrap: u32,
     at: DateTime<Utc>,
 ) -> Result<(), HandlerError> {
-    let mut work_order = target.lock(conn, run).await?.clone();
+    let work_order = target.lock(conn, &mut run.work_orders).await?;
     // A count implies the stage is running even if its start was not
     // reported: the same statement starts it.
     let counted = StageReport {
@@ -289,9 +289,9 @@ async fn quantity_reported(
         scrap: i64::from(scrap),
         ..target.report(at)
     };
-    store::apply_report(&mut work_order, &counted);
-    let progressed = progressed_event(conn, run, &work_order, target, at).await?;
-    let span = order_span(message, &work_order);
+    store::apply_report(work_order, &counted);
+    let progressed = progressed_event(conn, &mut run.calendars, work_order, target, at).await?;
+    let span = order_span(message, work_order);
     let progressed = span.in_scope(|| {
         Outgoing::event(
             SERVICE,
@@ -300,8 +300,7 @@ async fn quantity_reported(
             &Cause::from_incoming(message),
         )
     });
-    let key = target.key(&work_order);
-    run.work_orders.put(&target.order_id, work_order);
+    let key = target.key(work_order);
     run.touch(key, Some(progressed));
     Ok(())
 }
@@ -314,7 +313,7 @@ async fn stage_completed(
     target: &StageRef,
     at: DateTime<Utc>,
 ) -> Result<(), HandlerError> {
-    let mut work_order = target.lock(conn, run).await?.clone();
+    let work_order = target.lock(conn, &mut run.work_orders).await?;
     let already_done = work_order
         .stage(&target.product, &target.stage)
         .is_some_and(|stage| stage.status == STAGE_COMPLETED);
@@ -326,13 +325,13 @@ async fn stage_completed(
         completes: true,
         ..target.report(at)
     };
-    store::apply_report(&mut work_order, &completes);
+    store::apply_report(work_order, &completes);
 
     let finished = work_order.all_stages_completed() && work_order.status != STATUS_COMPLETED;
     let completed_on = at.date_naive();
     // The good finished units and the scrap of every stage: what the
     // completion announces, and stores, so announced again it says the same.
-    let figures = work_orders::totals(&work_order);
+    let figures = work_orders::totals(work_order);
     if finished {
         // Capacity booked after the finish will not be used: it goes back to
         // the orders planned next.
@@ -341,19 +340,18 @@ async fn stage_completed(
         work_order.completed_on = Some(completed_on);
     }
 
-    let progressed = progressed_event(conn, run, &work_order, target, at).await?;
-    let span = order_span(message, &work_order);
+    let progressed = progressed_event(conn, &mut run.calendars, work_order, target, at).await?;
+    let span = order_span(message, work_order);
     let (progressed, completed) = span.in_scope(|| {
         let cause = Cause::from_incoming(message);
         let progressed = Outgoing::event(SERVICE, &target.order_id, &progressed, &cause);
-        let completed = finished.then(|| completion(&work_order, completed_on, figures, &cause));
+        let completed = finished.then(|| completion(work_order, completed_on, figures, &cause));
         (progressed, completed)
     });
     if finished {
         tracing::info!(kind = %work_order.kind, revision = work_order.revision, "work order completed");
     }
-    let key = target.key(&work_order);
-    run.work_orders.put(&target.order_id, work_order);
+    let key = target.key(work_order);
     run.touch(key, Some(progressed));
     run.announce(completed.into_iter().collect());
     Ok(())
@@ -408,7 +406,7 @@ pub(crate) fn completion(
 /// once the work order is done.
 async fn progressed_event(
     conn: &mut PgConnection,
-    run: &mut Run,
+    calendars: &mut Calendars,
     work_order: &WorkOrder,
     target: &StageRef,
     at: DateTime<Utc>,
@@ -417,10 +415,7 @@ async fn progressed_event(
     let projected_end = if work_order.status == STATUS_COMPLETED {
         work_order.completed_on.unwrap_or_else(|| at.date_naive())
     } else {
-        let calendars = run
-            .calendars
-            .of(conn, &work_order.unfinished_centres())
-            .await?;
+        let calendars = calendars.of(conn, &work_order.unfinished_centres()).await?;
         work_orders::projected_end(work_order, &calendars, at.date_naive())
     };
     Ok(WorkOrderProgressed {

@@ -122,19 +122,6 @@ impl LockedWorkOrders {
             .find(|wo| wo.work_order_id == work_order_id)
     }
 
-    /// Puts back the run's copy of `work_order` (loaded by
-    /// [`of_order`](Self::of_order) for `order_id`) as a report left it.
-    pub(super) fn put(&mut self, order_id: &str, work_order: WorkOrder) {
-        let copy = self.by_order.get_mut(order_id).and_then(|all| {
-            all.iter_mut()
-                .find(|wo| wo.work_order_id == work_order.work_order_id)
-        });
-        debug_assert!(copy.is_some(), "a work order the run locked");
-        if let Some(copy) = copy {
-            *copy = work_order;
-        }
-    }
-
     /// Forgets every copy: the rows may have changed under another path
     /// (the locks stay with the transaction).
     pub(super) fn forget(&mut self) {
