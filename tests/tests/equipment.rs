@@ -255,9 +255,25 @@ async fn equipment_down_moves_the_work_on_its_centre_past_the_downtime() -> anyh
     let (planned, rescheduled) = breakdown(&mut production).await?;
 
     // The 4 sewing hours left take the 3 h of Tuesday before 09:00 and
-    // 1 h on Thursday after 09:00, when the line is expected back.
+    // 1 h on Thursday after 09:00, when the line is expected back. Each
+    // stage says where it now ends: sewing moved, cutting did not.
+    let stage_ends: Vec<(&str, &str, &str)> = rescheduled
+        .stages
+        .iter()
+        .map(|s| (s.stage.as_str(), s.planned_end.as_str(), s.projected_end.as_str()))
+        .collect();
     assert_eq!(
-        rescheduled,
+        stage_ends,
+        [
+            ("cutting", "2026-03-02", "2026-03-02"),
+            ("sewing", "2026-03-05", "2026-03-05")
+        ]
+    );
+    assert_eq!(
+        WorkOrderRescheduled {
+            stages: Vec::new(),
+            ..rescheduled
+        },
         WorkOrderRescheduled {
             order_id: "o-1".to_owned(),
             work_order_id: planned.work_order_id.clone(),
@@ -269,6 +285,7 @@ async fn equipment_down_moves_the_work_on_its_centre_past_the_downtime() -> anyh
             projected_end: "2026-03-05".to_owned(),
             downtime_hours: 48.0,
             resolved: false,
+            stages: Vec::new(),
         }
     );
 
@@ -354,6 +371,8 @@ async fn equipment_up_replans_against_the_real_downtime_and_resolves() -> anyhow
         ("2026-03-05", "2026-03-04")
     );
     assert_eq!(resolved.downtime_hours, 24.0);
+    let sewing = resolved.stages.iter().find(|s| s.stage == "sewing").unwrap();
+    assert_eq!(sewing.projected_end, "2026-03-04");
     assert_eq!(
         resolved.cause,
         "line SEW back up at 2026-03-04 09:00 after 24 hours down (motor failure), \

@@ -469,6 +469,15 @@ async fn capacity_check_command_answers_feasibility() -> anyhow::Result<()> {
     assert!(answer.feasible, "{answer:?}");
     assert!(!answer.earliest_completion.is_empty());
     assert!(answer.problem.is_empty());
+    // The stages as scheduled, in routing order, the last one ending on
+    // the earliest completion.
+    let stages: Vec<&str> = answer.stages.iter().map(|s| s.stage.as_str()).collect();
+    assert_eq!(stages, ["cutting", "sewing"]);
+    assert_eq!(
+        answer.stages.last().map(|s| s.planned_end.as_str()),
+        Some(answer.earliest_completion.as_str())
+    );
+    assert_eq!(answer.planned_start, answer.stages[0].planned_start);
 
     production
         .command(
@@ -673,6 +682,20 @@ async fn mes_reports_drive_the_work_order_to_completion() -> anyhow::Result<()> 
     let (_, late) = events.until::<WorkOrderProgressed>().await?;
     assert!((late.progress - 0.5).abs() < 1e-9, "{late:?}");
     assert_eq!(late.projected_end, "2026-03-05");
+    // Each stage with its own projection: cutting ended on Monday, sewing
+    // is projected where the work order is.
+    let stage_ends: Vec<(&str, &str, &str)> = late
+        .stages
+        .iter()
+        .map(|s| (s.stage.as_str(), s.status.as_str(), s.projected_end.as_str()))
+        .collect();
+    assert_eq!(
+        stage_ends,
+        [
+            ("cutting", "completed", "2026-03-02"),
+            ("sewing", "running", "2026-03-05")
+        ]
+    );
 
     production
         .mes(order, &reported("sewing", 4, 1, "2026-03-06"))

@@ -128,6 +128,8 @@ async fn check_order_capacity(
             match amendments::schedule_check(conn, &order_id, &items, earliest_start).await {
                 Ok((schedule, routed)) => {
                     answer.earliest_completion = date_to_string(schedule.earliest_completion);
+                    answer.planned_start = date_to_string(schedule.start);
+                    answer.stages = crate::api::capacity_check(&schedule).stages;
                     match date_from_str(command.requested_delivery_date.trim()) {
                         Some(requested) => {
                             answer.feasible = schedule.earliest_completion <= requested;

@@ -25,7 +25,9 @@ use std::collections::HashMap;
 use chrono::{DateTime, NaiveDate, Utc};
 use gendan_messaging::outbox;
 use gendan_messaging::{Cause, HandlerError, Incoming, Outgoing};
-use gendan_proto::v1::{EquipmentStatusChanged, MesEquipmentDown, WorkOrderRescheduled};
+use gendan_proto::v1::{
+    EquipmentStatusChanged, MesEquipmentDown, StageProgress, WorkOrderRescheduled,
+};
 use gendan_proto::{date_to_string, timestamp_from};
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -34,7 +36,7 @@ use crate::catalog::{self, WorkCentreDef};
 use crate::downtime::{self, MAX_EXPECTED_HOURS, Window};
 use crate::reschedule::{self, Replan, StageBookings, StageKey};
 use crate::schedule::{Calendar, Load};
-use crate::work_orders::{WorkOrder, store};
+use crate::work_orders::{self, WorkOrder, store};
 use crate::{SERVICE, mes, planning};
 
 /// The open stoppage of a centre, as stored.
@@ -255,6 +257,7 @@ pub async fn up(
         let projected_end = replan
             .as_ref()
             .map_or(previous_end, |replan| replan.planned_end);
+        let stages = replanned_stages(work_order, replan.as_ref());
         if let Some(replan) = replan {
             replans.push((work_order.work_order_id, replan));
         }
@@ -272,6 +275,7 @@ pub async fn up(
             projected_end: date_to_string(projected_end),
             downtime_hours: window.hours(),
             resolved: true,
+            stages,
         };
         events.push(announce(message, work_order, &rescheduled));
     }
@@ -535,8 +539,38 @@ fn rescheduled(work_order: &WorkOrder, work_centre: &str, replan: &Replan) -> Wo
         work_centre: work_centre.to_owned(),
         previous_end: date_to_string(replan.previous_end),
         projected_end: date_to_string(replan.planned_end),
+        stages: replanned_stages(work_order, Some(replan)),
         ..WorkOrderRescheduled::default()
     }
+}
+
+/// The stages of `work_order` as `replan` leaves them, each projected on
+/// its plan (a completed one on its actual end): the stages moved carry
+/// their new dates, the others their old ones.
+fn replanned_stages(work_order: &WorkOrder, replan: Option<&Replan>) -> Vec<StageProgress> {
+    work_order
+        .stages
+        .iter()
+        .map(|stage| {
+            let mut progress = work_orders::stage_progress(stage);
+            let moved = replan.and_then(|replan| {
+                replan
+                    .moved
+                    .iter()
+                    .find(|moved| moved.product == stage.product && moved.stage == stage.stage)
+            });
+            if let Some(moved) = moved {
+                progress.planned_start = date_to_string(moved.planned_start);
+                progress.planned_end = date_to_string(moved.planned_end);
+            }
+            progress.projected_end = if progress.actual_end.is_empty() {
+                progress.planned_end.clone()
+            } else {
+                progress.actual_end.clone()
+            };
+            progress
+        })
+        .collect()
 }
 
 /// `rescheduled` as an event of the work order's order: under its trace

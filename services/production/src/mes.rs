@@ -412,11 +412,15 @@ async fn progressed_event(
     at: DateTime<Utc>,
 ) -> Result<WorkOrderProgressed, HandlerError> {
     let stage = work_order.stage(&target.product, &target.stage);
-    let projected_end = if work_order.status == STATUS_COMPLETED {
-        work_order.completed_on.unwrap_or_else(|| at.date_naive())
+    let (projected_end, stage_ends) = if work_order.status == STATUS_COMPLETED {
+        let done = work_order.completed_on.unwrap_or_else(|| at.date_naive());
+        // Every stage is completed: each ended when it did.
+        let ends = work_orders::projected_stage_ends(work_order, &Default::default(), done);
+        (done, ends)
     } else {
         let calendars = calendars.of(conn, &work_order.unfinished_centres()).await?;
-        work_orders::projected_end(work_order, &calendars, at.date_naive())
+        let ends = work_orders::projected_stage_ends(work_order, &calendars, at.date_naive());
+        (work_orders::end_of(work_order, &ends), ends)
     };
     Ok(WorkOrderProgressed {
         order_id: work_order.order_id.clone(),
@@ -427,6 +431,7 @@ async fn progressed_event(
         scrap_quantity: stage.map_or(0, |s| u32::try_from(s.scrap_quantity).unwrap_or(u32::MAX)),
         progress: work_orders::progress(work_order),
         projected_end: date_to_string(projected_end),
+        stages: work_orders::projected_stages(work_order, &stage_ends),
     })
 }
 

@@ -197,7 +197,31 @@ pub fn progress(work_order: &WorkOrder) -> f64 {
     ratios.iter().sum::<f64>() / ratios.len() as f64
 }
 
-/// When the work order will likely be finished, seen from `today`.
+/// When the work order will likely be finished, seen from `today`: the
+/// latest of its plan and its unfinished stages' projections
+/// ([`projected_stage_ends`]).
+pub fn projected_end(
+    work_order: &WorkOrder,
+    calendars: &HashMap<String, Calendar>,
+    today: NaiveDate,
+) -> NaiveDate {
+    end_of(work_order, &projected_stage_ends(work_order, calendars, today))
+}
+
+/// The work order's end given its stages' projected `ends`: the latest of
+/// its plan and its unfinished stages' ends.
+pub fn end_of(work_order: &WorkOrder, ends: &[NaiveDate]) -> NaiveDate {
+    work_order
+        .stages
+        .iter()
+        .zip(ends)
+        .filter(|(stage, _)| stage.status != STAGE_COMPLETED)
+        .map(|(_, end)| *end)
+        .fold(work_order.planned_end, NaiveDate::max)
+}
+
+/// When each stage of the work order (in its order) will likely be done,
+/// seen from `today`. A completed stage ended when it did.
 ///
 /// Each unfinished stage still needs its missing good units (plus its set-up
 /// if it has not started) at its work centre's full daily capacity, from
@@ -205,19 +229,24 @@ pub fn progress(work_order: &WorkOrder) -> f64 {
 /// projects earlier than its plan: being ahead on one stage does not pull
 /// the booked capacity of the next one forward, but being behind pushes
 /// everything after it.
-pub fn projected_end(
+pub fn projected_stage_ends(
     work_order: &WorkOrder,
     calendars: &HashMap<String, Calendar>,
     today: NaiveDate,
-) -> NaiveDate {
-    let mut projected = work_order.planned_end;
-    let mut by_product: BTreeMap<i32, Vec<&Stage>> = BTreeMap::new();
-    for stage in &work_order.stages {
-        by_product.entry(stage.product_seq).or_default().push(stage);
+) -> Vec<NaiveDate> {
+    let mut ends: Vec<NaiveDate> = work_order
+        .stages
+        .iter()
+        .map(|stage| stage.actual_end.map_or(stage.planned_end, |at| at.date_naive()))
+        .collect();
+    let mut by_product: BTreeMap<i32, Vec<usize>> = BTreeMap::new();
+    for (index, stage) in work_order.stages.iter().enumerate() {
+        by_product.entry(stage.product_seq).or_default().push(index);
     }
-    for stages in by_product.values() {
+    for indexes in by_product.values() {
         let mut cursor = today;
-        for stage in stages {
+        for &index in indexes {
+            let stage = &work_order.stages[index];
             if stage.status == STAGE_COMPLETED {
                 continue;
             }
@@ -233,10 +262,10 @@ pub fn projected_end(
                 .and_then(|calendar| calendar.finish_date(cursor, remaining_hours))
                 .unwrap_or(cursor);
             cursor = finish.max(stage.planned_end);
+            ends[index] = cursor;
         }
-        projected = projected.max(cursor);
     }
-    projected
+    ends
 }
 
 pub fn stage_plans(work_order: &WorkOrder) -> Vec<v1::StagePlan> {
@@ -305,25 +334,42 @@ pub fn to_proto(work_order: &WorkOrder) -> v1::WorkOrder {
         status: work_order.status.clone(),
         planned_start: date_to_string(work_order.planned_start),
         planned_end: date_to_string(work_order.planned_end),
-        stages: work_order
-            .stages
-            .iter()
-            .map(|stage| v1::StageProgress {
-                product: stage.product.clone(),
-                stage: stage.stage.clone(),
-                work_centre: stage.work_centre.clone(),
-                planned_quantity: quantity(stage.quantity),
-                good_quantity: quantity(stage.good_quantity),
-                scrap_quantity: quantity(stage.scrap_quantity),
-                planned_start: date_to_string(stage.planned_start),
-                planned_end: date_to_string(stage.planned_end),
-                actual_start: optional_date(stage.actual_start),
-                actual_end: optional_date(stage.actual_end),
-                status: stage.status.clone(),
-            })
-            .collect(),
+        stages: work_order.stages.iter().map(stage_progress).collect(),
         progress: progress(work_order),
     }
+}
+
+/// Where `stage` stands, without a projection.
+pub fn stage_progress(stage: &Stage) -> v1::StageProgress {
+    v1::StageProgress {
+        product: stage.product.clone(),
+        stage: stage.stage.clone(),
+        work_centre: stage.work_centre.clone(),
+        planned_quantity: quantity(stage.quantity),
+        good_quantity: quantity(stage.good_quantity),
+        scrap_quantity: quantity(stage.scrap_quantity),
+        planned_start: date_to_string(stage.planned_start),
+        planned_end: date_to_string(stage.planned_end),
+        actual_start: optional_date(stage.actual_start),
+        actual_end: optional_date(stage.actual_end),
+        status: stage.status.clone(),
+        projected_end: String::new(),
+    }
+}
+
+/// Every stage of `work_order` with its projected end (`ends`, as
+/// [`projected_stage_ends`] gives them).
+pub fn projected_stages(work_order: &WorkOrder, ends: &[NaiveDate]) -> Vec<v1::StageProgress> {
+    debug_assert_eq!(work_order.stages.len(), ends.len());
+    work_order
+        .stages
+        .iter()
+        .zip(ends)
+        .map(|(stage, end)| v1::StageProgress {
+            projected_end: date_to_string(*end),
+            ..stage_progress(stage)
+        })
+        .collect()
 }
 
 /// Good finished units (last stages) and scrap of every stage.
@@ -429,6 +475,47 @@ mod tests {
             projected_end(&wo, &calendars, date("2026-03-05")),
             date("2026-03-09")
         );
+    }
+
+    #[test]
+    fn each_stage_is_projected_on_its_own_and_the_latest_is_the_work_order_end() {
+        let calendars = HashMap::from([(
+            "SEW".to_owned(),
+            Calendar {
+                hours_per_day: 8.0,
+                ..Calendar::default()
+            },
+        )]);
+        // Product 0: cutting done on the 3rd, sewing 16 h behind; product
+        // 1 on plan. Seen on Thursday the 5th.
+        let mut cut = stage(0, 0, 16, 16, "2026-03-03");
+        cut.status = STAGE_COMPLETED.into();
+        cut.actual_end = Some(date("2026-03-03").and_hms_opt(15, 0, 0).unwrap().and_utc());
+        let wo = work_order(vec![
+            cut,
+            stage(0, 1, 16, 0, "2026-03-05"),
+            stage(1, 0, 8, 0, "2026-03-20"),
+        ]);
+        let today = date("2026-03-05");
+        let ends = projected_stage_ends(&wo, &calendars, today);
+        assert_eq!(
+            ends,
+            [date("2026-03-03"), date("2026-03-06"), date("2026-03-20")]
+        );
+        assert_eq!(projected_end(&wo, &calendars, today), date("2026-03-20"));
+        let stages = projected_stages(&wo, &ends);
+        assert_eq!(stages[1].projected_end, "2026-03-06");
+        assert_eq!(stages[1].planned_end, "2026-03-05");
+        // The work order's end is its unfinished stages' latest projection.
+        for day in 2..=27 {
+            let today = date(&format!("2026-03-{day:02}"));
+            let ends = projected_stage_ends(&wo, &calendars, today);
+            let latest_unfinished = ends[1..].iter().copied().max().unwrap();
+            assert_eq!(
+                projected_end(&wo, &calendars, today),
+                latest_unfinished.max(wo.planned_end)
+            );
+        }
     }
 
     #[test]

@@ -17,6 +17,8 @@
 //!   ledger reports: an overrun per category, a cost without an exchange
 //!   rate); [`shares`]: a carrier's claimed units shared among the products
 //!   that travelled.
+//! - [`calendar`]: the order's time-and-action calendar, pure: its
+//!   milestones, what each waits for, and the rule that re-projects them.
 //! - [`timers`]: the durable timer worker; [`clock`]: the time it runs on.
 //! - [`api`]: gRPC `SagaService`.
 //!
@@ -24,6 +26,7 @@
 //! outbox → relay → `gendan.cmd.<service>.<command>`.
 
 pub mod api;
+pub mod calendar;
 pub mod clock;
 pub mod effects;
 pub mod engine;
