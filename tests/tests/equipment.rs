@@ -260,7 +260,13 @@ async fn equipment_down_moves_the_work_on_its_centre_past_the_downtime() -> anyh
     let stage_ends: Vec<(&str, &str, &str)> = rescheduled
         .stages
         .iter()
-        .map(|s| (s.stage.as_str(), s.planned_end.as_str(), s.projected_end.as_str()))
+        .map(|s| {
+            (
+                s.stage.as_str(),
+                s.planned_end.as_str(),
+                s.projected_end.as_str(),
+            )
+        })
         .collect();
     assert_eq!(
         stage_ends,
@@ -371,7 +377,11 @@ async fn equipment_up_replans_against_the_real_downtime_and_resolves() -> anyhow
         ("2026-03-05", "2026-03-04")
     );
     assert_eq!(resolved.downtime_hours, 24.0);
-    let sewing = resolved.stages.iter().find(|s| s.stage == "sewing").unwrap();
+    let sewing = resolved
+        .stages
+        .iter()
+        .find(|s| s.stage == "sewing")
+        .unwrap();
     assert_eq!(sewing.projected_end, "2026-03-04");
     assert_eq!(
         resolved.cause,

@@ -687,7 +687,13 @@ async fn mes_reports_drive_the_work_order_to_completion() -> anyhow::Result<()> 
     let stage_ends: Vec<(&str, &str, &str)> = late
         .stages
         .iter()
-        .map(|s| (s.stage.as_str(), s.status.as_str(), s.projected_end.as_str()))
+        .map(|s| {
+            (
+                s.stage.as_str(),
+                s.status.as_str(),
+                s.projected_end.as_str(),
+            )
+        })
         .collect();
     assert_eq!(
         stage_ends,

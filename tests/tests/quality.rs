@@ -784,6 +784,7 @@ fn progressed(order_id: &str, product: &str, stage: &str, good: u32) -> WorkOrde
         scrap_quantity: 0,
         progress: 0.3,
         projected_end: "2026-04-01".to_owned(),
+        stages: Vec::new(),
     }
 }
 

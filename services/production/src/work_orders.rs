@@ -205,7 +205,10 @@ pub fn projected_end(
     calendars: &HashMap<String, Calendar>,
     today: NaiveDate,
 ) -> NaiveDate {
-    end_of(work_order, &projected_stage_ends(work_order, calendars, today))
+    end_of(
+        work_order,
+        &projected_stage_ends(work_order, calendars, today),
+    )
 }
 
 /// The work order's end given its stages' projected `ends`: the latest of
@@ -237,7 +240,11 @@ pub fn projected_stage_ends(
     let mut ends: Vec<NaiveDate> = work_order
         .stages
         .iter()
-        .map(|stage| stage.actual_end.map_or(stage.planned_end, |at| at.date_naive()))
+        .map(|stage| {
+            stage
+                .actual_end
+                .map_or(stage.planned_end, |at| at.date_naive())
+        })
         .collect();
     let mut by_product: BTreeMap<i32, Vec<usize>> = BTreeMap::new();
     for (index, stage) in work_order.stages.iter().enumerate() {
