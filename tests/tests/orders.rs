@@ -6,7 +6,9 @@
 //! phase acceptance only, `CloseOrder` and its summary, the closed order
 //! being read-only, customer notices and their webhook delivery (against a
 //! small HTTP server of the test's own, failing once to show the retry),
-//! to the customer's own URL when the customer master has one. Orders are
+//! to the customer's own URL when the customer master has one; the
+//! time-and-action calendar the saga announces, kept at its latest version
+//! and read back with each milestone's status. Orders are
 //! for the harness's test customers ([`gendan_tests::TEST_CUSTOMERS`]);
 //! the customer master itself is tested in `customers.rs`.
 
@@ -1975,5 +1977,322 @@ async fn an_order_whose_workflow_has_not_started_is_announced_again_as_the_same_
     let patient =
         gendan_orders::announcer::Announcer::new(orders.pool.clone(), Duration::from_secs(3600));
     assert_eq!(patient.pass().await.expect("pass"), 0);
+    orders.stop().await;
+}
+
+/// One milestone of a calendar the test announces as the saga.
+fn milestone(
+    key: &str,
+    kind: v1::MilestoneKind,
+    planned: &str,
+    projected: &str,
+    actual: &str,
+    depends_on: &[&str],
+) -> v1::Milestone {
+    let moved_by = if actual.is_empty() {
+        "MaterialsDelayed PO-7"
+    } else {
+        "actual"
+    };
+    v1::Milestone {
+        key: key.to_owned(),
+        kind: kind as i32,
+        subject: key
+            .split_once(':')
+            .map(|(_, s)| s)
+            .unwrap_or_default()
+            .to_owned(),
+        label: key.replace(['_', ':'], " "),
+        planned: planned.to_owned(),
+        projected: projected.to_owned(),
+        actual: actual.to_owned(),
+        depends_on: depends_on.iter().map(|&key| key.to_owned()).collect(),
+        moved_by: moved_by.to_owned(),
+        ..Default::default()
+    }
+}
+
+async fn get_milestones(
+    client: &mut Client,
+    order_id: &str,
+) -> Result<v1::GetMilestonesResponse, tonic::Status> {
+    client
+        .get_milestones(v1::GetMilestonesRequest {
+            order_id: order_id.to_owned(),
+        })
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+/// Waits until GetMilestones shows calendar `version`.
+async fn calendar_version(
+    client: &Client,
+    order_id: &str,
+    version: u64,
+) -> v1::GetMilestonesResponse {
+    eventually(WAIT, "calendar version", || {
+        let mut client = client.clone();
+        let order_id = order_id.to_owned();
+        async move {
+            let calendar = get_milestones(&mut client, &order_id).await.ok()?;
+            (calendar.version == version).then_some(calendar)
+        }
+    })
+    .await
+    .expect("calendar stored")
+}
+
+#[tokio::test]
+async fn the_calendar_keeps_the_latest_snapshot_with_statuses_as_of_today() {
+    use v1::MilestoneKind as Kind;
+    use v1::MilestoneStatus as Status;
+
+    let orders = Orders::start().await;
+    let mut client = orders.client().await;
+    let bus = orders.bus().await;
+    let order = create(&mut client, "calendar-1", "Acme").await;
+    let id = order.order_id.clone();
+    // Offsets from today, far enough from it that a day passing during the
+    // test changes no status.
+    let today = Utc::now().date_naive();
+    let day = |offset: i64| gendan_proto::date_to_string(today + chrono::Duration::days(offset));
+
+    // Promised on confirmation, projected by the saga's risk verdict: the
+    // calendar shows both from the order row.
+    bus.publish(&Outgoing::command(
+        "test",
+        "orders",
+        &id,
+        &ConfirmOrder {
+            revision: 0,
+            order_id: id.clone(),
+            promised_delivery_date: day(28),
+        },
+        &Cause::root(&id),
+    ))
+    .await
+    .expect("send ConfirmOrder");
+    eventually(WAIT, "order confirmed", || {
+        let mut client = client.clone();
+        let id = id.clone();
+        async move {
+            let entries = timeline(&mut client, &id).await;
+            entries
+                .iter()
+                .any(|e| e.r#type == OrderConfirmed::TYPE_NAME)
+                .then_some(())
+        }
+    })
+    .await
+    .expect("confirmation recorded");
+    publish_saga_event(
+        &bus,
+        &id,
+        &DeliveryRiskChanged {
+            order_id: id.clone(),
+            at_risk: true,
+            promised_delivery_date: day(28),
+            projected_delivery_date: day(32),
+            reason: "materials late".to_owned(),
+            risk_changed: true,
+        },
+    )
+    .await;
+
+    let second = v1::MilestonesChanged {
+        order_id: id.clone(),
+        version: 2,
+        milestones: vec![
+            milestone(
+                "confirmed",
+                Kind::Confirmed,
+                &day(-20),
+                &day(-21),
+                &day(-21),
+                &[],
+            ),
+            milestone(
+                "materials_in",
+                Kind::MaterialsIn,
+                &day(-10),
+                &day(-7),
+                &day(-7),
+                &["confirmed"],
+            ),
+            milestone(
+                "production_start",
+                Kind::ProductionStart,
+                &day(-5),
+                &day(2),
+                "",
+                &["materials_in"],
+            ),
+            milestone(
+                "stage_done:shirt/sewing",
+                Kind::StageDone,
+                &day(10),
+                &day(14),
+                "",
+                &["production_start"],
+            ),
+            milestone(
+                "ex_factory",
+                Kind::ExFactory,
+                &day(20),
+                &day(19),
+                "",
+                &["stage_done:shirt/sewing", "materials_in"],
+            ),
+        ],
+        changed: vec!["production_start".to_owned()],
+        projected_delivery_date: day(32),
+        cause: "MaterialsDelayed PO-7: materials_in later".to_owned(),
+        incomplete: vec!["no lane quoted".to_owned()],
+    };
+    let announced = publish_saga_event(&bus, &id, &second).await;
+    let calendar = calendar_version(&client, &id, 2).await;
+    let seen: Vec<(&str, Status, i32)> = calendar
+        .milestones
+        .iter()
+        .map(|m| (m.key.as_str(), m.status(), m.variance_days))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("confirmed", Status::Done, -1),
+            ("materials_in", Status::DoneLate, 3),
+            ("production_start", Status::Overdue, 7),
+            ("stage_done:shirt/sewing", Status::Slipping, 4),
+            ("ex_factory", Status::OnPlan, -1),
+        ]
+    );
+    let ex_factory = &calendar.milestones[4];
+    assert_eq!(
+        ex_factory.depends_on,
+        ["stage_done:shirt/sewing", "materials_in"]
+    );
+    assert_eq!(ex_factory.kind(), Kind::ExFactory);
+    assert_eq!(ex_factory.planned, day(20));
+    assert_eq!(ex_factory.projected, day(19));
+    assert_eq!(ex_factory.actual, "");
+    assert_eq!(calendar.milestones[3].subject, "shirt/sewing");
+    assert_eq!(calendar.milestones[2].moved_by, "MaterialsDelayed PO-7");
+    assert_eq!(calendar.order_id, id);
+    assert_eq!(calendar.incomplete, ["no lane quoted"]);
+    assert_eq!(calendar.promised_delivery_date, day(28));
+    assert_eq!(calendar.projected_delivery_date, day(32));
+    let entries = timeline(&mut client, &id).await;
+    let entry = entries
+        .iter()
+        .find(|e| e.event_id == announced.envelope.event_id)
+        .expect("on the timeline");
+    assert_eq!(
+        entry.summary,
+        "Calendar re-projected (version 2): MaterialsDelayed PO-7: materials_in later"
+    );
+
+    // Version 2 again under another Nats-Msg-Id (a redelivery), then an
+    // older version 1 with other dates: neither changes the calendar. The
+    // older one is recorded on the timeline, so both were handled by then.
+    bus.jetstream()
+        .send_publish(
+            announced.subject.clone(),
+            PublishMessage::build()
+                .payload(announced.envelope.encode_to_vec().into())
+                .message_id("calendar-v2-again"),
+        )
+        .await
+        .expect("publish copy")
+        .await
+        .expect("copy acknowledged");
+    let older = v1::MilestonesChanged {
+        version: 1,
+        milestones: vec![
+            milestone("confirmed", Kind::Confirmed, &day(-20), &day(-20), "", &[]),
+            milestone(
+                "packing_done",
+                Kind::PackingDone,
+                &day(15),
+                &day(15),
+                "",
+                &[],
+            ),
+        ],
+        cause: "first plan".to_owned(),
+        incomplete: Vec::new(),
+        ..second.clone()
+    };
+    let older = publish_saga_event(&bus, &id, &older).await;
+    wait_recorded(&client, &id, &older).await;
+    assert_eq!(
+        get_milestones(&mut client, &id).await.expect("calendar"),
+        calendar,
+        "an older or repeated version changes nothing"
+    );
+    let copies = timeline(&mut client, &id)
+        .await
+        .iter()
+        .filter(|e| e.event_id == announced.envelope.event_id)
+        .count();
+    assert_eq!(copies, 1);
+
+    // Version 3 no longer has the stage (a re-plan merged it away).
+    let third = v1::MilestonesChanged {
+        version: 3,
+        milestones: second
+            .milestones
+            .iter()
+            .filter(|m| m.key != "stage_done:shirt/sewing")
+            .cloned()
+            .map(|mut m| {
+                if m.key == "ex_factory" {
+                    m.depends_on = vec!["production_start".to_owned()];
+                }
+                m
+            })
+            .collect(),
+        cause: "WorkOrderRescheduled".to_owned(),
+        incomplete: Vec::new(),
+        ..second.clone()
+    };
+    publish_saga_event(&bus, &id, &third).await;
+    let calendar = calendar_version(&client, &id, 3).await;
+    let keys: Vec<&str> = calendar.milestones.iter().map(|m| m.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "confirmed",
+            "materials_in",
+            "production_start",
+            "ex_factory"
+        ]
+    );
+    assert_eq!(calendar.milestones[3].depends_on, ["production_start"]);
+    assert!(calendar.incomplete.is_empty());
+
+    // The calendar is the merchandiser's: the customer gets no notice of it.
+    let calendar_notices: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM notices n JOIN timeline t ON t.event_id = n.source_event_id \
+         WHERE t.type = 'gendan.v1.MilestonesChanged'",
+    )
+    .fetch_one(&orders.pool)
+    .await
+    .expect("notices");
+    assert_eq!(calendar_notices, 0);
+
+    let unknown = uuid::Uuid::now_v7().to_string();
+    let status = get_milestones(&mut client, &unknown)
+        .await
+        .expect_err("unknown order");
+    assert_eq!(status.code(), Code::NotFound, "{status:?}");
+    let too_long = "7".repeat(1000);
+    for bad in ["", "not-an-order", too_long.as_str()] {
+        let status = get_milestones(&mut client, bad)
+            .await
+            .expect_err("bad order id");
+        assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+        assert!(status.message().contains("order_id"), "{status:?}");
+    }
+
     orders.stop().await;
 }

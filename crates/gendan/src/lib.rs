@@ -7,6 +7,7 @@
 //!   [`claims_cli`] for the customer's claims, [`amend`] for their
 //!   amendments, [`customers_cli`] for the customer master,
 //!   [`order_details`] for an order's customer and cost plan,
+//!   [`calendar_cli`] for its time-and-action calendar,
 //!   [`summary_cli`] for its closing summary, [`finance_cli`] for exchange
 //!   rates, the inspection rate and (with [`costs_cli`]) an order's
 //!   estimate and ledger, and [`workflow_cli`] for decisions and stalled
@@ -24,6 +25,7 @@
 
 pub mod amend;
 pub mod bench;
+pub mod calendar_cli;
 pub mod chaos;
 pub mod claims_cli;
 pub mod cli;

@@ -1,7 +1,8 @@
 //! `gendan orders`: create an order from a file, the tracking table, one
 //! order with its customer, cost plan, workflow steps and timeline,
-//! acceptance, and (through [`crate::summary_cli`], [`crate::claims_cli`]
-//! and [`crate::amend`]) its closing summary, claims and amendments.
+//! acceptance, and (through [`crate::calendar_cli`], [`crate::summary_cli`],
+//! [`crate::claims_cli`] and [`crate::amend`]) its time-and-action calendar,
+//! closing summary, claims and amendments.
 //!
 //! Orders are the largest family of commands, so they live apart from
 //! [`crate::cli`], which keeps the helpers every command shares (output,
@@ -44,6 +45,9 @@ pub enum OrdersCommand {
     /// One order: its customer's defaults, its cost plan, its workflow
     /// steps and its timeline.
     Show { order_id: String },
+    /// The order's time-and-action calendar: each milestone's planned,
+    /// projected and actual date, variance and status.
+    Calendar { order_id: String },
     /// The customer accepts delivered goods.
     Accept {
         order_id: String,
@@ -347,6 +351,9 @@ pub async fn orders(command: OrdersCommand, output: Output) -> anyhow::Result<()
                 Output::Json => print_json(&order_json(&order)),
                 Output::Table => write_line(format_args!("order {} accepted", order.order_id)),
             }
+        }
+        OrdersCommand::Calendar { order_id } => {
+            crate::calendar_cli::calendar(&mut orders, order_id, output).await?
         }
         OrdersCommand::Summary { order_id } => {
             crate::summary_cli::summary(&mut orders, order_id, output).await?

@@ -6,9 +6,10 @@
 //! ListOrders pages newest first with a keyset cursor ([`paging`]), so new
 //! orders never shift the pages a client is walking through. AcceptOrder is
 //! [`acceptance`], RaiseClaim and ListClaims are [`claims`], AmendOrder and
-//! ListAmendments are [`amendments`]; ListNotices and GetSummary read what
-//! the consumers wrote. UpsertCustomer, GetCustomer and ListCustomers are
-//! the customer master, [`customers`].
+//! ListAmendments are [`amendments`]; ListNotices, GetSummary and
+//! GetMilestones ([`milestones`]) read what the consumers wrote.
+//! UpsertCustomer, GetCustomer and ListCustomers are the customer master,
+//! [`customers`].
 
 use chrono::Utc;
 use gendan_grpc::{FieldError, into_status};
@@ -16,11 +17,11 @@ use gendan_proto::timestamp_to;
 use gendan_proto::v1::order_service_server::OrderService;
 use gendan_proto::v1::{
     AcceptOrderRequest, AmendOrderRequest, Amendment, Claim, CreateOrderRequest,
-    CreateOrderResponse, Customer, GetCustomerRequest, GetOrderRequest, GetSummaryRequest,
-    GetTimelineRequest, GetTimelineResponse, ListAmendmentsRequest, ListAmendmentsResponse,
-    ListClaimsRequest, ListClaimsResponse, ListCustomersRequest, ListCustomersResponse,
-    ListNoticesRequest, ListNoticesResponse, ListOrdersRequest, ListOrdersResponse, Order,
-    OrderSummary, Phase, RaiseClaimRequest,
+    CreateOrderResponse, Customer, GetCustomerRequest, GetMilestonesRequest, GetMilestonesResponse,
+    GetOrderRequest, GetSummaryRequest, GetTimelineRequest, GetTimelineResponse,
+    ListAmendmentsRequest, ListAmendmentsResponse, ListClaimsRequest, ListClaimsResponse,
+    ListCustomersRequest, ListCustomersResponse, ListNoticesRequest, ListNoticesResponse,
+    ListOrdersRequest, ListOrdersResponse, Order, OrderSummary, Phase, RaiseClaimRequest,
 };
 use prost::Message as _;
 use sqlx::PgPool;
@@ -29,8 +30,8 @@ use uuid::Uuid;
 
 use crate::store::{self, Cursor, ListFilter};
 use crate::{
-    Error, Result, acceptance, amendments, claims, customers, intake, notices, paging, timeline,
-    validate,
+    Error, Result, acceptance, amendments, claims, customers, intake, milestones, notices, paging,
+    timeline, validate,
 };
 
 pub const DEFAULT_PAGE_SIZE: u32 = 50;
@@ -183,6 +184,12 @@ impl OrderApi {
         })
     }
 
+    #[tracing::instrument(skip_all, fields(order_id = %order_id), err(level = "debug"))]
+    pub async fn milestones(&self, order_id: &str) -> Result<GetMilestonesResponse> {
+        let today = Utc::now().date_naive();
+        milestones::read(&self.pool, order_id, today).await
+    }
+
     #[tracing::instrument(skip_all, fields(customer_id = %request.customer_id), err(level = "debug"))]
     pub async fn upsert(&self, request: &Customer) -> Result<Customer> {
         customers::upsert(&self.pool, request).await
@@ -286,6 +293,16 @@ impl OrderService for OrderApi {
         request: Request<GetSummaryRequest>,
     ) -> Result<Response<OrderSummary>, Status> {
         self.summary(&request.get_ref().order_id)
+            .await
+            .map(Response::new)
+            .map_err(into_status)
+    }
+
+    async fn get_milestones(
+        &self,
+        request: Request<GetMilestonesRequest>,
+    ) -> Result<Response<GetMilestonesResponse>, Status> {
+        self.milestones(&request.get_ref().order_id)
             .await
             .map(Response::new)
             .map_err(into_status)

@@ -31,8 +31,10 @@
 //!   `orders-timeline`): events about our orders are appended to the
 //!   append-only timeline with a [`summary`] sentence and their payload, the
 //!   saga's events move the order's phase ([`phases`]: back too, when the
-//!   saga loops back), projected date, risk flag and workflow status, and
-//!   the events a customer cares about become [`notices`].
+//!   saga loops back), projected date, risk flag and workflow status, its
+//!   time-and-action calendar is kept as the saga last announced it
+//!   ([`milestones`], read back by GetMilestones), and the events a customer
+//!   cares about become [`notices`].
 //! - [`webhook`] delivers the stored notices to the customer's own URL or
 //!   the deployment's, with retries, shared between replicas.
 //! - [`announcer`] announces `OrderCreated` again (the same fact) while an
@@ -53,6 +55,7 @@ pub mod commands;
 pub mod confirmation;
 pub mod customers;
 pub mod intake;
+pub mod milestones;
 pub mod notices;
 pub mod paging;
 pub mod phases;

@@ -11,10 +11,10 @@ use gendan_proto::TypeName;
 use gendan_proto::v1::{
     CapacityChecked, ClaimRaised, ClaimResolved, CostLedgerClosed, DeadLetterReplayed,
     DecisionMade, DecisionRequested, DeliveryRiskChanged, Envelope, ExceptionClosed,
-    ExceptionOpened, OrderAccepted, OrderAmended, OrderCancelled, OrderClosed, OrderConfirmed,
-    OrderCreated, Phase, PhaseChanged, ReworkCompleted, ReworkPlanned, SagaCompleted, SagaResumed,
-    SagaStalled, StatusReported, WorkOrderCancelled, WorkOrderCompleted, WorkOrderPlanned,
-    WorkOrderPlanningFailed, WorkOrderProgressed,
+    ExceptionOpened, MilestonesChanged, OrderAccepted, OrderAmended, OrderCancelled, OrderClosed,
+    OrderConfirmed, OrderCreated, Phase, PhaseChanged, ReworkCompleted, ReworkPlanned,
+    SagaCompleted, SagaResumed, SagaStalled, StatusReported, WorkOrderCancelled,
+    WorkOrderCompleted, WorkOrderPlanned, WorkOrderPlanningFailed, WorkOrderProgressed,
 };
 use prost::Message;
 
@@ -175,6 +175,14 @@ fn specific(envelope: &Envelope) -> Option<String> {
             };
             if !event.reason.is_empty() {
                 text.push_str(&format!(" ({})", event.reason));
+            }
+            text
+        }
+        MilestonesChanged::TYPE_NAME => {
+            let event = MilestonesChanged::decode(payload).ok()?;
+            let mut text = format!("Calendar re-projected (version {})", event.version);
+            if !event.cause.is_empty() {
+                text.push_str(&format!(": {}", event.cause));
             }
             text
         }
@@ -422,6 +430,28 @@ mod tests {
         assert_eq!(
             describe(&envelope(&stalled)),
             "Workflow stalled at step check_capacity: no reply after 5 attempts"
+        );
+    }
+
+    #[test]
+    fn a_calendar_re_projection_says_what_moved_it() {
+        let moved = MilestonesChanged {
+            version: 3,
+            cause: "MaterialsDelayed PO-7: materials_in 2026-03-09 → 2026-03-16".to_owned(),
+            ..Default::default()
+        };
+        assert_eq!(
+            describe(&envelope(&moved)),
+            "Calendar re-projected (version 3): MaterialsDelayed PO-7: materials_in 2026-03-09 \
+             → 2026-03-16"
+        );
+        let silent = MilestonesChanged {
+            version: 4,
+            ..Default::default()
+        };
+        assert_eq!(
+            describe(&envelope(&silent)),
+            "Calendar re-projected (version 4)"
         );
     }
 

@@ -7,20 +7,21 @@
 //! the handler of the `orders-timeline` consumer: every event on
 //! `gendan.evt.>` about an order we know is appended, the saga's events
 //! also update the order's read model (phase, projected date, risk, workflow
-//! status, open exceptions; a phase moves as [`crate::phases`] says), and
-//! the events a customer cares about become a customer notice
-//! ([`notices`](crate::notices)) in the same transaction. Events for orders we
-//! do not know (another deployment's, or a garbled order id) are skipped:
-//! they are not ours to record. A closed order still gets timeline entries
-//! (the timeline is a record), but its read model no longer changes.
+//! status, open exceptions, the [`milestones`](crate::milestones) calendar; a
+//! phase moves as [`crate::phases`] says), and the events a customer cares
+//! about become a customer notice ([`notices`](crate::notices)) in the same
+//! transaction. Events for orders we do not know (another deployment's, or
+//! a garbled order id) are skipped: they are not ours to record. A closed
+//! order still gets timeline entries (the timeline is a record), but its
+//! read model no longer changes.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use std::collections::HashSet;
 
 use gendan_messaging::{Batch, BatchFailure, Cause, Handler, HandlerError, Incoming, Outgoing};
 use gendan_proto::v1::{
-    DeliveryRiskChanged, Envelope, ExceptionClosed, ExceptionOpened, Phase, PhaseChanged,
-    SagaCompleted, SagaResumed, SagaStalled, TimelineEntry,
+    DeliveryRiskChanged, Envelope, ExceptionClosed, ExceptionOpened, MilestonesChanged, Phase,
+    PhaseChanged, SagaCompleted, SagaResumed, SagaStalled, TimelineEntry,
 };
 use gendan_proto::{TypeName, timestamp_from, timestamp_to};
 use sqlx::{PgConnection, PgExecutor};
@@ -29,7 +30,7 @@ use uuid::Uuid;
 
 use crate::phases::PhaseMove;
 use crate::store::{self, status};
-use crate::{notices, summary};
+use crate::{milestones, notices, summary};
 
 /// Appends `envelope` to its order's timeline; `false` when the order is
 /// unknown or the event was recorded before. The existence check and the
@@ -328,6 +329,10 @@ async fn apply_to_read_model(
             let event: DeliveryRiskChanged = message.payload()?;
             let projected = date_field("projected_delivery_date", &event.projected_delivery_date);
             store::set_delivery_risk(conn, order_id, event.at_risk, projected).await?;
+        }
+        MilestonesChanged::TYPE_NAME => {
+            let event: MilestonesChanged = message.payload()?;
+            milestones::save_snapshot(conn, order_id, &event).await?;
         }
         SagaStalled::TYPE_NAME => {
             store::set_workflow_status(conn, order_id, status::STALLED).await?;

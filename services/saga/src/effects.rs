@@ -4,7 +4,8 @@
 //! rework), and the event's verdict for the step waiting for it — with the
 //! revision it answers, so an answer to an earlier run of a step that has
 //! run again is kept as a fact but completes nothing. [`costs`] keeps what
-//! the review's cost estimate is made of and the estimate itself.
+//! the review's cost estimate is made of and the estimate itself;
+//! [`calendar`] what each event says about the order's milestones.
 
 use chrono::NaiveDate;
 use gendan_messaging::{HandlerError, Incoming};
@@ -14,6 +15,7 @@ use gendan_proto::{TypeName, date_from_str};
 use crate::facts::{BalanceMilestone, ClaimFact, ClaimedBy, Goods};
 use crate::state::SagaState;
 
+pub mod calendar;
 mod costs;
 
 /// Events that update facts or the register without completing a step.

@@ -76,6 +76,9 @@ pub struct Facts {
     pub answered_revisions: std::collections::BTreeMap<String, u32>,
     /// What the review's cost estimate is made of, and the estimate.
     pub costs: CostFacts,
+    /// The order's time-and-action calendar, from the review's first
+    /// answer on; `None` for an order reviewed before calendars existed.
+    pub calendar: Option<crate::calendar::Calendar>,
 }
 
 /// An amount in minor units of a currency (`v1::Money`).

@@ -25,6 +25,7 @@ type_names!(
     MesEquipmentUp,
     PhaseChanged,
     DeliveryRiskChanged,
+    MilestonesChanged,
     SagaStalled,
     SagaResumed,
     SagaCompleted,

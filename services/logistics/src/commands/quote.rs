@@ -7,7 +7,10 @@
 //! ([`Load::of`]), and priced by the lane a booking would choose
 //! ([`booking::choose`]) from the ready date (today when it has passed) to
 //! `deliver_by` (the order's requested delivery date when empty), in the
-//! order's currency. `FreightQuoted` answers with the lane and its freight.
+//! order's currency. `FreightQuoted` answers with the lane and its freight,
+//! the ETD and ETA a booking on the ready date would get, and the lane's
+//! rule (weekday, cut-off, transit) that moves them when the ready date
+//! does.
 //!
 //! Nothing is stored and nothing is locked: a re-sent command quotes again
 //! from the master data as it is then, under a new event id. When freight
@@ -22,6 +25,7 @@ use std::collections::HashMap;
 
 use chrono::NaiveDate;
 use gendan_messaging::{HandlerError, Incoming};
+use gendan_proto::date_to_string;
 use gendan_proto::v1::{FreightQuoted, QuoteFreight};
 use sqlx::PgConnection;
 
@@ -132,6 +136,11 @@ fn freight_quoted(
             carrier: quote.lane.carrier,
             mode: quote.lane.mode.name().to_owned(),
             problem: String::new(),
+            etd: date_to_string(quote.etd),
+            eta: date_to_string(quote.eta),
+            transit_days: quote.lane.transit_days,
+            cutoff_days: quote.lane.cutoff_days,
+            departure_weekday: quote.lane.departure_weekday,
         },
         Err(problem) => FreightQuoted {
             order_id: order_id.to_owned(),
@@ -238,7 +247,8 @@ mod tests {
             date("2026-03-20"),
         );
         let answer = freight_quoted("o", 2, "USD", quoted);
-        // Only air arrives in time: 15 started kg at 3.00.
+        // Only air arrives in time: 15 started kg at 3.00, leaving on
+        // Wednesday and arriving three days later.
         assert_eq!(
             answer,
             FreightQuoted {
@@ -250,6 +260,11 @@ mod tests {
                 carrier: "AIR line".into(),
                 mode: "air".into(),
                 problem: String::new(),
+                etd: "2026-03-04".into(),
+                eta: "2026-03-07".into(),
+                transit_days: 3,
+                cutoff_days: 2,
+                departure_weekday: 3,
             }
         );
     }

@@ -10,6 +10,7 @@ use gendan_proto::v1::{self, Department, ExceptionKind, Phase};
 use super::journal::{current_trace_id, log};
 use super::{Engine, is_live, root_cause, short_type};
 use crate::SERVICE;
+use crate::calendar::WorkWeek;
 use crate::effects::{self, Verdict};
 use crate::exceptions;
 use crate::state::{SagaState, Status, StepStatus, TimerChange};
@@ -96,6 +97,8 @@ impl Engine {
             (saga.facts, saga.promised, saga.projected) = before;
             return Ok(());
         }
+        let week = WorkWeek::default();
+        let calendar_moves = effects::calendar::follow(saga, incoming, &week, now.date_naive())?;
         for step in answered {
             let state = saga.step(step.name);
             if state.status.is_finished() {
@@ -146,6 +149,9 @@ impl Engine {
             }
         }
         self.check_risk(saga, projected_before, &cause, now);
+        if let Some(changed) = effects::calendar::announce(saga, &calendar_moves, &week, &cause) {
+            saga.outgoing.push(changed);
+        }
         self.advance(saga, &cause, now);
         Ok(())
     }

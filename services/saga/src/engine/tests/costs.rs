@@ -70,6 +70,7 @@ fn review_answers(revision: u32) -> Vec<Incoming> {
             carrier: "COSCO".to_owned(),
             mode: "sea".to_owned(),
             problem: String::new(),
+            ..Default::default()
         }),
     ]
 }

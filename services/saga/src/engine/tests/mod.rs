@@ -527,6 +527,7 @@ fn delivery_risk_opens_an_exception_that_says_why_and_closes_on_track() {
 
 mod after_shipping;
 mod amendments;
+mod calendar;
 mod carrier_claims;
 mod costs;
 mod ledger;

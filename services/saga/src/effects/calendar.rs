@@ -1,0 +1,517 @@
+//! What each event teaches the order's time-and-action calendar
+//! ([`crate::calendar`]), and the snapshot the saga announces when a
+//! re-projection moved a milestone (`MilestonesChanged`).
+//!
+//! | event | the calendar learns |
+//! | --- | --- |
+//! | `MaterialsChecked`, `MaterialsOrdered`, `MaterialsDelayed` | materials in: the estimate |
+//! | `MaterialsReady` | materials in: the actual |
+//! | `CapacityChecked`, `WorkOrderPlanned` | the production plan (stages), its start and each stage's end: estimates |
+//! | `WorkOrderProgressed`, `WorkOrderRescheduled` | each stage's projected end (estimate), completed stages and the start (actuals) |
+//! | `WorkOrderCompleted` | every stage done (actual) |
+//! | `ReworkPlanned` | final inspection: the rework's end plus the inspection |
+//! | `FreightQuoted` | the lane: departure weekday, cut-off, transit |
+//! | `ShipmentBooked` | ex-factory and delivery: the booking's ETD and ETA |
+//! | `OrderConfirmed` | confirmed (actual); the milestones are planned on their projection |
+//! | `ReceivableOpened` | the payments and which one production waits for |
+//! | `InProcessInspectionPassed`, `FinalInspectionPassed`, `PackingChecked` (matching), `DocumentsReady`, `Shipped`, `Delivered`, `OrderAccepted`, `DepositReceived`, `OrderPaidInFull` | actuals |
+//!
+//! A calendar starts with the review's first answer. A saga that was past
+//! its review before calendars existed keeps none (`Facts.calendar` is
+//! `None`) and announces nothing.
+
+use chrono::NaiveDate;
+use gendan_messaging::{Cause, HandlerError, Incoming, Outgoing};
+use gendan_proto::v1;
+use gendan_proto::{TypeName, date_to_string};
+
+use super::date;
+use crate::SERVICE;
+use crate::calendar::{
+    Calendar, Change, Estimate, Inputs, Key, Kind, Lane, Payment, StagePlan, Trigger, WorkWeek,
+};
+use crate::state::SagaState;
+
+/// Applies `incoming` to the order's calendar and re-projects it on
+/// `today`; returns what moved.
+pub fn follow(
+    state: &mut SagaState,
+    incoming: &Incoming,
+    week: &WorkWeek,
+    today: NaiveDate,
+) -> Result<Vec<Change>, HandlerError> {
+    if state.facts.calendar.is_none() {
+        let in_review = !state.step("capacity_check").status.is_finished();
+        if !(in_review && starts_calendar(incoming)) {
+            return Ok(Vec::new());
+        }
+    }
+    let export = state.order.export;
+    let calendar = state.facts.calendar.get_or_insert_with(|| {
+        let inputs = Inputs {
+            export,
+            ..Inputs::default()
+        };
+        Calendar::of(inputs)
+    });
+    let confirmed = learn(calendar, incoming, week, today)?;
+    let changes = calendar.reproject(week, today);
+    if calendar.actual(&Key::of(Kind::Confirmed)).is_some() {
+        // Milestones that appear after confirmation (the payments, a
+        // remake's stages) are planned on their first projection.
+        calendar.baseline();
+    }
+    if confirmed == Confirmation::Again {
+        calendar.rebaseline();
+    }
+    Ok(changes)
+}
+
+fn starts_calendar(incoming: &Incoming) -> bool {
+    [
+        v1::MaterialsChecked::TYPE_NAME,
+        v1::CapacityChecked::TYPE_NAME,
+        v1::FreightQuoted::TYPE_NAME,
+    ]
+    .contains(&incoming.type_name())
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Confirmation {
+    None,
+    First,
+    /// An amended order confirmed again: it is planned afresh.
+    Again,
+}
+
+/// Records what `incoming` says about dates.
+fn learn(
+    calendar: &mut Calendar,
+    incoming: &Incoming,
+    week: &WorkWeek,
+    today: NaiveDate,
+) -> Result<Confirmation, HandlerError> {
+    let source = incoming
+        .type_name()
+        .trim_start_matches("gendan.v1.")
+        .to_owned();
+    // What an event does not date happened on the saga's day (its clock
+    // is the business calendar, which the demo moves).
+    let happened = today;
+    let estimate = |on: NaiveDate, source: &str| Estimate {
+        on,
+        source: source.to_owned(),
+    };
+    match incoming.type_name() {
+        v1::MaterialsChecked::TYPE_NAME => {
+            let checked: v1::MaterialsChecked = incoming.payload()?;
+            if let Some(on) = date(&checked.earliest_material_date, "earliest_material_date")? {
+                calendar.estimate(Key::of(Kind::MaterialsIn), estimate(on, &source));
+            }
+        }
+        v1::MaterialsOrdered::TYPE_NAME => {
+            let ordered: v1::MaterialsOrdered = incoming.payload()?;
+            if let Some(on) = date(&ordered.expected_ready_date, "expected_ready_date")? {
+                calendar.estimate(Key::of(Kind::MaterialsIn), estimate(on, &source));
+            }
+        }
+        v1::MaterialsDelayed::TYPE_NAME => {
+            let delayed: v1::MaterialsDelayed = incoming.payload()?;
+            if let Some(on) = date(&delayed.expected_ready_date, "expected_ready_date")? {
+                let why = format!("{source} {}", delayed.purchase_order_id);
+                calendar.estimate(Key::of(Kind::MaterialsIn), estimate(on, why.trim()));
+            }
+        }
+        v1::MaterialsReady::TYPE_NAME => {
+            let ready: v1::MaterialsReady = incoming.payload()?;
+            let on = date(&ready.ready_on, "ready_on")?.unwrap_or(happened);
+            calendar.record_actual(Key::of(Kind::MaterialsIn), on);
+        }
+        v1::CapacityChecked::TYPE_NAME => {
+            let checked: v1::CapacityChecked = incoming.payload()?;
+            if checked.problem.is_empty() && !checked.stages.is_empty() {
+                plan_production(calendar, &checked.stages, &checked.planned_start, &source)?;
+            }
+        }
+        v1::WorkOrderPlanned::TYPE_NAME => {
+            let planned: v1::WorkOrderPlanned = incoming.payload()?;
+            plan_production(calendar, &planned.stages, &planned.planned_start, &source)?;
+        }
+        v1::WorkOrderProgressed::TYPE_NAME => {
+            let progressed: v1::WorkOrderProgressed = incoming.payload()?;
+            follow_stages(calendar, &progressed.stages, &source)?;
+        }
+        v1::WorkOrderRescheduled::TYPE_NAME => {
+            let moved: v1::WorkOrderRescheduled = incoming.payload()?;
+            let why = format!("{source} {}", moved.work_centre);
+            follow_stages(calendar, &moved.stages, why.trim())?;
+        }
+        v1::WorkOrderCompleted::TYPE_NAME => {
+            let completed: v1::WorkOrderCompleted = incoming.payload()?;
+            let on = date(&completed.completed_on, "completed_on")?.unwrap_or(happened);
+            let stages: Vec<Key> = calendar
+                .inputs()
+                .stages
+                .iter()
+                .map(|stage| Key::stage(&stage.product, &stage.stage))
+                .collect();
+            calendar.record_actual(Key::of(Kind::ProductionStart), on);
+            for key in stages {
+                calendar.record_actual(key, on);
+            }
+        }
+        v1::ReworkPlanned::TYPE_NAME => {
+            let planned: v1::ReworkPlanned = incoming.payload()?;
+            if let Some(end) = date(&planned.planned_end, "planned_end")? {
+                let inspected = week.add_working(end, calendar.inputs().durations.inspection);
+                let why = format!("{source} {}", planned.work_order_id);
+                calendar.estimate(
+                    Key::of(Kind::FinalInspection),
+                    estimate(inspected, why.trim()),
+                );
+            }
+        }
+        v1::FreightQuoted::TYPE_NAME => {
+            let quoted: v1::FreightQuoted = incoming.payload()?;
+            if quoted.problem.is_empty() && (1..=7).contains(&quoted.departure_weekday) {
+                let mut inputs = calendar.inputs().clone();
+                inputs.lane = Some(Lane {
+                    weekday: quoted.departure_weekday,
+                    cutoff_days: quoted.cutoff_days,
+                    transit_days: quoted.transit_days,
+                });
+                calendar.set_inputs(inputs);
+            }
+        }
+        v1::ShipmentBooked::TYPE_NAME => {
+            let booked: v1::ShipmentBooked = incoming.payload()?;
+            let why = format!("{source} {}", booked.booking_reference);
+            if let Some(etd) = date(&booked.etd, "etd")? {
+                calendar.estimate(Key::of(Kind::ExFactory), estimate(etd, why.trim()));
+            }
+            if let Some(eta) = date(&booked.eta, "eta")? {
+                calendar.estimate(Key::of(Kind::Delivered), estimate(eta, why.trim()));
+            }
+        }
+        v1::OrderConfirmed::TYPE_NAME => {
+            let first = calendar.actual(&Key::of(Kind::Confirmed)).is_none();
+            calendar.record_actual(Key::of(Kind::Confirmed), happened);
+            let confirmed: v1::OrderConfirmed = incoming.payload()?;
+            return Ok(if first {
+                Confirmation::First
+            } else if confirmed.revision > 1 {
+                Confirmation::Again
+            } else {
+                Confirmation::None
+            });
+        }
+        v1::ReceivableOpened::TYPE_NAME => {
+            let opened: v1::ReceivableOpened = incoming.payload()?;
+            let mut inputs = calendar.inputs().clone();
+            inputs.payments = payments(&opened);
+            calendar.set_inputs(inputs);
+        }
+        v1::InProcessInspectionPassed::TYPE_NAME => {
+            let passed: v1::InProcessInspectionPassed = incoming.payload()?;
+            calendar.record_actual(Key::in_process(&passed.product, &passed.stage), happened);
+        }
+        v1::FinalInspectionPassed::TYPE_NAME => {
+            calendar.record_actual(Key::of(Kind::FinalInspection), happened);
+        }
+        v1::PackingChecked::TYPE_NAME => {
+            let checked: v1::PackingChecked = incoming.payload()?;
+            if checked.matches {
+                calendar.record_actual(Key::of(Kind::PackingDone), happened);
+            }
+        }
+        v1::DocumentsReady::TYPE_NAME => {
+            calendar.record_actual(Key::of(Kind::DocumentsReady), happened);
+        }
+        v1::Shipped::TYPE_NAME => {
+            let shipped: v1::Shipped = incoming.payload()?;
+            let on = date(&shipped.shipped_on, "shipped_on")?.unwrap_or(happened);
+            calendar.record_actual(Key::of(Kind::ExFactory), on);
+        }
+        v1::Delivered::TYPE_NAME => {
+            let delivered: v1::Delivered = incoming.payload()?;
+            let on = date(&delivered.delivered_on, "delivered_on")?.unwrap_or(happened);
+            calendar.record_actual(Key::of(Kind::Delivered), on);
+        }
+        v1::OrderAccepted::TYPE_NAME => {
+            calendar.record_actual(Key::of(Kind::Accepted), happened);
+        }
+        v1::DepositReceived::TYPE_NAME => {
+            let received: v1::DepositReceived = incoming.payload()?;
+            let on = date(&received.received_on, "received_on")?.unwrap_or(happened);
+            let deposits: Vec<Key> = calendar
+                .inputs()
+                .payments
+                .iter()
+                .filter(|payment| payment.trigger == Trigger::Confirmed)
+                .map(|payment| Key::payment(&payment.label))
+                .collect();
+            for key in deposits {
+                calendar.record_actual(key, on);
+            }
+        }
+        v1::OrderPaidInFull::TYPE_NAME => {
+            let paid: v1::OrderPaidInFull = incoming.payload()?;
+            let on = date(&paid.paid_on, "paid_on")?.unwrap_or(happened);
+            let payments: Vec<Key> = calendar
+                .inputs()
+                .payments
+                .iter()
+                .map(|payment| Key::payment(&payment.label))
+                .collect();
+            for key in payments {
+                calendar.record_actual(key, on);
+            }
+        }
+        _ => {}
+    }
+    Ok(Confirmation::None)
+}
+
+/// The production plan in force becomes the calendar's stages; its start
+/// and each stage's end are production's estimates.
+fn plan_production(
+    calendar: &mut Calendar,
+    stages: &[v1::StagePlan],
+    planned_start: &str,
+    source: &str,
+) -> Result<(), HandlerError> {
+    let mut plan = Vec::with_capacity(stages.len());
+    for stage in stages {
+        let (Some(start), Some(end)) = (
+            date(&stage.planned_start, "stages.planned_start")?,
+            date(&stage.planned_end, "stages.planned_end")?,
+        ) else {
+            continue;
+        };
+        plan.push(StagePlan {
+            product: stage.product.clone(),
+            stage: stage.stage.clone(),
+            start,
+            end,
+        });
+    }
+    if plan.is_empty() {
+        return Ok(());
+    }
+    let start = date(planned_start, "planned_start")?.or(plan.iter().map(|s| s.start).min());
+    for stage in plan.iter() {
+        calendar.estimate(
+            Key::stage(&stage.product, &stage.stage),
+            Estimate {
+                on: stage.end,
+                source: source.to_owned(),
+            },
+        );
+    }
+    if let Some(start) = start {
+        calendar.estimate(
+            Key::of(Kind::ProductionStart),
+            Estimate {
+                on: start,
+                source: source.to_owned(),
+            },
+        );
+    }
+    let mut inputs = calendar.inputs().clone();
+    inputs.stages = plan;
+    calendar.set_inputs(inputs);
+    Ok(())
+}
+
+/// Each stage's projected end is production's estimate; a completed stage
+/// and the first start are actuals.
+fn follow_stages(
+    calendar: &mut Calendar,
+    stages: &[v1::StageProgress],
+    source: &str,
+) -> Result<(), HandlerError> {
+    let mut started: Option<NaiveDate> = None;
+    for stage in stages {
+        let key = Key::stage(&stage.product, &stage.stage);
+        if let Some(end) = date(&stage.actual_end, "stages.actual_end")? {
+            calendar.record_actual(key.clone(), end);
+        }
+        if let Some(end) = date(&stage.projected_end, "stages.projected_end")? {
+            calendar.estimate(
+                key,
+                Estimate {
+                    on: end,
+                    source: source.to_owned(),
+                },
+            );
+        }
+        if let Some(start) = date(&stage.actual_start, "stages.actual_start")? {
+            started = Some(started.map_or(start, |first| first.min(start)));
+        }
+    }
+    if let Some(start) = started {
+        calendar.record_actual(Key::of(Kind::ProductionStart), start);
+    }
+    Ok(())
+}
+
+/// The installments of the terms as payments: a payment due on
+/// confirmation is a deposit, which production waits for when the terms
+/// say so; a payment due against the bill of lading, the documents or net
+/// days runs from shipment; one due on delivery from delivery.
+fn payments(opened: &v1::ReceivableOpened) -> Vec<Payment> {
+    let mut payments: Vec<Payment> = Vec::new();
+    for installment in opened.installments.iter() {
+        let trigger = match installment.payment_trigger() {
+            v1::PaymentTrigger::OnConfirmation => Trigger::Confirmed,
+            v1::PaymentTrigger::OnDelivery => Trigger::Delivered,
+            v1::PaymentTrigger::Unspecified => match installment.trigger.as_str() {
+                "on_confirmation" => Trigger::Confirmed,
+                "on_delivery" => Trigger::Delivered,
+                _ => Trigger::Shipped,
+            },
+            _ => Trigger::Shipped,
+        };
+        let mut label = if installment.kind.is_empty() {
+            "payment".to_owned()
+        } else {
+            installment.kind.clone()
+        };
+        if payments.iter().any(|payment| payment.label == label) {
+            label = format!("{label} {}", payments.len() + 1);
+        }
+        payments.push(Payment {
+            label,
+            trigger,
+            due_days: installment.due_days,
+            gates_production: opened.deposit_required && trigger == Trigger::Confirmed,
+        });
+    }
+    payments
+}
+
+/// `MilestonesChanged` for `changes`, keyed by the calendar's version so
+/// announcing the same version again keeps its event id.
+pub fn announce(
+    state: &SagaState,
+    changes: &[Change],
+    week: &WorkWeek,
+    cause: &Cause,
+) -> Option<Outgoing> {
+    let calendar = state.facts.calendar.as_ref()?;
+    if changes.is_empty() {
+        return None;
+    }
+    let changed = v1::MilestonesChanged {
+        order_id: state.order_id.clone(),
+        version: calendar.version(),
+        milestones: milestones(calendar, week),
+        changed: changes
+            .iter()
+            .map(|change| change.key.to_string())
+            .collect(),
+        projected_delivery_date: calendar
+            .projected_delivery()
+            .map(date_to_string)
+            .unwrap_or_default(),
+        cause: summary(changes),
+        incomplete: calendar.incomplete(),
+    };
+    let key = format!("calendar:{}", calendar.version());
+    Some(Outgoing::fact(
+        SERVICE,
+        &state.order_id,
+        &changed,
+        cause,
+        &key,
+    ))
+}
+
+/// Every milestone on the wire, in the graph's order.
+pub fn milestones(calendar: &Calendar, week: &WorkWeek) -> Vec<v1::Milestone> {
+    let text = |on: Option<NaiveDate>| on.map(date_to_string).unwrap_or_default();
+    calendar
+        .milestones(week)
+        .into_iter()
+        .map(|view| v1::Milestone {
+            key: view.key.to_string(),
+            kind: kind_to_proto(view.key.kind) as i32,
+            subject: view.key.subject.clone(),
+            label: label(view.key),
+            planned: text(view.planned),
+            projected: text(view.projected),
+            actual: text(view.actual),
+            variance_days: 0,
+            status: v1::MilestoneStatus::Unspecified as i32,
+            depends_on: view.after.iter().map(|key| key.to_string()).collect(),
+            moved_by: view.moved_by.unwrap_or_default().to_owned(),
+        })
+        .collect()
+}
+
+/// What moved, in words: the cause first, then the first few milestones
+/// with their old and new dates.
+fn summary(changes: &[Change]) -> String {
+    const LISTED: usize = 4;
+    let text = |on: Option<NaiveDate>| on.map_or("–".to_owned(), date_to_string);
+    let source = changes
+        .iter()
+        .map(|change| change.source.as_str())
+        .find(|source| !source.is_empty() && *source != "today" && *source != "actual")
+        .unwrap_or("the calendar");
+    let listed: Vec<String> = changes
+        .iter()
+        .take(LISTED)
+        .map(|change| {
+            format!(
+                "{} {} → {}",
+                change.key,
+                text(change.before),
+                text(change.after)
+            )
+        })
+        .collect();
+    let more = changes.len().saturating_sub(LISTED);
+    let tail = if more > 0 {
+        format!(" and {more} more")
+    } else {
+        String::new()
+    };
+    format!("{source}: {}{tail}", listed.join(", "))
+}
+
+fn kind_to_proto(kind: Kind) -> v1::MilestoneKind {
+    match kind {
+        Kind::Confirmed => v1::MilestoneKind::Confirmed,
+        Kind::MaterialsIn => v1::MilestoneKind::MaterialsIn,
+        Kind::ProductionStart => v1::MilestoneKind::ProductionStart,
+        Kind::StageDone => v1::MilestoneKind::StageDone,
+        Kind::InProcessInspection => v1::MilestoneKind::InProcessInspection,
+        Kind::FinalInspection => v1::MilestoneKind::FinalInspection,
+        Kind::PackingDone => v1::MilestoneKind::PackingDone,
+        Kind::DocumentsReady => v1::MilestoneKind::DocumentsReady,
+        Kind::ExFactory => v1::MilestoneKind::ExFactory,
+        Kind::Delivered => v1::MilestoneKind::Delivered,
+        Kind::Accepted => v1::MilestoneKind::Accepted,
+        Kind::PaymentDue => v1::MilestoneKind::PaymentDue,
+    }
+}
+
+/// A milestone in a merchandiser's words: "sewing of shirt-oxford done".
+fn label(key: &Key) -> String {
+    let (product, stage) = key.subject.split_once('/').unwrap_or(("", &key.subject));
+    match key.kind {
+        Kind::Confirmed => "order confirmed".to_owned(),
+        Kind::MaterialsIn => "materials in".to_owned(),
+        Kind::ProductionStart => "production starts".to_owned(),
+        Kind::StageDone => format!("{stage} of {product} done"),
+        Kind::InProcessInspection => format!("{stage} of {product} inspected"),
+        Kind::FinalInspection => "final inspection passed".to_owned(),
+        Kind::PackingDone => "packed".to_owned(),
+        Kind::DocumentsReady => "export documents ready".to_owned(),
+        Kind::ExFactory => "ex-factory".to_owned(),
+        Kind::Delivered => "delivered".to_owned(),
+        Kind::Accepted => "accepted".to_owned(),
+        Kind::PaymentDue => format!("{} due", key.subject),
+    }
+}

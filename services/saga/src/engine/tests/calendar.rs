@@ -1,0 +1,259 @@
+//! The calendar as the saga keeps it: built from the review's answers,
+//! planned at confirmation, moved by a late supplier and a machine down,
+//! and announced as `MilestonesChanged` whenever a date moved.
+
+use gendan_proto::v1;
+
+use super::{ORDER, engine, incoming, order, sent, start};
+use crate::engine::Engine;
+use crate::state::SagaState;
+
+fn stage(stage: &str, start: &str, end: &str) -> v1::StagePlan {
+    v1::StagePlan {
+        product: "SHIRT".to_owned(),
+        stage: stage.to_owned(),
+        planned_start: start.to_owned(),
+        planned_end: end.to_owned(),
+        ..Default::default()
+    }
+}
+
+/// The last calendar the saga announced, and clears what it sent.
+fn announced(saga: &mut SagaState) -> Option<v1::MilestonesChanged> {
+    let last = sent::<v1::MilestonesChanged>(saga).pop();
+    saga.outgoing.clear();
+    last
+}
+
+fn projected(changed: &v1::MilestonesChanged, key: &str) -> String {
+    changed
+        .milestones
+        .iter()
+        .find(|milestone| milestone.key == key)
+        .unwrap_or_else(|| panic!("no milestone {key}"))
+        .projected
+        .clone()
+}
+
+/// Reviewed and confirmed on Monday 2026-03-02: materials on the 9th,
+/// cutting on the 9th and 10th, sewing to the 17th, a sea lane leaving
+/// Fridays (2 days' cut-off, 21 days' transit), 30 % deposit due 7 days
+/// after confirmation before production, the balance 30 days after
+/// shipment.
+fn confirmed(engine: &Engine) -> SagaState {
+    let created = incoming(&v1::OrderCreated {
+        order: Some(order()),
+    });
+    let mut saga = engine.begin(order(), &created, start()).unwrap();
+    let answers = [
+        incoming(&v1::MaterialsChecked {
+            order_id: ORDER.to_owned(),
+            earliest_material_date: "2026-03-09".to_owned(),
+            ..Default::default()
+        }),
+        incoming(&v1::CapacityChecked {
+            order_id: ORDER.to_owned(),
+            earliest_completion: "2026-03-17".to_owned(),
+            feasible: true,
+            stages: vec![
+                stage("cutting", "2026-03-09", "2026-03-10"),
+                stage("sewing", "2026-03-11", "2026-03-17"),
+            ],
+            planned_start: "2026-03-09".to_owned(),
+            ..Default::default()
+        }),
+        incoming(&v1::FreightQuoted {
+            order_id: ORDER.to_owned(),
+            lane_code: "SEA".to_owned(),
+            departure_weekday: 5,
+            cutoff_days: 2,
+            transit_days: 21,
+            ..Default::default()
+        }),
+        incoming(&v1::OrderConfirmed {
+            order_id: ORDER.to_owned(),
+            ..Default::default()
+        }),
+        incoming(&v1::ReceivableOpened {
+            order_id: ORDER.to_owned(),
+            deposit_required: true,
+            installments: vec![
+                v1::Installment {
+                    kind: "deposit".to_owned(),
+                    due_days: 7,
+                    payment_trigger: v1::PaymentTrigger::OnConfirmation as i32,
+                    ..Default::default()
+                },
+                v1::Installment {
+                    kind: "balance".to_owned(),
+                    due_days: 30,
+                    payment_trigger: v1::PaymentTrigger::AgainstBlCopy as i32,
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        }),
+    ];
+    for answer in answers.iter() {
+        engine.react(&mut saga, answer, start()).unwrap();
+    }
+    saga
+}
+
+#[test]
+fn the_review_plans_every_milestone_and_confirmation_fixes_the_plan() {
+    let engine = engine();
+    let mut saga = confirmed(&engine);
+    let calendar = announced(&mut saga).expect("the calendar is announced");
+    assert_eq!(calendar.order_id, ORDER);
+    let keys: Vec<&str> = calendar.milestones.iter().map(|m| m.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "confirmed",
+            "materials_in",
+            "payment_due:deposit",
+            "production_start",
+            "stage_done:SHIRT/cutting",
+            "stage_done:SHIRT/sewing",
+            "final_inspection",
+            "packing_done",
+            "ex_factory",
+            "delivered",
+            "accepted",
+            "payment_due:balance",
+        ]
+    );
+    // Sewing ends Tuesday the 17th: inspected Wednesday, packed Thursday;
+    // two days' cut-off miss Friday the 20th, so the 27th.
+    assert_eq!(projected(&calendar, "ex_factory"), "2026-03-27");
+    assert_eq!(projected(&calendar, "delivered"), "2026-04-17");
+    assert_eq!(calendar.projected_delivery_date, "2026-04-17");
+    assert_eq!(projected(&calendar, "payment_due:balance"), "2026-04-26");
+    assert!(calendar.incomplete.is_empty(), "{:?}", calendar.incomplete);
+    // Confirmed: every milestone is planned on its projection.
+    for milestone in calendar.milestones.iter() {
+        assert_eq!(milestone.planned, milestone.projected, "{}", milestone.key);
+    }
+    assert_eq!(
+        calendar.milestones[0].label, "order confirmed",
+        "{:?}",
+        calendar.milestones[0]
+    );
+}
+
+#[test]
+fn a_late_supplier_moves_materials_through_delivery_and_says_why() {
+    let engine = engine();
+    let mut saga = confirmed(&engine);
+    let before = announced(&mut saga).unwrap();
+    let delayed = incoming(&v1::MaterialsDelayed {
+        order_id: ORDER.to_owned(),
+        purchase_order_id: "PO-7".to_owned(),
+        expected_ready_date: "2026-03-16".to_owned(),
+        ..Default::default()
+    });
+    engine.react(&mut saga, &delayed, start()).unwrap();
+    let after = announced(&mut saga).expect("the slip is announced");
+    assert!(after.version > before.version);
+    assert!(after.changed.contains(&"materials_in".to_owned()));
+    assert!(after.changed.contains(&"delivered".to_owned()));
+    assert!(!after.changed.contains(&"payment_due:deposit".to_owned()));
+    assert_eq!(projected(&after, "materials_in"), "2026-03-16");
+    assert_eq!(projected(&after, "stage_done:SHIRT/sewing"), "2026-03-24");
+    assert_eq!(projected(&after, "delivered"), "2026-04-24");
+    assert!(
+        after.cause.starts_with("MaterialsDelayed PO-7: "),
+        "{}",
+        after.cause
+    );
+    // The plan is what was promised at confirmation.
+    let delivered = after
+        .milestones
+        .iter()
+        .find(|m| m.key == "delivered")
+        .unwrap();
+    assert_eq!(delivered.planned, "2026-04-17");
+
+    // The same news again moves nothing and announces nothing.
+    engine.react(&mut saga, &delayed, start()).unwrap();
+    assert!(announced(&mut saga).is_none());
+}
+
+#[test]
+fn a_machine_down_moves_sewing_and_later_but_not_cutting() {
+    let engine = engine();
+    let mut saga = confirmed(&engine);
+    announced(&mut saga);
+    let progress = |stage: &str, end: &str, done: &str| v1::StageProgress {
+        product: "SHIRT".to_owned(),
+        stage: stage.to_owned(),
+        projected_end: end.to_owned(),
+        actual_start: if stage == "cutting" { "2026-03-09" } else { "" }.to_owned(),
+        actual_end: done.to_owned(),
+        ..Default::default()
+    };
+    let down = incoming(&v1::WorkOrderRescheduled {
+        order_id: ORDER.to_owned(),
+        work_centre: "SEW".to_owned(),
+        previous_end: "2026-03-17".to_owned(),
+        projected_end: "2026-03-19".to_owned(),
+        stages: vec![
+            progress("cutting", "2026-03-10", "2026-03-10"),
+            progress("sewing", "2026-03-19", ""),
+        ],
+        ..Default::default()
+    });
+    engine
+        .react(&mut saga, &down, start() + chrono::Duration::days(8))
+        .unwrap();
+    let after = announced(&mut saga).expect("the re-plan is announced");
+    assert!(
+        !after
+            .changed
+            .contains(&"stage_done:SHIRT/cutting".to_owned())
+    );
+    assert!(
+        after
+            .changed
+            .contains(&"stage_done:SHIRT/sewing".to_owned())
+    );
+    assert_eq!(projected(&after, "stage_done:SHIRT/sewing"), "2026-03-19");
+    assert_eq!(projected(&after, "final_inspection"), "2026-03-20");
+    let cutting = after
+        .milestones
+        .iter()
+        .find(|m| m.key == "stage_done:SHIRT/cutting")
+        .unwrap();
+    assert_eq!(cutting.actual, "2026-03-10");
+    assert!(
+        after.cause.starts_with("WorkOrderRescheduled SEW: "),
+        "{}",
+        after.cause
+    );
+}
+
+#[test]
+fn a_saga_reviewed_before_calendars_keeps_none() {
+    let engine = engine();
+    let created = incoming(&v1::OrderCreated {
+        order: Some(order()),
+    });
+    let mut saga = engine.begin(order(), &created, start()).unwrap();
+    for (_, step) in engine.workflow().steps() {
+        if step.name == "capacity_check" {
+            saga.step_mut(step.name).status = crate::state::StepStatus::Done;
+        }
+    }
+    let delayed = incoming(&v1::MaterialsDelayed {
+        order_id: ORDER.to_owned(),
+        expected_ready_date: "2026-03-16".to_owned(),
+        ..Default::default()
+    });
+    engine.react(&mut saga, &delayed, start()).unwrap();
+    assert!(saga.facts.calendar.is_none());
+    assert!(announced(&mut saga).is_none());
+    // And facts saved before calendars existed load without one.
+    let facts: crate::facts::Facts = serde_json::from_str(r#"{"deposit_required": true}"#).unwrap();
+    assert!(facts.calendar.is_none());
+}
