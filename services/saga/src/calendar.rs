@@ -25,7 +25,8 @@
 //! | `payment_due:<label>`, due on shipment or delivery | `ex_factory` / `delivered` (cd due days) |
 //!
 //! **The rule** ([`Calendar::reproject`], one pass in the graph's order): a
-//! milestone with an actual date is projected on it. Any other is projected
+//! milestone with an actual date is projected on it (never before what it
+//! waits for, payments apart: see `effective_actual`). Any other is projected
 //! on the latest of its owner's estimate (a supplier's ETA, production's
 //! projected stage end, the carrier's ETA), each dependency's projection
 //! plus its lag, and today. So an owner can bring its milestone forward
@@ -415,7 +416,10 @@ impl Calendar {
         today: NaiveDate,
     ) -> (NaiveDate, String) {
         if let Some(actual) = self.actuals.get(&node.key) {
-            return (*actual, "actual".to_owned());
+            return (
+                self.effective_actual(node, *actual, projected),
+                "actual".to_owned(),
+            );
         }
         let mut best = (today, "today".to_owned());
         if let Some(estimate) = self.estimates.get(&node.key)
@@ -438,6 +442,26 @@ impl Calendar {
             }
         }
         best
+    }
+
+    /// When `node` happened: its recorded `actual`, but never before what
+    /// it waits for happened or is projected to. A system whose clock runs
+    /// behind, or a factory simulated in planned days, cannot date a final
+    /// inspection before the production it inspects. Money is the
+    /// exception: a customer may pay before the goods leave.
+    fn effective_actual(
+        &self,
+        node: &Node,
+        actual: NaiveDate,
+        projected: &BTreeMap<Key, NaiveDate>,
+    ) -> NaiveDate {
+        if node.key.kind == Kind::PaymentDue {
+            return actual;
+        }
+        node.after
+            .iter()
+            .filter_map(|edge| projected.get(&edge.from).copied())
+            .fold(actual, NaiveDate::max)
     }
 
     /// Plans every milestone that has no planned date yet on its
@@ -501,7 +525,9 @@ impl Calendar {
                     after,
                     planned: self.planned.get(key).copied(),
                     projected: Some(*projected),
-                    actual: self.actuals.get(key).copied(),
+                    // Its projection is when it happened (see
+                    // `effective_actual`).
+                    actual: self.actuals.get(key).map(|_| *projected),
                     moved_by: self.moved_by.get(key).map(String::as_str),
                 })
             })
