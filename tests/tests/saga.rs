@@ -385,10 +385,10 @@ async fn commands_are_resent_on_timeout_then_the_saga_stalls_and_an_operator_ret
     assert_eq!(confirm.order_id, order_id);
     let saga_now = saga_of(&mut client, &order_id).await;
     assert_eq!(step(&saga_now, "capacity_check").status, "done");
-    assert_eq!(
-        saga_now.projected_delivery_date,
-        gendan_proto::date_to_string(earliest)
-    );
+    // Delivery follows production's end: inspection and packing come after
+    // it (no lane quoted here).
+    let projected = gendan_proto::date_from_str(&saga_now.projected_delivery_date).unwrap();
+    assert!(projected > earliest, "{projected} after {earliest}");
     assert!(
         saga_now
             .log
@@ -615,13 +615,6 @@ async fn a_late_factory_date_opens_a_decision_that_sets_the_promise() {
         .decision
         .unwrap();
     assert_eq!(decision.kind, "delivery_date");
-    assert!(
-        decision
-            .question
-            .contains(&gendan_proto::date_to_string(proposed)),
-        "{}",
-        decision.question
-    );
     assert_eq!(
         decision.options,
         vec![
@@ -638,6 +631,15 @@ async fn a_late_factory_date_opens_a_decision_that_sets_the_promise() {
     assert!(
         waiting.at_risk,
         "a date past the request is a risk from the start"
+    );
+    // The date asked about is the earliest delivery: production's end, then
+    // inspection and packing (no lane quoted here).
+    let asked_date = gendan_proto::date_from_str(&waiting.projected_delivery_date).unwrap();
+    assert!(asked_date > proposed, "{asked_date} after {proposed}");
+    assert!(
+        decision.question.contains(&waiting.projected_delivery_date),
+        "{}",
+        decision.question
     );
     assert_eq!(step(&waiting, "confirm_order").status, "pending");
     let open = client
@@ -672,7 +674,7 @@ async fn a_late_factory_date_opens_a_decision_that_sets_the_promise() {
     assert_eq!(step(&decided, "clarify_delivery_date").status, "done");
     assert_eq!(
         decided.promised_delivery_date,
-        gendan_proto::date_to_string(proposed)
+        waiting.projected_delivery_date
     );
     assert!(!decided.at_risk, "the agreed date is met");
     let confirm: v1::ConfirmOrder = order_commands
@@ -683,7 +685,7 @@ async fn a_late_factory_date_opens_a_decision_that_sets_the_promise() {
         .unwrap();
     assert_eq!(
         confirm.promised_delivery_date,
-        gendan_proto::date_to_string(proposed)
+        waiting.projected_delivery_date
     );
 
     let again = client.decide(decide("cancel_order")).await.unwrap_err();
@@ -974,8 +976,10 @@ async fn production_past_its_projected_date_flags_the_order_at_risk() {
         &v1::OrderConfirmed {
             revision: 0,
             order_id: order_id.clone(),
+            // Room for inspection and packing after production, over a
+            // weekend.
             promised_delivery_date: gendan_proto::date_to_string(
-                planned_end + chrono::Duration::days(1),
+                planned_end + chrono::Duration::days(5),
             ),
         },
     )
@@ -999,7 +1003,7 @@ async fn production_past_its_projected_date_flags_the_order_at_risk() {
     assert!(!producing.at_risk);
 
     // Days pass with no completion from the MES.
-    clock.advance(chrono::Duration::days(5));
+    clock.advance(chrono::Duration::days(10));
     let late = wait_for(&client, &order_id, "flagged at risk", |s| s.at_risk).await;
     assert_eq!(
         late.status, "running",

@@ -40,11 +40,11 @@ pub fn follow(
     week: &WorkWeek,
     today: NaiveDate,
 ) -> Result<Vec<Change>, HandlerError> {
-    if state.facts.calendar.is_none() {
-        let in_review = !state.step("capacity_check").status.is_finished();
-        if !(in_review && starts_calendar(incoming)) {
-            return Ok(Vec::new());
-        }
+    // A second answer to a re-sent capacity check (a new computation) must
+    // not move the dates the customer was asked about once it is settled.
+    let capacity_settled = state.step("capacity_check").status.is_finished();
+    if state.facts.calendar.is_none() && (capacity_settled || !starts_calendar(incoming)) {
+        return Ok(Vec::new());
     }
     let export = state.order.export;
     let calendar = state.facts.calendar.get_or_insert_with(|| {
@@ -54,7 +54,7 @@ pub fn follow(
         };
         Calendar::of(inputs)
     });
-    let confirmed = learn(calendar, incoming, week, today)?;
+    let confirmed = learn(calendar, incoming, week, today, capacity_settled)?;
     let changes = calendar.reproject(week, today);
     if calendar.actual(&Key::of(Kind::Confirmed)).is_some() {
         // Milestones that appear after confirmation (the payments, a
@@ -90,6 +90,7 @@ fn learn(
     incoming: &Incoming,
     week: &WorkWeek,
     today: NaiveDate,
+    capacity_settled: bool,
 ) -> Result<Confirmation, HandlerError> {
     let source = incoming
         .type_name()
@@ -129,22 +130,28 @@ fn learn(
         }
         v1::CapacityChecked::TYPE_NAME => {
             let checked: v1::CapacityChecked = incoming.payload()?;
-            if checked.problem.is_empty() && !checked.stages.is_empty() {
-                plan_production(calendar, &checked.stages, &checked.planned_start, &source)?;
+            if checked.problem.is_empty() && !capacity_settled {
+                let end = date(&checked.earliest_completion, "earliest_completion")?;
+                let plan = Plan::of(&checked.stages, &checked.planned_start, end)?;
+                plan_production(calendar, plan, &source);
             }
         }
         v1::WorkOrderPlanned::TYPE_NAME => {
             let planned: v1::WorkOrderPlanned = incoming.payload()?;
-            plan_production(calendar, &planned.stages, &planned.planned_start, &source)?;
+            let end = date(&planned.planned_end, "planned_end")?;
+            let plan = Plan::of(&planned.stages, &planned.planned_start, end)?;
+            plan_production(calendar, plan, &source);
         }
         v1::WorkOrderProgressed::TYPE_NAME => {
             let progressed: v1::WorkOrderProgressed = incoming.payload()?;
-            follow_stages(calendar, &progressed.stages, &source)?;
+            let end = date(&progressed.projected_end, "projected_end")?;
+            follow_stages(calendar, &progressed.stages, end, &source)?;
         }
         v1::WorkOrderRescheduled::TYPE_NAME => {
             let moved: v1::WorkOrderRescheduled = incoming.payload()?;
             let why = format!("{source} {}", moved.work_centre);
-            follow_stages(calendar, &moved.stages, why.trim())?;
+            let end = date(&moved.projected_end, "projected_end")?;
+            follow_stages(calendar, &moved.stages, end, why.trim())?;
         }
         v1::WorkOrderCompleted::TYPE_NAME => {
             let completed: v1::WorkOrderCompleted = incoming.payload()?;
@@ -272,55 +279,78 @@ fn learn(
     Ok(Confirmation::None)
 }
 
+/// A production plan as an event gives it: its stages, or, from a producer
+/// that sends only the end, the whole production as one stage.
+struct Plan {
+    stages: Vec<StagePlan>,
+    start: Option<NaiveDate>,
+}
+
+impl Plan {
+    fn of(
+        stages: &[v1::StagePlan],
+        planned_start: &str,
+        end: Option<NaiveDate>,
+    ) -> Result<Plan, HandlerError> {
+        let mut plan = Vec::with_capacity(stages.len());
+        for stage in stages {
+            let (Some(start), Some(end)) = (
+                date(&stage.planned_start, "stages.planned_start")?,
+                date(&stage.planned_end, "stages.planned_end")?,
+            ) else {
+                continue;
+            };
+            plan.push(StagePlan {
+                product: stage.product.clone(),
+                stage: stage.stage.clone(),
+                start,
+                end,
+            });
+        }
+        let start =
+            date(planned_start, "planned_start")?.or(plan.iter().map(|stage| stage.start).min());
+        if plan.is_empty()
+            && let Some(end) = end
+        {
+            plan.push(StagePlan {
+                product: WHOLE_ORDER.0.to_owned(),
+                stage: WHOLE_ORDER.1.to_owned(),
+                start: start.unwrap_or(end).min(end),
+                end,
+            });
+        }
+        Ok(Plan {
+            stages: plan,
+            start,
+        })
+    }
+}
+
+/// The one stage of a plan given without its stages.
+const WHOLE_ORDER: (&str, &str) = ("order", "production");
+
 /// The production plan in force becomes the calendar's stages; its start
 /// and each stage's end are production's estimates.
-fn plan_production(
-    calendar: &mut Calendar,
-    stages: &[v1::StagePlan],
-    planned_start: &str,
-    source: &str,
-) -> Result<(), HandlerError> {
-    let mut plan = Vec::with_capacity(stages.len());
-    for stage in stages {
-        let (Some(start), Some(end)) = (
-            date(&stage.planned_start, "stages.planned_start")?,
-            date(&stage.planned_end, "stages.planned_end")?,
-        ) else {
-            continue;
-        };
-        plan.push(StagePlan {
-            product: stage.product.clone(),
-            stage: stage.stage.clone(),
-            start,
-            end,
-        });
+fn plan_production(calendar: &mut Calendar, plan: Plan, source: &str) {
+    if plan.stages.is_empty() {
+        return;
     }
-    if plan.is_empty() {
-        return Ok(());
-    }
-    let start = date(planned_start, "planned_start")?.or(plan.iter().map(|s| s.start).min());
-    for stage in plan.iter() {
+    let estimate = |on: NaiveDate| Estimate {
+        on,
+        source: source.to_owned(),
+    };
+    for stage in plan.stages.iter() {
         calendar.estimate(
             Key::stage(&stage.product, &stage.stage),
-            Estimate {
-                on: stage.end,
-                source: source.to_owned(),
-            },
+            estimate(stage.end),
         );
     }
-    if let Some(start) = start {
-        calendar.estimate(
-            Key::of(Kind::ProductionStart),
-            Estimate {
-                on: start,
-                source: source.to_owned(),
-            },
-        );
+    if let Some(start) = plan.start {
+        calendar.estimate(Key::of(Kind::ProductionStart), estimate(start));
     }
     let mut inputs = calendar.inputs().clone();
-    inputs.stages = plan;
+    inputs.stages = plan.stages;
     calendar.set_inputs(inputs);
-    Ok(())
 }
 
 /// Each stage's projected end is production's estimate; a completed stage
@@ -328,8 +358,25 @@ fn plan_production(
 fn follow_stages(
     calendar: &mut Calendar,
     stages: &[v1::StageProgress],
+    work_order_end: Option<NaiveDate>,
     source: &str,
 ) -> Result<(), HandlerError> {
+    if stages.is_empty() {
+        // A producer that sends only the work order's end: each product's
+        // last stage ends then.
+        if let Some(end) = work_order_end {
+            for key in last_stages(calendar.inputs()) {
+                calendar.estimate(
+                    key,
+                    Estimate {
+                        on: end,
+                        source: source.to_owned(),
+                    },
+                );
+            }
+        }
+        return Ok(());
+    }
     let mut started: Option<NaiveDate> = None;
     for stage in stages {
         let key = Key::stage(&stage.product, &stage.stage);
@@ -353,6 +400,21 @@ fn follow_stages(
         calendar.record_actual(Key::of(Kind::ProductionStart), start);
     }
     Ok(())
+}
+
+/// Each product's last stage in the plan.
+fn last_stages(inputs: &Inputs) -> Vec<Key> {
+    let stages = &inputs.stages;
+    stages
+        .iter()
+        .enumerate()
+        .filter(|(index, stage)| {
+            stages
+                .get(index + 1)
+                .is_none_or(|next| next.product != stage.product)
+        })
+        .map(|(_, stage)| Key::stage(&stage.product, &stage.stage))
+        .collect()
 }
 
 /// The installments of the terms as payments: a payment due on
@@ -388,6 +450,20 @@ fn payments(opened: &v1::ReceivableOpened) -> Vec<Payment> {
         });
     }
     payments
+}
+
+/// The order's projected delivery is the calendar's delivered milestone,
+/// once the order has a calendar: production, inspection, packing,
+/// documents and transit included.
+pub fn project_delivery(state: &mut SagaState) {
+    if let Some(delivered) = state
+        .facts
+        .calendar
+        .as_ref()
+        .and_then(Calendar::projected_delivery)
+    {
+        state.projected = Some(delivered);
+    }
 }
 
 /// `MilestonesChanged` for `changes`, keyed by the calendar's version so
@@ -504,6 +580,7 @@ fn label(key: &Key) -> String {
         Kind::Confirmed => "order confirmed".to_owned(),
         Kind::MaterialsIn => "materials in".to_owned(),
         Kind::ProductionStart => "production starts".to_owned(),
+        Kind::StageDone if (product, stage) == WHOLE_ORDER => "production done".to_owned(),
         Kind::StageDone => format!("{stage} of {product} done"),
         Kind::InProcessInspection => format!("{stage} of {product} inspected"),
         Kind::FinalInspection => "final inspection passed".to_owned(),

@@ -99,6 +99,7 @@ impl Engine {
         }
         let week = WorkWeek::default();
         let calendar_moves = effects::calendar::follow(saga, incoming, &week, now.date_naive())?;
+        effects::calendar::project_delivery(saga);
         for step in answered {
             let state = saga.step(step.name);
             if state.status.is_finished() {

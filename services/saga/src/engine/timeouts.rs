@@ -13,9 +13,10 @@ use gendan_messaging::{Cause, Outgoing};
 use gendan_proto::v1::{self, ExceptionKind, Phase};
 
 use super::{COMPENSATE, DECIDE, Engine, duration, log, root_cause, short_type};
-use crate::exceptions;
+use crate::calendar::WorkWeek;
 use crate::state::{SagaState, Status, StepStatus, TimerChange};
 use crate::workflow::{OnTimeout, StepDef, StepKind};
+use crate::{effects, exceptions};
 
 impl Engine {
     pub(super) fn timer_fired(&self, saga: &mut SagaState, timer: &str, now: DateTime<Utc>) {
@@ -198,9 +199,18 @@ impl Engine {
                 self.ask_again(saga, step, &cause, now);
             }
             _ => {
-                // Overdue: the order cannot make its projected date.
+                // Overdue: the order cannot make its projected date. With a
+                // calendar, the wait's milestone is open and cannot be
+                // before today, so re-projecting on today slips what
+                // follows it.
                 let overdue_from = now.date_naive();
                 let projected_before = saga.projected;
+                let week = WorkWeek::default();
+                let moved = match saga.facts.calendar.as_mut() {
+                    Some(calendar) => calendar.reproject(&week, overdue_from),
+                    None => Vec::new(),
+                };
+                effects::calendar::project_delivery(saga);
                 if saga
                     .projected
                     .is_none_or(|projected| projected < overdue_from)
@@ -208,6 +218,9 @@ impl Engine {
                     saga.projected = Some(overdue_from);
                 }
                 self.check_risk(saga, projected_before, &cause, now);
+                if let Some(changed) = effects::calendar::announce(saga, &moved, &week, &cause) {
+                    saga.outgoing.push(changed);
+                }
                 let next = now + Duration::days(1);
                 saga.step_mut(name).deadline = Some(next);
                 saga.timer_changes

@@ -91,9 +91,17 @@ pub fn confirm_order(state: &SagaState, revision: Revision, cause: &Cause) -> Ou
 pub fn quote_freight(state: &SagaState, revision: Revision, cause: &Cause) -> Outgoing {
     let command = v1::QuoteFreight {
         order: Some(shipping_order(state)),
-        // The capacity check's earliest completion, which the saga keeps
-        // as its projection until production is planned.
-        ready_date: state.projected.map(date_to_string).unwrap_or_default(),
+        // When the goods can leave: packed (and documented, for export)
+        // after the capacity check's plan; an order without a calendar
+        // has only the check's earliest completion.
+        ready_date: state
+            .facts
+            .calendar
+            .as_ref()
+            .and_then(|calendar| calendar.ready_to_ship())
+            .or(state.projected)
+            .map(date_to_string)
+            .unwrap_or_default(),
         deliver_by: date_to_string(state.requested),
         revision,
     };

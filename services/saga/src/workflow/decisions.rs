@@ -264,7 +264,7 @@ pub static FINAL_INSPECTION: DecisionSpec = DecisionSpec {
 
 fn delivery_date_question(state: &SagaState) -> String {
     format!(
-        "The factory can complete order {} on {} at the earliest, after the requested {}. \
+        "Order {} can be delivered on {} at the earliest, after the requested {}. \
          Accept the proposed date (agreed with the customer), keep the requested date at risk, or cancel the order? \
          (The customer may instead amend the order: AmendOrder withdraws this question and reviews the amended order.)",
         state.order_id,

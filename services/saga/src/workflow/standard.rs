@@ -95,19 +95,7 @@ impl Workflow {
                             check_capacity,
                             &[v1::CapacityChecked::TYPE_NAME],
                         ),
-                        StepDef {
-                            kind: StepKind::Decide(&DELIVERY_DATE),
-                            when: Some(requested_date_at_risk),
-                            completes_on: &[],
-                            ..send(
-                                "clarify_delivery_date",
-                                &["capacity_check"],
-                                D::Orders,
-                                check_capacity,
-                                &[],
-                            )
-                        },
-                        // Freight from the day production can end.
+                        // Freight from the day the goods can leave.
                         StepDef {
                             when: Some(under_review),
                             ..send(
@@ -116,6 +104,20 @@ impl Workflow {
                                 D::Logistics,
                                 quote_freight,
                                 &[v1::FreightQuoted::TYPE_NAME],
+                            )
+                        },
+                        StepDef {
+                            kind: StepKind::Decide(&DELIVERY_DATE),
+                            when: Some(requested_date_at_risk),
+                            completes_on: &[],
+                            // After the freight quote: the delivery date
+                            // needs the lane's departures and transit.
+                            ..send(
+                                "clarify_delivery_date",
+                                &["capacity_check", "quote_freight"],
+                                D::Orders,
+                                check_capacity,
+                                &[],
                             )
                         },
                         // A cost with no exchange rate parks the step: an
@@ -536,7 +538,7 @@ fn balance_at_delivery(state: &SagaState) -> bool {
     state.facts.balance_milestone == BalanceMilestone::Delivery
 }
 
-/// The factory's earliest date is after the date the customer asked for.
+/// The earliest delivery is after the date the customer asked for.
 fn requested_date_at_risk(state: &SagaState) -> bool {
     state
         .projected

@@ -187,9 +187,11 @@ fn each_department_prices_its_part_and_finance_gets_them_all() {
     }
     let quotes: Vec<v1::QuoteFreight> = sent(&saga);
     assert_eq!(quotes.len(), 1);
+    // Production ends Wednesday the 20th: inspected on the 21st, packed on
+    // the 22nd, when the goods can leave.
     assert_eq!(
-        quotes[0].ready_date, "2026-05-20",
-        "when production can end"
+        quotes[0].ready_date, "2026-05-22",
+        "when the goods can leave"
     );
     assert_eq!(quotes[0].deliver_by, "2026-06-30");
     assert_eq!(quotes[0].order.as_ref().unwrap().order_id, ORDER);

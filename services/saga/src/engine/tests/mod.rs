@@ -555,8 +555,17 @@ fn a_late_second_capacity_answer_does_not_move_the_proposed_date() {
     engine
         .react(&mut saga, &capacity("2026-08-01"), start())
         .unwrap();
+    // The question waits for the lane; without one the goods are
+    // delivered when packed: production ends Saturday the 1st, inspected
+    // Monday, packed Tuesday.
+    let quoted = incoming(&v1::FreightQuoted {
+        order_id: ORDER.to_owned(),
+        problem: "no lane for the test".to_owned(),
+        ..Default::default()
+    });
+    engine.react(&mut saga, &quoted, start()).unwrap();
     let asked = saga.projected;
-    assert_eq!(asked, chrono::NaiveDate::from_ymd_opt(2026, 8, 1));
+    assert_eq!(asked, chrono::NaiveDate::from_ymd_opt(2026, 8, 4));
     engine
         .react(&mut saga, &capacity("2026-09-15"), start())
         .unwrap();
