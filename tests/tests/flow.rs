@@ -209,6 +209,53 @@ async fn domestic_and_export_orders_go_from_received_to_closed_in_one_trace() {
         assert!((summary.first_pass_yield - 1.0).abs() < 1e-9, "{summary:?}");
         assert!(summary.cost_actual_minor > 0, "{summary:?}");
 
+        // The order's calendar, planned at confirmation, with what happened.
+        let calendar = world
+            .clients
+            .orders
+            .clone()
+            .get_milestones(v1::GetMilestonesRequest {
+                order_id: order_id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(calendar.version > 0, "{calendar:?}");
+        let milestone = |key: &str| {
+            calendar
+                .milestones
+                .iter()
+                .find(|m| m.key == key)
+                .unwrap_or_else(|| panic!("no {key} in the calendar of {order_id}: {calendar:?}"))
+        };
+        for key in [
+            "confirmed",
+            "materials_in",
+            "final_inspection",
+            "packing_done",
+            "ex_factory",
+            "delivered",
+        ] {
+            let m = milestone(key);
+            assert!(!m.planned.is_empty(), "{key} unplanned: {m:?}");
+            assert!(!m.actual.is_empty(), "{key} has no actual: {m:?}");
+        }
+        assert!(
+            calendar
+                .milestones
+                .iter()
+                .any(|m| m.key.starts_with("stage_done:") && !m.actual.is_empty()),
+            "{calendar:?}"
+        );
+        assert_eq!(
+            calendar
+                .milestones
+                .iter()
+                .any(|m| m.key == "documents_ready"),
+            *order_id == export_id,
+            "documents are a milestone of export orders only"
+        );
+
         // Closed means read-only: acceptance can no longer be recorded.
         let refused = world
             .clients

@@ -48,6 +48,7 @@ async fn start(db: &TestDb, nats: &TestNats, clock: &ManualClock) -> Running {
             overdue_asks: 3,
             recheck_every: Duration::from_secs(7 * 24 * 3600),
         },
+        calendar: Default::default(),
         clock: Arc::new(clock.clone()),
         timer_poll: Duration::from_millis(50),
     };
@@ -118,6 +119,7 @@ async fn order_created(bus: &Bus, order_id: &str, order: v1::Order) {
         order_id: order_id.to_owned(),
         revision: 0,
         sample_units: 13,
+        in_process: Vec::new(),
     };
     publish_event(bus, "quality", order_id, &sampled).await;
 }

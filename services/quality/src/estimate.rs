@@ -1,6 +1,7 @@
 //! `EstimateInspection`: how many units the order's final inspection will
 //! sample, for the inspection line of the review's cost estimate (finance
-//! multiplies it by its rate per sampled unit).
+//! multiplies it by its rate per sampled unit), and which stages the
+//! products' plans inspect in process, for the order's calendar.
 //!
 //! The answer is the sample of one final inspection of the order as
 //! `RequestFinalInspection` would open it now: one lot of all the lines
@@ -15,11 +16,11 @@
 
 use gendan_messaging::outbox;
 use gendan_messaging::{Cause, HandlerError, Incoming, Outgoing};
-use gendan_proto::v1::{EstimateInspection, InspectionEstimated};
+use gendan_proto::v1::{EstimateInspection, InspectedStage, InspectionEstimated};
 use sqlx::PgConnection;
 
 use crate::final_inspection::{self, Request};
-use crate::{Error, SERVICE, inspections, validate};
+use crate::{Error, SERVICE, inspections, plans, validate};
 
 #[tracing::instrument(skip_all, fields(order_id = %message.order_id(), revision = command.revision))]
 pub async fn estimate_inspection(
@@ -30,10 +31,21 @@ pub async fn estimate_inspection(
     let order_id = message.order_id_or(&command.order_id)?;
     let request = checked(order_id, &command)?;
     let drawn = final_inspection::draw(conn, &request).await?;
+    let products: Vec<String> = request
+        .items
+        .iter()
+        .map(|(product, _)| product.clone())
+        .collect();
+    let in_process = plans::in_process_stages_of(conn, &products)
+        .await?
+        .into_iter()
+        .map(|(product, stage)| InspectedStage { product, stage })
+        .collect();
     let estimated = InspectionEstimated {
         order_id: request.order_id.clone(),
         revision: command.revision,
         sample_units: inspections::sample_size(&drawn.classes, request.lot_size),
+        in_process,
     };
     tracing::info!(
         lot_size = request.lot_size,

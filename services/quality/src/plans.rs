@@ -127,6 +127,33 @@ pub async fn product_plan(conn: &mut PgConnection, product: &str) -> Result<Opti
     Ok(row.map(PlanRow::into_plan))
 }
 
+/// The stages `products`' plans inspect in process, as (product, stage),
+/// in the products' order and each plan's: one statement for all of them.
+pub async fn in_process_stages_of(
+    conn: &mut PgConnection,
+    products: &[String],
+) -> Result<Vec<(String, String)>> {
+    let rows: Vec<(String, Vec<String>)> = sqlx::query_as(
+        "SELECT product, in_process_stages FROM inspection_plans WHERE product = ANY($1)",
+    )
+    .bind(products)
+    .fetch_all(conn)
+    .await?;
+    let planned: HashMap<String, Vec<String>> = rows.into_iter().collect();
+    let mut seen = std::collections::HashSet::new();
+    Ok(products
+        .iter()
+        .filter(|product| seen.insert(product.as_str()))
+        .flat_map(|product| {
+            planned
+                .get(product)
+                .into_iter()
+                .flatten()
+                .map(move |stage| (product.clone(), stage.trim().to_owned()))
+        })
+        .collect())
+}
+
 /// The tolerances of each of `products`, in their order: its plan's, else
 /// the defaults. One statement for all of them, however many lines an
 /// order has.

@@ -50,9 +50,11 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 mod key;
+mod settings;
 mod week;
 
 pub use key::{Key, Kind};
+pub use settings::CalendarSettings;
 pub use week::{Lag, WorkWeek, departure};
 
 #[cfg(test)]
@@ -492,6 +494,16 @@ impl Calendar {
             .copied()
             .filter(|_| self.inputs.export);
         packed.max(documented)
+    }
+
+    /// The latest projection among the milestones of `kind` (the last
+    /// stage done, for [`Kind::StageDone`]).
+    pub fn latest(&self, kind: Kind) -> Option<NaiveDate> {
+        self.projected
+            .iter()
+            .filter(|(key, _)| key.kind == kind)
+            .map(|(_, on)| *on)
+            .max()
     }
 
     pub fn projected(&self, key: &Key) -> Option<NaiveDate> {

@@ -50,6 +50,7 @@ use gendan_settings::ServiceSettings;
 use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 
+pub use calendar::CalendarSettings;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::Engine;
 pub use workflow::{Timing, Workflow};
@@ -105,10 +106,13 @@ pub(crate) fn validate_order_id(order_id: &str) -> Result<()> {
     Ok(())
 }
 
-/// Options beyond the shared settings: the workflow timing and the clock.
+/// Options beyond the shared settings: the workflow timing, the calendar
+/// settings and the clock.
 #[derive(Clone)]
 pub struct Options {
     pub timing: Timing,
+    /// The week and durations orders' calendars are planned with.
+    pub calendar: CalendarSettings,
     pub clock: Arc<dyn Clock>,
     pub timer_poll: Duration,
 }
@@ -119,6 +123,7 @@ impl Options {
     pub fn from_env() -> std::result::Result<Self, gendan_settings::Error> {
         Ok(Options {
             timing: Timing::from_env()?,
+            calendar: CalendarSettings::from_env()?,
             ..Options::default()
         })
     }
@@ -128,6 +133,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             timing: Timing::default(),
+            calendar: CalendarSettings::default(),
             clock: Arc::new(SystemClock),
             timer_poll: Duration::from_millis(250),
         }
@@ -181,7 +187,8 @@ impl Application {
     pub async fn build(settings: ServiceSettings, options: Options) -> Result<Self> {
         let foundation =
             Foundation::connect(&settings, SERVICE, sqlx::migrate!("./migrations")).await?;
-        let engine = Engine::new(Workflow::standard(options.timing), options.clock.clone());
+        let engine = Engine::new(Workflow::standard(options.timing), options.clock.clone())
+            .with_calendar(options.calendar.clone());
         Ok(Application {
             foundation,
             engine,

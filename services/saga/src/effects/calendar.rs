@@ -10,6 +10,7 @@
 //! | `WorkOrderProgressed`, `WorkOrderRescheduled` | each stage's projected end (estimate), completed stages and the start (actuals) |
 //! | `WorkOrderCompleted` | every stage done (actual) |
 //! | `ReworkPlanned` | final inspection: the rework's end plus the inspection |
+//! | `InspectionEstimated` | the stages inspected in process |
 //! | `FreightQuoted` | the lane: departure weekday, cut-off, transit |
 //! | `ShipmentBooked` | ex-factory and delivery: the booking's ETD and ETA |
 //! | `OrderConfirmed` | confirmed (actual); the milestones are planned on their projection |
@@ -28,7 +29,8 @@ use gendan_proto::{TypeName, date_to_string};
 use super::date;
 use crate::SERVICE;
 use crate::calendar::{
-    Calendar, Change, Estimate, Inputs, Key, Kind, Lane, Payment, StagePlan, Trigger, WorkWeek,
+    Calendar, CalendarSettings, Change, Estimate, Inputs, Key, Kind, Lane, Payment, StagePlan,
+    Trigger, WorkWeek,
 };
 use crate::state::SagaState;
 
@@ -37,9 +39,10 @@ use crate::state::SagaState;
 pub fn follow(
     state: &mut SagaState,
     incoming: &Incoming,
-    week: &WorkWeek,
+    settings: &CalendarSettings,
     today: NaiveDate,
 ) -> Result<Vec<Change>, HandlerError> {
+    let week = &settings.week;
     // A second answer to a re-sent capacity check (a new computation) must
     // not move the dates the customer was asked about once it is settled.
     let capacity_settled = state.step("capacity_check").status.is_finished();
@@ -50,6 +53,7 @@ pub fn follow(
     let calendar = state.facts.calendar.get_or_insert_with(|| {
         let inputs = Inputs {
             export,
+            durations: settings.durations,
             ..Inputs::default()
         };
         Calendar::of(inputs)
@@ -72,6 +76,7 @@ fn starts_calendar(incoming: &Incoming) -> bool {
         v1::MaterialsChecked::TYPE_NAME,
         v1::CapacityChecked::TYPE_NAME,
         v1::FreightQuoted::TYPE_NAME,
+        v1::InspectionEstimated::TYPE_NAME,
     ]
     .contains(&incoming.type_name())
 }
@@ -211,6 +216,16 @@ fn learn(
             } else {
                 Confirmation::None
             });
+        }
+        v1::InspectionEstimated::TYPE_NAME => {
+            let estimated: v1::InspectionEstimated = incoming.payload()?;
+            let mut inputs = calendar.inputs().clone();
+            inputs.in_process = estimated
+                .in_process
+                .into_iter()
+                .map(|inspected| (inspected.product, inspected.stage))
+                .collect();
+            calendar.set_inputs(inputs);
         }
         v1::ReceivableOpened::TYPE_NAME => {
             let opened: v1::ReceivableOpened = incoming.payload()?;

@@ -10,7 +10,7 @@ use gendan_proto::v1::{self, Department, ExceptionKind, Phase};
 use super::journal::{current_trace_id, log};
 use super::{Engine, is_live, root_cause, short_type};
 use crate::SERVICE;
-use crate::calendar::WorkWeek;
+use crate::calendar::Kind;
 use crate::effects::{self, Verdict};
 use crate::exceptions;
 use crate::state::{SagaState, Status, StepStatus, TimerChange};
@@ -97,8 +97,9 @@ impl Engine {
             (saga.facts, saga.promised, saga.projected) = before;
             return Ok(());
         }
-        let week = WorkWeek::default();
-        let calendar_moves = effects::calendar::follow(saga, incoming, &week, now.date_naive())?;
+        let settings = self.calendar.clone();
+        let calendar_moves =
+            effects::calendar::follow(saga, incoming, &settings, now.date_naive())?;
         effects::calendar::project_delivery(saga);
         for step in answered {
             let state = saga.step(step.name);
@@ -150,7 +151,9 @@ impl Engine {
             }
         }
         self.check_risk(saga, projected_before, &cause, now);
-        if let Some(changed) = effects::calendar::announce(saga, &calendar_moves, &week, &cause) {
+        if let Some(changed) =
+            effects::calendar::announce(saga, &calendar_moves, &settings.week, &cause)
+        {
             saga.outgoing.push(changed);
         }
         self.advance(saga, &cause, now);
@@ -306,7 +309,7 @@ impl Engine {
                 }
                 saga.outgoing.push(command);
                 log(saga, now, step.name, "started", detail);
-                self.deadline_of(saga, step.on_timeout, now)
+                self.deadline_of(saga, step, now)
             }
             StepKind::Decide(spec) => {
                 let exception = spec.exception.map(|(kind, owner)| {
@@ -319,7 +322,7 @@ impl Engine {
             StepKind::Await => {
                 let detail = format!("for {}", short_list(step.completes_on));
                 log(saga, now, step.name, "waiting", detail);
-                self.deadline_of(saga, step.on_timeout, now)
+                self.deadline_of(saga, step, now)
             }
         };
         saga.step_mut(step.name).deadline = deadline;
@@ -333,12 +336,12 @@ impl Engine {
     pub(super) fn deadline_of(
         &self,
         saga: &SagaState,
-        on_timeout: OnTimeout,
+        step: &StepDef,
         now: DateTime<Utc>,
     ) -> Option<DateTime<Utc>> {
-        match on_timeout {
+        match step.on_timeout {
             OnTimeout::Resend { after, .. } => Some(now + super::duration(after)),
-            OnTimeout::FlagOverdue => Some(overdue_deadline(saga, now)),
+            OnTimeout::FlagOverdue => Some(overdue_deadline(saga, step.milestone, now)),
             OnTimeout::Never => None,
             OnTimeout::AskEvery(every) => Some(now + super::duration(every)),
         }
@@ -602,9 +605,19 @@ pub(super) enum Run {
     Same,
 }
 
-/// End of the projected day, or a day from now when nothing is projected.
-pub(super) fn overdue_deadline(saga: &SagaState, now: DateTime<Utc>) -> DateTime<Utc> {
-    saga.projected
+/// End of the day the wait's `milestone` is projected on (the latest of
+/// its kind: production waits for every stage), else of the projected
+/// delivery day; a day from now when nothing is projected or the day has
+/// passed.
+pub(super) fn overdue_deadline(
+    saga: &SagaState,
+    milestone: Option<Kind>,
+    now: DateTime<Utc>,
+) -> DateTime<Utc> {
+    let calendar = saga.facts.calendar.as_ref();
+    milestone
+        .and_then(|kind| calendar?.latest(kind))
+        .or(saga.projected)
         .map(|date| date.and_time(NaiveTime::MIN).and_utc() + Duration::days(1))
         .filter(|deadline| *deadline > now)
         .unwrap_or(now + Duration::days(1))

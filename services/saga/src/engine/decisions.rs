@@ -280,7 +280,7 @@ impl Engine {
         if saga.step(step).status == StepStatus::Pending {
             return;
         }
-        let deadline = self.deadline_of(saga, definition.on_timeout, now);
+        let deadline = self.deadline_of(saga, definition, now);
         let state = saga.step_mut(step);
         state.status = StepStatus::Waiting;
         state.deadline = deadline;

@@ -41,6 +41,7 @@ use gendan_proto::TypeName;
 use gendan_proto::v1;
 use sqlx::PgConnection;
 
+use crate::calendar::CalendarSettings;
 use crate::clock::Clock;
 use crate::effects;
 use crate::state::{SagaState, Status};
@@ -60,6 +61,8 @@ pub const DECIDE: &str = "decide:";
 pub struct Engine {
     workflow: Arc<Workflow>,
     clock: Arc<dyn Clock>,
+    /// The week and durations new calendars are planned with.
+    calendar: Arc<CalendarSettings>,
 }
 
 impl Engine {
@@ -67,6 +70,15 @@ impl Engine {
         Engine {
             workflow: Arc::new(workflow),
             clock,
+            calendar: Arc::new(CalendarSettings::default()),
+        }
+    }
+
+    /// The same engine with the deployment's calendar settings.
+    pub fn with_calendar(self, calendar: CalendarSettings) -> Self {
+        Engine {
+            calendar: Arc::new(calendar),
+            ..self
         }
     }
 

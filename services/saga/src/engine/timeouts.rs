@@ -13,7 +13,6 @@ use gendan_messaging::{Cause, Outgoing};
 use gendan_proto::v1::{self, ExceptionKind, Phase};
 
 use super::{COMPENSATE, DECIDE, Engine, duration, log, root_cause, short_type};
-use crate::calendar::WorkWeek;
 use crate::state::{SagaState, Status, StepStatus, TimerChange};
 use crate::workflow::{OnTimeout, StepDef, StepKind};
 use crate::{effects, exceptions};
@@ -205,9 +204,9 @@ impl Engine {
                 // follows it.
                 let overdue_from = now.date_naive();
                 let projected_before = saga.projected;
-                let week = WorkWeek::default();
+                let week = &self.calendar.week;
                 let moved = match saga.facts.calendar.as_mut() {
-                    Some(calendar) => calendar.reproject(&week, overdue_from),
+                    Some(calendar) => calendar.reproject(week, overdue_from),
                     None => Vec::new(),
                 };
                 effects::calendar::project_delivery(saga);
@@ -218,8 +217,23 @@ impl Engine {
                     saga.projected = Some(overdue_from);
                 }
                 self.check_risk(saga, projected_before, &cause, now);
-                if let Some(changed) = effects::calendar::announce(saga, &moved, &week, &cause) {
+                if let Some(changed) = effects::calendar::announce(saga, &moved, week, &cause) {
                     saga.outgoing.push(changed);
+                }
+                // Re-projected on today, the wait's milestone is still ahead
+                // when an estimate or what it waits for puts it later (a
+                // supplier's new ETA): the wait is not late yet, and is
+                // looked at again at the end of that day.
+                let still_ahead = step
+                    .milestone
+                    .and_then(|kind| saga.facts.calendar.as_ref()?.latest(kind))
+                    .filter(|day| *day > overdue_from);
+                if let Some(day) = still_ahead {
+                    let next = day.and_time(chrono::NaiveTime::MIN).and_utc() + Duration::days(1);
+                    saga.step_mut(name).deadline = Some(next);
+                    saga.timer_changes
+                        .push(TimerChange::Set(name.to_owned(), next));
+                    return;
                 }
                 let next = now + Duration::days(1);
                 saga.step_mut(name).deadline = Some(next);

@@ -212,6 +212,9 @@ pub struct StepDef {
     /// 2) counts only for the current run of the step that asked for it,
     /// however often this step itself has waited. `None`: its own.
     pub revision_of: Option<&'static str>,
+    /// The calendar milestone a wait is for: an overdue wait is flagged
+    /// when that milestone's projected day passes, not the delivery day.
+    pub milestone: Option<crate::calendar::Kind>,
 }
 
 impl StepDef {

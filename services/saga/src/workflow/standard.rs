@@ -28,6 +28,7 @@ use super::{
     CompensationDef, Escalation, OnFailure, OnTimeout, PhaseDef, StepDef, StepKind, Timing,
     Workflow,
 };
+use crate::calendar::Kind;
 use crate::facts::{BalanceMilestone, ClaimedBy};
 use crate::state::SagaState;
 
@@ -51,6 +52,7 @@ impl Workflow {
             compensation: None,
             early: false,
             revision_of: None,
+            milestone: None,
         };
         let wait = |name, after, owner, completes_on, on_timeout| StepDef {
             kind: StepKind::Await,
@@ -218,6 +220,7 @@ impl Workflow {
                             )
                         },
                         StepDef {
+                            milestone: Some(Kind::MaterialsIn),
                             fails_on: &[v1::PurchaseOrderLate::TYPE_NAME],
                             on_failure: OnFailure::Decide(&SUPPLIER_LATE),
                             failure_kind: ExceptionKind::SupplierLate,
@@ -248,6 +251,7 @@ impl Workflow {
                 phase(
                     Phase::Production,
                     vec![StepDef {
+                        milestone: Some(Kind::StageDone),
                         revision_of: Some("plan_production"),
                         ..wait(
                             "production_completed",
@@ -292,6 +296,7 @@ impl Workflow {
                             &[v1::FinalInspectionOpened::TYPE_NAME],
                         ),
                         StepDef {
+                            milestone: Some(Kind::FinalInspection),
                             fails_on: &[v1::FinalInspectionFailed::TYPE_NAME],
                             on_failure: OnFailure::Reopen {
                                 steps: REWORK_LOOP,
@@ -327,6 +332,7 @@ impl Workflow {
                         // A mismatch comes as PackingChecked { matches:
                         // false }: the verdict fails the step.
                         StepDef {
+                            milestone: Some(Kind::PackingDone),
                             revision_of: Some("prepare_packing"),
                             ..wait(
                                 "packing_checked",
@@ -368,6 +374,7 @@ impl Workflow {
                         // A missed ETD re-books (a new booking revision);
                         // missed twice, an operator looks.
                         StepDef {
+                            milestone: Some(Kind::ExFactory),
                             fails_on: &[v1::ShipmentLate::TYPE_NAME],
                             revision_of: Some("book_shipment"),
                             on_failure: OnFailure::Reopen {
@@ -388,6 +395,7 @@ impl Workflow {
                         // Lost or damaged cargo asks whether to credit the
                         // customer (one question per carrier claim).
                         StepDef {
+                            milestone: Some(Kind::Delivered),
                             fails_on: &[v1::CargoClaimOpened::TYPE_NAME],
                             revision_of: Some("book_shipment"),
                             on_failure: OnFailure::Decide(&CARGO_CLAIM),

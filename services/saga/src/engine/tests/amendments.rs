@@ -79,6 +79,7 @@ fn review_answers(engine: &super::Engine, saga: &mut SagaState, earliest: &str) 
         order_id: ORDER.to_owned(),
         revision: saga.step("estimate_inspection").revision(),
         sample_units: 80,
+        ..Default::default()
     });
     engine.react(saga, &sampled, start()).unwrap();
     let capacity = incoming(&v1::CapacityChecked {

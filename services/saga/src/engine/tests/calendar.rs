@@ -257,3 +257,95 @@ fn a_saga_reviewed_before_calendars_keeps_none() {
     let facts: crate::facts::Facts = serde_json::from_str(r#"{"deposit_required": true}"#).unwrap();
     assert!(facts.calendar.is_none());
 }
+
+/// The calendar of `confirmed`, with the review and confirmation done and
+/// the materials phase under way: waiting for the materials and the
+/// deposit.
+fn waiting_for_materials(engine: &Engine) -> SagaState {
+    let mut saga = confirmed(engine);
+    for (phase, step) in engine.workflow().steps() {
+        if (phase.phase as i32) < (v1::Phase::Materials as i32) {
+            let state = saga.step_mut(step.name);
+            state.status = crate::state::StepStatus::Done;
+            state.runs = 1;
+        }
+    }
+    saga.phase = v1::Phase::Confirmed;
+    engine.advance(&mut saga, &gendan_messaging::Cause::root(ORDER), start());
+    let ordered = incoming(&v1::MaterialsOrdered {
+        order_id: ORDER.to_owned(),
+        expected_ready_date: "2026-03-09".to_owned(),
+        ..Default::default()
+    });
+    engine.react(&mut saga, &ordered, start()).unwrap();
+    saga.outgoing.clear();
+    saga
+}
+
+fn at(day: &str) -> chrono::DateTime<chrono::Utc> {
+    day.parse::<chrono::NaiveDate>()
+        .unwrap()
+        .and_time(chrono::NaiveTime::MIN)
+        .and_utc()
+}
+
+#[test]
+fn a_wait_falls_due_on_its_milestone_not_on_the_delivery_day() {
+    let engine = engine();
+    let saga = waiting_for_materials(&engine);
+    // Materials are expected on Monday the 9th; delivery on April 17th.
+    assert_eq!(
+        saga.step("materials_ready").deadline,
+        Some(at("2026-03-10"))
+    );
+}
+
+#[test]
+fn a_later_eta_rearms_the_wait_and_a_missed_one_is_overdue_and_slips_what_follows() {
+    let engine = engine();
+    let mut saga = waiting_for_materials(&engine);
+    // The supplier confirms the 16th before the first deadline.
+    let delayed = incoming(&v1::MaterialsDelayed {
+        order_id: ORDER.to_owned(),
+        purchase_order_id: "PO-7".to_owned(),
+        expected_ready_date: "2026-03-16".to_owned(),
+        ..Default::default()
+    });
+    engine.react(&mut saga, &delayed, at("2026-03-05")).unwrap();
+    saga.outgoing.clear();
+    // On the 10th the wait is not late: the new ETA is ahead.
+    engine.timer_fired(&mut saga, "materials_ready", at("2026-03-10"));
+    assert_eq!(
+        saga.step("materials_ready").deadline,
+        Some(at("2026-03-17"))
+    );
+    assert!(!saga.new_log.iter().any(|entry| entry.action == "overdue"));
+    // The 16th passes with nothing in: overdue, and the calendar slips
+    // from today.
+    engine.timer_fired(&mut saga, "materials_ready", at("2026-03-17"));
+    assert!(saga.new_log.iter().any(|entry| entry.action == "overdue"));
+    let slipped = announced(&mut saga).expect("the slip is announced");
+    assert_eq!(projected(&slipped, "materials_in"), "2026-03-17");
+    assert_eq!(projected(&slipped, "stage_done:SHIRT/sewing"), "2026-03-25");
+}
+
+#[test]
+fn a_deployment_that_works_saturdays_and_inspects_for_three_days_plans_with_that() {
+    let settings = crate::calendar::CalendarSettings {
+        week: crate::calendar::WorkWeek {
+            weekdays: vec![1, 2, 3, 4, 5, 6],
+            closed: Default::default(),
+        },
+        durations: crate::calendar::Durations {
+            inspection: 3,
+            ..Default::default()
+        },
+    };
+    let engine = engine().with_calendar(settings);
+    let mut saga = confirmed(&engine);
+    let calendar = announced(&mut saga).unwrap();
+    // Sewing ends Tuesday the 17th; three working days of inspection to
+    // Friday the 20th, packed Saturday the 21st.
+    assert_eq!(projected(&calendar, "final_inspection"), "2026-03-20");
+    assert_eq!(projected(&calendar, "packing_done"), "2026-03-21");
+}

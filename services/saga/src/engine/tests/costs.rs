@@ -51,6 +51,7 @@ fn review_answers(revision: u32) -> Vec<Incoming> {
             order_id: ORDER.to_owned(),
             revision,
             sample_units: 80,
+            ..Default::default()
         }),
         incoming(&v1::CapacityChecked {
             order_id: ORDER.to_owned(),
