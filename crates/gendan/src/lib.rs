@@ -43,4 +43,5 @@ pub mod retry;
 pub mod sim;
 pub mod stack;
 pub mod summary_cli;
+pub mod watch_cli;
 pub mod workflow_cli;

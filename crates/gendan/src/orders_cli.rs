@@ -48,6 +48,15 @@ pub enum OrdersCommand {
     /// The order's time-and-action calendar: each milestone's planned,
     /// projected and actual date, variance and status.
     Calendar { order_id: String },
+    /// The orders list as it changes, a line per change, until interrupted.
+    Watch {
+        #[arg(long)]
+        phase: Option<String>,
+        #[arg(long)]
+        customer: Option<String>,
+        #[arg(long)]
+        at_risk: bool,
+    },
     /// The customer accepts delivered goods.
     Accept {
         order_id: String,
@@ -355,6 +364,11 @@ pub async fn orders(command: OrdersCommand, output: Output) -> anyhow::Result<()
         OrdersCommand::Calendar { order_id } => {
             crate::calendar_cli::calendar(&mut orders, order_id, output).await?
         }
+        OrdersCommand::Watch {
+            phase,
+            customer,
+            at_risk,
+        } => crate::watch_cli::watch(&mut orders, phase, customer, at_risk, output).await?,
         OrdersCommand::Summary { order_id } => {
             crate::summary_cli::summary(&mut orders, order_id, output).await?
         }

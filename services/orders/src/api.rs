@@ -12,7 +12,7 @@
 //! [`customers`].
 
 use chrono::Utc;
-use gendan_grpc::{FieldError, into_status};
+use gendan_grpc::into_status;
 use gendan_proto::timestamp_to;
 use gendan_proto::v1::order_service_server::OrderService;
 use gendan_proto::v1::{
@@ -21,14 +21,17 @@ use gendan_proto::v1::{
     GetOrderRequest, GetSummaryRequest, GetTimelineRequest, GetTimelineResponse,
     ListAmendmentsRequest, ListAmendmentsResponse, ListClaimsRequest, ListClaimsResponse,
     ListCustomersRequest, ListCustomersResponse, ListNoticesRequest, ListNoticesResponse,
-    ListOrdersRequest, ListOrdersResponse, Order, OrderSummary, Phase, RaiseClaimRequest,
+    ListOrdersRequest, ListOrdersResponse, Order, OrderChange, OrderSummary, RaiseClaimRequest,
+    WatchOrdersRequest,
 };
 use prost::Message as _;
 use sqlx::PgPool;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use crate::store::{self, Cursor, ListFilter};
+use crate::store::{self, Cursor};
+use crate::watch::{self, Watches};
 use crate::{
     Error, Result, acceptance, amendments, claims, customers, intake, milestones, notices, paging,
     timeline, validate,
@@ -41,11 +44,12 @@ pub const MAX_PAGE_SIZE: u32 = 500;
 #[derive(Debug, Clone)]
 pub struct OrderApi {
     pool: PgPool,
+    watches: Watches,
 }
 
 impl OrderApi {
-    pub fn new(pool: PgPool) -> Self {
-        OrderApi { pool }
+    pub fn new(pool: PgPool, watches: Watches) -> Self {
+        OrderApi { pool, watches }
     }
 
     #[tracing::instrument(skip_all, fields(client_request_id = %request.client_request_id), err(level = "debug"))]
@@ -69,24 +73,7 @@ impl OrderApi {
 
     #[tracing::instrument(skip_all, err(level = "debug"))]
     pub async fn list(&self, request: &ListOrdersRequest) -> Result<ListOrdersResponse> {
-        let phase = match Phase::try_from(request.phase) {
-            Ok(Phase::Unspecified) => None,
-            Ok(phase) => Some(phase as i32),
-            Err(_) => {
-                return Err(FieldError::new(
-                    "phase",
-                    format!("{} is not a known phase", request.phase),
-                )
-                .into());
-            }
-        };
-        let filter = ListFilter {
-            phase,
-            customer: Some(request.customer.trim())
-                .filter(|customer| !customer.is_empty())
-                .map(str::to_owned),
-            at_risk_only: request.at_risk_only,
-        };
+        let filter = watch::list_filter(request.phase, &request.customer, request.at_risk_only)?;
         let cursor = paging::decode(&request.page_token)?;
         let page_size = match request.page_size {
             0 => DEFAULT_PAGE_SIZE,
@@ -228,6 +215,18 @@ fn cursor_after(order: &Order) -> Result<Cursor> {
 
 #[tonic::async_trait]
 impl OrderService for OrderApi {
+    type WatchOrdersStream = ReceiverStream<std::result::Result<OrderChange, Status>>;
+
+    async fn watch_orders(
+        &self,
+        request: Request<WatchOrdersRequest>,
+    ) -> Result<Response<Self::WatchOrdersStream>, Status> {
+        self.watches
+            .start(request.get_ref())
+            .map(Response::new)
+            .map_err(into_status)
+    }
+
     async fn create_order(
         &self,
         request: Request<CreateOrderRequest>,

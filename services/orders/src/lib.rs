@@ -65,6 +65,7 @@ pub mod store;
 pub mod summary;
 pub mod timeline;
 pub mod validate;
+pub mod watch;
 pub mod webhook;
 
 use gendan_grpc::{Code, FieldError, ServiceErrorCode};
@@ -109,6 +110,9 @@ pub enum Error {
     Inconsistent(String),
     #[error(transparent)]
     Runtime(#[from] gendan_runtime::Error),
+    /// This replica serves as much of something as it may (order watches).
+    #[error("{0}")]
+    Overloaded(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -119,6 +123,7 @@ impl ServiceErrorCode for Error {
             Error::InvalidArgument(_) => Code::InvalidArgument,
             Error::OrderNotFound(_) | Error::CustomerNotFound(_) => Code::NotFound,
             Error::FailedPrecondition(_) => Code::FailedPrecondition,
+            Error::Overloaded(_) => Code::ResourceExhausted,
             // Worth retrying: the database is busy or briefly away.
             Error::Database(err) if gendan_storage::is_transient(err) => Code::Unavailable,
             Error::Database(_)
@@ -147,7 +152,7 @@ impl From<Error> for HandlerError {
             | Error::Settings(_) => HandlerError::Rejected(err.to_string()),
             // A deadlock or a restarting server runs the batch again.
             Error::Database(db) => HandlerError::database(db),
-            Error::Runtime(_) => HandlerError::Retry(err.to_string()),
+            Error::Runtime(_) | Error::Overloaded(_) => HandlerError::Retry(err.to_string()),
         }
     }
 }
@@ -159,6 +164,7 @@ pub struct Application {
     webhook: webhook::Dispatcher,
     /// The first wait before an unstarted order is announced again.
     announce_again: std::time::Duration,
+    watch: watch::WatchSettings,
 }
 
 impl Application {
@@ -177,7 +183,14 @@ impl Application {
             foundation,
             webhook,
             announce_again,
+            watch: watch::WatchSettings::from_env()?,
         })
+    }
+
+    /// Replaces how order watches poll and how many are served (tests).
+    pub fn with_watch(mut self, settings: watch::WatchSettings) -> Self {
+        self.watch = settings;
+        self
     }
 
     /// Replaces the first wait before an unstarted order is announced again
@@ -210,7 +223,8 @@ impl Application {
     pub async fn run_until_stopped(self, cancel: CancellationToken) -> Result<()> {
         let foundation = self.foundation;
         let mut supervisor = Supervisor::new(SERVICE, &cancel);
-        let api = OrderServiceServer::new(OrderApi::new(foundation.pool.clone()));
+        let watches = watch::Watches::new(foundation.pool.clone(), self.watch);
+        let api = OrderServiceServer::new(OrderApi::new(foundation.pool.clone(), watches));
         let commands = foundation.consumer(
             ConsumerSettings::new(
                 streams::COMMANDS,
