@@ -2181,6 +2181,13 @@ async fn the_calendar_keeps_the_latest_snapshot_with_statuses_as_of_today() {
     assert_eq!(calendar.incomplete, ["no lane quoted"]);
     assert_eq!(calendar.promised_delivery_date, day(28));
     assert_eq!(calendar.projected_delivery_date, day(32));
+    // The order itself carries its promise, its next open milestone (the
+    // earliest projected not yet done) and its slip.
+    let listed = get(&mut client, &id).await;
+    assert_eq!(listed.promised_delivery_date, day(28));
+    assert_eq!(listed.next_milestone_date, day(2));
+    assert_eq!(listed.next_milestone, calendar.milestones[2].label);
+    assert_eq!(listed.slip_days, 4);
     let entries = timeline(&mut client, &id).await;
     let entry = entries
         .iter()

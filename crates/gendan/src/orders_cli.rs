@@ -190,18 +190,21 @@ pub async fn orders(command: OrdersCommand, output: Output) -> anyhow::Result<()
                 v1::saga_service_client::SagaServiceClient::new(channel(&addrs, "saga").await?);
             let mut rows = Vec::with_capacity(listed.len());
             for order in &listed {
-                let workflow = saga
-                    .get_saga(v1::GetSagaRequest {
+                // The calendar's next milestone; an order reviewed before
+                // calendars existed shows the step its workflow waits on.
+                let next = if order.next_milestone.is_empty() {
+                    saga.get_saga(v1::GetSagaRequest {
                         order_id: order.order_id.clone(),
                     })
                     .await
                     .ok()
-                    .map(tonic::Response::into_inner);
-                let next = workflow.as_ref().map(next_milestone).unwrap_or_default();
-                // The promise is the saga's (the confirmed date); before
-                // confirmation the customer's requested date stands.
-                let promised = workflow
-                    .map(|w| w.promised_delivery_date)
+                    .map(|workflow| next_milestone(&workflow.into_inner()))
+                    .unwrap_or_default()
+                } else {
+                    format!("{} ({})", order.next_milestone, order.next_milestone_date)
+                };
+                // Before confirmation the customer's requested date stands.
+                let promised = Some(order.promised_delivery_date.clone())
                     .filter(|d| !d.is_empty())
                     .unwrap_or_else(|| order.requested_delivery_date.clone());
                 rows.push((order, next, promised));
@@ -226,6 +229,7 @@ pub async fn orders(command: OrdersCommand, output: Output) -> anyhow::Result<()
                         "next milestone",
                         "promised",
                         "projected",
+                        "slip",
                         "risk",
                         "exceptions",
                     ],
@@ -239,6 +243,7 @@ pub async fn orders(command: OrdersCommand, output: Output) -> anyhow::Result<()
                                 next.clone(),
                                 promised.clone(),
                                 dash(&order.projected_delivery_date),
+                                slip_text(order),
                                 if order.at_risk {
                                     "AT RISK".into()
                                 } else {
@@ -384,6 +389,17 @@ pub async fn orders(command: OrdersCommand, output: Output) -> anyhow::Result<()
     Ok(())
 }
 
+/// Days late (`+3 d`) or early (`−2 d`) against the promise; blank
+/// without a projection.
+fn slip_text(order: &v1::Order) -> String {
+    match order.slip_days {
+        _ if order.projected_delivery_date.is_empty() => String::new(),
+        0 => "0 d".to_owned(),
+        days if days > 0 => format!("+{days} d"),
+        days => format!("−{} d", days.unsigned_abs()),
+    }
+}
+
 fn order_json(order: &v1::Order) -> Value {
     json!({
         "order_id": order.order_id,
@@ -395,6 +411,8 @@ fn order_json(order: &v1::Order) -> Value {
         "total_minor": order.total_minor,
         "requested_delivery_date": order.requested_delivery_date,
         "projected_delivery_date": order.projected_delivery_date,
+        "slip_days": order.slip_days,
+        "next_milestone_date": order.next_milestone_date,
         "at_risk": order.at_risk,
         "open_exceptions": order.open_exceptions,
         "export": order.export,

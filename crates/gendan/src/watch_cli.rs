@@ -72,6 +72,9 @@ fn print_change(change: &v1::OrderChange, output: Output) {
                 "customer": order.customer,
                 "phase": phase,
                 "projected_delivery_date": order.projected_delivery_date,
+                "slip_days": order.slip_days,
+                "next_milestone": order.next_milestone,
+                "next_milestone_date": order.next_milestone_date,
                 "at_risk": order.at_risk,
                 "open_exceptions": order.open_exceptions,
                 "initial": change.initial,
@@ -85,8 +88,16 @@ fn print_change(change: &v1::OrderChange, output: Output) {
             } else {
                 ""
             };
+            let next = if order.next_milestone.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "  next: {} {}",
+                    order.next_milestone, order.next_milestone_date
+                )
+            };
             write_line(format_args!(
-                "{}  {:<24} {:<16} projected {:<10}  {risk}{left}",
+                "{}  {:<24} {:<16} projected {:<10} ({:+} d)  {risk}{next}{left}",
                 order.order_id,
                 order.customer,
                 phase,
@@ -95,6 +106,7 @@ fn print_change(change: &v1::OrderChange, output: Output) {
                 } else {
                     &order.projected_delivery_date
                 },
+                order.slip_days,
             ));
         }
     }

@@ -119,5 +119,10 @@ fn order_of(order_id: Uuid, new_order: &NewOrder, now: DateTime<Utc>) -> Order {
         open_exceptions: Vec::new(),
         customer_id: new_order.customer_id.clone(),
         customer_rules: Some(new_order.customer_rules.clone()),
+        // Nothing promised, planned or projected yet.
+        promised_delivery_date: String::new(),
+        next_milestone: String::new(),
+        next_milestone_date: String::new(),
+        slip_days: 0,
     }
 }

@@ -29,7 +29,8 @@ macro_rules! order_columns {
     () => {
         "order_id, customer, currency, requested_delivery_date, incoterm, payment_terms, \
          export, total_minor, phase, workflow_status, projected_delivery_date, at_risk, \
-         created_at, updated_at, customer_id, customer_rules, \
+         created_at, updated_at, customer_id, customer_rules, promised_delivery_date, \
+         next_milestone, next_milestone_date, \
          ARRAY(SELECT DISTINCT e.kind FROM order_exceptions e \
                WHERE e.order_id = orders.order_id AND NOT e.closed ORDER BY e.kind) \
            AS open_exceptions"
@@ -57,6 +58,9 @@ struct OrderRow {
     /// The encoded `CustomerRules`; `None` for those older orders.
     customer_rules: Option<Vec<u8>>,
     open_exceptions: Vec<String>,
+    promised_delivery_date: Option<NaiveDate>,
+    next_milestone: String,
+    next_milestone_date: Option<NaiveDate>,
 }
 
 #[derive(Debug, sqlx::FromRow)]
@@ -75,6 +79,15 @@ impl OrderRow {
             .map(|bytes| CustomerRules::decode(bytes.as_slice()))
             .transpose()
             .map_err(|err| sqlx::Error::Decode(Box::new(err)))?;
+        // Late is positive: the projection against the promise, or the
+        // request before there is one.
+        let committed = self
+            .promised_delivery_date
+            .unwrap_or(self.requested_delivery_date);
+        let slip_days = self
+            .projected_delivery_date
+            .map_or(0, |projected| (projected - committed).num_days())
+            .clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
         Ok(Order {
             order_id: self.order_id.to_string(),
             customer: self.customer,
@@ -97,6 +110,16 @@ impl OrderRow {
             open_exceptions: self.open_exceptions,
             customer_id: self.customer_id.unwrap_or_default(),
             customer_rules,
+            promised_delivery_date: self
+                .promised_delivery_date
+                .map(date_to_string)
+                .unwrap_or_default(),
+            next_milestone: self.next_milestone,
+            next_milestone_date: self
+                .next_milestone_date
+                .map(date_to_string)
+                .unwrap_or_default(),
+            slip_days,
         })
     }
 }

@@ -58,6 +58,17 @@ pub struct Entry {
 }
 
 impl Snapshot {
+    /// The next open milestone: of those not done, the earliest projected
+    /// (the first in dependency order among equals).
+    pub fn next_milestone(&self) -> Option<&Entry> {
+        self.milestones
+            .iter()
+            .enumerate()
+            .filter(|(_, entry)| entry.actual.is_none() && entry.projected.is_some())
+            .min_by_key(|(position, entry)| (entry.projected, *position))
+            .map(|(_, entry)| entry)
+    }
+
     /// Checks `event`: the version fits the store, every milestone has a key
     /// no other has, every date is "" (none) or YYYY-MM-DD. The error names
     /// the field (`milestones[2].planned`).

@@ -25,13 +25,17 @@ pub async fn save(
     // The row lock this update takes also orders two replicas saving
     // versions of the same order: the second re-reads the version the
     // first wrote before it decides.
+    let next = snapshot.next_milestone();
     let updated = sqlx::query(
-        "UPDATE orders SET calendar_version = $2, calendar_incomplete = $3 \
+        "UPDATE orders SET calendar_version = $2, calendar_incomplete = $3, \
+           next_milestone = $4, next_milestone_date = $5 \
          WHERE order_id = $1 AND closed_at IS NULL AND calendar_version < $2",
     )
     .bind(order_id)
     .bind(snapshot.version)
     .bind(&snapshot.incomplete)
+    .bind(next.map_or("", |entry| entry.label.as_str()))
+    .bind(next.and_then(|entry| entry.projected))
     .execute(&mut *conn)
     .await?
     .rows_affected();
