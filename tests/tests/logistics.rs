@@ -630,10 +630,12 @@ async fn booking_shipping_tracking_and_delivery() -> anyhow::Result<()> {
                 status: "in transit".into(),
                 location: "Hamburg".into(),
                 at: None,
+                eta: " 2031-02-03 ".into(),
             },
         )
         .await?;
     let tracked = logistics.event::<TrackingUpdated>(&id).await?;
+    assert_eq!(tracked.eta, "2031-02-03");
     assert_eq!(
         (tracked.status.as_str(), tracked.location.as_str()),
         ("in transit", "Hamburg")

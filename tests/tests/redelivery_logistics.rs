@@ -353,6 +353,7 @@ async fn a_redelivery_is_a_new_shipment_and_the_first_stays_on_record() -> anyho
         status: "in transit".into(),
         location: "Hamburg".into(),
         at: None,
+        eta: String::new(),
     };
     logistics
         .external(CARRIER_TRACKING_SUBJECT, &id, &first_tracking)

@@ -497,6 +497,7 @@ async fn cargo_exceptions_open_one_claim_per_kind_and_bad_ones_are_dead_lettered
         status: "in transit".into(),
         location: "Hangzhou hub".into(),
         at: None,
+        eta: String::new(),
     };
     logistics
         .publish(CARRIER_TRACKING_SUBJECT.to_owned(), &id, &tracking)

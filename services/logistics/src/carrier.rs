@@ -27,7 +27,7 @@ use gendan_messaging::{Handler, HandlerError, Incoming};
 use gendan_proto::v1::{
     CarrierCargoException, CarrierDelivered, CarrierTracking, Delivered, TrackingUpdated,
 };
-use gendan_proto::{date_to_string, timestamp_from};
+use gendan_proto::{date_from_str, date_to_string, timestamp_from};
 use sqlx::PgConnection;
 
 use crate::claims;
@@ -162,6 +162,15 @@ async fn tracking(
             "tracking update for order {order_id} without a status"
         )));
     }
+    // A malformed ETA is the carrier's mistake: refused, naming it.
+    let eta = match event.eta.trim() {
+        "" => None,
+        text => Some(date_from_str(text).ok_or_else(|| {
+            HandlerError::Rejected(format!(
+                "tracking update for order {order_id}: eta {text:?} is not a YYYY-MM-DD date"
+            ))
+        })?),
+    };
     let update = Tracking {
         status: status.to_owned(),
         location: event.location.trim().to_owned(),
@@ -191,6 +200,7 @@ async fn tracking(
         status: update.status,
         location: update.location,
         at: Some(timestamp_from(update.at)),
+        eta: eta.map(date_to_string).unwrap_or_default(),
     };
     answer(conn, message, &order_id, &updated).await
 }

@@ -13,6 +13,7 @@
 //! | `InspectionEstimated` | the stages inspected in process |
 //! | `FreightQuoted` | the lane: departure weekday, cut-off, transit |
 //! | `ShipmentBooked` | ex-factory and delivery: the booking's ETD and ETA |
+//! | `TrackingUpdated` | delivery: the carrier's ETA, when it gives one |
 //! | `OrderConfirmed` | confirmed (actual); the milestones are planned on their projection |
 //! | `ReceivableOpened` | the payments and which one production waits for |
 //! | `InProcessInspectionPassed`, `FinalInspectionPassed`, `PackingChecked` (matching), `DocumentsReady`, `Shipped`, `Delivered`, `OrderAccepted`, `DepositReceived`, `OrderPaidInFull` | actuals |
@@ -25,6 +26,7 @@ use chrono::NaiveDate;
 use gendan_messaging::{Cause, HandlerError, Incoming, Outgoing};
 use gendan_proto::v1;
 use gendan_proto::{TypeName, date_to_string};
+use prost::Message as _;
 
 use super::date;
 use crate::SERVICE;
@@ -248,6 +250,13 @@ fn learn(
         }
         v1::DocumentsReady::TYPE_NAME => {
             calendar.record_actual(Key::of(Kind::DocumentsReady), happened);
+        }
+        v1::TrackingUpdated::TYPE_NAME => {
+            let tracked: v1::TrackingUpdated = incoming.payload()?;
+            if let Some(eta) = date(&tracked.eta, "eta")? {
+                let why = format!("carrier ETA ({} {})", tracked.status, tracked.location);
+                calendar.estimate(Key::of(Kind::Delivered), estimate(eta, why.trim()));
+            }
         }
         v1::Shipped::TYPE_NAME => {
             let shipped: v1::Shipped = incoming.payload()?;
@@ -516,6 +525,52 @@ pub fn announce(
         cause,
         &key,
     ))
+}
+
+/// Keeps one `MilestonesChanged` in `outgoing`: the last, the calendar at
+/// its newest, carrying every key and cause of the ones before it. A run
+/// that moved an order's calendar several times (a batch of its events)
+/// announces it once; orders keeps the newest version anyway.
+pub fn coalesce(outgoing: &mut Vec<Outgoing>) {
+    let announced: Vec<usize> = outgoing
+        .iter()
+        .enumerate()
+        .filter(|(_, out)| out.envelope.r#type == v1::MilestonesChanged::TYPE_NAME)
+        .map(|(position, _)| position)
+        .collect();
+    let Some((&last, earlier)) = announced.split_last() else {
+        return;
+    };
+    if earlier.is_empty() {
+        return;
+    }
+    let decode = |position: usize| {
+        v1::MilestonesChanged::decode(outgoing[position].envelope.payload.as_slice()).ok()
+    };
+    let Some(mut merged) = decode(last) else {
+        return;
+    };
+    let mut changed: Vec<String> = Vec::new();
+    let mut causes: Vec<String> = Vec::new();
+    for position in announced.iter().copied() {
+        let Some(one) = decode(position) else {
+            continue;
+        };
+        for key in one.changed {
+            if !changed.contains(&key) {
+                changed.push(key);
+            }
+        }
+        if !one.cause.is_empty() && !causes.contains(&one.cause) {
+            causes.push(one.cause);
+        }
+    }
+    merged.changed = changed;
+    merged.cause = causes.join("; ");
+    outgoing[last].envelope.payload = merged.encode_to_vec();
+    for position in earlier.iter().rev() {
+        outgoing.remove(*position);
+    }
 }
 
 /// Every milestone on the wire, in the graph's order.

@@ -46,7 +46,10 @@ pub async fn save_all(conn: &mut PgConnection, sagas: &mut [&mut SagaState]) -> 
     save_log(conn, sagas).await?;
     let outgoing: Vec<Outgoing> = sagas
         .iter_mut()
-        .flat_map(|saga| std::mem::take(&mut saga.outgoing))
+        .flat_map(|saga| {
+            crate::effects::calendar::coalesce(&mut saga.outgoing);
+            std::mem::take(&mut saga.outgoing)
+        })
         .collect();
     outbox::write(conn, &outgoing).await
 }

@@ -113,12 +113,17 @@ impl World {
                 "consignee's warehouse",
             ),
         };
+        // The carrier expects the goods the transit's days after they leave.
+        let arrives = gendan_proto::date_to_string(
+            self.now(&order_id).date_naive() + chrono::Duration::days(booking.transit_days),
+        );
         let tracking = |status: &str, location: &str| v1::CarrierTracking {
             order_id: order_id.clone(),
             booking_reference: booking.reference.clone(),
             status: status.to_owned(),
             location: location.to_owned(),
             at: Some(timestamp_from(self.now(&order_id))),
+            eta: arrives.clone(),
         };
         self.publish(
             CARRIER_TRACKING,

@@ -349,3 +349,68 @@ fn a_deployment_that_works_saturdays_and_inspects_for_three_days_plans_with_that
     assert_eq!(projected(&calendar, "final_inspection"), "2026-03-20");
     assert_eq!(projected(&calendar, "packing_done"), "2026-03-21");
 }
+
+#[test]
+fn a_carrier_eta_moves_the_delivery_both_ways() {
+    let engine = engine();
+    let mut saga = confirmed(&engine);
+    announced(&mut saga);
+    let tracked = |eta: &str| {
+        incoming(&v1::TrackingUpdated {
+            order_id: ORDER.to_owned(),
+            status: "in transit".to_owned(),
+            location: "Hamburg".to_owned(),
+            eta: eta.to_owned(),
+            ..Default::default()
+        })
+    };
+    engine
+        .react(&mut saga, &tracked("2026-04-22"), start())
+        .unwrap();
+    let later = announced(&mut saga).expect("the later ETA is announced");
+    assert_eq!(later.projected_delivery_date, "2026-04-22");
+    assert!(
+        later.cause.starts_with("carrier ETA (in transit Hamburg)"),
+        "{}",
+        later.cause
+    );
+    assert_eq!(saga.projected, "2026-04-22".parse().ok());
+    // An earlier ETA brings it back, but never before the goods can leave
+    // and cross: the sailing on the 27th plus 21 days is the 17th.
+    engine
+        .react(&mut saga, &tracked("2026-04-10"), start())
+        .unwrap();
+    let earlier = announced(&mut saga).expect("the earlier ETA is announced");
+    assert_eq!(earlier.projected_delivery_date, "2026-04-17");
+}
+
+#[test]
+fn a_run_that_moves_the_calendar_several_times_announces_it_once() {
+    let engine = engine();
+    let mut saga = confirmed(&engine);
+    let all: Vec<v1::MilestonesChanged> = sent(&saga);
+    assert!(all.len() > 1, "each review answer re-projects");
+    crate::effects::calendar::coalesce(&mut saga.outgoing);
+    let once: Vec<v1::MilestonesChanged> = sent(&saga);
+    assert_eq!(once.len(), 1);
+    let last = all.last().unwrap();
+    assert_eq!(once[0].version, last.version);
+    assert_eq!(once[0].milestones, last.milestones);
+    // Every key any of them moved, each once.
+    for key in all.iter().flat_map(|one| one.changed.iter()) {
+        assert_eq!(
+            once[0].changed.iter().filter(|k| *k == key).count(),
+            1,
+            "{key}"
+        );
+    }
+    // The other messages of the run stay, in their order.
+    let others = saga
+        .outgoing
+        .iter()
+        .filter(|out| {
+            out.envelope.r#type != <v1::MilestonesChanged as gendan_proto::TypeName>::TYPE_NAME
+        })
+        .count();
+    assert!(others > 0);
+}
