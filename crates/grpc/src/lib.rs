@@ -14,9 +14,12 @@ pub mod validate;
 pub use admission::Limits;
 
 use std::convert::Infallible;
+use std::io::ErrorKind;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tonic::server::NamedService;
 use tonic::service::Routes;
@@ -39,12 +42,52 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// How long a port held only by closing connections is waited for: Linux
+/// keeps a closed connection's port in TIME-WAIT for 60 s.
+const TIME_WAIT: Duration = Duration::from_secs(65);
+
 /// Binds `addr` (port 0 picks a free port; read it from the listener).
+///
+/// The default ports (50051–50058) lie in Linux's ephemeral range, so on a
+/// busy machine an outgoing connection that has just closed (to Postgres,
+/// say) may hold one in TIME-WAIT, and the bind is refused although nothing
+/// listens there. When nothing answers on the port, the bind is tried again
+/// until TIME-WAIT is over; a port something listens on fails at once.
 pub async fn bind(addr: &str) -> Result<TcpListener> {
-    TcpListener::bind(addr).await.map_err(|source| Error::Bind {
-        addr: addr.to_owned(),
-        source,
-    })
+    let deadline = Instant::now() + TIME_WAIT;
+    let mut told = false;
+    loop {
+        match TcpListener::bind(addr).await {
+            Ok(listener) => return Ok(listener),
+            Err(source)
+                if source.kind() == ErrorKind::AddrInUse
+                    && Instant::now() < deadline
+                    && !listened_on(addr).await =>
+            {
+                if !told {
+                    tracing::warn!(
+                        addr,
+                        "the port is held by connections closing (TIME-WAIT); binding again until it is free"
+                    );
+                    told = true;
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(source) => {
+                return Err(Error::Bind {
+                    addr: addr.to_owned(),
+                    source,
+                });
+            }
+        }
+    }
+}
+
+/// Whether a server accepts connections on `addr`.
+async fn listened_on(addr: &str) -> bool {
+    tokio::time::timeout(Duration::from_secs(1), tokio::net::TcpStream::connect(addr))
+        .await
+        .is_ok_and(|connected| connected.is_ok())
 }
 
 /// Serves `service` with health and reflection until `cancel` fires,
@@ -141,5 +184,26 @@ impl FieldError {
 impl ServiceErrorCode for FieldError {
     fn code(&self) -> Code {
         Code::InvalidArgument
+    }
+}
+
+#[cfg(test)]
+mod bind_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_port_a_server_listens_on_is_refused_at_once() {
+        let taken = bind("127.0.0.1:0").await.unwrap();
+        let addr = taken.local_addr().unwrap().to_string();
+        // Waiting out TIME-WAIT (65 s) would hit this bound.
+        let again = tokio::time::timeout(Duration::from_secs(30), bind(&addr))
+            .await
+            .expect("refused without waiting");
+        let err = again.unwrap_err();
+        assert!(err.to_string().contains(&addr), "{err}");
+        drop(taken);
+        bind(&addr)
+            .await
+            .expect("free again once the server is gone");
     }
 }
