@@ -1221,6 +1221,24 @@ async fn the_whole_workflow_runs_through_twelve_phases_with_its_parallel_branche
     .await;
     assert_eq!(travelling.phase, Phase::Shipping as i32);
     assert_eq!(travelling.projected_delivery_date, day(25));
+    // The carrier now expects the goods two days later: the projection
+    // follows its ETA.
+    replies
+        .send(
+            "logistics",
+            &v1::TrackingUpdated {
+                order_id: id.clone(),
+                status: "in transit".into(),
+                location: "Suez".into(),
+                eta: day(27),
+                ..Default::default()
+            },
+        )
+        .await;
+    wait_for(&client, &order_id, "the carrier's ETA projected", |s| {
+        s.projected_delivery_date == day(27)
+    })
+    .await;
     replies
         .send(
             "finance",

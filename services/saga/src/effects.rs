@@ -28,6 +28,10 @@ pub const INFORMING: &[&str] = &[
     v1::PaymentReminder::TYPE_NAME,
     v1::WorkOrderRescheduled::TYPE_NAME,
     v1::StatusReported::TYPE_NAME,
+    // Dates for the order's calendar (`calendar`).
+    v1::TrackingUpdated::TYPE_NAME,
+    v1::InProcessInspectionPassed::TYPE_NAME,
+    v1::PaymentDueExtended::TYPE_NAME,
 ];
 
 /// The result of an event for the step that waits for it.
@@ -528,11 +532,15 @@ pub fn apply(state: &mut SagaState, incoming: &Incoming) -> Result<Answer, Handl
                 .into()
             }
         }
-        // News for the register (`crate::exceptions::note_event`).
+        // News for the register (`crate::exceptions::note_event`), and
+        // dates only the calendar keeps.
         v1::CostOverrun::TYPE_NAME
         | v1::ExchangeRateMissing::TYPE_NAME
         | v1::CostsConverted::TYPE_NAME
-        | v1::PaymentReminder::TYPE_NAME => Verdict::Informs.into(),
+        | v1::PaymentReminder::TYPE_NAME
+        | v1::TrackingUpdated::TYPE_NAME
+        | v1::InProcessInspectionPassed::TYPE_NAME
+        | v1::PaymentDueExtended::TYPE_NAME => Verdict::Informs.into(),
         v1::StatusReported::TYPE_NAME => {
             // The owner of an overdue wait says where things stand: the
             // step's visible cause until its fact arrives.

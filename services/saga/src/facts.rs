@@ -79,6 +79,9 @@ pub struct Facts {
     /// The order's time-and-action calendar, from the review's first
     /// answer on; `None` for an order reviewed before calendars existed.
     pub calendar: Option<crate::calendar::Calendar>,
+    /// The payment milestone each invoice is for, by invoice id: what an
+    /// extension of its due date moves.
+    pub invoice_payments: std::collections::BTreeMap<String, crate::calendar::Key>,
 }
 
 /// An amount in minor units of a currency (`v1::Money`).

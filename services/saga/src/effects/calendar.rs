@@ -16,11 +16,14 @@
 //! | `TrackingUpdated` | delivery: the carrier's ETA, when it gives one |
 //! | `OrderConfirmed` | confirmed (actual); the milestones are planned on their projection |
 //! | `ReceivableOpened` | the payments and which one production waits for |
+//! | `InvoiceIssued`, `PaymentDueExtended` | a payment's due date, as invoiced and as extended |
 //! | `InProcessInspectionPassed`, `FinalInspectionPassed`, `PackingChecked` (matching), `DocumentsReady`, `Shipped`, `Delivered`, `OrderAccepted`, `DepositReceived`, `OrderPaidInFull` | actuals |
 //!
 //! A calendar starts with the review's first answer. A saga that was past
 //! its review before calendars existed keeps none (`Facts.calendar` is
 //! `None`) and announces nothing.
+
+use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
 use gendan_messaging::{Cause, HandlerError, Incoming, Outgoing};
@@ -52,7 +55,8 @@ pub fn follow(
         return Ok(Vec::new());
     }
     let export = state.order.export;
-    let calendar = state.facts.calendar.get_or_insert_with(|| {
+    let facts = &mut state.facts;
+    let calendar = facts.calendar.get_or_insert_with(|| {
         let inputs = Inputs {
             export,
             durations: settings.durations,
@@ -60,7 +64,14 @@ pub fn follow(
         };
         Calendar::of(inputs)
     });
-    let confirmed = learn(calendar, incoming, week, today, capacity_settled)?;
+    let confirmed = learn(
+        calendar,
+        &mut facts.invoice_payments,
+        incoming,
+        week,
+        today,
+        capacity_settled,
+    )?;
     let changes = calendar.reproject(week, today);
     if calendar.actual(&Key::of(Kind::Confirmed)).is_some() {
         // Milestones that appear after confirmation (the payments, a
@@ -94,6 +105,7 @@ enum Confirmation {
 /// Records what `incoming` says about dates.
 fn learn(
     calendar: &mut Calendar,
+    invoices: &mut BTreeMap<String, Key>,
     incoming: &Incoming,
     week: &WorkWeek,
     today: NaiveDate,
@@ -270,6 +282,30 @@ fn learn(
         }
         v1::OrderAccepted::TYPE_NAME => {
             calendar.record_actual(Key::of(Kind::Accepted), happened);
+        }
+        v1::InvoiceIssued::TYPE_NAME => {
+            // The invoice's due date is the payment's: the terms' days
+            // counted from the day it was really issued.
+            let issued: v1::InvoiceIssued = incoming.payload()?;
+            let key = Key::payment(issued.kind.trim());
+            let known = calendar
+                .inputs()
+                .payments
+                .iter()
+                .any(|p| p.label == key.subject);
+            if let (true, Some(due)) = (known, date(&issued.due_date, "due_date")?) {
+                invoices.insert(issued.invoice_id.clone(), key.clone());
+                let why = format!("{source} {}", issued.invoice_id);
+                calendar.estimate(key, estimate(due, why.trim()));
+            }
+        }
+        v1::PaymentDueExtended::TYPE_NAME => {
+            let extended: v1::PaymentDueExtended = incoming.payload()?;
+            let due = date(&extended.new_due_date, "new_due_date")?;
+            if let (Some(key), Some(due)) = (invoices.get(&extended.invoice_id).cloned(), due) {
+                let why = format!("{source} {}", extended.invoice_id);
+                calendar.estimate(key, estimate(due, why.trim()));
+            }
         }
         v1::DepositReceived::TYPE_NAME => {
             let received: v1::DepositReceived = incoming.payload()?;

@@ -414,3 +414,88 @@ fn a_run_that_moves_the_calendar_several_times_announces_it_once() {
         .count();
     assert!(others > 0);
 }
+
+#[test]
+fn an_invoice_dates_its_payment_and_an_extension_moves_it_and_what_waits_for_it() {
+    let engine = engine();
+    let mut saga = confirmed(&engine);
+    announced(&mut saga);
+    // The deposit invoice went out three days late: due on the 12th.
+    let issued = incoming(&v1::InvoiceIssued {
+        order_id: ORDER.to_owned(),
+        invoice_id: "INV-1".to_owned(),
+        kind: "deposit".to_owned(),
+        due_date: "2026-03-12".to_owned(),
+        ..Default::default()
+    });
+    engine.react(&mut saga, &issued, start()).unwrap();
+    let invoiced = announced(&mut saga).expect("the due date is announced");
+    assert_eq!(projected(&invoiced, "payment_due:deposit"), "2026-03-12");
+    // Production waits for the deposit.
+    assert_eq!(projected(&invoiced, "production_start"), "2026-03-12");
+    // Finance extends it a week.
+    let extended = incoming(&v1::PaymentDueExtended {
+        order_id: ORDER.to_owned(),
+        invoice_id: "INV-1".to_owned(),
+        new_due_date: "2026-03-19".to_owned(),
+    });
+    engine.react(&mut saga, &extended, start()).unwrap();
+    let moved = announced(&mut saga).expect("the extension is announced");
+    assert_eq!(projected(&moved, "payment_due:deposit"), "2026-03-19");
+    assert!(
+        moved.cause.starts_with("PaymentDueExtended INV-1"),
+        "{}",
+        moved.cause
+    );
+    // An invoice of a kind the terms do not have dates nothing.
+    let stray = incoming(&v1::InvoiceIssued {
+        order_id: ORDER.to_owned(),
+        invoice_id: "INV-9".to_owned(),
+        kind: "surcharge".to_owned(),
+        due_date: "2026-05-01".to_owned(),
+        ..Default::default()
+    });
+    engine.react(&mut saga, &stray, start()).unwrap();
+    assert!(announced(&mut saga).is_none());
+}
+
+#[test]
+fn every_event_the_calendar_learns_from_reaches_the_saga() {
+    use gendan_proto::TypeName as _;
+    let engine = engine();
+    // The batch path hands a saga only the events it reacts to.
+    for type_name in [
+        v1::MaterialsChecked::TYPE_NAME,
+        v1::MaterialsOrdered::TYPE_NAME,
+        v1::MaterialsDelayed::TYPE_NAME,
+        v1::MaterialsReady::TYPE_NAME,
+        v1::CapacityChecked::TYPE_NAME,
+        v1::WorkOrderPlanned::TYPE_NAME,
+        v1::WorkOrderProgressed::TYPE_NAME,
+        v1::WorkOrderRescheduled::TYPE_NAME,
+        v1::WorkOrderCompleted::TYPE_NAME,
+        v1::ReworkPlanned::TYPE_NAME,
+        v1::FreightQuoted::TYPE_NAME,
+        v1::InspectionEstimated::TYPE_NAME,
+        v1::ShipmentBooked::TYPE_NAME,
+        v1::TrackingUpdated::TYPE_NAME,
+        v1::OrderConfirmed::TYPE_NAME,
+        v1::ReceivableOpened::TYPE_NAME,
+        v1::InvoiceIssued::TYPE_NAME,
+        v1::PaymentDueExtended::TYPE_NAME,
+        v1::InProcessInspectionPassed::TYPE_NAME,
+        v1::FinalInspectionPassed::TYPE_NAME,
+        v1::PackingChecked::TYPE_NAME,
+        v1::DocumentsReady::TYPE_NAME,
+        v1::Shipped::TYPE_NAME,
+        v1::Delivered::TYPE_NAME,
+        v1::OrderAccepted::TYPE_NAME,
+        v1::DepositReceived::TYPE_NAME,
+        v1::OrderPaidInFull::TYPE_NAME,
+    ] {
+        assert!(
+            engine.reacts_to(type_name),
+            "{type_name} never reaches the saga"
+        );
+    }
+}
