@@ -168,11 +168,7 @@ pub async fn orders(command: OrdersCommand, output: Output) -> anyhow::Result<()
             at_risk,
             limit,
         } => {
-            let phase = match phase {
-                None => Phase::Unspecified,
-                Some(name) => Phase::from_short_name(&name)
-                    .with_context(|| format!("unknown phase {name:?}"))?,
-            };
+            let phase = phase_filter(phase)?;
             let listed = rpc!(
                 orders,
                 list_orders,
@@ -387,6 +383,16 @@ pub async fn orders(command: OrdersCommand, output: Output) -> anyhow::Result<()
         }
     }
     Ok(())
+}
+
+/// A `--phase` option: any phase when absent.
+pub(crate) fn phase_filter(name: Option<String>) -> anyhow::Result<Phase> {
+    match name {
+        None => Ok(Phase::Unspecified),
+        Some(name) => {
+            Phase::from_short_name(&name).with_context(|| format!("unknown phase {name:?}"))
+        }
+    }
 }
 
 /// Days late (`+3 d`) or early (`−2 d`) against the promise; blank

@@ -6,7 +6,6 @@
 
 use std::time::Duration;
 
-use anyhow::Context;
 use gendan_proto::v1::{self, Phase};
 use serde_json::json;
 
@@ -24,12 +23,7 @@ pub async fn watch(
     at_risk: bool,
     output: Output,
 ) -> anyhow::Result<()> {
-    let phase = match phase {
-        None => Phase::Unspecified,
-        Some(name) => {
-            Phase::from_short_name(&name).with_context(|| format!("unknown phase {name:?}"))?
-        }
-    };
+    let phase = crate::orders_cli::phase_filter(phase)?;
     let mut request = v1::WatchOrdersRequest {
         phase: phase as i32,
         customer: customer.unwrap_or_default(),
