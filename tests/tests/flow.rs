@@ -430,7 +430,9 @@ async fn a_cancelled_order_is_compensated_in_every_department() {
     assert_eq!(view.status, "cancelled");
     let undone: Vec<&str> = view.compensations.iter().map(|c| c.step.as_str()).collect();
     assert!(
-        undone.contains(&"plan_production") && undone.contains(&"open_receivable"),
+        undone.contains(&"plan_production")
+            && undone.contains(&"open_receivable")
+            && undone.contains(&"capacity_check"),
         "{undone:?}"
     );
 

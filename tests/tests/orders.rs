@@ -354,6 +354,73 @@ async fn create_get_and_list_with_filters_and_pages() {
     .await
     .expect("open exceptions");
     assert_eq!(shown, ["payment_overdue"]);
+    let with_exceptions = client
+        .list_orders(ListOrdersRequest {
+            exception_open_only: true,
+            ..Default::default()
+        })
+        .await
+        .expect("list with an open exception")
+        .into_inner();
+    let ids: Vec<&str> = with_exceptions
+        .orders
+        .iter()
+        .map(|o| o.order_id.as_str())
+        .collect();
+    assert_eq!(ids, [created[2].as_str()]);
+
+    // Most days late first, paged with tokens of their own: the order
+    // projected past its promise leads, and every order comes once.
+    let mut by_slip = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = client
+            .list_orders(ListOrdersRequest {
+                sort: v1::OrderSort::Slip as i32,
+                page_size: 2,
+                page_token: page_token.clone(),
+                ..Default::default()
+            })
+            .await
+            .expect("list by slip")
+            .into_inner();
+        by_slip.extend(page.orders.into_iter().map(|o| (o.order_id, o.slip_days)));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+    assert_eq!(by_slip[0].0, created[2]);
+    assert!(by_slip[0].1 > 0, "{by_slip:?}");
+    assert!(by_slip.windows(2).all(|w| w[0].1 >= w[1].1), "{by_slip:?}");
+    let listed: HashSet<&String> = by_slip.iter().map(|(id, _)| id).collect();
+    assert_eq!(listed, created.iter().collect::<HashSet<_>>());
+    let first_page = client
+        .list_orders(ListOrdersRequest {
+            sort: v1::OrderSort::Slip as i32,
+            page_size: 2,
+            ..Default::default()
+        })
+        .await
+        .expect("list by slip")
+        .into_inner();
+    let mixed = client
+        .list_orders(ListOrdersRequest {
+            page_token: first_page.next_page_token,
+            ..Default::default()
+        })
+        .await
+        .expect_err("a slip token on the newest-first list");
+    assert_eq!(mixed.code(), Code::InvalidArgument);
+    assert!(mixed.message().contains("page_token"), "{mixed:?}");
+    let unknown = client
+        .list_orders(ListOrdersRequest {
+            sort: 9,
+            ..Default::default()
+        })
+        .await
+        .expect_err("an unknown sort");
+    assert!(unknown.message().contains("sort"), "{unknown:?}");
     let closed = gendan_proto::v1::ExceptionClosed {
         exception: Some(overdue),
     };

@@ -13,12 +13,13 @@ use gendan_production::Application;
 use gendan_proto::TypeName;
 use gendan_proto::v1::production_service_client::ProductionServiceClient;
 use gendan_proto::v1::{
-    CancelWorkOrder, CapacityChecked, CheckCapacityRequest, CheckOrderCapacity, Envelope,
-    EquipmentStatusChanged, GetRoutingRequest, GetWorkOrderRequest, ListWorkCentresRequest,
-    MesEquipmentDown, MesQuantityReported, MesStageCompleted, MesStageStarted, PlanWorkOrder,
-    ProductQuantity, RestateFact, ReworkCompleted, ReworkPlanned, Routing, RoutingStage,
-    StartRework, StatusReported, WorkCentre, WorkOrderCancelled, WorkOrderCompleted,
-    WorkOrderPlanned, WorkOrderPlanningFailed, WorkOrderProgressed,
+    CancelWorkOrder, CapacityChecked, CapacityReleased, CheckCapacityRequest, CheckOrderCapacity,
+    Envelope, EquipmentStatusChanged, GetRoutingRequest, GetWorkOrderRequest,
+    ListWorkCentresRequest, MesEquipmentDown, MesQuantityReported, MesStageCompleted,
+    MesStageStarted, PlanWorkOrder, ProductQuantity, ReleaseCapacity, RestateFact, ReworkCompleted,
+    ReworkPlanned, Routing, RoutingStage, StartRework, StatusReported, WorkCentre,
+    WorkOrderCancelled, WorkOrderCompleted, WorkOrderPlanned, WorkOrderPlanningFailed,
+    WorkOrderProgressed,
 };
 use gendan_settings::{Common, Secret, ServiceSettings};
 use gendan_tests::{TestDb, TestNats, eventually};
@@ -461,6 +462,7 @@ async fn capacity_check_command_answers_feasibility() -> anyhow::Result<()> {
                 items: shirts(12),
                 requested_delivery_date: "2099-12-31".into(),
                 earliest_start: String::new(),
+                revision: 0,
             },
         )
         .await?;
@@ -490,6 +492,7 @@ async fn capacity_check_command_answers_feasibility() -> anyhow::Result<()> {
                 }],
                 requested_delivery_date: "2099-12-31".into(),
                 earliest_start: String::new(),
+                revision: 0,
             },
         )
         .await?;
@@ -507,6 +510,7 @@ async fn capacity_check_command_answers_feasibility() -> anyhow::Result<()> {
                 items: shirts(12),
                 requested_delivery_date: "2020-01-01".into(),
                 earliest_start: String::new(),
+                revision: 0,
             },
         )
         .await?;
@@ -1525,5 +1529,239 @@ async fn an_overdue_wait_gets_the_completion_again_or_the_status() -> anyhow::Re
     assert!(reason.contains("awaited"), "reason: {reason}");
     assert_eq!(original.r#type, RestateFact::TYPE_NAME);
 
+    production.stop().await
+}
+
+/// A versioned check of `quantity` shirts for `order_id`, work from the
+/// Monday of a week in 2030 (all of it still to come).
+fn reserving_check(order_id: &str, quantity: u32, revision: u32) -> CheckOrderCapacity {
+    CheckOrderCapacity {
+        order_id: order_id.to_owned(),
+        items: shirts(quantity),
+        requested_delivery_date: "2099-12-31".into(),
+        earliest_start: "2030-03-04".into(),
+        revision,
+    }
+}
+
+impl Production {
+    /// Live reservations of `order_id`.
+    async fn reservations_of(&self, order_id: &str) -> anyhow::Result<i64> {
+        let count = sqlx::query_scalar(
+            "SELECT count(*) FROM work_orders \
+             WHERE order_id = $1 AND kind = 'reservation' AND status = 'planned'",
+        )
+        .bind(order_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(count)
+    }
+
+    /// Work centre days booked beyond their calendars, from 2030 on.
+    async fn overbooked(&self) -> anyhow::Result<Vec<gendan_production::catalog::Overbooked>> {
+        let mut conn = self.pool.acquire().await?;
+        let from = gendan_proto::date_from_str("2030-01-01").expect("a date");
+        Ok(gendan_production::catalog::overbooked(&mut conn, from).await?)
+    }
+}
+
+#[tokio::test]
+async fn a_check_reserves_its_hours_and_the_plan_books_the_run_in_them() -> anyhow::Result<()> {
+    let mut production = Production::start().await?;
+    production.seed().await?;
+    let mut events =
+        Reader::open(&production.bus, streams::EVENTS, "gendan.evt.production.>").await?;
+
+    // 12 shirts: 8 h of cutting on Monday, 12 h of sewing Monday and
+    // Tuesday, reserved for o-r.
+    let check = reserving_check("o-r", 12, 1);
+    production.command("o-r", &check).await?;
+    let (envelope, reserved) = events.until::<CapacityChecked>().await?;
+    assert_eq!(reserved.revision, 1);
+    assert_eq!(reserved.earliest_completion, "2030-03-05");
+    assert!(!reserved.reserved_until.is_empty(), "{reserved:?}");
+    assert_eq!(
+        envelope.event_id,
+        gendan_messaging::fact_id(
+            "production",
+            CapacityChecked::TYPE_NAME,
+            "o-r",
+            "capacity-check:1"
+        )
+        .to_string()
+    );
+    assert!((production.booked_hours().await? - 20.0).abs() < 1e-9);
+
+    // The saga re-sends the check: the same fact, nothing booked again.
+    production.repeat("o-r", &check).await?;
+    assert!((production.booked_hours().await? - 20.0).abs() < 1e-9);
+    assert_eq!(production.reservations_of("o-r").await?, 1);
+
+    // Another order checked next is promised what is left: its cutting
+    // cannot start before Tuesday. Without the reservation it would have
+    // been promised o-r's Monday.
+    production
+        .command("o-s", &reserving_check("o-s", 4, 1))
+        .await?;
+    let (_, other) = events.until::<CapacityChecked>().await?;
+    assert_eq!(other.order_id, "o-s");
+    assert_eq!(other.stages[0].planned_start, "2030-03-05");
+    assert!((production.booked_hours().await? - 28.0).abs() < 1e-9);
+
+    // Planned after confirmation, o-r's run is booked in its reserved
+    // hours: the same days, the reservation used up, nothing booked twice.
+    let plan = PlanWorkOrder {
+        order_id: "o-r".into(),
+        items: shirts(12),
+        earliest_start: "2030-03-04".into(),
+        revision: 1,
+        amendment: 0,
+    };
+    production.command("o-r", &plan).await?;
+    let (_, planned) = events.until::<WorkOrderPlanned>().await?;
+    assert_eq!(
+        (planned.planned_start.as_str(), planned.planned_end.as_str()),
+        ("2030-03-04", "2030-03-05")
+    );
+    assert_eq!(production.reservations_of("o-r").await?, 0);
+    assert!((production.booked_hours().await? - 28.0).abs() < 1e-9);
+    // The MES and GetWorkOrder see the run, never a reservation.
+    assert_eq!(
+        production.current_work_order_id("o-r").await?,
+        planned.work_order_id
+    );
+
+    // o-s is reviewed again (an amendment): its new check replaces its
+    // reservation in one step, keeping its place.
+    production
+        .command("o-s", &reserving_check("o-s", 4, 2))
+        .await?;
+    let (_, again) = events.until::<CapacityChecked>().await?;
+    assert_eq!((again.order_id.as_str(), again.revision), ("o-s", 2));
+    assert_eq!(again.stages[0].planned_start, "2030-03-05");
+    assert_eq!(production.reservations_of("o-s").await?, 1);
+    assert!((production.booked_hours().await? - 28.0).abs() < 1e-9);
+
+    // Cancelled in review: its hours are given back once.
+    let release = ReleaseCapacity {
+        order_id: "o-s".into(),
+        reason: "order cancelled".into(),
+    };
+    production.command("o-s", &release).await?;
+    let (_, released) = events.until::<CapacityReleased>().await?;
+    assert!((released.released_hours - 8.0).abs() < 1e-9, "{released:?}");
+    production.repeat("o-s", &release).await?;
+    assert_eq!(production.reservations_of("o-s").await?, 0);
+    assert!((production.booked_hours().await? - 20.0).abs() < 1e-9);
+    assert!(production.overbooked().await?.is_empty());
+    production.stop().await
+}
+
+#[tokio::test]
+async fn a_lapsed_hold_is_swept_by_the_next_check_and_a_failed_plan_keeps_its_reservation()
+-> anyhow::Result<()> {
+    let mut production = Production::start().await?;
+    production.seed().await?;
+    let mut events =
+        Reader::open(&production.bus, streams::EVENTS, "gendan.evt.production.>").await?;
+
+    production
+        .command("o-t", &reserving_check("o-t", 12, 1))
+        .await?;
+    events.until::<CapacityChecked>().await?;
+    // Its review was abandoned two weeks ago.
+    sqlx::query("UPDATE work_orders SET hold_until = current_date - 1 WHERE order_id = 'o-t'")
+        .execute(&production.pool)
+        .await?;
+    production
+        .command("o-u", &reserving_check("o-u", 12, 1))
+        .await?;
+    let (_, next) = events.until::<CapacityChecked>().await?;
+    // o-t's Monday went back to the factory and o-u got it.
+    assert_eq!(next.planned_start, "2030-03-04");
+    assert_eq!(production.reservations_of("o-t").await?, 0);
+    let reason: String =
+        sqlx::query_scalar("SELECT cancel_reason FROM work_orders WHERE order_id = 'o-t'")
+            .fetch_one(&production.pool)
+            .await?;
+    assert_eq!(reason, "reservation lapsed");
+
+    // A plan that cannot be made (the routing's product is not the one
+    // reserved) is answered as a failure and keeps the reservation.
+    production
+        .command(
+            "o-u",
+            &PlanWorkOrder {
+                order_id: "o-u".into(),
+                items: vec![ProductQuantity {
+                    product: "no-such-product".into(),
+                    quantity: 5,
+                }],
+                earliest_start: "2030-03-04".into(),
+                revision: 1,
+                amendment: 0,
+            },
+        )
+        .await?;
+    events.until::<WorkOrderPlanningFailed>().await?;
+    assert_eq!(production.reservations_of("o-u").await?, 1);
+    assert!((production.booked_hours().await? - 20.0).abs() < 1e-9);
+
+    // Cancelling the order stops the reservation too.
+    production
+        .command(
+            "o-u",
+            &CancelWorkOrder {
+                order_id: "o-u".into(),
+                reason: "customer withdrew".into(),
+            },
+        )
+        .await?;
+    let (_, cancelled) = events.until::<WorkOrderCancelled>().await?;
+    assert!(
+        (cancelled.released_hours - 20.0).abs() < 1e-9,
+        "{cancelled:?}"
+    );
+    assert_eq!(production.reservations_of("o-u").await?, 0);
+    production.stop().await
+}
+
+#[tokio::test]
+async fn concurrent_checks_on_a_nearly_full_factory_never_promise_the_same_hours()
+-> anyhow::Result<()> {
+    let mut production = Production::start().await?;
+    production.seed().await?;
+    let mut events =
+        Reader::open(&production.bus, streams::EVENTS, "gendan.evt.production.>").await?;
+
+    // 20 orders of 4 shirts (4 h of cutting, 4 h of sewing each) checked
+    // at once: two fit on a day, so without reservations all 20 would be
+    // promised the same Monday.
+    const ORDERS: usize = 20;
+    let sends = (0..ORDERS).map(|n| {
+        let order_id = format!("o-c{n}");
+        let check = reserving_check(&order_id, 4, 1);
+        let production = &production;
+        async move { production.command(&order_id, &check).await }
+    });
+    futures::future::try_join_all(sends).await?;
+    let mut completions = Vec::new();
+    for _ in 0..ORDERS {
+        let (_, answer) = events.until::<CapacityChecked>().await?;
+        assert!(answer.problem.is_empty(), "{answer:?}");
+        completions.push(answer.earliest_completion);
+    }
+    assert!(production.overbooked().await?.is_empty());
+    assert!((production.booked_hours().await? - 8.0 * ORDERS as f64).abs() < 1e-6);
+    // Sewing takes half a day per order: no day is promised to more than
+    // two of them.
+    completions.sort();
+    for day in &completions {
+        let promised = completions.iter().filter(|other| *other == day).count();
+        assert!(
+            promised <= 2,
+            "{day} promised to {promised} orders: {completions:?}"
+        );
+    }
     production.stop().await
 }

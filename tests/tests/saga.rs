@@ -879,6 +879,7 @@ async fn cancelling_compensates_what_was_done_and_a_failed_plan_parks_the_saga()
     assert_eq!(
         undone,
         vec![
+            ("capacity_check", "sent"),
             ("open_receivable", "sent"),
             ("plan_production", "sent"),
             ("procure_materials", "sent")
@@ -930,8 +931,18 @@ async fn cancelling_compensates_what_was_done_and_a_failed_plan_parks_the_saga()
         },
     )
     .await;
+    publish_event(
+        &bus,
+        "production",
+        &order_id,
+        &v1::CapacityReleased {
+            order_id: order_id.clone(),
+            ..Default::default()
+        },
+    )
+    .await;
     let done = wait_for(&client, &order_id, "compensations done", |s| {
-        s.compensations.len() == 3 && s.compensations.iter().all(|c| c.status == "done")
+        s.compensations.len() == 4 && s.compensations.iter().all(|c| c.status == "done")
     })
     .await;
     assert_eq!(done.status, "cancelled");

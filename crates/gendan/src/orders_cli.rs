@@ -39,6 +39,12 @@ pub enum OrdersCommand {
         customer: Option<String>,
         #[arg(long)]
         at_risk: bool,
+        /// Only orders with an open exception.
+        #[arg(long)]
+        exceptions: bool,
+        /// Most days late first instead of newest first.
+        #[arg(long)]
+        by_slip: bool,
         #[arg(long, default_value_t = 100)]
         limit: u32,
     },
@@ -166,9 +172,16 @@ pub async fn orders(command: OrdersCommand, output: Output) -> anyhow::Result<()
             phase,
             customer,
             at_risk,
+            exceptions,
+            by_slip,
             limit,
         } => {
             let phase = phase_filter(phase)?;
+            let sort = if by_slip {
+                v1::OrderSort::Slip
+            } else {
+                v1::OrderSort::Unspecified
+            };
             let listed = rpc!(
                 orders,
                 list_orders,
@@ -178,6 +191,8 @@ pub async fn orders(command: OrdersCommand, output: Output) -> anyhow::Result<()
                     at_risk_only: at_risk,
                     page_size: limit.min(500),
                     page_token: String::new(),
+                    exception_open_only: exceptions,
+                    sort: sort as i32,
                 }
             )
             .map_err(status_error)?

@@ -12,7 +12,7 @@
 //! [`customers`].
 
 use chrono::Utc;
-use gendan_grpc::into_status;
+use gendan_grpc::{FieldError, into_status};
 use gendan_proto::timestamp_to;
 use gendan_proto::v1::order_service_server::OrderService;
 use gendan_proto::v1::{
@@ -21,8 +21,8 @@ use gendan_proto::v1::{
     GetOrderRequest, GetSummaryRequest, GetTimelineRequest, GetTimelineResponse,
     ListAmendmentsRequest, ListAmendmentsResponse, ListClaimsRequest, ListClaimsResponse,
     ListCustomersRequest, ListCustomersResponse, ListNoticesRequest, ListNoticesResponse,
-    ListOrdersRequest, ListOrdersResponse, Order, OrderChange, OrderSummary, RaiseClaimRequest,
-    WatchOrdersRequest,
+    ListOrdersRequest, ListOrdersResponse, Order, OrderChange, OrderSort, OrderSummary,
+    RaiseClaimRequest, WatchOrdersRequest,
 };
 use prost::Message as _;
 use sqlx::PgPool;
@@ -73,8 +73,22 @@ impl OrderApi {
 
     #[tracing::instrument(skip_all, err(level = "debug"))]
     pub async fn list(&self, request: &ListOrdersRequest) -> Result<ListOrdersResponse> {
-        let filter = watch::list_filter(request.phase, &request.customer, request.at_risk_only)?;
+        let mut filter =
+            watch::list_filter(request.phase, &request.customer, request.at_risk_only)?;
+        filter.exception_open_only = request.exception_open_only;
+        let by_slip = match OrderSort::try_from(request.sort) {
+            Ok(OrderSort::Unspecified) => false,
+            Ok(OrderSort::Slip) => true,
+            Err(_) => {
+                let problem = format!("{} is not a known sort", request.sort);
+                return Err(FieldError::new("sort", problem).into());
+            }
+        };
         let cursor = paging::decode(&request.page_token)?;
+        if cursor.is_some_and(|cursor| cursor.slip.is_some() != by_slip) {
+            let problem = "a token from a list sorted another way";
+            return Err(FieldError::new("page_token", problem).into());
+        }
         let page_size = match request.page_size {
             0 => DEFAULT_PAGE_SIZE,
             size => size.min(MAX_PAGE_SIZE),
@@ -82,12 +96,12 @@ impl OrderApi {
 
         // One extra row tells whether another page follows.
         let mut conn = self.pool.acquire().await?;
-        let mut orders =
-            store::list_orders(&mut conn, &filter, cursor, i64::from(page_size) + 1).await?;
+        let limit = i64::from(page_size) + 1;
+        let mut orders = store::list_orders(&mut conn, &filter, by_slip, cursor, limit).await?;
         let more = orders.len() > page_size as usize;
         orders.truncate(page_size as usize);
         let next_page_token = match orders.last() {
-            Some(last) if more => paging::encode(cursor_after(last)?),
+            Some(last) if more => paging::encode(cursor_after(last, by_slip)?),
             _ => String::new(),
         };
         Ok(ListOrdersResponse {
@@ -197,7 +211,7 @@ fn parse_order_id(order_id: &str) -> Result<Uuid> {
     Ok(validate::order_id(order_id)?)
 }
 
-fn cursor_after(order: &Order) -> Result<Cursor> {
+fn cursor_after(order: &Order, by_slip: bool) -> Result<Cursor> {
     let created_at = order
         .created_at
         .as_ref()
@@ -208,6 +222,7 @@ fn cursor_after(order: &Order) -> Result<Cursor> {
     let order_id = Uuid::parse_str(&order.order_id)
         .map_err(|_| Error::Inconsistent(format!("stored order id {:?}", order.order_id)))?;
     Ok(Cursor {
+        slip: by_slip.then_some(order.slip_days),
         created_at,
         order_id,
     })

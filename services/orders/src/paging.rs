@@ -3,7 +3,8 @@
 //! A token is the keyset position after the last row of a page, versioned
 //! and hex-encoded so clients treat it as opaque and a future format can be
 //! told apart: for orders `created_at` in microseconds (PostgreSQL's
-//! precision) and the order id, for customers the customer id. Decoding is
+//! precision) and the order id, led by the slip in days when the list is
+//! sorted by slip, for customers the customer id. Decoding is
 //! strict: anything else, a token of the other list included, is an
 //! invalid `page_token`.
 
@@ -14,16 +15,25 @@ use uuid::Uuid;
 use crate::store::Cursor;
 
 const VERSION: &str = "o1";
+/// Orders sorted by slip: the slip leads the position.
+const SLIP_VERSION: &str = "o2";
 const CUSTOMERS_VERSION: &str = "c1";
 /// Longest token accepted (a customer id of 64 characters makes 134).
 const MAX_TOKEN_CHARS: usize = 200;
 
 pub fn encode(cursor: Cursor) -> String {
-    hex(&format!(
-        "{VERSION}:{}:{}",
-        cursor.created_at.timestamp_micros(),
-        cursor.order_id.simple()
-    ))
+    match cursor.slip {
+        None => hex(&format!(
+            "{VERSION}:{}:{}",
+            cursor.created_at.timestamp_micros(),
+            cursor.order_id.simple()
+        )),
+        Some(slip) => hex(&format!(
+            "{SLIP_VERSION}:{slip}:{}:{}",
+            cursor.created_at.timestamp_micros(),
+            cursor.order_id.simple()
+        )),
+    }
 }
 
 /// `None` for the empty token (first page).
@@ -80,13 +90,14 @@ fn unhex(token: &str) -> Option<String> {
 
 fn parse(token: &str) -> Option<Cursor> {
     let plain = unhex(token)?;
-    let mut parts = plain.split(':');
-    let (Some(VERSION), Some(micros), Some(order_id), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return None;
+    let parts: Vec<&str> = plain.split(':').collect();
+    let (slip, micros, order_id) = match parts.as_slice() {
+        [VERSION, micros, order_id] => (None, micros, order_id),
+        [SLIP_VERSION, slip, micros, order_id] => (Some(slip.parse().ok()?), micros, order_id),
+        _ => return None,
     };
     Some(Cursor {
+        slip,
         created_at: DateTime::from_timestamp_micros(micros.parse().ok()?)?,
         order_id: Uuid::parse_str(order_id).ok()?,
     })
@@ -101,6 +112,7 @@ mod tests {
     #[test]
     fn tokens_round_trip() {
         let cursor = Cursor {
+            slip: None,
             created_at: Utc::now().trunc_subsecs(6),
             order_id: Uuid::now_v7(),
         };
@@ -108,6 +120,13 @@ mod tests {
         assert!(token.bytes().all(|b| b.is_ascii_hexdigit()));
         assert_eq!(decode(&token).unwrap(), Some(cursor));
         assert_eq!(decode("").unwrap(), None);
+        for slip in [-3, 0, 12] {
+            let by_slip = Cursor {
+                slip: Some(slip),
+                ..cursor
+            };
+            assert_eq!(decode(&encode(by_slip)).unwrap(), Some(by_slip));
+        }
     }
 
     #[test]
@@ -142,6 +161,7 @@ mod tests {
             Some(longest)
         );
         let order_token = encode(Cursor {
+            slip: None,
             created_at: Utc::now().trunc_subsecs(6),
             order_id: Uuid::now_v7(),
         });

@@ -220,8 +220,12 @@ fn specific(envelope: &Envelope) -> Option<String> {
                         or_unknown(&event.requested_delivery_date)
                     )
                 };
+                let reserved = match event.reserved_until.as_str() {
+                    "" => String::new(),
+                    until => format!("; its hours reserved until {until}"),
+                };
                 format!(
-                    "Capacity check: earliest completion {} ({verdict})",
+                    "Capacity check: earliest completion {} ({verdict}{reserved})",
                     or_unknown(&event.earliest_completion)
                 )
             }

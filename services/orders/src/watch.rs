@@ -277,6 +277,7 @@ pub(crate) fn list_filter(phase: i32, customer: &str, at_risk_only: bool) -> Res
             .filter(|customer| !customer.is_empty())
             .map(str::to_owned),
         at_risk_only,
+        exception_open_only: false,
     })
 }
 
@@ -289,6 +290,7 @@ fn matches(filter: &ListFilter, order: &Order) -> bool {
             .as_deref()
             .is_none_or(|customer| order.customer == customer || order.customer_id == customer)
         && (!filter.at_risk_only || order.at_risk)
+        && (!filter.exception_open_only || !order.open_exceptions.is_empty())
 }
 
 fn encode(tracking: Tracking) -> String {
@@ -338,6 +340,7 @@ mod tests {
             phase: phase.map(|p| p as i32),
             customer: customer.map(str::to_owned),
             at_risk_only,
+            exception_open_only: false,
         };
         assert!(matches(&filter(None, None, false), &order));
         assert!(matches(

@@ -243,6 +243,7 @@ pub async fn plan(
         nonconformance_id: None,
         rework_reason: None,
         traceparent: message.traceparent.as_deref(),
+        hold_until: None,
     };
     let mut created = store::insert(conn, &new, &schedule).await?;
     tracing::info!(

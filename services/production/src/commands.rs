@@ -2,11 +2,14 @@
 //!
 //! | command | key | first time | repeat |
 //! | --- | --- | --- | --- |
-//! | `CheckOrderCapacity` | — | schedules against today's bookings without booking; `CapacityChecked` (a product that cannot be made is `feasible = false` with the problem: the saga needs a reply to move the order to clarification), with the routings' hours of the order's whole quantities per work centre, set-up included (`hours_by_work_centre`, the labour of the review's cost estimate; empty with a problem). An order that already has a production run (an amended order reviewed again) is checked for what its next run would make: per stage only what the items still need beyond the good units made, against the bookings of everyone but its own open runs ([`amendments`](crate::amendments)) | checks again |
+//! | `CheckOrderCapacity` with `revision` ≥ 1 | order + revision | releases the order's earlier reservation and lapsed holds, schedules against today's bookings and reserves what it answers ([`reservations`](crate::reservations): booked for the order, held 14 days); `CapacityChecked` with the revision and `reserved_until`, kept; otherwise as the row below, nothing reserved | the same `CapacityChecked` (the same event id) from what was kept, nothing booked |
+//! | `CheckOrderCapacity` with `revision` 0 | — | schedules against today's bookings without booking; `CapacityChecked` (a product that cannot be made is `feasible = false` with the problem: the saga needs a reply to move the order to clarification), with the routings' hours of the order's whole quantities per work centre, set-up included (`hours_by_work_centre`, the labour of the review's cost estimate; empty with a problem). An order that already has a production run (an amended order reviewed again) is checked for what its next run would make: per stage only what the items still need beyond the good units made, against the bookings of everyone but its own open runs ([`amendments`](crate::amendments)) | checks again |
 //! | `PlanWorkOrder` | order + revision | schedules, stores the production run with its capacity bookings; `WorkOrderPlanned` with the revision; a plan that cannot be made: `WorkOrderPlanningFailed` with the reason, nothing stored (and, for an amendment, nothing cancelled) | the same `WorkOrderPlanned` from the stored work order, nothing booked |
 //! | `PlanWorkOrder` with `amendment` ≥ 1 | order + revision | the run makes per product and stage what the amended items still need beyond the good units made since the last run planned without an amendment; a stage with nothing to make is stored completed, without hours or bookings; the order's earlier open runs are cancelled ("superseded by amendment N") and their bookings from today released; `WorkOrderPlanned`; a run with nothing at all to make is stored completed today and `WorkOrderCompleted` (the amended quantity good, no scrap, no hours) follows at once | the same `WorkOrderPlanned`, nothing booked or cancelled (a completed run's `WorkOrderCompleted` went out the first time) |
 //! | `StartRework` | order + revision | one `rework` stage per product on the work centre of its last routing stage (quantity × hours per unit + set-up), scheduled from today and booked; `ReworkPlanned` | the same `ReworkPlanned` from what is stored, nothing booked |
-//! | `CancelWorkOrder` | order | cancels every open work order of the order (production runs and reworks), releases their bookings from today on; `WorkOrderCancelled` with the hours summed | answers again, releasing nothing |
+//! | `PlanWorkOrder` of an order with a reservation | order + revision | as above, the reservation released first in the same transaction, so the run is booked at least as early as promised unless its materials now come later; a plan that fails keeps the reservation | as above |
+//! | `CancelWorkOrder` | order | cancels every open work order of the order (production runs, reworks and reservations), releases their bookings from today on; `WorkOrderCancelled` with the hours summed | answers again, releasing nothing |
+//! | `ReleaseCapacity` | order | releases the order's live reservations from today on; `CapacityReleased` with the hours | the same `CapacityReleased` (event id), releasing nothing |
 //! | `RestateFact` | order + awaited completion + revision | a completed work order's `WorkOrderCompleted` / `ReworkCompleted` again, the same fact (event id) as its first announcement; else `StatusReported`, where it stands ([`restate`](crate::restate)) | the same: the fact again, or the status as it is then |
 //!
 //! The revision rule: a work order belongs to (order, kind, revision), 0
@@ -37,16 +40,17 @@ use gendan_grpc::FieldError;
 use gendan_messaging::outbox;
 use gendan_messaging::{Cause, Handler, HandlerError, Incoming, Outgoing};
 use gendan_proto::v1::{
-    CancelWorkOrder, CapacityChecked, CheckOrderCapacity, PlanWorkOrder, RestateFact, StartRework,
-    WorkOrderCancelled, WorkOrderPlanningFailed,
+    CancelWorkOrder, CapacityChecked, CapacityReleased, CheckOrderCapacity, PlanWorkOrder,
+    ReleaseCapacity, RestateFact, StartRework, WorkOrderCancelled, WorkOrderPlanningFailed,
 };
 use gendan_proto::{date_from_str, date_to_string};
-use sqlx::PgConnection;
+use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 
+use crate::schedule::Schedule;
 use crate::work_orders::store::{self, NewWorkOrder};
 use crate::work_orders::{KIND_PRODUCTION, KIND_REWORK, STATUS_COMPLETED, WorkOrder};
-use crate::{Error, SERVICE, amendments, planning, restate, validate, work_orders};
+use crate::{Error, SERVICE, amendments, planning, reservations, restate, validate, work_orders};
 
 impl From<Error> for HandlerError {
     fn from(err: Error) -> Self {
@@ -89,6 +93,9 @@ impl Handler for CommandHandler {
         if message.is::<CancelWorkOrder>() {
             return cancel_work_order(conn, message, message.payload()?).await;
         }
+        if message.is::<ReleaseCapacity>() {
+            return release_capacity(conn, message, message.payload()?).await;
+        }
         if message.is::<RestateFact>() {
             return restate::restate_fact(conn, message, message.payload()?).await;
         }
@@ -99,19 +106,71 @@ impl Handler for CommandHandler {
     }
 }
 
-#[tracing::instrument(skip_all, fields(order_id = %message.order_id()))]
+#[tracing::instrument(skip_all, fields(order_id = %message.order_id(), revision = command.revision))]
 async fn check_order_capacity(
     conn: &mut PgConnection,
     message: &Incoming,
     command: CheckOrderCapacity,
 ) -> Result<(), HandlerError> {
     let order_id = message.order_id_or(&command.order_id)?;
+    let revision = validate::check_revision(command.revision, "revision").map_err(Error::from)?;
+    let today = Utc::now().date_naive();
+    let cause = Cause::from_incoming(message);
+    let Some(revision) = revision else {
+        // Unversioned: a check without a promise, as before reservations.
+        let (answer, _) = assess(conn, &order_id, &command, today).await?;
+        let event = Outgoing::event(SERVICE, &order_id, &answer, &cause);
+        outbox::write(conn, &[event]).await?;
+        return Ok(());
+    };
+    // Taken before the stored answer is read, so two replicas handling a
+    // re-sent check at once cannot both reserve.
+    planning::lock_capacity(conn).await?;
+    let key = reservations::fact_key(revision);
+    if let Some(answer) = reservations::answered(conn, &order_id, revision).await? {
+        tracing::info!("capacity check answered before, answering it again");
+        let event = Outgoing::fact(SERVICE, &order_id, &answer, &cause, &key);
+        outbox::write(conn, &[event]).await?;
+        return Ok(());
+    }
+    reservations::sweep_lapsed(conn, today).await?;
+    // The order's earlier promise gives way to this check's, in this
+    // transaction: no other order can take the hours in between.
+    let replaced = format!("replaced by capacity check {revision}");
+    reservations::release(conn, &order_id, today, &replaced).await?;
+    let (mut answer, schedule) = assess(conn, &order_id, &command, today).await?;
+    answer.revision = command.revision;
+    let reservation = match &schedule {
+        Some(schedule) => {
+            let hold_until = reservations::hold_until(today);
+            let traceparent = message.traceparent.as_deref();
+            let reserved =
+                reservations::reserve(conn, &order_id, revision, schedule, hold_until, traceparent)
+                    .await?;
+            answer.reserved_until = date_to_string(hold_until);
+            Some(reserved.work_order_id)
+        }
+        None => None,
+    };
+    reservations::record(conn, &order_id, revision, reservation, &answer).await?;
+    let event = Outgoing::fact(SERVICE, &order_id, &answer, &cause, &key);
+    outbox::write(conn, &[event]).await?;
+    Ok(())
+}
+
+/// What a capacity check answers, and the schedule it answers with when
+/// the order can be scheduled at all (a reservation books it).
+async fn assess(
+    conn: &mut PgConnection,
+    order_id: &str,
+    command: &CheckOrderCapacity,
+    today: chrono::NaiveDate,
+) -> Result<(CapacityChecked, Option<Schedule>), HandlerError> {
     let mut answer = CapacityChecked {
-        order_id: order_id.clone(),
+        order_id: order_id.to_owned(),
         requested_delivery_date: command.requested_delivery_date.clone(),
         ..CapacityChecked::default()
     };
-    let today = Utc::now().date_naive();
     // Work cannot start before the materials are in, nor in the past.
     let earliest_start = match validate::date_or(&command.earliest_start, "earliest_start", today) {
         Ok(date) => date.max(today),
@@ -120,34 +179,35 @@ async fn check_order_capacity(
             today
         }
     };
+    let mut scheduled = None;
     match validate::items(&command.items, "items") {
         Err(_) if !answer.problem.is_empty() => {}
         Err(field) => answer.problem = field.to_string(),
         Ok(_) if !answer.problem.is_empty() => {}
-        Ok(items) => {
-            match amendments::schedule_check(conn, &order_id, &items, earliest_start).await {
-                Ok((schedule, routed)) => {
-                    answer.earliest_completion = date_to_string(schedule.earliest_completion);
-                    answer.planned_start = date_to_string(schedule.start);
-                    answer.stages = crate::api::capacity_check(&schedule).stages;
-                    match date_from_str(command.requested_delivery_date.trim()) {
-                        Some(requested) => {
-                            answer.feasible = schedule.earliest_completion <= requested;
-                            answer.hours_by_work_centre =
-                                crate::schedule::hours_by_work_centre(&routed);
-                        }
-                        None => {
-                            answer.problem = format!(
-                                "requested_delivery_date {:?} is not a YYYY-MM-DD date",
-                                command.requested_delivery_date
-                            );
-                        }
+        Ok(items) => match amendments::schedule_check(conn, order_id, &items, earliest_start).await
+        {
+            Ok((schedule, routed)) => {
+                answer.earliest_completion = date_to_string(schedule.earliest_completion);
+                answer.planned_start = date_to_string(schedule.start);
+                answer.stages = crate::api::capacity_check(&schedule).stages;
+                match date_from_str(command.requested_delivery_date.trim()) {
+                    Some(requested) => {
+                        answer.feasible = schedule.earliest_completion <= requested;
+                        answer.hours_by_work_centre =
+                            crate::schedule::hours_by_work_centre(&routed);
+                        scheduled = Some(schedule);
+                    }
+                    None => {
+                        answer.problem = format!(
+                            "requested_delivery_date {:?} is not a YYYY-MM-DD date",
+                            command.requested_delivery_date
+                        );
                     }
                 }
-                Err(err @ Error::Database(_)) => return Err(err.into()),
-                Err(err) => answer.problem = err.to_string(),
             }
-        }
+            Err(err @ Error::Database(_)) => return Err(err.into()),
+            Err(err) => answer.problem = err.to_string(),
+        },
     }
     tracing::info!(
         feasible = answer.feasible,
@@ -156,7 +216,41 @@ async fn check_order_capacity(
         problem = %answer.problem,
         "capacity checked"
     );
-    let event = Outgoing::event(SERVICE, &order_id, &answer, &Cause::from_incoming(message));
+    Ok((answer, scheduled))
+}
+
+/// Gives back what the order's capacity checks reserved (the saga's
+/// compensation for a cancelled order). One release per order: a repeat
+/// answers the same fact.
+#[tracing::instrument(skip_all, fields(order_id = %message.order_id()))]
+async fn release_capacity(
+    conn: &mut PgConnection,
+    message: &Incoming,
+    command: ReleaseCapacity,
+) -> Result<(), HandlerError> {
+    let order_id = message.order_id_or(&command.order_id)?;
+    let reason = validate::reason(&command.reason, "reason").map_err(Error::from)?;
+    let reason = if reason.is_empty() {
+        "capacity released"
+    } else {
+        reason
+    };
+    planning::lock_capacity(conn).await?;
+    let today = Utc::now().date_naive();
+    let released_hours = reservations::release(conn, &order_id, today, reason).await?;
+    let note = if released_hours > 0.0 {
+        ""
+    } else {
+        "no reservation was held"
+    };
+    tracing::info!(released_hours, "capacity released");
+    let answer = CapacityReleased {
+        order_id: order_id.clone(),
+        released_hours,
+        note: note.to_owned(),
+    };
+    let cause = Cause::from_incoming(message);
+    let event = Outgoing::fact(SERVICE, &order_id, &answer, &cause, "released");
     outbox::write(conn, &[event]).await?;
     Ok(())
 }
@@ -189,6 +283,7 @@ async fn plan_new(
         nonconformance_id: None,
         rework_reason: None,
         traceparent: message.traceparent.as_deref(),
+        hold_until: None,
     };
     let created = store::insert(conn, &new, &schedule).await?;
     tracing::info!(
@@ -218,12 +313,23 @@ async fn cancel_work_order(
     let all = store::all_of(conn, &order_id, true).await?;
     // The answer names the order's current production run: the work order
     // the saga knows the order by, the same on every repeat.
-    let answer = match work_orders::current(&all, KIND_PRODUCTION).or_else(|| all.first()) {
-        None => WorkOrderCancelled {
-            order_id: order_id.clone(),
-            note: "no work order had been planned".to_owned(),
-            ..Default::default()
-        },
+    // (A reservation is not a work order to name; it is released either way.)
+    let named = work_orders::current(&all, KIND_PRODUCTION)
+        .or_else(|| all.iter().find(|wo| !wo.is_reservation()));
+    let answer = match named {
+        None => {
+            let reserved: Vec<Uuid> = all
+                .iter()
+                .filter(|wo| wo.is_reservation() && wo.is_open())
+                .map(|wo| wo.work_order_id)
+                .collect();
+            WorkOrderCancelled {
+                order_id: order_id.clone(),
+                released_hours: store::cancel(conn, &reserved, today, &command.reason).await?,
+                note: "no work order had been planned".to_owned(),
+                ..Default::default()
+            }
+        }
         Some(named) => {
             let open: Vec<Uuid> = all
                 .iter()
@@ -280,19 +386,40 @@ async fn plan_work_order(
             (stored.clone(), None)
         }
         None => {
+            // The hours reserved at review are released for the run to be
+            // booked in, in a savepoint: a plan that fails keeps them.
+            let reserved: Vec<Uuid> = existing
+                .iter()
+                .filter(|wo| wo.is_reservation() && wo.is_open())
+                .map(|wo| wo.work_order_id)
+                .collect();
+            let mut attempt = conn.begin().await.map_err(Error::from)?;
+            let used = format!("used by production run {revision}");
+            let today = Utc::now().date_naive();
+            store::cancel(&mut attempt, &reserved, today, &used).await?;
             let planned = if amendment > 0 {
                 amendments::plan(
-                    conn, message, &command, &order_id, revision, amendment, &existing,
+                    &mut attempt,
+                    message,
+                    &command,
+                    &order_id,
+                    revision,
+                    amendment,
+                    &existing,
                 )
                 .await
             } else {
-                plan_new(conn, &order_id, revision, &command, message)
+                plan_new(&mut attempt, &order_id, revision, &command, message)
                     .await
                     .map(|created| (created, None))
             };
             match planned {
-                Ok(planned) => planned,
+                Ok(planned) => {
+                    attempt.commit().await.map_err(Error::from)?;
+                    planned
+                }
                 Err(HandlerError::Rejected(reason)) => {
+                    attempt.rollback().await.map_err(Error::from)?;
                     // The plan is impossible as asked (no routing, no
                     // capacity within the horizon): that is an answer for
                     // the saga, which parks the order with the reason for a
@@ -364,6 +491,7 @@ async fn start_rework(
                 nonconformance_id: non_empty(&command.nonconformance_id),
                 rework_reason: non_empty(&command.reason),
                 traceparent: message.traceparent.as_deref(),
+                hold_until: None,
             };
             let created = store::insert(conn, &new, &schedule).await?;
             tracing::info!(

@@ -12,7 +12,9 @@
 //!   owns the work order SQL).
 //! - [`commands`] consumes saga commands (`gendan.cmd.production.*`):
 //!   `CheckOrderCapacity` answers `CapacityChecked` (with the routings'
-//!   hours per work centre, the labour of the review's cost estimate),
+//!   hours per work centre, the labour of the review's cost estimate) and,
+//!   for a versioned check, reserves the hours it promised
+//!   ([`reservations`]; `ReleaseCapacity` gives them back),
 //!   `PlanWorkOrder` plans
 //!   once per order and revision and answers `WorkOrderPlanned` (again, from
 //!   the stored plan, when the command is repeated), `StartRework` plans a
@@ -51,6 +53,7 @@ pub mod equipment;
 pub mod mes;
 pub mod planning;
 pub mod reschedule;
+pub mod reservations;
 pub mod restate;
 pub mod rework;
 pub mod schedule;

@@ -48,6 +48,32 @@ pub fn revision(value: u32, field: &str) -> Result<i32, FieldError> {
         .map_err(|_| FieldError::new(field, format!("{value} is not a revision number")))
 }
 
+/// A capacity check's revision: 0 (left out) checks without reserving
+/// (`None`); 1, 2, ... reserve. Stored as a Postgres INTEGER.
+pub fn check_revision(value: u32, field: &str) -> Result<Option<i32>, FieldError> {
+    if value == 0 {
+        return Ok(None);
+    }
+    i32::try_from(value)
+        .map(Some)
+        .map_err(|_| FieldError::new(field, format!("{value} is not a revision number")))
+}
+
+/// The longest reason a command may give for undoing something.
+pub const MAX_REASON: usize = 1000;
+
+/// A reason, trimmed; may be empty, at most [`MAX_REASON`] characters.
+pub fn reason<'a>(value: &'a str, field: &str) -> Result<&'a str, FieldError> {
+    let value = value.trim();
+    if value.chars().count() > MAX_REASON {
+        return Err(FieldError::new(
+            field,
+            format!("longer than {MAX_REASON} characters"),
+        ));
+    }
+    Ok(value)
+}
+
 /// The amendment a production run is planned for: 0 (left out) for none
 /// (the first run or a remake after scrap). Stored as a Postgres INTEGER,
 /// so it must fit one.
@@ -277,6 +303,24 @@ mod tests {
             revision(u32::MAX, "revision").unwrap_err().field,
             "revision"
         );
+    }
+
+    #[test]
+    fn a_check_revision_of_zero_reserves_nothing() {
+        assert_eq!(check_revision(0, "revision").unwrap(), None);
+        assert_eq!(check_revision(2, "revision").unwrap(), Some(2));
+        assert_eq!(
+            check_revision(u32::MAX, "revision").unwrap_err().field,
+            "revision"
+        );
+    }
+
+    #[test]
+    fn a_reason_is_trimmed_and_bounded() {
+        assert_eq!(reason("  late  ", "reason").unwrap(), "late");
+        assert_eq!(reason("", "reason").unwrap(), "");
+        let long = "x".repeat(MAX_REASON + 1);
+        assert_eq!(reason(&long, "reason").unwrap_err().field, "reason");
     }
 
     #[test]

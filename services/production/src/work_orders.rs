@@ -6,7 +6,9 @@
 //! its kind and revision: production runs ([`KIND_PRODUCTION`], revision 1,
 //! then 2, 3, ... for remakes after scrap and for runs adjusted to an
 //! amended order) and reworks of goods that failed final inspection
-//! ([`KIND_REWORK`], revisions 1, 2, ...). A remake makes everything anew
+//! ([`KIND_REWORK`], revisions 1, 2, ...); the hours a capacity check
+//! reserved for an order in review are one too ([`KIND_RESERVATION`], by the
+//! check's revision), so everything that counts bookings counts them. A remake makes everything anew
 //! ([`WorkOrder::amendment`] 0, like the first run); a run planned for an
 //! amendment records its number, supersedes the order's open run and makes
 //! at each stage only what the amended order still needs beyond the good
@@ -31,6 +33,9 @@ use crate::schedule::Calendar;
 
 pub const KIND_PRODUCTION: &str = "production";
 pub const KIND_REWORK: &str = "rework";
+/// Hours a versioned capacity check booked for an order in review
+/// ([`reservations`](crate::reservations)): never released to the floor.
+pub const KIND_RESERVATION: &str = "reservation";
 pub const STATUS_PLANNED: &str = "planned";
 pub const STATUS_IN_PROGRESS: &str = "in_progress";
 pub const STATUS_COMPLETED: &str = "completed";
@@ -43,7 +48,7 @@ pub const STAGE_COMPLETED: &str = "completed";
 pub struct WorkOrder {
     pub work_order_id: Uuid,
     pub order_id: String,
-    /// [`KIND_PRODUCTION`] or [`KIND_REWORK`].
+    /// [`KIND_PRODUCTION`], [`KIND_REWORK`] or [`KIND_RESERVATION`].
     pub kind: String,
     /// 1, 2, ... within the order and kind.
     pub revision: i32,
@@ -135,6 +140,11 @@ impl WorkOrder {
         self.kind == KIND_REWORK
     }
 
+    /// Hours held for an order in review, not work for the floor.
+    pub fn is_reservation(&self) -> bool {
+        self.kind == KIND_RESERVATION
+    }
+
     /// The revision as the wire carries it.
     pub fn revision_number(&self) -> u32 {
         u32::try_from(self.revision).unwrap_or(1)
@@ -165,13 +175,14 @@ pub fn current<'a>(work_orders: &'a [WorkOrder], kind: &str) -> Option<&'a WorkO
 /// stage (a remake, a rework or a run adjusted to an amendment supersedes
 /// what came before), else the newest with that stage at all, so a late or
 /// repeated report on a finished work order lands where it did before (and
-/// a cancelled one can be refused by name).
+/// a cancelled one can be refused by name). Reservations are never chosen.
 pub fn for_stage<'a>(
     work_orders: &'a [WorkOrder],
     product: &str,
     stage: &str,
 ) -> Option<&'a WorkOrder> {
-    let has_stage = |wo: &&WorkOrder| wo.stage(product, stage).is_some();
+    // A reservation is not on the floor: the MES never reports on one.
+    let has_stage = |wo: &&WorkOrder| !wo.is_reservation() && wo.stage(product, stage).is_some();
     work_orders
         .iter()
         .filter(has_stage)

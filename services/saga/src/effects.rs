@@ -102,7 +102,10 @@ pub fn apply(state: &mut SagaState, incoming: &Incoming) -> Result<Answer, Handl
         v1::CapacityChecked::TYPE_NAME => {
             let checked: v1::CapacityChecked = incoming.payload()?;
             if !checked.problem.is_empty() {
-                return Ok(Verdict::Fails(format!("capacity check: {}", checked.problem)).into());
+                return Ok(Answer {
+                    revision: revision(checked.revision),
+                    ..Verdict::Fails(format!("capacity check: {}", checked.problem)).into()
+                });
             }
             // A second answer to a re-sent check (a new computation) must not
             // move the date the customer was asked about once it is settled.
@@ -110,7 +113,12 @@ pub fn apply(state: &mut SagaState, incoming: &Incoming) -> Result<Answer, Handl
                 state.projected = date(&checked.earliest_completion, "earliest_completion")?;
                 costs::capacity_checked(&mut state.facts.costs, &checked);
             }
-            Verdict::Completes.into()
+            // The answer to an earlier check (before an amendment asked
+            // again) is history.
+            Answer {
+                revision: revision(checked.revision),
+                ..Verdict::Completes.into()
+            }
         }
         v1::FreightQuoted::TYPE_NAME
         | v1::InspectionEstimated::TYPE_NAME

@@ -32,6 +32,8 @@ type_names!(
     CancelWorkOrder,
     WorkOrderPlanningFailed,
     WorkOrderCancelled,
+    ReleaseCapacity,
+    CapacityReleased,
     DecisionRequested,
     DecisionMade,
     OrderCancelled,

@@ -28,7 +28,7 @@ pub async fn watch_snapshot(
     limit: i64,
 ) -> sqlx::Result<(Vec<Order>, Tracking)> {
     let xmin = oldest_running(conn).await?;
-    let orders = list_orders(conn, filter, None, limit).await?;
+    let orders = list_orders(conn, filter, false, None, limit).await?;
     Ok((
         orders,
         Tracking {

@@ -67,12 +67,25 @@ pub fn check_materials(state: &SagaState, _: Revision, cause: &Cause) -> Outgoin
     to("procurement", state, cause, &command)
 }
 
-pub fn check_capacity(state: &SagaState, _: Revision, cause: &Cause) -> Outgoing {
+/// The review's capacity check; with its revision, production reserves the
+/// hours it answers with until the order is planned, checked again or
+/// cancelled ([`release_capacity`]).
+pub fn check_capacity(state: &SagaState, revision: Revision, cause: &Cause) -> Outgoing {
     let command = v1::CheckOrderCapacity {
         order_id: state.order_id.clone(),
         items: items(state),
         requested_delivery_date: date_to_string(state.requested),
         earliest_start: material_date(state),
+        revision,
+    };
+    to("production", state, cause, &command)
+}
+
+/// A cancelled order's reserved hours given back.
+pub fn release_capacity(state: &SagaState, _: Revision, cause: &Cause) -> Outgoing {
+    let command = v1::ReleaseCapacity {
+        order_id: state.order_id.clone(),
+        reason: "order cancelled".to_owned(),
     };
     to("production", state, cause, &command)
 }

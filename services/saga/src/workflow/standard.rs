@@ -90,13 +90,22 @@ impl Workflow {
                                 &[v1::InspectionEstimated::TYPE_NAME],
                             )
                         },
-                        send(
-                            "capacity_check",
-                            &["check_materials"],
-                            D::Production,
-                            check_capacity,
-                            &[v1::CapacityChecked::TYPE_NAME],
-                        ),
+                        // The check reserves the hours it answers with;
+                        // a cancelled order gives them back.
+                        StepDef {
+                            compensation: Some(CompensationDef {
+                                action: "release_capacity",
+                                command: release_capacity,
+                                completes_on: v1::CapacityReleased::TYPE_NAME,
+                            }),
+                            ..send(
+                                "capacity_check",
+                                &["check_materials"],
+                                D::Production,
+                                check_capacity,
+                                &[v1::CapacityChecked::TYPE_NAME],
+                            )
+                        },
                         // Freight from the day the goods can leave.
                         StepDef {
                             when: Some(under_review),

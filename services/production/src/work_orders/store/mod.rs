@@ -59,6 +59,8 @@ pub struct NewWorkOrder<'a> {
     /// Trace of the command that planned it, for the MES events that carry
     /// none.
     pub traceparent: Option<&'a str>,
+    /// Reservations: the last day the hours are held for the order.
+    pub hold_until: Option<NaiveDate>,
 }
 
 /// Stores `schedule` as a new work order with its bookings, and returns it
@@ -87,8 +89,8 @@ pub async fn insert(
     sqlx::query(
         "INSERT INTO work_orders \
            (work_order_id, order_id, kind, revision, status, planned_start, planned_end, \
-            traceparent, nonconformance_id, rework_reason, amendment) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            traceparent, nonconformance_id, rework_reason, amendment, hold_until) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
     .bind(work_order_id)
     .bind(new.order_id)
@@ -101,6 +103,7 @@ pub async fn insert(
     .bind(new.nonconformance_id)
     .bind(new.rework_reason)
     .bind(new.amendment)
+    .bind(new.hold_until)
     .execute(&mut *conn)
     .await?;
 

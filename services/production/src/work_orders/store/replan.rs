@@ -19,7 +19,9 @@ use crate::work_orders::WorkOrder;
 /// Open work orders with an unfinished stage on `work_centre` planned to
 /// run on any day of `first..=last`, with their stages, the oldest plan
 /// first (it keeps first claim on the capacity that is left), locked until
-/// the transaction ends.
+/// the transaction ends. Reservations stay where they are: they are
+/// re-scheduled when the order's production is planned, and a downtime's
+/// moves announce nothing about an order still in review.
 pub async fn open_on_centre(
     conn: &mut PgConnection,
     work_centre: &str,
@@ -29,7 +31,7 @@ pub async fn open_on_centre(
     // The locks first, then the load (see `load`).
     let ids: Vec<Uuid> = sqlx::query_scalar(
         "SELECT work_order_id FROM work_orders w \
-         WHERE status IN ('planned', 'in_progress') AND EXISTS ( \
+         WHERE status IN ('planned', 'in_progress') AND kind <> 'reservation' AND EXISTS ( \
            SELECT 1 FROM work_order_stages s \
            WHERE s.work_order_id = w.work_order_id AND s.work_centre = $1 \
              AND s.status <> 'completed' AND s.planned_end >= $2 AND s.planned_start <= $3) \

@@ -415,14 +415,15 @@ fn cancelling_by_decision_compensates_in_reverse() {
         .outgoing
         .iter()
         .map(|o| o.envelope.r#type.as_str())
-        .filter(|t| t.starts_with("gendan.v1.Cancel"))
+        .filter(|t| t.starts_with("gendan.v1.Cancel") || *t == v1::ReleaseCapacity::TYPE_NAME)
         .collect();
     assert_eq!(
         types,
         [
             v1::CancelMaterials::TYPE_NAME,
             v1::CancelWorkOrder::TYPE_NAME,
-            v1::CancelReceivable::TYPE_NAME
+            v1::CancelReceivable::TYPE_NAME,
+            v1::ReleaseCapacity::TYPE_NAME,
         ]
     );
     assert!(saga.exceptions.iter().all(|e| !e.is_open()));
@@ -533,9 +534,9 @@ mod costs;
 mod ledger;
 mod waiting;
 
-#[test]
-fn a_late_second_capacity_answer_does_not_move_the_proposed_date() {
-    let engine = engine();
+/// A new order in review whose materials check has answered: its capacity
+/// check is sent.
+fn materials_checked(engine: &Engine) -> SagaState {
     let created = incoming(&v1::OrderCreated {
         order: Some(order()),
     });
@@ -545,6 +546,13 @@ fn a_late_second_capacity_answer_does_not_move_the_proposed_date() {
         ..Default::default()
     });
     engine.react(&mut saga, &checked, start()).unwrap();
+    saga
+}
+
+#[test]
+fn a_late_second_capacity_answer_does_not_move_the_proposed_date() {
+    let engine = engine();
+    let mut saga = materials_checked(&engine);
     let capacity = |date: &str| {
         incoming(&v1::CapacityChecked {
             order_id: ORDER.to_owned(),
@@ -586,4 +594,56 @@ fn a_late_second_capacity_answer_does_not_move_the_proposed_date() {
         )
         .unwrap();
     assert_eq!(saga.promised, asked);
+}
+
+#[test]
+fn the_review_reserves_capacity_by_revision_and_a_cancel_in_review_gives_it_back() {
+    let engine = engine();
+    let mut saga = materials_checked(&engine);
+    let asked = sent::<v1::CheckOrderCapacity>(&saga);
+    assert_eq!(asked.len(), 1);
+    assert_eq!(asked[0].revision, 1, "the check reserves as revision 1");
+
+    // An answer to some other revision (a check before an amendment) does
+    // not settle this one.
+    let stale = incoming(&v1::CapacityChecked {
+        order_id: ORDER.to_owned(),
+        earliest_completion: "2026-05-01".to_owned(),
+        revision: 7,
+        ..Default::default()
+    });
+    engine.react(&mut saga, &stale, start()).unwrap();
+    assert!(!saga.step("capacity_check").status.is_finished());
+    let answered = incoming(&v1::CapacityChecked {
+        order_id: ORDER.to_owned(),
+        earliest_completion: "2026-05-01".to_owned(),
+        revision: 1,
+        reserved_until: "2026-03-16".to_owned(),
+        ..Default::default()
+    });
+    engine.react(&mut saga, &answered, start()).unwrap();
+    assert!(saga.step("capacity_check").status.is_finished());
+
+    saga.outgoing.clear();
+    engine
+        .cancel_requested(&mut saga, "sales", "customer withdrew", start())
+        .unwrap();
+    let released = sent::<v1::ReleaseCapacity>(&saga);
+    assert_eq!(released.len(), 1, "the reserved hours are given back");
+    assert_eq!(released[0].order_id, ORDER);
+    // Nothing was planned, so nothing else is undone.
+    assert!(sent::<v1::CancelWorkOrder>(&saga).is_empty());
+    let done = incoming(&v1::CapacityReleased {
+        order_id: ORDER.to_owned(),
+        released_hours: 120.0,
+        ..Default::default()
+    });
+    engine.react(&mut saga, &done, start()).unwrap();
+    assert!(
+        saga.compensations
+            .values()
+            .all(|c| c.status == crate::state::CompensationStatus::Done),
+        "{:?}",
+        saga.compensations
+    );
 }
