@@ -255,6 +255,25 @@ async fn domestic_and_export_orders_go_from_received_to_closed_in_one_trace() {
             *order_id == export_id,
             "documents are a milestone of export orders only"
         );
+        // The tracking list shows a closed order waiting on nothing.
+        let closed = world
+            .clients
+            .orders
+            .clone()
+            .get_order(v1::GetOrderRequest {
+                order_id: order_id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            (
+                closed.next_milestone.as_str(),
+                closed.next_milestone_date.as_str()
+            ),
+            ("", ""),
+            "{closed:?}"
+        );
 
         // Closed means read-only: acceptance can no longer be recorded.
         let refused = world

@@ -75,6 +75,14 @@ enum Command {
         /// Orders that go well only: no failed inspections.
         #[arg(long)]
         no_exceptions: bool,
+        /// Where the web board listens while the demo runs (a free port
+        /// instead, with a note, when this one is taken).
+        #[arg(long, env = "GENDAN_BOARD__HTTP_ADDR", default_value = gendan_board::settings::DEFAULT_HTTP_ADDR)]
+        board_addr: String,
+        /// Keep the services and the board up when the demo is done, until
+        /// Ctrl-C, to look around on the board.
+        #[arg(long)]
+        stay: bool,
     },
     /// N orders through the whole happy path at full speed, `concurrency`
     /// open at a time: throughput, latencies, CPU, statements, transactions
@@ -220,6 +228,8 @@ async fn run_servers(data_dir: PathBuf, command: Command, output: Output) -> any
             timeout_secs,
             seed,
             no_exceptions,
+            board_addr,
+            stay,
         } => {
             let options = demo::DemoOptions {
                 orders,
@@ -229,7 +239,7 @@ async fn run_servers(data_dir: PathBuf, command: Command, output: Output) -> any
                 day: Duration::from_millis(day_ms),
                 exceptions: !no_exceptions,
             };
-            run_demo(&common, &options).await
+            run_demo(&common, &options, &board_addr, stay).await
         }
         Command::Bench {
             mode,
@@ -270,15 +280,21 @@ async fn up(common: &gendan_settings::Common) -> anyhow::Result<()> {
     let stack = stack::Stack::start(common, &stack::Addrs::from_env(), options).await?;
     let listening: Vec<String> = stack
         .ports()
+        .filter(|(service, _)| *service != stack::BOARD)
         .map(|(service, port)| format!("{service} :{port}"))
         .collect();
     println!("gendan is up: {} (Ctrl-C stops)", listening.join(", "));
+    if let Some(url) = stack.board_url() {
+        println!("the board: {url}");
+    }
     stack.run_until(gendan_runtime::cancel_on_shutdown()).await
 }
 
 async fn run_demo(
     common: &gendan_settings::Common,
     options: &demo::DemoOptions,
+    board_addr: &str,
+    stay: bool,
 ) -> anyhow::Result<()> {
     // The demo's business calendar, which it moves forward to show a
     // dunning reminder (ADR 0009); reminders are looked for often.
@@ -288,11 +304,21 @@ async fn run_demo(
         dunning_poll: Some(Duration::from_millis(250)),
         ..Default::default()
     };
-    let stack = stack::Stack::start(common, &stack::Addrs::ephemeral(), stack_options).await?;
+    let addrs = stack::Addrs::ephemeral().with_board(demo::board_addr(board_addr));
+    let stack = stack::Stack::start(common, &addrs, stack_options).await?;
+    if let Some(url) = stack.board_url() {
+        println!("the board: {url} (the demo's orders move there as they go)");
+    }
     let bus = gendan_messaging::Bus::connect(&common.nats_url, "gendan-demo").await?;
     let result = demo::run(&bus, &stack, options, calendar)
         .await
         .context("demo");
+    if stay && result.is_ok() {
+        if let Some(url) = stack.board_url() {
+            println!("\nthe demo is done; the board stays up at {url} (Ctrl-C stops)");
+        }
+        return stack.run_until(gendan_runtime::cancel_on_shutdown()).await;
+    }
     let stopped = stack.shutdown().await;
     result?;
     stopped

@@ -1,6 +1,7 @@
 //! The whole system in one process: every service's `Application`, each on
-//! its own gRPC port, sharing one cancellation token and, through
-//! [`StackOptions`], one clock for the services that read dates from one.
+//! its own gRPC port, and the web board on its HTTP port reading from them,
+//! sharing one cancellation token and, through [`StackOptions`], one clock
+//! for the services that read dates from one.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -23,22 +24,26 @@ pub const SERVICES: [(&str, &str); 7] = [
     ("finance", "127.0.0.1:50057"),
 ];
 
+/// The web board's name in a stack (its address is HTTP, not gRPC).
+pub const BOARD: &str = "board";
+
 /// Where each service listens.
 #[derive(Debug, Clone)]
 pub struct Addrs(BTreeMap<&'static str, String>);
 
 impl Addrs {
-    /// The per-service defaults, overridable with `GENDAN_<SERVICE>__GRPC_ADDR`.
+    /// The per-service defaults, overridable with `GENDAN_<SERVICE>__GRPC_ADDR`,
+    /// and the board's, overridable with `GENDAN_BOARD__HTTP_ADDR`.
     pub fn from_env() -> Self {
-        Addrs(
-            SERVICES
-                .iter()
-                .map(|(service, default)| {
-                    let variable = format!("GENDAN_{}__GRPC_ADDR", service.to_ascii_uppercase());
-                    (*service, gendan_settings::string(&variable, default))
-                })
-                .collect(),
-        )
+        let mut addrs: BTreeMap<&'static str, String> = SERVICES
+            .iter()
+            .map(|(service, default)| {
+                let variable = format!("GENDAN_{}__GRPC_ADDR", service.to_ascii_uppercase());
+                (*service, gendan_settings::string(&variable, default))
+            })
+            .collect();
+        addrs.insert(BOARD, board_addr_from_env());
+        Addrs(addrs)
     }
 
     /// Free ports picked by the OS (demo, tests).
@@ -46,9 +51,17 @@ impl Addrs {
         Addrs(
             SERVICES
                 .iter()
-                .map(|(service, _)| (*service, "127.0.0.1:0".to_owned()))
+                .map(|(service, _)| *service)
+                .chain([BOARD])
+                .map(|service| (service, "127.0.0.1:0".to_owned()))
                 .collect(),
         )
+    }
+
+    /// The same, with the board on `addr`.
+    pub fn with_board(mut self, addr: impl Into<String>) -> Self {
+        self.0.insert(BOARD, addr.into());
+        self
     }
 
     /// The address of `service`.
@@ -60,7 +73,6 @@ impl Addrs {
     }
 }
 
-/// Running services.
 /// How the stack's services run beyond their settings.
 #[derive(Clone)]
 pub struct StackOptions {
@@ -93,6 +105,7 @@ impl StackOptions {
     }
 }
 
+/// Running services.
 pub struct Stack {
     ports: BTreeMap<&'static str, u16>,
     cancel: CancellationToken,
@@ -134,7 +147,11 @@ impl Stack {
         addrs: &Addrs,
         options: StackOptions,
     ) -> anyhow::Result<Self> {
-        let all: Vec<&str> = SERVICES.iter().map(|(service, _)| *service).collect();
+        let all: Vec<&str> = SERVICES
+            .iter()
+            .map(|(service, _)| *service)
+            .chain([BOARD])
+            .collect();
         Self::start_only(common, addrs, options, &all).await
     }
 
@@ -224,7 +241,36 @@ impl Stack {
                 )
             );
         }
+        // Last: it reads from the services above, on the ports they got.
+        if wanted(BOARD) {
+            let settings = stack.board_settings(common, addrs.of(BOARD));
+            start_service!(stack, "board", gendan_board::Application::build(settings));
+        }
         Ok(stack)
+    }
+
+    /// The board's settings: listening on `addr`, reading from this stack's
+    /// services on the ports they were bound to, with the trace UI link of
+    /// `GENDAN_BOARD__TRACE_URL` when set.
+    fn board_settings(&self, common: &Common, addr: &str) -> gendan_board::Settings {
+        let url = |service: &str| format!("http://127.0.0.1:{}", self.port(service));
+        let upstream = gendan_board::Upstream {
+            orders: url("orders"),
+            saga: url("saga"),
+            finance: url("finance"),
+            logistics: url("logistics"),
+        };
+        let mut settings = gendan_board::Settings::new(addr, upstream, common.nats_url.clone());
+        settings.trace_url = gendan_board::Settings::trace_url_from_env();
+        settings
+    }
+
+    /// The board's address for a person: `http://127.0.0.1:<port>/`, when
+    /// the stack runs it.
+    pub fn board_url(&self) -> Option<String> {
+        self.ports
+            .get(BOARD)
+            .map(|port| format!("http://127.0.0.1:{port}/"))
     }
 
     /// The bound gRPC port of `service`.
@@ -267,6 +313,14 @@ impl Stack {
         stop.cancel();
         self.run_until(stop).await
     }
+}
+
+/// `GENDAN_BOARD__HTTP_ADDR`, or the board's default address.
+pub fn board_addr_from_env() -> String {
+    gendan_settings::string(
+        "GENDAN_BOARD__HTTP_ADDR",
+        gendan_board::settings::DEFAULT_HTTP_ADDR,
+    )
 }
 
 fn describe(

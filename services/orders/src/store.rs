@@ -578,8 +578,9 @@ pub async fn record_acceptance(
 /// Closes the order with its encoded summary: phase closed (a cancelled
 /// order keeps its phase: it was closed as cancelled), `closed_at` set, and
 /// the workflow marked finished (closing is its last step, and the row
-/// takes no later status update). After this the row is read-only. `false`
-/// when it was closed before.
+/// takes no later status update). A closed order waits on no milestone,
+/// whatever calendar version came last. After this the row is read-only.
+/// `false` when it was closed before.
 pub async fn close(
     conn: &mut PgConnection,
     order_id: Uuid,
@@ -589,7 +590,8 @@ pub async fn close(
     let updated = sqlx::query(
         "UPDATE orders SET phase = CASE WHEN phase = $4 THEN phase ELSE $3 END, \
              workflow_status = CASE WHEN phase = $4 THEN workflow_status ELSE $6 END, \
-             closed_at = $2, summary = $5, updated_at = $2 \
+             closed_at = $2, summary = $5, updated_at = $2, \
+             next_milestone = '', next_milestone_date = NULL \
          WHERE order_id = $1 AND closed_at IS NULL",
     )
     .bind(order_id)
