@@ -13,6 +13,7 @@
 #   gendan-quality     the quality service alone (gRPC :50055)
 #   gendan-logistics   the logistics service alone (gRPC :50056)
 #   gendan-finance     the finance service alone (gRPC :50057)
+#   gendan-board       the web tracking board alone (HTTP :8080)
 #
 # Build:  docker build -t gendan:local .
 # Run:    docker compose up   (see deploy/README.md)
@@ -45,6 +46,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
         --bin gendan-quality \
         --bin gendan-logistics \
         --bin gendan-finance \
+        --bin gendan-board \
     && mkdir -p /out \
     && cp target/release/gendan \
           target/release/gendan-orders \
@@ -54,6 +56,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
           target/release/gendan-quality \
           target/release/gendan-logistics \
           target/release/gendan-finance \
+          target/release/gendan-board \
           /out/
 
 ############################ runtime ############################
@@ -78,11 +81,12 @@ ENV GENDAN_ORDERS__GRPC_ADDR=0.0.0.0:50051 \
     GENDAN_PROCUREMENT__GRPC_ADDR=0.0.0.0:50054 \
     GENDAN_QUALITY__GRPC_ADDR=0.0.0.0:50055 \
     GENDAN_LOGISTICS__GRPC_ADDR=0.0.0.0:50056 \
-    GENDAN_FINANCE__GRPC_ADDR=0.0.0.0:50057
+    GENDAN_FINANCE__GRPC_ADDR=0.0.0.0:50057 \
+    GENDAN_BOARD__HTTP_ADDR=0.0.0.0:8080
 
 USER 10001:10001
 WORKDIR /home/gendan
-EXPOSE 50051 50052 50053 50054 50055 50056 50057
+EXPOSE 50051 50052 50053 50054 50055 50056 50057 8080
 
 # The binaries handle SIGTERM themselves (graceful shutdown), so they run as
 # PID 1 without a shell in between.

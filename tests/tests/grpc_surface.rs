@@ -79,10 +79,16 @@ async fn every_port_serves_reflection_and_health() {
         ("finance", "gendan.v1.FinanceService"),
     ];
     assert_eq!(
-        stack.ports().count(),
+        stack
+            .ports()
+            .filter(|(name, _)| *name != gendan::stack::BOARD)
+            .count(),
         services.len(),
-        "every service runs in the stack"
+        "every gRPC service runs in the stack"
     );
+    // Beside them the web board, on HTTP.
+    let board = stack.board_url().expect("the stack serves the board");
+    assert!(board.starts_with("http://127.0.0.1:"), "{board}");
     for (name, service) in services {
         let port = stack.port(name);
         let listed = listed_services(port).await;
