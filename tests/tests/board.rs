@@ -5,6 +5,8 @@
 //! - An order's page shows its time-and-action calendar.
 //! - Answering a decision in the page moves the saga, as read over gRPC.
 //! - A new order appears on an open orders page without a reload.
+//! - A dead letter is counted under its consumer on the operations page,
+//!   and a stalled workflow is skipped from it.
 //!
 //! Each page is saved as a screenshot under
 //! `$CARGO_TARGET_TMPDIR/board/`. The browser comes from Debian
@@ -315,6 +317,95 @@ async fn the_board_in_a_browser() {
         "the page reloaded"
     );
     browser.screenshot("orders-live").await;
+
+    // A message the MES consumer cannot read is counted on the operations
+    // page under its consumer.
+    world
+        .bus
+        .jetstream()
+        .publish(
+            gendan_messaging::subjects::mes("quantity_reported"),
+            "not an envelope".into(),
+        )
+        .await
+        .expect("published")
+        .await
+        .expect("stored");
+    let dead = browser
+        .open_showing(
+            &format!("{board}/ops"),
+            "table.dead-letters tr[data-consumer='production-mes']",
+        )
+        .await
+        .text()
+        .await
+        .expect("the row's text");
+    assert!(dead.contains('1'), "{dead}");
+
+    // A workflow parked for an operator (a product without a bill of
+    // materials) is skipped from the operations page.
+    let mut request = sim::sample_order(11, "board", 4);
+    request.lines.truncate(1);
+    request.lines[0].product = "BOARD-NO-BOM".to_owned();
+    let stuck = world
+        .clients
+        .orders
+        .clone()
+        .create_order(request)
+        .await
+        .expect("an order of an unknown product is taken")
+        .into_inner()
+        .order
+        .expect("the order")
+        .order_id;
+    let row = format!("table.stalled tr[data-order='{stuck}']");
+    browser.open_showing(&format!("{board}/ops"), &row).await;
+    browser.screenshot("ops").await;
+    browser
+        .shows(&format!("{row} input[name='operator']"))
+        .await
+        .send_keys("board-operator")
+        .await
+        .expect("the operator is typed");
+    browser
+        .shows(&format!("{row} button[formaction='/ops/skip']"))
+        .await
+        .click()
+        .await
+        .expect("skip is pressed");
+    let moved_on = eventually(WAIT, "the stalled step skipped", || {
+        let mut saga = world.clients.saga.clone();
+        let order_id = stuck.clone();
+        async move {
+            let view = saga
+                .get_saga(v1::GetSagaRequest { order_id })
+                .await
+                .ok()?
+                .into_inner();
+            view.steps
+                .iter()
+                .any(|step| step.step == "check_materials" && step.status == "skipped")
+                .then_some(view)
+        }
+    })
+    .await
+    .expect("the saga took the board's skip");
+    // Skipped by whoever the form named; the workflow went on to the next
+    // step (which, for a product without a routing, parks in turn).
+    assert!(
+        moved_on
+            .log
+            .iter()
+            .any(|entry| entry.action == "skipped" && entry.detail.contains("board-operator")),
+        "{moved_on:?}"
+    );
+    assert!(
+        moved_on
+            .steps
+            .iter()
+            .any(|step| step.step == "capacity_check" && step.runs > 0),
+        "{moved_on:?}"
+    );
 
     browser.client.close().await.expect("the session ends");
     stop.cancel();
