@@ -349,11 +349,15 @@ async fn receivable_from_deposit_to_paid_in_full() -> anyhow::Result<()> {
         (received.amount_minor, received.outstanding_minor),
         (100_000, 900_001)
     );
+    // Part of the deposit settles no invoice yet.
+    assert!(received.invoices_paid.is_empty(), "{received:?}");
+    assert_eq!(received.received_on, date_to_string(today()));
 
     // The rest of the deposit: the deposit is in.
     finance.pay(order, 200_000, "bank:2").await?;
     let received: PaymentReceived = next(&mut events).await?;
     assert_eq!(received.outstanding_minor, 700_001);
+    assert_eq!(received.invoices_paid, [deposit.invoice_id.as_str()]);
     let deposit_in: DepositReceived = next(&mut events).await?;
     assert_eq!(deposit_in.amount_minor, 300_000);
     assert_eq!(deposit_in.received_on, date_to_string(today()));
@@ -391,6 +395,7 @@ async fn receivable_from_deposit_to_paid_in_full() -> anyhow::Result<()> {
     assert_eq!(last.outstanding_minor, 0);
     let received: PaymentReceived = next(&mut events).await?;
     assert_eq!(received.outstanding_minor, 0);
+    assert_eq!(received.invoices_paid, [balance.invoice_id.as_str()]);
     let paid: OrderPaidInFull = next(&mut events).await?;
     assert_eq!(paid.paid_on, date_to_string(today()));
 

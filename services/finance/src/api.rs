@@ -120,14 +120,24 @@ impl FinanceApi {
         tracing::info!(payment_id = %payment.payment_id, amount_minor = new.amount_minor, outstanding_after, "payment recorded");
 
         let cause = Cause::root(&new.order_id);
+        // What the payment settled: the invoices paid after it and not before.
+        let paid_before = receivables::paid_invoice_ids(&mut tx, &new.order_id).await?;
+        let settled = receivables::settle(&mut tx, &receivable, new.received_on, &cause).await?;
+        let invoices_paid = receivables::paid_invoice_ids(&mut tx, &new.order_id)
+            .await?
+            .into_iter()
+            .filter(|invoice_id| !paid_before.contains(invoice_id))
+            .collect();
         let received = PaymentReceived {
             order_id: new.order_id.clone(),
             payment_id: payment.payment_id.to_string(),
             amount_minor: new.amount_minor,
             outstanding_minor: outstanding_after,
+            received_on: date_to_string(new.received_on),
+            invoices_paid,
         };
         let mut events = vec![Outgoing::event(SERVICE, &new.order_id, &received, &cause)];
-        events.extend(receivables::settle(&mut tx, &receivable, new.received_on, &cause).await?);
+        events.extend(settled);
         outbox::write(&mut tx, &events).await?;
 
         let payment = receivables::payment_by_key(&mut tx, &new.idempotency_key)

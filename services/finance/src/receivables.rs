@@ -300,6 +300,20 @@ pub async fn invoices(conn: &mut PgConnection, order_id: &str) -> sqlx::Result<V
     .await
 }
 
+/// The ids of the order's invoices paid in full, in issue order.
+pub async fn paid_invoice_ids(
+    conn: &mut PgConnection,
+    order_id: &str,
+) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar(
+        "SELECT invoice_id::text FROM invoices WHERE order_id = $1 AND status = $2 ORDER BY seq",
+    )
+    .bind(order_id)
+    .bind(INVOICE_PAID)
+    .fetch_all(conn)
+    .await
+}
+
 /// Issues the (first) invoice of one installment, for its amount.
 pub async fn issue_invoice(
     conn: &mut PgConnection,

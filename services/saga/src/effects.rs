@@ -32,6 +32,7 @@ pub const INFORMING: &[&str] = &[
     v1::TrackingUpdated::TYPE_NAME,
     v1::InProcessInspectionPassed::TYPE_NAME,
     v1::PaymentDueExtended::TYPE_NAME,
+    v1::PaymentReceived::TYPE_NAME,
 ];
 
 /// The result of an event for the step that waits for it.

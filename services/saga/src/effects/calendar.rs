@@ -18,6 +18,7 @@
 //! | `ReceivableOpened` | the payments and which one production waits for |
 //! | `InvoiceIssued`, `PaymentDueExtended` | a payment's due date, as invoiced and as extended |
 //! | `InProcessInspectionPassed`, `FinalInspectionPassed`, `PackingChecked` (matching), `DocumentsReady`, `Shipped`, `Delivered`, `OrderAccepted`, `DepositReceived`, `OrderPaidInFull` | actuals |
+//! | `PaymentReceived` | the actual of each installment whose invoice it settled |
 //!
 //! A calendar starts with the review's first answer. A saga that was past
 //! its review before calendars existed keeps none (`Facts.calendar` is
@@ -307,6 +308,18 @@ fn learn(
             if let (Some(key), Some(due)) = (invoices.get(&extended.invoice_id).cloned(), due) {
                 let why = format!("{source} {}", extended.invoice_id);
                 calendar.estimate(key, estimate(due, why.trim()));
+            }
+        }
+        v1::PaymentReceived::TYPE_NAME => {
+            // Each installment on the day the payment that settled its
+            // invoice came in (a middle installment has no event of its
+            // own; the deposit and the last also have theirs below).
+            let received: v1::PaymentReceived = incoming.payload()?;
+            let on = date(&received.received_on, "received_on")?.unwrap_or(happened);
+            for invoice_id in &received.invoices_paid {
+                if let Some(key) = invoices.get(invoice_id).cloned() {
+                    calendar.record_actual(key, on);
+                }
             }
         }
         v1::DepositReceived::TYPE_NAME => {

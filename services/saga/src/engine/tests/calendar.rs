@@ -460,6 +460,55 @@ fn an_invoice_dates_its_payment_and_an_extension_moves_it_and_what_waits_for_it(
 }
 
 #[test]
+fn each_installment_is_paid_on_the_day_its_invoice_was_settled() {
+    let engine = engine();
+    let mut saga = confirmed(&engine);
+    announced(&mut saga);
+    let issued = incoming(&v1::InvoiceIssued {
+        order_id: ORDER.to_owned(),
+        invoice_id: "INV-1".to_owned(),
+        kind: "deposit".to_owned(),
+        due_date: "2026-03-09".to_owned(),
+        ..Default::default()
+    });
+    engine.react(&mut saga, &issued, start()).unwrap();
+    // A payment short of the invoice settles nothing.
+    let part = incoming(&v1::PaymentReceived {
+        order_id: ORDER.to_owned(),
+        payment_id: "P-1".to_owned(),
+        received_on: "2026-03-05".to_owned(),
+        ..Default::default()
+    });
+    engine.react(&mut saga, &part, start()).unwrap();
+    let calendar = saga.facts.calendar.as_ref().expect("a calendar");
+    let deposit = crate::calendar::Key::payment("deposit");
+    assert_eq!(calendar.actual(&deposit), None);
+    // The rest, two days later, settles it: the deposit was paid then.
+    let rest = incoming(&v1::PaymentReceived {
+        order_id: ORDER.to_owned(),
+        payment_id: "P-2".to_owned(),
+        received_on: "2026-03-07".to_owned(),
+        invoices_paid: vec!["INV-1".to_owned()],
+        ..Default::default()
+    });
+    engine.react(&mut saga, &rest, start()).unwrap();
+    let changed = announced(&mut saga).expect("the payment is announced");
+    let paid = changed
+        .milestones
+        .iter()
+        .find(|m| m.key == "payment_due:deposit")
+        .expect("the deposit milestone");
+    assert_eq!(paid.actual, "2026-03-07");
+    // The balance is not paid by it.
+    let balance = changed
+        .milestones
+        .iter()
+        .find(|m| m.key == "payment_due:balance")
+        .expect("the balance milestone");
+    assert!(balance.actual.is_empty(), "{balance:?}");
+}
+
+#[test]
 fn every_event_the_calendar_learns_from_reaches_the_saga() {
     use gendan_proto::TypeName as _;
     let engine = engine();
@@ -483,6 +532,7 @@ fn every_event_the_calendar_learns_from_reaches_the_saga() {
         v1::ReceivableOpened::TYPE_NAME,
         v1::InvoiceIssued::TYPE_NAME,
         v1::PaymentDueExtended::TYPE_NAME,
+        v1::PaymentReceived::TYPE_NAME,
         v1::InProcessInspectionPassed::TYPE_NAME,
         v1::FinalInspectionPassed::TYPE_NAME,
         v1::PackingChecked::TYPE_NAME,
