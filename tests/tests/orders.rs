@@ -1198,6 +1198,8 @@ async fn close_order_writes_the_summary_and_the_order_becomes_read_only() {
             order_id: id.clone(),
             inspection_id: "FI-1".to_owned(),
             summary: "burrs on 3 of 80 samples".to_owned(),
+            sample_size: 80,
+            defective_units: 3,
             ..Default::default()
         },
     )
@@ -1210,6 +1212,8 @@ async fn close_order_writes_the_summary_and_the_order_becomes_read_only() {
             order_id: id.clone(),
             inspection_id: "FI-2".to_owned(),
             revision: 2,
+            sample_size: 80,
+            ..Default::default()
         },
     )
     .await;
@@ -1276,7 +1280,8 @@ async fn close_order_writes_the_summary_and_the_order_becomes_read_only() {
     assert_eq!(summary.currency, "USD");
     assert_eq!(summary.cost_budget_minor, 0);
     assert_eq!(summary.cost_actual_minor, 14_000);
-    assert_eq!(summary.first_pass_yield, 0.5);
+    // Good units over those inspected the first time: 77 of 80.
+    assert_eq!(summary.first_pass_yield, 77.0 / 80.0);
     assert_eq!(summary.exceptions, 2, "{:?}", summary.exception_notes);
     assert!(
         summary

@@ -1154,6 +1154,7 @@ async fn the_whole_workflow_runs_through_twelve_phases_with_its_parallel_branche
                 order_id: id.clone(),
                 inspection_id: "i-1".into(),
                 revision: 0,
+                ..Default::default()
             },
         )
         .await;
@@ -1460,6 +1461,7 @@ async fn terms_payable_on_delivery_invoice_the_balance_at_delivery_not_at_shipme
                 order_id: id.clone(),
                 inspection_id: "i".into(),
                 revision: 0,
+                ..Default::default()
             },
         )
         .await;
@@ -1611,6 +1613,7 @@ async fn a_failed_final_inspection_is_reworked_then_a_person_decides_and_the_reg
         summary: "major 4 in 50 (AQL 2.5: Ac 3 Re 4)".into(),
         revision,
         defective_units: 4,
+        sample_size: 50,
     };
     let request = quality
         .next_of_type(v1::RequestFinalInspection::TYPE_NAME, WAIT)

@@ -23,9 +23,30 @@ pub fn required_text(value: &str, field: &str) -> Result<String, FieldError> {
     Ok(value.to_owned())
 }
 
-/// Requested products and quantities, at least one, each quantity above 0.
-/// A product listed twice (two order lines of one article) is summed: one
-/// plan per product is what production and procurement work with.
+/// The most units one line (and one product of a plan) may ask for: far
+/// beyond any real order, well below what overflows a plan's hours, and
+/// low enough that a client's sign bug (`u32::MAX` for -1) is refused
+/// instead of being planned.
+pub const MAX_QUANTITY: u32 = 10_000_000;
+
+/// A quantity above 0 and at most [`MAX_QUANTITY`].
+pub fn quantity(value: u32, field: &str) -> Result<u32, FieldError> {
+    if value == 0 {
+        return Err(FieldError::new(field, "must be greater than 0"));
+    }
+    if value > MAX_QUANTITY {
+        return Err(FieldError::new(
+            field,
+            format!("{value} is more than {MAX_QUANTITY} units"),
+        ));
+    }
+    Ok(value)
+}
+
+/// Requested products and quantities, at least one, each quantity above 0
+/// and at most [`MAX_QUANTITY`]. A product listed twice (two order lines of
+/// one article) is summed, up to the same bound: one plan per product is
+/// what production and procurement work with.
 pub fn product_quantities(
     items: &[ProductQuantity],
     field: &str,
@@ -36,20 +57,19 @@ pub fn product_quantities(
     let mut merged: Vec<(String, u32)> = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         let product = required_text(&item.product, &format!("{field}[{i}].product"))?;
-        if item.quantity == 0 {
-            return Err(FieldError::new(
-                format!("{field}[{i}].quantity"),
-                "must be greater than 0",
-            ));
-        }
+        let field_of_item = format!("{field}[{i}].quantity");
+        quantity(item.quantity, &field_of_item)?;
         match merged.iter_mut().find(|(known, _)| *known == product) {
-            Some((_, quantity)) => {
-                *quantity = quantity.checked_add(item.quantity).ok_or_else(|| {
-                    FieldError::new(
-                        format!("{field}[{i}].quantity"),
-                        "total quantity is too large",
-                    )
-                })?;
+            Some((_, total)) => {
+                *total = total
+                    .checked_add(item.quantity)
+                    .filter(|total| *total <= MAX_QUANTITY)
+                    .ok_or_else(|| {
+                        FieldError::new(
+                            field_of_item,
+                            format!("the product's total is more than {MAX_QUANTITY} units"),
+                        )
+                    })?;
             }
             None => merged.push((product, item.quantity)),
         }
@@ -87,11 +107,16 @@ mod tests {
             "items[0].quantity"
         );
         assert_eq!(
-            product_quantities(&[item("a", u32::MAX), item("a", 1)], "items")
+            product_quantities(&[item("a", MAX_QUANTITY), item("a", 1)], "items")
                 .unwrap_err()
                 .field,
             "items[1].quantity"
         );
+        // A client's -1 as u32 is refused, not planned.
+        let sign_bug = product_quantities(&[item("a", u32::MAX)], "items").unwrap_err();
+        assert_eq!(sign_bug.field, "items[0].quantity");
+        assert!(sign_bug.problem.contains("10000000"), "{sign_bug:?}");
+        assert_eq!(quantity(MAX_QUANTITY, "q").unwrap(), MAX_QUANTITY);
         assert!(required_text(&"x".repeat(MAX_TEXT + 1), "name").is_err());
         assert_eq!(required_text("  y ", "name").unwrap(), "y");
     }

@@ -213,7 +213,8 @@ pub fn new_order(
 }
 
 /// The lines of an order (CreateOrder, AmendOrder): 1 to `max_lines`, each
-/// with a product, a spec of bounded length, a quantity above 0 and a
+/// with a product, a spec of bounded length, a quantity from 1 to
+/// [`MAX_QUANTITY`](gendan_grpc::validate::MAX_QUANTITY) and a
 /// price not below 0; returns them trimmed with the order total, summed
 /// with checked arithmetic.
 pub fn order_lines(
@@ -243,12 +244,7 @@ pub fn order_lines(
                 format!("must be at most {MAX_SPEC_CHARS} characters"),
             ));
         }
-        if line.quantity == 0 {
-            return Err(FieldError::new(
-                format!("lines[{index}].quantity"),
-                "must be greater than 0",
-            ));
-        }
+        gendan_grpc::validate::quantity(line.quantity, &format!("lines[{index}].quantity"))?;
         if line.unit_price_minor < 0 {
             return Err(FieldError::new(
                 format!("lines[{index}].unit_price_minor"),
@@ -592,6 +588,11 @@ mod tests {
         request.lines[1].quantity = 0;
         assert_eq!(failing_field(&request), "lines[1].quantity");
 
+        // A client's -1 sent as u32 is refused, not stored and planned.
+        let mut request = valid();
+        request.lines[1].quantity = u32::MAX;
+        assert_eq!(failing_field(&request), "lines[1].quantity");
+
         let mut request = valid();
         request.lines[0].unit_price_minor = -1;
         assert_eq!(failing_field(&request), "lines[0].unit_price_minor");
@@ -686,7 +687,7 @@ mod tests {
             items in prop::collection::vec(
                 prop_oneof![
                     (1u32..10_000, 0i64..10_000_000),
-                    (1u32..=u32::MAX, 0i64..=i64::MAX / 1000),
+                    (1u32..=gendan_grpc::validate::MAX_QUANTITY, 0i64..=i64::MAX / 1000),
                 ],
                 1..20,
             )

@@ -333,7 +333,18 @@ pub fn passed_event(inspection: &Inspection) -> FinalInspectionPassed {
         order_id: inspection.order_id.clone(),
         inspection_id: inspection.inspection_id.to_string(),
         revision: revision(inspection),
+        sample_size: units_inspected(inspection),
+        defective_units: defective_units(&inspection.classes),
     }
+}
+
+/// The units the inspector looked at: as recorded, else the plan's sample.
+fn units_inspected(inspection: &Inspection) -> u32 {
+    to_u32(
+        inspection
+            .sample_inspected
+            .unwrap_or(inspection.sample_size),
+    )
 }
 
 async fn failed_event(
@@ -364,6 +375,7 @@ async fn failed_event(
             .unwrap_or_default(),
         revision: revision(inspection),
         defective_units: defective_units(&inspection.classes),
+        sample_size: units_inspected(inspection),
     })
 }
 

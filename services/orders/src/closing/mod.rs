@@ -142,43 +142,73 @@ fn non_empty_or_index(key: String, index: usize) -> String {
     }
 }
 
-/// First-pass yield over final inspections, and how many were counted:
-/// 1.0 when the first result was a pass, else passes / all results; 0.0
-/// when there was none. Each inspection id counts once (its first result),
-/// so a re-announced result does not skew it.
+/// First-pass yield and how many final inspections were counted: the good
+/// units over the units inspected at the order's first final inspection
+/// (1 defective unit of 20 sampled is 0.95, whether the lot passed or
+/// failed); 0.0 when there was none. Results announced before inspections
+/// carried their sample fall back to the share of passes (1.0 when the first
+/// passed). Each inspection id counts once (its first result), so a
+/// re-announced result does not skew it.
 pub fn first_pass_yield(events: &[RecordedEvent]) -> (f64, usize) {
     let mut seen = std::collections::HashSet::new();
-    let mut results = Vec::new();
+    let mut results: Vec<FinalResult> = Vec::new();
     for (index, event) in events.iter().enumerate() {
-        let passed = match event.r#type.as_str() {
-            FinalInspectionPassed::TYPE_NAME => true,
-            FinalInspectionFailed::TYPE_NAME => false,
-            _ => continue,
+        let Some(result) = final_result(event) else {
+            continue;
         };
-        let inspection_id = event.payload.as_deref().and_then(|payload| {
-            if passed {
-                FinalInspectionPassed::decode(payload)
-                    .ok()
-                    .map(|e| e.inspection_id)
-            } else {
-                FinalInspectionFailed::decode(payload)
-                    .ok()
-                    .map(|e| e.inspection_id)
-            }
-        });
-        let key = non_empty_or_index(inspection_id.unwrap_or_default(), index);
+        let key = non_empty_or_index(result.inspection_id.clone(), index);
         if seen.insert(key) {
-            results.push(passed);
+            results.push(result);
         }
     }
-    let Some(&first) = results.first() else {
+    let Some(first) = results.first() else {
         return (0.0, 0);
     };
-    if first {
-        return (1.0, results.len());
+    let counted = results.len();
+    if first.sample_size > 0 {
+        let good = first.sample_size.saturating_sub(first.defective_units);
+        return (f64::from(good) / f64::from(first.sample_size), counted);
     }
-    let passes = results.iter().filter(|passed| **passed).count();
-    (passes as f64 / results.len() as f64, results.len())
+    if first.passed {
+        return (1.0, counted);
+    }
+    let passes = results.iter().filter(|result| result.passed).count();
+    (passes as f64 / counted as f64, counted)
+}
+
+/// One final inspection's result as its event told it.
+struct FinalResult {
+    inspection_id: String,
+    passed: bool,
+    sample_size: u32,
+    defective_units: u32,
+}
+
+fn final_result(event: &RecordedEvent) -> Option<FinalResult> {
+    let payload = event.payload.as_deref();
+    match event.r#type.as_str() {
+        FinalInspectionPassed::TYPE_NAME => {
+            let passed = payload.and_then(|p| FinalInspectionPassed::decode(p).ok());
+            let passed = passed.unwrap_or_default();
+            Some(FinalResult {
+                inspection_id: passed.inspection_id,
+                passed: true,
+                sample_size: passed.sample_size,
+                defective_units: passed.defective_units,
+            })
+        }
+        FinalInspectionFailed::TYPE_NAME => {
+            let failed = payload.and_then(|p| FinalInspectionFailed::decode(p).ok());
+            let failed = failed.unwrap_or_default();
+            Some(FinalResult {
+                inspection_id: failed.inspection_id,
+                passed: false,
+                sample_size: failed.sample_size,
+                defective_units: failed.defective_units,
+            })
+        }
+        _ => None,
+    }
 }
 
 fn or_unknown(text: &str) -> &str {
@@ -340,6 +370,39 @@ mod tests {
             first_pass_yield(&[failed("I-1"), failed("I-1"), passed("I-2")]),
             (0.5, 2)
         );
+    }
+
+    #[test]
+    fn first_pass_yield_counts_the_good_units_of_the_first_inspection() {
+        // 1 defective unit of 20 sampled: 0.95, failed (acceptance 0) or
+        // passed (within what the plan accepts) alike.
+        let failed = event(&FinalInspectionFailed {
+            inspection_id: "I-1".to_owned(),
+            sample_size: 20,
+            defective_units: 1,
+            ..Default::default()
+        });
+        let reinspected = event(&FinalInspectionPassed {
+            inspection_id: "I-2".to_owned(),
+            sample_size: 20,
+            ..Default::default()
+        });
+        assert_eq!(first_pass_yield(&[failed, reinspected]), (0.95, 2));
+        let passed = event(&FinalInspectionPassed {
+            inspection_id: "I-1".to_owned(),
+            sample_size: 20,
+            defective_units: 1,
+            ..Default::default()
+        });
+        assert_eq!(first_pass_yield(&[passed]), (0.95, 1));
+        // Defects counted per class may exceed the sample: never below 0.
+        let all_bad = event(&FinalInspectionFailed {
+            inspection_id: "I-1".to_owned(),
+            sample_size: 20,
+            defective_units: 25,
+            ..Default::default()
+        });
+        assert_eq!(first_pass_yield(&[all_bad]), (0.0, 1));
     }
 
     proptest! {

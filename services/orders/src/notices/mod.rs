@@ -4,7 +4,8 @@
 //! transaction as the timeline entry that records them: every phase the
 //! order reaches for the first time (`PhaseChanged`; the saga's loop back
 //! with an amendment, and the walk forward again, are told by the
-//! amendment's notices), the delivery date becoming at
+//! amendment's notices; closing is told once, by `OrderClosed`), the
+//! delivery date becoming at
 //! risk or back on track (`DeliveryRiskChanged` with `risk_changed`), a
 //! delivery-date clarification (`DecisionRequested` of kind `delivery_date`,
 //! the first request only: reminders are for our merchandiser), a request
@@ -221,6 +222,11 @@ pub fn compose(envelope: &Envelope, order: &OrderState) -> Option<Draft> {
         PhaseChanged::TYPE_NAME => {
             let event = PhaseChanged::decode(payload).ok()?;
             let phase = Phase::try_from(event.to).ok()?;
+            // The order's closing is told once, by `OrderClosed` with its
+            // delivery date, not a second time as a phase.
+            if phase == Phase::Closed {
+                return None;
+            }
             let expected = parse_date(&event.projected_delivery_date)
                 .or(order.projected_delivery_date)
                 .or(order.promised_delivery_date);
@@ -549,6 +555,16 @@ mod tests {
         )
         .expect("closed");
         assert!(closed.body.contains("It was delivered on 2030-03-09."));
+        // Closing as a phase is not told again.
+        let closing_phase = compose(
+            &envelope(&PhaseChanged {
+                to: Phase::Closed as i32,
+                from: Phase::Settlement as i32,
+                ..Default::default()
+            }),
+            &order(),
+        );
+        assert!(closing_phase.is_none(), "{closing_phase:?}");
     }
 
     #[test]

@@ -92,6 +92,7 @@ fn failed(revision: u32, failures: u32) -> Incoming {
         summary: "major 3 > Ac 2".to_owned(),
         revision,
         defective_units: 3,
+        sample_size: 50,
     })
 }
 
@@ -166,6 +167,7 @@ fn a_failed_inspection_loops_through_rework_to_a_new_revision_without_stalling()
         order_id: ORDER.to_owned(),
         inspection_id: "insp-2".to_owned(),
         revision: 2,
+        ..Default::default()
     });
     engine.react(&mut saga, &passed, start()).unwrap();
     assert_eq!(
@@ -187,6 +189,7 @@ fn a_stale_pass_of_an_earlier_revision_completes_nothing() {
         order_id: ORDER.to_owned(),
         inspection_id: "insp-1".to_owned(),
         revision: 1,
+        ..Default::default()
     });
     engine.react(&mut saga, &stale, start()).unwrap();
     assert_ne!(
@@ -452,6 +455,7 @@ fn a_step_without_a_loop_stalls_and_the_stall_is_an_exception() {
         order_id: ORDER.to_owned(),
         inspection_id: "insp-1".to_owned(),
         revision: 1,
+        ..Default::default()
     });
     engine.react(&mut saga, &passed, start()).unwrap();
     let failed = incoming(&v1::PackingListFailed {
