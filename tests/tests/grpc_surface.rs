@@ -100,6 +100,12 @@ async fn every_port_serves_reflection_and_health() {
             listed.iter().any(|s| s == "grpc.health.v1.Health"),
             "health not listed on :{port}: {listed:?}"
         );
+        // Only what this port serves: no other department's service.
+        let others: Vec<&String> = listed
+            .iter()
+            .filter(|s| s.starts_with("gendan.v1.") && *s != service)
+            .collect();
+        assert!(others.is_empty(), "{others:?} listed on :{port} ({name})");
         assert_eq!(
             health(port, "").await,
             ServingStatus::Serving as i32,

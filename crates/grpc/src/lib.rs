@@ -90,6 +90,9 @@ async fn listened_on(addr: &str) -> bool {
         .is_ok_and(|connected| connected.is_ok())
 }
 
+/// The standard health service every port serves.
+const HEALTH_SERVICE: &str = "grpc.health.v1.Health";
+
 /// Serves `service` with health and reflection until `cancel` fires,
 /// taking on no more than `limits` allow ([`admission`]).
 pub async fn serve<S>(
@@ -112,14 +115,17 @@ where
 {
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<S>().await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(gendan_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
-    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(gendan_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1alpha()?;
+    // Reflection lists what this port serves, not every service the
+    // descriptors describe: the others answer `Unimplemented` here.
+    let reflection_of = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(gendan_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .with_service_name(S::NAME)
+            .with_service_name(HEALTH_SERVICE)
+    };
+    let reflection = reflection_of().build_v1()?;
+    let reflection_v1alpha = reflection_of().build_v1alpha()?;
 
     let local: Option<SocketAddr> = listener.local_addr().ok();
     tracing::info!(service = S::NAME, addr = ?local, "grpc serving");
