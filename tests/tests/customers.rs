@@ -254,7 +254,7 @@ async fn invalid_customers_are_refused_naming_the_field_and_nothing_is_written()
         ("payment_terms", |c| c.payment_terms = "p".repeat(201)),
         ("incoterm", |c| c.incoterm = "DDU".to_owned()),
         ("notice_webhook_url", |c| {
-            c.notice_webhook_url = "https://hooks.example.com/n".to_owned()
+            c.notice_webhook_url = "ftp://hooks.example.com/n".to_owned()
         }),
         ("notice_webhook_url", |c| {
             c.notice_webhook_url = "relay without scheme".to_owned()

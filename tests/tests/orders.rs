@@ -1668,73 +1668,176 @@ struct Received {
     body: String,
 }
 
+/// What the test's webhook servers received, in order.
+type Log = std::sync::Arc<std::sync::Mutex<Vec<Received>>>;
+
 /// A tiny HTTP/1.1 server: answers each request with the status `answer`
 /// picks from the request count so far and the body; records every request.
-async fn webhook_server(
-    answer: fn(usize, &str) -> u16,
-) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<Received>>>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
+async fn webhook_server(answer: fn(usize, &str) -> u16) -> (u16, Log) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind webhook server");
     let port = listener.local_addr().expect("addr").port();
-    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let received: Log = Default::default();
     let log = received.clone();
     tokio::spawn(async move {
         loop {
-            let Ok((mut socket, _)) = listener.accept().await else {
+            let Ok((socket, _)) = listener.accept().await else {
                 return;
             };
-            let log = log.clone();
+            tokio::spawn(answer_one(socket, log.clone(), answer));
+        }
+    });
+    (port, received)
+}
+
+/// The same over TLS, with `certified` as the server's certificate (made
+/// for `localhost`).
+async fn tls_webhook_server(
+    certified: &rcgen::CertifiedKey,
+    answer: fn(usize, &str) -> u16,
+) -> (u16, Log) {
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(certified.key_pair.serialize_der().into());
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_no_client_auth()
+        .with_single_cert(vec![certified.cert.der().clone()], key)
+        .expect("the server certificate");
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind TLS webhook server");
+    let port = listener.local_addr().expect("addr").port();
+    let received: Log = Default::default();
+    let log = received.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((socket, _)) = listener.accept().await else {
+                return;
+            };
+            let (acceptor, log) = (acceptor.clone(), log.clone());
             tokio::spawn(async move {
-                let mut buffer = Vec::new();
-                let mut chunk = [0u8; 4096];
-                // Read the head, then Content-Length bytes of body.
-                let (head, body) = loop {
-                    let Ok(n) = socket.read(&mut chunk).await else {
-                        return;
-                    };
-                    if n == 0 {
-                        return;
-                    }
-                    buffer.extend_from_slice(&chunk[..n]);
-                    let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") else {
-                        continue;
-                    };
-                    let head = String::from_utf8_lossy(&buffer[..end]).to_string();
-                    let length: usize = head
-                        .lines()
-                        .find_map(|line| {
-                            let (name, value) = line.split_once(':')?;
-                            name.eq_ignore_ascii_case("content-length")
-                                .then(|| value.trim().parse().ok())?
-                        })
-                        .unwrap_or(0);
-                    while buffer.len() < end + 4 + length {
-                        match socket.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => buffer.extend_from_slice(&chunk[..n]),
-                        }
-                    }
-                    let body = String::from_utf8_lossy(&buffer[end + 4..end + 4 + length]);
-                    break (head, body.to_string());
-                };
-                let status = {
-                    let mut log = log.lock().expect("log");
-                    let status = answer(log.len(), &body);
-                    log.push(Received { head, body });
-                    status
-                };
-                let response = format!(
-                    "HTTP/1.1 {status} Test\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-                );
-                let _ = socket.write_all(response.as_bytes()).await;
-                let _ = socket.shutdown().await;
+                // A client that does not trust us gives up in the handshake.
+                if let Ok(stream) = acceptor.accept(socket).await {
+                    answer_one(stream, log, answer).await;
+                }
             });
         }
     });
     (port, received)
+}
+
+/// Reads one request (the head, then Content-Length bytes of body), records
+/// it and answers it with the status `answer` picks.
+async fn answer_one<S>(mut socket: S, log: Log, answer: fn(usize, &str) -> u16)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let mut buffer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let (head, body) = loop {
+        let Ok(n) = socket.read(&mut chunk).await else {
+            return;
+        };
+        if n == 0 {
+            return;
+        }
+        buffer.extend_from_slice(&chunk[..n]);
+        let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") else {
+            continue;
+        };
+        let head = String::from_utf8_lossy(&buffer[..end]).to_string();
+        let length: usize = head
+            .lines()
+            .find_map(|line| {
+                let (name, value) = line.split_once(':')?;
+                name.eq_ignore_ascii_case("content-length")
+                    .then(|| value.trim().parse().ok())?
+            })
+            .unwrap_or(0);
+        while buffer.len() < end + 4 + length {
+            match socket.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+            }
+        }
+        let body = String::from_utf8_lossy(&buffer[end + 4..end + 4 + length]);
+        break (head, body.to_string());
+    };
+    let status = {
+        let mut log = log.lock().expect("log");
+        let status = answer(log.len(), &body);
+        log.push(Received { head, body });
+        status
+    };
+    let response =
+        format!("HTTP/1.1 {status} Test\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+    let _ = socket.write_all(response.as_bytes()).await;
+    let _ = socket.shutdown().await;
+}
+
+#[tokio::test]
+async fn notices_go_over_https_to_a_receiver_the_ca_file_vouches_for() {
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("a certificate");
+    let ca_file = tempfile::NamedTempFile::new().expect("a CA file");
+    std::fs::write(ca_file.path(), certified.cert.pem()).expect("the CA file written");
+    let (port, received) = tls_webhook_server(&certified, |_, _| 200).await;
+    let trusting = WebhookSettings {
+        url: Some(format!("https://localhost:{port}/notices")),
+        ca_file: Some(ca_file.path().to_owned()),
+        poll_interval: Duration::from_millis(50),
+        request_timeout: Duration::from_secs(5),
+        ..Default::default()
+    };
+    let delivered = review_notice(trusting, "tls-hook-1", "delivered").await;
+    let requests = received.lock().expect("log").clone();
+    assert_eq!(requests.len(), 1, "{requests:#?}");
+    assert!(requests[0].head.starts_with("POST /notices HTTP/1.1"));
+    assert!(requests[0].body.contains(&delivered.notice_id));
+
+    // Without the CA file the receiver's certificate is not trusted: the
+    // handshake fails and the notice is retried, never delivered to it.
+    let (port, untrusted) = tls_webhook_server(&certified, |_, _| 200).await;
+    let distrusting = WebhookSettings {
+        url: Some(format!("https://localhost:{port}/notices")),
+        max_attempts: 2,
+        first_retry: Duration::from_millis(50),
+        poll_interval: Duration::from_millis(50),
+        request_timeout: Duration::from_secs(5),
+        ..Default::default()
+    };
+    let failed = review_notice(distrusting, "tls-hook-2", "failed").await;
+    assert!(untrusted.lock().expect("log").is_empty());
+    assert_eq!(failed.delivery_attempts, 2, "{failed:?}");
+}
+
+/// Orders with `webhook`, one order of Acme's moved to review; its review
+/// notice once it reaches `status`.
+async fn review_notice(
+    webhook: WebhookSettings,
+    request_id: &str,
+    status: &'static str,
+) -> CustomerNotice {
+    let orders = Orders::start_with(Some(webhook)).await;
+    let mut client = orders.client().await;
+    let bus = orders.bus().await;
+    let order = create(&mut client, request_id, "Acme").await;
+    move_to(
+        &client,
+        &bus,
+        &order.order_id,
+        Phase::Received,
+        Phase::Review,
+    )
+    .await;
+    let notice = notice_in(&client, &order.order_id, status).await;
+    orders.stop().await;
+    notice
 }
 
 #[tokio::test]
@@ -1753,6 +1856,7 @@ async fn the_webhook_delivers_notices_retrying_failures_and_giving_up_in_the_end
     .await;
     let orders = Orders::start_with(Some(WebhookSettings {
         url: Some(format!("http://127.0.0.1:{port}/notices")),
+        secret: Some(gendan_settings::Secret::new("the-shared-secret")),
         max_attempts: 3,
         first_retry: Duration::from_millis(100),
         max_retry: Duration::from_millis(400),
@@ -1811,6 +1915,33 @@ async fn the_webhook_delivers_notices_retrying_failures_and_giving_up_in_the_end
                 "{}",
                 request.body
             );
+            // Signed: the receiver's check passes with the shared secret
+            // and fails with another.
+            let header = |name: &str| {
+                request
+                    .head
+                    .lines()
+                    .find_map(|line| {
+                        let (key, value) = line.split_once(':')?;
+                        key.eq_ignore_ascii_case(name)
+                            .then(|| value.trim().to_owned())
+                    })
+                    .unwrap_or_default()
+            };
+            let (timestamp, signature) = (header("gendan-timestamp"), header("gendan-signature"));
+            let now = chrono::Utc::now().timestamp();
+            let check = |secret: &[u8]| {
+                gendan_orders::webhook::signature::verify(
+                    secret,
+                    &timestamp,
+                    &signature,
+                    request.body.as_bytes(),
+                    now,
+                    300,
+                )
+            };
+            assert_eq!(check(b"the-shared-secret"), Ok(()), "{}", request.head);
+            assert!(check(b"a-guess").is_err());
         }
     }
 

@@ -321,7 +321,7 @@ mod tests {
             ("payment_terms", |c| c.payment_terms = "p".repeat(201)),
             ("incoterm", |c| c.incoterm = "DDU".to_owned()),
             ("notice_webhook_url", |c| {
-                c.notice_webhook_url = "https://example.com/hook".to_owned()
+                c.notice_webhook_url = "ftp://example.com/hook".to_owned()
             }),
             ("notice_webhook_url", |c| {
                 c.notice_webhook_url = "not a url".to_owned()

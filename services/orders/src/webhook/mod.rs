@@ -29,19 +29,28 @@
 //! `gendan.notify.customer` all the same, for other adapters.) Every replica
 //! should have the same setting.
 //!
-//! Only plain `http://` URLs are supported ([`parse_url`], which the
-//! customer master's validation uses too): the webhook is an internal relay
-//! (an e-mail or portal adapter inside the deployment), and TLS to the
-//! outside world is that relay's job. The receiver should de-duplicate by
-//! the `Idempotency-Key` header (the notice id): a dispatcher that dies after
-//! the POST but before recording it posts the notice again.
+//! URLs are `http://` (an internal relay) or `https://` ([`parse_url`],
+//! which the customer master's validation uses too), through rustls with the
+//! system's roots and, when set, an internal CA's certificates ([`tls`]).
+//! With a secret set (`GENDAN_ORDERS__NOTICE_WEBHOOK_SECRET`), every POST is
+//! signed: `Gendan-Timestamp` and `Gendan-Signature`, an HMAC-SHA256 over the
+//! timestamp and the body ([`signature`], which also has the receiver's
+//! check). The receiver should de-duplicate by the `Idempotency-Key` header
+//! (the notice id): a dispatcher that dies after the POST but before
+//! recording it posts the notice again.
 
+pub mod signature;
+pub mod tls;
+
+use std::path::PathBuf;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use gendan_settings::Secret;
 use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::{Request, StatusCode, Uri, header};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -56,12 +65,22 @@ use crate::{Error, Result};
 pub const URL_VARIABLE: &str = "GENDAN_ORDERS__NOTICE_WEBHOOK_URL";
 /// Environment variable holding the attempts per notice.
 pub const MAX_ATTEMPTS_VARIABLE: &str = "GENDAN_ORDERS__NOTICE_MAX_ATTEMPTS";
+/// Environment variable holding the secret notices are signed with.
+pub const SECRET_VARIABLE: &str = "GENDAN_ORDERS__NOTICE_WEBHOOK_SECRET";
+/// The header carrying when a notice was sent, in seconds since the epoch.
+pub const TIMESTAMP_HEADER: &str = "Gendan-Timestamp";
+/// The header carrying the notice's signature ([`signature::sign`]).
+pub const SIGNATURE_HEADER: &str = "Gendan-Signature";
 
 /// How notices are delivered.
 #[derive(Debug, Clone)]
 pub struct WebhookSettings {
-    /// `http://host:port/path`; `None`: notices are not delivered.
+    /// `http(s)://host:port/path`; `None`: notices are not delivered.
     pub url: Option<String>,
+    /// The HMAC-SHA256 key notices are signed with; `None`: unsigned.
+    pub secret: Option<Secret>,
+    /// PEM certificates to trust beside the system's roots (an internal CA).
+    pub ca_file: Option<PathBuf>,
     /// Attempts per notice before it is `failed`.
     pub max_attempts: u32,
     /// Delay after the first failed attempt; doubles each time.
@@ -80,6 +99,8 @@ impl Default for WebhookSettings {
     fn default() -> Self {
         WebhookSettings {
             url: None,
+            secret: None,
+            ca_file: None,
             max_attempts: 8,
             first_retry: Duration::from_secs(5),
             max_retry: Duration::from_secs(30 * 60),
@@ -98,8 +119,17 @@ impl WebhookSettings {
         let url = gendan_settings::value(URL_VARIABLE)
             .map(|url| url.trim().to_owned())
             .filter(|url| !url.is_empty());
+        let secret = gendan_settings::value(SECRET_VARIABLE)
+            .filter(|secret| !secret.trim().is_empty())
+            .map(Secret::new);
+        let ca_file = gendan_settings::value(tls::CA_FILE_VARIABLE)
+            .map(|path| path.trim().to_owned())
+            .filter(|path| !path.is_empty())
+            .map(PathBuf::from);
         Ok(WebhookSettings {
             url,
+            secret,
+            ca_file,
             max_attempts: gendan_settings::parsed(MAX_ATTEMPTS_VARIABLE, defaults.max_attempts)?,
             ..defaults
         })
@@ -133,12 +163,13 @@ impl WebhookSettings {
     }
 }
 
-/// `url` as the dispatcher can post to it: `http://` with a host; else what
-/// is wrong, in words, for a setting's or a request field's error.
+/// `url` as the dispatcher can post to it: `http://` or `https://` with a
+/// host; else what is wrong, in words, for a setting's or a request field's
+/// error.
 pub fn parse_url(url: &str) -> std::result::Result<Uri, &'static str> {
     let uri: Uri = url.parse().map_err(|_| "not a URL")?;
-    if uri.scheme_str() != Some("http") {
-        return Err("only http:// is supported (an internal relay; TLS is its job)");
+    if !matches!(uri.scheme_str(), Some("http" | "https")) {
+        return Err("must be an http:// or https:// URL");
     }
     if uri.host().is_none() {
         return Err("the URL has no host");
@@ -151,7 +182,7 @@ pub fn parse_url(url: &str) -> std::result::Result<Uri, &'static str> {
 pub struct Dispatcher {
     pool: PgPool,
     settings: WebhookSettings,
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     /// The deployment's URL; `None`: only customers with a URL of their own
     /// get their notices posted.
     default_target: Option<Uri>,
@@ -188,7 +219,13 @@ impl Dispatcher {
         let default_target = settings.target()?;
         // Built even without a URL of the deployment's: a customer's own
         // URL may need it.
-        let client = Client::builder(TokioExecutor::new()).build_http();
+        let tls = tls::client_config(settings.ca_file.as_deref())?;
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .build();
+        let client = Client::builder(TokioExecutor::new()).build(connector);
         Ok(Dispatcher {
             pool,
             settings,
@@ -329,11 +366,19 @@ impl Dispatcher {
             "created_at": notice.created_at.to_rfc3339(),
             "attempt": notice.delivery_attempts,
         });
-        let request = Request::post(uri.clone())
+        let body = Bytes::from(body.to_string());
+        let mut request = Request::post(uri.clone())
             .header(header::CONTENT_TYPE, "application/json")
             .header(header::USER_AGENT, "gendan-orders")
-            .header("Idempotency-Key", notice.notice_id.to_string())
-            .body(Full::new(Bytes::from(body.to_string())));
+            .header("Idempotency-Key", notice.notice_id.to_string());
+        if let Some(secret) = &self.settings.secret {
+            let timestamp = Utc::now().timestamp();
+            let signature = signature::sign(secret.expose().as_bytes(), timestamp, &body);
+            request = request
+                .header(TIMESTAMP_HEADER, timestamp)
+                .header(SIGNATURE_HEADER, signature);
+        }
+        let request = request.body(Full::new(body));
         let request = match request {
             Ok(request) => request,
             Err(err) => return Outcome::Refused(format!("cannot build the request: {err}")),
@@ -462,15 +507,16 @@ mod tests {
     }
 
     #[test]
-    fn only_plain_http_urls_are_taken() {
+    fn http_and_https_urls_are_taken() {
         let with = |url: &str| WebhookSettings {
             url: Some(url.to_owned()),
             ..Default::default()
         };
         assert!(with("http://relay.internal:8080/notices").target().is_ok());
+        assert!(with("https://hooks.example.com/notices").target().is_ok());
         assert!(WebhookSettings::default().target().unwrap().is_none());
         for bad in [
-            "https://example.com/hook",
+            "ftp://example.com/hook",
             "relay:8080",
             "not a url",
             "http:///x",
