@@ -277,6 +277,10 @@ async fn run_servers(data_dir: PathBuf, command: Command, output: Output) -> any
 async fn up(common: &gendan_settings::Common) -> anyhow::Result<()> {
     let saga_options = gendan_saga::Options::from_env()?;
     let options = stack::StackOptions::with_saga(saga_options);
+    // One process, one registry: every service's series on one endpoint.
+    let stop = gendan_runtime::cancel_on_shutdown();
+    let metrics_addr = gendan_settings::string("GENDAN_METRICS_ADDR", "127.0.0.1:9100");
+    let metrics_port = gendan_metrics::spawn(&metrics_addr, &stop).await?;
     let stack = stack::Stack::start(common, &stack::Addrs::from_env(), options).await?;
     let listening: Vec<String> = stack
         .ports()
@@ -287,7 +291,8 @@ async fn up(common: &gendan_settings::Common) -> anyhow::Result<()> {
     if let Some(url) = stack.board_url() {
         println!("the board: {url}");
     }
-    stack.run_until(gendan_runtime::cancel_on_shutdown()).await
+    println!("metrics: http://127.0.0.1:{metrics_port}/metrics");
+    stack.run_until(stop).await
 }
 
 async fn run_demo(

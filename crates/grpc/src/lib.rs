@@ -9,6 +9,7 @@
 //! it into a `tonic::Status`.
 
 pub mod admission;
+pub mod metrics;
 pub mod validate;
 
 pub use admission::Limits;
@@ -137,6 +138,7 @@ where
         .add_service(service);
     tonic::transport::Server::builder()
         .layer(gendan_telemetry::grpc::TraceContextLayer)
+        .layer(metrics::MetricsLayer)
         .layer(admission::AdmissionLayer::new(admission::Gate::new(limits)))
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, cancel.cancelled_owned())

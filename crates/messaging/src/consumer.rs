@@ -21,6 +21,11 @@
 //! it falls idle): what it sends on goes out without waiting for a relay
 //! pass.
 //!
+//! Each batch is measured: `gendan_consumer_messages_total{consumer,
+//! outcome}` (`handled`, `retried`, `dead_lettered`),
+//! `gendan_consumer_batch_size`, `gendan_consumer_batch_seconds` and
+//! `gendan_consumer_pending` (what the consumer still has to read: its lag).
+//!
 //! A batch whose transaction cannot start or commit because the database is
 //! away (pool exhausted, server restarting) is held and tried again for up
 //! to two minutes, with in-progress acks, before it counts as a failed
@@ -389,6 +394,15 @@ impl<H: Handler> Consumer<H> {
         if messages.is_empty() {
             return;
         }
+        let started = std::time::Instant::now();
+        let durable = self.settings.durable.clone();
+        metrics::histogram!("gendan_consumer_batch_size", "consumer" => durable.clone())
+            .record(messages.len() as f64);
+        // What the consumer still has to read after this batch: its lag.
+        if let Some(info) = messages.last().and_then(|message| message.info().ok()) {
+            metrics::gauge!("gendan_consumer_pending", "consumer" => durable.clone())
+                .set(info.pending as f64);
+        }
         let mut settled: Vec<(Message, Outcome)> = Vec::with_capacity(messages.len());
         let mut decoded: Vec<(Message, Incoming)> = Vec::with_capacity(messages.len());
         for message in messages {
@@ -420,6 +434,8 @@ impl<H: Handler> Consumer<H> {
         for (message, outcome) in settled {
             self.settle(message, outcome).await;
         }
+        metrics::histogram!("gendan_consumer_batch_seconds", "consumer" => durable)
+            .record(started.elapsed().as_secs_f64());
     }
 
     /// Deletes the rows of the messages published so far, on its own
@@ -482,9 +498,22 @@ impl<H: Handler> Consumer<H> {
             .info()
             .map(|info| info.delivered as u64)
             .unwrap_or(1);
+        let gives_up = delivered >= u64::from(self.settings.max_attempts);
+        let counted = match &outcome {
+            Outcome::Done => "handled",
+            Outcome::Retry(_) if gives_up => "dead_lettered",
+            Outcome::Retry(_) => "retried",
+            Outcome::DeadLetter(_) => "dead_lettered",
+        };
+        metrics::counter!(
+            "gendan_consumer_messages_total",
+            "consumer" => self.settings.durable.clone(),
+            "outcome" => counted,
+        )
+        .increment(1);
         let result = match outcome {
             Outcome::Done => message.ack().await,
-            Outcome::Retry(reason) if delivered >= u64::from(self.settings.max_attempts) => {
+            Outcome::Retry(reason) if gives_up => {
                 let reason = format!("gave up after {delivered} deliveries: {reason}");
                 self.dead_letter(message, &reason).await
             }

@@ -15,6 +15,10 @@
 //! relay takes those rows only if they are still there after a grace
 //! period. So the relay is woken (by `NOTIFY`) only for what gRPC calls and
 //! timers write, and otherwise sweeps.
+//!
+//! Every ten seconds the relay also records the outbox backlog (rows not
+//! yet deleted, published or not, and the age of the oldest) and its
+//! service's database pool as metrics.
 
 use std::time::Duration;
 
@@ -155,6 +159,9 @@ async fn publish_all<'a>(
     .await
 }
 
+/// How often the relay samples its backlog and pool for the metrics.
+const SAMPLE_EVERY: Duration = Duration::from_secs(10);
+
 /// Settings of one relay loop.
 #[derive(Debug, Clone)]
 pub struct RelaySettings {
@@ -221,11 +228,16 @@ impl Relay {
     pub async fn run(self, cancel: CancellationToken) -> Result<()> {
         let mut listener = self.listen().await;
         let mut dead_rows_checked = tokio::time::Instant::now();
+        let mut sampled: Option<tokio::time::Instant> = None;
         loop {
             let pass = self.publish_pending().await;
             if dead_rows_checked.elapsed() >= self.settings.poll_interval {
                 dead_rows_checked = tokio::time::Instant::now();
                 self.vacuum_if_needed().await;
+            }
+            if sampled.is_none_or(|at| at.elapsed() >= SAMPLE_EVERY) {
+                sampled = Some(tokio::time::Instant::now());
+                self.sample().await;
             }
             match pass {
                 Ok(published) if published as i64 >= self.settings.batch_size => continue,
@@ -249,6 +261,34 @@ impl Relay {
                     }
                 }
             }
+        }
+    }
+
+    /// Records the service's outbox backlog and database pool as gauges
+    /// (`gendan_outbox_backlog`, `gendan_outbox_oldest_seconds`,
+    /// `gendan_db_pool_connections{state}`), labelled with the service; a
+    /// failed count leaves the last values.
+    async fn sample(&self) {
+        let service = self.schema.clone();
+        let size = self.pool.size();
+        let idle = u32::try_from(self.pool.num_idle()).unwrap_or(size);
+        metrics::gauge!("gendan_db_pool_connections", "service" => service.clone(), "state" => "in_use")
+            .set(f64::from(size.saturating_sub(idle)));
+        metrics::gauge!("gendan_db_pool_connections", "service" => service.clone(), "state" => "idle")
+            .set(f64::from(idle));
+        let backlog: sqlx::Result<(i64, Option<f64>)> = sqlx::query_as(
+            "SELECT count(*), extract(epoch FROM now() - min(created_at))::float8 FROM outbox",
+        )
+        .fetch_one(&self.pool)
+        .await;
+        match backlog {
+            Ok((rows, oldest)) => {
+                metrics::gauge!("gendan_outbox_backlog", "service" => service.clone())
+                    .set(rows as f64);
+                metrics::gauge!("gendan_outbox_oldest_seconds", "service" => service)
+                    .set(oldest.unwrap_or(0.0).max(0.0));
+            }
+            Err(err) => tracing::debug!(error = %err, "cannot measure the outbox backlog"),
         }
     }
 

@@ -10,10 +10,15 @@ use gendan_finance::SERVICE;
 async fn main() -> anyhow::Result<()> {
     let settings = gendan_settings::ServiceSettings::from_env(SERVICE, "127.0.0.1:50057")?;
     let _telemetry = gendan_telemetry::init(SERVICE)?;
+    let cancel = gendan_runtime::cancel_on_shutdown();
+    let metrics_addr = gendan_metrics::addr_for(SERVICE, "127.0.0.1:9107");
+    let metrics_port = gendan_metrics::spawn(&metrics_addr, &cancel).await?;
     let application = gendan_finance::Application::build(settings).await?;
-    tracing::info!(port = application.port(), "finance service started");
-    application
-        .run_until_stopped(gendan_runtime::cancel_on_shutdown())
-        .await?;
+    tracing::info!(
+        port = application.port(),
+        metrics_port,
+        "finance service started"
+    );
+    application.run_until_stopped(cancel).await?;
     Ok(())
 }

@@ -10,10 +10,15 @@ use gendan_production::SERVICE;
 async fn main() -> anyhow::Result<()> {
     let settings = gendan_settings::ServiceSettings::from_env(SERVICE, "127.0.0.1:50052")?;
     let _telemetry = gendan_telemetry::init(SERVICE)?;
+    let cancel = gendan_runtime::cancel_on_shutdown();
+    let metrics_addr = gendan_metrics::addr_for(SERVICE, "127.0.0.1:9102");
+    let metrics_port = gendan_metrics::spawn(&metrics_addr, &cancel).await?;
     let application = gendan_production::Application::build(settings).await?;
-    tracing::info!(port = application.port(), "production service started");
-    application
-        .run_until_stopped(gendan_runtime::cancel_on_shutdown())
-        .await?;
+    tracing::info!(
+        port = application.port(),
+        metrics_port,
+        "production service started"
+    );
+    application.run_until_stopped(cancel).await?;
     Ok(())
 }

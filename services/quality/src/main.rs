@@ -10,10 +10,15 @@ use gendan_quality::SERVICE;
 async fn main() -> anyhow::Result<()> {
     let settings = gendan_settings::ServiceSettings::from_env(SERVICE, "127.0.0.1:50055")?;
     let _telemetry = gendan_telemetry::init(SERVICE)?;
+    let cancel = gendan_runtime::cancel_on_shutdown();
+    let metrics_addr = gendan_metrics::addr_for(SERVICE, "127.0.0.1:9105");
+    let metrics_port = gendan_metrics::spawn(&metrics_addr, &cancel).await?;
     let application = gendan_quality::Application::build(settings).await?;
-    tracing::info!(port = application.port(), "quality service started");
-    application
-        .run_until_stopped(gendan_runtime::cancel_on_shutdown())
-        .await?;
+    tracing::info!(
+        port = application.port(),
+        metrics_port,
+        "quality service started"
+    );
+    application.run_until_stopped(cancel).await?;
     Ok(())
 }

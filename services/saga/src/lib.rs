@@ -32,6 +32,7 @@ pub mod effects;
 pub mod engine;
 pub mod exceptions;
 pub mod facts;
+pub mod sampler;
 pub mod shares;
 pub mod state;
 pub mod store;
@@ -227,6 +228,10 @@ impl Application {
         supervisor.spawn("outbox relay", foundation.relay().run(supervisor.token()));
         supervisor.spawn("event consumer", events.run(supervisor.token()));
         supervisor.spawn("timer worker", timers.run(supervisor.token()));
+        supervisor.spawn(
+            "metrics sampler",
+            sampler::run(foundation.pool.clone(), supervisor.token()),
+        );
         supervisor.spawn(
             "grpc server",
             gendan_grpc::serve(
