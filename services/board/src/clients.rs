@@ -4,7 +4,9 @@
 //!
 //! Channels connect on first use and reconnect by themselves, so the board
 //! starts while a service is still down and shows that section as
-//! unavailable until it is back.
+//! unavailable until it is back. Every call carries the handler's trace
+//! context (`traceparent`), so what a person does on the board (answering
+//! a decision, retrying a step) is one trace with what the services did.
 
 use std::time::Duration;
 
@@ -12,6 +14,7 @@ use gendan_proto::v1::finance_service_client::FinanceServiceClient;
 use gendan_proto::v1::logistics_service_client::LogisticsServiceClient;
 use gendan_proto::v1::order_service_client::OrderServiceClient;
 use gendan_proto::v1::saga_service_client::SagaServiceClient;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::settings::Upstream;
@@ -23,13 +26,20 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long one call may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Writes the current span's `traceparent` into each request.
+type Traced = fn(tonic::Request<()>) -> std::result::Result<tonic::Request<()>, tonic::Status>;
+/// A channel whose requests carry the caller's trace context.
+type TracedChannel = InterceptedService<Channel, Traced>;
+
+const TRACE: Traced = gendan_telemetry::grpc::inject_trace_context;
+
 /// One client per service.
 #[derive(Clone)]
 pub struct Clients {
-    pub orders: OrderServiceClient<Channel>,
-    pub saga: SagaServiceClient<Channel>,
-    pub finance: FinanceServiceClient<Channel>,
-    pub logistics: LogisticsServiceClient<Channel>,
+    pub orders: OrderServiceClient<TracedChannel>,
+    pub saga: SagaServiceClient<TracedChannel>,
+    pub finance: FinanceServiceClient<TracedChannel>,
+    pub logistics: LogisticsServiceClient<TracedChannel>,
 }
 
 impl Clients {
@@ -37,10 +47,19 @@ impl Clients {
     /// Must run inside a tokio runtime (each channel spawns its worker).
     pub fn connect_lazy(upstream: &Upstream) -> Result<Self> {
         Ok(Clients {
-            orders: OrderServiceClient::new(channel("orders", &upstream.orders)?),
-            saga: SagaServiceClient::new(channel("saga", &upstream.saga)?),
-            finance: FinanceServiceClient::new(channel("finance", &upstream.finance)?),
-            logistics: LogisticsServiceClient::new(channel("logistics", &upstream.logistics)?),
+            orders: OrderServiceClient::with_interceptor(
+                channel("orders", &upstream.orders)?,
+                TRACE,
+            ),
+            saga: SagaServiceClient::with_interceptor(channel("saga", &upstream.saga)?, TRACE),
+            finance: FinanceServiceClient::with_interceptor(
+                channel("finance", &upstream.finance)?,
+                TRACE,
+            ),
+            logistics: LogisticsServiceClient::with_interceptor(
+                channel("logistics", &upstream.logistics)?,
+                TRACE,
+            ),
         })
     }
 }
