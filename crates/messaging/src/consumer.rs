@@ -21,10 +21,8 @@
 //! it falls idle): what it sends on goes out without waiting for a relay
 //! pass.
 //!
-//! Each batch is measured: `gendan_consumer_messages_total{consumer,
-//! outcome}` (`handled`, `retried`, `dead_lettered`),
-//! `gendan_consumer_batch_size`, `gendan_consumer_batch_seconds` and
-//! `gendan_consumer_pending` (what the consumer still has to read: its lag).
+//! Each batch is measured (`consumer/measure.rs`): messages by how they
+//! were settled, batch sizes and times, and the consumer's lag.
 //!
 //! A batch whose transaction cannot start or commit because the database is
 //! away (pool exhausted, server restarting) is held and tried again for up
@@ -36,6 +34,7 @@
 //! [`outbox::capture`]: crate::outbox::capture
 
 mod batch;
+mod measure;
 mod publishing;
 
 use std::future::Future;
@@ -394,15 +393,7 @@ impl<H: Handler> Consumer<H> {
         if messages.is_empty() {
             return;
         }
-        let started = std::time::Instant::now();
-        let durable = self.settings.durable.clone();
-        metrics::histogram!("gendan_consumer_batch_size", "consumer" => durable.clone())
-            .record(messages.len() as f64);
-        // What the consumer still has to read after this batch: its lag.
-        if let Some(info) = messages.last().and_then(|message| message.info().ok()) {
-            metrics::gauge!("gendan_consumer_pending", "consumer" => durable.clone())
-                .set(info.pending as f64);
-        }
+        let measured = measure::Batch::arrived(&self.settings.durable, &messages);
         let mut settled: Vec<(Message, Outcome)> = Vec::with_capacity(messages.len());
         let mut decoded: Vec<(Message, Incoming)> = Vec::with_capacity(messages.len());
         for message in messages {
@@ -434,8 +425,7 @@ impl<H: Handler> Consumer<H> {
         for (message, outcome) in settled {
             self.settle(message, outcome).await;
         }
-        metrics::histogram!("gendan_consumer_batch_seconds", "consumer" => durable)
-            .record(started.elapsed().as_secs_f64());
+        measured.settled();
     }
 
     /// Deletes the rows of the messages published so far, on its own
@@ -505,12 +495,7 @@ impl<H: Handler> Consumer<H> {
             Outcome::Retry(_) => "retried",
             Outcome::DeadLetter(_) => "dead_lettered",
         };
-        metrics::counter!(
-            "gendan_consumer_messages_total",
-            "consumer" => self.settings.durable.clone(),
-            "outcome" => counted,
-        )
-        .increment(1);
+        measure::settled(&self.settings.durable, counted);
         let result = match outcome {
             Outcome::Done => message.ack().await,
             Outcome::Retry(reason) if gives_up => {
