@@ -2,7 +2,7 @@
 //!
 //! | command | key | first time | repeat |
 //! | --- | --- | --- | --- |
-//! | `CheckOrderCapacity` with `revision` ≥ 1 | order + revision | releases the order's earlier reservation and lapsed holds, schedules against today's bookings and reserves what it answers ([`reservations`](crate::reservations): booked for the order, held 14 days); `CapacityChecked` with the revision and `reserved_until`, kept; otherwise as the row below, nothing reserved | the same `CapacityChecked` (the same event id) from what was kept, nothing booked |
+//! | `CheckOrderCapacity` with `revision` ≥ 1 | order + revision | releases the order's earlier reservation, schedules against today's bookings and reserves what it answers ([`reservations`](crate::reservations): booked for the order, held 14 days); `CapacityChecked` with the revision and `reserved_until`, kept; otherwise as the row below, nothing reserved | the same `CapacityChecked` (the same event id) from what was kept, nothing booked |
 //! | `CheckOrderCapacity` with `revision` 0 | — | schedules against today's bookings without booking; `CapacityChecked` (a product that cannot be made is `feasible = false` with the problem: the saga needs a reply to move the order to clarification), with the routings' hours of the order's whole quantities per work centre, set-up included (`hours_by_work_centre`, the labour of the review's cost estimate; empty with a problem). An order that already has a production run (an amended order reviewed again) is checked for what its next run would make: per stage only what the items still need beyond the good units made, against the bookings of everyone but its own open runs ([`amendments`](crate::amendments)) | checks again |
 //! | `PlanWorkOrder` | order + revision | schedules, stores the production run with its capacity bookings; `WorkOrderPlanned` with the revision; a plan that cannot be made: `WorkOrderPlanningFailed` with the reason, nothing stored (and, for an amendment, nothing cancelled) | the same `WorkOrderPlanned` from the stored work order, nothing booked |
 //! | `PlanWorkOrder` with `amendment` ≥ 1 | order + revision | the run makes per product and stage what the amended items still need beyond the good units made since the last run planned without an amendment; a stage with nothing to make is stored completed, without hours or bookings; the order's earlier open runs are cancelled ("superseded by amendment N") and their bookings from today released; `WorkOrderPlanned`; a run with nothing at all to make is stored completed today and `WorkOrderCompleted` (the amended quantity good, no scrap, no hours) follows at once | the same `WorkOrderPlanned`, nothing booked or cancelled (a completed run's `WorkOrderCompleted` went out the first time) |
@@ -133,7 +133,6 @@ async fn check_order_capacity(
         outbox::write(conn, &[event]).await?;
         return Ok(());
     }
-    reservations::sweep_lapsed(conn, today).await?;
     // The order's earlier promise gives way to this check's, in this
     // transaction: no other order can take the hours in between.
     let replaced = format!("replaced by capacity check {revision}");
@@ -316,40 +315,26 @@ async fn cancel_work_order(
     // (A reservation is not a work order to name; it is released either way.)
     let named = work_orders::current(&all, KIND_PRODUCTION)
         .or_else(|| all.iter().find(|wo| !wo.is_reservation()));
-    let answer = match named {
-        None => {
-            let reserved: Vec<Uuid> = all
-                .iter()
-                .filter(|wo| wo.is_reservation() && wo.is_open())
-                .map(|wo| wo.work_order_id)
-                .collect();
-            WorkOrderCancelled {
-                order_id: order_id.clone(),
-                released_hours: store::cancel(conn, &reserved, today, &command.reason).await?,
-                note: "no work order had been planned".to_owned(),
-                ..Default::default()
-            }
-        }
-        Some(named) => {
-            let open: Vec<Uuid> = all
-                .iter()
-                .filter(|wo| wo.is_open())
-                .map(|wo| wo.work_order_id)
-                .collect();
-            let released_hours = store::cancel(conn, &open, today, &command.reason).await?;
-            let all_completed = all.iter().all(|wo| wo.status == STATUS_COMPLETED);
-            let note = if open.is_empty() && all_completed {
-                "already completed; nothing to stop"
-            } else {
-                ""
-            };
-            WorkOrderCancelled {
-                order_id: order_id.clone(),
-                work_order_id: named.work_order_id.to_string(),
-                released_hours,
-                note: note.to_owned(),
-            }
-        }
+    // Every open work order stops, reservations included.
+    let open: Vec<Uuid> = all
+        .iter()
+        .filter(|wo| wo.is_open())
+        .map(|wo| wo.work_order_id)
+        .collect();
+    let released_hours = store::cancel(conn, &open, today, &command.reason).await?;
+    let all_completed = all.iter().all(|wo| wo.status == STATUS_COMPLETED);
+    let note = match named {
+        None => "no work order had been planned",
+        Some(_) if open.is_empty() && all_completed => "already completed; nothing to stop",
+        Some(_) => "",
+    };
+    let answer = WorkOrderCancelled {
+        order_id: order_id.clone(),
+        work_order_id: named
+            .map(|wo| wo.work_order_id.to_string())
+            .unwrap_or_default(),
+        released_hours,
+        note: note.to_owned(),
     };
     tracing::info!(released_hours = answer.released_hours, note = %answer.note, "work orders cancelled");
     // One cancellation per order: a re-sent command answers the same fact
@@ -388,15 +373,10 @@ async fn plan_work_order(
         None => {
             // The hours reserved at review are released for the run to be
             // booked in, in a savepoint: a plan that fails keeps them.
-            let reserved: Vec<Uuid> = existing
-                .iter()
-                .filter(|wo| wo.is_reservation() && wo.is_open())
-                .map(|wo| wo.work_order_id)
-                .collect();
             let mut attempt = conn.begin().await.map_err(Error::from)?;
             let used = format!("used by production run {revision}");
             let today = Utc::now().date_naive();
-            store::cancel(&mut attempt, &reserved, today, &used).await?;
+            reservations::release(&mut attempt, &order_id, today, &used).await?;
             let planned = if amendment > 0 {
                 amendments::plan(
                     &mut attempt,

@@ -21,15 +21,20 @@ use chrono::NaiveDate;
 use sqlx::PgConnection;
 
 use crate::schedule::{self, Calendar, Item, Load, Schedule, StageSpec};
-use crate::{Error, Result, catalog, downtime, rework};
+use crate::{Error, Result, catalog, downtime, reservations, rework};
 
 /// Serialises capacity bookings across every replica until the transaction
 /// ends. Checks without booking do not take it: they read a consistent
 /// snapshot and a slightly stale answer is fine for a feasibility check.
+///
+/// Holding it, every booking path first gives back the reservations whose
+/// hold has lapsed ([`reservations::sweep_lapsed`]), so none is booked around
+/// hours nobody is promised any more.
 pub async fn lock_capacity(conn: &mut PgConnection) -> Result<()> {
     sqlx::query("SELECT pg_advisory_xact_lock(hashtext('gendan.production.capacity'))")
-        .execute(conn)
+        .execute(&mut *conn)
         .await?;
+    reservations::sweep_lapsed(conn, chrono::Utc::now().date_naive()).await?;
     Ok(())
 }
 

@@ -19,9 +19,9 @@
 //!   keeps the reservation (`commands.rs`).
 //! - **`ReleaseCapacity`** (the saga's compensation when an order is
 //!   cancelled) releases it.
-//! - **Its hold lapses**: [`HOLD_DAYS`] after the check, the next check
-//!   sweeps it ([`sweep_lapsed`]). This covers an abandoned review or a
-//!   lost compensation.
+//! - **Its hold lapses**: [`HOLD_DAYS`] after the check, the next booking
+//!   of any kind sweeps it ([`sweep_lapsed`], under the capacity lock). This
+//!   covers an abandoned review or a lost compensation.
 //!
 //! Each versioned check's answer is kept ([`record`], [`answered`]): a
 //! re-sent check of the same revision answers the same fact
@@ -121,7 +121,7 @@ pub async fn reserve(
 }
 
 /// The order's live reservations.
-pub async fn live_of(conn: &mut PgConnection, order_id: &str) -> Result<Vec<Uuid>> {
+async fn live_of(conn: &mut PgConnection, order_id: &str) -> Result<Vec<Uuid>> {
     let ids = sqlx::query_scalar(
         "SELECT work_order_id FROM work_orders \
          WHERE order_id = $1 AND kind = 'reservation' AND status = 'planned'",

@@ -51,12 +51,7 @@ pub fn revision(value: u32, field: &str) -> Result<i32, FieldError> {
 /// A capacity check's revision: 0 (left out) checks without reserving
 /// (`None`); 1, 2, ... reserve. Stored as a Postgres INTEGER.
 pub fn check_revision(value: u32, field: &str) -> Result<Option<i32>, FieldError> {
-    if value == 0 {
-        return Ok(None);
-    }
-    i32::try_from(value)
-        .map(Some)
-        .map_err(|_| FieldError::new(field, format!("{value} is not a revision number")))
+    (value != 0).then(|| revision(value, field)).transpose()
 }
 
 /// The longest reason a command may give for undoing something.
