@@ -120,14 +120,8 @@ impl FinanceApi {
         tracing::info!(payment_id = %payment.payment_id, amount_minor = new.amount_minor, outstanding_after, "payment recorded");
 
         let cause = Cause::root(&new.order_id);
-        // What the payment settled: the invoices paid after it and not before.
-        let paid_before = receivables::paid_invoice_ids(&mut tx, &new.order_id).await?;
         let settled = receivables::settle(&mut tx, &receivable, new.received_on, &cause).await?;
-        let invoices_paid = receivables::paid_invoice_ids(&mut tx, &new.order_id)
-            .await?
-            .into_iter()
-            .filter(|invoice_id| !paid_before.contains(invoice_id))
-            .collect();
+        let invoices_paid = receivables::invoices_settled_by(&mut tx, payment.payment_id).await?;
         let received = PaymentReceived {
             order_id: new.order_id.clone(),
             payment_id: payment.payment_id.to_string(),

@@ -300,15 +300,18 @@ pub async fn invoices(conn: &mut PgConnection, order_id: &str) -> sqlx::Result<V
     .await
 }
 
-/// The ids of the order's invoices paid in full, in issue order.
-pub async fn paid_invoice_ids(
+/// The invoices `payment_id` went to that are now paid in full, in issue
+/// order: the installments that payment settled (an invoice a credit note
+/// settled is not among them).
+pub async fn invoices_settled_by(
     conn: &mut PgConnection,
-    order_id: &str,
+    payment_id: Uuid,
 ) -> sqlx::Result<Vec<String>> {
     sqlx::query_scalar(
-        "SELECT invoice_id::text FROM invoices WHERE order_id = $1 AND status = $2 ORDER BY seq",
+        "SELECT i.invoice_id FROM payment_allocations a JOIN invoices i USING (invoice_id) \
+         WHERE a.payment_id = $1 AND i.status = $2 ORDER BY i.seq",
     )
-    .bind(order_id)
+    .bind(payment_id)
     .bind(INVOICE_PAID)
     .fetch_all(conn)
     .await
