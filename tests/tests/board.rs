@@ -304,18 +304,46 @@ async fn the_board_in_a_browser() {
         .execute("window.gendanNotReloaded = true;", vec![])
         .await
         .expect("a marker on the page");
+    // The event stream is open before the order is made, so its update
+    // cannot be missed.
+    let status = browser.shows("[data-live-status]").await;
+    eventually(SHOWN, "the live status", || {
+        let status = status.clone();
+        async move { (status.text().await.ok()? == "Live").then_some(()) }
+    })
+    .await
+    .expect("the page follows the event stream");
     let late = create(&world, 3, None).await;
     browser.shows(&format!("tr[data-order='{late}']")).await;
-    let same_page = browser
-        .client
-        .execute("return window.gendanNotReloaded === true;", vec![])
-        .await
-        .expect("the marker read");
+    let (same_page, updated, nested) = (
+        browser
+            .client
+            .execute("return window.gendanNotReloaded === true;", vec![])
+            .await
+            .expect("the marker read"),
+        browser
+            .client
+            .execute("return document.body.dataset.boardUpdated;", vec![])
+            .await
+            .expect("the update count read"),
+        browser
+            .client
+            .execute(
+                "return document.querySelectorAll('[data-live] header.top').length;",
+                vec![],
+            )
+            .await
+            .expect("the live region read"),
+    );
     assert_eq!(
         same_page,
         serde_json::Value::Bool(true),
         "the page reloaded"
     );
+    // Swapped in by the script, as a fragment (not a whole page nested in
+    // the live region).
+    assert_ne!(updated, serde_json::json!("0"), "no live update counted");
+    assert_eq!(nested, serde_json::json!(0), "a whole page was swapped in");
     browser.screenshot("orders-live").await;
 
     // A message the MES consumer cannot read is counted on the operations
@@ -334,13 +362,13 @@ async fn the_board_in_a_browser() {
     let dead = browser
         .open_showing(
             &format!("{board}/ops"),
-            "table.dead-letters tr[data-consumer='production-mes']",
+            "table.dead-letters tr[data-consumer='production-mes'] td.num",
         )
         .await
         .text()
         .await
-        .expect("the row's text");
-    assert!(dead.contains('1'), "{dead}");
+        .expect("the count");
+    assert_eq!(dead.trim(), "1");
 
     // A workflow parked for an operator (a product without a bill of
     // materials) is skipped from the operations page.

@@ -40,18 +40,6 @@ pub struct DemoOptions {
     pub exceptions: bool,
 }
 
-/// Where the demo's board listens: `wanted`, or a free port when another
-/// program holds it (a second demo, a `gendan up`), said on stderr.
-pub fn board_addr(wanted: &str) -> String {
-    match std::net::TcpListener::bind(wanted) {
-        Ok(_) => wanted.to_owned(),
-        Err(err) => {
-            eprintln!("note: the board cannot listen on {wanted} ({err}); it takes a free port");
-            "127.0.0.1:0".to_owned()
-        }
-    }
-}
-
 /// The ports of a running stack, for the simulators' clients.
 pub fn ports_of(stack: &Stack) -> Ports {
     Ports {

@@ -75,10 +75,11 @@ enum Command {
         /// Orders that go well only: no failed inspections.
         #[arg(long)]
         no_exceptions: bool,
-        /// Where the web board listens while the demo runs (a free port
-        /// instead, with a note, when this one is taken).
-        #[arg(long, env = "GENDAN_BOARD__HTTP_ADDR", default_value = gendan_board::settings::DEFAULT_HTTP_ADDR)]
-        board_addr: String,
+        /// Where the web board listens while the demo runs (default
+        /// `GENDAN_BOARD__HTTP_ADDR` or 127.0.0.1:8080; a free port instead,
+        /// with a note, when this one is taken).
+        #[arg(long)]
+        board_addr: Option<String>,
         /// Keep the services and the board up when the demo is done, until
         /// Ctrl-C, to look around on the board.
         #[arg(long)]
@@ -239,6 +240,7 @@ async fn run_servers(data_dir: PathBuf, command: Command, output: Output) -> any
                 day: Duration::from_millis(day_ms),
                 exceptions: !no_exceptions,
             };
+            let board_addr = board_addr.unwrap_or_else(gendan_board::Settings::http_addr_from_env);
             run_demo(&common, &options, &board_addr, stay).await
         }
         Command::Bench {
@@ -309,7 +311,7 @@ async fn run_demo(
         dunning_poll: Some(Duration::from_millis(250)),
         ..Default::default()
     };
-    let addrs = stack::Addrs::ephemeral().with_board(demo::board_addr(board_addr));
+    let addrs = stack::Addrs::ephemeral().with_board(stack::board_addr_or_free(board_addr));
     let stack = stack::Stack::start(common, &addrs, stack_options).await?;
     if let Some(url) = stack.board_url() {
         println!("the board: {url} (the demo's orders move there as they go)");
@@ -333,7 +335,16 @@ async fn run_bench(
     common: &gendan_settings::Common,
     measurement: &bench::Measurement,
 ) -> anyhow::Result<()> {
-    let stack = stack::Stack::start(common, &stack::Addrs::ephemeral(), Default::default()).await?;
+    // The services alone: the board's event subscription is not what the
+    // benchmark measures.
+    let services = stack::SERVICES.map(|(service, _)| service);
+    let stack = stack::Stack::start_only(
+        common,
+        &stack::Addrs::ephemeral(),
+        Default::default(),
+        &services,
+    )
+    .await?;
     let bus = gendan_messaging::Bus::connect(&common.nats_url, "gendan-bench").await?;
     let result = bench::run(&bus, &stack, common.database_url.expose(), measurement)
         .await

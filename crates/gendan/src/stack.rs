@@ -42,7 +42,10 @@ impl Addrs {
                 (*service, gendan_settings::string(&variable, default))
             })
             .collect();
-        addrs.insert(BOARD, board_addr_from_env());
+        addrs.insert(
+            BOARD,
+            board_addr_or_free(&gendan_board::Settings::http_addr_from_env()),
+        );
         Addrs(addrs)
     }
 
@@ -315,12 +318,17 @@ impl Stack {
     }
 }
 
-/// `GENDAN_BOARD__HTTP_ADDR`, or the board's default address.
-pub fn board_addr_from_env() -> String {
-    gendan_settings::string(
-        "GENDAN_BOARD__HTTP_ADDR",
-        gendan_board::settings::DEFAULT_HTTP_ADDR,
-    )
+/// Where the board listens: `wanted`, or a free port when another program
+/// holds it (a second demo, a `gendan up`), said on stderr. The board is
+/// optional to the services: a taken port must not stop them.
+pub fn board_addr_or_free(wanted: &str) -> String {
+    match std::net::TcpListener::bind(wanted) {
+        Ok(_) => wanted.to_owned(),
+        Err(err) => {
+            eprintln!("note: the board cannot listen on {wanted} ({err}); it takes a free port");
+            "127.0.0.1:0".to_owned()
+        }
+    }
 }
 
 fn describe(

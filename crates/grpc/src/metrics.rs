@@ -10,7 +10,8 @@
 //! answered trailers-only, with the code in the head; a success carries its
 //! status in the trailers and counts as `OK`. (A stream that fails after
 //! its first message is counted `OK`: its code is in trailers this layer
-//! does not wait for.) Health and reflection are counted like any method.
+//! does not wait for.) Health and reflection are counted like any method; a
+//! path nothing serves (`Unimplemented`) is counted as `unknown`.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -62,6 +63,13 @@ where
                 Ok(response) => code_name(response.headers()),
                 // The transport failed the call: no status reached the client.
                 Err(_) => "Unavailable",
+            };
+            // A path no service serves is the client's text: counted under
+            // one name, so no caller can grow the registry without bound.
+            let (service, method) = if code == "Unimplemented" {
+                ("unknown".to_owned(), "unknown".to_owned())
+            } else {
+                (service, method)
             };
             metrics::counter!(
                 "gendan_grpc_requests_total",

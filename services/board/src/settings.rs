@@ -81,12 +81,19 @@ impl Settings {
         Some(trace_url.trim().to_owned()).filter(|url| !url.is_empty())
     }
 
+    /// `GENDAN_BOARD__HTTP_ADDR` (or the settings file's), else the
+    /// default: where the board listens, alone or in the all-in-one binary.
+    pub fn http_addr_from_env() -> String {
+        string("GENDAN_BOARD__HTTP_ADDR", DEFAULT_HTTP_ADDR)
+    }
+
     /// Reads the `GENDAN_BOARD__*` variables (or the `[board]` table of the
-    /// settings file) and the NATS URL every service shares.
+    /// settings file) and the NATS URL every service shares; `build` checks
+    /// them.
     pub fn from_env() -> gendan_settings::Result<Self> {
         let common = Common::from_env()?;
-        let settings = Settings {
-            http_addr: string("GENDAN_BOARD__HTTP_ADDR", DEFAULT_HTTP_ADDR),
+        Ok(Settings {
+            http_addr: Self::http_addr_from_env(),
             upstream: Upstream {
                 orders: string("GENDAN_BOARD__ORDERS_URL", DEFAULT_ORDERS_URL),
                 saga: string("GENDAN_BOARD__SAGA_URL", DEFAULT_SAGA_URL),
@@ -95,9 +102,7 @@ impl Settings {
             },
             nats_url: common.nats_url,
             trace_url: Self::trace_url_from_env(),
-        };
-        settings.check()?;
-        Ok(settings)
+        })
     }
 
     /// The trace link template, when set, is an http(s) URL with the

@@ -128,7 +128,6 @@ pub async fn page(State(state): State<AppState>, headers: HeaderMap) -> Result<R
             listed
                 .decisions
                 .iter()
-                .filter(|decision| decision.answer.is_empty())
                 .map(|decision| decision_view(decision, forms::DEFAULT_RETURN, now))
                 .collect()
         }),

@@ -264,7 +264,6 @@ async fn live_view(state: &AppState, order_id: &str) -> Result<OrderView> {
                 listed
                     .decisions
                     .iter()
-                    .filter(|decision| decision.answer.is_empty())
                     .map(|decision| decision_view(decision, &return_to, now))
                     .collect()
             },
